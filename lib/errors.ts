@@ -1,0 +1,56 @@
+/**
+ * Typed errors. Every error wsflow throws on purpose is a {@link WsfError} with a `code` from {@link WsfErrorCode};
+ * native code builds the same class (it is handed to the addon at load time), so native failures carry codes too.
+ */
+
+/** The closed set of error codes. */
+export type WsfErrorCode =
+  | 'ERR_SHAPE' // a size or length does not match what was declared
+  | 'ERR_DTYPE' // wrong element type or kind of value
+  | 'ERR_DISPOSED' // a handle was used after dispose()
+  | 'ERR_CONTEXT_BUSY' // a context is running another call
+  | 'ERR_NO_CUDA' // CUDA asked for but not compiled in, or no usable device
+  | 'ERR_CUDA' // a CUDA runtime error
+  | 'ERR_OOM' // out of memory (device or host)
+  | 'ERR_NUMERIC' // NaN/Inf or a singular configuration
+  | 'ERR_INVALID' // any other invalid argument or option
+  | 'ERR_IO' // a file is missing, truncated, corrupt or of the wrong format
+  | 'ERR_NO_BINARY' // the native addon could not be loaded
+  | 'ERR_INTERRUPTED'; // long work was stopped (signal or abort); what finished is kept
+
+/** An error with a stable machine-readable `code`. */
+export class WsfError extends Error {
+  readonly code: WsfErrorCode;
+
+  constructor(message: string, code: WsfErrorCode = 'ERR_INVALID', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WsfError';
+    this.code = code;
+  }
+}
+
+/** Thrown when no native binary can be loaded; `tried` lists every candidate with the reason it failed. */
+export class NoBinaryFoundError extends WsfError {
+  readonly tried: readonly string[];
+
+  constructor(message: string, tried: readonly string[]) {
+    super(message, 'ERR_NO_BINARY');
+    this.name = 'NoBinaryFoundError';
+    this.tried = tried;
+  }
+}
+
+/** Thrown when a disposed handle is used. */
+export class DisposedError extends WsfError {
+  constructor(what: string) {
+    super(`${what} has been disposed`, 'ERR_DISPOSED');
+    this.name = 'DisposedError';
+  }
+}
+
+/** True when `e` is a {@link WsfError} (also across realms: checks `name` and `code`). */
+export function isWsfError(e: unknown): e is WsfError {
+  if (e instanceof WsfError) return true;
+  const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('ERR_') && (e as Error).name.startsWith('Wsf');
+}

@@ -1,0 +1,44 @@
+/**
+ * A report of the runtime: package and Node versions, the loaded binary and its build flags, CUDA status, the
+ * active backend, CPU threads and the TF.js backend. Used by `wsflow info` and benchmarks.
+ */
+import * as os from 'node:os';
+import { resolveDevice, type Device } from './device.js';
+import { binding } from './native/binding.js';
+import type { NativeBuildInfo, NativeCudaInfo } from './native/types.js';
+import { version } from './version.js';
+
+/** What `wsflow info --json` prints. */
+export interface RuntimeInfo {
+  wsflow: string;
+  node: string;
+  platform: string;
+  cpus: { model: string; count: number };
+  binding: string;
+  build: NativeBuildInfo;
+  cuda: NativeCudaInfo;
+  backend: Device;
+  threads: number;
+  tfjs?: string;
+}
+
+/** Collects the runtime report. `tfjs: true` also loads TF.js to report its backend (slower). */
+export async function runtimeInfo(opts: { tfjs?: boolean } = {}): Promise<RuntimeInfo> {
+  const b = binding();
+  const info: RuntimeInfo = {
+    wsflow: version,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: { model: os.cpus()[0]?.model ?? 'unknown', count: os.cpus().length },
+    binding: b.__path ?? '',
+    build: b.buildInfo(),
+    cuda: b.cudaInfo(),
+    backend: resolveDevice(),
+    threads: b.numThreads(),
+  };
+  if (opts.tfjs === true) {
+    const { loadTf } = await import('./interop/tf.js');
+    info.tfjs = (await loadTf()).backend;
+  }
+  return info;
+}

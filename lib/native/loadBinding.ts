@@ -1,0 +1,54 @@
+/**
+ * Finds and loads the native addon. Resolution order:
+ *  1. an explicit path: the `path` argument or the `WSF_BINDING` environment variable;
+ *  2. the local build: `build/Release/wsflow.node` (what `npm install` / `cmake-js` produce in a checkout);
+ *  3. the prebuild for this platform: `prebuilds/<platform>-<arch>/wsflow.node`.
+ * A failure throws {@link NoBinaryFoundError} listing every candidate, why it failed, and the command that fixes it.
+ */
+import { createRequire } from 'node:module';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { NoBinaryFoundError } from '../errors.js';
+import type { NativeBinding } from './types.js';
+
+const requireNative = createRequire(__filename);
+
+/** The package root (lib/native/ under vitest, dist/native/ when compiled: both two levels down). */
+export const packageRoot: string = path.resolve(__dirname, '..', '..');
+
+/** Candidate binary paths in resolution order. */
+export function bindingCandidates(explicit?: string): string[] {
+  const out: string[] = [];
+  const env = process.env.WSF_BINDING;
+  if (explicit !== undefined && explicit !== '') out.push(path.resolve(explicit));
+  else if (env !== undefined && env !== '') out.push(path.resolve(env));
+  out.push(path.join(packageRoot, 'build', 'Release', 'wsflow.node'));
+  out.push(path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'wsflow.node'));
+  return out;
+}
+
+/** Loads the first candidate that exists and loads. */
+export function loadBinding(explicit?: string): NativeBinding {
+  const tried: string[] = [];
+  const candidates = bindingCandidates(explicit);
+  for (const [i, p] of candidates.entries()) {
+    const isExplicit = i === 0 && (explicit !== undefined || (process.env.WSF_BINDING ?? '') !== '');
+    if (!fs.existsSync(p)) {
+      tried.push(`${p}: not found`);
+      if (isExplicit) break; // an explicit override that does not exist is an error, not a fall-through
+      continue;
+    }
+    try {
+      const mod = requireNative(p) as NativeBinding;
+      Object.defineProperty(mod, '__path', { value: p, enumerable: false });
+      return mod;
+    } catch (e) {
+      tried.push(`${p}: ${(e as Error).message.split('\n')[0] ?? String(e)}`);
+      if (isExplicit) break;
+    }
+  }
+  const fix =
+    'Build it with `npm run build:native` (needs cmake, a C++17 compiler; nvcc optional) or reinstall with `npm install wsflow`. ' +
+    'Set WSF_BINDING=/path/to/wsflow.node to use a specific binary.';
+  throw new NoBinaryFoundError(`wsflow: could not load the native addon. Tried:\n  ${tried.join('\n  ')}\n${fix}`, tried);
+}

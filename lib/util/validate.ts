@@ -1,0 +1,85 @@
+/**
+ * Argument validation shared by the facade: precise messages ("Expected Float32Array of length 802 for `x` but
+ * received Float64Array of length 12") and typed errors, before any native code runs.
+ */
+import { WsfError } from '../errors.js';
+
+/** Describes a value's kind for error messages. */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (ArrayBuffer.isView(v)) {
+    const name = v.constructor.name;
+    return 'length' in v ? `${name} of length ${(v as unknown as { length: number }).length}` : name;
+  }
+  if (Array.isArray(v)) return `Array of length ${v.length}`;
+  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : `number ${v}`;
+  if (typeof v === 'string') return `string '${v.length > 40 ? v.slice(0, 40) + '…' : v}'`;
+  return typeof v;
+}
+
+/** Builds the standard invalid-argument error. */
+export function invalidArgument(
+  name: string,
+  expected: string,
+  actual: unknown,
+  code: 'ERR_SHAPE' | 'ERR_DTYPE' | 'ERR_INVALID' = 'ERR_INVALID',
+): WsfError {
+  return new WsfError(`Expected ${expected} for \`${name}\` but received ${describe(actual)}`, code);
+}
+
+/** Checks `v` is a Float32Array, optionally of exactly `length` elements. */
+export function checkF32(name: string, v: unknown, length?: number): Float32Array {
+  if (!(v instanceof Float32Array)) {
+    throw invalidArgument(name, length === undefined ? 'Float32Array' : `Float32Array of length ${length}`, v, 'ERR_DTYPE');
+  }
+  if (length !== undefined && v.length !== length) {
+    throw invalidArgument(name, `Float32Array of length ${length}`, v, 'ERR_SHAPE');
+  }
+  return v;
+}
+
+/** Checks `v` is a Float32Array whose length is a positive multiple of `rowLength`; returns the row count. */
+export function checkRows(name: string, v: unknown, rowLength: number, what = 'P'): number {
+  if (!(v instanceof Float32Array)) {
+    throw invalidArgument(name, `Float32Array of length B·${what} (${what} = ${rowLength})`, v, 'ERR_DTYPE');
+  }
+  if (v.length === 0 || v.length % rowLength !== 0) {
+    throw invalidArgument(name, `Float32Array of length B·${what} (${what} = ${rowLength})`, v, 'ERR_SHAPE');
+  }
+  return v.length / rowLength;
+}
+
+/** Checks every element is finite; names the first offending index. */
+export function checkFinite(name: string, v: ArrayLike<number>): void {
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!; // i < length
+    if (!Number.isFinite(x)) {
+      throw new WsfError(`Expected finite values in \`${name}\` but element ${i} is ${x}`, 'ERR_NUMERIC');
+    }
+  }
+}
+
+/** Checks an integer within [lo, hi]. */
+export function checkInt(name: string, v: unknown, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+    throw invalidArgument(name, `an integer in [${lo}, ${hi === Number.MAX_SAFE_INTEGER ? '∞' : hi}]`, v);
+  }
+  return v;
+}
+
+/** Checks a finite number within [lo, hi]. */
+export function checkNumber(name: string, v: unknown, lo = -Infinity, hi = Infinity): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) {
+    throw invalidArgument(name, `a finite number in [${lo}, ${hi}]`, v);
+  }
+  return v;
+}
+
+/** Checks `v` is one of `choices`. */
+export function checkChoice<T extends string>(name: string, v: unknown, choices: readonly T[]): T {
+  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) {
+    throw invalidArgument(name, `one of ${choices.map((c) => `'${c}'`).join(', ')}`, v);
+  }
+  return v as T;
+}

@@ -1,0 +1,98 @@
+// Device and build information.
+//   cudaInfo(): {compiled, deviceCount, error, archs, runtimeVersion, driverVersion, name, ccMajor, ccMinor,
+//                totalMem, freeMem, multiprocessors}
+//   buildInfo(): {cuda: boolean, archs: string, compiler: string, napiVersion: number, buildType: string}
+//   numThreads(): number;  setNumThreads(n: number): void
+//   deviceMemory(): {inUse: number, peak: number, live: number};  resetDevicePeak(): void
+//   deviceSynchronize(): void
+#include "binding/addon.h"
+#include "core/device.h"
+#include "core/parallel.h"
+
+namespace wsf::binding {
+namespace {
+
+Napi::Value CudaInfoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const CudaInfo c = cuda_info();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("compiled", c.compiled);
+  o.Set("deviceCount", c.device_count);
+  o.Set("error", c.error);
+  o.Set("archs", c.archs);
+  o.Set("runtimeVersion", c.runtime_version);
+  o.Set("driverVersion", c.driver_version);
+  o.Set("name", c.name);
+  o.Set("ccMajor", c.cc_major);
+  o.Set("ccMinor", c.cc_minor);
+  o.Set("totalMem", static_cast<double>(c.total_mem));
+  o.Set("freeMem", static_cast<double>(c.free_mem));
+  o.Set("multiprocessors", c.multiprocessors);
+  return o;
+}
+
+Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+#ifdef WSF_WITH_CUDA
+  o.Set("cuda", true);
+  o.Set("archs", WSF_CUDA_ARCHS);
+#else
+  o.Set("cuda", false);
+  o.Set("archs", "");
+#endif
+#if defined(__clang__)
+  o.Set("compiler", std::string("clang ") + __clang_version__);
+#elif defined(__GNUC__)
+  o.Set("compiler", std::string("g++ ") + __VERSION__);
+#else
+  o.Set("compiler", "unknown");
+#endif
+  o.Set("napiVersion", NAPI_VERSION);
+#ifdef NDEBUG
+  o.Set("buildType", "Release");
+#else
+  o.Set("buildType", "Debug");
+#endif
+  return o;
+}
+
+Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), num_threads()); }
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  set_num_threads(static_cast<int>(arg_int(info, 0, "n", 1, 1024)));
+  return info.Env().Undefined();
+}
+
+Napi::Value DeviceMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("inUse", static_cast<double>(device_bytes_in_use()));
+  o.Set("peak", static_cast<double>(device_bytes_peak()));
+  o.Set("live", static_cast<double>(device_live_allocations()));
+  return o;
+}
+
+Napi::Value ResetDevicePeak(const Napi::CallbackInfo& info) {
+  device_reset_peak();
+  return info.Env().Undefined();
+}
+
+Napi::Value DeviceSynchronize(const Napi::CallbackInfo& info) {
+  throw_if_error(info.Env(), device_synchronize());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_device_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaInfo", Napi::Function::New(env, CudaInfoJs, "cudaInfo"));
+  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+  exports.Set("numThreads", Napi::Function::New(env, NumThreads, "numThreads"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory, "deviceMemory"));
+  exports.Set("resetDevicePeak", Napi::Function::New(env, ResetDevicePeak, "resetDevicePeak"));
+  exports.Set("deviceSynchronize", Napi::Function::New(env, DeviceSynchronize, "deviceSynchronize"));
+}
+
+}  // namespace wsf::binding

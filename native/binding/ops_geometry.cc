@@ -1,0 +1,6 @@
+// geometry ops: placeholder registration until the family lands.
+#include "binding/addon.h"
+
+namespace wsf::binding {
+void register_geometry_ops(Napi::Env, Napi::Object) {}
+}  // namespace wsf::binding

@@ -1,0 +1,48 @@
+// Device registry and raw device memory: the only place cudaMalloc/cudaFree/cudaMemcpy appear
+// (device_cuda.cu; device_cuda_stub.cc in CPU-only builds, where every call returns Code::NoCuda).
+//
+// A CUDA build loads and works on a machine without a driver or GPU: cuda_info() then reports compiled = true,
+// device_count = 0 and the runtime's error, and every CPU path keeps working.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/common.h"
+
+namespace wsf {
+
+struct CudaInfo {
+  bool compiled = false;        // built with CUDA kernels
+  int device_count = 0;         // usable devices (0 when the driver or runtime is unusable)
+  std::string error;            // why device_count is 0, if it is
+  std::string archs;            // compiled architectures, e.g. "80,90"
+  int runtime_version = 0;      // cudart version the addon was linked with
+  int driver_version = 0;       // 0 when no driver
+  // Device 0, when present.
+  std::string name;
+  int cc_major = 0, cc_minor = 0;
+  size_t total_mem = 0, free_mem = 0;
+  int multiprocessors = 0;
+};
+
+CudaInfo cuda_info();
+bool cuda_available();
+
+// Raw device memory. Sizes are bytes. Every call returns a Status; none throws or aborts.
+Status device_malloc(void** ptr, size_t bytes);
+Status device_free(void* ptr);
+Status device_memset_zero(void* ptr, size_t bytes);
+Status copy_host_to_device(void* dst, const void* src, size_t bytes);
+Status copy_device_to_host(void* dst, const void* src, size_t bytes);
+Status copy_device_to_device(void* dst, const void* src, size_t bytes);
+Status device_synchronize();
+// Peak and current bytes allocated through device_malloc by this process (our own accounting).
+size_t device_bytes_in_use();
+size_t device_bytes_peak();
+void device_reset_peak();
+// Live allocation count (for leak tests).
+int64_t device_live_allocations();
+
+}  // namespace wsf

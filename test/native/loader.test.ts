@@ -1,0 +1,86 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bindingCandidates, loadBinding, packageRoot } from '../../lib/native/loadBinding.js';
+import { binding } from '../../lib/native/binding.js';
+import { resolveDevice, WsfError } from '../../lib/index.js';
+
+const tsx = (code: string, env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ['--import', 'data:text/javascript,', '-e', code], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    cwd: packageRoot,
+  });
+
+describe('native loader', () => {
+  it('resolves explicit override → local build → prebuild, in that order', () => {
+    const c = bindingCandidates('/tmp/x/wsflow.node');
+    expect(c[0]).toBe('/tmp/x/wsflow.node');
+    expect(c[1]).toBe(path.join(packageRoot, 'build', 'Release', 'wsflow.node'));
+    expect(c[2]).toBe(path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'wsflow.node'));
+  });
+
+  it('an explicit path that does not exist is an error naming what was tried and the fix', () => {
+    let err: (WsfError & { tried?: string[] }) | undefined;
+    try {
+      loadBinding('/nonexistent/wsflow.node');
+    } catch (e) {
+      err = e as WsfError & { tried?: string[] };
+    }
+    expect(err?.code).toBe('ERR_NO_BINARY');
+    expect(err?.tried?.[0]).toMatch(/nonexistent.*not found/);
+    expect(err?.message).toMatch(/npm run build:native/);
+  });
+
+  it('loads the local build and reports build flags', () => {
+    const b = binding();
+    expect(b.__path).toMatch(/wsflow\.node$/);
+    const info = b.buildInfo();
+    expect(info.napiVersion).toBe(8);
+    const cuda = b.cudaInfo();
+    expect(cuda.compiled).toBe(info.cuda);
+    if (cuda.deviceCount === 0) expect(cuda.error.length).toBeGreaterThan(0);
+  });
+
+  it("'cuda' without a usable device is ERR_NO_CUDA, never a silent fallback; 'cpu' always works", () => {
+    expect(resolveDevice('cpu')).toBe('cpu');
+    const cuda = binding().cudaInfo();
+    if (cuda.deviceCount === 0) {
+      let err: WsfError | undefined;
+      try {
+        resolveDevice('cuda');
+      } catch (e) {
+        err = e as WsfError;
+      }
+      expect(err?.code).toBe('ERR_NO_CUDA');
+      expect(resolveDevice('auto')).toBe('cpu');
+    } else {
+      expect(resolveDevice('cuda')).toBe('cuda');
+    }
+    expect(() => resolveDevice('tpu' as never)).toThrow();
+  });
+
+  it('native argument errors are WsfErrors with codes and the process survives', () => {
+    const b = binding();
+    let err: WsfError | undefined;
+    try {
+      b.setNumThreads(-3);
+    } catch (e) {
+      err = e as WsfError;
+    }
+    expect(err).toBeInstanceOf(WsfError);
+    expect(err?.code).toBe('ERR_INVALID');
+    expect(b.numThreads()).toBeGreaterThan(0);
+  });
+
+  const cpuBuild = path.join(packageRoot, 'build-cpu', 'Release', 'wsflow.node');
+  it.skipIf(!fs.existsSync(cpuBuild))('the CPU-only variant (build-cpu/) loads and says it has no CUDA', () => {
+    const r = tsx(`const b=require(${JSON.stringify(cpuBuild)});process.stdout.write(JSON.stringify([b.buildInfo(),b.cudaInfo()]))`);
+    expect(r.status).toBe(0);
+    const [build, cuda] = JSON.parse(r.stdout) as [{ cuda: boolean }, { compiled: boolean; error: string }];
+    expect(build.cuda).toBe(false);
+    expect(cuda.compiled).toBe(false);
+    expect(cuda.error).toMatch(/without CUDA/);
+  });
+});
