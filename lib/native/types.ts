@@ -47,8 +47,61 @@ export interface NativeDeviceOps {
   deviceSynchronize(): void;
 }
 
+/** Configuration of the native relational-transformer engine (see native/binding/ops_engine.cc). */
+export interface NativeEngineConfig {
+  D: number;
+  layers: number;
+  heads: number;
+  inputSlots: number;
+  hiddenSlots: number;
+  outputSlots: number;
+  mode: 'sparse' | 'dense';
+  timeRule: 'all' | 'reference';
+  dirEmbed: boolean;
+  reverseValue: boolean;
+  inFeatures: 1 | 2;
+}
+
+/** One named parameter tensor inside the engine's flat parameter buffer. */
+export interface NativeParamInfo {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+}
+
+/** Host array type of an engine: Float32Array (f32, CPU or CUDA) or Float64Array (f64 CPU reference). */
+export type HostArray = Float32Array | Float64Array;
+
+/** The native engine object (ops_engine.cc). Arrays must match the engine's dtype. */
+export interface NativeEngineInstance {
+  setGraph(widths: number[][]): void;
+  forward(xt: HostArray, t: HostArray, out: HostArray, training: boolean): void;
+  backward(dxhat: HostArray): void;
+  mse(target: HostArray, backward: boolean): number;
+  zeroGrad(): void;
+  adamStep(lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, clipNorm: number): number;
+  getParams(out: HostArray): void;
+  setParams(params: HostArray): void;
+  getGrads(out: HostArray): void;
+  getAdam(m: HostArray, v: HostArray): void;
+  setAdam(m: HostArray, v: HostArray): void;
+  getStepCount(): number;
+  setStepCount(step: number): void;
+  paramTable(): NativeParamInfo[];
+  graphInfo(): { G: number; N: number; M: number; P: number };
+  numParams(): number;
+  bytesHeld(): number;
+  dispose(): void;
+}
+
+/** Engine ops (native/binding/ops_engine.cc). */
+export interface NativeEngineOps {
+  NativeEngine: new (config: NativeEngineConfig, seed: number, device: 'cpu' | 'cuda', dtype: 'f32' | 'f64') => NativeEngineInstance;
+}
+
 /** The whole addon. Families extend this interface as they land. */
-export interface NativeBinding extends NativeDeviceOps {
+export interface NativeBinding extends NativeDeviceOps, NativeEngineOps {
   /** Absolute path of the loaded `.node` file (set by the loader). */
   readonly __path?: string;
 }

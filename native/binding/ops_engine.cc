@@ -1,6 +1,343 @@
-// engine ops: placeholder registration until the family lands.
+// The vector-field engine as a JS class (node-addon-api glue only; the math is in core/rt_*.h).
+//
+//   new NativeEngine(config: {D, layers, heads, inputSlots, hiddenSlots, outputSlots, mode: 'sparse'|'dense',
+//                     timeRule: 'all'|'reference', dirEmbed, reverseValue, inFeatures}, seed: number,
+//                     device: 'cpu'|'cuda', dtype: 'f32'|'f64')
+//   .setGraph(widths: number[][]): void               — the batch's architectures (one entry per network)
+//   .forward(xt, t, out, training: boolean): void      — xt: P_total, t: G, out: P_total (Float32Array, or
+//                                                       Float64Array for dtype 'f64')
+//   .backward(dxhat): void                             — accumulates parameter gradients
+//   .mse(target, backward: boolean): number            — mean squared error (and its backward)
+//   .zeroGrad(): void
+//   .adamStep(lr, beta1, beta2, eps, weightDecay, clipNorm): number   — returns the gradient norm before clipping
+//   .getParams(out) / .setParams(in) / .getGrads(out) / .getAdam(m, v) / .setAdam(m, v)
+//   .stepCount: number (get/set via getStepCount/setStepCount)
+//   .paramTable(): {name, shape, offset, size}[]
+//   .graphInfo(): {G, N, M, P}
+//   .numParams(): number;  .bytesHeld(): number;  .dispose(): void
+// Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
+// throws ERR_DISPOSED.
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "binding/addon.h"
+#include "core/rt_engine.h"
+#include "core/rt_ops.h"
+#if defined(WSF_WITH_CUDA) && __has_include("core/rt_ops_cuda.h")
+#include "core/device.h"
+#include "core/rt_ops_cuda.h"
+#define WSF_CUDA_ENGINE 1
+#endif
 
 namespace wsf::binding {
-void register_engine_ops(Napi::Env, Napi::Object) {}
+namespace {
+
+// Type-erased engine: the host dtype is float for CPU-f32 and CUDA, double for the CPU-f64 reference.
+struct EngineHandle {
+  virtual ~EngineHandle() = default;
+  virtual bool f64() const = 0;
+  virtual Status init(uint64_t seed) = 0;
+  virtual Status set_graph(const std::vector<std::vector<int32_t>>& widths) = 0;
+  virtual Status forward(const void* xt, const void* t, void* out, bool training) = 0;
+  virtual Status backward(const void* dxhat) = 0;
+  virtual Status mse(const void* target, double* loss, bool backward) = 0;
+  virtual Status zero_grad() = 0;
+  virtual Status adam_step(const AdamHyper& h, double clip, double* norm) = 0;
+  virtual Status get_params(void* out) = 0;
+  virtual Status set_params(const void* in) = 0;
+  virtual Status get_grads(void* out) = 0;
+  virtual Status get_adam(void* m, void* v) = 0;
+  virtual Status set_adam(const void* m, const void* v) = 0;
+  virtual int64_t step_count() const = 0;
+  virtual void set_step_count(int64_t s) = 0;
+  virtual const RtLayout& layout() const = 0;
+  virtual const RtGraph& graph() const = 0;
+  virtual int64_t bytes_held() const = 0;
+};
+
+template <class Ops, typename HT>
+struct EngineImpl final : EngineHandle {
+  explicit EngineImpl(const RtConfig& cfg) : e(cfg) {}
+  RtEngine<Ops> e;
+  bool f64() const override { return std::is_same_v<HT, double>; }
+  Status init(uint64_t seed) override { return e.init(seed); }
+  Status set_graph(const std::vector<std::vector<int32_t>>& w) override { return e.set_graph(w); }
+  Status forward(const void* xt, const void* t, void* out, bool training) override {
+    return e.forward_host(static_cast<const HT*>(xt), static_cast<const HT*>(t), static_cast<HT*>(out), training);
+  }
+  Status backward(const void* d) override { return e.backward_host(static_cast<const HT*>(d)); }
+  Status mse(const void* target, double* loss, bool bw) override { return e.mse_host(static_cast<const HT*>(target), loss, bw); }
+  Status zero_grad() override { return e.zero_grad(); }
+  Status adam_step(const AdamHyper& h, double clip, double* norm) override { return e.adam_step(h, clip, norm); }
+  Status get_params(void* out) override { return e.get_params(static_cast<HT*>(out)); }
+  Status set_params(const void* in) override { return e.set_params(static_cast<const HT*>(in)); }
+  Status get_grads(void* out) override { return e.get_grads(static_cast<HT*>(out)); }
+  Status get_adam(void* m, void* v) override { return e.get_adam(static_cast<HT*>(m), static_cast<HT*>(v)); }
+  Status set_adam(const void* m, const void* v) override { return e.set_adam(static_cast<const HT*>(m), static_cast<const HT*>(v)); }
+  int64_t step_count() const override { return e.step_count(); }
+  void set_step_count(int64_t s) override { e.set_step_count(s); }
+  const RtLayout& layout() const override { return e.layout(); }
+  const RtGraph& graph() const override { return e.graph(); }
+  int64_t bytes_held() const override { return e.bytes_held(); }
+};
+
+int get_int(Napi::Env env, const Napi::Object& o, const char* key, int def, int lo, int hi) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return def;
+  if (!v.IsNumber()) throw_error(env, Code::DType, std::string("config.") + key + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (d != static_cast<int>(d) || d < lo || d > hi) {
+    throw_error(env, Code::Invalid, std::string("config.") + key + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(d));
+  }
+  return static_cast<int>(d);
+}
+bool get_bool(Napi::Env env, const Napi::Object& o, const char* key, bool def) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return def;
+  if (!v.IsBoolean()) throw_error(env, Code::DType, std::string("config.") + key + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+std::string get_str(Napi::Env env, const Napi::Object& o, const char* key, const std::string& def) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return def;
+  if (!v.IsString()) throw_error(env, Code::DType, std::string("config.") + key + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeEngine",
+                       {
+                           InstanceMethod("setGraph", &NativeEngine::SetGraph),
+                           InstanceMethod("forward", &NativeEngine::Forward),
+                           InstanceMethod("backward", &NativeEngine::Backward),
+                           InstanceMethod("mse", &NativeEngine::Mse),
+                           InstanceMethod("zeroGrad", &NativeEngine::ZeroGrad),
+                           InstanceMethod("adamStep", &NativeEngine::AdamStep),
+                           InstanceMethod("getParams", &NativeEngine::GetParams),
+                           InstanceMethod("setParams", &NativeEngine::SetParams),
+                           InstanceMethod("getGrads", &NativeEngine::GetGrads),
+                           InstanceMethod("getAdam", &NativeEngine::GetAdam),
+                           InstanceMethod("setAdam", &NativeEngine::SetAdam),
+                           InstanceMethod("getStepCount", &NativeEngine::GetStepCount),
+                           InstanceMethod("setStepCount", &NativeEngine::SetStepCount),
+                           InstanceMethod("paramTable", &NativeEngine::ParamTable),
+                           InstanceMethod("graphInfo", &NativeEngine::GraphInfo),
+                           InstanceMethod("numParams", &NativeEngine::NumParams),
+                           InstanceMethod("bytesHeld", &NativeEngine::BytesHeld),
+                           InstanceMethod("dispose", &NativeEngine::Dispose),
+                       });
+  }
+
+  explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw_error(env, Code::Invalid, "NativeEngine expects a config object");
+    Napi::Object c = info[0].As<Napi::Object>();
+    RtConfig cfg;
+    cfg.D = get_int(env, c, "D", 32, 1, 4096);
+    cfg.layers = get_int(env, c, "layers", 5, 0, 64);
+    cfg.heads = get_int(env, c, "heads", 1, 1, 4096);
+    cfg.slots.input_slots = get_int(env, c, "inputSlots", 0, 1, 1 << 24);
+    cfg.slots.hidden_slots = get_int(env, c, "hiddenSlots", 0, 0, 1 << 16);
+    cfg.slots.output_slots = get_int(env, c, "outputSlots", 0, 1, 1 << 24);
+    const std::string mode = get_str(env, c, "mode", "sparse");
+    if (mode != "sparse" && mode != "dense") throw_error(env, Code::Invalid, "config.mode must be 'sparse' or 'dense', got '" + mode + "'");
+    cfg.mode = mode == "dense" ? GraphMode::Dense : GraphMode::Sparse;
+    const std::string tr = get_str(env, c, "timeRule", "all");
+    if (tr != "all" && tr != "reference") throw_error(env, Code::Invalid, "config.timeRule must be 'all' or 'reference', got '" + tr + "'");
+    cfg.time_rule = tr == "reference" ? TimeRule::Reference : TimeRule::All;
+    cfg.dir_embed = get_bool(env, c, "dirEmbed", cfg.mode == GraphMode::Sparse);
+    cfg.reverse_value = get_bool(env, c, "reverseValue", cfg.mode == GraphMode::Sparse);
+    cfg.in_features = get_int(env, c, "inFeatures", 1, 1, 2);
+    throw_if_error(env, cfg.validate());
+    const double seed = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+    const Device dev = info.Length() > 2 ? arg_device(info, 2) : Device::Cpu;
+    const std::string dtype = info.Length() > 3 ? arg_string(info, 3, "dtype") : "f32";
+    if (dtype != "f32" && dtype != "f64") throw_error(env, Code::Invalid, "dtype must be 'f32' or 'f64', got '" + dtype + "'");
+    if (dev == Device::Cuda) {
+      if (dtype == "f64") throw_error(env, Code::Invalid, "the CUDA engine runs in f32 only (f64 is the CPU reference)");
+#ifdef WSF_CUDA_ENGINE
+      if (!cuda_available()) throw_error(env, Code::NoCuda, "no usable CUDA device: " + cuda_info().error);
+      impl_ = std::make_unique<EngineImpl<CudaOps, float>>(cfg);
+#else
+      throw_error(env, Code::NoCuda, "this build of wsflow has no CUDA engine (built without CUDA kernels)");
+#endif
+    } else if (dtype == "f64") {
+      impl_ = std::make_unique<EngineImpl<CpuOps<double>, double>>(cfg);
+    } else {
+      impl_ = std::make_unique<EngineImpl<CpuOps<float>, float>>(cfg);
+    }
+    throw_if_error(env, impl_->init(static_cast<uint64_t>(seed)));
+  }
+
+ private:
+  EngineHandle& E(const Napi::CallbackInfo& info) {
+    if (!impl_) throw_error(info.Env(), Code::Disposed, "this engine has been disposed");
+    return *impl_;
+  }
+
+  // Checks a host array of the engine's dtype with `n` elements and returns its data pointer.
+  void* host_arr(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t n) {
+    if (E(info).f64()) return arg_f64(info, i, name, n).Data();
+    return arg_f32(info, i, name, n).Data();
+  }
+
+  Napi::Value SetGraph(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    if (info.Length() < 1 || !info[0].IsArray()) throw_error(env, Code::Invalid, "setGraph expects an array of width arrays");
+    Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<std::vector<int32_t>> widths(arr.Length());
+    for (uint32_t g = 0; g < arr.Length(); ++g) {
+      Napi::Value v = arr.Get(g);
+      if (!v.IsArray()) throw_error(env, Code::Invalid, "setGraph: entry " + std::to_string(g) + " is not an array of widths");
+      Napi::Array w = v.As<Napi::Array>();
+      for (uint32_t l = 0; l < w.Length(); ++l) {
+        Napi::Value x = w.Get(l);
+        if (!x.IsNumber()) throw_error(env, Code::Invalid, "setGraph: widths must be numbers");
+        widths[g].push_back(x.As<Napi::Number>().Int32Value());
+      }
+    }
+    throw_if_error(env, e.set_graph(widths));
+    return env.Undefined();
+  }
+
+  int64_t P(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    if (e.graph().G == 0) throw_error(info.Env(), Code::Invalid, "no graph: call setGraph first");
+    return e.graph().P;
+  }
+
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    const int64_t p = P(info);
+    void* xt = host_arr(info, 0, "xt", p);
+    void* t = host_arr(info, 1, "t", e.graph().G);
+    void* out = host_arr(info, 2, "out", p);
+    throw_if_error(env, e.forward(xt, t, out, arg_bool(info, 3, "training")));
+    return env.Undefined();
+  }
+
+  Napi::Value Backward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    throw_if_error(env, e.backward(host_arr(info, 0, "dxhat", P(info))));
+    return env.Undefined();
+  }
+
+  Napi::Value Mse(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    double loss = 0;
+    throw_if_error(env, e.mse(host_arr(info, 0, "target", P(info)), &loss, arg_bool(info, 1, "backward")));
+    return Napi::Number::New(env, loss);
+  }
+
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+    throw_if_error(info.Env(), E(info).zero_grad());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value AdamStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    AdamHyper h;
+    h.lr = arg_number(info, 0, "lr");
+    h.beta1 = arg_number(info, 1, "beta1");
+    h.beta2 = arg_number(info, 2, "beta2");
+    h.eps = arg_number(info, 3, "eps");
+    h.weight_decay = arg_number(info, 4, "weightDecay");
+    const double clip = arg_number(info, 5, "clipNorm");
+    double norm = 0;
+    throw_if_error(env, e.adam_step(h, clip, &norm));
+    return Napi::Number::New(env, norm);
+  }
+
+  Napi::Value GetParams(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    throw_if_error(info.Env(), e.get_params(host_arr(info, 0, "out", e.layout().total)));
+    return info.Env().Undefined();
+  }
+  Napi::Value SetParams(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    throw_if_error(info.Env(), e.set_params(host_arr(info, 0, "params", e.layout().total)));
+    return info.Env().Undefined();
+  }
+  Napi::Value GetGrads(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    throw_if_error(info.Env(), e.get_grads(host_arr(info, 0, "out", e.layout().total)));
+    return info.Env().Undefined();
+  }
+  Napi::Value GetAdam(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    const int64_t n = e.layout().total;
+    throw_if_error(info.Env(), e.get_adam(host_arr(info, 0, "m", n), host_arr(info, 1, "v", n)));
+    return info.Env().Undefined();
+  }
+  Napi::Value SetAdam(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    const int64_t n = e.layout().total;
+    throw_if_error(info.Env(), e.set_adam(host_arr(info, 0, "m", n), host_arr(info, 1, "v", n)));
+    return info.Env().Undefined();
+  }
+  Napi::Value GetStepCount(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(E(info).step_count()));
+  }
+  Napi::Value SetStepCount(const Napi::CallbackInfo& info) {
+    E(info).set_step_count(arg_int(info, 0, "step", 0, int64_t(1) << 50));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ParamTable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const RtLayout& L = E(info).layout();
+    Napi::Array out = Napi::Array::New(env, L.tensors.size());
+    for (size_t i = 0; i < L.tensors.size(); ++i) {
+      const ParamTensor& t = L.tensors[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", t.name);
+      Napi::Array shape = Napi::Array::New(env, t.shape.size());
+      for (size_t d = 0; d < t.shape.size(); ++d) shape.Set(static_cast<uint32_t>(d), Napi::Number::New(env, static_cast<double>(t.shape[d])));
+      o.Set("shape", shape);
+      o.Set("offset", static_cast<double>(t.offset));
+      o.Set("size", static_cast<double>(t.size));
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+  Napi::Value GraphInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const RtGraph& g = E(info).graph();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("G", g.G);
+    o.Set("N", g.N);
+    o.Set("M", static_cast<double>(g.M));
+    o.Set("P", static_cast<double>(g.P));
+    return o;
+  }
+
+  Napi::Value NumParams(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(E(info).layout().total));
+  }
+  Napi::Value BytesHeld(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(E(info).bytes_held()));
+  }
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    impl_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<EngineHandle> impl_;
+};
+
+}  // namespace
+
+void register_engine_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeEngine", NativeEngine::Define(env));
+}
+
 }  // namespace wsf::binding

@@ -1,0 +1,610 @@
+// The relational-transformer engine: forward and hand-written backward of the whole vector-field network over
+// a batch of weight graphs, Adam, and parameter/optimiser state — written once against a backend (rt_ops.h):
+// RtEngine<CpuOps<float>> (CPU), RtEngine<CpuOps<double>> (gradient checks), RtEngine<CudaOps> (GPU).
+//
+// Forward (METHOD.md §1.5, §2): pair and node input MLPs (Lin–SiLU–Lin–SiLU–Lin, then a D→D projection),
+// direction and positional embeddings, the time channel appended (state width H = D+1), `layers` RT layers
+// (edge-modulated attention over each row's pairs → Lin^o → Lin^0 → post-LN residual → node MLP → post-LN →
+// pair update from (e_uv, e_vu, n'_u, n'_v) → post-LN → pair MLP → post-LN), then output heads on the real
+// forward pairs and non-input nodes only, scattered into the flat layout as x̂1.
+//
+// Backward starts from a caller-supplied ∂L/∂x̂1 in the flat layout and ACCUMULATES parameter gradients
+// (zero_grad() clears them). Activations of the last training-mode forward are kept for it.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/common.h"
+#include "core/rt_graph.h"
+#include "core/rt_model.h"
+#include "core/rt_ops.h"
+
+namespace wsf {
+
+template <class Ops>
+class RtEngine {
+ public:
+  using T = typename Ops::Scalar;
+
+  explicit RtEngine(const RtConfig& cfg) : cfg_(cfg), layout_(make_layout(cfg)) {}
+  RtEngine(const RtEngine&) = delete;
+  RtEngine& operator=(const RtEngine&) = delete;
+  ~RtEngine() { free_all(); }
+
+  const RtConfig& config() const { return cfg_; }
+  const RtLayout& layout() const { return layout_; }
+  const RtGraph& graph() const { return graph_; }
+  Ops& ops() { return ops_; }
+  int64_t num_params() const { return layout_.total; }
+  int64_t step_count() const { return step_; }
+  void set_step_count(int64_t s) { step_ = s; }
+
+  // Allocates parameters, gradients and Adam state and initialises the parameters (seeded).
+  Status init(uint64_t seed) {
+    WSF_RETURN_IF_ERROR(cfg_.validate());
+    const int64_t n = layout_.total;
+    WSF_RETURN_IF_ERROR(alloc(&params_, n));
+    WSF_RETURN_IF_ERROR(alloc(&grads_, n));
+    WSF_RETURN_IF_ERROR(alloc(&adam_m_, n));
+    WSF_RETURN_IF_ERROR(alloc(&adam_v_, n));
+    std::vector<float> host(static_cast<size_t>(n));
+    init_params(host.data(), layout_, seed);
+    WSF_RETURN_IF_ERROR(ops_.upload(params_, host.data(), n));
+    step_ = 0;
+    return Status::ok();
+  }
+
+  // Builds (or reuses) the graph for a batch of networks with these widths, uploading its index arrays.
+  Status set_graph(const std::vector<std::vector<int32_t>>& widths) {
+    if (graph_ready_ && widths == graph_widths_) return Status::ok();
+    RtGraph g;
+    WSF_RETURN_IF_ERROR(build_rt_graph(&g, widths, cfg_.mode, cfg_.slots));
+    free_graph();
+    graph_ = std::move(g);
+    graph_widths_ = widths;
+    WSF_RETURN_IF_ERROR(upload_graph());
+    graph_ready_ = true;
+    acts_training_ = false;
+    return Status::ok();
+  }
+
+  // ---- host-facing entry points (H = float or double on the host) ----
+  template <typename HT>
+  Status forward_host(const HT* xt, const HT* t, HT* xhat, bool training) {
+    WSF_RETURN_IF_ERROR(require_graph());
+    WSF_RETURN_IF_ERROR(ensure_acts(training));
+    WSF_RETURN_IF_ERROR(put(xt_, xt, graph_.P));
+    WSF_RETURN_IF_ERROR(put(t_, t, graph_.G));
+    forward(training);
+    WSF_RETURN_IF_ERROR(ops_.check());
+    if (xhat != nullptr) WSF_RETURN_IF_ERROR(get(xhat, xhat_, graph_.P));
+    return Status::ok();
+  }
+
+  template <typename HT>
+  Status backward_host(const HT* dxhat) {
+    WSF_RETURN_IF_ERROR(require_backward());
+    WSF_RETURN_IF_ERROR(put(dxhat_, dxhat, graph_.P));
+    backward();
+    return ops_.check();
+  }
+
+  // Mean squared error over all P entries of the batch against `target`; with `do_backward`, also runs the
+  // backward pass from ∂L/∂x̂1 = 2(x̂1 − target)/P. Needs a training-mode forward first.
+  template <typename HT>
+  Status mse_host(const HT* target, double* loss, bool do_backward) {
+    WSF_RETURN_IF_ERROR(require_backward());
+    WSF_RETURN_IF_ERROR(put(target_, target, graph_.P));
+    const double n = static_cast<double>(graph_.P);
+    const double s = ops_.mse(do_backward ? dxhat_ : nullptr, xhat_, target_, graph_.P, 2.0 / n);
+    *loss = s / n;
+    if (do_backward) backward();
+    return ops_.check();
+  }
+
+  Status zero_grad() {
+    if (grads_ == nullptr) return invalid("engine not initialised");
+    ops_.zero(grads_, layout_.total);
+    return ops_.check();
+  }
+
+  // One Adam step over the accumulated gradients; clips the global gradient norm to clip_norm when > 0.
+  // Returns the gradient norm before clipping.
+  Status adam_step(const AdamHyper& h, double clip_norm, double* grad_norm) {
+    if (grads_ == nullptr) return invalid("engine not initialised");
+    const double norm = std::sqrt(ops_.sum_squares(grads_, layout_.total));
+    if (grad_norm != nullptr) *grad_norm = norm;
+    if (!std::isfinite(norm)) return Status(Code::Numeric, "gradient norm is not finite (" + std::to_string(norm) + "); the step was skipped");
+    const double scale = (clip_norm > 0 && norm > clip_norm) ? clip_norm / norm : 1.0;
+    ++step_;
+    ops_.adam(params_, grads_, adam_m_, adam_v_, layout_.total, h, step_, scale);
+    return ops_.check();
+  }
+
+  // Parameter / gradient / optimiser-state transfer (host arrays of num_params() elements).
+  template <typename HT>
+  Status get_params(HT* out) { return get(out, params_, layout_.total); }
+  template <typename HT>
+  Status set_params(const HT* in) { return put(params_, in, layout_.total); }
+  template <typename HT>
+  Status get_grads(HT* out) { return get(out, grads_, layout_.total); }
+  template <typename HT>
+  Status get_adam(HT* m, HT* v) {
+    WSF_RETURN_IF_ERROR(get(m, adam_m_, layout_.total));
+    return get(v, adam_v_, layout_.total);
+  }
+  template <typename HT>
+  Status set_adam(const HT* m, const HT* v) {
+    WSF_RETURN_IF_ERROR(put(adam_m_, m, layout_.total));
+    return put(adam_v_, v, layout_.total);
+  }
+
+  // Bytes of backend memory held (parameters, optimiser state, graph, activations, scratch).
+  int64_t bytes_held() const { return held_bytes_; }
+
+ private:
+  // ---------------------------------------------------------------------------------------------------------
+  // buffers
+  struct LayerActs {
+    T *Pn, *Pe, *alpha, *o, *attn, *nxh0, *nrs0, *nbar, *nh1, *nxh1, *nrs1, *n_out;
+    T *z, *exh2, *ers2, *ebar, *eh3, *exh3, *ers3, *e_out;
+  };
+
+  Status alloc(T** p, int64_t n) {
+    WSF_RETURN_IF_ERROR(ops_.alloc(p, std::max<int64_t>(n, 1)));
+    owned_.push_back(*p);
+    held_bytes_ += static_cast<int64_t>(sizeof(T)) * std::max<int64_t>(n, 1);
+    return Status::ok();
+  }
+  Status alloc_act(T** p, int64_t n) {
+    WSF_RETURN_IF_ERROR(ops_.alloc(p, std::max<int64_t>(n, 1)));
+    act_owned_.push_back(*p);
+    act_bytes_ += static_cast<int64_t>(sizeof(T)) * std::max<int64_t>(n, 1);
+    return Status::ok();
+  }
+  Status alloc_idx(int32_t** p, const std::vector<int32_t>& host) {
+    WSF_RETURN_IF_ERROR(ops_.alloc_i32(p, std::max<size_t>(host.size(), 1)));
+    graph_owned_.push_back(*p);
+    graph_bytes_ += static_cast<int64_t>(sizeof(int32_t) * std::max<size_t>(host.size(), 1));
+    return ops_.upload_i32(*p, host.data(), static_cast<int64_t>(host.size()));
+  }
+
+  void free_acts() {
+    for (void* p : act_owned_) ops_.release(p);
+    act_owned_.clear();
+    act_bytes_ = 0;
+    acts_.clear();
+    acts_ready_ = false;
+    acts_training_ = false;
+    fwd_done_ = false;
+    update_held();
+  }
+  void free_graph() {
+    free_acts();
+    for (void* p : graph_owned_) ops_.release(p);
+    graph_owned_.clear();
+    graph_bytes_ = 0;
+    graph_ready_ = false;
+    update_held();
+  }
+  void free_all() {
+    free_graph();
+    for (void* p : owned_) ops_.release(p);
+    owned_.clear();
+  }
+  void update_held() {
+    int64_t base = 0;
+    base = static_cast<int64_t>(sizeof(T)) * layout_.total * 4;
+    held_bytes_ = base + act_bytes_ + graph_bytes_;
+  }
+
+  Status require_graph() const {
+    if (params_ == nullptr) return invalid("engine not initialised");
+    if (!graph_ready_) return invalid("no graph: call set_graph with the batch's architectures first");
+    return Status::ok();
+  }
+  Status require_backward() const {
+    WSF_RETURN_IF_ERROR(require_graph());
+    if (!fwd_done_ || !last_fwd_saved_) return invalid("backward needs a training-mode forward pass on the same batch first");
+    return Status::ok();
+  }
+
+  template <typename HT>
+  Status put(T* dst, const HT* src, int64_t n) {
+    if constexpr (std::is_same_v<HT, float>) {
+      return ops_.upload(dst, src, n);
+    } else {
+      std::vector<T> tmp(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) tmp[i] = static_cast<T>(src[i]);
+      return ops_.upload_raw(dst, tmp.data(), n);
+    }
+  }
+  template <typename HT>
+  Status get(HT* dst, const T* src, int64_t n) {
+    if constexpr (std::is_same_v<HT, float>) {
+      return ops_.download(dst, src, n);
+    } else {
+      std::vector<T> tmp(static_cast<size_t>(n));
+      WSF_RETURN_IF_ERROR(ops_.download_raw(tmp.data(), src, n));
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<HT>(tmp[i]);
+      return Status::ok();
+    }
+  }
+
+  Status upload_graph() {
+    const RtGraph& g = graph_;
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_node_graph_, g.node_graph));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_node_slot_, g.node_slot));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_node_param_, g.node_param));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_node_is_input_, g.node_is_input));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_row_ptr_, g.row_ptr));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_edge_row_, g.edge_row));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_edge_col_, g.edge_col));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_edge_rev_, g.edge_rev));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_edge_dir_, g.edge_dir));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_edge_param_, g.edge_param));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_edge_graph_, g.edge_graph));
+    std::vector<int32_t> fwd_mask(g.M);
+    for (int64_t k = 0; k < g.M; ++k) fwd_mask[k] = g.edge_dir[k] == 0 ? 1 : 0;
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_edge_fwd_mask_, fwd_mask));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_out_edge_, g.out_edge));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_out_edge_param_, g.out_edge_param));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_out_node_, g.out_node));
+    WSF_RETURN_IF_ERROR(alloc_idx(&d_out_node_param_, g.out_node_param));
+    update_held();
+    return Status::ok();
+  }
+
+  // Activation buffers for the current graph. Training mode keeps one set per layer; inference mode one set.
+  Status ensure_acts(bool training) {
+    if (acts_ready_ && (acts_training_ || !training)) return Status::ok();
+    free_acts();
+    const int64_t N = graph_.N, M = graph_.M, P = graph_.P, G = graph_.G;
+    const int D = cfg_.D, H = cfg_.H(), din = cfg_.in_features, heads = cfg_.heads;
+    const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
+    WSF_RETURN_IF_ERROR(alloc_act(&xt_, P));
+    WSF_RETURN_IF_ERROR(alloc_act(&t_, G));
+    WSF_RETURN_IF_ERROR(alloc_act(&xhat_, P));
+    WSF_RETURN_IF_ERROR(alloc_act(&dxhat_, P));
+    WSF_RETURN_IF_ERROR(alloc_act(&target_, P));
+    WSF_RETURN_IF_ERROR(alloc_act(&ef_, M * din));
+    WSF_RETURN_IF_ERROR(alloc_act(&nf_, N * din));
+    for (int i = 0; i < 3; ++i) {
+      WSF_RETURN_IF_ERROR(alloc_act(&eh_[i], M * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&nh_[i], N * D));
+    }
+    WSF_RETURN_IF_ERROR(alloc_act(&e0_, M * H));
+    WSF_RETURN_IF_ERROR(alloc_act(&n0_, N * H));
+    const int sets = training ? std::max(cfg_.layers, 1) : 1;
+    acts_.resize(static_cast<size_t>(std::max(cfg_.layers, 1)));
+    for (int s = 0; s < sets; ++s) {
+      LayerActs& a = acts_[s];
+      WSF_RETURN_IF_ERROR(alloc_act(&a.Pn, N * 3 * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.Pe, M * 4 * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.alpha, M * heads));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.o, N * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.attn, N * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.nxh0, N * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.nrs0, N));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.nbar, N * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.nh1, N * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.nxh1, N * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.nrs1, N));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.n_out, N * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.exh2, M * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.ers2, M));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.ebar, M * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.eh3, M * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.exh3, M * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.ers3, M));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.e_out, M * H));
+    }
+    if (!training) {
+      // Inference: every layer shares set 0, with the layer output ping-ponging between two state buffers.
+      WSF_RETURN_IF_ERROR(alloc_act(&n_alt_, N * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&e_alt_, M * H));
+      for (size_t s = 1; s < acts_.size(); ++s) acts_[s] = acts_[0];
+    }
+    // Scratch shared by forward and backward.
+    WSF_RETURN_IF_ERROR(alloc_act(&mD_[0], M * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&mD_[1], M * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&mD_[2], M * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&mH_, M * H));
+    WSF_RETURN_IF_ERROR(alloc_act(&nD_[0], N * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&nD_[1], N * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&nD_[2], N * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&nD_[3], N * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&nH_, N * H));
+    WSF_RETURN_IF_ERROR(alloc_act(&he_in_, Eo * H));
+    WSF_RETURN_IF_ERROR(alloc_act(&he_h1_, Eo * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&he_h2_, Eo * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&he_out_, Eo));
+    WSF_RETURN_IF_ERROR(alloc_act(&hn_in_, No * H));
+    WSF_RETURN_IF_ERROR(alloc_act(&hn_h1_, No * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&hn_h2_, No * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&hn_out_, No));
+    if (training) {
+      WSF_RETURN_IF_ERROR(alloc_act(&dE_[0], M * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&dE_[1], M * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&dEbar_, M * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&dPe_, M * 4 * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&dN_[0], N * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&dN_[1], N * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&dNbar_, N * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&dPn_, N * 3 * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&dHe_in_, Eo * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&dHe_a_, Eo * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&dHe_b_, Eo * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&dHe_out_, Eo));
+      WSF_RETURN_IF_ERROR(alloc_act(&dHn_in_, No * H));
+      WSF_RETURN_IF_ERROR(alloc_act(&dHn_a_, No * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&dHn_b_, No * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&dHn_out_, No));
+    }
+    acts_ready_ = true;
+    acts_training_ = training;
+    update_held();
+    return Status::ok();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // helpers over the parameter buffer
+  const T* W(const LinOff& l) const { return params_ + l.w; }
+  const T* Bp(const LinOff& l) const { return l.b >= 0 ? params_ + l.b : nullptr; }
+  T* dW(const LinOff& l) { return grads_ + l.w; }
+  T* dB(const LinOff& l) { return l.b >= 0 ? grads_ + l.b : nullptr; }
+  void lin(T* y, const T* x, const LinOff& l, int64_t rows, bool acc = false) {
+    ops_.linear_fwd(y, x, W(l), Bp(l), rows, l.in, l.out, l.in, acc);
+  }
+  // Backward of y = lin(x): dW/db accumulate; dx written (or accumulated) unless null.
+  void lin_bwd(T* dx, const T* dy, const T* x, const LinOff& l, int64_t rows, bool acc_dx) {
+    ops_.linear_bwd_weight(dW(l), dB(l), dy, x, rows, l.in, l.out, l.in);
+    if (dx != nullptr) ops_.linear_bwd_data(dx, dy, W(l), rows, l.in, l.out, l.in, acc_dx);
+  }
+
+  // Input MLP: h0 = L0(f); h1 = L2(silu h0); h2 = L4(silu h1); out = Lproj(h2). h[] saved, tmp scratch.
+  void input_mlp_fwd(T* out, const T* f, T* const* h, T* tmp, const LinOff* L3, const LinOff& proj, int64_t rows) {
+    const int64_t n = rows * cfg_.D;
+    lin(h[0], f, L3[0], rows);
+    ops_.act_fwd(tmp, h[0], n, Act::Silu);
+    lin(h[1], tmp, L3[1], rows);
+    ops_.act_fwd(tmp, h[1], n, Act::Silu);
+    lin(h[2], tmp, L3[2], rows);
+    lin(out, h[2], proj, rows);
+  }
+  // Backward from dout (rows × D, consumed as scratch). Needs two more rows×D scratch buffers.
+  void input_mlp_bwd(T* dout, const T* f, T* const* h, T* s1, T* s2, const LinOff* L3, const LinOff& proj,
+                     int64_t rows) {
+    const int64_t n = rows * cfg_.D;
+    lin_bwd(s1, dout, h[2], proj, rows, false);       // s1 = ∂L/∂h2
+    ops_.act_fwd(s2, h[1], n, Act::Silu);             // recompute silu(h1)
+    lin_bwd(dout, s1, s2, L3[2], rows, false);        // dout = ∂L/∂silu(h1)
+    ops_.act_bwd(s1, dout, h[1], n, Act::Silu, false);  // s1 = ∂L/∂h1
+    ops_.act_fwd(s2, h[0], n, Act::Silu);
+    lin_bwd(dout, s1, s2, L3[1], rows, false);        // dout = ∂L/∂silu(h0)
+    ops_.act_bwd(s1, dout, h[0], n, Act::Silu, false);  // s1 = ∂L/∂h0
+    lin_bwd(nullptr, s1, f, L3[0], rows, false);
+  }
+
+  // Output head: y = L4(relu(L2(relu(L0(x))))) (rows × 1)
+  void head_fwd(T* y, const T* x, T* h1, T* h2, T* tmp, const LinOff* L3, int64_t rows) {
+    const int64_t n = rows * cfg_.D;
+    lin(h1, x, L3[0], rows);
+    ops_.act_fwd(tmp, h1, n, Act::Relu);
+    lin(h2, tmp, L3[1], rows);
+    ops_.act_fwd(tmp, h2, n, Act::Relu);
+    lin(y, tmp, L3[2], rows);
+  }
+  void head_bwd(T* dx, const T* dy, const T* x, const T* h1, const T* h2, T* a, T* b, const LinOff* L3, int64_t rows) {
+    const int64_t n = rows * cfg_.D;
+    ops_.act_fwd(a, h2, n, Act::Relu);
+    lin_bwd(b, dy, a, L3[2], rows, false);           // b = ∂L/∂relu(h2)
+    ops_.act_bwd(b, b, h2, n, Act::Relu, false);     // b = ∂L/∂h2
+    ops_.act_fwd(a, h1, n, Act::Relu);
+    lin_bwd(a, b, a, L3[1], rows, false);            // a = ∂L/∂relu(h1)  (x operand read before dx written)
+    ops_.act_bwd(a, a, h1, n, Act::Relu, false);     // a = ∂L/∂h1
+    lin_bwd(dx, a, x, L3[0], rows, false);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // forward
+  void forward(bool training) {
+    // With training-mode buffers allocated, always keep every layer's activations (a backward may follow).
+    training = training || acts_training_;
+    const int64_t N = graph_.N, M = graph_.M;
+    const int D = cfg_.D, H = cfg_.H(), din = cfg_.in_features;
+    const RtLayout& L = layout_;
+    // Pair inputs: features → MLP → (+ direction embedding) → state [emb | t].
+    ops_.edge_features(ef_, xt_, t_, d_edge_param_, d_edge_dir_, d_edge_graph_, M, din, cfg_.reverse_value);
+    input_mlp_fwd(mD_[0], ef_, eh_, mD_[1], L.edge_in, L.edge_in_proj, M);
+    if (L.dir >= 0) ops_.embed_add(mD_[0], D, params_ + L.dir, d_edge_dir_, M, D);
+    ops_.copy_cols(e0_, H, mD_[0], D, M, D, false);
+    const bool ref_time = cfg_.time_rule == TimeRule::Reference;
+    ops_.set_time(e0_, t_, d_edge_graph_, ref_time ? d_edge_fwd_mask_ : nullptr, M, H);
+    // Node inputs: bias → MLP → + positional embedding → state [emb | t].
+    ops_.node_features(nf_, xt_, t_, d_node_param_, d_node_graph_, static_cast<int32_t>(N), din);
+    input_mlp_fwd(nD_[0], nf_, nh_, nD_[1], L.node_in, L.node_in_proj, N);
+    ops_.embed_add(nD_[0], D, params_ + L.pos, d_node_slot_, N, D);
+    ops_.copy_cols(n0_, H, nD_[0], D, N, D, false);
+    ops_.set_time(n0_, t_, d_node_graph_, ref_time ? d_node_is_input_ : nullptr, N, H);
+
+    const T* n_in = n0_;
+    const T* e_in = e0_;
+    for (int i = 0; i < cfg_.layers; ++i) {
+      LayerActs& a = acts_[training ? i : 0];
+      T* n_out = a.n_out;
+      T* e_out = a.e_out;
+      if (!training && (i % 2 == 1)) {  // ping-pong so the input of a layer is never its output buffer
+        n_out = n_alt_;
+        e_out = e_alt_;
+      }
+      layer_fwd(L.layers[i], a, n_in, e_in, n_out, e_out);
+      n_in = n_out;
+      e_in = e_out;
+    }
+    n_last_ = n_in;
+    e_last_ = e_in;
+    // Heads on real forward pairs and non-input nodes, scattered into the flat layout.
+    const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
+    ops_.gather_rows(he_in_, e_last_, d_out_edge_, Eo, H);
+    head_fwd(he_out_, he_in_, he_h1_, he_h2_, mD_[0], L.edge_head, Eo);
+    ops_.scatter_flat(xhat_, he_out_, d_out_edge_param_, Eo);
+    ops_.gather_rows(hn_in_, n_last_, d_out_node_, No, H);
+    head_fwd(hn_out_, hn_in_, hn_h1_, hn_h2_, nD_[0], L.node_head, No);
+    ops_.scatter_flat(xhat_, hn_out_, d_out_node_param_, No);
+    fwd_done_ = true;
+    last_fwd_saved_ = training;
+    (void)D;
+  }
+
+  void layer_fwd(const LayerOff& p, LayerActs& a, const T* n_in, const T* e_in, T* n_out, T* e_out) {
+    const int64_t N = graph_.N, M = graph_.M;
+    const int D = cfg_.D, H = cfg_.H();
+    // Attention sub-layer.
+    lin(a.Pn, n_in, p.qkv_node, N);
+    lin(a.Pe, e_in, p.qkv_edge, M);
+    ops_.attention_fwd(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, static_cast<int32_t>(N), D, cfg_.heads);
+    lin(a.attn, a.o, p.attn_out, N);
+    // n̄ = LN0(n + Lin0(attn))
+    lin(nH_, a.attn, p.lin0, N);
+    ops_.add(nH_, nH_, n_in, N * H);
+    ops_.layernorm_fwd(a.nbar, a.nxh0, a.nrs0, nH_, params_ + p.node_ln0.g, params_ + p.node_ln0.b, N, H);
+    // n' = LN1(n̄ + Lin(GELU(Lin(n̄))))
+    lin(a.nh1, a.nbar, p.node_mlp0, N);
+    ops_.act_fwd(nD_[0], a.nh1, N * D, Act::Gelu);
+    lin(nH_, nD_[0], p.node_mlp2, N);
+    ops_.add(nH_, nH_, a.nbar, N * H);
+    ops_.layernorm_fwd(n_out, a.nxh1, a.nrs1, nH_, params_ + p.node_ln1.g, params_ + p.node_ln1.b, N, H);
+    // Pair update: z = Lin_e([e_uv; e_vu]) + Lin_s(n'_u) + Lin_t(n'_v)
+    lin(nD_[0], n_out, p.lin0_s, N);
+    lin(nD_[1], n_out, p.lin0_t, N);
+    ops_.linear_fwd(mD_[0], e_in, W(p.lin0_e), nullptr, M, H, D, 2 * H, false);
+    ops_.linear_fwd(mD_[1], e_in, W(p.lin0_e) + H, nullptr, M, H, D, 2 * H, false);
+    ops_.edge_combine_fwd(a.z, mD_[0], mD_[1], nD_[0], nD_[1], Bp(p.lin0_e), d_edge_row_, d_edge_col_, d_edge_rev_, M, D);
+    // ē = LN2(e + Lin1(GELU(z)))
+    ops_.act_fwd(mD_[0], a.z, M * D, Act::Gelu);
+    lin(mH_, mD_[0], p.lin1, M);
+    ops_.add(mH_, mH_, e_in, M * H);
+    ops_.layernorm_fwd(a.ebar, a.exh2, a.ers2, mH_, params_ + p.eln0.g, params_ + p.eln0.b, M, H);
+    // e' = LN3(ē + Lin(GELU(Lin(ē))))
+    lin(a.eh3, a.ebar, p.edge_mlp0, M);
+    ops_.act_fwd(mD_[0], a.eh3, M * D, Act::Gelu);
+    lin(mH_, mD_[0], p.edge_mlp2, M);
+    ops_.add(mH_, mH_, a.ebar, M * H);
+    ops_.layernorm_fwd(e_out, a.exh3, a.ers3, mH_, params_ + p.eln1.g, params_ + p.eln1.b, M, H);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // backward
+  void backward() {
+    const int64_t N = graph_.N, M = graph_.M;
+    const int D = cfg_.D, H = cfg_.H();
+    const RtLayout& L = layout_;
+    const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
+    // Heads: ∂L/∂x̂1 → head inputs → final states.
+    T* dE = dE_[0];
+    T* dN = dN_[0];
+    ops_.gather_flat(dHe_out_, dxhat_, d_out_edge_param_, Eo);
+    head_bwd(dHe_in_, dHe_out_, he_in_, he_h1_, he_h2_, dHe_a_, dHe_b_, L.edge_head, Eo);
+    ops_.zero(dE, M * H);
+    ops_.scatter_rows(dE, dHe_in_, d_out_edge_, Eo, H, false);
+    ops_.gather_flat(dHn_out_, dxhat_, d_out_node_param_, No);
+    head_bwd(dHn_in_, dHn_out_, hn_in_, hn_h1_, hn_h2_, dHn_a_, dHn_b_, L.node_head, No);
+    ops_.zero(dN, N * H);
+    ops_.scatter_rows(dN, dHn_in_, d_out_node_, No, H, false);
+    // Layers in reverse.
+    for (int i = cfg_.layers - 1; i >= 0; --i) {
+      const T* n_in = i == 0 ? n0_ : acts_[i - 1].n_out;
+      const T* e_in = i == 0 ? e0_ : acts_[i - 1].e_out;
+      T* dE_in = dE_[(cfg_.layers - i) % 2];
+      T* dN_in = dN_[(cfg_.layers - i) % 2];
+      layer_bwd(L.layers[i], acts_[i], n_in, e_in, dN, dE, dN_in, dE_in);
+      dN = dN_in;
+      dE = dE_in;
+    }
+    // Inputs: state gradients → embeddings → input MLPs.
+    ops_.copy_cols(mD_[0], D, dE, H, M, D, false);
+    if (L.dir >= 0) ops_.embed_bwd(grads_ + L.dir, mD_[0], D, d_edge_dir_, M, D, L.dir_rows);
+    input_mlp_bwd(mD_[0], ef_, eh_, mD_[1], mD_[2], L.edge_in, L.edge_in_proj, M);
+    ops_.copy_cols(nD_[0], D, dN, H, N, D, false);
+    ops_.embed_bwd(grads_ + L.pos, nD_[0], D, d_node_slot_, N, D, L.pos_rows);
+    input_mlp_bwd(nD_[0], nf_, nh_, nD_[1], nD_[2], L.node_in, L.node_in_proj, N);
+  }
+
+  // dN_out/dE_out: gradients w.r.t. the layer's outputs (consumed); dN_in/dE_in: written.
+  void layer_bwd(const LayerOff& p, LayerActs& a, const T* n_in, const T* e_in, T* dN_out, T* dE_out, T* dN_in,
+                 T* dE_in) {
+    const int64_t N = graph_.N, M = graph_.M;
+    const int D = cfg_.D, H = cfg_.H();
+    // e' = LN3(y3), y3 = ē + Lin_m2(GELU(Lin_m0(ē)))
+    ops_.layernorm_bwd(dEbar_, grads_ + p.eln1.g, grads_ + p.eln1.b, dE_out, a.exh3, a.ers3, params_ + p.eln1.g, M, H, false);
+    ops_.act_fwd(mD_[0], a.eh3, M * D, Act::Gelu);
+    lin_bwd(mD_[1], dEbar_, mD_[0], p.edge_mlp2, M, false);        // mD1 = ∂L/∂GELU(h3)
+    ops_.act_bwd(mD_[1], mD_[1], a.eh3, M * D, Act::Gelu, false);   // mD1 = ∂L/∂h3
+    lin_bwd(dEbar_, mD_[1], a.ebar, p.edge_mlp0, M, true);          // dĒ += via Lin_m0
+    // ē = LN2(y2), y2 = e + Lin1(GELU(z))
+    ops_.layernorm_bwd(dE_in, grads_ + p.eln0.g, grads_ + p.eln0.b, dEbar_, a.exh2, a.ers2, params_ + p.eln0.g, M, H, false);
+    ops_.act_fwd(mD_[0], a.z, M * D, Act::Gelu);
+    lin_bwd(mD_[1], dE_in, mD_[0], p.lin1, M, false);               // mD1 = ∂L/∂GELU(z)
+    ops_.act_bwd(mD_[1], mD_[1], a.z, M * D, Act::Gelu, false);     // mD1 = dz
+    // z = e·We1ᵀ + (e·We2ᵀ)[rev] + S[row] + T[col] + b
+    ops_.edge_combine_bwd(mD_[0], nD_[0], nD_[1], dB(p.lin0_e), mD_[1], d_row_ptr_, d_edge_rev_, static_cast<int32_t>(N), M, D);
+    ops_.linear_bwd_weight(dW(p.lin0_e), nullptr, mD_[1], e_in, M, H, D, 2 * H);
+    ops_.linear_bwd_weight(dW(p.lin0_e) + H, nullptr, mD_[0], e_in, M, H, D, 2 * H);
+    ops_.linear_bwd_data(dE_in, mD_[1], W(p.lin0_e), M, H, D, 2 * H, true);
+    ops_.linear_bwd_data(dE_in, mD_[0], W(p.lin0_e) + H, M, H, D, 2 * H, true);
+    // S = Lin_s(n'), T = Lin_t(n'): accumulate into ∂L/∂n'
+    const T* n_out = a.n_out;
+    lin_bwd(dN_out, nD_[0], n_out, p.lin0_s, N, true);
+    lin_bwd(dN_out, nD_[1], n_out, p.lin0_t, N, true);
+    // n' = LN1(y1), y1 = n̄ + Lin_n2(GELU(Lin_n0(n̄)))
+    ops_.layernorm_bwd(dNbar_, grads_ + p.node_ln1.g, grads_ + p.node_ln1.b, dN_out, a.nxh1, a.nrs1, params_ + p.node_ln1.g, N, H, false);
+    ops_.act_fwd(nD_[0], a.nh1, N * D, Act::Gelu);
+    lin_bwd(nD_[1], dNbar_, nD_[0], p.node_mlp2, N, false);
+    ops_.act_bwd(nD_[1], nD_[1], a.nh1, N * D, Act::Gelu, false);
+    lin_bwd(dNbar_, nD_[1], a.nbar, p.node_mlp0, N, true);
+    // n̄ = LN0(y0), y0 = n + Lin0(Lin_o(o))
+    ops_.layernorm_bwd(dN_in, grads_ + p.node_ln0.g, grads_ + p.node_ln0.b, dNbar_, a.nxh0, a.nrs0, params_ + p.node_ln0.g, N, H, false);
+    lin_bwd(nH_, dN_in, a.attn, p.lin0, N, false);                  // nH = ∂L/∂attn
+    lin_bwd(nD_[2], nH_, a.o, p.attn_out, N, false);                // nD2 = ∂L/∂o
+    ops_.attention_bwd(dPn_, dPe_, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
+    lin_bwd(dE_in, dPe_, e_in, p.qkv_edge, M, true);
+    lin_bwd(dN_in, dPn_, n_in, p.qkv_node, N, true);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  RtConfig cfg_;
+  RtLayout layout_;
+  Ops ops_;
+  RtGraph graph_;
+  std::vector<std::vector<int32_t>> graph_widths_;
+  bool graph_ready_ = false, acts_ready_ = false, acts_training_ = false, fwd_done_ = false, last_fwd_saved_ = false;
+  int64_t step_ = 0;
+  int64_t held_bytes_ = 0, act_bytes_ = 0, graph_bytes_ = 0;
+  std::vector<void*> owned_, act_owned_, graph_owned_;
+
+  T *params_ = nullptr, *grads_ = nullptr, *adam_m_ = nullptr, *adam_v_ = nullptr;
+  int32_t *d_node_graph_ = nullptr, *d_node_slot_ = nullptr, *d_node_param_ = nullptr, *d_node_is_input_ = nullptr;
+  int32_t *d_row_ptr_ = nullptr, *d_edge_row_ = nullptr, *d_edge_col_ = nullptr, *d_edge_rev_ = nullptr;
+  int32_t *d_edge_dir_ = nullptr, *d_edge_param_ = nullptr, *d_edge_graph_ = nullptr, *d_edge_fwd_mask_ = nullptr;
+  int32_t *d_out_edge_ = nullptr, *d_out_edge_param_ = nullptr, *d_out_node_ = nullptr, *d_out_node_param_ = nullptr;
+
+  T *xt_ = nullptr, *t_ = nullptr, *xhat_ = nullptr, *dxhat_ = nullptr, *target_ = nullptr;
+  T *ef_ = nullptr, *nf_ = nullptr, *eh_[3] = {nullptr, nullptr, nullptr}, *nh_[3] = {nullptr, nullptr, nullptr};
+  T *e0_ = nullptr, *n0_ = nullptr, *n_alt_ = nullptr, *e_alt_ = nullptr;
+  const T *n_last_ = nullptr, *e_last_ = nullptr;
+  std::vector<LayerActs> acts_;
+  T *mD_[3] = {nullptr, nullptr, nullptr}, *mH_ = nullptr, *nD_[4] = {nullptr, nullptr, nullptr, nullptr}, *nH_ = nullptr;
+  T *he_in_ = nullptr, *he_h1_ = nullptr, *he_h2_ = nullptr, *he_out_ = nullptr;
+  T *hn_in_ = nullptr, *hn_h1_ = nullptr, *hn_h2_ = nullptr, *hn_out_ = nullptr;
+  T *dE_[2] = {nullptr, nullptr}, *dEbar_ = nullptr, *dPe_ = nullptr, *dN_[2] = {nullptr, nullptr}, *dNbar_ = nullptr, *dPn_ = nullptr;
+  T *dHe_in_ = nullptr, *dHe_a_ = nullptr, *dHe_b_ = nullptr, *dHe_out_ = nullptr;
+  T *dHn_in_ = nullptr, *dHn_a_ = nullptr, *dHn_b_ = nullptr, *dHn_out_ = nullptr;
+};
+
+}  // namespace wsf

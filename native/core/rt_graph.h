@@ -1,0 +1,57 @@
+// Weight graphs for the relational transformer (METHOD.md §1.3–1.5, §13.2): a batch of G MLPs becomes one
+// graph whose nodes are neurons (biases are node features) and whose edges carry states.
+//
+//   Sparse mode (default): for every weight u→v (u in layer l−1, v in layer l) the forward pair (u,v) (dir 0)
+//     and the reverse pair (v,u) (dir 1), plus a self loop (u,u) per node (dir 2).
+//   Dense mode: all N² ordered pairs of each network (the published model): real forward pairs dir 0, their
+//     reverses dir 1, the diagonal dir 2, every other pair dir 3.
+//
+// Pairs are stored in CSR order by their *row* node u: the edges of row u are [row_ptr[u], row_ptr[u+1]),
+// sorted by column v. In attention, node u (row) attends over the columns v of its row (query from u, key and
+// value from v, all modulated by the pair state e_uv). Both edge sets are symmetric: every pair (u,v) has its
+// reverse (v,u) at rev[k], and rev is an involution — so every column reduction is a row reduction over rev.
+//
+// Flat parameter indices: network g's parameters start at param_offset[g] in the concatenated flat input (for a
+// uniform batch, g·P). A pair's value index points at its weight (dir 0 and 1), −1 otherwise; a node's bias
+// index points at its bias, −1 for input neurons.
+//
+// Positional slots (one learned embedding per slot): input neuron i → i; hidden layer l (1…L−1) →
+// input_slots + l − 1; output neuron j → input_slots + hidden_slots + j (METHOD.md §1.5).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/common.h"
+
+namespace wsf {
+
+enum class GraphMode : int { Sparse = 0, Dense = 1 };
+
+struct SlotConfig {
+  int input_slots = 0;   // max input width n_0 supported
+  int hidden_slots = 0;  // max number of hidden layers L−1 supported
+  int output_slots = 0;  // max output width n_L supported
+  int rows() const { return input_slots + hidden_slots + output_slots; }
+};
+
+struct RtGraph {
+  GraphMode mode = GraphMode::Sparse;
+  int32_t G = 0;        // networks
+  int32_t N = 0;        // nodes (all networks)
+  int64_t M = 0;        // pairs (all networks)
+  int64_t P = 0;        // flat parameters (all networks)
+  std::vector<int32_t> node_offset, edge_offset_g, param_offset;  // per network (G+1 entries each; edge as int32)
+  std::vector<int32_t> node_graph, node_slot, node_param, node_is_input;  // per node
+  std::vector<int32_t> row_ptr;                                              // N+1
+  std::vector<int32_t> edge_row, edge_col, edge_rev, edge_dir, edge_param, edge_graph;  // per pair
+  std::vector<int32_t> out_edge, out_edge_param;  // dir-0 pairs in flat order and their flat weight index
+  std::vector<int32_t> out_node, out_node_param;  // non-input nodes and their flat bias index
+};
+
+// Builds the graph of a batch of networks. `widths[g]` are network g's layer widths.
+// Fails (Code::Shape) when a network does not fit the slot configuration or the pair count overflows int32.
+Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& widths, GraphMode mode,
+                      const SlotConfig& slots);
+
+}  // namespace wsf

@@ -1,0 +1,120 @@
+// The relational transformer's primitive ops, one backend per device with identical signatures:
+//   CpuOps<T>  — the plain C++ reference (T = float for use, T = double for gradient checks), multi-threaded.
+//   CudaOps    — the CUDA kernels (float), in rt_ops_cuda.cu (declared in rt_ops_cuda.h).
+// The engine (rt_engine.h) is written once against this interface. Pointers are host pointers for CpuOps and
+// device pointers for CudaOps. Memory calls return Status; math calls return nothing (CUDA launch errors surface
+// at check()).
+//
+// Shapes use row-major matrices: `rows × C`. Linear layers follow PyTorch: W is (out × in) with leading
+// dimension `ldw` (≥ in), y = x·Wᵀ + b. Gradient conventions (HOUSE_STYLE): outputs named d*, weight and bias
+// gradients always ACCUMULATE (+=); data gradients overwrite unless `acc` is true.
+//
+// Graph arrays (rt_graph.h): pairs in CSR order by row node; row_ptr (N+1), row/col/rev per pair; rev is an
+// involution, so column sums are computed as row sums over rev (deterministic, no atomics).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/common.h"
+
+namespace wsf {
+
+enum class Act : int { Gelu = 0, Silu = 1, Relu = 2 };
+
+struct AdamHyper {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;  // decoupled (AdamW) when > 0
+};
+
+template <typename T>
+struct CpuOps {
+  using Scalar = T;
+  static constexpr Device device = Device::Cpu;
+
+  // ---- memory ----
+  Status alloc(T** p, int64_t n);
+  Status alloc_i32(int32_t** p, int64_t n);
+  void release(void* p);
+  void zero(T* p, int64_t n);
+  void copy(T* dst, const T* src, int64_t n);
+  Status upload(T* dst, const float* src, int64_t n);      // host float → backend T
+  Status download(float* dst, const T* src, int64_t n);    // backend T → host float
+  Status upload_raw(T* dst, const T* src, int64_t n);      // host T → backend T
+  Status download_raw(T* dst, const T* src, int64_t n);    // backend T → host T
+  Status upload_i32(int32_t* dst, const int32_t* src, int64_t n);
+  Status check() { return Status::ok(); }
+
+  // ---- dense layers ----
+  // y[r][o] (+)= Σ_k x[r][k]·W[o·ldw + k] + b[o]   (b may be null)
+  void linear_fwd(T* y, const T* x, const T* W, const T* b, int64_t rows, int K, int N, int ldw, bool acc);
+  // dx[r][k] (+)= Σ_o dy[r][o]·W[o·ldw + k]
+  void linear_bwd_data(T* dx, const T* dy, const T* W, int64_t rows, int K, int N, int ldw, bool acc);
+  // dW[o·ldw + k] += Σ_r dy[r][o]·x[r][k];  db[o] += Σ_r dy[r][o]   (db may be null)
+  void linear_bwd_weight(T* dW, T* db, const T* dy, const T* x, int64_t rows, int K, int N, int ldw);
+  // LayerNorm over C (eps 1e-5, biased variance): y = x̂·g + b; saves x̂ and 1/σ per row.
+  void layernorm_fwd(T* y, T* xhat, T* rstd, const T* x, const T* g, const T* b, int64_t rows, int C);
+  // dx (+)= LN backward; dg += Σ dy·x̂; db += Σ dy
+  void layernorm_bwd(T* dx, T* dg, T* db, const T* dy, const T* xhat, const T* rstd, const T* g, int64_t rows, int C,
+                     bool acc);
+  void act_fwd(T* y, const T* x, int64_t n, Act a);
+  // dx (+)= dy · act'(x)
+  void act_bwd(T* dx, const T* dy, const T* x, int64_t n, Act a, bool acc);
+  // y = a + b (y may alias a or b)
+  void add(T* y, const T* a, const T* b, int64_t n);
+
+  // ---- graph ops ----
+  // Edge-modulated attention (METHOD.md §2.2 steps 3–6). Pn: N × 3D node projections (per head h a block
+  // [q̃|k̃|ṽ] of width 3D/heads); Pe: M × 4D pair projections (per head [a|b|c|g]). For pair k = (u,v):
+  // q = q̃_u + a, key = k̃_v + b, val = ṽ_v ⊙ g + c, s = ⟨q,key⟩/√D, α = softmax over row u, o_u = Σ α·val.
+  // Saves α (M × heads).
+  void attention_fwd(T* o, T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col, int32_t N,
+                     int D, int heads);
+  // dPn, dPe are overwritten.
+  void attention_bwd(T* dPn, T* dPe, const T* dout, const T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr,
+                     const int32_t* col, const int32_t* rev, int32_t N, int D, int heads);
+  // z_k = Y1_k + Y2_{rev k} + S_{row k} + T_{col k} + bias (D wide).
+  void edge_combine_fwd(T* z, const T* Y1, const T* Y2, const T* S, const T* Tn, const T* bias, const int32_t* row,
+                        const int32_t* col, const int32_t* rev, int64_t M, int D);
+  // dY2_k = dz_{rev k}; dS_u = Σ_{k∈row u} dz_k; dT_v = Σ_{k∈row v} dz_{rev k} (all overwrite); dbias += Σ_k dz_k.
+  void edge_combine_bwd(T* dY2, T* dS, T* dT, T* dbias, const T* dz, const int32_t* row_ptr, const int32_t* rev,
+                        int32_t N, int64_t M, int D);
+
+  // ---- inputs and outputs ----
+  // feat[k] = [value_k, (t_k)] with value_k = x[param_k] for dir 0 (and dir 1 when reverse_value), else 0, and
+  // t_k = t[graph_k] when din == 2.
+  void edge_features(T* feat, const T* x, const T* t, const int32_t* param, const int32_t* dir, const int32_t* graph,
+                     int64_t M, int din, bool reverse_value);
+  // feat[u] = [β_u, (t_u)] with β_u = x[param_u] (0 for input neurons).
+  void node_features(T* feat, const T* x, const T* t, const int32_t* param, const int32_t* graph, int32_t N, int din);
+  // dst[r][0:cols] = src[r][0:cols] (strided copy), optionally accumulating.
+  void copy_cols(T* dst, int ldd, const T* src, int lds, int64_t rows, int cols, bool acc);
+  // y[r][0:D] += table[idx[r]][0:D]   (y has leading dimension ld)
+  void embed_add(T* y, int ld, const T* table, const int32_t* idx, int64_t rows, int D);
+  // dtable[idx[r]] += dy[r][0:D] (deterministic: per table row, in index order)
+  void embed_bwd(T* dtable, const T* dy, int ld, const int32_t* idx, int64_t rows, int D, int table_rows);
+  // s[r][H−1] = time of row r: t[graph[r]], or 1 where one_mask[r] != 0 (one_mask may be null).
+  void set_time(T* s, const T* t, const int32_t* graph, const int32_t* one_mask, int64_t rows, int H);
+  // y[i] = x[idx[i]] (rows of C)
+  void gather_rows(T* y, const T* x, const int32_t* idx, int64_t n, int C);
+  // dx[idx[i]] (+)= dy[i]; idx unique. Rows of dx not listed are untouched.
+  void scatter_rows(T* dx, const T* dy, const int32_t* idx, int64_t n, int C, bool acc);
+  // flat[param[i]] = v[i]
+  void scatter_flat(T* flat, const T* v, const int32_t* param, int64_t n);
+  // v[i] = flat[param[i]]
+  void gather_flat(T* v, const T* flat, const int32_t* param, int64_t n);
+
+  // ---- loss and optimiser ----
+  // d = scale·(xhat − target); returns Σ (xhat − target)² (host value)
+  double mse(T* d, const T* xhat, const T* target, int64_t n, double scale);
+  double sum_squares(const T* x, int64_t n);
+  void scale(T* x, int64_t n, double s);
+  // Adam/AdamW update with bias correction for step `step` (1-based); g is multiplied by grad_scale first.
+  void adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamHyper& h, int64_t step, double grad_scale);
+
+  std::vector<T> scratch_;  // packing space for linear_fwd (per engine, not shared across threads)
+};
+
+extern template struct CpuOps<float>;
+extern template struct CpuOps<double>;
+
+}  // namespace wsf

@@ -1,0 +1,553 @@
+// CPU reference for the relational-transformer ops (see rt_ops.h for the contract of each op). Every op is a
+// plain loop with one comment per step; parallel loops split rows or nodes across the thread pool (parallel.h).
+// Reductions over rows (bias, LayerNorm affine and embedding gradients) sum fixed-size row blocks and then the
+// blocks in order, so results do not depend on the thread count.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/gemm_cpu.h"
+#include "core/parallel.h"
+#include "core/rt_ops.h"
+
+namespace wsf {
+namespace {
+
+constexpr int64_t kRowBlock = 512;  // rows per partial sum in column reductions
+
+// Column sums of a rows×C matrix into out (+=), deterministic: fixed row blocks, summed in block order.
+template <typename T, typename F>
+void column_reduce(T* out, int64_t rows, int C, F row_fn) {
+  const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+  if (blocks == 0) return;
+  std::vector<T> partial(static_cast<size_t>(blocks) * C, T(0));
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      T* acc = partial.data() + b * C;
+      const int64_t r1 = std::min(rows, (b + 1) * kRowBlock);
+      for (int64_t r = b * kRowBlock; r < r1; ++r) row_fn(acc, r);
+    }
+  });
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int c = 0; c < C; ++c) out[c] += partial[b * C + c];
+}
+
+inline int64_t grain_for(int64_t work_per_item) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work_per_item)); }
+
+template <typename T>
+inline T act_value(T x, Act a) {
+  switch (a) {
+    case Act::Gelu: return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
+    case Act::Silu: return x / (T(1) + std::exp(-x));
+    case Act::Relu: return x > T(0) ? x : T(0);
+  }
+  return x;
+}
+
+template <typename T>
+inline T act_grad(T x, Act a) {
+  switch (a) {
+    case Act::Gelu: {
+      // d/dx [x Φ(x)] = Φ(x) + x φ(x)
+      const T cdf = T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
+      const T pdf = std::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+      return cdf + x * pdf;
+    }
+    case Act::Silu: {
+      const T s = T(1) / (T(1) + std::exp(-x));
+      return s * (T(1) + x * (T(1) - s));
+    }
+    case Act::Relu: return x > T(0) ? T(1) : T(0);
+  }
+  return T(1);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// memory
+template <typename T>
+Status CpuOps<T>::alloc(T** p, int64_t n) {
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T);
+  *p = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (*p == nullptr) return Status(Code::Oom, "host out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(*p, 0, bytes);
+  return Status::ok();
+}
+template <typename T>
+Status CpuOps<T>::alloc_i32(int32_t** p, int64_t n) {
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(int32_t);
+  *p = static_cast<int32_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (*p == nullptr) return Status(Code::Oom, "host out of memory allocating " + std::to_string(bytes) + " bytes");
+  return Status::ok();
+}
+template <typename T>
+void CpuOps<T>::release(void* p) {
+  std::free(p);
+}
+template <typename T>
+void CpuOps<T>::zero(T* p, int64_t n) {
+  if (n > 0) std::memset(p, 0, sizeof(T) * n);
+}
+template <typename T>
+void CpuOps<T>::copy(T* dst, const T* src, int64_t n) {
+  if (n > 0 && dst != src) std::memcpy(dst, src, sizeof(T) * n);
+}
+template <typename T>
+Status CpuOps<T>::upload(T* dst, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+  return Status::ok();
+}
+template <typename T>
+Status CpuOps<T>::download(float* dst, const T* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+  return Status::ok();
+}
+template <typename T>
+Status CpuOps<T>::upload_raw(T* dst, const T* src, int64_t n) {
+  copy(dst, src, n);
+  return Status::ok();
+}
+template <typename T>
+Status CpuOps<T>::download_raw(T* dst, const T* src, int64_t n) {
+  copy(dst, src, n);
+  return Status::ok();
+}
+template <typename T>
+Status CpuOps<T>::upload_i32(int32_t* dst, const int32_t* src, int64_t n) {
+  if (n > 0) std::memcpy(dst, src, sizeof(int32_t) * n);
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// dense layers
+template <typename T>
+void CpuOps<T>::linear_fwd(T* y, const T* x, const T* W, const T* b, int64_t rows, int K, int N, int ldw, bool acc) {
+  // Pack Wᵀ (K × N) so the product streams rows of x against contiguous rows of Wᵀ.
+  scratch_.resize(static_cast<size_t>(K) * N);
+  T* Wt = scratch_.data();
+  for (int o = 0; o < N; ++o)
+    for (int k = 0; k < K; ++k) Wt[static_cast<size_t>(k) * N + o] = W[static_cast<size_t>(o) * ldw + k];
+  if (b != nullptr && !acc) {
+    // Start from the bias, then accumulate the product.
+    parallel_for(rows, grain_for(N), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) std::memcpy(y + r * N, b, sizeof(T) * N);
+    });
+    gemm(rows, N, K, x, K, 1, Wt, N, y, N, true);
+    return;
+  }
+  gemm(rows, N, K, x, K, 1, Wt, N, y, N, acc);
+  if (b != nullptr) {
+    parallel_for(rows, grain_for(N), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int o = 0; o < N; ++o) y[r * N + o] += b[o];
+    });
+  }
+}
+
+template <typename T>
+void CpuOps<T>::linear_bwd_data(T* dx, const T* dy, const T* W, int64_t rows, int K, int N, int ldw, bool acc) {
+  // dx (rows × K) = dy (rows × N) · W (N × K, leading dimension ldw)
+  gemm(rows, K, N, dy, N, 1, W, ldw, dx, K, acc);
+}
+
+template <typename T>
+void CpuOps<T>::linear_bwd_weight(T* dW, T* db, const T* dy, const T* x, int64_t rows, int K, int N, int ldw) {
+  // dW (N × K) += dyᵀ (N × rows) · x (rows × K): A(i=o, p=r) = dy[r·N + o].
+  gemm(N, K, rows, dy, 1, N, x, K, dW, ldw, true);
+  if (db != nullptr) {
+    column_reduce<T>(db, rows, N, [&](T* acc, int64_t r) {
+      const T* g = dy + r * N;
+      for (int o = 0; o < N; ++o) acc[o] += g[o];
+    });
+  }
+}
+
+template <typename T>
+void CpuOps<T>::layernorm_fwd(T* y, T* xhat, T* rstd, const T* x, const T* g, const T* b, int64_t rows, int C) {
+  parallel_for(rows, grain_for(4 * C), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* xr = x + r * C;
+      // mean and biased variance (two passes for accuracy)
+      T mean = 0;
+      for (int c = 0; c < C; ++c) mean += xr[c];
+      mean /= C;
+      T var = 0;
+      for (int c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
+      var /= C;
+      const T rs = T(1) / std::sqrt(var + T(1e-5));
+      rstd[r] = rs;
+      // normalise, then the affine map
+      for (int c = 0; c < C; ++c) {
+        const T h = (xr[c] - mean) * rs;
+        xhat[r * C + c] = h;
+        y[r * C + c] = h * g[c] + b[c];
+      }
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::layernorm_bwd(T* dx, T* dg, T* db, const T* dy, const T* xhat, const T* rstd, const T* g, int64_t rows,
+                              int C, bool acc) {
+  parallel_for(rows, grain_for(4 * C), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* dyr = dy + r * C;
+      const T* h = xhat + r * C;
+      // dx̂ = dy·g; dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
+      T m1 = 0, m2 = 0;
+      for (int c = 0; c < C; ++c) {
+        const T d = dyr[c] * g[c];
+        m1 += d;
+        m2 += d * h[c];
+      }
+      m1 /= C;
+      m2 /= C;
+      T* dxr = dx + r * C;
+      for (int c = 0; c < C; ++c) {
+        const T v = rstd[r] * (dyr[c] * g[c] - m1 - h[c] * m2);
+        dxr[c] = acc ? dxr[c] + v : v;
+      }
+    }
+  });
+  // affine parameters: column sums
+  std::vector<T> tmp(static_cast<size_t>(2) * C, T(0));
+  column_reduce<T>(tmp.data(), rows, 2 * C, [&](T* a, int64_t r) {
+    const T* dyr = dy + r * C;
+    const T* h = xhat + r * C;
+    for (int c = 0; c < C; ++c) {
+      a[c] += dyr[c] * h[c];
+      a[C + c] += dyr[c];
+    }
+  });
+  for (int c = 0; c < C; ++c) {
+    dg[c] += tmp[c];
+    db[c] += tmp[C + c];
+  }
+}
+
+template <typename T>
+void CpuOps<T>::act_fwd(T* y, const T* x, int64_t n, Act a) {
+  parallel_for(n, 8192, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) y[i] = act_value(x[i], a);
+  });
+}
+
+template <typename T>
+void CpuOps<T>::act_bwd(T* dx, const T* dy, const T* x, int64_t n, Act a, bool acc) {
+  parallel_for(n, 8192, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const T v = dy[i] * act_grad(x[i], a);
+      dx[i] = acc ? dx[i] + v : v;
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::add(T* y, const T* a, const T* b, int64_t n) {
+  parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) y[i] = a[i] + b[i];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// graph ops
+template <typename T>
+void CpuOps<T>::attention_fwd(T* o, T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col,
+                              int32_t N, int D, int heads) {
+  const int Dh = D / heads;
+  const T inv_sqrt_d = T(1) / std::sqrt(T(D));
+  parallel_for(N, 8, [&](int64_t u0, int64_t u1) {
+    std::vector<T> s;
+    for (int64_t u = u0; u < u1; ++u) {
+      const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
+      s.resize(static_cast<size_t>(k1 - k0));
+      for (int h = 0; h < heads; ++h) {
+        const T* qn = Pn + u * 3 * D + h * 3 * Dh;  // q̃_u (this head)
+        // logits s_k = ⟨q̃_u + a_k, k̃_v + b_k⟩/√D, and their maximum
+        T smax = -INFINITY;
+        for (int32_t k = k0; k < k1; ++k) {
+          const T* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+          const T* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
+          T dot = 0;
+          for (int c = 0; c < Dh; ++c) dot += (qn[c] + pe[c]) * (kn[c] + pe[Dh + c]);
+          s[k - k0] = dot * inv_sqrt_d;
+          smax = std::max(smax, s[k - k0]);
+        }
+        // softmax over the row
+        T den = 0;
+        for (int32_t k = k0; k < k1; ++k) {
+          s[k - k0] = std::exp(s[k - k0] - smax);
+          den += s[k - k0];
+        }
+        // o_u = Σ α_k (ṽ_v ⊙ g_k + c_k)
+        T* ou = o + u * D + h * Dh;
+        for (int c = 0; c < Dh; ++c) ou[c] = 0;
+        for (int32_t k = k0; k < k1; ++k) {
+          const T a = s[k - k0] / den;
+          alpha[static_cast<int64_t>(k) * heads + h] = a;
+          const T* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+          const T* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
+          for (int c = 0; c < Dh; ++c) ou[c] += a * (vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c]);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::attention_bwd(T* dPn, T* dPe, const T* dout, const T* alpha, const T* Pn, const T* Pe,
+                              const int32_t* row_ptr, const int32_t* col, const int32_t* rev, int32_t N, int D,
+                              int heads) {
+  const int Dh = D / heads;
+  const T inv_sqrt_d = T(1) / std::sqrt(T(D));
+  // Pass 1, per row u: pair gradients [da|db|dc|dg] and the query gradient dq̃_u (a row sum).
+  parallel_for(N, 8, [&](int64_t u0, int64_t u1) {
+    std::vector<T> da;
+    for (int64_t u = u0; u < u1; ++u) {
+      const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
+      da.resize(static_cast<size_t>(k1 - k0));
+      for (int h = 0; h < heads; ++h) {
+        const T* qn = Pn + u * 3 * D + h * 3 * Dh;
+        const T* dou = dout + u * D + h * Dh;
+        // dα_k = ⟨do_u, val_k⟩ and Σ α dα
+        T sum = 0;
+        for (int32_t k = k0; k < k1; ++k) {
+          const T* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+          const T* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
+          T d = 0;
+          for (int c = 0; c < Dh; ++c) d += dou[c] * (vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c]);
+          da[k - k0] = d;
+          sum += alpha[static_cast<int64_t>(k) * heads + h] * d;
+        }
+        T* dq = dPn + u * 3 * D + h * 3 * Dh;
+        for (int c = 0; c < Dh; ++c) dq[c] = 0;
+        for (int32_t k = k0; k < k1; ++k) {
+          const T a = alpha[static_cast<int64_t>(k) * heads + h];
+          const T ds = a * (da[k - k0] - sum) * inv_sqrt_d;  // ∂L/∂(q·key), scale folded in
+          const T* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+          const T* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
+          const T* vn = kn + Dh;
+          T* dpe = dPe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+          for (int c = 0; c < Dh; ++c) {
+            const T q = qn[c] + pe[c];
+            const T key = kn[c] + pe[Dh + c];
+            const T dq_c = ds * key;
+            dpe[c] = dq_c;                          // da = dq
+            dpe[Dh + c] = ds * q;                   // db = dkey
+            dpe[2 * Dh + c] = a * dou[c];           // dc = dval
+            dpe[3 * Dh + c] = a * dou[c] * vn[c];   // dg = dval ⊙ ṽ_v
+            dq[c] += dq_c;
+          }
+        }
+      }
+    }
+  });
+  // Pass 2, per node v: column sums over pairs (·, v) = row sums over rev: dk̃_v = Σ dkey, dṽ_v = Σ dval ⊙ g.
+  parallel_for(N, 8, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) {
+      for (int h = 0; h < heads; ++h) {
+        T* dk = dPn + v * 3 * D + h * 3 * Dh + Dh;
+        T* dv = dk + Dh;
+        for (int c = 0; c < Dh; ++c) dk[c] = dv[c] = 0;
+        for (int32_t j = row_ptr[v]; j < row_ptr[v + 1]; ++j) {
+          const int64_t k = rev[j];  // pair (u, v)
+          const T* dpe = dPe + k * 4 * D + h * 4 * Dh;
+          const T* pe = Pe + k * 4 * D + h * 4 * Dh;
+          for (int c = 0; c < Dh; ++c) {
+            dk[c] += dpe[Dh + c];
+            dv[c] += dpe[2 * Dh + c] * pe[3 * Dh + c];
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::edge_combine_fwd(T* z, const T* Y1, const T* Y2, const T* S, const T* Tn, const T* bias,
+                                 const int32_t* row, const int32_t* col, const int32_t* rev, int64_t M, int D) {
+  parallel_for(M, grain_for(D), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const T* y1 = Y1 + k * D;
+      const T* y2 = Y2 + static_cast<int64_t>(rev[k]) * D;
+      const T* s = S + static_cast<int64_t>(row[k]) * D;
+      const T* t = Tn + static_cast<int64_t>(col[k]) * D;
+      T* zk = z + k * D;
+      for (int c = 0; c < D; ++c) zk[c] = y1[c] + y2[c] + s[c] + t[c] + bias[c];
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::edge_combine_bwd(T* dY2, T* dS, T* dT, T* dbias, const T* dz, const int32_t* row_ptr,
+                                 const int32_t* rev, int32_t N, int64_t M, int D) {
+  // dY2 is a gather through rev; dS and dT are row sums (dT over rev).
+  parallel_for(M, grain_for(D), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) std::memcpy(dY2 + k * D, dz + static_cast<int64_t>(rev[k]) * D, sizeof(T) * D);
+  });
+  parallel_for(N, 8, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      T* ds = dS + u * D;
+      T* dt = dT + u * D;
+      for (int c = 0; c < D; ++c) ds[c] = dt[c] = 0;
+      for (int32_t k = row_ptr[u]; k < row_ptr[u + 1]; ++k) {
+        const T* g = dz + static_cast<int64_t>(k) * D;
+        const T* gr = dz + static_cast<int64_t>(rev[k]) * D;
+        for (int c = 0; c < D; ++c) {
+          ds[c] += g[c];
+          dt[c] += gr[c];
+        }
+      }
+    }
+  });
+  // Σ_k dz_k = Σ_u dS_u (in node order: deterministic)
+  for (int32_t u = 0; u < N; ++u)
+    for (int c = 0; c < D; ++c) dbias[c] += dS[static_cast<int64_t>(u) * D + c];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// inputs and outputs
+template <typename T>
+void CpuOps<T>::edge_features(T* feat, const T* x, const T* t, const int32_t* param, const int32_t* dir,
+                              const int32_t* graph, int64_t M, int din, bool reverse_value) {
+  parallel_for(M, 4096, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const bool has = dir[k] == 0 || (reverse_value && dir[k] == 1);
+      feat[k * din] = has ? x[param[k]] : T(0);
+      if (din == 2) feat[k * din + 1] = t[graph[k]];
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::node_features(T* feat, const T* x, const T* t, const int32_t* param, const int32_t* graph, int32_t N,
+                              int din) {
+  for (int32_t u = 0; u < N; ++u) {
+    feat[static_cast<int64_t>(u) * din] = param[u] >= 0 ? x[param[u]] : T(0);
+    if (din == 2) feat[static_cast<int64_t>(u) * din + 1] = t[graph[u]];
+  }
+}
+
+template <typename T>
+void CpuOps<T>::copy_cols(T* dst, int ldd, const T* src, int lds, int64_t rows, int cols, bool acc) {
+  parallel_for(rows, grain_for(cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      T* d = dst + r * ldd;
+      const T* s = src + r * lds;
+      if (acc) {
+        for (int c = 0; c < cols; ++c) d[c] += s[c];
+      } else {
+        std::memcpy(d, s, sizeof(T) * cols);
+      }
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::embed_add(T* y, int ld, const T* table, const int32_t* idx, int64_t rows, int D) {
+  parallel_for(rows, grain_for(D), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* e = table + static_cast<int64_t>(idx[r]) * D;
+      T* yr = y + r * ld;
+      for (int c = 0; c < D; ++c) yr[c] += e[c];
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::embed_bwd(T* dtable, const T* dy, int ld, const int32_t* idx, int64_t rows, int D, int table_rows) {
+  // Sequential over rows in index order: deterministic; the tables are small.
+  for (int64_t r = 0; r < rows; ++r) {
+    T* e = dtable + static_cast<int64_t>(idx[r]) * D;
+    const T* g = dy + r * ld;
+    for (int c = 0; c < D; ++c) e[c] += g[c];
+  }
+  (void)table_rows;
+}
+
+template <typename T>
+void CpuOps<T>::set_time(T* s, const T* t, const int32_t* graph, const int32_t* one_mask, int64_t rows, int H) {
+  parallel_for(rows, 8192, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) s[r * H + H - 1] = (one_mask != nullptr && one_mask[r] != 0) ? T(1) : t[graph[r]];
+  });
+}
+
+template <typename T>
+void CpuOps<T>::gather_rows(T* y, const T* x, const int32_t* idx, int64_t n, int C) {
+  parallel_for(n, grain_for(C), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) std::memcpy(y + i * C, x + static_cast<int64_t>(idx[i]) * C, sizeof(T) * C);
+  });
+}
+
+template <typename T>
+void CpuOps<T>::scatter_rows(T* dx, const T* dy, const int32_t* idx, int64_t n, int C, bool acc) {
+  parallel_for(n, grain_for(C), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      T* d = dx + static_cast<int64_t>(idx[i]) * C;
+      const T* s = dy + i * C;
+      for (int c = 0; c < C; ++c) d[c] = acc ? d[c] + s[c] : s[c];
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::scatter_flat(T* flat, const T* v, const int32_t* param, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) flat[param[i]] = v[i];
+}
+
+template <typename T>
+void CpuOps<T>::gather_flat(T* v, const T* flat, const int32_t* param, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) v[i] = flat[param[i]];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// loss and optimiser
+template <typename T>
+double CpuOps<T>::mse(T* d, const T* xhat, const T* target, int64_t n, double scale) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T e = xhat[i] - target[i];
+    s += static_cast<double>(e) * static_cast<double>(e);
+    if (d != nullptr) d[i] = static_cast<T>(scale) * e;
+  }
+  return s;
+}
+
+template <typename T>
+double CpuOps<T>::sum_squares(const T* x, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  return s;
+}
+
+template <typename T>
+void CpuOps<T>::scale(T* x, int64_t n, double s) {
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<T>(x[i] * s);
+}
+
+template <typename T>
+void CpuOps<T>::adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamHyper& h, int64_t step, double grad_scale) {
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(step));
+  const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2);
+  const T lr = static_cast<T>(h.lr), eps = static_cast<T>(h.eps), wd = static_cast<T>(h.weight_decay);
+  const T gs = static_cast<T>(grad_scale);
+  const T ibc1 = static_cast<T>(1.0 / bc1), isbc2 = static_cast<T>(1.0 / std::sqrt(bc2));
+  parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const T gi = g[i] * gs;
+      m[i] = b1 * m[i] + (T(1) - b1) * gi;
+      v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
+      // PyTorch Adam: p −= lr · m̂ / (√v̂ + eps); AdamW decay p −= lr·wd·p first
+      if (wd != T(0)) p[i] -= lr * wd * p[i];
+      p[i] -= lr * (m[i] * ibc1) / (std::sqrt(v[i]) * isbc2 + eps);
+    }
+  });
+}
+
+template struct CpuOps<float>;
+template struct CpuOps<double>;
+
+}  // namespace wsf
