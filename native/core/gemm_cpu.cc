@@ -37,75 +37,107 @@ void gemm_block_portable(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t 
 constexpr int MR = 6;
 constexpr int NR = 16;
 
-// 6×16 AVX2 micro-kernel: C[i0..i0+6)[j0..j0+16) += Σ_{p∈[p0,p1)} A(i,p) B[p][j]. Full tiles only.
-__attribute__((target("avx2,fma"))) inline void kernel_6x16(int64_t p0, int64_t p1, const float* A, int64_t sai,
-                                                             int64_t sap, const float* B, int64_t ldb, float* C,
-                                                             int64_t ldc) {
-  __m256 c00 = _mm256_loadu_ps(C + 0 * ldc), c01 = _mm256_loadu_ps(C + 0 * ldc + 8);
-  __m256 c10 = _mm256_loadu_ps(C + 1 * ldc), c11 = _mm256_loadu_ps(C + 1 * ldc + 8);
-  __m256 c20 = _mm256_loadu_ps(C + 2 * ldc), c21 = _mm256_loadu_ps(C + 2 * ldc + 8);
-  __m256 c30 = _mm256_loadu_ps(C + 3 * ldc), c31 = _mm256_loadu_ps(C + 3 * ldc + 8);
-  __m256 c40 = _mm256_loadu_ps(C + 4 * ldc), c41 = _mm256_loadu_ps(C + 4 * ldc + 8);
-  __m256 c50 = _mm256_loadu_ps(C + 5 * ldc), c51 = _mm256_loadu_ps(C + 5 * ldc + 8);
+// R×16 AVX2 micro-kernel (R ≤ 6 rows): C[i0..i0+R)[j0..j0+16) += Σ_{p∈[p0,p1)} A(i,p) B[p][j]. The 2R
+// accumulators are named variables (not an array) so they stay in registers.
+template <int R>
+__attribute__((target("avx2,fma"))) inline void kernel_r16(int64_t p0, int64_t p1, const float* A, int64_t sai,
+                                                            int64_t sap, const float* B, int64_t ldb, float* C,
+                                                            int64_t ldc) {
+  const __m256 z = _mm256_setzero_ps();
+  __m256 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
+#define WSF_LD(r, a0, a1)                          \
+  if constexpr (R > r) {                           \
+    a0 = _mm256_loadu_ps(C + r * ldc);             \
+    a1 = _mm256_loadu_ps(C + r * ldc + 8);         \
+  }
+  WSF_LD(0, c00, c01) WSF_LD(1, c10, c11) WSF_LD(2, c20, c21) WSF_LD(3, c30, c31) WSF_LD(4, c40, c41) WSF_LD(5, c50, c51)
+#undef WSF_LD
   const float* a = A + p0 * sap;
   const float* b = B + p0 * ldb;
   for (int64_t p = p0; p < p1; ++p, a += sap, b += ldb) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    __m256 x;
-    x = _mm256_broadcast_ss(a + 0 * sai); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-    x = _mm256_broadcast_ss(a + 1 * sai); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-    x = _mm256_broadcast_ss(a + 2 * sai); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-    x = _mm256_broadcast_ss(a + 3 * sai); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-    x = _mm256_broadcast_ss(a + 4 * sai); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-    x = _mm256_broadcast_ss(a + 5 * sai); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+#define WSF_FMA(r, a0, a1)                                 \
+  if constexpr (R > r) {                                   \
+    const __m256 x = _mm256_broadcast_ss(a + r * sai);     \
+    a0 = _mm256_fmadd_ps(x, b0, a0);                       \
+    a1 = _mm256_fmadd_ps(x, b1, a1);                       \
   }
-  _mm256_storeu_ps(C + 0 * ldc, c00); _mm256_storeu_ps(C + 0 * ldc + 8, c01);
-  _mm256_storeu_ps(C + 1 * ldc, c10); _mm256_storeu_ps(C + 1 * ldc + 8, c11);
-  _mm256_storeu_ps(C + 2 * ldc, c20); _mm256_storeu_ps(C + 2 * ldc + 8, c21);
-  _mm256_storeu_ps(C + 3 * ldc, c30); _mm256_storeu_ps(C + 3 * ldc + 8, c31);
-  _mm256_storeu_ps(C + 4 * ldc, c40); _mm256_storeu_ps(C + 4 * ldc + 8, c41);
-  _mm256_storeu_ps(C + 5 * ldc, c50); _mm256_storeu_ps(C + 5 * ldc + 8, c51);
+    WSF_FMA(0, c00, c01) WSF_FMA(1, c10, c11) WSF_FMA(2, c20, c21) WSF_FMA(3, c30, c31) WSF_FMA(4, c40, c41) WSF_FMA(5, c50, c51)
+#undef WSF_FMA
+  }
+#define WSF_ST(r, a0, a1)                          \
+  if constexpr (R > r) {                           \
+    _mm256_storeu_ps(C + r * ldc, a0);             \
+    _mm256_storeu_ps(C + r * ldc + 8, a1);         \
+  }
+  WSF_ST(0, c00, c01) WSF_ST(1, c10, c11) WSF_ST(2, c20, c21) WSF_ST(3, c30, c31) WSF_ST(4, c40, c41) WSF_ST(5, c50, c51)
+#undef WSF_ST
 }
 
-// Rows [i0,i1) × columns [0,N) with the micro-kernel where tiles are full and 8-wide / scalar code at the edges.
+// R×8 variant for an 8-wide column remainder.
+template <int R>
+__attribute__((target("avx2,fma"))) inline void kernel_r8(int64_t p0, int64_t p1, const float* A, int64_t sai,
+                                                           int64_t sap, const float* B, int64_t ldb, float* C,
+                                                           int64_t ldc) {
+  const __m256 z = _mm256_setzero_ps();
+  __m256 c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z;
+  if constexpr (R > 0) c0 = _mm256_loadu_ps(C + 0 * ldc);
+  if constexpr (R > 1) c1 = _mm256_loadu_ps(C + 1 * ldc);
+  if constexpr (R > 2) c2 = _mm256_loadu_ps(C + 2 * ldc);
+  if constexpr (R > 3) c3 = _mm256_loadu_ps(C + 3 * ldc);
+  if constexpr (R > 4) c4 = _mm256_loadu_ps(C + 4 * ldc);
+  if constexpr (R > 5) c5 = _mm256_loadu_ps(C + 5 * ldc);
+  const float* a = A + p0 * sap;
+  const float* b = B + p0 * ldb;
+  for (int64_t p = p0; p < p1; ++p, a += sap, b += ldb) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    if constexpr (R > 0) c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0 * sai), b0, c0);
+    if constexpr (R > 1) c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1 * sai), b0, c1);
+    if constexpr (R > 2) c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * sai), b0, c2);
+    if constexpr (R > 3) c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3 * sai), b0, c3);
+    if constexpr (R > 4) c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4 * sai), b0, c4);
+    if constexpr (R > 5) c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5 * sai), b0, c5);
+  }
+  if constexpr (R > 0) _mm256_storeu_ps(C + 0 * ldc, c0);
+  if constexpr (R > 1) _mm256_storeu_ps(C + 1 * ldc, c1);
+  if constexpr (R > 2) _mm256_storeu_ps(C + 2 * ldc, c2);
+  if constexpr (R > 3) _mm256_storeu_ps(C + 3 * ldc, c3);
+  if constexpr (R > 4) _mm256_storeu_ps(C + 4 * ldc, c4);
+  if constexpr (R > 5) _mm256_storeu_ps(C + 5 * ldc, c5);
+}
+
+template <int R>
+__attribute__((target("avx2,fma"))) void row_panel(int64_t N, int64_t p0, int64_t p1, const float* A, int64_t sai,
+                                                   int64_t sap, const float* B, int64_t ldb, float* C, int64_t ldc) {
+  int64_t j = 0;
+  for (; j + NR <= N; j += NR) kernel_r16<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc);
+  for (; j + 8 <= N; j += 8) kernel_r8<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc);
+  for (; j < N; ++j) {  // scalar column tail
+    for (int r = 0; r < R; ++r) {
+      float acc = C[r * ldc + j];
+      for (int64_t p = p0; p < p1; ++p) acc += A[r * sai + p * sap] * B[p * ldb + j];
+      C[r * ldc + j] = acc;
+    }
+  }
+}
+
+// Rows [i0,i1) × columns [0,N). K is processed in chunks (outermost) so a chunk of B (KC rows) stays in cache
+// while every row panel and column block uses it: tall reductions (weight gradients) stream B once.
 __attribute__((target("avx2,fma"))) void gemm_block_avx2(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t p1,
                                                          const float* A, int64_t sai, int64_t sap, const float* B,
                                                          int64_t ldb, float* C, int64_t ldc) {
-  const int64_t nfull = N / NR * NR;
-  int64_t i = i0;
-  // K is processed in chunks so the B panel (chunk × 16 floats) stays in L1.
-  constexpr int64_t KC = 256;
-  for (; i + MR <= i1; i += MR) {
-    for (int64_t pc = p0; pc < p1; pc += KC) {
-      const int64_t pe = std::min(p1, pc + KC);
-      for (int64_t j = 0; j < nfull; j += NR) kernel_6x16(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc);
-    }
-  }
-  // Remaining rows: one row at a time, 8-wide.
-  for (; i < i1; ++i) {
-    float* c = C + i * ldc;
-    int64_t j = 0;
-    for (; j + 8 <= nfull; j += 8) {
-      __m256 acc = _mm256_loadu_ps(c + j);
-      for (int64_t p = p0; p < p1; ++p) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(A + i * sai + p * sap), _mm256_loadu_ps(B + p * ldb + j), acc);
-      _mm256_storeu_ps(c + j, acc);
-    }
-  }
-  // Column tail (N not a multiple of 16) for all rows.
-  if (nfull < N) {
-    for (int64_t r = i0; r < i1; ++r) {
-      float* c = C + r * ldc;
-      int64_t j = nfull;
-      for (; j + 8 <= N; j += 8) {
-        __m256 acc = _mm256_loadu_ps(c + j);
-        for (int64_t p = p0; p < p1; ++p) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * sai + p * sap), _mm256_loadu_ps(B + p * ldb + j), acc);
-        _mm256_storeu_ps(c + j, acc);
-      }
-      for (; j < N; ++j) {
-        float acc = c[j];
-        for (int64_t p = p0; p < p1; ++p) acc += A[r * sai + p * sap] * B[p * ldb + j];
-        c[j] = acc;
-      }
+  constexpr int64_t KC = 128;
+  for (int64_t pc = p0; pc < p1; pc += KC) {
+    const int64_t pe = std::min(p1, pc + KC);
+    int64_t i = i0;
+    for (; i + MR <= i1; i += MR) row_panel<MR>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc);
+    switch (i1 - i) {
+      case 5: row_panel<5>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+      case 4: row_panel<4>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+      case 3: row_panel<3>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+      case 2: row_panel<2>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+      case 1: row_panel<1>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+      default: break;
     }
   }
 }
@@ -147,11 +179,10 @@ void gemm_impl(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t
     for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(T) * N);
   }
   if (K <= 0) return;
-  const int threads = num_threads();
-  const double flops = 2.0 * M * N * K;
-  // Tall reduction (weight gradients): few output rows, long K. Split K across threads with private partials.
-  if (threads > 1 && M < 24 * threads && K >= 4096 && flops > 2e6) {
-    const int64_t parts = threads;
+  // Tall reduction (weight gradients): few output rows, long K. Split K into a fixed number of parts with private
+  // partials summed in order, so the result does not depend on the thread count.
+  if (K >= 4096 && K >= 16 * M) {
+    const int64_t parts = 8;
     std::vector<std::vector<T>> partial(parts, std::vector<T>(static_cast<size_t>(M * N), T(0)));
     parallel_for(parts, 1, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
