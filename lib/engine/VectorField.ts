@@ -1,0 +1,392 @@
+/**
+ * The vector-field network: a relational transformer over the weight graphs of a batch of MLPs, predicting the
+ * endpoint x̂1 (flat layout) from a noisy state x_t and time t (METHOD.md §2). Runs on the native engine (CPU or
+ * CUDA); parameters, gradients and Adam state stay native. One parameter set serves every MLP whose input
+ * width, output width and depth fit the positional slots it was created with (hidden widths are free), so a
+ * flow trained on 784-10-10 runs on 784-32-10.
+ */
+import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
+import { resolveDevice, type Device, type DeviceRequest } from '../device.js';
+import { DisposedError, WsfError } from '../errors.js';
+import { readSafetensors, writeSafetensors, f32, type SafeTensor } from '../io/safetensors.js';
+import { binding } from '../native/binding.js';
+import type { NativeEngineConfig, NativeEngineInstance, NativeParamInfo } from '../native/types.js';
+import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
+import { version } from '../version.js';
+
+/** Graph density: real edges only (default) or all N² pairs (the published model). */
+export type GraphMode = 'sparse' | 'dense';
+
+/** Options of {@link VectorField.create}. */
+export interface VectorFieldOptions {
+  /** The architecture the field is built for (sets the positional slots). */
+  arch: Architecture | readonly number[];
+  /** Embedding width D (state width D+1). Default 32. */
+  D?: number;
+  /** Relational-transformer layers. Default 5. */
+  layers?: number;
+  /** Attention heads (must divide D). Default 1. */
+  heads?: number;
+  /** 'sparse' (default) or 'dense'. */
+  graph?: GraphMode;
+  /**
+   * 'corrected' (default): time reaches every node and pair. 'reference': the published time rule (input
+   * neurons and real forward pairs get 1 instead of t) — dense graphs only.
+   */
+  semantics?: 'corrected' | 'reference';
+  /** Feed t to the input MLPs as well as the time channel. Default false (published). */
+  timeInput?: boolean;
+  /** Learned embedding of the pair direction. Default: true for sparse, false for dense. */
+  dirEmbed?: boolean;
+  /** Reverse pairs carry the weight value. Default: true for sparse, false for dense. */
+  reverseValue?: boolean;
+  /** Parameter-initialisation seed. Default 0. */
+  seed?: number;
+  /** 'auto' (default), 'cpu' or 'cuda'. */
+  device?: DeviceRequest;
+  /** Slots override: largest input width, number of hidden layers and output width supported. */
+  slots?: { input: number; hidden: number; output: number };
+  /** @internal 'f64' selects the CPU double-precision reference (gradient checks). */
+  dtype?: 'f32' | 'f64';
+}
+
+/** Adam / AdamW hyper-parameters for {@link VectorField.step}. */
+export interface AdamOptions {
+  /** Learning rate. Default 1e-3. */
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Decoupled weight decay (AdamW). Default 0. */
+  weightDecay?: number;
+  /** Clip the global gradient norm to this value (0 = off). Default 0. */
+  clipNorm?: number;
+}
+
+/** Batch description: one architecture for all B networks, or one per network (mixed batch). */
+export interface BatchOptions {
+  /** Architecture of every network in the batch (default: the field's architecture). */
+  arch?: Architecture;
+  /** Per-network architectures (mixed batch); `xt` is then the concatenation of their flat vectors. */
+  archs?: readonly Architecture[];
+}
+
+const FORMAT = 'wsflow.vectorfield/1';
+
+/** The relational-transformer vector field. */
+export class VectorField {
+  /** The resolved native configuration. */
+  readonly config: Readonly<NativeEngineConfig>;
+  /** The architecture the field was built for. */
+  readonly arch: Architecture;
+  /** Where it runs. */
+  readonly device: Device;
+  /** Host dtype. */
+  readonly dtype: 'f32' | 'f64';
+  private native: NativeEngineInstance | undefined;
+  private graphKey = '';
+  private batchArchs: Architecture[] = [];
+  private totalP = 0;
+
+  private constructor(native: NativeEngineInstance, config: NativeEngineConfig, arch: Architecture, device: Device, dtype: 'f32' | 'f64') {
+    this.native = native;
+    this.config = Object.freeze({ ...config });
+    this.arch = arch;
+    this.device = device;
+    this.dtype = dtype;
+  }
+
+  /**
+   * Creates a field with freshly initialised parameters (METHOD.md §2.4).
+   * @throws WsfError ERR_INVALID for a bad option, ERR_NO_CUDA when 'cuda' is unavailable
+   */
+  static create(opts: VectorFieldOptions): VectorField {
+    const arch = opts.arch instanceof Architecture ? opts.arch : mlp(opts.arch);
+    const graph = checkChoice('graph', opts.graph ?? 'sparse', ['sparse', 'dense'] as const);
+    const semantics = checkChoice('semantics', opts.semantics ?? 'corrected', ['corrected', 'reference'] as const);
+    if (semantics === 'reference' && graph !== 'dense') {
+      throw new WsfError("semantics 'reference' (the published time rule) needs graph 'dense': on sparse graphs it would give real edges no time input", 'ERR_INVALID');
+    }
+    const D = checkInt('D', opts.D ?? 32, 1, 4096);
+    const heads = checkInt('heads', opts.heads ?? 1, 1, D);
+    if (D % heads !== 0) throw new WsfError(`Expected heads to divide D (D = ${D}) but received ${heads}`, 'ERR_INVALID');
+    const slots = opts.slots ?? { input: arch.widths[0]!, hidden: arch.numLayers - 1, output: arch.widths[arch.numLayers]! };
+    const config: NativeEngineConfig = {
+      D,
+      layers: checkInt('layers', opts.layers ?? 5, 0, 64),
+      heads,
+      inputSlots: checkInt('slots.input', slots.input, 1),
+      hiddenSlots: checkInt('slots.hidden', slots.hidden, 0),
+      outputSlots: checkInt('slots.output', slots.output, 1),
+      mode: graph,
+      timeRule: semantics === 'reference' ? 'reference' : 'all',
+      dirEmbed: opts.dirEmbed ?? graph === 'sparse',
+      reverseValue: opts.reverseValue ?? graph === 'sparse',
+      inFeatures: opts.timeInput === true ? 2 : 1,
+    };
+    const dtype = opts.dtype ?? 'f32';
+    const device = dtype === 'f64' ? 'cpu' : resolveDevice(opts.device);
+    const seed = checkInt('seed', opts.seed ?? 0, 0, 2 ** 53);
+    const native = new (binding().NativeEngine)(config, seed, device, dtype);
+    return new VectorField(native, config, arch, device, dtype);
+  }
+
+  private get n(): NativeEngineInstance {
+    if (this.native === undefined) throw new DisposedError('VectorField');
+    return this.native;
+  }
+
+  /** Number of trainable parameters. */
+  get numParams(): number {
+    return this.n.numParams();
+  }
+
+  /** Named parameter tensors and their offsets in {@link getParams}' vector. */
+  paramTable(): NativeParamInfo[] {
+    return this.n.paramTable();
+  }
+
+  /** Completed optimiser steps. */
+  get stepCount(): number {
+    return this.n.getStepCount();
+  }
+
+  /** Bytes of native (host or device) memory the field holds right now. */
+  get bytesHeld(): number {
+    return this.n.bytesHeld();
+  }
+
+  /** Sets the batch's graph (cached while the architectures stay the same). Returns the total flat length. */
+  private prepare(xt: Float32Array | Float64Array, opts: BatchOptions): number {
+    let archs: Architecture[];
+    if (opts.archs !== undefined) {
+      if (opts.archs.length === 0) throw new WsfError('Expected at least one architecture in `archs`', 'ERR_INVALID');
+      archs = [...opts.archs];
+      const total = archs.reduce((s, a) => s + a.numParams, 0);
+      if (xt.length !== total) {
+        throw new WsfError(`Expected \`xt\` of length ${total} (the ${archs.length} networks' parameters) but received length ${xt.length}`, 'ERR_SHAPE');
+      }
+    } else {
+      const arch = opts.arch ?? this.arch;
+      if (!(xt instanceof Float32Array) && this.dtype === 'f32') checkBatch(arch, 'xt', xt);
+      const P = arch.numParams;
+      if (xt.length === 0 || xt.length % P !== 0) {
+        throw new WsfError(`Expected \`xt\` of length B·P (P = ${P} for ${arch.key}) but received length ${xt.length}`, 'ERR_SHAPE');
+      }
+      archs = Array.from({ length: xt.length / P }, () => arch);
+    }
+    const key = archs.map((a) => a.key).join('|');
+    if (key !== this.graphKey) {
+      this.n.setGraph(archs.map((a) => [...a.widths]));
+      this.graphKey = key;
+      this.batchArchs = archs;
+      this.totalP = xt.length;
+    }
+    return archs.length;
+  }
+
+  private times(t: Float32Array | Float64Array | number, B: number): Float32Array | Float64Array {
+    const Arr = this.dtype === 'f64' ? Float64Array : Float32Array;
+    if (typeof t === 'number') {
+      checkNumber('t', t, 0, 1);
+      return new Arr(B).fill(t);
+    }
+    if (t.length !== B) throw new WsfError(`Expected \`t\` of length B = ${B} but received length ${t.length}`, 'ERR_SHAPE');
+    return t;
+  }
+
+  private checkKind(name: string, a: Float32Array | Float64Array, length: number): void {
+    const want = this.dtype === 'f64' ? Float64Array : Float32Array;
+    if (!(a instanceof want)) throw new WsfError(`Expected ${want.name} for \`${name}\` but received ${a.constructor.name}`, 'ERR_DTYPE');
+    if (a.length !== length) throw new WsfError(`Expected \`${name}\` of length ${length} but received length ${a.length}`, 'ERR_SHAPE');
+  }
+
+  /**
+   * Predicts x̂1 for a batch.
+   * @param xt B·P states in the flat layout (Float32Array)
+   * @param t per-network times in [0, 1] (length B) or one number for all
+   * @param opts `training: true` keeps activations for {@link backward}; `out` receives the result
+   * @returns x̂1, B·P, flat layout
+   * @throws WsfError ERR_SHAPE / ERR_DTYPE for bad arrays, ERR_DISPOSED after dispose()
+   */
+  forward<A extends Float32Array | Float64Array>(xt: A, t: Float32Array | Float64Array | number, opts: BatchOptions & { training?: boolean; out?: A } = {}): A {
+    const B = this.prepare(xt, opts);
+    this.checkKind('xt', xt, xt.length);
+    const out = opts.out ?? (new (xt.constructor as { new (n: number): A })(xt.length));
+    this.checkKind('out', out, xt.length);
+    this.n.forward(xt, this.times(t, B), out, opts.training ?? false);
+    return out;
+  }
+
+  /** Accumulates parameter gradients from ∂L/∂x̂1 (B·P, flat layout) after a training-mode forward. */
+  backward(dxhat: Float32Array | Float64Array): void {
+    if (this.totalP === 0) throw new WsfError('backward needs a training-mode forward pass first', 'ERR_INVALID');
+    this.checkKind('dxhat', dxhat, this.totalP);
+    this.n.backward(dxhat);
+  }
+
+  /**
+   * Forward (training mode) plus the fused MSE loss mean((x̂1 − target)²) over all B·P entries and its backward.
+   * Gradients accumulate; call {@link zeroGrad} first (or use {@link trainStepMse}).
+   * @returns the loss
+   */
+  lossAndGradMse<A extends Float32Array | Float64Array>(xt: A, t: Float32Array | Float64Array | number, target: A, opts: BatchOptions & { out?: A } = {}): number {
+    this.forward(xt, t, { ...opts, training: true });
+    this.checkKind('target', target, xt.length);
+    return this.n.mse(target, true);
+  }
+
+  /** Clears accumulated gradients. */
+  zeroGrad(): void {
+    this.n.zeroGrad();
+  }
+
+  /**
+   * One Adam step with the accumulated gradients.
+   * @returns the global gradient norm before clipping
+   * @throws WsfError ERR_NUMERIC when the gradient is not finite (the step is skipped)
+   */
+  step(opts: AdamOptions = {}): number {
+    return this.n.adamStep(
+      checkNumber('lr', opts.lr ?? 1e-3, 0),
+      checkNumber('beta1', opts.beta1 ?? 0.9, 0, 1),
+      checkNumber('beta2', opts.beta2 ?? 0.999, 0, 1),
+      checkNumber('eps', opts.eps ?? 1e-8, 0),
+      checkNumber('weightDecay', opts.weightDecay ?? 0, 0),
+      checkNumber('clipNorm', opts.clipNorm ?? 0, 0),
+    );
+  }
+
+  /** zeroGrad + MSE forward/backward + Adam step; returns the loss. */
+  trainStepMse(xt: Float32Array, t: Float32Array | number, target: Float32Array, opts: BatchOptions & AdamOptions = {}): number {
+    this.zeroGrad();
+    const loss = this.lossAndGradMse(xt, t, target, opts);
+    this.step(opts);
+    return loss;
+  }
+
+  /** A copy of all parameters (flat, in {@link paramTable} order). */
+  getParams(): Float32Array {
+    const out = new Float32Array(this.numParams);
+    if (this.dtype === 'f64') {
+      const d = new Float64Array(this.numParams);
+      this.n.getParams(d);
+      out.set(d);
+    } else {
+      this.n.getParams(out);
+    }
+    return out;
+  }
+
+  /** Overwrites all parameters. */
+  setParams(p: Float32Array | Float64Array): void {
+    const Arr = this.dtype === 'f64' ? Float64Array : Float32Array;
+    const v = p instanceof Arr ? p : Arr.from(p);
+    this.checkKind('params', v, this.numParams);
+    this.n.setParams(v);
+  }
+
+  /** A copy of the accumulated gradients. */
+  getGrads(): Float32Array | Float64Array {
+    const out = this.dtype === 'f64' ? new Float64Array(this.numParams) : new Float32Array(this.numParams);
+    this.n.getGrads(out);
+    return out;
+  }
+
+  /** Tensors and metadata of a checkpoint (parameters, optionally the Adam state). */
+  stateTensors(opts: { optimizer?: boolean } = {}): { tensors: Record<string, SafeTensor>; metadata: Record<string, string> } {
+    const params = this.getParams();
+    const tensors: Record<string, SafeTensor> = {};
+    for (const p of this.paramTable()) tensors[p.name] = f32(params.slice(p.offset, p.offset + p.size), p.shape);
+    if (opts.optimizer === true && this.dtype === 'f32') {
+      const m = new Float32Array(this.numParams);
+      const v = new Float32Array(this.numParams);
+      this.n.getAdam(m, v);
+      tensors['__adam_m'] = f32(m);
+      tensors['__adam_v'] = f32(v);
+    }
+    const metadata: Record<string, string> = {
+      format: FORMAT,
+      wsflow: version,
+      config: JSON.stringify(this.config),
+      arch: this.arch.key,
+      step: String(this.stepCount),
+    };
+    return { tensors, metadata };
+  }
+
+  /** Restores parameters (and the Adam state when present) from {@link stateTensors}' output. */
+  loadStateTensors(tensors: Record<string, SafeTensor>, source = 'checkpoint', step?: number): void {
+    const params = new Float32Array(this.numParams);
+    for (const p of this.paramTable()) {
+      const t = tensors[p.name];
+      if (t === undefined) throw new WsfError(`${source}: missing parameter tensor \`${p.name}\``, 'ERR_IO');
+      if (t.dtype !== 'F32' || t.data.length !== p.size) {
+        throw new WsfError(`${source}: parameter \`${p.name}\` has ${t.data.length} ${t.dtype} values; expected ${p.size} F32 (shape [${p.shape.join(', ')}])`, 'ERR_IO');
+      }
+      params.set(t.data as Float32Array, p.offset);
+    }
+    this.setParams(params);
+    const m = tensors['__adam_m'];
+    const v = tensors['__adam_v'];
+    if (m !== undefined && v !== undefined && this.dtype === 'f32') this.n.setAdam(m.data as Float32Array, v.data as Float32Array);
+    if (step !== undefined) this.n.setStepCount(step);
+  }
+
+  /**
+   * Saves parameters (+ Adam state with `optimizer: true`) and the configuration as a safetensors file,
+   * atomically. `metadata` entries are added to the file's `__metadata__`.
+   */
+  save(file: string, opts: { optimizer?: boolean; metadata?: Record<string, string> } = {}): void {
+    const { tensors, metadata } = this.stateTensors(opts);
+    writeSafetensors(file, tensors, { ...metadata, ...(opts.metadata ?? {}) });
+  }
+
+  /**
+   * Loads a field saved with {@link save}, on any device.
+   * @throws WsfError ERR_IO for a missing, corrupt or foreign file
+   */
+  static load(file: string, opts: { device?: DeviceRequest } = {}): VectorField {
+    const f = readSafetensors(file);
+    if (f.metadata.format !== FORMAT) {
+      throw new WsfError(`${file}: not a wsflow vector-field file (format '${f.metadata.format ?? 'missing'}', expected '${FORMAT}')`, 'ERR_IO');
+    }
+    let cfg: NativeEngineConfig;
+    try {
+      cfg = JSON.parse(f.metadata.config ?? '') as NativeEngineConfig;
+    } catch {
+      throw new WsfError(`${file}: unreadable config metadata`, 'ERR_IO');
+    }
+    const arch = mlp(f.metadata.arch ?? '');
+    const vf = VectorField.create({
+      arch,
+      D: cfg.D,
+      layers: cfg.layers,
+      heads: cfg.heads,
+      graph: cfg.mode,
+      semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
+      timeInput: cfg.inFeatures === 2,
+      dirEmbed: cfg.dirEmbed,
+      reverseValue: cfg.reverseValue,
+      slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots },
+      ...(opts.device !== undefined ? { device: opts.device } : {}),
+    });
+    vf.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));
+    return vf;
+  }
+
+  /** Frees the native engine. Further calls throw ERR_DISPOSED. Idempotent. */
+  dispose(): void {
+    this.native?.dispose();
+    this.native = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** The architectures of the current batch graph. */
+  get batchArchitectures(): readonly Architecture[] {
+    return this.batchArchs;
+  }
+}

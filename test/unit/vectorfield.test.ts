@@ -1,0 +1,146 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { mlp, VectorField, WsfError, type Architecture } from '../../lib/index.js';
+import { Rng } from '../../lib/util/rng.js';
+
+// Independent permutation of hidden neurons on the flat layout (written here from METHOD.md §1.2, not taken from
+// the library): perms[l−1] permutes the neurons of hidden layer l.
+function permuteFlat(arch: Architecture, flat: Float32Array, perms: Int32Array[]): Float32Array {
+  const out = new Float32Array(flat.length);
+  const P = arch.numParams;
+  const L = arch.numLayers;
+  const w = arch.widths;
+  const id = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+  for (let b = 0; b < flat.length / P; b++) {
+    for (let l = 1; l <= L; l++) {
+      const pin = l - 1 >= 1 ? perms[l - 2]! : id(w[l - 1]!); // permutation of the layer's inputs
+      const pout = l < L ? perms[l - 1]! : id(w[l]!);
+      for (let i = 0; i < w[l - 1]!; i++) {
+        for (let j = 0; j < w[l]!; j++) out[b * P + arch.weightIndex(l, pin[i]!, pout[j]!)] = flat[b * P + arch.weightIndex(l, i, j)]!;
+      }
+      for (let j = 0; j < w[l]!; j++) out[b * P + arch.biasIndex(l, pout[j]!)] = flat[b * P + arch.biasIndex(l, j)]!;
+    }
+  }
+  return out;
+}
+
+describe('VectorField', () => {
+  it('has the published parameter counts (METHOD.md §2.5) minus the unused graph-level head', () => {
+    // Dense reference configuration, no direction embedding: 145,769 − 11,681 = 134,088 (MNIST D=32);
+    // 436,809 − 12,609 = 424,200 (UCI D=64). The sparse default adds a 3×D direction table.
+    const mn = VectorField.create({ arch: [784, 10, 10], D: 32, graph: 'dense', semantics: 'reference', device: 'cpu' });
+    expect(mn.numParams).toBe(134088);
+    const uci = VectorField.create({ arch: [30, 16, 16, 2], D: 64, graph: 'dense', semantics: 'reference', device: 'cpu' });
+    expect(uci.numParams).toBe(424200);
+    const sp = VectorField.create({ arch: [784, 10, 10], D: 32, device: 'cpu' });
+    expect(sp.numParams).toBe(134088 + 3 * 32);
+    for (const v of [mn, uci, sp]) v.dispose();
+  });
+
+  it('is permutation-equivariant: permuting hidden neurons of the inputs permutes the output', () => {
+    const arch = mlp([6, 5, 4, 3]);
+    const rng = new Rng(3);
+    for (const graph of ['sparse', 'dense'] as const) {
+      const vf = VectorField.create({ arch, D: 8, layers: 2, graph, seed: 1, device: 'cpu' });
+      const xt = rng.fillNormal(new Float32Array(2 * arch.numParams));
+      const t = Float32Array.from([0.2, 0.7]);
+      const perms = [rng.permutation(5), rng.permutation(4)];
+      const y = vf.forward(xt, t);
+      const yp = vf.forward(permuteFlat(arch, xt, perms), t);
+      // f32: attention sums run in a different order after permutation.
+      expect(yp).toAllClose(permuteFlat(arch, y, perms), { atol: 1e-5, rtol: 1e-4 });
+      vf.dispose();
+    }
+  });
+
+  it('runs the same parameters on a wider network (784-10-10 → 784-32-10) and on mixed batches', () => {
+    const rng = new Rng(5);
+    const a = mlp([784, 10, 10]);
+    const wide = mlp([784, 32, 10]);
+    const vf = VectorField.create({ arch: a, D: 8, layers: 1, device: 'cpu' });
+    const xa = rng.fillNormal(new Float32Array(a.numParams), 0, 0.1);
+    const xw = rng.fillNormal(new Float32Array(wide.numParams), 0, 0.1);
+    const ya = vf.forward(xa, 0.5);
+    const yw = vf.forward(xw, 0.5, { arch: wide });
+    expect(yw.length).toBe(wide.numParams);
+    expect(yw.every(Number.isFinite)).toBe(true);
+    // A mixed batch gives each network the same prediction it gets alone (graphs do not interact).
+    const mixed = new Float32Array(a.numParams + wide.numParams);
+    mixed.set(xa);
+    mixed.set(xw, a.numParams);
+    const ym = vf.forward(mixed, Float32Array.from([0.5, 0.5]), { archs: [a, wide] });
+    expect(ym.subarray(0, a.numParams)).toAllClose(ya, { atol: 1e-6, rtol: 1e-5 });
+    expect(ym.subarray(a.numParams)).toAllClose(yw, { atol: 1e-6, rtol: 1e-5 });
+    // A network that does not fit the slots is a shape error, and the field keeps working.
+    const deep = mlp([784, 4, 4, 10]);
+    expect(() => vf.forward(new Float32Array(deep.numParams), 0.5, { arch: deep })).toThrow(/hidden-layer slots/);
+    expect(vf.forward(xa, 0.5)).toAllClose(ya, { atol: 0, rtol: 0 });
+    vf.dispose();
+  });
+
+  it('overfits a fixed batch: the MSE loss falls by orders of magnitude', () => {
+    const arch = mlp([5, 4, 3]);
+    const rng = new Rng(11);
+    const vf = VectorField.create({ arch, D: 16, layers: 2, seed: 2, device: 'cpu' });
+    const B = 4;
+    const xt = rng.fillNormal(new Float32Array(B * arch.numParams));
+    const target = rng.fillNormal(new Float32Array(B * arch.numParams), 0, 0.5);
+    const t = Float32Array.from([0.1, 0.4, 0.6, 0.9]);
+    const first = vf.trainStepMse(xt, t, target, { lr: 3e-3 });
+    let last = first;
+    for (let i = 0; i < 600; i++) last = vf.trainStepMse(xt, t, target, { lr: 3e-3 });
+    expect(vf.stepCount).toBe(601);
+    expect(last).toBeLessThan(first / 100);
+    vf.dispose();
+  });
+
+  it('saves and loads parameters, optimiser state and config; corrupt files are ERR_IO', () => {
+    const arch = mlp([4, 3, 2]);
+    const rng = new Rng(2);
+    const vf = VectorField.create({ arch, D: 8, layers: 2, seed: 9, device: 'cpu' });
+    const xt = rng.fillNormal(new Float32Array(3 * arch.numParams));
+    const tgt = rng.fillNormal(new Float32Array(3 * arch.numParams));
+    vf.trainStepMse(xt, 0.3, tgt);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-vf-'));
+    const file = path.join(dir, 'flow.safetensors');
+    vf.save(file, { optimizer: true });
+    const back = VectorField.load(file, { device: 'cpu' });
+    expect(back.stepCount).toBe(1);
+    expect(back.config).toEqual(vf.config);
+    expect(back.forward(xt, 0.3)).toAllClose(vf.forward(xt, 0.3), { atol: 0, rtol: 0 });
+    // Continuing training from the checkpoint gives bit-identical parameters (Adam state restored).
+    vf.trainStepMse(xt, 0.3, tgt);
+    back.trainStepMse(xt, 0.3, tgt);
+    expect(back.getParams()).toAllClose(vf.getParams(), { atol: 0, rtol: 0 });
+    const bytes = fs.readFileSync(file);
+    fs.writeFileSync(file, bytes.subarray(0, bytes.length - 100));
+    expect(() => VectorField.load(file)).toThrowError(WsfError);
+    vf.dispose();
+    back.dispose();
+  });
+
+  it('rejects bad input with typed errors and survives; disposed fields throw ERR_DISPOSED', () => {
+    const arch = mlp([4, 3, 2]);
+    const vf = VectorField.create({ arch, D: 4, layers: 1, device: 'cpu' });
+    const code = (f: () => unknown): string | undefined => {
+      try {
+        f();
+      } catch (e) {
+        return (e as WsfError).code;
+      }
+      return undefined;
+    };
+    expect(code(() => vf.forward(new Float32Array(arch.numParams + 1), 0.5))).toBe('ERR_SHAPE');
+    expect(code(() => vf.forward(new Float32Array(2 * arch.numParams), Float32Array.from([0.5])))).toBe('ERR_SHAPE');
+    expect(code(() => vf.backward(new Float32Array(2 * arch.numParams)))).toBe('ERR_INVALID'); // no training forward yet
+    expect(code(() => VectorField.create({ arch, D: 6, heads: 4 }))).toBe('ERR_INVALID');
+    expect(code(() => VectorField.create({ arch, semantics: 'reference' }))).toBe('ERR_INVALID');
+    expect(code(() => VectorField.create({ arch, device: 'tpu' as never }))).toBe('ERR_INVALID');
+    expect(vf.forward(new Float32Array(arch.numParams), 0.5).length).toBe(arch.numParams);
+    vf.dispose();
+    expect(code(() => vf.forward(new Float32Array(arch.numParams), 0.5))).toBe('ERR_DISPOSED');
+    vf.dispose(); // idempotent
+  });
+});
