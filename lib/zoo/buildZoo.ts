@@ -247,7 +247,10 @@ function resolveConfig(opts: BuildZooOptions): ZooConfig {
   const itersPerEpoch = Math.ceil(nTrain / batchSize);
   const snapshotsPerRun = (epochs - schedule.skipEpochs) * Math.ceil(itersPerEpoch / schedule.everyIters);
   const hash = taskDataHash(task);
-  const taskSpec: TaskSpec = task.spec !== undefined ? { ...task.spec, hash } : { name: task.name, seed: null, sizes: [task.train.n, task.val.n, task.test.n], standardize: 'none', normalization: null, scaling: null, hash };
+  const taskSpec: TaskSpec =
+    task.spec !== undefined
+      ? { ...task.spec, hash }
+      : { name: task.name, seed: null, sizes: [task.train.n, task.val.n, task.test.n], standardize: 'none', normalization: 'unknown (a user-implemented Task without spec)', scaling: null, hash };
   return {
     task,
     taskSpec,
@@ -488,6 +491,9 @@ async function trainChunk(ctx: TrainContext, firstRun: number, R: number): Promi
 /**
  * Trains `runs` base MLPs on a task with TF.js and writes their checkpoints as one zoo file (see the module doc
  * for the exact training and checkpoint semantics, and `Zoo.ts` for the file format).
+ *
+ * The build stops between steps when `signal` aborts; to stop on Ctrl-C, abort from a SIGINT handler
+ * (`process.once('SIGINT', () => ac.abort())`). A killed process loses only the chunk in progress.
  *
  * @example await buildZoo({ task: 'wdbc', out: 'runs/wdbc.zoo.safetensors' }) // the thesis' 100 × 80 networks
  * @returns the zoo, its file, the backend and timings
