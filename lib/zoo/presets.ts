@@ -1,0 +1,86 @@
+/**
+ * Zoo-building presets: the thesis' trajectory collection per task (METHOD.md §9), and generic defaults for
+ * other tasks. Every field can be overridden in `buildZoo`'s options.
+ */
+
+/** Optimiser options. Adam: β1 0.9, β2 0.999, ε 1e-8 (PyTorch's defaults), no weight decay unless given. */
+export type ZooOptimizerOptions =
+  | { readonly name: 'adam'; readonly lr: number; readonly beta1?: number; readonly beta2?: number; readonly eps?: number; readonly weightDecay?: number }
+  | { readonly name: 'sgd'; readonly lr: number; readonly momentum?: number; readonly weightDecay?: number };
+
+/**
+ * Initialisation: `'normal'` draws weights from N(0, std²) (default std 0.1) with zero biases (the thesis'
+ * trajectory init); `'uniform'` is PyTorch's `nn.Linear` default, weights and biases U(−1/√fan_in, 1/√fan_in).
+ */
+export type ZooInitOptions = { readonly scheme: 'normal'; readonly std?: number } | { readonly scheme: 'uniform' };
+
+/** Which checkpoints to keep: epoch ≥ skipEpochs and (batch index within the epoch) % everyIters == 0. */
+export interface ZooSchedule {
+  readonly skipEpochs: number;
+  readonly everyIters: number;
+}
+
+/** A full set of training settings. */
+export interface ZooPreset {
+  readonly runs: number;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly optimizer: ZooOptimizerOptions;
+  readonly init: ZooInitOptions;
+  readonly schedule: ZooSchedule;
+  /** Runs trained together per chunk (and per resumable partial file). */
+  readonly chunkSize: number;
+}
+
+const presets: Record<'wdbc' | 'mnist' | 'fashion-mnist' | 'generic', ZooPreset> = {
+  wdbc: {
+    runs: 100,
+    epochs: 50,
+    batchSize: 64,
+    optimizer: { name: 'adam', lr: 1e-3 },
+    init: { scheme: 'normal', std: 0.1 },
+    schedule: { skipEpochs: 10, everyIters: 4 },
+    chunkSize: 25,
+  },
+  mnist: {
+    runs: 50,
+    epochs: 25,
+    batchSize: 64,
+    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-5 },
+    init: { scheme: 'normal', std: 0.1 },
+    schedule: { skipEpochs: 5, everyIters: 10 },
+    chunkSize: 25,
+  },
+  'fashion-mnist': {
+    runs: 50,
+    epochs: 25,
+    batchSize: 64,
+    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-5 },
+    init: { scheme: 'normal', std: 0.1 },
+    schedule: { skipEpochs: 5, everyIters: 10 },
+    chunkSize: 25,
+  },
+  generic: {
+    runs: 10,
+    epochs: 20,
+    batchSize: 64,
+    optimizer: { name: 'adam', lr: 1e-3 },
+    init: { scheme: 'normal', std: 0.1 },
+    schedule: { skipEpochs: 5, everyIters: 4 },
+    chunkSize: 10,
+  },
+};
+/**
+ * - `wdbc` (thesis): 100 runs × 50 epochs of Adam lr 1e-3, batch 64, N(0, 0.1²) init, keep epochs ≥ 10 every 4th
+ *   batch → 2 per epoch, 80 per run, 8,000 networks.
+ * - `mnist` (thesis appendix): 50 runs (the results text says 20; we take the appendix' 50) × 25 epochs of SGD
+ *   lr 0.1, momentum 0.9, weight decay 1e-5, batch 64, N(0, 0.1²) init, keep epochs ≥ 5 every 10th batch → with
+ *   the 8,000-digit train split (125 batches) 13 per epoch, 260 per run, 13,000 networks.
+ * - `fashion-mnist`: the mnist settings (the thesis trained no Fashion-MNIST zoo).
+ * - `generic` (any other task): 10 runs × 20 epochs of Adam 1e-3, batch 64, N(0, 0.1²), keep epochs ≥ 5 every 4th batch.
+ */
+export const ZOO_PRESETS: Readonly<Record<'wdbc' | 'mnist' | 'fashion-mnist' | 'generic', ZooPreset>> = Object.freeze(presets);
+for (const p of Object.values(presets)) Object.freeze(p);
+
+/** A preset name. */
+export type ZooPresetName = keyof typeof ZOO_PRESETS;

