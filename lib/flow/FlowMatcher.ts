@@ -1,0 +1,699 @@
+/**
+ * Flow matching over network weights in three geometries (METHOD.md §5–§7):
+ * - **euclidean**: raw (aligned) weights, linear interpolation x_t = (1−t)x0 + t·x1 + σε, MSE on x̂1;
+ * - **normalized**: data and prior canonicalised (per-neuron scale normalisation, §3), predictions canonicalised
+ *   (`normalizePred`), Euclidean interpolation and MSE;
+ * - **geometric**: canonicalised, geodesic interpolation on the product of spheres (hidden neurons' incoming
+ *   weights, the whole last layer) × Euclidean biases, squared geodesic-distance loss.
+ *
+ * The vector field predicts x̂1 (default) or a velocity. Sampling integrates dx/dt = v(x, t) with Euler,
+ * midpoint or RK4 steps; in corrected semantics v = Log_x(x̂1)/(1−t) (Euclidean: (x̂1 − x)/(1−t)) and each step
+ * is an exact exponential map followed by re-projection; reference semantics reproduces the published sampler
+ * (v = x̂1 − x0, the non-tangent exponential step, noise only for t > 0.8, `steps − 1` steps). Every difference
+ * between the two is a named option (see {@link FlowOptions}).
+ */
+import * as fs from 'node:fs';
+import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
+import type { DeviceRequest } from '../device.js';
+import { WsfError } from '../errors.js';
+import { VectorField, type VectorFieldOptions } from '../engine/VectorField.js';
+import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry.js';
+import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
+import { Rng } from '../util/rng.js';
+import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
+import { version } from '../version.js';
+import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
+import { samplePrior, type PriorSpec } from './prior.js';
+import { sampleTimes, timeGrid, type TimeDistribution } from './time.js';
+
+/** Options of {@link FlowMatcher.create}. */
+export interface FlowOptions {
+  /** The base-network architecture. */
+  arch: Architecture | readonly number[];
+  /** 'euclidean', 'normalized' or 'geometric'. Default 'geometric'. */
+  geometry?: GeometryKind;
+  /** 'corrected' (default) or 'reference' (the published code's behaviour, for reproducing the thesis). */
+  semantics?: 'corrected' | 'reference';
+  /** Vector-field options (width, layers, graph mode …). Default: D 32, 5 layers, sparse graph. */
+  field?: Omit<VectorFieldOptions, 'arch' | 'device' | 'seed'>;
+  /** Prior p0. Default Gaussian std 0.1 (the thesis). */
+  prior?: PriorSpec;
+  /** Draw priors from a fixed pool of this many samples (the published code uses the dataset size). Default 0: fresh draws every step. */
+  priorPool?: number;
+  /** Training-time distribution. Default 'beta' (Beta(1,2)). */
+  time?: TimeDistribution;
+  /** Interpolant noise σ for the Euclidean/Normalized paths. Default 1e-4. */
+  sigma?: number;
+  /** 'independent' (default), 'ot' or 'trajectory' (needs the zoo's initial weights). */
+  coupling?: Coupling;
+  /** OT cost. Default 'euclidean' (the published choice, also for the Geometric flow). */
+  otCost?: OtCost;
+  /** What the network predicts: 'x1' (default) or 'velocity'. */
+  prediction?: 'x1' | 'velocity';
+  /** x̂1 = x_t + (1 − t)·F(x_t, t) instead of x̂1 = F. Default false. */
+  precondition?: boolean;
+  /** Scale each layer's weights and biases to unit RMS (from the data) on the way in and back on the way out. Default false. */
+  layerScaling?: boolean;
+  /** Frobenius norm of the canonicalised last layer. Default 1 (the published code; √C is the thesis' text). */
+  lastLayerNorm?: number;
+  /** Seed for parameters, priors, times and batches. Default 0. */
+  seed?: number;
+  /** 'auto' (default), 'cpu', 'cuda'. */
+  device?: DeviceRequest;
+}
+
+/** A set of networks to learn from (flat layout). */
+export interface WeightDataset {
+  /** n × P. */
+  weights: Float32Array;
+  /** Run id of each network (trajectory coupling). */
+  run?: Int32Array;
+  /** Initial weights of each run, runs × P (trajectory coupling). */
+  init?: Float32Array;
+}
+
+/** One training log record. */
+export interface TrainLog {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  elapsedS: number;
+  stepsPerS: number;
+}
+
+/** Options of {@link FlowMatcher.fit}. */
+export interface TrainOptions {
+  /** Total optimiser steps (including any already done when resuming). */
+  steps: number;
+  /** Networks per step. Default 32. */
+  batchSize?: number;
+  /** Peak learning rate. Default 1e-3. */
+  lr?: number;
+  /** 'constant' (default) or 'cosine' decay to 0 after warm-up. */
+  schedule?: 'constant' | 'cosine';
+  /** Linear warm-up steps. Default 0. */
+  warmup?: number;
+  /** Decoupled weight decay. Default 0. */
+  weightDecay?: number;
+  /** Gradient-norm clipping (0 = off). Default 0. */
+  clipNorm?: number;
+  /** Exponential moving average of parameters with this decay (0 = off). Default 0. */
+  ema?: number;
+  /** Write a checkpoint here every `checkpointEvery` steps and at the end (atomic). */
+  checkpoint?: string;
+  /** Default 1000. */
+  checkpointEvery?: number;
+  /** Called every `logEvery` steps (default 50) with the running loss. */
+  onLog?: (log: TrainLog) => void;
+  logEvery?: number;
+  /** Stops after the current step, writes a checkpoint, and rejects with ERR_INTERRUPTED. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link FlowMatcher.sample}. */
+export interface SampleOptions {
+  /** Networks to generate. */
+  n: number;
+  /** Solver steps (reference semantics: grid points, so steps − 1 steps). Default 64. */
+  steps?: number;
+  /** 'euler' (default), 'midpoint' or 'rk4'. */
+  solver?: 'euler' | 'midpoint' | 'rk4';
+  /** Networks integrated at once (bounds memory). Default min(n, 256). */
+  batchSize?: number;
+  /** Seed of the prior draws and noise. Default 1. */
+  seed?: number;
+  /** Start points (n × P) instead of prior draws. */
+  x0?: Float32Array;
+  /** Stochastic sampling: noise of `scale`·√dt per step for t in [from, to] (reference: `scale` per step for t > 0.8). */
+  noise?: { scale: number; from?: number; to?: number };
+  /** Guidance: v ← v − λ·∇L(x) with ∇L in the flat layout, for t in [from, to]. */
+  guidance?: { grad: (x: Float32Array, t: number) => Float32Array; lambda: number; from?: number; to?: number };
+  /** Use the EMA parameters when present. Default true. */
+  useEma?: boolean;
+  /** Sampling velocity: 'riemannian' (corrected default) or 'x0-anchored' (reference default, v = x̂1 − x0). */
+  velocity?: 'riemannian' | 'x0-anchored';
+  /** Called after each batch with the number of networks done. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+const FORMAT = 'wsflow.flow/1';
+
+interface ResolvedOptions {
+  geometry: GeometryKind;
+  semantics: 'corrected' | 'reference';
+  prior: PriorSpec;
+  priorPool: number;
+  time: TimeDistribution;
+  sigma: number;
+  coupling: Coupling;
+  otCost: OtCost;
+  prediction: 'x1' | 'velocity';
+  precondition: boolean;
+  layerScaling: boolean;
+  lastLayerNorm: number;
+  seed: number;
+}
+
+/** A flow-matching model over the weights of one architecture. */
+export class FlowMatcher {
+  readonly arch: Architecture;
+  readonly options: Readonly<ResolvedOptions>;
+  readonly field: VectorField;
+  readonly geom: Geometry;
+  private rng: Rng;
+  private scale: Float32Array | undefined;
+  private ema: Float32Array | undefined;
+  private pool: Float32Array | undefined;
+  private order: Int32Array | undefined;
+  private cursor = 0;
+  private dataKey = '';
+
+  private constructor(arch: Architecture, o: ResolvedOptions, field: VectorField, geom: Geometry) {
+    this.arch = arch;
+    this.options = Object.freeze(o);
+    this.field = field;
+    this.geom = geom;
+    this.rng = new Rng(o.seed * 7919 + 17);
+  }
+
+  /**
+   * Creates an untrained flow. Validates every option before any work.
+   * @throws WsfError ERR_INVALID naming the bad option; ERR_NO_CUDA for an unavailable 'cuda'
+   */
+  static create(opts: FlowOptions): FlowMatcher {
+    const arch = opts.arch instanceof Architecture ? opts.arch : mlp(opts.arch);
+    const o: ResolvedOptions = {
+      geometry: checkChoice('geometry', opts.geometry ?? 'geometric', ['euclidean', 'normalized', 'geometric'] as const),
+      semantics: checkChoice('semantics', opts.semantics ?? 'corrected', ['corrected', 'reference'] as const),
+      prior: opts.prior ?? { kind: 'gaussian', std: 0.1 },
+      priorPool: checkInt('priorPool', opts.priorPool ?? 0, 0),
+      time: checkChoice('time', opts.time ?? 'beta', ['beta', 'uniform'] as const),
+      sigma: checkNumber('sigma', opts.sigma ?? 1e-4, 0),
+      coupling: checkChoice('coupling', opts.coupling ?? 'independent', ['independent', 'ot', 'trajectory'] as const),
+      otCost: checkChoice('otCost', opts.otCost ?? 'euclidean', ['euclidean', 'geodesic'] as const),
+      prediction: checkChoice('prediction', opts.prediction ?? 'x1', ['x1', 'velocity'] as const),
+      precondition: opts.precondition ?? false,
+      layerScaling: opts.layerScaling ?? false,
+      lastLayerNorm: checkNumber('lastLayerNorm', opts.lastLayerNorm ?? 1, Number.MIN_VALUE),
+      seed: checkInt('seed', opts.seed ?? 0, 0, 2 ** 31),
+    };
+    checkChoice('prior.kind', o.prior.kind, ['gaussian', 'init'] as const);
+    if (o.prediction === 'velocity' && o.precondition) {
+      throw new WsfError('precondition applies to x1-prediction only; use prediction: "x1" or precondition: false', 'ERR_INVALID');
+    }
+    const fieldOpts = opts.field ?? {};
+    const graph = fieldOpts.graph ?? 'sparse';
+    // The published time rule exists for dense graphs only; sparse graphs always give time to every element.
+    const fieldSemantics = o.semantics === 'reference' && graph === 'dense' ? 'reference' : 'corrected';
+    const field = VectorField.create({ ...fieldOpts, arch, semantics: fieldOpts.semantics ?? fieldSemantics, seed: o.seed, ...(opts.device !== undefined ? { device: opts.device } : {}) });
+    const geom = geometry(arch, o.geometry, { semantics: o.semantics, lastLayerNorm: o.lastLayerNorm, device: field.device === 'cuda' ? 'cuda' : 'cpu' });
+    return new FlowMatcher(arch, o, field, geom);
+  }
+
+  /** True for the flows that canonicalise data, priors and predictions. */
+  get canonical(): boolean {
+    return this.options.geometry !== 'euclidean';
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // data preparation
+
+  /** Validates a dataset and returns its network count. */
+  private checkData(data: WeightDataset): number {
+    const n = checkBatch(this.arch, 'data.weights', data.weights);
+    if (this.options.coupling === 'trajectory') {
+      if (data.run === undefined || data.init === undefined) {
+        throw new WsfError("coupling 'trajectory' needs the zoo's per-network run ids (`run`) and per-run initial weights (`init`)", 'ERR_INVALID');
+      }
+      if (data.run.length !== n) throw new WsfError(`Expected \`data.run\` of length ${n} but received length ${data.run.length}`, 'ERR_SHAPE');
+      const runs = checkBatch(this.arch, 'data.init', data.init);
+      for (let i = 0; i < n; i++) {
+        if (data.run[i]! < 0 || data.run[i]! >= runs) throw new WsfError(`data.run[${i}] = ${data.run[i]} is not a run in [0, ${runs})`, 'ERR_INVALID');
+      }
+    }
+    return n;
+  }
+
+  /** Per-parameter scale (one value per layer's weight block and bias block): RMS over the data. */
+  private computeScale(x1: Float32Array): Float32Array {
+    const P = this.arch.numParams;
+    const n = x1.length / P;
+    const s = new Float32Array(P);
+    const blocks: [number, number][] = [];
+    for (let l = 1; l <= this.arch.numLayers; l++) {
+      blocks.push([this.arch.weightOffset(l), this.arch.widths[l - 1]! * this.arch.widths[l]!]);
+      blocks.push([this.arch.biasOffset(l), this.arch.widths[l]!]);
+    }
+    for (const [o, len] of blocks) {
+      let ss = 0;
+      for (let b = 0; b < n; b++) for (let k = 0; k < len; k++) ss += x1[b * P + o + k]! ** 2;
+      const rms = Math.sqrt(ss / (n * len));
+      s.fill(rms > 1e-12 ? rms : 1, o, o + len);
+    }
+    return s;
+  }
+
+  /** Canonicalises when the flow's geometry needs it. */
+  private canon(x: Float32Array): Float32Array {
+    return this.canonical ? this.geom.canonicalize(x) : x;
+  }
+
+  private drawPrior(B: number, out: Float32Array): Float32Array {
+    const P = this.arch.numParams;
+    if (this.options.priorPool > 0) {
+      if (this.pool === undefined) {
+        this.pool = this.canon(samplePrior(this.arch, this.options.prior, this.rng, new Float32Array(this.options.priorPool * P)));
+      }
+      for (let b = 0; b < B; b++) {
+        const k = this.rng.int(this.options.priorPool);
+        out.set(this.pool.subarray(k * P, (k + 1) * P), b * P);
+      }
+      return out;
+    }
+    samplePrior(this.arch, this.options.prior, this.rng, out);
+    return this.canonical ? this.geom.canonicalize(out, { out: new Float32Array(out.length) }) : out;
+  }
+
+  /** Next batch of data indices (reshuffled every epoch). */
+  private nextIndices(n: number, B: number): Int32Array {
+    const idx = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      if (this.order === undefined || this.order.length !== n || this.cursor >= n) {
+        this.order = this.rng.permutation(n);
+        this.cursor = 0;
+      }
+      idx[b] = this.order[this.cursor++]!;
+    }
+    return idx;
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // prediction
+
+  /** Model input for x_t: scaled per layer when layerScaling is on. */
+  private modelInput(xt: Float32Array): Float32Array {
+    if (this.scale === undefined) return xt;
+    const P = this.arch.numParams;
+    const out = new Float32Array(xt.length);
+    for (let i = 0; i < xt.length; i++) out[i] = xt[i]! / this.scale[i % P]!;
+    return out;
+  }
+
+  /**
+   * x̂1 from the raw network output F (x1-prediction): x̂1 = s·F (+ x_t + (1−t)·s·F with preconditioning).
+   */
+  private toX1(F: Float32Array, xt: Float32Array, t: Float32Array): Float32Array {
+    const P = this.arch.numParams;
+    const out = new Float32Array(F.length);
+    for (let i = 0; i < F.length; i++) {
+      const s = this.scale === undefined ? 1 : this.scale[i % P]!;
+      out[i] = this.options.precondition ? xt[i]! + (1 - t[Math.floor(i / P)]!) * s * F[i]! : s * F[i]!;
+    }
+    return out;
+  }
+
+  /** ∂L/∂F from ∂L/∂x̂1 (the adjoint of {@link toX1}); for velocity prediction the scale only. */
+  private toDF(dx: Float32Array, t: Float32Array): Float32Array {
+    const P = this.arch.numParams;
+    for (let i = 0; i < dx.length; i++) {
+      const s = this.scale === undefined ? 1 : this.scale[i % P]!;
+      dx[i] = this.options.precondition && this.options.prediction === 'x1' ? dx[i]! * (1 - t[Math.floor(i / P)]!) * s : dx[i]! * s;
+    }
+    return dx;
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // training
+
+  /** One training step on a batch; returns the loss and gradient norm. */
+  private trainStep(data: WeightDataset, n: number, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+    const P = this.arch.numParams;
+    const o = this.options;
+    const idx = this.nextIndices(n, B);
+    let x1 = new Float32Array(B * P);
+    for (let b = 0; b < B; b++) x1.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), b * P);
+    let x0: Float32Array;
+    if (o.coupling === 'trajectory') {
+      x0 = new Float32Array(B * P);
+      for (let b = 0; b < B; b++) {
+        const r = data.run![idx[b]!]!;
+        x0.set(data.init!.subarray(r * P, (r + 1) * P), b * P); // already canonicalised by fit()
+      }
+    } else {
+      x0 = this.drawPrior(B, new Float32Array(B * P));
+    }
+    if (o.coupling === 'ot') {
+      const { i0, i1 } = otPairs(couplingCost(x0, x1, P, o.otCost, this.geom), B, o.semantics, this.rng);
+      const a = new Float32Array(B * P);
+      const c = new Float32Array(B * P);
+      for (let k = 0; k < B; k++) {
+        a.set(x0.subarray(i0[k]! * P, (i0[k]! + 1) * P), k * P);
+        c.set(x1.subarray(i1[k]! * P, (i1[k]! + 1) * P), k * P);
+      }
+      x0 = a;
+      x1 = c;
+    }
+    const t = sampleTimes(this.rng, o.time, new Float32Array(B));
+    // Interpolant: geodesic on the spheres (geometric), linear + σ noise otherwise.
+    let xt: Float32Array;
+    if (o.geometry === 'geometric') {
+      xt = this.geom.interpolate(x0, x1, t);
+    } else {
+      xt = new Float32Array(B * P);
+      for (let i = 0; i < xt.length; i++) {
+        const tb = t[Math.floor(i / P)]!;
+        xt[i] = (1 - tb) * x0[i]! + tb * x1[i]! + o.sigma * this.rng.normal();
+      }
+    }
+    const F = this.field.forward(this.modelInput(xt), t, { training: true });
+    let grad: Float32Array;
+    let loss: number;
+    if (o.prediction === 'x1') {
+      const xhat = this.toX1(F, xt, t);
+      if (this.canonical) {
+        const xc = this.geom.canonicalize(xhat);
+        const r = this.geom.loss(xc, x1);
+        loss = r.loss;
+        grad = this.geom.canonicalizeBackward(xhat, r.grad);
+      } else {
+        const r = this.geom.loss(xhat, x1);
+        loss = r.loss;
+        grad = r.grad;
+      }
+    } else {
+      // Velocity prediction: target u_t = x1 − x0 (Euclidean paths) or Log_{x_t}(x1)/(1−t) (geometric), MSE.
+      const v = this.toX1(F, xt, t); // scale only (precondition is off for velocity prediction)
+      let u: Float32Array;
+      if (o.geometry === 'geometric') {
+        u = this.geom.logmap(xt, x1);
+        for (let i = 0; i < u.length; i++) u[i] = u[i]! / Math.max(1 - t[Math.floor(i / P)]!, 1e-3);
+      } else {
+        u = new Float32Array(B * P);
+        for (let i = 0; i < u.length; i++) u[i] = x1[i]! - x0[i]!;
+      }
+      grad = new Float32Array(B * P);
+      let s = 0;
+      for (let i = 0; i < u.length; i++) {
+        const d = v[i]! - u[i]!;
+        s += d * d;
+        grad[i] = (2 * d) / u.length;
+      }
+      loss = s / u.length;
+    }
+    if (!Number.isFinite(loss)) throw new WsfError(`the training loss became ${loss}`, 'ERR_NUMERIC');
+    this.field.zeroGrad();
+    this.field.backward(this.toDF(grad, t));
+    const gradNorm = this.field.step({ lr: adam.lr, weightDecay: adam.weightDecay, clipNorm: adam.clipNorm });
+    return { loss, gradNorm };
+  }
+
+  /**
+   * Trains the flow on a dataset. Resumes from `opts.checkpoint` when that file exists (same flow options and
+   * data), writes checkpoints atomically, and keeps the last good checkpoint when training diverges.
+   * @returns the final step and the running loss
+   * @throws WsfError ERR_INVALID for bad options/data, ERR_NUMERIC when the loss or gradient becomes non-finite,
+   *   ERR_INTERRUPTED when `signal` aborts (after writing a checkpoint)
+   */
+  async fit(data: WeightDataset, opts: TrainOptions): Promise<{ step: number; loss: number; seconds: number }> {
+    const n = this.checkData(data);
+    const steps = checkInt('steps', opts.steps, 0);
+    const B = checkInt('batchSize', opts.batchSize ?? 32, 1, 1 << 20);
+    const lr = checkNumber('lr', opts.lr ?? 1e-3, 0);
+    const schedule = checkChoice('schedule', opts.schedule ?? 'constant', ['constant', 'cosine'] as const);
+    const warmup = checkInt('warmup', opts.warmup ?? 0, 0);
+    const emaDecay = checkNumber('ema', opts.ema ?? 0, 0, 1);
+    const every = checkInt('checkpointEvery', opts.checkpointEvery ?? 1000, 1);
+    const logEvery = checkInt('logEvery', opts.logEvery ?? 50, 1);
+    const adam = { lr, weightDecay: checkNumber('weightDecay', opts.weightDecay ?? 0, 0), clipNorm: checkNumber('clipNorm', opts.clipNorm ?? 0, 0) };
+    // Canonicalise the data once (Normalized/Geometric); cache per dataset.
+    const key = `${n}:${data.weights.length}:${data.weights[0]}:${data.weights[data.weights.length - 1]}`;
+    let prepared = data;
+    if (this.canonical) {
+      prepared = { ...data, weights: this.geom.canonicalize(data.weights) };
+      if (data.init !== undefined) prepared.init = this.geom.canonicalize(data.init);
+    }
+    if (this.options.layerScaling && (this.scale === undefined || this.dataKey !== key)) this.scale = this.computeScale(prepared.weights);
+    this.dataKey = key;
+    if (opts.checkpoint !== undefined && fs.existsSync(opts.checkpoint)) this.loadCheckpoint(opts.checkpoint);
+    if (emaDecay > 0 && this.ema === undefined) this.ema = this.field.getParams();
+    const t0 = performance.now();
+    const startStep = this.field.stepCount;
+    let running = NaN;
+    let lastLoss = NaN;
+    const lrAt = (s: number): number => {
+      const w = warmup > 0 && s < warmup ? (s + 1) / warmup : 1;
+      if (schedule === 'cosine') {
+        const p = Math.min(1, Math.max(0, (s - warmup) / Math.max(1, steps - warmup)));
+        return lr * w * 0.5 * (1 + Math.cos(Math.PI * p));
+      }
+      return lr * w;
+    };
+    let lastCheckpointStep = startStep;
+    for (let s = startStep; s < steps; s++) {
+      adam.lr = lrAt(s);
+      let r: { loss: number; gradNorm: number };
+      try {
+        r = this.trainStep(prepared, n, Math.min(B, n > 0 ? B : 1), adam);
+      } catch (e) {
+        if ((e as WsfError).code === 'ERR_NUMERIC') {
+          const where = opts.checkpoint !== undefined ? `; the last good checkpoint (step ${lastCheckpointStep}) is kept at ${opts.checkpoint}` : '';
+          throw new WsfError(`training diverged at step ${s + 1}: ${(e as Error).message}${where}. Try a lower learning rate or gradient clipping.`, 'ERR_NUMERIC', { cause: e });
+        }
+        throw e;
+      }
+      lastLoss = r.loss;
+      running = Number.isNaN(running) ? r.loss : 0.98 * running + 0.02 * r.loss;
+      if (this.ema !== undefined) {
+        const p = this.field.getParams();
+        for (let i = 0; i < p.length; i++) this.ema[i] = emaDecay * this.ema[i]! + (1 - emaDecay) * p[i]!;
+      }
+      const done = s + 1;
+      if (opts.onLog !== undefined && (done % logEvery === 0 || done === steps)) {
+        const el = (performance.now() - t0) / 1000;
+        opts.onLog({ step: done, loss: running, gradNorm: r.gradNorm, lr: adam.lr, elapsedS: el, stepsPerS: (done - startStep) / Math.max(el, 1e-9) });
+      }
+      if (opts.checkpoint !== undefined && (done % every === 0 || done === steps)) {
+        this.saveCheckpoint(opts.checkpoint);
+        lastCheckpointStep = done;
+      }
+      if (opts.signal?.aborted === true) {
+        if (opts.checkpoint !== undefined) this.saveCheckpoint(opts.checkpoint);
+        throw new WsfError(`training interrupted at step ${done}${opts.checkpoint !== undefined ? `; checkpoint written to ${opts.checkpoint}` : ''}`, 'ERR_INTERRUPTED');
+      }
+      if (done % 8 === 0) await new Promise<void>((res) => setImmediate(res)); // let timers, signals and progress run
+    }
+    return { step: this.field.stepCount, loss: Number.isNaN(running) ? lastLoss : running, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // sampling
+
+  /** x̂1 prediction at (x, t) for a batch, canonicalised for Normalized/Geometric (x1-prediction only). */
+  predictX1(x: Float32Array, t: number): Float32Array {
+    const B = x.length / this.arch.numParams;
+    const tt = new Float32Array(B).fill(t);
+    const F = this.field.forward(this.modelInput(x), tt);
+    const xhat = this.toX1(F, x, tt);
+    return this.canonical ? this.geom.canonicalize(xhat) : xhat;
+  }
+
+  /** Velocity at (x, t) for the sampler. */
+  private velocity(x: Float32Array, t: number, x0: Float32Array, mode: 'riemannian' | 'x0-anchored'): Float32Array {
+    const P = this.arch.numParams;
+    const B = x.length / P;
+    if (this.options.prediction === 'velocity') {
+      const tt = new Float32Array(B).fill(t);
+      const v = this.toX1(this.field.forward(this.modelInput(x), tt), x, tt);
+      return this.options.geometry === 'geometric' && this.options.semantics === 'corrected' ? this.geom.tangentProject(x, v) : v;
+    }
+    const xhat = this.predictX1(x, t);
+    if (mode === 'x0-anchored') {
+      for (let i = 0; i < xhat.length; i++) xhat[i] = xhat[i]! - x0[i]!;
+      return xhat;
+    }
+    const inv = 1 / Math.max(1 - t, 1e-4);
+    const v = this.options.geometry === 'geometric' ? this.geom.logmap(x, xhat) : xhat;
+    if (this.options.geometry !== 'geometric') for (let i = 0; i < v.length; i++) v[i] = v[i]! - x[i]!;
+    for (let i = 0; i < v.length; i++) v[i] = v[i]! * inv;
+    return v;
+  }
+
+  /** One step x → x + dt·v on the flow's geometry. */
+  private move(x: Float32Array, v: Float32Array, dt: number): Float32Array {
+    if (this.options.geometry === 'geometric') return this.geom.eulerStep(x, v, dt);
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) out[i] = x[i]! + dt * v[i]!;
+    return out;
+  }
+
+  /**
+   * Generates networks by integrating the learned flow from prior draws.
+   * @returns n × P Float32Array, flat layout; canonicalised onto the spheres for Normalized/Geometric flows in
+   *   corrected semantics (reference semantics returns the raw end state, as the published sampler)
+   * @throws WsfError ERR_INVALID for bad options
+   */
+  sample(opts: SampleOptions): Float32Array {
+    const P = this.arch.numParams;
+    const n = checkInt('n', opts.n, 1);
+    const steps = checkInt('steps', opts.steps ?? 64, 1, 1 << 20);
+    const solver = checkChoice('solver', opts.solver ?? 'euler', ['euler', 'midpoint', 'rk4'] as const);
+    const bs = checkInt('batchSize', opts.batchSize ?? Math.min(n, 256), 1);
+    const sem = this.options.semantics;
+    const vmode = checkChoice('velocity', opts.velocity ?? (sem === 'reference' ? 'x0-anchored' : 'riemannian'), ['riemannian', 'x0-anchored'] as const);
+    if (opts.x0 !== undefined && opts.x0.length !== n * P) throw new WsfError(`Expected \`x0\` of length n·P = ${n * P} but received length ${opts.x0.length}`, 'ERR_SHAPE');
+    if (opts.guidance !== undefined) checkNumber('guidance.lambda', opts.guidance.lambda);
+    if (opts.noise !== undefined) checkNumber('noise.scale', opts.noise.scale, 0);
+    const rng = new Rng((opts.seed ?? 1) * 104729 + 3);
+    const grid = timeGrid(steps, sem);
+    const saved = opts.useEma !== false && this.ema !== undefined ? this.field.getParams() : undefined;
+    if (saved !== undefined) this.field.setParams(this.ema!);
+    const out = new Float32Array(n * P);
+    try {
+      for (let start = 0; start < n; start += bs) {
+        const B = Math.min(bs, n - start);
+        let x = opts.x0 !== undefined ? this.canon(opts.x0.slice(start * P, (start + B) * P)) : this.drawPriorWith(rng, B);
+        const x0 = x.slice();
+        const vel = (y: Float32Array, t: number): Float32Array => {
+          let v = this.velocity(y, t, x0, vmode);
+          const g = opts.guidance;
+          if (g !== undefined && t >= (g.from ?? 0) && t <= (g.to ?? 1)) {
+            const grad = g.grad(y, t);
+            if (grad.length !== y.length) throw new WsfError(`guidance gradient has length ${grad.length}; expected ${y.length}`, 'ERR_SHAPE');
+            const gt = this.options.geometry === 'geometric' && sem === 'corrected' ? this.geom.tangentProject(y, grad) : grad;
+            v = v.slice();
+            for (let i = 0; i < v.length; i++) v[i] = v[i]! - g.lambda * gt[i]!;
+          }
+          return v;
+        };
+        for (let k = 0; k + 1 < grid.length; k++) {
+          const t = grid[k]!;
+          const dt = grid[k + 1]! - t;
+          if (opts.noise !== undefined && opts.noise.scale > 0) x = this.addNoise(x, t, dt, opts.noise, rng);
+          if (solver === 'euler') {
+            x = this.move(x, vel(x, t), dt);
+          } else if (solver === 'midpoint') {
+            const xm = this.move(x, vel(x, t), dt / 2);
+            x = this.move(x, vel(xm, t + dt / 2), dt);
+          } else {
+            // RK4 with stages evaluated at x moved along each stage's velocity; the combination is an ambient
+            // average (tangent-projected at x by the geometric step).
+            const k1 = vel(x, t);
+            const k2 = vel(this.move(x, k1, dt / 2), t + dt / 2);
+            const k3 = vel(this.move(x, k2, dt / 2), t + dt / 2);
+            const k4 = vel(this.move(x, k3, dt), Math.min(t + dt, 1 - 1e-4));
+            const v = new Float32Array(x.length);
+            for (let i = 0; i < v.length; i++) v[i] = (k1[i]! + 2 * k2[i]! + 2 * k3[i]! + k4[i]!) / 6;
+            x = this.move(x, v, dt);
+          }
+        }
+        if (this.canonical && sem === 'corrected') x = this.geom.canonicalize(x);
+        out.set(x, start * P);
+        opts.onProgress?.(start + B, n);
+      }
+    } finally {
+      if (saved !== undefined) this.field.setParams(saved);
+    }
+    return out;
+  }
+
+  private drawPriorWith(rng: Rng, B: number): Float32Array {
+    const x = samplePrior(this.arch, this.options.prior, rng, new Float32Array(B * this.arch.numParams));
+    return this.canon(x);
+  }
+
+  private addNoise(x: Float32Array, t: number, dt: number, noise: { scale: number; from?: number; to?: number }, rng: Rng): Float32Array {
+    if (this.options.semantics === 'reference') {
+      if (t <= 0.8) return x; // the published window and per-step scale
+      const y = x.slice();
+      for (let i = 0; i < y.length; i++) y[i] = y[i]! + noise.scale * rng.normal();
+      return y;
+    }
+    if (t < (noise.from ?? 0) || t > (noise.to ?? 1)) return x;
+    const s = noise.scale * Math.sqrt(dt);
+    const y = x.slice();
+    for (let i = 0; i < y.length; i++) y[i] = y[i]! + s * rng.normal();
+    return this.options.geometry === 'geometric' ? this.geom.project(y) : y;
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // persistence
+
+  private checkpointTensors(): { tensors: Record<string, SafeTensor>; metadata: Record<string, string> } {
+    const { tensors, metadata } = this.field.stateTensors({ optimizer: true });
+    if (this.ema !== undefined) tensors['__ema'] = f32(this.ema);
+    if (this.scale !== undefined) tensors['__scale'] = f32(this.scale);
+    if (this.order !== undefined) tensors['__order'] = i32(this.order);
+    if (this.pool !== undefined) tensors['__pool'] = f32(this.pool);
+    return {
+      tensors,
+      metadata: {
+        ...metadata,
+        format: FORMAT,
+        field_format: metadata.format ?? '',
+        wsflow: version,
+        flow: JSON.stringify(this.options),
+        rng: JSON.stringify(this.rng.state()),
+        cursor: String(this.cursor),
+      },
+    };
+  }
+
+  /** Writes the flow (parameters, optimiser, EMA, data cursor, RNG) to a safetensors file atomically. */
+  saveCheckpoint(file: string, extra: Record<string, string> = {}): void {
+    const { tensors, metadata } = this.checkpointTensors();
+    writeSafetensors(file, tensors, { ...metadata, ...extra });
+  }
+
+  /** Restores training state from {@link saveCheckpoint} (same flow options). */
+  loadCheckpoint(file: string): void {
+    const f = readSafetensors(file);
+    if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow checkpoint (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
+    const saved = JSON.parse(f.metadata.flow ?? '{}') as ResolvedOptions;
+    if (JSON.stringify(saved) !== JSON.stringify(this.options)) {
+      throw new WsfError(`${file}: the checkpoint was written by a flow with different options; resume with the same options or remove the file`, 'ERR_INVALID');
+    }
+    this.field.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));
+    this.ema = f.tensors['__ema']?.data as Float32Array | undefined;
+    const sc = f.tensors['__scale']?.data as Float32Array | undefined;
+    if (sc !== undefined) this.scale = sc;
+    this.order = f.tensors['__order']?.data as Int32Array | undefined;
+    this.pool = f.tensors['__pool']?.data as Float32Array | undefined;
+    this.rng.setState(JSON.parse(f.metadata.rng ?? '[1,2,3,4]') as number[]);
+    this.cursor = Number(f.metadata.cursor ?? '0');
+  }
+
+  /** Saves a trained flow for sampling (same file format as checkpoints). */
+  save(file: string, extra: Record<string, string> = {}): void {
+    this.saveCheckpoint(file, extra);
+  }
+
+  /**
+   * Loads a flow written by {@link save} or a training checkpoint.
+   * @throws WsfError ERR_IO for a missing or foreign file
+   */
+  static load(file: string, opts: { device?: DeviceRequest } = {}): FlowMatcher {
+    const f = readSafetensors(file);
+    if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow file (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
+    const o = JSON.parse(f.metadata.flow ?? '{}') as ResolvedOptions;
+    const cfg = JSON.parse(f.metadata.config ?? '{}') as { D: number; layers: number; heads: number; mode: 'sparse' | 'dense'; timeRule: string; inFeatures: number; dirEmbed: boolean; reverseValue: boolean; inputSlots: number; hiddenSlots: number; outputSlots: number };
+    const fm = FlowMatcher.create({
+      arch: mlp(f.metadata.arch ?? ''),
+      ...o,
+      field: {
+        D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.mode, semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
+        timeInput: cfg.inFeatures === 2, dirEmbed: cfg.dirEmbed, reverseValue: cfg.reverseValue,
+        slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots },
+      },
+      ...(opts.device !== undefined ? { device: opts.device } : {}),
+    });
+    fm.loadCheckpoint(file);
+    return fm;
+  }
+
+  /** Frees the native field and geometry. */
+  dispose(): void {
+    this.field.dispose();
+    this.geom.dispose();
+  }
+}
