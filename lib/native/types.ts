@@ -103,6 +103,32 @@ export interface NativeGeometryPlan {
   canonicalizeF64(out: Float64Array, x: Float64Array, lastNorm: number): void;
   /** @internal */
   canonicalizeBackwardF64(dx: Float64Array, x: Float64Array, dout: Float64Array, lastNorm: number): void;
+  /**
+   * @internal Times one op on natively generated data resident on `device` (no transfers): the median per-call
+   * time of samples of `callsPerSample` back-to-back calls, each sample ending with a device synchronisation.
+   */
+  benchmark(op: NativeGeoBenchOp, B: number, device: NativeDevice, mode: NativeGeoMode, minSeconds: number): NativeBenchResult;
+}
+
+/** @internal Ops timed by {@link NativeGeometryPlan.benchmark} (`loss` includes the gradient). */
+export type NativeGeoBenchOp =
+  | 'project'
+  | 'tangentProject'
+  | 'expmap'
+  | 'logmap'
+  | 'dist'
+  | 'interpolate'
+  | 'eulerStep'
+  | 'loss'
+  | 'lossNoGrad'
+  | 'canonicalize'
+  | 'canonicalizeBackward';
+
+/** @internal */
+export interface NativeBenchResult {
+  medianMs: number;
+  samples: number;
+  callsPerSample: number;
 }
 
 /** Geometry ops (native/binding/ops_geometry.cc). */

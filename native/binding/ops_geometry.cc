@@ -16,11 +16,19 @@
 //   @internal f64 CPU twins for gradient checks, same arguments without `device`, on Float64Array:
 //     projectF64, tangentProjectF64, expmapF64, logmapF64, distF64, interpolateF64, eulerStepF64, lossF64,
 //     canonicalizeF64, canonicalizeBackwardF64
+//   @internal plan.benchmark(op: string, B: number, device, mode, minSeconds: number):
+//     {medianMs, samples, callsPerSample} — times one op on data generated natively and resident on `device`
+//     (no transfers): samples of k back-to-back calls followed by one synchronisation, k chosen so a sample
+//     takes ≥ 1 ms; the median of the per-call times. Synchronous (blocks the caller) by design.
 // device: 'cpu' | 'cuda'; mode: 'accurate' | 'reference'. The batch B is x.length / P. Every typed array is checked
 // for kind and length; an output must be disjoint from the inputs or exactly one of them (in-place), except dx /
 // grad, which must be disjoint. For 'cuda' on host arrays the call copies in, launches, synchronises and copies
 // out (outputs are uploaded too, so elements a kernel does not write keep their values, as on the CPU).
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <type_traits>
 #include <vector>
 
@@ -174,6 +182,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
             InstanceMethod<&GeometryPlan::Canonicalize<double>>("canonicalizeF64"),
             InstanceMethod<&GeometryPlan::CanonicalizeBackward<float>>("canonicalizeBackward"),
             InstanceMethod<&GeometryPlan::CanonicalizeBackward<double>>("canonicalizeBackwardF64"),
+            InstanceMethod<&GeometryPlan::Benchmark>("benchmark"),
         });
   }
 
@@ -507,6 +516,102 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
       throw_if_error(env, s.finish());
     }
     return env.Undefined();
+  }
+
+  // benchmark(op, B, device, mode, minSeconds) → {medianMs, samples, callsPerSample}
+  Napi::Value Benchmark(const Napi::CallbackInfo& info) {
+    Self(info, this);
+    Napi::Env env = info.Env();
+    const std::string op = arg_string(info, 0, "op");
+    const int64_t B = arg_int(info, 1, "B", 1, int64_t(1) << 24);
+    const Device dev = device_arg<float>(info, 2);
+    const GeoMode mode = arg_mode(info, 3);
+    const double min_s = arg_finite(info, 4, "minSeconds", false);
+    const int64_t P = layout_.P(), F = layout_.F();
+    const size_t n = size_t(B * P);
+    // Inputs: deterministic uniform(−1, 1) values (a 64-bit LCG); x, y projected onto the manifold, u tangent at x.
+    std::vector<float> raw(n), raw2(n), x(n), y(n), u(n), tt(static_cast<size_t>(B));
+    uint64_t st = 0x9e3779b97f4a7c15ULL;
+    auto next = [&st]() {
+      st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+      return float(double(st >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+    };
+    for (size_t i = 0; i < n; ++i) raw[i] = next();
+    for (size_t i = 0; i < n; ++i) raw2[i] = next();
+    for (auto& v : tt) v = 0.5f * (next() + 1.0f);
+    const SphereTable ht = layout_.host_table();
+    geometry_project_forward_cpu<float>(x.data(), raw.data(), ht, B, GeoMode::Accurate);
+    geometry_project_forward_cpu<float>(y.data(), raw2.data(), ht, B, GeoMode::Accurate);
+    geometry_tangent_forward_cpu<float>(u.data(), x.data(), raw2.data(), ht, B, GeoMode::Accurate);
+    const LayerTable hl = layout_.host_layers();
+    const size_t nwork = size_t(canonicalize_workspace_elems(hl, B));
+    std::vector<float> out(std::max(n, static_cast<size_t>(B * F))), out2(n), per(static_cast<size_t>(B)), host_work;
+    float loss = 0;
+    // Device copies when timing CUDA.
+    std::vector<Buffer> bufs;
+    auto place = [&](std::vector<float>& h) -> float* {
+      if (dev == Device::Cpu) return h.data();
+      bufs.emplace_back();
+      throw_if_error(env, bufs.back().allocate(Device::Cuda, h.size() * sizeof(float)));
+      throw_if_error(env, bufs.back().upload(h.data(), h.size() * sizeof(float)));
+      return bufs.back().as<float>();
+    };
+    float *px = place(x), *py = place(y), *pu = place(u), *praw = place(raw), *pt = place(tt), *pout = place(out),
+          *pout2 = place(out2), *pper = place(per);
+    float* ploss = &loss;
+    float* pwork = nullptr;
+    SphereTable t = ht;
+    LayerTable lt = hl;
+    if (dev == Device::Cuda) {
+      std::vector<float> one(1), w(nwork);
+      ploss = place(one);
+      pwork = place(w);
+      t = device_table(env);
+      throw_if_error(env, layout_.device_layers(&lt));
+    } else {
+      host_work.resize(nwork);
+      pwork = host_work.data();
+    }
+    std::function<Status()> run;
+    if (op == "project") run = [&] { return geometry_project_forward(dev, pout, praw, t, B, mode); };
+    else if (op == "tangentProject") run = [&] { return geometry_tangent_forward(dev, pout, px, praw, t, B, mode); };
+    else if (op == "expmap") run = [&] { return geometry_expmap_forward(dev, pout, px, pu, t, B, mode); };
+    else if (op == "logmap") run = [&] { return geometry_logmap_forward(dev, pout, px, py, t, B, mode); };
+    else if (op == "dist") run = [&] { return geometry_dist_forward(dev, pout, px, py, t, B, mode); };
+    else if (op == "interpolate") run = [&] { return geometry_interpolate_forward(dev, pout, px, py, pt, t, B, mode); };
+    else if (op == "eulerStep") run = [&] { return geometry_euler_step_forward(dev, pout, px, praw, t, B, 0.125f, mode); };
+    else if (op == "loss") run = [&] { return geometry_loss_forward(dev, ploss, pper, pout, praw, py, t, B, mode); };
+    else if (op == "lossNoGrad") run = [&] { return geometry_loss_forward(dev, ploss, pper, nullptr, praw, py, t, B, mode); };
+    else if (op == "canonicalize") run = [&] { return canonicalize_forward(dev, pout, praw, lt, B, 1.0f); };
+    else if (op == "canonicalizeBackward") {
+      run = [&] { return canonicalize_backward(dev, pout, praw, pu, pwork, lt, B, 1.0f); };
+    } else {
+      throw_error(env, Code::Invalid, "Unknown benchmark op '" + op + "'");
+    }
+    (void)pout2;
+    using clock = std::chrono::steady_clock;
+    auto sample = [&](int64_t k) -> double {
+      const auto t0 = clock::now();
+      for (int64_t i = 0; i < k; ++i) throw_if_error(env, run());
+      if (dev == Device::Cuda) throw_if_error(env, device_synchronize());
+      return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    };
+    for (int i = 0; i < 3; ++i) sample(1);  // warm-up (also uploads tables, faults pages)
+    const double one = std::max(sample(1), 1e-6);
+    const int64_t k = std::max<int64_t>(1, int64_t(std::ceil(1.0 / one)));  // ≥ 1 ms per sample
+    std::vector<double> per_call;
+    double total = 0;
+    while ((total < min_s * 1000.0 || per_call.size() < 5) && per_call.size() < 100000) {
+      const double ms = sample(k);
+      total += ms;
+      per_call.push_back(ms / double(k));
+    }
+    std::sort(per_call.begin(), per_call.end());
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("medianMs", per_call[per_call.size() / 2]);
+    r.Set("samples", double(per_call.size()));
+    r.Set("callsPerSample", double(k));
+    return r;
   }
 
   GeometryLayout layout_;

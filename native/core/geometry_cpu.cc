@@ -80,8 +80,8 @@ void renormalise(T* out, const Fac& s) {
     for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = (i == 0) ? T(1) : T(0);
     return;
   }
-  const T n = m_sqrt(nsq);
-  for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = out[s.at(i)] / n;
+  const T inv = T(1) / m_sqrt(nsq);
+  for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = out[s.at(i)] * inv;
 }
 
 }  // namespace
@@ -102,8 +102,8 @@ void geometry_project_forward_cpu(T* out, const T* x, const SphereTable& t, int6
       for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = (i == 0) ? T(1) : T(0);
       return;
     }
-    const T n = m_sqrt(nsq);
-    for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = x[s.at(i)] / n;
+    const T inv = T(1) / m_sqrt(nsq);
+    for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = x[s.at(i)] * inv;
   });
 }
 
@@ -210,10 +210,11 @@ void geometry_dist_forward_cpu(T* out, const T* x, const T* y, const SphereTable
     const T nxs = sum_sq(x, s), nys = sum_sq(y, s);
     const bool zx = is_zero_sq(nxs), zy = is_zero_sq(nys);
     const T nx = m_sqrt(nxs), ny = m_sqrt(nys);
+    const T inx = T(1) / nx, iny = T(1) / ny;
     T a2 = 0, b2 = 0;
     for (int32_t i = 0; i < s.K; ++i) {
-      const T xb = zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] / nx;
-      const T yb = zy ? (i == 0 ? T(1) : T(0)) : y[s.at(i)] / ny;
+      const T xb = zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] * inx;
+      const T yb = zy ? (i == 0 ? T(1) : T(0)) : y[s.at(i)] * iny;
       a2 += (xb - yb) * (xb - yb);
       b2 += (xb + yb) * (xb + yb);
     }
@@ -290,7 +291,8 @@ void geometry_euler_step_forward_cpu(T* out, const T* x, const T* v, const Spher
     const T nxs = sum_sq(x, s);
     const bool zx = is_zero_sq(nxs);
     const T nx = m_sqrt(nxs);
-    auto xh = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] / nx; };
+    const T inx = T(1) / nx;
+    auto xh = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] * inx; };
     T p = 0;
     for (int32_t i = 0; i < s.K; ++i) p += xh(i) * v[s.at(i)];
     T qsq = 0;
@@ -337,8 +339,9 @@ void geometry_loss_forward_cpu(T* loss, T* per_network, T* dpred, const T* pred,
         const T nxs = sum_sq(pred, s), nys = sum_sq(target, s);
         const bool zx = is_zero_sq(nxs), zy = is_zero_sq(nys);
         const T nx = m_sqrt(nxs), ny = m_sqrt(nys);
-        auto xb = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : pred[s.at(i)] / nx; };
-        auto yb = [&](int32_t i) { return zy ? (i == 0 ? T(1) : T(0)) : target[s.at(i)] / ny; };
+        const T inx = T(1) / nx, iny = T(1) / ny;
+        auto xb = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : pred[s.at(i)] * inx; };
+        auto yb = [&](int32_t i) { return zy ? (i == 0 ? T(1) : T(0)) : target[s.at(i)] * iny; };
         T a2 = 0, b2 = 0;
         for (int32_t i = 0; i < s.K; ++i) {
           a2 += (xb(i) - yb(i)) * (xb(i) - yb(i));

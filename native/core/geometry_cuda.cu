@@ -92,8 +92,8 @@ __device__ void warp_renormalise(T* out, const Fac& s) {
     for (int32_t i = lane_id(); i < s.K; i += 32) out[s.at(i)] = (i == 0) ? T(1) : T(0);
     return;
   }
-  const T n = m_sqrt(nsq);
-  for (int32_t i = lane_id(); i < s.K; i += 32) out[s.at(i)] = out[s.at(i)] / n;
+  const T inv = T(1) / m_sqrt(nsq);
+  for (int32_t i = lane_id(); i < s.K; i += 32) out[s.at(i)] = out[s.at(i)] * inv;
 }
 
 // ---- kernels ------------------------------------------------------------------------------------------------
@@ -114,8 +114,8 @@ __global__ void project_forward_kernel(T* out, const T* x, SphereTable t, int64_
     for (int32_t i = lane_id(); i < s.K; i += 32) out[s.at(i)] = (i == 0) ? T(1) : T(0);
     return;
   }
-  const T n = m_sqrt(nsq);
-  for (int32_t i = lane_id(); i < s.K; i += 32) out[s.at(i)] = x[s.at(i)] / n;
+  const T inv = T(1) / m_sqrt(nsq);
+  for (int32_t i = lane_id(); i < s.K; i += 32) out[s.at(i)] = x[s.at(i)] * inv;
 }
 
 template <typename T>
@@ -223,10 +223,11 @@ __global__ void dist_forward_kernel(T* out, const T* x, const T* y, SphereTable 
   const T nxs = warp_sum_sq(x, s), nys = warp_sum_sq(y, s);
   const bool zx = is_zero_sq(nxs), zy = is_zero_sq(nys);
   const T nx = m_sqrt(nxs), ny = m_sqrt(nys);
+    const T inx = T(1) / nx, iny = T(1) / ny;
   T a2 = 0, b2 = 0;
   for (int32_t i = lane; i < s.K; i += 32) {
-    const T xb = zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] / nx;
-    const T yb = zy ? (i == 0 ? T(1) : T(0)) : y[s.at(i)] / ny;
+    const T xb = zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] * inx;
+    const T yb = zy ? (i == 0 ? T(1) : T(0)) : y[s.at(i)] * iny;
     a2 += (xb - yb) * (xb - yb);
     b2 += (xb + yb) * (xb + yb);
   }
@@ -304,7 +305,8 @@ __global__ void euler_step_forward_kernel(T* out, const T* x, const T* v, Sphere
   const T nxs = warp_sum_sq(x, s);
   const bool zx = is_zero_sq(nxs);
   const T nx = m_sqrt(nxs);
-  auto xh = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] / nx; };
+  const T inx = T(1) / nx;
+  auto xh = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] * inx; };
   T p = 0;
   for (int32_t i = lane; i < s.K; i += 32) p += xh(i) * v[s.at(i)];
   p = warp_sum(p);
@@ -348,8 +350,9 @@ __global__ void loss_forward_kernel(T* per_network, T* dpred, const T* pred, con
     const T nxs = warp_sum_sq(pred, s), nys = warp_sum_sq(target, s);
     const bool zx = is_zero_sq(nxs), zy = is_zero_sq(nys);
     const T nx = m_sqrt(nxs), ny = m_sqrt(nys);
-    auto xb = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : pred[s.at(i)] / nx; };
-    auto yb = [&](int32_t i) { return zy ? (i == 0 ? T(1) : T(0)) : target[s.at(i)] / ny; };
+    const T inx = T(1) / nx, iny = T(1) / ny;
+    auto xb = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : pred[s.at(i)] * inx; };
+    auto yb = [&](int32_t i) { return zy ? (i == 0 ? T(1) : T(0)) : target[s.at(i)] * iny; };
     T a2 = 0, b2 = 0;
     for (int32_t i = lane; i < s.K; i += 32) {
       a2 += (xb(i) - yb(i)) * (xb(i) - yb(i));
