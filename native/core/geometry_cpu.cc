@@ -3,13 +3,23 @@
 // builder (GeometryLayout) and the float dispatchers.
 //
 // Math per sphere factor (Accurate mode; Reference in geometry.h): Exp_x(u) = x cos‖u‖ + u sin‖u‖/‖u‖,
-// Log_x(y) = w·atan2(‖w‖, ⟨x,y⟩)/‖w‖ with w = y − ⟨x,y⟩x, d(x, y) = 2·atan2(‖x̄ − ȳ‖, ‖x̄ + ȳ‖).
+// Log_x(y) = w·atan2(‖w‖, ⟨x,y⟩)/‖w‖ with w = y − ⟨x,y⟩x, d(x, y) = 2·atan2(‖x̄ − ȳ‖, ‖x̄ + ȳ‖); the per-factor
+// coefficients come from geometry_math.h, shared with the CUDA kernels.
 // Shapes: x, y, u, v, out [B·P]; dist out [B·F], F = S + 1; tt [B]; per_network [B]; loss [1].
-// Outputs are overwritten. Work is split over (network, factor) items with parallel_for (the loss over
-// networks, so each network's sum has one fixed order). Reductions accumulate in T, sequentially in i.
+// Outputs are overwritten.
+//
+// Loop order. A hidden layer's spheres are the columns of its (in, out) block: factor j's element i sits at
+// off + i·n_l + j. Walking one factor at a time would be strided and would chain every addition of a reduction
+// on the previous one. Instead the factors of a layer are processed together as a Group of up to kChunk
+// neighbouring columns: every pass walks the block row by row (contiguous in j), with one accumulator per factor.
+// Each factor's sum still adds its elements in order i = 0…K−1, so results equal the one-factor-at-a-time
+// evaluation; the chains are independent, and the inner loop over j vectorises. The whole last layer is a Group
+// of one contiguous factor. Work is split over (network, group) items with parallel_for; the loss over networks,
+// so each network's sum has one fixed order (factor order, then the Euclidean block).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/geometry.h"
 #include "core/geometry_math.h"
@@ -23,65 +33,103 @@ using geo::m_sqrt;
 
 namespace {
 
-// One factor of one network: element i sits at base + off + i·stride.
-struct Fac {
-  int64_t base, off, stride;
-  int32_t K;
-  int64_t at(int64_t i) const { return base + off + i * stride; }
+constexpr int32_t kChunk = 64;  // factors per group (the per-factor scratch lives on the stack)
+
+// Up to kChunk sphere factors f0…f0+nj−1 of one layer; element i of factor j of network b sits at
+// b·P + off + i·ld + j.
+struct Group {
+  int64_t off;
+  int32_t ld, nj, K, f0;
 };
 
-Fac sphere_factor(const SphereTable& t, int64_t b, int32_t f) {
-  return {b * t.P, t.offset[f], t.stride[f], t.dim[f]};
+std::vector<Group> make_groups(const SphereTable& t) {
+  std::vector<Group> gs;
+  int32_t f = 0;
+  while (f < t.S) {
+    Group g{t.offset[f], t.stride[f], 1, t.dim[f], f};
+    while (g.nj < kChunk && f + g.nj < t.S && t.layer[f + g.nj] == t.layer[f] && t.stride[f + g.nj] == g.ld &&
+           t.dim[f + g.nj] == g.K && t.offset[f + g.nj] == g.off + g.nj) {
+      ++g.nj;
+    }
+    gs.push_back(g);
+    f += g.nj;
+  }
+  return gs;
 }
 
-// Runs fn(b, f) for every network b < B and factor f ≤ S (f == S is the Euclidean block E…P−1).
+// Runs fn(b, g) for every network b < B and group index g ≤ G (g == G is the Euclidean block E…P−1).
 template <class Fn>
-void for_each_factor(const SphereTable& t, int64_t B, Fn&& fn) {
-  const int64_t F = int64_t(t.S) + 1;
-  parallel_for(B * F, 8, [&](int64_t lo, int64_t hi) {
-    for (int64_t it = lo; it < hi; ++it) fn(it / F, static_cast<int32_t>(it % F));
+void for_each_group(int64_t B, int64_t G, Fn&& fn) {
+  parallel_for(B * (G + 1), 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t it = lo; it < hi; ++it) fn(it / (G + 1), it % (G + 1));
   });
 }
 
-// First index of the smallest |x_i| in the factor (the antipodal fallback's basis vector).
+// acc[j] = Σ_{i<K} f(q, j) in order of i, q the flat index of element (i, j) of network `base`.
+template <typename T, class Fn>
+void reduce_rows(T* acc, const Group& g, int64_t base, Fn&& f) {
+  for (int32_t j = 0; j < g.nj; ++j) acc[j] = T(0);
+  for (int32_t i = 0; i < g.K; ++i) {
+    const int64_t r = base + g.off + int64_t(i) * g.ld;
+    for (int32_t j = 0; j < g.nj; ++j) acc[j] += f(r + j, j);
+  }
+}
+
+// f(q, i, j) for every element, row by row.
+template <class Fn>
+void for_rows(const Group& g, int64_t base, Fn&& f) {
+  for (int32_t i = 0; i < g.K; ++i) {
+    const int64_t r = base + g.off + int64_t(i) * g.ld;
+    for (int32_t j = 0; j < g.nj; ++j) f(r + j, i, j);
+  }
+}
+
+// k[j] = first index of the smallest |x_i| of factor j; xk[j] = x at that index (the antipodal fallback).
 template <typename T>
-int32_t argmin_abs(const T* x, const Fac& s) {
-  int32_t k = 0;
-  T best = m_abs(x[s.at(0)]);
-  for (int32_t i = 1; i < s.K; ++i) {
-    const T a = m_abs(x[s.at(i)]);
-    if (a < best) {
-      best = a;
-      k = i;
+void argmin_rows(int32_t* k, T* xk, const T* x, const Group& g, int64_t base) {
+  T best[kChunk];
+  for (int32_t j = 0; j < g.nj; ++j) {
+    best[j] = m_abs(x[base + g.off + j]);
+    k[j] = 0;
+  }
+  for (int32_t i = 1; i < g.K; ++i) {
+    const int64_t r = base + g.off + int64_t(i) * g.ld;
+    for (int32_t j = 0; j < g.nj; ++j) {
+      const T a = m_abs(x[r + j]);
+      if (a < best[j]) {
+        best[j] = a;
+        k[j] = i;
+      }
     }
   }
-  return k;
+  for (int32_t j = 0; j < g.nj; ++j) xk[j] = x[base + g.off + int64_t(k[j]) * g.ld + j];
 }
 
+// out ← out/‖out‖ for the factors with on[j] (e_0 when ‖out‖² underflows).
 template <typename T>
-T sum_sq(const T* x, const Fac& s) {
-  T acc = 0;
-  for (int32_t i = 0; i < s.K; ++i) acc += x[s.at(i)] * x[s.at(i)];
-  return acc;
-}
-
-template <typename T>
-T dot(const T* x, const T* y, const Fac& s) {
-  T acc = 0;
-  for (int32_t i = 0; i < s.K; ++i) acc += x[s.at(i)] * y[s.at(i)];
-  return acc;
-}
-
-// out ← out/‖out‖ (e_0 when ‖out‖² underflows).
-template <typename T>
-void renormalise(T* out, const Fac& s) {
-  const T nsq = sum_sq(out, s);
-  if (is_zero_sq(nsq)) {
-    for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = (i == 0) ? T(1) : T(0);
-    return;
+void renormalise(T* out, const Group& g, int64_t base, const bool* on) {
+  T nsq[kChunk], inv[kChunk];
+  bool zero[kChunk];
+  reduce_rows(nsq, g, base, [&](int64_t q, int32_t) { return out[q] * out[q]; });
+  for (int32_t j = 0; j < g.nj; ++j) {
+    zero[j] = is_zero_sq(nsq[j]);
+    inv[j] = zero[j] ? T(0) : T(1) / m_sqrt(nsq[j]);
   }
-  const T inv = T(1) / m_sqrt(nsq);
-  for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = out[s.at(i)] * inv;
+  for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) {
+    if (on[j]) out[q] = zero[j] ? (i == 0 ? T(1) : T(0)) : out[q] * inv[j];
+  });
+}
+
+// 1/‖x‖ per factor (0 and zero[j] = true when ‖x‖² underflows: the factor is then read as e_0).
+template <typename T>
+void inverse_norms(T* inv, bool* zero, T* nrm, const T* x, const Group& g, int64_t base) {
+  T nsq[kChunk];
+  reduce_rows(nsq, g, base, [&](int64_t q, int32_t) { return x[q] * x[q]; });
+  for (int32_t j = 0; j < g.nj; ++j) {
+    zero[j] = is_zero_sq(nsq[j]);
+    if (nrm != nullptr) nrm[j] = m_sqrt(nsq[j]);
+    inv[j] = zero[j] ? T(0) : T(1) / m_sqrt(nsq[j]);
+  }
 }
 
 }  // namespace
@@ -89,36 +137,36 @@ void renormalise(T* out, const Fac& s) {
 // ---- project ------------------------------------------------------------------------------------------------
 template <typename T>
 void geometry_project_forward_cpu(T* out, const T* x, const SphereTable& t, int64_t B, GeoMode) {
-  for_each_factor(t, B, [&](int64_t b, int32_t f) {
+  const std::vector<Group> gs = make_groups(t);
+  for_each_group(B, int64_t(gs.size()), [&](int64_t b, int64_t gi) {
     const int64_t base = b * t.P;
-    if (f == t.S) {  // Euclidean block: identity
+    if (gi == int64_t(gs.size())) {  // Euclidean block: identity
       for (int64_t i = t.E; i < t.P; ++i) out[base + i] = x[base + i];
       return;
     }
-    const Fac s = sphere_factor(t, b, f);
+    const Group& g = gs[gi];
     // x / ‖x‖, or e_0 for a zero factor
-    const T nsq = sum_sq(x, s);
-    if (is_zero_sq(nsq)) {
-      for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = (i == 0) ? T(1) : T(0);
-      return;
-    }
-    const T inv = T(1) / m_sqrt(nsq);
-    for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = x[s.at(i)] * inv;
+    T inv[kChunk];
+    bool zero[kChunk];
+    inverse_norms(inv, zero, static_cast<T*>(nullptr), x, g, base);
+    for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) { out[q] = zero[j] ? (i == 0 ? T(1) : T(0)) : x[q] * inv[j]; });
   });
 }
 
 // ---- tangent projection -------------------------------------------------------------------------------------
 template <typename T>
 void geometry_tangent_forward_cpu(T* out, const T* x, const T* u, const SphereTable& t, int64_t B, GeoMode) {
-  for_each_factor(t, B, [&](int64_t b, int32_t f) {
+  const std::vector<Group> gs = make_groups(t);
+  for_each_group(B, int64_t(gs.size()), [&](int64_t b, int64_t gi) {
     const int64_t base = b * t.P;
-    if (f == t.S) {
+    if (gi == int64_t(gs.size())) {
       for (int64_t i = t.E; i < t.P; ++i) out[base + i] = u[base + i];
       return;
     }
-    const Fac s = sphere_factor(t, b, f);
-    const T c = dot(x, u, s);  // ⟨x, u⟩
-    for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = u[s.at(i)] - c * x[s.at(i)];
+    const Group& g = gs[gi];
+    T c[kChunk];  // ⟨x, u⟩
+    reduce_rows(c, g, base, [&](int64_t q, int32_t) { return x[q] * u[q]; });
+    for_rows(g, base, [&](int64_t q, int32_t, int32_t j) { out[q] = u[q] - c[j] * x[q]; });
   });
 }
 
@@ -126,17 +174,26 @@ void geometry_tangent_forward_cpu(T* out, const T* x, const T* u, const SphereTa
 template <typename T>
 void geometry_expmap_forward_cpu(T* out, const T* x, const T* u, const SphereTable& t, int64_t B, GeoMode mode) {
   const bool ref = mode == GeoMode::Reference;
-  for_each_factor(t, B, [&](int64_t b, int32_t f) {
+  const std::vector<Group> gs = make_groups(t);
+  for_each_group(B, int64_t(gs.size()), [&](int64_t b, int64_t gi) {
     const int64_t base = b * t.P;
-    if (f == t.S) {
+    if (gi == int64_t(gs.size())) {
       for (int64_t i = t.E; i < t.P; ++i) out[base + i] = x[base + i] + u[base + i];
       return;
     }
-    const Fac s = sphere_factor(t, b, f);
+    const Group& g = gs[gi];
     // n = ‖u‖ → x cos n + u sin(n)/n (series for small n), or geoopt's branch in reference mode
-    const geo::ExpCoef<T> c = geo::expmap_coef(sum_sq(u, s), ref);
-    for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = c.cx * x[s.at(i)] + c.cu * u[s.at(i)];
-    if (c.renorm) renormalise(out, s);
+    T usq[kChunk], cx[kChunk], cu[kChunk];
+    bool renorm[kChunk];
+    reduce_rows(usq, g, base, [&](int64_t q, int32_t) { return u[q] * u[q]; });
+    for (int32_t j = 0; j < g.nj; ++j) {
+      const geo::ExpCoef<T> c = geo::expmap_coef(usq[j], ref);
+      cx[j] = c.cx;
+      cu[j] = c.cu;
+      renorm[j] = c.renorm;
+    }
+    for_rows(g, base, [&](int64_t q, int32_t, int32_t j) { out[q] = cx[j] * x[q] + cu[j] * u[q]; });
+    renormalise(out, g, base, renorm);
   });
 }
 
@@ -144,44 +201,56 @@ void geometry_expmap_forward_cpu(T* out, const T* x, const T* u, const SphereTab
 template <typename T>
 void geometry_logmap_forward_cpu(T* out, const T* x, const T* y, const SphereTable& t, int64_t B, GeoMode mode) {
   const bool ref = mode == GeoMode::Reference;
-  for_each_factor(t, B, [&](int64_t b, int32_t f) {
+  const std::vector<Group> gs = make_groups(t);
+  for_each_group(B, int64_t(gs.size()), [&](int64_t b, int64_t gi) {
     const int64_t base = b * t.P;
-    if (f == t.S) {
+    if (gi == int64_t(gs.size())) {
       for (int64_t i = t.E; i < t.P; ++i) out[base + i] = y[base + i] - x[base + i];
       return;
     }
-    const Fac s = sphere_factor(t, b, f);
+    const Group& g = gs[gi];
+    T c[kChunk], wsq[kChunk], f[kChunk];
     if (ref) {
       // w = (y − x) − ⟨x, y − x⟩x; θ = acos(clamp⟨x, y⟩); out = w·θ/max(‖w‖, EPS) (or w when θ ≤ EPS)
-      const T cxy = dot(x, y, s);
-      T cd = 0;
-      for (int32_t i = 0; i < s.K; ++i) cd += x[s.at(i)] * (y[s.at(i)] - x[s.at(i)]);
-      T wsq = 0;
-      for (int32_t i = 0; i < s.K; ++i) {
-        const T w = (y[s.at(i)] - x[s.at(i)]) - cd * x[s.at(i)];
-        wsq += w * w;
-      }
-      const geo::LogCoef<T> lc = geo::logmap_coef_reference(cxy, m_sqrt(wsq));
-      for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = lc.f * ((y[s.at(i)] - x[s.at(i)]) - cd * x[s.at(i)]);
+      T cd[kChunk];
+      reduce_rows(c, g, base, [&](int64_t q, int32_t) { return x[q] * y[q]; });
+      reduce_rows(cd, g, base, [&](int64_t q, int32_t) { return x[q] * (y[q] - x[q]); });
+      reduce_rows(wsq, g, base, [&](int64_t q, int32_t j) {
+        const T w = (y[q] - x[q]) - cd[j] * x[q];
+        return w * w;
+      });
+      for (int32_t j = 0; j < g.nj; ++j) f[j] = geo::logmap_coef_reference(c[j], m_sqrt(wsq[j])).f;
+      for_rows(g, base, [&](int64_t q, int32_t, int32_t j) { out[q] = f[j] * ((y[q] - x[q]) - cd[j] * x[q]); });
       return;
     }
     // c = ⟨x, y⟩, w = y − c·x, θ = atan2(‖w‖, c), out = w·θ/‖w‖
-    const T c = dot(x, y, s);
-    T wsq = 0;
-    for (int32_t i = 0; i < s.K; ++i) {
-      const T w = y[s.at(i)] - c * x[s.at(i)];
-      wsq += w * w;
+    reduce_rows(c, g, base, [&](int64_t q, int32_t) { return x[q] * y[q]; });
+    reduce_rows(wsq, g, base, [&](int64_t q, int32_t j) {
+      const T w = y[q] - c[j] * x[q];
+      return w * w;
+    });
+    bool anti[kChunk], any_anti = false;
+    T theta[kChunk];
+    for (int32_t j = 0; j < g.nj; ++j) {
+      const geo::LogCoef<T> lc = geo::logmap_coef_accurate(c[j], m_sqrt(wsq[j]));
+      f[j] = lc.f;
+      anti[j] = lc.antipodal;
+      theta[j] = lc.theta;
+      any_anti = any_anti || lc.antipodal;
     }
-    const geo::LogCoef<T> lc = geo::logmap_coef_accurate(c, m_sqrt(wsq));
-    if (lc.antipodal) {
-      // no reliable direction: θ·(e_k − x_k·x)/‖e_k − x_k·x‖, k = argmin |x_k|
-      const int32_t k = argmin_abs(x, s);
-      const T xk = x[s.at(k)];
-      const T sc = geo::antipodal_scale(lc.theta, xk, sum_sq(x, s), s.K);
-      for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = sc * ((i == k ? T(1) : T(0)) - xk * x[s.at(i)]);
+    if (!any_anti) {
+      for_rows(g, base, [&](int64_t q, int32_t, int32_t j) { out[q] = f[j] * (y[q] - c[j] * x[q]); });
       return;
     }
-    for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = lc.f * (y[s.at(i)] - c * x[s.at(i)]);
+    // antipodal factors: no reliable direction; θ·(e_k − x_k·x)/‖e_k − x_k·x‖, k = argmin |x_k|
+    int32_t k[kChunk];
+    T xk[kChunk], xnsq[kChunk], sc[kChunk];
+    argmin_rows(k, xk, x, g, base);
+    reduce_rows(xnsq, g, base, [&](int64_t q, int32_t) { return x[q] * x[q]; });
+    for (int32_t j = 0; j < g.nj; ++j) sc[j] = anti[j] ? geo::antipodal_scale(theta[j], xk[j], xnsq[j], g.K) : T(0);
+    for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) {
+      out[q] = anti[j] ? sc[j] * ((i == k[j] ? T(1) : T(0)) - xk[j] * x[q]) : f[j] * (y[q] - c[j] * x[q]);
+    });
   });
 }
 
@@ -190,35 +259,42 @@ template <typename T>
 void geometry_dist_forward_cpu(T* out, const T* x, const T* y, const SphereTable& t, int64_t B, GeoMode mode) {
   const bool ref = mode == GeoMode::Reference;
   const int64_t F = int64_t(t.S) + 1;
-  for_each_factor(t, B, [&](int64_t b, int32_t f) {
+  const std::vector<Group> gs = make_groups(t);
+  for_each_group(B, int64_t(gs.size()), [&](int64_t b, int64_t gi) {
     const int64_t base = b * t.P;
-    if (f == t.S) {  // Euclidean distance of the bias blocks
+    if (gi == int64_t(gs.size())) {  // Euclidean distance of the bias blocks
       T acc = 0;
       for (int64_t i = t.E; i < t.P; ++i) {
         const T d = x[base + i] - y[base + i];
         acc += d * d;
       }
-      out[b * F + f] = m_sqrt(acc);
+      out[b * F + t.S] = m_sqrt(acc);
       return;
     }
-    const Fac s = sphere_factor(t, b, f);
+    const Group& g = gs[gi];
+    T* o = out + b * F + g.f0;
     if (ref) {  // acos(clamp(⟨x, y⟩, −1 + EPS, 1 − EPS))
-      out[b * F + f] = geo::ref_dist_from_inner(dot(x, y, s));
+      T c[kChunk];
+      reduce_rows(c, g, base, [&](int64_t q, int32_t) { return x[q] * y[q]; });
+      for (int32_t j = 0; j < g.nj; ++j) o[j] = geo::ref_dist_from_inner(c[j]);
       return;
     }
     // θ = 2·atan2(‖x̄ − ȳ‖, ‖x̄ + ȳ‖) on the normalised inputs (e_0 for a zero input)
-    const T nxs = sum_sq(x, s), nys = sum_sq(y, s);
-    const bool zx = is_zero_sq(nxs), zy = is_zero_sq(nys);
-    const T nx = m_sqrt(nxs), ny = m_sqrt(nys);
-    const T inx = T(1) / nx, iny = T(1) / ny;
-    T a2 = 0, b2 = 0;
-    for (int32_t i = 0; i < s.K; ++i) {
-      const T xb = zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] * inx;
-      const T yb = zy ? (i == 0 ? T(1) : T(0)) : y[s.at(i)] * iny;
-      a2 += (xb - yb) * (xb - yb);
-      b2 += (xb + yb) * (xb + yb);
+    T inx[kChunk], iny[kChunk], a2[kChunk], b2[kChunk];
+    bool zx[kChunk], zy[kChunk];
+    inverse_norms(inx, zx, static_cast<T*>(nullptr), x, g, base);
+    inverse_norms(iny, zy, static_cast<T*>(nullptr), y, g, base);
+    for (int32_t j = 0; j < g.nj; ++j) a2[j] = b2[j] = T(0);
+    for (int32_t i = 0; i < g.K; ++i) {
+      const int64_t r = base + g.off + int64_t(i) * g.ld;
+      for (int32_t j = 0; j < g.nj; ++j) {
+        const T xb = zx[j] ? (i == 0 ? T(1) : T(0)) : x[r + j] * inx[j];
+        const T yb = zy[j] ? (i == 0 ? T(1) : T(0)) : y[r + j] * iny[j];
+        a2[j] += (xb - yb) * (xb - yb);
+        b2[j] += (xb + yb) * (xb + yb);
+      }
     }
-    out[b * F + f] = geo::dist_accurate(m_sqrt(a2), m_sqrt(b2));
+    for (int32_t j = 0; j < g.nj; ++j) o[j] = geo::dist_accurate(m_sqrt(a2[j]), m_sqrt(b2[j]));
   });
 }
 
@@ -227,42 +303,66 @@ template <typename T>
 void geometry_interpolate_forward_cpu(T* out, const T* x0, const T* x1, const T* tt, const SphereTable& t, int64_t B,
                                       GeoMode mode) {
   const bool ref = mode == GeoMode::Reference;
-  for_each_factor(t, B, [&](int64_t b, int32_t f) {
+  const std::vector<Group> gs = make_groups(t);
+  for_each_group(B, int64_t(gs.size()), [&](int64_t b, int64_t gi) {
     const int64_t base = b * t.P;
     const T tb = tt[b];
-    if (f == t.S) {  // (1 − t)·b0 + t·b1
+    if (gi == int64_t(gs.size())) {  // (1 − t)·b0 + t·b1
       for (int64_t i = t.E; i < t.P; ++i) out[base + i] = (T(1) - tb) * x0[base + i] + tb * x1[base + i];
       return;
     }
-    const Fac s = sphere_factor(t, b, f);
+    const Group& g = gs[gi];
     // Log_{x0}(x1) = f·w (w as in logmap), then Exp_{x0}(t·Log): out_i = α·x0_i + k·w_i + κ·(δ_ik − x_k·x0_i)
-    const T c = dot(x0, x1, s);
-    T cd = 0;  // reference: ⟨x0, x1 − x0⟩
+    T c[kChunk], cd[kChunk], wsq[kChunk];
+    reduce_rows(c, g, base, [&](int64_t q, int32_t) { return x0[q] * x1[q]; });
     if (ref) {
-      for (int32_t i = 0; i < s.K; ++i) cd += x0[s.at(i)] * (x1[s.at(i)] - x0[s.at(i)]);
+      reduce_rows(cd, g, base, [&](int64_t q, int32_t) { return x0[q] * (x1[q] - x0[q]); });
+    } else {
+      for (int32_t j = 0; j < g.nj; ++j) cd[j] = T(0);
     }
-    auto w_at = [&](int32_t i) {
-      return ref ? (x1[s.at(i)] - x0[s.at(i)]) - cd * x0[s.at(i)] : x1[s.at(i)] - c * x0[s.at(i)];
-    };
-    T wsq = 0;
-    for (int32_t i = 0; i < s.K; ++i) wsq += w_at(i) * w_at(i);
-    const T wn = m_sqrt(wsq);
-    const geo::LogCoef<T> lc = ref ? geo::logmap_coef_reference(c, wn) : geo::logmap_coef_accurate(c, wn);
-    int32_t k = -1;
-    T xk = 0, xnsq = 0;
-    if (lc.antipodal) {
-      k = argmin_abs(x0, s);
-      xk = x0[s.at(k)];
-      xnsq = sum_sq(x0, s);
+    auto w_at = [&](int64_t q, int32_t j) { return ref ? (x1[q] - x0[q]) - cd[j] * x0[q] : x1[q] - c[j] * x0[q]; };
+    reduce_rows(wsq, g, base, [&](int64_t q, int32_t j) {
+      const T w = w_at(q, j);
+      return w * w;
+    });
+    geo::LogCoef<T> lc[kChunk];
+    bool any_anti = false;
+    for (int32_t j = 0; j < g.nj; ++j) {
+      const T wn = m_sqrt(wsq[j]);
+      lc[j] = ref ? geo::logmap_coef_reference(c[j], wn) : geo::logmap_coef_accurate(c[j], wn);
+      any_anti = any_anti || lc[j].antipodal;
     }
-    const geo::InterpCoef<T> ic = geo::interpolate_coef(lc, wn, tb, xk, xnsq, s.K, ref);
-    for (int32_t i = 0; i < s.K; ++i) {
-      T v = ic.alpha * x0[s.at(i)];
-      if (ic.k != T(0)) v += ic.k * w_at(i);
-      if (ic.kappa != T(0)) v += ic.kappa * ((i == k ? T(1) : T(0)) - xk * x0[s.at(i)]);
-      out[s.at(i)] = v;
+    int32_t k[kChunk];
+    T xk[kChunk], xnsq[kChunk];
+    if (any_anti) {
+      argmin_rows(k, xk, x0, g, base);
+      reduce_rows(xnsq, g, base, [&](int64_t q, int32_t) { return x0[q] * x0[q]; });
+    } else {
+      for (int32_t j = 0; j < g.nj; ++j) {
+        k[j] = -1;
+        xk[j] = xnsq[j] = T(0);
+      }
     }
-    if (ic.renorm) renormalise(out, s);
+    T alpha[kChunk], kw[kChunk], kappa[kChunk];
+    bool renorm[kChunk];
+    for (int32_t j = 0; j < g.nj; ++j) {
+      if (!lc[j].antipodal) {
+        k[j] = -1;
+        xk[j] = T(0);
+      }
+      const geo::InterpCoef<T> ic = geo::interpolate_coef(lc[j], m_sqrt(wsq[j]), tb, xk[j], xnsq[j], g.K, ref);
+      alpha[j] = ic.alpha;
+      kw[j] = ic.k;
+      kappa[j] = ic.kappa;
+      renorm[j] = ic.renorm;
+    }
+    for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) {
+      T v = alpha[j] * x0[q];
+      if (kw[j] != T(0)) v += kw[j] * w_at(q, j);
+      if (kappa[j] != T(0)) v += kappa[j] * ((i == k[j] ? T(1) : T(0)) - xk[j] * x0[q]);
+      out[q] = v;
+    });
+    renormalise(out, g, base, renorm);
   });
 }
 
@@ -271,42 +371,57 @@ template <typename T>
 void geometry_euler_step_forward_cpu(T* out, const T* x, const T* v, const SphereTable& t, int64_t B, T dt,
                                      GeoMode mode) {
   const bool ref = mode == GeoMode::Reference;
-  for_each_factor(t, B, [&](int64_t b, int32_t f) {
+  const std::vector<Group> gs = make_groups(t);
+  for_each_group(B, int64_t(gs.size()), [&](int64_t b, int64_t gi) {
     const int64_t base = b * t.P;
-    if (f == t.S) {
+    if (gi == int64_t(gs.size())) {
       for (int64_t i = t.E; i < t.P; ++i) out[base + i] = x[base + i] + dt * v[base + i];
       return;
     }
-    const Fac s = sphere_factor(t, b, f);
+    const Group& g = gs[gi];
     if (ref) {
       // geoopt: Exp_x(dt·v) with v not projected (drifts off the sphere, METHOD.md §6.3)
-      T usq = 0;
-      for (int32_t i = 0; i < s.K; ++i) usq += (dt * v[s.at(i)]) * (dt * v[s.at(i)]);
-      const geo::ExpCoef<T> c = geo::expmap_coef(usq, true);
-      for (int32_t i = 0; i < s.K; ++i) out[s.at(i)] = c.cx * x[s.at(i)] + c.cu * (dt * v[s.at(i)]);
-      if (c.renorm) renormalise(out, s);
+      T usq[kChunk], cx[kChunk], cu[kChunk];
+      bool renorm[kChunk];
+      reduce_rows(usq, g, base, [&](int64_t q, int32_t) { return (dt * v[q]) * (dt * v[q]); });
+      for (int32_t j = 0; j < g.nj; ++j) {
+        const geo::ExpCoef<T> c = geo::expmap_coef(usq[j], true);
+        cx[j] = c.cx;
+        cu[j] = c.cu;
+        renorm[j] = c.renorm;
+      }
+      for_rows(g, base, [&](int64_t q, int32_t, int32_t j) { out[q] = cx[j] * x[q] + cu[j] * (dt * v[q]); });
+      renormalise(out, g, base, renorm);
       return;
     }
     // x̂ = x/‖x‖; q = v − ⟨x̂, v⟩x̂; out = normalise(x̂ cos n + dt·q·sin(n)/n), n = |dt|·‖q‖
-    const T nxs = sum_sq(x, s);
-    const bool zx = is_zero_sq(nxs);
-    const T nx = m_sqrt(nxs);
-    const T inx = T(1) / nx;
-    auto xh = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : x[s.at(i)] * inx; };
-    T p = 0;
-    for (int32_t i = 0; i < s.K; ++i) p += xh(i) * v[s.at(i)];
-    T qsq = 0;
-    for (int32_t i = 0; i < s.K; ++i) {
-      const T q = v[s.at(i)] - p * xh(i);
-      qsq += q * q;
+    T inx[kChunk], p[kChunk], qsq[kChunk], cs[kChunk], sc[kChunk];
+    bool zx[kChunk], on[kChunk];
+    inverse_norms(inx, zx, static_cast<T*>(nullptr), x, g, base);
+    auto xh = [&](int64_t q, int32_t i, int32_t j) { return zx[j] ? (i == 0 ? T(1) : T(0)) : x[q] * inx[j]; };
+    for (int32_t j = 0; j < g.nj; ++j) p[j] = qsq[j] = T(0);
+    for (int32_t i = 0; i < g.K; ++i) {
+      const int64_t r = base + g.off + int64_t(i) * g.ld;
+      for (int32_t j = 0; j < g.nj; ++j) p[j] += xh(r + j, i, j) * v[r + j];
     }
-    const T n = m_abs(dt) * m_sqrt(qsq);
-    const T cs = geo::m_cos(n), sc = dt * geo::sinc(n);
-    for (int32_t i = 0; i < s.K; ++i) {
-      const T xi = xh(i);
-      out[s.at(i)] = cs * xi + sc * (v[s.at(i)] - p * xi);
+    for (int32_t i = 0; i < g.K; ++i) {
+      const int64_t r = base + g.off + int64_t(i) * g.ld;
+      for (int32_t j = 0; j < g.nj; ++j) {
+        const T qv = v[r + j] - p[j] * xh(r + j, i, j);
+        qsq[j] += qv * qv;
+      }
     }
-    renormalise(out, s);
+    for (int32_t j = 0; j < g.nj; ++j) {
+      const T n = m_abs(dt) * m_sqrt(qsq[j]);
+      cs[j] = geo::m_cos(n);
+      sc[j] = dt * geo::sinc(n);
+      on[j] = true;
+    }
+    for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) {
+      const T xi = xh(q, i, j);
+      out[q] = cs[j] * xi + sc[j] * (v[q] - p[j] * xi);
+    });
+    renormalise(out, g, base, on);
   });
 }
 
@@ -317,65 +432,76 @@ void geometry_loss_forward_cpu(T* loss, T* per_network, T* dpred, const T* pred,
   const bool ref = mode == GeoMode::Reference;
   const T inv_b = T(1) / T(B);
   const int64_t nbias = int64_t(t.P) - t.E;
+  const std::vector<Group> gs = make_groups(t);
   parallel_for(B, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t b = lo; b < hi; ++b) {
       const int64_t base = b * t.P;
-      T acc = 0;
-      for (int32_t f = 0; f < t.S; ++f) {
-        const Fac s = sphere_factor(t, b, f);
-        const T wgt = T(t.weight[f]);
+      T acc = 0;  // Σ_s w_s·θ_s², in factor order
+      for (const Group& g : gs) {
+        T th[kChunk], wgt[kChunk];
+        for (int32_t j = 0; j < g.nj; ++j) wgt[j] = T(t.weight[g.f0 + j]);
         if (ref) {
           // θ = acos(clamp⟨p, q⟩); ∂θ²/∂p = 2θ·acos'(c)·q inside the clamp range, 0 outside
-          const T c = dot(pred, target, s);
-          const T th = geo::ref_dist_from_inner(c);
-          acc += wgt * th * th;
-          if (dpred != nullptr) {
-            const T g = wgt * inv_b * geo::ref_dsq_dinner(c, th);
-            for (int32_t i = 0; i < s.K; ++i) dpred[s.at(i)] = g * target[s.at(i)];
+          T c[kChunk], gc[kChunk];
+          reduce_rows(c, g, base, [&](int64_t q, int32_t) { return pred[q] * target[q]; });
+          for (int32_t j = 0; j < g.nj; ++j) {
+            th[j] = geo::ref_dist_from_inner(c[j]);
+            gc[j] = wgt[j] * inv_b * geo::ref_dsq_dinner(c[j], th[j]);
+            acc += wgt[j] * th[j] * th[j];
           }
+          if (dpred != nullptr) for_rows(g, base, [&](int64_t q, int32_t, int32_t j) { dpred[q] = gc[j] * target[q]; });
           continue;
         }
         // θ = 2·atan2(‖p̄ − q̄‖, ‖p̄ + q̄‖); ∂θ²/∂p = −2·Log_{p̄}(q̄)/‖p‖ (geometry_math.h)
-        const T nxs = sum_sq(pred, s), nys = sum_sq(target, s);
-        const bool zx = is_zero_sq(nxs), zy = is_zero_sq(nys);
-        const T nx = m_sqrt(nxs), ny = m_sqrt(nys);
-        const T inx = T(1) / nx, iny = T(1) / ny;
-        auto xb = [&](int32_t i) { return zx ? (i == 0 ? T(1) : T(0)) : pred[s.at(i)] * inx; };
-        auto yb = [&](int32_t i) { return zy ? (i == 0 ? T(1) : T(0)) : target[s.at(i)] * iny; };
-        T a2 = 0, b2 = 0;
-        for (int32_t i = 0; i < s.K; ++i) {
-          a2 += (xb(i) - yb(i)) * (xb(i) - yb(i));
-          b2 += (xb(i) + yb(i)) * (xb(i) + yb(i));
-        }
-        const T a = m_sqrt(a2), bb = m_sqrt(b2);
-        const T th = geo::dist_accurate(a, bb);
-        acc += wgt * th * th;
-        if (dpred == nullptr) continue;
-        if (zx) {  // θ is not differentiable at p = 0: gradient 0 (documented)
-          for (int32_t i = 0; i < s.K; ++i) dpred[s.at(i)] = T(0);
-          continue;
-        }
-        const geo::DistGradCoef<T> gc = geo::dist_grad_coef(a, bb, th);
-        const T scale = T(-2) * wgt * inv_b / nx;
-        if (gc.antipodal) {
-          int32_t k = 0;
-          T best = m_abs(xb(0));
-          for (int32_t i = 1; i < s.K; ++i) {
-            if (m_abs(xb(i)) < best) {
-              best = m_abs(xb(i));
-              k = i;
-            }
+        T inx[kChunk], iny[kChunk], nx[kChunk], a2[kChunk], b2[kChunk];
+        bool zx[kChunk], zy[kChunk];
+        inverse_norms(inx, zx, nx, pred, g, base);
+        inverse_norms(iny, zy, static_cast<T*>(nullptr), target, g, base);
+        auto xb = [&](int64_t q, int32_t i, int32_t j) { return zx[j] ? (i == 0 ? T(1) : T(0)) : pred[q] * inx[j]; };
+        auto yb = [&](int64_t q, int32_t i, int32_t j) { return zy[j] ? (i == 0 ? T(1) : T(0)) : target[q] * iny[j]; };
+        for (int32_t j = 0; j < g.nj; ++j) a2[j] = b2[j] = T(0);
+        for (int32_t i = 0; i < g.K; ++i) {
+          const int64_t r = base + g.off + int64_t(i) * g.ld;
+          for (int32_t j = 0; j < g.nj; ++j) {
+            const T xv = xb(r + j, i, j), yv = yb(r + j, i, j);
+            a2[j] += (xv - yv) * (xv - yv);
+            b2[j] += (xv + yv) * (xv + yv);
           }
-          const T xk = xb(k);
-          const T sc = geo::antipodal_scale(th, xk, T(1), s.K);
-          for (int32_t i = 0; i < s.K; ++i) dpred[s.at(i)] = scale * sc * ((i == k ? T(1) : T(0)) - xk * xb(i));
-        } else if (gc.use_sum) {
-          const T h = b2 / T(2);
-          for (int32_t i = 0; i < s.K; ++i) dpred[s.at(i)] = scale * gc.f * ((xb(i) + yb(i)) - h * xb(i));
-        } else {
-          const T h = a2 / T(2);
-          for (int32_t i = 0; i < s.K; ++i) dpred[s.at(i)] = scale * gc.f * (h * xb(i) - (xb(i) - yb(i)));
         }
+        geo::DistGradCoef<T> gc[kChunk];
+        T scale[kChunk];
+        bool any_anti = false;
+        for (int32_t j = 0; j < g.nj; ++j) {
+          const T a = m_sqrt(a2[j]), bb = m_sqrt(b2[j]);
+          th[j] = geo::dist_accurate(a, bb);
+          acc += wgt[j] * th[j] * th[j];
+          gc[j] = geo::dist_grad_coef(a, bb, th[j]);
+          // θ is not differentiable at p = 0: gradient 0 there (documented)
+          scale[j] = zx[j] ? T(0) : T(-2) * wgt[j] * inv_b / nx[j];
+          any_anti = any_anti || (!zx[j] && gc[j].antipodal);
+        }
+        if (dpred == nullptr) continue;
+        int32_t k[kChunk];
+        T xk[kChunk], sc[kChunk];
+        if (any_anti) {
+          argmin_rows(k, xk, pred, g, base);  // argmin |p̄_i| = argmin |p_i|
+          for (int32_t j = 0; j < g.nj; ++j) {
+            xk[j] *= inx[j];
+            sc[j] = gc[j].antipodal ? geo::antipodal_scale(th[j], xk[j], T(1), g.K) : T(0);
+          }
+        }
+        for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) {
+          const T xv = xb(q, i, j), yv = yb(q, i, j);
+          T lg;  // Log_{p̄}(q̄) / f, see dist_grad_coef
+          if (gc[j].antipodal) {
+            lg = sc[j] * ((i == k[j] ? T(1) : T(0)) - xk[j] * xv);
+          } else if (gc[j].use_sum) {
+            lg = gc[j].f * ((xv + yv) - (b2[j] / T(2)) * xv);
+          } else {
+            lg = gc[j].f * ((a2[j] / T(2)) * xv - (xv - yv));
+          }
+          dpred[q] = zx[j] ? T(0) : scale[j] * lg;
+        });
       }
       // Euclidean block: mean over its entries of (p − q)²
       T sq = 0;
