@@ -53,7 +53,11 @@ export interface GeometryOptions {
   semantics?: GeometrySemantics;
   /** Frobenius norm c of the last layer after canonicalisation, > 0. Default 1 (the published code); √C is the thesis' choice. */
   lastLayerNorm?: number;
-  /** Default `'auto'` (or `WSF_DEVICE`): CUDA when a device works, else the CPU. */
+  /**
+   * Default `'auto'` (or `WSF_DEVICE`): CUDA when a device works, else the CPU. The ops take host arrays, so on
+   * CUDA every call copies its inputs to the device and its outputs back (device-resident tensors come with the
+   * engine).
+   */
   device?: DeviceRequest;
 }
 
