@@ -1,6 +1,6 @@
 // CUDA kernels of the product-manifold geometry (geometry.h), float, on device pointers, enqueued on a stream.
 // The formulas are those of geometry_cpu.cc; the per-factor coefficients come from geometry_math.h, shared with
-// the CPU reference, so the two back ends differ only in summation order.
+// the CPU reference, so the two back ends differ only in summation order and in nvcc's FMA contraction.
 //
 // Parallelisation: one warp per (network b, factor f) item, f = S being the Euclidean block; 8 warps per block,
 // items numbered b-major so a block's warps share one network (its strided hidden-layer columns then hit the same
@@ -61,7 +61,7 @@ __device__ T warp_dot(const T* x, const T* y, const Fac& s) {
   return warp_sum(acc);
 }
 
-// First index of the smallest |x_i| (ties → lowest index), on every lane. `scale` > 0 does not change it.
+// First index of the smallest |x_i| (ties → lowest index), on every lane.
 template <typename T>
 __device__ int32_t warp_argmin_abs(const T* x, const Fac& s) {
   T best = T(INFINITY);
