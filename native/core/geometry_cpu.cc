@@ -120,15 +120,18 @@ void renormalise(T* out, const Group& g, int64_t base, const bool* on) {
   });
 }
 
-// 1/‖x‖ per factor (0 and zero[j] = true when ‖x‖² underflows: the factor is then read as e_0).
+// 1/‖x‖ per factor (0 and zero[j] = true when ‖x‖² underflows: the factor is then read as e_0). With
+// e0[j] = zero[j] ? 1 : 0, the normalised factor is x̄_i = x_i·inv[j] + (i == 0 ? e0[j] : 0) — the same value
+// as the branch (x_i·0 = 0 for such tiny x), without control flow in the loop over j.
 template <typename T>
-void inverse_norms(T* inv, bool* zero, T* nrm, const T* x, const Group& g, int64_t base) {
+void inverse_norms(T* inv, bool* zero, T* nrm, const T* x, const Group& g, int64_t base, T* e0 = nullptr) {
   T nsq[kChunk];
   reduce_rows(nsq, g, base, [&](int64_t q, int32_t) { return x[q] * x[q]; });
   for (int32_t j = 0; j < g.nj; ++j) {
     zero[j] = is_zero_sq(nsq[j]);
     if (nrm != nullptr) nrm[j] = m_sqrt(nsq[j]);
     inv[j] = zero[j] ? T(0) : T(1) / m_sqrt(nsq[j]);
+    if (e0 != nullptr) e0[j] = zero[j] ? T(1) : T(0);
   }
 }
 
@@ -280,16 +283,17 @@ void geometry_dist_forward_cpu(T* out, const T* x, const T* y, const SphereTable
       return;
     }
     // θ = 2·atan2(‖x̄ − ȳ‖, ‖x̄ + ȳ‖) on the normalised inputs (e_0 for a zero input)
-    T inx[kChunk], iny[kChunk], a2[kChunk], b2[kChunk];
+    T inx[kChunk], iny[kChunk], ex[kChunk], ey[kChunk], a2[kChunk], b2[kChunk];
     bool zx[kChunk], zy[kChunk];
-    inverse_norms(inx, zx, static_cast<T*>(nullptr), x, g, base);
-    inverse_norms(iny, zy, static_cast<T*>(nullptr), y, g, base);
+    inverse_norms(inx, zx, static_cast<T*>(nullptr), x, g, base, ex);
+    inverse_norms(iny, zy, static_cast<T*>(nullptr), y, g, base, ey);
     for (int32_t j = 0; j < g.nj; ++j) a2[j] = b2[j] = T(0);
     for (int32_t i = 0; i < g.K; ++i) {
       const int64_t r = base + g.off + int64_t(i) * g.ld;
+      const T first = i == 0 ? T(1) : T(0);
       for (int32_t j = 0; j < g.nj; ++j) {
-        const T xb = zx[j] ? (i == 0 ? T(1) : T(0)) : x[r + j] * inx[j];
-        const T yb = zy[j] ? (i == 0 ? T(1) : T(0)) : y[r + j] * iny[j];
+        const T xb = x[r + j] * inx[j] + first * ex[j];
+        const T yb = y[r + j] * iny[j] + first * ey[j];
         a2[j] += (xb - yb) * (xb - yb);
         b2[j] += (xb + yb) * (xb + yb);
       }
@@ -453,55 +457,63 @@ void geometry_loss_forward_cpu(T* loss, T* per_network, T* dpred, const T* pred,
           continue;
         }
         // θ = 2·atan2(‖p̄ − q̄‖, ‖p̄ + q̄‖); ∂θ²/∂p = −2·Log_{p̄}(q̄)/‖p‖ (geometry_math.h)
-        T inx[kChunk], iny[kChunk], nx[kChunk], a2[kChunk], b2[kChunk];
+        T inx[kChunk], iny[kChunk], ex[kChunk], ey[kChunk], nx[kChunk], a2[kChunk], b2[kChunk];
         bool zx[kChunk], zy[kChunk];
-        inverse_norms(inx, zx, nx, pred, g, base);
-        inverse_norms(iny, zy, static_cast<T*>(nullptr), target, g, base);
-        auto xb = [&](int64_t q, int32_t i, int32_t j) { return zx[j] ? (i == 0 ? T(1) : T(0)) : pred[q] * inx[j]; };
-        auto yb = [&](int64_t q, int32_t i, int32_t j) { return zy[j] ? (i == 0 ? T(1) : T(0)) : target[q] * iny[j]; };
+        inverse_norms(inx, zx, nx, pred, g, base, ex);
+        inverse_norms(iny, zy, static_cast<T*>(nullptr), target, g, base, ey);
         for (int32_t j = 0; j < g.nj; ++j) a2[j] = b2[j] = T(0);
         for (int32_t i = 0; i < g.K; ++i) {
           const int64_t r = base + g.off + int64_t(i) * g.ld;
+          const T first = i == 0 ? T(1) : T(0);
           for (int32_t j = 0; j < g.nj; ++j) {
-            const T xv = xb(r + j, i, j), yv = yb(r + j, i, j);
+            const T xv = pred[r + j] * inx[j] + first * ex[j], yv = target[r + j] * iny[j] + first * ey[j];
             a2[j] += (xv - yv) * (xv - yv);
             b2[j] += (xv + yv) * (xv + yv);
           }
         }
-        geo::DistGradCoef<T> gc[kChunk];
-        T scale[kChunk];
-        bool any_anti = false;
+        // Log_{p̄}(q̄) = f·w with w = (q̄ − p̄) + (a²/2)·p̄ (θ ≤ π/2) or (p̄ + q̄) − (b²/2)·p̄ (θ > π/2): written as
+        // f·(s_sum·(p̄ + q̄) + s_diff·(q̄ − p̄) + h·p̄) with (s_sum, s_diff) ∈ {(1, 0), (0, 1)}, which adds exact zeros
+        // and so equals the selected form, without control flow in the loop over j.
+        T scale[kChunk], f[kChunk], s_sum[kChunk], s_diff[kChunk], h[kChunk];
+        bool anti[kChunk], any_anti = false;
         for (int32_t j = 0; j < g.nj; ++j) {
           const T a = m_sqrt(a2[j]), bb = m_sqrt(b2[j]);
           th[j] = geo::dist_accurate(a, bb);
           acc += wgt[j] * th[j] * th[j];
-          gc[j] = geo::dist_grad_coef(a, bb, th[j]);
+          const geo::DistGradCoef<T> gc = geo::dist_grad_coef(a, bb, th[j]);
           // θ is not differentiable at p = 0: gradient 0 there (documented)
           scale[j] = zx[j] ? T(0) : T(-2) * wgt[j] * inv_b / nx[j];
-          any_anti = any_anti || (!zx[j] && gc[j].antipodal);
+          f[j] = gc.f;
+          s_sum[j] = gc.use_sum ? T(1) : T(0);
+          s_diff[j] = gc.use_sum ? T(0) : T(1);
+          h[j] = gc.use_sum ? -(b2[j] / T(2)) : a2[j] / T(2);
+          anti[j] = !zx[j] && gc.antipodal;
+          any_anti = any_anti || anti[j];
         }
         if (dpred == nullptr) continue;
-        int32_t k[kChunk];
-        T xk[kChunk], sc[kChunk];
-        if (any_anti) {
-          argmin_rows(k, xk, pred, g, base);  // argmin |p̄_i| = argmin |p_i|
+        for (int32_t i = 0; i < g.K; ++i) {
+          const int64_t r = base + g.off + int64_t(i) * g.ld;
+          const T first = i == 0 ? T(1) : T(0);
           for (int32_t j = 0; j < g.nj; ++j) {
-            xk[j] *= inx[j];
-            sc[j] = gc[j].antipodal ? geo::antipodal_scale(th[j], xk[j], T(1), g.K) : T(0);
+            const T xv = pred[r + j] * inx[j] + first * ex[j], yv = target[r + j] * iny[j] + first * ey[j];
+            dpred[r + j] = (scale[j] * f[j]) * (s_sum[j] * (xv + yv) + s_diff[j] * (yv - xv) + h[j] * xv);
           }
         }
-        for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) {
-          const T xv = xb(q, i, j), yv = yb(q, i, j);
-          T lg;  // Log_{p̄}(q̄) / f, see dist_grad_coef
-          if (gc[j].antipodal) {
-            lg = sc[j] * ((i == k[j] ? T(1) : T(0)) - xk[j] * xv);
-          } else if (gc[j].use_sum) {
-            lg = gc[j].f * ((xv + yv) - (b2[j] / T(2)) * xv);
-          } else {
-            lg = gc[j].f * ((a2[j] / T(2)) * xv - (xv - yv));
+        bool any_zero = false;
+        for (int32_t j = 0; j < g.nj; ++j) any_zero = any_zero || zx[j];
+        if (any_zero) for_rows(g, base, [&](int64_t q, int32_t, int32_t j) { if (zx[j]) dpred[q] = T(0); });
+        if (any_anti) {  // antipodal factors: Log = θ·(e_k − p̄_k·p̄)/‖·‖, k = argmin |p̄_i| = argmin |p_i|
+          int32_t k[kChunk];
+          T xk[kChunk], sc[kChunk];
+          argmin_rows(k, xk, pred, g, base);
+          for (int32_t j = 0; j < g.nj; ++j) {
+            xk[j] *= inx[j];
+            sc[j] = anti[j] ? scale[j] * geo::antipodal_scale(th[j], xk[j], T(1), g.K) : T(0);
           }
-          dpred[q] = zx[j] ? T(0) : scale[j] * lg;
-        });
+          for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) {
+            if (anti[j]) dpred[q] = sc[j] * ((i == k[j] ? T(1) : T(0)) - xk[j] * (pred[q] * inx[j]));
+          });
+        }
       }
       // Euclidean block: mean over its entries of (p − q)²
       T sq = 0;
