@@ -235,5 +235,7 @@ export async function run(ctx) {
   const label = (r) => ({ name: `${r.arch} B=${r.B} ${r.op} ${r.kind}/${r.semantics}`, ...r });
   const bench = benchGeometry({ device: ctx.device, configs, minSeconds, resident: true, log: ctx.log }).map(label);
   if (ctx.cpuBench && ctx.device !== 'cpu') bench.push(...benchGeometry({ device: 'cpu', configs, minSeconds, resident: false, log: ctx.log }).map(label));
+  const { disposeSharedPlans } = await import('../../dist/geometry/plan.js');
+  disposeSharedPlans(); // the standalone canonicalize's cached tables, so the section ends with no live allocations
   return { parity, bench };
 }

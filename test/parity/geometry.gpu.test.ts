@@ -4,10 +4,11 @@
 // Inputs include the special branches: an antipodal pair, a zero factor and a small-angle pair.
 // Skips without CUDA (`npm run test:gpu` / WSF_REQUIRE_CUDA=1 makes that a failure). WSF_PARITY_SELFTEST=1 runs
 // the harness with 'cpu' as the device under test, to check the harness itself on a machine without a GPU.
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/index.js';
 import type { Architecture } from '../../lib/arch/Architecture.js';
-import { createPlan } from '../../lib/geometry/plan.js';
+import { createPlan, disposeSharedPlans } from '../../lib/geometry/plan.js';
+import { binding } from '../../lib/native/binding.js';
 import type { NativeDevice, NativeGeoKind, NativeGeoMode, NativeGeometryPlan } from '../../lib/native/types.js';
 import { Rng } from '../../lib/util/rng.js';
 import * as ref from '../helpers/geometryRef.js';
@@ -89,6 +90,13 @@ const ARCHS = [
 ];
 
 describe.skipIf(!SELFTEST && !hasCuda())(`geometry parity: ${DUT} vs CPU`, () => {
+  const plans: NativeGeometryPlan[] = [];
+  afterAll(() => {
+    // leak check: every device allocation (tables, staging buffers) is gone once the plans are disposed
+    for (const p of plans) p.dispose();
+    disposeSharedPlans();
+    expect(binding().deviceMemory().live).toBe(0);
+  });
   for (const widths of ARCHS) {
     for (const kind of ['geometric', 'euclidean'] as NativeGeoKind[]) {
       for (const mode of ['accurate', 'reference'] as NativeGeoMode[]) {
@@ -97,6 +105,7 @@ describe.skipIf(!SELFTEST && !hasCuda())(`geometry parity: ${DUT} vs CPU`, () =>
           const P = arch.numParams;
           const B = 5; // odd
           const plan: NativeGeometryPlan = createPlan(arch, kind);
+          plans.push(plan);
           const F = plan.numFactors;
           const d = inputs(arch, kind, B, widths.length * 100 + P);
           const n = B * P;
