@@ -73,8 +73,13 @@ function makeRng(seed) {
   return { uni, fill: (a, std = 1) => a.map(() => std * normal()) };
 }
 
-/** Inputs with the special branches planted (geometric kind, B ≥ 3). */
-function inputs(ctx, arch, kind, B, seed) {
+/**
+ * Inputs with the special branches planted (geometric kind, B ≥ 3). In reference semantics an exactly antipodal
+ * pair is ill-conditioned by design (geoopt's logmap scales the rounding noise w ≈ 1e-7 by θ/max(‖w‖, 1e-4)), so
+ * there the pair is near-antipodal instead, at π − 0.3 (closer to π, geoopt's gradient −2θ/√(1−c²)·y
+ * amplifies the float32 rounding of ⟨x,y⟩ by ≈ 1/sin²θ).
+ */
+export function inputs(ctx, arch, kind, B, seed, mode = 'accurate') {
   const P = arch.numParams;
   const rng = makeRng(seed);
   const plan = ctx.createPlan(arch, kind);
@@ -92,14 +97,29 @@ function inputs(ctx, arch, kind, B, seed) {
   if (kind === 'geometric' && B >= 3) {
     const S = arch.numSpheres;
     const idx = (s) => Array.from({ length: arch.sphereDim[s] }, (_, i) => arch.sphereOffset[s] + i * arch.sphereStride[s]);
-    for (const i of idx(0)) y[i] = -x[i]; // network 0: antipodal
+    if (mode === 'accurate') {
+      for (const i of idx(0)) y[i] = -x[i]; // network 0: antipodal
+    } else {
+      // network 0: near-antipodal, Exp_x(v) with a tangent v of length π − 0.3
+      const v = new Float32Array(B * P);
+      plan.tangentProject(v, x, rng.fill(new Float32Array(B * P)), 'cpu', 'accurate');
+      let n2 = 0;
+      for (const i of idx(0)) n2 += v[i] * v[i];
+      const k = (Math.PI - 0.3) / Math.sqrt(n2);
+      for (let i = 0; i < v.length; i++) v[i] *= k;
+      const far = new Float32Array(B * P);
+      plan.expmap(far, x, v, 'cpu', 'accurate');
+      for (const i of idx(0)) y[i] = far[i];
+    }
     for (const i of idx(S - 1)) {
       raw[P + i] = 0; // network 1: zero factor
       x[P + i] = 0;
     }
-    const s2 = Math.min(1, S - 1); // network 2: small angle (≈ 1e-3 rad)
+    const s2 = Math.min(1, S - 1); // network 2: small angle (1.5e-3 rad, far below the reference clamp 0.0141)
+    let n2 = 0;
+    for (const i of idx(s2)) n2 += u[2 * P + i] * u[2 * P + i];
     const tmp = new Float32Array(B * P);
-    const step = u.map((v) => v * 1e-3);
+    const step = u.map((v) => (v * 1.5e-3) / Math.sqrt(n2));
     plan.expmap(tmp, x, step, 'cpu', 'accurate');
     for (const i of idx(s2)) y[2 * P + i] = tmp[2 * P + i];
   }
@@ -165,7 +185,7 @@ export async function run(ctx) {
     for (const kind of ['geometric', 'euclidean']) {
       for (const mode of ['accurate', 'reference']) {
         const B = 5;
-        const d = inputs(ctx, arch, kind, B, widths.length * 100 + arch.numParams);
+        const d = inputs(ctx, arch, kind, B, widths.length * 100 + arch.numParams, mode);
         const { plan, x, y, u, raw, t, P } = d;
         const n = B * P;
         const F = plan.numFactors;

@@ -12,11 +12,12 @@
  * - project: x/‖x‖; a zero factor (‖x‖² below the smallest normal float, i.e. ‖x‖ ≲ 1.1e-19) becomes e_0;
  * - tangentProject: u − ⟨x,u⟩x;
  * - expmap: n = ‖u‖, x·cos n + u·sin(n)/n (sin(n)/n by its Taylor series for n < 1e-2), then re-normalised;
- * - logmap: w = y − ⟨x,y⟩x, θ = atan2(‖w‖, ⟨x,y⟩), w·θ/‖w‖ (by a series for small θ). For antipodal points
- *   (⟨x,y⟩ < 0 and ‖w‖ ≤ 1e-4·|⟨x,y⟩|) the direction is undefined; the result is then θ·v/‖v‖ with
- *   v = e_k − x_k·x, k = argmin |x_k| (first on ties): deterministic, tangent, of length θ ≈ π (zero when K = 1);
+ * - logmap: x̂ = x/‖x‖, w = y − ⟨x̂,y⟩x̂, θ = atan2(‖w‖, ⟨x̂,y⟩), w·θ/‖w‖ (by a series for small θ); x̂ = x
+ *   on the sphere, and projecting first keeps the result tangent for points slightly off it. For antipodal
+ *   points (⟨x̂,y⟩ < 0 and ‖w‖ ≤ 1e-4·|⟨x̂,y⟩|) the direction is undefined; the result is then θ·v/‖v‖ with
+ *   v = e_k − x̂_k·x̂, k = argmin |x_k| (first on ties): deterministic, tangent, of length θ ≈ π (zero when K = 1);
  * - dist: θ = 2·atan2(‖x̄ − ȳ‖, ‖x̄ + ȳ‖) with x̄ = x/‖x‖, ȳ = y/‖y‖ (accurate at 0 and π);
- * - interpolate: Exp_{x0}(t·Log_{x0}(x1)) with the maps above;
+ * - interpolate: Exp_{x̂0}(t·Log_{x0}(x1)) with the maps above (so t = 0 gives x̂0);
  * - eulerStep: x̂ = x/‖x‖, Exp_{x̂}(dt·(v − ⟨x̂,v⟩x̂)), re-normalised (a proper Riemannian Euler step);
  * - loss: ℓ_b = mean over layers l of [mean over the spheres s of layer l of d(p_s, q_s)²] + mean over the
  *   biases of (p − q)²; the batch loss is mean_b ℓ_b. The gradient w.r.t. `pred` is that of this formula for any

@@ -6,9 +6,10 @@
 //   project        x / ‖x‖                  (‖x‖² below the smallest normal T → e_0 of the factor)
 //   tangent        u − ⟨x,u⟩ x
 //   expmap         n = ‖u‖; x cos n + u sin(n)/n, then renormalised (sin(n)/n by series for small n)
-//   logmap         w = y − ⟨x,y⟩x; θ = atan2(‖w‖, ⟨x,y⟩); w·θ/‖w‖ (series for small θ; antipodal fallback)
+//   logmap         x̂ = x/‖x‖; w = y − ⟨x̂,y⟩x̂; θ = atan2(‖w‖, ⟨x̂,y⟩); w·θ/‖w‖ (series for small θ; antipodal
+//                  fallback θ·v/‖v‖, v = e_k − x̂_k·x̂, k = argmin |x_k|); x̂ = x for unit x
 //   dist           θ = 2·atan2(‖x̄ − ȳ‖, ‖x̄ + ȳ‖) on x̄ = x/‖x‖, ȳ = y/‖y‖
-//   interpolate    Exp_{x0}(t·Log_{x0}(x1)) with the ops above
+//   interpolate    Exp_{x̂0}(t·Log_{x0}(x1)) with the ops above, renormalised
 //   euler_step     x̂ = x/‖x‖; Exp_{x̂}(dt·proj_{x̂}(v)), renormalised
 //   loss           ℓ_b = Σ_s w_s d_s² + mean_biases (p − q)²,  w_s = 1/(L · #spheres in the layer of s)
 // and on the Euclidean block: identity, identity, x+u, y−x, ‖x−y‖, (1−t)x0+t·x1, x+dt·v, squared error.

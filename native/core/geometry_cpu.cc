@@ -75,6 +75,16 @@ void reduce_rows(T* acc, const Group& g, int64_t base, Fn&& f) {
   }
 }
 
+// acc[j] = Σ_{i<K} f(q, i, j) in order of i (f also sees the row index).
+template <typename T, class Fn>
+void reduce_rows_i(T* acc, const Group& g, int64_t base, Fn&& f) {
+  for (int32_t j = 0; j < g.nj; ++j) acc[j] = T(0);
+  for (int32_t i = 0; i < g.K; ++i) {
+    const int64_t r = base + g.off + int64_t(i) * g.ld;
+    for (int32_t j = 0; j < g.nj; ++j) acc[j] += f(r + j, i, j);
+  }
+}
+
 // f(q, i, j) for every element, row by row.
 template <class Fn>
 void for_rows(const Group& g, int64_t base, Fn&& f) {
@@ -226,10 +236,16 @@ void geometry_logmap_forward_cpu(T* out, const T* x, const T* y, const SphereTab
       for_rows(g, base, [&](int64_t q, int32_t, int32_t j) { out[q] = f[j] * ((y[q] - x[q]) - cd[j] * x[q]); });
       return;
     }
-    // c = ⟨x, y⟩, w = y − c·x, θ = atan2(‖w‖, c), out = w·θ/‖w‖
+    // x̂ = x/‖x‖ (e_0 for a zero factor), c = ⟨x̂, y⟩, w = y − c·x̂, θ = atan2(‖w‖, c), out = w·θ/‖w‖.
+    // Projecting x first keeps w tangent and the antipodal test meaningful for points slightly off the sphere.
+    T inx[kChunk], ex[kChunk];
+    bool zx[kChunk];
+    inverse_norms(inx, zx, static_cast<T*>(nullptr), x, g, base, ex);
+    auto xh = [&](int64_t q, int32_t i, int32_t j) { return x[q] * inx[j] + (i == 0 ? ex[j] : T(0)); };
     reduce_rows(c, g, base, [&](int64_t q, int32_t) { return x[q] * y[q]; });
-    reduce_rows(wsq, g, base, [&](int64_t q, int32_t j) {
-      const T w = y[q] - c[j] * x[q];
+    for (int32_t j = 0; j < g.nj; ++j) c[j] = c[j] * inx[j] + ex[j] * y[base + g.off + j];
+    reduce_rows_i(wsq, g, base, [&](int64_t q, int32_t i, int32_t j) {
+      const T w = y[q] - c[j] * xh(q, i, j);
       return w * w;
     });
     bool anti[kChunk], any_anti = false;
@@ -242,17 +258,20 @@ void geometry_logmap_forward_cpu(T* out, const T* x, const T* y, const SphereTab
       any_anti = any_anti || lc.antipodal;
     }
     if (!any_anti) {
-      for_rows(g, base, [&](int64_t q, int32_t, int32_t j) { out[q] = f[j] * (y[q] - c[j] * x[q]); });
+      for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) { out[q] = f[j] * (y[q] - c[j] * xh(q, i, j)); });
       return;
     }
-    // antipodal factors: no reliable direction; θ·(e_k − x_k·x)/‖e_k − x_k·x‖, k = argmin |x_k|
+    // antipodal factors: no reliable direction; θ·(e_k − x̂_k·x̂)/‖e_k − x̂_k·x̂‖, k = argmin |x_k|
     int32_t k[kChunk];
-    T xk[kChunk], xnsq[kChunk], sc[kChunk];
+    T xk[kChunk], sc[kChunk];
     argmin_rows(k, xk, x, g, base);
-    reduce_rows(xnsq, g, base, [&](int64_t q, int32_t) { return x[q] * x[q]; });
-    for (int32_t j = 0; j < g.nj; ++j) sc[j] = anti[j] ? geo::antipodal_scale(theta[j], xk[j], xnsq[j], g.K) : T(0);
+    for (int32_t j = 0; j < g.nj; ++j) {
+      xk[j] = xk[j] * inx[j] + (k[j] == 0 ? ex[j] : T(0));
+      sc[j] = anti[j] ? geo::antipodal_scale(theta[j], xk[j], T(1), g.K) : T(0);
+    }
     for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) {
-      out[q] = anti[j] ? sc[j] * ((i == k[j] ? T(1) : T(0)) - xk[j] * x[q]) : f[j] * (y[q] - c[j] * x[q]);
+      const T xv = xh(q, i, j);
+      out[q] = anti[j] ? sc[j] * ((i == k[j] ? T(1) : T(0)) - xk[j] * xv) : f[j] * (y[q] - c[j] * xv);
     });
   });
 }
@@ -316,17 +335,33 @@ void geometry_interpolate_forward_cpu(T* out, const T* x0, const T* x1, const T*
       return;
     }
     const Group& g = gs[gi];
-    // Log_{x0}(x1) = f·w (w as in logmap), then Exp_{x0}(t·Log): out_i = α·x0_i + k·w_i + κ·(δ_ik − x_k·x0_i)
-    T c[kChunk], cd[kChunk], wsq[kChunk];
+    // Log_{x0}(x1) = f·w (w as in logmap), then Exp_{x0}(t·Log): out_i = α·x̂0_i + k·w_i + κ·(δ_ik − x̂_k·x̂0_i)
+    // with x̂0 = x0/‖x0‖ in accurate mode (as logmap) and x̂0 = x0 in reference mode.
+    T c[kChunk], cd[kChunk], wsq[kChunk], inx[kChunk], ex[kChunk];
+    bool zx[kChunk];
+    if (ref) {
+      for (int32_t j = 0; j < g.nj; ++j) {
+        inx[j] = T(1);
+        ex[j] = T(0);
+      }
+    } else {
+      inverse_norms(inx, zx, static_cast<T*>(nullptr), x0, g, base, ex);
+    }
+    auto xh = [&](int64_t q, int32_t i, int32_t j) { return x0[q] * inx[j] + (i == 0 ? ex[j] : T(0)); };
     reduce_rows(c, g, base, [&](int64_t q, int32_t) { return x0[q] * x1[q]; });
     if (ref) {
       reduce_rows(cd, g, base, [&](int64_t q, int32_t) { return x0[q] * (x1[q] - x0[q]); });
     } else {
-      for (int32_t j = 0; j < g.nj; ++j) cd[j] = T(0);
+      for (int32_t j = 0; j < g.nj; ++j) {
+        c[j] = c[j] * inx[j] + ex[j] * x1[base + g.off + j];
+        cd[j] = T(0);
+      }
     }
-    auto w_at = [&](int64_t q, int32_t j) { return ref ? (x1[q] - x0[q]) - cd[j] * x0[q] : x1[q] - c[j] * x0[q]; };
-    reduce_rows(wsq, g, base, [&](int64_t q, int32_t j) {
-      const T w = w_at(q, j);
+    auto w_at = [&](int64_t q, int32_t i, int32_t j) {
+      return ref ? (x1[q] - x0[q]) - cd[j] * x0[q] : x1[q] - c[j] * xh(q, i, j);
+    };
+    reduce_rows_i(wsq, g, base, [&](int64_t q, int32_t i, int32_t j) {
+      const T w = w_at(q, i, j);
       return w * w;
     });
     geo::LogCoef<T> lc[kChunk];
@@ -337,15 +372,10 @@ void geometry_interpolate_forward_cpu(T* out, const T* x0, const T* x1, const T*
       any_anti = any_anti || lc[j].antipodal;
     }
     int32_t k[kChunk];
-    T xk[kChunk], xnsq[kChunk];
+    T xk[kChunk];
     if (any_anti) {
       argmin_rows(k, xk, x0, g, base);
-      reduce_rows(xnsq, g, base, [&](int64_t q, int32_t) { return x0[q] * x0[q]; });
-    } else {
-      for (int32_t j = 0; j < g.nj; ++j) {
-        k[j] = -1;
-        xk[j] = xnsq[j] = T(0);
-      }
+      for (int32_t j = 0; j < g.nj; ++j) xk[j] = xk[j] * inx[j] + (k[j] == 0 ? ex[j] : T(0));
     }
     T alpha[kChunk], kw[kChunk], kappa[kChunk];
     bool renorm[kChunk];
@@ -354,16 +384,17 @@ void geometry_interpolate_forward_cpu(T* out, const T* x0, const T* x1, const T*
         k[j] = -1;
         xk[j] = T(0);
       }
-      const geo::InterpCoef<T> ic = geo::interpolate_coef(lc[j], m_sqrt(wsq[j]), tb, xk[j], xnsq[j], g.K, ref);
+      const geo::InterpCoef<T> ic = geo::interpolate_coef(lc[j], m_sqrt(wsq[j]), tb, xk[j], T(1), g.K, ref);
       alpha[j] = ic.alpha;
       kw[j] = ic.k;
       kappa[j] = ic.kappa;
       renorm[j] = ic.renorm;
     }
     for_rows(g, base, [&](int64_t q, int32_t i, int32_t j) {
-      T v = alpha[j] * x0[q];
-      if (kw[j] != T(0)) v += kw[j] * w_at(q, j);
-      if (kappa[j] != T(0)) v += kappa[j] * ((i == k[j] ? T(1) : T(0)) - xk[j] * x0[q]);
+      const T xv = xh(q, i, j);
+      T v = alpha[j] * xv;
+      if (kw[j] != T(0)) v += kw[j] * w_at(q, i, j);
+      if (kappa[j] != T(0)) v += kappa[j] * ((i == k[j] ? T(1) : T(0)) - xk[j] * xv);
       out[q] = v;
     });
     renormalise(out, g, base, renorm);

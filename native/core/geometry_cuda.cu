@@ -178,22 +178,28 @@ __global__ void logmap_forward_kernel(T* out, const T* x, const T* y, SphereTabl
     for (int32_t i = lane; i < s.K; i += 32) out[s.at(i)] = lc.f * ((y[s.at(i)] - x[s.at(i)]) - cd * x[s.at(i)]);
     return;
   }
-  const T c = warp_dot(x, y, s);
+  // x̂ = x/‖x‖ (e_0 for a zero factor), c = ⟨x̂, y⟩, w = y − c·x̂ (as geometry_cpu.cc)
+  const T nxs = warp_sum_sq(x, s);
+  const bool zx = is_zero_sq(nxs);
+  const T inx = zx ? T(0) : T(1) / m_sqrt(nxs), ex = zx ? T(1) : T(0);
+  auto xh = [&](int32_t i) { return x[s.at(i)] * inx + (i == 0 ? ex : T(0)); };
+  const T c = warp_dot(x, y, s) * inx + ex * y[s.at(0)];
   T wsq = 0;
   for (int32_t i = lane; i < s.K; i += 32) {
-    const T w = y[s.at(i)] - c * x[s.at(i)];
+    const T w = y[s.at(i)] - c * xh(i);
     wsq += w * w;
   }
   const geo::LogCoef<T> lc = geo::logmap_coef_accurate(c, m_sqrt(warp_sum(wsq)));
   if (lc.antipodal) {  // warp-uniform branch
     const int32_t k = warp_argmin_abs(x, s);
-    const T xk = x[s.at(k)];
-    const T sc = geo::antipodal_scale(lc.theta, xk, warp_sum_sq(x, s), s.K);
+    const T xk = xh(k);
+    const T sc = geo::antipodal_scale(lc.theta, xk, T(1), s.K);
     __syncwarp();  // every lane has read x_k before any lane overwrites it (out may alias x)
-    for (int32_t i = lane; i < s.K; i += 32) out[s.at(i)] = sc * ((i == k ? T(1) : T(0)) - xk * x[s.at(i)]);
+    for (int32_t i = lane; i < s.K; i += 32) out[s.at(i)] = sc * ((i == k ? T(1) : T(0)) - xk * xh(i));
     return;
   }
-  for (int32_t i = lane; i < s.K; i += 32) out[s.at(i)] = lc.f * (y[s.at(i)] - c * x[s.at(i)]);
+  __syncwarp();  // every lane has read y_0 before any lane overwrites it (out may alias y)
+  for (int32_t i = lane; i < s.K; i += 32) out[s.at(i)] = lc.f * (y[s.at(i)] - c * xh(i));
 }
 
 template <typename T>
@@ -250,33 +256,44 @@ __global__ void interpolate_forward_kernel(T* out, const T* x0, const T* x1, con
     return;
   }
   const Fac s = sphere_factor(t, b, f);
+  // x̂0 = x0/‖x0‖ in accurate mode (as logmap), x0 itself in reference mode
+  T inx = T(1), ex = T(0);
+  if (!ref) {
+    const T nxs = warp_sum_sq(x0, s);
+    const bool zx = is_zero_sq(nxs);
+    inx = zx ? T(0) : T(1) / m_sqrt(nxs);
+    ex = zx ? T(1) : T(0);
+  }
+  auto xh = [&](int32_t i) { return x0[s.at(i)] * inx + (i == 0 ? ex : T(0)); };
   T c = 0, cd = 0;
   for (int32_t i = lane; i < s.K; i += 32) {
     c += x0[s.at(i)] * x1[s.at(i)];
     if (ref) cd += x0[s.at(i)] * (x1[s.at(i)] - x0[s.at(i)]);
   }
   c = warp_sum(c);
-  if (ref) cd = warp_sum(cd);
-  auto w_at = [&](int32_t i) {
-    return ref ? (x1[s.at(i)] - x0[s.at(i)]) - cd * x0[s.at(i)] : x1[s.at(i)] - c * x0[s.at(i)];
-  };
+  if (ref) {
+    cd = warp_sum(cd);
+  } else {
+    c = c * inx + ex * x1[s.at(0)];
+  }
+  auto w_at = [&](int32_t i) { return ref ? (x1[s.at(i)] - x0[s.at(i)]) - cd * x0[s.at(i)] : x1[s.at(i)] - c * xh(i); };
   T wsq = 0;
   for (int32_t i = lane; i < s.K; i += 32) wsq += w_at(i) * w_at(i);
   const T wn = m_sqrt(warp_sum(wsq));
   const geo::LogCoef<T> lc = ref ? geo::logmap_coef_reference(c, wn) : geo::logmap_coef_accurate(c, wn);
   int32_t k = -1;
-  T xk = 0, xnsq = 0;
+  T xk = 0;
   if (lc.antipodal) {
     k = warp_argmin_abs(x0, s);
-    xk = x0[s.at(k)];
-    xnsq = warp_sum_sq(x0, s);
+    xk = xh(k);
   }
-  const geo::InterpCoef<T> ic = geo::interpolate_coef(lc, wn, tb, xk, xnsq, s.K, ref);
-  __syncwarp();  // x_k read by every lane before any write (out may alias x0)
+  const geo::InterpCoef<T> ic = geo::interpolate_coef(lc, wn, tb, xk, T(1), s.K, ref);
+  __syncwarp();  // x_k and x1_0 read by every lane before any write (out may alias x0 or x1)
   for (int32_t i = lane; i < s.K; i += 32) {
-    T v = ic.alpha * x0[s.at(i)];
+    const T xv = xh(i);
+    T v = ic.alpha * xv;
     if (ic.k != T(0)) v += ic.k * w_at(i);
-    if (ic.kappa != T(0)) v += ic.kappa * ((i == k ? T(1) : T(0)) - xk * x0[s.at(i)]);
+    if (ic.kappa != T(0)) v += ic.kappa * ((i == k ? T(1) : T(0)) - xk * xv);
     out[s.at(i)] = v;
   }
   if (ic.renorm) warp_renormalise(out, s);

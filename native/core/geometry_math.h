@@ -116,9 +116,9 @@ WSF_HD ExpCoef<T> expmap_coef(T nu_sq, bool reference) {
 }
 
 // ---- logmap -------------------------------------------------------------------------------------------------
-// Accurate: w = y − c·x with c = ⟨x,y⟩ and s = ‖w‖; out = f·w, or, for an antipodal pair, the fallback
-// θ·v/‖v‖ with v = e_k − x_k·x (k = argmin |x_k|, the first on ties): the tangent projection of the basis vector
-// least aligned with x, so deterministic and as far from degenerate as possible.
+// Accurate: w = y − c·x̂ with x̂ = x/‖x‖, c = ⟨x̂,y⟩ and s = ‖w‖; out = f·w, or, for an antipodal pair, the
+// fallback θ·v/‖v‖ with v = e_k − x̂_k·x̂ (k = argmin |x_k|, the first on ties): the tangent projection of the
+// basis vector least aligned with x, so deterministic and as far from degenerate as possible.
 // Reference: w = (y − x) − ⟨x, y − x⟩·x, θ = acos(clamp(c)), f = θ > EPS ? θ/max(‖w‖, EPS) : 1.
 template <typename T>
 struct LogCoef {

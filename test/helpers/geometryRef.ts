@@ -59,13 +59,15 @@ export function logmap(x: Vec, y: Vec, mode: Semantics): Vec {
     const th = dist(x, y, 'reference');
     return th > EPS ? scale(w, th / Math.max(norm(w), EPS)) : w;
   }
-  const c = dot(x, y);
-  const w = sub(y, scale(x, c));
+  // at x̂ = x/‖x‖ (x itself on the sphere)
+  const xh = project(x);
+  const c = dot(xh, y);
+  const w = sub(y, scale(xh, c));
   const nw = norm(w);
-  return nw === 0 ? w : scale(w, Math.acos(clamp(c / (norm(x) * norm(y)), -1, 1)) / nw);
+  return nw === 0 ? w : scale(w, Math.acos(clamp(c / norm(y), -1, 1)) / nw);
 }
 export function interpolate(x0: Vec, x1: Vec, t: number, mode: Semantics): Vec {
-  return expmap(x0, scale(logmap(x0, x1, mode), t), mode);
+  return expmap(mode === 'reference' ? x0 : project(x0), scale(logmap(x0, x1, mode), t), mode);
 }
 export function eulerStep(x: Vec, v: Vec, dt: number, mode: Semantics): Vec {
   if (mode === 'reference') return expmap(x, scale(v, dt), 'reference');

@@ -6,12 +6,10 @@
 // the harness with 'cpu' as the device under test, to check the harness itself on a machine without a GPU.
 import { afterAll, describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/index.js';
-import type { Architecture } from '../../lib/arch/Architecture.js';
 import { createPlan, disposeSharedPlans } from '../../lib/geometry/plan.js';
 import { binding } from '../../lib/native/binding.js';
 import type { NativeDevice, NativeGeoKind, NativeGeoMode, NativeGeometryPlan } from '../../lib/native/types.js';
-import { Rng } from '../../lib/util/rng.js';
-import * as ref from '../helpers/geometryRef.js';
+import { plantedInputs as inputs } from '../helpers/geometryInputs.js';
 import { hasCuda } from '../helpers/native.js';
 import { guarded } from '../helpers/sentinel.js';
 
@@ -56,31 +54,6 @@ function parity(lengths: number[], op: (outs: Float32Array[], dev: NativeDevice)
   }
 }
 
-/** Points on the manifold with the special branches planted: antipodal, zero and small-angle factors. */
-function inputs(arch: Architecture, kind: NativeGeoKind, B: number, seed: number) {
-  const P = arch.numParams;
-  const eu = kind !== 'geometric';
-  const rng = new Rng(seed);
-  const x = ref.randomPoints(arch, B, rng, eu).f32;
-  const y = ref.randomPoints(arch, B, rng, eu).f32;
-  const u = Float32Array.from(ref.randomTangents(arch, x, B, rng, 0.05, 3));
-  const raw = rng.fillNormal(new Float32Array(B * P), 0, 0.3);
-  const t = rng.fillUniform(new Float32Array(B));
-  const { spheres } = ref.factorIndices(arch, eu);
-  if (spheres.length > 0 && B >= 3) {
-    const s0 = spheres[0]!;
-    for (const i of s0) y[i] = -x[i]!; // network 0, sphere 0: antipodal
-    const s1 = spheres[spheres.length - 1]!;
-    for (const i of s1) raw[P + i] = 0; // network 1, last sphere: zero factor
-    for (const i of s1) x[P + i] = 0;
-    const s2 = spheres[Math.min(1, spheres.length - 1)]!;
-    const small = ref.randomTangents(arch, x, B, rng, 1e-3, 2e-3);
-    const yy = ref.expmap(ref.gather(x, P, 2, s2), ref.gather(small, P, 2, s2), 'accurate');
-    ref.scatter(y, P, 2, s2, yy); // network 2, sphere 1: a small angle (series branches)
-  }
-  return { x, y, u, raw, t };
-}
-
 const ARCHS = [
   [7, 5, 3],
   [30, 16, 16, 2],
@@ -107,7 +80,7 @@ describe.skipIf(!SELFTEST && !hasCuda())(`geometry parity: ${DUT} vs CPU`, () =>
           const plan: NativeGeometryPlan = createPlan(arch, kind);
           plans.push(plan);
           const F = plan.numFactors;
-          const d = inputs(arch, kind, B, widths.length * 100 + P);
+          const d = inputs(arch, kind, B, widths.length * 100 + P, mode);
           const n = B * P;
 
           it('project, tangentProject', () => {
