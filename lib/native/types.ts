@@ -101,7 +101,98 @@ export interface NativeEngineOps {
 }
 
 /** The whole addon. Families extend this interface as they land. */
-export interface NativeBinding extends NativeDeviceOps, NativeEngineOps {
+/** Where a native op runs. */
+export type NativeDevice = 'cpu' | 'cuda';
+/** Geometry semantics: stable formulas (`'accurate'`) or geoopt 0.5.0 float32 (`'reference'`). */
+export type NativeGeoMode = 'accurate' | 'reference';
+/** Which geometry a plan describes: 'euclidean' and 'normalized' have no sphere factors. */
+export type NativeGeoKind = 'euclidean' | 'normalized' | 'geometric';
+
+/**
+ * A geometry plan (native/binding/ops_geometry.cc): the product-manifold tables of one architecture, with device
+ * copies made on first CUDA use. Arrays are `[B·P]` unless stated; B = x.length / P. Outputs come first and are
+ * overwritten; an output may be exactly one of the inputs (in place) but must not partly overlap one.
+ */
+export interface NativeGeometryPlan {
+  readonly numParams: number;
+  readonly numSpheres: number;
+  /** numSpheres + 1: the Euclidean block is the last factor. */
+  readonly numFactors: number;
+  /** First Euclidean flat index (number of weights; 0 for 'euclidean'/'normalized'). */
+  readonly euclideanOffset: number;
+  readonly numLayers: number;
+  readonly disposed: boolean;
+  /** Frees the device copies; later calls throw ERR_DISPOSED. */
+  dispose(): void;
+  project(out: Float32Array, x: Float32Array, device: NativeDevice, mode: NativeGeoMode): void;
+  tangentProject(out: Float32Array, x: Float32Array, u: Float32Array, device: NativeDevice, mode: NativeGeoMode): void;
+  expmap(out: Float32Array, x: Float32Array, u: Float32Array, device: NativeDevice, mode: NativeGeoMode): void;
+  logmap(out: Float32Array, x: Float32Array, y: Float32Array, device: NativeDevice, mode: NativeGeoMode): void;
+  /** out: `[B·F]`, F = numFactors. */
+  dist(out: Float32Array, x: Float32Array, y: Float32Array, device: NativeDevice, mode: NativeGeoMode): void;
+  /** t: `[B]`. */
+  interpolate(out: Float32Array, x0: Float32Array, x1: Float32Array, t: Float32Array, device: NativeDevice, mode: NativeGeoMode): void;
+  eulerStep(out: Float32Array, x: Float32Array, v: Float32Array, dt: number, device: NativeDevice, mode: NativeGeoMode): void;
+  /** perNetwork: `[B]`; grad: `[B·P]` or null (not computed). Returns the batch loss. */
+  loss(perNetwork: Float32Array, grad: Float32Array | null, pred: Float32Array, target: Float32Array, device: NativeDevice, mode: NativeGeoMode): number;
+  canonicalize(out: Float32Array, x: Float32Array, lastNorm: number, device: NativeDevice): void;
+  canonicalizeBackward(dx: Float32Array, x: Float32Array, dout: Float32Array, lastNorm: number, device: NativeDevice): void;
+  /** @internal f64 CPU twin (gradient checks). */
+  projectF64(out: Float64Array, x: Float64Array, mode: NativeGeoMode): void;
+  /** @internal */
+  tangentProjectF64(out: Float64Array, x: Float64Array, u: Float64Array, mode: NativeGeoMode): void;
+  /** @internal */
+  expmapF64(out: Float64Array, x: Float64Array, u: Float64Array, mode: NativeGeoMode): void;
+  /** @internal */
+  logmapF64(out: Float64Array, x: Float64Array, y: Float64Array, mode: NativeGeoMode): void;
+  /** @internal */
+  distF64(out: Float64Array, x: Float64Array, y: Float64Array, mode: NativeGeoMode): void;
+  /** @internal */
+  interpolateF64(out: Float64Array, x0: Float64Array, x1: Float64Array, t: Float64Array, mode: NativeGeoMode): void;
+  /** @internal */
+  eulerStepF64(out: Float64Array, x: Float64Array, v: Float64Array, dt: number, mode: NativeGeoMode): void;
+  /** @internal */
+  lossF64(perNetwork: Float64Array, grad: Float64Array | null, pred: Float64Array, target: Float64Array, mode: NativeGeoMode): number;
+  /** @internal */
+  canonicalizeF64(out: Float64Array, x: Float64Array, lastNorm: number): void;
+  /** @internal */
+  canonicalizeBackwardF64(dx: Float64Array, x: Float64Array, dout: Float64Array, lastNorm: number): void;
+  /**
+   * @internal Times one op on natively generated data resident on `device` (no transfers): the median per-call
+   * time of samples of `callsPerSample` back-to-back calls, each sample ending with a device synchronisation.
+   */
+  benchmark(op: NativeGeoBenchOp, B: number, device: NativeDevice, mode: NativeGeoMode, minSeconds: number): NativeBenchResult;
+}
+
+/** @internal Ops timed by {@link NativeGeometryPlan.benchmark} (`loss` includes the gradient). */
+export type NativeGeoBenchOp =
+  | 'project'
+  | 'tangentProject'
+  | 'expmap'
+  | 'logmap'
+  | 'dist'
+  | 'interpolate'
+  | 'eulerStep'
+  | 'loss'
+  | 'lossNoGrad'
+  | 'canonicalize'
+  | 'canonicalizeBackward';
+
+/** @internal */
+export interface NativeBenchResult {
+  medianMs: number;
+  samples: number;
+  callsPerSample: number;
+}
+
+/** Geometry ops (native/binding/ops_geometry.cc). */
+export interface NativeGeometryOps {
+  /** widths: n_0…n_L. @throws ERR_INVALID for bad widths or an unknown kind. */
+  GeometryPlan: new (widths: Int32Array, kind: NativeGeoKind) => NativeGeometryPlan;
+}
+
+/** The whole addon. Families extend this interface as they land. */
+export interface NativeBinding extends NativeDeviceOps, NativeEngineOps, NativeGeometryOps {
   /** Absolute path of the loaded `.node` file (set by the loader). */
   readonly __path?: string;
 }

@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+// The one GPU check (shared/docs/GPU_CHECKS.md): plain JS, needs only build/Release/wsflow.node and dist/ (no npm
+// install, no test runner). Usage:
+//   node bench/gpu-check.mjs <resultsDir> [--seconds S] [--only name,name] [--skip-cpu-bench]
+// 1. prints the backend (device, compute capability, memory) and fails loudly unless CUDA is active;
+// 2. imports every section module bench/gpu/*.mjs in file-name order; each exports
+//      async function run(ctx) → { parity: Case[], bench: Row[] }
+//    where a Case is { name, pass, maxAbs?, maxRel?, nmse?, note? } and a Row is { name/op, device, medianMs, ... };
+//    ctx = { device: 'cuda', minSeconds, cpuBench, log, dist, binding, createPlan, selftest };
+// 3. writes <resultsDir>/gpu-check.json (backend, per-section parity and bench results, peak device memory);
+// 4. prints a short table last and exits non-zero if any parity case failed or a section threw.
+// WSF_GPU_CHECK_SELFTEST=1 runs the sections with 'cpu' as the device under test, to check the harness itself on
+// a machine without a GPU; the JSON then says selftest: true and nothing in it is a GPU figure.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const selftest = process.env.WSF_GPU_CHECK_SELFTEST === '1';
+process.env.WSF_QUIET ??= '1';
+
+function parseArgs(argv) {
+  const a = { dir: undefined, seconds: 0.5, only: undefined, cpuBench: true };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i];
+    if (v === '--seconds') a.seconds = Number(argv[++i]);
+    else if (v === '--only') a.only = argv[++i].split(',');
+    else if (v === '--skip-cpu-bench') a.cpuBench = false;
+    else if (!v.startsWith('--') && a.dir === undefined) a.dir = v;
+    else throw new Error(`unknown argument ${v}`);
+  }
+  if (a.dir === undefined) throw new Error('usage: node bench/gpu-check.mjs <resultsDir> [--seconds S] [--only a,b] [--skip-cpu-bench]');
+  if (!(a.seconds > 0)) throw new Error('--seconds must be > 0');
+  return a;
+}
+
+function pad(rows) {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  return rows.map((r) => r.map((v, i) => String(v).padEnd(w[i])).join('  ')).join('\n');
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const dist = await import('../dist/index.js');
+  const { binding } = await import('../dist/native/binding.js');
+  const { createPlan } = await import('../dist/geometry/plan.js');
+  const b = binding();
+  const cuda = b.cudaInfo();
+  const build = b.buildInfo();
+  const backend = { node: process.version, host: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', threads: b.numThreads(), build, cuda };
+  console.log(`wsflow GPU check — addon ${b.__path ?? '?'}`);
+  console.log(`  build: cuda=${build.cuda} archs=${build.archs} ${build.compiler}`);
+  if (cuda.compiled && cuda.deviceCount > 0) {
+    console.log(`  device: ${cuda.name}, cc ${cuda.ccMajor}.${cuda.ccMinor}, ${(cuda.totalMem / 2 ** 30).toFixed(1)} GiB (${(cuda.freeMem / 2 ** 30).toFixed(1)} free), ${cuda.multiprocessors} SMs, driver ${cuda.driverVersion}, runtime ${cuda.runtimeVersion}`);
+  } else if (!selftest) {
+    console.error('\n*** CUDA IS NOT ACTIVE ***');
+    console.error(`  compiled with CUDA: ${cuda.compiled}; devices: ${cuda.deviceCount}; error: ${cuda.error || '(none)'}`);
+    console.error('  This script checks the CUDA build on a GPU; nothing was run. (WSF_GPU_CHECK_SELFTEST=1 checks the harness on CPU.)');
+    process.exit(2);
+  } else {
+    console.log('  SELFTEST: no CUDA device; sections run with the CPU as the device under test (not GPU figures)');
+  }
+  const files = fs
+    .readdirSync(path.join(here, 'gpu'))
+    .filter((f) => f.endsWith('.mjs'))
+    .sort();
+  const sections = [];
+  let failed = 0;
+  for (const f of files) {
+    const name = f.replace(/\.mjs$/, '');
+    if (args.only !== undefined && !args.only.includes(name)) continue;
+    console.log(`\n== section ${name}`);
+    const t0 = performance.now();
+    b.resetDevicePeak();
+    const ctx = {
+      device: selftest ? 'cpu' : 'cuda',
+      selftest,
+      minSeconds: args.seconds,
+      cpuBench: args.cpuBench,
+      log: (s) => console.log(`  ${s}`),
+      dist,
+      binding: b,
+      createPlan,
+    };
+    try {
+      const mod = await import(pathToFileURL(path.join(here, 'gpu', f)).href);
+      const r = await mod.run(ctx);
+      const parity = r.parity ?? [];
+      const bad = parity.filter((c) => !c.pass);
+      failed += bad.length;
+      sections.push({ name, seconds: (performance.now() - t0) / 1000, peakDeviceBytes: b.deviceMemory().peak, liveAllocations: b.deviceMemory().live, parity, bench: r.bench ?? [] });
+      for (const c of bad) console.log(`  FAIL ${c.name}: ${c.note ?? ''} maxAbs ${c.maxAbs} maxRel ${c.maxRel} nmse ${c.nmse}`);
+    } catch (e) {
+      failed++;
+      console.error(`  section ${name} threw: ${e?.stack ?? e}`);
+      sections.push({ name, seconds: (performance.now() - t0) / 1000, error: String(e?.stack ?? e), parity: [], bench: [] });
+    }
+  }
+  const result = { kind: 'wsflow-gpu-check', date: new Date().toISOString(), selftest, backend, sections, summary: { parityCases: sections.reduce((s, x) => s + x.parity.length, 0), failed } };
+  fs.mkdirSync(args.dir, { recursive: true });
+  const file = path.join(args.dir, 'gpu-check.json');
+  fs.writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
+
+  console.log(`\nwrote ${file}\n`);
+  const summary = [['section', 'parity cases', 'failed', 'worst maxAbs', 'worst nmse', 'peak device MiB', 'seconds']];
+  for (const s of sections) {
+    const worst = (k) => s.parity.reduce((m, c) => (Number.isFinite(c[k]) ? Math.max(m, c[k]) : m), 0);
+    summary.push([s.name, s.parity.length, s.error ? 'THREW' : s.parity.filter((c) => !c.pass).length, worst('maxAbs').toExponential(2), worst('nmse').toExponential(2), ((s.peakDeviceBytes ?? 0) / 2 ** 20).toFixed(1), s.seconds.toFixed(1)]);
+  }
+  console.log(pad(summary));
+  const benchRows = [['section', 'case', 'device', 'path', 'median ms', 'GB/s']];
+  for (const s of sections) for (const r of s.bench) benchRows.push([s.name, r.name ?? r.op, r.device ?? '', r.path ?? '', Number(r.medianMs).toFixed(4), r.GBps === undefined ? '' : Number(r.GBps).toFixed(1)]);
+  if (benchRows.length > 1) console.log('\n' + pad(benchRows));
+  console.log(`\n${failed === 0 ? 'PASS' : 'FAIL'}: ${result.summary.parityCases} parity cases, ${failed} failed${selftest ? ' (SELFTEST on CPU: not a GPU result)' : ''}`);
+  process.exit(failed === 0 ? 0 : 1);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
