@@ -29,6 +29,39 @@ export interface PreparedInputs {
 
 const prepared = new WeakMap<Float32Array, PreparedInputs>();
 
+/**
+ * dst[o + j] += Σ_k vals[k]·src[offs[k] + j] for j < len, k < count — a sum of scaled rows, unrolled by four rows so
+ * each dst element is loaded and stored once per four multiply-adds (≈ 2× faster in V8 than one row at a time).
+ * @internal
+ */
+export function addScaledRows(
+  dst: Float64Array,
+  o: number,
+  len: number,
+  vals: Float64Array,
+  offs: Int32Array,
+  count: number,
+  src: Float32Array | Float64Array,
+): void {
+  let k = 0;
+  for (; k + 4 <= count; k += 4) {
+    const v0 = vals[k]!;
+    const v1 = vals[k + 1]!;
+    const v2 = vals[k + 2]!;
+    const v3 = vals[k + 3]!;
+    const r0 = offs[k]!;
+    const r1 = offs[k + 1]!;
+    const r2 = offs[k + 2]!;
+    const r3 = offs[k + 3]!;
+    for (let j = 0; j < len; j++) dst[o + j]! += v0 * src[r0 + j]! + v1 * src[r1 + j]! + v2 * src[r2 + j]! + v3 * src[r3 + j]!;
+  }
+  for (; k < count; k++) {
+    const v = vals[k]!;
+    const r = offs[k]!;
+    for (let j = 0; j < len; j++) dst[o + j]! += v * src[r + j]!;
+  }
+}
+
 /** Prepares (and caches per array) the rows of `x` (n × d). */
 export function prepareInputs(x: Float32Array, n: number, d: number): PreparedInputs {
   const hit = prepared.get(x);
@@ -97,6 +130,8 @@ export class GroupForward {
   private readonly bases: Int32Array;
   private readonly wcat: Float32Array;
   private readonly bcat: Float64Array;
+  private offs = new Int32Array(0);
+  private vals = new Float64Array(0);
   private bufA = new Float64Array(0);
   private bufB = new Float64Array(0);
   private readonly weights: Float32Array;
@@ -152,14 +187,15 @@ export class GroupForward {
     // Layer 1: h1[r, :] = bcat + Σ_i x̃[r,i]·wcat[i, :].
     if (prep.csr !== undefined) {
       const { rowPtr, col, val } = prep.csr;
+      if (this.offs.length < prep.d) this.offs = new Int32Array(prep.d);
+      const offs = this.offs;
       for (let r = 0; r < R; r++) {
         const o = r * W;
         for (let j = 0; j < W; j++) h1[o + j] = bcat[j]!;
-        for (let k = rowPtr[r0 + r]!, e = rowPtr[r0 + r + 1]!; k < e; k++) {
-          const v = val[k]!;
-          const wr = col[k]! * W;
-          for (let j = 0; j < W; j++) h1[o + j]! += v * wcat[wr + j]!;
-        }
+        const k0 = rowPtr[r0 + r]!;
+        const cnt = rowPtr[r0 + r + 1]! - k0;
+        for (let k = 0; k < cnt; k++) offs[k] = col[k0 + k]! * W;
+        addScaledRows(h1, o, W, val.subarray(k0, k0 + cnt), offs, cnt, wcat);
       }
     } else {
       const x = prep.dense!;
@@ -215,18 +251,25 @@ export class GroupForward {
       const dst = l === L ? out : src === this.bufA ? this.bufB : this.bufA;
       const wo = arch.weightOffset(l);
       const bo = arch.biasOffset(l);
+      if (this.offs.length < nIn) this.offs = new Int32Array(nIn);
+      if (this.vals.length < nIn) this.vals = new Float64Array(nIn);
+      const offs = this.offs;
+      const vals = this.vals;
       for (let r = 0; r < R; r++) {
         for (let g = 0; g < G; g++) {
           const base = this.bases[g]!;
           const ib = (r * G + g) * nIn;
           const ob = (r * G + g) * nOut;
           for (let j = 0; j < nOut; j++) dst[ob + j] = w[base + bo + j]!;
+          // Gather the active (non-zero after ReLU) inputs, then add their weight rows.
+          let cnt = 0;
           for (let k = 0; k < nIn; k++) {
             const hv = src[ib + k]!;
             if (hv === 0) continue;
-            const wr = base + wo + k * nOut;
-            for (let j = 0; j < nOut; j++) dst[ob + j]! += hv * w[wr + j]!;
+            vals[cnt] = hv;
+            offs[cnt++] = base + wo + k * nOut;
           }
+          addScaledRows(dst, ob, nOut, vals, offs, cnt, w);
         }
       }
       if (l < L) for (let k = 0, e = R * G * nOut; k < e; k++) if (dst[k]! < 0) dst[k] = 0;

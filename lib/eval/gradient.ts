@@ -13,6 +13,7 @@ import { WsfError } from '../errors.js';
 import type { Split, Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
 import { checkInt, checkNumber, invalidArgument } from '../util/validate.js';
+import { addScaledRows } from './forward.js';
 
 /**
  * A mini-batch of examples: rows of standardised features `x` (n × d, row-major) and labels `y` (n).
@@ -40,6 +41,8 @@ class Work {
   deltas: Float64Array[] = [];
   accW = new Float64Array(0);
   accB = new Float64Array(0);
+  vals = new Float64Array(0);
+  offs = new Int32Array(0);
   ensure(arch: Architecture, m: number): void {
     const L = arch.numLayers;
     if (this.acts.length !== L + 1) {
@@ -58,6 +61,11 @@ class Work {
       maxW = Math.max(maxW, arch.widths[l]!);
     }
     if (this.accW.length < maxBlock) this.accW = new Float64Array(maxBlock);
+    const gather = Math.max(m, maxW);
+    if (this.vals.length < gather) {
+      this.vals = new Float64Array(gather);
+      this.offs = new Int32Array(gather);
+    }
     if (this.accB.length < maxW) this.accB = new Float64Array(maxW);
   }
 }
@@ -84,7 +92,7 @@ export function networkLossGrad(
   const L = arch.numLayers;
   const d = arch.widths[0]!;
   work.ensure(arch, m);
-  const { acts, deltas } = work;
+  const { acts, deltas, vals, offs } = work;
   // Forward: acts[l] holds z_l (pre-activation) for l = L and a_l = ReLU(z_l) for 1 ≤ l < L; acts[0] = x.
   const a0 = acts[0]!;
   for (let k = 0, e = m * d; k < e; k++) a0[k] = x[r0 * d + k]!;
@@ -99,12 +107,14 @@ export function networkLossGrad(
       const ob = r * nOut;
       for (let j = 0; j < nOut; j++) dst[ob + j] = w[bOff + j]!;
       const ib = r * nIn;
+      let cnt = 0;
       for (let i = 0; i < nIn; i++) {
         const v = src[ib + i]!;
         if (v === 0) continue;
-        const wr = wOff + i * nOut;
-        for (let j = 0; j < nOut; j++) dst[ob + j]! += v * w[wr + j]!;
+        vals[cnt] = v;
+        offs[cnt++] = wOff + i * nOut;
       }
+      addScaledRows(dst, ob, nOut, vals, offs, cnt, w);
       if (l < L) for (let j = 0; j < nOut; j++) if (dst[ob + j]! < 0) dst[ob + j] = 0;
     }
   }
@@ -145,13 +155,17 @@ export function networkLossGrad(
     for (let r = 0; r < m; r++) {
       const db = r * nOut;
       for (let j = 0; j < nOut; j++) accB[j]! += dz[db + j]!;
-      const ab = r * nIn;
-      for (let i = 0; i < nIn; i++) {
-        const v = a[ab + i]!;
+    }
+    // ∂W[i, :] = Σ_r a[r, i]·δ[r, :], over the rows where input i is active.
+    for (let i = 0; i < nIn; i++) {
+      let cnt = 0;
+      for (let r = 0; r < m; r++) {
+        const v = a[r * nIn + i]!;
         if (v === 0) continue;
-        const wr = i * nOut;
-        for (let j = 0; j < nOut; j++) accW[wr + j]! += v * dz[db + j]!;
+        vals[cnt] = v;
+        offs[cnt++] = r * nOut;
       }
+      addScaledRows(accW, i * nOut, nOut, vals, offs, cnt, dz);
     }
     for (let k = 0; k < nIn * nOut; k++) grad[gW + k] = accW[k]!;
     for (let j = 0; j < nOut; j++) grad[gB + j] = accB[j]!;

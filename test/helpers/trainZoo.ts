@@ -8,7 +8,7 @@ import { Rng } from '../../lib/util/rng.js';
 export function trainZoo(
   task: Task,
   arch: Architecture,
-  opts: { count: number; steps: number; batchSize?: number; lr?: number; initStd?: number; seed?: number },
+  opts: { count: number; steps: number; batchSize?: number; lr?: number; initStd?: number; seed?: number; onStep?: (step: number, w: Float32Array) => void },
 ): Float32Array {
   const P = arch.numParams;
   const B = opts.count;
@@ -33,6 +33,7 @@ export function trainZoo(
       v[k] = 0.999 * v[k]! + 0.001 * g * g;
       w[k]! -= (lr * (m[k]! / c1)) / (Math.sqrt(v[k]! / c2) + 1e-8);
     }
+    opts.onStep?.(t, w);
   }
   return w;
 }
