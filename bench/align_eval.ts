@@ -1,6 +1,6 @@
 // Timing of alignment and evaluation at thesis zoo sizes (issue #5). Run:
 //   npx tsc -p tsconfig.json --noEmit false --outDir /tmp/wsf-bench && node /tmp/wsf-bench/bench/align_eval.js [section…]
-// sections: align-wdbc align-mnist eval-wdbc eval-mnist bma diversity nn barrier (default: all)
+// sections: align-wdbc align-mnist eval-wdbc eval-mnist bma diversity nn grad barrier (default: all)
 // Prints one JSON object per measurement. Synthetic data stand in for WDBC/MNIST (same shapes and sparsity).
 import { mlp } from '../lib/arch/Architecture.js';
 import { alignNetworks } from '../lib/align/weightMatching.js';
@@ -9,6 +9,7 @@ import { nearestNeighbourDistances } from '../lib/eval/baselines.js';
 import { bmaCurve } from '../lib/eval/bma.js';
 import { functionalDiversity } from '../lib/eval/diversity.js';
 import { evaluateNetworks } from '../lib/eval/evaluate.js';
+import { taskGradient } from '../lib/eval/gradient.js';
 import type { Task } from '../lib/tasks/Task.js';
 import { Rng } from '../lib/util/rng.js';
 import { teacherTask } from '../test/helpers/syntheticTask.js';
@@ -115,6 +116,27 @@ async function main(): Promise<void> {
     const ms = new Rng(10).fillNormal(new Float32Array(64 * mnist.numParams), 0, 0.1);
     const q = nearestNeighbourDistances(mnist, ms, mw, { looQueries: 64 });
     report({ what: 'nearestNeighbourDistances 64 samples vs 13000 × 784-10-10 (+64 LOO queries)', s: q.ms / 1000 });
+  }
+  if (on('grad')) {
+    for (const [arch, B, m] of [[wdbc, 32, 64], [mnist, 8, 64], [mnist, 64, 64]] as const) {
+      const rng = new Rng(12);
+      const d = arch.widths[0]!;
+      const C = arch.widths[arch.numLayers]!;
+      const w = rng.fillNormal(new Float32Array(B * arch.numParams), 0, 0.1);
+      const x = rng.fillNormal(new Float32Array(B * m * d));
+      const y = new Int32Array(B * m).map(() => rng.int(C));
+      const task = { name: 'g', numFeatures: d, numClasses: C } as Task;
+      const batch = { x, y, n: B * m, rowsPerNetwork: m };
+      const out = new Float32Array(B * arch.numParams);
+      taskGradient(task, arch, w, batch, { out });
+      const t0 = performance.now();
+      let reps = 0;
+      while (performance.now() - t0 < 2000) {
+        taskGradient(task, arch, w, batch, { out });
+        reps++;
+      }
+      report({ what: `taskGradient ${arch.key}, B=${B} × ${m} rows`, msPerCall: (performance.now() - t0) / reps });
+    }
   }
   if (on('barrier')) {
     const task = teacherTask({ n: [1000, 100, 400] });
