@@ -43,6 +43,7 @@ class Work {
   accB = new Float64Array(0);
   vals = new Float64Array(0);
   offs = new Int32Array(0);
+  wt = new Float64Array(0);
   ensure(arch: Architecture, m: number): void {
     const L = arch.numLayers;
     if (this.acts.length !== L + 1) {
@@ -103,6 +104,10 @@ export function networkLossGrad(
     const dst = acts[l]!;
     const wOff = wo + arch.weightOffset(l);
     const bOff = wo + arch.biasOffset(l);
+    if (isNarrow(nIn, nOut)) {
+      forwardNarrow(dst, src, w, wOff, bOff, m, nIn, nOut, l < L);
+      continue;
+    }
     for (let r = 0; r < m; r++) {
       const ob = r * nOut;
       for (let j = 0; j < nOut; j++) dst[ob + j] = w[bOff + j]!;
@@ -156,18 +161,33 @@ export function networkLossGrad(
       const db = r * nOut;
       for (let j = 0; j < nOut; j++) accB[j]! += dz[db + j]!;
     }
-    // ∂W[i, :] = Σ_r a[r, i]·δ[r, :], over the rows where input i is active.
-    for (let i = 0; i < nIn; i++) {
-      let cnt = 0;
-      for (let r = 0; r < m; r++) {
-        const v = a[r * nIn + i]!;
-        if (v === 0) continue;
-        vals[cnt] = v;
-        offs[cnt++] = r * nOut;
+    if (isNarrow(nIn, nOut)) {
+      // Transposed: ∂Wᵀ[j, :] = Σ_r δ[r, j]·a[r, :] (long contiguous rows), then stored in (in, out) order.
+      for (let j = 0; j < nOut; j++) {
+        let cnt = 0;
+        for (let r = 0; r < m; r++) {
+          const v = dz[r * nOut + j]!;
+          if (v === 0) continue;
+          vals[cnt] = v;
+          offs[cnt++] = r * nIn;
+        }
+        addScaledRows(accW, j * nIn, nIn, vals, offs, cnt, a);
       }
-      addScaledRows(accW, i * nOut, nOut, vals, offs, cnt, dz);
+      for (let i = 0; i < nIn; i++) for (let j = 0; j < nOut; j++) grad[gW + i * nOut + j] = accW[j * nIn + i]!;
+    } else {
+      // ∂W[i, :] = Σ_r a[r, i]·δ[r, :], over the rows where input i is active.
+      for (let i = 0; i < nIn; i++) {
+        let cnt = 0;
+        for (let r = 0; r < m; r++) {
+          const v = a[r * nIn + i]!;
+          if (v === 0) continue;
+          vals[cnt] = v;
+          offs[cnt++] = r * nOut;
+        }
+        addScaledRows(accW, i * nOut, nOut, vals, offs, cnt, dz);
+      }
+      for (let k = 0; k < nIn * nOut; k++) grad[gW + k] = accW[k]!;
     }
-    for (let k = 0; k < nIn * nOut; k++) grad[gW + k] = accW[k]!;
     for (let j = 0; j < nOut; j++) grad[gB + j] = accB[j]!;
     if (l === 1) break;
     // δ_{l−1} = (δ_l W_lᵀ) ⊙ [a_{l−1} > 0].
@@ -189,6 +209,54 @@ export function networkLossGrad(
     }
   }
   return lossSum / m;
+}
+
+/** Wide-input, narrow-output layers (e.g. MNIST's 784 → 10) use transposed, long-row kernels. */
+function isNarrow(nIn: number, nOut: number): boolean {
+  return nOut <= 16 && nIn >= 4 * nOut;
+}
+
+/**
+ * dst[r, j] = b_j + Σ_i src[r, i]·W[i, j] (+ ReLU) for a narrow layer: Wᵀ is copied to f64 scratch once, then each
+ * output is a contiguous dot product, four outputs at a time so every input value is loaded once per four.
+ */
+function forwardNarrow(dst: Float64Array, src: Float64Array, w: Float32Array | Float64Array, wOff: number, bOff: number, m: number, nIn: number, nOut: number, relu: boolean): void {
+  if (work.wt.length < nIn * nOut) work.wt = new Float64Array(nIn * nOut);
+  const wt = work.wt;
+  for (let i = 0; i < nIn; i++) for (let j = 0; j < nOut; j++) wt[j * nIn + i] = w[wOff + i * nOut + j]!;
+  for (let r = 0; r < m; r++) {
+    const xb = r * nIn;
+    const ob = r * nOut;
+    let j = 0;
+    for (; j + 4 <= nOut; j += 4) {
+      const w0 = j * nIn;
+      const w1 = w0 + nIn;
+      const w2 = w1 + nIn;
+      const w3 = w2 + nIn;
+      let s0 = w[bOff + j]!;
+      let s1 = w[bOff + j + 1]!;
+      let s2 = w[bOff + j + 2]!;
+      let s3 = w[bOff + j + 3]!;
+      for (let i = 0; i < nIn; i++) {
+        const v = src[xb + i]!;
+        s0 += v * wt[w0 + i]!;
+        s1 += v * wt[w1 + i]!;
+        s2 += v * wt[w2 + i]!;
+        s3 += v * wt[w3 + i]!;
+      }
+      dst[ob + j] = s0;
+      dst[ob + j + 1] = s1;
+      dst[ob + j + 2] = s2;
+      dst[ob + j + 3] = s3;
+    }
+    for (; j < nOut; j++) {
+      const w0 = j * nIn;
+      let s0 = w[bOff + j]!;
+      for (let i = 0; i < nIn; i++) s0 += src[xb + i]! * wt[w0 + i]!;
+      dst[ob + j] = s0;
+    }
+    if (relu) for (let q = 0; q < nOut; q++) if (dst[ob + q]! < 0) dst[ob + q] = 0;
+  }
 }
 
 /**

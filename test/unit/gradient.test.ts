@@ -12,27 +12,32 @@ describe('taskGradient', () => {
 
   it('matches f64 central finite differences on every coordinate (flat (in, out) layout)', () => {
     const rng = new Rng(1);
-    for (const scale of [1, 1.7]) {
-      const w = rng.fillNormal(new Float64Array(P), 0, 0.7);
-      const { x, y } = task.train;
-      const m = 12;
-      const g = new Float64Array(P);
-      networkLossGrad(arch, w, 0, x, y, 3, m, scale, g);
-      const fd = new Float64Array(P);
-      for (let p = 0; p < P; p++) {
-        const h = 1e-6 * Math.max(1, Math.abs(w[p]!));
-        const wp = w.slice();
-        wp[p]! += h;
-        const lp = networkLossGrad(arch, wp, 0, x, y, 3, m, scale);
-        wp[p]! -= 2 * h;
-        const lm = networkLossGrad(arch, wp, 0, x, y, 3, m, scale);
-        fd[p] = (lp - lm) / (2 * h);
+    // [6,5,4,3] uses the row kernels everywhere; [24,5,20,2] also the transposed kernels of narrow layers (24→5, 20→2).
+    const wide = blobsTask({ d: 24, classes: 2, n: [40, 10, 10] });
+    for (const [a, t] of [[arch, task], [mlp([24, 5, 20, 2]), wide]] as const) {
+      const d = a.widths[0]!;
+      for (const scale of [1, 1.7]) {
+        const w = rng.fillNormal(new Float64Array(a.numParams), 0, 0.7);
+        const { x, y } = t.train;
+        const m = 12;
+        const g = new Float64Array(a.numParams);
+        networkLossGrad(a, w, 0, x, y, 3, m, scale, g);
+        const fd = new Float64Array(a.numParams);
+        for (let p = 0; p < a.numParams; p++) {
+          const h = 1e-6 * Math.max(1, Math.abs(w[p]!));
+          const wp = w.slice();
+          wp[p]! += h;
+          const lp = networkLossGrad(a, wp, 0, x, y, 3, m, scale);
+          wp[p]! -= 2 * h;
+          const lm = networkLossGrad(a, wp, 0, x, y, 3, m, scale);
+          fd[p] = (lp - lm) / (2 * h);
+        }
+        // HOUSE_STYLE f64 gradcheck tolerance; random data keeps pre-activations far from the ReLU kink.
+        expect(g).toAllClose(fd, { atol: 1e-8, rtol: 1e-6 });
+        // The loss itself equals an independent f64 reference.
+        const ref = lossAccF64(a, w, x.subarray(3 * d), y.subarray(3), m);
+        if (scale === 1) expect(networkLossGrad(a, w, 0, x, y, 3, m, 1)).toAllClose(ref.loss, { atol: 1e-14, rtol: 1e-12 });
       }
-      // HOUSE_STYLE f64 gradcheck tolerance; random data keeps pre-activations far from the ReLU kink.
-      expect(g).toAllClose(fd, { atol: 1e-8, rtol: 1e-6 });
-      // The loss itself equals an independent f64 reference.
-      const ref = lossAccF64(arch, w, x.subarray(3 * 6), y.subarray(3), m);
-      if (scale === 1) expect(networkLossGrad(arch, w, 0, x, y, 3, m, 1)).toAllClose(ref.loss, { atol: 1e-14, rtol: 1e-12 });
     }
   });
 
