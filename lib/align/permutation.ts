@@ -77,7 +77,7 @@ export function checkPermutations(arch: Architecture, name: string, perms: unkno
  * @param out optional Float32Array B×P to write into (must not alias `flat`); allocated when omitted
  * @returns the permuted networks, B×P
  * @throws WsfError ERR_DTYPE / ERR_SHAPE for bad arrays, ERR_INVALID when a segment is not a permutation or
- *   `out` aliases `flat`, ERR_NUMERIC for non-finite weights
+ *   `out` overlaps `flat` (non-finite weights are moved like any other value)
  */
 export function permuteNetworks(arch: Architecture, flat: Float32Array, perms: Int32Array, out?: Float32Array): Float32Array {
   const B = checkBatch(arch, 'flat', flat, { finite: false });

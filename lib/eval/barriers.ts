@@ -26,6 +26,7 @@ export interface BarrierOptions extends SplitEvalOptions {
   /**
    * Optional map applied to the batch of midpoints before evaluation (Float32Array M×P → M×P), e.g. the scale
    * canonicalisation for Normalized/Geometric networks (the reference's optional midpoint normalisation).
+   * Endpoints are evaluated as given.
    */
   transformMidpoints?: (mid: Float32Array) => Float32Array;
 }
