@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { averageBaseline, nearestNeighbourDistances, noiseBaseline } from '../../lib/eval/baselines.js';
+import { mlp } from '../../lib/index.js';
+import { Rng } from '../../lib/util/rng.js';
+
+const arch = mlp([10, 6, 3]);
+const P = arch.numParams;
+
+function bruteNN(q: Float32Array, qi: number, t: Float32Array, T: number, skip = -1): { d: number; i: number } {
+  let best = Infinity;
+  let arg = -1;
+  for (let k = 0; k < T; k++) {
+    if (k === skip) continue;
+    let s = 0;
+    for (let p = 0; p < P; p++) s += (q[qi * P + p]! - t[k * P + p]!) ** 2;
+    if (s < best) [best, arg] = [s, k];
+  }
+  return { d: Math.sqrt(best), i: arg };
+}
+
+describe('nearestNeighbourDistances', () => {
+  const rng = new Rng(1);
+  const T = 40;
+  const train = rng.fillNormal(new Float32Array(T * P));
+
+  it('matches brute force, reports the training set’s leave-one-out distances, and sees copies at distance 0', () => {
+    const S = 9;
+    const samples = rng.fillNormal(new Float32Array(S * P));
+    samples.set(train.subarray(5 * P, 6 * P), 2 * P); // sample 2 memorises training network 5
+    const r = nearestNeighbourDistances(arch, samples, train, { looQueries: 15, seed: 3 });
+    for (let s = 0; s < S; s++) {
+      const b = bruteNN(samples, s, train, T);
+      expect(r.samples.values[s]).toBeCloseTo(b.d, 10);
+      expect(r.samples.neighbour[s]).toBe(b.i);
+    }
+    expect(r.samples.values[2]).toBe(0);
+    expect(r.samples.neighbour[2]).toBe(5);
+    expect(r.trainLoo.queries.length).toBe(15);
+    r.trainLoo.queries.forEach((q, k) => {
+      const b = bruteNN(train, q, train, T, q);
+      expect(r.trainLoo.values[k]).toBeCloseTo(b.d, 10);
+      expect(r.trainLoo.neighbour[k]).not.toBe(q);
+    });
+    expect(r.ratio).toBeCloseTo(r.samples.mean / r.trainLoo.mean, 12);
+  });
+
+  it('measures through a transform hook', () => {
+    const samples = rng.fillNormal(new Float32Array(3 * P));
+    const twice = (f: Float32Array) => f.map((v) => 2 * v);
+    const a = nearestNeighbourDistances(arch, samples, train);
+    const b = nearestNeighbourDistances(arch, samples, train, { transform: twice });
+    expect(b.samples.values).toAllClose(a.samples.values.map((v) => 2 * v), { rtol: 1e-6 }); // f32 doubling is exact; sqrt rounding
+    expect(() => nearestNeighbourDistances(arch, samples, train, { transform: () => new Float32Array(7) })).toThrowError(expect.objectContaining({ code: 'ERR_SHAPE' }));
+  });
+});
+
+describe('noiseBaseline and averageBaseline', () => {
+  const rng = new Rng(2);
+  const T = 30;
+  const train = rng.fillNormal(new Float32Array(T * P));
+
+  it('noise: mean distance to the sources equals the requested one (directly and through a transform)', () => {
+    const r = noiseBaseline(arch, train, { distance: 1.234, count: 50, seed: 4 });
+    expect(r.weights.length).toBe(50 * P);
+    let sum = 0;
+    for (let i = 0; i < 50; i++) {
+      let s = 0;
+      for (let p = 0; p < P; p++) s += (r.weights[i * P + p]! - train[r.source[i]! * P + p]!) ** 2;
+      sum += Math.sqrt(s);
+    }
+    expect(sum / 50).toAllClose(1.234, { rtol: 1e-6 }); // outputs rounded to f32
+    expect(r.meanDistance).toAllClose(1.234, { rtol: 1e-6 });
+    expect(new Set(r.source.subarray(0, T)).size).toBe(T); // distinct sources before cycling
+    // A nonlinear transform (cube): σ found by bisection.
+    const cube = (f: Float32Array) => f.map((v) => v * v * v);
+    const c = noiseBaseline(arch, train, { distance: 0.5, count: 20, seed: 1, transform: cube });
+    expect(c.meanDistance).toAllClose(0.5, { rtol: 1e-4 }); // bisection + f32 rounding of the transformed points
+  });
+
+  it('average: each output is the mean of k distinct training networks', () => {
+    const r = averageBaseline(arch, train, { k: 3, count: 7, seed: 5 });
+    for (let i = 0; i < 7; i++) {
+      const idx = [...r.indices.subarray(3 * i, 3 * i + 3)];
+      expect(new Set(idx).size).toBe(3);
+      const mean = new Float64Array(P);
+      for (const k of idx) for (let p = 0; p < P; p++) mean[p]! += train[k * P + p]! / 3;
+      expect(r.weights.subarray(i * P, (i + 1) * P)).toAllClose(mean, { atol: 1e-6, rtol: 1e-6 }); // f32 output
+    }
+    expect(() => averageBaseline(arch, train, { k: 31 })).toThrow(/`k`/);
+    expect(() => noiseBaseline(arch, train, { distance: 0 })).toThrow(/`distance`/);
+  });
+});
