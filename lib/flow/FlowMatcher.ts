@@ -24,6 +24,7 @@ import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
 import { version } from '../version.js';
 import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
 import { samplePrior, type PriorSpec } from './prior.js';
+import { integrate } from './solvers.js';
 import { sampleTimes, timeGrid, type TimeDistribution } from './time.js';
 
 /** Options of {@link FlowMatcher.create}. */
@@ -566,27 +567,11 @@ export class FlowMatcher {
           }
           return v;
         };
-        for (let k = 0; k + 1 < grid.length; k++) {
-          const t = grid[k]!;
-          const dt = grid[k + 1]! - t;
-          if (opts.noise !== undefined && opts.noise.scale > 0) x = this.addNoise(x, t, dt, opts.noise, rng);
-          if (solver === 'euler') {
-            x = this.move(x, vel(x, t), dt);
-          } else if (solver === 'midpoint') {
-            const xm = this.move(x, vel(x, t), dt / 2);
-            x = this.move(x, vel(xm, t + dt / 2), dt);
-          } else {
-            // RK4 with stages evaluated at x moved along each stage's velocity; the combination is an ambient
-            // average (tangent-projected at x by the geometric step).
-            const k1 = vel(x, t);
-            const k2 = vel(this.move(x, k1, dt / 2), t + dt / 2);
-            const k3 = vel(this.move(x, k2, dt / 2), t + dt / 2);
-            const k4 = vel(this.move(x, k3, dt), Math.min(t + dt, 1 - 1e-4));
-            const v = new Float32Array(x.length);
-            for (let i = 0; i < v.length; i++) v[i] = (k1[i]! + 2 * k2[i]! + 2 * k3[i]! + k4[i]!) / 6;
-            x = this.move(x, v, dt);
-          }
-        }
+        x = integrate(x, grid, solver, {
+          velocity: vel,
+          move: (y, v, dt) => this.move(y, v, dt),
+          ...(opts.noise !== undefined && opts.noise.scale > 0 ? { beforeStep: (y: Float32Array, t: number, dt: number) => this.addNoise(y, t, dt, opts.noise!, rng) } : {}),
+        });
         if (this.canonical && sem === 'corrected') x = this.geom.canonicalize(x);
         out.set(x, start * P);
         opts.onProgress?.(start + B, n);
