@@ -106,18 +106,49 @@ __attribute__((target("avx2,fma"))) inline void kernel_r8(int64_t p0, int64_t p1
   if constexpr (R > 5) _mm256_storeu_ps(C + 5 * ldc, c5);
 }
 
+// R×(w < 8) variant for the last columns, with masked loads and stores (the state width H = D + 1 is odd).
+template <int R>
+__attribute__((target("avx2,fma"))) inline void kernel_r8m(int64_t p0, int64_t p1, const float* A, int64_t sai,
+                                                            int64_t sap, const float* B, int64_t ldb, float* C,
+                                                            int64_t ldc, __m256i mask) {
+  const __m256 z = _mm256_setzero_ps();
+  __m256 c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z;
+  if constexpr (R > 0) c0 = _mm256_maskload_ps(C + 0 * ldc, mask);
+  if constexpr (R > 1) c1 = _mm256_maskload_ps(C + 1 * ldc, mask);
+  if constexpr (R > 2) c2 = _mm256_maskload_ps(C + 2 * ldc, mask);
+  if constexpr (R > 3) c3 = _mm256_maskload_ps(C + 3 * ldc, mask);
+  if constexpr (R > 4) c4 = _mm256_maskload_ps(C + 4 * ldc, mask);
+  if constexpr (R > 5) c5 = _mm256_maskload_ps(C + 5 * ldc, mask);
+  const float* a = A + p0 * sap;
+  const float* b = B + p0 * ldb;
+  for (int64_t p = p0; p < p1; ++p, a += sap, b += ldb) {
+    const __m256 b0 = _mm256_maskload_ps(b, mask);
+    if constexpr (R > 0) c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0 * sai), b0, c0);
+    if constexpr (R > 1) c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1 * sai), b0, c1);
+    if constexpr (R > 2) c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * sai), b0, c2);
+    if constexpr (R > 3) c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3 * sai), b0, c3);
+    if constexpr (R > 4) c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4 * sai), b0, c4);
+    if constexpr (R > 5) c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5 * sai), b0, c5);
+  }
+  if constexpr (R > 0) _mm256_maskstore_ps(C + 0 * ldc, mask, c0);
+  if constexpr (R > 1) _mm256_maskstore_ps(C + 1 * ldc, mask, c1);
+  if constexpr (R > 2) _mm256_maskstore_ps(C + 2 * ldc, mask, c2);
+  if constexpr (R > 3) _mm256_maskstore_ps(C + 3 * ldc, mask, c3);
+  if constexpr (R > 4) _mm256_maskstore_ps(C + 4 * ldc, mask, c4);
+  if constexpr (R > 5) _mm256_maskstore_ps(C + 5 * ldc, mask, c5);
+}
+
 template <int R>
 __attribute__((target("avx2,fma"))) void row_panel(int64_t N, int64_t p0, int64_t p1, const float* A, int64_t sai,
                                                    int64_t sap, const float* B, int64_t ldb, float* C, int64_t ldc) {
   int64_t j = 0;
   for (; j + NR <= N; j += NR) kernel_r16<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc);
   for (; j + 8 <= N; j += 8) kernel_r8<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc);
-  for (; j < N; ++j) {  // scalar column tail
-    for (int r = 0; r < R; ++r) {
-      float acc = C[r * ldc + j];
-      for (int64_t p = p0; p < p1; ++p) acc += A[r * sai + p * sap] * B[p * ldb + j];
-      C[r * ldc + j] = acc;
-    }
+  if (j < N) {
+    const int rem = static_cast<int>(N - j);
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), lanes);
+    kernel_r8m<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc, mask);
   }
 }
 

@@ -65,57 +65,88 @@ inline T act_grad(T x, Act a) {
   return T(1);
 }
 
-// Single-precision activation kernels with the vectorisable exp/erf (fastmath_cpu.h), compiled twice: for AVX2+FMA
-// (picked at run time when the CPU has it) and for the baseline target.
-#define WSF_ACT_KERNELS(SUFFIX, ATTR)                                                                      \
-  ATTR void act_fwd_f32_##SUFFIX(float* y, const float* x, int64_t n, Act a) {                              \
-    if (a == Act::Gelu) {                                                                                  \
-      for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.f + fast_erff(x[i] * 0.70710678118654752f)); \
-    } else if (a == Act::Silu) {                                                                           \
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.f + fast_expf(-x[i]));                              \
-    } else {                                                                                               \
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;                                      \
-    }                                                                                                      \
-  }                                                                                                        \
-  ATTR void act_bwd_f32_##SUFFIX(float* dx, const float* dy, const float* x, int64_t n, Act a, bool acc) { \
-    if (a == Act::Gelu) {                                                                                  \
-      for (int64_t i = 0; i < n; ++i) {                                                                    \
-        const float v = x[i];                                                                              \
-        const float cdf = 0.5f * (1.f + fast_erff(v * 0.70710678118654752f));                              \
-        const float pdf = fast_expf(-0.5f * v * v) * 0.39894228040143267794f;                               \
-        const float g = dy[i] * (cdf + v * pdf);                                                           \
-        dx[i] = acc ? dx[i] + g : g;                                                                       \
-      }                                                                                                    \
-    } else if (a == Act::Silu) {                                                                           \
-      for (int64_t i = 0; i < n; ++i) {                                                                    \
-        const float s = 1.f / (1.f + fast_expf(-x[i]));                                                    \
-        const float g = dy[i] * s * (1.f + x[i] * (1.f - s));                                              \
-        dx[i] = acc ? dx[i] + g : g;                                                                       \
-      }                                                                                                    \
-    } else {                                                                                               \
-      for (int64_t i = 0; i < n; ++i) {                                                                    \
-        const float g = x[i] > 0.f ? dy[i] : 0.f;                                                          \
-        dx[i] = acc ? dx[i] + g : g;                                                                       \
-      }                                                                                                    \
-    }                                                                                                      \
+// Single-precision activation kernels with the fast exp/erf (fastmath_cpu.h): an explicit AVX2 path (8 lanes,
+// picked at run time when the CPU has AVX2+FMA) and a scalar path for the tail and for other CPUs.
+void act_fwd_f32_scalar(float* y, const float* x, int64_t n, Act a) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    y[i] = a == Act::Gelu ? 0.5f * v * (1.f + fast_erff(v * 0.70710678118654752f))
+         : a == Act::Silu ? v / (1.f + fast_expf(-v))
+                          : (v > 0.f ? v : 0.f);
   }
+}
+void act_bwd_f32_scalar(float* dx, const float* dy, const float* x, int64_t n, Act a, bool acc) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    float d;
+    if (a == Act::Gelu) {
+      d = 0.5f * (1.f + fast_erff(v * 0.70710678118654752f)) + v * fast_expf(-0.5f * v * v) * 0.39894228040143267794f;
+    } else if (a == Act::Silu) {
+      const float s = 1.f / (1.f + fast_expf(-v));
+      d = s * (1.f + v * (1.f - s));
+    } else {
+      d = v > 0.f ? 1.f : 0.f;
+    }
+    dx[i] = acc ? dx[i] + dy[i] * d : dy[i] * d;
+  }
+}
+
 #if defined(__x86_64__)
-WSF_ACT_KERNELS(avx2, __attribute__((target("avx2,fma"))))
+__attribute__((target("avx2,fma"))) void act_fwd_f32_avx2(float* y, const float* x, int64_t n, Act a) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), rs2 = _mm256_set1_ps(0.70710678118654752f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    __m256 r;
+    if (a == Act::Gelu) {
+      r = _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, fast_erff8(_mm256_mul_ps(v, rs2))));
+    } else if (a == Act::Silu) {
+      r = _mm256_div_ps(v, _mm256_add_ps(one, fast_expf8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+    } else {
+      r = _mm256_max_ps(v, _mm256_setzero_ps());
+    }
+    _mm256_storeu_ps(y + i, r);
+  }
+  act_fwd_f32_scalar(y + i, x + i, n - i, a);
+}
+
+__attribute__((target("avx2,fma"))) void act_bwd_f32_avx2(float* dx, const float* dy, const float* x, int64_t n, Act a,
+                                                          bool acc) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), rs2 = _mm256_set1_ps(0.70710678118654752f);
+  const __m256 mhalf = _mm256_set1_ps(-0.5f), ipdf = _mm256_set1_ps(0.39894228040143267794f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    __m256 d;
+    if (a == Act::Gelu) {
+      const __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, fast_erff8(_mm256_mul_ps(v, rs2))));
+      const __m256 pdf = _mm256_mul_ps(fast_expf8(_mm256_mul_ps(mhalf, _mm256_mul_ps(v, v))), ipdf);
+      d = _mm256_fmadd_ps(v, pdf, cdf);
+    } else if (a == Act::Silu) {
+      const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, fast_expf8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+      d = _mm256_mul_ps(s, _mm256_fmadd_ps(v, _mm256_sub_ps(one, s), one));
+    } else {
+      d = _mm256_and_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), one);
+    }
+    __m256 g = _mm256_mul_ps(_mm256_loadu_ps(dy + i), d);
+    if (acc) g = _mm256_add_ps(g, _mm256_loadu_ps(dx + i));
+    _mm256_storeu_ps(dx + i, g);
+  }
+  act_bwd_f32_scalar(dx + i, dy + i, x + i, n - i, a, acc);
+}
 #endif
-WSF_ACT_KERNELS(base, )
-#undef WSF_ACT_KERNELS
 
 void act_fwd_f32(float* y, const float* x, int64_t n, Act a) {
 #if defined(__x86_64__)
   if (gemm_uses_avx2()) return act_fwd_f32_avx2(y, x, n, a);
 #endif
-  act_fwd_f32_base(y, x, n, a);
+  act_fwd_f32_scalar(y, x, n, a);
 }
 void act_bwd_f32(float* dx, const float* dy, const float* x, int64_t n, Act a, bool acc) {
 #if defined(__x86_64__)
   if (gemm_uses_avx2()) return act_bwd_f32_avx2(dx, dy, x, n, a, acc);
 #endif
-  act_bwd_f32_base(dx, dy, x, n, a, acc);
+  act_bwd_f32_scalar(dx, dy, x, n, a, acc);
 }
 
 }  // namespace
