@@ -92,6 +92,8 @@ export interface NativeEngineInstance {
   graphInfo(): { G: number; N: number; M: number; P: number };
   numParams(): number;
   bytesHeld(): number;
+  setProfiling(on: boolean): void;
+  profile(): Record<string, { seconds: number; calls: number }>;
   dispose(): void;
 }
 

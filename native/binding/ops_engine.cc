@@ -15,6 +15,8 @@
 //   .paramTable(): {name, shape, offset, size}[]
 //   .graphInfo(): {G, N, M, P}
 //   .numParams(): number;  .bytesHeld(): number;  .dispose(): void
+//   .setProfiling(on: boolean): void (also resets)  .profile(): {[region]: {seconds, calls}} — per-region wall time
+//     with backend synchronisation (WSF_PROFILE=1 turns it on at construction)
 // Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
 // throws ERR_DISPOSED.
 #include <memory>
@@ -54,6 +56,8 @@ struct EngineHandle {
   virtual const RtLayout& layout() const = 0;
   virtual const RtGraph& graph() const = 0;
   virtual int64_t bytes_held() const = 0;
+  virtual RtProfile& profile() = 0;
+  virtual void set_profiling(bool on) = 0;
 };
 
 template <class Ops, typename HT>
@@ -80,6 +84,8 @@ struct EngineImpl final : EngineHandle {
   const RtLayout& layout() const override { return e.layout(); }
   const RtGraph& graph() const override { return e.graph(); }
   int64_t bytes_held() const override { return e.bytes_held(); }
+  RtProfile& profile() override { return e.profile(); }
+  void set_profiling(bool on) override { e.set_profiling(on); }
 };
 
 int get_int(Napi::Env env, const Napi::Object& o, const char* key, int def, int lo, int hi) {
@@ -128,6 +134,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("numParams", &NativeEngine::NumParams),
                            InstanceMethod("bytesHeld", &NativeEngine::BytesHeld),
                            InstanceMethod("dispose", &NativeEngine::Dispose),
+                           InstanceMethod("setProfiling", &NativeEngine::SetProfiling),
+                           InstanceMethod("profile", &NativeEngine::Profile),
                        });
   }
 
@@ -325,6 +333,25 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
   Napi::Value BytesHeld(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(E(info).bytes_held()));
+  }
+  Napi::Value SetProfiling(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    e.set_profiling(arg_bool(info, 0, "on"));
+    e.profile().totals.clear();
+    e.profile().counts.clear();
+    return info.Env().Undefined();
+  }
+  Napi::Value Profile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const RtProfile& p = E(info).profile();
+    Napi::Object o = Napi::Object::New(env);
+    for (size_t i = 0; i < p.totals.size(); ++i) {
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("seconds", p.totals[i].second);
+      r.Set("calls", static_cast<double>(p.counts[i]));
+      o.Set(p.totals[i].first, r);
+    }
+    return o;
   }
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     impl_.reset();

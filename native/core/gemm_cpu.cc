@@ -138,37 +138,61 @@ __attribute__((target("avx2,fma"))) inline void kernel_r8m(int64_t p0, int64_t p
   if constexpr (R > 5) _mm256_maskstore_ps(C + 5 * ldc, mask, c5);
 }
 
+// Rows [i0,i1) × columns [0,N), blocked for the caches: K in chunks of KC (a KC×16 panel of B is 8 KB, kept in
+// L1 while it sweeps a block of MC rows), rows in blocks of MC (an MC×KC block of A stays in L2 across the
+// column panels). Tall reductions (weight gradients, K = rows of the batch) stream each chunk of B once.
+// Columns [j0, N) (fewer than 16) of R rows: an 8-wide kernel, then a masked one.
 template <int R>
-__attribute__((target("avx2,fma"))) void row_panel(int64_t N, int64_t p0, int64_t p1, const float* A, int64_t sai,
-                                                   int64_t sap, const float* B, int64_t ldb, float* C, int64_t ldc) {
-  int64_t j = 0;
-  for (; j + NR <= N; j += NR) kernel_r16<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc);
-  for (; j + 8 <= N; j += 8) kernel_r8<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc);
+__attribute__((target("avx2,fma"))) void col_tail(int64_t j0, int64_t N, int64_t p0, int64_t p1, const float* A,
+                                                  int64_t sai, int64_t sap, const float* B, int64_t ldb, float* C,
+                                                  int64_t ldc) {
+  int64_t j = j0;
+  if (j + 8 <= N) {
+    kernel_r8<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc);
+    j += 8;
+  }
   if (j < N) {
-    const int rem = static_cast<int>(N - j);
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), lanes);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(N - j)), lanes);
     kernel_r8m<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc, mask);
   }
 }
 
-// Rows [i0,i1) × columns [0,N). K is processed in chunks (outermost) so a chunk of B (KC rows) stays in cache
-// while every row panel and column block uses it: tall reductions (weight gradients) stream B once.
 __attribute__((target("avx2,fma"))) void gemm_block_avx2(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t p1,
                                                          const float* A, int64_t sai, int64_t sap, const float* B,
                                                          int64_t ldb, float* C, int64_t ldc) {
-  constexpr int64_t KC = 128;
+  constexpr int64_t KC = 128, MC = 96;
+  const int64_t nfull = N / NR * NR;
   for (int64_t pc = p0; pc < p1; pc += KC) {
     const int64_t pe = std::min(p1, pc + KC);
-    int64_t i = i0;
-    for (; i + MR <= i1; i += MR) row_panel<MR>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc);
-    switch (i1 - i) {
-      case 5: row_panel<5>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-      case 4: row_panel<4>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-      case 3: row_panel<3>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-      case 2: row_panel<2>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-      case 1: row_panel<1>(N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-      default: break;
+    for (int64_t ic = i0; ic < i1; ic += MC) {
+      const int64_t ie = std::min(i1, ic + MC);
+      // Full 16-wide column panels: panel outer, row micro-tiles inner (the B panel stays in L1).
+      for (int64_t j = 0; j < nfull; j += NR) {
+        int64_t i = ic;
+        for (; i + MR <= ie; i += MR) kernel_r16<MR>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc);
+        switch (ie - i) {
+          case 5: kernel_r16<5>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
+          case 4: kernel_r16<4>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
+          case 3: kernel_r16<3>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
+          case 2: kernel_r16<2>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
+          case 1: kernel_r16<1>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
+          default: break;
+        }
+      }
+      // Remaining columns (< 16): 8-wide and masked kernels over the row micro-tiles.
+      if (nfull < N) {
+        int64_t i = ic;
+        for (; i + MR <= ie; i += MR) col_tail<MR>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc);
+        switch (ie - i) {
+          case 5: col_tail<5>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+          case 4: col_tail<4>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+          case 3: col_tail<3>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+          case 2: col_tail<2>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+          case 1: col_tail<1>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
+          default: break;
+        }
+      }
     }
   }
 }

@@ -12,8 +12,10 @@
 // (zero_grad() clears them). Activations of the last training-mode forward are kept for it.
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,12 +27,36 @@
 
 namespace wsf {
 
+// Optional per-op wall-time profile (WSF_PROFILE=1, or set_profiling(true)): each named region synchronises the
+// backend before and after, so GPU times are real; the sums are read with profile().
+struct RtProfile {
+  bool enabled = false;
+  std::vector<std::pair<std::string, double>> totals;  // name → seconds, in first-seen order
+  std::vector<int64_t> counts;
+  void add(const char* name, double s) {
+    for (size_t i = 0; i < totals.size(); ++i) {
+      if (totals[i].first == name) {
+        totals[i].second += s;
+        ++counts[i];
+        return;
+      }
+    }
+    totals.emplace_back(name, s);
+    counts.push_back(1);
+  }
+};
+
 template <class Ops>
 class RtEngine {
  public:
   using T = typename Ops::Scalar;
 
-  explicit RtEngine(const RtConfig& cfg) : cfg_(cfg), layout_(make_layout(cfg)) {}
+  explicit RtEngine(const RtConfig& cfg) : cfg_(cfg), layout_(make_layout(cfg)) {
+    const char* p = std::getenv("WSF_PROFILE");
+    prof_.enabled = p != nullptr && p[0] == '1';
+  }
+  void set_profiling(bool on) { prof_.enabled = on; }
+  RtProfile& profile() { return prof_; }
   RtEngine(const RtEngine&) = delete;
   RtEngine& operator=(const RtEngine&) = delete;
   ~RtEngine() { free_all(); }
@@ -121,7 +147,7 @@ class RtEngine {
     if (!std::isfinite(norm)) return Status(Code::Numeric, "gradient norm is not finite (" + std::to_string(norm) + "); the step was skipped");
     const double scale = (clip_norm > 0 && norm > clip_norm) ? clip_norm / norm : 1.0;
     ++step_;
-    ops_.adam(params_, grads_, adam_m_, adam_v_, layout_.total, h, step_, scale);
+    region("adam", [&] { ops_.adam(params_, grads_, adam_m_, adam_v_, layout_.total, h, step_, scale); });
     return ops_.check();
   }
 
@@ -352,6 +378,20 @@ class RtEngine {
     return Status::ok();
   }
 
+  // Profiling region: times `fn` (with backend synchronisation) under `name` when profiling is on.
+  template <typename F>
+  void region(const char* name, F&& fn) {
+    if (!prof_.enabled) {
+      fn();
+      return;
+    }
+    (void)ops_.synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    (void)ops_.synchronize();
+    prof_.add(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+
   // ---------------------------------------------------------------------------------------------------------
   // helpers over the parameter buffer
   const T* W(const LinOff& l) const { return params_ + l.w; }
@@ -419,6 +459,7 @@ class RtEngine {
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H(), din = cfg_.in_features;
     const RtLayout& L = layout_;
+    region("fwd.inputs", [&] {
     // Pair inputs: features → MLP → (+ direction embedding) → state [emb | t].
     ops_.edge_features(ef_, xt_, t_, d_edge_param_, d_edge_dir_, d_edge_graph_, M, din, cfg_.reverse_value);
     input_mlp_fwd(mD_[0], ef_, eh_, mD_[1], L.edge_in, L.edge_in_proj, M);
@@ -432,6 +473,7 @@ class RtEngine {
     ops_.embed_add(nD_[0], D, params_ + L.pos, d_node_slot_, N, D);
     ops_.copy_cols(n0_, H, nD_[0], D, N, D, false);
     ops_.set_time(n0_, t_, d_node_graph_, ref_time ? d_node_is_input_ : nullptr, N, H);
+    });
 
     const T* n_in = n0_;
     const T* e_in = e0_;
@@ -449,6 +491,7 @@ class RtEngine {
     }
     n_last_ = n_in;
     e_last_ = e_in;
+    region("fwd.heads", [&] {
     // Heads on real forward pairs and non-input nodes, scattered into the flat layout.
     const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
     ops_.gather_rows(he_in_, e_last_, d_out_edge_, Eo, H);
@@ -457,6 +500,7 @@ class RtEngine {
     ops_.gather_rows(hn_in_, n_last_, d_out_node_, No, H);
     head_fwd(hn_out_, hn_in_, hn_h1_, hn_h2_, nD_[0], L.node_head, No);
     ops_.scatter_flat(xhat_, hn_out_, d_out_node_param_, No);
+    });
     fwd_done_ = true;
     last_fwd_saved_ = training;
     (void)D;
@@ -466,37 +510,48 @@ class RtEngine {
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H();
     // Attention sub-layer.
-    lin(a.Pn, n_in, p.qkv_node, N);
-    lin(a.Pe, e_in, p.qkv_edge, M);
-    ops_.attention_fwd(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, static_cast<int32_t>(N), D, cfg_.heads);
-    lin(a.attn, a.o, p.attn_out, N);
-    // n̄ = LN0(n + Lin0(attn))
-    lin(nH_, a.attn, p.lin0, N);
-    ops_.add(nH_, nH_, n_in, N * H);
-    ops_.layernorm_fwd(a.nbar, a.nxh0, a.nrs0, nH_, params_ + p.node_ln0.g, params_ + p.node_ln0.b, N, H);
-    // n' = LN1(n̄ + Lin(GELU(Lin(n̄))))
-    lin(a.nh1, a.nbar, p.node_mlp0, N);
-    ops_.act_fwd(nD_[0], a.nh1, N * D, Act::Gelu);
-    lin(nH_, nD_[0], p.node_mlp2, N);
-    ops_.add(nH_, nH_, a.nbar, N * H);
-    ops_.layernorm_fwd(n_out, a.nxh1, a.nrs1, nH_, params_ + p.node_ln1.g, params_ + p.node_ln1.b, N, H);
+    region("fwd.qkv", [&] {
+      lin(a.Pn, n_in, p.qkv_node, N);
+      lin(a.Pe, e_in, p.qkv_edge, M);
+    });
+    region("fwd.attention", [&] {
+      ops_.attention_fwd(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, static_cast<int32_t>(N), D, cfg_.heads);
+    });
+    region("fwd.node", [&] {
+      lin(a.attn, a.o, p.attn_out, N);
+      // n̄ = LN0(n + Lin0(attn))
+      lin(nH_, a.attn, p.lin0, N);
+      ops_.add(nH_, nH_, n_in, N * H);
+      ops_.layernorm_fwd(a.nbar, a.nxh0, a.nrs0, nH_, params_ + p.node_ln0.g, params_ + p.node_ln0.b, N, H);
+      // n' = LN1(n̄ + Lin(GELU(Lin(n̄))))
+      lin(a.nh1, a.nbar, p.node_mlp0, N);
+      ops_.act_fwd(nD_[0], a.nh1, N * D, Act::Gelu);
+      lin(nH_, nD_[0], p.node_mlp2, N);
+      ops_.add(nH_, nH_, a.nbar, N * H);
+      ops_.layernorm_fwd(n_out, a.nxh1, a.nrs1, nH_, params_ + p.node_ln1.g, params_ + p.node_ln1.b, N, H);
+      // Node terms of the pair update.
+      lin(nD_[0], n_out, p.lin0_s, N);
+      lin(nD_[1], n_out, p.lin0_t, N);
+    });
     // Pair update: z = Lin_e([e_uv; e_vu]) + Lin_s(n'_u) + Lin_t(n'_v)
-    lin(nD_[0], n_out, p.lin0_s, N);
-    lin(nD_[1], n_out, p.lin0_t, N);
-    ops_.linear_fwd(mD_[0], e_in, W(p.lin0_e), nullptr, M, H, D, 2 * H, false);
-    ops_.linear_fwd(mD_[1], e_in, W(p.lin0_e) + H, nullptr, M, H, D, 2 * H, false);
-    ops_.edge_combine_fwd(a.z, mD_[0], mD_[1], nD_[0], nD_[1], Bp(p.lin0_e), d_edge_row_, d_edge_col_, d_edge_rev_, M, D);
-    // ē = LN2(e + Lin1(GELU(z)))
-    ops_.act_fwd(mD_[0], a.z, M * D, Act::Gelu);
-    lin(mH_, mD_[0], p.lin1, M);
-    ops_.add(mH_, mH_, e_in, M * H);
-    ops_.layernorm_fwd(a.ebar, a.exh2, a.ers2, mH_, params_ + p.eln0.g, params_ + p.eln0.b, M, H);
-    // e' = LN3(ē + Lin(GELU(Lin(ē))))
-    lin(a.eh3, a.ebar, p.edge_mlp0, M);
-    ops_.act_fwd(mD_[0], a.eh3, M * D, Act::Gelu);
-    lin(mH_, mD_[0], p.edge_mlp2, M);
-    ops_.add(mH_, mH_, a.ebar, M * H);
-    ops_.layernorm_fwd(e_out, a.exh3, a.ers3, mH_, params_ + p.eln1.g, params_ + p.eln1.b, M, H);
+    region("fwd.edge_z", [&] {
+      ops_.linear_fwd(mD_[0], e_in, W(p.lin0_e), nullptr, M, H, D, 2 * H, false);
+      ops_.linear_fwd(mD_[1], e_in, W(p.lin0_e) + H, nullptr, M, H, D, 2 * H, false);
+      ops_.edge_combine_fwd(a.z, mD_[0], mD_[1], nD_[0], nD_[1], Bp(p.lin0_e), d_edge_row_, d_edge_col_, d_edge_rev_, M, D);
+    });
+    region("fwd.edge_mlp", [&] {
+      // ē = LN2(e + Lin1(GELU(z)))
+      ops_.act_fwd(mD_[0], a.z, M * D, Act::Gelu);
+      lin(mH_, mD_[0], p.lin1, M);
+      ops_.add(mH_, mH_, e_in, M * H);
+      ops_.layernorm_fwd(a.ebar, a.exh2, a.ers2, mH_, params_ + p.eln0.g, params_ + p.eln0.b, M, H);
+      // e' = LN3(ē + Lin(GELU(Lin(ē))))
+      lin(a.eh3, a.ebar, p.edge_mlp0, M);
+      ops_.act_fwd(mD_[0], a.eh3, M * D, Act::Gelu);
+      lin(mH_, mD_[0], p.edge_mlp2, M);
+      ops_.add(mH_, mH_, a.ebar, M * H);
+      ops_.layernorm_fwd(e_out, a.exh3, a.ers3, mH_, params_ + p.eln1.g, params_ + p.eln1.b, M, H);
+    });
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -509,6 +564,7 @@ class RtEngine {
     // Heads: ∂L/∂x̂1 → head inputs → final states.
     T* dE = dE_[0];
     T* dN = dN_[0];
+    region("bwd.heads", [&] {
     ops_.gather_flat(dHe_out_, dxhat_, d_out_edge_param_, Eo);
     head_bwd(dHe_in_, dHe_out_, he_in_, he_h1_, he_h2_, dHe_a_, dHe_b_, L.edge_head, Eo);
     ops_.zero(dE, M * H);
@@ -517,6 +573,7 @@ class RtEngine {
     head_bwd(dHn_in_, dHn_out_, hn_in_, hn_h1_, hn_h2_, dHn_a_, dHn_b_, L.node_head, No);
     ops_.zero(dN, N * H);
     ops_.scatter_rows(dN, dHn_in_, d_out_node_, No, H, false);
+    });
     // Layers in reverse.
     for (int i = cfg_.layers - 1; i >= 0; --i) {
       const T* n_in = i == 0 ? n0_ : acts_[i - 1].n_out;
@@ -528,12 +585,14 @@ class RtEngine {
       dE = dE_in;
     }
     // Inputs: state gradients → embeddings → input MLPs.
+    region("bwd.inputs", [&] {
     ops_.copy_cols(mD_[0], D, dE, H, M, D, false);
     if (L.dir >= 0) ops_.embed_bwd(grads_ + L.dir, mD_[0], D, d_edge_dir_, M, D, L.dir_rows);
     input_mlp_bwd(mD_[0], ef_, eh_, mD_[1], mD_[2], L.edge_in, L.edge_in_proj, M);
     ops_.copy_cols(nD_[0], D, dN, H, N, D, false);
     ops_.embed_bwd(grads_ + L.pos, nD_[0], D, d_node_slot_, N, D, L.pos_rows);
     input_mlp_bwd(nD_[0], nf_, nh_, nD_[1], nD_[2], L.node_in, L.node_in_proj, N);
+    });
   }
 
   // dN_out/dE_out: gradients w.r.t. the layer's outputs (consumed); dN_in/dE_in: written.
@@ -541,45 +600,56 @@ class RtEngine {
                  T* dE_in) {
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H();
-    // e' = LN3(y3), y3 = ē + Lin_m2(GELU(Lin_m0(ē)))
-    ops_.layernorm_bwd(dEbar_, grads_ + p.eln1.g, grads_ + p.eln1.b, dE_out, a.exh3, a.ers3, params_ + p.eln1.g, M, H, false);
-    ops_.act_fwd(mD_[0], a.eh3, M * D, Act::Gelu);
-    lin_bwd(mD_[1], dEbar_, mD_[0], p.edge_mlp2, M, false);        // mD1 = ∂L/∂GELU(h3)
-    ops_.act_bwd(mD_[1], mD_[1], a.eh3, M * D, Act::Gelu, false);   // mD1 = ∂L/∂h3
-    lin_bwd(dEbar_, mD_[1], a.ebar, p.edge_mlp0, M, true);          // dĒ += via Lin_m0
-    // ē = LN2(y2), y2 = e + Lin1(GELU(z))
-    ops_.layernorm_bwd(dE_in, grads_ + p.eln0.g, grads_ + p.eln0.b, dEbar_, a.exh2, a.ers2, params_ + p.eln0.g, M, H, false);
-    ops_.act_fwd(mD_[0], a.z, M * D, Act::Gelu);
-    lin_bwd(mD_[1], dE_in, mD_[0], p.lin1, M, false);               // mD1 = ∂L/∂GELU(z)
-    ops_.act_bwd(mD_[1], mD_[1], a.z, M * D, Act::Gelu, false);     // mD1 = dz
-    // z = e·We1ᵀ + (e·We2ᵀ)[rev] + S[row] + T[col] + b
-    ops_.edge_combine_bwd(mD_[0], nD_[0], nD_[1], dB(p.lin0_e), mD_[1], d_row_ptr_, d_edge_rev_, static_cast<int32_t>(N), M, D);
-    ops_.linear_bwd_weight(dW(p.lin0_e), nullptr, mD_[1], e_in, M, H, D, 2 * H);
-    ops_.linear_bwd_weight(dW(p.lin0_e) + H, nullptr, mD_[0], e_in, M, H, D, 2 * H);
-    ops_.linear_bwd_data(dE_in, mD_[1], W(p.lin0_e), M, H, D, 2 * H, true);
-    ops_.linear_bwd_data(dE_in, mD_[0], W(p.lin0_e) + H, M, H, D, 2 * H, true);
-    // S = Lin_s(n'), T = Lin_t(n'): accumulate into ∂L/∂n'
-    const T* n_out = a.n_out;
-    lin_bwd(dN_out, nD_[0], n_out, p.lin0_s, N, true);
-    lin_bwd(dN_out, nD_[1], n_out, p.lin0_t, N, true);
-    // n' = LN1(y1), y1 = n̄ + Lin_n2(GELU(Lin_n0(n̄)))
-    ops_.layernorm_bwd(dNbar_, grads_ + p.node_ln1.g, grads_ + p.node_ln1.b, dN_out, a.nxh1, a.nrs1, params_ + p.node_ln1.g, N, H, false);
-    ops_.act_fwd(nD_[0], a.nh1, N * D, Act::Gelu);
-    lin_bwd(nD_[1], dNbar_, nD_[0], p.node_mlp2, N, false);
-    ops_.act_bwd(nD_[1], nD_[1], a.nh1, N * D, Act::Gelu, false);
-    lin_bwd(dNbar_, nD_[1], a.nbar, p.node_mlp0, N, true);
-    // n̄ = LN0(y0), y0 = n + Lin0(Lin_o(o))
-    ops_.layernorm_bwd(dN_in, grads_ + p.node_ln0.g, grads_ + p.node_ln0.b, dNbar_, a.nxh0, a.nrs0, params_ + p.node_ln0.g, N, H, false);
-    lin_bwd(nH_, dN_in, a.attn, p.lin0, N, false);                  // nH = ∂L/∂attn
-    lin_bwd(nD_[2], nH_, a.o, p.attn_out, N, false);                // nD2 = ∂L/∂o
-    ops_.attention_bwd(dPn_, dPe_, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
-    lin_bwd(dE_in, dPe_, e_in, p.qkv_edge, M, true);
-    lin_bwd(dN_in, dPn_, n_in, p.qkv_node, N, true);
+    region("bwd.edge_mlp", [&] {
+      // e' = LN3(y3), y3 = ē + Lin_m2(GELU(Lin_m0(ē)))
+      ops_.layernorm_bwd(dEbar_, grads_ + p.eln1.g, grads_ + p.eln1.b, dE_out, a.exh3, a.ers3, params_ + p.eln1.g, M, H, false);
+      ops_.act_fwd(mD_[0], a.eh3, M * D, Act::Gelu);
+      lin_bwd(mD_[1], dEbar_, mD_[0], p.edge_mlp2, M, false);        // mD1 = ∂L/∂GELU(h3)
+      ops_.act_bwd(mD_[1], mD_[1], a.eh3, M * D, Act::Gelu, false);   // mD1 = ∂L/∂h3
+      lin_bwd(dEbar_, mD_[1], a.ebar, p.edge_mlp0, M, true);          // dĒ += via Lin_m0
+      // ē = LN2(y2), y2 = e + Lin1(GELU(z))
+      ops_.layernorm_bwd(dE_in, grads_ + p.eln0.g, grads_ + p.eln0.b, dEbar_, a.exh2, a.ers2, params_ + p.eln0.g, M, H, false);
+      ops_.act_fwd(mD_[0], a.z, M * D, Act::Gelu);
+      lin_bwd(mD_[1], dE_in, mD_[0], p.lin1, M, false);               // mD1 = ∂L/∂GELU(z)
+      ops_.act_bwd(mD_[1], mD_[1], a.z, M * D, Act::Gelu, false);     // mD1 = dz
+    });
+    region("bwd.edge_z", [&] {
+      // z = e·We1ᵀ + (e·We2ᵀ)[rev] + S[row] + T[col] + b
+      ops_.edge_combine_bwd(mD_[0], nD_[0], nD_[1], dB(p.lin0_e), mD_[1], d_row_ptr_, d_edge_rev_, static_cast<int32_t>(N), M, D);
+      ops_.linear_bwd_weight(dW(p.lin0_e), nullptr, mD_[1], e_in, M, H, D, 2 * H);
+      ops_.linear_bwd_weight(dW(p.lin0_e) + H, nullptr, mD_[0], e_in, M, H, D, 2 * H);
+      ops_.linear_bwd_data(dE_in, mD_[1], W(p.lin0_e), M, H, D, 2 * H, true);
+      ops_.linear_bwd_data(dE_in, mD_[0], W(p.lin0_e) + H, M, H, D, 2 * H, true);
+    });
+    region("bwd.node", [&] {
+      // S = Lin_s(n'), T = Lin_t(n'): accumulate into ∂L/∂n'
+      const T* n_out = a.n_out;
+      lin_bwd(dN_out, nD_[0], n_out, p.lin0_s, N, true);
+      lin_bwd(dN_out, nD_[1], n_out, p.lin0_t, N, true);
+      // n' = LN1(y1), y1 = n̄ + Lin_n2(GELU(Lin_n0(n̄)))
+      ops_.layernorm_bwd(dNbar_, grads_ + p.node_ln1.g, grads_ + p.node_ln1.b, dN_out, a.nxh1, a.nrs1, params_ + p.node_ln1.g, N, H, false);
+      ops_.act_fwd(nD_[0], a.nh1, N * D, Act::Gelu);
+      lin_bwd(nD_[1], dNbar_, nD_[0], p.node_mlp2, N, false);
+      ops_.act_bwd(nD_[1], nD_[1], a.nh1, N * D, Act::Gelu, false);
+      lin_bwd(dNbar_, nD_[1], a.nbar, p.node_mlp0, N, true);
+      // n̄ = LN0(y0), y0 = n + Lin0(Lin_o(o))
+      ops_.layernorm_bwd(dN_in, grads_ + p.node_ln0.g, grads_ + p.node_ln0.b, dNbar_, a.nxh0, a.nrs0, params_ + p.node_ln0.g, N, H, false);
+      lin_bwd(nH_, dN_in, a.attn, p.lin0, N, false);                  // nH = ∂L/∂attn
+      lin_bwd(nD_[2], nH_, a.o, p.attn_out, N, false);                // nD2 = ∂L/∂o
+    });
+    region("bwd.attention", [&] {
+      ops_.attention_bwd(dPn_, dPe_, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
+    });
+    region("bwd.qkv", [&] {
+      lin_bwd(dE_in, dPe_, e_in, p.qkv_edge, M, true);
+      lin_bwd(dN_in, dPn_, n_in, p.qkv_node, N, true);
+    });
   }
 
   // ---------------------------------------------------------------------------------------------------------
   RtConfig cfg_;
   RtLayout layout_;
+  RtProfile prof_;
   Ops ops_;
   RtGraph graph_;
   std::vector<std::vector<int32_t>> graph_widths_;

@@ -43,6 +43,7 @@ struct CpuOps {
   Status download_raw(T* dst, const T* src, int64_t n);    // backend T → host T
   Status upload_i32(int32_t* dst, const int32_t* src, int64_t n);
   Status check() { return Status::ok(); }
+  Status synchronize() { return Status::ok(); }  // waits for every op issued so far (no-op on the CPU)
 
   // ---- dense layers ----
   // y[r][o] (+)= Σ_k x[r][k]·W[o·ldw + k] + b[o]   (b may be null)
