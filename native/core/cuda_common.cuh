@@ -56,7 +56,7 @@ __device__ __forceinline__ T block_sum(T v, T* shared) {
   if (lane == 0) shared[warp] = v;
   __syncthreads();
   const int nw = (blockDim.x + 31) >> 5;
-  T t = (threadIdx.x < nw) ? shared[threadIdx.x] : T(0);
+  T t = (static_cast<int>(threadIdx.x) < nw) ? shared[threadIdx.x] : T(0);
   if (warp == 0) t = warp_sum(t);
   if (threadIdx.x == 0) shared[0] = t;
   __syncthreads();
