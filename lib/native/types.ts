@@ -100,8 +100,21 @@ export interface NativeEngineOps {
   NativeEngine: new (config: NativeEngineConfig, seed: number, device: 'cpu' | 'cuda', dtype: 'f32' | 'f64') => NativeEngineInstance;
 }
 
+/** An argument of {@link NativeTestOps.opsTestRun}: an array (payload between two guards), the name of another
+ * array argument (an alias), a size or scalar, a flag, or null (a null pointer). @internal */
+export type NativeOpArg = Float32Array | Int32Array | string | number | boolean | null;
+
+/**
+ * Internal test entry point (native/binding/ops_test.cc): runs one relational-transformer op on the chosen
+ * backend and copies every Float32Array back in full (guards included). Returns the result of mse/sum_squares,
+ * else NaN. @internal
+ */
+export interface NativeTestOps {
+  opsTestRun(device: 'cpu' | 'cuda', op: string, args: Record<string, NativeOpArg>, guard: number): number;
+}
+
 /** The whole addon. Families extend this interface as they land. */
-export interface NativeBinding extends NativeDeviceOps, NativeEngineOps {
+export interface NativeBinding extends NativeDeviceOps, NativeEngineOps, NativeTestOps {
   /** Absolute path of the loaded `.node` file (set by the loader). */
   readonly __path?: string;
 }
