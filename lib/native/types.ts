@@ -45,6 +45,10 @@ export interface NativeDeviceOps {
   deviceMemory(): NativeDeviceMemory;
   resetDevicePeak(): void;
   deviceSynchronize(): void;
+  /** Development: per-op GPU time accounting of the CUDA engine on/off (see native/core/device.h). @internal */
+  setDeviceProfiling(on: boolean): void;
+  /** Development: per-op GPU time since the last call, largest first; clears the table. @internal */
+  takeDeviceProfile(): { op: string; ms: number; count: number }[];
 }
 
 /** Configuration of the native relational-transformer engine (see native/binding/ops_engine.cc). */

@@ -766,11 +766,15 @@ __global__ void sum_final_kernel(double* out, const double* partial, int count) 
 
 CudaOps::CudaOps(CudaOps&& o) noexcept
     : stream_(o.stream_), stream_failed_(o.stream_failed_), scratch_(o.scratch_), scratch_bytes_(o.scratch_bytes_),
-      pending_(std::move(o.pending_)) {
+      pending_(std::move(o.pending_)), prof_events_(std::move(o.prof_events_)), prof_names_(std::move(o.prof_names_)),
+      prof_used_(o.prof_used_) {
   o.stream_ = nullptr;
   o.scratch_ = nullptr;
   o.scratch_bytes_ = 0;
   o.pending_ = Status::ok();
+  o.prof_events_.clear();
+  o.prof_names_.clear();
+  o.prof_used_ = 0;
 }
 
 CudaOps& CudaOps::operator=(CudaOps&& o) noexcept {
@@ -781,10 +785,16 @@ CudaOps& CudaOps::operator=(CudaOps&& o) noexcept {
     scratch_ = o.scratch_;
     scratch_bytes_ = o.scratch_bytes_;
     pending_ = std::move(o.pending_);
+    prof_events_ = std::move(o.prof_events_);
+    prof_names_ = std::move(o.prof_names_);
+    prof_used_ = o.prof_used_;
     o.stream_ = nullptr;
     o.scratch_ = nullptr;
     o.scratch_bytes_ = 0;
     o.pending_ = Status::ok();
+    o.prof_events_.clear();
+    o.prof_names_.clear();
+    o.prof_used_ = 0;
   }
   return *this;
 }
@@ -803,6 +813,10 @@ void CudaOps::free_resources() noexcept {
     scratch_ = nullptr;
     scratch_bytes_ = 0;
   }
+  for (void* ev : prof_events_) cudaEventDestroy(static_cast<cudaEvent_t>(ev));
+  prof_events_.clear();
+  prof_names_.clear();
+  prof_used_ = 0;
 }
 
 // A blocking stream (default flags): it synchronises with the legacy default stream, which device_malloc and
@@ -828,6 +842,40 @@ void CudaOps::record(const Status& st) {
 void CudaOps::launched(const char* op) {
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) record(cuda_status(err, (std::string(op) + " (kernel launch)").c_str()));
+  mark(op);
+}
+
+// Profiling (device.h): an event after each op; settle_profile() charges each interval to the op that ends it.
+void CudaOps::mark(const char* op) {
+  if (!device_profile_enabled()) return;
+  if (prof_used_ == prof_events_.size()) {
+    cudaEvent_t ev = nullptr;
+    if (cudaEventCreate(&ev) != cudaSuccess) {
+      cudaGetLastError();
+      return;
+    }
+    prof_events_.push_back(ev);
+    prof_names_.push_back(nullptr);
+  }
+  cudaEventRecord(static_cast<cudaEvent_t>(prof_events_[prof_used_]), as_stream(stream()));
+  prof_names_[prof_used_] = op;
+  ++prof_used_;
+}
+
+void CudaOps::settle_profile() {
+  if (prof_used_ == 0) return;
+  for (size_t i = 1; i < prof_used_; ++i) {
+    float ms = 0;
+    if (cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(prof_events_[i - 1]), static_cast<cudaEvent_t>(prof_events_[i])) ==
+        cudaSuccess) {
+      device_profile_add(prof_names_[i], ms);
+    }
+  }
+  cudaGetLastError();
+  // The last event becomes the origin of the next interval.
+  std::swap(prof_events_[0], prof_events_[prof_used_ - 1]);
+  prof_names_[0] = nullptr;
+  prof_used_ = 1;
 }
 
 Status CudaOps::check() {
@@ -841,6 +889,7 @@ Status CudaOps::check() {
       st = cuda_status(err, "cudaStreamSynchronize (an earlier asynchronous kernel failed)");
     }
   }
+  if (st.is_ok()) settle_profile();
   return st;
 }
 
@@ -902,6 +951,7 @@ void CudaOps::zero(float* p, int64_t n) {
   if (n <= 0) return;
   const cudaError_t err = cudaMemsetAsync(p, 0, static_cast<size_t>(n) * sizeof(float), as_stream(stream()));
   if (err != cudaSuccess) record(cuda_status(err, "zero: cudaMemsetAsync"));
+  mark("zero");
 }
 
 void CudaOps::copy(float* dst, const float* src, int64_t n) {
@@ -909,6 +959,7 @@ void CudaOps::copy(float* dst, const float* src, int64_t n) {
   const cudaError_t err =
       cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice, as_stream(stream()));
   if (err != cudaSuccess) record(cuda_status(err, "copy: cudaMemcpyAsync"));
+  mark("copy");
 }
 
 namespace {
@@ -922,13 +973,17 @@ Status copy_sync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
 
 Status CudaOps::upload(float* dst, const float* src, int64_t n) {
   if (n <= 0) return Status::ok();
-  return copy_sync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice, as_stream(stream()),
-                   "upload (cudaMemcpy host→device)");
+  const Status st = copy_sync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice,
+                              as_stream(stream()), "upload (cudaMemcpy host→device)");
+  mark("upload");
+  return st;
 }
 Status CudaOps::download(float* dst, const float* src, int64_t n) {
   if (n <= 0) return Status::ok();
-  return copy_sync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost, as_stream(stream()),
-                   "download (cudaMemcpy device→host)");
+  const Status st = copy_sync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost,
+                              as_stream(stream()), "download (cudaMemcpy device→host)");
+  mark("download");
+  return st;
 }
 Status CudaOps::upload_raw(float* dst, const float* src, int64_t n) { return upload(dst, src, n); }
 Status CudaOps::download_raw(float* dst, const float* src, int64_t n) { return download(dst, src, n); }

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/common.h"
 #include "core/rt_ops.h"
@@ -110,7 +111,9 @@ struct CudaOps {
  private:
   float* scratch(int64_t floats, const char* op);  // grows the scratch buffer; nullptr (error recorded) on failure
   void record(const Status& st);                  // keeps the first error for check()
-  void launched(const char* op);                  // records a launch error of the kernel just enqueued
+  void launched(const char* op);                  // records a launch error of the kernel just enqueued (+ mark)
+  void mark(const char* op);                      // profiling: an event after `op` (when device_profile_enabled())
+  void settle_profile();                          // profiling: charge the marked intervals (after a sync)
   double reduce_sum_to_host(const float* a, const float* b, float* d, int64_t n, double scale, const char* op);
   void free_resources() noexcept;
 
@@ -119,6 +122,9 @@ struct CudaOps {
   void* scratch_ = nullptr;
   int64_t scratch_bytes_ = 0;
   Status pending_;
+  std::vector<void*> prof_events_;       // cudaEvent_t pool (profiling only)
+  std::vector<const char*> prof_names_;  // op of each recorded event
+  size_t prof_used_ = 0;
 };
 
 }  // namespace wsf
