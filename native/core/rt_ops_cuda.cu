@@ -224,7 +224,7 @@ struct GemmArgs {
 };
 
 template <int BM, int BN, int BK, int TM, int TN, bool A_P_FAST, bool B_J_FAST>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN)) gemm_kernel(GemmArgs g) {
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_kernel(GemmArgs g) {
   constexpr int NT = (BM / TM) * (BN / TN);  // threads per block
   constexpr int RS = BM / TM;                // row stride of a thread's micro-tile
   constexpr int CS = BN / TN;                // column stride
@@ -259,17 +259,23 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN)) gemm_kernel(GemmArgs g)
       Bs[pp][jj] = (j < g.N && p < p_end) ? g.B[p * g.sbp + static_cast<int64_t>(j) * g.sbj] : 0.0f;
     }
     __syncthreads();
+    // The last stage of a split is usually partial (K = H = D+1 is never a multiple of BK): its zero-padded tail
+    // would only add 0·0, so it is skipped (same sums, bit for bit; ~30% fewer FMAs for K = 33). The condition is
+    // uniform across the block, so there is no divergence.
+    const int kmax = p_end - p0 < BK ? static_cast<int>(p_end - p0) : BK;
 #pragma unroll
     for (int kk = 0; kk < BK; ++kk) {
-      float a[TM], b[TN];
+      if (kk < kmax) {
+        float a[TM], b[TN];
 #pragma unroll
-      for (int m = 0; m < TM; ++m) a[m] = As[kk][ty + m * RS];
+        for (int m = 0; m < TM; ++m) a[m] = As[kk][ty + m * RS];
 #pragma unroll
-      for (int n = 0; n < TN; ++n) b[n] = Bs[kk][tx + n * CS];
+        for (int n = 0; n < TN; ++n) b[n] = Bs[kk][tx + n * CS];
 #pragma unroll
-      for (int m = 0; m < TM; ++m)
+        for (int m = 0; m < TM; ++m)
 #pragma unroll
-        for (int n = 0; n < TN; ++n) acc[m][n] += a[m] * b[n];
+          for (int n = 0; n < TN; ++n) acc[m][n] += a[m] * b[n];
+      }
     }
     __syncthreads();
   }
