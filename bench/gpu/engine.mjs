@@ -10,6 +10,7 @@
 //       ratios come from one run; the published code's and the peer's recorded H200 figures are included below.
 // Timing: warm-up, device synchronisation around every timed step, median (and min) of ≥ 20 repeats.
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
 // Recorded H200 figures (docs/GPU_CHECKS.md, reference-h200.json, peer-sparse-torch-h200.json).
@@ -64,20 +65,14 @@ const TRAIN_QUICK = [
 const SAMPLE = [spec('mnist', [784, 10, 10], 32, 8), spec('mnist', [784, 10, 10], 32, 512)];
 const SAMPLE_QUICK = [spec('mnist', [784, 10, 10], 8, 1, { layers: 1 })];
 
-// A seeded uniform/normal stream (the benchmark inputs need no statistical quality).
+// Benchmark inputs from the package's seeded stream (dist/util/rng.js).
+const require = createRequire(import.meta.url);
+let Rng;
 function filler(seed) {
-  let s = seed >>> 0 || 1;
-  const u = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
+  const r = new Rng(seed);
   return {
-    uniform: (n) => Float32Array.from({ length: n }, u),
-    normal: (n, std = 1) => Float32Array.from({ length: n }, () => std * Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(6.283185307 * u())),
+    uniform: (n) => Float32Array.from({ length: n }, () => r.uniform()),
+    normal: (n, std = 1) => r.fillNormal(new Float32Array(n), 0, std),
   };
 }
 
@@ -239,6 +234,7 @@ const fmt = (x, d = 2) =>
 export async function run(ctx) {
   const { binding, parity, quick, log } = ctx;
   const res = { section: 'engine', ok: true, parity: [], results: {}, table: [] };
+  ({ Rng } = require(path.join(ctx.root, 'dist', 'util', 'rng.js')));
 
   // ---- (a) parity ----
   if (parity === null) {

@@ -6,10 +6,21 @@
  */
 type Arr = ArrayLike<number>;
 
-/** Compares `actual` with `expected`; `report` describes the differences (always filled). */
-export function compareArrays(actual: Arr, expected: Arr, atol: number, rtol: number): { pass: boolean; report: string } {
+/** The outcome of {@link compareArrays}. */
+export interface Comparison {
+  pass: boolean;
+  /** Mismatch count, worst index, max errors, NMSE and the first few mismatches (always filled). */
+  report: string;
+  /** Σ(a−e)²/Σe² over the elements finite in both (Σ(a−e)² when Σe² = 0). */
+  nmse: number;
+  /** Index of the element furthest outside the tolerance (or the first non-finite mismatch); −1 if none. */
+  worst: number;
+}
+
+/** Compares `actual` with `expected` elementwise (non-finite positions must agree). */
+export function compareArrays(actual: Arr, expected: Arr, atol: number, rtol: number): Comparison {
   if (actual.length !== expected.length) {
-    return { pass: false, report: `length ${actual.length} vs expected ${expected.length}` };
+    return { pass: false, report: `length ${actual.length} vs expected ${expected.length}`, nmse: Infinity, worst: -1 };
   }
   let bad = 0;
   let worst = -1;
@@ -53,6 +64,6 @@ export function compareArrays(actual: Arr, expected: Arr, atol: number, rtol: nu
     `${bad} of ${actual.length} elements differ (atol ${atol}, rtol ${rtol}); worst index ${worst}; ` +
     `max abs err ${maxAbs.toExponential(3)}, max rel err ${maxRel.toExponential(3)}, NMSE ${nmse.toExponential(3)}` +
     (firsts.length > 0 ? `\n  ${firsts.join('\n  ')}` : '');
-  return { pass: bad === 0, report };
+  return { pass: bad === 0, report, nmse, worst };
 }
 

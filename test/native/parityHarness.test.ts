@@ -31,7 +31,10 @@ describe('backend parity harness (CPU against itself)', () => {
     const out = runOp(binding(), 'cpu', c).outputs.p!;
     expect(Array.from(out.subarray(0, 3))).toEqual([0, 0, 0]);
     expect(Number.isNaN(out[3]!)).toBe(true);
-    expect(compareTol('x', [1, 2, 3.001], [1, 2, 3], { atol: 1e-6, rtol: 1e-6, nmse: 1 }).pass).toBe(false);
+    const off = compareTol('x', [1, 2, 3.001], [1, 2, 3], { atol: 1e-6, rtol: 1e-6, nmse: 1 });
+    expect(off.pass).toBe(false);
+    expect(off.worst).toBe(2);
+    expect(compareTol('x', [1, 2, 3.001], [1, 2, 3], { atol: 1, rtol: 0, nmse: 1e-9 }).pass).toBe(false); // NMSE bound
     expect(compareTol('x', [1, NaN], [1, 2], { atol: 1, rtol: 1, nmse: 1 }).pass).toBe(false);
   });
 
