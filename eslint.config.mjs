@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'build-cpu/**', 'node_modules/**', 'prebuilds/**', 'results/**', 'bench/results/**', '.gpu/**'] },
+  { ignores: ['dist/**', 'build/**', 'build-cpu/**', 'build-emu/**', 'node_modules/**', 'prebuilds/**', 'results/**', 'bench/results/**', '.gpu/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

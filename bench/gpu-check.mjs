@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 // The one GPU check (shared/docs/GPU_CHECKS.md): plain JS, needs only build/Release/wsflow.node and dist/ (no npm
 // install, no test runner). Usage:
-//   node bench/gpu-check.mjs <resultsDir> [--seconds S] [--only name,name] [--skip-cpu-bench]
+//   node bench/gpu-check.mjs <resultsDir> [--seconds S] [--only name,name] [--skip-cpu-bench] [--quick]
+//                            [--peer=eager,reduce-overhead|none]
 // 1. prints the backend (device, compute capability, memory) and fails loudly unless CUDA is active;
 // 2. imports every section module bench/gpu/*.mjs in file-name order; each exports
 //      async function run(ctx) → { parity: Case[], bench: Row[] }
 //    where a Case is { name, pass, maxAbs?, maxRel?, nmse?, note? } and a Row is { name/op, device, medianMs, ... };
-//    ctx = { device: 'cuda', minSeconds, cpuBench, log, dist, binding, createPlan, selftest };
+//    ctx = { device: 'cuda', deviceInfo, minSeconds, cpuBench, log, dist, binding, createPlan, selftest,
+//            parity (dist/internal/backendParity.js), root, outdir, quick, args };
+//    a section may instead return { ok, parity, results, table: string[] } (printed at the end);
 // 3. writes <resultsDir>/gpu-check.json (backend, per-section parity and bench results, peak device memory);
 // 4. prints a short table last and exits non-zero if any parity case failed or a section threw.
 // WSF_GPU_CHECK_SELFTEST=1 runs the sections with 'cpu' as the device under test, to check the harness itself on
 // a machine without a GPU; the JSON then says selftest: true and nothing in it is a GPU figure.
+import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,12 +25,15 @@ const selftest = process.env.WSF_GPU_CHECK_SELFTEST === '1';
 process.env.WSF_QUIET ??= '1';
 
 function parseArgs(argv) {
-  const a = { dir: undefined, seconds: 0.5, only: undefined, cpuBench: true };
+  const a = { dir: undefined, seconds: 0.5, only: undefined, cpuBench: true, quick: false };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     if (v === '--seconds') a.seconds = Number(argv[++i]);
     else if (v === '--only') a.only = argv[++i].split(',');
+    else if (v.startsWith('--only=')) a.only = v.slice(7).split(',');
     else if (v === '--skip-cpu-bench') a.cpuBench = false;
+    else if (v === '--quick') a.quick = true;
+    else if (v.startsWith('--peer=')) continue; // read by the engine section from ctx.args
     else if (!v.startsWith('--') && a.dir === undefined) a.dir = v;
     else throw new Error(`unknown argument ${v}`);
   }
@@ -45,12 +52,22 @@ async function main() {
   const dist = await import('../dist/index.js');
   const { binding } = await import('../dist/native/binding.js');
   const { createPlan } = await import('../dist/geometry/plan.js');
+  const root = path.resolve(here, '..');
+  const parityPath = path.join(root, 'dist', 'internal', 'backendParity.js');
+  const parityLib = fs.existsSync(parityPath) ? await import(pathToFileURL(parityPath).href) : null;
+  let sha = 'unknown';
+  try {
+    sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    // not a git checkout (a copied tree on the GPU host)
+  }
   const b = binding();
   const cuda = b.cudaInfo();
   const build = b.buildInfo();
   const backend = { node: process.version, host: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', threads: b.numThreads(), build, cuda };
   console.log(`wsflow GPU check — addon ${b.__path ?? '?'}`);
   console.log(`  build: cuda=${build.cuda} archs=${build.archs} ${build.compiler}`);
+  if (build.archs === 'emu') console.warn('\n*** WARNING: this is the CPU EMULATOR build (-DWSF_CUDA_EMU=ON), not a GPU: timings are meaningless. ***\n');
   if (cuda.compiled && cuda.deviceCount > 0) {
     console.log(`  device: ${cuda.name}, cc ${cuda.ccMajor}.${cuda.ccMinor}, ${(cuda.totalMem / 2 ** 30).toFixed(1)} GiB (${(cuda.freeMem / 2 ** 30).toFixed(1)} free), ${cuda.multiprocessors} SMs, driver ${cuda.driverVersion}, runtime ${cuda.runtimeVersion}`);
   } else if (!selftest) {
@@ -75,6 +92,12 @@ async function main() {
     b.resetDevicePeak();
     const ctx = {
       device: selftest ? 'cpu' : 'cuda',
+      deviceInfo: cuda,
+      parity: parityLib,
+      root,
+      outdir: args.dir,
+      quick: args.quick,
+      args: process.argv.slice(2),
       selftest,
       minSeconds: args.seconds,
       cpuBench: args.cpuBench,
@@ -88,8 +111,8 @@ async function main() {
       const r = await mod.run(ctx);
       const parity = r.parity ?? [];
       const bad = parity.filter((c) => !c.pass);
-      failed += bad.length;
-      sections.push({ name, seconds: (performance.now() - t0) / 1000, peakDeviceBytes: b.deviceMemory().peak, liveAllocations: b.deviceMemory().live, parity, bench: r.bench ?? [] });
+      failed += bad.length + (r.ok === false && bad.length === 0 ? 1 : 0);
+      sections.push({ name, seconds: (performance.now() - t0) / 1000, peakDeviceBytes: b.deviceMemory().peak, liveAllocations: b.deviceMemory().live, parity, bench: r.bench ?? [], results: r.results, table: r.table });
       for (const c of bad) console.log(`  FAIL ${c.name}: ${c.note ?? ''} maxAbs ${c.maxAbs} maxRel ${c.maxRel} nmse ${c.nmse}`);
     } catch (e) {
       failed++;
@@ -97,7 +120,7 @@ async function main() {
       sections.push({ name, seconds: (performance.now() - t0) / 1000, error: String(e?.stack ?? e), parity: [], bench: [] });
     }
   }
-  const result = { kind: 'wsflow-gpu-check', date: new Date().toISOString(), selftest, backend, sections, summary: { parityCases: sections.reduce((s, x) => s + x.parity.length, 0), failed } };
+  const result = { kind: 'wsflow-gpu-check', date: new Date().toISOString(), sha, selftest, emulated: build.archs === 'emu', backend, sections, summary: { parityCases: sections.reduce((s, x) => s + x.parity.length, 0), failed } };
   fs.mkdirSync(args.dir, { recursive: true });
   const file = path.join(args.dir, 'gpu-check.json');
   fs.writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
@@ -112,6 +135,7 @@ async function main() {
   const benchRows = [['section', 'case', 'device', 'path', 'median ms', 'GB/s']];
   for (const s of sections) for (const r of s.bench) benchRows.push([s.name, r.name ?? r.op, r.device ?? '', r.path ?? '', Number(r.medianMs).toFixed(4), r.GBps === undefined ? '' : Number(r.GBps).toFixed(1)]);
   if (benchRows.length > 1) console.log('\n' + pad(benchRows));
+  for (const s of sections) if (Array.isArray(s.table) && s.table.length > 0) console.log(`\n-- ${s.name} --\n${s.table.join('\n')}`);
   console.log(`\n${failed === 0 ? 'PASS' : 'FAIL'}: ${result.summary.parityCases} parity cases, ${failed} failed${selftest ? ' (SELFTEST on CPU: not a GPU result)' : ''}`);
   process.exit(failed === 0 ? 0 : 1);
 }

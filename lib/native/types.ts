@@ -45,6 +45,10 @@ export interface NativeDeviceOps {
   deviceMemory(): NativeDeviceMemory;
   resetDevicePeak(): void;
   deviceSynchronize(): void;
+  /** Development: per-op GPU time accounting of the CUDA engine on/off (see native/core/device.h). @internal */
+  setDeviceProfiling(on: boolean): void;
+  /** Development: per-op GPU time since the last call, largest first; clears the table. @internal */
+  takeDeviceProfile(): { op: string; ms: number; count: number }[];
 }
 
 /** Configuration of the native relational-transformer engine (see native/binding/ops_engine.cc). */
@@ -100,6 +104,19 @@ export interface NativeEngineInstance {
 /** Engine ops (native/binding/ops_engine.cc). */
 export interface NativeEngineOps {
   NativeEngine: new (config: NativeEngineConfig, seed: number, device: 'cpu' | 'cuda', dtype: 'f32' | 'f64') => NativeEngineInstance;
+}
+
+/** An argument of {@link NativeTestOps.opsTestRun}: an array (payload between two guards), the name of another
+ * array argument (an alias), a size or scalar, a flag, or null (a null pointer). @internal */
+export type NativeOpArg = Float32Array | Int32Array | string | number | boolean | null;
+
+/**
+ * Internal test entry point (native/binding/ops_test.cc): runs one relational-transformer op on the chosen
+ * backend and copies every Float32Array back in full (guards included). Returns the result of mse/sum_squares,
+ * else NaN. @internal
+ */
+export interface NativeTestOps {
+  opsTestRun(device: 'cpu' | 'cuda', op: string, args: Record<string, NativeOpArg>, guard: number): number;
 }
 
 /** The whole addon. Families extend this interface as they land. */
@@ -194,7 +211,7 @@ export interface NativeGeometryOps {
 }
 
 /** The whole addon. Families extend this interface as they land. */
-export interface NativeBinding extends NativeDeviceOps, NativeEngineOps, NativeGeometryOps {
+export interface NativeBinding extends NativeDeviceOps, NativeEngineOps, NativeGeometryOps, NativeTestOps {
   /** Absolute path of the loaded `.node` file (set by the loader). */
   readonly __path?: string;
 }

@@ -1,7 +1,8 @@
 // Module init: per-environment instance data (context-aware, safe in worker threads), the error factory and the
 // registration of every ops family. JS surface (see lib/native/types.ts for exact types):
 //   init(WsfErrorClass): void           — hands the JS error class to native code (called once by the loader)
-//   plus each family's exports (ops_device.cc, ops_geometry.cc, ops_engine.cc, ops_mlp.cc).
+//   plus each family's exports (ops_device.cc, ops_geometry.cc, ops_engine.cc, ops_mlp.cc) and the internal
+//   per-op test entry point (ops_test.cc).
 #include "binding/addon.h"
 
 namespace wsf::binding {
@@ -133,6 +134,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   register_geometry_ops(env, exports);
   register_engine_ops(env, exports);
   register_mlp_ops(env, exports);
+  register_test_ops(env, exports);
   return exports;
 }
 

@@ -42,5 +42,6 @@ void register_device_ops(Napi::Env env, Napi::Object exports);
 void register_geometry_ops(Napi::Env env, Napi::Object exports);
 void register_engine_ops(Napi::Env env, Napi::Object exports);
 void register_mlp_ops(Napi::Env env, Napi::Object exports);
+void register_test_ops(Napi::Env env, Napi::Object exports);  // internal: per-op backend parity (ops_test.cc)
 
 }  // namespace wsf::binding

@@ -5,6 +5,8 @@
 //   numThreads(): number;  setNumThreads(n: number): void
 //   deviceMemory(): {inUse: number, peak: number, live: number};  resetDevicePeak(): void
 //   deviceSynchronize(): void
+//   setDeviceProfiling(on: boolean): void; takeDeviceProfile(): {op: string, ms: number, count: number}[]
+//     (internal, development: per-op GPU time of the CUDA engine, see core/device.h)
 #include "binding/addon.h"
 #include "core/device.h"
 #include "core/parallel.h"
@@ -83,6 +85,25 @@ Napi::Value DeviceSynchronize(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value SetDeviceProfiling(const Napi::CallbackInfo& info) {
+  device_profile_enable(arg_bool(info, 0, "on"));
+  return info.Env().Undefined();
+}
+
+Napi::Value TakeDeviceProfile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<OpTime> rows = device_profile_take();
+  Napi::Array out = Napi::Array::New(env, rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("op", rows[i].op);
+    o.Set("ms", rows[i].ms);
+    o.Set("count", static_cast<double>(rows[i].count));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
 }  // namespace
 
 void register_device_ops(Napi::Env env, Napi::Object exports) {
@@ -93,6 +114,8 @@ void register_device_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory, "deviceMemory"));
   exports.Set("resetDevicePeak", Napi::Function::New(env, ResetDevicePeak, "resetDevicePeak"));
   exports.Set("deviceSynchronize", Napi::Function::New(env, DeviceSynchronize, "deviceSynchronize"));
+  exports.Set("setDeviceProfiling", Napi::Function::New(env, SetDeviceProfiling, "setDeviceProfiling"));
+  exports.Set("takeDeviceProfile", Napi::Function::New(env, TakeDeviceProfile, "takeDeviceProfile"));
 }
 
 }  // namespace wsf::binding

@@ -1,10 +1,20 @@
-// CUDA helpers shared by the *_cuda.cu files: error conversion to Status (never exit/abort) and warp/block
-// reductions. Included only from .cu translation units.
+// CUDA helpers shared by the *_cuda.cu files: error conversion to Status (never exit/abort), warp/block
+// reductions and one kernel-launch helper. Included only from .cu translation units.
+//
+// With WSF_CUDA_EMU defined (a development build, `-DWSF_CUDA_EMU=ON`, no GPU needed) the same .cu sources are
+// compiled as plain C++ against native/dev/cuda_emu.h, a small CPU emulator of the CUDA execution model (blocks
+// run one after another, the threads of a block as cooperative fibers with real barriers and warp shuffles).
+// That is why kernels are launched through launch_kernel() below and never with <<<...>>> directly.
 #pragma once
 
+#ifdef WSF_CUDA_EMU
+#include "dev/cuda_emu.h"
+#else
 #include <cuda_runtime.h>
+#endif
 
 #include <string>
+#include <utility>
 
 #include "core/common.h"
 
@@ -46,7 +56,7 @@ __device__ __forceinline__ T block_sum(T v, T* shared) {
   if (lane == 0) shared[warp] = v;
   __syncthreads();
   const int nw = (blockDim.x + 31) >> 5;
-  T t = (threadIdx.x < nw) ? shared[threadIdx.x] : T(0);
+  T t = (static_cast<int>(threadIdx.x) < nw) ? shared[threadIdx.x] : T(0);
   if (warp == 0) t = warp_sum(t);
   if (threadIdx.x == 0) shared[0] = t;
   __syncthreads();
@@ -54,5 +64,18 @@ __device__ __forceinline__ T block_sum(T v, T* shared) {
 }
 
 inline int ceil_div(long long a, long long b) { return static_cast<int>((a + b - 1) / b); }
+
+// Enqueues kernel<<<grid, block, smem, stream>>>(args...). Arguments are converted to the kernel's parameter
+// types first (as the <<<>>> syntax does). Launch errors are read afterwards with cudaGetLastError().
+template <typename... KArgs, typename... Args>
+inline void launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                          Args... args) {
+#ifdef WSF_CUDA_EMU
+  emu::launch(grid, block, smem, [&] { kernel(static_cast<KArgs>(args)...); });
+  (void)stream;
+#else
+  kernel<<<grid, block, smem, stream>>>(static_cast<KArgs>(args)...);
+#endif
+}
 
 }  // namespace wsf

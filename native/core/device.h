@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/common.h"
 
@@ -44,5 +45,19 @@ size_t device_bytes_peak();
 void device_reset_peak();
 // Live allocation count (for leak tests).
 int64_t device_live_allocations();
+
+// Optional per-op GPU time accounting, for development (off by default; device_profile.cc). When enabled, CudaOps
+// records a CUDA event after every op and, at its next check(), charges the GPU-timeline interval since the
+// previous event to that op — so host gaps between calls (and launch latency when the GPU runs ahead of the host)
+// are charged to the op that follows them.
+struct OpTime {
+  std::string op;
+  double ms = 0;
+  int64_t count = 0;
+};
+void device_profile_enable(bool on);
+bool device_profile_enabled();
+void device_profile_add(const std::string& op, double ms);
+std::vector<OpTime> device_profile_take();  // totals since the last take, largest first; clears the table
 
 }  // namespace wsf

@@ -1,8 +1,7 @@
 // CUDA device registry and raw memory (built only with WSF_WITH_CUDA). cudart is linked statically; it
 // dlopen()s libcuda.so.1 on first use, so the addon loads on machines without a driver, and any error from
 // cudaGetDeviceCount (cudaErrorInsufficientDriver, cudaErrorNoDevice, ...) means "no usable device".
-#include <cuda_runtime.h>
-
+// (cuda_common.cuh brings in the CUDA runtime, or the CPU emulator in -DWSF_CUDA_EMU=ON development builds.)
 #include <atomic>
 #include <mutex>
 

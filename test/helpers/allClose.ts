@@ -4,6 +4,9 @@
  * max absolute and relative errors and the NMSE.
  */
 import 'vitest';
+import { compareArrays } from '../../lib/util/compare.js';
+
+export { compareArrays };
 
 export interface AllCloseOptions {
   atol?: number;
@@ -11,55 +14,6 @@ export interface AllCloseOptions {
 }
 
 type Arr = ArrayLike<number>;
-
-export function compareArrays(actual: Arr, expected: Arr, atol: number, rtol: number): { pass: boolean; report: string } {
-  if (actual.length !== expected.length) {
-    return { pass: false, report: `length ${actual.length} vs expected ${expected.length}` };
-  }
-  let bad = 0;
-  let worst = -1;
-  let worstExcess = -Infinity;
-  let maxAbs = 0;
-  let maxRel = 0;
-  let se = 0;
-  let ss = 0;
-  const firsts: string[] = [];
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    const aFin = Number.isFinite(a);
-    const eFin = Number.isFinite(e);
-    if (!aFin || !eFin) {
-      const same = (Number.isNaN(a) && Number.isNaN(e)) || a === e;
-      if (!same) {
-        bad++;
-        if (firsts.length < 5) firsts.push(`[${i}] ${a} vs ${e} (non-finite mismatch)`);
-        if (worst < 0) worst = i;
-      }
-      continue;
-    }
-    const d = Math.abs(a - e);
-    se += d * d;
-    ss += e * e;
-    maxAbs = Math.max(maxAbs, d);
-    if (e !== 0) maxRel = Math.max(maxRel, d / Math.abs(e));
-    const tol = atol + rtol * Math.abs(e);
-    if (d > tol) {
-      bad++;
-      if (firsts.length < 5) firsts.push(`[${i}] ${a} vs ${e} (|diff| ${d.toExponential(3)} > tol ${tol.toExponential(3)})`);
-      if (d - tol > worstExcess) {
-        worstExcess = d - tol;
-        worst = i;
-      }
-    }
-  }
-  const nmse = ss > 0 ? se / ss : se;
-  const report =
-    `${bad} of ${actual.length} elements differ (atol ${atol}, rtol ${rtol}); worst index ${worst}; ` +
-    `max abs err ${maxAbs.toExponential(3)}, max rel err ${maxRel.toExponential(3)}, NMSE ${nmse.toExponential(3)}` +
-    (firsts.length > 0 ? `\n  ${firsts.join('\n  ')}` : '');
-  return { pass: bad === 0, report };
-}
 
 export function allCloseMatcher(actual: unknown, expected: unknown, opts: AllCloseOptions = {}) {
   const atol = opts.atol ?? 1e-6;

@@ -1,0 +1,1403 @@
+// CUDA kernels of the relational-transformer ops (float). Every op implements the contract of rt_ops.h with the
+// semantics of its CPU reference in rt_ops_cpu.cc (same argument order, same accumulate/overwrite rules); the
+// parity tests (test/parity/*.gpu.test.ts, bench/gpu/engine.mjs) compare the two.
+//
+// Shape letters (common.h): N nodes, M pairs (CSR order by row node), D embedding width, H = D + 1 state width,
+// C a generic row width, K/N the in/out widths of a linear layer (y = x·Wᵀ + b, W is N × K with leading
+// dimension ldw). All element offsets are computed in int64 (dense MNIST batches have M·4D > 2³¹ elements).
+//
+// Families and their parallelisation (each kernel says more where it is defined):
+//   GEMM        one tiled SGEMM (BM×BN output tile per block, BK-deep shared-memory stages, a TM×TN register
+//               micro-tile per thread) for x·Wᵀ, dy·W and dyᵀ·x; the weight gradient reduces over a long rows
+//               dimension with split-K into per-split partials and a second kernel that sums them in split order.
+//   LayerNorm   one warp per row, two-pass statistics; γ/β gradients by a deterministic column reduction.
+//   attention   one block (4 warps) per (row node, head): each warp an online softmax over a contiguous slice of
+//               the row's pairs, the slices merged in warp order; backward pass 1 per row, pass 2 per column node
+//               as a row sum over rev (no atomics).
+//   reductions  column sums, CSR row sums, embedding-table gradients, loss sums: fixed partitions that depend on
+//               the shapes only, summed in a fixed order. No float atomics anywhere: results are bitwise
+//               reproducible run to run and across GPU models.
+//   elementwise grid-stride loops (activations with exact erff/expf, adds, gathers/scatters, features, Adam).
+//
+// No fast-math: GELU uses erff and expf, LayerNorm 1/sqrtf (not rsqrtf), Adam sqrtf, as the CPU does.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "core/cuda_common.cuh"
+#include "core/device.h"
+#include "core/rt_ops_cuda.h"
+
+namespace wsf {
+namespace {
+
+constexpr int kThreads = 256;             // elementwise and row kernels
+constexpr int64_t kMaxGridBlocks = 65536;  // grid-stride loops cap the grid here (shape-independent)
+
+inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+inline unsigned grid_for(int64_t n, int per_block = kThreads) {
+  const int64_t b = (n + per_block - 1) / per_block;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(b, kMaxGridBlocks)));
+}
+
+// Grid-stride loop over [0, n) with int64 indices.
+#define WSF_GRID_LOOP(i, n)                                                                              \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);              \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+// ==============================================================================================================
+// Elementwise kernels. Each thread owns whole elements (grid-stride); no element is touched by two threads, so
+// in-place use (dx == dy, y == a) is safe.
+// ==============================================================================================================
+
+__device__ __forceinline__ float act_value(float x, int a) {
+  if (a == static_cast<int>(Act::Gelu)) return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f));
+  if (a == static_cast<int>(Act::Silu)) return x / (1.0f + expf(-x));
+  return x > 0.0f ? x : 0.0f;  // ReLU
+}
+
+__device__ __forceinline__ float act_grad(float x, int a) {
+  if (a == static_cast<int>(Act::Gelu)) {
+    // d/dx [x Φ(x)] = Φ(x) + x φ(x)
+    const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752440f));
+    const float pdf = expf(-0.5f * x * x) * 0.39894228040143267794f;
+    return cdf + x * pdf;
+  }
+  if (a == static_cast<int>(Act::Silu)) {
+    const float s = 1.0f / (1.0f + expf(-x));
+    return s * (1.0f + x * (1.0f - s));
+  }
+  return x > 0.0f ? 1.0f : 0.0f;
+}
+
+__global__ void act_forward_kernel(float* y, const float* x, int64_t n, int a) {
+  WSF_GRID_LOOP(i, n) y[i] = act_value(x[i], a);
+}
+
+__global__ void act_backward_kernel(float* dx, const float* dy, const float* x, int64_t n, int a, bool acc) {
+  WSF_GRID_LOOP(i, n) {
+    const float v = dy[i] * act_grad(x[i], a);
+    dx[i] = acc ? dx[i] + v : v;
+  }
+}
+
+__global__ void add_kernel(float* y, const float* a, const float* b, int64_t n) {
+  WSF_GRID_LOOP(i, n) y[i] = a[i] + b[i];
+}
+
+// x[i] = float(double(x[i])·s), exactly what the CPU reference computes.
+__global__ void scale_kernel(float* x, int64_t n, double s) {
+  WSF_GRID_LOOP(i, n) x[i] = static_cast<float>(static_cast<double>(x[i]) * s);
+}
+
+// dst[r·ldd + c] (+)= src[r·lds + c], one thread per element.
+__global__ void copy_cols_kernel(float* dst, int ldd, const float* src, int lds, int64_t rows, int cols, bool acc) {
+  WSF_GRID_LOOP(e, rows * cols) {
+    const int64_t r = e / cols;
+    const int c = static_cast<int>(e % cols);
+    const float v = src[r * lds + c];
+    float* d = dst + r * ldd + c;
+    *d = acc ? *d + v : v;
+  }
+}
+
+// y[r·ld + c] += table[idx[r]·D + c], one thread per element (each y element is owned by one thread).
+__global__ void embed_add_kernel(float* y, int ld, const float* table, const int32_t* idx, int64_t rows, int D) {
+  WSF_GRID_LOOP(e, rows * D) {
+    const int64_t r = e / D;
+    const int c = static_cast<int>(e % D);
+    y[r * ld + c] += table[static_cast<int64_t>(idx[r]) * D + c];
+  }
+}
+
+__global__ void set_time_kernel(float* s, const float* t, const int32_t* graph, const int32_t* one_mask, int64_t rows,
+                                int H) {
+  WSF_GRID_LOOP(r, rows) s[r * H + H - 1] = (one_mask != nullptr && one_mask[r] != 0) ? 1.0f : t[graph[r]];
+}
+
+// y[i·C + c] = x[idx[i]·C + c]
+__global__ void gather_rows_kernel(float* y, const float* x, const int32_t* idx, int64_t n, int C) {
+  WSF_GRID_LOOP(e, n * C) {
+    const int64_t i = e / C;
+    const int c = static_cast<int>(e % C);
+    y[e] = x[static_cast<int64_t>(idx[i]) * C + c];
+  }
+}
+
+// dx[idx[i]·C + c] (+)= dy[i·C + c]; idx is unique (contract), so every target element has one writer.
+__global__ void scatter_rows_kernel(float* dx, const float* dy, const int32_t* idx, int64_t n, int C, bool acc) {
+  WSF_GRID_LOOP(e, n * C) {
+    const int64_t i = e / C;
+    const int c = static_cast<int>(e % C);
+    float* d = dx + static_cast<int64_t>(idx[i]) * C + c;
+    *d = acc ? *d + dy[e] : dy[e];
+  }
+}
+
+__global__ void scatter_flat_kernel(float* flat, const float* v, const int32_t* param, int64_t n) {
+  WSF_GRID_LOOP(i, n) flat[param[i]] = v[i];
+}
+
+__global__ void gather_flat_kernel(float* v, const float* flat, const int32_t* param, int64_t n) {
+  WSF_GRID_LOOP(i, n) v[i] = flat[param[i]];
+}
+
+__global__ void edge_features_kernel(float* feat, const float* x, const float* t, const int32_t* param,
+                                     const int32_t* dir, const int32_t* graph, int64_t M, int din, bool reverse_value) {
+  WSF_GRID_LOOP(k, M) {
+    const bool has = dir[k] == 0 || (reverse_value && dir[k] == 1);
+    feat[k * din] = has ? x[param[k]] : 0.0f;
+    if (din == 2) feat[k * din + 1] = t[graph[k]];
+  }
+}
+
+__global__ void node_features_kernel(float* feat, const float* x, const float* t, const int32_t* param,
+                                     const int32_t* graph, int64_t N, int din) {
+  WSF_GRID_LOOP(u, N) {
+    feat[u * din] = param[u] >= 0 ? x[param[u]] : 0.0f;
+    if (din == 2) feat[u * din + 1] = t[graph[u]];
+  }
+}
+
+// z[k·D + c] = Y1[k] + Y2[rev k] + S[row k] + T[col k] + bias, one thread per element, summed in the CPU's order.
+__global__ void edge_combine_forward_kernel(float* z, const float* Y1, const float* Y2, const float* S, const float* Tn,
+                                            const float* bias, const int32_t* row, const int32_t* col,
+                                            const int32_t* rev, int64_t M, int D) {
+  WSF_GRID_LOOP(e, M * D) {
+    const int64_t k = e / D;
+    const int c = static_cast<int>(e % D);
+    z[e] = Y1[e] + Y2[static_cast<int64_t>(rev[k]) * D + c] + S[static_cast<int64_t>(row[k]) * D + c] +
+           Tn[static_cast<int64_t>(col[k]) * D + c] + bias[c];
+  }
+}
+
+// Adam/AdamW, the CPU reference's float formula step by step (bias corrections precomputed in double on the host).
+__global__ void adam_kernel(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float lr,
+                            float eps, float wd, float gs, float ibc1, float isbc2) {
+  WSF_GRID_LOOP(i, n) {
+    const float gi = g[i] * gs;
+    const float mi = b1 * m[i] + (1.0f - b1) * gi;
+    const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    float pi = p[i];
+    if (wd != 0.0f) pi -= lr * wd * pi;
+    pi -= lr * (mi * ibc1) / (sqrtf(vi) * isbc2 + eps);
+    p[i] = pi;
+  }
+}
+
+// ==============================================================================================================
+// GEMM: C(i, j) = Σ_p A(i, p)·B(p, j), with A(i,p) = A[i·sai + p·sap] and B(p,j) = B[p·sbp + j·sbj].
+//
+// A block owns one BM×BN tile of C (blockIdx.x over i — the long rows dimension — and blockIdx.y over j) and one
+// split of the reduction (blockIdx.z, p in [z·k_chunk, min(K, (z+1)·k_chunk))). It walks that range in BK-deep
+// stages: all threads load an A sub-tile (BK×BM) and a B sub-tile (BK×BN) into shared memory (out-of-range
+// elements as 0), barrier, then every thread accumulates its TM×TN outputs — rows ty + m·(BM/TM), columns
+// tx + n·(BN/TN) (strided so that a warp's stores are contiguous in j) — barrier, next stage. Each output element
+// is written by exactly one thread, after a sum in a fixed order over p: deterministic.
+//
+// Loads are coalesced for every use: A_P_FAST/B_J_FAST pick which tile index varies fastest across threads, so
+// consecutive threads read consecutive addresses (x·Wᵀ: A and B contiguous in p; dy·W: A in p, B in j;
+// dyᵀ·x: A in i, B in j).
+//
+// Epilogue: without split-K, C[i·ldc + j] = (accumulate ? C : 0) + acc (+ bias[j]); with split-K, the raw sums go
+// to partial[z][i][j] and gemm_splitk_reduce_kernel adds Σ_z partial (z in order) into C.
+// ==============================================================================================================
+
+struct GemmArgs {
+  int64_t M = 0;            // rows of C (i)
+  int N = 0;                // columns of C (j)
+  int64_t K = 0;            // reduction length (p)
+  const float* A = nullptr;
+  int64_t sai = 0, sap = 0;
+  const float* B = nullptr;
+  int64_t sbp = 0, sbj = 0;
+  float* C = nullptr;
+  int64_t ldc = 0;
+  const float* bias = nullptr;  // per column j, may be null
+  bool accumulate = false;
+  int64_t k_chunk = 0;          // reduction elements per split (blockIdx.z)
+  float* partial = nullptr;     // split-K output (null: write C)
+};
+
+template <int BM, int BN, int BK, int TM, int TN, bool A_P_FAST, bool B_J_FAST>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_kernel(GemmArgs g) {
+  constexpr int NT = (BM / TM) * (BN / TN);  // threads per block
+  constexpr int RS = BM / TM;                // row stride of a thread's micro-tile
+  constexpr int CS = BN / TN;                // column stride
+  __shared__ float As[BK][BM + 1];           // +1: fewer bank conflicts on the transposing stores
+  __shared__ float Bs[BK][BN + 1];
+  const int tid = threadIdx.x;
+  const int tx = tid % CS;
+  const int ty = tid / CS;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int j0 = static_cast<int>(blockIdx.y) * BN;
+  const int64_t p_begin = static_cast<int64_t>(blockIdx.z) * g.k_chunk;
+  const int64_t p_end = p_begin + g.k_chunk < g.K ? p_begin + g.k_chunk : g.K;
+
+  float acc[TM][TN];
+#pragma unroll
+  for (int m = 0; m < TM; ++m)
+#pragma unroll
+    for (int n = 0; n < TN; ++n) acc[m][n] = 0.0f;
+
+  for (int64_t p0 = p_begin; p0 < p_end; p0 += BK) {
+    for (int e = tid; e < BK * BM; e += NT) {
+      const int pp = A_P_FAST ? e % BK : e / BM;
+      const int ii = A_P_FAST ? e / BK : e % BM;
+      const int64_t i = i0 + ii, p = p0 + pp;
+      As[pp][ii] = (i < g.M && p < p_end) ? g.A[i * g.sai + p * g.sap] : 0.0f;
+    }
+    for (int e = tid; e < BK * BN; e += NT) {
+      const int pp = B_J_FAST ? e / BN : e % BK;
+      const int jj = B_J_FAST ? e % BN : e / BK;
+      const int64_t p = p0 + pp;
+      const int j = j0 + jj;
+      Bs[pp][jj] = (j < g.N && p < p_end) ? g.B[p * g.sbp + static_cast<int64_t>(j) * g.sbj] : 0.0f;
+    }
+    __syncthreads();
+    // The last stage of a split is usually partial (K = H = D+1 is never a multiple of BK): its zero-padded tail
+    // would only add 0·0, so it is skipped (same sums, bit for bit; ~30% fewer FMAs for K = 33). The condition is
+    // uniform across the block, so there is no divergence.
+    const int kmax = p_end - p0 < BK ? static_cast<int>(p_end - p0) : BK;
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      if (kk < kmax) {
+        float a[TM], b[TN];
+#pragma unroll
+        for (int m = 0; m < TM; ++m) a[m] = As[kk][ty + m * RS];
+#pragma unroll
+        for (int n = 0; n < TN; ++n) b[n] = Bs[kk][tx + n * CS];
+#pragma unroll
+        for (int m = 0; m < TM; ++m)
+#pragma unroll
+          for (int n = 0; n < TN; ++n) acc[m][n] += a[m] * b[n];
+      }
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int m = 0; m < TM; ++m) {
+    const int64_t i = i0 + ty + m * RS;
+    if (i >= g.M) continue;
+#pragma unroll
+    for (int n = 0; n < TN; ++n) {
+      const int j = j0 + tx + n * CS;
+      if (j >= g.N) continue;
+      if (g.partial != nullptr) {
+        g.partial[static_cast<int64_t>(blockIdx.z) * g.M * g.N + i * g.N + j] = acc[m][n];
+      } else {
+        float v = acc[m][n];
+        if (g.bias != nullptr) v += g.bias[j];
+        float* c = g.C + i * g.ldc + j;
+        *c = g.accumulate ? *c + v : v;
+      }
+    }
+  }
+}
+
+// C[i·ldc + j] += Σ_{z = 0..splits−1} partial[z][i][j], one thread per (i, j), z in order.
+__global__ void gemm_splitk_reduce_kernel(float* C, int64_t ldc, const float* partial, int64_t M, int N, int splits) {
+  WSF_GRID_LOOP(e, M * N) {
+    float s = 0.0f;
+    for (int z = 0; z < splits; ++z) s += partial[static_cast<int64_t>(z) * M * N + e];
+    const int64_t i = e / N;
+    const int j = static_cast<int>(e % N);
+    C[i * ldc + j] += s;
+  }
+}
+
+// Launches the GEMM with a tile shape suited to the output width N (all variants compute the same sums in the
+// same p order; only the thread↔output assignment differs).
+template <bool A_P_FAST, bool B_J_FAST>
+void launch_gemm(const GemmArgs& g, int splits, cudaStream_t s) {
+  constexpr int BK = 16;
+  if (g.N <= 16) {
+    constexpr int BM = 128, BN = 16, TM = 8, TN = 1;
+    const dim3 grid(ceil_div(g.M, BM), ceil_div(g.N, BN), splits);
+    launch_kernel(gemm_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, grid, dim3((BM / TM) * (BN / TN)), 0, s, g);
+  } else if (g.N <= 32) {
+    constexpr int BM = 64, BN = 32, TM = 4, TN = 2;
+    const dim3 grid(ceil_div(g.M, BM), ceil_div(g.N, BN), splits);
+    launch_kernel(gemm_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, grid, dim3((BM / TM) * (BN / TN)), 0, s, g);
+  } else {
+    constexpr int BM = 64, BN = 64, TM = 4, TN = 4;
+    const dim3 grid(ceil_div(g.M, BM), ceil_div(g.N, BN), splits);
+    launch_kernel(gemm_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, grid, dim3((BM / TM) * (BN / TN)), 0, s, g);
+  }
+}
+
+// Output tile count of launch_gemm's choice for an M×N output (for the split-K heuristic).
+int64_t gemm_tiles(int64_t M, int N) {
+  const int bm = N <= 16 ? 128 : 64, bn = N <= 16 ? 16 : (N <= 32 ? 32 : 64);
+  return ((M + bm - 1) / bm) * ((N + bn - 1) / bn);
+}
+
+// ==============================================================================================================
+// Column sums (deterministic): out_xy[c] += Σ_r X[r·ldx + c]·Y[r·ldy + c] and/or out_x[c] += Σ_r X[r·ldx + c].
+//
+// Stage 1: block (32 columns × 8 row lanes) per (column tile, row chunk). Thread (tx, ty) sums rows
+// r0+ty, r0+ty+8, … of its column in order; the 8 partial sums are then added in ty order by ty == 0 and stored
+// as partial[chunk][2][C]. Stage 2: one thread per column adds the chunks in chunk order. The chunk size depends
+// on `rows` only.
+// ==============================================================================================================
+
+struct ColChunks {
+  int64_t chunk_rows;
+  int chunks;
+};
+inline ColChunks col_chunks(int64_t rows) {
+  const int64_t chunk_rows = std::max<int64_t>(256, (rows + 1023) / 1024);
+  return {chunk_rows, static_cast<int>((rows + chunk_rows - 1) / chunk_rows)};
+}
+
+__global__ void col_sums_partial_kernel(float* partial, const float* X, int64_t ldx, const float* Y, int64_t ldy,
+                                        int64_t rows, int C, int64_t chunk_rows, bool want_xy, bool want_x) {
+  __shared__ float sxy[8][33];
+  __shared__ float sx[8][33];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int c = static_cast<int>(blockIdx.x) * 32 + tx;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * chunk_rows;
+  const int64_t r1 = r0 + chunk_rows < rows ? r0 + chunk_rows : rows;
+  float axy = 0.0f, ax = 0.0f;
+  if (c < C) {
+    for (int64_t r = r0 + ty; r < r1; r += 8) {
+      const float x = X[r * ldx + c];
+      if (want_xy) axy += x * Y[r * ldy + c];
+      ax += x;
+    }
+  }
+  sxy[ty][tx] = axy;
+  sx[ty][tx] = ax;
+  __syncthreads();
+  if (ty == 0 && c < C) {
+    float txy = 0.0f, tx_ = 0.0f;
+    for (int y = 0; y < 8; ++y) {
+      txy += sxy[y][tx];
+      tx_ += sx[y][tx];
+    }
+    float* out = partial + static_cast<int64_t>(blockIdx.y) * 2 * C;
+    if (want_xy) out[c] = txy;
+    if (want_x) out[C + c] = tx_;
+  }
+}
+
+__global__ void col_sums_final_kernel(float* out_xy, float* out_x, const float* partial, int C, int chunks) {
+  const int c = static_cast<int>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float sxy = 0.0f, sx = 0.0f;
+  for (int z = 0; z < chunks; ++z) {
+    if (out_xy != nullptr) sxy += partial[static_cast<int64_t>(z) * 2 * C + c];
+    if (out_x != nullptr) sx += partial[static_cast<int64_t>(z) * 2 * C + C + c];
+  }
+  if (out_xy != nullptr) out_xy[c] += sxy;
+  if (out_x != nullptr) out_x[c] += sx;
+}
+
+// ==============================================================================================================
+// LayerNorm over rows of C (eps 1e-5, biased variance). One warp per row, 8 rows per block. Lane l handles
+// columns l, l+32, …; the row is read three times (mean, variance, normalise; it stays in L1), and warp_sum's
+// fixed butterfly gives every lane the same totals. A warp whose row is out of range returns as a whole, so the
+// full-mask shuffles always see 32 active lanes.
+// ==============================================================================================================
+
+__global__ void layernorm_forward_kernel(float* y, float* xhat, float* rstd, const float* x, const float* g,
+                                         const float* b, int64_t rows, int C) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (r >= rows) return;
+  const float* xr = x + r * C;
+  float s = 0.0f;
+  for (int c = lane; c < C; c += 32) s += xr[c];
+  const float mean = warp_sum(s) / static_cast<float>(C);
+  float v = 0.0f;
+  for (int c = lane; c < C; c += 32) {
+    const float d = xr[c] - mean;
+    v += d * d;
+  }
+  const float var = warp_sum(v) / static_cast<float>(C);
+  const float rs = 1.0f / sqrtf(var + 1e-5f);
+  if (lane == 0) rstd[r] = rs;
+  for (int c = lane; c < C; c += 32) {
+    const float h = (xr[c] - mean) * rs;
+    xhat[r * C + c] = h;
+    y[r * C + c] = h * g[c] + b[c];
+  }
+}
+
+// dx (+)= rstd·(dy·g − mean(dy·g) − x̂·mean(dy·g·x̂)), one warp per row as in the forward. dx may alias dy: each
+// lane reads dy[c] before writing dx[c] for the same c, after both row means are complete.
+__global__ void layernorm_backward_kernel(float* dx, const float* dy, const float* xhat, const float* rstd,
+                                          const float* g, int64_t rows, int C, bool acc) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (r >= rows) return;
+  const float* dyr = dy + r * C;
+  const float* h = xhat + r * C;
+  float m1 = 0.0f, m2 = 0.0f;
+  for (int c = lane; c < C; c += 32) {
+    const float d = dyr[c] * g[c];
+    m1 += d;
+    m2 += d * h[c];
+  }
+  m1 = warp_sum(m1) / static_cast<float>(C);
+  m2 = warp_sum(m2) / static_cast<float>(C);
+  const float rs = rstd[r];
+  float* dxr = dx + r * C;
+  for (int c = lane; c < C; c += 32) {
+    const float v = rs * (dyr[c] * g[c] - m1 - h[c] * m2);
+    dxr[c] = acc ? dxr[c] + v : v;
+  }
+}
+
+// ==============================================================================================================
+// CSR row sums for edge_combine_bwd: dS[u][c] = Σ_{k∈row u} dz[k][c], dT[u][c] = Σ_{k∈row u} dz[rev k][c]
+// (the column sum of node u, as a row sum over rev). One warp per node u, lanes over c; pairs in CSR order.
+// ==============================================================================================================
+
+__global__ void edge_combine_row_sums_kernel(float* dS, float* dT, const float* dz, const int32_t* row_ptr,
+                                             const int32_t* rev, int64_t N, int D) {
+  const int64_t u = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (u >= N) return;
+  const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
+  for (int c = lane; c < D; c += 32) {
+    float s = 0.0f, t = 0.0f;
+    for (int32_t k = k0; k < k1; ++k) {
+      s += dz[static_cast<int64_t>(k) * D + c];
+      t += dz[static_cast<int64_t>(rev[k]) * D + c];
+    }
+    dS[u * D + c] = s;
+    dT[u * D + c] = t;
+  }
+}
+
+// ==============================================================================================================
+// Attention (METHOD.md §2.2 steps 3–6) over each row's pairs, per head h (Dh = D/heads channels):
+//   q_k = q̃_u + a_k, key_k = k̃_v + b_k, val_k = ṽ_v ⊙ g_k + c_k, s_k = ⟨q_k, key_k⟩/√D, α = softmax_row(s),
+//   o_u = Σ_k α_k val_k.
+//
+// Forward: one block of kAttnWarps warps per (row u = blockIdx.x, head h = blockIdx.y). The row's pairs are cut
+// into kAttnWarps contiguous slices, one per warp. A warp walks its slice pair by pair: lanes hold channels
+// lane + 32·j (j < CPL), the logit is a warp_sum, and an online softmax keeps (max m, denominator l, weighted
+// value sum) in registers. The raw logit s_k is stored in alpha[k] on the way. After a barrier the slices are
+// merged in warp order (M = max m_w, L = Σ l_w e^{m_w−M}, o = Σ o_w e^{m_w−M} / L), and every warp rewrites its
+// own slice's alpha as e^{s_k−M}/L. Each output is written by one thread; the order of every sum is fixed.
+// ==============================================================================================================
+
+constexpr int kAttnWarps = 4;
+
+template <int CPL>
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    attention_forward_kernel(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
+                             const int32_t* col, int D, int heads, float inv_sqrt_d) {
+  __shared__ float s_m[kAttnWarps], s_l[kAttnWarps];
+  __shared__ float s_o[kAttnWarps][CPL * 32];
+  const int64_t u = blockIdx.x;
+  const int h = blockIdx.y;
+  const int Dh = D / heads;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
+  const int32_t per = (k1 - k0 + kAttnWarps - 1) / kAttnWarps;
+  const int32_t ks = k0 + warp * per;
+  const int32_t ke = ks + per < k1 ? ks + per : k1;
+
+  const float* qn = Pn + u * 3 * D + h * 3 * Dh;  // q̃_u of this head
+  float q[CPL], acc[CPL];
+#pragma unroll
+  for (int j = 0; j < CPL; ++j) {
+    const int c = lane + 32 * j;
+    q[j] = c < Dh ? qn[c] : 0.0f;
+    acc[j] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int32_t k = ks; k < ke; ++k) {
+    const float* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+    const float* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
+    const float* vn = kn + Dh;
+    float part = 0.0f;
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      if (c < Dh) part += (q[j] + pe[c]) * (kn[c] + pe[Dh + c]);
+    }
+    const float s = warp_sum(part) * inv_sqrt_d;
+    if (lane == 0) alpha[static_cast<int64_t>(k) * heads + h] = s;
+    const float m_new = fmaxf(m, s);
+    const float corr = expf(m - m_new);  // 0 on the first pair (m = −∞)
+    const float p = expf(s - m_new);
+    l = l * corr + p;
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      const float val = c < Dh ? vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c] : 0.0f;
+      acc[j] = acc[j] * corr + p * val;
+    }
+    m = m_new;
+  }
+  if (lane == 0) {
+    s_m[warp] = m;
+    s_l[warp] = l;
+  }
+#pragma unroll
+  for (int j = 0; j < CPL; ++j) s_o[warp][lane + 32 * j] = acc[j];
+  __syncthreads();
+
+  // Merge the slices in warp order (every thread computes the same M and L). Only empty slices are skipped, so
+  // a NaN logit propagates to the output as it does on the CPU.
+  auto slice_empty = [&](int w) { return k0 + w * per >= k1; };
+  float Mx = -INFINITY;
+  for (int w = 0; w < kAttnWarps; ++w)
+    if (!slice_empty(w)) Mx = fmaxf(Mx, s_m[w]);
+  float L = 0.0f;
+  for (int w = 0; w < kAttnWarps; ++w)
+    if (!slice_empty(w)) L += s_l[w] * expf(s_m[w] - Mx);
+  const bool empty = k1 == k0;  // no pairs: o = 0, as the CPU reference leaves it
+  for (int c = threadIdx.x; c < Dh; c += blockDim.x) {
+    float v = 0.0f;
+    for (int w = 0; w < kAttnWarps; ++w)
+      if (!slice_empty(w)) v += s_o[w][c] * expf(s_m[w] - Mx);
+    o[u * D + h * Dh + c] = empty ? 0.0f : v / L;
+  }
+  // Normalise this warp's slice of alpha (the raw logits were written by lane 0 before the barrier).
+  for (int32_t k = ks + lane; k < ke; k += 32) {
+    float* a = alpha + static_cast<int64_t>(k) * heads + h;
+    *a = expf(*a - Mx) / L;
+  }
+}
+
+// Backward pass 1, per (row u, head h), same block shape and slices as the forward:
+//   dα_k = ⟨do_u, val_k⟩, Σ = Σ_k α_k dα_k, ds_k = α_k (dα_k − Σ)/√D,
+//   dPe_k = [ds·key | ds·q | α·do | α·do⊙ṽ_v],  dq̃_u = Σ_k ds_k·key_k.
+// Sub-pass A: each warp sums α·dα over its slice; the warp totals are added in warp order after a barrier.
+// Sub-pass B: each warp recomputes dα_k (same arithmetic, same value), writes the pair gradients of its slice
+// (each pair is owned by one warp, each element by one lane) and keeps dq̃ per lane; the warps' dq̃ partials are
+// added in warp order after a barrier. Writes every element of dPe (all pairs of the row) and the q̃ block of dPn.
+template <int CPL>
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    attention_backward_rows_kernel(float* dPn, float* dPe, const float* dout, const float* alpha, const float* Pn,
+                                   const float* Pe, const int32_t* row_ptr, const int32_t* col, int D, int heads,
+                                   float inv_sqrt_d) {
+  __shared__ float s_sum[kAttnWarps];
+  __shared__ float s_dq[kAttnWarps][CPL * 32];
+  const int64_t u = blockIdx.x;
+  const int h = blockIdx.y;
+  const int Dh = D / heads;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
+  const int32_t per = (k1 - k0 + kAttnWarps - 1) / kAttnWarps;
+  const int32_t ks = k0 + warp * per;
+  const int32_t ke = ks + per < k1 ? ks + per : k1;
+
+  const float* qn = Pn + u * 3 * D + h * 3 * Dh;
+  const float* dou = dout + u * D + h * Dh;
+  float q[CPL], dO[CPL], dq[CPL];
+#pragma unroll
+  for (int j = 0; j < CPL; ++j) {
+    const int c = lane + 32 * j;
+    q[j] = c < Dh ? qn[c] : 0.0f;
+    dO[j] = c < Dh ? dou[c] : 0.0f;
+    dq[j] = 0.0f;
+  }
+
+  // Sub-pass A: Σ α dα over the slice (identical in every lane).
+  float sum = 0.0f;
+  for (int32_t k = ks; k < ke; ++k) {
+    const float* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+    const float* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
+    float part = 0.0f;
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      if (c < Dh) part += dO[j] * (vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c]);
+    }
+    sum += alpha[static_cast<int64_t>(k) * heads + h] * warp_sum(part);
+  }
+  if (lane == 0) s_sum[warp] = sum;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < kAttnWarps; ++w) total += s_sum[w];
+
+  // Sub-pass B: pair gradients and the dq̃ partials.
+  for (int32_t k = ks; k < ke; ++k) {
+    const float* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+    const float* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
+    const float* vn = kn + Dh;
+    float part = 0.0f;
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      if (c < Dh) part += dO[j] * (vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c]);
+    }
+    const float da = warp_sum(part);
+    const float a = alpha[static_cast<int64_t>(k) * heads + h];
+    const float ds = a * (da - total) * inv_sqrt_d;  // ∂L/∂(q·key), the 1/√D folded in
+    float* dpe = dPe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      if (c < Dh) {
+        const float qv = q[j] + pe[c];
+        const float key = kn[c] + pe[Dh + c];
+        const float dq_c = ds * key;
+        dpe[c] = dq_c;                       // da = dq
+        dpe[Dh + c] = ds * qv;               // db = dkey
+        dpe[2 * Dh + c] = a * dO[j];         // dc = dval
+        dpe[3 * Dh + c] = a * dO[j] * vn[c];  // dg = dval ⊙ ṽ_v
+        dq[j] += dq_c;
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < CPL; ++j) s_dq[warp][lane + 32 * j] = dq[j];
+  __syncthreads();
+  for (int c = threadIdx.x; c < Dh; c += blockDim.x) {
+    float v = 0.0f;
+    for (int w = 0; w < kAttnWarps; ++w) v += s_dq[w][c];
+    dPn[u * 3 * D + h * 3 * Dh + c] = v;
+  }
+}
+
+// Backward pass 2, per column node v: dk̃_v = Σ_{pairs (u,v)} dkey, dṽ_v = Σ dval ⊙ g — the pairs (u,v) are
+// rev of the pairs of row v, so this is a row sum in CSR order. One warp per node, lanes over the D channels of
+// all heads (c → head c / Dh, channel c % Dh). Writes the k̃ and ṽ blocks of dPn (pass 1 wrote the q̃ blocks).
+__global__ void attention_backward_cols_kernel(float* dPn, const float* dPe, const float* Pe, const int32_t* row_ptr,
+                                               const int32_t* rev, int64_t N, int D, int heads) {
+  const int64_t v = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (v >= N) return;
+  const int Dh = D / heads;
+  const int32_t j0 = row_ptr[v], j1 = row_ptr[v + 1];
+  for (int c = lane; c < D; c += 32) {
+    const int h = c / Dh, cc = c % Dh;
+    float dk = 0.0f, dv = 0.0f;
+    for (int32_t j = j0; j < j1; ++j) {
+      const int64_t base = static_cast<int64_t>(rev[j]) * 4 * D + h * 4 * Dh;  // pair (u, v)
+      dk += dPe[base + Dh + cc];
+      dv += dPe[base + 2 * Dh + cc] * Pe[base + 3 * Dh + cc];
+    }
+    float* dn = dPn + v * 3 * D + h * 3 * Dh;
+    dn[Dh + cc] = dk;
+    dn[2 * Dh + cc] = dv;
+  }
+}
+
+// ==============================================================================================================
+// Embedding-table gradient: dtable[t][c] += Σ_{r : idx[r] = t} dy[r·ld + c] — deterministic.
+// Stage 1: block (32 columns × 8 row lanes) per (table row t = blockIdx.x, column tile, row chunk). The block
+// scans its chunk's indices; thread (tx, ty) sums the matching rows r ≡ ty (mod 8) in order, and ty == 0 adds the
+// 8 lane sums in ty order into partial[t][chunk][c]. Stage 2: one thread per (t, c) adds the chunks in order.
+// The work is table_rows × rows index reads (the tables are small: ≤ ~1000 positional slots, 3–4 directions);
+// the chunking depends on `rows` only.
+// ==============================================================================================================
+
+inline ColChunks embed_chunks(int64_t rows) {
+  const int64_t chunk_rows = std::max<int64_t>(4096, (rows + 1023) / 1024);
+  return {chunk_rows, static_cast<int>((rows + chunk_rows - 1) / chunk_rows)};
+}
+
+__global__ void embed_backward_partial_kernel(float* partial, const float* dy, int ld, const int32_t* idx,
+                                              int64_t rows, int D, int chunks, int64_t chunk_rows) {
+  __shared__ float sh[8][33];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int32_t t = static_cast<int32_t>(blockIdx.x);
+  const int c = static_cast<int>(blockIdx.y) * 32 + tx;
+  const int chunk = static_cast<int>(blockIdx.z);
+  const int64_t r0 = static_cast<int64_t>(chunk) * chunk_rows;
+  const int64_t r1 = r0 + chunk_rows < rows ? r0 + chunk_rows : rows;
+  float s = 0.0f;
+  for (int64_t r = r0 + ty; r < r1; r += 8) {
+    if (idx[r] == t && c < D) s += dy[r * ld + c];
+  }
+  sh[ty][tx] = s;
+  __syncthreads();
+  if (ty == 0 && c < D) {
+    float v = 0.0f;
+    for (int y = 0; y < 8; ++y) v += sh[y][tx];
+    partial[(static_cast<int64_t>(t) * chunks + chunk) * D + c] = v;
+  }
+}
+
+__global__ void embed_backward_final_kernel(float* dtable, const float* partial, int table_rows, int D, int chunks) {
+  WSF_GRID_LOOP(e, static_cast<int64_t>(table_rows) * D) {
+    const int64_t t = e / D;
+    const int c = static_cast<int>(e % D);
+    float s = 0.0f;
+    for (int z = 0; z < chunks; ++z) s += partial[(t * chunks + z) * D + c];
+    dtable[e] += s;
+  }
+}
+
+// ==============================================================================================================
+// Sum of squares in double (for the loss and the gradient norm), deterministic.
+// Stage 1: a fixed grid (depends on n only) of 256-thread blocks; each thread sums its grid-stride elements in
+// order, block_sum's fixed tree gives one double per block (and, for mse, d = scale·(a − b) is written on the
+// way). Stage 2: one block adds the block sums (≤ 1024) with the same fixed tree.
+// ==============================================================================================================
+
+constexpr int kSumBlocksMax = 1024;
+inline int sum_blocks(int64_t n) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(kSumBlocksMax, (n + 2047) / 2048)));
+}
+
+__global__ void sum_squares_partial_kernel(double* partial, float* d, const float* a, const float* b, int64_t n,
+                                           float scale) {
+  __shared__ double sh[32];
+  double acc = 0.0;
+  WSF_GRID_LOOP(i, n) {
+    const float e = b != nullptr ? a[i] - b[i] : a[i];
+    acc += static_cast<double>(e) * static_cast<double>(e);
+    if (d != nullptr) d[i] = scale * e;
+  }
+  const double total = block_sum(acc, sh);
+  if (threadIdx.x == 0) partial[blockIdx.x] = total;
+}
+
+__global__ void sum_final_kernel(double* out, const double* partial, int count) {
+  __shared__ double sh[32];
+  const double v = static_cast<int>(threadIdx.x) < count ? partial[threadIdx.x] : 0.0;
+  const double total = block_sum(v, sh);
+  if (threadIdx.x == 0) out[0] = total;
+}
+
+}  // namespace
+
+// ==============================================================================================================
+// CudaOps: lifetime, memory, errors
+// ==============================================================================================================
+
+CudaOps::CudaOps(CudaOps&& o) noexcept
+    : stream_(o.stream_), stream_failed_(o.stream_failed_), scratch_(o.scratch_), scratch_bytes_(o.scratch_bytes_),
+      pending_(std::move(o.pending_)), prof_events_(std::move(o.prof_events_)), prof_names_(std::move(o.prof_names_)),
+      prof_used_(o.prof_used_) {
+  o.stream_ = nullptr;
+  o.scratch_ = nullptr;
+  o.scratch_bytes_ = 0;
+  o.pending_ = Status::ok();
+  o.prof_events_.clear();
+  o.prof_names_.clear();
+  o.prof_used_ = 0;
+}
+
+CudaOps& CudaOps::operator=(CudaOps&& o) noexcept {
+  if (this != &o) {
+    free_resources();
+    stream_ = o.stream_;
+    stream_failed_ = o.stream_failed_;
+    scratch_ = o.scratch_;
+    scratch_bytes_ = o.scratch_bytes_;
+    pending_ = std::move(o.pending_);
+    prof_events_ = std::move(o.prof_events_);
+    prof_names_ = std::move(o.prof_names_);
+    prof_used_ = o.prof_used_;
+    o.stream_ = nullptr;
+    o.scratch_ = nullptr;
+    o.scratch_bytes_ = 0;
+    o.pending_ = Status::ok();
+    o.prof_events_.clear();
+    o.prof_names_.clear();
+    o.prof_used_ = 0;
+  }
+  return *this;
+}
+
+CudaOps::~CudaOps() { free_resources(); }
+
+void CudaOps::free_resources() noexcept {
+  if (stream_ != nullptr) {
+    cudaStreamSynchronize(as_stream(stream_));
+    cudaStreamDestroy(as_stream(stream_));
+    cudaGetLastError();
+    stream_ = nullptr;
+  }
+  if (scratch_ != nullptr) {
+    (void)device_free(scratch_);
+    scratch_ = nullptr;
+    scratch_bytes_ = 0;
+  }
+  for (void* ev : prof_events_) cudaEventDestroy(static_cast<cudaEvent_t>(ev));
+  prof_events_.clear();
+  prof_names_.clear();
+  prof_used_ = 0;
+}
+
+// A blocking stream (default flags): it synchronises with the legacy default stream, which device_malloc and
+// device_free use for their bookkeeping copies, so allocation and release are ordered with our kernels.
+void* CudaOps::stream() {
+  if (stream_ == nullptr && !stream_failed_) {
+    cudaStream_t s = nullptr;
+    const cudaError_t err = cudaStreamCreate(&s);
+    if (err != cudaSuccess) {
+      stream_failed_ = true;
+      record(cuda_status(err, "cudaStreamCreate"));
+    } else {
+      stream_ = s;
+    }
+  }
+  return stream_;
+}
+
+void CudaOps::record(const Status& st) {
+  if (!st.is_ok() && pending_.is_ok()) pending_ = st;
+}
+
+void CudaOps::launched(const char* op) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) record(cuda_status(err, (std::string(op) + " (kernel launch)").c_str()));
+  mark(op);
+}
+
+// Profiling (device.h): an event after each op; settle_profile() charges each interval to the op that ends it.
+void CudaOps::mark(const char* op) {
+  if (!device_profile_enabled()) return;
+  if (prof_used_ == prof_events_.size()) {
+    cudaEvent_t ev = nullptr;
+    if (cudaEventCreate(&ev) != cudaSuccess) {
+      cudaGetLastError();
+      return;
+    }
+    prof_events_.push_back(ev);
+    prof_names_.push_back(nullptr);
+  }
+  cudaEventRecord(static_cast<cudaEvent_t>(prof_events_[prof_used_]), as_stream(stream()));
+  prof_names_[prof_used_] = op;
+  ++prof_used_;
+}
+
+void CudaOps::settle_profile() {
+  if (prof_used_ == 0) return;
+  for (size_t i = 1; i < prof_used_; ++i) {
+    float ms = 0;
+    if (cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(prof_events_[i - 1]), static_cast<cudaEvent_t>(prof_events_[i])) ==
+        cudaSuccess) {
+      device_profile_add(prof_names_[i], ms);
+    }
+  }
+  cudaGetLastError();
+  // The last event becomes the origin of the next interval.
+  std::swap(prof_events_[0], prof_events_[prof_used_ - 1]);
+  prof_names_[0] = nullptr;
+  prof_used_ = 1;
+}
+
+Status CudaOps::check() {
+  Status st = pending_;
+  pending_ = Status::ok();
+  const cudaError_t launch = cudaGetLastError();
+  if (st.is_ok() && launch != cudaSuccess) st = cuda_status(launch, "kernel launch");
+  if (stream_ != nullptr) {
+    const cudaError_t err = cudaStreamSynchronize(as_stream(stream_));
+    if (st.is_ok() && err != cudaSuccess) {
+      st = cuda_status(err, "cudaStreamSynchronize (an earlier asynchronous kernel failed)");
+    }
+  }
+  if (st.is_ok()) settle_profile();
+  return st;
+}
+
+Status CudaOps::synchronize() { return check(); }
+
+float* CudaOps::scratch(int64_t floats, const char* op) {
+  const int64_t bytes = std::max<int64_t>(floats, 1) * static_cast<int64_t>(sizeof(float));
+  if (bytes <= scratch_bytes_) return static_cast<float*>(scratch_);
+  if (scratch_ != nullptr) {
+    record(device_free(scratch_));  // cudaFree waits for the kernels still using it
+    scratch_ = nullptr;
+    scratch_bytes_ = 0;
+  }
+  const int64_t want = (bytes + (1 << 20) - 1) / (1 << 20) * (1 << 20);  // whole MiB, fewer regrowths
+  void* p = nullptr;
+  const Status st = device_malloc(&p, static_cast<size_t>(want));
+  if (!st.is_ok()) {
+    record(Status(st.code(), std::string(op) + ": scratch allocation failed: " + st.message()));
+    return nullptr;
+  }
+  scratch_ = p;
+  scratch_bytes_ = want;
+  return static_cast<float*>(scratch_);
+}
+
+Status CudaOps::alloc(float** p, int64_t n) {
+  void* q = nullptr;
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
+  WSF_RETURN_IF_ERROR(device_malloc(&q, bytes));
+  *p = static_cast<float*>(q);
+  const cudaError_t err = cudaMemsetAsync(q, 0, bytes, as_stream(stream()));
+  if (err != cudaSuccess) {
+    (void)device_free(q);
+    *p = nullptr;
+    return cuda_status(err, "alloc: cudaMemsetAsync");
+  }
+  return Status::ok();
+}
+
+Status CudaOps::alloc_i32(int32_t** p, int64_t n) {
+  void* q = nullptr;
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(int32_t);
+  WSF_RETURN_IF_ERROR(device_malloc(&q, bytes));
+  *p = static_cast<int32_t*>(q);
+  const cudaError_t err = cudaMemsetAsync(q, 0, bytes, as_stream(stream()));
+  if (err != cudaSuccess) {
+    (void)device_free(q);
+    *p = nullptr;
+    return cuda_status(err, "alloc_i32: cudaMemsetAsync");
+  }
+  return Status::ok();
+}
+
+void CudaOps::release(void* p) {
+  if (p != nullptr) record(device_free(p));
+}
+
+void CudaOps::zero(float* p, int64_t n) {
+  if (n <= 0) return;
+  const cudaError_t err = cudaMemsetAsync(p, 0, static_cast<size_t>(n) * sizeof(float), as_stream(stream()));
+  if (err != cudaSuccess) record(cuda_status(err, "zero: cudaMemsetAsync"));
+  mark("zero");
+}
+
+void CudaOps::copy(float* dst, const float* src, int64_t n) {
+  if (n <= 0 || dst == src) return;
+  const cudaError_t err =
+      cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice, as_stream(stream()));
+  if (err != cudaSuccess) record(cuda_status(err, "copy: cudaMemcpyAsync"));
+  mark("copy");
+}
+
+namespace {
+// Copies on the op's stream and waits, so the host array may be reused or freed on return.
+Status copy_sync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s, const char* what) {
+  if (bytes == 0) return Status::ok();
+  WSF_RETURN_IF_ERROR(cuda_status(cudaMemcpyAsync(dst, src, bytes, kind, s), what));
+  return cuda_status(cudaStreamSynchronize(s), what);
+}
+}  // namespace
+
+Status CudaOps::upload(float* dst, const float* src, int64_t n) {
+  if (n <= 0) return Status::ok();
+  const Status st = copy_sync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice,
+                              as_stream(stream()), "upload (cudaMemcpy host→device)");
+  mark("upload");
+  return st;
+}
+Status CudaOps::download(float* dst, const float* src, int64_t n) {
+  if (n <= 0) return Status::ok();
+  const Status st = copy_sync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost,
+                              as_stream(stream()), "download (cudaMemcpy device→host)");
+  mark("download");
+  return st;
+}
+Status CudaOps::upload_raw(float* dst, const float* src, int64_t n) { return upload(dst, src, n); }
+Status CudaOps::download_raw(float* dst, const float* src, int64_t n) { return download(dst, src, n); }
+Status CudaOps::upload_i32(int32_t* dst, const int32_t* src, int64_t n) {
+  if (n <= 0) return Status::ok();
+  return copy_sync(dst, src, static_cast<size_t>(n) * sizeof(int32_t), cudaMemcpyHostToDevice, as_stream(stream()),
+                   "upload_i32 (cudaMemcpy host→device)");
+}
+
+// ==============================================================================================================
+// dense layers
+// ==============================================================================================================
+
+void CudaOps::linear_fwd(float* y, const float* x, const float* W, const float* b, int64_t rows, int K, int N,
+                         int ldw, bool acc) {
+  if (rows <= 0 || N <= 0) return;
+  // y (rows × N) = x (rows × K) · Wᵀ:  A(i=r, p=k) = x[r·K + k],  B(p=k, j=o) = W[o·ldw + k]
+  GemmArgs g;
+  g.M = rows;
+  g.N = N;
+  g.K = K;
+  g.A = x;
+  g.sai = K;
+  g.sap = 1;
+  g.B = W;
+  g.sbp = 1;
+  g.sbj = ldw;
+  g.C = y;
+  g.ldc = N;
+  g.bias = b;
+  g.accumulate = acc;
+  g.k_chunk = std::max(K, 1);
+  launch_gemm<true, false>(g, 1, as_stream(stream()));
+  launched("linear_fwd");
+}
+
+void CudaOps::linear_bwd_data(float* dx, const float* dy, const float* W, int64_t rows, int K, int N, int ldw,
+                              bool acc) {
+  if (rows <= 0 || K <= 0) return;
+  // dx (rows × K) = dy (rows × N) · W (N × K):  A(i=r, p=o) = dy[r·N + o],  B(p=o, j=k) = W[o·ldw + k]
+  GemmArgs g;
+  g.M = rows;
+  g.N = K;
+  g.K = N;
+  g.A = dy;
+  g.sai = N;
+  g.sap = 1;
+  g.B = W;
+  g.sbp = ldw;
+  g.sbj = 1;
+  g.C = dx;
+  g.ldc = K;
+  g.accumulate = acc;
+  g.k_chunk = std::max(N, 1);
+  launch_gemm<true, true>(g, 1, as_stream(stream()));
+  launched("linear_bwd_data");
+}
+
+void CudaOps::linear_bwd_weight(float* dW, float* db, const float* dy, const float* x, int64_t rows, int K, int N,
+                                int ldw) {
+  if (rows <= 0 || N <= 0) return;
+  cudaStream_t s = as_stream(stream());
+  if (K > 0) {
+    // dW (N × K) += dyᵀ · x:  A(i=o, p=r) = dy[r·N + o],  B(p=r, j=k) = x[r·K + k]; reduction over rows.
+    GemmArgs g;
+    g.M = N;
+    g.N = K;
+    g.K = rows;
+    g.A = dy;
+    g.sai = 1;
+    g.sap = N;
+    g.B = x;
+    g.sbp = K;
+    g.sbj = 1;
+    g.C = dW;
+    g.ldc = ldw;
+    g.accumulate = true;
+    // Split-K over rows, sized from the shapes only (never from the device): enough splits to give ~1024 blocks,
+    // at least 512 rows per split, at most 1024 splits and 16M partial floats.
+    const int64_t outs = static_cast<int64_t>(N) * K;
+    int64_t splits = std::max<int64_t>(1, rows / 512);
+    splits = std::min<int64_t>(splits, std::max<int64_t>(1, 1024 / std::max<int64_t>(1, gemm_tiles(N, K))));
+    splits = std::min<int64_t>(splits, 1024);
+    splits = std::min<int64_t>(splits, std::max<int64_t>(1, (int64_t(16) << 20) / outs));
+    int64_t chunk = (rows + splits - 1) / splits;
+    chunk = (chunk + 15) / 16 * 16;  // whole BK stages per split
+    splits = (rows + chunk - 1) / chunk;
+    g.k_chunk = chunk;
+    if (splits <= 1) {
+      launch_gemm<false, true>(g, 1, s);
+      launched("linear_bwd_weight");
+    } else {
+      float* part = scratch(splits * outs, "linear_bwd_weight");
+      if (part == nullptr) return;
+      g.partial = part;
+      launch_gemm<false, true>(g, static_cast<int>(splits), s);
+      launched("linear_bwd_weight (split-K)");
+      launch_kernel(gemm_splitk_reduce_kernel, dim3(grid_for(outs)), dim3(kThreads), 0, s, dW,
+                    static_cast<int64_t>(ldw), part, static_cast<int64_t>(N), K, static_cast<int>(splits));
+      launched("linear_bwd_weight (split-K reduce)");
+    }
+  }
+  if (db != nullptr) {
+    // db[o] += Σ_r dy[r·N + o]
+    const ColChunks cc = col_chunks(rows);
+    float* part = scratch(static_cast<int64_t>(cc.chunks) * 2 * N, "linear_bwd_weight (bias)");
+    if (part == nullptr) return;
+    launch_kernel(col_sums_partial_kernel, dim3(ceil_div(N, 32), cc.chunks), dim3(32, 8), 0, s, part, dy,
+                  static_cast<int64_t>(N), static_cast<const float*>(nullptr), static_cast<int64_t>(0), rows, N,
+                  cc.chunk_rows, false, true);
+    launched("linear_bwd_weight (bias partial sums)");
+    launch_kernel(col_sums_final_kernel, dim3(ceil_div(N, 128)), dim3(128), 0, s, static_cast<float*>(nullptr), db,
+                  part, N, cc.chunks);
+    launched("linear_bwd_weight (bias)");
+  }
+}
+
+void CudaOps::layernorm_fwd(float* y, float* xhat, float* rstd, const float* x, const float* g, const float* b,
+                            int64_t rows, int C) {
+  if (rows <= 0 || C <= 0) return;
+  const int rows_per_block = kThreads / 32;
+  launch_kernel(layernorm_forward_kernel, dim3(ceil_div(rows, rows_per_block)), dim3(kThreads), 0,
+                as_stream(stream()), y, xhat, rstd, x, g, b, rows, C);
+  launched("layernorm_fwd");
+}
+
+void CudaOps::layernorm_bwd(float* dx, float* dg, float* db, const float* dy, const float* xhat, const float* rstd,
+                            const float* g, int64_t rows, int C, bool acc) {
+  if (rows <= 0 || C <= 0) return;
+  cudaStream_t s = as_stream(stream());
+  // γ/β gradients first (they read dy, so dx may alias dy): dg += Σ dy·x̂, db += Σ dy.
+  const ColChunks cc = col_chunks(rows);
+  float* part = scratch(static_cast<int64_t>(cc.chunks) * 2 * C, "layernorm_bwd");
+  if (part == nullptr) return;
+  launch_kernel(col_sums_partial_kernel, dim3(ceil_div(C, 32), cc.chunks), dim3(32, 8), 0, s, part, dy,
+                static_cast<int64_t>(C), xhat, static_cast<int64_t>(C), rows, C, cc.chunk_rows, true, true);
+  launched("layernorm_bwd (affine partial sums)");
+  launch_kernel(col_sums_final_kernel, dim3(ceil_div(C, 128)), dim3(128), 0, s, dg, db, part, C, cc.chunks);
+  launched("layernorm_bwd (affine)");
+  const int rows_per_block = kThreads / 32;
+  launch_kernel(layernorm_backward_kernel, dim3(ceil_div(rows, rows_per_block)), dim3(kThreads), 0, s, dx, dy, xhat,
+                rstd, g, rows, C, acc);
+  launched("layernorm_bwd");
+}
+
+void CudaOps::act_fwd(float* y, const float* x, int64_t n, Act a) {
+  if (n <= 0) return;
+  launch_kernel(act_forward_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), y, x, n,
+                static_cast<int>(a));
+  launched("act_fwd");
+}
+
+void CudaOps::act_bwd(float* dx, const float* dy, const float* x, int64_t n, Act a, bool acc) {
+  if (n <= 0) return;
+  launch_kernel(act_backward_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), dx, dy, x, n,
+                static_cast<int>(a), acc);
+  launched("act_bwd");
+}
+
+void CudaOps::add(float* y, const float* a, const float* b, int64_t n) {
+  if (n <= 0) return;
+  launch_kernel(add_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), y, a, b, n);
+  launched("add");
+}
+
+// ==============================================================================================================
+// graph ops
+// ==============================================================================================================
+
+namespace {
+// Channels per lane for a head width Dh: the smallest supported power of two with 32·CPL ≥ Dh (0: unsupported).
+int attention_cpl(int Dh) {
+  for (int cpl = 1; cpl <= 32; cpl *= 2)
+    if (Dh <= 32 * cpl) return cpl;
+  return 0;
+}
+}  // namespace
+
+void CudaOps::attention_fwd(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
+                            const int32_t* col, int32_t N, int D, int heads) {
+  if (N <= 0 || D <= 0 || heads <= 0) return;
+  const int Dh = D / heads;
+  const int cpl = attention_cpl(Dh);
+  if (cpl == 0) {
+    record(Status(Code::Invalid, "attention_fwd: the CUDA kernels support head widths D/heads ≤ 1024, got " +
+                                     std::to_string(Dh)));
+    return;
+  }
+  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(D));
+  const dim3 grid(static_cast<unsigned>(N), static_cast<unsigned>(heads));
+  const dim3 block(kAttnWarps * 32);
+  cudaStream_t s = as_stream(stream());
+  switch (cpl) {
+    case 1: launch_kernel(attention_forward_kernel<1>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    case 2: launch_kernel(attention_forward_kernel<2>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    case 4: launch_kernel(attention_forward_kernel<4>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    case 8: launch_kernel(attention_forward_kernel<8>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    case 16: launch_kernel(attention_forward_kernel<16>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    default: launch_kernel(attention_forward_kernel<32>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+  }
+  launched("attention_fwd");
+}
+
+void CudaOps::attention_bwd(float* dPn, float* dPe, const float* dout, const float* alpha, const float* Pn,
+                            const float* Pe, const int32_t* row_ptr, const int32_t* col, const int32_t* rev, int32_t N,
+                            int D, int heads) {
+  if (N <= 0 || D <= 0 || heads <= 0) return;
+  const int Dh = D / heads;
+  const int cpl = attention_cpl(Dh);
+  if (cpl == 0) {
+    record(Status(Code::Invalid, "attention_bwd: the CUDA kernels support head widths D/heads ≤ 1024, got " +
+                                     std::to_string(Dh)));
+    return;
+  }
+  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(D));
+  const dim3 grid(static_cast<unsigned>(N), static_cast<unsigned>(heads));
+  const dim3 block(kAttnWarps * 32);
+  cudaStream_t s = as_stream(stream());
+  switch (cpl) {
+    case 1: launch_kernel(attention_backward_rows_kernel<1>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    case 2: launch_kernel(attention_backward_rows_kernel<2>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    case 4: launch_kernel(attention_backward_rows_kernel<4>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    case 8: launch_kernel(attention_backward_rows_kernel<8>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    case 16: launch_kernel(attention_backward_rows_kernel<16>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+    default: launch_kernel(attention_backward_rows_kernel<32>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
+  }
+  launched("attention_bwd (pass 1: rows)");
+  const int nodes_per_block = kThreads / 32;
+  launch_kernel(attention_backward_cols_kernel, dim3(ceil_div(N, nodes_per_block)), dim3(kThreads), 0, s, dPn, dPe,
+                Pe, row_ptr, rev, static_cast<int64_t>(N), D, heads);
+  launched("attention_bwd (pass 2: columns)");
+}
+
+void CudaOps::edge_combine_fwd(float* z, const float* Y1, const float* Y2, const float* S, const float* Tn,
+                               const float* bias, const int32_t* row, const int32_t* col, const int32_t* rev, int64_t M,
+                               int D) {
+  if (M <= 0 || D <= 0) return;
+  launch_kernel(edge_combine_forward_kernel, dim3(grid_for(M * D)), dim3(kThreads), 0, as_stream(stream()), z, Y1, Y2,
+                S, Tn, bias, row, col, rev, M, D);
+  launched("edge_combine_fwd");
+}
+
+void CudaOps::edge_combine_bwd(float* dY2, float* dS, float* dT, float* dbias, const float* dz, const int32_t* row_ptr,
+                               const int32_t* rev, int32_t N, int64_t M, int D) {
+  if (D <= 0) return;
+  cudaStream_t s = as_stream(stream());
+  if (M > 0) {
+    // dY2_k = dz_{rev k}: a row gather through rev.
+    launch_kernel(gather_rows_kernel, dim3(grid_for(M * D)), dim3(kThreads), 0, s, dY2, dz, rev, M, D);
+    launched("edge_combine_bwd (gather)");
+  }
+  if (N <= 0) return;
+  const int nodes_per_block = kThreads / 32;
+  launch_kernel(edge_combine_row_sums_kernel, dim3(ceil_div(N, nodes_per_block)), dim3(kThreads), 0, s, dS, dT, dz,
+                row_ptr, rev, static_cast<int64_t>(N), D);
+  launched("edge_combine_bwd (row sums)");
+  // dbias += Σ_k dz_k = Σ_u dS_u: a column sum of dS.
+  const ColChunks cc = col_chunks(N);
+  float* part = scratch(static_cast<int64_t>(cc.chunks) * 2 * D, "edge_combine_bwd");
+  if (part == nullptr) return;
+  launch_kernel(col_sums_partial_kernel, dim3(ceil_div(D, 32), cc.chunks), dim3(32, 8), 0, s, part,
+                static_cast<const float*>(dS), static_cast<int64_t>(D), static_cast<const float*>(nullptr),
+                static_cast<int64_t>(0), static_cast<int64_t>(N), D, cc.chunk_rows, false, true);
+  launched("edge_combine_bwd (bias partial sums)");
+  launch_kernel(col_sums_final_kernel, dim3(ceil_div(D, 128)), dim3(128), 0, s, static_cast<float*>(nullptr), dbias,
+                part, D, cc.chunks);
+  launched("edge_combine_bwd (bias)");
+}
+
+// ==============================================================================================================
+// inputs and outputs
+// ==============================================================================================================
+
+void CudaOps::edge_features(float* feat, const float* x, const float* t, const int32_t* param, const int32_t* dir,
+                            const int32_t* graph, int64_t M, int din, bool reverse_value) {
+  if (M <= 0) return;
+  launch_kernel(edge_features_kernel, dim3(grid_for(M)), dim3(kThreads), 0, as_stream(stream()), feat, x, t, param, dir,
+                graph, M, din, reverse_value);
+  launched("edge_features");
+}
+
+void CudaOps::node_features(float* feat, const float* x, const float* t, const int32_t* param, const int32_t* graph,
+                            int32_t N, int din) {
+  if (N <= 0) return;
+  launch_kernel(node_features_kernel, dim3(grid_for(N)), dim3(kThreads), 0, as_stream(stream()), feat, x, t, param,
+                graph, static_cast<int64_t>(N), din);
+  launched("node_features");
+}
+
+void CudaOps::copy_cols(float* dst, int ldd, const float* src, int lds, int64_t rows, int cols, bool acc) {
+  if (rows <= 0 || cols <= 0) return;
+  launch_kernel(copy_cols_kernel, dim3(grid_for(rows * cols)), dim3(kThreads), 0, as_stream(stream()), dst, ldd, src,
+                lds, rows, cols, acc);
+  launched("copy_cols");
+}
+
+void CudaOps::embed_add(float* y, int ld, const float* table, const int32_t* idx, int64_t rows, int D) {
+  if (rows <= 0 || D <= 0) return;
+  launch_kernel(embed_add_kernel, dim3(grid_for(rows * D)), dim3(kThreads), 0, as_stream(stream()), y, ld, table, idx,
+                rows, D);
+  launched("embed_add");
+}
+
+void CudaOps::embed_bwd(float* dtable, const float* dy, int ld, const int32_t* idx, int64_t rows, int D,
+                        int table_rows) {
+  if (rows <= 0 || D <= 0 || table_rows <= 0) return;
+  cudaStream_t s = as_stream(stream());
+  const ColChunks cc = embed_chunks(rows);
+  float* part = scratch(static_cast<int64_t>(table_rows) * cc.chunks * D, "embed_bwd");
+  if (part == nullptr) return;
+  const dim3 grid(static_cast<unsigned>(table_rows), static_cast<unsigned>(ceil_div(D, 32)),
+                  static_cast<unsigned>(cc.chunks));
+  launch_kernel(embed_backward_partial_kernel, grid, dim3(32, 8), 0, s, part, dy, ld, idx, rows, D, cc.chunks,
+                cc.chunk_rows);
+  launched("embed_bwd (partial sums)");
+  launch_kernel(embed_backward_final_kernel, dim3(grid_for(static_cast<int64_t>(table_rows) * D)), dim3(kThreads), 0,
+                s, dtable, static_cast<const float*>(part), table_rows, D, cc.chunks);
+  launched("embed_bwd");
+}
+
+void CudaOps::set_time(float* sarr, const float* t, const int32_t* graph, const int32_t* one_mask, int64_t rows,
+                       int H) {
+  if (rows <= 0) return;
+  launch_kernel(set_time_kernel, dim3(grid_for(rows)), dim3(kThreads), 0, as_stream(stream()), sarr, t, graph,
+                one_mask, rows, H);
+  launched("set_time");
+}
+
+void CudaOps::gather_rows(float* y, const float* x, const int32_t* idx, int64_t n, int C) {
+  if (n <= 0 || C <= 0) return;
+  launch_kernel(gather_rows_kernel, dim3(grid_for(n * C)), dim3(kThreads), 0, as_stream(stream()), y, x, idx, n, C);
+  launched("gather_rows");
+}
+
+void CudaOps::scatter_rows(float* dx, const float* dy, const int32_t* idx, int64_t n, int C, bool acc) {
+  if (n <= 0 || C <= 0) return;
+  launch_kernel(scatter_rows_kernel, dim3(grid_for(n * C)), dim3(kThreads), 0, as_stream(stream()), dx, dy, idx, n, C,
+                acc);
+  launched("scatter_rows");
+}
+
+void CudaOps::scatter_flat(float* flat, const float* v, const int32_t* param, int64_t n) {
+  if (n <= 0) return;
+  launch_kernel(scatter_flat_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), flat, v, param, n);
+  launched("scatter_flat");
+}
+
+void CudaOps::gather_flat(float* v, const float* flat, const int32_t* param, int64_t n) {
+  if (n <= 0) return;
+  launch_kernel(gather_flat_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), v, flat, param, n);
+  launched("gather_flat");
+}
+
+// ==============================================================================================================
+// loss and optimiser
+// ==============================================================================================================
+
+double CudaOps::reduce_sum_to_host(const float* a, const float* b, float* d, int64_t n, double scale,
+                                   const char* op) {
+  if (n <= 0) return 0.0;
+  cudaStream_t s = as_stream(stream());
+  const int blocks = sum_blocks(n);
+  // kSumBlocksMax block sums + 1 total, in doubles (2 floats each).
+  float* part = scratch(2 * (kSumBlocksMax + 1), op);
+  if (part == nullptr) return std::nan("");
+  double* partial = reinterpret_cast<double*>(part);
+  double* total = partial + kSumBlocksMax;
+  launch_kernel(sum_squares_partial_kernel, dim3(blocks), dim3(kThreads), 0, s, partial, d, a, b, n,
+                static_cast<float>(scale));
+  launched(op);
+  launch_kernel(sum_final_kernel, dim3(1), dim3(kSumBlocksMax), 0, s, total, static_cast<const double*>(partial),
+                blocks);
+  launched(op);
+  double host = 0.0;
+  const Status st = copy_sync(&host, total, sizeof(double), cudaMemcpyDeviceToHost, s, op);
+  if (!st.is_ok()) {
+    record(st);
+    return std::nan("");
+  }
+  return host;
+}
+
+double CudaOps::mse(float* d, const float* xhat, const float* target, int64_t n, double scale) {
+  return reduce_sum_to_host(xhat, target, d, n, scale, "mse");
+}
+
+double CudaOps::sum_squares(const float* x, int64_t n) {
+  return reduce_sum_to_host(x, nullptr, nullptr, n, 1.0, "sum_squares");
+}
+
+void CudaOps::scale(float* x, int64_t n, double s) {
+  if (n <= 0) return;
+  launch_kernel(scale_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), x, n, s);
+  launched("scale");
+}
+
+void CudaOps::adam(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, int64_t step,
+                   double grad_scale) {
+  if (n <= 0) return;
+  // The same float constants as the CPU reference.
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(step));
+  const float ibc1 = static_cast<float>(1.0 / bc1), isbc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  launch_kernel(adam_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), p, g, m, v, n,
+                static_cast<float>(h.beta1), static_cast<float>(h.beta2), static_cast<float>(h.lr),
+                static_cast<float>(h.eps), static_cast<float>(h.weight_decay), static_cast<float>(grad_scale), ibc1,
+                isbc2);
+  launched("adam");
+}
+
+}  // namespace wsf

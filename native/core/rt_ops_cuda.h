@@ -1,0 +1,130 @@
+// The CUDA backend of the relational-transformer ops (rt_ops.h holds the contract; rt_ops_cpu.cc the reference
+// every kernel here must match). Float only. Pointers passed to the math functions are DEVICE pointers; the
+// upload/download functions take host pointers on the host side.
+//
+// This header has no CUDA include, so the binding (plain C++) can hold a CudaOps by value: the stream is a
+// void* (a cudaStream_t), created lazily on first use and destroyed with the object.
+//
+// Execution model (rt_ops_cuda.cu):
+//   - every math op only ENQUEUES kernels on this object's stream and returns; launch errors are recorded with
+//     the op's name and reported by the next check();
+//   - check() reports the first recorded error, then synchronises the stream so that asynchronous faults
+//     surface too (the message then says "an earlier kernel may have failed");
+//   - upload*/download* are synchronous (the host array may be reused as soon as they return);
+//   - mse/sum_squares reduce on the device and return a host double (one small copy, which synchronises);
+//   - reductions are deterministic: no float atomics anywhere. Split-K GEMM partials, column sums (bias,
+//     LayerNorm affine), embedding-table gradients and loss sums use fixed partitions that depend on the shapes
+//     only (not on the device), summed in a fixed order — the same inputs give bitwise the same outputs on any
+//     run and any GPU model.
+//
+// Temporary device memory (split-K partials, column-sum partials) comes from one scratch buffer per CudaOps
+// that grows on demand (through device_malloc, so it counts in the peak-memory report). Ops on one stream run
+// in order, so one scratch buffer is never used by two ops at once.
+//
+// Copy semantics: a copy starts empty (its own stream and scratch, created lazily); a move transfers both.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/common.h"
+#include "core/rt_ops.h"
+
+namespace wsf {
+
+struct CudaOps {
+  using Scalar = float;
+  static constexpr Device device = Device::Cuda;
+
+  CudaOps() = default;
+  CudaOps(const CudaOps&) {}  // fresh stream and scratch (nothing is shared between instances)
+  CudaOps& operator=(const CudaOps& o) {
+    (void)o;  // keeps its own stream and scratch
+    return *this;
+  }
+  CudaOps(CudaOps&& o) noexcept;
+  CudaOps& operator=(CudaOps&& o) noexcept;
+  ~CudaOps();
+
+  // ---- memory ----
+  Status alloc(float** p, int64_t n);           // zero-filled, like CpuOps
+  Status alloc_i32(int32_t** p, int64_t n);     // zero-filled
+  void release(void* p);
+  void zero(float* p, int64_t n);
+  void copy(float* dst, const float* src, int64_t n);
+  Status upload(float* dst, const float* src, int64_t n);
+  Status download(float* dst, const float* src, int64_t n);
+  Status upload_raw(float* dst, const float* src, int64_t n);
+  Status download_raw(float* dst, const float* src, int64_t n);
+  Status upload_i32(int32_t* dst, const int32_t* src, int64_t n);
+  Status check();
+
+  // ---- dense layers (see rt_ops.h for the exact contract of each) ----
+  void linear_fwd(float* y, const float* x, const float* W, const float* b, int64_t rows, int K, int N, int ldw,
+                  bool acc);
+  void linear_bwd_data(float* dx, const float* dy, const float* W, int64_t rows, int K, int N, int ldw, bool acc);
+  void linear_bwd_weight(float* dW, float* db, const float* dy, const float* x, int64_t rows, int K, int N, int ldw);
+  void layernorm_fwd(float* y, float* xhat, float* rstd, const float* x, const float* g, const float* b, int64_t rows,
+                     int C);
+  void layernorm_bwd(float* dx, float* dg, float* db, const float* dy, const float* xhat, const float* rstd,
+                     const float* g, int64_t rows, int C, bool acc);
+  void act_fwd(float* y, const float* x, int64_t n, Act a);
+  void act_bwd(float* dx, const float* dy, const float* x, int64_t n, Act a, bool acc);
+  void add(float* y, const float* a, const float* b, int64_t n);
+
+  // ---- graph ops ----
+  void attention_fwd(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
+                     const int32_t* col, int32_t N, int D, int heads);
+  void attention_bwd(float* dPn, float* dPe, const float* dout, const float* alpha, const float* Pn, const float* Pe,
+                     const int32_t* row_ptr, const int32_t* col, const int32_t* rev, int32_t N, int D, int heads);
+  void edge_combine_fwd(float* z, const float* Y1, const float* Y2, const float* S, const float* Tn, const float* bias,
+                        const int32_t* row, const int32_t* col, const int32_t* rev, int64_t M, int D);
+  void edge_combine_bwd(float* dY2, float* dS, float* dT, float* dbias, const float* dz, const int32_t* row_ptr,
+                        const int32_t* rev, int32_t N, int64_t M, int D);
+
+  // ---- inputs and outputs ----
+  void edge_features(float* feat, const float* x, const float* t, const int32_t* param, const int32_t* dir,
+                     const int32_t* graph, int64_t M, int din, bool reverse_value);
+  void node_features(float* feat, const float* x, const float* t, const int32_t* param, const int32_t* graph,
+                     int32_t N, int din);
+  void copy_cols(float* dst, int ldd, const float* src, int lds, int64_t rows, int cols, bool acc);
+  void embed_add(float* y, int ld, const float* table, const int32_t* idx, int64_t rows, int D);
+  void embed_bwd(float* dtable, const float* dy, int ld, const int32_t* idx, int64_t rows, int D, int table_rows);
+  void set_time(float* s, const float* t, const int32_t* graph, const int32_t* one_mask, int64_t rows, int H);
+  void gather_rows(float* y, const float* x, const int32_t* idx, int64_t n, int C);
+  void scatter_rows(float* dx, const float* dy, const int32_t* idx, int64_t n, int C, bool acc);
+  void scatter_flat(float* flat, const float* v, const int32_t* param, int64_t n);
+  void gather_flat(float* v, const float* flat, const int32_t* param, int64_t n);
+
+  // ---- loss and optimiser ----
+  double mse(float* d, const float* xhat, const float* target, int64_t n, double scale);
+  double sum_squares(const float* x, int64_t n);
+  void scale(float* x, int64_t n, double s);
+  void adam(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, int64_t step,
+            double grad_scale);
+
+  // ---- backend-specific ----
+  void* stream();              // the cudaStream_t (created on first use); nullptr if creation failed
+  Status synchronize();        // waits for every op enqueued so far
+  int64_t scratch_bytes() const { return scratch_bytes_; }
+
+ private:
+  float* scratch(int64_t floats, const char* op);  // grows the scratch buffer; nullptr (error recorded) on failure
+  void record(const Status& st);                  // keeps the first error for check()
+  void launched(const char* op);                  // records a launch error of the kernel just enqueued (+ mark)
+  void mark(const char* op);                      // profiling: an event after `op` (when device_profile_enabled())
+  void settle_profile();                          // profiling: charge the marked intervals (after a sync)
+  double reduce_sum_to_host(const float* a, const float* b, float* d, int64_t n, double scale, const char* op);
+  void free_resources() noexcept;
+
+  void* stream_ = nullptr;
+  bool stream_failed_ = false;
+  void* scratch_ = nullptr;
+  int64_t scratch_bytes_ = 0;
+  Status pending_;
+  std::vector<void*> prof_events_;       // cudaEvent_t pool (profiling only)
+  std::vector<const char*> prof_names_;  // op of each recorded event
+  size_t prof_used_ = 0;
+};
+
+}  // namespace wsf

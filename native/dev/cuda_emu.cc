@@ -1,0 +1,336 @@
+// cuda_emu runtime (see cuda_emu.h): fibers with an x86-64 context switch, a barrier-aware scheduler per block,
+// and the host-side runtime calls (host memory stands in for device memory). Development builds only.
+#include "dev/cuda_emu.h"
+
+#include <sys/mman.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#if !defined(__x86_64__)
+#error "cuda_emu needs x86-64 (its fiber switch is written in x86-64 assembly)"
+#endif
+
+// void wsf_emu_switch(void** save_sp, void* load_sp): saves the callee-saved registers and the stack pointer of
+// the caller in *save_sp, then resumes the context whose stack pointer is load_sp (System V x86-64 ABI).
+extern "C" void wsf_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .text
+  .globl wsf_emu_switch
+  .type wsf_emu_switch,@function
+wsf_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size wsf_emu_switch,.-wsf_emu_switch
+)");
+
+namespace emu {
+namespace {
+
+enum class St { Ready, WaitBlock, WaitWarp, Done };
+
+struct Fiber {
+  void* sp = nullptr;
+  uint3 tid{0, 0, 0};
+  int lin = 0;
+  St st = St::Ready;
+  alignas(8) unsigned char slot[8] = {};
+};
+
+constexpr size_t kStackBytes = 256 * 1024;
+constexpr int kMaxThreads = 1024;
+
+struct State {
+  dim3 grid{1, 1, 1}, block{1, 1, 1};
+  uint3 bidx{0, 0, 0};
+  std::vector<Fiber> fibers;
+  int cur = -1;
+  void* sched_sp = nullptr;
+  const std::function<void()>* body = nullptr;
+  char* stacks = nullptr;
+  uint64_t rng = 0x9e3779b97f4a7c15ull;
+  cudaError_t last_error = cudaSuccess;
+};
+
+State g;
+std::mutex g_mutex;  // one launch at a time (the emulator state is global)
+const uint3 kZero3{0, 0, 0};
+const dim3 kOne3{1, 1, 1};
+
+uint64_t next_rand() {
+  uint64_t x = g.rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  g.rng = x;
+  return x;
+}
+
+[[noreturn]] void fiber_entry() {
+  (*g.body)();
+  Fiber& f = g.fibers[g.cur];
+  f.st = St::Done;
+  wsf_emu_switch(&f.sp, g.sched_sp);
+  std::abort();  // a finished fiber is never resumed
+}
+
+void yield_as(St st) {
+  Fiber& f = g.fibers[g.cur];
+  f.st = st;
+  wsf_emu_switch(&f.sp, g.sched_sp);
+}
+
+void init_fiber(int i) {
+  Fiber& f = g.fibers[i];
+  char* top = g.stacks + (static_cast<size_t>(i) + 1) * kStackBytes;  // 16-byte aligned
+  void** sp = reinterpret_cast<void**>(top);
+  *--sp = nullptr;                                       // fake return address of fiber_entry
+  *--sp = reinterpret_cast<void*>(&fiber_entry);         // where the first switch "returns" to
+  for (int r = 0; r < 6; ++r) *--sp = nullptr;           // rbp rbx r12 r13 r14 r15
+  f.sp = sp;
+  f.st = St::Ready;
+  f.lin = i;
+  const unsigned bx = g.block.x, by = g.block.y;
+  f.tid = uint3{static_cast<unsigned>(i) % bx, (static_cast<unsigned>(i) / bx) % by, static_cast<unsigned>(i) / (bx * by)};
+}
+
+std::string where() {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "block (%u,%u,%u) of grid (%u,%u,%u), block shape (%u,%u,%u)", g.bidx.x, g.bidx.y,
+                g.bidx.z, g.grid.x, g.grid.y, g.grid.z, g.block.x, g.block.y, g.block.z);
+  return buf;
+}
+
+// Runs one block to completion. Returns false (error reported) on a deadlock or an invalid warp/block sync.
+bool run_block(int n) {
+  for (int i = 0; i < n; ++i) init_fiber(i);
+  std::vector<int> order;
+  order.reserve(n);
+  for (;;) {
+    // Resume every ready fiber (shuffled order) until it waits or finishes.
+    order.clear();
+    for (int i = 0; i < n; ++i)
+      if (g.fibers[i].st == St::Ready) order.push_back(i);
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[next_rand() % i]);
+    for (int i : order) {
+      g.cur = i;
+      wsf_emu_switch(&g.sched_sp, g.fibers[i].sp);
+      g.cur = -1;
+    }
+    int done = 0, wait_block = 0;
+    for (int i = 0; i < n; ++i) {
+      done += g.fibers[i].st == St::Done;
+      wait_block += g.fibers[i].st == St::WaitBlock;
+    }
+    if (done == n) return true;
+    bool released = false;
+    // Warp barriers: all 32 lanes of the warp must be waiting at one.
+    for (int w0 = 0; w0 < n; w0 += 32) {
+      int waiting = 0, lanes = 0, exited = 0;
+      for (int i = w0; i < n && i < w0 + 32; ++i) {
+        ++lanes;
+        waiting += g.fibers[i].st == St::WaitWarp;
+        exited += g.fibers[i].st == St::Done;
+      }
+      if (waiting == 0) continue;
+      if (lanes < 32 || exited > 0) {
+        std::fprintf(stderr, "cuda_emu: warp %d of %s: a full-warp shuffle/sync with %d lanes present and %d exited\n",
+                     w0 / 32, where().c_str(), lanes, exited);
+        return false;
+      }
+      if (waiting == 32) {
+        for (int i = w0; i < w0 + 32; ++i) g.fibers[i].st = St::Ready;
+        released = true;
+      }
+    }
+    if (released) continue;
+    // Block barrier: every thread must be waiting at it (a thread that already exited makes it a divergent
+    // __syncthreads, undefined on hardware: reported).
+    if (wait_block > 0 && wait_block + done == n) {
+      if (done > 0) {
+        std::fprintf(stderr, "cuda_emu: __syncthreads in %s reached by %d threads while %d have exited\n",
+                     where().c_str(), wait_block, done);
+        return false;
+      }
+      for (int i = 0; i < n; ++i) g.fibers[i].st = St::Ready;
+      continue;
+    }
+    std::fprintf(stderr, "cuda_emu: deadlock in %s: %d at __syncthreads, %d done, the rest at warp syncs of "
+                 "partially arrived warps\n", where().c_str(), wait_block, done);
+    return false;
+  }
+}
+
+}  // namespace
+
+const uint3& thread_idx() { return g.cur >= 0 ? g.fibers[g.cur].tid : kZero3; }
+const uint3& block_idx() { return g.cur >= 0 ? g.bidx : kZero3; }
+const dim3& block_dim() { return g.cur >= 0 ? g.block : kOne3; }
+const dim3& grid_dim() { return g.cur >= 0 ? g.grid : kOne3; }
+int lane_id() { return g.cur >= 0 ? g.fibers[g.cur].lin % 32 : 0; }
+void syncthreads() { yield_as(St::WaitBlock); }
+void syncwarp() { yield_as(St::WaitWarp); }
+void* shuffle_slot() { return g.fibers[g.cur].slot; }
+const void* shuffle_slot_of(int lane) { return g.fibers[(g.fibers[g.cur].lin / 32) * 32 + lane].slot; }
+
+void launch_impl(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  const uint64_t threads = static_cast<uint64_t>(block.x) * block.y * block.z;
+  if (threads == 0 || threads > kMaxThreads || block.x > 1024 || block.y > 1024 || block.z > 64 || grid.x == 0 ||
+      grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 || smem > 48 * 1024) {
+    if (g.last_error == cudaSuccess) g.last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  if (g.stacks == nullptr) {
+    void* p = mmap(nullptr, kStackBytes * kMaxThreads, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) {
+      g.last_error = cudaErrorMemoryAllocation;
+      return;
+    }
+    g.stacks = static_cast<char*>(p);
+    if (const char* seed = std::getenv("WSF_EMU_SEED")) g.rng = std::strtoull(seed, nullptr, 10) | 1;
+  }
+  g.grid = grid;
+  g.block = block;
+  g.body = &body;
+  g.fibers.assign(threads, Fiber{});
+  for (unsigned z = 0; z < grid.z; ++z) {
+    for (unsigned y = 0; y < grid.y; ++y) {
+      for (unsigned x = 0; x < grid.x; ++x) {
+        g.bidx = uint3{x, y, z};
+        if (!run_block(static_cast<int>(threads))) {
+          if (g.last_error == cudaSuccess) g.last_error = cudaErrorLaunchFailure;
+          g.cur = -1;
+          return;
+        }
+      }
+    }
+  }
+  g.body = nullptr;
+}
+
+}  // namespace emu
+
+// ---- host runtime ----
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+  }
+  return "cudaErrorUnknown";
+}
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument (cuda_emu)";
+    case cudaErrorLaunchFailure: return "unspecified launch failure (cuda_emu: deadlock or invalid sync, see stderr)";
+  }
+  return "unknown error";
+}
+cudaError_t cudaGetLastError() {
+  std::lock_guard<std::mutex> lock(emu::g_mutex);
+  const cudaError_t e = emu::g.last_error;
+  emu::g.last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() {
+  std::lock_guard<std::mutex> lock(emu::g_mutex);
+  return emu::g.last_error;
+}
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  const size_t rounded = (bytes + 255) / 256 * 256;
+  *p = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
+  if (*p == nullptr) return cudaErrorMemoryAllocation;
+  std::memset(*p, 0xFF, rounded);  // uninitialised device memory reads as NaN
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (bytes > 0) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  return cudaMemcpy(dst, src, bytes, kind);
+}
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  if (bytes > 0) std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }
+cudaError_t cudaStreamCreate(cudaStream_t* s) {
+  static int token;
+  *s = reinterpret_cast<cudaStream_t>(&token);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+struct CUevent_st {
+  std::chrono::steady_clock::time_point t;
+};
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new CUevent_st{std::chrono::steady_clock::now()};
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  e->t = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  *ms = std::chrono::duration<float, std::milli>(end->t - start->t).count();
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceCount(int* n) {
+  *n = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) {
+  std::memset(p, 0, sizeof *p);
+  std::snprintf(p->name, sizeof p->name, "%s", "cuda_emu (CPU emulation, not a GPU)");
+  p->totalGlobalMem = size_t(16) << 30;
+  p->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  *free_bytes = size_t(16) << 30;
+  *total_bytes = size_t(16) << 30;
+  return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int* v) {
+  *v = 0;
+  return cudaSuccess;
+}

@@ -1,0 +1,30 @@
+// Per-op parity: every op of native/core/rt_ops.h on the CUDA backend against the CPU reference, on odd, empty,
+// single-element and split-K/multi-chunk shapes, with sentinel guards and NaN-filled outputs (coverage), NaN/Inf
+// agreement first, then tolerances (lib/internal/backendParity.ts states each with its reason).
+// Skips without a CUDA device; `npm run test:gpu` (WSF_REQUIRE_CUDA=1) makes a missing device a failure.
+import { describe, expect, it } from 'vitest';
+import { buildOpCases, checkOpCase } from '../../lib/internal/backendParity.js';
+import { binding } from '../../lib/native/binding.js';
+import { hasCuda } from '../helpers/native.js';
+
+const cuda = hasCuda();
+// Under the CPU emulator (a -DWSF_CUDA_EMU=ON development build) kernels run ~10⁴× slower than on a GPU.
+const timeout = cuda && binding().buildInfo().archs === 'emu' ? 600_000 : 60_000;
+
+describe.skipIf(!cuda)('CUDA ops match the CPU reference (per op)', () => {
+  const cases = cuda ? buildOpCases(20261128) : [];
+  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const failed = checkOpCase(binding(), 'cuda', c).filter((r) => !r.pass);
+    expect(failed.map((r) => `${r.name}: ${r.detail}`)).toEqual([]);
+  }, timeout);
+
+  it('a repeated op gives bitwise identical results (deterministic reductions)', () => {
+    const pick = cases.filter((c) => /^(linear_bwd_weight rows=3000|embed_bwd rows=10000|attention_bwd hub|layernorm_bwd rows=300 C=65$|edge_combine_bwd complete N=70|mse n=100000$)/.test(c.name));
+    expect(pick.length).toBeGreaterThanOrEqual(6);
+    for (const c of pick) {
+      const a = checkOpCase(binding(), 'cuda', c);
+      const b = checkOpCase(binding(), 'cuda', c);
+      expect(b.map((r) => r.detail), c.name).toEqual(a.map((r) => r.detail));
+    }
+  }, timeout);
+});
