@@ -9,7 +9,7 @@
 // row) needs no further synchronisation; the same holds in reverse. The last layer's Frobenius norm and the
 // backward's ⟨g, y⟩ over it are block_sum reductions. All reductions have a fixed order: deterministic.
 // Shapes: x, out, dout, dx [B·P]; work [B·(P + H + 1)].
-#include <cuda_runtime.h>
+// (cuda_runtime.h, or the CPU emulator in WSF_CUDA_EMU builds, comes through cuda_common.cuh)
 
 #include "core/canonicalize.h"
 #include "core/cuda_common.cuh"
@@ -172,8 +172,8 @@ Status canonicalize_forward_cuda(float* out, const float* x, const LayerTable& l
                                  void* stream) {
   if (B <= 0) return Status::ok();
   if (B > 0x7fffffffLL) return invalid("batch too large for one launch");
-  canonicalize_forward_kernel<float>
-      <<<static_cast<unsigned>(B), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(out, x, lt, last_norm);
+  launch_kernel(canonicalize_forward_kernel<float>, dim3(static_cast<unsigned>(B)), dim3(kThreads), 0,
+                static_cast<cudaStream_t>(stream), out, x, lt, last_norm);
   return cuda_launch_status("canonicalize_forward_kernel");
 }
 
@@ -181,8 +181,8 @@ Status canonicalize_backward_cuda(float* dx, const float* x, const float* dout, 
                                   int64_t B, float last_norm, void* stream) {
   if (B <= 0) return Status::ok();
   if (B > 0x7fffffffLL) return invalid("batch too large for one launch");
-  canonicalize_backward_kernel<float>
-      <<<static_cast<unsigned>(B), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(dx, x, dout, work, lt, last_norm);
+  launch_kernel(canonicalize_backward_kernel<float>, dim3(static_cast<unsigned>(B)), dim3(kThreads), 0,
+                static_cast<cudaStream_t>(stream), dx, x, dout, work, lt, last_norm);
   return cuda_launch_status("canonicalize_backward_kernel");
 }
 

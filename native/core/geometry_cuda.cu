@@ -9,7 +9,7 @@
 // The loss uses one block per network (warps loop over its spheres, threads over its Euclidean block, then a
 // block_sum), and a second one-block kernel takes the mean over networks: deterministic, no atomics.
 // Shapes as in geometry.h: x, y, u, v, out [B·P]; dist out [B·F]; tt [B]; per_network [B]; loss [1].
-#include <cuda_runtime.h>
+// (cuda_runtime.h, or the CPU emulator in WSF_CUDA_EMU builds, comes through cuda_common.cuh)
 
 #include "core/cuda_common.cuh"
 #include "core/geometry.h"
@@ -434,7 +434,7 @@ Status check_grid(const SphereTable& t, int64_t B) {
   do {                                                                                          \
     if (B <= 0) return Status::ok();                                                            \
     WSF_RETURN_IF_ERROR(check_grid(t, B));                                                      \
-    kernel<float><<<warp_grid(t, B), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(__VA_ARGS__); \
+    launch_kernel(kernel<float>, warp_grid(t, B), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), __VA_ARGS__); \
     return cuda_launch_status(name);                                                            \
   } while (0)
 
@@ -475,10 +475,10 @@ Status geometry_loss_forward_cuda(float* loss, float* per_network, float* dpred,
   if (B <= 0) return Status::ok();
   if (B > 0x7fffffffLL) return invalid("batch too large for one launch");
   cudaStream_t st = static_cast<cudaStream_t>(stream);
-  loss_forward_kernel<float><<<static_cast<unsigned>(B), kThreads, 0, st>>>(per_network, dpred, pred, target, t, B,
-                                                                            mode == GeoMode::Reference);
+  launch_kernel(loss_forward_kernel<float>, dim3(static_cast<unsigned>(B)), dim3(kThreads), 0, st, per_network, dpred, pred,
+                target, t, B, mode == GeoMode::Reference);
   WSF_RETURN_IF_ERROR(cuda_launch_status("loss_forward_kernel"));
-  mean_kernel<float><<<1, 1024, 0, st>>>(loss, per_network, B);
+  launch_kernel(mean_kernel<float>, dim3(1), dim3(1024), 0, st, loss, per_network, B);
   return cuda_launch_status("mean_kernel");
 }
 
