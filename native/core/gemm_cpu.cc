@@ -272,4 +272,25 @@ void gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t
 }
 bool gemm_uses_avx2() { return use_avx2(); }
 
+namespace {
+template <typename T>
+void gemm_serial_impl(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t sap, const T* B, int64_t ldb,
+                      T* C, int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (!accumulate) {
+    for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(T) * N);
+  }
+  if (K > 0) gemm_block(int64_t(0), M, N, int64_t(0), K, A, sai, sap, B, ldb, C, ldc);
+}
+}  // namespace
+
+void gemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
+                 float* C, int64_t ldc, bool accumulate) {
+  gemm_serial_impl<float>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate);
+}
+void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B,
+                 int64_t ldb, double* C, int64_t ldc, bool accumulate) {
+  gemm_serial_impl<double>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate);
+}
+
 }  // namespace wsf

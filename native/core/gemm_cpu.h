@@ -18,6 +18,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t 
 void gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B, int64_t ldb,
           double* C, int64_t ldc, bool accumulate);
 
+// Single-threaded variants, for callers that already parallelise over blocks of rows.
+void gemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
+                 float* C, int64_t ldc, bool accumulate);
+void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B,
+                 int64_t ldb, double* C, int64_t ldc, bool accumulate);
+
 // True when the AVX2+FMA kernel is in use (for reports).
 bool gemm_uses_avx2();
 

@@ -540,6 +540,12 @@ class RtEngine {
       ops_.edge_combine_fwd(a.z, mD_[0], mD_[1], nD_[0], nD_[1], Bp(p.lin0_e), d_edge_row_, d_edge_col_, d_edge_rev_, M, D);
     });
     region("fwd.edge_mlp", [&] {
+      if constexpr (Ops::device == Device::Cpu) {
+        ops_.edge_mlp_fwd(a.ebar, a.exh2, a.ers2, a.eh3, a.exh3, a.ers3, e_out, a.z, e_in, W(p.lin1), Bp(p.lin1),
+                          params_ + p.eln0.g, params_ + p.eln0.b, W(p.edge_mlp0), W(p.edge_mlp2), Bp(p.edge_mlp2),
+                          params_ + p.eln1.g, params_ + p.eln1.b, M, D, H);
+        return;
+      }
       // ē = LN2(e + Lin1(GELU(z)))
       ops_.act_fwd(mD_[0], a.z, M * D, Act::Gelu);
       lin(mH_, mD_[0], p.lin1, M);
@@ -601,6 +607,13 @@ class RtEngine {
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H();
     region("bwd.edge_mlp", [&] {
+      if constexpr (Ops::device == Device::Cpu) {
+        ops_.edge_mlp_bwd(dE_in, mD_[1], grads_ + p.eln1.g, grads_ + p.eln1.b, dW(p.edge_mlp2), dB(p.edge_mlp2),
+                          dW(p.edge_mlp0), grads_ + p.eln0.g, grads_ + p.eln0.b, dW(p.lin1), dB(p.lin1), dE_out, a.exh3,
+                          a.ers3, params_ + p.eln1.g, a.eh3, a.ebar, W(p.edge_mlp2), W(p.edge_mlp0), a.exh2, a.ers2,
+                          params_ + p.eln0.g, a.z, W(p.lin1), M, D, H);
+        return;
+      }
       // e' = LN3(y3), y3 = ē + Lin_m2(GELU(Lin_m0(ē)))
       ops_.layernorm_bwd(dEbar_, grads_ + p.eln1.g, grads_ + p.eln1.b, dE_out, a.exh3, a.ers3, params_ + p.eln1.g, M, H, false);
       ops_.act_fwd(mD_[0], a.eh3, M * D, Act::Gelu);

@@ -104,6 +104,19 @@ struct CpuOps {
   // v[i] = flat[param[i]]
   void gather_flat(T* v, const T* flat, const int32_t* param, int64_t n);
 
+  // ---- fused pair MLP (CPU only; the engine uses the op sequence above on other backends) ----
+  // Forward of ē = LN2(e + Lin1(GELU(z))), h3 = Lin_m0(ē), e' = LN3(ē + Lin_m2(GELU(h3))) in row blocks that stay
+  // in cache; writes the same saved tensors as the op sequence (ē, x̂2, 1/σ2, h3, x̂3, 1/σ3, e').
+  void edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* z, const T* e_in, const T* W1,
+                    const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2, const T* bm2, const T* g3,
+                    const T* be3, int64_t M, int D, int H);
+  // Its backward from ∂L/∂e': writes ∂L/∂e (residual path) and ∂L/∂z, accumulates every parameter gradient
+  // (per-partition partials summed in a fixed order: deterministic for any thread count).
+  void edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2, T* dWm0, T* dg2, T* dbe2, T* dW1, T* db1,
+                    const T* dE_out, const T* xh3, const T* rs3, const T* g3, const T* h3, const T* ebar, const T* Wm2,
+                    const T* Wm0, const T* xh2, const T* rs2, const T* g2, const T* z, const T* W1, int64_t M, int D,
+                    int H);
+
   // ---- loss and optimiser ----
   // d = scale·(xhat − target); returns Σ (xhat − target)² (host value)
   double mse(T* d, const T* xhat, const T* target, int64_t n, double scale);

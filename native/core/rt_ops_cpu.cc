@@ -597,6 +597,172 @@ void CpuOps<T>::gather_flat(T* v, const T* flat, const int32_t* param, int64_t n
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// fused pair MLP
+namespace {
+
+constexpr int64_t kFuseRows = 96;   // rows per block: R×H and R×D scratch stay in L1/L2
+constexpr int64_t kFuseParts = 16;  // fixed partitions for the gradient partials (deterministic reduction)
+
+template <typename T>
+void act_rows(T* y, const T* x, int64_t n, Act a) {
+  if constexpr (std::is_same_v<T, float>) {
+    act_fwd_f32(y, x, n, a);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = act_value(x[i], a);
+  }
+}
+template <typename T>
+void act_grad_rows(T* dx, const T* dy, const T* x, int64_t n, Act a) {
+  if constexpr (std::is_same_v<T, float>) {
+    act_bwd_f32(dx, dy, x, n, a, false);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * act_grad(x[i], a);
+  }
+}
+// W (out × in, row-major) → Wᵀ (in × out).
+template <typename T>
+std::vector<T> transpose(const T* W, int out, int in) {
+  std::vector<T> t(static_cast<size_t>(out) * in);
+  for (int o = 0; o < out; ++o)
+    for (int i = 0; i < in; ++i) t[static_cast<size_t>(i) * out + o] = W[static_cast<size_t>(o) * in + i];
+  return t;
+}
+// LayerNorm forward of R rows (y may alias nothing else).
+template <typename T>
+void ln_rows(T* y, T* xhat, T* rstd, const T* x, const T* g, const T* b, int64_t R, int C) {
+  for (int64_t r = 0; r < R; ++r) {
+    const T* xr = x + r * C;
+    T mean = 0;
+    for (int c = 0; c < C; ++c) mean += xr[c];
+    mean /= C;
+    T var = 0;
+    for (int c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
+    var /= C;
+    const T rs = T(1) / std::sqrt(var + T(1e-5));
+    rstd[r] = rs;
+    for (int c = 0; c < C; ++c) {
+      const T h = (xr[c] - mean) * rs;
+      xhat[r * C + c] = h;
+      y[r * C + c] = h * g[c] + b[c];
+    }
+  }
+}
+// LayerNorm backward of R rows: dx = LN'(dy); dg += Σ dy·x̂, db += Σ dy.
+template <typename T>
+void ln_bwd_rows(T* dx, T* dg, T* db, const T* dy, const T* xhat, const T* rstd, const T* g, int64_t R, int C) {
+  for (int64_t r = 0; r < R; ++r) {
+    const T* dyr = dy + r * C;
+    const T* h = xhat + r * C;
+    T m1 = 0, m2 = 0;
+    for (int c = 0; c < C; ++c) {
+      const T d = dyr[c] * g[c];
+      m1 += d;
+      m2 += d * h[c];
+      dg[c] += dyr[c] * h[c];
+      db[c] += dyr[c];
+    }
+    m1 /= C;
+    m2 /= C;
+    for (int c = 0; c < C; ++c) dx[r * C + c] = rstd[r] * (dyr[c] * g[c] - m1 - h[c] * m2);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* z, const T* e_in,
+                             const T* W1, const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2,
+                             const T* bm2, const T* g3, const T* be3, int64_t M, int D, int H) {
+  const std::vector<T> W1t = transpose(W1, H, D), Wm0t = transpose(Wm0, D, H), Wm2t = transpose(Wm2, H, D);
+  const int64_t blocks = (M + kFuseRows - 1) / kFuseRows;
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1_) {
+    std::vector<T> tD(static_cast<size_t>(kFuseRows) * D), tH(static_cast<size_t>(kFuseRows) * H);
+    for (int64_t blk = b0; blk < b1_; ++blk) {
+      const int64_t r0 = blk * kFuseRows, R = std::min<int64_t>(kFuseRows, M - r0);
+      // y2 = e + GELU(z)·W1ᵀ + b1 → ē = LN2(y2)
+      act_rows(tD.data(), z + r0 * D, R * D, Act::Gelu);
+      gemm_serial(R, H, D, tD.data(), D, 1, W1t.data(), H, tH.data(), H, false);
+      for (int64_t r = 0; r < R; ++r)
+        for (int c = 0; c < H; ++c) tH[r * H + c] += b1[c] + e_in[(r0 + r) * H + c];
+      ln_rows(ebar + r0 * H, xh2 + r0 * H, rs2 + r0, tH.data(), g2, be2, R, H);
+      // h3 = ē·Wm0ᵀ; y3 = ē + GELU(h3)·Wm2ᵀ + bm2 → e' = LN3(y3)
+      gemm_serial(R, D, H, ebar + r0 * H, H, 1, Wm0t.data(), D, h3 + r0 * D, D, false);
+      act_rows(tD.data(), h3 + r0 * D, R * D, Act::Gelu);
+      gemm_serial(R, H, D, tD.data(), D, 1, Wm2t.data(), H, tH.data(), H, false);
+      for (int64_t r = 0; r < R; ++r)
+        for (int c = 0; c < H; ++c) tH[r * H + c] += bm2[c] + ebar[(r0 + r) * H + c];
+      ln_rows(e_out + r0 * H, xh3 + r0 * H, rs3 + r0, tH.data(), g3, be3, R, H);
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2, T* dWm0, T* dg2, T* dbe2, T* dW1,
+                             T* db1, const T* dE_out, const T* xh3, const T* rs3, const T* g3, const T* h3,
+                             const T* ebar, const T* Wm2, const T* Wm0, const T* xh2, const T* rs2, const T* g2,
+                             const T* z, const T* W1, int64_t M, int D, int H) {
+  const int64_t blocks = (M + kFuseRows - 1) / kFuseRows;
+  const int64_t parts = std::min<int64_t>(kFuseParts, std::max<int64_t>(blocks, 1));
+  // Per partition: dWm2 (H×D), dWm0 (D×H), dW1 (H×D), then vectors dbm2, db1, dg3, dbe3, dg2, dbe2 (H each).
+  const int64_t HD = static_cast<int64_t>(H) * D;
+  const int64_t stride = 3 * HD + 6 * H;
+  std::vector<T> partial(static_cast<size_t>(parts * stride), T(0));
+  parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<T> tH(static_cast<size_t>(kFuseRows) * H), tD1(static_cast<size_t>(kFuseRows) * D),
+        tD2(static_cast<size_t>(kFuseRows) * D);
+    for (int64_t part = p0; part < p1; ++part) {
+      T* P_ = partial.data() + part * stride;
+      T *pWm2 = P_, *pWm0 = P_ + HD, *pW1 = P_ + 2 * HD, *pbm2 = P_ + 3 * HD, *pb1 = pbm2 + H, *pg3 = pb1 + H,
+        *pbe3 = pg3 + H, *pg2 = pbe3 + H, *pbe2 = pg2 + H;
+      const int64_t bstart = blocks * part / parts, bend = blocks * (part + 1) / parts;
+      for (int64_t blk = bstart; blk < bend; ++blk) {
+        const int64_t r0 = blk * kFuseRows, R = std::min<int64_t>(kFuseRows, M - r0);
+        // dy3 = LN3'(∂L/∂e')
+        ln_bwd_rows(tH.data(), pg3, pbe3, dE_out + r0 * H, xh3 + r0 * H, rs3 + r0, g3, R, H);
+        // dWm2 += dy3ᵀ·GELU(h3); dbm2 += Σ dy3
+        act_rows(tD1.data(), h3 + r0 * D, R * D, Act::Gelu);
+        gemm_serial(H, D, R, tH.data(), 1, H, tD1.data(), D, pWm2, D, true);
+        for (int64_t r = 0; r < R; ++r)
+          for (int c = 0; c < H; ++c) pbm2[c] += tH[r * H + c];
+        // dh3 = (dy3·Wm2) ⊙ GELU'(h3)
+        gemm_serial(R, D, H, tH.data(), H, 1, Wm2, D, tD2.data(), D, false);
+        act_grad_rows(tD2.data(), tD2.data(), h3 + r0 * D, R * D, Act::Gelu);
+        // dWm0 += dh3ᵀ·ē; dē = dy3 + dh3·Wm0
+        gemm_serial(D, H, R, tD2.data(), 1, D, ebar + r0 * H, H, pWm0, H, true);
+        gemm_serial(R, H, D, tD2.data(), D, 1, Wm0, H, tH.data(), H, true);
+        // dy2 = LN2'(dē) → ∂L/∂e (the residual path; the caller adds the other contributions)
+        ln_bwd_rows(dE_in + r0 * H, pg2, pbe2, tH.data(), xh2 + r0 * H, rs2 + r0, g2, R, H);
+        // dW1 += dy2ᵀ·GELU(z); db1 += Σ dy2; dz = (dy2·W1) ⊙ GELU'(z)
+        act_rows(tD1.data(), z + r0 * D, R * D, Act::Gelu);
+        gemm_serial(H, D, R, dE_in + r0 * H, 1, H, tD1.data(), D, pW1, D, true);
+        for (int64_t r = 0; r < R; ++r)
+          for (int c = 0; c < H; ++c) pb1[c] += dE_in[(r0 + r) * H + c];
+        gemm_serial(R, D, H, dE_in + r0 * H, H, 1, W1, D, dz + r0 * D, D, false);
+        act_grad_rows(dz + r0 * D, dz + r0 * D, z + r0 * D, R * D, Act::Gelu);
+      }
+    }
+  });
+  // Fixed-order reduction of the partitions into the gradients.
+  for (int64_t part = 0; part < parts; ++part) {
+    const T* P_ = partial.data() + part * stride;
+    for (int64_t i = 0; i < HD; ++i) {
+      dWm2[i] += P_[i];
+      dWm0[i] += P_[HD + i];
+      dW1[i] += P_[2 * HD + i];
+    }
+    const T* v = P_ + 3 * HD;
+    for (int c = 0; c < H; ++c) {
+      dbm2[c] += v[c];
+      db1[c] += v[H + c];
+      dg3[c] += v[2 * H + c];
+      dbe3[c] += v[3 * H + c];
+      dg2[c] += v[4 * H + c];
+      dbe2[c] += v[5 * H + c];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // loss and optimiser
 template <typename T>
 double CpuOps<T>::mse(T* d, const T* xhat, const T* target, int64_t n, double scale) {

@@ -1,0 +1,101 @@
+// CPU benchmark of the relational-transformer engine at the thesis sizes: a full training step (forward,
+// fused-MSE backward, Adam) and sampling throughput (forward passes in inference mode), with the engine's own
+// memory accounting and a per-region time profile. The sparse PyTorch peer's recorded figures on the same
+// 2-core CPU kind (DESIGN.md) are included so the ratio is printed; when python3 has torch, the peer is run in
+// the same process tree instead (bench/peer/sparse_rt_torch.py with PEER_DEVICE=cpu).
+//
+//   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N]
+// Needs build/Release/wsflow.node and dist/ (npx tsc -p tsconfig.build.json).
+import { execSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { binding } = require(path.join(root, 'dist', 'native', 'binding.js'));
+const b = binding();
+const argv = process.argv.slice(2);
+const get = (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : d; };
+const repeats = Number(get('--repeats', '5'));
+const only = get('--only')?.split(',');
+if (get('--threads')) b.setNumThreads(Number(get('--threads')));
+
+// Recorded: sparse PyTorch peer, eager, 2 threads, on this CPU kind (DESIGN.md "Performance targets").
+const PEER_CPU_MS = { wdbc: 1274, mnist: 1554, 'wdbc-d32-b16': 261 };
+
+const CONFIGS = [
+  { name: 'wdbc', widths: [30, 16, 16, 2], D: 64, B: 32, mode: 'sparse' },
+  { name: 'mnist', widths: [784, 10, 10], D: 32, B: 8, mode: 'sparse' },
+  { name: 'wdbc-d32-b16', widths: [30, 16, 16, 2], D: 32, B: 16, mode: 'sparse' },
+  { name: 'wdbc-dense', widths: [30, 16, 16, 2], D: 64, B: 32, mode: 'dense' },
+  { name: 'mnist-wide', widths: [784, 128, 128, 10], D: 32, B: 8, mode: 'sparse' },
+];
+
+function run(c) {
+  const L = c.widths.length - 1;
+  const cfg = { D: c.D, layers: 5, heads: 1, inputSlots: c.widths[0], hiddenSlots: L - 1, outputSlots: c.widths[L], mode: c.mode,
+    timeRule: 'all', dirEmbed: c.mode === 'sparse', reverseValue: c.mode === 'sparse', inFeatures: 1 };
+  const e = new b.NativeEngine(cfg, 1, 'cpu', 'f32');
+  e.setGraph(Array.from({ length: c.B }, () => c.widths));
+  const gi = e.graphInfo();
+  const rnd = (n) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
+  const xt = rnd(gi.P), tgt = rnd(gi.P), out = new Float32Array(gi.P), t = new Float32Array(c.B).fill(0.5);
+  const step = () => { e.forward(xt, t, out, true); e.zeroGrad(); e.mse(tgt, true); e.adamStep(1e-3, 0.9, 0.999, 1e-8, 0, 0); };
+  step(); // warm-up (allocation)
+  const times = [];
+  for (let i = 0; i < repeats; i++) { const t0 = performance.now(); step(); times.push(performance.now() - t0); }
+  e.setProfiling(true); step(); const prof = e.profile(); e.setProfiling(false);
+  const held = e.bytesHeld();
+  e.dispose();
+  // Sampling: inference-mode forward passes at batch 64 (or B when smaller graphs would not fit time).
+  const SB = c.name.startsWith('mnist-wide') ? 8 : 64;
+  const s = new b.NativeEngine(cfg, 1, 'cpu', 'f32');
+  s.setGraph(Array.from({ length: SB }, () => c.widths));
+  const sp = s.graphInfo().P;
+  const sx = rnd(sp), so = new Float32Array(sp), st = new Float32Array(SB).fill(0.3);
+  s.forward(sx, st, so, false);
+  const ft = [];
+  for (let i = 0; i < Math.max(2, Math.min(repeats, 3)); i++) { const t0 = performance.now(); s.forward(sx, st, so, false); ft.push(performance.now() - t0); }
+  s.dispose();
+  const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+  const fwdMs = med(ft);
+  return {
+    config: c.name, widths: c.widths, D: c.D, B: c.B, mode: c.mode, graph: gi,
+    train_ms_median: +med(times).toFixed(1), train_ms_min: +Math.min(...times).toFixed(1), repeats,
+    engine_mib: +(held / 2 ** 20).toFixed(1),
+    sample_forward_ms_batch: +fwdMs.toFixed(1), sample_batch: SB, nets_per_s_64_steps: +((SB / (fwdMs * 64)) * 1000).toFixed(2),
+    profile_ms: Object.fromEntries(Object.entries(prof).map(([k, v]) => [k, +(v.seconds * 1e3).toFixed(1)])),
+    peer_cpu_ms_recorded: PEER_CPU_MS[c.name] ?? null,
+    speedup_vs_peer: PEER_CPU_MS[c.name] ? +(PEER_CPU_MS[c.name] / med(times)).toFixed(2) : null,
+  };
+}
+
+let sha = 'unknown';
+try { sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* copied tree */ }
+const rows = [];
+for (const c of CONFIGS) {
+  if (only && !only.includes(c.name)) continue;
+  const r = run(c);
+  rows.push(r);
+  console.log(`${r.config.padEnd(14)} train ${String(r.train_ms_median).padStart(8)} ms (min ${r.train_ms_min})  engine ${r.engine_mib} MiB  sampling ${r.nets_per_s_64_steps} nets/s` +
+    (r.peer_cpu_ms_recorded ? `  | peer ${r.peer_cpu_ms_recorded} ms → ${r.speedup_vs_peer}×` : ''));
+}
+let peerLive = null;
+const hasTorch = spawnSync('python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+if (!hasTorch) console.log('\n(no PyTorch here: the peer comparison uses its recorded CPU figures from DESIGN.md)');
+else peerLive = 'torch present: run PEER_DEVICE=cpu python3 bench/peer/sparse_rt_torch.py eager for a same-run comparison';
+const result = {
+  kind: 'wsflow-engine-cpu', date: new Date().toISOString(), commit: sha,
+  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version },
+  build: b.buildInfo(), rows, peerLive,
+};
+if (!argv.includes('--no-write')) {
+  const dir = path.join(root, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${result.date.slice(0, 10)}-${sha}-cpu-engine.json`);
+  fs.writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
+  console.log(`wrote ${path.relative(root, file)}`);
+}
