@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const scripts = ['engine.mjs', 'geometry.mjs', 'zoo.mjs'];
+const scripts = ['engine.mjs', 'flow.mjs', 'geometry.mjs', 'zoo.mjs'];
 let failed = 0;
 for (const s of scripts) {
   console.log(`\n== bench/${s}`);

@@ -151,6 +151,19 @@ export class VectorField {
     return this.n.getStepCount();
   }
 
+  /**
+   * Turns the per-region time profile on or off (and clears it). Regions synchronise the device, so profiling
+   * slows training a little; `WSF_PROFILE=1` turns it on for every field.
+   */
+  setProfiling(on: boolean): void {
+    this.n.setProfiling(on);
+  }
+
+  /** Seconds and call counts per engine region ('fwd.attention', 'bwd.qkv', 'adam', …) since profiling started. */
+  profile(): Record<string, { seconds: number; calls: number }> {
+    return this.n.profile();
+  }
+
   /** Bytes of native (host or device) memory the field holds right now. */
   get bytesHeld(): number {
     return this.n.bytesHeld();

@@ -136,6 +136,8 @@ export interface SampleOptions {
   velocity?: 'riemannian' | 'x0-anchored';
   /** Called after each batch with the number of networks done. */
   onProgress?: (done: number, total: number) => void;
+  /** Called with each batch's state before every solver step and once at the end (t = 1), e.g. to record trajectories. */
+  onStep?: (x: Float32Array, t: number, batchStart: number) => void;
 }
 
 const FORMAT = 'wsflow.flow/1';
@@ -570,8 +572,13 @@ export class FlowMatcher {
         x = integrate(x, grid, solver, {
           velocity: vel,
           move: (y, v, dt) => this.move(y, v, dt),
-          ...(opts.noise !== undefined && opts.noise.scale > 0 ? { beforeStep: (y: Float32Array, t: number, dt: number) => this.addNoise(y, t, dt, opts.noise!, rng) } : {}),
+          beforeStep: (y: Float32Array, t: number, dt: number) => {
+            const z = opts.noise !== undefined && opts.noise.scale > 0 ? this.addNoise(y, t, dt, opts.noise, rng) : y;
+            opts.onStep?.(z, t, start);
+            return z;
+          },
         });
+        opts.onStep?.(x, grid[grid.length - 1]!, start);
         if (this.canonical && sem === 'corrected') x = this.geom.canonicalize(x);
         out.set(x, start * P);
         opts.onProgress?.(start + B, n);
