@@ -1,0 +1,72 @@
+/**
+ * Sizes of `wsflow demo` (and the defaults the `reproduce` experiments start from), in one place.
+ *
+ * - `quick`: sized to finish in under 5 minutes on a 2-core CPU under load (measured; see CHANGELOG/README):
+ *   a small WDBC zoo, a small sparse flow trained for a few hundred steps, 128 samples.
+ * - `paper`: the thesis' sizes for WDBC (METHOD.md §9): 100 runs × 50 epochs (8,000 networks), a 5-layer D=64
+ *   relational transformer trained 250k steps with batch 32, and the thesis' step counts — meant for a GPU.
+ */
+import type { GraphMode } from '../engine/VectorField.js';
+
+/** One demo configuration. */
+export interface DemoPreset {
+  /** WDBC zoo: runs × epochs (the checkpoint schedule is the thesis' wdbc preset). */
+  readonly runs: number;
+  readonly epochs: number;
+  /** Vector field. */
+  readonly d: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly graph: GraphMode;
+  /** Flow training. */
+  readonly steps: number;
+  readonly batch: number;
+  readonly lr: number;
+  /** Samples for the main evaluation and the Euler steps they are generated with. */
+  readonly samples: number;
+  readonly sampleSteps: number;
+  /** Euler step counts of the accuracy-vs-steps plot, and networks per point. */
+  readonly stepSweep: readonly number[];
+  readonly sweepSamples: number;
+  /** Model-averaging ensemble sizes (each ≤ samples). */
+  readonly bma: readonly number[];
+}
+
+/** The demo presets. Change the defaults here. */
+export const DEMO_PRESETS: Readonly<Record<'quick' | 'paper', DemoPreset>> = Object.freeze({
+  quick: Object.freeze({
+    runs: 20,
+    epochs: 50,
+    d: 16,
+    layers: 3,
+    heads: 1,
+    graph: 'sparse',
+    steps: 600,
+    batch: 32,
+    lr: 2e-3,
+    samples: 128,
+    sampleSteps: 32,
+    stepSweep: Object.freeze([4, 8, 16, 32]),
+    sweepSamples: 48,
+    bma: Object.freeze([1, 4, 16, 64]),
+  }),
+  paper: Object.freeze({
+    runs: 100,
+    epochs: 50,
+    d: 64,
+    layers: 5,
+    heads: 1,
+    graph: 'sparse',
+    steps: 250_000,
+    batch: 32,
+    lr: 1e-3,
+    samples: 256,
+    sampleSteps: 64,
+    stepSweep: Object.freeze([8, 64, 128, 256, 512]),
+    sweepSamples: 256,
+    bma: Object.freeze([1, 4, 8, 16, 32, 64]),
+  }),
+});
+
+/** A preset name. */
+export type DemoScale = keyof typeof DEMO_PRESETS;
