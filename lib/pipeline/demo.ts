@@ -117,6 +117,8 @@ function resolvePreset(scale: DemoScale, o: Partial<DemoPreset> | undefined): De
   }
   if (!Number.isInteger(p.steps) || p.steps < 0) throw bad('steps', p.steps, 'an integer ≥ 0');
   if (!(p.lr > 0)) throw bad('lr', p.lr, 'a positive number');
+  if (p.time !== 'beta' && p.time !== 'uniform') throw bad('time', p.time, "'beta' or 'uniform'");
+  if (!(p.ema >= 0 && p.ema < 1)) throw bad('ema', p.ema, 'a number in [0, 1)');
   if (p.d % p.heads !== 0) throw bad('heads', p.heads, `a divisor of d = ${p.d}`);
   const bma = p.bma.filter((n) => n <= p.samples);
   return { ...p, bma: bma.length > 0 ? bma : [1] };
@@ -139,7 +141,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
   const dir = opts.out ?? 'wsflow-demo';
   const device = resolveDevice(opts.device);
   const log = opts.log ?? ((): void => undefined);
-  const prog = (label: string, total: number, unit: string): ProgressOptions => (opts.progress === false ? { silent: true } : { ...(opts.progress ?? {}), label, total, unit });
+  const base: ProgressOptions = opts.progress === false ? { silent: true } : (opts.progress ?? {});
+  const prog = (label: string, total: number, unit: string): ProgressOptions => ({ ...base, label, total, unit });
   const interrupted = (): never => {
     throw new WsfError('demo interrupted; the zoo and flow checkpoints finished so far are kept and a re-run resumes from them', 'ERR_INTERRUPTED');
   };
@@ -159,7 +162,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
   const zooDir = path.join(dir, 'zoo');
   log(`building a WDBC zoo: ${p.runs} runs × ${p.epochs} epochs`);
   const zr = await time('zoo', () =>
-    buildZoo({ task, out: path.join(zooDir, ZOO_FILE), runs: p.runs, epochs: p.epochs, seed, overwrite: true, ...(opts.signal !== undefined ? { signal: opts.signal } : {}), progress: prog('zoo', 0, 'steps') }),
+    buildZoo({ task, out: path.join(zooDir, ZOO_FILE), runs: p.runs, epochs: p.epochs, seed, overwrite: true, ...(opts.signal !== undefined ? { signal: opts.signal } : {}), progress: base }),
   );
   const zoo = zr.zoo;
   const arch = zoo.arch;
@@ -201,8 +204,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
       zoo: alignedZoo,
       zooFile: alignedFile,
       out: flowDir,
-      flow: { geometry: g, seed, field: { D: p.d, layers: p.layers, heads: p.heads, graph: p.graph } },
-      train: { steps: p.steps, batchSize: p.batch, lr: p.lr, checkpointEvery: Math.max(50, Math.round(p.steps / 10)), logEvery: Math.max(1, Math.round(p.steps / 100)) },
+      flow: { geometry: g, seed, time: p.time, field: { D: p.d, layers: p.layers, heads: p.heads, graph: p.graph } },
+      train: { steps: p.steps, batchSize: p.batch, lr: p.lr, ema: p.ema, checkpointEvery: Math.max(50, Math.round(p.steps / 10)), logEvery: Math.max(1, Math.round(p.steps / 100)) },
       device,
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
       ...(opts.command !== undefined ? { command: opts.command } : {}),

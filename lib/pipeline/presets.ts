@@ -22,6 +22,10 @@ export interface DemoPreset {
   readonly steps: number;
   readonly batch: number;
   readonly lr: number;
+  /** Training-time distribution: 'beta' (Beta(1,2), the thesis) or 'uniform'. */
+  readonly time: 'beta' | 'uniform';
+  /** EMA decay of the parameters used for sampling (0: off; the thesis used none). */
+  readonly ema: number;
   /** Samples for the main evaluation and the Euler steps they are generated with. */
   readonly samples: number;
   readonly sampleSteps: number;
@@ -44,10 +48,12 @@ export const DEMO_PRESETS: Readonly<Record<'quick' | 'paper', DemoPreset>> = Obj
     steps: 600,
     batch: 32,
     lr: 2e-3,
+    time: 'beta',
+    ema: 0.99,
     samples: 128,
     sampleSteps: 32,
-    stepSweep: Object.freeze([4, 8, 16, 32]),
-    sweepSamples: 48,
+    stepSweep: Object.freeze([4, 8, 16, 32, 64]),
+    sweepSamples: 32,
     bma: Object.freeze([1, 4, 16, 64]),
   }),
   paper: Object.freeze({
@@ -60,6 +66,8 @@ export const DEMO_PRESETS: Readonly<Record<'quick' | 'paper', DemoPreset>> = Obj
     steps: 250_000,
     batch: 32,
     lr: 1e-3,
+    time: 'beta',
+    ema: 0,
     samples: 256,
     sampleSteps: 64,
     stepSweep: Object.freeze([8, 64, 128, 256, 512]),

@@ -44,6 +44,8 @@ export function demoReportHtml(s: DemoSummary, d: DemoDetails): string {
     xLabel: 'Euler steps',
     yLabel: 'test accuracy (mean ± std)',
     logX: true,
+    xTicks: head.stepSweep.map((p) => p.steps),
+    legend: 'left',
     series: [
       ...s.flows.map((f) => ({ name: f.geometry, points: f.stepSweep.map((p) => [p.steps, p.accuracy.mean] as const), band: f.stepSweep.map((p) => p.accuracy.std), color: COLORS[f.geometry] ?? PALETTE[3]! })),
       { name: 'trained', points: head.stepSweep.map((p) => [p.steps, trainedAcc] as const), color: '#555', dashed: true, markers: false },
@@ -54,6 +56,8 @@ export function demoReportHtml(s: DemoSummary, d: DemoDetails): string {
     xLabel: 'networks averaged (n)',
     yLabel: 'test accuracy',
     logX: true,
+    xTicks: head.bma.map((p) => p.n),
+    legend: 'left',
     series: [
       ...s.flows.map((f) => ({ name: `${f.geometry} samples`, points: f.bma.map((p) => [p.n, p.accuracy.mean] as const), band: f.bma.map((p) => p.accuracy.std), color: COLORS[f.geometry] ?? PALETTE[3]! })),
       { name: 'trained networks', points: head.trainedBma.map((p) => [p.n, p.accuracy.mean] as const), color: '#555', dashed: true },
@@ -101,7 +105,7 @@ judged on the test split against the trained networks and two baselines, in the 
 <div class="grid">${lossPlot}${stepsPlot}${bmaPlot}${hist}</div>
 <h2>Training</h2>
 <table><tr><th>flow</th><th>steps</th><th>final loss</th><th>steps/s</th><th>train time</th><th>sample time</th></tr>${trainRows}</table>
-<p class="muted">Vector field: sparse relational transformer, D=${c.d}, ${c.layers} layers, ${c.heads} head(s), ${esc(c.graph)} graph; batch ${c.batch}, Adam lr ${c.lr}; ${c.samples} samples with ${c.sampleSteps} Euler steps; seed ${c.seed}.
+<p class="muted">Vector field: sparse relational transformer, D=${c.d}, ${c.layers} layers, ${c.heads} head(s), ${esc(c.graph)} graph; batch ${c.batch}, Adam lr ${c.lr}, ${esc(c.time)} training times, ${c.ema > 0 ? `EMA ${c.ema} of the parameters for sampling` : 'no EMA'}; ${c.samples} samples with ${c.sampleSteps} Euler steps; seed ${c.seed}.
 Timings: ${Object.entries(s.timings).map(([k, v]) => `${esc(k)} ${secs(v)}`).join(', ')}.</p>
 <p class="muted">Command: <code>${esc(s.command ?? 'runDemo()')}</code>. Files: <code>summary.json</code>, <code>zoo/</code>, <code>flows/</code>, <code>samples/</code> beside this page.</p>
 </body></html>

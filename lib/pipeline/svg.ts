@@ -27,6 +27,10 @@ export interface LineChartOptions {
   readonly height?: number;
   /** Fixed y range (default: from the data, padded). */
   readonly yRange?: readonly [number, number];
+  /** Tick positions on the x axis (default: chosen from the range). */
+  readonly xTicks?: readonly number[];
+  /** Legend corner (default 'right'). */
+  readonly legend?: 'right' | 'left';
 }
 
 /** A palette that stays readable for colour-blind readers (Okabe–Ito). */
@@ -99,12 +103,15 @@ function axes(f: Frame, xs: number[], ys: number[], sx: (v: number) => number, s
   return s;
 }
 
-function legend(f: Frame, items: readonly { name: string; color: string; dashed?: boolean }[]): string {
-  let s = '';
-  let y = f.top + 12;
+function legend(f: Frame, items: readonly { name: string; color: string; dashed?: boolean }[], corner: 'right' | 'left' = 'right'): string {
+  if (items.length === 0) return '';
+  const w = Math.max(...items.map((it) => it.name.length)) * 6.3 + 34;
+  const x0 = corner === 'right' ? f.right - w - 6 : f.left + 6;
+  let s = `<rect x="${x0}" y="${f.top + 4}" width="${w}" height="${items.length * 14 + 6}" fill="#fff" fill-opacity="0.85" stroke="#ddd"/>`;
+  let y = f.top + 16;
   for (const it of items) {
-    s += `<line x1="${f.right - 150}" x2="${f.right - 130}" y1="${y - 4}" y2="${y - 4}" stroke="${it.color}" stroke-width="2.5"${it.dashed === true ? ' stroke-dasharray="5 3"' : ''}/>`;
-    s += `<text x="${f.right - 125}" y="${y}" fill="#222">${esc(it.name)}</text>`;
+    s += `<line x1="${x0 + 6}" x2="${x0 + 24}" y1="${y - 4}" y2="${y - 4}" stroke="${it.color}" stroke-width="2.5"${it.dashed === true ? ' stroke-dasharray="5 3"' : ''}/>`;
+    s += `<text x="${x0 + 29}" y="${y}" fill="#222">${esc(it.name)}</text>`;
     y += 14;
   }
   return `<g>${s}</g>`;
@@ -142,7 +149,7 @@ export function lineChart(o: LineChartOptions): string {
   const ty = (v: number): number => (o.logY ? Math.log(v) : v);
   const sx = (v: number): number => f.left + ((tx(v) - tx(x0)) / (tx(x1) - tx(x0))) * (f.right - f.left);
   const sy = (v: number): number => f.bottom - ((ty(Math.min(Math.max(v, y0), y1)) - ty(y0)) / (ty(y1) - ty(y0))) * (f.bottom - f.top);
-  const xt = o.logX ? logTicks(x0, x1) : ticks(x0, x1);
+  const xt = o.xTicks !== undefined ? o.xTicks.filter((v) => v >= x0 && v <= x1) : o.logX ? logTicks(x0, x1) : ticks(x0, x1);
   const yt = o.logY ? logTicks(y0, y1) : ticks(y0, y1);
   let s = header(f, o.title) + axes(f, xt, yt, sx, sy, o.xLabel, o.yLabel);
   o.series.forEach((ser, k) => {
@@ -160,6 +167,7 @@ export function lineChart(o: LineChartOptions): string {
   s += legend(
     f,
     o.series.map((ser, k) => ({ name: ser.name, color: ser.color ?? PALETTE[k % PALETTE.length]!, ...(ser.dashed !== undefined ? { dashed: ser.dashed } : {}) })),
+    o.legend,
   );
   return s + '</svg>';
 }
@@ -208,6 +216,7 @@ export function histogram(o: HistogramOptions): string {
   s += legend(
     f,
     o.series.map((ser, k) => ({ name: `${ser.name} (n=${ser.values.length})`, color: ser.color ?? PALETTE[k % PALETTE.length]! })),
+    'left',
   );
   return s + '</svg>';
 }

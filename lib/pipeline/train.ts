@@ -65,7 +65,7 @@ interface LogFile {
   format: 'wsflow-train-log/1';
   wsflow: string;
   command: string | null;
-  zoo: { file: string; task: string; arch: readonly number[]; networks: number; aligned: boolean };
+  zoo: { file: string; task: string; arch: readonly number[]; networks: number; aligned: boolean; fingerprint: string | null };
   device: string;
   flow: unknown;
   field: unknown;
@@ -112,7 +112,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
   const seed = o.flow?.seed ?? 0;
   const data = subset(o.zoo, o.maxNetworks, seed);
   const fm = FlowMatcher.create({ ...(o.flow ?? {}), arch: o.zoo.arch, ...(o.device !== undefined ? { device: o.device } : {}) });
-  const zooRecord = { file: o.zooFile, task: o.zoo.task, arch: o.zoo.arch.widths, networks: data.n, aligned: o.zoo.metadata.aligned_to !== undefined };
+  const zooRecord = { file: o.zooFile, task: o.zoo.task, arch: o.zoo.arch.widths, networks: data.n, aligned: o.zoo.metadata.aligned_to !== undefined, fingerprint: o.zoo.metadata.fingerprint ?? null };
   let previous: LogFile | undefined;
   let resumedFrom = 0;
   try {
@@ -130,8 +130,8 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
       }
       if (fs.existsSync(logFile)) {
         previous = JSON.parse(fs.readFileSync(logFile, 'utf8')) as LogFile;
-        if (previous.zoo.file !== zooRecord.file || previous.zoo.networks !== zooRecord.networks) {
-          throw new WsfError(`${checkpointFile} was trained on ${previous.zoo.file} (${previous.zoo.networks} networks), not ${zooRecord.file} (${zooRecord.networks}); use the same zoo to resume, or pass --restart`, 'ERR_INVALID');
+        if (previous.zoo.file !== zooRecord.file || previous.zoo.networks !== zooRecord.networks || (previous.zoo.fingerprint ?? null) !== zooRecord.fingerprint) {
+          throw new WsfError(`${checkpointFile} was trained on ${previous.zoo.file} (${previous.zoo.networks} networks${previous.zoo.fingerprint !== zooRecord.fingerprint ? ', another build' : ''}), not ${zooRecord.file} (${zooRecord.networks}); use the same zoo to resume, or pass --restart`, 'ERR_INVALID');
         }
       }
       resumedFrom = Number(md.step ?? '0');
@@ -175,11 +175,13 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     );
     const seconds = (performance.now() - t0) / 1000;
     const stepsPerS = (r.step - resumedFrom) / Math.max(seconds, 1e-9);
+    // Nothing left to train (resumed at the last step): report the last recorded loss.
+    const loss = Number.isFinite(r.loss) ? r.loss : (records.at(-1)?.loss ?? NaN);
     fm.save(flowFile, { task: o.zoo.task, zoo_file: o.zooFile, zoo_aligned: String(zooRecord.aligned), train: JSON.stringify(log.train) });
-    log.result = { status: 'done', step: r.step, loss: Number.isFinite(r.loss) ? r.loss : null, seconds, resumedFrom, stepsPerS };
+    log.result = { status: 'done', step: r.step, loss: Number.isFinite(loss) ? loss : null, seconds, resumedFrom, stepsPerS };
     writeLog();
-    bar?.done({ loss: r.loss });
-    return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom, loss: r.loss, seconds, stepsPerS, log: records, networks: data.n };
+    bar?.done({ loss });
+    return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom, loss, seconds, stepsPerS, log: records, networks: data.n };
   } catch (e) {
     const interrupted = (e as WsfError).code === 'ERR_INTERRUPTED';
     log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds: (performance.now() - t0) / 1000, resumedFrom, stepsPerS: 0, message: (e as Error).message };

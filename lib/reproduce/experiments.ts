@@ -57,7 +57,7 @@ const commonNotes = (scale: Scale, cfg: FlowExperimentConfig): string[] => [
 // wdbc
 
 const WDBC: Record<Scale, FlowExperimentConfig> = {
-  quick: { task: 'wdbc', zoo: { runs: 20, epochs: 50 }, field: { d: 16, layers: 2, heads: 1 }, train: { steps: 400, batch: 32, lr: 2e-3 }, sample: { n: 64, steps: 32 } },
+  quick: { task: 'wdbc', zoo: { runs: 20, epochs: 50 }, field: { d: 16, layers: 3, heads: 1 }, train: { steps: 400, batch: 32, lr: 2e-3, ema: 0.98 }, sample: { n: 64, steps: 32 } },
   paper: { task: 'wdbc', zoo: { runs: 100, epochs: 50 }, field: { d: 64, layers: 5, heads: 1 }, train: { steps: 250_000, batch: 32, lr: 1e-3 }, sample: { n: 256, steps: 64 } },
 };
 

@@ -30,6 +30,8 @@ and is meant for a GPU. Re-running reuses the zoo and finished flows; Ctrl-C kee
     layers: { type: 'int', min: 0, max: 64, metavar: 'N', description: 'vector-field layers (default: the preset)' },
     batch: { type: 'int', min: 1, max: 1 << 20, metavar: 'N', description: 'networks per training step (default: the preset)' },
     lr: { type: 'number', above: 0, metavar: 'X', description: 'learning rate (default: the preset)' },
+    time: { type: 'string', choices: ['beta', 'uniform'], description: 'training-time distribution (default: the preset)' },
+    ema: { type: 'number', min: 0, max: 0.9999, metavar: 'X', description: 'EMA decay of the parameters used for sampling, 0 = off (default: the preset)' },
     samples: { type: 'int', min: 1, max: 1e6, metavar: 'N', description: 'networks to generate (default: the preset)' },
     'sample-steps': { type: 'int', min: 1, max: 1e6, metavar: 'N', description: 'Euler steps of the generated networks (default: the preset)' },
     ...COMMON,
@@ -47,7 +49,7 @@ function text(s: DemoSummary): string {
     rows.push([`average of ${f.baselines.average.k} trained${tag}`, pm(f.baselines.average.accuracy), pm(f.baselines.average.loss)]);
   }
   const bmaHead = ['model averaging', ...head.bma.map((p) => `n=${p.n}`)];
-  const bmaRows = [...s.flows.map((f) => [`${f.geometry} samples`, ...f.bma.map((p) => p.accuracy.mean.toFixed(4))]), ['trained networks', ...head.trainedBma.map((p) => p.accuracy.mean.toFixed(4))]];
+  const bmaRows = [...s.flows.map((f) => [`${f.geometry} samples`, ...f.bma.map((p) => p.accuracy.mean.toFixed(4))]), ['trained networks', ...head.bma.map((p) => head.trainedBma.find((q) => q.n === p.n)?.accuracy.mean.toFixed(4) ?? '—')]];
   return [
     `wsflow demo — ${s.task.toUpperCase()} ${s.arch.join('-')}, ${s.scale} scale, ${s.backend} (${s.threads} threads)`,
     `zoo: ${s.zoo.networks} networks (${s.zoo.runs} runs × ${s.zoo.epochs} epochs), test accuracy ${pm(s.zoo.testAccuracy)}${s.zoo.reused ? ' (reused)' : ''}; aligned: distance ${s.alignment.distanceBefore.toFixed(3)} → ${s.alignment.distanceAfter.toFixed(3)}`,
@@ -77,6 +79,8 @@ export const demoCommand: CliCommand = {
       ...(v.layers !== undefined ? { layers: v.layers } : {}),
       ...(v.batch !== undefined ? { batch: v.batch } : {}),
       ...(v.lr !== undefined ? { lr: v.lr } : {}),
+      ...(v.time !== undefined ? { time: v.time as 'beta' | 'uniform' } : {}),
+      ...(v.ema !== undefined ? { ema: v.ema } : {}),
       ...(v.samples !== undefined ? { samples: v.samples } : {}),
       ...(v['sample-steps'] !== undefined ? { sampleSteps: v['sample-steps'] } : {}),
     };
