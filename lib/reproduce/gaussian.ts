@@ -31,7 +31,7 @@ interface GaussianConfig {
 }
 
 const CONFIG: Record<Scale, GaussianConfig> = {
-  quick: { arch: [30, 16, 16, 2], pool: 2048, field: { D: 16, layers: 2, heads: 1 }, steps: 300, batch: 16, lr: 2e-3, sigma: 1e-3, samples: 96, sampleSteps: 100, epsilon: 0.05 },
+  quick: { arch: [30, 16, 16, 2], pool: 2048, field: { D: 16, layers: 2, heads: 1 }, steps: 1000, batch: 16, lr: 2e-3, sigma: 1e-3, samples: 96, sampleSteps: 100, epsilon: 0.05 },
   paper: { arch: [30, 16, 16, 2], pool: 16384, field: { D: 32, layers: 5, heads: 1 }, steps: 20_000, batch: 16, lr: 1e-3, sigma: 1e-3, samples: 1000, sampleSteps: 100, epsilon: 0.05 },
 };
 
