@@ -21,7 +21,10 @@ function secs(s: number): string {
 export function demoReportHtml(s: DemoSummary, d: DemoDetails): string {
   const rows: string[] = [];
   const head = s.flows[0]!;
-  rows.push(`<tr><td>trained networks (${head.space})</td><td>${pm(head.trainedAccuracy)}</td><td>${pm(head.trainedLoss)}</td></tr>`);
+  for (const space of new Set(s.flows.map((f) => f.space))) {
+    const f = s.flows.find((x) => x.space === space)!;
+    rows.push(`<tr><td>trained networks (${space === 'canonical' ? 'canonicalised' : 'raw weights'})</td><td>${pm(f.trainedAccuracy)}</td><td>${pm(f.trainedLoss)}</td></tr>`);
+  }
   for (const f of s.flows) rows.push(`<tr class="flow"><td>${esc(f.geometry)} flow samples</td><td>${pm(f.sampleAccuracy)}</td><td>${pm(f.sampleLoss)}</td></tr>`);
   for (const f of s.flows) {
     const tag = s.flows.length > 1 ? ` (${esc(f.geometry)} space)` : '';
@@ -44,6 +47,7 @@ export function demoReportHtml(s: DemoSummary, d: DemoDetails): string {
     xLabel: 'Euler steps',
     yLabel: 'test accuracy (mean ± std)',
     logX: true,
+    yMax: 1,
     xTicks: head.stepSweep.map((p) => p.steps),
     legend: 'left',
     series: [
@@ -56,6 +60,7 @@ export function demoReportHtml(s: DemoSummary, d: DemoDetails): string {
     xLabel: 'networks averaged (n)',
     yLabel: 'test accuracy',
     logX: true,
+    yMax: 1,
     xTicks: head.bma.map((p) => p.n),
     legend: 'left',
     series: [
@@ -95,7 +100,7 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
 <p class="muted">wsflow ${esc(s.wsflow)} · ${esc(s.date)} · ${esc(s.scale)} scale · backend ${esc(s.backend)} (${esc(s.machine.cpus)}, ${s.threads} threads, load average ${s.machine.loadAverage.start.join(' / ')} at start) · ${secs(s.seconds)} in all</p>
 <p>A zoo of ${s.zoo.networks} trained ${esc(s.arch.join('-'))} networks (${s.zoo.runs} runs × ${s.zoo.epochs} epochs; test accuracy ${pm(s.zoo.testAccuracy)}) was aligned by weight matching
 (mean distance to the reference ${s.alignment.distanceBefore.toFixed(3)} → ${s.alignment.distanceAfter.toFixed(3)}). A flow learned the distribution of the aligned networks and generated new ones,
-judged on the test split against the trained networks and two baselines, in the space each flow works in (${head.space === 'canonical' ? 'canonicalised networks: same accuracy, rescaled logits' : 'raw weights'}).</p>
+judged on the test split against the trained networks and two baselines, in the space each flow works in (raw weights for the Euclidean flow; canonicalised networks for the Normalized and Geometric flows: same accuracy, rescaled logits).</p>
 <h2>Results (test split)</h2>
 <table><tr><th>networks</th><th>accuracy</th><th>loss</th></tr>${rows.join('')}</table>
 <h2>Model averaging (accuracy of the averaged predictive)</h2>

@@ -27,6 +27,8 @@ export interface LineChartOptions {
   readonly height?: number;
   /** Fixed y range (default: from the data, padded). */
   readonly yRange?: readonly [number, number];
+  /** Upper limit of the automatic y range (e.g. 1 for accuracies). */
+  readonly yMax?: number;
   /** Tick positions on the x axis (default: chosen from the range). */
   readonly xTicks?: readonly number[];
   /** Legend corner (default 'right'). */
@@ -142,6 +144,7 @@ export function lineChart(o: LineChartOptions): string {
     const pad = (y1 - y0) * 0.06 || Math.abs(y0) * 0.05 || 1;
     y0 -= pad;
     y1 += pad;
+    if (o.yMax !== undefined) y1 = Math.min(y1, o.yMax);
     if (o.logY) y0 = Math.max(y0, Math.min(...pts.map((p) => p[1])) * 0.8);
   }
   if (x1 === x0) [x0, x1] = o.logX ? [x0 / 2, x0 * 2] : [x0 - 1, x1 + 1];

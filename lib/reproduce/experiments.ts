@@ -49,7 +49,7 @@ const commonNotes = (scale: Scale, cfg: FlowExperimentConfig): string[] => [
   "Accuracy and loss: mean ± std over the generated networks on the task's test split; Normalized/Geometric flows are judged in canonicalised space (same accuracy, rescaled logits), as the thesis' Target rows were.",
   "'trained + noise': trained networks plus Gaussian noise at the samples' mean nearest-neighbour distance; 'NN ratio': samples' nearest-trained distance over the zoo's leave-one-out distance (≪ 1: copies).",
   ...(scale === 'quick'
-    ? [`Quick scale is a small, fast run (zoo ${cfg.zoo.runs} runs × ${cfg.zoo.epochs} epochs, D=${cfg.field.d}, ${cfg.field.layers} layers, ${cfg.train.steps} steps, ${cfg.sample.n} samples × ${cfg.sample.steps} Euler steps), not the thesis' configuration: compare trends, not digits.`]
+    ? [`Quick scale is a small, fast run (zoo ${cfg.zoo.runs} runs × ${cfg.zoo.epochs} epochs, D=${cfg.field.d}, ${cfg.field.layers} layers, ${cfg.train.steps} steps of batch ${cfg.train.batch}, lr ${cfg.train.lr}, ${cfg.train.time ?? 'beta'} times${(cfg.train.ema ?? 0) > 0 ? `, EMA ${cfg.train.ema}` : ''}, ${cfg.sample.n} samples × ${cfg.sample.steps} Euler steps), not the thesis' configuration: compare trends, not digits.`]
     : []),
 ];
 

@@ -154,6 +154,14 @@ describe('the pipeline through the CLI', () => {
     expect(e.baselines.average.k).toBe(2);
     expect(e.memorisation.ratio).toBeGreaterThan(0);
 
+    // An aborted run (Ctrl-C) stops between batches with exit code 130 and writes no complete samples file.
+    const out = new Capture();
+    const errs = new Capture();
+    const code = await main(['sample', '--flow', flow, '--n', '8', '--steps', '3', '--out', path.join(tmp, 's2.safetensors')], { io: { stdout: out, stderr: errs }, signal: AbortSignal.abort(), handleSigint: false });
+    expect(code).toBe(130);
+    expect(errs.text).toMatch(/interrupted after 0 of 8 networks/);
+    expect(fs.existsSync(path.join(tmp, 's2.safetensors'))).toBe(false);
+
     // An ensemble larger than the sample set is refused before any work.
     r = await cli('eval', '--weights', samples, '--bma', '64');
     expect(r.code).toBe(2);

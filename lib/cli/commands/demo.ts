@@ -41,7 +41,11 @@ and is meant for a GPU. Re-running reuses the zoo and finished flows; Ctrl-C kee
 
 function text(s: DemoSummary): string {
   const head = s.flows[0]!;
-  const rows: string[][] = [[`trained networks (${head.space})`, pm(head.trainedAccuracy), pm(head.trainedLoss)]];
+  const rows: string[][] = [];
+  for (const space of new Set(s.flows.map((f) => f.space))) {
+    const f = s.flows.find((x) => x.space === space)!;
+    rows.push([`trained networks (${space})`, pm(f.trainedAccuracy), pm(f.trainedLoss)]);
+  }
   for (const f of s.flows) rows.push([`${f.geometry} flow samples`, pm(f.sampleAccuracy), pm(f.sampleLoss)]);
   for (const f of s.flows) {
     const tag = s.flows.length > 1 ? ` [${f.geometry}]` : '';
