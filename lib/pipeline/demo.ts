@@ -22,7 +22,7 @@ import { binding } from '../native/binding.js';
 import { loadTask } from '../tasks/loadTask.js';
 import { createProgress, type ProgressOptions } from '../util/progress.js';
 import { version } from '../version.js';
-import { buildZoo } from '../zoo/buildZoo.js';
+import { buildZooReusing } from './zoo.js';
 import { type Zoo, readZoo, writeZoo } from '../zoo/Zoo.js';
 import { alignZoo } from './align.js';
 import { type BmaEntry, type MeanStd, evaluateSamples } from './evaluate.js';
@@ -162,7 +162,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
   const zooDir = path.join(dir, 'zoo');
   log(`building a WDBC zoo: ${p.runs} runs × ${p.epochs} epochs`);
   const zr = await time('zoo', () =>
-    buildZoo({ task, out: path.join(zooDir, ZOO_FILE), runs: p.runs, epochs: p.epochs, seed, overwrite: true, ...(opts.signal !== undefined ? { signal: opts.signal } : {}), progress: base }),
+    buildZooReusing({ task, out: path.join(zooDir, ZOO_FILE), runs: p.runs, epochs: p.epochs, seed, ...(opts.signal !== undefined ? { signal: opts.signal } : {}), progress: base }),
   );
   const zoo = zr.zoo;
   const arch = zoo.arch;

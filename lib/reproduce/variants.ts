@@ -16,7 +16,7 @@ import { ALIGNED_FILE, ZOO_FILE } from '../pipeline/layout.js';
 import { sampleFlow } from '../pipeline/sample.js';
 import { trainFlow, type TrainFlowOptions } from '../pipeline/train.js';
 import { type TaskName, loadTask } from '../tasks/loadTask.js';
-import { buildZoo } from '../zoo/buildZoo.js';
+import { buildZooReusing } from '../pipeline/zoo.js';
 import { type Zoo, readZoo, writeZoo } from '../zoo/Zoo.js';
 import type { ExperimentContext } from './harness.js';
 import type { ThesisRow } from './thesis.js';
@@ -87,13 +87,12 @@ export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConf
   const task = loadTask(cfg.task);
   const dir = path.join(ctx.work, 'zoo');
   ctx.log(`zoo: ${cfg.zoo.runs} runs × ${cfg.zoo.epochs} epochs of ${task.defaultArch.join('-')} on ${cfg.task}`);
-  const zr = await buildZoo({
+  const zr = await buildZooReusing({
     task,
     out: path.join(dir, ZOO_FILE),
     runs: cfg.zoo.runs,
     epochs: cfg.zoo.epochs,
     seed: ctx.seed,
-    overwrite: true,
     ...(cfg.zoo.skipEpochs !== undefined || cfg.zoo.everyIters !== undefined
       ? { schedule: { ...(cfg.zoo.skipEpochs !== undefined ? { skipEpochs: cfg.zoo.skipEpochs } : {}), ...(cfg.zoo.everyIters !== undefined ? { everyIters: cfg.zoo.everyIters } : {}) } }
       : {}),
