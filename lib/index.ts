@@ -58,3 +58,7 @@ export { nearestNeighbourDistances, noiseBaseline, averageBaseline } from './eva
 export type { BatchTransform, NearestNeighbourResult, NeighbourStats, NoiseBaselineResult } from './eval/baselines.js';
 export { taskGradient, BatchStream } from './eval/gradient.js';
 export type { MiniBatch, TaskGradient, BatchStreamState } from './eval/gradient.js';
+export { runDemo } from './pipeline/demo.js';
+export type { DemoOptions, DemoSummary, DemoFlowResult, DemoDetails } from './pipeline/demo.js';
+export { DEMO_PRESETS } from './pipeline/presets.js';
+export type { DemoPreset, DemoScale } from './pipeline/presets.js';

@@ -1,95 +1,134 @@
 /**
- * The `wsflow` command line. Subcommands follow the pipeline; each validates its options before any work and
- * exits non-zero with one clear line on bad input.
+ * The `wsflow` command line. Subcommands follow the pipeline (zoo → align → train → sample → eval), plus the demo,
+ * benchmarks and the thesis experiments. Each validates every option before any work and exits with code 2 and one
+ * line on stderr on bad input; long work shows progress on stderr (a bar on a TTY, JSON lines with --json) and
+ * stops cleanly on Ctrl-C (exit code 130), leaving resumable state where the step supports it.
+ *
+ * Exit codes: 0 success, 1 failure during work, 2 bad command line or input files, 130 interrupted.
  */
-import { parseArgs } from 'node:util';
+import type { Writable } from 'node:stream';
 import { isWsfError } from '../errors.js';
-import { runtimeInfo } from '../info.js';
 import { version } from '../version.js';
+import { UsageError, helpText } from './args.js';
+import { alignCommand } from './commands/align.js';
+import { benchCommand } from './commands/bench.js';
+import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
+import { infoCommand } from './commands/info.js';
+import { reproduceCommand } from './commands/reproduce.js';
+import { sampleCommand } from './commands/sample.js';
+import { trainCommand } from './commands/train.js';
+import type { CliCommand } from './commands/types.js';
+import { zooCommand } from './commands/zoo.js';
+import { CliContext, type CliIo } from './context.js';
 
-interface Command {
-  summary: string;
-  usage: string;
-  run(argv: string[]): Promise<number>;
-}
-
-const commands: Record<string, Command> = {
-  info: {
-    summary: 'backend, device, build flags and versions',
-    usage: `wsflow info [--json]
-
-Prints the wsflow and Node versions, the loaded native binary and its build flags (CUDA on/off, architectures),
-the CUDA device (or why there is none), the backend that 'auto' selects, CPU threads and the TF.js backend.
-
-Options:
-  --json     print one JSON object instead of a table
-
-Examples:
-  wsflow info
-  WSF_DEVICE=cpu wsflow info --json`,
-    async run(argv) {
-      const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
-      if (values.help === true) {
-        process.stdout.write(this.usage + '\n');
-        return 0;
-      }
-      const info = await runtimeInfo({ tfjs: true });
-      if (values.json === true) {
-        process.stdout.write(JSON.stringify(info, null, 2) + '\n');
-        return 0;
-      }
-      const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
-      const cuda = info.cuda.deviceCount > 0
-        ? `${info.cuda.name} (sm_${info.cuda.ccMajor}${info.cuda.ccMinor}, ${gib(info.cuda.totalMem)}, ${info.cuda.multiprocessors} SMs), driver ${info.cuda.driverVersion}`
-        : `none (${info.cuda.error})`;
-      const rows: [string, string][] = [
-        ['wsflow', info.wsflow],
-        ['node', `${info.node} (${info.platform})`],
-        ['binary', info.binding],
-        ['build', `CUDA ${info.build.cuda ? `on (archs ${info.build.archs}, runtime ${info.cuda.runtimeVersion})` : 'off'}, ${info.build.compiler}, N-API ${info.build.napiVersion}, ${info.build.buildType}`],
-        ['cuda device', cuda],
-        ['backend', info.backend === 'cuda' ? 'cuda' : 'cpu'],
-        ['cpu', `${info.cpus.model} × ${info.cpus.count}, ${info.threads} worker threads`],
-        ['tfjs', info.tfjs ?? 'not loaded'],
-      ];
-      const w = Math.max(...rows.map((r) => r[0].length));
-      for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
-      return 0;
-    },
-  },
-};
+/** Every subcommand, in pipeline order. */
+export const COMMANDS: Readonly<Record<string, CliCommand>> = Object.freeze({
+  info: infoCommand,
+  zoo: zooCommand,
+  align: alignCommand,
+  train: trainCommand,
+  sample: sampleCommand,
+  eval: evalCommand,
+  demo: demoCommand,
+  bench: benchCommand,
+  reproduce: reproduceCommand,
+});
 
 function help(): string {
   const lines = [`wsflow ${version} — generative flows over neural-network weights`, '', 'Usage: wsflow <command> [options]', '', 'Commands:'];
-  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
-  lines.push('', "Run 'wsflow <command> --help' for a command's options and examples.");
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.spec.summary}`);
+  lines.push(
+    '',
+    'The pipeline:',
+    '  wsflow zoo    --task wdbc --runs 100 --epochs 50 --out zoos/wdbc',
+    '  wsflow align  --zoo zoos/wdbc',
+    '  wsflow train  --zoo zoos/wdbc --geometry geometric --steps 20000 --out flows/wdbc-geo',
+    '  wsflow sample --flow flows/wdbc-geo --n 256 --steps 64 --out s.safetensors',
+    '  wsflow eval   --weights s.safetensors --bma 1,4,16,64 --zoo zoos/wdbc',
+    'or all of it at once, with a report: wsflow demo',
+    '',
+    "Run 'wsflow <command> --help' for a command's options and examples.",
+    'Exit codes: 0 success, 1 failure, 2 bad command line or input, 130 interrupted (Ctrl-C).',
+  );
   return lines.join('\n');
 }
 
+/** Exit code for an error thrown by a command. */
+function exitCode(e: unknown): number | undefined {
+  if (e instanceof UsageError) return 2;
+  if (!isWsfError(e)) return undefined;
+  switch (e.code) {
+    case 'ERR_INTERRUPTED':
+      return 130;
+    case 'ERR_NUMERIC':
+    case 'ERR_CUDA':
+    case 'ERR_OOM':
+    case 'ERR_CONTEXT_BUSY':
+    case 'ERR_NO_BINARY':
+    case 'ERR_DISPOSED':
+      return 1;
+    default:
+      return 2; // ERR_INVALID, ERR_IO, ERR_SHAPE, ERR_DTYPE, ERR_NO_CUDA: bad input
+  }
+}
+
+/** Options of {@link main} (tests pass their own streams and signal). */
+export interface MainOptions {
+  readonly io?: CliIo;
+  /** Aborts long work like Ctrl-C does. */
+  readonly signal?: AbortSignal;
+  /** Install a SIGINT handler that aborts the work (default true). */
+  readonly handleSigint?: boolean;
+}
+
 /** Runs the CLI; resolves to the process exit code. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: readonly string[], opts: MainOptions = {}): Promise<number> {
+  const io: CliIo = opts.io ?? { stdout: process.stdout as Writable, stderr: process.stderr as Writable };
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(help() + '\n');
+    io.stdout.write(help() + '\n');
     return name === undefined ? 1 : 0;
   }
   if (name === '--version' || name === '-v') {
-    process.stdout.write(version + '\n');
+    io.stdout.write(version + '\n');
     return 0;
   }
-  const cmd = commands[name];
+  const cmd = COMMANDS[name];
   if (cmd === undefined) {
-    process.stderr.write(`wsflow: unknown command '${name}'. Commands: ${Object.keys(commands).join(', ')}\n`);
+    io.stderr.write(`wsflow: unknown command '${name}'. Commands: ${Object.keys(COMMANDS).join(', ')}\n`);
     return 2;
   }
-  try {
-    return await cmd.run(rest);
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    if (isWsfError(e) || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      process.stderr.write(`wsflow ${name}: ${err.message.split('\n')[0]}\n`);
-      return 2;
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(`wsflow ${name} — ${cmd.spec.summary}\n\n${helpText(cmd.spec)}\n`);
+    return 0;
+  }
+  const ac = new AbortController();
+  const onExternal = (): void => ac.abort();
+  opts.signal?.addEventListener('abort', onExternal, { once: true });
+  if (opts.signal?.aborted === true) ac.abort();
+  let sigints = 0;
+  const onSigint = (): void => {
+    sigints++;
+    if (sigints > 1) {
+      io.stderr.write('\nwsflow: interrupted again; exiting without cleaning up\n');
+      process.exit(130);
     }
-    throw e;
+    io.stderr.write(`\nwsflow ${name}: interrupting (saving state; Ctrl-C again to quit at once)…\n`);
+    ac.abort();
+  };
+  const handle = opts.handleSigint !== false;
+  if (handle) process.on('SIGINT', onSigint);
+  const ctx = new CliContext(io, name, ac.signal, ['wsflow', ...argv].join(' '));
+  try {
+    return await cmd.run(ctx, rest);
+  } catch (e) {
+    const code = exitCode(e);
+    if (code === undefined) throw e;
+    io.stderr.write(`wsflow ${name}: ${(e as Error).message.split('\n')[0]}\n`);
+    return code;
+  } finally {
+    if (handle) process.off('SIGINT', onSigint);
+    opts.signal?.removeEventListener('abort', onExternal);
   }
 }

@@ -1,0 +1,125 @@
+/** `wsflow sample`: generates networks from a trained flow into a samples file. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { WsfError } from '../../errors.js';
+import { evaluateNetworks } from '../../eval/evaluate.js';
+import { canonicalize } from '../../geometry/canonicalize.js';
+import { TASK_NAMES } from '../../tasks/loadTask.js';
+import { readZooMetadata } from '../../zoo/Zoo.js';
+import { sampleFlow, writeSamples } from '../../pipeline/sample.js';
+import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
+import { checked, duration, flowFor, pm, taskFor } from '../common.js';
+import type { CliCommand } from './types.js';
+
+const spec = {
+  name: 'sample',
+  summary: 'generate networks from a trained flow',
+  usage: ['wsflow sample --flow DIR --n N --out FILE [--steps 64] [--solver euler|midpoint|rk4] [--guidance λ --task T]'],
+  description: `Integrates the flow from prior draws with an ODE solver on the flow's geometry and writes FILE (safetensors):
+\`weights\` F32 [n, P] in the flat layout, with metadata (flow file, geometry, semantics, canonical, steps, solver,
+seed, arch, task, guidance, wsflow version). Normalized and Geometric flows produce canonicalised networks (same
+function, logits scaled). --guidance λ adds task-loss guidance v ← v − λ∇L with gradients of --task's training
+split (--guidance-rows examples per network and step). Ctrl-C stops between batches and writes the finished
+networks to FILE with '.partial' before the extension (exit code 130).`,
+  options: {
+    flow: { type: 'string', metavar: 'DIR|FILE', exists: 'any', required: true, description: 'flow folder (its flow.safetensors) or a flow/checkpoint file' },
+    n: { type: 'int', min: 1, max: 1e8, default: 256, metavar: 'N', description: 'networks to generate' },
+    out: { type: 'string', metavar: 'FILE', required: true, description: 'samples file to write (.safetensors)' },
+    steps: { type: 'int', min: 1, max: 1e6, default: 64, metavar: 'N', description: 'solver steps' },
+    solver: { type: 'string', choices: ['euler', 'midpoint', 'rk4'], default: 'euler', description: 'ODE solver' },
+    batch: { type: 'int', min: 1, max: 1e6, default: 256, metavar: 'N', description: 'networks integrated at once (memory; results depend on it through the seeds)' },
+    noise: { type: 'number', min: 0, default: 0, metavar: 'X', description: 'stochastic sampling: noise scale·√dt per step (0: deterministic)' },
+    'noise-from': { type: 'number', min: 0, max: 1, default: 0, metavar: 'T', description: 'add noise only for t ≥ T' },
+    guidance: { type: 'number', default: 0, metavar: 'λ', description: 'task-loss guidance strength (needs --task)' },
+    task: { type: 'string', choices: TASK_NAMES, description: "guidance task (default: the flow's task)" },
+    'guidance-rows': { type: 'int', min: 1, default: 64, metavar: 'N', description: 'training examples per network and guidance step' },
+    evaluate: { type: 'boolean', description: "also print the samples' test accuracy and loss on the flow's task" },
+    ...COMMON,
+  },
+  examples: [
+    'wsflow sample --flow flows/wdbc-geo --n 256 --steps 64 --out s.safetensors',
+    'wsflow sample --flow flows/wdbc-geo --n 64 --solver rk4 --steps 16 --out s-rk4.safetensors --evaluate',
+    'wsflow sample --flow flows/mnist-geo --n 128 --guidance 0.1 --task fashion-mnist --steps 512 --out s-fmnist.safetensors',
+  ],
+} as const satisfies CommandSpec;
+
+function partialName(file: string): string {
+  const ext = path.extname(file);
+  return ext === '' ? `${file}.partial` : `${file.slice(0, -ext.length)}.partial${ext}`;
+}
+
+export const sampleCommand: CliCommand = {
+  spec,
+  async run(ctx, argv) {
+    const { values: v } = parseCommand(spec, argv);
+    ctx.json = v.json === true;
+    if (v.flow === undefined) throw new UsageError('--flow: expected a flow folder (e.g. --flow flows/wdbc-geo)');
+    if (v.out === undefined) throw new UsageError('--out: expected the samples file to write (e.g. --out s.safetensors)');
+    if (fs.existsSync(v.out) && fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} is a folder; expected a file name`);
+    if (v.guidance !== 0 && v.task === undefined) throw new UsageError('--guidance: needs --task (the task whose training loss guides the samples)');
+    const device = ctx.setup(v);
+    const { file, flow } = flowFor('--flow', v.flow, device);
+    try {
+      const fmeta = checked('--flow', () => readZooMetadata(file));
+      const flowTask = fmeta.task !== undefined && fmeta.task !== '' ? fmeta.task : undefined;
+      const gTask = v.guidance !== 0 ? taskFor('--task', v.task!) : undefined;
+      const evalTask = v.evaluate === true && flowTask !== undefined ? taskFor('--flow', flowTask) : undefined;
+      if (v.evaluate === true && evalTask === undefined) throw new UsageError(`--evaluate: ${file} does not record its task; use 'wsflow eval --task T' instead`);
+      const w = flow.arch.widths;
+      if (gTask !== undefined && (gTask.numFeatures !== w[0] || gTask.numClasses !== w[w.length - 1])) {
+        throw new UsageError(`--task: '${gTask.name}' (${gTask.numFeatures} inputs, ${gTask.numClasses} classes) does not fit the flow's networks ${flow.arch.key}`);
+      }
+      const bar = ctx.progress({ label: 'sample', total: v.n, unit: 'networks' });
+      const r = await sampleFlow(flow, {
+        n: v.n,
+        steps: v.steps,
+        solver: v.solver as 'euler' | 'midpoint' | 'rk4',
+        seed: v.seed,
+        batch: v.batch,
+        ...(v.noise > 0 ? { noise: { scale: v.noise, from: v['noise-from'] } } : {}),
+        ...(gTask !== undefined ? { guidance: { lambda: v.guidance, task: gTask, rows: v['guidance-rows'] } } : {}),
+        signal: ctx.signal,
+        progress: bar,
+      });
+      const o = flow.options;
+      const canonical = o.geometry !== 'euclidean' && o.semantics === 'corrected';
+      const meta: Record<string, string> = {
+        flow: file,
+        task: flowTask ?? '',
+        geometry: o.geometry,
+        semantics: o.semantics,
+        canonical: String(canonical),
+        steps: String(v.steps),
+        solver: v.solver,
+        seed: String(v.seed),
+        batch: String(v.batch),
+        noise: v.noise > 0 ? JSON.stringify({ scale: v.noise, from: v['noise-from'] }) : 'none',
+        guidance: gTask !== undefined ? JSON.stringify({ lambda: v.guidance, task: gTask.name, rows: v['guidance-rows'] }) : 'none',
+        zoo_file: fmeta.zoo_file ?? '',
+        zoo_aligned: fmeta.zoo_aligned ?? '',
+        device,
+      };
+      if (!r.complete) {
+        const pf = partialName(v.out);
+        if (r.done > 0) writeSamples(pf, flow.arch, r.weights, { ...meta, partial: `${r.done} of ${v.n}` });
+        throw new WsfError(`interrupted after ${r.done} of ${v.n} networks${r.done > 0 ? `; they were written to ${pf}` : ''}`, 'ERR_INTERRUPTED');
+      }
+      writeSamples(v.out, flow.arch, r.weights, meta);
+      let evaluation: { accuracy: { mean: number; std: number }; loss: { mean: number; std: number } } | undefined;
+      if (evalTask !== undefined) {
+        const ev = await evaluateNetworks(evalTask, flow.arch, canonical ? canonicalize(flow.arch, r.weights) : r.weights);
+        evaluation = { accuracy: { mean: ev.accuracySummary.mean, std: ev.accuracySummary.std }, loss: { mean: ev.lossSummary.mean, std: ev.lossSummary.std } };
+      }
+      const res = { file: v.out, flow: file, n: v.n, arch: flow.arch.widths, geometry: o.geometry, canonical, steps: v.steps, solver: v.solver, seed: v.seed, seconds: r.seconds, ...(evaluation !== undefined ? { evaluation } : {}) };
+      ctx.result(res, () =>
+        [
+          `wrote ${v.out}: ${v.n} networks of ${flow.arch.key} from the ${o.geometry} flow ${file} (${v.steps} ${v.solver} steps; ${duration(r.seconds)})`,
+          ...(evaluation !== undefined ? [`test accuracy ${pm(evaluation.accuracy)}, loss ${pm(evaluation.loss)} (${flowTask})`] : []),
+        ].join('\n'),
+      );
+      return 0;
+    } finally {
+      flow.dispose();
+    }
+  },
+};

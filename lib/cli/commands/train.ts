@@ -1,0 +1,141 @@
+/** `wsflow train`: trains a flow on a zoo into a flow folder; resumes from the folder's checkpoint. */
+import * as fs from 'node:fs';
+import type { FlowOptions } from '../../flow/FlowMatcher.js';
+import { CHECKPOINT_FILE, FLOW_FILE, TRAIN_LOG_FILE } from '../../pipeline/layout.js';
+import { trainFlow } from '../../pipeline/train.js';
+import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
+import { duration, zooFor } from '../common.js';
+import type { CliCommand } from './types.js';
+
+const spec = {
+  name: 'train',
+  summary: 'train a flow (Euclidean, Normalized or Geometric) on a zoo',
+  usage: ['wsflow train --zoo DIR --out DIR [--geometry euclidean|normalized|geometric] [--steps N] [options]'],
+  description: `Trains a flow-matching model over the zoo's networks (the aligned zoo when DIR holds one, see --data) with
+the relational-transformer vector field of the native engine, and writes to the flow folder:
+  ${FLOW_FILE}        the trained flow ('wsflow sample --flow DIR')
+  ${CHECKPOINT_FILE}  resumable state, every --checkpoint-every steps, at the end and on Ctrl-C
+  ${TRAIN_LOG_FILE}          configuration, loss records, result
+If the checkpoint exists, training resumes from it (same options and zoo; --steps is the total); --restart
+discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
+  options: {
+    zoo: { type: 'string', metavar: 'DIR|FILE', exists: 'any', required: true, description: 'zoo folder or zoo file' },
+    out: { type: 'string', metavar: 'DIR', required: true, description: 'flow folder' },
+    data: { type: 'string', choices: ['auto', 'aligned', 'raw'], default: 'auto', description: "which networks of a zoo folder: 'auto' (aligned when present), 'aligned', 'raw'" },
+    geometry: { type: 'string', choices: ['euclidean', 'normalized', 'geometric'], default: 'geometric', description: 'the flow' },
+    semantics: { type: 'string', choices: ['corrected', 'reference'], default: 'corrected', description: "'reference' reproduces the published code's behaviour" },
+    coupling: { type: 'string', choices: ['independent', 'ot', 'trajectory'], default: 'independent', description: 'pairing of prior draws and networks (trajectory: each checkpoint with its run\'s init)' },
+    'ot-cost': { type: 'string', choices: ['euclidean', 'geodesic'], default: 'euclidean', description: 'cost of the OT coupling' },
+    prediction: { type: 'string', choices: ['x1', 'velocity'], default: 'x1', description: 'what the vector field predicts' },
+    d: { type: 'int', min: 1, max: 4096, default: 32, metavar: 'N', description: 'embedding width D of the vector field' },
+    layers: { type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'relational-transformer layers' },
+    heads: { type: 'int', min: 1, max: 4096, default: 1, metavar: 'N', description: 'attention heads (must divide D)' },
+    graph: { type: 'string', choices: ['sparse', 'dense'], default: 'sparse', description: "weight graph: real edges ('sparse') or all pairs ('dense', the published model)" },
+    steps: { type: 'int', min: 0, max: 1e9, default: 20000, metavar: 'N', description: 'total optimiser steps (including resumed ones)' },
+    batch: { type: 'int', min: 1, max: 1 << 20, default: 32, metavar: 'N', description: 'networks per step' },
+    lr: { type: 'number', min: 0, default: 1e-3, metavar: 'X', description: 'peak learning rate (Adam)' },
+    schedule: { type: 'string', choices: ['constant', 'cosine'], default: 'constant', description: 'learning-rate schedule after warm-up' },
+    warmup: { type: 'int', min: 0, default: 0, metavar: 'N', description: 'linear warm-up steps' },
+    'weight-decay': { type: 'number', min: 0, default: 0, metavar: 'X', description: 'decoupled weight decay' },
+    clip: { type: 'number', min: 0, default: 0, metavar: 'X', description: 'gradient-norm clipping (0: off)' },
+    ema: { type: 'number', min: 0, max: 1, default: 0, metavar: 'X', description: 'EMA decay of the parameters used for sampling (0: off)' },
+    prior: { type: 'string', choices: ['gaussian', 'init'], default: 'gaussian', description: "p0: N(0, std²) everywhere, or an init scheme (N(0, std²) weights, zero biases)" },
+    'prior-std': { type: 'number', above: 0, default: 0.1, metavar: 'X', description: 'standard deviation of the prior' },
+    time: { type: 'string', choices: ['beta', 'uniform'], default: 'beta', description: 'training-time distribution (beta: Beta(1,2))' },
+    sigma: { type: 'number', min: 0, default: 1e-4, metavar: 'X', description: 'interpolant noise (Euclidean/Normalized)' },
+    precondition: { type: 'boolean', description: 'x̂1 = x_t + (1−t)·F instead of x̂1 = F' },
+    'layer-scaling': { type: 'boolean', description: 'scale each layer to unit RMS on the way in and back on the way out' },
+    'last-layer-norm': { type: 'number', above: 0, default: 1, metavar: 'X', description: 'Frobenius norm of the canonicalised last layer (1: the published code)' },
+    'checkpoint-every': { type: 'int', min: 1, default: 1000, metavar: 'N', description: 'steps between checkpoints' },
+    'log-every': { type: 'int', min: 1, default: 50, metavar: 'N', description: 'steps between loss records' },
+    'max-networks': { type: 'int', min: 1, metavar: 'N', description: 'train on a seeded random subset of at most N networks' },
+    restart: { type: 'boolean', description: 'discard an existing checkpoint and start over' },
+    ...COMMON,
+  },
+  examples: [
+    'wsflow train --zoo zoos/wdbc --geometry geometric --steps 20000 --out flows/wdbc-geo',
+    'wsflow train --zoo zoos/wdbc --data raw --geometry euclidean --coupling ot --d 16 --layers 3 --steps 2000 --out flows/wdbc-euc-ot',
+    'wsflow train --zoo zoos/wdbc --graph dense --d 64 --steps 250000 --device cuda --out flows/wdbc-dense --json',
+  ],
+} as const satisfies CommandSpec;
+
+export const trainCommand: CliCommand = {
+  spec,
+  async run(ctx, argv) {
+    const { values: v } = parseCommand(spec, argv);
+    ctx.json = v.json === true;
+    if (v.zoo === undefined) throw new UsageError('--zoo: expected the zoo folder to learn from (e.g. --zoo zoos/wdbc)');
+    if (v.out === undefined) throw new UsageError('--out: expected the flow folder to write (e.g. --out flows/wdbc-geo)');
+    if (fs.existsSync(v.out) && !fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} exists and is not a folder`);
+    if (v.d % v.heads !== 0) throw new UsageError(`--heads: expected a divisor of --d (${v.d}), got ${v.heads}`);
+    if (v.semantics === 'reference' && v.graph !== 'dense') ctx.note("note: --semantics reference on a sparse graph keeps the corrected time rule (the published one needs --graph dense)");
+    if (v.prediction === 'velocity' && v.precondition === true) throw new UsageError('--precondition: applies to --prediction x1 only');
+    const device = ctx.setup(v);
+    const { loc, zoo } = zooFor('--zoo', v.zoo, v.data as 'auto' | 'aligned' | 'raw');
+    if (v.coupling === 'trajectory' && zoo.init === null) throw new UsageError(`--coupling trajectory: ${loc.file} has no initial weights (tensor \`init\`)`);
+    if (!loc.aligned) ctx.note(`training on the unaligned zoo ${loc.file}${v.data === 'auto' ? " (run 'wsflow align' first to train on aligned networks)" : ''}`);
+    const flow: Omit<FlowOptions, 'arch' | 'device'> = {
+      geometry: v.geometry as FlowOptions['geometry'] & string,
+      semantics: v.semantics as 'corrected' | 'reference',
+      coupling: v.coupling as 'independent' | 'ot' | 'trajectory',
+      otCost: v['ot-cost'] as 'euclidean' | 'geodesic',
+      prediction: v.prediction as 'x1' | 'velocity',
+      precondition: v.precondition === true,
+      layerScaling: v['layer-scaling'] === true,
+      lastLayerNorm: v['last-layer-norm'],
+      prior: v.prior === 'init' ? { kind: 'init', scheme: 'normal', std: v['prior-std'] } : { kind: 'gaussian', std: v['prior-std'] },
+      time: v.time as 'beta' | 'uniform',
+      sigma: v.sigma,
+      seed: v.seed,
+      field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as 'sparse' | 'dense' },
+    };
+    const bar = ctx.progress({ label: 'train', total: v.steps, unit: 'steps' });
+    const r = await trainFlow({
+      zoo,
+      zooFile: loc.file,
+      out: v.out,
+      flow,
+      device,
+      train: {
+        steps: v.steps,
+        batchSize: v.batch,
+        lr: v.lr,
+        schedule: v.schedule as 'constant' | 'cosine',
+        warmup: v.warmup,
+        weightDecay: v['weight-decay'],
+        clipNorm: v.clip,
+        ema: v.ema,
+        checkpointEvery: v['checkpoint-every'],
+        logEvery: v['log-every'],
+      },
+      ...(v['max-networks'] !== undefined ? { maxNetworks: v['max-networks'] } : {}),
+      restart: v.restart === true,
+      signal: ctx.signal,
+      progress: bar,
+      command: ctx.commandLine,
+    });
+    r.flow.dispose();
+    const res = {
+      flow: r.flowFile,
+      checkpoint: r.checkpointFile,
+      log: r.logFile,
+      zoo: loc.file,
+      aligned: loc.aligned,
+      networks: r.networks,
+      geometry: v.geometry,
+      device,
+      step: r.step,
+      resumedFrom: r.resumedFrom,
+      loss: r.loss,
+      seconds: r.seconds,
+      stepsPerS: r.stepsPerS,
+    };
+    ctx.result(res, () =>
+      [
+        `wrote ${r.flowFile}: ${v.geometry} flow, ${r.step} steps${r.resumedFrom > 0 ? ` (resumed from step ${r.resumedFrom})` : ''}, final loss ${r.loss.toPrecision(4)}`,
+        `trained on ${r.networks} networks of ${loc.file} on ${device}; ${duration(r.seconds)} (${r.stepsPerS.toFixed(2)} steps/s); log ${r.logFile}`,
+      ].join('\n'),
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,69 @@
+/** Helpers shared by the CLI commands: checked loading of tasks, zoos and flows, and text formatting. */
+import { type Architecture, mlp } from '../arch/Architecture.js';
+import { isWsfError } from '../errors.js';
+import { FlowMatcher } from '../flow/FlowMatcher.js';
+import type { DeviceRequest } from '../device.js';
+import { type LoadTaskOptions, loadTask } from '../tasks/loadTask.js';
+import type { Task } from '../tasks/Task.js';
+import { type ZooData, type ZooLocation, locateFlow, locateZoo } from '../pipeline/layout.js';
+import { type Zoo, readZoo } from '../zoo/Zoo.js';
+import { UsageError } from './args.js';
+
+/** Runs `f`, turning a WsfError into a UsageError for option `label` (validation before work). */
+export function checked<T>(label: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (isWsfError(e) || e instanceof UsageError) throw new UsageError(`${label}: ${e.message.split('\n')[0]}`);
+    throw e;
+  }
+}
+
+/** Loads a built-in task for an option. */
+export function taskFor(label: string, name: string, opts: LoadTaskOptions = {}): Task {
+  return checked(label, () => loadTask(name, opts));
+}
+
+/** Parses `--arch` and checks it against the task's input and output widths. */
+export function archFor(label: string, value: string | undefined, task: Task): Architecture {
+  const arch = value === undefined ? mlp(task.defaultArch) : checked(label, () => mlp(value));
+  const w = arch.widths;
+  if (w[0] !== task.numFeatures || w[w.length - 1] !== task.numClasses) {
+    throw new UsageError(`${label}: ${arch.key} does not fit task '${task.name}' (${task.numFeatures} inputs, ${task.numClasses} classes); e.g. ${task.defaultArch.join('-')}`);
+  }
+  return arch;
+}
+
+/** Locates and reads a zoo for `--zoo`. */
+export function zooFor(label: string, p: string, data: ZooData = 'auto'): { loc: ZooLocation; zoo: Zoo } {
+  const loc = checked(label, () => locateZoo(p, data));
+  const zoo = checked(label, () => readZoo(loc.file));
+  return { loc, zoo };
+}
+
+/** Locates and loads a flow for `--flow`. */
+export function flowFor(label: string, p: string, device: DeviceRequest): { file: string; flow: FlowMatcher } {
+  const file = checked(label, () => locateFlow(p));
+  const flow = checked(label, () => FlowMatcher.load(file, { device }));
+  return { file, flow };
+}
+
+/** "0.9512 ± 0.0123". */
+export function pm(s: { mean: number; std: number } | undefined, digits = 4): string {
+  if (s === undefined || !Number.isFinite(s.mean)) return '—';
+  return `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}`;
+}
+
+/** A plain text table with a header row. */
+export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: readonly string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd();
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** Seconds as "12.3 s" or "4 min 05 s". */
+export function duration(s: number): string {
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${String(Math.round(s - 60 * m)).padStart(2, '0')} s`;
+}

