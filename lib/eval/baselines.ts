@@ -195,6 +195,8 @@ export interface NoiseBaselineResult {
   readonly sigma: number;
   /** Achieved mean distance to the sources (measured after rounding to f32, through `transform` if given). */
   readonly meanDistance: number;
+  /** False when the requested distance was not reachable through the transform and the farthest noise was used. */
+  readonly reached: boolean;
 }
 
 /**
@@ -209,13 +211,15 @@ export interface NoiseBaselineResult {
  * @param opts.count number of outputs (default T)
  * @param opts.seed seed (default 0)
  * @param opts.transform optional batch transform in which the distance is measured
+ * @param opts.saturate when the distance is not reachable through `transform`, return the farthest reachable
+ *   noise (`reached: false`) instead of throwing
  * @throws WsfError ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC for bad arrays, ERR_INVALID for bad options or an
  *   unreachable distance under `transform`
  */
 export function noiseBaseline(
   arch: Architecture,
   train: Float32Array,
-  opts: { distance: number; count?: number; seed?: number; transform?: BatchTransform },
+  opts: { distance: number; count?: number; seed?: number; transform?: BatchTransform; saturate?: boolean },
 ): NoiseBaselineResult {
   const T = checkBatch(arch, 'train', train);
   if (opts === null || typeof opts !== 'object') throw invalidArgument('opts', 'options {distance, count?, seed?, transform?}', opts);
@@ -266,12 +270,29 @@ export function noiseBaseline(
     }
     sigma = distance / (sum / count);
   } else {
+    // Grow σ until the distance is reached. A transform such as canonicalisation bounds the reachable distance
+    // (sphere factors saturate), and very large σ overflows: both count as unreachable.
     let lo = 0;
     let hi = distance / Math.sqrt(P);
-    let grow = 0;
-    while (meanDist(make(hi)) < distance) {
+    let best = { sigma: 0, dist: 0 };
+    let reached = false;
+    for (let grow = 0; grow <= 60; grow++) {
+      const d = meanDist(make(hi));
+      if (!Number.isFinite(d)) break;
+      if (d > best.dist) best = { sigma: hi, dist: d };
+      if (d >= distance) {
+        reached = true;
+        break;
+      }
+      lo = hi;
       hi *= 2;
-      if (++grow > 60) throw new WsfError(`noiseBaseline: a mean distance of ${distance} is not reachable through \`transform\``, 'ERR_INVALID');
+    }
+    if (!reached) {
+      if (opts.saturate !== true) {
+        throw new WsfError(`noiseBaseline: a mean distance of ${distance} is not reachable through \`transform\` (the largest reached is ${best.dist}); pass saturate: true to use that instead`, 'ERR_INVALID');
+      }
+      const weights = make(best.sigma);
+      return { weights, source, sigma: best.sigma, meanDistance: meanDist(weights), reached: false };
     }
     for (let it = 0; it < 60; it++) {
       const mid = 0.5 * (lo + hi);
@@ -281,7 +302,7 @@ export function noiseBaseline(
     sigma = 0.5 * (lo + hi);
   }
   const weights = make(sigma);
-  return { weights, source, sigma, meanDistance: meanDist(weights) };
+  return { weights, source, sigma, meanDistance: meanDist(weights), reached: true };
 }
 
 /**

@@ -56,7 +56,8 @@ export interface SampleEvaluation {
   /** The trained networks (a seeded subset of the zoo). */
   readonly trained?: SetMetrics & { readonly bma?: readonly BmaEntry[] };
   readonly baselines?: {
-    readonly noise: SetMetrics & { readonly sigma: number; readonly distance: number };
+    /** `reached` is false when the samples' distance was beyond what noise reaches in the canonical space (the farthest noise is used). */
+    readonly noise: SetMetrics & { readonly sigma: number; readonly distance: number; readonly reached: boolean };
     readonly average: SetMetrics & { readonly k: number };
   };
   readonly memorisation?: {
@@ -154,11 +155,11 @@ export async function evaluateSamples(o: EvaluateSamplesOptions): Promise<Sample
     out.memorisation = { sampleNN: strip(nn.samples), zooLooNN: strip(nn.trainLoo), ratio: nn.ratio };
     o.onStage?.('baselines');
     const distance = Math.max(nn.samples.mean, 1e-12);
-    const noise = noiseBaseline(arch, ref, { distance, count, seed: seed + 1, ...(o.canonical ? { transform: space } : {}) });
+    const noise = noiseBaseline(arch, ref, { distance, count, seed: seed + 1, ...(o.canonical ? { transform: space, saturate: true } : {}) });
     const k = Math.min(o.averageK ?? 2, count);
     const avg = averageBaseline(arch, ref, { k, count, seed: seed + 2 });
     out.baselines = {
-      noise: { ...metrics(await evaluateNetworks(task, arch, space(noise.weights))), sigma: noise.sigma, distance: noise.meanDistance },
+      noise: { ...metrics(await evaluateNetworks(task, arch, space(noise.weights))), sigma: noise.sigma, distance: noise.meanDistance, reached: noise.reached },
       average: { ...metrics(await evaluateNetworks(task, arch, space(avg.weights))), k },
     };
   }

@@ -150,7 +150,11 @@ describe('the pipeline through the CLI', () => {
     expect(e.samples.accuracies).toBeUndefined();
     expect(e.bma.map((p: { n: number }) => p.n)).toEqual([1, 4]);
     expect(e.trained.count).toBe(8);
-    expect(e.baselines.noise.distance).toBeCloseTo(e.memorisation.sampleNN.mean, 3);
+    // The noise baseline sits at the samples' distance, or at the farthest distance noise reaches in the canonical
+    // space when the (barely trained) flow's samples are farther than that.
+    if (e.baselines.noise.reached === true) expect(e.baselines.noise.distance).toBeCloseTo(e.memorisation.sampleNN.mean, 3);
+    else expect(e.baselines.noise.distance).toBeLessThan(e.memorisation.sampleNN.mean);
+    expect(e.baselines.noise.accuracy.mean).toBeGreaterThanOrEqual(0);
     expect(e.baselines.average.k).toBe(2);
     expect(e.memorisation.ratio).toBeGreaterThan(0);
 

@@ -75,6 +75,19 @@ describe('noiseBaseline and averageBaseline', () => {
     const cube = (f: Float32Array) => f.map((v) => v * v * v);
     const c = noiseBaseline(arch, train, { distance: 0.5, count: 20, seed: 1, transform: cube });
     expect(c.meanDistance).toAllClose(0.5, { rtol: 1e-4 }); // bisection + f32 rounding of the transformed points
+    expect(c.reached).toBe(true);
+  });
+
+  it('noise: a distance the transform cannot reach throws, or saturates on request (never NaN weights)', () => {
+    // tanh bounds every coordinate: transformed distances stay below 2·sqrt(P).
+    const squash = (f: Float32Array) => f.map((v) => Math.tanh(v));
+    const far = 3 * Math.sqrt(P);
+    expect(() => noiseBaseline(arch, train, { distance: far, count: 10, seed: 1, transform: squash })).toThrow(/not reachable/);
+    const r = noiseBaseline(arch, train, { distance: far, count: 10, seed: 1, transform: squash, saturate: true });
+    expect(r.reached).toBe(false);
+    expect(r.weights.every((v) => Number.isFinite(v))).toBe(true);
+    expect(r.meanDistance).toBeGreaterThan(1.5 * Math.sqrt(P) * 0.5);
+    expect(r.meanDistance).toBeLessThan(far);
   });
 
   it('average: each output is the mean of k distinct training networks', () => {

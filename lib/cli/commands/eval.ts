@@ -41,7 +41,7 @@ function report(e: SampleEvaluation, file: string): string {
   const rows: string[][] = [['samples', String(e.samples.count), pm(e.samples.accuracy), pm(e.samples.loss)]];
   if (e.trained !== undefined) rows.push(['trained networks', String(e.trained.count), pm(e.trained.accuracy), pm(e.trained.loss)]);
   if (e.baselines !== undefined) {
-    rows.push([`trained + noise (σ ${e.baselines.noise.sigma.toPrecision(3)})`, String(e.baselines.noise.count), pm(e.baselines.noise.accuracy), pm(e.baselines.noise.loss)]);
+    rows.push([`trained + noise (σ ${e.baselines.noise.sigma.toPrecision(3)}${e.baselines.noise.reached ? '' : ', farthest reachable'})`, String(e.baselines.noise.count), pm(e.baselines.noise.accuracy), pm(e.baselines.noise.loss)]);
     rows.push([`average of ${e.baselines.average.k} trained`, String(e.baselines.average.count), pm(e.baselines.average.accuracy), pm(e.baselines.average.loss)]);
   }
   const lines = [`${file} on ${e.task} (${e.split}, ${e.examples} examples; ${e.space} space)`, '', table(['networks', 'n', 'accuracy', 'loss'], rows)];

@@ -38,12 +38,12 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     warmup: { type: 'int', min: 0, default: 0, metavar: 'N', description: 'linear warm-up steps' },
     'weight-decay': { type: 'number', min: 0, default: 0, metavar: 'X', description: 'decoupled weight decay' },
     clip: { type: 'number', min: 0, default: 0, metavar: 'X', description: 'gradient-norm clipping (0: off)' },
-    ema: { type: 'number', min: 0, max: 1, default: 0, metavar: 'X', description: 'EMA decay of the parameters used for sampling (0: off)' },
+    ema: { type: 'string', default: 'auto', metavar: 'X', description: "EMA decay of the parameters used for sampling: a number in [0, 1) (0: off), or 'auto' (0.999 from 10,000 steps, else 0.99; off in --semantics reference)" },
     prior: { type: 'string', choices: ['gaussian', 'init'], default: 'gaussian', description: "p0: N(0, std²) everywhere, or an init scheme (N(0, std²) weights, zero biases)" },
     'prior-std': { type: 'number', above: 0, default: 0.1, metavar: 'X', description: 'standard deviation of the prior' },
     time: { type: 'string', choices: ['beta', 'uniform'], default: 'beta', description: 'training-time distribution (beta: Beta(1,2))' },
     sigma: { type: 'number', min: 0, default: 1e-4, metavar: 'X', description: 'interpolant noise (Euclidean/Normalized)' },
-    precondition: { type: 'boolean', description: 'x̂1 = x_t + (1−t)·F instead of x̂1 = F' },
+    precondition: { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: "x̂1 = x_t + (1−t)·F instead of x̂1 = F ('auto': on for --semantics corrected with x1-prediction)" },
     'layer-scaling': { type: 'boolean', description: 'scale each layer to unit RMS on the way in and back on the way out' },
     'last-layer-norm': { type: 'number', above: 0, default: 1, metavar: 'X', description: 'Frobenius norm of the canonicalised last layer (1: the published code)' },
     'checkpoint-every': { type: 'int', min: 1, default: 1000, metavar: 'N', description: 'steps between checkpoints' },
@@ -69,7 +69,9 @@ export const trainCommand: CliCommand = {
     if (fs.existsSync(v.out) && !fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} exists and is not a folder`);
     if (v.d % v.heads !== 0) throw new UsageError(`--heads: expected a divisor of --d (${v.d}), got ${v.heads}`);
     if (v.semantics === 'reference' && v.graph !== 'dense') ctx.note("note: --semantics reference on a sparse graph keeps the corrected time rule (the published one needs --graph dense)");
-    if (v.prediction === 'velocity' && v.precondition === true) throw new UsageError('--precondition: applies to --prediction x1 only');
+    if (v.prediction === 'velocity' && v.precondition === 'on') throw new UsageError('--precondition: applies to --prediction x1 only');
+    const ema = v.ema === 'auto' ? (v.semantics === 'reference' ? 0 : v.steps >= 10000 ? 0.999 : 0.99) : Number(v.ema);
+    if (!Number.isFinite(ema) || ema < 0 || ema >= 1) throw new UsageError(`--ema: expected a number in [0, 1) or 'auto', got '${v.ema}'`);
     const device = ctx.setup(v);
     const { loc, zoo } = zooFor('--zoo', v.zoo, v.data as 'auto' | 'aligned' | 'raw');
     if (v.coupling === 'trajectory' && zoo.init === null) throw new UsageError(`--coupling trajectory: ${loc.file} has no initial weights (tensor \`init\`)`);
@@ -80,7 +82,7 @@ export const trainCommand: CliCommand = {
       coupling: v.coupling as 'independent' | 'ot' | 'trajectory',
       otCost: v['ot-cost'] as 'euclidean' | 'geodesic',
       prediction: v.prediction as 'x1' | 'velocity',
-      precondition: v.precondition === true,
+      ...(v.precondition === 'auto' ? {} : { precondition: v.precondition === 'on' }),
       layerScaling: v['layer-scaling'] === true,
       lastLayerNorm: v['last-layer-norm'],
       prior: v.prior === 'init' ? { kind: 'init', scheme: 'normal', std: v['prior-std'] } : { kind: 'gaussian', std: v['prior-std'] },
@@ -104,7 +106,7 @@ export const trainCommand: CliCommand = {
         warmup: v.warmup,
         weightDecay: v['weight-decay'],
         clipNorm: v.clip,
-        ema: v.ema,
+        ema,
         checkpointEvery: v['checkpoint-every'],
         logEvery: v['log-every'],
       },
