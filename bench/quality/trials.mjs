@@ -1,11 +1,14 @@
-// Sample-quality trials on WDBC (issue: sample quality). Each trial trains one flow on the aligned WDBC zoo with
-// a given configuration, samples networks and evaluates them against the trained networks and the noise
-// baseline; one JSON line per trial is appended to results/trials/wdbc.jsonl.
+// Sample-quality trials (issue: sample quality). Each trial trains one flow on the aligned zoo with a given
+// configuration, samples networks and evaluates them against the trained networks (last checkpoint of every run)
+// and the noise baseline at the samples' distance; one JSON line per trial is appended to
+// results/trials/<task>.jsonl (the task is the zoo's).
 //
-//   node bench/quality/wdbc_trials.mjs --zoo <zoo.safetensors> [--trial '<json config>' ...] [--samples 256]
+//   node bench/quality/trials.mjs --zoo <zoo.safetensors> [--trial '<json config>' ...] [--samples 256]
+//        [--bma 1,4,16,64]
 //
-// A trial config: { geometry, D, layers, steps, batch, lr, schedule, warmup, ema, coupling, precondition,
-//                   layerScaling, priorStd, prior: 'gaussian'|'init', solverSteps, solver, seed, time }.
+// A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
+//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init', solverSteps, solver, seed, time,
+//                   velocity: 'riemannian'|'x0-anchored' }.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -26,15 +29,18 @@ const trials = [];
 for (let i = 0; i < argv.length; i++) if (argv[i] === '--trial') trials.push(JSON.parse(argv[i + 1]));
 if (trials.length === 0) trials.push({});
 const nSamples = Number(get('--samples', '256'));
-const out = get('--out', path.join(root, 'results', 'trials', 'wdbc.jsonl'));
-fs.mkdirSync(path.dirname(out), { recursive: true });
+const bmaNs = get('--bma', '') === '' ? [] : get('--bma').split(',').map(Number);
 let sha = 'unknown';
 try { sha = execSync('git rev-parse --short HEAD', { cwd: root }).toString().trim(); } catch { /* not a checkout */ }
 
-const task = w.loadTask('wdbc');
 const zoo = w.readZoo(zooFile);
+const task = w.loadTask(zoo.task);
+const out = get('--out', path.join(root, 'results', 'trials', `${zoo.task}.jsonl`));
+fs.mkdirSync(path.dirname(out), { recursive: true });
 const arch = zoo.arch;
+const t0a = performance.now();
 const al = w.alignNetworks(arch, zoo.weights, { seed: 0 });
+console.log(`${zoo.n} networks (${zoo.task}, ${arch.key}) aligned in ${((performance.now() - t0a) / 1000).toFixed(1)} s`);
 const P = arch.numParams;
 // Trained reference: the last checkpoint of every run.
 const maxEpoch = Math.max(...zoo.epoch);
@@ -44,20 +50,24 @@ const trained = new Float32Array(last.length * P);
 last.forEach((k, j) => trained.set(al.aligned.subarray(k * P, (k + 1) * P), j * P));
 const trainedEval = await w.evaluateNetworks(task, arch, trained);
 const allEval = await w.evaluateNetworks(task, arch, al.aligned.subarray(0, Math.min(zoo.n, 2000) * P));
+const bmaOf = async (x) => (bmaNs.length === 0 ? undefined : (await w.bmaCurve(task, arch, x, { ns: bmaNs.filter((n) => n <= x.length / P), repeats: 5, seed: 0 })).points.map((p) => ({ n: p.n, acc: p.accuracy.mean, loss: p.loss.mean })));
+const trainedBma = await bmaOf(trained);
 
 for (const t of trials) {
-  const cfg = { geometry: 'geometric', D: 16, layers: 3, steps: 1000, batch: 32, lr: 1e-3, schedule: 'constant', warmup: 0, ema: 0,
+  const cfg = { geometry: 'geometric', D: 16, layers: 3, heads: 1, graph: 'sparse', velocity: 'riemannian', steps: 1000, batch: 32, lr: 1e-3, schedule: 'constant', warmup: 0, ema: 0,
     coupling: 'independent', precondition: false, layerScaling: false, priorStd: 0.1, prior: 'gaussian', solverSteps: 64, solver: 'euler', seed: 1, time: 'beta', ...t };
   const t0 = performance.now();
   const fm = FlowMatcher.create({
-    arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers }, seed: cfg.seed, device: 'cpu',
+    arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph }, seed: cfg.seed, device: 'cpu',
     coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
     prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : { kind: 'gaussian', std: cfg.priorStd },
   });
   let lossTail = NaN;
   await fm.fit({ weights: al.aligned, run: zoo.run, init: zoo.init }, { steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr, schedule: cfg.schedule, warmup: cfg.warmup, ema: cfg.ema, logEvery: 100, onLog: (l) => { lossTail = l.loss; } });
   const trainS = (performance.now() - t0) / 1000;
-  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, seed: 7 });
+  const t1 = performance.now();
+  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, seed: 7, velocity: cfg.velocity });
+  const sampleS = (performance.now() - t1) / 1000;
   const ev = await w.evaluateNetworks(task, arch, s);
   // Noise baseline at the samples' nearest-neighbour distance, in the flow's space.
   const transform = cfg.geometry === 'euclidean' ? undefined : (x) => w.canonicalize(arch, x);
@@ -67,15 +77,16 @@ for (const t of trials) {
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
   const row = {
     date: new Date().toISOString(), commit: sha, device: `cpu (${os.cpus()[0]?.model}, ${os.cpus().length} cores)`, config: cfg,
-    trainSeconds: +trainS.toFixed(1), finalLoss: lossTail,
-    sample: { acc: ev.accuracySummary, loss: ev.lossSummary },
-    trainedLast: { acc: trainedEval.accuracySummary, loss: trainedEval.lossSummary },
+    trainSeconds: +trainS.toFixed(1), sampleSeconds: +sampleS.toFixed(1), finalLoss: lossTail, samples: nSamples,
+    sample: { acc: ev.accuracySummary, loss: ev.lossSummary, bma: await bmaOf(s) },
+    trainedLast: { acc: trainedEval.accuracySummary, loss: trainedEval.lossSummary, bma: trainedBma },
     trainedAll: { acc: allEval.accuracySummary, loss: allEval.lossSummary },
     noiseBaseline: { distance: nn.samples.mean, acc: baseEval.accuracySummary, loss: baseEval.lossSummary },
     memorisation: { sampleNN: nn.samples.mean, trainLooNN: nn.trainLoo.mean, ratio: nn.ratio },
   };
   fs.appendFileSync(out, JSON.stringify(row) + '\n');
   const f = (x) => `${x.mean.toFixed(4)}±${x.std.toFixed(4)}`;
-  console.log(`${JSON.stringify(t)} train ${trainS.toFixed(0)}s loss ${lossTail.toFixed(4)} | samples acc ${f(ev.accuracySummary)} loss ${f(ev.lossSummary)} | trained acc ${f(trainedEval.accuracySummary)} | noise@${nn.samples.mean.toFixed(2)} acc ${f(baseEval.accuracySummary)} | NN ratio ${nn.ratio?.toFixed?.(2)}`);
+  const bmaStr = row.sample.bma === undefined ? '' : ` | BMA ${row.sample.bma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')} (trained ${trainedBma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')})`;
+  console.log(`${JSON.stringify(t)} train ${trainS.toFixed(0)}s loss ${lossTail.toFixed(4)} | samples acc ${f(ev.accuracySummary)} loss ${f(ev.lossSummary)} | trained acc ${f(trainedEval.accuracySummary)} | noise@${nn.samples.mean.toFixed(2)} acc ${f(baseEval.accuracySummary)} | NN ratio ${nn.ratio?.toFixed?.(2)}${bmaStr}`);
   fm.dispose();
 }
