@@ -40,6 +40,7 @@ export interface FlowExperimentConfig {
   readonly task: TaskName;
   readonly zoo: { readonly runs: number; readonly epochs: number; readonly skipEpochs?: number; readonly everyIters?: number };
   readonly field: { readonly d: number; readonly layers: number; readonly heads: number };
+  /** Flow training; `ema` defaults to wsflow train's 'auto' (0.99, or 0.999 from 10,000 steps). */
   readonly train: { readonly steps: number; readonly batch: number; readonly lr: number; readonly time?: 'beta' | 'uniform'; readonly ema?: number };
   /** Train each flow on a seeded subset of at most this many networks. */
   readonly maxNetworks?: number;
@@ -150,7 +151,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
       zooFile,
       out: path.join(ctx.work, 'flows', v.key.replace(/[^a-z0-9.+-]+/gi, '_')),
       flow: { geometry: v.geometry, coupling: v.coupling, seed: ctx.seed, time: cfg.train.time ?? 'beta', field: { D: d, layers: cfg.field.layers, heads: cfg.field.heads, graph } },
-      train: { steps, batchSize: cfg.train.batch, lr: cfg.train.lr, ema: cfg.train.ema ?? 0, checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
+      train: { steps, batchSize: cfg.train.batch, lr: cfg.train.lr, ema: cfg.train.ema ?? (steps >= 10_000 ? 0.999 : 0.99), checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
       device: ctx.device,
       ...(cfg.maxNetworks !== undefined ? { maxNetworks: cfg.maxNetworks } : {}),
       ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
