@@ -525,6 +525,25 @@ void CpuOps<T>::node_features(T* feat, const T* x, const T* t, const int32_t* pa
 }
 
 template <typename T>
+void CpuOps<T>::edge_features_bwd(T* dx, const T* dfeat, const int32_t* idx, const int32_t* rev, const int32_t* param,
+                                  int64_t n, int din, bool reverse_value) {
+  parallel_for(n, 4096, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t k = idx[i];
+      // the forward pair's value column, then (sparse default) its reverse pair's: both read x[param]
+      T g = dfeat[k * din];
+      if (reverse_value) g += dfeat[static_cast<int64_t>(rev[k]) * din];
+      dx[param[i]] = g;
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::node_features_bwd(T* dx, const T* dfeat, const int32_t* idx, const int32_t* param, int64_t n, int din) {
+  for (int64_t i = 0; i < n; ++i) dx[param[i]] = dfeat[static_cast<int64_t>(idx[i]) * din];
+}
+
+template <typename T>
 void CpuOps<T>::copy_cols(T* dst, int ldd, const T* src, int lds, int64_t rows, int cols, bool acc) {
   parallel_for(rows, grain_for(cols), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
