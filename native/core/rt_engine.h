@@ -641,7 +641,7 @@ class RtEngine {
         ops_.edge_mlp_bwd(dE_in, mD_[1], grads_ + p.eln1.g, grads_ + p.eln1.b, dW(p.edge_mlp2), dB(p.edge_mlp2),
                           dW(p.edge_mlp0), grads_ + p.eln0.g, grads_ + p.eln0.b, dW(p.lin1), dB(p.lin1), dE_out, a.exh3,
                           a.ers3, params_ + p.eln1.g, a.eh3, a.ebar, W(p.edge_mlp2), W(p.edge_mlp0), a.exh2, a.ers2,
-                          params_ + p.eln0.g, a.z, W(p.lin1), M, D, H);
+                          params_ + p.eln0.g, a.z, W(p.lin1), M, D, H, param_grads_);
         return;
       }
       // e' = LN3(y3), y3 = ē + Lin_m2(GELU(Lin_m0(ē)))

@@ -120,11 +120,12 @@ struct CpuOps {
                     const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2, const T* bm2, const T* g3,
                     const T* be3, int64_t M, int D, int H);
   // Its backward from ∂L/∂e': writes ∂L/∂e (residual path) and ∂L/∂z, accumulates every parameter gradient
-  // (per-partition partials summed in a fixed order: deterministic for any thread count).
+  // (per-partition partials summed in a fixed order: deterministic for any thread count). With param_grads
+  // false (input-only backward) the parameter gradients are neither computed nor touched.
   void edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2, T* dWm0, T* dg2, T* dbe2, T* dW1, T* db1,
                     const T* dE_out, const T* xh3, const T* rs3, const T* g3, const T* h3, const T* ebar, const T* Wm2,
                     const T* Wm0, const T* xh2, const T* rs2, const T* g2, const T* z, const T* W1, int64_t M, int D,
-                    int H);
+                    int H, bool param_grads = true);
 
   // ---- loss and optimiser ----
   // d = scale·(xhat − target); returns Σ (xhat − target)² (host value)
