@@ -231,11 +231,36 @@ export class VectorField {
     return out;
   }
 
-  /** Accumulates parameter gradients from ∂L/∂x̂1 (B·P, flat layout) after a training-mode forward. */
-  backward(dxhat: Float32Array | Float64Array): void {
+  /**
+   * Accumulates parameter gradients from ∂L/∂x̂1 (B·P, flat layout) after a training-mode forward. Activations
+   * are kept, so several backward passes may follow one forward.
+   * @param opts `inputGrad` (B·P, the field's dtype) receives ∂L/∂x_t, overwritten: the gradient through the
+   *   input MLPs to the raw weights and biases the field was given (the time input gets none)
+   * @throws WsfError ERR_INVALID without a training-mode forward; ERR_SHAPE / ERR_DTYPE for bad arrays
+   */
+  backward<A extends Float32Array | Float64Array>(dxhat: A, opts: { inputGrad?: A } = {}): void {
     if (this.totalP === 0) throw new WsfError('backward needs a training-mode forward pass first', 'ERR_INVALID');
     this.checkKind('dxhat', dxhat, this.totalP);
-    this.n.backward(dxhat);
+    if (opts.inputGrad !== undefined) this.checkKind('inputGrad', opts.inputGrad, this.totalP);
+    this.n.backward(dxhat, opts.inputGrad ?? null, true);
+  }
+
+  /**
+   * Vector–Jacobian product with respect to the input at the last training-mode forward (x_t, t):
+   * uᵀ·∂x̂1/∂x_t, B·P in the flat layout. Leaves the accumulated parameter gradients untouched and skips their
+   * computation (about half the cost of {@link backward}). Networks in a batch do not interact, so the Jacobian
+   * is block-diagonal over the B networks.
+   * @param u cotangent on x̂1, B·P (the field's dtype)
+   * @param opts `out` receives the result
+   * @throws WsfError ERR_INVALID without a training-mode forward; ERR_SHAPE / ERR_DTYPE for bad arrays
+   */
+  inputVjp<A extends Float32Array | Float64Array>(u: A, opts: { out?: A } = {}): A {
+    if (this.totalP === 0) throw new WsfError('inputVjp needs a training-mode forward pass first', 'ERR_INVALID');
+    this.checkKind('u', u, this.totalP);
+    const out = opts.out ?? (new (u.constructor as { new (n: number): A })(u.length));
+    this.checkKind('out', out, this.totalP);
+    this.n.backward(u, out, false);
+    return out;
   }
 
   /**

@@ -23,6 +23,7 @@ import { Rng } from '../util/rng.js';
 import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
 import { version } from '../version.js';
 import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
+import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
 import { samplePrior, type PriorSpec } from './prior.js';
 import { integrate } from './solvers.js';
 import { sampleTimes, timeGrid, type TimeDistribution } from './time.js';
@@ -142,6 +143,45 @@ export interface SampleOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called with each batch's state before every solver step and once at the end (t = 1), e.g. to record trajectories. */
   onStep?: (x: Float32Array, t: number, batchStart: number) => void;
+}
+
+/** Options of {@link FlowMatcher.logLikelihood}. */
+export interface LikelihoodOptions {
+  /** Solver steps on the sampler's time grid (0, 1/steps, …, 1), walked backwards. Default 64. */
+  steps?: number;
+  /** 'euler' (default, as the sampler), 'midpoint' or 'rk4' (4 evaluations per step; far smaller ODE error). */
+  solver?: 'euler' | 'midpoint' | 'rk4';
+  /** Exact trace: one vector–Jacobian product per coordinate (P per evaluation; for small P). Default false. */
+  exact?: boolean;
+  /** Hutchinson probes per trajectory (fixed along it). Default 25. */
+  probes?: number;
+  /** Probe distribution: 'rademacher' (default; lower variance) or 'gaussian' (the published code). */
+  probe?: ProbeKind;
+  /** Seed of the probes. Default 1. */
+  seed?: number;
+  /** Networks integrated at once. Default min(n, 64). */
+  batchSize?: number;
+  /** Use the EMA parameters when present (as {@link FlowMatcher.sample}). Default true. */
+  useEma?: boolean;
+  /** Called after each batch with the number of networks done. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The result of {@link FlowMatcher.logLikelihood}, one entry per network. */
+export interface LikelihoodResult {
+  /** log p̂1(x1) = log p0(x0) − ∫₀¹ tr(∂v/∂x) dt, in nats (ambient density on R^P). */
+  logLikelihood: Float64Array;
+  /** log p0(x0) under the prior N(mean, std²·I). */
+  logPrior: Float64Array;
+  /** ∫₀¹ tr(∂v/∂x)(x(t), t) dt along the trajectory through x1. */
+  divergence: Float64Array;
+  /** Monte-Carlo standard error of `divergence` (and so of `logLikelihood`); 0 with `exact`. */
+  stderr: Float64Array;
+  /** The start points x(0), n × P. */
+  x0: Float32Array;
+  /** Network forward passes and vector–Jacobian products used. */
+  nfe: number;
+  nvjp: number;
 }
 
 const FORMAT = 'wsflow.flow/1';
@@ -591,6 +631,160 @@ export class FlowMatcher {
       if (saved !== undefined) this.field.setParams(saved);
     }
     return out;
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // likelihood
+
+  /**
+   * Log-likelihood of networks under a Euclidean flow by the instantaneous change of variables (METHOD.md §8.6):
+   * the sampling ODE dx/dt = v(x, t) is integrated backwards from x(1) = x1 to t = 0 on the sampler's time grid,
+   * and log p̂1(x1) = log p0(x0) − ∫₀¹ tr(∂v/∂x)(x(t), t) dt. The trace is exact (`exact: true`, P
+   * vector–Jacobian products per evaluation) or Hutchinson's estimate with `probes` fixed probes per trajectory
+   * (one VJP each: εᵀJε = (Jᵀε)·ε, through the engine's input gradient), whose standard error is reported.
+   *
+   * v is the corrected sampling velocity (x̂1 − x)/(1 − t) — with preconditioning x̂1 = x + (1 − t)·F, so v = F —
+   * or the predicted velocity; layer scaling and EMA parameters are applied as in {@link sample}; 1 − t is
+   * clamped at 1e-4 and the evaluation time at 1 − 1e-4 as the sampler does. The density is the AMBIENT one on
+   * R^P (the same-sized ODE error as sampling applies; use 'rk4' for accuracy); the prior term uses covariance
+   * std²·I (the published notebook used std·I — a bug, METHOD.md §12.A.8).
+   *
+   * Only Euclidean flows in corrected semantics with a Gaussian prior qualify: the Normalized and Geometric
+   * flows live on products of spheres, where the ambient divergence is not a density on the manifold; the
+   * reference sampler's velocity x̂1 − x0 depends on the unknown start x0, so it cannot be integrated
+   * backwards; the 'init' prior has zero biases and no density on R^P.
+   * @param x1 n × P networks (flat layout)
+   * @returns per-network log-likelihoods (nats), prior terms, divergence integrals, standard errors, start points
+   * @throws WsfError ERR_INVALID for a non-Euclidean flow, reference semantics, an 'init' prior or a bad option;
+   *   ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC for a bad or non-finite `x1`; ERR_NUMERIC when the integration
+   *   becomes non-finite
+   */
+  logLikelihood(x1: Float32Array, opts: LikelihoodOptions = {}): LikelihoodResult {
+    const o = this.options;
+    const why = this.likelihoodUnsupported();
+    if (why !== undefined) throw new WsfError(why, 'ERR_INVALID');
+    const prior = o.prior as Extract<PriorSpec, { kind: 'gaussian' }>; // likelihoodUnsupported checked the kind
+    const P = this.arch.numParams;
+    const n = checkBatch(this.arch, 'x1', x1);
+    const steps = checkInt('steps', opts.steps ?? 64, 1, 1 << 20);
+    const solver = checkChoice('solver', opts.solver ?? 'euler', ['euler', 'midpoint', 'rk4'] as const);
+    const exact = opts.exact ?? false;
+    if (typeof exact !== 'boolean') throw new WsfError(`Expected a boolean for \`exact\` but received ${typeof exact}`, 'ERR_INVALID');
+    const K = checkInt('probes', opts.probes ?? 25, 1, 1 << 16);
+    const probe = checkChoice('probe', opts.probe ?? 'rademacher', ['rademacher', 'gaussian'] as const);
+    const bs = checkInt('batchSize', opts.batchSize ?? Math.min(n, 64), 1);
+    const mean = checkNumber('prior.mean', prior.mean ?? 0);
+    const std = checkNumber('prior.std', prior.std ?? 0.1, Number.MIN_VALUE);
+    const rng = new Rng(checkInt('seed', opts.seed ?? 1, 0, 2 ** 31) * 7177 + 5);
+    const grid = timeGrid(steps, 'corrected');
+    const res: LikelihoodResult = {
+      logLikelihood: new Float64Array(n),
+      logPrior: new Float64Array(n),
+      divergence: new Float64Array(n),
+      stderr: new Float64Array(n),
+      x0: new Float32Array(n * P),
+      nfe: 0,
+      nvjp: 0,
+    };
+    const saved = opts.useEma !== false && this.ema !== undefined ? this.field.getParams() : undefined;
+    if (saved !== undefined) this.field.setParams(this.ema!);
+    try {
+      for (let start = 0; start < n; start += bs) {
+        const B = Math.min(bs, n - start);
+        const x = Float64Array.from(x1.subarray(start * P, (start + B) * P));
+        const trace = exact ? { kind: 'exact' as const } : { kind: 'hutchinson' as const, probes: drawProbes(probe, K, B * P, rng) };
+        const r = integrateDivergence(x, this.divergenceProblem(), grid, solver, trace);
+        const lp0 = gaussianLogDensity(r.x0, P, mean, std);
+        for (let b = 0; b < B; b++) {
+          const ll = lp0[b]! - r.divergence[b]!;
+          if (!Number.isFinite(ll)) {
+            throw new WsfError(`the likelihood integration of network ${start + b} became non-finite (log p0(x0) = ${lp0[b]}, ∫ tr = ${r.divergence[b]}); try more steps or 'rk4'`, 'ERR_NUMERIC');
+          }
+          res.logLikelihood[start + b] = ll;
+          res.logPrior[start + b] = lp0[b]!;
+          res.divergence[start + b] = r.divergence[b]!;
+          res.stderr[start + b] = r.stderr[b]!;
+        }
+        res.x0.set(r.x0, start * P);
+        res.nfe += r.nfe;
+        res.nvjp += r.nvjp;
+        opts.onProgress?.(start + B, n);
+      }
+    } finally {
+      if (saved !== undefined) this.field.setParams(saved);
+    }
+    return res;
+  }
+
+  /** Why {@link logLikelihood} is not defined for this flow (a sentence), or undefined when it is. */
+  likelihoodUnsupported(): string | undefined {
+    const o = this.options;
+    if (o.geometry !== 'euclidean') {
+      return `log-likelihoods are defined for Euclidean flows only, not '${o.geometry}': the ${o.geometry} flow's samples live on products of spheres, where the ambient-space divergence of the velocity is not the change of a density on the manifold (METHOD.md §8.6)`;
+    }
+    if (o.semantics !== 'corrected') {
+      return "log-likelihoods need semantics 'corrected': the reference sampler's velocity x̂1 − x0 depends on the trajectory's unknown start x0, so its ODE cannot be integrated backwards from x1";
+    }
+    if (o.prior.kind !== 'gaussian') return "log-likelihoods need a Gaussian prior: the 'init' prior has zero biases, so it has no density on R^P";
+    return undefined;
+  }
+
+  /**
+   * The sampling velocity of a Euclidean flow (corrected semantics) with its input vector–Jacobian product, in
+   * f64 on the host (the field runs in its own dtype). With s the layer scale (1 without layer scaling),
+   * F = field(x/s, t) and c = max(1 − t, 1e-4):
+   *   x1-prediction:  x̂1 = x + (1 − t)·s⊙F (precondition) or s⊙F;  v = (x̂1 − x)/c
+   *   velocity:       v = s⊙F
+   * and for a cotangent u, with g = J_Fᵀ(s⊙u) from the engine's input gradient:
+   *   uᵀ∂v/∂x = ((1 − t)/c)·g/s (precondition: the identity terms cancel), (g/s − u)/c (plain x1), g/s (velocity).
+   * @internal exposed to tests through logLikelihood and {@link likelihoodVelocity}
+   */
+  private divergenceProblem(): DivergenceProblem {
+    const P = this.arch.numParams;
+    const scale = this.scale;
+    const x1pred = this.options.prediction === 'x1';
+    const pre = this.options.precondition && x1pred;
+    const field = this.field;
+    const f64 = field.dtype === 'f64';
+    return {
+      dim: P,
+      at: (x: Float64Array, t: number) => {
+        const B = x.length / P;
+        const xin = f64 ? new Float64Array(x.length) : new Float32Array(x.length);
+        for (let i = 0; i < x.length; i++) xin[i] = scale === undefined ? x[i]! : x[i]! / scale[i % P]!;
+        const tt = f64 ? new Float64Array(B).fill(t) : new Float32Array(B).fill(t);
+        const F = field.forward(xin, tt, { training: true });
+        const c = Math.max(1 - t, 1e-4);
+        const v = new Float64Array(x.length);
+        for (let i = 0; i < x.length; i++) {
+          const sF = (scale === undefined ? 1 : scale[i % P]!) * F[i]!;
+          v[i] = !x1pred ? sF : pre ? ((1 - t) * sF) / c : (sF - x[i]!) / c;
+        }
+        const du = f64 ? new Float64Array(x.length) : new Float32Array(x.length);
+        const g = f64 ? new Float64Array(x.length) : new Float32Array(x.length);
+        return {
+          v,
+          vjp: (u: Float64Array): Float64Array => {
+            for (let i = 0; i < u.length; i++) du[i] = scale === undefined ? u[i]! : u[i]! * scale[i % P]!;
+            field.inputVjp(du, { out: g });
+            const out = new Float64Array(u.length);
+            for (let i = 0; i < u.length; i++) {
+              const gs = scale === undefined ? g[i]! : g[i]! / scale[i % P]!;
+              out[i] = !x1pred ? gs : pre ? ((1 - t) * gs) / c : (gs - u[i]!) / c;
+            }
+            return out;
+          },
+        };
+      },
+    };
+  }
+
+  /**
+   * @internal The velocity {@link logLikelihood} integrates and its VJP at (x, t), for tests (finite differences
+   * against {@link sample}'s velocity).
+   */
+  likelihoodVelocity(x: Float64Array, t: number): { v: Float64Array; vjp(u: Float64Array): Float64Array } {
+    return this.divergenceProblem().at(x, t);
   }
 
   private drawPriorWith(rng: Rng, B: number): Float32Array {

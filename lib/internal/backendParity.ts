@@ -505,6 +505,27 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
     });
   }
 
+  // Input gradients of the feature ops: n outputs at unique flat indices (a weight or a bias each), read from
+  // strided feature gradients (and, for pairs, the reverse pair's); flat entries not listed keep their values.
+  for (const [n, M, P, din, rv] of [[1, 1, 1, 1, true], [700, 1500, 900, 2, true], [333, 800, 400, 1, false], [0, 4, 4, 2, true]] as [number, number, number, number, boolean][]) {
+    cases.push({
+      name: `edge_features_bwd n=${n} M=${M} din=${din} reverse_value=${rv}`,
+      op: 'edge_features_bwd',
+      inputs: { dfeat: normal(M * din), idx: ints(n, 0, M), rev: ints(M, 0, M), param: perm(P, n) },
+      outputs: { dx: { len: P, init: normal(P) } },
+      scalars: { n, din, reverse_value: rv },
+      tol: TOL_ELEMENTWISE,
+    });
+    cases.push({
+      name: `node_features_bwd n=${n} N=${M} din=${din}`,
+      op: 'node_features_bwd',
+      inputs: { dfeat: normal(M * din), idx: ints(n, 0, M), param: perm(P, n) },
+      outputs: { dx: { len: P, init: normal(P) } },
+      scalars: { n, din },
+      tol: TOL_ELEMENTWISE,
+    });
+  }
+
   // ---- loss and optimiser ----
   for (const n of [1, 2049, 100000, 0, ...(big ? [3000000] : [])]) {
     // Squares summed in double on both backends from identical float differences: only the order differs
@@ -606,6 +627,8 @@ export const ENGINE_CASES: EngineCase[] = [
  *   terms in these cases) accumulated in different orders (split-K partials, chunked column sums vs the CPU's
  *   512-row blocks), after backward chains through L layers that each add f32 rounding; small gradients of large
  *   sums carry most of the absolute error, hence the absolute floor.
+ * - inputGrad: the same backward chain as the parameter gradients, ending in per-weight sums of two pair rows
+ *   (forward and reverse pair) instead of sums over all pairs: the gradient tolerance covers it.
  * - Adam: m and v are linear/quadratic in the gradient (gradient tolerance, doubled for v); parameters are checked
  *   against an f64 evaluation of the same update from the device's own gradients (float rounding of |p| ≤ ~5:
  *   a few 1e-7), and against the CPU's parameters where the gradient is not tiny (where |g| ≲ eps the update
@@ -620,6 +643,7 @@ export const ENGINE_TOL = {
   v: { atol: 1e-9, rtol: 2e-3, nmse: 1e-6 } as Tol,
   params: { atol: 2e-6, rtol: 1e-5, nmse: 1e-10 } as Tol,
   gradNorm: { atol: 1e-7, rtol: 1e-4, nmse: 1e-8 } as Tol,
+  inputGrad: { atol: 2e-5, rtol: 1e-3, nmse: 1e-6 } as Tol,
 };
 
 const ADAM = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
@@ -687,6 +711,23 @@ export function checkEngineCase(b: NativeBinding, device: 'cpu' | 'cuda', c: Eng
     const gradCheck = compareTol(`${c.name}: every parameter gradient`, gd, g, ENGINE_TOL.grads);
     if (!gradCheck.pass) gradCheck.detail += ` (worst element: ${tensorOf(table, gradCheck.worst)})`;
     out.push(gradCheck);
+
+    // Input gradients (vector–Jacobian products for likelihoods): ∂(target·x̂1)/∂x_t with and without parameter
+    // gradients, after the MSE backward on the same forward; the input-only pass leaves the gradients as they are.
+    const dx = new Float32Array(P);
+    const dxd = new Float32Array(P);
+    ref.backward(target, dx, false);
+    dut.backward(target, dxd, false);
+    out.push(compareTol(`${c.name}: input gradient (input-only backward)`, dxd, dx, ENGINE_TOL.inputGrad));
+    const gd2 = new Float32Array(n);
+    dut.getGrads(gd2);
+    out.push(compareTol(`${c.name}: input-only backward leaves the parameter gradients untouched`, gd2, gd, { atol: 0, rtol: 0, nmse: 0 }));
+    const dxd2 = new Float32Array(P);
+    dut.zeroGrad();
+    dut.backward(target, dxd2, true);
+    out.push(compareTol(`${c.name}: input gradient (with parameter gradients)`, dxd2, dxd, { atol: 0, rtol: 0, nmse: 0 }));
+    dut.zeroGrad();
+    dut.mse(target, true); // restore the MSE gradients for the Adam step below
 
     // One Adam step.
     const norm = ref.adamStep(ADAM.lr, ADAM.beta1, ADAM.beta2, ADAM.eps, ADAM.weightDecay, clipNorm);

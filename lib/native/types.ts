@@ -81,7 +81,11 @@ export type HostArray = Float32Array | Float64Array;
 export interface NativeEngineInstance {
   setGraph(widths: number[][]): void;
   forward(xt: HostArray, t: HostArray, out: HostArray, training: boolean): void;
-  backward(dxhat: HostArray): void;
+  /**
+   * Backward from ∂L/∂x̂1: accumulates parameter gradients (left untouched when `paramGrads` is false) and, with
+   * `dxt`, writes ∂L/∂x_t (P_total, overwritten).
+   */
+  backward(dxhat: HostArray, dxt?: HostArray | null, paramGrads?: boolean): void;
   mse(target: HostArray, backward: boolean): number;
   zeroGrad(): void;
   adamStep(lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, clipNorm: number): number;

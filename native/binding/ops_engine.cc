@@ -6,7 +6,10 @@
 //   .setGraph(widths: number[][]): void               — the batch's architectures (one entry per network)
 //   .forward(xt, t, out, training: boolean): void      — xt: P_total, t: G, out: P_total (Float32Array, or
 //                                                       Float64Array for dtype 'f64')
-//   .backward(dxhat): void                             — accumulates parameter gradients
+//   .backward(dxhat, dxt?: array | null, paramGrads?: boolean): void
+//                                                     — accumulates parameter gradients (unless paramGrads is
+//                                                       false: then they are left untouched); with `dxt` (P_total,
+//                                                       the engine's dtype) also writes ∂L/∂x_t there
 //   .mse(target, backward: boolean): number            — mean squared error (and its backward)
 //   .zeroGrad(): void
 //   .adamStep(lr, beta1, beta2, eps, weightDecay, clipNorm): number   — returns the gradient norm before clipping
@@ -42,7 +45,7 @@ struct EngineHandle {
   virtual Status init(uint64_t seed) = 0;
   virtual Status set_graph(const std::vector<std::vector<int32_t>>& widths) = 0;
   virtual Status forward(const void* xt, const void* t, void* out, bool training) = 0;
-  virtual Status backward(const void* dxhat) = 0;
+  virtual Status backward(const void* dxhat, void* dxt, bool param_grads) = 0;
   virtual Status mse(const void* target, double* loss, bool backward) = 0;
   virtual Status zero_grad() = 0;
   virtual Status adam_step(const AdamHyper& h, double clip, double* norm) = 0;
@@ -70,7 +73,9 @@ struct EngineImpl final : EngineHandle {
   Status forward(const void* xt, const void* t, void* out, bool training) override {
     return e.forward_host(static_cast<const HT*>(xt), static_cast<const HT*>(t), static_cast<HT*>(out), training);
   }
-  Status backward(const void* d) override { return e.backward_host(static_cast<const HT*>(d)); }
+  Status backward(const void* d, void* dxt, bool param_grads) override {
+    return e.backward_host(static_cast<const HT*>(d), static_cast<HT*>(dxt), param_grads);
+  }
   Status mse(const void* target, double* loss, bool bw) override { return e.mse_host(static_cast<const HT*>(target), loss, bw); }
   Status zero_grad() override { return e.zero_grad(); }
   Status adam_step(const AdamHyper& h, double clip, double* norm) override { return e.adam_step(h, clip, norm); }
@@ -232,7 +237,11 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value Backward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     EngineHandle& e = E(info);
-    throw_if_error(env, e.backward(host_arr(info, 0, "dxhat", P(info))));
+    const int64_t p = P(info);
+    void* dxhat = host_arr(info, 0, "dxhat", p);
+    void* dxt = info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull() ? host_arr(info, 1, "dxt", p) : nullptr;
+    const bool param_grads = info.Length() > 2 && !info[2].IsUndefined() ? arg_bool(info, 2, "paramGrads") : true;
+    throw_if_error(env, e.backward(dxhat, dxt, param_grads));
     return env.Undefined();
   }
 

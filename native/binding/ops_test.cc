@@ -156,6 +156,11 @@ class OpRunner {
                          B("reverse_value"));
     } else if (op == "node_features") {
       ops_.node_features(F("feat"), F("x"), F("t"), I("param"), I("graph"), Int("N"), Int("din"));
+    } else if (op == "edge_features_bwd") {
+      ops_.edge_features_bwd(F("dx"), F("dfeat"), I("idx"), I("rev"), I("param"), L("n"), Int("din"),
+                             B("reverse_value"));
+    } else if (op == "node_features_bwd") {
+      ops_.node_features_bwd(F("dx"), F("dfeat"), I("idx"), I("param"), L("n"), Int("din"));
     } else if (op == "copy_cols") {
       ops_.copy_cols(F("dst"), Int("ldd"), F("src"), Int("lds"), L("rows"), Int("cols"), B("acc"));
     } else if (op == "embed_add") {

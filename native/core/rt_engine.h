@@ -9,7 +9,13 @@
 // forward pairs and non-input nodes only, scattered into the flat layout as x̂1.
 //
 // Backward starts from a caller-supplied ∂L/∂x̂1 in the flat layout and ACCUMULATES parameter gradients
-// (zero_grad() clears them). Activations of the last training-mode forward are kept for it.
+// (zero_grad() clears them). Activations of the last training-mode forward are kept for it, and backward leaves
+// them intact, so several backward passes (different ∂L/∂x̂1) may follow one forward. On request it also returns
+// the gradient with respect to the input x_t (flat layout, OVERWRITTEN): through the pair and node input MLPs to
+// the value column of their features (the t column and the time channel get no gradient), summed over the two
+// pairs that carry each weight when reverse pairs carry values. Vector–Jacobian products for likelihoods use
+// that path without parameter gradients (param_grads = false): the weight-gradient GEMMs are skipped and the
+// remaining parameter-gradient sums go to a scratch buffer, so the accumulated gradients are left untouched.
 #pragma once
 
 #include <chrono>
@@ -111,12 +117,24 @@ class RtEngine {
     return Status::ok();
   }
 
+  // dxt (may be null): receives ∂L/∂x_t (P_total, overwritten). param_grads false: parameter gradients untouched.
   template <typename HT>
-  Status backward_host(const HT* dxhat) {
+  Status backward_host(const HT* dxhat, HT* dxt = nullptr, bool param_grads = true) {
     WSF_RETURN_IF_ERROR(require_backward());
     WSF_RETURN_IF_ERROR(put(dxhat_, dxhat, graph_.P));
-    backward();
-    return ops_.check();
+    if (!param_grads && junk_grads_ == nullptr) {
+      WSF_RETURN_IF_ERROR(alloc(&junk_grads_, layout_.total));
+      update_held();
+    }
+    T* const saved = grads_;
+    if (!param_grads) grads_ = junk_grads_;
+    param_grads_ = param_grads;
+    backward(dxt != nullptr);
+    grads_ = saved;
+    param_grads_ = true;
+    WSF_RETURN_IF_ERROR(ops_.check());
+    if (dxt != nullptr) WSF_RETURN_IF_ERROR(get(dxt, dxt_, graph_.P));
+    return Status::ok();
   }
 
   // Mean squared error over all P entries of the batch against `target`; with `do_backward`, also runs the
@@ -128,7 +146,7 @@ class RtEngine {
     const double n = static_cast<double>(graph_.P);
     const double s = ops_.mse(do_backward ? dxhat_ : nullptr, xhat_, target_, graph_.P, 2.0 / n);
     *loss = s / n;
-    if (do_backward) backward();
+    if (do_backward) backward(false);
     return ops_.check();
   }
 
@@ -224,7 +242,7 @@ class RtEngine {
   }
   void update_held() {
     int64_t base = 0;
-    base = static_cast<int64_t>(sizeof(T)) * layout_.total * 4;
+    base = static_cast<int64_t>(sizeof(T)) * layout_.total * (junk_grads_ != nullptr ? 5 : 4);
     held_bytes_ = base + act_bytes_ + graph_bytes_;
   }
 
@@ -371,6 +389,9 @@ class RtEngine {
       WSF_RETURN_IF_ERROR(alloc_act(&dHn_a_, No * D));
       WSF_RETURN_IF_ERROR(alloc_act(&dHn_b_, No * D));
       WSF_RETURN_IF_ERROR(alloc_act(&dHn_out_, No));
+      WSF_RETURN_IF_ERROR(alloc_act(&dEf_, M * din));
+      WSF_RETURN_IF_ERROR(alloc_act(&dNf_, N * din));
+      WSF_RETURN_IF_ERROR(alloc_act(&dxt_, P));
     }
     acts_ready_ = true;
     acts_training_ = training;
@@ -401,9 +422,10 @@ class RtEngine {
   void lin(T* y, const T* x, const LinOff& l, int64_t rows, bool acc = false) {
     ops_.linear_fwd(y, x, W(l), Bp(l), rows, l.in, l.out, l.in, acc);
   }
-  // Backward of y = lin(x): dW/db accumulate; dx written (or accumulated) unless null.
+  // Backward of y = lin(x): dW/db accumulate (skipped for an input-only backward); dx written (or accumulated)
+  // unless null.
   void lin_bwd(T* dx, const T* dy, const T* x, const LinOff& l, int64_t rows, bool acc_dx) {
-    ops_.linear_bwd_weight(dW(l), dB(l), dy, x, rows, l.in, l.out, l.in);
+    if (param_grads_) ops_.linear_bwd_weight(dW(l), dB(l), dy, x, rows, l.in, l.out, l.in);
     if (dx != nullptr) ops_.linear_bwd_data(dx, dy, W(l), rows, l.in, l.out, l.in, acc_dx);
   }
 
@@ -417,9 +439,10 @@ class RtEngine {
     lin(h[2], tmp, L3[2], rows);
     lin(out, h[2], proj, rows);
   }
-  // Backward from dout (rows × D, consumed as scratch). Needs two more rows×D scratch buffers.
+  // Backward from dout (rows × D, consumed as scratch). Needs two more rows×D scratch buffers. df (rows × din,
+  // overwritten) receives ∂L/∂f unless null.
   void input_mlp_bwd(T* dout, const T* f, T* const* h, T* s1, T* s2, const LinOff* L3, const LinOff& proj,
-                     int64_t rows) {
+                     int64_t rows, T* df) {
     const int64_t n = rows * cfg_.D;
     lin_bwd(s1, dout, h[2], proj, rows, false);       // s1 = ∂L/∂h2
     ops_.act_fwd(s2, h[1], n, Act::Silu);             // recompute silu(h1)
@@ -428,7 +451,7 @@ class RtEngine {
     ops_.act_fwd(s2, h[0], n, Act::Silu);
     lin_bwd(dout, s1, s2, L3[1], rows, false);        // dout = ∂L/∂silu(h0)
     ops_.act_bwd(s1, dout, h[0], n, Act::Silu, false);  // s1 = ∂L/∂h0
-    lin_bwd(nullptr, s1, f, L3[0], rows, false);
+    lin_bwd(df, s1, f, L3[0], rows, false);
   }
 
   // Output head: y = L4(relu(L2(relu(L0(x))))) (rows × 1)
@@ -562,7 +585,7 @@ class RtEngine {
 
   // ---------------------------------------------------------------------------------------------------------
   // backward
-  void backward() {
+  void backward(bool input_grad) {
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H();
     const RtLayout& L = layout_;
@@ -593,11 +616,18 @@ class RtEngine {
     // Inputs: state gradients → embeddings → input MLPs.
     region("bwd.inputs", [&] {
     ops_.copy_cols(mD_[0], D, dE, H, M, D, false);
-    if (L.dir >= 0) ops_.embed_bwd(grads_ + L.dir, mD_[0], D, d_edge_dir_, M, D, L.dir_rows);
-    input_mlp_bwd(mD_[0], ef_, eh_, mD_[1], mD_[2], L.edge_in, L.edge_in_proj, M);
+    if (L.dir >= 0 && param_grads_) ops_.embed_bwd(grads_ + L.dir, mD_[0], D, d_edge_dir_, M, D, L.dir_rows);
+    input_mlp_bwd(mD_[0], ef_, eh_, mD_[1], mD_[2], L.edge_in, L.edge_in_proj, M, input_grad ? dEf_ : nullptr);
     ops_.copy_cols(nD_[0], D, dN, H, N, D, false);
-    ops_.embed_bwd(grads_ + L.pos, nD_[0], D, d_node_slot_, N, D, L.pos_rows);
-    input_mlp_bwd(nD_[0], nf_, nh_, nD_[1], nD_[2], L.node_in, L.node_in_proj, N);
+    if (param_grads_) ops_.embed_bwd(grads_ + L.pos, nD_[0], D, d_node_slot_, N, D, L.pos_rows);
+    input_mlp_bwd(nD_[0], nf_, nh_, nD_[1], nD_[2], L.node_in, L.node_in_proj, N, input_grad ? dNf_ : nullptr);
+    if (input_grad) {
+      // Features → flat input: each weight from its forward pair (+ reverse pair), each bias from its node.
+      const int din = cfg_.in_features;
+      ops_.zero(dxt_, graph_.P);  // every entry is overwritten below; zeroing first keeps any gap defined
+      ops_.edge_features_bwd(dxt_, dEf_, d_out_edge_, d_edge_rev_, d_out_edge_param_, Eo, din, cfg_.reverse_value);
+      ops_.node_features_bwd(dxt_, dNf_, d_out_node_, d_out_node_param_, No, din);
+    }
     });
   }
 
@@ -611,7 +641,7 @@ class RtEngine {
         ops_.edge_mlp_bwd(dE_in, mD_[1], grads_ + p.eln1.g, grads_ + p.eln1.b, dW(p.edge_mlp2), dB(p.edge_mlp2),
                           dW(p.edge_mlp0), grads_ + p.eln0.g, grads_ + p.eln0.b, dW(p.lin1), dB(p.lin1), dE_out, a.exh3,
                           a.ers3, params_ + p.eln1.g, a.eh3, a.ebar, W(p.edge_mlp2), W(p.edge_mlp0), a.exh2, a.ers2,
-                          params_ + p.eln0.g, a.z, W(p.lin1), M, D, H);
+                          params_ + p.eln0.g, a.z, W(p.lin1), M, D, H, param_grads_);
         return;
       }
       // e' = LN3(y3), y3 = ē + Lin_m2(GELU(Lin_m0(ē)))
@@ -629,8 +659,10 @@ class RtEngine {
     region("bwd.edge_z", [&] {
       // z = e·We1ᵀ + (e·We2ᵀ)[rev] + S[row] + T[col] + b
       ops_.edge_combine_bwd(mD_[0], nD_[0], nD_[1], dB(p.lin0_e), mD_[1], d_row_ptr_, d_edge_rev_, static_cast<int32_t>(N), M, D);
-      ops_.linear_bwd_weight(dW(p.lin0_e), nullptr, mD_[1], e_in, M, H, D, 2 * H);
-      ops_.linear_bwd_weight(dW(p.lin0_e) + H, nullptr, mD_[0], e_in, M, H, D, 2 * H);
+      if (param_grads_) {
+        ops_.linear_bwd_weight(dW(p.lin0_e), nullptr, mD_[1], e_in, M, H, D, 2 * H);
+        ops_.linear_bwd_weight(dW(p.lin0_e) + H, nullptr, mD_[0], e_in, M, H, D, 2 * H);
+      }
       ops_.linear_bwd_data(dE_in, mD_[1], W(p.lin0_e), M, H, D, 2 * H, true);
       ops_.linear_bwd_data(dE_in, mD_[0], W(p.lin0_e) + H, M, H, D, 2 * H, true);
     });
@@ -667,11 +699,13 @@ class RtEngine {
   RtGraph graph_;
   std::vector<std::vector<int32_t>> graph_widths_;
   bool graph_ready_ = false, acts_ready_ = false, acts_training_ = false, fwd_done_ = false, last_fwd_saved_ = false;
+  bool param_grads_ = true;  // false during an input-only backward (weight-gradient GEMMs skipped)
   int64_t step_ = 0;
   int64_t held_bytes_ = 0, act_bytes_ = 0, graph_bytes_ = 0;
   std::vector<void*> owned_, act_owned_, graph_owned_;
 
   T *params_ = nullptr, *grads_ = nullptr, *adam_m_ = nullptr, *adam_v_ = nullptr;
+  T* junk_grads_ = nullptr;  // parameter-gradient sink of input-only backward passes (allocated on first use)
   int32_t *d_node_graph_ = nullptr, *d_node_slot_ = nullptr, *d_node_param_ = nullptr, *d_node_is_input_ = nullptr;
   int32_t *d_row_ptr_ = nullptr, *d_edge_row_ = nullptr, *d_edge_col_ = nullptr, *d_edge_rev_ = nullptr;
   int32_t *d_edge_dir_ = nullptr, *d_edge_param_ = nullptr, *d_edge_graph_ = nullptr, *d_edge_fwd_mask_ = nullptr;
@@ -688,6 +722,7 @@ class RtEngine {
   T *dE_[2] = {nullptr, nullptr}, *dEbar_ = nullptr, *dPe_ = nullptr, *dN_[2] = {nullptr, nullptr}, *dNbar_ = nullptr, *dPn_ = nullptr;
   T *dHe_in_ = nullptr, *dHe_a_ = nullptr, *dHe_b_ = nullptr, *dHe_out_ = nullptr;
   T *dHn_in_ = nullptr, *dHn_a_ = nullptr, *dHn_b_ = nullptr, *dHn_out_ = nullptr;
+  T *dEf_ = nullptr, *dNf_ = nullptr, *dxt_ = nullptr;  // input-gradient path: ∂L/∂features, ∂L/∂x_t
 };
 
 }  // namespace wsf

@@ -87,6 +87,15 @@ struct CpuOps {
                      int64_t M, int din, bool reverse_value);
   // feat[u] = [β_u, (t_u)] with β_u = x[param_u] (0 for input neurons).
   void node_features(T* feat, const T* x, const T* t, const int32_t* param, const int32_t* graph, int32_t N, int din);
+  // Backward of edge_features to the flat input, over the n forward (dir-0) pairs idx[i] whose weight is
+  // param[i]: dx[param[i]] = dfeat[idx[i]·din] (+ dfeat[rev[idx[i]]·din] when reverse_value: the reverse pair
+  // carries the same weight). Overwrites dx[param[i]]; every weight has exactly one forward pair, so each output
+  // is written once (no atomics). The t column gets no gradient.
+  void edge_features_bwd(T* dx, const T* dfeat, const int32_t* idx, const int32_t* rev, const int32_t* param,
+                         int64_t n, int din, bool reverse_value);
+  // Backward of node_features to the flat input over the n non-input nodes idx[i] with bias param[i]:
+  // dx[param[i]] = dfeat[idx[i]·din]. Overwrites.
+  void node_features_bwd(T* dx, const T* dfeat, const int32_t* idx, const int32_t* param, int64_t n, int din);
   // dst[r][0:cols] = src[r][0:cols] (strided copy), optionally accumulating.
   void copy_cols(T* dst, int ldd, const T* src, int lds, int64_t rows, int cols, bool acc);
   // y[r][0:D] += table[idx[r]][0:D]   (y has leading dimension ld)
@@ -111,11 +120,12 @@ struct CpuOps {
                     const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2, const T* bm2, const T* g3,
                     const T* be3, int64_t M, int D, int H);
   // Its backward from ∂L/∂e': writes ∂L/∂e (residual path) and ∂L/∂z, accumulates every parameter gradient
-  // (per-partition partials summed in a fixed order: deterministic for any thread count).
+  // (per-partition partials summed in a fixed order: deterministic for any thread count). With param_grads
+  // false (input-only backward) the parameter gradients are neither computed nor touched.
   void edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2, T* dWm0, T* dg2, T* dbe2, T* dW1, T* db1,
                     const T* dE_out, const T* xh3, const T* rs3, const T* g3, const T* h3, const T* ebar, const T* Wm2,
                     const T* Wm0, const T* xh2, const T* rs2, const T* g2, const T* z, const T* W1, int64_t M, int D,
-                    int H);
+                    int H, bool param_grads = true);
 
   // ---- loss and optimiser ----
   // d = scale·(xhat − target); returns Σ (xhat − target)² (host value)

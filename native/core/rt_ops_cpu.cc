@@ -525,6 +525,25 @@ void CpuOps<T>::node_features(T* feat, const T* x, const T* t, const int32_t* pa
 }
 
 template <typename T>
+void CpuOps<T>::edge_features_bwd(T* dx, const T* dfeat, const int32_t* idx, const int32_t* rev, const int32_t* param,
+                                  int64_t n, int din, bool reverse_value) {
+  parallel_for(n, 4096, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t k = idx[i];
+      // the forward pair's value column, then (sparse default) its reverse pair's: both read x[param]
+      T g = dfeat[k * din];
+      if (reverse_value) g += dfeat[static_cast<int64_t>(rev[k]) * din];
+      dx[param[i]] = g;
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::node_features_bwd(T* dx, const T* dfeat, const int32_t* idx, const int32_t* param, int64_t n, int din) {
+  for (int64_t i = 0; i < n; ++i) dx[param[i]] = dfeat[static_cast<int64_t>(idx[i]) * din];
+}
+
+template <typename T>
 void CpuOps<T>::copy_cols(T* dst, int ldd, const T* src, int lds, int64_t rows, int cols, bool acc) {
   parallel_for(rows, grain_for(cols), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -700,7 +719,7 @@ template <typename T>
 void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2, T* dWm0, T* dg2, T* dbe2, T* dW1,
                              T* db1, const T* dE_out, const T* xh3, const T* rs3, const T* g3, const T* h3,
                              const T* ebar, const T* Wm2, const T* Wm0, const T* xh2, const T* rs2, const T* g2,
-                             const T* z, const T* W1, int64_t M, int D, int H) {
+                             const T* z, const T* W1, int64_t M, int D, int H, bool param_grads) {
   const int64_t blocks = (M + kFuseRows - 1) / kFuseRows;
   const int64_t parts = std::min<int64_t>(kFuseParts, std::max<int64_t>(blocks, 1));
   // Per partition: dWm2 (H×D), dWm0 (D×H), dW1 (H×D), then vectors dbm2, db1, dg3, dbe3, dg2, dbe2 (H each).
@@ -720,29 +739,34 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
         // dy3 = LN3'(∂L/∂e')
         ln_bwd_rows(tH.data(), pg3, pbe3, dE_out + r0 * H, xh3 + r0 * H, rs3 + r0, g3, R, H);
         // dWm2 += dy3ᵀ·GELU(h3); dbm2 += Σ dy3
-        act_rows(tD1.data(), h3 + r0 * D, R * D, Act::Gelu);
-        gemm_serial(H, D, R, tH.data(), 1, H, tD1.data(), D, pWm2, D, true);
-        for (int64_t r = 0; r < R; ++r)
-          for (int c = 0; c < H; ++c) pbm2[c] += tH[r * H + c];
+        if (param_grads) {
+          act_rows(tD1.data(), h3 + r0 * D, R * D, Act::Gelu);
+          gemm_serial(H, D, R, tH.data(), 1, H, tD1.data(), D, pWm2, D, true);
+          for (int64_t r = 0; r < R; ++r)
+            for (int c = 0; c < H; ++c) pbm2[c] += tH[r * H + c];
+        }
         // dh3 = (dy3·Wm2) ⊙ GELU'(h3)
         gemm_serial(R, D, H, tH.data(), H, 1, Wm2, D, tD2.data(), D, false);
         act_grad_rows(tD2.data(), tD2.data(), h3 + r0 * D, R * D, Act::Gelu);
         // dWm0 += dh3ᵀ·ē; dē = dy3 + dh3·Wm0
-        gemm_serial(D, H, R, tD2.data(), 1, D, ebar + r0 * H, H, pWm0, H, true);
+        if (param_grads) gemm_serial(D, H, R, tD2.data(), 1, D, ebar + r0 * H, H, pWm0, H, true);
         gemm_serial(R, H, D, tD2.data(), D, 1, Wm0, H, tH.data(), H, true);
         // dy2 = LN2'(dē) → ∂L/∂e (the residual path; the caller adds the other contributions)
         ln_bwd_rows(dE_in + r0 * H, pg2, pbe2, tH.data(), xh2 + r0 * H, rs2 + r0, g2, R, H);
         // dW1 += dy2ᵀ·GELU(z); db1 += Σ dy2; dz = (dy2·W1) ⊙ GELU'(z)
-        act_rows(tD1.data(), z + r0 * D, R * D, Act::Gelu);
-        gemm_serial(H, D, R, dE_in + r0 * H, 1, H, tD1.data(), D, pW1, D, true);
-        for (int64_t r = 0; r < R; ++r)
-          for (int c = 0; c < H; ++c) pb1[c] += dE_in[(r0 + r) * H + c];
+        if (param_grads) {
+          act_rows(tD1.data(), z + r0 * D, R * D, Act::Gelu);
+          gemm_serial(H, D, R, dE_in + r0 * H, 1, H, tD1.data(), D, pW1, D, true);
+          for (int64_t r = 0; r < R; ++r)
+            for (int c = 0; c < H; ++c) pb1[c] += dE_in[(r0 + r) * H + c];
+        }
         gemm_serial(R, D, H, dE_in + r0 * H, H, 1, W1, D, dz + r0 * D, D, false);
         act_grad_rows(dz + r0 * D, dz + r0 * D, z + r0 * D, R * D, Act::Gelu);
       }
     }
   });
   // Fixed-order reduction of the partitions into the gradients.
+  if (!param_grads) return;
   for (int64_t part = 0; part < parts; ++part) {
     const T* P_ = partial.data() + part * stride;
     for (int64_t i = 0; i < HD; ++i) {

@@ -161,6 +161,23 @@ __global__ void node_features_kernel(float* feat, const float* x, const float* t
   }
 }
 
+// Input gradients of the feature ops: one thread per output element (a weight or a bias), which it alone writes;
+// the forward and reverse pair contributions are added in the CPU's order.
+__global__ void edge_features_backward_kernel(float* dx, const float* dfeat, const int32_t* idx, const int32_t* rev,
+                                              const int32_t* param, int64_t n, int din, bool reverse_value) {
+  WSF_GRID_LOOP(i, n) {
+    const int64_t k = idx[i];
+    float g = dfeat[k * din];
+    if (reverse_value) g += dfeat[static_cast<int64_t>(rev[k]) * din];
+    dx[param[i]] = g;
+  }
+}
+
+__global__ void node_features_backward_kernel(float* dx, const float* dfeat, const int32_t* idx, const int32_t* param,
+                                              int64_t n, int din) {
+  WSF_GRID_LOOP(i, n) dx[param[i]] = dfeat[static_cast<int64_t>(idx[i]) * din];
+}
+
 // z[k·D + c] = Y1[k] + Y2[rev k] + S[row k] + T[col k] + bias, one thread per element, summed in the CPU's order.
 __global__ void edge_combine_forward_kernel(float* z, const float* Y1, const float* Y2, const float* S, const float* Tn,
                                             const float* bias, const int32_t* row, const int32_t* col,
@@ -1277,6 +1294,22 @@ void CudaOps::node_features(float* feat, const float* x, const float* t, const i
   launch_kernel(node_features_kernel, dim3(grid_for(N)), dim3(kThreads), 0, as_stream(stream()), feat, x, t, param,
                 graph, static_cast<int64_t>(N), din);
   launched("node_features");
+}
+
+void CudaOps::edge_features_bwd(float* dx, const float* dfeat, const int32_t* idx, const int32_t* rev,
+                                const int32_t* param, int64_t n, int din, bool reverse_value) {
+  if (n <= 0) return;
+  launch_kernel(edge_features_backward_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), dx, dfeat,
+                idx, rev, param, n, din, reverse_value);
+  launched("edge_features_bwd");
+}
+
+void CudaOps::node_features_bwd(float* dx, const float* dfeat, const int32_t* idx, const int32_t* param, int64_t n,
+                                int din) {
+  if (n <= 0) return;
+  launch_kernel(node_features_backward_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), dx, dfeat,
+                idx, param, n, din);
+  launched("node_features_bwd");
 }
 
 void CudaOps::copy_cols(float* dst, int ldd, const float* src, int lds, int64_t rows, int cols, bool acc) {

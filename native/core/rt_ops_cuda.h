@@ -87,6 +87,9 @@ struct CudaOps {
                      const int32_t* graph, int64_t M, int din, bool reverse_value);
   void node_features(float* feat, const float* x, const float* t, const int32_t* param, const int32_t* graph,
                      int32_t N, int din);
+  void edge_features_bwd(float* dx, const float* dfeat, const int32_t* idx, const int32_t* rev, const int32_t* param,
+                         int64_t n, int din, bool reverse_value);
+  void node_features_bwd(float* dx, const float* dfeat, const int32_t* idx, const int32_t* param, int64_t n, int din);
   void copy_cols(float* dst, int ldd, const float* src, int lds, int64_t rows, int cols, bool acc);
   void embed_add(float* y, int ld, const float* table, const int32_t* idx, int64_t rows, int D);
   void embed_bwd(float* dtable, const float* dy, int ld, const int32_t* idx, int64_t rows, int D, int table_rows);

@@ -78,6 +78,10 @@ describe('option validation', () => {
     [['eval', '--weights', '/nonexistent.safetensors'], /--weights: \/nonexistent.safetensors does not exist/],
     [['eval', '--weights', 'package.json', '--bma', '1,x'], /--bma: expected an integer ≥ 1, got 'x'/],
     [['eval', '--weights', 'package.json'], /--weights: package.json: not a valid safetensors file/],
+    [['eval', '--weights', 'package.json', '--probes', '3'], /--probes: applies to --log-likelihood only/],
+    [['eval', '--weights', 'package.json', '--log-likelihood'], /--log-likelihood: needs --flow/],
+    [['eval', '--weights', 'package.json', '--log-likelihood', '--flow', '.', '--bma', '1'], /--bma: --log-likelihood computes likelihoods only/],
+    [['eval', '--weights', 'package.json', '--log-likelihood', '--flow', '.', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
     [['demo', '--scale', 'huge'], /--scale: expected one of quick, paper/],
     [['demo', '--steps', '1.5'], /--steps: expected an integer/],
     [['reproduce', 'nope'], /<experiment>: unknown experiment 'nope'/],
@@ -170,6 +174,25 @@ describe('the pipeline through the CLI', () => {
     r = await cli('eval', '--weights', samples, '--bma', '64');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--bma: ensemble size 64 exceeds the 8 networks/);
+
+    // Log-likelihoods: refused for the Geometric flow (no ambient density on its spheres); computed for a
+    // Euclidean flow on the aligned zoo, with a Monte-Carlo standard error per network.
+    r = await cli('eval', '--weights', samples, '--flow', flow, '--log-likelihood');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--flow: .*Euclidean flows only/);
+    const flowE = path.join(tmp, 'flows', 'e');
+    r = await cli('train', '--zoo', zoo, '--out', flowE, '--geometry', 'euclidean', '--d', '8', '--layers', '1', '--steps', '4', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
+    r = await cli('eval', '--weights', path.join(zoo, 'aligned.safetensors'), '--flow', flowE, '--log-likelihood', '--steps', '2', '--probes', '3', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
+    const ll = JSON.parse(r.out) as { n: number; dims: number; logLikelihoods: number[]; stderrs: number[]; bitsPerDim: { mean: number }; trace: string };
+    expect(ll).toMatchObject({ n: 8, dims: 802, trace: 'hutchinson (3 rademacher probes)' });
+    expect(ll.logLikelihoods.every(Number.isFinite)).toBe(true);
+    expect(ll.stderrs.every((x) => x > 0)).toBe(true);
+    expect(ll.bitsPerDim.mean).toBeCloseTo(-ll.logLikelihoods.reduce((a, b) => a + b, 0) / 8 / (802 * Math.LN2), 9);
+    r = await cli('eval', '--weights', path.join(zoo, 'aligned.safetensors'), '--flow', flowE, '--log-likelihood', '--steps', '1', '--probes', '2', '--device', 'cpu');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/log-likelihood .* nats per network .* bits\/dim/);
   });
 });
 

@@ -1,23 +1,35 @@
 /** `wsflow eval`: accuracy/loss of generated (or any) networks, model averaging, and comparisons with a zoo. */
 import { mlp } from '../../arch/Architecture.js';
 import { compactEvaluation, evaluateSamples, type SampleEvaluation } from '../../pipeline/evaluate.js';
+import { likelihoodOfNetworks } from '../../pipeline/likelihood.js';
 import { readWeightsFile } from '../../pipeline/sample.js';
 import { TASK_NAMES } from '../../tasks/loadTask.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { archFor, checked, duration, pm, table, taskFor, zooFor } from '../common.js';
+import { archFor, checked, duration, flowFor, pm, table, taskFor, zooFor } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
   name: 'eval',
   summary: 'evaluate networks: accuracy, loss, model averaging, baselines, memorisation',
-  usage: ['wsflow eval --weights FILE [--task T] [--bma 1,4,16,64] [--zoo DIR] [--json]'],
+  usage: [
+    'wsflow eval --weights FILE [--task T] [--bma 1,4,16,64] [--zoo DIR] [--json]',
+    'wsflow eval --weights FILE --flow DIR --log-likelihood [--steps 64] [--solver euler|midpoint|rk4] [--probes 25 | --exact]',
+  ],
   description: `Evaluates the networks of FILE (a samples file from 'wsflow sample', or a zoo file) on the task's test
 split: accuracy and mean cross-entropy, mean ± std over the networks; with --bma, the accuracy of averaged
 predictive distributions of n random networks (Bayesian model averaging). With --zoo (the zoo the flow learned
 from), also: the trained networks' metrics, two baselines — trained networks plus Gaussian noise at the samples'
 nearest-neighbour distance, and averages of --average-k trained networks — and memorisation: the samples' distance
 to their nearest trained network against the zoo's own leave-one-out nearest-neighbour distance. Comparisons are
-made in the flow's space: canonicalised networks for Normalized/Geometric flows (--space).`,
+made in the flow's space: canonicalised networks for Normalized/Geometric flows (--space).
+
+With --log-likelihood, instead: the log-likelihood of each network under the Euclidean flow --flow, by the
+instantaneous change of variables — the sampling ODE integrated backwards from the network to t = 0 on the
+sampler's time grid (--steps, --solver), log p(x1) = log p0(x0) − ∫ tr(∂v/∂x) dt, the trace estimated with
+--probes Hutchinson probes per network (--probe rademacher|gaussian; the standard error is reported) or computed
+exactly with --exact (one backward pass per parameter and evaluation: small networks only). It is the ambient
+density on R^P in nats (and bits per dimension); Normalized and Geometric flows are refused, since on their spheres
+the ambient divergence is not a density. The networks must be in the flow's raw (aligned) weight space.`,
   options: {
     weights: { type: 'string', metavar: 'FILE', exists: 'file', required: true, description: 'samples or zoo file (tensor `weights` [n, P])' },
     task: { type: 'string', choices: TASK_NAMES, description: "task to evaluate on (default: the file's task)" },
@@ -28,12 +40,21 @@ made in the flow's space: canonicalised networks for Normalized/Geometric flows 
     'ref-count': { type: 'int', min: 1, metavar: 'N', description: 'trained and baseline networks to evaluate (default: max(samples, 256), at most the zoo)' },
     'average-k': { type: 'int', min: 1, default: 2, metavar: 'K', description: 'trained networks per average in the averaging baseline' },
     space: { type: 'string', choices: ['auto', 'raw', 'canonical'], default: 'auto', description: "comparison space ('auto': canonical when the samples are canonicalised)" },
+    'log-likelihood': { type: 'boolean', description: 'log-likelihoods of the networks under --flow (Euclidean flows) instead of task metrics' },
+    flow: { type: 'string', metavar: 'DIR|FILE', exists: 'any', description: 'with --log-likelihood: the flow folder (its flow.safetensors) or file' },
+    steps: { type: 'int', min: 1, max: 1e6, metavar: 'N', description: 'with --log-likelihood: solver steps (default 64)' },
+    solver: { type: 'string', choices: ['euler', 'midpoint', 'rk4'], description: 'with --log-likelihood: ODE solver (default euler, as sampling)' },
+    probes: { type: 'int', min: 1, max: 65536, metavar: 'K', description: 'with --log-likelihood: Hutchinson probes per network (default 25)' },
+    probe: { type: 'string', choices: ['rademacher', 'gaussian'], description: 'with --log-likelihood: probe distribution (default rademacher)' },
+    exact: { type: 'boolean', description: 'with --log-likelihood: exact trace (P backward passes per evaluation)' },
+    batch: { type: 'int', min: 1, max: 1e6, metavar: 'N', description: 'with --log-likelihood: networks integrated at once (default 64)' },
     ...COMMON,
   },
   examples: [
     'wsflow eval --weights s.safetensors --task wdbc --bma 1,4,16,64',
     'wsflow eval --weights s.safetensors --zoo zoos/wdbc --json',
     'wsflow eval --weights zoos/wdbc/zoo.safetensors --task wdbc',
+    'wsflow eval --weights zoos/wdbc/aligned.safetensors --flow flows/wdbc-euc --log-likelihood --solver rk4 --steps 16',
   ],
 } as const satisfies CommandSpec;
 
@@ -60,12 +81,83 @@ function report(e: SampleEvaluation, file: string): string {
   return lines.join('\n');
 }
 
+type EvalValues = ReturnType<typeof parseCommand<typeof spec>>['values'];
+
+async function runLikelihood(ctx: Parameters<CliCommand['run']>[0], v: EvalValues & { weights: string; flow: string }): Promise<number> {
+  const device = ctx.setup(v);
+  const archOverride = v.arch !== undefined ? checked('--arch', () => mlp(v.arch!)) : undefined;
+  const wf = checked('--weights', () => readWeightsFile(v.weights, archOverride));
+  const { file, flow } = flowFor('--flow', v.flow, device);
+  try {
+    const why = flow.likelihoodUnsupported();
+    if (why !== undefined) throw new UsageError(`--flow: ${file}: ${why}`);
+    if (!flow.arch.equals(wf.arch)) throw new UsageError(`--flow: ${file} models ${flow.arch.key} networks; ${v.weights} holds ${wf.arch.key}`);
+    if (wf.metadata.canonical === 'true') throw new UsageError(`--weights: ${v.weights} holds canonicalised networks; the Euclidean flow's density is over raw weights`);
+    const bar = ctx.progress({ label: 'log-likelihood', total: wf.n, unit: 'networks' });
+    const r = await likelihoodOfNetworks(flow, wf.weights, {
+      seed: v.seed + 1,
+      signal: ctx.signal,
+      progress: bar,
+      ...(v.steps !== undefined ? { steps: v.steps } : {}),
+      ...(v.solver !== undefined ? { solver: v.solver as 'euler' | 'midpoint' | 'rk4' } : {}),
+      ...(v.exact === true ? { exact: true } : {}),
+      ...(v.probes !== undefined ? { probes: v.probes } : {}),
+      ...(v.probe !== undefined ? { probe: v.probe as 'rademacher' | 'gaussian' } : {}),
+      ...(v.batch !== undefined ? { batch: v.batch } : {}),
+    });
+    const stats = (a: Float64Array): { mean: number; std: number } => {
+      const m = a.reduce((s, x) => s + x, 0) / a.length;
+      return { mean: m, std: a.length > 1 ? Math.sqrt(a.reduce((s, x) => s + (x - m) ** 2, 0) / (a.length - 1)) : 0 };
+    };
+    const steps = v.steps ?? 64;
+    const solver = v.solver ?? 'euler';
+    const trace = v.exact === true ? 'exact' : `hutchinson (${v.probes ?? 25} ${v.probe ?? 'rademacher'} probes)`;
+    const res = {
+      weights: v.weights,
+      flow: file,
+      arch: wf.arch.widths,
+      n: wf.n,
+      dims: wf.arch.numParams,
+      steps,
+      solver,
+      trace,
+      logLikelihood: stats(r.logLikelihood),
+      bitsPerDim: stats(r.bitsPerDim),
+      meanStderr: r.stderr.reduce((s, x) => s + x, 0) / wf.n,
+      logLikelihoods: Array.from(r.logLikelihood),
+      stderrs: Array.from(r.stderr),
+      seconds: r.seconds,
+    };
+    ctx.result(res, () =>
+      [
+        `${v.weights} under the Euclidean flow ${file} (${wf.n} networks of ${wf.arch.key}, P = ${wf.arch.numParams}; ambient density):`,
+        `log-likelihood ${pm(res.logLikelihood, 3)} nats per network (mean ± std over networks), ${pm(res.bitsPerDim, 4)} bits/dim`,
+        `trace: ${trace}${v.exact === true ? '' : `, mean standard error ${res.meanStderr.toPrecision(3)} nats`}; ${steps} ${solver} steps (${duration(r.seconds)})`,
+      ].join('\n'),
+    );
+    return 0;
+  } finally {
+    flow.dispose();
+  }
+}
+
 export const evalCommand: CliCommand = {
   spec,
   async run(ctx, argv) {
     const { values: v } = parseCommand(spec, argv);
     ctx.json = v.json === true;
     if (v.weights === undefined) throw new UsageError('--weights: expected a samples file (e.g. --weights s.safetensors)');
+    const llOnly = ['flow', 'steps', 'solver', 'probes', 'probe', 'exact', 'batch'] as const;
+    if (v['log-likelihood'] !== true) {
+      const stray = llOnly.find((k) => v[k] !== undefined);
+      if (stray !== undefined) throw new UsageError(`--${stray}: applies to --log-likelihood only`);
+    } else {
+      const stray = (['task', 'bma', 'zoo', 'ref-count'] as const).find((k) => v[k] !== undefined);
+      if (stray !== undefined) throw new UsageError(`--${stray}: --log-likelihood computes likelihoods only; run 'wsflow eval' without it for task metrics`);
+      if (v.flow === undefined) throw new UsageError('--log-likelihood: needs --flow (the Euclidean flow whose density is evaluated)');
+      if (v.exact === true && v.probes !== undefined) throw new UsageError('--probes: not used with --exact');
+      return runLikelihood(ctx, v as typeof v & { weights: string; flow: string });
+    }
     const device = ctx.setup(v);
     const archOverride = v.arch !== undefined ? checked('--arch', () => mlp(v.arch!)) : undefined;
     const wf = checked('--weights', () => readWeightsFile(v.weights!, archOverride));
