@@ -54,11 +54,11 @@ const bmaOf = async (x) => (bmaNs.length === 0 ? undefined : (await w.bmaCurve(t
 const trainedBma = await bmaOf(trained);
 
 for (const t of trials) {
-  const cfg = { geometry: 'geometric', D: 16, layers: 3, heads: 1, graph: 'sparse', velocity: 'riemannian', steps: 1000, batch: 32, lr: 1e-3, schedule: 'constant', warmup: 0, ema: 0,
+  const cfg = { geometry: 'geometric', D: 16, layers: 3, heads: 1, graph: 'sparse', hiddenIdentity: false, velocity: 'riemannian', steps: 1000, batch: 32, lr: 1e-3, schedule: 'constant', warmup: 0, ema: 0,
     coupling: 'independent', precondition: false, layerScaling: false, priorStd: 0.1, prior: 'gaussian', solverSteps: 64, solver: 'euler', seed: 1, time: 'beta', ...t };
   const t0 = performance.now();
   const fm = FlowMatcher.create({
-    arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph }, seed: cfg.seed, device: 'cpu',
+    arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph, hiddenIdentity: cfg.hiddenIdentity }, seed: cfg.seed, device: 'cpu',
     coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
     prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : { kind: 'gaussian', std: cfg.priorStd },
   });

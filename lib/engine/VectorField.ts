@@ -44,8 +44,18 @@ export interface VectorFieldOptions {
   seed?: number;
   /** 'auto' (default), 'cpu' or 'cuda'. */
   device?: DeviceRequest;
-  /** Slots override: largest input width, number of hidden layers and output width supported. */
-  slots?: { input: number; hidden: number; output: number };
+  /**
+   * Slots override: largest input width, number of hidden layers and output width supported; `hiddenWidth` (> 0)
+   * gives every hidden neuron its own slot, up to that many per layer (see `hiddenIdentity`).
+   */
+  slots?: { input: number; hidden: number; output: number; hiddenWidth?: number };
+  /**
+   * Give every hidden neuron its own positional embedding (as input and output neurons have), instead of one per
+   * hidden layer. Not in the published model: it breaks the field's permutation equivariance on purpose, which
+   * suits aligned data (alignment has fixed an order of the hidden neurons) and rules out sampling wider networks
+   * than the field was built for. Default false. Sets `slots.hiddenWidth` to the architecture's widest hidden layer.
+   */
+  hiddenIdentity?: boolean;
   /** @internal 'f64' selects the CPU double-precision reference (gradient checks). */
   dtype?: 'f32' | 'f64';
 }
@@ -110,7 +120,8 @@ export class VectorField {
     const D = checkInt('D', opts.D ?? 32, 1, 4096);
     const heads = checkInt('heads', opts.heads ?? 1, 1, D);
     if (D % heads !== 0) throw new WsfError(`Expected heads to divide D (D = ${D}) but received ${heads}`, 'ERR_INVALID');
-    const slots = opts.slots ?? { input: arch.widths[0]!, hidden: arch.numLayers - 1, output: arch.widths[arch.numLayers]! };
+    const hiddenWidths = arch.widths.slice(1, arch.numLayers);
+    const slots = opts.slots ?? { input: arch.widths[0]!, hidden: arch.numLayers - 1, output: arch.widths[arch.numLayers]!, hiddenWidth: opts.hiddenIdentity === true ? Math.max(1, ...hiddenWidths) : 0 };
     const config: NativeEngineConfig = {
       D,
       layers: checkInt('layers', opts.layers ?? 5, 0, 64),
@@ -118,6 +129,7 @@ export class VectorField {
       inputSlots: checkInt('slots.input', slots.input, 1),
       hiddenSlots: checkInt('slots.hidden', slots.hidden, 0),
       outputSlots: checkInt('slots.output', slots.output, 1),
+      hiddenWidthSlots: checkInt('slots.hiddenWidth', slots.hiddenWidth ?? 0, 0, 1 << 20),
       mode: graph,
       timeRule: semantics === 'reference' ? 'reference' : 'all',
       dirEmbed: opts.dirEmbed ?? graph === 'sparse',
@@ -406,7 +418,7 @@ export class VectorField {
       timeInput: cfg.inFeatures === 2,
       dirEmbed: cfg.dirEmbed,
       reverseValue: cfg.reverseValue,
-      slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots },
+      slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },
       ...(opts.device !== undefined ? { device: opts.device } : {}),
     });
     vf.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));

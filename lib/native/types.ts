@@ -59,6 +59,8 @@ export interface NativeEngineConfig {
   inputSlots: number;
   hiddenSlots: number;
   outputSlots: number;
+  /** 0 (or absent): one positional slot per hidden layer (published); > 0: one per hidden neuron, up to this width. */
+  hiddenWidthSlots?: number;
   mode: 'sparse' | 'dense';
   timeRule: 'all' | 'reference';
   dirEmbed: boolean;

@@ -155,6 +155,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.slots.input_slots = get_int(env, c, "inputSlots", 0, 1, 1 << 24);
     cfg.slots.hidden_slots = get_int(env, c, "hiddenSlots", 0, 0, 1 << 16);
     cfg.slots.output_slots = get_int(env, c, "outputSlots", 0, 1, 1 << 24);
+    cfg.slots.hidden_width = get_int(env, c, "hiddenWidthSlots", 0, 0, 1 << 20);
     const std::string mode = get_str(env, c, "mode", "sparse");
     if (mode != "sparse" && mode != "dense") throw_error(env, Code::Invalid, "config.mode must be 'sparse' or 'dense', got '" + mode + "'");
     cfg.mode = mode == "dense" ? GraphMode::Dense : GraphMode::Sparse;

@@ -31,6 +31,12 @@ Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& wid
       return shape_error("network " + std::to_string(n) + " has " + std::to_string(L - 1) +
                          " hidden layers but the model has " + std::to_string(slots.hidden_slots) + " hidden-layer slots");
     }
+    for (int l = 1; l < L && slots.hidden_width > 0; ++l) {
+      if (w[l] > slots.hidden_width) {
+        return shape_error("network " + std::to_string(n) + " has " + std::to_string(w[l]) + " neurons in hidden layer " +
+                           std::to_string(l) + " but the model has " + std::to_string(slots.hidden_width) + " hidden-neuron slots");
+      }
+    }
     if (w[L] > slots.output_slots) {
       return shape_error("network " + std::to_string(n) + " has " + std::to_string(w[L]) + " outputs but the model has " +
                          std::to_string(slots.output_slots) + " output slots");
@@ -101,9 +107,9 @@ Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& wid
         if (l == 0) {
           g.node_slot[u] = j;
         } else if (l < L) {
-          g.node_slot[u] = slots.input_slots + (l - 1);
+          g.node_slot[u] = slots.hidden_width > 0 ? slots.input_slots + (l - 1) * slots.hidden_width + j : slots.input_slots + (l - 1);
         } else {
-          g.node_slot[u] = slots.input_slots + slots.hidden_slots + j;
+          g.node_slot[u] = slots.input_slots + slots.hidden_rows() + j;
         }
       }
     }

@@ -16,7 +16,10 @@
 // index points at its bias, −1 for input neurons.
 //
 // Positional slots (one learned embedding per slot): input neuron i → i; hidden layer l (1…L−1) →
-// input_slots + l − 1; output neuron j → input_slots + hidden_slots + j (METHOD.md §1.5).
+// input_slots + l − 1; output neuron j → input_slots + hidden_slots + j (METHOD.md §1.5). With hidden_width > 0
+// (an option for aligned data, not in the published model) hidden neuron k of layer l gets its own slot
+// input_slots + (l − 1)·hidden_width + k instead: the field then tells hidden neurons apart, which breaks its
+// permutation equivariance on purpose (alignment has fixed an order of the hidden neurons).
 #pragma once
 
 #include <cstdint>
@@ -32,7 +35,9 @@ struct SlotConfig {
   int input_slots = 0;   // max input width n_0 supported
   int hidden_slots = 0;  // max number of hidden layers L−1 supported
   int output_slots = 0;  // max output width n_L supported
-  int rows() const { return input_slots + hidden_slots + output_slots; }
+  int hidden_width = 0;  // 0: one slot per hidden layer (published); > 0: one per hidden neuron, max width per layer
+  int hidden_rows() const { return hidden_slots * (hidden_width > 0 ? hidden_width : 1); }
+  int rows() const { return input_slots + hidden_rows() + output_slots; }
 };
 
 struct RtGraph {

@@ -9,7 +9,7 @@ Status RtConfig::validate() const {
   if (D < 1 || D > 4096) return invalid("D must be in [1, 4096], got " + std::to_string(D));
   if (layers < 0 || layers > 64) return invalid("layers must be in [0, 64], got " + std::to_string(layers));
   if (heads < 1 || D % heads != 0) return invalid("heads must divide D (D=" + std::to_string(D) + ", heads=" + std::to_string(heads) + ")");
-  if (slots.input_slots < 1 || slots.output_slots < 1 || slots.hidden_slots < 0) return invalid("slot counts must be positive");
+  if (slots.input_slots < 1 || slots.output_slots < 1 || slots.hidden_slots < 0 || slots.hidden_width < 0) return invalid("slot counts must be positive");
   if (in_features != 1 && in_features != 2) return invalid("in_features must be 1 or 2");
   if (time_rule == TimeRule::Reference && mode != GraphMode::Dense) {
     return invalid("the reference time rule is defined for dense graphs only (sparse graphs give real pairs no time otherwise)");

@@ -55,6 +55,52 @@ describe('VectorField', () => {
     }
   });
 
+  it('hiddenIdentity: one positional row per hidden neuron; equal rows reproduce the shared-slot field exactly', () => {
+    const arch = mlp([6, 5, 4, 3]);
+    const rng = new Rng(8);
+    const D = 8;
+    const shared = VectorField.create({ arch, D, layers: 2, seed: 2, device: 'cpu' });
+    const ident = VectorField.create({ arch, D, layers: 2, seed: 2, device: 'cpu', hiddenIdentity: true });
+    // Rows: 6 inputs + (5 + 4 per-neuron hidden rows, padded to the widest layer: 2 × 5) + 3 outputs = 19 vs 11.
+    expect(ident.numParams - shared.numParams).toBe((19 - 11) * D);
+    expect(ident.config.hiddenWidthSlots).toBe(5);
+    // Copy every tensor of the shared field; the per-neuron rows of hidden layer l all get layer l's shared row.
+    const ps = shared.getParams();
+    const pi = ident.getParams();
+    const tabS = new Map(shared.paramTable().map((t) => [t.name, t]));
+    for (const t of ident.paramTable()) {
+      const src = tabS.get(t.name)!;
+      if (t.name !== 'pos_embed') {
+        pi.set(ps.subarray(src.offset, src.offset + src.size), t.offset);
+        continue;
+      }
+      const rowOf = (r: number): number => (r < 6 ? r : r < 16 ? 6 + Math.floor((r - 6) / 5) : r - 16 + 8);
+      for (let r = 0; r < 19; r++) pi.set(ps.subarray(src.offset + rowOf(r) * D, src.offset + (rowOf(r) + 1) * D), t.offset + r * D);
+    }
+    ident.setParams(pi);
+    const xt = rng.fillNormal(new Float32Array(2 * arch.numParams));
+    const t = Float32Array.from([0.3, 0.8]);
+    const ys = shared.forward(xt, t);
+    expect(ident.forward(xt, t)).toAllClose(ys, { atol: 0, rtol: 0 });
+    // With distinct rows the field tells hidden neurons apart: permuting them no longer permutes the output.
+    const perms = [rng.permutation(5), rng.permutation(4)];
+    const fresh = VectorField.create({ arch, D, layers: 2, seed: 2, device: 'cpu', hiddenIdentity: true });
+    const y = fresh.forward(xt, t);
+    const yp = fresh.forward(permuteFlat(arch, xt, perms), t);
+    let maxDiff = 0;
+    const py = permuteFlat(arch, y, perms);
+    for (let i = 0; i < y.length; i++) maxDiff = Math.max(maxDiff, Math.abs(yp[i]! - py[i]!));
+    expect(maxDiff).toBeGreaterThan(1e-3);
+    // A hidden layer wider than the slots is a shape error naming them; save/load keeps the option.
+    expect(() => fresh.forward(new Float32Array(mlp([6, 7, 4, 3]).numParams), 0.5, { arch: mlp([6, 7, 4, 3]) })).toThrow(/hidden-neuron slots/);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-hid-')), 'f.safetensors');
+    fresh.save(file);
+    const back = VectorField.load(file, { device: 'cpu' });
+    expect(back.config.hiddenWidthSlots).toBe(5);
+    expect(back.forward(xt, t)).toAllClose(y, { atol: 0, rtol: 0 });
+    for (const v of [shared, ident, fresh, back]) v.dispose();
+  });
+
   it('runs the same parameters on a wider network (784-10-10 → 784-32-10) and on mixed batches', () => {
     const rng = new Rng(5);
     const a = mlp([784, 10, 10]);

@@ -30,6 +30,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     d: { type: 'int', min: 1, max: 4096, default: 32, metavar: 'N', description: 'embedding width D of the vector field' },
     layers: { type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'relational-transformer layers' },
     heads: { type: 'int', min: 1, max: 4096, default: 1, metavar: 'N', description: 'attention heads (must divide D)' },
+    'hidden-identity': { type: 'boolean', description: 'one positional embedding per hidden neuron (not per hidden layer): for aligned zoos; not equivariant, cannot sample wider networks' },
     graph: { type: 'string', choices: ['sparse', 'dense'], default: 'sparse', description: "weight graph: real edges ('sparse') or all pairs ('dense', the published model)" },
     steps: { type: 'int', min: 0, max: 1e9, default: 20000, metavar: 'N', description: 'total optimiser steps (including resumed ones)' },
     batch: { type: 'int', min: 1, max: 1 << 20, default: 32, metavar: 'N', description: 'networks per step' },
@@ -89,7 +90,7 @@ export const trainCommand: CliCommand = {
       time: v.time as 'beta' | 'uniform',
       sigma: v.sigma,
       seed: v.seed,
-      field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as 'sparse' | 'dense' },
+      field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as 'sparse' | 'dense', hiddenIdentity: v['hidden-identity'] === true },
     };
     const bar = ctx.progress({ label: 'train', total: v.steps, unit: 'steps' });
     const r = await trainFlow({
