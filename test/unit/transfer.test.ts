@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { FlowMatcher } from '../../lib/flow/FlowMatcher.js';
 import { geometry, mlp } from '../../lib/index.js';
 import type { WsfError } from '../../lib/index.js';
+import { sampleFlow } from '../../lib/pipeline/sample.js';
 import { Rng } from '../../lib/util/rng.js';
+import { blobsTask } from '../helpers/syntheticTask.js';
 
 const src = mlp([784, 10, 10]);
 const wide = mlp([784, 32, 10]);
@@ -94,6 +96,25 @@ describe('FlowMatcher.sample({ arch }) — architecture transfer', () => {
     const e = caught(() => fm.sample({ n: 1, steps: 1, arch: wide, x0: new Float32Array(src.numParams) }));
     expect(e?.code).toBe('ERR_SHAPE');
     expect(e?.message).toMatch(new RegExp(`x0\` of length n·P = ${wide.numParams}`));
+    fm.dispose();
+  });
+
+  it('sampleFlow: arch and x0 chunk by chunk (same networks as one FlowMatcher.sample call), gradient evaluations counted', async () => {
+    const fm = FlowMatcher.create({ arch: src, geometry: 'geometric', field, seed: 4, device: 'cpu' });
+    await fm.fit({ weights: data(8, 5) }, { steps: 2, batchSize: 4 });
+    const x0 = new Rng(8).fillNormal(new Float32Array(3 * wide.numParams), 0, 0.1);
+    const whole = fm.sample({ n: 3, steps: 3, x0, arch: wide });
+    const r = await sampleFlow(fm, { n: 3, steps: 3, batch: 2, x0, arch: wide });
+    expect(r.arch.key).toBe(wide.key);
+    expect(r.gradientEvals).toBe(0);
+    expect(r.weights).toAllClose(whole, { atol: 0, rtol: 0 }); // deterministic from x0: chunking changes nothing
+    // Guidance: one gradient per network and Euler step (corrected semantics: `steps` steps), on the wide networks.
+    const task = blobsTask({ d: 784, classes: 10, n: [40, 10, 10], seed: 2 });
+    const g = await sampleFlow(fm, { n: 3, steps: 3, batch: 2, x0, arch: wide, guidance: { lambda: 0.5, task, rows: 4 } });
+    expect(g.gradientEvals).toBe(3);
+    expect(g.weights.every(Number.isFinite)).toBe(true);
+    expect(Math.max(...g.weights.map((v, i) => Math.abs(v - whole[i]!)))).toBeGreaterThan(1e-4); // guidance moved them
+    await expect(sampleFlow(fm, { n: 3, steps: 1, x0: x0.subarray(1), arch: wide })).rejects.toMatchObject({ code: 'ERR_SHAPE' });
     fm.dispose();
   });
 });
