@@ -463,7 +463,7 @@ export const learnedInitExperiment: Experiment = {
         title: `Adam on ${fashion ? 'Fashion-MNIST' : 'MNIST'} from flow samples vs N(0, 0.1²) init (${m})`,
         xLabel: 'Adam steps',
         yLabel: `test ${m}`,
-        ...(m === 'accuracy' ? { yRange: [0, 1] as const } : {}),
+        ...(m === 'accuracy' ? { yRange: [0, 1] as const, legend: 'left' as const } : {}),
         series: arms.map((a) => ({ name: a.key === 'flow' ? 'flow init' : 'N(0, 0.1²) init', color: color[a.key], points: curves[a.key]!.steps.map((s, k) => [s, curves[a.key]![m][k]!.mean] as const), band: curves[a.key]![m].map((x) => x.std) })),
       });
     return {
