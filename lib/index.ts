@@ -35,6 +35,8 @@ export { Progress, createProgress } from './util/progress.js';
 export type { ProgressOptions, ProgressFields, ProgressMode } from './util/progress.js';
 export { buildZoo, zooRunInit, zooRunOrder, deriveSeed } from './zoo/buildZoo.js';
 export type { BuildZooOptions, BuildZooResult, ZooProgress } from './zoo/buildZoo.js';
+export { trainFromWeights } from './zoo/trainFromWeights.js';
+export type { TrainFromWeightsOptions, TrainFromWeightsResult } from './zoo/trainFromWeights.js';
 export { ZOO_PRESETS } from './zoo/presets.js';
 export type { ZooPreset, ZooPresetName, ZooOptimizerOptions, ZooInitOptions, ZooSchedule } from './zoo/presets.js';
 export { readZoo, writeZoo, readZooMetadata, encodeZoo, decodeZoo, zooMeta, ZOO_FORMAT, ZOO_FORMAT_VERSION, ZOO_TENSORS } from './zoo/Zoo.js';

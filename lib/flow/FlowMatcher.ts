@@ -11,6 +11,15 @@
  * is an exact exponential map followed by re-projection; reference semantics reproduces the published sampler
  * (v = x̂1 − x0, the non-tangent exponential step, noise only for t > 0.8, `steps − 1` steps). Every difference
  * between the two is a named option (see {@link FlowOptions}).
+ *
+ * **Architecture transfer.** One vector field serves any MLP with the same input width, output width and depth
+ * (hidden widths are free), so {@link FlowMatcher.sample} can generate another architecture than the one the flow
+ * was trained on (`arch`, e.g. 784-32-10 from a flow trained on 784-10-10, thesis §11.4): the prior, geometry and
+ * canonicalisation are then those of the new architecture. With `layerScaling`, the per-layer scales measured on the
+ * training data are reused layer by layer (one constant per layer's weight block and bias block; the depth is the
+ * same, so each layer has its counterpart). They are not re-measured, since there is no data of the new
+ * architecture; note that canonicalised last-layer entries shrink as 1/√(n_{L−1}·n_L), so a wider last hidden layer
+ * feeds the field smaller inputs than it saw in training.
  */
 import * as fs from 'node:fs';
 import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
@@ -143,6 +152,19 @@ export interface SampleOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called with each batch's state before every solver step and once at the end (t = 1), e.g. to record trajectories. */
   onStep?: (x: Float32Array, t: number, batchStart: number) => void;
+  /**
+   * Generate networks of this architecture instead of the flow's (architecture transfer): same input width, output
+   * width and depth as the flow's architecture, any hidden widths. `x0`, the guidance gradient, `onStep` and the
+   * result then use this architecture's flat layout (P = `arch.numParams`). Default: the flow's architecture.
+   */
+  arch?: Architecture | readonly number[];
+}
+
+/** The architecture a computation runs on, with its geometry and per-parameter scale (layerScaling). */
+interface Target {
+  readonly arch: Architecture;
+  readonly geom: Geometry;
+  readonly scale: Float32Array | undefined;
 }
 
 /** Options of {@link FlowMatcher.logLikelihood}. */
@@ -215,6 +237,8 @@ export class FlowMatcher {
   private order: Int32Array | undefined;
   private cursor = 0;
   private dataKey = '';
+  /** Geometries of other architectures sampled by transfer, by key (freed in dispose()). */
+  private readonly transferGeoms = new Map<string, Geometry>();
 
   private constructor(arch: Architecture, o: ResolvedOptions, field: VectorField, geom: Geometry) {
     this.arch = arch;
@@ -302,8 +326,59 @@ export class FlowMatcher {
   }
 
   /** Canonicalises when the flow's geometry needs it. */
-  private canon(x: Float32Array): Float32Array {
-    return this.canonical ? this.geom.canonicalize(x) : x;
+  private canon(x: Float32Array, tg: Target = this.own): Float32Array {
+    return this.canonical ? tg.geom.canonicalize(x) : x;
+  }
+
+  /**
+   * Checks that the flow can generate `arch` with {@link FlowMatcher.sample}'s `arch` option (same input width, output
+   * width and depth as the flow's architecture) and returns it.
+   * @throws WsfError ERR_SHAPE naming the expected form, ERR_INVALID for widths that are not an architecture
+   */
+  transferArch(arch: Architecture | readonly number[] | string): Architecture {
+    return this.target(typeof arch === 'string' ? mlp(arch) : arch).arch;
+  }
+
+  /** The flow's own architecture, geometry and scale. */
+  private get own(): Target {
+    return { arch: this.arch, geom: this.geom, scale: this.scale };
+  }
+
+  /**
+   * The target of a transfer to `a`: checks that the field can run it, builds (and caches) its geometry, and
+   * maps the per-layer scales onto its layout.
+   * @throws WsfError ERR_SHAPE when the depth, input width or output width differ from the flow's
+   */
+  private target(a: Architecture | readonly number[] | undefined): Target {
+    if (a === undefined) return this.own;
+    const arch = a instanceof Architecture ? a : mlp(a);
+    if (arch.key === this.arch.key) return this.own;
+    const w = this.arch.widths;
+    const L = this.arch.numLayers;
+    if (arch.numLayers !== L || arch.widths[0] !== w[0] || arch.widths[L] !== w[L]) {
+      const want = [w[0], ...Array.from({ length: L - 1 }, () => '*'), w[L]].join('-');
+      throw new WsfError(
+        `Expected \`arch\` of the form ${want} (the flow was trained on ${this.arch.key}: same input width, output width and depth; hidden widths may differ) but received ${arch.key}`,
+        'ERR_SHAPE',
+      );
+    }
+    let geom = this.transferGeoms.get(arch.key);
+    if (geom === undefined) {
+      geom = geometry(arch, this.options.geometry, { semantics: this.options.semantics, lastLayerNorm: this.options.lastLayerNorm, device: this.geom.device });
+      this.transferGeoms.set(arch.key, geom);
+    }
+    let scale: Float32Array | undefined;
+    if (this.scale !== undefined) {
+      // One constant per layer's weight block and bias block (computeScale), reused for the same layer.
+      scale = new Float32Array(arch.numParams);
+      for (let l = 1; l <= L; l++) {
+        const wo = arch.weightOffset(l);
+        scale.fill(this.scale[this.arch.weightOffset(l)]!, wo, wo + arch.widths[l - 1]! * arch.widths[l]!);
+        const bo = arch.biasOffset(l);
+        scale.fill(this.scale[this.arch.biasOffset(l)]!, bo, bo + arch.widths[l]!);
+      }
+    }
+    return { arch, geom, scale };
   }
 
   private drawPrior(B: number, out: Float32Array): Float32Array {
@@ -339,22 +414,29 @@ export class FlowMatcher {
   // prediction
 
   /** Model input for x_t: scaled per layer when layerScaling is on. */
-  private modelInput(xt: Float32Array): Float32Array {
-    if (this.scale === undefined) return xt;
-    const P = this.arch.numParams;
+  private modelInput(xt: Float32Array, tg: Target = this.own): Float32Array {
+    const scale = tg.scale;
+    if (scale === undefined) return xt;
+    const P = tg.arch.numParams;
     const out = new Float32Array(xt.length);
-    for (let i = 0; i < xt.length; i++) out[i] = xt[i]! / this.scale[i % P]!;
+    for (let i = 0; i < xt.length; i++) out[i] = xt[i]! / scale[i % P]!;
     return out;
+  }
+
+  /** The field's raw output F at (x, t) on the target's graph. */
+  private fieldOutput(x: Float32Array, t: Float32Array, tg: Target): Float32Array {
+    return this.field.forward(this.modelInput(x, tg), t, tg.arch === this.arch ? {} : { arch: tg.arch });
   }
 
   /**
    * x̂1 from the raw network output F (x1-prediction): x̂1 = s·F (+ x_t + (1−t)·s·F with preconditioning).
    */
-  private toX1(F: Float32Array, xt: Float32Array, t: Float32Array): Float32Array {
-    const P = this.arch.numParams;
+  private toX1(F: Float32Array, xt: Float32Array, t: Float32Array, tg: Target = this.own): Float32Array {
+    const P = tg.arch.numParams;
+    const scale = tg.scale;
     const out = new Float32Array(F.length);
     for (let i = 0; i < F.length; i++) {
-      const s = this.scale === undefined ? 1 : this.scale[i % P]!;
+      const s = scale === undefined ? 1 : scale[i % P]!;
       out[i] = this.options.precondition ? xt[i]! + (1 - t[Math.floor(i / P)]!) * s * F[i]! : s * F[i]!;
     }
     return out;
@@ -536,39 +618,46 @@ export class FlowMatcher {
   // ------------------------------------------------------------------------------------------------------------
   // sampling
 
-  /** x̂1 prediction at (x, t) for a batch, canonicalised for Normalized/Geometric (x1-prediction only). */
-  predictX1(x: Float32Array, t: number): Float32Array {
-    const B = x.length / this.arch.numParams;
+  /**
+   * x̂1 prediction at (x, t) for a batch, canonicalised for Normalized/Geometric (x1-prediction only).
+   * @param x B·P states of the flow's architecture, or of `opts.arch` (see {@link SampleOptions.arch})
+   * @throws WsfError ERR_SHAPE for an architecture the flow cannot run or a length that is not a multiple of P
+   */
+  predictX1(x: Float32Array, t: number, opts: { arch?: Architecture | readonly number[] } = {}): Float32Array {
+    return this.predictOn(x, t, this.target(opts.arch));
+  }
+
+  private predictOn(x: Float32Array, t: number, tg: Target): Float32Array {
+    const B = checkBatch(tg.arch, 'x', x);
     const tt = new Float32Array(B).fill(t);
-    const F = this.field.forward(this.modelInput(x), tt);
-    const xhat = this.toX1(F, x, tt);
-    return this.canonical ? this.geom.canonicalize(xhat) : xhat;
+    const xhat = this.toX1(this.fieldOutput(x, tt, tg), x, tt, tg);
+    return this.canonical ? tg.geom.canonicalize(xhat) : xhat;
   }
 
   /** Velocity at (x, t) for the sampler. */
-  private velocity(x: Float32Array, t: number, x0: Float32Array, mode: 'riemannian' | 'x0-anchored'): Float32Array {
-    const P = this.arch.numParams;
+  private velocity(x: Float32Array, t: number, x0: Float32Array, mode: 'riemannian' | 'x0-anchored', tg: Target): Float32Array {
+    const P = tg.arch.numParams;
     const B = x.length / P;
     if (this.options.prediction === 'velocity') {
       const tt = new Float32Array(B).fill(t);
-      const v = this.toX1(this.field.forward(this.modelInput(x), tt), x, tt);
-      return this.options.geometry === 'geometric' && this.options.semantics === 'corrected' ? this.geom.tangentProject(x, v) : v;
+      const v = this.toX1(this.fieldOutput(x, tt, tg), x, tt, tg);
+      return this.options.geometry === 'geometric' && this.options.semantics === 'corrected' ? tg.geom.tangentProject(x, v) : v;
     }
-    const xhat = this.predictX1(x, t);
+    const xhat = this.predictOn(x, t, tg);
     if (mode === 'x0-anchored') {
       for (let i = 0; i < xhat.length; i++) xhat[i] = xhat[i]! - x0[i]!;
       return xhat;
     }
     const inv = 1 / Math.max(1 - t, 1e-4);
-    const v = this.options.geometry === 'geometric' ? this.geom.logmap(x, xhat) : xhat;
+    const v = this.options.geometry === 'geometric' ? tg.geom.logmap(x, xhat) : xhat;
     if (this.options.geometry !== 'geometric') for (let i = 0; i < v.length; i++) v[i] = v[i]! - x[i]!;
     for (let i = 0; i < v.length; i++) v[i] = v[i]! * inv;
     return v;
   }
 
   /** One step x → x + dt·v on the flow's geometry. */
-  private move(x: Float32Array, v: Float32Array, dt: number): Float32Array {
-    if (this.options.geometry === 'geometric') return this.geom.eulerStep(x, v, dt);
+  private move(x: Float32Array, v: Float32Array, dt: number, tg: Target): Float32Array {
+    if (this.options.geometry === 'geometric') return tg.geom.eulerStep(x, v, dt);
     const out = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) out[i] = x[i]! + dt * v[i]!;
     return out;
@@ -576,12 +665,15 @@ export class FlowMatcher {
 
   /**
    * Generates networks by integrating the learned flow from prior draws.
-   * @returns n × P Float32Array, flat layout; canonicalised onto the spheres for Normalized/Geometric flows in
-   *   corrected semantics (reference semantics returns the raw end state, as the published sampler)
-   * @throws WsfError ERR_INVALID for bad options
+   * @returns n × P Float32Array, flat layout (P of `opts.arch` when given); canonicalised onto the spheres for
+   *   Normalized/Geometric flows in corrected semantics (reference semantics returns the raw end state, as the
+   *   published sampler)
+   * @throws WsfError ERR_INVALID for bad options; ERR_SHAPE for an `x0` of the wrong length or an `arch` whose input
+   *   width, output width or depth differ from the flow's
    */
   sample(opts: SampleOptions): Float32Array {
-    const P = this.arch.numParams;
+    const tg = this.target(opts.arch);
+    const P = tg.arch.numParams;
     const n = checkInt('n', opts.n, 1);
     const steps = checkInt('steps', opts.steps ?? 64, 1, 1 << 20);
     const solver = checkChoice('solver', opts.solver ?? 'euler', ['euler', 'midpoint', 'rk4'] as const);
@@ -599,15 +691,15 @@ export class FlowMatcher {
     try {
       for (let start = 0; start < n; start += bs) {
         const B = Math.min(bs, n - start);
-        let x = opts.x0 !== undefined ? this.canon(opts.x0.slice(start * P, (start + B) * P)) : this.drawPriorWith(rng, B);
+        let x = opts.x0 !== undefined ? this.canon(opts.x0.slice(start * P, (start + B) * P), tg) : this.drawPriorWith(rng, B, tg);
         const x0 = x.slice();
         const vel = (y: Float32Array, t: number): Float32Array => {
-          let v = this.velocity(y, t, x0, vmode);
+          let v = this.velocity(y, t, x0, vmode, tg);
           const g = opts.guidance;
           if (g !== undefined && t >= (g.from ?? 0) && t <= (g.to ?? 1)) {
             const grad = g.grad(y, t);
             if (grad.length !== y.length) throw new WsfError(`guidance gradient has length ${grad.length}; expected ${y.length}`, 'ERR_SHAPE');
-            const gt = this.options.geometry === 'geometric' && sem === 'corrected' ? this.geom.tangentProject(y, grad) : grad;
+            const gt = this.options.geometry === 'geometric' && sem === 'corrected' ? tg.geom.tangentProject(y, grad) : grad;
             v = v.slice();
             for (let i = 0; i < v.length; i++) v[i] = v[i]! - g.lambda * gt[i]!;
           }
@@ -615,15 +707,15 @@ export class FlowMatcher {
         };
         x = integrate(x, grid, solver, {
           velocity: vel,
-          move: (y, v, dt) => this.move(y, v, dt),
+          move: (y, v, dt) => this.move(y, v, dt, tg),
           beforeStep: (y: Float32Array, t: number, dt: number) => {
-            const z = opts.noise !== undefined && opts.noise.scale > 0 ? this.addNoise(y, t, dt, opts.noise, rng) : y;
+            const z = opts.noise !== undefined && opts.noise.scale > 0 ? this.addNoise(y, t, dt, opts.noise, rng, tg) : y;
             opts.onStep?.(z, t, start);
             return z;
           },
         });
         opts.onStep?.(x, grid[grid.length - 1]!, start);
-        if (this.canonical && sem === 'corrected') x = this.geom.canonicalize(x);
+        if (this.canonical && sem === 'corrected') x = tg.geom.canonicalize(x);
         out.set(x, start * P);
         opts.onProgress?.(start + B, n);
       }
@@ -790,9 +882,12 @@ export class FlowMatcher {
   private drawPriorWith(rng: Rng, B: number): Float32Array {
     const x = samplePrior(this.arch, this.options.prior, rng, new Float32Array(B * this.arch.numParams));
     return this.canon(x);
+  private drawPriorWith(rng: Rng, B: number, tg: Target): Float32Array {
+    const x = samplePrior(tg.arch, this.options.prior, rng, new Float32Array(B * tg.arch.numParams));
+    return this.canon(x, tg);
   }
 
-  private addNoise(x: Float32Array, t: number, dt: number, noise: { scale: number; from?: number; to?: number }, rng: Rng): Float32Array {
+  private addNoise(x: Float32Array, t: number, dt: number, noise: { scale: number; from?: number; to?: number }, rng: Rng, tg: Target): Float32Array {
     if (this.options.semantics === 'reference') {
       if (t <= 0.8) return x; // the published window and per-step scale
       const y = x.slice();
@@ -803,7 +898,7 @@ export class FlowMatcher {
     const s = noise.scale * Math.sqrt(dt);
     const y = x.slice();
     for (let i = 0; i < y.length; i++) y[i] = y[i]! + s * rng.normal();
-    return this.options.geometry === 'geometric' ? this.geom.project(y) : y;
+    return this.options.geometry === 'geometric' ? tg.geom.project(y) : y;
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -885,5 +980,7 @@ export class FlowMatcher {
   dispose(): void {
     this.field.dispose();
     this.geom.dispose();
+    for (const g of this.transferGeoms.values()) g.dispose();
+    this.transferGeoms.clear();
   }
 }

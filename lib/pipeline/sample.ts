@@ -6,7 +6,8 @@
  * `format` = 'wsflow-samples', `format_version` = '1', `arch` (JSON widths), `task`, `flow` (the flow file),
  * `geometry`, `semantics`, `canonical` ('true' when the networks are canonicalised: Normalized/Geometric flows in
  * corrected semantics), `steps`, `solver`, `seed`, `batch`, `noise`, `guidance` (JSON or 'none'), `zoo_file`,
- * `zoo_aligned`, `created`, `wsflow_version`, and `partial` ('k of n') when sampling was interrupted.
+ * `zoo_aligned`, `created`, `wsflow_version`, `flow_arch` (the architecture the flow was trained on, when the samples
+ * are of another one: architecture transfer), and `partial` ('k of n') when sampling was interrupted.
  */
 import { type Architecture, mlp } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
@@ -34,6 +35,13 @@ export interface SampleFlowOptions {
   readonly noise?: { scale: number; from?: number; to?: number };
   /** Task-loss guidance: v ← v − λ·∇L, with ∇L from `rows` training examples per network and step. */
   readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number };
+  /**
+   * Generate this architecture instead of the flow's (architecture transfer; same input width, output width and
+   * depth, any hidden widths — see FlowMatcher's SampleOptions.arch). Default: the flow's architecture.
+   */
+  readonly arch?: Architecture;
+  /** Start points, n × P (of `arch` when given) in the flat layout, instead of prior draws. */
+  readonly x0?: Float32Array;
   readonly signal?: AbortSignal;
   readonly progress?: Progress;
 }
@@ -42,6 +50,10 @@ export interface SampleFlowOptions {
 export interface SampleFlowResult {
   /** done × P networks (all n unless interrupted). */
   readonly weights: Float32Array;
+  /** The architecture of `weights` (the flow's, or `arch`). */
+  readonly arch: Architecture;
+  /** Task-gradient evaluations per network (0 without guidance): the guided sampler's gradient budget. */
+  readonly gradientEvals: number;
   readonly done: number;
   readonly complete: boolean;
   readonly seconds: number;
@@ -55,25 +67,33 @@ function chunkSeed(seed: number, c: number): number {
 /**
  * Generates `n` networks from a flow. On abort it stops between chunks and returns what is done
  * (`complete: false`) instead of throwing, so the caller can keep the partial result.
- * @throws WsfError ERR_INVALID for bad options (FlowMatcher's checks), ERR_SHAPE for a guidance task that does not fit
+ * @throws WsfError ERR_INVALID for bad options (FlowMatcher's checks), ERR_SHAPE for a guidance task that does not fit,
+ *   an `arch` the flow cannot generate, or an `x0` of the wrong length
  */
 export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise<SampleFlowResult> {
   const t0 = performance.now();
-  const P = fm.arch.numParams;
+  const arch = o.arch ?? fm.arch;
+  const P = arch.numParams;
   const n = o.n;
+  if (o.x0 !== undefined && o.x0.length !== n * P) throw new WsfError(`Expected \`x0\` of length n·P = ${n}·${P} = ${n * P} (${arch.key}) but received length ${o.x0.length}`, 'ERR_SHAPE');
+  let evals = 0;
+  let firstChunk = true;
   const batch = Math.max(1, Math.min(n, o.batch ?? 256));
   const seed = o.seed ?? 1;
   let guidance: { grad: (x: Float32Array, t: number) => Float32Array; lambda: number; from?: number; to?: number } | undefined;
   if (o.guidance !== undefined && o.guidance.lambda !== 0) {
     const g = o.guidance;
     const task = g.task;
-    if (task.numFeatures !== fm.arch.widths[0] || task.numClasses !== fm.arch.widths[fm.arch.numLayers]) {
-      throw new WsfError(`guidance task '${task.name}' has ${task.numFeatures} features and ${task.numClasses} classes; the flow's networks are ${fm.arch.key}`, 'ERR_SHAPE');
+    if (task.numFeatures !== arch.widths[0] || task.numClasses !== arch.widths[arch.numLayers]) {
+      throw new WsfError(`guidance task '${task.name}' has ${task.numFeatures} features and ${task.numClasses} classes; the sampled networks are ${arch.key}`, 'ERR_SHAPE');
     }
     const stream = new BatchStream(task.train, g.rows ?? 64, seed);
     guidance = {
       lambda: g.lambda,
-      grad: (x) => taskGradient(task, fm.arch, x, stream.next(x.length / P)).grad,
+      grad: (x) => {
+        if (firstChunk) evals++; // each call is one gradient per network of the chunk
+        return taskGradient(task, arch, x, stream.next(x.length / P)).grad;
+      },
       ...(g.from !== undefined ? { from: g.from } : {}),
       ...(g.to !== undefined ? { to: g.to } : {}),
     };
@@ -91,14 +111,17 @@ export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise
       seed: chunkSeed(seed, c),
       ...(o.noise !== undefined ? { noise: o.noise } : {}),
       ...(guidance !== undefined ? { guidance } : {}),
+      ...(o.arch !== undefined ? { arch: o.arch } : {}),
+      ...(o.x0 !== undefined ? { x0: o.x0.subarray(done * P, (done + B) * P) } : {}),
     });
+    firstChunk = false;
     out.set(w, done * P);
     done += B;
     o.progress?.update(done);
     await new Promise<void>((res) => setImmediate(res));
   }
   o.progress?.done();
-  return { weights: done === n ? out : out.slice(0, done * P), done, complete: done === n, seconds: (performance.now() - t0) / 1000 };
+  return { weights: done === n ? out : out.slice(0, done * P), arch, gradientEvals: evals, done, complete: done === n, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** A samples (or zoo) file read for evaluation. */

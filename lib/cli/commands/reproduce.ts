@@ -16,7 +16,11 @@ configuration, the thesis' numbers, the command, git commit, device, machine and
 the thesis') and SVG plots where useful; intermediate zoos and flows stay in work/ there, so a re-run resumes.
 --scale quick runs small and fast (a smoke-scale version, not the thesis' numbers); --scale paper uses the thesis'
 sizes and needs a GPU for the flow experiments. Experiments that cannot run here say why and exit with code 2.
-Experiments: ${names.join(', ')}.`,
+Experiments: ${names.join(', ')}.
+arch-transfer samples 784-32-10 networks from flows trained on 784-10-10; fmnist-guidance guides MNIST flows with
+Fashion-MNIST gradients (needs the optional fashion-mnist package) against Adam networks and plain SGD at the same
+gradient budget; learned-init trains networks with Adam from flow samples and from N(0, 0.1²) (on Fashion-MNIST, or
+MNIST when that package is absent). --list shows each experiment and whether it can run here.`,
   options: {
     list: { type: 'boolean', description: 'list the experiments, their configurations and whether they can run here' },
     scale: { type: 'string', choices: ['quick', 'paper'], default: 'quick', description: 'experiment sizes' },
@@ -26,7 +30,7 @@ Experiments: ${names.join(', ')}.`,
     ...COMMON,
   },
   positionals: [{ name: 'experiment', description: `one of ${names.join(', ')}` }],
-  examples: ['wsflow reproduce --list', 'wsflow reproduce gaussian', 'wsflow reproduce wdbc --scale quick --out results', 'wsflow reproduce wdbc --dense --json', 'wsflow reproduce mnist --scale paper --device cuda'],
+  examples: ['wsflow reproduce --list', 'wsflow reproduce gaussian', 'wsflow reproduce wdbc --scale quick --out results', 'wsflow reproduce wdbc --dense --json', 'wsflow reproduce mnist --scale paper --device cuda', 'wsflow reproduce arch-transfer --scale quick', 'wsflow reproduce fmnist-guidance --json'],
 } as const satisfies CommandSpec;
 
 export const reproduceCommand: CliCommand = {

@@ -14,13 +14,16 @@ import type { CliCommand } from './types.js';
 const spec = {
   name: 'sample',
   summary: 'generate networks from a trained flow',
-  usage: ['wsflow sample --flow DIR --n N --out FILE [--steps 64] [--solver euler|midpoint|rk4] [--guidance λ --task T]'],
+  usage: ['wsflow sample --flow DIR --n N --out FILE [--steps 64] [--solver euler|midpoint|rk4] [--guidance λ --task T] [--arch WIDTHS]'],
   description: `Integrates the flow from prior draws with an ODE solver on the flow's geometry and writes FILE (safetensors):
 \`weights\` F32 [n, P] in the flat layout, with metadata (flow file, geometry, semantics, canonical, steps, solver,
 seed, arch, task, guidance, wsflow version). Normalized and Geometric flows produce canonicalised networks (same
 function, logits scaled). --guidance λ adds task-loss guidance v ← v − λ∇L with gradients of --task's training
-split (--guidance-rows examples per network and step). Ctrl-C stops between batches and writes the finished
-networks to FILE with '.partial' before the extension (exit code 130).`,
+split (--guidance-rows examples per network and step). --arch generates another architecture than the one the
+flow was trained on (architecture transfer, e.g. 784-32-10 from a flow trained on 784-10-10): same input width,
+output width and depth, any hidden widths; the prior, geometry and canonicalisation are the new architecture's and
+the vector field is the same (with --layer-scaling flows, each layer's trained scale is reused). Ctrl-C stops
+between batches and writes the finished networks to FILE with '.partial' before the extension (exit code 130).`,
   options: {
     flow: { type: 'string', metavar: 'DIR|FILE', exists: 'any', required: true, description: 'flow folder (its flow.safetensors) or a flow/checkpoint file' },
     n: { type: 'int', min: 1, max: 1e8, default: 256, metavar: 'N', description: 'networks to generate' },
@@ -33,6 +36,7 @@ networks to FILE with '.partial' before the extension (exit code 130).`,
     guidance: { type: 'number', default: 0, metavar: 'λ', description: 'task-loss guidance strength (needs --task)' },
     task: { type: 'string', choices: TASK_NAMES, description: "guidance task (default: the flow's task)" },
     'guidance-rows': { type: 'int', min: 1, default: 64, metavar: 'N', description: 'training examples per network and guidance step' },
+    arch: { type: 'string', metavar: 'WIDTHS', description: "generate this architecture, e.g. 784-32-10 (same input, output and depth as the flow's; default: the flow's)" },
     evaluate: { type: 'boolean', description: "also print the samples' test accuracy and loss on the flow's task" },
     ...COMMON,
   },
@@ -40,6 +44,7 @@ networks to FILE with '.partial' before the extension (exit code 130).`,
     'wsflow sample --flow flows/wdbc-geo --n 256 --steps 64 --out s.safetensors',
     'wsflow sample --flow flows/wdbc-geo --n 64 --solver rk4 --steps 16 --out s-rk4.safetensors --evaluate',
     'wsflow sample --flow flows/mnist-geo --n 128 --guidance 0.1 --task fashion-mnist --steps 512 --out s-fmnist.safetensors',
+    'wsflow sample --flow flows/mnist-geo --n 64 --arch 784-32-10 --evaluate --out s-wide.safetensors   # architecture transfer',
   ],
 } as const satisfies CommandSpec;
 
@@ -65,7 +70,9 @@ export const sampleCommand: CliCommand = {
       const gTask = v.guidance !== 0 ? taskFor('--task', v.task!) : undefined;
       const evalTask = v.evaluate === true && flowTask !== undefined ? taskFor('--flow', flowTask) : undefined;
       if (v.evaluate === true && evalTask === undefined) throw new UsageError(`--evaluate: ${file} does not record its task; use 'wsflow eval --task T' instead`);
-      const w = flow.arch.widths;
+      const arch = v.arch !== undefined ? checked('--arch', () => flow.transferArch(v.arch!)) : flow.arch;
+      const transfer = arch.key !== flow.arch.key;
+      const w = arch.widths;
       if (gTask !== undefined && (gTask.numFeatures !== w[0] || gTask.numClasses !== w[w.length - 1])) {
         throw new UsageError(`--task: '${gTask.name}' (${gTask.numFeatures} inputs, ${gTask.numClasses} classes) does not fit the flow's networks ${flow.arch.key}`);
       }
@@ -78,6 +85,7 @@ export const sampleCommand: CliCommand = {
         batch: v.batch,
         ...(v.noise > 0 ? { noise: { scale: v.noise, from: v['noise-from'] } } : {}),
         ...(gTask !== undefined ? { guidance: { lambda: v.guidance, task: gTask, rows: v['guidance-rows'] } } : {}),
+        ...(transfer ? { arch } : {}),
         signal: ctx.signal,
         progress: bar,
       });
@@ -98,22 +106,23 @@ export const sampleCommand: CliCommand = {
         zoo_file: fmeta.zoo_file ?? '',
         zoo_aligned: fmeta.zoo_aligned ?? '',
         device,
+        ...(transfer ? { flow_arch: JSON.stringify(flow.arch.widths) } : {}),
       };
       if (!r.complete) {
         const pf = partialName(v.out);
-        if (r.done > 0) writeSamples(pf, flow.arch, r.weights, { ...meta, partial: `${r.done} of ${v.n}` });
+        if (r.done > 0) writeSamples(pf, arch, r.weights, { ...meta, partial: `${r.done} of ${v.n}` });
         throw new WsfError(`interrupted after ${r.done} of ${v.n} networks${r.done > 0 ? `; they were written to ${pf}` : ''}`, 'ERR_INTERRUPTED');
       }
-      writeSamples(v.out, flow.arch, r.weights, meta);
+      writeSamples(v.out, arch, r.weights, meta);
       let evaluation: { accuracy: { mean: number; std: number }; loss: { mean: number; std: number } } | undefined;
       if (evalTask !== undefined) {
-        const ev = await evaluateNetworks(evalTask, flow.arch, canonical ? canonicalize(flow.arch, r.weights) : r.weights);
+        const ev = await evaluateNetworks(evalTask, arch, canonical ? canonicalize(arch, r.weights) : r.weights);
         evaluation = { accuracy: { mean: ev.accuracySummary.mean, std: ev.accuracySummary.std }, loss: { mean: ev.lossSummary.mean, std: ev.lossSummary.std } };
       }
-      const res = { file: v.out, flow: file, n: v.n, arch: flow.arch.widths, geometry: o.geometry, canonical, steps: v.steps, solver: v.solver, seed: v.seed, seconds: r.seconds, ...(evaluation !== undefined ? { evaluation } : {}) };
+      const res = { file: v.out, flow: file, n: v.n, arch: arch.widths, ...(transfer ? { flowArch: flow.arch.widths } : {}), geometry: o.geometry, canonical, steps: v.steps, solver: v.solver, seed: v.seed, seconds: r.seconds, ...(evaluation !== undefined ? { evaluation } : {}) };
       ctx.result(res, () =>
         [
-          `wrote ${v.out}: ${v.n} networks of ${flow.arch.key} from the ${o.geometry} flow ${file} (${v.steps} ${v.solver} steps; ${duration(r.seconds)})`,
+          `wrote ${v.out}: ${v.n} networks of ${arch.key}${transfer ? ` (transfer; the flow was trained on ${flow.arch.key})` : ''} from the ${o.geometry} flow ${file} (${v.steps} ${v.solver} steps; ${duration(r.seconds)})`,
           ...(evaluation !== undefined ? [`test accuracy ${pm(evaluation.accuracy)}, loss ${pm(evaluation.loss)} (${flowTask})`] : []),
         ].join('\n'),
       );
