@@ -879,9 +879,6 @@ export class FlowMatcher {
     return this.divergenceProblem().at(x, t);
   }
 
-  private drawPriorWith(rng: Rng, B: number): Float32Array {
-    const x = samplePrior(this.arch, this.options.prior, rng, new Float32Array(B * this.arch.numParams));
-    return this.canon(x);
   private drawPriorWith(rng: Rng, B: number, tg: Target): Float32Array {
     const x = samplePrior(tg.arch, this.options.prior, rng, new Float32Array(B * tg.arch.numParams));
     return this.canon(x, tg);
