@@ -168,7 +168,9 @@ export function integrateDivergence(x1: Float64Array, problem: DivergenceProblem
     const h = grid[s - 1]! - t; // negative: backwards in time
     // ℓ = ∫₀¹ tr dt = Σ over steps of |h|·(stage-weighted trace), i.e. −h·(…)
     if (solver === 'euler') {
-      const k1 = f(y, t);
+      // The reverse of the sampler's explicit Euler step x_s = x_{s−1} + dt·v(x_{s−1}, t_{s−1}): evaluate at the
+      // step's left time t_{s−1} (same order; never at t = 1, where x1-prediction's (x̂1 − x)/(1 − t) is singular).
+      const k1 = f(y, grid[s - 1]!);
       y = axpy(y, h, k1.v);
       for (let j = 0; j < ell.length; j++) ell[j] = ell[j]! - h * k1.d[j]!;
     } else if (solver === 'midpoint') {

@@ -85,7 +85,7 @@ export const gaussianExperiment: Experiment = {
       zoo,
       zooFile: '(in memory: N(1, I) draws)',
       out: path.join(ctx.work, 'flow'),
-      flow: { geometry: 'euclidean', prior: { kind: 'gaussian', std: 1 }, sigma: c.sigma, seed: ctx.seed, field: c.field },
+      flow: { geometry: 'euclidean', prior: { kind: 'gaussian', std: 1 }, sigma: c.sigma, seed: ctx.seed, field: c.field, precondition: true },
       train: { steps, batchSize: c.batch, lr: c.lr, checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
       device: ctx.device,
       ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
@@ -144,6 +144,7 @@ export const gaussianExperiment: Experiment = {
       };
       const notes = [
         `The flow learns from a fixed pool of ${c.pool} target draws (the thesis drew fresh ones each step).`,
+        'Preconditioned x1-prediction (x̂1 = x_t + (1 − t)·F), which the library enables by default only for the sphere flows: on this toy it was measured better (D=16, 2 layers, 600 steps: mean 0.999, coordinate std 0.92, against 1.009 and 1.39 without).',
         'Stochastic sampling: the corrected sampler adds noise scale·√dt per step; scale = ε/√dt gives the published ε per step for t ≥ 0.8.',
         ...(ctx.scale === 'quick' ? [`Quick scale: ${steps} training steps of a D=${c.field.D}, ${c.field.layers}-layer field instead of the thesis' 20,000 steps of D=32, 5 layers.`] : []),
       ];
