@@ -69,7 +69,12 @@ export interface FlowOptions {
    * Reference semantics keeps it off (the published model).
    */
   precondition?: boolean;
-  /** Scale each layer's weights and biases to unit RMS (from the data) on the way in and back on the way out. Default false. */
+  /**
+   * Scale each layer's weights and biases to unit RMS (from the data) on the way in and back on the way out.
+   * Default: true for the Euclidean flow in corrected semantics, false otherwise. Measured on the aligned WDBC zoo
+   * (600 steps, EMA 0.99; results/trials/wdbc.jsonl): Euclidean samples 0.958 ± 0.031 test accuracy with it vs
+   * 0.865 ± 0.116 without (canonicalised weights of the sphere flows are on a common scale already).
+   */
   layerScaling?: boolean;
   /** Frobenius norm of the canonicalised last layer. Default 1 (the published code; √C is the thesis' text). */
   lastLayerNorm?: number;
@@ -267,7 +272,7 @@ export class FlowMatcher {
       otCost: checkChoice('otCost', opts.otCost ?? 'euclidean', ['euclidean', 'geodesic'] as const),
       prediction: checkChoice('prediction', opts.prediction ?? 'x1', ['x1', 'velocity'] as const),
       precondition: opts.precondition ?? ((opts.semantics ?? 'corrected') === 'corrected' && (opts.prediction ?? 'x1') === 'x1' && (opts.geometry ?? 'geometric') !== 'euclidean'),
-      layerScaling: opts.layerScaling ?? false,
+      layerScaling: opts.layerScaling ?? ((opts.semantics ?? 'corrected') === 'corrected' && opts.geometry === 'euclidean'),
       lastLayerNorm: checkNumber('lastLayerNorm', opts.lastLayerNorm ?? 1, Number.MIN_VALUE),
       seed: checkInt('seed', opts.seed ?? 0, 0, 2 ** 31),
     };

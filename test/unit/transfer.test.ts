@@ -53,7 +53,7 @@ describe('FlowMatcher.sample({ arch }) — architecture transfer', () => {
   }
 
   it("one Euler step from x0 is x0 + F(x0, 0): the field's parameters on the wide graph (corrected, preconditioned)", async () => {
-    const fm = FlowMatcher.create({ arch: src, geometry: 'euclidean', field, seed: 2, device: 'cpu' });
+    const fm = FlowMatcher.create({ arch: src, geometry: 'euclidean', precondition: true, layerScaling: false, field, seed: 2, device: 'cpu' });
     await fm.fit({ weights: data(8, 3) }, { steps: 2, batchSize: 4 });
     const x0 = new Rng(5).fillNormal(new Float32Array(2 * wide.numParams), 0, 0.1);
     const s = fm.sample({ n: 2, steps: 1, x0, arch: wide });
@@ -65,7 +65,7 @@ describe('FlowMatcher.sample({ arch }) — architecture transfer', () => {
 
   it('layerScaling: the per-layer scales measured on the 784-10-10 data are reused layer by layer', async () => {
     const x = data(8, 4);
-    const fm = FlowMatcher.create({ arch: src, geometry: 'euclidean', layerScaling: true, field, seed: 3, device: 'cpu' });
+    const fm = FlowMatcher.create({ arch: src, geometry: 'euclidean', precondition: true, layerScaling: true, field, seed: 3, device: 'cpu' });
     await fm.fit({ weights: x }, { steps: 2, batchSize: 4 });
     // Independent per-block RMS of the training data (one value per layer's weights and per layer's biases).
     const rms = (o: number, len: number): number => {
