@@ -369,6 +369,13 @@ export class FlowMatcher {
         'ERR_SHAPE',
       );
     }
+    const hw = this.field.config.hiddenWidthSlots ?? 0;
+    if (hw > 0 && arch.widths.slice(1, L).some((x) => x > hw)) {
+      throw new WsfError(
+        `Expected hidden layers of at most ${hw} neurons: this flow's field has one positional embedding per hidden neuron (hiddenIdentity, up to ${hw} per layer), so it cannot generate ${arch.key}; train it with hiddenIdentity off (wsflow train --hidden-identity off) to sample wider networks`,
+        'ERR_SHAPE',
+      );
+    }
     let geom = this.transferGeoms.get(arch.key);
     if (geom === undefined) {
       geom = geometry(arch, this.options.geometry, { semantics: this.options.semantics, lastLayerNorm: this.options.lastLayerNorm, device: this.geom.device });

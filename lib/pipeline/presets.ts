@@ -21,6 +21,8 @@ export interface DemoPreset {
   readonly layers: number;
   readonly heads: number;
   readonly graph: GraphMode;
+  /** One positional embedding per hidden neuron (the demo's zoo is aligned; see VectorFieldOptions.hiddenIdentity). */
+  readonly hiddenIdentity: boolean;
   /** Flow training. */
   readonly steps: number;
   readonly batch: number;
@@ -48,6 +50,7 @@ export const DEMO_PRESETS: Readonly<Record<'quick' | 'paper', DemoPreset>> = Obj
     layers: 3,
     heads: 1,
     graph: 'sparse',
+    hiddenIdentity: true,
     steps: 600,
     batch: 32,
     lr: 2e-3,
@@ -66,6 +69,7 @@ export const DEMO_PRESETS: Readonly<Record<'quick' | 'paper', DemoPreset>> = Obj
     layers: 5,
     heads: 1,
     graph: 'sparse',
+    hiddenIdentity: true,
     steps: 250_000,
     batch: 32,
     lr: 1e-3,

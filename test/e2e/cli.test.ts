@@ -146,20 +146,25 @@ describe('the pipeline through the CLI', () => {
     expect(wf.metadata).toMatchObject({ format: 'wsflow-samples', geometry: 'geometric', semantics: 'corrected', canonical: 'true', steps: '3', solver: 'euler', seed: '5', task: 'wdbc', zoo_aligned: 'true' });
     expect(wf.metadata.wsflow_version).toMatch(/^\d+\.\d+\.\d+/);
 
-    // Architecture transfer: the 30-16-16-2 flow generates 30-32-8-2 networks (guided, evaluated on wdbc).
+    // Architecture transfer: the 30-16-16-2 flow generates 30-12-8-2 networks (guided, evaluated on wdbc). Trained
+    // on an aligned zoo, its field has one embedding per hidden neuron (--hidden-identity auto), so wider hidden
+    // layers are refused with the reason.
+    r = await cli('sample', '--flow', flow, '--n', '2', '--arch', '30-32-8-2', '--out', path.join(tmp, 'w32.safetensors'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/at most 16 neurons.*--hidden-identity off/);
     const wideFile = path.join(tmp, 'wide.safetensors');
-    r = await cli('sample', '--flow', flow, '--n', '4', '--steps', '3', '--arch', '30-32-8-2', '--guidance', '0.1', '--task', 'wdbc', '--evaluate', '--out', wideFile, '--json');
+    r = await cli('sample', '--flow', flow, '--n', '4', '--steps', '3', '--arch', '30-12-8-2', '--guidance', '0.1', '--task', 'wdbc', '--evaluate', '--out', wideFile, '--json');
     expect(r.code, r.err).toBe(0);
     const wr = JSON.parse(r.out) as { arch: number[]; flowArch: number[]; evaluation: { accuracy: { mean: number } } };
-    expect(wr).toMatchObject({ arch: [30, 32, 8, 2], flowArch: [30, 16, 16, 2] });
+    expect(wr).toMatchObject({ arch: [30, 12, 8, 2], flowArch: [30, 16, 16, 2] });
     expect(wr.evaluation.accuracy.mean).toBeGreaterThanOrEqual(0);
     expect(wr.evaluation.accuracy.mean).toBeLessThanOrEqual(1);
     const ww = readWeightsFile(wideFile);
-    expect(ww.arch.key).toBe('30-32-8-2');
+    expect(ww.arch.key).toBe('30-12-8-2');
     expect(ww.weights.length).toBe(4 * ww.arch.numParams);
     expect(ww.metadata).toMatchObject({ flow_arch: '[30,16,16,2]', canonical: 'true' });
     const g = geometry(ww.arch, 'geometric', { device: 'cpu' });
-    expect(Math.max(...g.dist(ww.weights, g.project(ww.weights)))).toBeLessThan(1e-5); // canonicalised for 30-32-8-2: unit spheres (f32)
+    expect(Math.max(...g.dist(ww.weights, g.project(ww.weights)))).toBeLessThan(1e-5); // canonicalised for 30-12-8-2: unit spheres (f32)
     g.dispose();
     r = await cli('eval', '--weights', wideFile, '--task', 'wdbc', '--json');
     expect(r.code, r.err).toBe(0);

@@ -97,6 +97,13 @@ describe('FlowMatcher.sample({ arch }) — architecture transfer', () => {
     expect(e?.code).toBe('ERR_SHAPE');
     expect(e?.message).toMatch(new RegExp(`x0\` of length n·P = ${wide.numParams}`));
     fm.dispose();
+    // A field with one embedding per hidden neuron cannot run wider hidden layers; narrower ones it can.
+    const hid = FlowMatcher.create({ arch: src, geometry: 'geometric', field: { ...field, hiddenIdentity: true }, device: 'cpu' });
+    const h = caught(() => hid.sample({ n: 1, steps: 1, arch: wide }));
+    expect(h?.code).toBe('ERR_SHAPE');
+    expect(h?.message).toMatch(/at most 10 neurons.*hiddenIdentity/);
+    expect(hid.sample({ n: 1, steps: 1, arch: [784, 6, 10] }).length).toBe(mlp([784, 6, 10]).numParams);
+    hid.dispose();
   });
 
   it('sampleFlow: arch and x0 chunk by chunk (same networks as one FlowMatcher.sample call), gradient evaluations counted', async () => {

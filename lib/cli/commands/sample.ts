@@ -22,7 +22,8 @@ function, logits scaled). --guidance λ adds task-loss guidance v ← v − λ�
 split (--guidance-rows examples per network and step). --arch generates another architecture than the one the
 flow was trained on (architecture transfer, e.g. 784-32-10 from a flow trained on 784-10-10): same input width,
 output width and depth, any hidden widths; the prior, geometry and canonicalisation are the new architecture's and
-the vector field is the same (with --layer-scaling flows, each layer's trained scale is reused). Ctrl-C stops
+the vector field is the same (with --layer-scaling flows, each layer's trained scale is reused); a flow trained
+with --hidden-identity (the default on aligned zoos) generates hidden layers no wider than its own. Ctrl-C stops
 between batches and writes the finished networks to FILE with '.partial' before the extension (exit code 130).`,
   options: {
     flow: { type: 'string', metavar: 'DIR|FILE', exists: 'any', required: true, description: 'flow folder (its flow.safetensors) or a flow/checkpoint file' },
