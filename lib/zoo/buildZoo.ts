@@ -188,6 +188,22 @@ export function zooRunInit(arch: Architecture, init: ZooInitOptions, seed: numbe
 }
 
 /** One run's data order: for each epoch, a permutation of the train indices 0 … nTrain−1. */
+/**
+ * Gathers mini-batch `i` of every run into `xb`/`yb`, run-major: run r's `b` rows are the training rows
+ * perms[r][i·bs … i·bs + b) (b = bs except for a last, shorter batch). Shared by buildZoo and trainFromWeights,
+ * which must see identical batches for the same seed.
+ */
+export function gatherBatch(x: Float32Array, y: Int32Array, n0: number, perms: readonly Int32Array[], i: number, bs: number, b: number, xb: Float32Array, yb: Int32Array): void {
+  for (let r = 0; r < perms.length; r++) {
+    const perm = perms[r]!;
+    for (let k = 0; k < b; k++) {
+      const idx = perm[i * bs + k]!;
+      xb.set(x.subarray(idx * n0, (idx + 1) * n0), (r * b + k) * n0);
+      yb[r * b + k] = y[idx]!;
+    }
+  }
+}
+
 export function zooRunOrder(seed: number, run: number, epochs: number, nTrain: number): Int32Array[] {
   const rng = new Rng(deriveSeed(seed, run, 1));
   const out: Int32Array[] = [];
@@ -444,14 +460,7 @@ async function trainChunk(ctx: TrainContext, firstRun: number, R: number): Promi
         testAcc = sumAcc / R;
         s++;
       }
-      for (let r = 0; r < R; r++) {
-        const perm = perms[r]!;
-        for (let k = 0; k < b; k++) {
-          const idx = perm[i * bs + k]!;
-          xb.set(tx.subarray(idx * n0, (idx + 1) * n0), (r * b + k) * n0);
-          yb[r * b + k] = ty[idx]!;
-        }
-      }
+      gatherBatch(tx, ty, n0, perms, i, bs, b, xb, yb);
       const { loss, grad } = model.lossAndGrad(theta, xb.subarray(0, R * b * n0), yb.subarray(0, R * b), b);
       let sumLoss = 0;
       for (let r = 0; r < R; r++) {

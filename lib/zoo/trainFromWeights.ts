@@ -23,7 +23,7 @@ import type { Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
 import { checkChoice, checkInt, checkNumber, describe } from '../util/validate.js';
 import { BatchedMlp, FlatOptimizer, type OptimizerSpec } from './BatchedMlp.js';
-import { deriveSeed } from './buildZoo.js';
+import { deriveSeed, gatherBatch } from './buildZoo.js';
 import type { ZooOptimizerOptions } from './presets.js';
 
 /** Options of {@link trainFromWeights}. */
@@ -131,14 +131,7 @@ export async function trainFromWeights(task: Task, arch: Architecture, init: Flo
     const i = s % I;
     if (i === 0) perms = orderRngs.map((g) => g.permutation(nTrain));
     const b = Math.min(bs, nTrain - i * bs);
-    for (let r = 0; r < R; r++) {
-      const perm = perms[r]!;
-      for (let k = 0; k < b; k++) {
-        const idx = perm[i * bs + k]!;
-        xb.set(tx.subarray(idx * n0, (idx + 1) * n0), (r * b + k) * n0);
-        yb[r * b + k] = ty[idx]!;
-      }
-    }
+    gatherBatch(tx, ty, n0, perms, i, bs, b, xb, yb);
     const g = model.lossAndGrad(theta, xb.subarray(0, R * b * n0), yb.subarray(0, R * b), b);
     for (let r = 0; r < R; r++) {
       if (!Number.isFinite(g.loss[r]!)) throw new WsfError(`run ${r} diverged: its training loss is ${g.loss[r]} at step ${s + 1}; lower the learning rate`, 'ERR_NUMERIC');
