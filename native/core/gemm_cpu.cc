@@ -1,10 +1,26 @@
-// CPU matrix products (see gemm_cpu.h). Parallelisation: the M dimension is split into blocks of whole
-// micro-tiles across the thread pool; when M is small and K large (weight gradients, K = rows of the batch), the
-// K dimension is split instead, each thread accumulating a private C that is then summed in a fixed order
-// (deterministic for a fixed thread count).
+// CPU matrix products (see gemm_cpu.h).
+//
+// float, AVX2+FMA (chosen at run time, compiled with target attributes, never -march=native):
+//   * B is packed once per call (per K chunk for tall reductions) into 16-column panels, each row of a panel one
+//     aligned 64-byte line; a last panel of width 8 or 16 is zero-padded, so the micro-kernel never needs masked
+//     loads. A is read in place through its two strides (6 broadcasts per k step, from L1 after the first panel).
+//   * Micro-kernel: 6×16 register tile (12 accumulators, 2 B loads + 6 broadcasts per 12 FMAs), 6×8 for an 8-wide
+//     column tail. Accumulators start at zero; C is read (accumulate, or later K chunks) only in the epilogue, so
+//     an overwrite never touches C twice and nothing is memset first.
+//   * A 1- or 2-column tail (the state width H = D + 1 is odd) is not run through an 8-wide kernel: when A's rows
+//     are contiguous (sap == 1: forward and data-gradient products) it is a dot product per row, vectorised along
+//     K; when A's columns are (sai == 1: weight gradients) it is an axpy down the column, vectorised along M.
+//   * Tall reductions (weight gradients: few output rows, K = rows of the batch) are split into a fixed 8 parts of
+//     K with private partials summed in a fixed order, each part walking K in chunks of 256 whose partial sums are
+//     added to the part's partial (blocked summation: error grows with 256 + K/2048, not K). The split does not
+//     depend on the thread count, and neither does anything else: results are identical for any thread count.
+//     When it saves work (a partial is private, so its layout is free) the part computes Cᵀ = Bᵀ·Aᵀ instead, so an
+//     odd output width becomes a cheap row tail.
+// double and CPUs without AVX2: plain loops (gradient checks, portability).
 #include "core/gemm_cpu.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -18,6 +34,10 @@
 
 namespace wsf {
 namespace {
+
+// Tall reduction: K split into this many fixed parts (results independent of the thread count).
+constexpr int64_t kTallParts = 8;
+bool is_tall(int64_t M, int64_t K) { return K >= 4096 && K >= 16 * M; }
 
 // Portable kernel: C block rows [i0,i1) × all N, p over [p0,p1). Written so compilers vectorise the j loop.
 template <typename T>
@@ -33,169 +53,468 @@ void gemm_block_portable(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t 
   }
 }
 
-#ifdef WSF_X86
-constexpr int MR = 6;
-constexpr int NR = 16;
+// Reference/portable path (double always; float without AVX2): C zeroed unless accumulating, rows split over
+// threads, tall reductions split over a fixed number of K parts.
+template <typename T>
+void gemm_portable(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t sap, const T* B, int64_t ldb,
+                   T* C, int64_t ldc, bool accumulate, bool threaded) {
+  if (!accumulate) {
+    for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(T) * N);
+  }
+  if (K <= 0) return;
+  if (threaded && is_tall(M, K)) {
+    std::vector<std::vector<T>> partial(kTallParts, std::vector<T>(static_cast<size_t>(M * N), T(0)));
+    parallel_for(kTallParts, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t p0 = K * t / kTallParts, p1 = K * (t + 1) / kTallParts;
+        gemm_block_portable(int64_t(0), M, N, p0, p1, A, sai, sap, B, ldb, partial[t].data(), N);
+      }
+    });
+    for (int64_t t = 0; t < kTallParts; ++t) {
+      const T* src = partial[t].data();
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) C[i * ldc + j] += src[i * N + j];
+    }
+    return;
+  }
+  if (!threaded) {
+    gemm_block_portable(int64_t(0), M, N, int64_t(0), K, A, sai, sap, B, ldb, C, ldc);
+    return;
+  }
+  const int64_t grain = std::max<int64_t>(1, 1 + 30000 / std::max<int64_t>(1, N * K));
+  parallel_for(M, grain, [&](int64_t b, int64_t e) { gemm_block_portable(b, e, N, int64_t(0), K, A, sai, sap, B, ldb, C, ldc); });
+}
 
-// R×16 AVX2 micro-kernel (R ≤ 6 rows): C[i0..i0+R)[j0..j0+16) += Σ_{p∈[p0,p1)} A(i,p) B[p][j]. The 2R
-// accumulators are named variables (not an array) so they stay in registers.
-template <int R>
-__attribute__((target("avx2,fma"))) inline void kernel_r16(int64_t p0, int64_t p1, const float* A, int64_t sai,
-                                                            int64_t sap, const float* B, int64_t ldb, float* C,
-                                                            int64_t ldc) {
-  const __m256 z = _mm256_setzero_ps();
-  __m256 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
-#define WSF_LD(r, a0, a1)                          \
-  if constexpr (R > r) {                           \
-    a0 = _mm256_loadu_ps(C + r * ldc);             \
-    a1 = _mm256_loadu_ps(C + r * ldc + 8);         \
+#ifdef WSF_X86
+namespace avx2 {
+
+constexpr int MR = 6;          // micro-tile rows
+constexpr int64_t KC = 256;    // K chunk (a 256×16 B panel is 16 KB: L1)
+constexpr int64_t MC = 96;     // rows per cache block (an MC×KC block of A stays in L2 across the panels)
+constexpr int kDotMax = 2;     // column tails up to this width use the dot/axpy kernels
+
+// 64-byte aligned scratch, grown on demand, one per thread.
+struct Scratch {
+  float* p = nullptr;
+  size_t cap = 0;
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      cap = std::max<size_t>(n, 2 * cap);
+      p = static_cast<float*>(std::aligned_alloc(64, (cap * sizeof(float) + 63) / 64 * 64));
+    }
+    return p;
   }
-  WSF_LD(0, c00, c01) WSF_LD(1, c10, c11) WSF_LD(2, c20, c21) WSF_LD(3, c30, c31) WSF_LD(4, c40, c41) WSF_LD(5, c50, c51)
-#undef WSF_LD
-  const float* a = A + p0 * sap;
-  const float* b = B + p0 * ldb;
-  for (int64_t p = p0; p < p1; ++p, a += sap, b += ldb) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-#define WSF_FMA(r, a0, a1)                                 \
-  if constexpr (R > r) {                                   \
-    const __m256 x = _mm256_broadcast_ss(a + r * sai);     \
-    a0 = _mm256_fmadd_ps(x, b0, a0);                       \
-    a1 = _mm256_fmadd_ps(x, b1, a1);                       \
+  ~Scratch() { std::free(p); }
+};
+thread_local Scratch tl_pack;     // packed B of the calling thread (shared read-only with the workers it starts)
+thread_local Scratch tl_chunk;    // per-part packing of a K chunk (tall reductions)
+
+// Panel layout for N columns: nfull panels of 16, then a last panel of width tw ∈ {0, 8, 16}.
+struct Panels {
+  int64_t nfull, w, tw;
+  explicit Panels(int64_t N, bool dot_tail) : nfull(N / 16), w(N % 16), tw(0) {
+    if (w > 0 && !dot_tail) tw = w <= 8 ? 8 : 16;
   }
-    WSF_FMA(0, c00, c01) WSF_FMA(1, c10, c11) WSF_FMA(2, c20, c21) WSF_FMA(3, c30, c31) WSF_FMA(4, c40, c41) WSF_FMA(5, c50, c51)
+  int64_t width() const { return nfull * 16 + tw; }   // packed floats per k step
+};
+
+__attribute__((target("avx2,fma"))) inline __m256i tail_mask(int64_t n) {  // lanes [0, n) set, n in [0, 8]
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lanes);
+}
+
+// Packs rows [0, kc) of B(p, j) = B[p·sbp + j·sbj] into panels: panel q at out + q·kc·16 (row p at +16p), the
+// last panel (width tw) at out + nfull·kc·16, zero-padded beyond N.
+__attribute__((target("avx2,fma"))) void pack_b(const float* B, int64_t sbp, int64_t sbj, int64_t kc, int64_t N,
+                                                const Panels& pn, float* out) {
+  for (int64_t q = 0; q < pn.nfull; ++q) {
+    float* o = out + q * kc * 16;
+    const float* b = B + q * 16 * sbj;
+    if (sbj == 1) {
+      for (int64_t p = 0; p < kc; ++p, b += sbp, o += 16) {
+        _mm256_store_ps(o, _mm256_loadu_ps(b));
+        _mm256_store_ps(o + 8, _mm256_loadu_ps(b + 8));
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p, b += sbp, o += 16)
+        for (int j = 0; j < 16; ++j) o[j] = b[j * sbj];
+    }
+  }
+  if (pn.tw > 0) {
+    float* o = out + pn.nfull * kc * 16;
+    const float* b = B + pn.nfull * 16 * sbj;
+    for (int64_t p = 0; p < kc; ++p, b += sbp, o += pn.tw) {
+      int64_t j = 0;
+      for (; j < pn.w; ++j) o[j] = b[j * sbj];
+      for (; j < pn.tw; ++j) o[j] = 0.f;
+    }
+  }
+}
+
+// Epilogue store of one accumulator vector: C (+)= v, under `mask` when MASKED.
+template <bool ADD, bool MASKED>
+__attribute__((target("avx2,fma"))) inline void put(float* dst, __m256 v, __m256i mask) {
+  if constexpr (MASKED) {
+    if constexpr (ADD) v = _mm256_add_ps(v, _mm256_maskload_ps(dst, mask));
+    _mm256_maskstore_ps(dst, mask, v);
+  } else {
+    if constexpr (ADD) v = _mm256_add_ps(v, _mm256_loadu_ps(dst));
+    _mm256_storeu_ps(dst, v);
+  }
+}
+
+// C[0,R)×[0,8·NV) (+)= Σ_{p<kc} A(r,p)·Bp[p][·], A(r,p) = a[r·sai + p·sap], Bp packed with 8·NV floats per p.
+// ADD: add the product to C (else overwrite). MASKED: the last vector of each row is stored under `mask`.
+template <int R, int NV, bool ADD, bool MASKED>
+__attribute__((target("avx2,fma"))) void kern(int64_t kc, const float* a, int64_t sai, int64_t sap,
+                                              const float* bp, float* c, int64_t ldc, __m256i mask) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  // The C tile is touched only in the epilogue: request its lines now (an output row of 51,200 rows is never in
+  // cache, and the miss would otherwise stall the epilogue for a DRAM latency).
+  for (int r = 0; r < R; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 8 * NV - 1), _MM_HINT_T0);
+  }
+  const float* a3 = a + 3 * sai;
+  for (int64_t p = 0; p < kc; ++p, a += sap, a3 += sap, bp += 8 * NV) {
+    const __m256 b0 = _mm256_load_ps(bp);
+    const __m256 b1 = NV > 1 ? _mm256_load_ps(bp + 8) : b0;
+#define WSF_FMA(r, ptr, off, x0, x1)                    \
+  if constexpr (R > r) {                                \
+    const __m256 x = _mm256_broadcast_ss(ptr + off);    \
+    x0 = _mm256_fmadd_ps(x, b0, x0);                    \
+    if constexpr (NV > 1) x1 = _mm256_fmadd_ps(x, b1, x1); \
+  }
+    WSF_FMA(0, a, 0, c00, c01)
+    WSF_FMA(1, a, sai, c10, c11)
+    WSF_FMA(2, a, 2 * sai, c20, c21)
+    WSF_FMA(3, a3, 0, c30, c31)
+    WSF_FMA(4, a3, sai, c40, c41)
+    WSF_FMA(5, a3, 2 * sai, c50, c51)
 #undef WSF_FMA
   }
-#define WSF_ST(r, a0, a1)                          \
+#define WSF_ST(r, x0, x1)                          \
   if constexpr (R > r) {                           \
-    _mm256_storeu_ps(C + r * ldc, a0);             \
-    _mm256_storeu_ps(C + r * ldc + 8, a1);         \
+    put<ADD, MASKED && NV == 1>(c + r * ldc, x0, mask);            \
+    if constexpr (NV > 1) put<ADD, MASKED>(c + r * ldc + 8, x1, mask); \
   }
   WSF_ST(0, c00, c01) WSF_ST(1, c10, c11) WSF_ST(2, c20, c21) WSF_ST(3, c30, c31) WSF_ST(4, c40, c41) WSF_ST(5, c50, c51)
 #undef WSF_ST
 }
 
-// R×8 variant for an 8-wide column remainder.
-template <int R>
-__attribute__((target("avx2,fma"))) inline void kernel_r8(int64_t p0, int64_t p1, const float* A, int64_t sai,
-                                                           int64_t sap, const float* B, int64_t ldb, float* C,
-                                                           int64_t ldc) {
-  const __m256 z = _mm256_setzero_ps();
-  __m256 c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z;
-  if constexpr (R > 0) c0 = _mm256_loadu_ps(C + 0 * ldc);
-  if constexpr (R > 1) c1 = _mm256_loadu_ps(C + 1 * ldc);
-  if constexpr (R > 2) c2 = _mm256_loadu_ps(C + 2 * ldc);
-  if constexpr (R > 3) c3 = _mm256_loadu_ps(C + 3 * ldc);
-  if constexpr (R > 4) c4 = _mm256_loadu_ps(C + 4 * ldc);
-  if constexpr (R > 5) c5 = _mm256_loadu_ps(C + 5 * ldc);
-  const float* a = A + p0 * sap;
-  const float* b = B + p0 * ldb;
-  for (int64_t p = p0; p < p1; ++p, a += sap, b += ldb) {
-    const __m256 b0 = _mm256_loadu_ps(b);
-    if constexpr (R > 0) c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0 * sai), b0, c0);
-    if constexpr (R > 1) c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1 * sai), b0, c1);
-    if constexpr (R > 2) c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * sai), b0, c2);
-    if constexpr (R > 3) c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3 * sai), b0, c3);
-    if constexpr (R > 4) c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4 * sai), b0, c4);
-    if constexpr (R > 5) c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5 * sai), b0, c5);
-  }
-  if constexpr (R > 0) _mm256_storeu_ps(C + 0 * ldc, c0);
-  if constexpr (R > 1) _mm256_storeu_ps(C + 1 * ldc, c1);
-  if constexpr (R > 2) _mm256_storeu_ps(C + 2 * ldc, c2);
-  if constexpr (R > 3) _mm256_storeu_ps(C + 3 * ldc, c3);
-  if constexpr (R > 4) _mm256_storeu_ps(C + 4 * ldc, c4);
-  if constexpr (R > 5) _mm256_storeu_ps(C + 5 * ldc, c5);
-}
-
-// R×(w < 8) variant for the last columns, with masked loads and stores (the state width H = D + 1 is odd).
-template <int R>
-__attribute__((target("avx2,fma"))) inline void kernel_r8m(int64_t p0, int64_t p1, const float* A, int64_t sai,
-                                                            int64_t sap, const float* B, int64_t ldb, float* C,
-                                                            int64_t ldc, __m256i mask) {
-  const __m256 z = _mm256_setzero_ps();
-  __m256 c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z;
-  if constexpr (R > 0) c0 = _mm256_maskload_ps(C + 0 * ldc, mask);
-  if constexpr (R > 1) c1 = _mm256_maskload_ps(C + 1 * ldc, mask);
-  if constexpr (R > 2) c2 = _mm256_maskload_ps(C + 2 * ldc, mask);
-  if constexpr (R > 3) c3 = _mm256_maskload_ps(C + 3 * ldc, mask);
-  if constexpr (R > 4) c4 = _mm256_maskload_ps(C + 4 * ldc, mask);
-  if constexpr (R > 5) c5 = _mm256_maskload_ps(C + 5 * ldc, mask);
-  const float* a = A + p0 * sap;
-  const float* b = B + p0 * ldb;
-  for (int64_t p = p0; p < p1; ++p, a += sap, b += ldb) {
-    const __m256 b0 = _mm256_maskload_ps(b, mask);
-    if constexpr (R > 0) c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0 * sai), b0, c0);
-    if constexpr (R > 1) c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1 * sai), b0, c1);
-    if constexpr (R > 2) c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * sai), b0, c2);
-    if constexpr (R > 3) c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3 * sai), b0, c3);
-    if constexpr (R > 4) c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4 * sai), b0, c4);
-    if constexpr (R > 5) c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5 * sai), b0, c5);
-  }
-  if constexpr (R > 0) _mm256_maskstore_ps(C + 0 * ldc, mask, c0);
-  if constexpr (R > 1) _mm256_maskstore_ps(C + 1 * ldc, mask, c1);
-  if constexpr (R > 2) _mm256_maskstore_ps(C + 2 * ldc, mask, c2);
-  if constexpr (R > 3) _mm256_maskstore_ps(C + 3 * ldc, mask, c3);
-  if constexpr (R > 4) _mm256_maskstore_ps(C + 4 * ldc, mask, c4);
-  if constexpr (R > 5) _mm256_maskstore_ps(C + 5 * ldc, mask, c5);
-}
-
-// Rows [i0,i1) × columns [0,N), blocked for the caches: K in chunks of KC (a KC×16 panel of B is 8 KB, kept in
-// L1 while it sweeps a block of MC rows), rows in blocks of MC (an MC×KC block of A stays in L2 across the
-// column panels). Tall reductions (weight gradients, K = rows of the batch) stream each chunk of B once.
-// Columns [j0, N) (fewer than 16) of R rows: an 8-wide kernel, then a masked one.
-template <int R>
-__attribute__((target("avx2,fma"))) void col_tail(int64_t j0, int64_t N, int64_t p0, int64_t p1, const float* A,
-                                                  int64_t sai, int64_t sap, const float* B, int64_t ldb, float* C,
-                                                  int64_t ldc) {
-  int64_t j = j0;
-  if (j + 8 <= N) {
-    kernel_r8<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc);
-    j += 8;
-  }
-  if (j < N) {
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(N - j)), lanes);
-    kernel_r8m<R>(p0, p1, A, sai, sap, B + j, ldb, C + j, ldc, mask);
+template <int NV, bool ADD, bool MASKED>
+__attribute__((target("avx2,fma"))) inline void kern_r(int R, int64_t kc, const float* a, int64_t sai, int64_t sap,
+                                                       const float* bp, float* c, int64_t ldc, __m256i mask) {
+  switch (R) {
+    case 6: kern<6, NV, ADD, MASKED>(kc, a, sai, sap, bp, c, ldc, mask); break;
+    case 5: kern<5, NV, ADD, MASKED>(kc, a, sai, sap, bp, c, ldc, mask); break;
+    case 4: kern<4, NV, ADD, MASKED>(kc, a, sai, sap, bp, c, ldc, mask); break;
+    case 3: kern<3, NV, ADD, MASKED>(kc, a, sai, sap, bp, c, ldc, mask); break;
+    case 2: kern<2, NV, ADD, MASKED>(kc, a, sai, sap, bp, c, ldc, mask); break;
+    case 1: kern<1, NV, ADD, MASKED>(kc, a, sai, sap, bp, c, ldc, mask); break;
+    default: break;
   }
 }
 
-__attribute__((target("avx2,fma"))) void gemm_block_avx2(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t p1,
-                                                         const float* A, int64_t sai, int64_t sap, const float* B,
-                                                         int64_t ldb, float* C, int64_t ldc) {
-  constexpr int64_t KC = 128, MC = 96;
-  const int64_t nfull = N / NR * NR;
-  for (int64_t pc = p0; pc < p1; pc += KC) {
-    const int64_t pe = std::min(p1, pc + KC);
-    for (int64_t ic = i0; ic < i1; ic += MC) {
-      const int64_t ie = std::min(i1, ic + MC);
-      // Full 16-wide column panels: panel outer, row micro-tiles inner (the B panel stays in L1).
-      for (int64_t j = 0; j < nfull; j += NR) {
-        int64_t i = ic;
-        for (; i + MR <= ie; i += MR) kernel_r16<MR>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc);
-        switch (ie - i) {
-          case 5: kernel_r16<5>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
-          case 4: kernel_r16<4>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
-          case 3: kernel_r16<3>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
-          case 2: kernel_r16<2>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
-          case 1: kernel_r16<1>(pc, pe, A + i * sai, sai, sap, B + j, ldb, C + i * ldc + j, ldc); break;
-          default: break;
+// Any tile: R ≤ 6 rows, panel width 8·NV, `cols` valid columns (masked store when fewer).
+__attribute__((target("avx2,fma"))) void tile(int R, int NV, int64_t cols, bool add, int64_t kc, const float* a,
+                                              int64_t sai, int64_t sap, const float* bp, float* c, int64_t ldc) {
+  const bool masked = cols < 8 * NV;
+  const __m256i mask = masked ? tail_mask(cols - 8 * (NV - 1)) : _mm256_setzero_si256();
+  if (NV == 2) {
+    if (add) {
+      if (masked) kern_r<2, true, true>(R, kc, a, sai, sap, bp, c, ldc, mask);
+      else kern_r<2, true, false>(R, kc, a, sai, sap, bp, c, ldc, mask);
+    } else {
+      if (masked) kern_r<2, false, true>(R, kc, a, sai, sap, bp, c, ldc, mask);
+      else kern_r<2, false, false>(R, kc, a, sai, sap, bp, c, ldc, mask);
+    }
+  } else {
+    if (add) {
+      if (masked) kern_r<1, true, true>(R, kc, a, sai, sap, bp, c, ldc, mask);
+      else kern_r<1, true, false>(R, kc, a, sai, sap, bp, c, ldc, mask);
+    } else {
+      if (masked) kern_r<1, false, true>(R, kc, a, sai, sap, bp, c, ldc, mask);
+      else kern_r<1, false, false>(R, kc, a, sai, sap, bp, c, ldc, mask);
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Column tail by dot products (A rows contiguous, sap == 1): C[r][j] (+)= Σ_p a[r·sai + p]·bt[j·ldt + p] for
+// r < R, j < W; bt holds the W tail columns of B transposed (K contiguous floats each).
+template <int R, int W>
+__attribute__((target("avx2,fma"))) void dot_tail(int64_t K, const float* a, int64_t sai, const float* bt,
+                                                  int64_t ldt, float* c, int64_t ldc, bool add) {
+  __m256 acc[R][W];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < W; ++j) acc[r][j] = _mm256_setzero_ps();
+  int64_t p = 0;
+  for (; p + 8 <= K; p += 8) {
+    __m256 bv[W];
+    for (int j = 0; j < W; ++j) bv[j] = _mm256_loadu_ps(bt + j * ldt + p);
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_loadu_ps(a + r * sai + p);
+      for (int j = 0; j < W; ++j) acc[r][j] = _mm256_fmadd_ps(av, bv[j], acc[r][j]);
+    }
+  }
+  if (p < K) {
+    const __m256i m = tail_mask(K - p);
+    __m256 bv[W];
+    for (int j = 0; j < W; ++j) bv[j] = _mm256_maskload_ps(bt + j * ldt + p, m);
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_maskload_ps(a + r * sai + p, m);
+      for (int j = 0; j < W; ++j) acc[r][j] = _mm256_fmadd_ps(av, bv[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < W; ++j) {
+      const float s = hsum(acc[r][j]);
+      float& d = c[r * ldc + j];
+      d = add ? d + s : s;
+    }
+}
+
+template <int W>
+__attribute__((target("avx2,fma"))) void dot_tail_r(int R, int64_t K, const float* a, int64_t sai, const float* bt,
+                                                    int64_t ldt, float* c, int64_t ldc, bool add) {
+  switch (R) {
+    case 6: dot_tail<6, W>(K, a, sai, bt, ldt, c, ldc, add); break;
+    case 5: dot_tail<5, W>(K, a, sai, bt, ldt, c, ldc, add); break;
+    case 4: dot_tail<4, W>(K, a, sai, bt, ldt, c, ldc, add); break;
+    case 3: dot_tail<3, W>(K, a, sai, bt, ldt, c, ldc, add); break;
+    case 2: dot_tail<2, W>(K, a, sai, bt, ldt, c, ldc, add); break;
+    case 1: dot_tail<1, W>(K, a, sai, bt, ldt, c, ldc, add); break;
+    default: break;
+  }
+}
+
+// Column tail by axpy down the columns (A columns contiguous, sai == 1): rows [i0, i1), columns j < W of C:
+// C[i][j] (+)= Σ_p a[i + p·sap]·b[p·ldb + j], 32 rows (4 vectors) × W columns at a time.
+__attribute__((target("avx2,fma"))) void axpy_tail(int64_t i0, int64_t i1, int W, int64_t K, const float* A,
+                                                   int64_t sap, const float* B, int64_t ldb, float* C, int64_t ldc,
+                                                   bool add) {
+  for (int64_t i = i0; i < i1; i += 32) {
+    const int64_t rows = std::min<int64_t>(32, i1 - i);
+    const int nv = static_cast<int>((rows + 7) / 8);
+    const __m256i mlast = tail_mask(rows - 8 * (nv - 1));
+    const __m256i full = _mm256_set1_epi32(-1);
+    for (int j0 = 0; j0 < W; j0 += 2) {
+      const int wj = std::min(2, W - j0);
+      __m256 acc[4][2];
+      for (int v = 0; v < 4; ++v) acc[v][0] = acc[v][1] = _mm256_setzero_ps();
+      const float* a = A + i;
+      const float* b = B + j0;
+      for (int64_t p = 0; p < K; ++p, a += sap, b += ldb) {
+        const __m256 b0 = _mm256_broadcast_ss(b);
+        const __m256 b1 = wj > 1 ? _mm256_broadcast_ss(b + 1) : b0;
+        for (int v = 0; v < 4; ++v) {
+          if (v >= nv) break;
+          const __m256 av = v == nv - 1 ? _mm256_maskload_ps(a + 8 * v, mlast) : _mm256_loadu_ps(a + 8 * v);
+          acc[v][0] = _mm256_fmadd_ps(av, b0, acc[v][0]);
+          acc[v][1] = _mm256_fmadd_ps(av, b1, acc[v][1]);
         }
       }
-      // Remaining columns (< 16): 8-wide and masked kernels over the row micro-tiles.
-      if (nfull < N) {
-        int64_t i = ic;
-        for (; i + MR <= ie; i += MR) col_tail<MR>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc);
-        switch (ie - i) {
-          case 5: col_tail<5>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-          case 4: col_tail<4>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-          case 3: col_tail<3>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-          case 2: col_tail<2>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-          case 1: col_tail<1>(nfull, N, pc, pe, A + i * sai, sai, sap, B, ldb, C + i * ldc, ldc); break;
-          default: break;
+      (void)full;
+      for (int v = 0; v < nv; ++v) {
+        alignas(32) float t0[8], t1[8];
+        _mm256_store_ps(t0, acc[v][0]);
+        _mm256_store_ps(t1, acc[v][1]);
+        const int n = static_cast<int>(std::min<int64_t>(8, rows - 8 * v));
+        for (int l = 0; l < n; ++l) {
+          float* d = C + (i + 8 * v + l) * ldc + j0;
+          d[0] = add ? d[0] + t0[l] : t0[l];
+          if (wj > 1) d[1] = add ? d[1] + t1[l] : t1[l];
         }
       }
     }
   }
 }
+
+enum class Tail { None, Kernel, Dot, Axpy };
+
+Tail choose_tail(int64_t N, int64_t sai, int64_t sap) {
+  const int64_t w = N % 16;
+  if (w == 0) return Tail::None;
+  if (w <= kDotMax && sap == 1) return Tail::Dot;
+  if (w <= kDotMax && sai == 1) return Tail::Axpy;
+  return Tail::Kernel;
+}
+
+// Packed B for a whole product: panels over all K, then (dot tail) the tail columns transposed, K rounded to 8.
+struct PackedB {
+  Panels pn;
+  Tail tail;
+  int64_t K, ldt;
+  const float* panels;
+  const float* bt;
+};
+
+PackedB pack_whole_b(int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap) {
+  const Tail tail = choose_tail(N, sai, sap);
+  PackedB pb{Panels(N, tail == Tail::Dot || tail == Tail::Axpy), tail, K, (K + 7) / 8 * 8, nullptr, nullptr};
+  const int64_t np = pb.pn.width() * K;
+  const int64_t nt = tail == Tail::Dot ? pb.pn.w * pb.ldt : 0;
+  float* buf = tl_pack.get(static_cast<size_t>(np + nt + 16));
+  pack_b(B, ldb, 1, K, N, pb.pn, buf);
+  if (nt > 0) {
+    float* bt = buf + np;
+    for (int64_t j = 0; j < pb.pn.w; ++j) {
+      const float* src = B + pb.pn.nfull * 16 + j;
+      for (int64_t p = 0; p < K; ++p) bt[j * pb.ldt + p] = src[p * ldb];
+      for (int64_t p = K; p < pb.ldt; ++p) bt[j * pb.ldt + p] = 0.f;
+    }
+    pb.bt = bt;
+  }
+  pb.panels = buf;
+  return pb;
+}
+
+// Rows [i0, i1) of C = A·B (+C) with B packed by pack_whole_b.
+__attribute__((target("avx2,fma"))) void rows_block(int64_t i0, int64_t i1, int64_t N, const float* A, int64_t sai,
+                                                    int64_t sap, const float* B, int64_t ldb, const PackedB& pb,
+                                                    float* C, int64_t ldc, bool accumulate) {
+  const int64_t K = pb.K;
+  const Panels& pn = pb.pn;
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = std::min(KC, K - pc);
+    const bool add = accumulate || pc > 0;
+    for (int64_t ic = i0; ic < i1; ic += MC) {
+      const int64_t ie = std::min(i1, ic + MC);
+      for (int64_t q = 0; q < pn.nfull; ++q) {
+        const float* bp = pb.panels + q * K * 16 + pc * 16;
+        for (int64_t i = ic; i < ie; i += MR) {
+          const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
+          tile(R, 2, 16, add, kc, A + i * sai + pc * sap, sai, sap, bp, C + i * ldc + q * 16, ldc);
+        }
+      }
+      if (pn.tw > 0) {
+        const float* bp = pb.panels + pn.nfull * K * 16 + pc * pn.tw;
+        for (int64_t i = ic; i < ie; i += MR) {
+          const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
+          tile(R, static_cast<int>(pn.tw / 8), pn.w, add, kc, A + i * sai + pc * sap, sai, sap, bp,
+               C + i * ldc + pn.nfull * 16, ldc);
+        }
+      }
+    }
+  }
+  if (pb.tail == Tail::Dot) {
+    float* c = C + pn.nfull * 16;
+    for (int64_t i = i0; i < i1; i += MR) {
+      const int R = static_cast<int>(std::min<int64_t>(MR, i1 - i));
+      if (pn.w == 1) dot_tail_r<1>(R, K, A + i * sai, sai, pb.bt, pb.ldt, c + i * ldc, ldc, accumulate);
+      else dot_tail_r<2>(R, K, A + i * sai, sai, pb.bt, pb.ldt, c + i * ldc, ldc, accumulate);
+    }
+  } else if (pb.tail == Tail::Axpy) {
+    axpy_tail(i0, i1, static_cast<int>(pn.w), K, A, sap, B + pn.nfull * 16, ldb, C + pn.nfull * 16, ldc, accumulate);
+  }
+}
+
+// Work (in micro-kernel FMAs per k step) of an M×N product with this tiling; used to pick the orientation.
+int64_t tiled_cost(int64_t M, int64_t N) {
+  const int64_t w = N % 16;
+  const int64_t per_tile = 2 * (N / 16) + (w == 0 ? 0 : (w <= kDotMax ? 0 : (w <= 8 ? 1 : 2)));
+  const int64_t tail = (w > 0 && w <= kDotMax) ? (M + 7) / 8 * w : 0;  // axpy tail (sai == 1 in tall products)
+  return (M + MR - 1) / MR * MR * per_tile + tail;
+}
+
+// One part [p0, p1) of a tall reduction into a private partial P (M × N, leading dimension ldp), overwritten.
+// With `trans`, computes Pᵀ (N × M) = Bᵀ·Aᵀ instead.
+__attribute__((target("avx2,fma"))) void tall_part(int64_t M, int64_t N, int64_t p0, int64_t p1, const float* A,
+                                                   int64_t sai, int64_t sap, const float* B, int64_t ldb, float* P,
+                                                   int64_t ldp, bool trans) {
+  // Operands of the product actually computed: X (Mx × K, strides xi, xp) times Y (K × Nx, strides yp, yj).
+  const int64_t Mx = trans ? N : M, Nx = trans ? M : N;
+  const float* X = trans ? B : A;
+  const int64_t xi = trans ? 1 : sai, xp = trans ? ldb : sap;
+  const float* Y = trans ? A : B;
+  const int64_t yp = trans ? sap : ldb, yj = trans ? sai : 1;
+  const Tail tail = choose_tail(Nx, xi, xp) == Tail::Axpy && yj == 1 ? Tail::Axpy : Tail::Kernel;
+  const Panels pn(Nx, tail == Tail::Axpy);
+  const int64_t pw = pn.width();
+  float* bp = tl_chunk.get(static_cast<size_t>(pw * KC + 16));
+  for (int64_t pc = p0; pc < p1; pc += KC) {
+    const int64_t kc = std::min(KC, p1 - pc);
+    const bool add = pc > p0;
+    pack_b(Y + pc * yp, yp, yj, kc, Nx, pn, bp);
+    for (int64_t ic = 0; ic < Mx; ic += MC) {
+      const int64_t ie = std::min(Mx, ic + MC);
+      for (int64_t q = 0; q < pn.nfull; ++q) {
+        for (int64_t i = ic; i < ie; i += MR) {
+          const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
+          tile(R, 2, 16, add, kc, X + i * xi + pc * xp, xi, xp, bp + q * kc * 16, P + i * ldp + q * 16, ldp);
+        }
+      }
+      if (pn.tw > 0) {
+        for (int64_t i = ic; i < ie; i += MR) {
+          const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
+          tile(R, static_cast<int>(pn.tw / 8), pn.tw, add, kc, X + i * xi + pc * xp, xi, xp,
+               bp + pn.nfull * kc * 16, P + i * ldp + pn.nfull * 16, ldp);
+        }
+      }
+    }
+    if (tail == Tail::Axpy)
+      axpy_tail(0, Mx, static_cast<int>(pn.w), kc, X + pc * xp, xp, Y + pc * yp + pn.nfull * 16, yp,
+                P + pn.nfull * 16, ldp, add);
+  }
+}
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B,
+              int64_t ldb, float* C, int64_t ldc, bool accumulate, bool threaded) {
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(float) * N);
+    return;
+  }
+  if (threaded && is_tall(M, K)) {
+    // Fixed parts, private partials (layout chosen for the cheaper tiling), summed in order.
+    const bool trans = tiled_cost(N, M) < tiled_cost(M, N);
+    const int64_t rows = trans ? N : M, cols = trans ? M : N;
+    const int64_t ldp = (cols + 15) / 16 * 16;
+    const int64_t psz = rows * ldp;
+    std::vector<float> partial(static_cast<size_t>(kTallParts * psz));
+    parallel_for(kTallParts, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t p0 = K * t / kTallParts, p1 = K * (t + 1) / kTallParts;
+        tall_part(M, N, p0, p1, A, sai, sap, B, ldb, partial.data() + t * psz, ldp, trans);
+      }
+    });
+    for (int64_t i = 0; i < M; ++i) {
+      float* c = C + i * ldc;
+      for (int64_t t = 0; t < kTallParts; ++t) {
+        const float* src = partial.data() + t * psz;
+        const bool first = t == 0 && !accumulate;
+        if (trans) {
+          for (int64_t j = 0; j < N; ++j) c[j] = first ? src[j * ldp + i] : c[j] + src[j * ldp + i];
+        } else {
+          const float* s = src + i * ldp;
+          for (int64_t j = 0; j < N; ++j) c[j] = first ? s[j] : c[j] + s[j];
+        }
+      }
+    }
+    return;
+  }
+  const PackedB pb = pack_whole_b(N, K, B, ldb, sai, sap);
+  if (!threaded) {
+    rows_block(0, M, N, A, sai, sap, B, ldb, pb, C, ldc, accumulate);
+    return;
+  }
+  const int64_t tiles = (M + MR - 1) / MR;
+  const int64_t grain = 1 + 30000 / std::max<int64_t>(1, N * K * MR);
+  parallel_for(tiles, grain, [&](int64_t b, int64_t e) {
+    rows_block(b * MR, std::min(M, e * MR), N, A, sai, sap, B, ldb, pb, C, ldc, accumulate);
+  });
+}
+
+}  // namespace avx2
 
 bool detect_avx2() {
   __builtin_cpu_init();
@@ -205,7 +524,7 @@ bool detect_avx2() {
 
 bool use_avx2() {
 #ifdef WSF_X86
-  static const bool v = detect_avx2();
+  static const bool v = detect_avx2() && std::getenv("WSF_NO_AVX2") == nullptr;
   return v;
 #else
   return false;
@@ -213,84 +532,38 @@ bool use_avx2() {
 }
 
 template <typename T>
-void gemm_block(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t p1, const T* A, int64_t sai, int64_t sap,
-                const T* B, int64_t ldb, T* C, int64_t ldc) {
+void gemm_dispatch(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t sap, const T* B, int64_t ldb,
+                   T* C, int64_t ldc, bool accumulate, bool threaded) {
+  if (M <= 0 || N <= 0) return;
 #ifdef WSF_X86
   if constexpr (std::is_same_v<T, float>) {
     if (use_avx2()) {
-      gemm_block_avx2(i0, i1, N, p0, p1, A, sai, sap, B, ldb, C, ldc);
+      avx2::gemm_f32(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, threaded);
       return;
     }
   }
 #endif
-  gemm_block_portable(i0, i1, N, p0, p1, A, sai, sap, B, ldb, C, ldc);
-}
-
-template <typename T>
-void gemm_impl(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t sap, const T* B, int64_t ldb, T* C,
-               int64_t ldc, bool accumulate) {
-  if (M <= 0 || N <= 0) return;
-  if (!accumulate) {
-    for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(T) * N);
-  }
-  if (K <= 0) return;
-  // Tall reduction (weight gradients): few output rows, long K. Split K into a fixed number of parts with private
-  // partials summed in order, so the result does not depend on the thread count.
-  if (K >= 4096 && K >= 16 * M) {
-    const int64_t parts = 8;
-    std::vector<std::vector<T>> partial(parts, std::vector<T>(static_cast<size_t>(M * N), T(0)));
-    parallel_for(parts, 1, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t p0 = K * t / parts, p1 = K * (t + 1) / parts;
-        gemm_block(0, M, N, p0, p1, A, sai, sap, B, ldb, partial[t].data(), N);
-      }
-    });
-    for (int64_t t = 0; t < parts; ++t) {
-      const T* src = partial[t].data();
-      for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) C[i * ldc + j] += src[i * N + j];
-    }
-    return;
-  }
-  // Split rows in multiples of 6 (the micro-tile height).
-  const int64_t grain = std::max<int64_t>(6, static_cast<int64_t>(6 * (1 + 30000 / std::max<int64_t>(1, N * K))));
-  const int64_t blocks = (M + 5) / 6;
-  parallel_for(blocks, std::max<int64_t>(1, grain / 6), [&](int64_t b, int64_t e) {
-    gemm_block(b * 6, std::min(M, e * 6), N, int64_t(0), K, A, sai, sap, B, ldb, C, ldc);
-  });
+  gemm_portable<T>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, threaded);
 }
 
 }  // namespace
 
 void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
           float* C, int64_t ldc, bool accumulate) {
-  gemm_impl<float>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate);
+  gemm_dispatch<float>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, true);
 }
 void gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B, int64_t ldb,
           double* C, int64_t ldc, bool accumulate) {
-  gemm_impl<double>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate);
+  gemm_dispatch<double>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, true);
 }
-bool gemm_uses_avx2() { return use_avx2(); }
-
-namespace {
-template <typename T>
-void gemm_serial_impl(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t sap, const T* B, int64_t ldb,
-                      T* C, int64_t ldc, bool accumulate) {
-  if (M <= 0 || N <= 0) return;
-  if (!accumulate) {
-    for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(T) * N);
-  }
-  if (K > 0) gemm_block(int64_t(0), M, N, int64_t(0), K, A, sai, sap, B, ldb, C, ldc);
-}
-}  // namespace
-
 void gemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
                  float* C, int64_t ldc, bool accumulate) {
-  gemm_serial_impl<float>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate);
+  gemm_dispatch<float>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, false);
 }
 void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B,
                  int64_t ldb, double* C, int64_t ldc, bool accumulate) {
-  gemm_serial_impl<double>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate);
+  gemm_dispatch<double>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, false);
 }
+bool gemm_uses_avx2() { return use_avx2(); }
 
 }  // namespace wsf

@@ -107,7 +107,12 @@ __attribute__((target("avx2,fma"))) void act_fwd_f32_avx2(float* y, const float*
     }
     _mm256_storeu_ps(y + i, r);
   }
-  act_fwd_f32_scalar(y + i, x + i, n - i, a);
+  if (i < n) {  // the tail through the same vector code, so a value's result never depends on its position
+    alignas(32) float bx[8] = {0.f}, by[8];
+    std::memcpy(bx, x + i, sizeof(float) * static_cast<size_t>(n - i));
+    act_fwd_f32_avx2(by, bx, 8, a);
+    std::memcpy(y + i, by, sizeof(float) * static_cast<size_t>(n - i));
+  }
 }
 
 __attribute__((target("avx2,fma"))) void act_bwd_f32_avx2(float* dx, const float* dy, const float* x, int64_t n, Act a,
@@ -132,7 +137,15 @@ __attribute__((target("avx2,fma"))) void act_bwd_f32_avx2(float* dx, const float
     if (acc) g = _mm256_add_ps(g, _mm256_loadu_ps(dx + i));
     _mm256_storeu_ps(dx + i, g);
   }
-  act_bwd_f32_scalar(dx + i, dy + i, x + i, n - i, a, acc);
+  if (i < n) {  // as act_fwd_f32_avx2: the tail through the vector code
+    alignas(32) float bx[8] = {0.f}, bdy[8] = {0.f}, bdx[8] = {0.f};
+    const size_t r = static_cast<size_t>(n - i);
+    std::memcpy(bx, x + i, sizeof(float) * r);
+    std::memcpy(bdy, dy + i, sizeof(float) * r);
+    if (acc) std::memcpy(bdx, dx + i, sizeof(float) * r);
+    act_bwd_f32_avx2(bdx, bdy, bx, 8, a, acc);
+    std::memcpy(dx + i, bdx, sizeof(float) * r);
+  }
 }
 #endif
 

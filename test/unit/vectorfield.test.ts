@@ -126,6 +126,24 @@ describe('VectorField', () => {
     vf.dispose();
   });
 
+  it("gives each network the same prediction bit for bit whatever else is in the batch (samplers chunk batches)", () => {
+    // Rows are split over threads at batch-dependent boundaries; every elementwise kernel must give a value the
+    // same result wherever it falls (a vector body with a scalar tail once did not: GELU of the tail differed).
+    const rng = new Rng(12);
+    const wide = mlp([784, 32, 10]);
+    for (const D of [8, 16]) {
+      const vf = VectorField.create({ arch: wide, D, layers: 2, seed: 3, device: 'cpu' });
+      const x = rng.fillNormal(new Float32Array(3 * wide.numParams), 0, 0.1);
+      const t = Float32Array.from([0.3, 0.6, 0.9]);
+      const y3 = vf.forward(x, t);
+      const y2 = vf.forward(x.subarray(0, 2 * wide.numParams), t.subarray(0, 2));
+      const y1 = vf.forward(x.subarray(2 * wide.numParams), t.subarray(2));
+      expect(y2).toAllClose(y3.subarray(0, 2 * wide.numParams), { atol: 0, rtol: 0 });
+      expect(y1).toAllClose(y3.subarray(2 * wide.numParams), { atol: 0, rtol: 0 });
+      vf.dispose();
+    }
+  });
+
   it('overfits a fixed batch: the MSE loss falls by orders of magnitude', () => {
     const arch = mlp([5, 4, 3]);
     const rng = new Rng(11);
