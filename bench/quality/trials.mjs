@@ -4,7 +4,14 @@
 // results/trials/<task>.jsonl (the task is the zoo's).
 //
 //   node bench/quality/trials.mjs --zoo <zoo.safetensors> [--trial '<json config>' ...] [--samples 256]
-//        [--bma 1,4,16,64]
+//        [--bma 1,4,16,64] [--save-flow <file>] [--load-flow <file>]
+//        [--guidance '{"lambda":0.1,"rows":64,"sgdLr":[0.1]}']
+//
+// --save-flow writes each trained flow (trial k > 0: <file>.k); --load-flow samples a saved flow instead of training
+// (the trial's training fields are then ignored and the row records the file). --guidance adds, from the same prior
+// draws, task-gradient-guided samples (λ, `rows` training examples per network and step) and plain SGD at the same
+// gradient budget (one gradient per network and step) at each `sgdLr` and at λ·dt (the guidance term alone); guided
+// quality is reported beside, never instead of, the unguided samples.
 //
 // A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
 //                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init', solverSteps, solver, seed, time,
@@ -20,6 +27,8 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const w = require(path.join(root, 'dist', 'index.js'));
 const { FlowMatcher } = require(path.join(root, 'dist', 'flow', 'FlowMatcher.js'));
+const { samplePrior } = require(path.join(root, 'dist', 'flow', 'prior.js'));
+const { Rng } = require(path.join(root, 'dist', 'util', 'rng.js'));
 
 const argv = process.argv.slice(2);
 const get = (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : d; };
@@ -30,6 +39,9 @@ for (let i = 0; i < argv.length; i++) if (argv[i] === '--trial') trials.push(JSO
 if (trials.length === 0) trials.push({});
 const nSamples = Number(get('--samples', '256'));
 const bmaNs = get('--bma', '') === '' ? [] : get('--bma').split(',').map(Number);
+const saveFlow = get('--save-flow');
+const loadFlow = get('--load-flow');
+const guidanceCfg = get('--guidance') === undefined ? undefined : { lambda: 0.1, rows: 64, sgdLr: [0.1], ...JSON.parse(get('--guidance')) };
 let sha = 'unknown';
 try { sha = execSync('git rev-parse --short HEAD', { cwd: root }).toString().trim(); } catch { /* not a checkout */ }
 
@@ -57,16 +69,32 @@ for (const t of trials) {
   const cfg = { geometry: 'geometric', D: 16, layers: 3, heads: 1, graph: 'sparse', hiddenIdentity: false, velocity: 'riemannian', steps: 1000, batch: 32, lr: 1e-3, schedule: 'constant', warmup: 0, ema: 0,
     coupling: 'independent', precondition: false, layerScaling: false, priorStd: 0.1, prior: 'gaussian', solverSteps: 64, solver: 'euler', seed: 1, time: 'beta', ...t };
   const t0 = performance.now();
-  const fm = FlowMatcher.create({
-    arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph, hiddenIdentity: cfg.hiddenIdentity }, seed: cfg.seed, device: 'cpu',
-    coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
-    prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : { kind: 'gaussian', std: cfg.priorStd },
-  });
+  let fm;
   let lossTail = NaN;
-  await fm.fit({ weights: al.aligned, run: zoo.run, init: zoo.init }, { steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr, schedule: cfg.schedule, warmup: cfg.warmup, ema: cfg.ema, logEvery: 100, onLog: (l) => { lossTail = l.loss; } });
+  if (loadFlow !== undefined) {
+    fm = FlowMatcher.load(loadFlow, { device: 'cpu' });
+    cfg.loadedFrom = loadFlow;
+  } else {
+    fm = FlowMatcher.create({
+      arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph, hiddenIdentity: cfg.hiddenIdentity }, seed: cfg.seed, device: 'cpu',
+      coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
+      prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : { kind: 'gaussian', std: cfg.priorStd },
+    });
+    const lossLog = [];
+    await fm.fit({ weights: al.aligned, run: zoo.run, init: zoo.init }, { steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr, schedule: cfg.schedule, warmup: cfg.warmup, ema: cfg.ema, logEvery: 100, onLog: (l) => { lossTail = l.loss; lossLog.push([l.step, +l.loss.toFixed(5)]); if (l.step % 1000 === 0) console.log(`  step ${l.step} loss ${l.loss.toFixed(4)}`); } });
+    cfg.lossCurve = lossLog.filter((_, i) => i % 5 === 4);
+    if (saveFlow !== undefined) {
+      const file = trials.indexOf(t) === 0 ? saveFlow : `${saveFlow}.${trials.indexOf(t)}`;
+      fm.save(file, { trial: JSON.stringify(t) });
+      cfg.savedTo = file;
+    }
+  }
+  if (loadFlow !== undefined) Object.assign(cfg, { geometry: fm.options.geometry, coupling: fm.options.coupling, precondition: fm.options.precondition, layerScaling: fm.options.layerScaling, D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, steps: undefined, batch: undefined, lr: undefined, ema: undefined });
   const trainS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
-  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, seed: 7, velocity: cfg.velocity });
+  // One set of prior draws (raw; the sampler projects them) shared by the unguided and guided samples and SGD.
+  const x0 = samplePrior(arch, fm.options.prior, new Rng(7), new Float32Array(nSamples * P));
+  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, x0, velocity: cfg.velocity });
   const sampleS = (performance.now() - t1) / 1000;
   const ev = await w.evaluateNetworks(task, arch, s);
   // Noise baseline at the samples' nearest-neighbour distance, in the flow's space.
@@ -84,6 +112,22 @@ for (const t of trials) {
     noiseBaseline: { distance: nn.samples.mean, acc: baseEval.accuracySummary, loss: baseEval.lossSummary },
     memorisation: { sampleNN: nn.samples.mean, trainLooNN: nn.trainLoo.mean, ratio: nn.ratio },
   };
+  if (guidanceCfg !== undefined) {
+    // Guided samples from the same draws; plain SGD from the same draws at the same gradient budget.
+    const tg = performance.now();
+    const g = await w.sampleFlow(fm, { n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, x0, velocity: cfg.velocity, guidance: { lambda: guidanceCfg.lambda, task, rows: guidanceCfg.rows } });
+    const gEval = await w.evaluateNetworks(task, arch, g.weights);
+    const evals = g.gradientEvals;
+    const lrs = [...guidanceCfg.sgdLr, guidanceCfg.lambda / cfg.solverSteps];
+    const sgd = [];
+    for (const lr of lrs) {
+      const ws = w.plainSgd(task, arch, x0, { steps: evals, rows: guidanceCfg.rows, lr, seed: 11 });
+      const e = await w.evaluateNetworks(task, arch, ws);
+      sgd.push({ lr, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(ws) });
+    }
+    row.guided = { lambda: guidanceCfg.lambda, rows: guidanceCfg.rows, gradientEvals: evals, seconds: +((performance.now() - tg) / 1000).toFixed(1), acc: gEval.accuracySummary, loss: gEval.lossSummary, bma: await bmaOf(g.weights), sgd };
+    console.log(`  guided λ=${guidanceCfg.lambda}: acc ${gEval.accuracySummary.mean.toFixed(4)}±${gEval.accuracySummary.std.toFixed(4)} (${evals} gradients × ${guidanceCfg.rows} rows) | plain SGD same budget: ${sgd.map((r) => `lr ${r.lr.toPrecision(3)} → ${r.acc.mean.toFixed(4)}`).join(', ')}`);
+  }
   fs.appendFileSync(out, JSON.stringify(row) + '\n');
   const f = (x) => `${x.mean.toFixed(4)}±${x.std.toFixed(4)}`;
   const bmaStr = row.sample.bma === undefined ? '' : ` | BMA ${row.sample.bma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')} (trained ${trainedBma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')})`;

@@ -434,3 +434,22 @@ export class BatchStream {
     return { x, y, n: rows };
   }
 }
+
+/**
+ * Plain SGD (no momentum, no weight decay) of every network from `x0` on its own mini-batches of `rows` training
+ * examples: θ ← θ − lr·∇L, `steps` times — the baseline a guided sampler is compared with at equal gradient budget
+ * (one gradient per network and step).
+ * @throws WsfError ERR_NUMERIC when the weights become non-finite
+ */
+export function plainSgd(task: Task, arch: Architecture, x0: Float32Array, o: { steps: number; rows: number; lr: number; seed: number }): Float32Array {
+  const w = x0.slice();
+  const B = w.length / arch.numParams;
+  const stream = new BatchStream(task.train, o.rows, o.seed);
+  const grad = new Float32Array(w.length);
+  for (let s = 0; s < o.steps; s++) {
+    taskGradient(task, arch, w, stream.next(B), { out: grad });
+    for (let i = 0; i < w.length; i++) w[i] = w[i]! - o.lr * grad[i]!;
+  }
+  if (!w.every(Number.isFinite)) throw new WsfError(`plain SGD at lr ${o.lr} diverged on ${task.name}`, 'ERR_NUMERIC');
+  return w;
+}

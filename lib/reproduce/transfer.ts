@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { type Architecture, mlp } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
 import { evaluateNetworks } from '../eval/evaluate.js';
-import { BatchStream, taskGradient } from '../eval/gradient.js';
+import { plainSgd } from '../eval/gradient.js';
 import { summarize } from '../eval/stats.js';
 import type { FlowMatcher } from '../flow/FlowMatcher.js';
 import { samplePrior } from '../flow/prior.js';
@@ -52,24 +52,6 @@ async function evalSet(task: Task, arch: Architecture, w: Float32Array): Promise
 /** n draws of the flow's prior (raw, not canonicalised), seeded. */
 function priorDraws(fmPrior: FlowMatcher['options']['prior'], arch: Architecture, n: number, seed: number): Float32Array {
   return samplePrior(arch, fmPrior, new Rng(seed), new Float32Array(n * arch.numParams));
-}
-
-/**
- * Plain SGD (no momentum, no weight decay) of every network from `x0` on its own mini-batches of `rows` training
- * examples: θ ← θ − lr·∇L, `steps` times.
- * @throws WsfError ERR_NUMERIC when the weights become non-finite
- */
-function plainSgd(task: Task, arch: Architecture, x0: Float32Array, o: { steps: number; rows: number; lr: number; seed: number }): Float32Array {
-  const w = x0.slice();
-  const B = w.length / arch.numParams;
-  const stream = new BatchStream(task.train, o.rows, o.seed);
-  const grad = new Float32Array(w.length);
-  for (let s = 0; s < o.steps; s++) {
-    taskGradient(task, arch, w, stream.next(B), { out: grad });
-    for (let i = 0; i < w.length; i++) w[i] = w[i]! - o.lr * grad[i]!;
-  }
-  if (!w.every(Number.isFinite)) throw new WsfError(`plain SGD at lr ${o.lr} diverged on ${task.name}`, 'ERR_NUMERIC');
-  return w;
 }
 
 /** The variant every transfer experiment trains: aligned zoo, independent couplings. */
