@@ -23,6 +23,20 @@ const repeats = Number(get('--repeats', '5'));
 const only = get('--only')?.split(',');
 if (get('--threads')) b.setNumThreads(Number(get('--threads')));
 
+// GEMM FLOPs of one training step (forward + data gradients + weight gradients = 3 × the forward's 2·MACs), from
+// the layer shapes of native/core/rt_model.cc: per pair and layer qkv_edge H·4D, lin0_e 2·H·D, lin1, edge_mlp.0,
+// edge_mlp.2 (9·H·D MACs); per node and layer qkv_node 3·H·D, attn_out, lin0 H², node_mlp.0/.2, lin0_s, lin0_t
+// (8·H·D + H²); input MLPs din·D + 3·D² per pair and node; heads H·D + D² + D per output pair/node. The attention
+// and elementwise work is not counted, so "% of peak" is a lower bound on how busy the FMA units are.
+function stepGflop(c, gi) {
+  const D = c.D, H = D + 1, layers = 5, din = 1;
+  const L = c.widths.length - 1;
+  let eo = 0, no = 0;
+  for (let l = 1; l <= L; l++) { eo += c.widths[l - 1] * c.widths[l]; no += c.widths[l]; }
+  const macs = layers * (gi.M * 9 * H * D + gi.N * (8 * H * D + H * H)) + (gi.M + gi.N) * (din * D + 3 * D * D) + c.B * (eo + no) * (H * D + D * D + D);
+  return (6 * macs) / 1e9;
+}
+
 // Recorded: sparse PyTorch peer, eager, 2 threads, on this CPU kind (DESIGN.md "Performance targets").
 const PEER_CPU_MS = { wdbc: 1274, mnist: 1554, 'wdbc-d32-b16': 261 };
 
@@ -49,6 +63,7 @@ function run(c) {
   for (let i = 0; i < repeats; i++) { const t0 = performance.now(); step(); times.push(performance.now() - t0); }
   e.setProfiling(true); step(); const prof = e.profile(); e.setProfiling(false);
   const held = e.bytesHeld();
+  const gflop = stepGflop(c, gi);
   e.dispose();
   // Sampling: inference-mode forward passes at batch 64 (or B when smaller graphs would not fit time).
   const SB = c.name.startsWith('mnist-wide') ? 8 : 64;
@@ -68,6 +83,9 @@ function run(c) {
     engine_mib: +(held / 2 ** 20).toFixed(1),
     sample_forward_ms_batch: +fwdMs.toFixed(1), sample_batch: SB, nets_per_s_64_steps: +((SB / (fwdMs * 64)) * 1000).toFixed(2),
     profile_ms: Object.fromEntries(Object.entries(prof).map(([k, v]) => [k, +(v.seconds * 1e3).toFixed(1)])),
+    gemm_gflop_per_step: +gflop.toFixed(2), gemm_gflops: +(gflop / (med(times) / 1000)).toFixed(1),
+    percent_of_fma_peak: peak > 0 ? +((100 * gflop) / (med(times) / 1000) / peak).toFixed(1) : null,
+    floor_ms_at_peak: peak > 0 ? +((1000 * gflop) / peak).toFixed(0) : null,
     peer_cpu_ms_recorded: PEER_CPU_MS[c.name] ?? null,
     speedup_vs_peer: PEER_CPU_MS[c.name] ? +(PEER_CPU_MS[c.name] / med(times)).toFixed(2) : null,
   };
@@ -75,12 +93,16 @@ function run(c) {
 
 let sha = 'unknown';
 try { sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* copied tree */ }
+// The machine's float FMA ceiling, measured now with every pool thread busy (the engine's own threads).
+const peak = typeof b.cpuFmaPeak === 'function' ? b.cpuFmaPeak(1.0) : 0;
+console.log(`FMA peak (measured, ${b.numThreads()} threads): ${peak.toFixed(1)} GFLOP/s`);
 const rows = [];
 for (const c of CONFIGS) {
   if (only && !only.includes(c.name)) continue;
   const r = run(c);
   rows.push(r);
-  console.log(`${r.config.padEnd(14)} train ${String(r.train_ms_median).padStart(8)} ms (min ${r.train_ms_min})  engine ${r.engine_mib} MiB  sampling ${r.nets_per_s_64_steps} nets/s` +
+  console.log(`${r.config.padEnd(14)} train ${String(r.train_ms_median).padStart(8)} ms (min ${r.train_ms_min})  ${r.gemm_gflop_per_step} GFLOP → ${r.gemm_gflops} GFLOP/s` +
+    (r.percent_of_fma_peak !== null ? ` (${r.percent_of_fma_peak}% of peak; floor ${r.floor_ms_at_peak} ms)` : '') + `  engine ${r.engine_mib} MiB  sampling ${r.nets_per_s_64_steps} nets/s` +
     (r.peer_cpu_ms_recorded ? `  | peer ${r.peer_cpu_ms_recorded} ms → ${r.speedup_vs_peer}×` : ''));
 }
 let peerLive = null;
@@ -89,7 +111,7 @@ if (!hasTorch) console.log('\n(no PyTorch here: the peer comparison uses its rec
 else peerLive = 'torch present: run PEER_DEVICE=cpu python3 bench/peer/sparse_rt_torch.py eager for a same-run comparison';
 const result = {
   kind: 'wsflow-engine-cpu', date: new Date().toISOString(), commit: sha,
-  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version },
+  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version, fma_peak_gflops: +peak.toFixed(1) },
   build: b.buildInfo(), rows, peerLive,
 };
 if (!argv.includes('--no-write')) {

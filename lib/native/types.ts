@@ -42,6 +42,8 @@ export interface NativeDeviceOps {
   buildInfo(): NativeBuildInfo;
   numThreads(): number;
   setNumThreads(n: number): void;
+  /** Measured float FMA throughput (GFLOP/s) of all CPU pool threads at once; 0 without AVX2+FMA. For benchmarks. */
+  cpuFmaPeak(seconds?: number): number;
   deviceMemory(): NativeDeviceMemory;
   resetDevicePeak(): void;
   deviceSynchronize(): void;

@@ -3,12 +3,14 @@
 //                totalMem, freeMem, multiprocessors}
 //   buildInfo(): {cuda: boolean, archs: string, compiler: string, napiVersion: number, buildType: string}
 //   numThreads(): number;  setNumThreads(n: number): void
+//   cpuFmaPeak(seconds: number): number — measured float FMA GFLOP/s of all pool threads at once (0 without AVX2)
 //   deviceMemory(): {inUse: number, peak: number, live: number};  resetDevicePeak(): void
 //   deviceSynchronize(): void
 //   setDeviceProfiling(on: boolean): void; takeDeviceProfile(): {op: string, ms: number, count: number}[]
 //     (internal, development: per-op GPU time of the CUDA engine, see core/device.h)
 #include "binding/addon.h"
 #include "core/device.h"
+#include "core/gemm_cpu.h"
 #include "core/parallel.h"
 
 namespace wsf::binding {
@@ -104,6 +106,11 @@ Napi::Value TakeDeviceProfile(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value CpuFmaPeak(const Napi::CallbackInfo& info) {
+  const double s = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.5;
+  return Napi::Number::New(info.Env(), fma_peak_gflops(s));
+}
+
 }  // namespace
 
 void register_device_ops(Napi::Env env, Napi::Object exports) {
@@ -111,6 +118,7 @@ void register_device_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("numThreads", Napi::Function::New(env, NumThreads, "numThreads"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("cpuFmaPeak", Napi::Function::New(env, CpuFmaPeak, "cpuFmaPeak"));
   exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory, "deviceMemory"));
   exports.Set("resetDevicePeak", Napi::Function::New(env, ResetDevicePeak, "resetDevicePeak"));
   exports.Set("deviceSynchronize", Napi::Function::New(env, DeviceSynchronize, "deviceSynchronize"));

@@ -20,6 +20,7 @@
 #include "core/gemm_cpu.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -546,7 +547,58 @@ void gemm_dispatch(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int
   gemm_portable<T>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, threaded);
 }
 
+#ifdef WSF_X86
+// 12 independent accumulators (FMA latency × throughput on current x86 cores is ≤ 10 in flight).
+__attribute__((target("avx2,fma"), noinline)) double fma_chains(int64_t iters) {
+  __m256 a0 = _mm256_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0,
+         a10 = a0, a11 = a0;
+  const __m256 x = _mm256_set1_ps(0.9999f), y = _mm256_set1_ps(1e-4f);
+  for (int64_t i = 0; i < iters; ++i) {
+    a0 = _mm256_fmadd_ps(a0, x, y); a1 = _mm256_fmadd_ps(a1, x, y); a2 = _mm256_fmadd_ps(a2, x, y);
+    a3 = _mm256_fmadd_ps(a3, x, y); a4 = _mm256_fmadd_ps(a4, x, y); a5 = _mm256_fmadd_ps(a5, x, y);
+    a6 = _mm256_fmadd_ps(a6, x, y); a7 = _mm256_fmadd_ps(a7, x, y); a8 = _mm256_fmadd_ps(a8, x, y);
+    a9 = _mm256_fmadd_ps(a9, x, y); a10 = _mm256_fmadd_ps(a10, x, y); a11 = _mm256_fmadd_ps(a11, x, y);
+  }
+  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                           _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+  alignas(32) float o[8];
+  _mm256_store_ps(o, s);
+  return static_cast<double>(o[0]);  // keeps the chains live
+}
+#endif
+
 }  // namespace
+
+double fma_peak_gflops(double seconds) {
+#ifdef WSF_X86
+  if (!use_avx2()) return 0.0;
+  const int T = num_threads();
+  // Calibrate the iteration count on one thread, then run every thread at once.
+  int64_t iters = 1 << 20;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    volatile double sink = fma_chains(iters);
+    (void)sink;
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt >= 0.02 || iters >= (int64_t(1) << 34)) {
+      iters = std::max<int64_t>(1, static_cast<int64_t>(iters * std::max(0.01, seconds) / std::max(dt, 1e-9)));
+      break;
+    }
+    iters *= 4;
+  }
+  std::vector<double> sinks(static_cast<size_t>(T));
+  const auto t0 = std::chrono::steady_clock::now();
+  parallel_for(T, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) sinks[static_cast<size_t>(t)] = fma_chains(iters);
+  });
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return static_cast<double>(T) * static_cast<double>(iters) * 12.0 * 16.0 / dt / 1e9;
+#else
+  (void)seconds;
+  return 0.0;
+#endif
+}
 
 void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
           float* C, int64_t ldc, bool accumulate) {

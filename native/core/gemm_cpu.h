@@ -27,4 +27,9 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, 
 // True when the AVX2+FMA kernel is in use (for reports).
 bool gemm_uses_avx2();
 
+// Measured float FMA throughput of this machine (GFLOP/s, all pool threads at once, each running independent
+// 8-wide FMA chains for about `seconds`): the ceiling the benchmarks report the engine's GEMM FLOP rate against.
+// 0 without AVX2+FMA.
+double fma_peak_gflops(double seconds);
+
 }  // namespace wsf
