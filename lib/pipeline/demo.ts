@@ -64,7 +64,7 @@ export interface DemoFlowResult {
   readonly trainedLoss: MeanStd;
   readonly bma: readonly BmaEntry[];
   readonly trainedBma: readonly BmaEntry[];
-  readonly baselines: { readonly noise: { accuracy: MeanStd; loss: MeanStd; sigma: number; distance: number }; readonly average: { accuracy: MeanStd; loss: MeanStd; k: number } };
+  readonly baselines: { readonly noise: { accuracy: MeanStd; loss: MeanStd; sigma: number; distance: number; reached: boolean }; readonly average: { accuracy: MeanStd; loss: MeanStd; k: number } };
   readonly memorisation: { readonly sampleNN: MeanStd; readonly zooLooNN: MeanStd; readonly ratio: number };
   readonly stepSweep: readonly { readonly steps: number; readonly n: number; readonly accuracy: MeanStd; readonly loss: MeanStd }[];
   readonly space: 'raw' | 'canonical';
@@ -281,7 +281,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
         bma: ev.bma ?? [],
         trainedBma: ev.trained?.bma ?? [],
         baselines: {
-          noise: { accuracy: ms(b.noise.accuracy), loss: ms(b.noise.loss), sigma: b.noise.sigma, distance: b.noise.distance },
+          noise: { accuracy: ms(b.noise.accuracy), loss: ms(b.noise.loss), sigma: b.noise.sigma, distance: b.noise.distance, reached: b.noise.reached },
           average: { accuracy: ms(b.average.accuracy), loss: ms(b.average.loss), k: b.average.k },
         },
         memorisation: { sampleNN: ms(m.sampleNN), zooLooNN: ms(m.zooLooNN), ratio: m.ratio },

@@ -28,7 +28,7 @@ export function demoReportHtml(s: DemoSummary, d: DemoDetails): string {
   for (const f of s.flows) rows.push(`<tr class="flow"><td>${esc(f.geometry)} flow samples</td><td>${pm(f.sampleAccuracy)}</td><td>${pm(f.sampleLoss)}</td></tr>`);
   for (const f of s.flows) {
     const tag = s.flows.length > 1 ? ` (${esc(f.geometry)} space)` : '';
-    rows.push(`<tr><td>trained + noise at the samples' NN distance${tag}</td><td>${pm(f.baselines.noise.accuracy)}</td><td>${pm(f.baselines.noise.loss)}</td></tr>`);
+    rows.push(`<tr><td>trained + noise at the samples' NN distance${f.baselines.noise.reached ? '' : ' (beyond reach: the farthest noise)'}${tag}</td><td>${pm(f.baselines.noise.accuracy)}</td><td>${pm(f.baselines.noise.loss)}</td></tr>`);
     rows.push(`<tr><td>averages of ${f.baselines.average.k} trained networks${tag}</td><td>${pm(f.baselines.average.accuracy)}</td><td>${pm(f.baselines.average.loss)}</td></tr>`);
   }
   const memo = s.flows

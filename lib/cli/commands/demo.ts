@@ -49,7 +49,7 @@ function text(s: DemoSummary): string {
   for (const f of s.flows) rows.push([`${f.geometry} flow samples`, pm(f.sampleAccuracy), pm(f.sampleLoss)]);
   for (const f of s.flows) {
     const tag = s.flows.length > 1 ? ` [${f.geometry}]` : '';
-    rows.push([`trained + noise${tag}`, pm(f.baselines.noise.accuracy), pm(f.baselines.noise.loss)]);
+    rows.push([`trained + noise${f.baselines.noise.reached ? '' : ' (farthest reachable)'}${tag}`, pm(f.baselines.noise.accuracy), pm(f.baselines.noise.loss)]);
     rows.push([`average of ${f.baselines.average.k} trained${tag}`, pm(f.baselines.average.accuracy), pm(f.baselines.average.loss)]);
   }
   const bmaHead = ['model averaging', ...head.bma.map((p) => `n=${p.n}`)];
