@@ -17,33 +17,25 @@
 //                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init', solverSteps, solver, seed, time,
 //                   velocity: 'riemannian'|'x0-anchored' }.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
-import { execSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { cliArgs, cpuDevice, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
 
-const require = createRequire(import.meta.url);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const w = require(path.join(root, 'dist', 'index.js'));
-const { FlowMatcher } = require(path.join(root, 'dist', 'flow', 'FlowMatcher.js'));
-const { samplePrior } = require(path.join(root, 'dist', 'flow', 'prior.js'));
-const { Rng } = require(path.join(root, 'dist', 'util', 'rng.js'));
+const w = requireDist('index.js');
+const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
+const { samplePrior } = requireDist('flow/prior.js');
+const { Rng } = requireDist('util/rng.js');
 
-const argv = process.argv.slice(2);
-const get = (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : d; };
+const { get, all } = cliArgs();
 const zooFile = get('--zoo');
 if (!zooFile) { console.error('usage: --zoo <file> [--trial json]...'); process.exit(2); }
-const trials = [];
-for (let i = 0; i < argv.length; i++) if (argv[i] === '--trial') trials.push(JSON.parse(argv[i + 1]));
+const trials = all('--trial').map((j) => JSON.parse(j));
 if (trials.length === 0) trials.push({});
 const nSamples = Number(get('--samples', '256'));
 const bmaNs = get('--bma', '') === '' ? [] : get('--bma').split(',').map(Number);
 const saveFlow = get('--save-flow');
 const loadFlow = get('--load-flow');
 const guidanceCfg = get('--guidance') === undefined ? undefined : { lambda: 0.1, rows: 64, sgdLr: [0.1], ...JSON.parse(get('--guidance')) };
-let sha = 'unknown';
-try { sha = execSync('git rev-parse --short HEAD', { cwd: root }).toString().trim(); } catch { /* not a checkout */ }
+const sha = gitCommit();
 
 const zoo = w.readZoo(zooFile);
 const task = w.loadTask(zoo.task);
@@ -55,11 +47,7 @@ const al = w.alignNetworks(arch, zoo.weights, { seed: 0 });
 console.log(`${zoo.n} networks (${zoo.task}, ${arch.key}) aligned in ${((performance.now() - t0a) / 1000).toFixed(1)} s`);
 const P = arch.numParams;
 // Trained reference: the last checkpoint of every run.
-const maxEpoch = Math.max(...zoo.epoch);
-const last = [];
-for (let i = 0; i < zoo.n; i++) if (zoo.epoch[i] === maxEpoch) last.push(i);
-const trained = new Float32Array(last.length * P);
-last.forEach((k, j) => trained.set(al.aligned.subarray(k * P, (k + 1) * P), j * P));
+const trained = pickRows(al.aligned, lastCheckpoints(zoo), P);
 const trainedEval = await w.evaluateNetworks(task, arch, trained);
 const allEval = await w.evaluateNetworks(task, arch, al.aligned.subarray(0, Math.min(zoo.n, 2000) * P));
 const bmaOf = async (x) => (bmaNs.length === 0 ? undefined : (await w.bmaCurve(task, arch, x, { ns: bmaNs.filter((n) => n <= x.length / P), repeats: 5, seed: 0 })).points.map((p) => ({ n: p.n, acc: p.accuracy.mean, loss: p.loss.mean })));
@@ -104,7 +92,7 @@ for (const t of trials) {
   const base = w.noiseBaseline(arch, space(trained), { distance: nn.samples.mean, count: nSamples, seed: 3 });
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
   const row = {
-    date: new Date().toISOString(), commit: sha, device: `cpu (${os.cpus()[0]?.model}, ${os.cpus().length} cores)`, config: cfg,
+    date: new Date().toISOString(), commit: sha, device: cpuDevice(), config: cfg,
     trainSeconds: +trainS.toFixed(1), sampleSeconds: +sampleS.toFixed(1), finalLoss: lossTail, samples: nSamples,
     sample: { acc: ev.accuracySummary, loss: ev.lossSummary, bma: await bmaOf(s) },
     trainedLast: { acc: trainedEval.accuracySummary, loss: trainedEval.lossSummary, bma: trainedBma },

@@ -1,0 +1,44 @@
+// Shared by the bench/quality scripts: the compiled package, command-line options, the git commit, the device
+// string, and the trained reference set (the last checkpoint of every zoo run).
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import { execSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const requireDist = (rel) => createRequire(import.meta.url)(path.join(root, 'dist', rel));
+
+/** `--key value` options: get(key, default); all(key) for repeated keys. */
+export function cliArgs(argv = process.argv.slice(2)) {
+  return {
+    get: (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : d; },
+    all: (k) => argv.flatMap((a, i) => (a === k && i + 1 < argv.length ? [argv[i + 1]] : [])),
+  };
+}
+
+export function gitCommit() {
+  try { return execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; }
+}
+
+export const cpuDevice = () => `cpu (${os.cpus()[0]?.model}, ${os.cpus().length} cores)`;
+
+/** Indices of the last checkpoint of every run (the zoo's final epoch, one per run). */
+export function lastCheckpoints(zoo) {
+  const maxEpoch = Math.max(...zoo.epoch);
+  const seen = new Set();
+  const last = [];
+  for (let i = 0; i < zoo.n; i++) {
+    if (zoo.epoch[i] !== maxEpoch || seen.has(zoo.run[i])) continue;
+    seen.add(zoo.run[i]);
+    last.push(i);
+  }
+  return last;
+}
+
+/** Rows `idx` of a B×P batch, packed. */
+export function pickRows(x, idx, P) {
+  const o = new Float32Array(idx.length * P);
+  idx.forEach((k, j) => o.set(x.subarray(k * P, (k + 1) * P), j * P));
+  return o;
+}
