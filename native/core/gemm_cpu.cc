@@ -550,8 +550,11 @@ void gemm_dispatch(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int
 #ifdef WSF_X86
 // 12 independent accumulators (FMA latency × throughput on current x86 cores is ≤ 10 in flight).
 __attribute__((target("avx2,fma"), noinline)) double fma_chains(int64_t iters) {
-  __m256 a0 = _mm256_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0,
-         a10 = a0, a11 = a0;
+  // Distinct start values: chains with identical start values and updates are one value to the compiler, which then
+  // computes a single chain and the rate comes out several times too high.
+  __m256 a0 = _mm256_set1_ps(0.10f), a1 = _mm256_set1_ps(0.11f), a2 = _mm256_set1_ps(0.12f), a3 = _mm256_set1_ps(0.13f),
+         a4 = _mm256_set1_ps(0.14f), a5 = _mm256_set1_ps(0.15f), a6 = _mm256_set1_ps(0.16f), a7 = _mm256_set1_ps(0.17f),
+         a8 = _mm256_set1_ps(0.18f), a9 = _mm256_set1_ps(0.19f), a10 = _mm256_set1_ps(0.20f), a11 = _mm256_set1_ps(0.21f);
   const __m256 x = _mm256_set1_ps(0.9999f), y = _mm256_set1_ps(1e-4f);
   for (int64_t i = 0; i < iters; ++i) {
     a0 = _mm256_fmadd_ps(a0, x, y); a1 = _mm256_fmadd_ps(a1, x, y); a2 = _mm256_fmadd_ps(a2, x, y);
