@@ -32,7 +32,7 @@ for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.jsonl')).sort()) 
     lines.push('Task-gradient guidance (same prior draws as the unguided samples of the row; plain SGD from those draws with the same', 'number of gradient evaluations, each on the same number of training examples):', '');
     lines.push('| # | λ | gradients × rows | unguided acc | guided acc | guided loss | guided BMA 64 | plain SGD (lr → acc) |');
     lines.push('|---|---|---|---|---|---|---|---|');
-    for (const [r, i] of guided) {
+    for (const [r, i] of guided.flatMap(([r, i]) => [r.guided].flat().map((g) => [{ ...r, guided: g }, i]))) {
       const g = r.guided;
       const gb = g.bma?.find((p) => p.n === 64);
       lines.push(`| ${i + 1} | ${g.lambda} | ${g.gradientEvals} × ${g.rows} | ${pm(r.sample.acc)} | ${pm(g.acc)} | ${pm(g.loss)} | ${gb ? gb.acc.toFixed(3) : '—'} | ${g.sgd.map((x) => `${x.lr.toPrecision(3)} → ${pm(x.acc)}`).join('; ')} |`);

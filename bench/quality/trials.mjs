@@ -5,7 +5,7 @@
 //
 //   node bench/quality/trials.mjs --zoo <zoo.safetensors> [--trial '<json config>' ...] [--samples 256]
 //        [--bma 1,4,16,64] [--save-flow <file>] [--load-flow <file>]
-//        [--guidance '{"lambda":0.1,"rows":64,"sgdLr":[0.1]}']
+//        [--guidance '{"lambda":0.1,"rows":64,"sgdLr":[0.1]}']   (lambda may be a list: one guided set per λ)
 //
 // --save-flow writes each trained flow (trial k > 0: <file>.k); --load-flow samples a saved flow instead of training
 // (the trial's training fields are then ignored and the row records the file). --guidance adds, from the same prior
@@ -101,20 +101,29 @@ for (const t of trials) {
     memorisation: { sampleNN: nn.samples.mean, trainLooNN: nn.trainLoo.mean, ratio: nn.ratio },
   };
   if (guidanceCfg !== undefined) {
-    // Guided samples from the same draws; plain SGD from the same draws at the same gradient budget.
-    const tg = performance.now();
-    const g = await w.sampleFlow(fm, { n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, x0, velocity: cfg.velocity, guidance: { lambda: guidanceCfg.lambda, task, rows: guidanceCfg.rows } });
-    const gEval = await w.evaluateNetworks(task, arch, g.weights);
-    const evals = g.gradientEvals;
-    const lrs = [...guidanceCfg.sgdLr, guidanceCfg.lambda / cfg.solverSteps];
-    const sgd = [];
-    for (const lr of lrs) {
-      const ws = w.plainSgd(task, arch, x0, { steps: evals, rows: guidanceCfg.rows, lr, seed: 11 });
-      const e = await w.evaluateNetworks(task, arch, ws);
-      sgd.push({ lr, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(ws) });
+    // Guided samples from the same draws, for each λ; plain SGD from the same draws at the same gradient budget
+    // (one gradient per network and solver step), at each sgdLr and at λ·dt (the guidance term's own step).
+    const entries = [];
+    const sgdAt = new Map();
+    const sgdRow = async (lr, evals) => {
+      if (!sgdAt.has(lr)) {
+        const ws = w.plainSgd(task, arch, x0, { steps: evals, rows: guidanceCfg.rows, lr, seed: 11 });
+        const e = await w.evaluateNetworks(task, arch, ws);
+        sgdAt.set(lr, { lr, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(ws) });
+      }
+      return sgdAt.get(lr);
+    };
+    for (const lambda of [guidanceCfg.lambda].flat()) {
+      const tg = performance.now();
+      const g = await w.sampleFlow(fm, { n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, x0, velocity: cfg.velocity, guidance: { lambda, task, rows: guidanceCfg.rows } });
+      const gEval = await w.evaluateNetworks(task, arch, g.weights);
+      const evals = g.gradientEvals;
+      const sgd = [];
+      for (const lr of [...guidanceCfg.sgdLr, lambda / cfg.solverSteps]) sgd.push(await sgdRow(lr, evals));
+      entries.push({ lambda, rows: guidanceCfg.rows, gradientEvals: evals, seconds: +((performance.now() - tg) / 1000).toFixed(1), acc: gEval.accuracySummary, loss: gEval.lossSummary, bma: await bmaOf(g.weights), sgd });
+      console.log(`  guided λ=${lambda}: acc ${gEval.accuracySummary.mean.toFixed(4)}±${gEval.accuracySummary.std.toFixed(4)} (${evals} gradients × ${guidanceCfg.rows} rows) | plain SGD same budget: ${sgd.map((r) => `lr ${r.lr.toPrecision(3)} → ${r.acc.mean.toFixed(4)}`).join(', ')}`);
     }
-    row.guided = { lambda: guidanceCfg.lambda, rows: guidanceCfg.rows, gradientEvals: evals, seconds: +((performance.now() - tg) / 1000).toFixed(1), acc: gEval.accuracySummary, loss: gEval.lossSummary, bma: await bmaOf(g.weights), sgd };
-    console.log(`  guided λ=${guidanceCfg.lambda}: acc ${gEval.accuracySummary.mean.toFixed(4)}±${gEval.accuracySummary.std.toFixed(4)} (${evals} gradients × ${guidanceCfg.rows} rows) | plain SGD same budget: ${sgd.map((r) => `lr ${r.lr.toPrecision(3)} → ${r.acc.mean.toFixed(4)}`).join(', ')}`);
+    row.guided = entries;
   }
   fs.appendFileSync(out, JSON.stringify(row) + '\n');
   const f = (x) => `${x.mean.toFixed(4)}±${x.std.toFixed(4)}`;
