@@ -68,7 +68,7 @@ export { FlowMatcher } from './flow/FlowMatcher.js';
 export type { FlowOptions, WeightDataset, TrainLog, TrainOptions, SampleOptions, LikelihoodOptions, LikelihoodResult } from './flow/FlowMatcher.js';
 export type { Coupling, OtCost } from './flow/coupling.js';
 export type { PriorSpec } from './flow/prior.js';
-export type { TimeDistribution } from './flow/time.js';
+export type { TimeDistribution, TimeGridKind } from './flow/time.js';
 export { integrate } from './flow/solvers.js';
 export type { SolverName, OdeProblem } from './flow/solvers.js';
 export { integrateDivergence, gaussianLogDensity } from './flow/likelihood.js';

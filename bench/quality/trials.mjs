@@ -15,7 +15,7 @@
 //
 // A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
 //                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init', solverSteps, solver, seed, time,
-//                   velocity: 'riemannian'|'x0-anchored' }.
+//                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine' }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cliArgs, cpuDevice, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
@@ -55,7 +55,7 @@ const trainedBma = await bmaOf(trained);
 
 for (const t of trials) {
   const cfg = { geometry: 'geometric', D: 16, layers: 3, heads: 1, graph: 'sparse', hiddenIdentity: false, velocity: 'riemannian', steps: 1000, batch: 32, lr: 1e-3, schedule: 'constant', warmup: 0, ema: 0,
-    coupling: 'independent', precondition: false, layerScaling: false, priorStd: 0.1, prior: 'gaussian', solverSteps: 64, solver: 'euler', seed: 1, time: 'beta', ...t };
+    coupling: 'independent', precondition: false, layerScaling: false, priorStd: 0.1, prior: 'gaussian', solverSteps: 64, solver: 'euler', grid: 'uniform', seed: 1, time: 'beta', ...t };
   const t0 = performance.now();
   let fm;
   let lossTail = NaN;
@@ -82,7 +82,7 @@ for (const t of trials) {
   const t1 = performance.now();
   // One set of prior draws (raw; the sampler projects them) shared by the unguided and guided samples and SGD.
   const x0 = samplePrior(arch, fm.options.prior, new Rng(7), new Float32Array(nSamples * P));
-  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, x0, velocity: cfg.velocity });
+  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity });
   const sampleS = (performance.now() - t1) / 1000;
   const ev = await w.evaluateNetworks(task, arch, s);
   // Noise baseline at the samples' nearest-neighbour distance, in the flow's space.
@@ -115,7 +115,7 @@ for (const t of trials) {
     };
     for (const lambda of [guidanceCfg.lambda].flat()) {
       const tg = performance.now();
-      const g = await w.sampleFlow(fm, { n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, x0, velocity: cfg.velocity, guidance: { lambda, task, rows: guidanceCfg.rows } });
+      const g = await w.sampleFlow(fm, { n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity, guidance: { lambda, task, rows: guidanceCfg.rows } });
       const gEval = await w.evaluateNetworks(task, arch, g.weights);
       const evals = g.gradientEvals;
       const sgd = [];

@@ -35,7 +35,7 @@ import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js
 import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
 import { samplePrior, type PriorSpec } from './prior.js';
 import { integrate } from './solvers.js';
-import { sampleTimes, timeGrid, type TimeDistribution } from './time.js';
+import { sampleTimes, timeGrid, type TimeDistribution, type TimeGridKind } from './time.js';
 
 /** Options of {@link FlowMatcher.create}. */
 export interface FlowOptions {
@@ -139,6 +139,11 @@ export interface SampleOptions {
   n: number;
   /** Solver steps (reference semantics: grid points, so steps − 1 steps). Default 64. */
   steps?: number;
+  /**
+   * Spacing of the time grid (corrected semantics): 'uniform' (default), 'early' (denser near t = 0: t = s²) or
+   * 'cosine' (denser near both ends). Reference semantics supports only 'uniform'.
+   */
+  grid?: TimeGridKind;
   /** 'euler' (default), 'midpoint' or 'rk4'. */
   solver?: 'euler' | 'midpoint' | 'rk4';
   /** Networks integrated at once (bounds memory). Default min(n, 256). */
@@ -698,7 +703,9 @@ export class FlowMatcher {
     if (opts.guidance !== undefined) checkNumber('guidance.lambda', opts.guidance.lambda);
     if (opts.noise !== undefined) checkNumber('noise.scale', opts.noise.scale, 0);
     const rng = new Rng((opts.seed ?? 1) * 104729 + 3);
-    const grid = timeGrid(steps, sem);
+    const gridKind = checkChoice('grid', opts.grid ?? 'uniform', ['uniform', 'early', 'cosine'] as const);
+    if (gridKind !== 'uniform' && sem === 'reference') throw new WsfError(`grid '${gridKind}' needs corrected semantics (the published sampler's grid is uniform)`, 'ERR_INVALID');
+    const grid = timeGrid(steps, sem, gridKind);
     const saved = opts.useEma !== false && this.ema !== undefined ? this.field.getParams() : undefined;
     if (saved !== undefined) this.field.setParams(this.ema!);
     const out = new Float32Array(n * P);

@@ -17,12 +17,24 @@ export function sampleTimes(rng: Rng, dist: TimeDistribution, out: Float32Array)
 }
 
 /**
- * The sampling time grid. Corrected semantics: `steps + 1` points 0, 1/steps, …, 1 (`steps` solver steps).
- * Reference semantics: `linspace(0, 1, steps)` — `steps` grid points, so `steps − 1` steps (METHOD.md §6.2).
+ * Spacing of the sampler's time grid: `'uniform'`; `'early'` puts more steps near t = 0, where x_t is mostly noise
+ * and the prediction changes fastest (t_i = s_i², s uniform); `'cosine'` puts more steps near both ends
+ * (t_i = (1 − cos(π·s_i))/2).
  */
-export function timeGrid(steps: number, semantics: 'corrected' | 'reference'): Float64Array {
+export type TimeGridKind = 'uniform' | 'early' | 'cosine';
+
+/**
+ * The sampling time grid. Corrected semantics: `steps + 1` points from 0 to 1 (`steps` solver steps), spaced by
+ * `kind`. Reference semantics: `linspace(0, 1, steps)` — `steps` grid points, so `steps − 1` steps (METHOD.md
+ * §6.2); only `'uniform'` exists there.
+ */
+export function timeGrid(steps: number, semantics: 'corrected' | 'reference', kind: TimeGridKind = 'uniform'): Float64Array {
   const n = semantics === 'reference' ? steps : steps + 1;
   const g = new Float64Array(n);
-  for (let i = 0; i < n; i++) g[i] = n === 1 ? 0 : i / (n - 1);
+  for (let i = 0; i < n; i++) {
+    const s = n === 1 ? 0 : i / (n - 1);
+    g[i] = kind === 'early' ? s * s : kind === 'cosine' ? (1 - Math.cos(Math.PI * s)) / 2 : s;
+  }
+  g[n - 1] = n === 1 ? 0 : 1; // exact end point whatever the spacing
   return g;
 }

@@ -13,6 +13,7 @@ import { type Architecture, mlp } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
 import { taskGradient, BatchStream } from '../eval/gradient.js';
 import type { FlowMatcher } from '../flow/FlowMatcher.js';
+import type { TimeGridKind } from '../flow/time.js';
 import { f32, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Task } from '../tasks/Task.js';
 import type { Progress } from '../util/progress.js';
@@ -27,6 +28,8 @@ export interface SampleFlowOptions {
   /** Solver steps (default 64). */
   readonly steps?: number;
   readonly solver?: 'euler' | 'midpoint' | 'rk4';
+  /** Spacing of the time grid (FlowMatcher's SampleOptions.grid; default 'uniform'). */
+  readonly grid?: TimeGridKind;
   /** Seed (default 1). Chunk c uses seed·1,000,003 + c, so results depend on `seed` and `batch`. */
   readonly seed?: number;
   /** Networks integrated at once (default min(n, 256)); also the unit of progress and interruption. */
@@ -108,6 +111,7 @@ export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise
       n: B,
       steps: o.steps ?? 64,
       solver: o.solver ?? 'euler',
+      ...(o.grid !== undefined ? { grid: o.grid } : {}),
       seed: chunkSeed(seed, c),
       ...(o.noise !== undefined ? { noise: o.noise } : {}),
       ...(guidance !== undefined ? { guidance } : {}),

@@ -54,6 +54,14 @@ describe('FlowMatcher', () => {
     await expect(fm.fit({ weights: zoo(4, 1) }, { steps: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID' });
     expect(() => fm.sample({ n: 0 })).toThrow(/`n`/);
     expect(() => fm.sample({ n: 2, solver: 'heun' as never })).toThrow(/solver/);
+    expect(() => fm.sample({ n: 2, grid: 'log' as never })).toThrow(/grid/);
+    const ref = FlowMatcher.create({ arch, field: small, semantics: 'reference', device: 'cpu' });
+    expect(() => ref.sample({ n: 1, steps: 3, grid: 'early' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    ref.dispose();
+    // A non-uniform grid keeps the samples of the right form (finite; on the spheres for the Geometric default).
+    const e = fm.sample({ n: 2, steps: 4, grid: 'early' });
+    expect(e.length).toBe(2 * P);
+    expect(e.every(Number.isFinite)).toBe(true);
     const traj = FlowMatcher.create({ arch, field: small, coupling: 'trajectory', device: 'cpu' });
     await expect(traj.fit({ weights: zoo(4, 1) }, { steps: 1 })).rejects.toThrow(/trajectory/);
     fm.dispose();

@@ -2,6 +2,7 @@
 // error by about 2× (Euler), 4× (midpoint) and 16× (RK4); and the Riemannian step keeps points on the spheres.
 import { describe, expect, it } from 'vitest';
 import { integrate, type SolverName } from '../../lib/flow/solvers.js';
+import { timeGrid } from '../../lib/flow/time.js';
 import { geometry, mlp } from '../../lib/index.js';
 import { Rng } from '../../lib/util/rng.js';
 
@@ -32,6 +33,27 @@ describe('ODE solvers', () => {
       expect(e1 / e2).toBeLessThan(ratio + tol);
     });
   }
+
+  it('time grids: uniform, early (t = s²) and cosine run from 0 to 1, increasing; denser steps where the field is fast pay off', () => {
+    for (const kind of ['uniform', 'early', 'cosine'] as const) {
+      const g = timeGrid(16, 'corrected', kind);
+      expect(g.length).toBe(17);
+      expect(g[0]).toBe(0);
+      expect(g[16]).toBe(1);
+      for (let i = 1; i < g.length; i++) expect(g[i]!).toBeGreaterThan(g[i - 1]!);
+    }
+    expect(timeGrid(16, 'corrected', 'early')[1]).toBeCloseTo(1 / 256, 12);
+    expect(timeGrid(16, 'corrected', 'cosine')[8]).toBeCloseTo(0.5, 12);
+    expect(Array.from(timeGrid(5, 'reference'))).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    // dx/dt = −20·e^{−20t}·x changes fastest near t = 0: x(1) = x(0)·exp(e^{−20} − 1).
+    const k = 20;
+    const ex = Array.from(x0, (v) => v * Math.exp(Math.exp(-k) - 1));
+    const err = (kind: 'uniform' | 'early' | 'cosine'): number => {
+      const y = integrate(x0, timeGrid(16, 'corrected', kind), 'euler', { velocity: (x, t) => x.map((v) => -k * Math.exp(-k * t) * v) });
+      return Math.max(...Array.from(y, (v, i) => Math.abs(v - ex[i]!)));
+    };
+    expect(err('early')).toBeLessThan(0.5 * err('uniform'));
+  });
 
   it('rejects an unknown solver and a degenerate grid', () => {
     expect(() => integrate(x0, [0, 1], 'heun' as SolverName, { velocity: (x) => x })).toThrow(/solver/);

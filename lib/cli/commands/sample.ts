@@ -14,7 +14,7 @@ import type { CliCommand } from './types.js';
 const spec = {
   name: 'sample',
   summary: 'generate networks from a trained flow',
-  usage: ['wsflow sample --flow DIR --n N --out FILE [--steps 64] [--solver euler|midpoint|rk4] [--guidance λ --task T] [--arch WIDTHS]'],
+  usage: ['wsflow sample --flow DIR --n N --out FILE [--steps 64] [--solver euler|midpoint|rk4] [--grid uniform|early|cosine] [--guidance λ --task T] [--arch WIDTHS]'],
   description: `Integrates the flow from prior draws with an ODE solver on the flow's geometry and writes FILE (safetensors):
 \`weights\` F32 [n, P] in the flat layout, with metadata (flow file, geometry, semantics, canonical, steps, solver,
 seed, arch, task, guidance, wsflow version). Normalized and Geometric flows produce canonicalised networks (same
@@ -31,6 +31,7 @@ between batches and writes the finished networks to FILE with '.partial' before 
     out: { type: 'string', metavar: 'FILE', required: true, description: 'samples file to write (.safetensors)' },
     steps: { type: 'int', min: 1, max: 1e6, default: 64, metavar: 'N', description: 'solver steps' },
     solver: { type: 'string', choices: ['euler', 'midpoint', 'rk4'], default: 'euler', description: 'ODE solver' },
+    grid: { type: 'string', choices: ['uniform', 'early', 'cosine'], default: 'uniform', description: "time grid spacing: uniform, early (denser near t = 0) or cosine (denser at both ends)" },
     batch: { type: 'int', min: 1, max: 1e6, default: 256, metavar: 'N', description: 'networks integrated at once (memory; results depend on it through the seeds)' },
     noise: { type: 'number', min: 0, default: 0, metavar: 'X', description: 'stochastic sampling: noise scale·√dt per step (0: deterministic)' },
     'noise-from': { type: 'number', min: 0, max: 1, default: 0, metavar: 'T', description: 'add noise only for t ≥ T' },
@@ -82,6 +83,7 @@ export const sampleCommand: CliCommand = {
         n: v.n,
         steps: v.steps,
         solver: v.solver as 'euler' | 'midpoint' | 'rk4',
+        grid: v.grid as 'uniform' | 'early' | 'cosine',
         seed: v.seed,
         batch: v.batch,
         ...(v.noise > 0 ? { noise: { scale: v.noise, from: v['noise-from'] } } : {}),
@@ -100,6 +102,7 @@ export const sampleCommand: CliCommand = {
         canonical: String(canonical),
         steps: String(v.steps),
         solver: v.solver,
+        grid: v.grid,
         seed: String(v.seed),
         batch: String(v.batch),
         noise: v.noise > 0 ? JSON.stringify({ scale: v.noise, from: v['noise-from'] }) : 'none',
