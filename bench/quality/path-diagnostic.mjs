@@ -1,0 +1,40 @@
+// Where along its own sampling path a flow loses quality: accuracy of the path states x_t and of the flow's x̂1
+// prediction at those states (EMA parameters, as the sampler uses), from the trials' prior draws (Rng(7)).
+// Writes results/trials/<task>-path-diagnostic.json.
+//
+//   node bench/quality/path-diagnostic.mjs --flow <flow.safetensors> [--task mnist] [--n 64] [--steps 32]
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cliArgs, cpuDevice, gitCommit, requireDist, root } from './common.mjs';
+
+const w = requireDist('index.js');
+const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
+const { samplePrior } = requireDist('flow/prior.js');
+const { Rng } = requireDist('util/rng.js');
+const { get } = cliArgs();
+const flowFile = get('--flow');
+if (!flowFile) { console.error('usage: --flow <flow.safetensors> [--task T] [--n N] [--steps S]'); process.exit(2); }
+const fm = FlowMatcher.load(flowFile, { device: 'cpu' });
+const arch = fm.arch, P = arch.numParams;
+const taskName = get('--task', 'mnist');
+const task = w.loadTask(taskName);
+const n = Number(get('--n', '64')), steps = Number(get('--steps', '32'));
+const x0 = samplePrior(arch, fm.options.prior, new Rng(7), new Float32Array(n * P));
+const at = new Set([0, steps / 8, steps / 4, steps / 2, (3 * steps) / 4, (7 * steps) / 8, steps - 1].map(Math.round));
+const states = [];
+let k = 0;
+const final = fm.sample({ n, steps, x0, onStep: (x, t) => { if (at.has(k)) states.push([t, x.slice()]); k++; } });
+if (fm.ema !== undefined) fm.field.setParams(fm.ema); // predictX1 uses the live parameters; the sampler used the EMA
+const acc = async (x) => (await w.evaluateNetworks(task, arch, x)).accuracySummary;
+const rows = [];
+for (const [t, x] of states) {
+  const s = await acc(fm.options.geometry === 'euclidean' ? x : w.canonicalize(arch, x));
+  const p = await acc(fm.predictX1(x, t));
+  rows.push({ t, state: s, prediction: p });
+  console.log(`t=${t.toFixed(3)}  state acc ${s.mean.toFixed(4)}  x̂1 acc ${p.mean.toFixed(4)} ± ${p.std.toFixed(4)}`);
+}
+const fin = await acc(final);
+console.log(`final samples: ${fin.mean.toFixed(4)} ± ${fin.std.toFixed(4)}`);
+const file = path.join(root, 'results', 'trials', `${taskName}-path-diagnostic.json`);
+fs.writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), networks: n, steps, rows, final: fin }, null, 1) + '\n');
+console.log(`wrote ${path.relative(root, file)}`);
