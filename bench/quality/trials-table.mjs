@@ -24,7 +24,7 @@ for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.jsonl')).sort()) 
     other.push(`${c.solverSteps} ${c.solver ?? 'euler'} steps`);
     if (c.loadedFrom !== undefined) other.push(`flow loaded from ${path.basename(c.loadedFrom)}`);
     const bma = r.sample.bma?.find((p) => p.n === 64);
-    lines.push(`| ${i + 1} | ${c.geometry} | ${c.D}×${c.layers} | ${c.steps ?? '—'} × ${c.batch ?? '—'} | ${c.lr} | ${c.ema} | ${c.precondition ? 'on' : 'off'} | ${other.join(', ')} | ${r.trainSeconds} | ${pm(r.sample.acc)} | ${pm(r.sample.loss)} | ${bma ? bma.acc.toFixed(3) : '—'} | ${pm(r.trainedLast.acc)} | ${pm(r.noiseBaseline.acc)} | ${r.memorisation.ratio?.toFixed?.(1) ?? '—'} | ${r.commit} | ${r.device} |`);
+    lines.push(`| ${i + 1} | ${c.geometry} | ${c.D}×${c.layers} | ${c.steps ?? '—'} × ${c.batch ?? '—'} | ${c.lr ?? "—"} | ${c.ema ?? "—"} | ${c.precondition ? 'on' : 'off'} | ${other.join(', ')} | ${r.trainSeconds} | ${pm(r.sample.acc)} | ${pm(r.sample.loss)} | ${bma ? bma.acc.toFixed(3) : '—'} | ${pm(r.trainedLast.acc)} | ${pm(r.noiseBaseline.acc)} | ${r.memorisation.ratio?.toFixed?.(1) ?? '—'} | ${r.commit} | ${r.device} |`);
   });
   lines.push('');
   const guided = rows.map((r, i) => [r, i]).filter(([r]) => r.guided !== undefined);
@@ -36,6 +36,13 @@ for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.jsonl')).sort()) 
       const g = r.guided;
       const gb = g.bma?.find((p) => p.n === 64);
       lines.push(`| ${i + 1} | ${g.lambda} | ${g.gradientEvals} × ${g.rows} | ${pm(r.sample.acc)} | ${pm(g.acc)} | ${pm(g.loss)} | ${gb ? gb.acc.toFixed(3) : '—'} | ${g.sgd.map((x) => `${x.lr.toPrecision(3)} → ${pm(x.acc)}`).join('; ')} |`);
+    }
+    const sweepFile = path.join(dir, `${f.replace(/\.jsonl$/, '')}-sgd-lr-sweep.json`);
+    if (fs.existsSync(sweepFile)) {
+      const sw = JSON.parse(fs.readFileSync(sweepFile, 'utf8'));
+      const ok = sw.results.filter((r) => r.acc !== undefined);
+      const bestSgd = ok.reduce((a, b) => (b.acc.mean > a.acc.mean ? b : a));
+      lines.push('', `Plain-SGD learning-rate sweep at ${sw.steps} gradients × ${sw.rows} rows from the same draws (${path.basename(sweepFile)}, flow ${sw.flow}): ${ok.map((r) => `${r.lr} → ${r.acc.mean.toFixed(3)}`).join(', ')}; best ${bestSgd.acc.mean.toFixed(3)} ± ${bestSgd.acc.std.toFixed(3)} at lr ${bestSgd.lr}.`);
     }
     lines.push('');
   }
