@@ -3,7 +3,7 @@
 // with the share of step time spent outside the relational-transformer engine (TypeScript orchestration plus
 // the geometry kernels) — the published code lost 5.6× on the Geometric flow to per-sample Python loops.
 //
-//   node bench/flow.mjs [--device cpu|cuda] [--steps N] [--only wdbc,mnist] [--sample-n N] [--sample-steps S] [--no-write]
+//   node bench/flow.mjs [--device cpu|cuda] [--steps N] [--only wdbc,mnist] [--sample-n N] [--sample-steps S] [--no-write] [--out DIR]
 //
 // Sampling defaults to 64 networks × 64 Euler steps; on a CPU, `--sample-n 8 --sample-steps 8` keeps it to seconds
 // (the rate is still reported per network at 64 steps: n / (seconds × 64 / S)).
@@ -60,12 +60,14 @@ for (const c of CONFIGS) {
     fm.dispose();
   }
 }
-let sha = 'unknown';
-try { sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* copied tree */ }
+let sha = process.env.WSF_COMMIT ?? 'unknown';
+if (!process.env.WSF_COMMIT) try { sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* copied tree */ }
 const result = { kind: 'wsflow-flow-bench', date: new Date().toISOString(), commit: sha, device,
   machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, loadavg: os.loadavg() }, rows };
 if (!argv.includes('--no-write')) {
-  const file = path.join(root, 'bench', 'results', `${result.date.slice(0, 10)}-${sha}-${device}-flow.json`);
+  const dir = get('--out', path.join(root, 'bench', 'results'));
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${result.date.slice(0, 10)}-${sha}-${device}-flow.json`);
   fs.writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
   console.log(`wrote ${path.relative(root, file)}`);
 }

@@ -55,8 +55,8 @@ async function main() {
   const root = path.resolve(here, '..');
   const parityPath = path.join(root, 'dist', 'internal', 'backendParity.js');
   const parityLib = fs.existsSync(parityPath) ? await import(pathToFileURL(parityPath).href) : null;
-  let sha = 'unknown';
-  try {
+  let sha = process.env.WSF_COMMIT ?? 'unknown'; // a copied tree on the GPU host has no .git: the caller names the commit
+  if (!process.env.WSF_COMMIT) try {
     sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
   } catch {
     // not a git checkout (a copied tree on the GPU host)

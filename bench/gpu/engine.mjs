@@ -202,7 +202,7 @@ function runPeer(ctx, modes) {
   const t0 = performance.now();
   const r = spawnSync('python3', [script, ...modes], {
     encoding: 'utf8',
-    timeout: ctx.quick ? 120_000 : 1_200_000,
+    timeout: Number(process.env.WSF_PEER_TIMEOUT_S ?? (ctx.quick ? 120 : 1200)) * 1000, // a session script bounds it
     env: { ...process.env, OUT: ctx.outdir },
     maxBuffer: 64 << 20,
   });

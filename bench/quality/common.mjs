@@ -17,11 +17,21 @@ export function cliArgs(argv = process.argv.slice(2)) {
   };
 }
 
+/** The commit: WSF_COMMIT when set (a copied tree on the GPU host has no .git), else git's. */
 export function gitCommit() {
+  if (process.env.WSF_COMMIT) return process.env.WSF_COMMIT;
   try { return execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; }
 }
 
 export const cpuDevice = () => `cpu (${os.cpus()[0]?.model}, ${os.cpus().length} cores)`;
+
+/** The device a trial ran on, in words: the CPU, or the CUDA device's name and compute capability. */
+export function deviceLabel(device) {
+  if (device !== 'cuda') return cpuDevice();
+  const { binding } = requireDist('native/binding.js');
+  const c = binding().cudaInfo();
+  return `cuda (${c.name}, cc ${c.ccMajor}.${c.ccMinor})`;
+}
 
 /** Indices of the last checkpoint of every run (the zoo's final epoch, one per run). */
 export function lastCheckpoints(zoo) {

@@ -4,9 +4,11 @@
 // results/trials/<task>.jsonl (the task is the zoo's).
 //
 //   node bench/quality/trials.mjs --zoo <zoo.safetensors> [--trial '<json config>' ...] [--samples 256]
-//        [--bma 1,4,16,64] [--save-flow <file>] [--load-flow <file>]
+//        [--bma 1,4,16,64] [--save-flow <file>] [--load-flow <file>] [--device cpu|cuda] [--max-seconds S]
 //        [--guidance '{"lambda":0.1,"rows":64,"sgdLr":[0.1]}']   (lambda may be a list: one guided set per λ)
 //
+// --device runs the flow (training and sampling) there; evaluation stays on the CPU. --max-seconds stops each trial's
+// training after S seconds (the row records the steps done: config.stepsDone) — a time budget, not a step budget.
 // --save-flow writes each trained flow (trial k > 0: <file>.k); --load-flow samples a saved flow instead of training
 // (the trial's training fields are then ignored and the row records the file). --guidance adds, from the same prior
 // draws, task-gradient-guided samples (λ, `rows` training examples per network and step) and plain SGD at the same
@@ -18,7 +20,7 @@
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine' }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cliArgs, cpuDevice, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
+import { cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
@@ -36,6 +38,10 @@ const saveFlow = get('--save-flow');
 const loadFlow = get('--load-flow');
 const guidanceCfg = get('--guidance') === undefined ? undefined : { lambda: 0.1, rows: 64, sgdLr: [0.1], ...JSON.parse(get('--guidance')) };
 const sha = gitCommit();
+const device = get('--device', 'cpu');
+if (!['cpu', 'cuda'].includes(device)) { console.error(`--device must be cpu or cuda, got ${device}`); process.exit(2); }
+const maxSeconds = get('--max-seconds') === undefined ? undefined : Number(get('--max-seconds'));
+if (maxSeconds !== undefined && !(maxSeconds > 0)) { console.error('--max-seconds must be > 0'); process.exit(2); }
 
 const zoo = w.readZoo(zooFile);
 const task = w.loadTask(zoo.task);
@@ -60,16 +66,23 @@ for (const t of trials) {
   let fm;
   let lossTail = NaN;
   if (loadFlow !== undefined) {
-    fm = FlowMatcher.load(loadFlow, { device: 'cpu' });
+    fm = FlowMatcher.load(loadFlow, { device });
     cfg.loadedFrom = loadFlow;
   } else {
     fm = FlowMatcher.create({
-      arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph, hiddenIdentity: cfg.hiddenIdentity }, seed: cfg.seed, device: 'cpu',
+      arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph, hiddenIdentity: cfg.hiddenIdentity }, seed: cfg.seed, device,
       coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
       prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : { kind: 'gaussian', std: cfg.priorStd },
     });
     const lossLog = [];
-    await fm.fit({ weights: al.aligned, run: zoo.run, init: zoo.init }, { steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr, schedule: cfg.schedule, warmup: cfg.warmup, ema: cfg.ema, logEvery: 100, onLog: (l) => { lossTail = l.loss; lossLog.push([l.step, +l.loss.toFixed(5)]); if (l.step % 1000 === 0) console.log(`  step ${l.step} loss ${l.loss.toFixed(4)}`); } });
+    const signal = maxSeconds === undefined ? undefined : globalThis.AbortSignal.timeout(maxSeconds * 1000);
+    try {
+      await fm.fit({ weights: al.aligned, run: zoo.run, init: zoo.init }, { steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr, schedule: cfg.schedule, warmup: cfg.warmup, ema: cfg.ema, logEvery: 100, signal, onLog: (l) => { lossTail = l.loss; lossLog.push([l.step, +l.loss.toFixed(5)]); if (l.step % 1000 === 0) console.log(`  step ${l.step} loss ${l.loss.toFixed(4)} (${l.stepsPerS.toFixed(1)} steps/s)`); } });
+    } catch (e) {
+      if (e?.code !== 'ERR_INTERRUPTED') throw e;
+      console.log(`  time budget of ${maxSeconds} s reached at step ${fm.field.stepCount}`);
+    }
+    cfg.stepsDone = fm.field.stepCount;
     cfg.lossCurve = lossLog.filter((_, i) => i % 5 === 4);
     if (saveFlow !== undefined) {
       const file = trials.indexOf(t) === 0 ? saveFlow : `${saveFlow}.${trials.indexOf(t)}`;
@@ -92,7 +105,7 @@ for (const t of trials) {
   const base = w.noiseBaseline(arch, space(trained), { distance: nn.samples.mean, count: nSamples, seed: 3 });
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
   const row = {
-    date: new Date().toISOString(), commit: sha, device: cpuDevice(), config: cfg,
+    date: new Date().toISOString(), commit: sha, device: deviceLabel(device), config: cfg,
     trainSeconds: +trainS.toFixed(1), sampleSeconds: +sampleS.toFixed(1), finalLoss: lossTail, samples: nSamples,
     sample: { acc: ev.accuracySummary, loss: ev.lossSummary, bma: await bmaOf(s) },
     trainedLast: { acc: trainedEval.accuracySummary, loss: trainedEval.lossSummary, bma: trainedBma },

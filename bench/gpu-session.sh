@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One prepared device session on a GPU host (shared/docs/GPU_CHECKS.md): a lent machine has minutes, so everything
+# that needs the GPU runs in one call, each stage under its own time limit, and every result lands in OUT.
+#
+#   bash bench/gpu-session.sh OUT [BUDGET_S]        (on the GPU host, in the copied working tree)
+#
+# Needs .gpu/ prepared on the build machine by bench/gpu-pack.sh (node binary, CUDA addon, dist/, the runtime
+# packages, the commit, and optionally trial zoos .gpu/zoo-*.safetensors with .gpu/trials-*.json configurations).
+# Stages, in order:
+#   1. the GPU check (bench/gpu-check.mjs): parity + engine/geometry benchmarks + the PyTorch peer (eager) → OUT/gpu-check.json
+#   2. the end-to-end flow benchmark per geometry on CUDA (bench/flow.mjs) → OUT/<date>-<sha>-cuda-flow.json
+#   3. with the time left, sample-quality trials on CUDA (bench/quality/trials.mjs), one process per .gpu/trials-*.json,
+#      run side by side, each training under a time budget (--max-seconds) → OUT/trials-*.jsonl (+ saved flows)
+# The full log is OUT/session.log. BUDGET_S (default 560) is the wall time the whole script may use.
+set -u
+OUT=${1:?usage: gpu-session.sh OUT [BUDGET_S]}
+BUDGET=${2:-560}
+start=$(date +%s)
+left() { echo $((BUDGET - ($(date +%s) - start))); }
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/session.log") 2>&1
+
+xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node || { echo "cannot unpack node"; exit 2; }
+tar -xJf .gpu/runtime.tar.xz || { echo "cannot unpack the runtime"; exit 2; }
+export WSF_COMMIT
+WSF_COMMIT=$(cat .gpu/commit)
+export WSF_QUIET=1 WSF_PEER_TIMEOUT_S=${WSF_PEER_TIMEOUT_S:-90}
+echo "commit $WSF_COMMIT, node $(/tmp/node --version), $(nproc) cores, budget ${BUDGET} s"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | head -3
+
+echo "== 1. GPU check ($(left) s left)"
+timeout "${CHECK_S:-210}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --peer=eager
+echo "gpu-check exit $?"
+
+echo "== 2. flow benchmark ($(left) s left)"
+timeout "${FLOW_S:-60}" /tmp/node bench/flow.mjs --device cuda --steps 30 --out "$OUT"
+echo "flow bench exit $?"
+
+shopt -s nullglob
+trials=(.gpu/trials-*.json)
+if ((${#trials[@]})); then
+  # Training gets what is left minus a margin for alignment, sampling and evaluation.
+  margin=${TRIAL_MARGIN_S:-100}
+  train_s=$(($(left) - margin))
+  echo "== 3. ${#trials[@]} trial(s) side by side, ${train_s} s of training each ($(left) s left)"
+  if ((train_s > 20)); then
+    pids=()
+    for f in "${trials[@]}"; do
+      name=$(basename "$f" .json)
+      zoo=$(/tmp/node -e "process.stdout.write(require('./$f').zoo)")
+      mapfile -t targs < <(/tmp/node -e "for (const t of require('./$f').trials) console.log(JSON.stringify(t))")
+      args=()
+      for t in "${targs[@]}"; do args+=(--trial "$t"); done
+      timeout $(($(left) - 5)) /tmp/node bench/quality/trials.mjs --zoo "$zoo" --device cuda --max-seconds "$train_s" \
+        --samples 128 --bma 1,4,16,64 --save-flow "$OUT/$name.safetensors" --out "$OUT/$name.jsonl" "${args[@]}" 2>&1 |
+        sed -u "s/^/[$name] /" &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+  fi
+fi
+echo "session done in $(($(date +%s) - start)) s"
