@@ -105,7 +105,7 @@ for (const t of trials) {
   const base = w.noiseBaseline(arch, space(trained), { distance: nn.samples.mean, count: nSamples, seed: 3 });
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
   const row = {
-    date: new Date().toISOString(), commit: sha, device: deviceLabel(device), config: cfg,
+    date: new Date().toISOString(), commit: sha, device: deviceLabel(device), zoo: { file: path.basename(zooFile), networks: zoo.n }, config: cfg,
     trainSeconds: +trainS.toFixed(1), sampleSeconds: +sampleS.toFixed(1), finalLoss: lossTail, samples: nSamples,
     sample: { acc: ev.accuracySummary, loss: ev.lossSummary, bma: await bmaOf(s) },
     trainedLast: { acc: trainedEval.accuracySummary, loss: trainedEval.lossSummary, bma: trainedBma },
