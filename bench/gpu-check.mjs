@@ -84,6 +84,14 @@ async function main() {
     .sort();
   const sections = [];
   let failed = 0;
+  fs.mkdirSync(args.dir, { recursive: true });
+  const writeResult = (complete) => {
+    const result = { kind: 'wsflow-gpu-check', date: new Date().toISOString(), sha, selftest, emulated: build.archs === 'emu', complete, backend, sections, summary: { parityCases: sections.reduce((s, x) => s + x.parity.length, 0), failed } };
+    const file = path.join(args.dir, 'gpu-check.json');
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(result, null, 1) + '\n');
+    fs.renameSync(`${file}.tmp`, file);
+    return { result, file };
+  };
   for (const f of files) {
     const name = f.replace(/\.mjs$/, '');
     if (args.only !== undefined && !args.only.includes(name)) continue;
@@ -113,17 +121,15 @@ async function main() {
       const bad = parity.filter((c) => !c.pass);
       failed += bad.length + (r.ok === false && bad.length === 0 ? 1 : 0);
       sections.push({ name, seconds: (performance.now() - t0) / 1000, peakDeviceBytes: b.deviceMemory().peak, liveAllocations: b.deviceMemory().live, parity, bench: r.bench ?? [], results: r.results, table: r.table });
-      for (const c of bad) console.log(`  FAIL ${c.name}: ${c.note ?? ''} maxAbs ${c.maxAbs} maxRel ${c.maxRel} nmse ${c.nmse}`);
+      for (const c of bad) console.log(`  FAIL ${c.name}: ${c.detail ?? c.note ?? ''}`);
     } catch (e) {
       failed++;
       console.error(`  section ${name} threw: ${e?.stack ?? e}`);
       sections.push({ name, seconds: (performance.now() - t0) / 1000, error: String(e?.stack ?? e), parity: [], bench: [] });
     }
+    writeResult(false); // after every section, so a run stopped by a time limit keeps what it finished
   }
-  const result = { kind: 'wsflow-gpu-check', date: new Date().toISOString(), sha, selftest, emulated: build.archs === 'emu', backend, sections, summary: { parityCases: sections.reduce((s, x) => s + x.parity.length, 0), failed } };
-  fs.mkdirSync(args.dir, { recursive: true });
-  const file = path.join(args.dir, 'gpu-check.json');
-  fs.writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
+  const { result, file } = writeResult(true);
 
   console.log(`\nwrote ${file}\n`);
   const summary = [['section', 'parity cases', 'failed', 'worst maxAbs', 'worst nmse', 'peak device MiB', 'seconds']];

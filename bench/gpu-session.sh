@@ -29,7 +29,7 @@ echo "commit $WSF_COMMIT, node $(/tmp/node --version), $(nproc) cores, budget ${
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | head -3
 
 echo "== 1. GPU check ($(left) s left)"
-timeout "${CHECK_S:-210}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --peer=eager
+timeout "${CHECK_S:-280}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --peer=eager
 echo "gpu-check exit $?"
 
 echo "== 2. flow benchmark ($(left) s left)"
