@@ -2,7 +2,7 @@
 // The one GPU check (shared/docs/GPU_CHECKS.md): plain JS, needs only build/Release/wsflow.node and dist/ (no npm
 // install, no test runner). Usage:
 //   node bench/gpu-check.mjs <resultsDir> [--seconds S] [--only name,name] [--skip-cpu-bench] [--quick]
-//                            [--peer=eager,reduce-overhead|none]
+//                            [--peer=eager,reduce-overhead|none] [--bench-only]
 // 1. prints the backend (device, compute capability, memory) and fails loudly unless CUDA is active;
 // 2. imports every section module bench/gpu/*.mjs in file-name order; each exports
 //      async function run(ctx) → { parity: Case[], bench: Row[] }
@@ -23,6 +23,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const selftest = process.env.WSF_GPU_CHECK_SELFTEST === '1';
 process.env.WSF_QUIET ??= '1';
+// WSF_GEMM=v1 selects the first CUDA GEMM kernel (native/core/rt_ops_cuda.cu); recorded in the JSON.
 
 function parseArgs(argv) {
   const a = { dir: undefined, seconds: 0.5, only: undefined, cpuBench: true, quick: false };
@@ -34,6 +35,7 @@ function parseArgs(argv) {
     else if (v === '--skip-cpu-bench') a.cpuBench = false;
     else if (v === '--quick') a.quick = true;
     else if (v.startsWith('--peer=')) continue; // read by the engine section from ctx.args
+    else if (v === '--bench-only') continue; // read by the engine section: timings without the parity cases
     else if (!v.startsWith('--') && a.dir === undefined) a.dir = v;
     else throw new Error(`unknown argument ${v}`);
   }
@@ -64,7 +66,7 @@ async function main() {
   const b = binding();
   const cuda = b.cudaInfo();
   const build = b.buildInfo();
-  const backend = { node: process.version, host: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', threads: b.numThreads(), build, cuda };
+  const backend = { gemm: process.env.WSF_GEMM ?? 'v2', node: process.version, host: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', threads: b.numThreads(), build, cuda };
   console.log(`wsflow GPU check — addon ${b.__path ?? '?'}`);
   console.log(`  build: cuda=${build.cuda} archs=${build.archs} ${build.compiler}`);
   if (build.archs === 'emu') console.warn('\n*** WARNING: this is the CPU EMULATOR build (-DWSF_CUDA_EMU=ON), not a GPU: timings are meaningless. ***\n');

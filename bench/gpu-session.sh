@@ -8,9 +8,11 @@
 # packages, the commit, and optionally trial zoos .gpu/zoo-*.safetensors with .gpu/trials-*.json configurations).
 # Stages, in order:
 #   1. the GPU check (bench/gpu-check.mjs): parity + engine/geometry benchmarks + the PyTorch peer (eager) → OUT/gpu-check.json
+#  1b. the engine's timings again with the first GEMM kernel (WSF_GEMM=v1, --bench-only) → OUT/gemm-v1/gpu-check.json
 #   2. the end-to-end flow benchmark per geometry on CUDA (bench/flow.mjs) → OUT/<date>-<sha>-cuda-flow.json
 #   3. with the time left, sample-quality trials on CUDA (bench/quality/trials.mjs), one process per .gpu/trials-*.json,
-#      run side by side, each training under a time budget (--max-seconds) → OUT/trials-*.jsonl (+ saved flows)
+#      run side by side, each training under a time budget (--max-seconds) → OUT/trials-*.jsonl (SAVE_FLOWS=1: the
+#      flows too; at most 8 files come back from a device run)
 # The full log is OUT/session.log. BUDGET_S (default 560) is the wall time the whole script may use.
 set -u
 OUT=${1:?usage: gpu-session.sh OUT [BUDGET_S]}
@@ -32,6 +34,10 @@ echo "== 1. GPU check ($(left) s left)"
 timeout "${CHECK_S:-280}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --peer=eager
 echo "gpu-check exit $?"
 
+echo "== 1b. engine timings with the first GEMM kernel, WSF_GEMM=v1, for a side-by-side ($(left) s left)"
+WSF_GEMM=v1 timeout "${V1_S:-60}" /tmp/node bench/gpu-check.mjs "$OUT/gemm-v1" --only engine --bench-only --skip-cpu-bench --peer=none
+echo "gemm v1 timings exit $?"
+
 echo "== 2. flow benchmark ($(left) s left)"
 timeout "${FLOW_S:-60}" /tmp/node bench/flow.mjs --device cuda --steps 30 --out "$OUT"
 echo "flow bench exit $?"
@@ -52,7 +58,7 @@ if ((${#trials[@]})); then
       args=()
       for t in "${targs[@]}"; do args+=(--trial "$t"); done
       timeout $(($(left) - 5)) /tmp/node bench/quality/trials.mjs --zoo "$zoo" --device cuda --max-seconds "$train_s" \
-        --samples 128 --bma 1,4,16,64 --save-flow "$OUT/$name.safetensors" --out "$OUT/$name.jsonl" "${args[@]}" 2>&1 |
+        --samples 128 --bma 1,4,16,64 ${SAVE_FLOWS:+--save-flow "$OUT/$name.safetensors"} --out "$OUT/$name.jsonl" "${args[@]}" 2>&1 |
         sed -u "s/^/[$name] /" &
       pids+=($!)
     done

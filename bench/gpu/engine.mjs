@@ -236,8 +236,11 @@ export async function run(ctx) {
   const res = { section: 'engine', ok: true, parity: [], results: {}, table: [] };
   ({ Rng } = require(path.join(ctx.root, 'dist', 'util', 'rng.js')));
 
-  // ---- (a) parity ----
-  if (parity === null) {
+  // ---- (a) parity (--bench-only skips it: a second, timing-only run, e.g. with WSF_GEMM=v1) ----
+  const benchOnly = ctx.args.includes('--bench-only');
+  if (benchOnly) {
+    res.table.push('parity: skipped (--bench-only)');
+  } else if (parity === null) {
     res.ok = false;
     res.parity.push({ name: 'dist/internal/backendParity.js present', pass: false, detail: 'run `npx tsc -p tsconfig.build.json` first' });
   } else {
@@ -290,7 +293,8 @@ export async function run(ctx) {
     const r = { cuda: benchTrain(binding, 'cuda', sp, reps.cuda, reps.cudaWarm) };
     log(`train ${sp.name} cuda: ${r.cuda.error ?? `${fmt(r.cuda.train_ms_median, 3)} ms median, peak ${r.cuda.peak_mib} MiB`}`);
     // The CPU engine on the dense MNIST graph needs ~45 GB and minutes per step: not feasible.
-    if (sp.config.mode === 'dense' && sp.widths[0] === 784) r.cpu = { skipped: 'dense MNIST on the CPU: not feasible (memory and minutes per step)' };
+    if (!ctx.cpuBench) r.cpu = { skipped: '--skip-cpu-bench' };
+    else if (sp.config.mode === 'dense' && sp.widths[0] === 784) r.cpu = { skipped: 'dense MNIST on the CPU: not feasible (memory and minutes per step)' };
     else r.cpu = benchTrain(binding, 'cpu', sp, reps.cpu, reps.cpuWarm);
     if (r.cpu.train_ms_median !== undefined) log(`train ${sp.name} cpu: ${fmt(r.cpu.train_ms_median, 1)} ms median`);
     res.results.train[sp.name] = { widths: sp.widths, D: sp.config.D, B: sp.B, mode: sp.config.mode, layers: sp.config.layers, ...r };
@@ -300,7 +304,7 @@ export async function run(ctx) {
     const key = `${sp.name}-b${sp.B}`;
     const r = { cuda: benchSample(binding, 'cuda', sp, 64, quick ? 2 : 64) };
     log(`sample ${key} cuda: ${r.cuda.error ?? `${fmt(r.cuda.nets_per_s, 1)} networks/s`}`);
-    r.cpu = sp.B <= 8 ? benchSample(binding, 'cpu', sp, 64, quick ? 1 : 4) : { skipped: 'large batch on the CPU: not timed' };
+    r.cpu = !ctx.cpuBench ? { skipped: '--skip-cpu-bench' } : sp.B <= 8 ? benchSample(binding, 'cpu', sp, 64, quick ? 1 : 4) : { skipped: 'large batch on the CPU: not timed' };
     res.results.sample[key] = r;
   }
 

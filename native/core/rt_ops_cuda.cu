@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "core/cuda_common.cuh"
@@ -328,10 +329,178 @@ __global__ void gemm_splitk_reduce_kernel(float* C, int64_t ldc, const float* pa
   }
 }
 
+// GEMM, second version (the default; WSF_GEMM=v1 selects gemm_kernel above, for side-by-side timing). Same sums
+// in the same p order per output element as gemm_kernel — results are bitwise identical — with three changes that
+// target the shapes of this engine (a long rows dimension, widths 2…260):
+//   - register prefetch: each thread loads its share of the next BK stage from global memory into registers
+//     before it multiplies the current stage out of shared memory, so the global latency overlaps the FMAs;
+//   - contiguous TM×TN micro-tiles read from shared memory as float4 (TM, TN multiples of 4 where possible): 3
+//     shared loads per 32 FMAs instead of 8 per 16;
+//   - BK = 32 (fewer barriers per output) and BM = 128 rows per block for the long dimension.
+template <int BM, int BN, int BK, int TM, int TN, bool A_P_FAST, bool B_J_FAST>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm2_kernel(GemmArgs g) {
+  constexpr int NT = (BM / TM) * (BN / TN);  // threads per block
+  constexpr int CS = BN / TN;                // threads across j
+  constexpr int LA = BK * BM / NT;           // A elements staged per thread and stage
+  constexpr int LB = BK * BN / NT;           // B elements staged per thread and stage
+  static_assert((BK * BM) % NT == 0 && (BK * BN) % NT == 0, "tile not divisible by the thread count");
+  static_assert(BM % 4 == 0 && BN % 4 == 0, "rows of the shared tiles must stay 16-byte aligned");
+  __shared__ __align__(16) float As[BK][BM + 4];  // +4: keeps float4 alignment, fewer conflicts on the stores
+  __shared__ __align__(16) float Bs[BK][BN + 4];
+  const int tid = threadIdx.x;
+  const int tx = tid % CS;
+  const int ty = tid / CS;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int j0 = static_cast<int>(blockIdx.y) * BN;
+  const int64_t p_begin = static_cast<int64_t>(blockIdx.z) * g.k_chunk;
+  const int64_t p_end = p_begin + g.k_chunk < g.K ? p_begin + g.k_chunk : g.K;
+
+  float ra[LA], rb[LB];
+  // Stage loads into registers (out-of-range elements as 0), coalesced as in gemm_kernel.
+#define WSF_GEMM2_LOAD(P0)                                                                              \
+  do {                                                                                                  \
+    _Pragma("unroll") for (int l = 0; l < LA; ++l) {                                                    \
+      const int e = tid + l * NT;                                                                       \
+      const int pp = A_P_FAST ? e % BK : e / BM;                                                        \
+      const int ii = A_P_FAST ? e / BK : e % BM;                                                        \
+      const int64_t i = i0 + ii, p = (P0) + pp;                                                         \
+      ra[l] = (i < g.M && p < p_end) ? g.A[i * g.sai + p * g.sap] : 0.0f;                               \
+    }                                                                                                   \
+    _Pragma("unroll") for (int l = 0; l < LB; ++l) {                                                    \
+      const int e = tid + l * NT;                                                                       \
+      const int pp = B_J_FAST ? e / BN : e % BK;                                                        \
+      const int jj = B_J_FAST ? e % BN : e / BK;                                                        \
+      const int64_t p = (P0) + pp;                                                                      \
+      const int j = j0 + jj;                                                                            \
+      rb[l] = (j < g.N && p < p_end) ? g.B[p * g.sbp + static_cast<int64_t>(j) * g.sbj] : 0.0f;         \
+    }                                                                                                   \
+  } while (0)
+
+  float acc[TM][TN];
+#pragma unroll
+  for (int m = 0; m < TM; ++m)
+#pragma unroll
+    for (int n = 0; n < TN; ++n) acc[m][n] = 0.0f;
+
+  if (p_begin < p_end) WSF_GEMM2_LOAD(p_begin);
+  for (int64_t p0 = p_begin; p0 < p_end; p0 += BK) {
+#pragma unroll
+    for (int l = 0; l < LA; ++l) {
+      const int e = tid + l * NT;
+      As[A_P_FAST ? e % BK : e / BM][A_P_FAST ? e / BK : e % BM] = ra[l];
+    }
+#pragma unroll
+    for (int l = 0; l < LB; ++l) {
+      const int e = tid + l * NT;
+      Bs[B_J_FAST ? e / BN : e % BK][B_J_FAST ? e % BN : e / BK] = rb[l];
+    }
+    __syncthreads();
+    if (p0 + BK < p_end) WSF_GEMM2_LOAD(p0 + BK);  // in flight while this stage is multiplied out
+    // As gemm_kernel: the zero-padded tail of a split's last stage is skipped (uniform across the block).
+    const int kmax = p_end - p0 < BK ? static_cast<int>(p_end - p0) : BK;
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      if (kk < kmax) {
+        float a[TM], b[TN];
+        if constexpr (TM % 4 == 0) {
+#pragma unroll
+          for (int q = 0; q < TM / 4; ++q) {
+            const float4 v = *reinterpret_cast<const float4*>(&As[kk][ty * TM + 4 * q]);
+            a[4 * q] = v.x;
+            a[4 * q + 1] = v.y;
+            a[4 * q + 2] = v.z;
+            a[4 * q + 3] = v.w;
+          }
+        } else {
+#pragma unroll
+          for (int m = 0; m < TM; ++m) a[m] = As[kk][ty * TM + m];
+        }
+        if constexpr (TN % 4 == 0) {
+#pragma unroll
+          for (int q = 0; q < TN / 4; ++q) {
+            const float4 v = *reinterpret_cast<const float4*>(&Bs[kk][tx * TN + 4 * q]);
+            b[4 * q] = v.x;
+            b[4 * q + 1] = v.y;
+            b[4 * q + 2] = v.z;
+            b[4 * q + 3] = v.w;
+          }
+        } else {
+#pragma unroll
+          for (int n = 0; n < TN; ++n) b[n] = Bs[kk][tx * TN + n];
+        }
+#pragma unroll
+        for (int m = 0; m < TM; ++m)
+#pragma unroll
+          for (int n = 0; n < TN; ++n) acc[m][n] += a[m] * b[n];
+      }
+    }
+    __syncthreads();
+  }
+#undef WSF_GEMM2_LOAD
+
+#pragma unroll
+  for (int m = 0; m < TM; ++m) {
+    const int64_t i = i0 + ty * TM + m;
+    if (i >= g.M) continue;
+#pragma unroll
+    for (int n = 0; n < TN; ++n) {
+      const int j = j0 + tx * TN + n;
+      if (j >= g.N) continue;
+      if (g.partial != nullptr) {
+        g.partial[static_cast<int64_t>(blockIdx.z) * g.M * g.N + i * g.N + j] = acc[m][n];
+      } else {
+        float v = acc[m][n];
+        if (g.bias != nullptr) v += g.bias[j];
+        float* c = g.C + i * g.ldc + j;
+        *c = g.accumulate ? *c + v : v;
+      }
+    }
+  }
+}
+
+// 1 selects gemm_kernel (the first version), 2 gemm2_kernel (default); WSF_GEMM=v1 in the environment, read once.
+int gemm_version() {
+  static const int v = [] {
+    const char* e = std::getenv("WSF_GEMM");
+    return (e != nullptr && std::string(e) == "v1") ? 1 : 2;
+  }();
+  return v;
+}
+
 // Launches the GEMM with a tile shape suited to the output width N (all variants compute the same sums in the
 // same p order; only the thread↔output assignment differs).
 template <bool A_P_FAST, bool B_J_FAST>
 void launch_gemm(const GemmArgs& g, int splits, cudaStream_t s) {
+  if (gemm_version() == 2) {
+    constexpr int BK = 32;
+    // BM = 128 rows for the long dimension; 64 when the output has few rows (the weight gradient's M = out width).
+    if (g.M <= 64) {
+      constexpr int BM = 64, TM = 4;
+      if (g.N <= 16) {
+        constexpr int BN = 16, TN = 1;
+        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
+      } else if (g.N <= 32) {
+        constexpr int BN = 32, TN = 2;
+        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
+      } else {
+        constexpr int BN = 64, TN = 4;
+        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
+      }
+    } else {
+      constexpr int BM = 128, TM = 8;
+      if (g.N <= 16) {
+        constexpr int BN = 16, TN = 1;
+        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
+      } else if (g.N <= 32) {
+        constexpr int BN = 32, TN = 2;
+        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
+      } else {
+        constexpr int BN = 64, TN = 4;
+        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
+      }
+    }
+    return;
+  }
   constexpr int BK = 16;
   if (g.N <= 16) {
     constexpr int BM = 128, BN = 16, TM = 8, TN = 1;
@@ -350,7 +519,8 @@ void launch_gemm(const GemmArgs& g, int splits, cudaStream_t s) {
 
 // Output tile count of launch_gemm's choice for an M×N output (for the split-K heuristic).
 int64_t gemm_tiles(int64_t M, int N) {
-  const int bm = N <= 16 ? 128 : 64, bn = N <= 16 ? 16 : (N <= 32 ? 32 : 64);
+  const int bn = N <= 16 ? 16 : (N <= 32 ? 32 : 64);
+  const int bm = gemm_version() == 2 ? (M <= 64 ? 64 : 128) : (N <= 16 ? 128 : 64);
   return ((M + bm - 1) / bm) * ((N + bn - 1) / bn);
 }
 
