@@ -100,16 +100,70 @@ void check_alias(Napi::Env env, const Arr& out, const char* out_name, const Arr&
                               : "it must be a separate array"));
 }
 
+// Device buffers kept by a plan between its host-array calls on 'cuda'. Allocating and freeing every staged
+// array per call (cudaMalloc + cudaFree, and cudaFree waits for the device) cost more than the kernels for the
+// small batches of a flow training step, which makes ~5 geometry calls of 3–5 arrays each; the pool hands back the
+// smallest free buffer that fits and keeps at most kMaxBytes. Released by dispose() and the plan's destructor, so
+// the leak checks (deviceMemory().live back to 0) still hold. Used from the JS thread only.
+class StagingPool {
+ public:
+  static constexpr size_t kMaxBytes = size_t(256) << 20;
+  Status take(size_t bytes, Buffer* out) {
+    size_t best = free_.size();
+    for (size_t i = 0; i < free_.size(); ++i) {
+      if (free_[i].bytes() >= bytes && (best == free_.size() || free_[i].bytes() < free_[best].bytes())) best = i;
+    }
+    if (best < free_.size()) {
+      held_ -= free_[best].bytes();
+      *out = std::move(free_[best]);
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(best));
+      return Status::ok();
+    }
+    // Whole 64 KiB units, so nearby sizes (batches of the same flow) share buffers.
+    const size_t unit = size_t(64) << 10;
+    return out->allocate(Device::Cuda, (std::max<size_t>(bytes, 1) + unit - 1) / unit * unit);
+  }
+  void give(Buffer&& b) {
+    if (b.empty() || b.bytes() > kMaxBytes) return;  // b's destructor frees it
+    while (held_ + b.bytes() > kMaxBytes && !free_.empty()) {
+      size_t big = 0;
+      for (size_t i = 1; i < free_.size(); ++i) if (free_[i].bytes() > free_[big].bytes()) big = i;
+      held_ -= free_[big].bytes();
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(big));
+    }
+    held_ += b.bytes();
+    free_.push_back(std::move(b));
+  }
+  void clear() {
+    free_.clear();
+    held_ = 0;
+  }
+
+ private:
+  std::vector<Buffer> free_;
+  size_t held_ = 0;
+};
+
 // Host → device staging for 'cuda' calls on host arrays. Arrays with the same host range share one device
-// buffer, so in-place calls stay in place.
+// buffer, so in-place calls stay in place. Buffers come from the plan's pool and go back to it when the call ends
+// (the next call's copies are ordered after this call's kernels on the legacy default stream).
 class Staging {
  public:
+  explicit Staging(StagingPool* pool) : pool_(pool) {}
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+  ~Staging() {
+    for (Entry& e : entries_) pool_->give(std::move(e.buf));
+  }
   float* in(Napi::Float32Array& a) { return stage(a.Data(), a.ElementLength(), false); }
   float* out(Napi::Float32Array& a) { return stage(a.Data(), a.ElementLength(), true); }
+  // Zero-filled device scratch of n floats.
   float* scratch(size_t n) {
+    if (!st_.is_ok()) return nullptr;
     entries_.push_back({nullptr, n, false, Buffer()});
     Entry& e = entries_.back();
-    st_ = e.buf.allocate(Device::Cuda, n * sizeof(float));
+    st_ = pool_->take(n * sizeof(float), &e.buf);
+    if (st_.is_ok()) st_ = device_memset_zero(e.buf.data(), n * sizeof(float));
     return st_.is_ok() ? e.buf.as<float>() : nullptr;
   }
   const Status& status() const { return st_; }
@@ -141,10 +195,11 @@ class Staging {
     }
     entries_.push_back({host, n, is_out, Buffer()});
     Entry& e = entries_.back();
-    st_ = e.buf.allocate(Device::Cuda, n * sizeof(float));
+    st_ = pool_->take(n * sizeof(float), &e.buf);
     if (st_.is_ok()) st_ = e.buf.upload(host, n * sizeof(float));
     return st_.is_ok() ? e.buf.as<float>() : nullptr;
   }
+  StagingPool* pool_;
   std::vector<Entry> entries_;
   Status st_;
 };
@@ -263,6 +318,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
       throw_error(info.Env(), Code::Invalid, "Illegal receiver: expected a GeometryPlan");
     }
     layout_.release_device();
+    pool_.clear();
     work_.clear();
     work_.shrink_to_fit();
     work64_.clear();
@@ -288,7 +344,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
       geometry_project_forward_cpu<float>(out.Data(), x.Data(), layout_.host_table(), B, mode);
     } else {
       const SphereTable t = device_table(env);
-      Staging s;
+      Staging s(&pool_);
       float* dx = s.in(x);
       float* dout = s.out(out);
       throw_if_error(env, s.status());
@@ -327,7 +383,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
       cpu(out.Data(), a.Data(), b.Data(), layout_.host_table());
     } else {
       const SphereTable t = device_table(env);
-      Staging s;
+      Staging s(&pool_);
       float* da = s.in(a);
       float* db = s.in(b);
       float* dout = s.out(out);
@@ -366,7 +422,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
                                               mode);
     } else {
       const SphereTable t = device_table(env);
-      Staging s;
+      Staging s(&pool_);
       float* d0 = s.in(x0);
       float* d1 = s.in(x1);
       float* dt = s.in(tt);
@@ -398,7 +454,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
       geometry_euler_step_forward_cpu<float>(out.Data(), x.Data(), v.Data(), layout_.host_table(), B, dt, mode);
     } else {
       const SphereTable t = device_table(env);
-      Staging s;
+      Staging s(&pool_);
       float* dx = s.in(x);
       float* dv = s.in(v);
       float* dout = s.out(out);
@@ -439,7 +495,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
                                        target.Data(), layout_.host_table(), B, mode);
     } else {
       const SphereTable t = device_table(env);
-      Staging s;
+      Staging s(&pool_);
       float* dp = s.in(pred);
       float* dt = s.in(target);
       float* dper = s.out(per);
@@ -472,7 +528,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
     } else {
       LayerTable dlt;
       throw_if_error(env, layout_.device_layers(&dlt));
-      Staging s;
+      Staging s(&pool_);
       float* dx = s.in(x);
       float* dout = s.out(out);
       throw_if_error(env, s.status());
@@ -506,7 +562,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
     } else {
       LayerTable dlt;
       throw_if_error(env, layout_.device_layers(&dlt));
-      Staging s;
+      Staging s(&pool_);
       float* d_x = s.in(x);
       float* d_dout = s.in(dout);
       float* d_dx = s.out(dx);
@@ -615,6 +671,7 @@ class GeometryPlan : public Napi::ObjectWrap<GeometryPlan> {
   }
 
   GeometryLayout layout_;
+  StagingPool pool_;  // device staging buffers reused across host-array calls (declared after layout_: freed first)
   bool disposed_ = false;
   std::vector<float> work_;     // CPU backward scratch, reused across calls
   std::vector<double> work64_;
