@@ -2,7 +2,11 @@
 // prediction at those states (EMA parameters, as the sampler uses), from the trials' prior draws (Rng(7)).
 // Writes results/trials/<task>-path-diagnostic.json.
 //
-//   node bench/quality/path-diagnostic.mjs --flow <flow.safetensors> [--task mnist] [--n 64] [--steps 32]
+// With --zoo, the same accuracies along the training interpolants x_t = interp(x0, x1, t) from the same prior draws
+// to n aligned zoo networks x1: if the predictions are good there but not on the sampler's own path, the loss is in
+// the sampling (the states leave the training distribution); if they are poor there too, the field is underfit.
+//
+//   node bench/quality/path-diagnostic.mjs --flow <flow.safetensors> [--task mnist] [--n 64] [--steps 32] [--zoo Z] [--out F]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cliArgs, cpuDevice, gitCommit, requireDist, root } from './common.mjs';
@@ -35,6 +39,28 @@ for (const [t, x] of states) {
 }
 const fin = await acc(final);
 console.log(`final samples: ${fin.mean.toFixed(4)} ± ${fin.std.toFixed(4)}`);
-const file = path.join(root, 'results', 'trials', `${taskName}-path-diagnostic.json`);
-fs.writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), networks: n, steps, rows, final: fin }, null, 1) + '\n');
+let interpolant;
+if (get('--zoo') !== undefined) {
+  const zoo = w.readZoo(get('--zoo'));
+  const al = w.alignNetworks(arch, zoo.weights, { seed: 0 });
+  const pick = new Rng(11);
+  const x1 = new Float32Array(n * P);
+  for (let i = 0; i < n; i++) {
+    const r = Math.floor(pick.uniform() * zoo.n);
+    x1.set(al.aligned.subarray(r * P, (r + 1) * P), i * P);
+  }
+  const space = (x) => (fm.options.geometry === 'euclidean' ? x : w.canonicalize(arch, x));
+  const x0s = space(x0), x1s = space(x1);
+  interpolant = { x1: await acc(x1s), rows: [] };
+  console.log(`interpolants to ${n} zoo networks (their accuracy ${interpolant.x1.mean.toFixed(4)}):`);
+  for (const [t] of states) {
+    const xt = fm.geom.interpolate(x0s, x1s, t);
+    const st = await acc(xt);
+    const p = await acc(fm.predictX1(xt, t));
+    interpolant.rows.push({ t, state: st, prediction: p });
+    console.log(`t=${t.toFixed(3)}  state acc ${st.mean.toFixed(4)}  x̂1 acc ${p.mean.toFixed(4)} ± ${p.std.toFixed(4)}`);
+  }
+}
+const file = get('--out', path.join(root, 'results', 'trials', `${taskName}-path-diagnostic.json`));
+fs.writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), networks: n, steps, rows, final: fin, interpolant }, null, 1) + '\n');
 console.log(`wrote ${path.relative(root, file)}`);
