@@ -337,6 +337,24 @@ __global__ void gemm_splitk_reduce_kernel(float* C, int64_t ldc, const float* pa
 //   - contiguous TM×TN micro-tiles read from shared memory as float4 (TM, TN multiples of 4 where possible): 3
 //     shared loads per 32 FMAs instead of 8 per 16;
 //   - BK = 32 (fewer barriers per output) and BM = 128 rows per block for the long dimension.
+// r[0..R) = src[0..R) from shared memory, as float4 loads when R is a multiple of 4 (src then 16-byte aligned).
+template <int R>
+__device__ __forceinline__ void shared_run(float (&r)[R], const float* src) {
+  if constexpr (R % 4 == 0) {
+#pragma unroll
+    for (int q = 0; q < R / 4; ++q) {
+      const float4 v = *reinterpret_cast<const float4*>(src + 4 * q);
+      r[4 * q] = v.x;
+      r[4 * q + 1] = v.y;
+      r[4 * q + 2] = v.z;
+      r[4 * q + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int m = 0; m < R; ++m) r[m] = src[m];
+  }
+}
+
 template <int BM, int BN, int BK, int TM, int TN, bool A_P_FAST, bool B_J_FAST>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm2_kernel(GemmArgs g) {
   constexpr int NT = (BM / TM) * (BN / TN);  // threads per block
@@ -402,32 +420,8 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm2_kernel(GemmArg
     for (int kk = 0; kk < BK; ++kk) {
       if (kk < kmax) {
         float a[TM], b[TN];
-        if constexpr (TM % 4 == 0) {
-#pragma unroll
-          for (int q = 0; q < TM / 4; ++q) {
-            const float4 v = *reinterpret_cast<const float4*>(&As[kk][ty * TM + 4 * q]);
-            a[4 * q] = v.x;
-            a[4 * q + 1] = v.y;
-            a[4 * q + 2] = v.z;
-            a[4 * q + 3] = v.w;
-          }
-        } else {
-#pragma unroll
-          for (int m = 0; m < TM; ++m) a[m] = As[kk][ty * TM + m];
-        }
-        if constexpr (TN % 4 == 0) {
-#pragma unroll
-          for (int q = 0; q < TN / 4; ++q) {
-            const float4 v = *reinterpret_cast<const float4*>(&Bs[kk][tx * TN + 4 * q]);
-            b[4 * q] = v.x;
-            b[4 * q + 1] = v.y;
-            b[4 * q + 2] = v.z;
-            b[4 * q + 3] = v.w;
-          }
-        } else {
-#pragma unroll
-          for (int n = 0; n < TN; ++n) b[n] = Bs[kk][tx * TN + n];
-        }
+        shared_run<TM>(a, &As[kk][ty * TM]);
+        shared_run<TN>(b, &Bs[kk][tx * TN]);
 #pragma unroll
         for (int m = 0; m < TM; ++m)
 #pragma unroll
@@ -467,37 +461,33 @@ int gemm_version() {
   return v;
 }
 
+// gemm2_kernel launches: the column tile follows the output width N, the row tile is chosen by the caller.
+template <int BM, int BN, int TM, int TN, bool A_P_FAST, bool B_J_FAST>
+void launch_gemm2_tile(const GemmArgs& g, int splits, cudaStream_t s) {
+  launch_kernel(gemm2_kernel<BM, BN, 32, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits),
+                dim3((BM / TM) * (BN / TN)), 0, s, g);
+}
+template <int BM, int TM, bool A_P_FAST, bool B_J_FAST>
+void launch_gemm2(const GemmArgs& g, int splits, cudaStream_t s) {
+  if (g.N <= 16) {
+    launch_gemm2_tile<BM, 16, TM, 1, A_P_FAST, B_J_FAST>(g, splits, s);
+  } else if (g.N <= 32) {
+    launch_gemm2_tile<BM, 32, TM, 2, A_P_FAST, B_J_FAST>(g, splits, s);
+  } else {
+    launch_gemm2_tile<BM, 64, TM, 4, A_P_FAST, B_J_FAST>(g, splits, s);
+  }
+}
+
 // Launches the GEMM with a tile shape suited to the output width N (all variants compute the same sums in the
 // same p order; only the thread↔output assignment differs).
 template <bool A_P_FAST, bool B_J_FAST>
 void launch_gemm(const GemmArgs& g, int splits, cudaStream_t s) {
   if (gemm_version() == 2) {
-    constexpr int BK = 32;
-    // BM = 128 rows for the long dimension; 64 when the output has few rows (the weight gradient's M = out width).
+    // 128 rows per block for the long dimension; 64 when the output has few rows (the weight gradient's M = out width).
     if (g.M <= 64) {
-      constexpr int BM = 64, TM = 4;
-      if (g.N <= 16) {
-        constexpr int BN = 16, TN = 1;
-        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
-      } else if (g.N <= 32) {
-        constexpr int BN = 32, TN = 2;
-        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
-      } else {
-        constexpr int BN = 64, TN = 4;
-        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
-      }
+      launch_gemm2<64, 4, A_P_FAST, B_J_FAST>(g, splits, s);
     } else {
-      constexpr int BM = 128, TM = 8;
-      if (g.N <= 16) {
-        constexpr int BN = 16, TN = 1;
-        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
-      } else if (g.N <= 32) {
-        constexpr int BN = 32, TN = 2;
-        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
-      } else {
-        constexpr int BN = 64, TN = 4;
-        launch_kernel(gemm2_kernel<BM, BN, BK, TM, TN, A_P_FAST, B_J_FAST>, dim3(ceil_div(g.M, BM), ceil_div(g.N, BN), splits), dim3((BM / TM) * (BN / TN)), 0, s, g);
-      }
+      launch_gemm2<128, 8, A_P_FAST, B_J_FAST>(g, splits, s);
     }
     return;
   }
