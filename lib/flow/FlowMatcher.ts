@@ -35,7 +35,7 @@ import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js
 import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
 import { samplePrior, type PriorSpec } from './prior.js';
 import { integrate } from './solvers.js';
-import { sampleTimes, timeGrid, type TimeDistribution, type TimeGridKind } from './time.js';
+import { TIME_DISTRIBUTIONS, sampleTimes, timeGrid, type TimeDistribution, type TimeGridKind } from './time.js';
 
 /** Options of {@link FlowMatcher.create}. */
 export interface FlowOptions {
@@ -271,7 +271,7 @@ export class FlowMatcher {
       semantics: checkChoice('semantics', opts.semantics ?? 'corrected', ['corrected', 'reference'] as const),
       prior: opts.prior ?? { kind: 'gaussian', std: 0.1 },
       priorPool: checkInt('priorPool', opts.priorPool ?? 0, 0),
-      time: checkChoice('time', opts.time ?? 'beta', ['beta', 'uniform'] as const),
+      time: checkChoice('time', opts.time ?? 'beta', TIME_DISTRIBUTIONS),
       sigma: checkNumber('sigma', opts.sigma ?? 1e-4, 0),
       coupling: checkChoice('coupling', opts.coupling ?? 'independent', ['independent', 'ot', 'trajectory'] as const),
       otCost: checkChoice('otCost', opts.otCost ?? 'euclidean', ['euclidean', 'geodesic'] as const),

@@ -1,8 +1,9 @@
-// Solver convergence order on analytic velocity fields (flow_matching's pattern): halving the step shrinks the
+// Training-time distributions (end of file) and solver convergence order on analytic velocity fields (flow_matching's pattern): halving the step shrinks the
 // error by about 2× (Euler), 4× (midpoint) and 16× (RK4); and the Riemannian step keeps points on the spheres.
 import { describe, expect, it } from 'vitest';
 import { integrate, type SolverName } from '../../lib/flow/solvers.js';
-import { timeGrid } from '../../lib/flow/time.js';
+import { FlowMatcher } from '../../lib/flow/FlowMatcher.js';
+import { sampleTimes, timeGrid } from '../../lib/flow/time.js';
 import { geometry, mlp } from '../../lib/index.js';
 import { Rng } from '../../lib/util/rng.js';
 
@@ -75,5 +76,62 @@ describe('ODE solvers', () => {
       expect(Math.max(...d)).toBeLessThan(1e-5);
     }
     g.dispose();
+  });
+});
+
+describe('training-time distributions (sampleTimes) against closed forms', () => {
+  const n = 200_000;
+  const moments = (dist: 'beta' | 'uniform' | 'logit-normal') => {
+    const t = sampleTimes(new Rng(5), dist, new Float32Array(n));
+    let s = 0, s2 = 0, lo = 0, inRange = true;
+    for (const v of t) {
+      s += v;
+      s2 += v * v;
+      if (v < 1 / (1 + Math.exp(-1))) lo++;
+      if (v < 0 || v > 1) inRange = false;
+    }
+    const mean = s / n;
+    return { mean, variance: s2 / n - mean * mean, belowSigmoid1: lo / n, inRange };
+  };
+  // Midpoint-rule quadrature of a density over (0, 1), f64 — an independent reference for the logit-normal.
+  const quad = (f: (t: number) => number): number => {
+    const m = 200_000;
+    let acc = 0;
+    for (let i = 0; i < m; i++) acc += f((i + 0.5) / m);
+    return acc / m;
+  };
+  const logitNormalPdf = (t: number): number => Math.exp(-0.5 * Math.log(t / (1 - t)) ** 2) / (Math.sqrt(2 * Math.PI) * t * (1 - t));
+
+  it('Beta(1, 2): mean 1/3, variance 1/18', () => {
+    const r = moments('beta');
+    expect(Math.abs(r.mean - 1 / 3)).toBeLessThan(4 * Math.sqrt(1 / 18 / n));
+    expect(Math.abs(r.variance - 1 / 18)).toBeLessThan(2e-3);
+    expect(r.inRange).toBe(true);
+  });
+
+  it('uniform: mean 1/2, variance 1/12', () => {
+    const r = moments('uniform');
+    expect(Math.abs(r.mean - 0.5)).toBeLessThan(4 * Math.sqrt(1 / 12 / n));
+    expect(Math.abs(r.variance - 1 / 12)).toBeLessThan(2e-3);
+  });
+
+  it('logit-normal σ(N(0,1)): mean 1/2, variance and P(t < σ(1)) = Φ(1) from quadrature of its density', () => {
+    const r = moments('logit-normal');
+    const mass = quad(logitNormalPdf);
+    const ex2 = quad((t) => t * t * logitNormalPdf(t));
+    expect(mass).toBeCloseTo(1, 4);
+    const variance = ex2 - 0.25;
+    expect(variance).toBeGreaterThan(0.04);
+    expect(variance).toBeLessThan(0.045);
+    expect(Math.abs(r.mean - 0.5)).toBeLessThan(4 * Math.sqrt(variance / n));
+    expect(Math.abs(r.variance - variance)).toBeLessThan(1e-3);
+    expect(Math.abs(r.belowSigmoid1 - 0.8413447460685429)).toBeLessThan(4 * Math.sqrt(0.84 * 0.16 / n));
+    expect(r.inRange).toBe(true);
+  });
+
+  it('FlowMatcher accepts time: logit-normal and names the option for an unknown one', () => {
+    const arch = mlp([3, 2, 2]);
+    expect(() => FlowMatcher.create({ arch, geometry: 'euclidean', time: 'logit-normal', field: { D: 4, layers: 1 }, device: 'cpu' }).dispose()).not.toThrow();
+    expect(() => FlowMatcher.create({ arch, geometry: 'euclidean', time: 'lognormal' as never, field: { D: 4, layers: 1 }, device: 'cpu' })).toThrow(/time/);
   });
 });
