@@ -299,6 +299,24 @@ export async function run(ctx) {
     if (r.cpu.train_ms_median !== undefined) log(`train ${sp.name} cpu: ${fmt(r.cpu.train_ms_median, 1)} ms median`);
     res.results.train[sp.name] = { widths: sp.widths, D: sp.config.D, B: sp.B, mode: sp.config.mode, layers: sp.config.layers, ...r };
   }
+  // Out of memory: a dense 784-128-128-10 graph at batch 16 needs far more than the device holds. The engine must
+  // refuse it with a typed ERR_OOM (no crash, nothing leaked), and a small engine must work right after. Not on the
+  // CPU emulator, whose "device" memory is host memory without a cap.
+  if (!quick && binding.buildInfo().archs !== 'emu') {
+    const once = (e) => {
+      const t = trainStep(binding, 'cuda', e);
+      t.step();
+      t.sync();
+      return { loss: t.state.loss };
+    };
+    const oom = withEngine(binding, 'cuda', spec('oom-probe', [784, 128, 128, 10], 32, 16, { mode: 'dense', timeRule: 'reference', dirEmbed: false, reverseValue: false, inFeatures: 1 }), once);
+    const after = withEngine(binding, 'cuda', spec('after-oom', [30, 16, 16, 2], 8, 2, { layers: 1 }), once);
+    const live = binding.deviceMemory().live;
+    const pass = oom.code === 'ERR_OOM' && after.error === undefined && Number.isFinite(after.loss ?? NaN);
+    res.results.oom_probe = { oom, after_ok: after.error === undefined, live_allocations_after: live };
+    res.parity.push({ name: 'typed ERR_OOM for a graph larger than the device, and the process goes on', pass, detail: `oom: ${oom.code ?? 'no error'} (${(oom.error ?? '').slice(0, 160)}); next engine: ${after.error ?? 'ok'}` });
+    log(`oom probe: ${pass ? 'typed ERR_OOM, next engine ok' : `FAILED (${oom.code ?? 'no error'}; ${after.error ?? 'next ok'})`}`);
+  }
   res.results.sample = {};
   for (const sp of quick ? SAMPLE_QUICK : SAMPLE) {
     const key = `${sp.name}-b${sp.B}`;
