@@ -28,6 +28,7 @@ import { WsfError } from '../errors.js';
 import { VectorField, type VectorFieldOptions } from '../engine/VectorField.js';
 import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry.js';
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
+import { fillNormalFast } from '../util/fastNormal.js';
 import { Rng } from '../util/rng.js';
 import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
 import { version } from '../version.js';
@@ -508,10 +509,10 @@ export class FlowMatcher {
     if (o.geometry === 'geometric') {
       xt = this.geom.interpolate(x0, x1, t);
     } else {
-      xt = new Float32Array(B * P);
+      xt = fillNormalFast(this.rng, new Float32Array(B * P), 0, o.sigma); // the σ noise, then the line
       for (let i = 0; i < xt.length; i++) {
         const tb = t[Math.floor(i / P)]!;
-        xt[i] = (1 - tb) * x0[i]! + tb * x1[i]! + o.sigma * this.rng.normal();
+        xt[i] = (1 - tb) * x0[i]! + tb * x1[i]! + xt[i]!;
       }
     }
     const F = this.field.forward(this.modelInput(xt), t, { training: true });
@@ -911,14 +912,13 @@ export class FlowMatcher {
   private addNoise(x: Float32Array, t: number, dt: number, noise: { scale: number; from?: number; to?: number }, rng: Rng, tg: Target): Float32Array {
     if (this.options.semantics === 'reference') {
       if (t <= 0.8) return x; // the published window and per-step scale
-      const y = x.slice();
-      for (let i = 0; i < y.length; i++) y[i] = y[i]! + noise.scale * rng.normal();
+      const y = fillNormalFast(rng, new Float32Array(x.length), 0, noise.scale);
+      for (let i = 0; i < y.length; i++) y[i] = x[i]! + y[i]!;
       return y;
     }
     if (t < (noise.from ?? 0) || t > (noise.to ?? 1)) return x;
-    const s = noise.scale * Math.sqrt(dt);
-    const y = x.slice();
-    for (let i = 0; i < y.length; i++) y[i] = y[i]! + s * rng.normal();
+    const y = fillNormalFast(rng, new Float32Array(x.length), 0, noise.scale * Math.sqrt(dt));
+    for (let i = 0; i < y.length; i++) y[i] = x[i]! + y[i]!;
     return this.options.geometry === 'geometric' ? tg.geom.project(y) : y;
   }
 

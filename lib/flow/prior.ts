@@ -6,6 +6,7 @@
  * Normalized and Geometric flows canonicalise prior samples (done by the flow, not here).
  */
 import type { Architecture } from '../arch/Architecture.js';
+import { fillNormalFast } from '../util/fastNormal.js';
 import type { Rng } from '../util/rng.js';
 
 /** Prior specification. */
@@ -20,7 +21,7 @@ export function samplePrior(arch: Architecture, spec: PriorSpec, rng: Rng, out: 
   if (spec.kind === 'gaussian') {
     const std = spec.std ?? 0.1;
     const mean = spec.mean ?? 0;
-    return rng.fillNormal(out, mean, std);
+    return fillNormalFast(rng, out, mean, std);
   }
   const scheme = spec.scheme ?? 'normal';
   for (let b = 0; b < B; b++) {
@@ -30,7 +31,7 @@ export function samplePrior(arch: Architecture, spec: PriorSpec, rng: Rng, out: 
       const std = scheme === 'normal' ? (spec.std ?? 0.1) : (spec.gain ?? Math.SQRT2) / Math.sqrt(fanIn);
       const o = base + arch.weightOffset(l);
       const n = fanIn * arch.widths[l]!;
-      for (let k = 0; k < n; k++) out[o + k] = std * rng.normal();
+      fillNormalFast(rng, out.subarray(o, o + n), 0, std);
       out.fill(0, base + arch.biasOffset(l), base + arch.biasOffset(l) + arch.widths[l]!);
     }
   }

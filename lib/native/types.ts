@@ -44,6 +44,8 @@ export interface NativeDeviceOps {
   setNumThreads(n: number): void;
   /** Measured float FMA throughput (GFLOP/s) of all CPU pool threads at once; 0 without AVX2+FMA. For benchmarks. */
   cpuFmaPeak(seconds?: number): number;
+  /** out[i] = mean + std·N(0,1), counter-based from the 64-bit seed (seedHi·2³² + seedLo); thread-count independent. */
+  fillNormal(out: Float32Array, seedHi: number, seedLo: number, mean: number, std: number): void;
   deviceMemory(): NativeDeviceMemory;
   resetDevicePeak(): void;
   deviceSynchronize(): void;

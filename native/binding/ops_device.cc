@@ -4,6 +4,8 @@
 //   buildInfo(): {cuda: boolean, archs: string, compiler: string, napiVersion: number, buildType: string}
 //   numThreads(): number;  setNumThreads(n: number): void
 //   cpuFmaPeak(seconds: number): number — measured float FMA GFLOP/s of all pool threads at once (0 without AVX2)
+//   fillNormal(out: Float32Array, seedHi: number, seedLo: number, mean: number, std: number): void — counter-based
+//     normal draws (core/random.h), multi-threaded, the same for any thread count
 //   deviceMemory(): {inUse: number, peak: number, live: number};  resetDevicePeak(): void
 //   deviceSynchronize(): void
 //   setDeviceProfiling(on: boolean): void; takeDeviceProfile(): {op: string, ms: number, count: number}[]
@@ -12,6 +14,9 @@
 #include "core/device.h"
 #include "core/gemm_cpu.h"
 #include "core/parallel.h"
+#include "core/random.h"
+
+#include <cmath>
 
 namespace wsf::binding {
 namespace {
@@ -111,6 +116,19 @@ Napi::Value CpuFmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fma_peak_gflops(s));
 }
 
+Napi::Value FillNormal(const Napi::CallbackInfo& info) {
+  Napi::Float32Array out = arg_f32(info, 0, "out");
+  const double hi = arg_number(info, 1, "seedHi"), lo = arg_number(info, 2, "seedLo");
+  const double mean = arg_number(info, 3, "mean"), sd = arg_number(info, 4, "std");
+  const auto u32 = [](double v) { return v >= 0 && v <= 4294967295.0 && v == std::floor(v); };
+  if (!u32(hi) || !u32(lo) || !std::isfinite(mean) || !std::isfinite(sd) || sd < 0) {
+    throw_error(info.Env(), Code::Invalid, "fillNormal: expected 32-bit unsigned seed halves, a finite mean and std >= 0");
+  }
+  const uint64_t seed = (static_cast<uint64_t>(hi) << 32) | static_cast<uint64_t>(lo);
+  fill_normal_counter(out.Data(), static_cast<int64_t>(out.ElementLength()), seed, mean, sd);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_device_ops(Napi::Env env, Napi::Object exports) {
@@ -119,6 +137,7 @@ void register_device_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("numThreads", Napi::Function::New(env, NumThreads, "numThreads"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("cpuFmaPeak", Napi::Function::New(env, CpuFmaPeak, "cpuFmaPeak"));
+  exports.Set("fillNormal", Napi::Function::New(env, FillNormal, "fillNormal"));
   exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory, "deviceMemory"));
   exports.Set("resetDevicePeak", Napi::Function::New(env, ResetDevicePeak, "resetDevicePeak"));
   exports.Set("deviceSynchronize", Napi::Function::New(env, DeviceSynchronize, "deviceSynchronize"));
