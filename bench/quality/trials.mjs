@@ -90,7 +90,7 @@ for (const t of trials) {
       cfg.savedTo = file;
     }
   }
-  if (loadFlow !== undefined) Object.assign(cfg, { geometry: fm.options.geometry, coupling: fm.options.coupling, precondition: fm.options.precondition, layerScaling: fm.options.layerScaling, D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, steps: undefined, batch: undefined, lr: undefined, ema: undefined });
+  if (loadFlow !== undefined) Object.assign(cfg, { geometry: fm.options.geometry, time: fm.options.time, coupling: fm.options.coupling, precondition: fm.options.precondition, layerScaling: fm.options.layerScaling, D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, steps: undefined, batch: undefined, lr: undefined, ema: undefined });
   const trainS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   // One set of prior draws (raw; the sampler projects them) shared by the unguided and guided samples and SGD.
