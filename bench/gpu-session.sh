@@ -9,6 +9,7 @@
 # Stages, in order:
 #   1. the GPU check (bench/gpu-check.mjs): parity + engine/geometry benchmarks + the PyTorch peer (eager) → OUT/gpu-check.json
 #  1b. the engine's timings again with the first GEMM kernel (WSF_GEMM=v1, --bench-only) → OUT/gemm-v1/gpu-check.json
+#  1c. the open MNIST input-gradient parity case over eleven seeds (bench/gpu/diag-inputgrad.cjs) → the log
 #   2. the end-to-end flow benchmark per geometry on CUDA (bench/flow.mjs) → OUT/<date>-<sha>-cuda-flow.json
 #   3. with the time left, sample-quality trials on CUDA (bench/quality/trials.mjs), one process per .gpu/trials-*.json,
 #      run side by side, each training under a time budget (--max-seconds) → OUT/trials-*.jsonl (SAVE_FLOWS=1: the
@@ -37,6 +38,9 @@ echo "gpu-check exit $?"
 echo "== 1b. engine timings with the first GEMM kernel, WSF_GEMM=v1, for a side-by-side ($(left) s left)"
 WSF_GEMM=v1 timeout "${V1_S:-60}" /tmp/node bench/gpu-check.mjs "$OUT/gemm-v1" --only engine --bench-only --skip-cpu-bench --peer=none
 echo "gemm v1 timings exit $?"
+
+echo "== 1c. the open MNIST input-gradient parity case (seed 1107485112, 2026-12-04) and ten more seeds ($(left) s left)"
+timeout "${DIAG_S:-30}" /tmp/node bench/gpu/diag-inputgrad.cjs --seeds 1107485112,11,12,13,14,15,16,17,18,19,20
 
 echo "== 2. flow benchmark ($(left) s left)"
 timeout "${FLOW_S:-60}" /tmp/node bench/flow.mjs --device cuda --steps 30 --out "$OUT"
