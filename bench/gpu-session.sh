@@ -9,8 +9,8 @@
 # Stages, in order:
 #   1. the GPU check (bench/gpu-check.mjs): parity + engine/geometry benchmarks + the PyTorch peer (eager) → OUT/gpu-check.json
 #  1b. the engine's timings again with the first GEMM kernel (WSF_GEMM=v1, --bench-only) → OUT/gemm-v1/gpu-check.json
-#  1c. the open MNIST input-gradient parity case over eleven seeds, then its failure rate with one setting changed at
-#      a time (bench/gpu/diag-inputgrad.cjs --sweep) → the log
+#  1c. the open MNIST input-gradient parity case over eleven seeds, its worst element traced back stage by stage
+#      (--dump), and its failure rate with one setting changed at a time (--sweep) → the log
 #   2. the end-to-end flow benchmark per geometry on CUDA (bench/flow.mjs) → OUT/<date>-<sha>-cuda-flow.json
 #   3. with the time left, sample-quality trials on CUDA (bench/quality/trials.mjs), one process per .gpu/trials-*.json,
 #      run side by side, each training under a time budget (--max-seconds) → OUT/trials-*.jsonl (SAVE_FLOWS=1: the
@@ -42,6 +42,7 @@ echo "gemm v1 timings exit $?"
 
 echo "== 1c. the open MNIST input-gradient parity case (seed 1107485112, 2026-12-04) and ten more seeds ($(left) s left)"
 timeout "${DIAG_S:-30}" /tmp/node bench/gpu/diag-inputgrad.cjs --seeds 1107485112,11,12,13,14,15,16,17,18,19,20
+timeout 30 /tmp/node bench/gpu/diag-inputgrad.cjs --dump
 timeout "${SWEEP_S:-60}" /tmp/node bench/gpu/diag-inputgrad.cjs --sweep
 
 echo "== 2. flow benchmark ($(left) s left)"

@@ -108,6 +108,8 @@ export interface NativeEngineInstance {
   bytesHeld(): number;
   setProfiling(on: boolean): void;
   profile(): Record<string, { seconds: number; calls: number }>;
+  /** Development diagnostics: a copy of an internal array by name (native/core/rt_engine.h debug_get). @internal */
+  debugBuffer(name: string): Float64Array;
   dispose(): void;
 }
 

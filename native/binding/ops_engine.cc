@@ -61,6 +61,7 @@ struct EngineHandle {
   virtual int64_t bytes_held() const = 0;
   virtual RtProfile& profile() = 0;
   virtual void set_profiling(bool on) = 0;
+  virtual Status debug_get(const std::string& name, std::vector<double>* out) = 0;
 };
 
 template <class Ops, typename HT>
@@ -91,6 +92,7 @@ struct EngineImpl final : EngineHandle {
   int64_t bytes_held() const override { return e.bytes_held(); }
   RtProfile& profile() override { return e.profile(); }
   void set_profiling(bool on) override { e.set_profiling(on); }
+  Status debug_get(const std::string& name, std::vector<double>* out) override { return e.debug_get(name, out); }
 };
 
 int get_int(Napi::Env env, const Napi::Object& o, const char* key, int def, int lo, int hi) {
@@ -141,6 +143,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("dispose", &NativeEngine::Dispose),
                            InstanceMethod("setProfiling", &NativeEngine::SetProfiling),
                            InstanceMethod("profile", &NativeEngine::Profile),
+                           InstanceMethod("debugBuffer", &NativeEngine::DebugBuffer),
                        });
   }
 
@@ -283,6 +286,15 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     EngineHandle& e = E(info);
     throw_if_error(info.Env(), e.set_params(host_arr(info, 0, "params", e.layout().total)));
     return info.Env().Undefined();
+  }
+  // debugBuffer(name) → Float64Array: a development copy of an internal array (RtEngine::debug_get).
+  Napi::Value DebugBuffer(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    std::vector<double> v;
+    throw_if_error(info.Env(), e.debug_get(arg_string(info, 0, "name"), &v));
+    Napi::Float64Array a = Napi::Float64Array::New(info.Env(), v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
   }
   Napi::Value GetGrads(const Napi::CallbackInfo& info) {
     EngineHandle& e = E(info);

@@ -187,6 +187,52 @@ class RtEngine {
     return put(adam_v_, v, layout_.total);
   }
 
+  // Development diagnostics (bench/gpu/diag-inputgrad.cjs): a host copy of an internal array, as double. Names:
+  // "ef", "dEf" (M·din edge features and their gradient after an input-gradient backward), "e0" (M·H input edge
+  // states), per layer l of the last training-mode forward "alpha:l" (M·heads), "Pe:l" (M·4D), "Pn:l" (N·3D),
+  // "z:l" (M·D), "e_out:l" (M·H), "n_out:l" (N·H); graph arrays "row_ptr", "edge_row", "edge_col", "edge_rev",
+  // "edge_param", "out_edge", "out_edge_param". Anything else, or a buffer not yet computed: Code::Invalid.
+  Status debug_get(const std::string& name, std::vector<double>* out) {
+    const int64_t N = graph_.N, M = graph_.M;
+    const int D = cfg_.D, H = cfg_.H(), din = cfg_.in_features, heads = cfg_.heads;
+    const auto dev = [&](const T* p, int64_t n) -> Status {
+      if (p == nullptr || n <= 0) return Status(Code::Invalid, "debug buffer '" + name + "' is not computed yet");
+      std::vector<T> tmp(static_cast<size_t>(n));
+      WSF_RETURN_IF_ERROR(get(tmp.data(), p, n));
+      out->assign(tmp.begin(), tmp.end());
+      return Status::ok();
+    };
+    const auto host = [&](const std::vector<int32_t>& v) -> Status {
+      out->assign(v.begin(), v.end());
+      return Status::ok();
+    };
+    if (name == "ef") return dev(ef_, M * din);
+    if (name == "dEf") return dev(dEf_, M * din);
+    if (name == "e0") return dev(e0_, M * H);
+    if (name == "row_ptr") return host(graph_.row_ptr);
+    if (name == "edge_row") return host(graph_.edge_row);
+    if (name == "edge_col") return host(graph_.edge_col);
+    if (name == "edge_rev") return host(graph_.edge_rev);
+    if (name == "edge_param") return host(graph_.edge_param);
+    if (name == "out_edge") return host(graph_.out_edge);
+    if (name == "out_edge_param") return host(graph_.out_edge_param);
+    const size_t colon = name.find(':');
+    if (colon != std::string::npos && acts_training_) {
+      const std::string key = name.substr(0, colon);
+      const int l = std::atoi(name.c_str() + colon + 1);
+      if (l >= 0 && l < static_cast<int>(acts_.size())) {
+        const LayerActs& a = acts_[static_cast<size_t>(l)];
+        if (key == "alpha") return dev(a.alpha, M * heads);
+        if (key == "Pe") return dev(a.Pe, M * 4 * D);
+        if (key == "Pn") return dev(a.Pn, N * 3 * D);
+        if (key == "z") return dev(a.z, M * D);
+        if (key == "e_out") return dev(a.e_out, M * H);
+        if (key == "n_out") return dev(a.n_out, N * H);
+      }
+    }
+    return Status(Code::Invalid, "unknown debug buffer '" + name + "' (or no training-mode forward yet)");
+  }
+
   // Bytes of backend memory held (parameters, optimiser state, graph, activations, scratch).
   int64_t bytes_held() const { return held_bytes_; }
 
