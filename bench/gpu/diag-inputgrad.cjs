@@ -68,6 +68,16 @@ if (argv.includes('--dump')) {
       console.log(`  ${name.padEnd(8)} worst |diff| over all pairs ${worstAll.toExponential(2)}`);
     };
     show('dEf', c.config.inFeatures ?? 1, 2);
+    {
+      // the output head's ReLU inputs for this weight (a sign flip at |h| ≈ 0 changes the derivative by a whole unit)
+      const i = outParam.indexOf(wi), D = c.config.D;
+      for (const h of ['he_h1', 'he_h2']) {
+        const a = ref.buf(h), d = dut.buf(h);
+        let j0 = 0;
+        for (let j = 1; j < D; j++) if (Math.abs(a[i * D + j]) < Math.abs(a[i * D + j0])) j0 = j;
+        console.log(`  ${h}    head row ${i}: smallest |input| at unit ${j0}: ${device} ${d[i * D + j0]} vs cpu ${a[i * D + j0]}`);
+      }
+    }
     const H = c.config.D + 1;
     for (let l = 0; l < (c.config.layers ?? 2); l++) {
       show(`alpha:${l}`, c.config.heads ?? 1, 1);

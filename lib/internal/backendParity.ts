@@ -663,6 +663,29 @@ function tensorOf(table: { name: string; offset: number; size: number }[], i: nu
   return t === undefined ? '?' : `${t.name}[${i - t.offset}]`;
 }
 
+/** Distance from 0 below which a head's ReLU input counts as at the kink (f32 rounding of O(1) activations). @internal */
+export const KINK = 1e-5;
+
+/**
+ * Flat indices (weights via the edge head, biases via the node head) whose output-head ReLU inputs include one
+ * within {@link KINK} of 0 in `e`'s last training-mode forward. @internal
+ */
+export function reluKinkParams(e: NativeEngineInstance, D: number): Set<number> {
+  const out = new Set<number>();
+  for (const [h1, h2, params] of [['he_h1', 'he_h2', 'out_edge_param'], ['hn_h1', 'hn_h2', 'out_node_param']] as const) {
+    const a = e.debugBuffer(h1), b = e.debugBuffer(h2), p = e.debugBuffer(params);
+    for (let r = 0; r < p.length; r++) {
+      for (let j = 0; j < D; j++) {
+        if (Math.abs(a[r * D + j]!) < KINK || Math.abs(b[r * D + j]!) < KINK) {
+          out.add(p[r]!);
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * Builds the CPU reference and the `device` engine for `c` with one seed, runs forward (inference and training
  * mode), MSE + backward and one Adam step on both, and returns every check. Engines are disposed before return.
@@ -727,7 +750,13 @@ export function checkEngineCase(b: NativeBinding, device: 'cpu' | 'cuda', c: Eng
     const dxd = new Float32Array(P);
     ref.backward(target, dx, false);
     dut.backward(target, dxd, false);
-    out.push(compareTol(`${c.name}: input gradient (input-only backward)`, dxd, dx, ENGINE_TOL.inputGrad));
+    // Weights and biases whose output head has a ReLU input within KINK of 0 are left out: the derivative jumps
+    // there, and float rounding decides the side (the H200 run of 2026-12-04 failed on such a weight, |h| = 7.5e-9).
+    const kinks = reluKinkParams(ref, c.config.D);
+    const notKink = (a: Float32Array): Float32Array => (kinks.size === 0 ? a : a.filter((_, i) => !kinks.has(i)));
+    const ig = compareTol(`${c.name}: input gradient (input-only backward)`, notKink(dxd), notKink(dx), ENGINE_TOL.inputGrad);
+    if (kinks.size > 0) ig.detail += `; ${kinks.size} element(s) at ReLU kinks of the output heads left out`;
+    out.push(ig);
     const gd2 = new Float32Array(n);
     dut.getGrads(gd2);
     out.push(compareTol(`${c.name}: input-only backward leaves the parameter gradients untouched`, gd2, gd, { atol: 0, rtol: 0, nmse: 0 }));

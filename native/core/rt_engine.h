@@ -189,9 +189,10 @@ class RtEngine {
 
   // Development diagnostics (bench/gpu/diag-inputgrad.cjs): a host copy of an internal array, as double. Names:
   // "ef", "dEf" (M·din edge features and their gradient after an input-gradient backward), "e0" (M·H input edge
-  // states), per layer l of the last training-mode forward "alpha:l" (M·heads), "Pe:l" (M·4D), "Pn:l" (N·3D),
+  // states), "he_h1", "he_h2" / "hn_h1", "hn_h2" (pre-activations of the edge / node heads' two ReLUs, rows in
+  // out_edge / out_node order), per layer l of the last training-mode forward "alpha:l" (M·heads), "Pe:l" (M·4D), "Pn:l" (N·3D),
   // "z:l" (M·D), "e_out:l" (M·H), "n_out:l" (N·H); graph arrays "row_ptr", "edge_row", "edge_col", "edge_rev",
-  // "edge_param", "out_edge", "out_edge_param". Anything else, or a buffer not yet computed: Code::Invalid.
+  // "edge_param", "out_edge", "out_edge_param", "out_node_param". Anything else, or a buffer not yet computed: Code::Invalid.
   Status debug_get(const std::string& name, std::vector<double>* out) {
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H(), din = cfg_.in_features, heads = cfg_.heads;
@@ -209,6 +210,11 @@ class RtEngine {
     if (name == "ef") return dev(ef_, M * din);
     if (name == "dEf") return dev(dEf_, M * din);
     if (name == "e0") return dev(e0_, M * H);
+    if (name == "he_h1") return dev(he_h1_, static_cast<int64_t>(graph_.out_edge.size()) * D);  // edge-head ReLU inputs
+    if (name == "he_h2") return dev(he_h2_, static_cast<int64_t>(graph_.out_edge.size()) * D);
+    if (name == "hn_h1") return dev(hn_h1_, static_cast<int64_t>(graph_.out_node.size()) * D);  // node-head ReLU inputs
+    if (name == "hn_h2") return dev(hn_h2_, static_cast<int64_t>(graph_.out_node.size()) * D);
+    if (name == "out_node_param") return host(graph_.out_node_param);
     if (name == "row_ptr") return host(graph_.row_ptr);
     if (name == "edge_row") return host(graph_.edge_row);
     if (name == "edge_col") return host(graph_.edge_col);
