@@ -117,7 +117,7 @@ function resolvePreset(scale: DemoScale, o: Partial<DemoPreset> | undefined): De
   }
   if (!Number.isInteger(p.steps) || p.steps < 0) throw bad('steps', p.steps, 'an integer ≥ 0');
   if (!(p.lr > 0)) throw bad('lr', p.lr, 'a positive number');
-  if (p.time !== 'beta' && p.time !== 'uniform') throw bad('time', p.time, "'beta' or 'uniform'");
+  if (p.time !== 'beta' && p.time !== 'uniform' && p.time !== 'logit-normal') throw bad('time', p.time, "'beta', 'uniform' or 'logit-normal'");
   if (!(p.ema >= 0 && p.ema < 1)) throw bad('ema', p.ema, 'a number in [0, 1)');
   if (p.d % p.heads !== 0) throw bad('heads', p.heads, `a divisor of d = ${p.d}`);
   const bma = p.bma.filter((n) => n <= p.samples);

@@ -30,8 +30,8 @@ export interface DemoPreset {
   readonly steps: number;
   readonly batch: number;
   readonly lr: number;
-  /** Training-time distribution: 'beta' (Beta(1,2), the thesis) or 'uniform'. */
-  readonly time: 'beta' | 'uniform';
+  /** Training-time distribution: 'beta' (Beta(1,2), the thesis), 'uniform' or 'logit-normal' (σ(N(0,1))). */
+  readonly time: 'beta' | 'uniform' | 'logit-normal';
   /** EMA decay of the parameters used for sampling (0: off; the thesis used none; `wsflow train --ema auto` picks 0.99 below 10k steps, 0.999 from there). */
   readonly ema: number;
   /** Samples for the main evaluation and the Euler steps they are generated with. */
