@@ -52,7 +52,11 @@ export interface FlowOptions {
   prior?: PriorSpec;
   /** Draw priors from a fixed pool of this many samples (the published code uses the dataset size). Default 0: fresh draws every step. */
   priorPool?: number;
-  /** Training-time distribution. Default 'beta' (Beta(1,2)). */
+  /**
+   * Training-time distribution. Default 'logit-normal' (σ(N(0,1))) in corrected semantics, 'beta' (Beta(1,2), the
+   * thesis) in reference semantics: on MNIST logit-normal times gave 0.449 vs 0.393 (averaged over 64: 0.730 vs 0.566)
+   * at 10,000 steps, on WDBC the same quality (results/trials).
+   */
   time?: TimeDistribution;
   /** Interpolant noise σ for the Euclidean/Normalized paths. Default 1e-4. */
   sigma?: number;
@@ -272,7 +276,7 @@ export class FlowMatcher {
       semantics: checkChoice('semantics', opts.semantics ?? 'corrected', ['corrected', 'reference'] as const),
       prior: opts.prior ?? { kind: 'gaussian', std: 0.1 },
       priorPool: checkInt('priorPool', opts.priorPool ?? 0, 0),
-      time: checkChoice('time', opts.time ?? 'beta', TIME_DISTRIBUTIONS),
+      time: checkChoice('time', opts.time ?? ((opts.semantics ?? 'corrected') === 'corrected' ? 'logit-normal' : 'beta'), TIME_DISTRIBUTIONS),
       sigma: checkNumber('sigma', opts.sigma ?? 1e-4, 0),
       coupling: checkChoice('coupling', opts.coupling ?? 'independent', ['independent', 'ot', 'trajectory'] as const),
       otCost: checkChoice('otCost', opts.otCost ?? 'euclidean', ['euclidean', 'geodesic'] as const),

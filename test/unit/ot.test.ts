@@ -20,7 +20,9 @@ function target(n: number, seed: number): Float32Array {
 }
 
 async function pathRatio(coupling: 'independent' | 'ot'): Promise<number> {
-  const fm = FlowMatcher.create({ arch, geometry: 'euclidean', coupling, field: { D: 16, layers: 2 }, prior: { kind: 'gaussian', std: 1 }, seed: 4, device: 'cpu', sigma: 0 });
+  // Beta(1,2) times, as the thesis trains OT flows: with logit-normal times (the corrected default since 2026-12-04)
+  // this budget gave 1.038 for OT vs 1.024 independent — fewer draws near t = 0, where OT pairs shape the path.
+  const fm = FlowMatcher.create({ arch, geometry: 'euclidean', coupling, time: 'beta', field: { D: 16, layers: 2 }, prior: { kind: 'gaussian', std: 1 }, seed: 4, device: 'cpu', sigma: 0 });
   await fm.fit({ weights: target(512, 1) }, { steps: 400, batchSize: 64, lr: 3e-3 });
   // Trajectory length / end-to-end distance, averaged over samples.
   const prev = new Map<number, Float32Array>();
