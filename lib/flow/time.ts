@@ -6,11 +6,11 @@
  */
 import type { Rng } from '../util/rng.js';
 
-/** A training-time distribution. */
-export type TimeDistribution = 'beta' | 'uniform' | 'logit-normal';
-
-/** The accepted names, for option checks. */
+/** The training-time distributions, for option checks and CLI choices. */
 export const TIME_DISTRIBUTIONS = ['beta', 'uniform', 'logit-normal'] as const;
+
+/** A training-time distribution (one of {@link TIME_DISTRIBUTIONS}). */
+export type TimeDistribution = (typeof TIME_DISTRIBUTIONS)[number];
 
 /** Fills `out` with draws of the distribution. */
 export function sampleTimes(rng: Rng, dist: TimeDistribution, out: Float32Array): Float32Array {

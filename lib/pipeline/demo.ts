@@ -15,6 +15,7 @@ import { resolveDevice, type Device, type DeviceRequest } from '../device.js';
 import { WsfError, isWsfError } from '../errors.js';
 import { evaluateNetworks } from '../eval/evaluate.js';
 import { summarize } from '../eval/stats.js';
+import { TIME_DISTRIBUTIONS } from '../flow/time.js';
 import type { GeometryKind } from '../geometry/Geometry.js';
 import { canonicalize } from '../geometry/canonicalize.js';
 import { writeFileAtomic } from '../io/safetensors.js';
@@ -117,7 +118,7 @@ function resolvePreset(scale: DemoScale, o: Partial<DemoPreset> | undefined): De
   }
   if (!Number.isInteger(p.steps) || p.steps < 0) throw bad('steps', p.steps, 'an integer ≥ 0');
   if (!(p.lr > 0)) throw bad('lr', p.lr, 'a positive number');
-  if (p.time !== 'beta' && p.time !== 'uniform' && p.time !== 'logit-normal') throw bad('time', p.time, "'beta', 'uniform' or 'logit-normal'");
+  if (!(TIME_DISTRIBUTIONS as readonly string[]).includes(p.time)) throw bad('time', p.time, `${TIME_DISTRIBUTIONS.slice(0, -1).map((x) => `'${x}'`).join(', ')} or '${TIME_DISTRIBUTIONS.at(-1)}'`);
   if (!(p.ema >= 0 && p.ema < 1)) throw bad('ema', p.ema, 'a number in [0, 1)');
   if (p.d % p.heads !== 0) throw bad('heads', p.heads, `a divisor of d = ${p.d}`);
   const bma = p.bma.filter((n) => n <= p.samples);

@@ -13,6 +13,7 @@
  *   relational transformer trained 250k steps with batch 32, and the thesis' step counts — meant for a GPU.
  */
 import type { GraphMode } from '../engine/VectorField.js';
+import type { TimeDistribution } from '../flow/time.js';
 
 /** One demo configuration. */
 export interface DemoPreset {
@@ -31,7 +32,7 @@ export interface DemoPreset {
   readonly batch: number;
   readonly lr: number;
   /** Training-time distribution: 'beta' (Beta(1,2), the thesis), 'uniform' or 'logit-normal' (σ(N(0,1))). */
-  readonly time: 'beta' | 'uniform' | 'logit-normal';
+  readonly time: TimeDistribution;
   /** EMA decay of the parameters used for sampling (0: off; the thesis used none; `wsflow train --ema auto` picks 0.99 below 10k steps, 0.999 from there). */
   readonly ema: number;
   /** Samples for the main evaluation and the Euler steps they are generated with. */

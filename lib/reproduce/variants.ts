@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import type { GraphMode } from '../engine/VectorField.js';
 import { WsfError, isWsfError } from '../errors.js';
 import { summarize } from '../eval/stats.js';
+import type { TimeDistribution } from '../flow/time.js';
 import type { GeometryKind } from '../geometry/Geometry.js';
 import { alignZoo } from '../pipeline/align.js';
 import { type BmaEntry, type MeanStd, evaluateSamples } from '../pipeline/evaluate.js';
@@ -45,7 +46,7 @@ export interface FlowExperimentConfig {
   readonly zoo: { readonly runs: number; readonly epochs: number; readonly skipEpochs?: number; readonly everyIters?: number };
   readonly field: { readonly d: number; readonly layers: number; readonly heads: number };
   /** Flow training; `ema` defaults to wsflow train's 'auto' (0.99, or 0.999 from 10,000 steps). */
-  readonly train: { readonly steps: number; readonly batch: number; readonly lr: number; readonly time?: 'beta' | 'uniform' | 'logit-normal'; readonly ema?: number };
+  readonly train: { readonly steps: number; readonly batch: number; readonly lr: number; readonly time?: TimeDistribution; readonly ema?: number };
   /** Train each flow on a seeded subset of at most this many networks. */
   readonly maxNetworks?: number;
   readonly sample: { readonly n: number; readonly steps: number };

@@ -1,4 +1,5 @@
 /** `wsflow demo`: the whole pipeline on WDBC with a report (the main job). */
+import { TIME_DISTRIBUTIONS, type TimeDistribution } from '../../flow/time.js';
 import type { GeometryKind } from '../../geometry/Geometry.js';
 import { type DemoSummary, runDemo } from '../../pipeline/demo.js';
 import { DEMO_PRESETS, type DemoPreset } from '../../pipeline/presets.js';
@@ -30,7 +31,7 @@ and is meant for a GPU. Re-running reuses the zoo and finished flows; Ctrl-C kee
     layers: { type: 'int', min: 0, max: 64, metavar: 'N', description: 'vector-field layers (default: the preset)' },
     batch: { type: 'int', min: 1, max: 1 << 20, metavar: 'N', description: 'networks per training step (default: the preset)' },
     lr: { type: 'number', above: 0, metavar: 'X', description: 'learning rate (default: the preset)' },
-    time: { type: 'string', choices: ['beta', 'uniform', 'logit-normal'], description: 'training-time distribution (default: the preset)' },
+    time: { type: 'string', choices: [...TIME_DISTRIBUTIONS], description: 'training-time distribution (default: the preset)' },
     ema: { type: 'number', min: 0, max: 0.9999, metavar: 'X', description: 'EMA decay of the parameters used for sampling, 0 = off (default: the preset)' },
     samples: { type: 'int', min: 1, max: 1e6, metavar: 'N', description: 'networks to generate (default: the preset)' },
     'sample-steps': { type: 'int', min: 1, max: 1e6, metavar: 'N', description: 'Euler steps of the generated networks (default: the preset)' },
@@ -83,7 +84,7 @@ export const demoCommand: CliCommand = {
       ...(v.layers !== undefined ? { layers: v.layers } : {}),
       ...(v.batch !== undefined ? { batch: v.batch } : {}),
       ...(v.lr !== undefined ? { lr: v.lr } : {}),
-      ...(v.time !== undefined ? { time: v.time as 'beta' | 'uniform' | 'logit-normal' } : {}),
+      ...(v.time !== undefined ? { time: v.time as TimeDistribution } : {}),
       ...(v.ema !== undefined ? { ema: v.ema } : {}),
       ...(v.samples !== undefined ? { samples: v.samples } : {}),
       ...(v['sample-steps'] !== undefined ? { sampleSteps: v['sample-steps'] } : {}),

@@ -1,6 +1,7 @@
 /** `wsflow train`: trains a flow on a zoo into a flow folder; resumes from the folder's checkpoint. */
 import * as fs from 'node:fs';
 import type { FlowOptions } from '../../flow/FlowMatcher.js';
+import { TIME_DISTRIBUTIONS, type TimeDistribution } from '../../flow/time.js';
 import { CHECKPOINT_FILE, FLOW_FILE, TRAIN_LOG_FILE } from '../../pipeline/layout.js';
 import { trainFlow } from '../../pipeline/train.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
@@ -42,7 +43,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     ema: { type: 'string', default: 'auto', metavar: 'X', description: "EMA decay of the parameters used for sampling: a number in [0, 1) (0: off), or 'auto' (0.999 from 10,000 steps, else 0.99; off in --semantics reference)" },
     prior: { type: 'string', choices: ['gaussian', 'init'], default: 'gaussian', description: "p0: N(0, std²) everywhere, or an init scheme (N(0, std²) weights, zero biases)" },
     'prior-std': { type: 'number', above: 0, default: 0.1, metavar: 'X', description: 'standard deviation of the prior' },
-    time: { type: 'string', choices: ['auto', 'beta', 'uniform', 'logit-normal'], default: 'auto', description: 'training-time distribution (auto: logit-normal, or beta in reference semantics; beta: Beta(1,2), the thesis; logit-normal: σ(N(0,1)), peaked at t = 0.5)' },
+    time: { type: 'string', choices: ['auto', ...TIME_DISTRIBUTIONS], default: 'auto', description: 'training-time distribution (auto: logit-normal, or beta in reference semantics; beta: Beta(1,2), the thesis; logit-normal: σ(N(0,1)), peaked at t = 0.5)' },
     sigma: { type: 'number', min: 0, default: 1e-4, metavar: 'X', description: 'interpolant noise (Euclidean/Normalized)' },
     precondition: { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: "x̂1 = x_t + (1−t)·F instead of x̂1 = F ('auto': on for the normalized and geometric flows with --semantics corrected and x1-prediction)" },
     'layer-scaling': { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: "scale each layer to unit RMS on the way in and back on the way out ('auto': on for the euclidean flow with --semantics corrected)" },
@@ -90,7 +91,7 @@ export const trainCommand: CliCommand = {
       ...(v['layer-scaling'] === 'auto' ? {} : { layerScaling: v['layer-scaling'] === 'on' }),
       lastLayerNorm: v['last-layer-norm'],
       prior: v.prior === 'init' ? { kind: 'init', scheme: 'normal', std: v['prior-std'] } : { kind: 'gaussian', std: v['prior-std'] },
-      ...(v.time === 'auto' ? {} : { time: v.time as 'beta' | 'uniform' | 'logit-normal' }),
+      ...(v.time === 'auto' ? {} : { time: v.time as TimeDistribution }),
       sigma: v.sigma,
       seed: v.seed,
       field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as 'sparse' | 'dense', hiddenIdentity },
