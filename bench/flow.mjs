@@ -7,12 +7,12 @@
 //
 // Sampling defaults to 64 networks × 64 Euler steps; on a CPU, `--sample-n 8 --sample-steps 8` keeps it to seconds
 // (the rate is still reported per network at 64 steps: n / (seconds × 64 / S)).
-import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gitCommit } from './quality/common.mjs';
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -60,8 +60,7 @@ for (const c of CONFIGS) {
     fm.dispose();
   }
 }
-let sha = process.env.WSF_COMMIT ?? 'unknown';
-if (!process.env.WSF_COMMIT) try { sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* copied tree */ }
+const sha = gitCommit();
 const result = { kind: 'wsflow-flow-bench', date: new Date().toISOString(), commit: sha, device,
   machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, loadavg: os.loadavg() }, rows };
 if (!argv.includes('--no-write')) {

@@ -14,11 +14,11 @@
 // 4. prints a short table last and exits non-zero if any parity case failed or a section threw.
 // WSF_GPU_CHECK_SELFTEST=1 runs the sections with 'cpu' as the device under test, to check the harness itself on
 // a machine without a GPU; the JSON then says selftest: true and nothing in it is a GPU figure.
-import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { gitCommit } from './quality/common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const selftest = process.env.WSF_GPU_CHECK_SELFTEST === '1';
@@ -57,12 +57,7 @@ async function main() {
   const root = path.resolve(here, '..');
   const parityPath = path.join(root, 'dist', 'internal', 'backendParity.js');
   const parityLib = fs.existsSync(parityPath) ? await import(pathToFileURL(parityPath).href) : null;
-  let sha = process.env.WSF_COMMIT ?? 'unknown'; // a copied tree on the GPU host has no .git: the caller names the commit
-  if (!process.env.WSF_COMMIT) try {
-    sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    // not a git checkout (a copied tree on the GPU host)
-  }
+  const sha = gitCommit(); // WSF_COMMIT on a copied tree without .git
   const b = binding();
   const cuda = b.cudaInfo();
   const build = b.buildInfo();
