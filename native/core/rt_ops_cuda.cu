@@ -241,6 +241,18 @@ struct GemmArgs {
   float* partial = nullptr;     // split-K output (null: write C)
 };
 
+// The epilogue of both GEMM kernels for one output element (i, j): the split's raw sum to its partial slice, or
+// C[i·ldc + j] = (accumulate ? C : 0) + sum (+ bias[j]).
+__device__ __forceinline__ void gemm_store(const GemmArgs& g, int64_t i, int j, float sum) {
+  if (g.partial != nullptr) {
+    g.partial[static_cast<int64_t>(blockIdx.z) * g.M * g.N + i * g.N + j] = sum;
+    return;
+  }
+  if (g.bias != nullptr) sum += g.bias[j];
+  float* c = g.C + i * g.ldc + j;
+  *c = g.accumulate ? *c + sum : sum;
+}
+
 template <int BM, int BN, int BK, int TM, int TN, bool A_P_FAST, bool B_J_FAST>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_kernel(GemmArgs g) {
   constexpr int NT = (BM / TM) * (BN / TN);  // threads per block
@@ -306,14 +318,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_kernel(GemmArgs
     for (int n = 0; n < TN; ++n) {
       const int j = j0 + tx + n * CS;
       if (j >= g.N) continue;
-      if (g.partial != nullptr) {
-        g.partial[static_cast<int64_t>(blockIdx.z) * g.M * g.N + i * g.N + j] = acc[m][n];
-      } else {
-        float v = acc[m][n];
-        if (g.bias != nullptr) v += g.bias[j];
-        float* c = g.C + i * g.ldc + j;
-        *c = g.accumulate ? *c + v : v;
-      }
+      gemm_store(g, i, j, acc[m][n]);
     }
   }
 }
@@ -440,14 +445,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm2_kernel(GemmArg
     for (int n = 0; n < TN; ++n) {
       const int j = j0 + tx * TN + n;
       if (j >= g.N) continue;
-      if (g.partial != nullptr) {
-        g.partial[static_cast<int64_t>(blockIdx.z) * g.M * g.N + i * g.N + j] = acc[m][n];
-      } else {
-        float v = acc[m][n];
-        if (g.bias != nullptr) v += g.bias[j];
-        float* c = g.C + i * g.ldc + j;
-        *c = g.accumulate ? *c + v : v;
-      }
+      gemm_store(g, i, j, acc[m][n]);
     }
   }
 }
