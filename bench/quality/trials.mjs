@@ -58,6 +58,16 @@ const trainedEval = await w.evaluateNetworks(task, arch, trained);
 const allEval = await w.evaluateNetworks(task, arch, al.aligned.subarray(0, Math.min(zoo.n, 2000) * P));
 const bmaOf = async (x) => (bmaNs.length === 0 ? undefined : (await w.bmaCurve(task, arch, x, { ns: bmaNs.filter((n) => n <= x.length / P), repeats: 5, seed: 0 })).points.map((p) => ({ n: p.n, acc: p.accuracy.mean, loss: p.loss.mean })));
 const trainedBma = await bmaOf(trained);
+// Gaussian fitted to the whole aligned zoo (mean + empirical covariance), in each flow space once.
+const gaussianAt = new Map();
+const gaussianIn = async (spaceKind, space) => {
+  if (!gaussianAt.has(spaceKind)) {
+    const g = w.gaussianBaseline(arch, space(al.aligned), { count: nSamples, seed: 5 });
+    const e = await w.evaluateNetworks(task, arch, space(g.weights));
+    gaussianAt.set(spaceKind, { members: g.members, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(space(g.weights)) });
+  }
+  return gaussianAt.get(spaceKind);
+};
 
 for (const t of trials) {
   const cfg = { geometry: 'geometric', D: 16, layers: 3, heads: 1, graph: 'sparse', hiddenIdentity: false, velocity: 'riemannian', steps: 1000, batch: 32, lr: 1e-3, schedule: 'constant', warmup: 0, ema: 0,
@@ -104,6 +114,7 @@ for (const t of trials) {
   const nn = w.nearestNeighbourDistances(arch, s, al.aligned, { transform, looQueries: 200, seed: 0 });
   const base = w.noiseBaseline(arch, space(trained), { distance: nn.samples.mean, count: nSamples, seed: 3 });
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
+  const gauss = await gaussianIn(transform ? 'canonical' : 'raw', space);
   const row = {
     date: new Date().toISOString(), commit: sha, device: deviceLabel(device), zoo: { file: path.basename(zooFile), networks: zoo.n }, config: cfg,
     trainSeconds: +trainS.toFixed(1), sampleSeconds: +sampleS.toFixed(1), finalLoss: lossTail, samples: nSamples,
@@ -111,6 +122,7 @@ for (const t of trials) {
     trainedLast: { acc: trainedEval.accuracySummary, loss: trainedEval.lossSummary, bma: trainedBma },
     trainedAll: { acc: allEval.accuracySummary, loss: allEval.lossSummary },
     noiseBaseline: { distance: nn.samples.mean, acc: baseEval.accuracySummary, loss: baseEval.lossSummary },
+    gaussianBaseline: gauss,
     memorisation: { sampleNN: nn.samples.mean, trainLooNN: nn.trainLoo.mean, ratio: nn.ratio },
   };
   if (guidanceCfg !== undefined) {
@@ -141,6 +153,6 @@ for (const t of trials) {
   fs.appendFileSync(out, JSON.stringify(row) + '\n');
   const f = (x) => `${x.mean.toFixed(4)}±${x.std.toFixed(4)}`;
   const bmaStr = row.sample.bma === undefined ? '' : ` | BMA ${row.sample.bma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')} (trained ${trainedBma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')})`;
-  console.log(`${JSON.stringify(t)} train ${trainS.toFixed(0)}s loss ${lossTail.toFixed(4)} | samples acc ${f(ev.accuracySummary)} loss ${f(ev.lossSummary)} | trained acc ${f(trainedEval.accuracySummary)} | noise@${nn.samples.mean.toFixed(2)} acc ${f(baseEval.accuracySummary)} | NN ratio ${nn.ratio?.toFixed?.(2)}${bmaStr}`);
+  console.log(`${JSON.stringify(t)} train ${trainS.toFixed(0)}s loss ${lossTail.toFixed(4)} | samples acc ${f(ev.accuracySummary)} loss ${f(ev.lossSummary)} | trained acc ${f(trainedEval.accuracySummary)} | noise@${nn.samples.mean.toFixed(2)} acc ${f(baseEval.accuracySummary)} | Gaussian fit acc ${f(gauss.acc)}${gauss.bma ? ` BMA64 ${gauss.bma.at(-1).acc.toFixed(3)}` : ''} | NN ratio ${nn.ratio?.toFixed?.(2)}${bmaStr}`);
   fm.dispose();
 }

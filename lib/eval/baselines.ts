@@ -8,6 +8,7 @@
  * - {@link noiseBaseline}: training networks plus isotropic Gaussian noise, scaled so that the mean distance to the
  *   originals equals a requested distance (e.g. the samples' mean NN distance) — "is the flow better than jitter?".
  * - {@link averageBaseline}: means of k random training networks — "is the flow better than averaging?".
+ * - {@link gaussianBaseline}: draws from the Gaussian with the training networks' mean and empirical covariance.
  *
  * Distances are measured in the space the caller passes (flat weights; aligned and/or canonicalised as the caller
  * chooses), optionally through a `transform` hook applied to whole batches (Float32Array B×P → B×P').
@@ -342,4 +343,51 @@ export function averageBaseline(arch: Architecture, train: Float32Array, opts: {
     for (let p = 0; p < P; p++) weights[i * P + p] = acc[p]! / k;
   }
   return { weights, indices };
+}
+
+/**
+ * Draws from the Gaussian fitted to the training networks: their mean and empirical covariance,
+ * x = μ + Σ_i ε_i (x_i − μ) / √m with ε_i ~ N(0, 1) over m member networks, so Cov(x) = (1/m) Σ_i (x_i − μ)(x_i − μ)ᵀ
+ * exactly, without forming the P×P matrix — "is the flow better than a Gaussian fit of the zoo?". On an aligned
+ * zoo this is a strong baseline (the mean carries what the networks share, the covariance how they differ).
+ * μ is always the mean of all T rows (f64); the members are all rows when `members` ≥ T, else that many distinct
+ * seeded random rows (cost count·m·P).
+ * @param arch the base MLP
+ * @param train Float32Array T×P
+ * @param opts.count number of outputs (default T)
+ * @param opts.members rows spanning the covariance (default min(T, 1024))
+ * @param opts.seed seed (default 0)
+ * @returns the draws (Float32Array count×P) and the mean (Float64Array P)
+ * @throws WsfError ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC for bad arrays, ERR_INVALID for bad options
+ */
+export function gaussianBaseline(arch: Architecture, train: Float32Array, opts: { count?: number; members?: number; seed?: number } = {}): { weights: Float32Array; mean: Float64Array; members: number } {
+  const T = checkBatch(arch, 'train', train);
+  if (opts === null || typeof opts !== 'object') throw invalidArgument('opts', 'options {count?, members?, seed?}', opts);
+  const count = checkInt('count', opts.count ?? T, 1);
+  const m = Math.min(T, checkInt('members', opts.members ?? 1024, 1));
+  const rng = new Rng(checkInt('seed', opts.seed ?? 0, -(2 ** 31), 2 ** 32 - 1));
+  const P = arch.numParams;
+  const mean = new Float64Array(P);
+  for (let i = 0; i < T; i++) for (let p = 0; p < P; p++) mean[p]! += train[i * P + p]!;
+  for (let p = 0; p < P; p++) mean[p]! /= T;
+  const rowsUsed = m === T ? new Int32Array(T).map((_, i) => i) : rng.permutation(T).slice(0, m);
+  const dev = new Float32Array(m * P);
+  const inv = 1 / Math.sqrt(m);
+  for (let k = 0; k < m; k++) {
+    const src = rowsUsed[k]! * P;
+    for (let p = 0; p < P; p++) dev[k * P + p] = (train[src + p]! - mean[p]!) * inv;
+  }
+  const eps = rng.fillNormal(new Float64Array(count * m));
+  const weights = new Float32Array(count * P);
+  const acc = new Float64Array(P);
+  for (let i = 0; i < count; i++) {
+    acc.set(mean);
+    for (let k = 0; k < m; k++) {
+      const e = eps[i * m + k]!;
+      const d = k * P;
+      for (let p = 0; p < P; p++) acc[p]! += e * dev[d + p]!;
+    }
+    for (let p = 0; p < P; p++) weights[i * P + p] = acc[p]!;
+  }
+  return { weights, mean, members: m };
 }

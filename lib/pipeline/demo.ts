@@ -65,7 +65,7 @@ export interface DemoFlowResult {
   readonly trainedLoss: MeanStd;
   readonly bma: readonly BmaEntry[];
   readonly trainedBma: readonly BmaEntry[];
-  readonly baselines: { readonly noise: { accuracy: MeanStd; loss: MeanStd; sigma: number; distance: number; reached: boolean }; readonly average: { accuracy: MeanStd; loss: MeanStd; k: number } };
+  readonly baselines: { readonly noise: { accuracy: MeanStd; loss: MeanStd; sigma: number; distance: number; reached: boolean }; readonly average: { accuracy: MeanStd; loss: MeanStd; k: number }; readonly gaussian: { accuracy: MeanStd; loss: MeanStd; members: number } };
   readonly memorisation: { readonly sampleNN: MeanStd; readonly zooLooNN: MeanStd; readonly ratio: number };
   readonly stepSweep: readonly { readonly steps: number; readonly n: number; readonly accuracy: MeanStd; readonly loss: MeanStd }[];
   readonly space: 'raw' | 'canonical';
@@ -284,6 +284,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
         baselines: {
           noise: { accuracy: ms(b.noise.accuracy), loss: ms(b.noise.loss), sigma: b.noise.sigma, distance: b.noise.distance, reached: b.noise.reached },
           average: { accuracy: ms(b.average.accuracy), loss: ms(b.average.loss), k: b.average.k },
+          gaussian: { accuracy: ms(b.gaussian.accuracy), loss: ms(b.gaussian.loss), members: b.gaussian.members },
         },
         memorisation: { sampleNN: ms(m.sampleNN), zooLooNN: ms(m.zooLooNN), ratio: m.ratio },
         stepSweep: sweep,

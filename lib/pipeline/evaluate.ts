@@ -4,6 +4,7 @@
  * trained networks' own metrics, two baselines and memorisation (DESIGN.md, "Sample quality is measured"):
  * - trained + noise: trained networks plus isotropic Gaussian noise at the samples' mean nearest-neighbour distance;
  * - averages: means of k random trained networks;
+ * - Gaussian: draws from the Gaussian with the zoo's mean and empirical covariance (gaussianBaseline);
  * - memorisation: the samples' distance to their nearest trained network against the zoo's own leave-one-out
  *   nearest-neighbour distance (ratio ≪ 1 suggests copies).
  *
@@ -13,7 +14,7 @@
  * on the space; the loss does (canonicalisation scales the logits).
  */
 import type { Architecture } from '../arch/Architecture.js';
-import { averageBaseline, nearestNeighbourDistances, noiseBaseline } from '../eval/baselines.js';
+import { averageBaseline, gaussianBaseline, nearestNeighbourDistances, noiseBaseline } from '../eval/baselines.js';
 import { bmaCurve } from '../eval/bma.js';
 import { evaluateNetworks } from '../eval/evaluate.js';
 import type { Summary } from '../eval/stats.js';
@@ -59,6 +60,8 @@ export interface SampleEvaluation {
     /** `reached` is false when the samples' distance was beyond what noise reaches in the canonical space (the farthest noise is used). */
     readonly noise: SetMetrics & { readonly sigma: number; readonly distance: number; readonly reached: boolean };
     readonly average: SetMetrics & { readonly k: number };
+    /** Draws from the Gaussian fitted to the zoo (mean and empirical covariance over `members` zoo networks). */
+    readonly gaussian: SetMetrics & { readonly members: number };
   };
   readonly memorisation?: {
     /** Samples' distance to their nearest trained network. */
@@ -158,9 +161,11 @@ export async function evaluateSamples(o: EvaluateSamplesOptions): Promise<Sample
     const noise = noiseBaseline(arch, ref, { distance, count, seed: seed + 1, ...(o.canonical ? { transform: space, saturate: true } : {}) });
     const k = Math.min(o.averageK ?? 2, count);
     const avg = averageBaseline(arch, ref, { k, count, seed: seed + 2 });
+    const gauss = gaussianBaseline(arch, Z, { count, seed: seed + 3 });
     out.baselines = {
       noise: { ...metrics(await evaluateNetworks(task, arch, space(noise.weights))), sigma: noise.sigma, distance: noise.meanDistance, reached: noise.reached },
       average: { ...metrics(await evaluateNetworks(task, arch, space(avg.weights))), k },
+      gaussian: { ...metrics(await evaluateNetworks(task, arch, space(gauss.weights))), members: gauss.members },
     };
   }
   out.seconds = (performance.now() - t0) / 1000;

@@ -77,6 +77,7 @@ export interface VariantResult {
   readonly trained: { readonly accuracy: MeanStd; readonly loss: MeanStd };
   readonly noise: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly sigma: number; readonly distance: number };
   readonly average: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly k: number };
+  readonly gaussian: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly members: number };
   readonly memorisation: { readonly sampleNN: MeanStd; readonly zooLooNN: MeanStd; readonly ratio: number };
   readonly bma?: readonly BmaEntry[];
   readonly trainedBma?: readonly BmaEntry[];
@@ -215,6 +216,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
         trained: { accuracy: ms(ev.trained!.accuracy), loss: ms(ev.trained!.loss) },
         noise: { accuracy: ms(ev.baselines!.noise.accuracy), loss: ms(ev.baselines!.noise.loss), sigma: ev.baselines!.noise.sigma, distance: ev.baselines!.noise.distance },
         average: { accuracy: ms(ev.baselines!.average.accuracy), loss: ms(ev.baselines!.average.loss), k: ev.baselines!.average.k },
+        gaussian: { accuracy: ms(ev.baselines!.gaussian.accuracy), loss: ms(ev.baselines!.gaussian.loss), members: ev.baselines!.gaussian.members },
         memorisation: { sampleNN: ms(ev.memorisation!.sampleNN), zooLooNN: ms(ev.memorisation!.zooLooNN), ratio: ev.memorisation!.ratio },
         ...(ev.bma !== undefined ? { bma: ev.bma } : {}),
         ...(ev.trained?.bma !== undefined ? { trainedBma: ev.trained.bma } : {}),

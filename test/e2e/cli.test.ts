@@ -191,6 +191,8 @@ describe('the pipeline through the CLI', () => {
     else expect(e.baselines.noise.distance).toBeLessThan(e.memorisation.sampleNN.mean);
     expect(e.baselines.noise.accuracy.mean).toBeGreaterThanOrEqual(0);
     expect(e.baselines.average.k).toBe(2);
+    expect(e.baselines.gaussian).toMatchObject({ count: 8, members: 8 }); // all 8 zoo networks span the covariance
+    expect(e.baselines.gaussian.accuracy.mean).toBeGreaterThanOrEqual(0);
     expect(e.memorisation.ratio).toBeGreaterThan(0);
 
     // An aborted run (Ctrl-C) stops between batches with exit code 130 and writes no complete samples file.
@@ -242,6 +244,7 @@ describe('runDemo', () => {
     expect(Object.keys(summary.bmaAccuracy)).toEqual(['1', '4']);
     expect(summary.seconds).toBeGreaterThan(0);
     expect(summary.baselines.noise.accuracy.mean).toBeGreaterThanOrEqual(0);
+    expect(summary.baselines.gaussian.members).toBeGreaterThan(1);
     expect(summary.memorisation.ratio).toBeGreaterThan(0);
     expect(summary.flows[0]!.stepSweep.map((p) => p.steps)).toEqual([1, 2]);
     expect(summary.config).toMatchObject({ steps: 10, d: 8, layers: 1 });

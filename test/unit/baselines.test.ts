@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { averageBaseline, nearestNeighbourDistances, noiseBaseline } from '../../lib/eval/baselines.js';
+import { averageBaseline, gaussianBaseline, nearestNeighbourDistances, noiseBaseline } from '../../lib/eval/baselines.js';
 import { mlp } from '../../lib/index.js';
 import { Rng } from '../../lib/util/rng.js';
 
@@ -101,5 +101,69 @@ describe('noiseBaseline and averageBaseline', () => {
     }
     expect(() => averageBaseline(arch, train, { k: 31 })).toThrow(/`k`/);
     expect(() => noiseBaseline(arch, train, { distance: 0 })).toThrow(/`distance`/);
+  });
+});
+
+describe('gaussianBaseline', () => {
+  it('two networks: every draw lies on the line through them, with a standard normal coordinate along it', () => {
+    const rng = new Rng(6);
+    const train = rng.fillNormal(new Float32Array(2 * P));
+    const n = 4000;
+    const r = gaussianBaseline(arch, train, { count: n, seed: 1 });
+    expect(r.members).toBe(2);
+    // μ = (a + b)/2, x − μ = c·(a − b)/2 with c = (ε1 − ε2)/√2 ~ N(0, 1).
+    const half = new Float64Array(P).map((_, p) => (train[p]! - train[P + p]!) / 2);
+    const hh = half.reduce((s, v) => s + v * v, 0);
+    let m1 = 0;
+    let m2 = 0;
+    for (let i = 0; i < n; i++) {
+      const d = new Float64Array(P).map((_, p) => r.weights[i * P + p]! - r.mean[p]!);
+      const c = d.reduce((s, v, p) => s + v * half[p]!, 0) / hh;
+      const off = d.reduce((s, v, p) => s + (v - c * half[p]!) ** 2, 0);
+      expect(Math.sqrt(off)).toBeLessThan(1e-5 * (1 + Math.abs(c))); // f32 rounding only
+      m1 += c / n;
+      m2 += (c * c) / n;
+    }
+    expect(Math.abs(m1)).toBeLessThan(5 / Math.sqrt(n)); // 5σ of the sample mean
+    expect(Math.abs(m2 - 1)).toBeLessThan(5 * Math.sqrt(2 / n));
+  });
+
+  it('draws have the zoo’s mean and empirical covariance (1/T)Σ(x_i − μ)(x_i − μ)ᵀ', () => {
+    const small = mlp([2, 2, 1]);
+    const Q = small.numParams; // 9
+    const rng = new Rng(7);
+    const T = 5;
+    const train = rng.fillNormal(new Float32Array(T * Q));
+    const mu = new Float64Array(Q);
+    for (let i = 0; i < T; i++) for (let p = 0; p < Q; p++) mu[p]! += train[i * Q + p]! / T;
+    const n = 40000;
+    const r = gaussianBaseline(small, train, { count: n, seed: 2 });
+    expect(r.mean).toAllClose(mu, { atol: 1e-12 });
+    const emp = new Float64Array(Q);
+    const cov = new Float64Array(Q * Q);
+    for (let i = 0; i < n; i++) for (let p = 0; p < Q; p++) emp[p]! += r.weights[i * Q + p]! / n;
+    for (let i = 0; i < n; i++) for (let p = 0; p < Q; p++) for (let q = 0; q < Q; q++) cov[p * Q + q]! += ((r.weights[i * Q + p]! - mu[p]!) * (r.weights[i * Q + q]! - mu[q]!)) / n;
+    let scale = 0;
+    for (let p = 0; p < Q; p++) for (let i = 0; i < T; i++) scale = Math.max(scale, (train[i * Q + p]! - mu[p]!) ** 2);
+    for (let p = 0; p < Q; p++) {
+      expect(Math.abs(emp[p]! - mu[p]!)).toBeLessThan(6 * Math.sqrt(scale / n));
+      for (let q = 0; q < Q; q++) {
+        let want = 0;
+        for (let i = 0; i < T; i++) want += ((train[i * Q + p]! - mu[p]!) * (train[i * Q + q]! - mu[q]!)) / T;
+        expect(Math.abs(cov[p * Q + q]! - want)).toBeLessThan(6 * scale * Math.sqrt(2 / n));
+      }
+    }
+  });
+
+  it('members below T use that many distinct rows around the full mean; bad options are typed errors', () => {
+    const rng = new Rng(8);
+    const train = rng.fillNormal(new Float32Array(12 * P));
+    const r = gaussianBaseline(arch, train, { count: 3, members: 4, seed: 1 });
+    expect(r.members).toBe(4);
+    expect(r.weights.length).toBe(3 * P);
+    expect(r.weights.every((v) => Number.isFinite(v))).toBe(true);
+    expect(() => gaussianBaseline(arch, train, { members: 0 })).toThrowError(expect.objectContaining({ code: 'ERR_INVALID' }));
+    expect(() => gaussianBaseline(arch, train, { count: 1.5 })).toThrowError(expect.objectContaining({ code: 'ERR_INVALID' }));
+    expect(() => gaussianBaseline(arch, new Float32Array(P + 1))).toThrowError(expect.objectContaining({ code: 'ERR_SHAPE' }));
   });
 });

@@ -14,7 +14,7 @@ const spec = {
   usage: ['wsflow demo [--scale quick|paper] [--all] [--out DIR] [--json]'],
   description: `On the embedded WDBC task (breast-cancer diagnosis, 30 features, 2 classes): builds a small zoo of trained
 30-16-16-2 networks, aligns it, trains a Geometric flow (--all: the Euclidean, Normalized and Geometric flows),
-samples networks, evaluates them against the trained networks and the two baselines (trained + noise, averages),
+samples networks, evaluates them against the trained networks and the three baselines (trained + noise, averages, a Gaussian fit of the zoo),
 prints a table and writes DIR/summary.json and DIR/report.html (self-contained, with plots), plus the zoo, flows
 and samples. --scale quick (default: ${q.runs} runs × ${q.epochs} epochs, D=${q.d}, ${q.layers} layers, ${q.steps} steps, ${q.samples} samples) is sized
 for a few minutes on a 2-core CPU; --scale paper uses the thesis' sizes (100 runs, D=64, 5 layers, 250k steps)
@@ -52,6 +52,7 @@ function text(s: DemoSummary): string {
     const tag = s.flows.length > 1 ? ` [${f.geometry}]` : '';
     rows.push([`trained + noise${f.baselines.noise.reached ? '' : ' (farthest reachable)'}${tag}`, pm(f.baselines.noise.accuracy), pm(f.baselines.noise.loss)]);
     rows.push([`average of ${f.baselines.average.k} trained${tag}`, pm(f.baselines.average.accuracy), pm(f.baselines.average.loss)]);
+    rows.push([`Gaussian fit of the zoo${tag}`, pm(f.baselines.gaussian.accuracy), pm(f.baselines.gaussian.loss)]);
   }
   const bmaHead = ['model averaging', ...head.bma.map((p) => `n=${p.n}`)];
   const bmaRows = [...s.flows.map((f) => [`${f.geometry} samples`, ...f.bma.map((p) => p.accuracy.mean.toFixed(4))]), ['trained networks', ...head.bma.map((p) => head.trainedBma.find((q) => q.n === p.n)?.accuracy.mean.toFixed(4) ?? '—')]];

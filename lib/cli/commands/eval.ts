@@ -18,8 +18,9 @@ const spec = {
   description: `Evaluates the networks of FILE (a samples file from 'wsflow sample', or a zoo file) on the task's test
 split: accuracy and mean cross-entropy, mean ± std over the networks; with --bma, the accuracy of averaged
 predictive distributions of n random networks (Bayesian model averaging). With --zoo (the zoo the flow learned
-from), also: the trained networks' metrics, two baselines — trained networks plus Gaussian noise at the samples'
-nearest-neighbour distance, and averages of --average-k trained networks — and memorisation: the samples' distance
+from), also: the trained networks' metrics, three baselines — trained networks plus Gaussian noise at the samples'
+nearest-neighbour distance, averages of --average-k trained networks, and draws from the Gaussian with the zoo's
+mean and empirical covariance — and memorisation: the samples' distance
 to their nearest trained network against the zoo's own leave-one-out nearest-neighbour distance. Comparisons are
 made in the flow's space: canonicalised networks for Normalized/Geometric flows (--space).
 
@@ -64,6 +65,7 @@ function report(e: SampleEvaluation, file: string): string {
   if (e.baselines !== undefined) {
     rows.push([`trained + noise (σ ${e.baselines.noise.sigma.toPrecision(3)}${e.baselines.noise.reached ? '' : ', farthest reachable'})`, String(e.baselines.noise.count), pm(e.baselines.noise.accuracy), pm(e.baselines.noise.loss)]);
     rows.push([`average of ${e.baselines.average.k} trained`, String(e.baselines.average.count), pm(e.baselines.average.accuracy), pm(e.baselines.average.loss)]);
+    rows.push([`Gaussian fit of the zoo (${e.baselines.gaussian.members} members)`, String(e.baselines.gaussian.count), pm(e.baselines.gaussian.accuracy), pm(e.baselines.gaussian.loss)]);
   }
   const lines = [`${file} on ${e.task} (${e.split}, ${e.examples} examples; ${e.space} space)`, '', table(['networks', 'n', 'accuracy', 'loss'], rows)];
   if (e.bma !== undefined) {
