@@ -16,7 +16,7 @@
 // quality is reported beside, never instead of, the unguided samples.
 //
 // A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
-//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init', solverSteps, solver, seed, time,
+//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo', priorMembers, priorScale, solverSteps, solver, seed, time,
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine' }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,8 +24,6 @@ import { cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
-const { samplePrior } = requireDist('flow/prior.js');
-const { Rng } = requireDist('util/rng.js');
 
 const { get, all } = cliArgs();
 const zooFile = get('--zoo');
@@ -82,7 +80,7 @@ for (const t of trials) {
     fm = FlowMatcher.create({
       arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph, hiddenIdentity: cfg.hiddenIdentity }, seed: cfg.seed, device,
       coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
-      prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : { kind: 'gaussian', std: cfg.priorStd },
+      prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : cfg.prior === 'zoo' ? { kind: 'zoo', members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1 } : { kind: 'gaussian', std: cfg.priorStd },
     });
     const lossLog = [];
     const signal = maxSeconds === undefined ? undefined : globalThis.AbortSignal.timeout(maxSeconds * 1000);
@@ -104,7 +102,7 @@ for (const t of trials) {
   const trainS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   // One set of prior draws (raw; the sampler projects them) shared by the unguided and guided samples and SGD.
-  const x0 = samplePrior(arch, fm.options.prior, new Rng(7), new Float32Array(nSamples * P));
+  const x0 = fm.drawPriorSamples(nSamples, 7);
   const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity });
   const sampleS = (performance.now() - t1) / 1000;
   const ev = await w.evaluateNetworks(task, arch, s);

@@ -34,7 +34,7 @@ import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
 import { version } from '../version.js';
 import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
 import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
-import { samplePrior, type PriorSpec } from './prior.js';
+import { checkPriorSpec, fitZooPrior, samplePrior, type PriorSpec, type ZooPriorStats } from './prior.js';
 import { integrate } from './solvers.js';
 import { TIME_DISTRIBUTIONS, sampleTimes, timeGrid, type TimeDistribution, type TimeGridKind } from './time.js';
 
@@ -48,7 +48,11 @@ export interface FlowOptions {
   semantics?: 'corrected' | 'reference';
   /** Vector-field options (width, layers, graph mode …). Default: D 32, 5 layers, sparse graph. */
   field?: Omit<VectorFieldOptions, 'arch' | 'device' | 'seed'>;
-  /** Prior p0. Default Gaussian std 0.1 (the thesis). */
+  /**
+   * Prior p0. Default Gaussian std 0.1 (the thesis). `{ kind: 'zoo' }` fits a Gaussian to the first training data
+   * (mean and empirical covariance of `members` networks, default 256): on the MNIST zoo (D=16, 2,000 steps) it lifted
+   * samples from 0.335 to 0.555 (results/trials); such a flow samples only its own architecture.
+   */
   prior?: PriorSpec;
   /** Draw priors from a fixed pool of this many samples (the published code uses the dataset size). Default 0: fresh draws every step. */
   priorPool?: number;
@@ -251,6 +255,7 @@ export class FlowMatcher {
   private scale: Float32Array | undefined;
   private ema: Float32Array | undefined;
   private pool: Float32Array | undefined;
+  private priorStats: ZooPriorStats | undefined;
   private order: Int32Array | undefined;
   private cursor = 0;
   private dataKey = '';
@@ -286,7 +291,8 @@ export class FlowMatcher {
       lastLayerNorm: checkNumber('lastLayerNorm', opts.lastLayerNorm ?? 1, Number.MIN_VALUE),
       seed: checkInt('seed', opts.seed ?? 0, 0, 2 ** 31),
     };
-    checkChoice('prior.kind', o.prior.kind, ['gaussian', 'init'] as const);
+    checkChoice('prior.kind', o.prior.kind, ['gaussian', 'init', 'zoo'] as const);
+    checkPriorSpec(o.prior);
     if (o.prediction === 'velocity' && o.precondition) {
       throw new WsfError('precondition applies to x1-prediction only; use prediction: "x1" or precondition: false', 'ERR_INVALID');
     }
@@ -409,7 +415,7 @@ export class FlowMatcher {
     const P = this.arch.numParams;
     if (this.options.priorPool > 0) {
       if (this.pool === undefined) {
-        this.pool = this.canon(samplePrior(this.arch, this.options.prior, this.rng, new Float32Array(this.options.priorPool * P)));
+        this.pool = this.canon(samplePrior(this.arch, this.options.prior, this.rng, new Float32Array(this.options.priorPool * P), this.priorStats));
       }
       for (let b = 0; b < B; b++) {
         const k = this.rng.int(this.options.priorPool);
@@ -417,7 +423,7 @@ export class FlowMatcher {
       }
       return out;
     }
-    samplePrior(this.arch, this.options.prior, this.rng, out);
+    samplePrior(this.arch, this.options.prior, this.rng, out, this.priorStats);
     return this.canonical ? this.geom.canonicalize(out, { out: new Float32Array(out.length) }) : out;
   }
 
@@ -589,6 +595,8 @@ export class FlowMatcher {
     if (this.options.layerScaling && (this.scale === undefined || this.dataKey !== key)) this.scale = this.computeScale(prepared.weights);
     this.dataKey = key;
     if (opts.checkpoint !== undefined && fs.existsSync(opts.checkpoint)) this.loadCheckpoint(opts.checkpoint);
+    // The zoo prior is part of the model: fitted once, on the first training data (raw, as given), kept on resume.
+    if (this.options.prior.kind === 'zoo' && this.priorStats === undefined) this.priorStats = fitZooPrior(this.arch, this.options.prior, data.weights, new Rng(this.options.seed * 31 + 5));
     if (emaDecay > 0 && this.ema === undefined) this.ema = this.field.getParams();
     const t0 = performance.now();
     const startStep = this.field.stepCount;
@@ -846,7 +854,8 @@ export class FlowMatcher {
     if (o.semantics !== 'corrected') {
       return "log-likelihoods need semantics 'corrected': the reference sampler's velocity x̂1 − x0 depends on the trajectory's unknown start x0, so its ODE cannot be integrated backwards from x1";
     }
-    if (o.prior.kind !== 'gaussian') return "log-likelihoods need a Gaussian prior: the 'init' prior has zero biases, so it has no density on R^P";
+    if (o.prior.kind === 'init') return "log-likelihoods need a Gaussian prior: the 'init' prior has zero biases, so it has no density on R^P";
+    if (o.prior.kind === 'zoo') return "log-likelihoods need an isotropic Gaussian prior: the 'zoo' prior's covariance has rank ≤ its member count, so it has no density on R^P";
     return undefined;
   }
 
@@ -908,8 +917,20 @@ export class FlowMatcher {
     return this.divergenceProblem().at(x, t);
   }
 
+  /**
+   * Raw draws from the flow's prior (not canonicalised: {@link sample} projects them), e.g. to start several samplers
+   * from the same points through `x0`.
+   * @param n number of draws
+   * @param seed seed of the draws (default 1)
+   * @throws WsfError ERR_INVALID for a bad count or a 'zoo' prior that has not been fitted (train first)
+   */
+  drawPriorSamples(n: number, seed = 1): Float32Array {
+    checkInt('n', n, 1);
+    return samplePrior(this.arch, this.options.prior, new Rng(checkInt('seed', seed, -(2 ** 31), 2 ** 32 - 1)), new Float32Array(n * this.arch.numParams), this.priorStats);
+  }
+
   private drawPriorWith(rng: Rng, B: number, tg: Target): Float32Array {
-    const x = samplePrior(tg.arch, this.options.prior, rng, new Float32Array(B * tg.arch.numParams));
+    const x = samplePrior(tg.arch, this.options.prior, rng, new Float32Array(B * tg.arch.numParams), this.priorStats);
     return this.canon(x, tg);
   }
 
@@ -935,6 +956,10 @@ export class FlowMatcher {
     if (this.scale !== undefined) tensors['__scale'] = f32(this.scale);
     if (this.order !== undefined) tensors['__order'] = i32(this.order);
     if (this.pool !== undefined) tensors['__pool'] = f32(this.pool);
+    if (this.priorStats !== undefined) {
+      tensors['__prior_mean'] = f32(this.priorStats.mean);
+      tensors['__prior_basis'] = f32(this.priorStats.basis);
+    }
     return {
       tensors,
       metadata: {
@@ -969,6 +994,9 @@ export class FlowMatcher {
     if (sc !== undefined) this.scale = sc;
     this.order = f.tensors['__order']?.data as Int32Array | undefined;
     this.pool = f.tensors['__pool']?.data as Float32Array | undefined;
+    const pm = f.tensors['__prior_mean']?.data as Float32Array | undefined;
+    const pb = f.tensors['__prior_basis']?.data as Float32Array | undefined;
+    this.priorStats = pm !== undefined && pb !== undefined ? { mean: pm, basis: pb } : undefined;
     this.rng.setState(JSON.parse(f.metadata.rng ?? '[1,2,3,4]') as number[]);
     this.cursor = Number(f.metadata.cursor ?? '0');
   }

@@ -3,25 +3,98 @@
  * - `gaussian`: every coordinate N(mean, std²) (the thesis: std 0.1, mean 0; the Gaussian toy: std 1).
  * - `init`: a network initialisation scheme — zero biases and weights N(0, std²) (`'normal'`, std 0.1 as the
  *   zoos' default init) or N(0, gain²/fan_in) (`'fanin'`, He-style).
+ * - `zoo`: the Gaussian fitted to the training networks (beyond the thesis): their mean and the empirical covariance
+ *   of `members` random networks, scaled by `scale` — x0 = μ + scale·Σ_k ε_k (x_k − μ)/√m. The flow then only has
+ *   to learn how the zoo departs from a Gaussian. The flow fits it on its first training data ({@link fitZooPrior});
+ *   its statistics are saved with the flow.
  * Normalized and Geometric flows canonicalise prior samples (done by the flow, not here).
  */
 import type { Architecture } from '../arch/Architecture.js';
+import { WsfError } from '../errors.js';
 import { fillNormalFast } from '../util/fastNormal.js';
 import type { Rng } from '../util/rng.js';
+import { checkInt, checkNumber } from '../util/validate.js';
 
 /** Prior specification. */
 export type PriorSpec =
   | { kind: 'gaussian'; std?: number; mean?: number }
-  | { kind: 'init'; scheme?: 'normal' | 'fanin'; std?: number; gain?: number };
+  | { kind: 'init'; scheme?: 'normal' | 'fanin'; std?: number; gain?: number }
+  | { kind: 'zoo'; members?: number; scale?: number };
 
-/** Draws B prior samples into `out` (length B·P). */
-export function samplePrior(arch: Architecture, spec: PriorSpec, rng: Rng, out: Float32Array): Float32Array {
+/** The fitted statistics of a `zoo` prior: the mean (P) and m basis rows scale·(x_k − μ)/√m (m × P). */
+export interface ZooPriorStats {
+  readonly mean: Float32Array;
+  readonly basis: Float32Array;
+}
+
+/** Checks a prior specification's fields. @throws WsfError ERR_INVALID naming the bad field */
+export function checkPriorSpec(spec: PriorSpec): void {
+  if (spec.kind === 'gaussian') {
+    checkNumber('prior.std', spec.std ?? 0.1, Number.MIN_VALUE);
+    checkNumber('prior.mean', spec.mean ?? 0);
+  } else if (spec.kind === 'init') {
+    checkNumber('prior.std', spec.std ?? 0.1, Number.MIN_VALUE);
+    checkNumber('prior.gain', spec.gain ?? Math.SQRT2, Number.MIN_VALUE);
+  } else if (spec.kind === 'zoo') {
+    checkInt('prior.members', spec.members ?? 256, 1);
+    checkNumber('prior.scale', spec.scale ?? 1, 0);
+  }
+}
+
+/**
+ * Fits a `zoo` prior to training networks (T × P): the f64 mean of all rows and `members` distinct random rows
+ * (all when T ≤ members) as the covariance basis.
+ */
+export function fitZooPrior(arch: Architecture, spec: Extract<PriorSpec, { kind: 'zoo' }>, weights: Float32Array, rng: Rng): ZooPriorStats {
+  const P = arch.numParams;
+  const T = weights.length / P;
+  const m = Math.min(T, checkInt('prior.members', spec.members ?? 256, 1));
+  const scale = checkNumber('prior.scale', spec.scale ?? 1, 0);
+  const mu = new Float64Array(P);
+  for (let i = 0; i < T; i++) for (let p = 0; p < P; p++) mu[p]! += weights[i * P + p]!;
+  for (let p = 0; p < P; p++) mu[p]! /= T;
+  const rows = m === T ? new Int32Array(T).map((_, i) => i) : rng.permutation(T).slice(0, m);
+  const basis = new Float32Array(m * P);
+  const c = scale / Math.sqrt(m);
+  for (let k = 0; k < m; k++) {
+    const src = rows[k]! * P;
+    for (let p = 0; p < P; p++) basis[k * P + p] = (weights[src + p]! - mu[p]!) * c;
+  }
+  return { mean: Float32Array.from(mu), basis };
+}
+
+/**
+ * Draws B prior samples into `out` (length B·P).
+ * @param stats the fitted statistics, required for the `zoo` prior
+ * @throws WsfError ERR_INVALID for a `zoo` prior without statistics (the flow fits them when it trains) or with
+ *   statistics of another architecture
+ */
+export function samplePrior(arch: Architecture, spec: PriorSpec, rng: Rng, out: Float32Array, stats?: ZooPriorStats): Float32Array {
   const P = arch.numParams;
   const B = out.length / P;
   if (spec.kind === 'gaussian') {
     const std = spec.std ?? 0.1;
     const mean = spec.mean ?? 0;
     return fillNormalFast(rng, out, mean, std);
+  }
+  if (spec.kind === 'zoo') {
+    if (stats === undefined) throw new WsfError("the 'zoo' prior is fitted to the training networks: train the flow (fit) before drawing from it", 'ERR_INVALID');
+    if (stats.mean.length !== P) {
+      throw new WsfError(`the 'zoo' prior was fitted to networks of ${stats.mean.length} parameters, not ${P} (${arch.key}); it cannot be transferred to another architecture`, 'ERR_INVALID');
+    }
+    const m = stats.basis.length / P;
+    const eps = fillNormalFast(rng, new Float32Array(B * m), 0, 1);
+    const acc = new Float64Array(P);
+    for (let b = 0; b < B; b++) {
+      for (let p = 0; p < P; p++) acc[p] = stats.mean[p]!;
+      for (let k = 0; k < m; k++) {
+        const e = eps[b * m + k]!;
+        const row = k * P;
+        for (let p = 0; p < P; p++) acc[p]! += e * stats.basis[row + p]!;
+      }
+      for (let p = 0; p < P; p++) out[b * P + p] = acc[p]!;
+    }
+    return out;
   }
   const scheme = spec.scheme ?? 'normal';
   for (let b = 0; b < B; b++) {

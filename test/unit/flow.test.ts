@@ -35,6 +35,9 @@ describe('FlowMatcher', () => {
       [{ sigma: -1 }, /sigma/],
       [{ prediction: 'velocity', precondition: true }, /precondition/],
       [{ time: 'lognormal' }, /time/],
+      [{ prior: { kind: 'zoo', members: 0 } }, /prior\.members/],
+      [{ prior: { kind: 'gaussian', std: 0 } }, /prior\.std/],
+      [{ prior: { kind: 'laplace' } }, /prior\.kind/],
     ];
     for (const [o, re] of bad) {
       let err: WsfError | undefined;
@@ -133,6 +136,68 @@ describe('FlowMatcher', () => {
     const loaded = FlowMatcher.load(file, { device: 'cpu' });
     expect(loaded.sample({ n: 3, steps: 4, seed: 2 })).toAllClose(full.sample({ n: 3, steps: 4, seed: 2 }), { atol: 0, rtol: 0 });
     for (const f of [full, a, b, loaded]) f.dispose();
+  });
+
+  it("the 'zoo' prior: fitted on the first training data, draws with the zoo's mean and covariance, saved with the flow", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-zooprior-'));
+    const T = 6;
+    const data = zoo(T, 12);
+    const fm = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'zoo' }, field: small, seed: 3, device: 'cpu' });
+    expect(() => fm.drawPriorSamples(2)).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/train the flow/) }));
+    expect(fm.likelihoodUnsupported()).toMatch(/rank/);
+    await fm.fit({ weights: data }, { steps: 5, batchSize: 4 });
+    // members (256) ≥ T: all six networks span the covariance, so the draws' mean and covariance are the zoo's.
+    const n = 6000;
+    const x = fm.drawPriorSamples(n, 4);
+    const mu = new Float64Array(P);
+    for (let i = 0; i < T; i++) for (let p = 0; p < P; p++) mu[p]! += data[i * P + p]! / T;
+    const emp = new Float64Array(P);
+    for (let i = 0; i < n; i++) for (let p = 0; p < P; p++) emp[p]! += x[i * P + p]! / n;
+    let worst = 0;
+    for (let p = 0; p < P; p++) {
+      let want = 0;
+      let got = 0;
+      for (let i = 0; i < T; i++) want += (data[i * P + p]! - mu[p]!) ** 2 / T;
+      for (let i = 0; i < n; i++) got += (x[i * P + p]! - mu[p]!) ** 2 / n;
+      expect(Math.abs(emp[p]! - mu[p]!)).toBeLessThan(5 * Math.sqrt(want / n) + 1e-6);
+      worst = Math.max(worst, Math.abs(got - want) / want);
+    }
+    expect(worst).toBeLessThan(0.15); // relative error of a variance from 6,000 draws: ~ √(2/6000) ≈ 0.018 each
+    // Every draw lies in the zoo's affine span μ + span{x_i − μ} (rank ≤ T − 1).
+    const centred = Array.from({ length: T }, (_, i) => Float64Array.from({ length: P }, (_, p) => data[i * P + p]! - mu[p]!));
+    const gs: Float64Array[] = []; // Gram–Schmidt basis of the centred zoo
+    for (const c of centred) {
+      const v = Float64Array.from(c);
+      for (const q of gs) {
+        const d = v.reduce((s, vv, p) => s + vv * q[p]!, 0);
+        for (let p = 0; p < P; p++) v[p]! -= d * q[p]!;
+      }
+      const norm = Math.hypot(...v);
+      if (norm > 1e-9) gs.push(v.map((vv) => vv / norm));
+    }
+    expect(gs.length).toBe(T - 1);
+    for (let i = 0; i < 20; i++) {
+      const r = Float64Array.from({ length: P }, (_, p) => x[i * P + p]! - mu[p]!);
+      const before = Math.hypot(...r);
+      for (const q of gs) {
+        const d = r.reduce((s, vv, p) => s + vv * q[p]!, 0);
+        for (let p = 0; p < P; p++) r[p]! -= d * q[p]!;
+      }
+      expect(Math.hypot(...r)).toBeLessThan(1e-5 * (1 + before)); // f32 draws
+    }
+    // Saved with the flow: the loaded flow draws and samples the same; it cannot transfer to another architecture.
+    const file = path.join(dir, 'flow.safetensors');
+    fm.save(file);
+    const loaded = FlowMatcher.load(file, { device: 'cpu' });
+    expect(loaded.drawPriorSamples(4, 9)).toAllClose(fm.drawPriorSamples(4, 9), { atol: 0, rtol: 0 });
+    expect(loaded.sample({ n: 3, steps: 4, seed: 2 })).toAllClose(fm.sample({ n: 3, steps: 4, seed: 2 }), { atol: 0, rtol: 0 });
+    expect(() => loaded.sample({ n: 1, steps: 2, arch: [4, 5, 2] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/cannot be transferred/) }));
+    // A later fit on other data keeps the fitted prior (it is part of the model).
+    const before = fm.drawPriorSamples(2, 1);
+    await fm.fit({ weights: zoo(8, 99) }, { steps: 2, batchSize: 4 });
+    expect(fm.drawPriorSamples(2, 1)).toAllClose(before, { atol: 0, rtol: 0 });
+    fm.dispose();
+    loaded.dispose();
   });
 
   it('trajectory coupling pairs each checkpoint with its own run initialisation', async () => {
