@@ -36,6 +36,11 @@ export interface VectorFieldOptions {
   semantics?: 'corrected' | 'reference';
   /** Feed t to the input MLPs as well as the time channel. Default false (published). */
   timeInput?: boolean;
+  /**
+   * One more input feature per weight and bias, read from a caller-supplied array in the flat layout (`aux` of
+   * {@link VectorField.forward}; e.g. the task-loss gradient at x_t). No gradient flows into it. Default false.
+   */
+  auxInput?: boolean;
   /** Learned embedding of the pair direction. Default: true for sparse, false for dense. */
   dirEmbed?: boolean;
   /** Reverse pairs carry the weight value. Default: true for sparse, false for dense. */
@@ -79,6 +84,8 @@ export interface BatchOptions {
   arch?: Architecture;
   /** Per-network architectures (mixed batch); `xt` is then the concatenation of their flat vectors. */
   archs?: readonly Architecture[];
+  /** The extra input of an `auxInput` field: one value per weight and bias, like `xt` (required there, not allowed otherwise). */
+  aux?: Float32Array | Float64Array;
 }
 
 const FORMAT = 'wsflow.vectorfield/1';
@@ -135,6 +142,7 @@ export class VectorField {
       dirEmbed: opts.dirEmbed ?? graph === 'sparse',
       reverseValue: opts.reverseValue ?? graph === 'sparse',
       inFeatures: opts.timeInput === true ? 2 : 1,
+      ...(opts.auxInput === true ? { auxFeatures: 1 as const } : {}),
     };
     const dtype = opts.dtype ?? 'f32';
     const device = dtype === 'f64' ? 'cpu' : resolveDevice(opts.device);
@@ -239,7 +247,12 @@ export class VectorField {
     this.checkKind('xt', xt, xt.length);
     const out = opts.out ?? (new (xt.constructor as { new (n: number): A })(xt.length));
     this.checkKind('out', out, xt.length);
-    this.n.forward(xt, this.times(t, B), out, opts.training ?? false);
+    const hasAux = this.config.auxFeatures === 1;
+    if (hasAux !== (opts.aux !== undefined)) {
+      throw new WsfError(hasAux ? 'This field has an aux input (auxInput): pass `aux`, one value per weight and bias like `xt`' : '`aux` given to a field without an aux input (create it with auxInput: true)', 'ERR_INVALID');
+    }
+    if (opts.aux !== undefined) this.checkKind('aux', opts.aux, xt.length);
+    this.n.forward(xt, this.times(t, B), out, opts.training ?? false, opts.aux ?? null);
     return out;
   }
 
@@ -416,6 +429,7 @@ export class VectorField {
       graph: cfg.mode,
       semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
       timeInput: cfg.inFeatures === 2,
+      auxInput: cfg.auxFeatures === 1,
       dirEmbed: cfg.dirEmbed,
       reverseValue: cfg.reverseValue,
       slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },

@@ -1014,13 +1014,13 @@ export class FlowMatcher {
     const f = readSafetensors(file);
     if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow file (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
     const o = JSON.parse(f.metadata.flow ?? '{}') as ResolvedOptions;
-    const cfg = JSON.parse(f.metadata.config ?? '{}') as { D: number; layers: number; heads: number; mode: 'sparse' | 'dense'; timeRule: string; inFeatures: number; dirEmbed: boolean; reverseValue: boolean; inputSlots: number; hiddenSlots: number; outputSlots: number; hiddenWidthSlots?: number };
+    const cfg = JSON.parse(f.metadata.config ?? '{}') as { D: number; layers: number; heads: number; mode: 'sparse' | 'dense'; timeRule: string; inFeatures: number; auxFeatures?: number; dirEmbed: boolean; reverseValue: boolean; inputSlots: number; hiddenSlots: number; outputSlots: number; hiddenWidthSlots?: number };
     const fm = FlowMatcher.create({
       arch: mlp(f.metadata.arch ?? ''),
       ...o,
       field: {
         D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.mode, semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
-        timeInput: cfg.inFeatures === 2, dirEmbed: cfg.dirEmbed, reverseValue: cfg.reverseValue,
+        timeInput: cfg.inFeatures === 2, auxInput: cfg.auxFeatures === 1, dirEmbed: cfg.dirEmbed, reverseValue: cfg.reverseValue,
         slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },
       },
       ...(opts.device !== undefined ? { device: opts.device } : {}),

@@ -425,21 +425,24 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
   }
 
   // ---- features, embeddings, time, gathers and scatters ----
-  for (const [M, P, G, din, rv] of [[1, 1, 1, 1, true], [1000, 300, 3, 2, true], [777, 50, 2, 1, false], [0, 5, 1, 2, true]] as [number, number, number, number, boolean][]) {
+  // din counts [value, (t), (aux)]: the aux column is present when `aux` is given (the last column).
+  for (const [M, P, G, din, rv, withAux] of [[1, 1, 1, 1, true, false], [1000, 300, 3, 2, true, false], [777, 50, 2, 1, false, false], [0, 5, 1, 2, true, false], [1000, 300, 3, 3, true, true], [777, 50, 2, 2, false, true]] as [number, number, number, number, boolean, boolean][]) {
+    const aux = withAux ? { aux: normal(P) } : {};
+    const noAux = withAux ? {} : { aux: null };
     cases.push({
-      name: `edge_features M=${M} din=${din} reverse_value=${rv}`,
+      name: `edge_features M=${M} din=${din} reverse_value=${rv}${withAux ? ' aux' : ''}`,
       op: 'edge_features',
-      inputs: { x: normal(P), t: normal(G), param: ints(M, 0, P), dir: ints(M, 0, 4), graph: ints(M, 0, G) },
+      inputs: { x: normal(P), t: normal(G), ...aux, param: ints(M, 0, P), dir: ints(M, 0, 4), graph: ints(M, 0, G) },
       outputs: { feat: { len: M * din } },
-      scalars: { M, din, reverse_value: rv },
+      scalars: { M, din, reverse_value: rv, ...noAux },
       tol: TOL_ELEMENTWISE,
     });
     cases.push({
-      name: `node_features N=${M} din=${din}`,
+      name: `node_features N=${M} din=${din}${withAux ? ' aux' : ''}`,
       op: 'node_features',
-      inputs: { x: normal(P), t: normal(G), param: ints(M, -1, P), graph: ints(M, 0, G) },
+      inputs: { x: normal(P), t: normal(G), ...aux, param: ints(M, -1, P), graph: ints(M, 0, G) },
       outputs: { feat: { len: M * din } },
-      scalars: { N: M, din },
+      scalars: { N: M, din, ...noAux },
       tol: TOL_ELEMENTWISE,
     });
   }
@@ -590,7 +593,8 @@ function cfg(c: Partial<NativeEngineConfig> & Pick<NativeEngineConfig, 'D' | 'in
 
 /**
  * The engine parity matrix: sparse and dense graphs; odd sizes; mixed architectures in one batch; heads 1, 2, 3;
- * inFeatures 1 and 2; direction embedding on and off; the reference time rule; the MNIST input layer (B = 2).
+ * inFeatures 1 and 2, with and without the aux column; direction embedding on and off; the reference time rule;
+ * the MNIST input layer (B = 2).
  * @internal
  */
 export const ENGINE_CASES: EngineCase[] = [
@@ -619,6 +623,11 @@ export const ENGINE_CASES: EngineCase[] = [
     name: 'dense mixed [7,5,3]+[7,2,3] D=40 inFeatures=2 dirEmbed heads=1',
     config: cfg({ D: 40, inFeatures: 2, mode: 'dense', dirEmbed: true, inputSlots: 7, hiddenSlots: 1, outputSlots: 3 }),
     widths: [[7, 5, 3], [7, 2, 3]],
+  },
+  {
+    name: 'sparse [30,16,16,2]×2 D=16 inFeatures=2 auxFeatures=1',
+    config: cfg({ D: 16, inFeatures: 2, auxFeatures: 1, inputSlots: 30, hiddenSlots: 2, outputSlots: 2 }),
+    widths: [[30, 16, 16, 2], [30, 16, 16, 2]],
   },
   {
     name: 'sparse MNIST [784,10,10]×2 D=32',
@@ -710,6 +719,7 @@ export function checkEngineCase(b: NativeBinding, device: 'cpu' | 'cuda', c: Eng
     const xt = rng.fillNormal(new Float32Array(P), 0, 0.5);
     const t = Float32Array.from({ length: G }, () => rng.uniform());
     const target = rng.fillNormal(new Float32Array(P), 0, 0.5);
+    const aux = c.config.auxFeatures === 1 ? rng.fillNormal(new Float32Array(P), 0, 1) : null;
 
     const p0 = new Float32Array(n);
     const p0d = new Float32Array(n);
@@ -720,15 +730,15 @@ export function checkEngineCase(b: NativeBinding, device: 'cpu' | 'cuda', c: Eng
     // Inference mode first (fresh engines: ping-pong state buffers, one activation set).
     const yi = new Float32Array(P);
     const yid = new Float32Array(P);
-    ref.forward(xt, t, yi, false);
-    dut.forward(xt, t, yid, false);
+    ref.forward(xt, t, yi, false, aux);
+    dut.forward(xt, t, yid, false, aux);
     out.push(compareTol(`${c.name}: forward (inference) x̂1`, yid, yi, ENGINE_TOL.out));
 
     // Training mode, loss, backward.
     const y = new Float32Array(P);
     const yd = new Float32Array(P);
-    ref.forward(xt, t, y, true);
-    dut.forward(xt, t, yd, true);
+    ref.forward(xt, t, y, true, aux);
+    dut.forward(xt, t, yd, true, aux);
     out.push(compareTol(`${c.name}: forward (training) x̂1`, yd, y, ENGINE_TOL.out));
     ref.zeroGrad();
     dut.zeroGrad();

@@ -70,6 +70,8 @@ export interface NativeEngineConfig {
   dirEmbed: boolean;
   reverseValue: boolean;
   inFeatures: 1 | 2;
+  /** 1: one more input column per weight and bias, from the `aux` array of forward (absent or 0: none). */
+  auxFeatures?: 0 | 1;
 }
 
 /** One named parameter tensor inside the engine's flat parameter buffer. */
@@ -86,7 +88,7 @@ export type HostArray = Float32Array | Float64Array;
 /** The native engine object (ops_engine.cc). Arrays must match the engine's dtype. */
 export interface NativeEngineInstance {
   setGraph(widths: number[][]): void;
-  forward(xt: HostArray, t: HostArray, out: HostArray, training: boolean): void;
+  forward(xt: HostArray, t: HostArray, out: HostArray, training: boolean, aux?: HostArray | null): void;
   /**
    * Backward from ∂L/∂x̂1: accumulates parameter gradients (left untouched when `paramGrads` is false) and, with
    * `dxt`, writes ∂L/∂x_t (P_total, overwritten).

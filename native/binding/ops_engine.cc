@@ -1,11 +1,12 @@
 // The vector-field engine as a JS class (node-addon-api glue only; the math is in core/rt_*.h).
 //
 //   new NativeEngine(config: {D, layers, heads, inputSlots, hiddenSlots, outputSlots, mode: 'sparse'|'dense',
-//                     timeRule: 'all'|'reference', dirEmbed, reverseValue, inFeatures}, seed: number,
+//                     timeRule: 'all'|'reference', dirEmbed, reverseValue, inFeatures, auxFeatures}, seed: number,
 //                     device: 'cpu'|'cuda', dtype: 'f32'|'f64')
 //   .setGraph(widths: number[][]): void               — the batch's architectures (one entry per network)
-//   .forward(xt, t, out, training: boolean): void      — xt: P_total, t: G, out: P_total (Float32Array, or
-//                                                       Float64Array for dtype 'f64')
+//   .forward(xt, t, out, training: boolean, aux?): void — xt: P_total, t: G, out: P_total (Float32Array, or
+//                                                       Float64Array for dtype 'f64'); aux (P_total, same dtype):
+//                                                       the extra input column, required iff auxFeatures is 1
 //   .backward(dxhat, dxt?: array | null, paramGrads?: boolean): void
 //                                                     — accumulates parameter gradients (unless paramGrads is
 //                                                       false: then they are left untouched); with `dxt` (P_total,
@@ -44,7 +45,7 @@ struct EngineHandle {
   virtual bool f64() const = 0;
   virtual Status init(uint64_t seed) = 0;
   virtual Status set_graph(const std::vector<std::vector<int32_t>>& widths) = 0;
-  virtual Status forward(const void* xt, const void* t, void* out, bool training) = 0;
+  virtual Status forward(const void* xt, const void* t, void* out, bool training, const void* aux) = 0;
   virtual Status backward(const void* dxhat, void* dxt, bool param_grads) = 0;
   virtual Status mse(const void* target, double* loss, bool backward) = 0;
   virtual Status zero_grad() = 0;
@@ -71,8 +72,9 @@ struct EngineImpl final : EngineHandle {
   bool f64() const override { return std::is_same_v<HT, double>; }
   Status init(uint64_t seed) override { return e.init(seed); }
   Status set_graph(const std::vector<std::vector<int32_t>>& w) override { return e.set_graph(w); }
-  Status forward(const void* xt, const void* t, void* out, bool training) override {
-    return e.forward_host(static_cast<const HT*>(xt), static_cast<const HT*>(t), static_cast<HT*>(out), training);
+  Status forward(const void* xt, const void* t, void* out, bool training, const void* aux) override {
+    return e.forward_host(static_cast<const HT*>(xt), static_cast<const HT*>(t), static_cast<HT*>(out), training,
+                          static_cast<const HT*>(aux));
   }
   Status backward(const void* d, void* dxt, bool param_grads) override {
     return e.backward_host(static_cast<const HT*>(d), static_cast<HT*>(dxt), param_grads);
@@ -168,6 +170,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.dir_embed = get_bool(env, c, "dirEmbed", cfg.mode == GraphMode::Sparse);
     cfg.reverse_value = get_bool(env, c, "reverseValue", cfg.mode == GraphMode::Sparse);
     cfg.in_features = get_int(env, c, "inFeatures", 1, 1, 2);
+    cfg.aux_features = get_int(env, c, "auxFeatures", 0, 0, 1);
     throw_if_error(env, cfg.validate());
     const double seed = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
     const Device dev = info.Length() > 2 ? arg_device(info, 2) : Device::Cpu;
@@ -234,7 +237,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     void* xt = host_arr(info, 0, "xt", p);
     void* t = host_arr(info, 1, "t", e.graph().G);
     void* out = host_arr(info, 2, "out", p);
-    throw_if_error(env, e.forward(xt, t, out, arg_bool(info, 3, "training")));
+    const void* aux = info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull() ? host_arr(info, 4, "aux", p) : nullptr;
+    throw_if_error(env, e.forward(xt, t, out, arg_bool(info, 3, "training"), aux));
     return env.Undefined();
   }
 

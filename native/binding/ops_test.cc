@@ -152,10 +152,10 @@ class OpRunner {
       ops_.edge_combine_bwd(F("dY2"), F("dS"), F("dT"), F("dbias"), F("dz"), I("row_ptr"), I("rev"), Int("N"), L("M"),
                             Int("D"));
     } else if (op == "edge_features") {
-      ops_.edge_features(F("feat"), F("x"), F("t"), I("param"), I("dir"), I("graph"), L("M"), Int("din"),
+      ops_.edge_features(F("feat"), F("x"), F("t"), F("aux"), I("param"), I("dir"), I("graph"), L("M"), Int("din"),
                          B("reverse_value"));
     } else if (op == "node_features") {
-      ops_.node_features(F("feat"), F("x"), F("t"), I("param"), I("graph"), Int("N"), Int("din"));
+      ops_.node_features(F("feat"), F("x"), F("t"), F("aux"), I("param"), I("graph"), Int("N"), Int("din"));
     } else if (op == "edge_features_bwd") {
       ops_.edge_features_bwd(F("dx"), F("dfeat"), I("idx"), I("rev"), I("param"), L("n"), Int("din"),
                              B("reverse_value"));

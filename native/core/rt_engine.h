@@ -105,12 +105,19 @@ class RtEngine {
   }
 
   // ---- host-facing entry points (H = float or double on the host) ----
+  // aux (P_total, flat layout like xt): the extra input column of an aux_features engine; required there, must be
+  // null otherwise.
   template <typename HT>
-  Status forward_host(const HT* xt, const HT* t, HT* xhat, bool training) {
+  Status forward_host(const HT* xt, const HT* t, HT* xhat, bool training, const HT* aux = nullptr) {
     WSF_RETURN_IF_ERROR(require_graph());
+    if ((cfg_.aux_features != 0) != (aux != nullptr)) {
+      return invalid(cfg_.aux_features != 0 ? "this engine has an aux input column (auxFeatures 1): pass aux, a flat array like xt"
+                                            : "aux given to an engine without an aux input column (auxFeatures 0)");
+    }
     WSF_RETURN_IF_ERROR(ensure_acts(training));
     WSF_RETURN_IF_ERROR(put(xt_, xt, graph_.P));
     WSF_RETURN_IF_ERROR(put(t_, t, graph_.G));
+    if (aux != nullptr) WSF_RETURN_IF_ERROR(put(aux_, aux, graph_.P));
     forward(training);
     WSF_RETURN_IF_ERROR(ops_.check());
     if (xhat != nullptr) WSF_RETURN_IF_ERROR(get(xhat, xhat_, graph_.P));
@@ -195,7 +202,7 @@ class RtEngine {
   // "edge_param", "out_edge", "out_edge_param", "out_node_param". Anything else, or a buffer not yet computed: Code::Invalid.
   Status debug_get(const std::string& name, std::vector<double>* out) {
     const int64_t N = graph_.N, M = graph_.M;
-    const int D = cfg_.D, H = cfg_.H(), din = cfg_.in_features, heads = cfg_.heads;
+    const int D = cfg_.D, H = cfg_.H(), din = cfg_.din(), heads = cfg_.heads;
     const auto dev = [&](const T* p, int64_t n) -> Status {
       if (p == nullptr || n <= 0) return Status(Code::Invalid, "debug buffer '" + name + "' is not computed yet");
       std::vector<T> tmp(static_cast<size_t>(n));
@@ -360,9 +367,10 @@ class RtEngine {
     if (acts_ready_ && (acts_training_ || !training)) return Status::ok();
     free_acts();
     const int64_t N = graph_.N, M = graph_.M, P = graph_.P, G = graph_.G;
-    const int D = cfg_.D, H = cfg_.H(), din = cfg_.in_features, heads = cfg_.heads;
+    const int D = cfg_.D, H = cfg_.H(), din = cfg_.din(), heads = cfg_.heads;
     const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
     WSF_RETURN_IF_ERROR(alloc_act(&xt_, P));
+    if (cfg_.aux_features != 0) WSF_RETURN_IF_ERROR(alloc_act(&aux_, P));
     WSF_RETURN_IF_ERROR(alloc_act(&t_, G));
     WSF_RETURN_IF_ERROR(alloc_act(&xhat_, P));
     WSF_RETURN_IF_ERROR(alloc_act(&dxhat_, P));
@@ -532,18 +540,18 @@ class RtEngine {
     // With training-mode buffers allocated, always keep every layer's activations (a backward may follow).
     training = training || acts_training_;
     const int64_t N = graph_.N, M = graph_.M;
-    const int D = cfg_.D, H = cfg_.H(), din = cfg_.in_features;
+    const int D = cfg_.D, H = cfg_.H(), din = cfg_.din();
     const RtLayout& L = layout_;
     region("fwd.inputs", [&] {
     // Pair inputs: features → MLP → (+ direction embedding) → state [emb | t].
-    ops_.edge_features(ef_, xt_, t_, d_edge_param_, d_edge_dir_, d_edge_graph_, M, din, cfg_.reverse_value);
+    ops_.edge_features(ef_, xt_, t_, aux_, d_edge_param_, d_edge_dir_, d_edge_graph_, M, din, cfg_.reverse_value);
     input_mlp_fwd(mD_[0], ef_, eh_, mD_[1], L.edge_in, L.edge_in_proj, M);
     if (L.dir >= 0) ops_.embed_add(mD_[0], D, params_ + L.dir, d_edge_dir_, M, D);
     ops_.copy_cols(e0_, H, mD_[0], D, M, D, false);
     const bool ref_time = cfg_.time_rule == TimeRule::Reference;
     ops_.set_time(e0_, t_, d_edge_graph_, ref_time ? d_edge_fwd_mask_ : nullptr, M, H);
     // Node inputs: bias → MLP → + positional embedding → state [emb | t].
-    ops_.node_features(nf_, xt_, t_, d_node_param_, d_node_graph_, static_cast<int32_t>(N), din);
+    ops_.node_features(nf_, xt_, t_, aux_, d_node_param_, d_node_graph_, static_cast<int32_t>(N), din);
     input_mlp_fwd(nD_[0], nf_, nh_, nD_[1], L.node_in, L.node_in_proj, N);
     ops_.embed_add(nD_[0], D, params_ + L.pos, d_node_slot_, N, D);
     ops_.copy_cols(n0_, H, nD_[0], D, N, D, false);
@@ -675,7 +683,7 @@ class RtEngine {
     input_mlp_bwd(nD_[0], nf_, nh_, nD_[1], nD_[2], L.node_in, L.node_in_proj, N, input_grad ? dNf_ : nullptr);
     if (input_grad) {
       // Features → flat input: each weight from its forward pair (+ reverse pair), each bias from its node.
-      const int din = cfg_.in_features;
+      const int din = cfg_.din();
       ops_.zero(dxt_, graph_.P);  // every entry is overwritten below; zeroing first keeps any gap defined
       ops_.edge_features_bwd(dxt_, dEf_, d_out_edge_, d_edge_rev_, d_out_edge_param_, Eo, din, cfg_.reverse_value);
       ops_.node_features_bwd(dxt_, dNf_, d_out_node_, d_out_node_param_, No, din);
@@ -763,7 +771,7 @@ class RtEngine {
   int32_t *d_edge_dir_ = nullptr, *d_edge_param_ = nullptr, *d_edge_graph_ = nullptr, *d_edge_fwd_mask_ = nullptr;
   int32_t *d_out_edge_ = nullptr, *d_out_edge_param_ = nullptr, *d_out_node_ = nullptr, *d_out_node_param_ = nullptr;
 
-  T *xt_ = nullptr, *t_ = nullptr, *xhat_ = nullptr, *dxhat_ = nullptr, *target_ = nullptr;
+  T *xt_ = nullptr, *aux_ = nullptr, *t_ = nullptr, *xhat_ = nullptr, *dxhat_ = nullptr, *target_ = nullptr;
   T *ef_ = nullptr, *nf_ = nullptr, *eh_[3] = {nullptr, nullptr, nullptr}, *nh_[3] = {nullptr, nullptr, nullptr};
   T *e0_ = nullptr, *n0_ = nullptr, *n_alt_ = nullptr, *e_alt_ = nullptr;
   const T *n_last_ = nullptr, *e_last_ = nullptr;

@@ -11,6 +11,7 @@ Status RtConfig::validate() const {
   if (heads < 1 || D % heads != 0) return invalid("heads must divide D (D=" + std::to_string(D) + ", heads=" + std::to_string(heads) + ")");
   if (slots.input_slots < 1 || slots.output_slots < 1 || slots.hidden_slots < 0 || slots.hidden_width < 0) return invalid("slot counts must be positive");
   if (in_features != 1 && in_features != 2) return invalid("in_features must be 1 or 2");
+  if (aux_features != 0 && aux_features != 1) return invalid("aux_features must be 0 or 1");
   if (time_rule == TimeRule::Reference && mode != GraphMode::Dense) {
     return invalid("the reference time rule is defined for dense graphs only (sparse graphs give real pairs no time otherwise)");
   }
@@ -57,7 +58,7 @@ struct Builder {
 RtLayout make_layout(const RtConfig& cfg) {
   RtLayout L;
   Builder b{L};
-  const int D = cfg.D, H = cfg.H(), din = cfg.in_features;
+  const int D = cfg.D, H = cfg.H(), din = cfg.din();
   const Init TD = Init::TorchDefault, XV = Init::Xavier, Z = Init::Zeros;
   // Input projections (graph constructor): 3-layer SiLU MLPs, then a D→D projection, for pairs and nodes.
   L.edge_in[0] = b.linear("edge_in.0", din, D, true, TD, TD);

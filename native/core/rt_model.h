@@ -31,8 +31,12 @@ struct RtConfig {
   bool dir_embed = true;        // learned embedding of the pair direction (0 fwd, 1 rev, 2 self, 3 non-edge)
   bool reverse_value = true;    // reverse pairs carry the weight value as input feature (sparse default)
   int in_features = 1;          // 1: the input MLPs see the value only (published); 2: value and t
+  int aux_features = 0;         // 1: one more input column per weight and bias, from a caller-supplied flat vector
+                                //    (e.g. the task gradient at x_t); no gradient flows into it
 
   int H() const { return D + 1; }
+  // Input-MLP width: [value, (t), (aux)].
+  int din() const { return in_features + aux_features; }
   Status validate() const;
 };
 

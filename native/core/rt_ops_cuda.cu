@@ -145,20 +145,25 @@ __global__ void gather_flat_kernel(float* v, const float* flat, const int32_t* p
   WSF_GRID_LOOP(i, n) v[i] = flat[param[i]];
 }
 
-__global__ void edge_features_kernel(float* feat, const float* x, const float* t, const int32_t* param,
-                                     const int32_t* dir, const int32_t* graph, int64_t M, int din, bool reverse_value) {
+__global__ void edge_features_kernel(float* feat, const float* x, const float* t, const float* aux,
+                                     const int32_t* param, const int32_t* dir, const int32_t* graph, int64_t M, int din,
+                                     bool reverse_value) {
+  const bool time_col = din - (aux != nullptr ? 1 : 0) == 2;
   WSF_GRID_LOOP(k, M) {
     const bool has = dir[k] == 0 || (reverse_value && dir[k] == 1);
     feat[k * din] = has ? x[param[k]] : 0.0f;
-    if (din == 2) feat[k * din + 1] = t[graph[k]];
+    if (time_col) feat[k * din + 1] = t[graph[k]];
+    if (aux != nullptr) feat[k * din + din - 1] = has ? aux[param[k]] : 0.0f;
   }
 }
 
-__global__ void node_features_kernel(float* feat, const float* x, const float* t, const int32_t* param,
-                                     const int32_t* graph, int64_t N, int din) {
+__global__ void node_features_kernel(float* feat, const float* x, const float* t, const float* aux,
+                                     const int32_t* param, const int32_t* graph, int64_t N, int din) {
+  const bool time_col = din - (aux != nullptr ? 1 : 0) == 2;
   WSF_GRID_LOOP(u, N) {
     feat[u * din] = param[u] >= 0 ? x[param[u]] : 0.0f;
-    if (din == 2) feat[u * din + 1] = t[graph[u]];
+    if (time_col) feat[u * din + 1] = t[graph[u]];
+    if (aux != nullptr) feat[u * din + din - 1] = param[u] >= 0 ? aux[param[u]] : 0.0f;
   }
 }
 
@@ -1438,18 +1443,18 @@ void CudaOps::edge_combine_bwd(float* dY2, float* dS, float* dT, float* dbias, c
 // inputs and outputs
 // ==============================================================================================================
 
-void CudaOps::edge_features(float* feat, const float* x, const float* t, const int32_t* param, const int32_t* dir,
-                            const int32_t* graph, int64_t M, int din, bool reverse_value) {
+void CudaOps::edge_features(float* feat, const float* x, const float* t, const float* aux, const int32_t* param,
+                            const int32_t* dir, const int32_t* graph, int64_t M, int din, bool reverse_value) {
   if (M <= 0) return;
-  launch_kernel(edge_features_kernel, dim3(grid_for(M)), dim3(kThreads), 0, as_stream(stream()), feat, x, t, param, dir,
-                graph, M, din, reverse_value);
+  launch_kernel(edge_features_kernel, dim3(grid_for(M)), dim3(kThreads), 0, as_stream(stream()), feat, x, t, aux, param,
+                dir, graph, M, din, reverse_value);
   launched("edge_features");
 }
 
-void CudaOps::node_features(float* feat, const float* x, const float* t, const int32_t* param, const int32_t* graph,
-                            int32_t N, int din) {
+void CudaOps::node_features(float* feat, const float* x, const float* t, const float* aux, const int32_t* param,
+                            const int32_t* graph, int32_t N, int din) {
   if (N <= 0) return;
-  launch_kernel(node_features_kernel, dim3(grid_for(N)), dim3(kThreads), 0, as_stream(stream()), feat, x, t, param,
+  launch_kernel(node_features_kernel, dim3(grid_for(N)), dim3(kThreads), 0, as_stream(stream()), feat, x, t, aux, param,
                 graph, static_cast<int64_t>(N), din);
   launched("node_features");
 }

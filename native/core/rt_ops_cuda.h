@@ -83,10 +83,10 @@ struct CudaOps {
                         const int32_t* rev, int32_t N, int64_t M, int D);
 
   // ---- inputs and outputs ----
-  void edge_features(float* feat, const float* x, const float* t, const int32_t* param, const int32_t* dir,
-                     const int32_t* graph, int64_t M, int din, bool reverse_value);
-  void node_features(float* feat, const float* x, const float* t, const int32_t* param, const int32_t* graph,
-                     int32_t N, int din);
+  void edge_features(float* feat, const float* x, const float* t, const float* aux, const int32_t* param,
+                     const int32_t* dir, const int32_t* graph, int64_t M, int din, bool reverse_value);
+  void node_features(float* feat, const float* x, const float* t, const float* aux, const int32_t* param,
+                     const int32_t* graph, int32_t N, int din);
   void edge_features_bwd(float* dx, const float* dfeat, const int32_t* idx, const int32_t* rev, const int32_t* param,
                          int64_t n, int din, bool reverse_value);
   void node_features_bwd(float* dx, const float* dfeat, const int32_t* idx, const int32_t* param, int64_t n, int din);

@@ -1,7 +1,7 @@
 // Finite-difference gradient checks of the whole relational transformer in f64 (the CPU reference templated on
 // double): every parameter's analytic gradient from the hand-written backward against central differences of a
 // random linear functional of x̂1. Configurations cover both graph modes, multi-head attention, the
-// direction embedding, reverse-pair values, time as an input feature, and a batch mixing architectures.
+// direction embedding, reverse-pair values, time and an aux column as input features, and a batch mixing architectures.
 import { describe, expect, it } from 'vitest';
 import { binding } from '../../lib/native/binding.js';
 import type { NativeEngineConfig } from '../../lib/native/types.js';
@@ -17,6 +17,7 @@ const cases: Case[] = [
   { name: 'sparse, 2 heads, dir embedding, reverse values, t as input', cfg: { mode: 'sparse', heads: 2, dirEmbed: true, reverseValue: true, inFeatures: 2 }, widths: [[3, 4, 2], [2, 3, 2]] },
   { name: 'dense, time on every pair, direction embedding', cfg: { mode: 'dense', heads: 1, dirEmbed: true, reverseValue: false, inFeatures: 1, timeRule: 'all' }, widths: [[2, 3, 2]] },
   { name: 'dense, reference time rule, no direction embedding', cfg: { mode: 'dense', heads: 1, dirEmbed: false, reverseValue: false, inFeatures: 1, timeRule: 'reference' }, widths: [[3, 2, 2]] },
+  { name: 'sparse, t and an aux column as inputs', cfg: { mode: 'sparse', heads: 1, dirEmbed: true, reverseValue: true, inFeatures: 2, auxFeatures: 1 }, widths: [[3, 4, 2]] },
   { name: 'sparse, no hidden layer, no RT layers', cfg: { mode: 'sparse', layers: 0, heads: 1, dirEmbed: true, reverseValue: true, inFeatures: 1 }, widths: [[3, 2]] },
 ];
 
@@ -38,14 +39,15 @@ describe('relational transformer: analytic gradients vs f64 central differences'
       const xt = rng.fillNormal(new Float64Array(P));
       const t = rng.fillUniform(new Float64Array(G), 0.1, 0.9);
       const w = rng.fillNormal(new Float64Array(P));
+      const aux = cfg.auxFeatures === 1 ? rng.fillNormal(new Float64Array(P)) : null;
       const out = new Float64Array(P);
       const loss = (): number => {
-        e.forward(xt, t, out, false);
+        e.forward(xt, t, out, false, aux);
         let s = 0;
         for (let i = 0; i < P; i++) s += w[i]! * out[i]!;
         return s;
       };
-      e.forward(xt, t, out, true);
+      e.forward(xt, t, out, true, aux);
       e.zeroGrad();
       e.backward(w);
       const g = new Float64Array(np);
@@ -99,16 +101,17 @@ describe('relational transformer: input gradient vs f64 central differences', ()
       const xt = rng.fillNormal(new Float64Array(P));
       const t = rng.fillUniform(new Float64Array(G), 0.1, 0.9);
       const ws = [rng.fillNormal(new Float64Array(P)), rng.fillNormal(new Float64Array(P))];
+      const aux = cfg.auxFeatures === 1 ? rng.fillNormal(new Float64Array(P)) : null; // held fixed: no gradient into it
       const out = new Float64Array(P);
       const loss = (x: Float64Array, w: Float64Array): number => {
-        e.forward(x, t, out, false);
+        e.forward(x, t, out, false, aux);
         let s = 0;
         for (let i = 0; i < P; i++) s += w[i]! * out[i]!;
         return s;
       };
       // One training forward, then a parameter backward (reference gradients), then input-only passes for two
       // cotangents, then a combined pass: the activations must survive every backward.
-      e.forward(xt, t, out, true);
+      e.forward(xt, t, out, true, aux);
       e.zeroGrad();
       e.backward(ws[0]!);
       const gRef = new Float64Array(np);

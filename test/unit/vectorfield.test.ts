@@ -101,6 +101,64 @@ describe('VectorField', () => {
     for (const v of [shared, ident, fresh, back]) v.dispose();
   });
 
+  it('auxInput: the extra column is read like the value — moving the value weights onto it reproduces the plain field', () => {
+    const arch = mlp([5, 4, 3]);
+    const rng = new Rng(21);
+    const D = 8;
+    for (const timeInput of [false, true]) {
+      const plain = VectorField.create({ arch, D, layers: 2, seed: 4, device: 'cpu', timeInput });
+      const withAux = VectorField.create({ arch, D, layers: 2, seed: 4, device: 'cpu', timeInput, auxInput: true });
+      const dIn = timeInput ? 2 : 1; // the plain field's input columns; the aux field has one more, last
+      expect(withAux.numParams - plain.numParams).toBe(2 * D); // one more column in edge_in.0 and node_in.0
+      const ps = plain.getParams();
+      const tabP = new Map(plain.paramTable().map((t) => [t.name, t]));
+      const build = (mode: 'zero-aux' | 'swap'): Float32Array => {
+        const pa = withAux.getParams();
+        for (const t of withAux.paramTable()) {
+          const src = tabP.get(t.name)!;
+          if (t.name !== 'edge_in.0.weight' && t.name !== 'node_in.0.weight') {
+            pa.set(ps.subarray(src.offset, src.offset + src.size), t.offset);
+            continue;
+          }
+          // [D, din] row-major: copy the plain columns, then zero the aux column or move the value column onto it.
+          for (let o = 0; o < D; o++) {
+            for (let c = 0; c < dIn; c++) pa[t.offset + o * (dIn + 1) + c] = ps[src.offset + o * dIn + c]!;
+            pa[t.offset + o * (dIn + 1) + dIn] = 0;
+            if (mode === 'swap') {
+              pa[t.offset + o * (dIn + 1) + dIn] = ps[src.offset + o * dIn]!;
+              pa[t.offset + o * (dIn + 1)] = 0;
+            }
+          }
+        }
+        return pa;
+      };
+      const xt = rng.fillNormal(new Float32Array(3 * arch.numParams));
+      const other = rng.fillNormal(new Float32Array(3 * arch.numParams));
+      const t = Float32Array.from([0.2, 0.5, 0.9]);
+      const y = plain.forward(xt, t);
+      withAux.setParams(build('zero-aux'));
+      expect(withAux.forward(xt, t, { aux: other })).toAllClose(y, { atol: 0, rtol: 0 });
+      // The value read from aux, with the same pair/bias mapping and reverse pairs (equal up to f32 rounding: the
+      // input GEMM now adds 0·value before w·aux; a wrong mapping would differ by O(0.1)).
+      withAux.setParams(build('swap'));
+      expect(withAux.forward(other, t, { aux: xt })).toAllClose(y, { atol: 1e-6, rtol: 1e-5 });
+      // With both columns live, aux changes the output; it is required, typed, and kept by save/load.
+      const fresh = VectorField.create({ arch, D, layers: 2, seed: 4, device: 'cpu', timeInput, auxInput: true });
+      const a = fresh.forward(xt, t, { aux: other });
+      const b2 = fresh.forward(xt, t, { aux: new Float32Array(other.length) });
+      expect(Math.max(...a.map((v, i) => Math.abs(v - b2[i]!)))).toBeGreaterThan(1e-4);
+      expect(() => fresh.forward(xt, t)).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/pass `aux`/) }));
+      expect(() => plain.forward(xt, t, { aux: other })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+      expect(() => fresh.forward(xt, t, { aux: new Float32Array(5) })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-aux-')), 'f.safetensors');
+      fresh.save(file);
+      const back = VectorField.load(file, { device: 'cpu' });
+      expect(back.config.auxFeatures).toBe(1);
+      expect(back.forward(xt, t, { aux: other })).toAllClose(a, { atol: 0, rtol: 0 });
+      for (const v of [plain, withAux, fresh, back]) v.dispose();
+    }
+  });
+
   it('runs the same parameters on a wider network (784-10-10 → 784-32-10) and on mixed batches', () => {
     const rng = new Rng(5);
     const a = mlp([784, 10, 10]);
