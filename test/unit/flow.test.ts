@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { FlowMatcher } from '../../lib/flow/FlowMatcher.js';
 import type { WsfError } from '../../lib/index.js';
 import { geometry, mlp } from '../../lib/index.js';
+import { loadTask } from '../../lib/tasks/loadTask.js';
 import { Rng } from '../../lib/util/rng.js';
+import { lossAccF64 } from '../helpers/mlpRef.js';
 
 const arch = mlp([4, 3, 2]);
 const P = arch.numParams;
@@ -196,6 +198,53 @@ describe('FlowMatcher', () => {
     const before = fm.drawPriorSamples(2, 1);
     await fm.fit({ weights: zoo(8, 99) }, { steps: 2, batchSize: 4 });
     expect(fm.drawPriorSamples(2, 1)).toAllClose(before, { atol: 0, rtol: 0 });
+    fm.dispose();
+    loaded.dispose();
+  });
+
+  it('gradient features: the field sees each network’s task-loss gradient, normalised per layer block', async () => {
+    const task = loadTask('wdbc');
+    const small3 = mlp([30, 3, 2]);
+    const Q = small3.numParams;
+    expect(() => FlowMatcher.create({ arch: small3, gradientFeatures: { task: 'cifar' }, field: small, device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    expect(() => FlowMatcher.create({ arch: [30, 3, 3], gradientFeatures: { task: 'wdbc' }, field: small, device: 'cpu' })).toThrow(/2 classes/);
+    // rows ≥ the train split: the probe batch is the whole train split, so the reference is the full-split gradient.
+    const fm = FlowMatcher.create({ arch: small3, geometry: 'euclidean', gradientFeatures: { task: 'wdbc', rows: 1e6 }, field: small, seed: 2, device: 'cpu' });
+    expect(fm.field.config.auxFeatures).toBe(1);
+    expect(fm.likelihoodUnsupported()).toMatch(/gradient features/);
+    const x = new Rng(4).fillNormal(new Float32Array(2 * Q), 0, 0.3);
+    const feats = fm.gradientFeaturesOf(x)!;
+    const tr = task.train;
+    for (let b = 0; b < 2; b++) {
+      // f64 central differences of the mean cross-entropy over the train split (mlpRef, independent of the library).
+      const w = Float64Array.from(x.subarray(b * Q, (b + 1) * Q));
+      const g = new Float64Array(Q);
+      const h = 1e-5;
+      for (let p = 0; p < Q; p++) {
+        const keep = w[p]!;
+        w[p] = keep + h;
+        const up = lossAccF64(small3, w, tr.x, tr.y, tr.n).loss;
+        w[p] = keep - h;
+        const down = lossAccF64(small3, w, tr.x, tr.y, tr.n).loss;
+        w[p] = keep;
+        g[p] = (up - down) / (2 * h);
+      }
+      for (let l = 1; l <= 2; l++) {
+        for (const [o, len] of [[small3.weightOffset(l), small3.widths[l - 1]! * small3.widths[l]!], [small3.biasOffset(l), small3.widths[l]!]] as const) {
+          const rms = Math.sqrt(g.subarray(o, o + len).reduce((s, v) => s + v * v, 0) / len);
+          const want = Array.from(g.subarray(o, o + len), (v) => v / rms);
+          expect(feats.subarray(b * Q + o, b * Q + o + len)).toAllClose(want, { atol: 1e-4, rtol: 1e-3 });
+        }
+      }
+    }
+    // Trains, samples, and round-trips through save/load with the option.
+    const data = new Rng(5).fillNormal(new Float32Array(8 * Q), 0, 0.3);
+    await fm.fit({ weights: data }, { steps: 3, batchSize: 4 });
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-gradfeat-')), 'flow.safetensors');
+    fm.save(file);
+    const loaded = FlowMatcher.load(file, { device: 'cpu' });
+    expect(loaded.options.gradientFeatures).toEqual({ task: 'wdbc', rows: 1e6 });
+    expect(loaded.sample({ n: 2, steps: 3, seed: 1 })).toAllClose(fm.sample({ n: 2, steps: 3, seed: 1 }), { atol: 0, rtol: 0 });
     fm.dispose();
     loaded.dispose();
   });

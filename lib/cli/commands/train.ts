@@ -44,6 +44,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     prior: { type: 'string', choices: ['gaussian', 'init', 'zoo'], default: 'gaussian', description: "p0: N(0, std²) everywhere, an init scheme (N(0, std²) weights, zero biases), or 'zoo': the Gaussian fitted to the zoo (its mean and the covariance of --prior-members networks; samples only the zoo's architecture)" },
     'prior-std': { type: 'number', above: 0, default: 0.1, metavar: 'X', description: 'standard deviation of the gaussian and init priors' },
     'prior-members': { type: 'int', min: 1, default: 256, metavar: 'N', description: "networks spanning the covariance of the 'zoo' prior" },
+    'grad-features': { type: 'int', min: 0, default: 0, metavar: 'N', description: "give the field each network's task-loss gradient on N fixed training examples of the zoo's task as an input feature (0: off; a learned-optimiser view of the task)" },
     time: { type: 'string', choices: ['auto', ...TIME_DISTRIBUTIONS], default: 'auto', description: 'training-time distribution (auto: logit-normal, or beta in reference semantics; beta: Beta(1,2), the thesis; logit-normal: σ(N(0,1)), peaked at t = 0.5)' },
     sigma: { type: 'number', min: 0, default: 1e-4, metavar: 'X', description: 'interpolant noise (Euclidean/Normalized)' },
     precondition: { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: "x̂1 = x_t + (1−t)·F instead of x̂1 = F ('auto': on for the normalized and geometric flows with --semantics corrected and x1-prediction)" },
@@ -95,6 +96,7 @@ export const trainCommand: CliCommand = {
       ...(v.time === 'auto' ? {} : { time: v.time as TimeDistribution }),
       sigma: v.sigma,
       seed: v.seed,
+      ...(v['grad-features'] > 0 ? { gradientFeatures: { task: zoo.task, rows: v['grad-features'] } } : {}),
       field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as 'sparse' | 'dense', hiddenIdentity },
     };
     const bar = ctx.progress({ label: 'train', total: v.steps, unit: 'steps' });
