@@ -1,7 +1,7 @@
 /**
  * Judging generated networks (what `wsflow eval` prints; also used by the demo and `reproduce`): accuracy and
  * loss of the samples, optionally the model-averaging curve, and, given the zoo the flow learned from, the
- * trained networks' own metrics, two baselines and memorisation (DESIGN.md, "Sample quality is measured"):
+ * trained networks' own metrics, three baselines and memorisation (DESIGN.md, "Sample quality is measured"):
  * - trained + noise: trained networks plus isotropic Gaussian noise at the samples' mean nearest-neighbour distance;
  * - averages: means of k random trained networks;
  * - Gaussian: draws from the Gaussian with the zoo's mean and empirical covariance (gaussianBaseline);

@@ -101,7 +101,7 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
 <p class="muted">wsflow ${esc(s.wsflow)} · ${esc(s.date)} · ${esc(s.scale)} scale · backend ${esc(s.backend)} (${esc(s.machine.cpus)}, ${s.threads} threads, load average ${s.machine.loadAverage.start.join(' / ')} at start) · ${secs(s.seconds)} in all</p>
 <p>A zoo of ${s.zoo.networks} trained ${esc(s.arch.join('-'))} networks (${s.zoo.runs} runs × ${s.zoo.epochs} epochs; test accuracy ${pm(s.zoo.testAccuracy)}) was aligned by weight matching
 (mean distance to the reference ${s.alignment.distanceBefore.toFixed(3)} → ${s.alignment.distanceAfter.toFixed(3)}). A flow learned the distribution of the aligned networks and generated new ones,
-judged on the test split against the trained networks and two baselines, in the space each flow works in (raw weights for the Euclidean flow; canonicalised networks for the Normalized and Geometric flows: same accuracy, rescaled logits).</p>
+judged on the test split against the trained networks and three baselines, in the space each flow works in (raw weights for the Euclidean flow; canonicalised networks for the Normalized and Geometric flows: same accuracy, rescaled logits).</p>
 <h2>Results (test split)</h2>
 <table><tr><th>networks</th><th>accuracy</th><th>loss</th></tr>${rows.join('')}</table>
 <h2>Model averaging (accuracy of the averaged predictive)</h2>

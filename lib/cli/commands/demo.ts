@@ -14,9 +14,9 @@ const spec = {
   usage: ['wsflow demo [--scale quick|paper] [--all] [--out DIR] [--json]'],
   description: `On the embedded WDBC task (breast-cancer diagnosis, 30 features, 2 classes): builds a small zoo of trained
 30-16-16-2 networks, aligns it, trains a Geometric flow (--all: the Euclidean, Normalized and Geometric flows),
-samples networks, evaluates them against the trained networks and the three baselines (trained + noise, averages, a Gaussian fit of the zoo),
-prints a table and writes DIR/summary.json and DIR/report.html (self-contained, with plots), plus the zoo, flows
-and samples. --scale quick (default: ${q.runs} runs × ${q.epochs} epochs, D=${q.d}, ${q.layers} layers, ${q.steps} steps, ${q.samples} samples) is sized
+samples networks, evaluates them against the trained networks and the three baselines (trained + noise, averages,
+a Gaussian fit of the zoo), prints a table and writes DIR/summary.json and DIR/report.html (self-contained, with
+plots), plus the zoo, flows and samples. --scale quick (default: ${q.runs} runs × ${q.epochs} epochs, D=${q.d}, ${q.layers} layers, ${q.steps} steps, ${q.samples} samples) is sized
 for a few minutes on a 2-core CPU; --scale paper uses the thesis' sizes (100 runs, D=64, 5 layers, 250k steps)
 and is meant for a GPU. Re-running reuses the zoo and finished flows; Ctrl-C keeps what finished (exit code 130).`,
   options: {
