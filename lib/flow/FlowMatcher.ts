@@ -414,6 +414,12 @@ export class FlowMatcher {
         'ERR_SHAPE',
       );
     }
+    if (this.options.prior.kind === 'zoo') {
+      throw new WsfError(
+        `Expected the flow's own architecture ${this.arch.key}: this flow starts from the Gaussian fitted to its ${this.arch.key} zoo (prior 'zoo'), which has no counterpart for ${arch.key}; train it with another prior (wsflow train --prior gaussian) to sample other architectures`,
+        'ERR_SHAPE',
+      );
+    }
     let geom = this.transferGeoms.get(arch.key);
     if (geom === undefined) {
       geom = geometry(arch, this.options.geometry, { semantics: this.options.semantics, lastLayerNorm: this.options.lastLayerNorm, device: this.geom.device });

@@ -205,7 +205,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
       zoo: alignedZoo,
       zooFile: alignedFile,
       out: flowDir,
-      flow: { geometry: g, seed, time: p.time, field: { D: p.d, layers: p.layers, heads: p.heads, graph: p.graph, hiddenIdentity: p.hiddenIdentity } },
+      flow: { geometry: g, seed, time: p.time, prior: p.prior === 'zoo' ? { kind: 'zoo' as const } : { kind: 'gaussian' as const, std: 0.1 }, field: { D: p.d, layers: p.layers, heads: p.heads, graph: p.graph, hiddenIdentity: p.hiddenIdentity } },
       train: { steps: p.steps, batchSize: p.batch, lr: p.lr, ema: p.ema, checkpointEvery: Math.max(50, Math.round(p.steps / 10)), logEvery: Math.max(1, Math.round(p.steps / 100)) },
       device,
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),

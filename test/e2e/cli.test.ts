@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS, main } from '../../lib/cli/main.js';
 import { runDemo } from '../../lib/pipeline/demo.js';
 import { readWeightsFile } from '../../lib/pipeline/sample.js';
+import { readSafetensors } from '../../lib/io/safetensors.js';
 import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
 import { geometry } from '../../lib/geometry/Geometry.js';
@@ -146,14 +147,22 @@ describe('the pipeline through the CLI', () => {
     expect(wf.metadata).toMatchObject({ format: 'wsflow-samples', geometry: 'geometric', semantics: 'corrected', canonical: 'true', steps: '3', solver: 'euler', seed: '5', task: 'wdbc', zoo_aligned: 'true' });
     expect(wf.metadata.wsflow_version).toMatch(/^\d+\.\d+\.\d+/);
 
-    // Architecture transfer: the 30-16-16-2 flow generates 30-12-8-2 networks (guided, evaluated on wdbc). Trained
-    // on an aligned zoo, its field has one embedding per hidden neuron (--hidden-identity auto), so wider hidden
-    // layers are refused with the reason.
+    // Architecture transfer. Trained on an aligned zoo, the flow's field has one embedding per hidden neuron
+    // (--hidden-identity auto) and its prior is the zoo's Gaussian (--prior auto), so wider hidden layers and other
+    // architectures are refused with the reason; a flow trained with --prior gaussian generates 30-12-8-2 networks
+    // (guided, evaluated on wdbc).
+    expect(readSafetensors(path.join(flow, 'flow.safetensors')).metadata.flow).toMatch(/"prior":\{"kind":"zoo","members":256\}/);
     r = await cli('sample', '--flow', flow, '--n', '2', '--arch', '30-32-8-2', '--out', path.join(tmp, 'w32.safetensors'));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/at most 16 neurons.*--hidden-identity off/);
+    r = await cli('sample', '--flow', flow, '--n', '2', '--arch', '30-12-8-2', '--out', path.join(tmp, 'w12.safetensors'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/prior 'zoo'.*--prior gaussian/);
+    const flowG = path.join(tmp, 'flow-gaussian');
+    r = await cli('train', '--zoo', zoo, '--out', flowG, '--d', '8', '--layers', '1', '--steps', '4', '--prior', 'gaussian', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
     const wideFile = path.join(tmp, 'wide.safetensors');
-    r = await cli('sample', '--flow', flow, '--n', '4', '--steps', '3', '--arch', '30-12-8-2', '--guidance', '0.1', '--task', 'wdbc', '--evaluate', '--out', wideFile, '--json');
+    r = await cli('sample', '--flow', flowG, '--n', '4', '--steps', '3', '--arch', '30-12-8-2', '--guidance', '0.1', '--task', 'wdbc', '--evaluate', '--out', wideFile, '--json');
     expect(r.code, r.err).toBe(0);
     const wr = JSON.parse(r.out) as { arch: number[]; flowArch: number[]; evaluation: { accuracy: { mean: number } } };
     expect(wr).toMatchObject({ arch: [30, 12, 8, 2], flowArch: [30, 16, 16, 2] });
@@ -208,13 +217,20 @@ describe('the pipeline through the CLI', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--bma: ensemble size 64 exceeds the 8 networks/);
 
-    // Log-likelihoods: refused for the Geometric flow (no ambient density on its spheres); computed for a
-    // Euclidean flow on the aligned zoo, with a Monte-Carlo standard error per network.
+    // Log-likelihoods: refused for the Geometric flow (no ambient density on its spheres) and for the zoo prior
+    // (rank-deficient covariance); computed for a Euclidean flow with the Gaussian prior on the aligned zoo, with a
+    // Monte-Carlo standard error per network.
     r = await cli('eval', '--weights', samples, '--flow', flow, '--log-likelihood');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--flow: .*Euclidean flows only/);
+    const flowEz = path.join(tmp, 'flows', 'ez');
+    r = await cli('train', '--zoo', zoo, '--out', flowEz, '--geometry', 'euclidean', '--d', '8', '--layers', '1', '--steps', '2', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
+    r = await cli('eval', '--weights', path.join(zoo, 'aligned.safetensors'), '--flow', flowEz, '--log-likelihood', '--steps', '1', '--device', 'cpu');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--flow: .*the 'zoo' prior's covariance has rank/);
     const flowE = path.join(tmp, 'flows', 'e');
-    r = await cli('train', '--zoo', zoo, '--out', flowE, '--geometry', 'euclidean', '--d', '8', '--layers', '1', '--steps', '4', '--device', 'cpu', '--json');
+    r = await cli('train', '--zoo', zoo, '--out', flowE, '--geometry', 'euclidean', '--prior', 'gaussian', '--d', '8', '--layers', '1', '--steps', '4', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);
     r = await cli('eval', '--weights', path.join(zoo, 'aligned.safetensors'), '--flow', flowE, '--log-likelihood', '--steps', '2', '--probes', '3', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);

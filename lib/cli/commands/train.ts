@@ -41,7 +41,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     'weight-decay': { type: 'number', min: 0, default: 0, metavar: 'X', description: 'decoupled weight decay' },
     clip: { type: 'number', min: 0, default: 0, metavar: 'X', description: 'gradient-norm clipping (0: off)' },
     ema: { type: 'string', default: 'auto', metavar: 'X', description: "EMA decay of the parameters used for sampling: a number in [0, 1) (0: off), or 'auto' (0.999 from 10,000 steps, else 0.99; off in --semantics reference)" },
-    prior: { type: 'string', choices: ['gaussian', 'init', 'zoo'], default: 'gaussian', description: "p0: N(0, std²) everywhere, an init scheme (N(0, std²) weights, zero biases), or 'zoo': the Gaussian fitted to the zoo (its mean and the covariance of --prior-members networks; samples only the zoo's architecture)" },
+    prior: { type: 'string', choices: ['auto', 'gaussian', 'init', 'zoo'], default: 'auto', description: "p0: N(0, std²) everywhere, an init scheme (N(0, std²) weights, zero biases), or 'zoo': the Gaussian fitted to the zoo (its mean and the covariance of --prior-members networks; samples only the zoo's architecture). 'auto': zoo on an aligned zoo with --semantics corrected, else gaussian" },
     'prior-std': { type: 'number', above: 0, default: 0.1, metavar: 'X', description: 'standard deviation of the gaussian and init priors' },
     'prior-members': { type: 'int', min: 1, default: 256, metavar: 'N', description: "networks spanning the covariance of the 'zoo' prior" },
     'grad-features': { type: 'int', min: 0, default: 0, metavar: 'N', description: "give the field each network's task-loss gradient on N fixed training examples of the zoo's task as an input feature (0: off; a learned-optimiser view of the task)" },
@@ -83,6 +83,9 @@ export const trainCommand: CliCommand = {
     // Per-hidden-neuron embeddings help on aligned zoos (results/trials: WDBC 0.988 vs 0.982, MNIST 0.31 vs chance
     // at equal steps) and make no sense on unaligned ones (hidden neurons have no fixed order there).
     const hiddenIdentity = v['hidden-identity'] === 'auto' ? loc.aligned && v.semantics === 'corrected' : v['hidden-identity'] === 'on';
+    // The zoo's own Gaussian as the prior: MNIST 0.555 vs 0.335 at 2,000 steps, WDBC Euclidean 0.975 vs 0.961 at 600
+    // (results/trials); on unaligned zoos the mean of unaligned networks is a poor centre.
+    const priorKind = v.prior === 'auto' ? (loc.aligned && v.semantics === 'corrected' ? 'zoo' : 'gaussian') : v.prior;
     const flow: Omit<FlowOptions, 'arch' | 'device'> = {
       geometry: v.geometry as FlowOptions['geometry'] & string,
       semantics: v.semantics as 'corrected' | 'reference',
@@ -92,7 +95,7 @@ export const trainCommand: CliCommand = {
       ...(v.precondition === 'auto' ? {} : { precondition: v.precondition === 'on' }),
       ...(v['layer-scaling'] === 'auto' ? {} : { layerScaling: v['layer-scaling'] === 'on' }),
       lastLayerNorm: v['last-layer-norm'],
-      prior: v.prior === 'init' ? { kind: 'init', scheme: 'normal', std: v['prior-std'] } : v.prior === 'zoo' ? { kind: 'zoo', members: v['prior-members'] } : { kind: 'gaussian', std: v['prior-std'] },
+      prior: priorKind === 'init' ? { kind: 'init', scheme: 'normal', std: v['prior-std'] } : priorKind === 'zoo' ? { kind: 'zoo', members: v['prior-members'] } : { kind: 'gaussian', std: v['prior-std'] },
       ...(v.time === 'auto' ? {} : { time: v.time as TimeDistribution }),
       sigma: v.sigma,
       seed: v.seed,
