@@ -99,13 +99,15 @@ for (const t of trials) {
       cfg.savedTo = file;
     }
   }
-  if (loadFlow !== undefined) Object.assign(cfg, { geometry: fm.options.geometry, time: fm.options.time, coupling: fm.options.coupling, precondition: fm.options.precondition, layerScaling: fm.options.layerScaling, D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, steps: undefined, batch: undefined, lr: undefined, ema: undefined });
+  if (loadFlow !== undefined) Object.assign(cfg, { geometry: fm.options.geometry, time: fm.options.time, coupling: fm.options.coupling, precondition: fm.options.precondition, layerScaling: fm.options.layerScaling, D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, prior: fm.options.prior.kind, gradFeatures: fm.options.gradientFeatures?.rows ?? 0, steps: undefined, batch: undefined, lr: undefined, ema: undefined });
   const trainS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   // One set of prior draws (raw; the sampler projects them) shared by the unguided and guided samples and SGD.
   const x0 = fm.drawPriorSamples(nSamples, 7);
   const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity });
   const sampleS = (performance.now() - t1) / 1000;
+  // Task gradients the sampler itself used per network (gradient features: one per field call), for equal-budget SGD.
+  cfg.samplerGradientEvals = fm.options.gradientFeatures ? cfg.solverSteps * (cfg.solver === 'rk4' ? 4 : cfg.solver === 'midpoint' ? 2 : 1) : 0;
   const ev = await w.evaluateNetworks(task, arch, s);
   // Noise baseline at the samples' nearest-neighbour distance, in the flow's space.
   const transform = cfg.geometry === 'euclidean' ? undefined : (x) => w.canonicalize(arch, x);
@@ -114,6 +116,20 @@ for (const t of trials) {
   const base = w.noiseBaseline(arch, space(trained), { distance: nn.samples.mean, count: nSamples, seed: 3 });
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
   const gauss = await gaussianIn(transform ? 'canonical' : 'raw', space);
+  // A flow with gradient features spends task gradients while sampling: plain SGD from the same prior draws with the
+  // same number of gradients of the same batch size is its baseline (the best of a few learning rates, all recorded).
+  let sgdBaseline;
+  if (cfg.samplerGradientEvals > 0) {
+    const rows = fm.options.gradientFeatures.rows;
+    const runs = [];
+    for (const lr of [0.1, 0.3, 1, 3]) {
+      const ws = w.plainSgd(task, arch, x0, { steps: cfg.samplerGradientEvals, rows, lr, seed: 11 });
+      const e = await w.evaluateNetworks(task, arch, ws);
+      runs.push({ lr, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(ws) });
+    }
+    const best = runs.reduce((a, b) => (b.acc.mean > a.acc.mean ? b : a));
+    sgdBaseline = { gradientEvals: cfg.samplerGradientEvals, rows, best: best.lr, acc: best.acc, loss: best.loss, bma: best.bma, runs };
+  }
   const row = {
     date: new Date().toISOString(), commit: sha, device: deviceLabel(device), zoo: { file: path.basename(zooFile), networks: zoo.n }, config: cfg,
     trainSeconds: +trainS.toFixed(1), sampleSeconds: +sampleS.toFixed(1), finalLoss: lossTail, samples: nSamples,
@@ -122,6 +138,7 @@ for (const t of trials) {
     trainedAll: { acc: allEval.accuracySummary, loss: allEval.lossSummary },
     noiseBaseline: { distance: nn.samples.mean, acc: baseEval.accuracySummary, loss: baseEval.lossSummary },
     gaussianBaseline: gauss,
+    ...(sgdBaseline !== undefined ? { sgdBaseline } : {}),
     memorisation: { sampleNN: nn.samples.mean, trainLooNN: nn.trainLoo.mean, ratio: nn.ratio },
   };
   if (guidanceCfg !== undefined) {
@@ -152,6 +169,6 @@ for (const t of trials) {
   fs.appendFileSync(out, JSON.stringify(row) + '\n');
   const f = (x) => `${x.mean.toFixed(4)}±${x.std.toFixed(4)}`;
   const bmaStr = row.sample.bma === undefined ? '' : ` | BMA ${row.sample.bma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')} (trained ${trainedBma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')})`;
-  console.log(`${JSON.stringify(t)} train ${trainS.toFixed(0)}s loss ${lossTail.toFixed(4)} | samples acc ${f(ev.accuracySummary)} loss ${f(ev.lossSummary)} | trained acc ${f(trainedEval.accuracySummary)} | noise@${nn.samples.mean.toFixed(2)} acc ${f(baseEval.accuracySummary)} | Gaussian fit acc ${f(gauss.acc)}${gauss.bma ? ` BMA64 ${gauss.bma.at(-1).acc.toFixed(3)}` : ''} | NN ratio ${nn.ratio?.toFixed?.(2)}${bmaStr}`);
+  console.log(`${JSON.stringify(t)} train ${trainS.toFixed(0)}s loss ${lossTail.toFixed(4)} | samples acc ${f(ev.accuracySummary)} loss ${f(ev.lossSummary)} | trained acc ${f(trainedEval.accuracySummary)} | noise@${nn.samples.mean.toFixed(2)} acc ${f(baseEval.accuracySummary)} | Gaussian fit acc ${f(gauss.acc)}${gauss.bma ? ` BMA64 ${gauss.bma.at(-1).acc.toFixed(3)}` : ''}${sgdBaseline ? ` | plain SGD (${sgdBaseline.gradientEvals} gradients × ${sgdBaseline.rows} rows, lr ${sgdBaseline.best}) acc ${f(sgdBaseline.acc)}` : ''} | NN ratio ${nn.ratio?.toFixed?.(2)}${bmaStr}`);
   fm.dispose();
 }
