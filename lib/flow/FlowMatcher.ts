@@ -307,6 +307,9 @@ export class FlowMatcher {
     };
     checkChoice('prior.kind', o.prior.kind, ['gaussian', 'init', 'zoo'] as const);
     checkPriorSpec(o.prior);
+    if (o.prior.kind === 'zoo' && o.coupling === 'trajectory') {
+      throw new WsfError("prior 'zoo' does not fit coupling 'trajectory': training would start from the runs' initialisations and sampling from the zoo's Gaussian; use the 'init' or 'gaussian' prior with trajectory coupling", 'ERR_INVALID');
+    }
     if (o.prediction === 'velocity' && o.precondition) {
       throw new WsfError('precondition applies to x1-prediction only; use prediction: "x1" or precondition: false', 'ERR_INVALID');
     }

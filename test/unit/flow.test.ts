@@ -40,6 +40,7 @@ describe('FlowMatcher', () => {
       [{ prior: { kind: 'zoo', members: 0 } }, /prior\.members/],
       [{ prior: { kind: 'gaussian', std: 0 } }, /prior\.std/],
       [{ prior: { kind: 'laplace' } }, /prior\.kind/],
+      [{ prior: { kind: 'zoo' }, coupling: 'trajectory' }, /trajectory/],
     ];
     for (const [o, re] of bad) {
       let err: WsfError | undefined;

@@ -41,7 +41,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     'weight-decay': { type: 'number', min: 0, default: 0, metavar: 'X', description: 'decoupled weight decay' },
     clip: { type: 'number', min: 0, default: 0, metavar: 'X', description: 'gradient-norm clipping (0: off)' },
     ema: { type: 'string', default: 'auto', metavar: 'X', description: "EMA decay of the parameters used for sampling: a number in [0, 1) (0: off), or 'auto' (0.999 from 10,000 steps, else 0.99; off in --semantics reference)" },
-    prior: { type: 'string', choices: ['auto', 'gaussian', 'init', 'zoo'], default: 'auto', description: "p0: N(0, std²) everywhere, an init scheme (N(0, std²) weights, zero biases), or 'zoo': the Gaussian fitted to the zoo (its mean and the covariance of --prior-members networks; samples only the zoo's architecture). 'auto': zoo on an aligned zoo with --semantics corrected, else gaussian" },
+    prior: { type: 'string', choices: ['auto', 'gaussian', 'init', 'zoo'], default: 'auto', description: "p0: N(0, std²) everywhere, an init scheme (N(0, std²) weights, zero biases), or 'zoo': the Gaussian fitted to the zoo (its mean and the covariance of --prior-members networks; samples only the zoo's architecture). 'auto': zoo on an aligned zoo with --semantics corrected and a coupling other than trajectory, else gaussian" },
     'prior-std': { type: 'number', above: 0, default: 0.1, metavar: 'X', description: 'standard deviation of the gaussian and init priors' },
     'prior-members': { type: 'int', min: 1, default: 256, metavar: 'N', description: "networks spanning the covariance of the 'zoo' prior" },
     'grad-features': { type: 'int', min: 0, default: 0, metavar: 'N', description: "give the field each network's task-loss gradient on N fixed training examples of the zoo's task as an input feature (0: off; a learned-optimiser view of the task)" },
@@ -85,7 +85,8 @@ export const trainCommand: CliCommand = {
     const hiddenIdentity = v['hidden-identity'] === 'auto' ? loc.aligned && v.semantics === 'corrected' : v['hidden-identity'] === 'on';
     // The zoo's own Gaussian as the prior: MNIST 0.555 vs 0.335 at 2,000 steps, WDBC Euclidean 0.975 vs 0.961 at 600
     // (results/trials); on unaligned zoos the mean of unaligned networks is a poor centre.
-    const priorKind = v.prior === 'auto' ? (loc.aligned && v.semantics === 'corrected' ? 'zoo' : 'gaussian') : v.prior;
+    // Trajectory coupling starts training paths at the runs' initialisations, so its prior must match those.
+    const priorKind = v.prior === 'auto' ? (loc.aligned && v.semantics === 'corrected' && v.coupling !== 'trajectory' ? 'zoo' : 'gaussian') : v.prior;
     const flow: Omit<FlowOptions, 'arch' | 'device'> = {
       geometry: v.geometry as FlowOptions['geometry'] & string,
       semantics: v.semantics as 'corrected' | 'reference',
