@@ -15,6 +15,7 @@
  */
 import { type Architecture, checkBatch } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
+import { drawGaussianFit, fitGaussian } from '../flow/prior.js';
 import { Rng } from '../util/rng.js';
 import { checkInt, checkNumber, invalidArgument } from '../util/validate.js';
 import { type Summary, summarize } from './stats.js';
@@ -364,30 +365,10 @@ export function gaussianBaseline(arch: Architecture, train: Float32Array, opts: 
   const T = checkBatch(arch, 'train', train);
   if (opts === null || typeof opts !== 'object') throw invalidArgument('opts', 'options {count?, members?, seed?}', opts);
   const count = checkInt('count', opts.count ?? T, 1);
-  const m = Math.min(T, checkInt('members', opts.members ?? 1024, 1));
+  const members = checkInt('members', opts.members ?? 1024, 1);
   const rng = new Rng(checkInt('seed', opts.seed ?? 0, -(2 ** 31), 2 ** 32 - 1));
-  const P = arch.numParams;
-  const mean = new Float64Array(P);
-  for (let i = 0; i < T; i++) for (let p = 0; p < P; p++) mean[p]! += train[i * P + p]!;
-  for (let p = 0; p < P; p++) mean[p]! /= T;
-  const rowsUsed = m === T ? new Int32Array(T).map((_, i) => i) : rng.permutation(T).slice(0, m);
-  const dev = new Float32Array(m * P);
-  const inv = 1 / Math.sqrt(m);
-  for (let k = 0; k < m; k++) {
-    const src = rowsUsed[k]! * P;
-    for (let p = 0; p < P; p++) dev[k * P + p] = (train[src + p]! - mean[p]!) * inv;
-  }
-  const eps = rng.fillNormal(new Float64Array(count * m));
-  const weights = new Float32Array(count * P);
-  const acc = new Float64Array(P);
-  for (let i = 0; i < count; i++) {
-    acc.set(mean);
-    for (let k = 0; k < m; k++) {
-      const e = eps[i * m + k]!;
-      const d = k * P;
-      for (let p = 0; p < P; p++) acc[p]! += e * dev[d + p]!;
-    }
-    for (let p = 0; p < P; p++) weights[i * P + p] = acc[p]!;
-  }
-  return { weights, mean, members: m };
+  const fit = fitGaussian(arch.numParams, train, members, 1, rng); // the zoo prior's fit, with an f64 mean
+  const eps = rng.fillNormal(new Float64Array(count * fit.members));
+  const weights = drawGaussianFit(fit.mean, fit.basis, eps, new Float32Array(count * arch.numParams));
+  return { weights, mean: fit.mean, members: fit.members };
 }

@@ -257,6 +257,13 @@ interface ResolvedOptions {
   seed: number;
 }
 
+/** [offset, length] of each layer's weight block and bias block in the flat layout (per-layer scales and features). */
+function layerBlocks(a: Architecture): [number, number][] {
+  const blocks: [number, number][] = [];
+  for (let l = 1; l <= a.numLayers; l++) blocks.push([a.weightOffset(l), a.widths[l - 1]! * a.widths[l]!], [a.biasOffset(l), a.widths[l]!]);
+  return blocks;
+}
+
 /** A flow-matching model over the weights of one architecture. */
 export class FlowMatcher {
   readonly arch: Architecture;
@@ -268,7 +275,9 @@ export class FlowMatcher {
   private ema: Float32Array | undefined;
   private pool: Float32Array | undefined;
   private priorStats: ZooPriorStats | undefined;
-  private probe: { task: Task; batch: MiniBatch } | undefined;
+  /** The task of the gradient features (loaded once, by create) and, built on first use, their probe batch. */
+  private gradTask: Task | undefined;
+  private probe: MiniBatch | undefined;
   private order: Int32Array | undefined;
   private cursor = 0;
   private dataKey = '';
@@ -317,8 +326,10 @@ export class FlowMatcher {
     const graph = fieldOpts.graph ?? 'sparse';
     // The published time rule exists for dense graphs only; sparse graphs always give time to every element.
     const fieldSemantics = o.semantics === 'reference' && graph === 'dense' ? 'reference' : 'corrected';
+    let gradTask: Task | undefined;
     if (o.gradientFeatures !== null) {
       const task = loadTask(o.gradientFeatures.task); // ERR_INVALID for an unknown task name
+      gradTask = task;
       const d = arch.widths[0]!;
       const C = arch.widths[arch.numLayers]!;
       if (task.numFeatures !== d || task.numClasses !== C) {
@@ -327,7 +338,9 @@ export class FlowMatcher {
     }
     const field = VectorField.create({ ...fieldOpts, arch, semantics: fieldOpts.semantics ?? fieldSemantics, seed: o.seed, ...(o.gradientFeatures !== null ? { auxInput: true } : {}), ...(opts.device !== undefined ? { device: opts.device } : {}) });
     const geom = geometry(arch, o.geometry, { semantics: o.semantics, lastLayerNorm: o.lastLayerNorm, device: field.device === 'cuda' ? 'cuda' : 'cpu' });
-    return new FlowMatcher(arch, o, field, geom);
+    const fm = new FlowMatcher(arch, o, field, geom);
+    fm.gradTask = gradTask;
+    return fm;
   }
 
   /** True for the flows that canonicalise data, priors and predictions. */
@@ -359,12 +372,7 @@ export class FlowMatcher {
     const P = this.arch.numParams;
     const n = x1.length / P;
     const s = new Float32Array(P);
-    const blocks: [number, number][] = [];
-    for (let l = 1; l <= this.arch.numLayers; l++) {
-      blocks.push([this.arch.weightOffset(l), this.arch.widths[l - 1]! * this.arch.widths[l]!]);
-      blocks.push([this.arch.biasOffset(l), this.arch.widths[l]!]);
-    }
-    for (const [o, len] of blocks) {
+    for (const [o, len] of layerBlocks(this.arch)) {
       let ss = 0;
       for (let b = 0; b < n; b++) for (let k = 0; k < len; k++) ss += x1[b * P + o + k]! ** 2;
       const rms = Math.sqrt(ss / (n * len));
@@ -491,9 +499,9 @@ export class FlowMatcher {
    */
   private auxFor(x: Float32Array, tg: Target): Float32Array | undefined {
     const gf = this.options.gradientFeatures;
-    if (gf === null) return undefined;
+    const task = this.gradTask;
+    if (gf === null || task === undefined) return undefined;
     if (this.probe === undefined) {
-      const task = loadTask(gf.task);
       const rows = Math.min(gf.rows, task.train.n);
       const idx = new Rng(this.options.seed * 131 + 7).permutation(task.train.n).slice(0, rows);
       const d = task.numFeatures;
@@ -503,13 +511,12 @@ export class FlowMatcher {
         bx.set(task.train.x.subarray(r * d, (r + 1) * d), k * d);
         by[k] = task.train.y[r]!;
       });
-      this.probe = { task, batch: { x: bx, y: by, n: rows } };
+      this.probe = { x: bx, y: by, n: rows };
     }
     const a = tg.arch;
     const P = a.numParams;
-    const g = taskGradient(this.probe.task, a, x, this.probe.batch).grad;
-    const blocks: [number, number][] = [];
-    for (let l = 1; l <= a.numLayers; l++) blocks.push([a.weightOffset(l), a.widths[l - 1]! * a.widths[l]!], [a.biasOffset(l), a.widths[l]!]);
+    const g = taskGradient(task, a, x, this.probe).grad;
+    const blocks = layerBlocks(a);
     for (let b = 0; b < g.length / P; b++) {
       for (const [o, len] of blocks) {
         let ss = 0;

@@ -42,25 +42,51 @@ export function checkPriorSpec(spec: PriorSpec): void {
 }
 
 /**
- * Fits a `zoo` prior to training networks (T × P): the f64 mean of all rows and `members` distinct random rows
- * (all when T ≤ members) as the covariance basis.
+ * The Gaussian fitted to T networks of P parameters (rows of `weights`): the f64 mean μ of all rows and the basis
+ * scale·(x_k − μ)/√m over m = min(T, members) member rows — all rows when m = T, else m distinct rows drawn from `rng`
+ * — so that μ + Σ_k ε_k·basis_k with ε ~ N(0, I) has covariance scale²·(1/m) Σ_k (x_k − μ)(x_k − μ)ᵀ. Shared by the
+ * `zoo` prior and the Gaussian-fit baseline (eval/baselines.ts).
  */
-export function fitZooPrior(arch: Architecture, spec: Extract<PriorSpec, { kind: 'zoo' }>, weights: Float32Array, rng: Rng): ZooPriorStats {
-  const P = arch.numParams;
+export function fitGaussian(P: number, weights: Float32Array, members: number, scale: number, rng: Rng): { mean: Float64Array; basis: Float32Array; members: number } {
   const T = weights.length / P;
-  const m = Math.min(T, checkInt('prior.members', spec.members ?? 256, 1));
-  const scale = checkNumber('prior.scale', spec.scale ?? 1, 0);
-  const mu = new Float64Array(P);
-  for (let i = 0; i < T; i++) for (let p = 0; p < P; p++) mu[p]! += weights[i * P + p]!;
-  for (let p = 0; p < P; p++) mu[p]! /= T;
+  const m = Math.min(T, members);
+  const mean = new Float64Array(P);
+  for (let i = 0; i < T; i++) for (let p = 0; p < P; p++) mean[p]! += weights[i * P + p]!;
+  for (let p = 0; p < P; p++) mean[p]! /= T;
   const rows = m === T ? new Int32Array(T).map((_, i) => i) : rng.permutation(T).slice(0, m);
   const basis = new Float32Array(m * P);
   const c = scale / Math.sqrt(m);
   for (let k = 0; k < m; k++) {
     const src = rows[k]! * P;
-    for (let p = 0; p < P; p++) basis[k * P + p] = (weights[src + p]! - mu[p]!) * c;
+    for (let p = 0; p < P; p++) basis[k * P + p] = (weights[src + p]! - mean[p]!) * c;
   }
-  return { mean: Float32Array.from(mu), basis };
+  return { mean, basis, members: m };
+}
+
+/**
+ * Draws from a fitted Gaussian: out[b] = mean + Σ_k eps[b·m + k]·basis[k] for every row b of `out`, accumulated in
+ * f64 and rounded to f32 (m = basis rows; `eps` holds m standard normals per row).
+ */
+export function drawGaussianFit(mean: ArrayLike<number>, basis: Float32Array, eps: ArrayLike<number>, out: Float32Array): Float32Array {
+  const P = mean.length;
+  const m = basis.length / P;
+  const acc = new Float64Array(P);
+  for (let b = 0; b < out.length / P; b++) {
+    for (let p = 0; p < P; p++) acc[p] = mean[p]!;
+    for (let k = 0; k < m; k++) {
+      const e = eps[b * m + k]!;
+      const row = k * P;
+      for (let p = 0; p < P; p++) acc[p]! += e * basis[row + p]!;
+    }
+    for (let p = 0; p < P; p++) out[b * P + p] = acc[p]!;
+  }
+  return out;
+}
+
+/** Fits a `zoo` prior to training networks (T × P) with {@link fitGaussian}; the mean is kept (and saved) as f32. */
+export function fitZooPrior(arch: Architecture, spec: Extract<PriorSpec, { kind: 'zoo' }>, weights: Float32Array, rng: Rng): ZooPriorStats {
+  const fit = fitGaussian(arch.numParams, weights, checkInt('prior.members', spec.members ?? 256, 1), checkNumber('prior.scale', spec.scale ?? 1, 0), rng);
+  return { mean: Float32Array.from(fit.mean), basis: fit.basis };
 }
 
 /**
@@ -82,19 +108,7 @@ export function samplePrior(arch: Architecture, spec: PriorSpec, rng: Rng, out: 
     if (stats.mean.length !== P) {
       throw new WsfError(`the 'zoo' prior was fitted to networks of ${stats.mean.length} parameters, not ${P} (${arch.key}); it cannot be transferred to another architecture`, 'ERR_INVALID');
     }
-    const m = stats.basis.length / P;
-    const eps = fillNormalFast(rng, new Float32Array(B * m), 0, 1);
-    const acc = new Float64Array(P);
-    for (let b = 0; b < B; b++) {
-      for (let p = 0; p < P; p++) acc[p] = stats.mean[p]!;
-      for (let k = 0; k < m; k++) {
-        const e = eps[b * m + k]!;
-        const row = k * P;
-        for (let p = 0; p < P; p++) acc[p]! += e * stats.basis[row + p]!;
-      }
-      for (let p = 0; p < P; p++) out[b * P + p] = acc[p]!;
-    }
-    return out;
+    return drawGaussianFit(stats.mean, stats.basis, fillNormalFast(rng, new Float32Array(B * (stats.basis.length / P)), 0, 1), out);
   }
   const scheme = spec.scheme ?? 'normal';
   for (let b = 0; b < B; b++) {
