@@ -1,10 +1,10 @@
 // CPU benchmark of the relational-transformer engine at the thesis sizes: a full training step (forward,
 // fused-MSE backward, Adam) and sampling throughput (forward passes in inference mode), with the engine's own
 // memory accounting and a per-region time profile. The sparse PyTorch peer's recorded figures on the same
-// 2-core CPU kind (DESIGN.md) are included so the ratio is printed; when python3 has torch, the peer is run in
-// the same process tree instead (bench/peer/sparse_rt_torch.py with PEER_DEVICE=cpu).
+// 2-core CPU kind (DESIGN.md) are included so the ratio is printed; when a python3 with torch is found (PEER_PYTHON,
+// python3, /usr/bin/python3), the peer also runs in the same benchmark (bench/peer/sparse_rt_torch.py, PEER_DEVICE=cpu).
 //
-//   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N]
+//   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N] [--no-peer]
 // Needs build/Release/wsflow.node and dist/ (npx tsc -p tsconfig.build.json).
 import { execSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -105,10 +105,35 @@ for (const c of CONFIGS) {
     (r.percent_of_fma_peak !== null ? ` (${r.percent_of_fma_peak}% of peak; floor ${r.floor_ms_at_peak} ms)` : '') + `  engine ${r.engine_mib} MiB  sampling ${r.nets_per_s_64_steps} nets/s` +
     (r.peer_cpu_ms_recorded ? `  | peer ${r.peer_cpu_ms_recorded} ms → ${r.speedup_vs_peer}×` : ''));
 }
+// The peer, live: the first python3 (PATH, then the system one) that imports torch runs bench/peer/sparse_rt_torch.py
+// on the CPU with as many threads as the engine used, right after the engine rows, on the same configurations.
+// Its figures depend on the torch build (BLAS, version); they are recorded with the rows so the ratio can be judged.
 let peerLive = null;
-const hasTorch = spawnSync('python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-if (!hasTorch) console.log('\n(no PyTorch here: the peer comparison uses its recorded CPU figures from DESIGN.md)');
-else peerLive = 'torch present: run PEER_DEVICE=cpu python3 bench/peer/sparse_rt_torch.py eager for a same-run comparison';
+const py = [process.env.PEER_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean)
+  .find((exe) => spawnSync(exe, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+const peerNames = rows.map((r) => r.config).filter((n) => n in PEER_CPU_MS);
+if (!py) console.log('\n(no PyTorch here: the peer comparison uses its recorded CPU figures from DESIGN.md)');
+else if (peerNames.length && !argv.includes('--no-peer')) {
+  const threads = String(b.numThreads());
+  const env = { ...process.env, PEER_DEVICE: 'cpu', PEER_CONFIGS: peerNames.join(','), PEER_ITERS: String(Math.max(3, repeats)),
+    PEER_WARM: '1', PEER_SAMPLE_STEPS: '2', OMP_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads, MKL_NUM_THREADS: threads };
+  const res = spawnSync(py, [path.join(root, 'bench', 'peer', 'sparse_rt_torch.py'), 'eager'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const peerRows = (res.stdout || '').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const blas = spawnSync(py, ['-c', 'import torch,re; s=torch.__config__.show(); m=re.search(r"BLAS_INFO=([^,]+)", s); print(m.group(1) if m else "?")'], { encoding: 'utf8' }).stdout.trim();
+  // Debian's torch is built against the generic libblas.so.3 interface; which library serves it is the system's choice.
+  let blasLib = null;
+  try { blasLib = fs.realpathSync('/usr/lib/x86_64-linux-gnu/libblas.so.3'); } catch { /* not a Debian layout */ }
+  peerLive = { python: py, torch: peerRows[0]?.torch ?? null, blas_info: blas, libblas: blasLib, threads: Number(threads), rows: peerRows,
+    status: res.status, stderr_tail: res.status === 0 ? undefined : (res.stderr || '').slice(-600) };
+  console.log(`\nsparse PyTorch peer, live on this machine (torch ${peerLive.torch}, BLAS_INFO=${blas}${blasLib ? ` → ${blasLib}` : ''}, ${threads} threads):`);
+  for (const pr of peerRows) {
+    const r = rows.find((x) => x.config === pr.config);
+    if (!r || pr.error) { console.log(`  ${pr.config}: ${pr.error ?? 'no engine row'}`); continue; }
+    r.peer_cpu_ms_live = pr.train_ms_median;
+    r.speedup_vs_live_peer = +(pr.train_ms_median / r.train_ms_median).toFixed(2);
+    console.log(`  ${r.config.padEnd(14)} peer ${pr.train_ms_median} ms vs engine ${r.train_ms_median} ms → ${r.speedup_vs_live_peer}×`);
+  }
+}
 const result = {
   kind: 'wsflow-engine-cpu', date: new Date().toISOString(), commit: sha,
   machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version, fma_peak_gflops: +peak.toFixed(1) },
