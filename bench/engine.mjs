@@ -4,7 +4,7 @@
 // 2-core CPU kind (DESIGN.md) are included so the ratio is printed; when a python3 with torch is found (PEER_PYTHON,
 // python3, /usr/bin/python3), the peer also runs in the same benchmark (bench/peer/sparse_rt_torch.py, PEER_DEVICE=cpu).
 //
-//   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N] [--no-peer]
+//   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N] [--isa avx2] [--no-peer]
 // Needs build/Release/wsflow.node and dist/ (npx tsc -p tsconfig.build.json).
 import { execSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,6 +22,10 @@ const get = (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] :
 const repeats = Number(get('--repeats', '5'));
 const only = get('--only')?.split(',');
 if (get('--threads')) b.setNumThreads(Number(get('--threads')));
+// --isa avx2|portable caps the CPU kernels' instruction set (all levels give bit-identical products), so a machine
+// with AVX-512 can time the AVX2 path it ships to other CPUs.
+if (get('--isa')) b.setCpuIsa(get('--isa'));
+const isa = b.cpuIsa();
 
 // GEMM FLOPs of one training step (forward + data gradients + weight gradients = 3 × the forward's 2·MACs), from
 // the layer shapes of native/core/rt_model.cc: per pair and layer qkv_edge H·4D, lin0_e 2·H·D, lin1, edge_mlp.0,
@@ -95,7 +99,7 @@ let sha = 'unknown';
 try { sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* copied tree */ }
 // The machine's float FMA ceiling, measured now with every pool thread busy (the engine's own threads).
 const peak = typeof b.cpuFmaPeak === 'function' ? b.cpuFmaPeak(1.0) : 0;
-console.log(`FMA peak (measured, ${b.numThreads()} threads): ${peak.toFixed(1)} GFLOP/s`);
+console.log(`FMA peak (measured, ${b.numThreads()} threads, ${isa.active} kernels; CPU allows ${isa.detected}): ${peak.toFixed(1)} GFLOP/s`);
 const rows = [];
 for (const c of CONFIGS) {
   if (only && !only.includes(c.name)) continue;
@@ -136,13 +140,13 @@ else if (peerNames.length && !argv.includes('--no-peer')) {
 }
 const result = {
   kind: 'wsflow-engine-cpu', date: new Date().toISOString(), commit: sha,
-  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version, fma_peak_gflops: +peak.toFixed(1) },
+  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version, fma_peak_gflops: +peak.toFixed(1), cpu_isa: isa.active, cpu_isa_detected: isa.detected },
   build: b.buildInfo(), rows, peerLive,
 };
 if (!argv.includes('--no-write')) {
   const dir = path.join(root, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${result.date.slice(0, 10)}-${sha}-cpu-engine.json`);
+  const file = path.join(dir, `${result.date.slice(0, 10)}-${sha}-cpu${isa.active === isa.detected ? '' : `-${isa.active}`}-engine.json`);
   fs.writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
   console.log(`wrote ${path.relative(root, file)}`);
 }

@@ -4,6 +4,9 @@
  */
 
 /** CUDA build and device information (`cudaInfo()`). */
+/** Instruction-set level of the CPU matrix-product kernels. */
+export type CpuIsaName = 'avx512' | 'avx2' | 'portable';
+
 export interface NativeCudaInfo {
   compiled: boolean;
   deviceCount: number;
@@ -44,6 +47,11 @@ export interface NativeDeviceOps {
   setNumThreads(n: number): void;
   /** Measured float FMA throughput (GFLOP/s) of all CPU pool threads at once; 0 without AVX2+FMA. For benchmarks. */
   cpuFmaPeak(seconds?: number): number;
+  /** Instruction set of the CPU float kernels: the one in use and the best this CPU (and WSF_NO_AVX2/512) allows. */
+  cpuIsa(): { active: CpuIsaName; detected: CpuIsaName };
+  /** Caps the CPU kernels' instruction set (tests, side-by-side benchmarks); returns the level now in use. All levels
+   *  give bit-identical products. */
+  setCpuIsa(cap: CpuIsaName): CpuIsaName;
   /** out[i] = mean + std·N(0,1), counter-based from the 64-bit seed (seedHi·2³² + seedLo); thread-count independent. */
   fillNormal(out: Float32Array, seedHi: number, seedLo: number, mean: number, std: number): void;
   deviceMemory(): NativeDeviceMemory;

@@ -4,6 +4,9 @@
 //   buildInfo(): {cuda: boolean, archs: string, compiler: string, napiVersion: number, buildType: string}
 //   numThreads(): number;  setNumThreads(n: number): void
 //   cpuFmaPeak(seconds: number): number — measured float FMA GFLOP/s of all pool threads at once (0 without AVX2)
+//   cpuIsa(): {active, detected} — instruction set of the CPU float kernels ('avx512' | 'avx2' | 'portable')
+//   setCpuIsa(cap: 'avx512' | 'avx2' | 'portable'): string — caps it (tests, side-by-side benchmarks); returns the
+//     level now in use (never above the detected one)
 //   fillNormal(out: Float32Array, seedHi: number, seedLo: number, mean: number, std: number): void — counter-based
 //     normal draws (core/random.h), multi-threaded, the same for any thread count
 //   deviceMemory(): {inUse: number, peak: number, live: number};  resetDevicePeak(): void
@@ -116,6 +119,23 @@ Napi::Value CpuFmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fma_peak_gflops(s));
 }
 
+Napi::Value CpuIsa(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("active", gemm_isa_name(gemm_isa()));
+  o.Set("detected", gemm_isa_name(gemm_isa_detected()));
+  return o;
+}
+
+Napi::Value SetCpuIsa(const Napi::CallbackInfo& info) {
+  const std::string want = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  GemmIsa cap;
+  if (want == "avx512") cap = GemmIsa::Avx512;
+  else if (want == "avx2") cap = GemmIsa::Avx2;
+  else if (want == "portable") cap = GemmIsa::Portable;
+  else throw_error(info.Env(), Code::Invalid, "setCpuIsa: expected 'avx512', 'avx2' or 'portable', got '" + want + "'");
+  return Napi::String::New(info.Env(), gemm_isa_name(set_gemm_isa(cap)));
+}
+
 Napi::Value FillNormal(const Napi::CallbackInfo& info) {
   Napi::Float32Array out = arg_f32(info, 0, "out");
   const double hi = arg_number(info, 1, "seedHi"), lo = arg_number(info, 2, "seedLo");
@@ -137,6 +157,8 @@ void register_device_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("numThreads", Napi::Function::New(env, NumThreads, "numThreads"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("cpuFmaPeak", Napi::Function::New(env, CpuFmaPeak, "cpuFmaPeak"));
+  exports.Set("cpuIsa", Napi::Function::New(env, CpuIsa, "cpuIsa"));
+  exports.Set("setCpuIsa", Napi::Function::New(env, SetCpuIsa, "setCpuIsa"));
   exports.Set("fillNormal", Napi::Function::New(env, FillNormal, "fillNormal"));
   exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory, "deviceMemory"));
   exports.Set("resetDevicePeak", Napi::Function::New(env, ResetDevicePeak, "resetDevicePeak"));

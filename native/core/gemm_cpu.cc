@@ -20,6 +20,7 @@
 #include "core/gemm_cpu.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -85,6 +86,12 @@ void gemm_portable(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int
   const int64_t grain = std::max<int64_t>(1, 1 + 30000 / std::max<int64_t>(1, N * K));
   parallel_for(M, grain, [&](int64_t b, int64_t e) { gemm_block_portable(b, e, N, int64_t(0), K, A, sai, sap, B, ldb, C, ldc); });
 }
+
+// Instruction set of the float kernels: fixed at first use from the CPU (and WSF_NO_AVX2 / WSF_NO_AVX512), capped
+// at run time by set_gemm_isa (tests compare the paths in one process; benchmarks time them side by side).
+int detected_isa();
+std::atomic<int> g_isa_cap{static_cast<int>(GemmIsa::Avx512)};
+int active_isa() { return std::min(detected_isa(), g_isa_cap.load(std::memory_order_relaxed)); }
 
 #ifdef WSF_X86
 namespace avx2 {
@@ -379,22 +386,103 @@ PackedB pack_whole_b(int64_t N, int64_t K, const float* B, int64_t ldb, int64_t 
   return pb;
 }
 
+// AVX-512F kernel for full 16-wide panels (one zmm per row and panel): C[0,R)×[0,16·NP) (+)= Σ_{p<kc} A(r,p)·panels,
+// panel j at bp + j·pstride. 12×32 tile: 24 accumulators, 12 broadcasts + 2 loads per 24 FMAs. Each C entry is
+// the same FMA chain over p as in the AVX2 kernel (one accumulator, p ascending, chunked by KC alike), so the two
+// paths give bit-identical results.
+constexpr int MR512 = 12;
+template <int R, int NP, bool ADD>
+__attribute__((target("avx512f"))) void kern512(int64_t kc, const float* a, int64_t sai, int64_t sap,
+                                                const float* bp, int64_t pstride, float* c, int64_t ldc) {
+  __m512 acc[R][NP];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j) acc[r][j] = _mm512_setzero_ps();
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * NP - 1), _MM_HINT_T0);
+  }
+  const float* a4 = a + 4 * sai;
+  const float* a8 = a + 8 * sai;
+  for (int64_t p = 0; p < kc; ++p, a += sap, a4 += sap, a8 += sap, bp += 16) {
+    const __m512 b0 = _mm512_load_ps(bp);
+    const __m512 b1 = NP > 1 ? _mm512_load_ps(bp + pstride) : b0;
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) {
+      const float* ar = r < 4 ? a + r * sai : (r < 8 ? a4 + (r - 4) * sai : a8 + (r - 8) * sai);
+      const __m512 x = _mm512_set1_ps(*ar);
+      acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+      if constexpr (NP > 1) acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j) {
+      float* d = c + r * ldc + 16 * j;
+      __m512 v = acc[r][j];
+      if constexpr (ADD) v = _mm512_add_ps(v, _mm512_loadu_ps(d));
+      _mm512_storeu_ps(d, v);
+    }
+  }
+}
+
+template <int NP, bool ADD>
+__attribute__((target("avx512f"))) void kern512_r(int R, int64_t kc, const float* a, int64_t sai, int64_t sap,
+                                                  const float* bp, int64_t pstride, float* c, int64_t ldc) {
+  switch (R) {
+#define WSF_K512(n) \
+  case n: kern512<n, NP, ADD>(kc, a, sai, sap, bp, pstride, c, ldc); break;
+    WSF_K512(12) WSF_K512(11) WSF_K512(10) WSF_K512(9) WSF_K512(8) WSF_K512(7)
+    WSF_K512(6) WSF_K512(5) WSF_K512(4) WSF_K512(3) WSF_K512(2) WSF_K512(1)
+#undef WSF_K512
+    default: break;
+  }
+}
+
+// Rows [i0, i1) × the full panels [0, nfull) of one K chunk with the AVX-512 kernel: pairs of panels, then an odd
+// last one. Panel q of the chunk at bp + q·pstride; C columns of panel q at c + 16·q.
+void panels512(int64_t i0, int64_t i1, int64_t nfull, bool add, int64_t kc, const float* a, int64_t sai, int64_t sap,
+               const float* bp, int64_t pstride, float* c, int64_t ldc) {
+  for (int64_t q = 0; q < nfull; q += 2) {
+    const bool two = q + 1 < nfull;
+    for (int64_t i = i0; i < i1; i += MR512) {
+      const int R = static_cast<int>(std::min<int64_t>(MR512, i1 - i));
+      const float* ai = a + i * sai;
+      const float* bq = bp + q * pstride;
+      float* cq = c + i * ldc + 16 * q;
+      if (two) {
+        if (add) kern512_r<2, true>(R, kc, ai, sai, sap, bq, pstride, cq, ldc);
+        else kern512_r<2, false>(R, kc, ai, sai, sap, bq, pstride, cq, ldc);
+      } else {
+        if (add) kern512_r<1, true>(R, kc, ai, sai, sap, bq, pstride, cq, ldc);
+        else kern512_r<1, false>(R, kc, ai, sai, sap, bq, pstride, cq, ldc);
+      }
+    }
+  }
+}
+
 // Rows [i0, i1) of C = A·B (+C) with B packed by pack_whole_b.
 __attribute__((target("avx2,fma"))) void rows_block(int64_t i0, int64_t i1, int64_t N, const float* A, int64_t sai,
                                                     int64_t sap, const float* B, int64_t ldb, const PackedB& pb,
                                                     float* C, int64_t ldc, bool accumulate) {
   const int64_t K = pb.K;
   const Panels& pn = pb.pn;
+  const bool wide = active_isa() >= static_cast<int>(GemmIsa::Avx512);
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = std::min(KC, K - pc);
     const bool add = accumulate || pc > 0;
     for (int64_t ic = i0; ic < i1; ic += MC) {
       const int64_t ie = std::min(i1, ic + MC);
-      for (int64_t q = 0; q < pn.nfull; ++q) {
-        const float* bp = pb.panels + q * K * 16 + pc * 16;
-        for (int64_t i = ic; i < ie; i += MR) {
-          const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
-          tile(R, 2, 16, add, kc, A + i * sai + pc * sap, sai, sap, bp, C + i * ldc + q * 16, ldc);
+      if (wide) {
+        panels512(ic, ie, pn.nfull, add, kc, A + pc * sap, sai, sap, pb.panels + pc * 16, K * 16, C, ldc);
+      } else {
+        for (int64_t q = 0; q < pn.nfull; ++q) {
+          const float* bp = pb.panels + q * K * 16 + pc * 16;
+          for (int64_t i = ic; i < ie; i += MR) {
+            const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
+            tile(R, 2, 16, add, kc, A + i * sai + pc * sap, sai, sap, bp, C + i * ldc + q * 16, ldc);
+          }
         }
       }
       if (pn.tw > 0) {
@@ -441,6 +529,7 @@ __attribute__((target("avx2,fma"))) void tall_part(int64_t M, int64_t N, int64_t
   const Tail tail = choose_tail(Nx, xi, xp) == Tail::Axpy && yj == 1 ? Tail::Axpy : Tail::Kernel;
   const Panels pn(Nx, tail == Tail::Axpy);
   const int64_t pw = pn.width();
+  const bool wide = active_isa() >= static_cast<int>(GemmIsa::Avx512);
   float* bp = tl_chunk.get(static_cast<size_t>(pw * KC + 16));
   for (int64_t pc = p0; pc < p1; pc += KC) {
     const int64_t kc = std::min(KC, p1 - pc);
@@ -448,10 +537,14 @@ __attribute__((target("avx2,fma"))) void tall_part(int64_t M, int64_t N, int64_t
     pack_b(Y + pc * yp, yp, yj, kc, Nx, pn, bp);
     for (int64_t ic = 0; ic < Mx; ic += MC) {
       const int64_t ie = std::min(Mx, ic + MC);
-      for (int64_t q = 0; q < pn.nfull; ++q) {
-        for (int64_t i = ic; i < ie; i += MR) {
-          const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
-          tile(R, 2, 16, add, kc, X + i * xi + pc * xp, xi, xp, bp + q * kc * 16, P + i * ldp + q * 16, ldp);
+      if (wide) {
+        panels512(ic, ie, pn.nfull, add, kc, X + pc * xp, xi, xp, bp, kc * 16, P, ldp);
+      } else {
+        for (int64_t q = 0; q < pn.nfull; ++q) {
+          for (int64_t i = ic; i < ie; i += MR) {
+            const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
+            tile(R, 2, 16, add, kc, X + i * xi + pc * xp, xi, xp, bp + q * kc * 16, P + i * ldp + q * 16, ldp);
+          }
         }
       }
       if (pn.tw > 0) {
@@ -517,20 +610,24 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int6
 
 }  // namespace avx2
 
-bool detect_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
 #endif
 
-bool use_avx2() {
+int detected_isa() {
 #ifdef WSF_X86
-  static const bool v = detect_avx2() && std::getenv("WSF_NO_AVX2") == nullptr;
+  static const int v = [] {
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || std::getenv("WSF_NO_AVX2") != nullptr)
+      return static_cast<int>(GemmIsa::Portable);
+    if (!__builtin_cpu_supports("avx512f") || std::getenv("WSF_NO_AVX512") != nullptr) return static_cast<int>(GemmIsa::Avx2);
+    return static_cast<int>(GemmIsa::Avx512);
+  }();
   return v;
 #else
-  return false;
+  return static_cast<int>(GemmIsa::Portable);
 #endif
 }
+
+bool use_avx2() { return active_isa() >= static_cast<int>(GemmIsa::Avx2); }
 
 template <typename T>
 void gemm_dispatch(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t sap, const T* B, int64_t ldb,
@@ -569,6 +666,24 @@ __attribute__((target("avx2,fma"), noinline)) double fma_chains(int64_t iters) {
   _mm256_store_ps(o, s);
   return static_cast<double>(o[0]);  // keeps the chains live
 }
+
+// The same 12 chains on 16-wide vectors, for machines where the AVX-512 kernel is in use.
+__attribute__((target("avx512f"), noinline)) double fma_chains512(int64_t iters) {
+  __m512 a0 = _mm512_set1_ps(0.10f), a1 = _mm512_set1_ps(0.11f), a2 = _mm512_set1_ps(0.12f), a3 = _mm512_set1_ps(0.13f),
+         a4 = _mm512_set1_ps(0.14f), a5 = _mm512_set1_ps(0.15f), a6 = _mm512_set1_ps(0.16f), a7 = _mm512_set1_ps(0.17f),
+         a8 = _mm512_set1_ps(0.18f), a9 = _mm512_set1_ps(0.19f), a10 = _mm512_set1_ps(0.20f), a11 = _mm512_set1_ps(0.21f);
+  const __m512 x = _mm512_set1_ps(0.9999f), y = _mm512_set1_ps(1e-4f);
+  for (int64_t i = 0; i < iters; ++i) {
+    a0 = _mm512_fmadd_ps(a0, x, y); a1 = _mm512_fmadd_ps(a1, x, y); a2 = _mm512_fmadd_ps(a2, x, y);
+    a3 = _mm512_fmadd_ps(a3, x, y); a4 = _mm512_fmadd_ps(a4, x, y); a5 = _mm512_fmadd_ps(a5, x, y);
+    a6 = _mm512_fmadd_ps(a6, x, y); a7 = _mm512_fmadd_ps(a7, x, y); a8 = _mm512_fmadd_ps(a8, x, y);
+    a9 = _mm512_fmadd_ps(a9, x, y); a10 = _mm512_fmadd_ps(a10, x, y); a11 = _mm512_fmadd_ps(a11, x, y);
+  }
+  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                           _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+  return static_cast<double>(_mm512_reduce_add_ps(s));  // keeps the chains live
+}
 #endif
 
 }  // namespace
@@ -577,11 +692,15 @@ double fma_peak_gflops(double seconds) {
 #ifdef WSF_X86
   if (!use_avx2()) return 0.0;
   const int T = num_threads();
+  // The ceiling of the widest kernel in use: 16 lanes under AVX-512, 8 under AVX2.
+  const bool wide = active_isa() >= static_cast<int>(GemmIsa::Avx512);
+  const auto chains = [wide](int64_t n) { return wide ? fma_chains512(n) : fma_chains(n); };
+  const double lanes = wide ? 16.0 : 8.0;
   // Calibrate the iteration count on one thread, then run every thread at once.
   int64_t iters = 1 << 20;
   for (;;) {
     const auto t0 = std::chrono::steady_clock::now();
-    volatile double sink = fma_chains(iters);
+    volatile double sink = chains(iters);
     (void)sink;
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (dt >= 0.02 || iters >= (int64_t(1) << 34)) {
@@ -593,10 +712,10 @@ double fma_peak_gflops(double seconds) {
   std::vector<double> sinks(static_cast<size_t>(T));
   const auto t0 = std::chrono::steady_clock::now();
   parallel_for(T, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) sinks[static_cast<size_t>(t)] = fma_chains(iters);
+    for (int64_t t = b; t < e; ++t) sinks[static_cast<size_t>(t)] = chains(iters);
   });
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return static_cast<double>(T) * static_cast<double>(iters) * 12.0 * 16.0 / dt / 1e9;
+  return static_cast<double>(T) * static_cast<double>(iters) * 12.0 * 2.0 * lanes / dt / 1e9;
 #else
   (void)seconds;
   return 0.0;
@@ -620,5 +739,18 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, 
   gemm_dispatch<double>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, false);
 }
 bool gemm_uses_avx2() { return use_avx2(); }
+GemmIsa gemm_isa() { return static_cast<GemmIsa>(active_isa()); }
+GemmIsa gemm_isa_detected() { return static_cast<GemmIsa>(detected_isa()); }
+GemmIsa set_gemm_isa(GemmIsa cap) {
+  g_isa_cap.store(static_cast<int>(cap), std::memory_order_relaxed);
+  return gemm_isa();
+}
+const char* gemm_isa_name(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::Avx512: return "avx512";
+    case GemmIsa::Avx2: return "avx2";
+    default: return "portable";
+  }
+}
 
 }  // namespace wsf

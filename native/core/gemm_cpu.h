@@ -5,7 +5,8 @@
 // A is addressed with two strides, A(i,p) = A[i·sai + p·sap], so one routine serves x·Wᵀ (packed), dy·W and
 // dyᵀ·x. B is row-major with leading dimension ldb, C row-major with ldc. `accumulate` adds into C instead of
 // overwriting it. The float version dispatches at run time to an AVX2+FMA micro-kernel (6×16 register tile) when
-// the CPU has it, else to a portable loop; nothing is compiled with -march=native. The double version is a plain
+// the CPU has it (plus a 12×32 AVX-512F kernel for full 16-column panels when available), else to a portable loop;
+// nothing is compiled with -march=native. The double version is a plain
 // reference loop (gradient checks only). Both are multi-threaded over i (and over p for tall reductions).
 #pragma once
 
@@ -24,11 +25,20 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, i
 void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B,
                  int64_t ldb, double* C, int64_t ldc, bool accumulate);
 
-// True when the AVX2+FMA kernel is in use (for reports).
+// True when the AVX2+FMA kernels are in use (also under AVX-512, which adds a wider kernel for full panels).
 bool gemm_uses_avx2();
 
+// Instruction set of the float kernels. The detected one is fixed at first use (CPU features; WSF_NO_AVX2 and
+// WSF_NO_AVX512 lower it); set_gemm_isa caps it at run time (tests, side-by-side benchmarks) and returns the level
+// now in use. Every level gives bit-identical products: the kernels differ in tile width, not in summation order.
+enum class GemmIsa : int { Portable = 0, Avx2 = 1, Avx512 = 2 };
+GemmIsa gemm_isa();
+GemmIsa gemm_isa_detected();
+GemmIsa set_gemm_isa(GemmIsa cap);
+const char* gemm_isa_name(GemmIsa isa);
+
 // Measured float FMA throughput of this machine (GFLOP/s, all pool threads at once, each running independent
-// 8-wide FMA chains for about `seconds`): the ceiling the benchmarks report the engine's GEMM FLOP rate against.
+// FMA chains as wide as the kernels in use — 16 lanes under AVX-512, else 8 — for about `seconds`): the ceiling the benchmarks report the engine's GEMM FLOP rate against.
 // 0 without AVX2+FMA.
 double fma_peak_gflops(double seconds);
 

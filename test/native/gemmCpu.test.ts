@@ -128,3 +128,39 @@ describe('CPU GEMM (linear ops) against float64 loops', () => {
     expect(runs[1]!.outputs.dW).toEqual(runs[0]!.outputs.dW);
   });
 });
+
+// The AVX-512 kernel (12×32 tiles over full 16-column panels) runs the same FMA chain per output entry as the AVX2
+// kernel (one accumulator, K ascending, the same 256-deep chunks), so capping the instruction set must not change a
+// bit. The f64 checks above run at the detected level (AVX-512 where the CPU has it); this pins the other level to it.
+describe('CPU GEMM instruction-set levels', () => {
+  const isa = b.cpuIsa();
+  afterAll(() => b.setCpuIsa(isa.detected));
+
+  it('rejects an unknown level and never rises above the detected one', () => {
+    expect(() => b.setCpuIsa('sse' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    expect(b.setCpuIsa('avx512')).toBe(isa.detected);
+    expect(b.setCpuIsa('portable')).toBe('portable');
+    expect(b.cpuIsa()).toEqual({ active: 'portable', detected: isa.detected });
+    b.setCpuIsa(isa.detected);
+  });
+
+  const cases: OpCase[] = [];
+  for (const [rows, K, N] of [[1001, 33, 132], [97, 300, 48], [250, 65, 16], [61, 17, 33], [4100, 33, 32], [4200, 65, 130], [37, 9, 64]] as const) {
+    const x = normal(rows * K), W = normal(N * K), bias = normal(N), init = normal(rows * N), dy = normal(rows * N);
+    cases.push({ name: `fwd ${rows}×${K}→${N}`, op: 'linear_fwd', inputs: { x, W, b: bias }, outputs: { y: { len: rows * N, init } }, scalars: { rows, K, N, ldw: K, acc: true }, tol: { atol: 0, rtol: 0, nmse: 0 } });
+    cases.push({ name: `dx ${rows}×${N}→${K}`, op: 'linear_bwd_data', inputs: { dy, W }, outputs: { dx: { len: rows * K } }, scalars: { rows, K, N, ldw: K, acc: false }, tol: { atol: 0, rtol: 0, nmse: 0 } });
+    cases.push({ name: `dW ${rows} rows ${N}×${K}`, op: 'linear_bwd_weight', inputs: { dy, x }, outputs: { dW: { len: N * K }, db: { len: N } }, scalars: { rows, K, N, ldw: K }, tol: { atol: 0, rtol: 0, nmse: 0 } });
+  }
+  it.skipIf(isa.detected !== 'avx512').each(cases.map((c) => [c.name, c] as const))('AVX-512 and AVX2 agree bitwise: %s', (_name, c) => {
+    expect(b.setCpuIsa('avx512')).toBe('avx512');
+    const wide = runOp(b, 'cpu', c);
+    expect(b.setCpuIsa('avx2')).toBe('avx2');
+    const narrow = runOp(b, 'cpu', c);
+    b.setCpuIsa(isa.detected);
+    expect(wide.problems).toEqual([]);
+    for (const k of Object.keys(narrow.outputs)) {
+      expect(wide.outputs[k]!.length).toBeGreaterThan(0);
+      expect(wide.outputs[k], k).toEqual(narrow.outputs[k]);
+    }
+  });
+});
