@@ -23,7 +23,7 @@ for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.jsonl')).sort()) 
     const other = Object.entries(c).filter(([k, v]) => !SHOWN.has(k) && k !== 'solverSteps' && DEFAULTS[k] !== v).map(([k, v]) => `${k}=${v}`);
     other.push(`${c.solverSteps} ${c.solver ?? 'euler'} steps`);
     if (c.loadedFrom !== undefined) other.push(`flow loaded from ${path.basename(c.loadedFrom)}`);
-    if (r.zoo?.networks !== undefined) other.push(`zoo ${r.zoo.file} (${r.zoo.networks} networks)`);
+    if (r.zoo?.networks !== undefined) other.push(`zoo ${r.zoo.file} (${r.zoo.runs !== undefined ? `${r.zoo.runs} runs, ` : ""}${r.zoo.networks} networks)`);
     const bma = r.sample.bma?.find((p) => p.n === 64);
     lines.push(`| ${i + 1} | ${c.geometry} | ${c.D}×${c.layers} | ${c.stepsDone !== undefined && c.stepsDone !== c.steps ? `${c.stepsDone} (time-boxed)` : c.steps ?? '—'} × ${c.batch ?? '—'} | ${c.lr ?? "—"} | ${c.ema ?? "—"} | ${c.precondition ? 'on' : 'off'} | ${other.join(', ')} | ${r.trainSeconds} | ${pm(r.sample.acc)} | ${pm(r.sample.loss)} | ${bma ? bma.acc.toFixed(3) : '—'} | ${pm(r.trainedLast.acc)} | ${pm(r.noiseBaseline.acc)} | ${r.gaussianBaseline ? pm(r.gaussianBaseline.acc) : '—'} | ${r.sgdBaseline ? `${pm(r.sgdBaseline.acc)} (${r.sgdBaseline.gradientEvals}×${r.sgdBaseline.rows}, lr ${r.sgdBaseline.best})` : '—'} | ${r.memorisation.ratio?.toFixed?.(1) ?? '—'} | ${r.commit} | ${r.device} |`);
   });
