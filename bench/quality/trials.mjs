@@ -67,6 +67,15 @@ const gaussianIn = async (spaceKind, space) => {
   return gaussianAt.get(spaceKind);
 };
 
+let trainedCanonical;
+const trainedInSpace = async () => {
+  if (trainedCanonical === undefined) {
+    const e = await w.evaluateNetworks(task, arch, w.canonicalize(arch, trained));
+    trainedCanonical = { acc: e.accuracySummary, loss: e.lossSummary };
+  }
+  return trainedCanonical;
+};
+
 for (const t of trials) {
   const cfg = { geometry: 'geometric', D: 16, layers: 3, heads: 1, graph: 'sparse', hiddenIdentity: false, velocity: 'riemannian', steps: 1000, batch: 32, lr: 1e-3, schedule: 'constant', warmup: 0, ema: 0,
     coupling: 'independent', precondition: false, layerScaling: false, priorStd: 0.1, prior: 'gaussian', solverSteps: 64, solver: 'euler', grid: 'uniform', seed: 1, time: 'beta', ...t };
@@ -116,6 +125,10 @@ for (const t of trials) {
   const base = w.noiseBaseline(arch, space(trained), { distance: nn.samples.mean, count: nSamples, seed: 3 });
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
   const gauss = await gaussianIn(transform ? 'canonical' : 'raw', space);
+  // The trained networks in the flow's own space (canonicalised for the Normalized/Geometric flows, whose samples
+  // are): the same functions up to the last layer's scale, which the canonical form fixes, so their loss is the
+  // like-for-like reference for the samples' loss.
+  const trainedSpace = transform ? await trainedInSpace() : undefined;
   // A flow with gradient features spends task gradients while sampling: plain SGD from the same prior draws with the
   // same number of gradients of the same batch size is its baseline (the best of a few learning rates, all recorded).
   let sgdBaseline;
@@ -136,6 +149,7 @@ for (const t of trials) {
     sample: { acc: ev.accuracySummary, loss: ev.lossSummary, bma: await bmaOf(s) },
     trainedLast: { acc: trainedEval.accuracySummary, loss: trainedEval.lossSummary, bma: trainedBma },
     trainedAll: { acc: allEval.accuracySummary, loss: allEval.lossSummary },
+    ...(trainedSpace ? { trainedFlowSpace: trainedSpace } : {}),
     noiseBaseline: { distance: nn.samples.mean, acc: baseEval.accuracySummary, loss: baseEval.lossSummary },
     gaussianBaseline: gauss,
     ...(sgdBaseline !== undefined ? { sgdBaseline } : {}),
