@@ -16,7 +16,7 @@
 // quality is reported beside, never instead of, the unguided samples.
 //
 // A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
-//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo', priorMembers, priorScale, gradFeatures (probe rows; 0: off), solverSteps, solver, seed, time,
+//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo', otPool (OT over K batches), priorMembers, priorScale, gradFeatures (probe rows; 0: off), solverSteps, solver, seed, time,
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine' }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -89,6 +89,7 @@ for (const t of trials) {
     fm = FlowMatcher.create({
       arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph, hiddenIdentity: cfg.hiddenIdentity }, seed: cfg.seed, device,
       coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
+      ...(cfg.otPool !== undefined ? { otPool: cfg.otPool } : {}),
       ...(cfg.gradFeatures > 0 ? { gradientFeatures: { task: zoo.task, rows: cfg.gradFeatures } } : {}),
       prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : cfg.prior === 'zoo' ? { kind: 'zoo', members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1 } : { kind: 'gaussian', std: cfg.priorStd },
     });

@@ -35,6 +35,7 @@ import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
 import { loadTask } from '../tasks/loadTask.js';
 import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
+import { linearSumAssignment } from '../align/assignment.js';
 import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
 import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
 import { checkPriorSpec, fitZooPrior, samplePrior, type PriorSpec, type ZooPriorStats } from './prior.js';
@@ -79,6 +80,12 @@ export interface FlowOptions {
   coupling?: Coupling;
   /** OT cost. Default 'euclidean' (the published choice, also for the Geometric flow). */
   otCost?: OtCost;
+  /**
+   * OT coupling over a pool of this many batches (default 1: the published minibatch OT within each batch). With K > 1
+   * each step draws K·B prior samples and K·B networks, solves the assignment over the pool and trains on B of its
+   * pairs chosen at random, so both marginals stay exact while the pairing comes closer to the full OT map.
+   */
+  otPool?: number;
   /** What the network predicts: 'x1' (default) or 'velocity'. */
   prediction?: 'x1' | 'velocity';
   /**
@@ -250,6 +257,7 @@ interface ResolvedOptions {
   sigma: number;
   coupling: Coupling;
   otCost: OtCost;
+  otPool: number;
   prediction: 'x1' | 'velocity';
   precondition: boolean;
   layerScaling: boolean;
@@ -308,6 +316,7 @@ export class FlowMatcher {
       sigma: checkNumber('sigma', opts.sigma ?? 1e-4, 0),
       coupling: checkChoice('coupling', opts.coupling ?? 'independent', ['independent', 'ot', 'trajectory'] as const),
       otCost: checkChoice('otCost', opts.otCost ?? 'euclidean', ['euclidean', 'geodesic'] as const),
+      otPool: checkInt('otPool', opts.otPool ?? 1, 1, 64),
       prediction: checkChoice('prediction', opts.prediction ?? 'x1', ['x1', 'velocity'] as const),
       precondition: opts.precondition ?? ((opts.semantics ?? 'corrected') === 'corrected' && (opts.prediction ?? 'x1') === 'x1' && (opts.geometry ?? 'geometric') !== 'euclidean'),
       layerScaling: opts.layerScaling ?? ((opts.semantics ?? 'corrected') === 'corrected' && opts.geometry === 'euclidean'),
@@ -574,6 +583,7 @@ export class FlowMatcher {
   private trainStep(data: WeightDataset, n: number, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
     const P = this.arch.numParams;
     const o = this.options;
+    if (o.coupling === 'ot' && o.otPool > 1) return this.trainStepOtPool(data, n, B, adam);
     const idx = this.nextIndices(n, B);
     let x1 = new Float32Array(B * P);
     for (let b = 0; b < B; b++) x1.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), b * P);
@@ -598,6 +608,38 @@ export class FlowMatcher {
       x0 = a;
       x1 = c;
     }
+    return this.trainOnPairs(x0, x1, B, adam);
+  }
+
+  /**
+   * A training step with the OT coupling solved over a pool of `otPool` batches: K·B prior draws and K·B networks,
+   * one assignment over the pool, B of its pairs chosen at random (so each side keeps its exact marginal).
+   */
+  private trainStepOtPool(data: WeightDataset, n: number, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+    const P = this.arch.numParams;
+    const o = this.options;
+    const KB = o.otPool * B;
+    const idx = this.nextIndices(n, KB);
+    const x1p = new Float32Array(KB * P);
+    for (let b = 0; b < KB; b++) x1p.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), b * P);
+    const x0p = this.drawPrior(KB, new Float32Array(KB * P));
+    const { rowToCol } = linearSumAssignment(couplingCost(x0p, x1p, P, o.otCost, this.geom), KB, KB);
+    const rows = this.rng.permutation(KB).slice(0, B);
+    const x0 = new Float32Array(B * P);
+    const x1 = new Float32Array(B * P);
+    for (let k = 0; k < B; k++) {
+      const r = rows[k]!;
+      const c = rowToCol[r]!;
+      x0.set(x0p.subarray(r * P, (r + 1) * P), k * P);
+      x1.set(x1p.subarray(c * P, (c + 1) * P), k * P);
+    }
+    return this.trainOnPairs(x0, x1, B, adam);
+  }
+
+  /** The rest of a training step once the pairs (x0, x1) are drawn: times, interpolant, field, loss, Adam. */
+  private trainOnPairs(x0: Float32Array, x1: Float32Array, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+    const P = this.arch.numParams;
+    const o = this.options;
     const t = sampleTimes(this.rng, o.time, new Float32Array(B));
     // Interpolant: geodesic on the spheres (geometric), linear + σ noise otherwise.
     let xt: Float32Array;
