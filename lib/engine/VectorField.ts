@@ -15,7 +15,7 @@ import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
 import { version } from '../version.js';
 
 /** Graph density: real edges only (default) or all N² pairs (the published model). */
-export type GraphMode = 'sparse' | 'dense';
+export type GraphMode = 'sparse' | 'dense' | 'hybrid';
 
 /** Options of {@link VectorField.create}. */
 export interface VectorFieldOptions {
@@ -27,7 +27,11 @@ export interface VectorFieldOptions {
   layers?: number;
   /** Attention heads (must divide D). Default 1. */
   heads?: number;
-  /** 'sparse' (default) or 'dense'. */
+  /**
+   * 'sparse' (default): the real weight pairs both ways plus self loops. 'dense': all N² pairs (the published
+   * model). 'hybrid': the sparse pairs plus all pairs among the non-input neurons, so hidden and output neurons
+   * exchange messages directly in every layer (400 extra pairs per 784-10-10 network).
+   */
   graph?: GraphMode;
   /**
    * 'corrected' (default): time reaches every node and pair. 'reference': the published time rule (input
@@ -119,7 +123,7 @@ export class VectorField {
    */
   static create(opts: VectorFieldOptions): VectorField {
     const arch = opts.arch instanceof Architecture ? opts.arch : mlp(opts.arch);
-    const graph = checkChoice('graph', opts.graph ?? 'sparse', ['sparse', 'dense'] as const);
+    const graph = checkChoice('graph', opts.graph ?? 'sparse', ['sparse', 'dense', 'hybrid'] as const);
     const semantics = checkChoice('semantics', opts.semantics ?? 'corrected', ['corrected', 'reference'] as const);
     if (semantics === 'reference' && graph !== 'dense') {
       throw new WsfError("semantics 'reference' (the published time rule) needs graph 'dense': on sparse graphs it would give real edges no time input", 'ERR_INVALID');
@@ -139,8 +143,8 @@ export class VectorField {
       hiddenWidthSlots: checkInt('slots.hiddenWidth', slots.hiddenWidth ?? 0, 0, 1 << 20),
       mode: graph,
       timeRule: semantics === 'reference' ? 'reference' : 'all',
-      dirEmbed: opts.dirEmbed ?? graph === 'sparse',
-      reverseValue: opts.reverseValue ?? graph === 'sparse',
+      dirEmbed: opts.dirEmbed ?? graph !== 'dense',
+      reverseValue: opts.reverseValue ?? graph !== 'dense',
       inFeatures: opts.timeInput === true ? 2 : 1,
       ...(opts.auxInput === true ? { auxFeatures: 1 as const } : {}),
     };

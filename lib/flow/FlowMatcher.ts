@@ -1144,7 +1144,7 @@ export class FlowMatcher {
     const f = readSafetensors(file);
     if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow file (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
     const o = JSON.parse(f.metadata.flow ?? '{}') as ResolvedOptions;
-    const cfg = JSON.parse(f.metadata.config ?? '{}') as { D: number; layers: number; heads: number; mode: 'sparse' | 'dense'; timeRule: string; inFeatures: number; auxFeatures?: number; dirEmbed: boolean; reverseValue: boolean; inputSlots: number; hiddenSlots: number; outputSlots: number; hiddenWidthSlots?: number };
+    const cfg = JSON.parse(f.metadata.config ?? '{}') as { D: number; layers: number; heads: number; mode: 'sparse' | 'dense' | 'hybrid'; timeRule: string; inFeatures: number; auxFeatures?: number; dirEmbed: boolean; reverseValue: boolean; inputSlots: number; hiddenSlots: number; outputSlots: number; hiddenWidthSlots?: number };
     const fm = FlowMatcher.create({
       arch: mlp(f.metadata.arch ?? ''),
       ...o,

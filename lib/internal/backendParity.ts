@@ -592,7 +592,7 @@ function cfg(c: Partial<NativeEngineConfig> & Pick<NativeEngineConfig, 'D' | 'in
 }
 
 /**
- * The engine parity matrix: sparse and dense graphs; odd sizes; mixed architectures in one batch; heads 1, 2, 3;
+ * The engine parity matrix: sparse, dense and hybrid graphs; odd sizes; mixed architectures in one batch; heads 1, 2, 3;
  * inFeatures 1 and 2, with and without the aux column; direction embedding on and off; the reference time rule;
  * the MNIST input layer (B = 2).
  * @internal
@@ -623,6 +623,11 @@ export const ENGINE_CASES: EngineCase[] = [
     name: 'dense mixed [7,5,3]+[7,2,3] D=40 inFeatures=2 dirEmbed heads=1',
     config: cfg({ D: 40, inFeatures: 2, mode: 'dense', dirEmbed: true, inputSlots: 7, hiddenSlots: 1, outputSlots: 3 }),
     widths: [[7, 5, 3], [7, 2, 3]],
+  },
+  {
+    name: 'hybrid mixed [7,5,4,3]+[7,2,3] D=12 inFeatures=2 heads=2',
+    config: cfg({ D: 12, heads: 2, inFeatures: 2, mode: 'hybrid', inputSlots: 7, hiddenSlots: 2, outputSlots: 3 }),
+    widths: [[7, 5, 4, 3], [7, 2, 3]],
   },
   {
     name: 'sparse [30,16,16,2]×2 D=16 inFeatures=2 auxFeatures=1',

@@ -1,6 +1,6 @@
 // The vector-field engine as a JS class (node-addon-api glue only; the math is in core/rt_*.h).
 //
-//   new NativeEngine(config: {D, layers, heads, inputSlots, hiddenSlots, outputSlots, mode: 'sparse'|'dense',
+//   new NativeEngine(config: {D, layers, heads, inputSlots, hiddenSlots, outputSlots, mode: 'sparse'|'dense'|'hybrid',
 //                     timeRule: 'all'|'reference', dirEmbed, reverseValue, inFeatures, auxFeatures}, seed: number,
 //                     device: 'cpu'|'cuda', dtype: 'f32'|'f64')
 //   .setGraph(widths: number[][]): void               — the batch's architectures (one entry per network)
@@ -162,13 +162,15 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.slots.output_slots = get_int(env, c, "outputSlots", 0, 1, 1 << 24);
     cfg.slots.hidden_width = get_int(env, c, "hiddenWidthSlots", 0, 0, 1 << 20);
     const std::string mode = get_str(env, c, "mode", "sparse");
-    if (mode != "sparse" && mode != "dense") throw_error(env, Code::Invalid, "config.mode must be 'sparse' or 'dense', got '" + mode + "'");
-    cfg.mode = mode == "dense" ? GraphMode::Dense : GraphMode::Sparse;
+    if (mode != "sparse" && mode != "dense" && mode != "hybrid") {
+      throw_error(env, Code::Invalid, "config.mode must be 'sparse', 'dense' or 'hybrid', got '" + mode + "'");
+    }
+    cfg.mode = mode == "dense" ? GraphMode::Dense : mode == "hybrid" ? GraphMode::Hybrid : GraphMode::Sparse;
     const std::string tr = get_str(env, c, "timeRule", "all");
     if (tr != "all" && tr != "reference") throw_error(env, Code::Invalid, "config.timeRule must be 'all' or 'reference', got '" + tr + "'");
     cfg.time_rule = tr == "reference" ? TimeRule::Reference : TimeRule::All;
-    cfg.dir_embed = get_bool(env, c, "dirEmbed", cfg.mode == GraphMode::Sparse);
-    cfg.reverse_value = get_bool(env, c, "reverseValue", cfg.mode == GraphMode::Sparse);
+    cfg.dir_embed = get_bool(env, c, "dirEmbed", cfg.mode != GraphMode::Dense);
+    cfg.reverse_value = get_bool(env, c, "reverseValue", cfg.mode != GraphMode::Dense);
     cfg.in_features = get_int(env, c, "inFeatures", 1, 1, 2);
     cfg.aux_features = get_int(env, c, "auxFeatures", 0, 0, 1);
     throw_if_error(env, cfg.validate());

@@ -198,7 +198,7 @@ class RtEngine {
   // "ef", "dEf" (M·din edge features and their gradient after an input-gradient backward), "e0" (M·H input edge
   // states), "he_h1", "he_h2" / "hn_h1", "hn_h2" (pre-activations of the edge / node heads' two ReLUs, rows in
   // out_edge / out_node order), per layer l of the last training-mode forward "alpha:l" (M·heads), "Pe:l" (M·4D), "Pn:l" (N·3D),
-  // "z:l" (M·D), "e_out:l" (M·H), "n_out:l" (N·H); graph arrays "row_ptr", "edge_row", "edge_col", "edge_rev",
+  // "z:l" (M·D), "e_out:l" (M·H), "n_out:l" (N·H); graph arrays "row_ptr", "edge_row", "edge_col", "edge_rev", "edge_dir",
   // "edge_param", "out_edge", "out_edge_param", "out_node_param". Anything else, or a buffer not yet computed: Code::Invalid.
   Status debug_get(const std::string& name, std::vector<double>* out) {
     const int64_t N = graph_.N, M = graph_.M;
@@ -226,6 +226,7 @@ class RtEngine {
     if (name == "edge_row") return host(graph_.edge_row);
     if (name == "edge_col") return host(graph_.edge_col);
     if (name == "edge_rev") return host(graph_.edge_rev);
+    if (name == "edge_dir") return host(graph_.edge_dir);
     if (name == "edge_param") return host(graph_.edge_param);
     if (name == "out_edge") return host(graph_.out_edge);
     if (name == "out_edge_param") return host(graph_.out_edge_param);

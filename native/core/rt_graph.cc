@@ -47,7 +47,13 @@ Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& wid
       weights += static_cast<int64_t>(w[l - 1]) * w[l];
       biases += w[l];
     }
-    const int64_t pairs = mode == GraphMode::Dense ? nodes * nodes : 2 * weights + nodes;
+    // Hybrid: all ordered pairs among the non-input neurons (their real pairs and self loops included), plus the
+    // sparse pairs that touch an input neuron (first-layer weights both ways, the inputs' self loops).
+    const int64_t upper = nodes - w[0];
+    const int64_t first = static_cast<int64_t>(w[0]) * w[1];
+    const int64_t pairs = mode == GraphMode::Dense    ? nodes * nodes
+                          : mode == GraphMode::Hybrid ? upper * upper + 2 * first + w[0]
+                                                      : 2 * weights + nodes;
     total_nodes += nodes;
     total_pairs += pairs;
     total_params += weights + biases;
@@ -127,9 +133,12 @@ Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& wid
         g.edge_graph[k] = n;
         ++k;
       };
-      if (mode == GraphMode::Dense) {
+      if (mode == GraphMode::Dense || (mode == GraphMode::Hybrid && lu >= 1)) {
+        // Dense: every column. Hybrid row of a non-input neuron: its first-layer reverse pairs (when in layer 1),
+        // then every non-input column — the dense rule restricted to the columns a hybrid row has.
         for (int32_t vl = 0; vl < Nn; ++vl) {
           const int lv = layer_of(vl);
+          if (mode == GraphMode::Hybrid && lv == 0 && lu != 1) continue;
           if (vl == ul) {
             emit(vl, 2, -1);
           } else if (lv == lu + 1) {  // real forward pair: weight from neuron i=ul−loff[lu] to j=vl−loff[lv]

@@ -72,7 +72,7 @@ RtLayout make_layout(const RtConfig& cfg) {
   L.pos_rows = cfg.slots.rows();
   b.tensor("pos_embed", {L.pos_rows, D}, Init::Normal, D, D, &L.pos);
   if (cfg.dir_embed) {
-    L.dir_rows = cfg.mode == GraphMode::Dense ? 4 : 3;
+    L.dir_rows = cfg.mode == GraphMode::Sparse ? 3 : 4;  // dense and hybrid graphs have non-edges (dir 3)
     b.tensor("dir_embed", {L.dir_rows, D}, Init::Normal, D, D, &L.dir);
   }
   for (int i = 0; i < cfg.layers; ++i) {
