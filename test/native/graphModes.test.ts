@@ -11,7 +11,7 @@ const cfg = (mode: NativeEngineConfig['mode']): NativeEngineConfig => ({
 });
 
 interface Pair { dir: number; param: number }
-function pairsOf(mode: NativeEngineConfig['mode']): { M: number; P: number; pairs: Map<string, Pair>; rev: Float32Array | Int32Array; row: ArrayLike<number>; col: ArrayLike<number> } {
+function pairsOf(mode: NativeEngineConfig['mode']): { M: number; P: number; pairs: Map<string, Pair>; rev: ArrayLike<number>; row: ArrayLike<number>; col: ArrayLike<number> } {
   const e = new (binding().NativeEngine)(cfg(mode), 1, 'cpu', 'f32');
   try {
     e.setGraph([widths]);
