@@ -35,7 +35,6 @@ import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
 import { loadTask } from '../tasks/loadTask.js';
 import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
-import { linearSumAssignment } from '../align/assignment.js';
 import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
 import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
 import { checkPriorSpec, fitZooPrior, samplePrior, type PriorSpec, type ZooPriorStats } from './prior.js';
@@ -583,10 +582,12 @@ export class FlowMatcher {
   private trainStep(data: WeightDataset, n: number, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
     const P = this.arch.numParams;
     const o = this.options;
-    if (o.coupling === 'ot' && o.otPool > 1) return this.trainStepOtPool(data, n, B, adam);
-    const idx = this.nextIndices(n, B);
-    let x1 = new Float32Array(B * P);
-    for (let b = 0; b < B; b++) x1.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), b * P);
+    // OT pairs within the batch (published), or over a pool of otPool batches of which B random pairs are trained on
+    // (each side keeps its exact marginal, the pairing comes closer to the full OT map).
+    const K = o.coupling === 'ot' ? o.otPool : 1;
+    const idx = this.nextIndices(n, K * B);
+    let x1 = new Float32Array(K * B * P);
+    for (let b = 0; b < K * B; b++) x1.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), b * P);
     let x0: Float32Array;
     if (o.coupling === 'trajectory') {
       x0 = new Float32Array(B * P);
@@ -595,43 +596,21 @@ export class FlowMatcher {
         x0.set(data.init!.subarray(r * P, (r + 1) * P), b * P); // already canonicalised by fit()
       }
     } else {
-      x0 = this.drawPrior(B, new Float32Array(B * P));
+      x0 = this.drawPrior(K * B, new Float32Array(K * B * P));
     }
     if (o.coupling === 'ot') {
-      const { i0, i1 } = otPairs(couplingCost(x0, x1, P, o.otCost, this.geom), B, o.semantics, this.rng);
+      // The published resampling with replacement ('reference') belongs to its in-batch OT; a pool is our extension.
+      const { i0, i1 } = otPairs(couplingCost(x0, x1, P, o.otCost, this.geom), K * B, K > 1 ? 'corrected' : o.semantics, this.rng);
+      const rows = K > 1 ? this.rng.permutation(K * B) : undefined;
       const a = new Float32Array(B * P);
       const c = new Float32Array(B * P);
       for (let k = 0; k < B; k++) {
-        a.set(x0.subarray(i0[k]! * P, (i0[k]! + 1) * P), k * P);
-        c.set(x1.subarray(i1[k]! * P, (i1[k]! + 1) * P), k * P);
+        const r = rows === undefined ? k : rows[k]!;
+        a.set(x0.subarray(i0[r]! * P, (i0[r]! + 1) * P), k * P);
+        c.set(x1.subarray(i1[r]! * P, (i1[r]! + 1) * P), k * P);
       }
       x0 = a;
       x1 = c;
-    }
-    return this.trainOnPairs(x0, x1, B, adam);
-  }
-
-  /**
-   * A training step with the OT coupling solved over a pool of `otPool` batches: K·B prior draws and K·B networks,
-   * one assignment over the pool, B of its pairs chosen at random (so each side keeps its exact marginal).
-   */
-  private trainStepOtPool(data: WeightDataset, n: number, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
-    const P = this.arch.numParams;
-    const o = this.options;
-    const KB = o.otPool * B;
-    const idx = this.nextIndices(n, KB);
-    const x1p = new Float32Array(KB * P);
-    for (let b = 0; b < KB; b++) x1p.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), b * P);
-    const x0p = this.drawPrior(KB, new Float32Array(KB * P));
-    const { rowToCol } = linearSumAssignment(couplingCost(x0p, x1p, P, o.otCost, this.geom), KB, KB);
-    const rows = this.rng.permutation(KB).slice(0, B);
-    const x0 = new Float32Array(B * P);
-    const x1 = new Float32Array(B * P);
-    for (let k = 0; k < B; k++) {
-      const r = rows[k]!;
-      const c = rowToCol[r]!;
-      x0.set(x0p.subarray(r * P, (r + 1) * P), k * P);
-      x1.set(x1p.subarray(c * P, (c + 1) * P), k * P);
     }
     return this.trainOnPairs(x0, x1, B, adam);
   }
