@@ -56,7 +56,7 @@ export { functionalDiversity } from './eval/diversity.js';
 export type { DiversityOptions, DiversityResult } from './eval/diversity.js';
 export { lossBarriers } from './eval/barriers.js';
 export type { BarrierOptions, BarrierResult } from './eval/barriers.js';
-export { nearestNeighbourDistances, noiseBaseline, averageBaseline, gaussianBaseline } from './eval/baselines.js';
+export { nearestNeighbourDistances, noiseBaseline, averageBaseline, gaussianBaseline, mixtureBaseline } from './eval/baselines.js';
 export type { BatchTransform, NearestNeighbourResult, NeighbourStats, NoiseBaselineResult } from './eval/baselines.js';
 export { taskGradient, BatchStream, plainSgd } from './eval/gradient.js';
 export type { MiniBatch, TaskGradient, BatchStreamState } from './eval/gradient.js';

@@ -67,6 +67,26 @@ const gaussianIn = async (spaceKind, space) => {
   return gaussianAt.get(spaceKind);
 };
 
+// The Gaussian mixture a 'mixture' prior fits (same k-means and per-cluster fits), drawn without a flow.
+const mixtureAt = new Map();
+const mixtureIn = async (spaceKind, space, components, members) => {
+  const k = `${spaceKind}:${components}:${members}`;
+  if (!mixtureAt.has(k)) {
+    const g = w.mixtureBaseline(arch, al.aligned, { components, members, count: nSamples, seed: 5 });
+    const e = await w.evaluateNetworks(task, arch, space(g.weights));
+    // How the clusters line up with the zoo's independent runs: the share of networks in their cluster's majority run.
+    const major = new Map();
+    for (let i = 0; i < zoo.n; i++) {
+      const m = major.get(g.labels[i]) ?? new Map();
+      m.set(zoo.run[i], (m.get(zoo.run[i]) ?? 0) + 1);
+      major.set(g.labels[i], m);
+    }
+    const runPurity = [...major.values()].reduce((a, m) => a + Math.max(...m.values()), 0) / zoo.n;
+    mixtureAt.set(k, { components, runPurity, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(space(g.weights)) });
+  }
+  return mixtureAt.get(k);
+};
+
 let trainedCanonical;
 const trainedInSpace = async () => {
   if (trainedCanonical === undefined) {
@@ -91,7 +111,7 @@ for (const t of trials) {
       coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
       ...(cfg.otPool !== undefined ? { otPool: cfg.otPool } : {}),
       ...(cfg.gradFeatures > 0 ? { gradientFeatures: { task: zoo.task, rows: cfg.gradFeatures } } : {}),
-      prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : cfg.prior === 'zoo' ? { kind: 'zoo', members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1 } : { kind: 'gaussian', std: cfg.priorStd },
+      prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : cfg.prior === 'zoo' ? { kind: 'zoo', members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1 } : cfg.prior === 'mixture' ? { kind: 'mixture', components: cfg.priorComponents ?? 8, members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1 } : { kind: 'gaussian', std: cfg.priorStd },
     });
     const lossLog = [];
     const signal = maxSeconds === undefined ? undefined : globalThis.AbortSignal.timeout(maxSeconds * 1000);
@@ -126,6 +146,7 @@ for (const t of trials) {
   const base = w.noiseBaseline(arch, space(trained), { distance: nn.samples.mean, count: nSamples, seed: 3 });
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
   const gauss = await gaussianIn(transform ? 'canonical' : 'raw', space);
+  const mixture = fm.options.prior.kind === 'mixture' ? await mixtureIn(transform ? 'canonical' : 'raw', space, fm.options.prior.components ?? 8, fm.options.prior.members ?? 256) : undefined;
   // The trained networks in the flow's own space (canonicalised for the Normalized/Geometric flows, whose samples
   // are): the same functions up to the last layer's scale, which the canonical form fixes, so their loss is the
   // like-for-like reference for the samples' loss.
@@ -153,6 +174,7 @@ for (const t of trials) {
     ...(trainedSpace ? { trainedFlowSpace: trainedSpace } : {}),
     noiseBaseline: { distance: nn.samples.mean, acc: baseEval.accuracySummary, loss: baseEval.lossSummary },
     gaussianBaseline: gauss,
+    ...(mixture !== undefined ? { mixtureBaseline: mixture } : {}),
     ...(sgdBaseline !== undefined ? { sgdBaseline } : {}),
     memorisation: { sampleNN: nn.samples.mean, trainLooNN: nn.trainLoo.mean, ratio: nn.ratio },
   };
@@ -184,6 +206,6 @@ for (const t of trials) {
   fs.appendFileSync(out, JSON.stringify(row) + '\n');
   const f = (x) => `${x.mean.toFixed(4)}±${x.std.toFixed(4)}`;
   const bmaStr = row.sample.bma === undefined ? '' : ` | BMA ${row.sample.bma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')} (trained ${trainedBma.map((p) => `${p.n}:${p.acc.toFixed(3)}`).join(' ')})`;
-  console.log(`${JSON.stringify(t)} train ${trainS.toFixed(0)}s loss ${lossTail.toFixed(4)} | samples acc ${f(ev.accuracySummary)} loss ${f(ev.lossSummary)} | trained acc ${f(trainedEval.accuracySummary)} | noise@${nn.samples.mean.toFixed(2)} acc ${f(baseEval.accuracySummary)} | Gaussian fit acc ${f(gauss.acc)}${gauss.bma ? ` BMA64 ${gauss.bma.at(-1).acc.toFixed(3)}` : ''}${sgdBaseline ? ` | plain SGD (${sgdBaseline.gradientEvals} gradients × ${sgdBaseline.rows} rows, lr ${sgdBaseline.best}) acc ${f(sgdBaseline.acc)}` : ''} | NN ratio ${nn.ratio?.toFixed?.(2)}${bmaStr}`);
+  console.log(`${JSON.stringify(t)} train ${trainS.toFixed(0)}s loss ${lossTail.toFixed(4)} | samples acc ${f(ev.accuracySummary)} loss ${f(ev.lossSummary)} | trained acc ${f(trainedEval.accuracySummary)} | noise@${nn.samples.mean.toFixed(2)} acc ${f(baseEval.accuracySummary)} | Gaussian fit acc ${f(gauss.acc)}${gauss.bma ? ` BMA64 ${gauss.bma.at(-1).acc.toFixed(3)}` : ''}${mixture ? ` | mixture fit (${mixture.components}) acc ${f(mixture.acc)}${mixture.bma ? ` BMA ${mixture.bma.at(-1).acc.toFixed(3)}` : ''}` : ''}${sgdBaseline ? ` | plain SGD (${sgdBaseline.gradientEvals} gradients × ${sgdBaseline.rows} rows, lr ${sgdBaseline.best}) acc ${f(sgdBaseline.acc)}` : ''} | NN ratio ${nn.ratio?.toFixed?.(2)}${bmaStr}`);
   fm.dispose();
 }

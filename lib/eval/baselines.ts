@@ -15,7 +15,7 @@
  */
 import { type Architecture, checkBatch } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
-import { drawGaussianFit, fitGaussian } from '../flow/prior.js';
+import { drawGaussianFit, drawMixtureComponents, fitGaussian, fitMixturePrior } from '../flow/prior.js';
 import { Rng } from '../util/rng.js';
 import { checkInt, checkNumber, invalidArgument } from '../util/validate.js';
 import { type Summary, summarize } from './stats.js';
@@ -371,4 +371,39 @@ export function gaussianBaseline(arch: Architecture, train: Float32Array, opts: 
   const eps = rng.fillNormal(new Float64Array(count * fit.members));
   const weights = drawGaussianFit(fit.mean, fit.basis, eps, new Float32Array(count * arch.numParams));
   return { weights, mean: fit.mean, members: fit.members };
+}
+
+/**
+ * Draws from the Gaussian mixture fitted to the training networks — the `mixture` prior's own fit (k-means into
+ * `components` clusters, one {@link gaussianBaseline}-style Gaussian per cluster, weighted by cluster size) without a
+ * flow: "is the flow better than the mixture it starts from?". Component counts per draw are proportional to the
+ * weights (largest remainders), so the draws cover every cluster in proportion.
+ * @param arch the base MLP
+ * @param train Float32Array T×P
+ * @param opts.components clusters (default 8)
+ * @param opts.count number of outputs (default T)
+ * @param opts.members rows spanning each cluster's covariance (default 256)
+ * @param opts.seed seed (default 0)
+ * @returns the draws (Float32Array count×P), the component of each draw and the cluster of each training row
+ * @throws WsfError ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC for bad arrays, ERR_INVALID for bad options
+ */
+export function mixtureBaseline(
+  arch: Architecture,
+  train: Float32Array,
+  opts: { components?: number; count?: number; members?: number; seed?: number } = {},
+): { weights: Float32Array; component: Int32Array; labels: Int32Array } {
+  const T = checkBatch(arch, 'train', train);
+  if (opts === null || typeof opts !== 'object') throw invalidArgument('opts', 'options {components?, count?, members?, seed?}', opts);
+  const count = checkInt('count', opts.count ?? T, 1);
+  const components = checkInt('components', opts.components ?? 8, 1, Math.min(T, 4096));
+  const rng = new Rng(checkInt('seed', opts.seed ?? 0, -(2 ** 31), 2 ** 32 - 1));
+  const { stats, labels } = fitMixturePrior(arch, { kind: 'mixture', components, members: checkInt('members', opts.members ?? 256, 1) }, train, rng);
+  const share = stats.components.map((c) => c.weight * count);
+  const n = share.map(Math.floor);
+  const order = share.map((v, k) => [v - Math.floor(v), k] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  for (let r = count - n.reduce((a, b) => a + b, 0), i = 0; r > 0; r--, i++) n[order[i]![1]]!++;
+  const component = new Int32Array(count);
+  let o = 0;
+  n.forEach((c, k) => component.fill(k, o, (o += c)));
+  return { weights: drawMixtureComponents(stats, component, rng, new Float32Array(count * arch.numParams)), component, labels };
 }

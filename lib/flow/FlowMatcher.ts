@@ -37,7 +37,7 @@ import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
 import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
 import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
-import { checkPriorSpec, fitZooPrior, samplePrior, type PriorSpec, type ZooPriorStats } from './prior.js';
+import { checkPriorSpec, drawMixtureComponents, fitMixturePrior, fitZooPrior, isMixture, nearestComponent, samplePrior, type MixturePriorStats, type PriorSpec, type PriorStats } from './prior.js';
 import { integrate } from './solvers.js';
 import { TIME_DISTRIBUTIONS, sampleTimes, timeGrid, type TimeDistribution, type TimeGridKind } from './time.js';
 
@@ -55,6 +55,8 @@ export interface FlowOptions {
    * Prior p0. Default Gaussian std 0.1 (the thesis). `{ kind: 'zoo' }` fits a Gaussian to the first training data
    * (mean and empirical covariance of `members` networks, default 256): on the MNIST zoo (D=16, 2,000 steps) it lifted
    * samples from 0.335 to 0.555 (results/trials); such a flow samples only its own architecture.
+   * `{ kind: 'mixture', components: K }` fits one such Gaussian per k-means cluster of the training data and trains
+   * each network against draws from its own cluster's Gaussian (see prior.ts).
    */
   prior?: PriorSpec;
   /** Draw priors from a fixed pool of this many samples (the published code uses the dataset size). Default 0: fresh draws every step. */
@@ -271,6 +273,25 @@ function layerBlocks(a: Architecture): [number, number][] {
   return blocks;
 }
 
+/** The statistics of a `mixture` prior from a flow file's tensors, or undefined when the file has none. */
+function readMixture(t: Record<string, SafeTensor>): MixturePriorStats | undefined {
+  const w = t['__prior_mix_weight']?.data;
+  const m = t['__prior_mix_members']?.data;
+  const mean = t['__prior_mix_mean']?.data;
+  const basis = t['__prior_mix_basis']?.data;
+  if (!(w instanceof Float64Array) || !(m instanceof Int32Array) || !(mean instanceof Float32Array) || !(basis instanceof Float32Array)) return undefined;
+  const K = w.length;
+  const P = mean.length / K;
+  let off = 0;
+  const components = Array.from(w, (weight, k) => {
+    const n = m[k]! * P;
+    const c = { weight, mean: mean.subarray(k * P, (k + 1) * P), basis: basis.subarray(off, off + n) };
+    off += n;
+    return c;
+  });
+  return { components };
+}
+
 /** A flow-matching model over the weights of one architecture. */
 export class FlowMatcher {
   readonly arch: Architecture;
@@ -281,7 +302,9 @@ export class FlowMatcher {
   private scale: Float32Array | undefined;
   private ema: Float32Array | undefined;
   private pool: Float32Array | undefined;
-  private priorStats: ZooPriorStats | undefined;
+  private priorStats: PriorStats | undefined;
+  /** The mixture component of every row of the current training data (mixture prior), for the data key {@link dataKey}. */
+  private priorLabels: { key: string; labels: Int32Array } | undefined;
   /** The task of the gradient features (loaded once, by create) and, built on first use, their probe batch. */
   private gradTask: Task | undefined;
   private probe: MiniBatch | undefined;
@@ -322,10 +345,13 @@ export class FlowMatcher {
       lastLayerNorm: checkNumber('lastLayerNorm', opts.lastLayerNorm ?? 1, Number.MIN_VALUE),
       seed: checkInt('seed', opts.seed ?? 0, 0, 2 ** 31),
     };
-    checkChoice('prior.kind', o.prior.kind, ['gaussian', 'init', 'zoo'] as const);
+    checkChoice('prior.kind', o.prior.kind, ['gaussian', 'init', 'zoo', 'mixture'] as const);
     checkPriorSpec(o.prior);
-    if (o.prior.kind === 'zoo' && o.coupling === 'trajectory') {
-      throw new WsfError("prior 'zoo' does not fit coupling 'trajectory': training would start from the runs' initialisations and sampling from the zoo's Gaussian; use the 'init' or 'gaussian' prior with trajectory coupling", 'ERR_INVALID');
+    if ((o.prior.kind === 'zoo' || o.prior.kind === 'mixture') && o.coupling === 'trajectory') {
+      throw new WsfError(`prior '${o.prior.kind}' does not fit coupling 'trajectory': training would start from the runs' initialisations and sampling from the zoo's Gaussian; use the 'init' or 'gaussian' prior with trajectory coupling`, 'ERR_INVALID');
+    }
+    if (o.prior.kind === 'mixture' && o.priorPool > 0) {
+      throw new WsfError("prior 'mixture' draws each network's start point from its own cluster, which a fixed prior pool cannot; use priorPool 0", 'ERR_INVALID');
     }
     if (o.prediction === 'velocity' && o.precondition) {
       throw new WsfError('precondition applies to x1-prediction only; use prediction: "x1" or precondition: false', 'ERR_INVALID');
@@ -433,9 +459,9 @@ export class FlowMatcher {
         'ERR_SHAPE',
       );
     }
-    if (this.options.prior.kind === 'zoo') {
+    if (this.options.prior.kind === 'zoo' || this.options.prior.kind === 'mixture') {
       throw new WsfError(
-        `Expected the flow's own architecture ${this.arch.key}: this flow starts from the Gaussian fitted to its ${this.arch.key} zoo (prior 'zoo'), which has no counterpart for ${arch.key}; train it with another prior (wsflow train --prior gaussian) to sample other architectures`,
+        `Expected the flow's own architecture ${this.arch.key}: this flow starts from the Gaussian${this.options.prior.kind === 'mixture' ? ' mixture' : ''} fitted to its ${this.arch.key} zoo (prior '${this.options.prior.kind}'), which has no counterpart for ${arch.key}; train it with another prior (wsflow train --prior gaussian) to sample other architectures`,
         'ERR_SHAPE',
       );
     }
@@ -595,6 +621,12 @@ export class FlowMatcher {
         const r = data.run![idx[b]!]!;
         x0.set(data.init!.subarray(r * P, (r + 1) * P), b * P); // already canonicalised by fit()
       }
+    } else if (this.priorLabels !== undefined) {
+      // Mixture prior: each network's start point comes from its own cluster's Gaussian.
+      const ks = new Int32Array(K * B);
+      for (let b = 0; b < K * B; b++) ks[b] = this.priorLabels.labels[idx[b]!]!;
+      x0 = drawMixtureComponents(this.priorStats as MixturePriorStats, ks, this.rng, new Float32Array(K * B * P));
+      if (this.canonical) x0 = this.geom.canonicalize(x0, { out: new Float32Array(x0.length) });
     } else {
       x0 = this.drawPrior(K * B, new Float32Array(K * B * P));
     }
@@ -704,6 +736,11 @@ export class FlowMatcher {
     if (opts.checkpoint !== undefined && fs.existsSync(opts.checkpoint)) this.loadCheckpoint(opts.checkpoint);
     // The zoo prior is part of the model: fitted once, on the first training data (raw, as given), kept on resume.
     if (this.options.prior.kind === 'zoo' && this.priorStats === undefined) this.priorStats = fitZooPrior(this.arch, this.options.prior, data.weights, new Rng(this.options.seed * 31 + 5));
+    if (this.options.prior.kind === 'mixture') {
+      if (this.priorStats === undefined) this.priorStats = fitMixturePrior(this.arch, this.options.prior, data.weights, new Rng(this.options.seed * 31 + 5)).stats;
+      // Each training network's component: the nearest component mean (its own k-means cluster on the fitting data).
+      if (this.priorLabels?.key !== key) this.priorLabels = { key, labels: nearestComponent(this.priorStats as MixturePriorStats, data.weights) };
+    }
     if (emaDecay > 0 && this.ema === undefined) this.ema = this.field.getParams();
     const t0 = performance.now();
     const startStep = this.field.stepCount;
@@ -963,7 +1000,7 @@ export class FlowMatcher {
     }
     if (o.gradientFeatures !== null) return 'log-likelihoods need a velocity whose input Jacobian the engine computes: gradient features depend on x_t through the task gradient, which the divergence would miss';
     if (o.prior.kind === 'init') return "log-likelihoods need a Gaussian prior: the 'init' prior has zero biases, so it has no density on R^P";
-    if (o.prior.kind === 'zoo') return "log-likelihoods need an isotropic Gaussian prior: the 'zoo' prior's covariance has rank ≤ its member count, so it has no density on R^P";
+    if (o.prior.kind === 'zoo' || o.prior.kind === 'mixture') return `log-likelihoods need an isotropic Gaussian prior: the '${o.prior.kind}' prior's covariance has rank ≤ its member count, so it has no density on R^P`;
     return undefined;
   }
 
@@ -1064,7 +1101,23 @@ export class FlowMatcher {
     if (this.scale !== undefined) tensors['__scale'] = f32(this.scale);
     if (this.order !== undefined) tensors['__order'] = i32(this.order);
     if (this.pool !== undefined) tensors['__pool'] = f32(this.pool);
-    if (this.priorStats !== undefined) {
+    if (this.priorStats !== undefined && isMixture(this.priorStats)) {
+      // One tensor per field over all components: weights (K), means (K × P), member counts (K) and the bases stacked.
+      const cs = this.priorStats.components;
+      const P = cs[0]!.mean.length;
+      tensors['__prior_mix_weight'] = { dtype: 'F64', shape: [cs.length], data: Float64Array.from(cs, (c) => c.weight) };
+      tensors['__prior_mix_members'] = i32(Int32Array.from(cs, (c) => c.basis.length / P));
+      const means = new Float32Array(cs.length * P);
+      cs.forEach((c, k) => means.set(c.mean, k * P));
+      tensors['__prior_mix_mean'] = { dtype: 'F32', shape: [cs.length, P], data: means };
+      const bases = new Float32Array(cs.reduce((a, c) => a + c.basis.length, 0));
+      let off = 0;
+      for (const c of cs) {
+        bases.set(c.basis, off);
+        off += c.basis.length;
+      }
+      tensors['__prior_mix_basis'] = f32(bases);
+    } else if (this.priorStats !== undefined) {
       tensors['__prior_mean'] = f32(this.priorStats.mean);
       tensors['__prior_basis'] = f32(this.priorStats.basis);
     }
@@ -1105,7 +1158,8 @@ export class FlowMatcher {
     this.pool = f.tensors['__pool']?.data as Float32Array | undefined;
     const pm = f.tensors['__prior_mean']?.data as Float32Array | undefined;
     const pb = f.tensors['__prior_basis']?.data as Float32Array | undefined;
-    this.priorStats = pm !== undefined && pb !== undefined ? { mean: pm, basis: pb } : undefined;
+    this.priorStats = pm !== undefined && pb !== undefined ? { mean: pm, basis: pb } : readMixture(f.tensors);
+    this.priorLabels = undefined;
     this.rng.setState(JSON.parse(f.metadata.rng ?? '[1,2,3,4]') as number[]);
     this.cursor = Number(f.metadata.cursor ?? '0');
   }

@@ -7,6 +7,11 @@
  *   of `members` random networks, scaled by `scale` — x0 = μ + scale·Σ_k ε_k (x_k − μ)/√m. The flow then only has
  *   to learn how the zoo departs from a Gaussian. The flow fits it on its first training data ({@link fitZooPrior});
  *   its statistics are saved with the flow.
+ * - `mixture`: a mixture of such Gaussians, one per cluster of the training networks (k-means with `components`
+ *   clusters, weighted by cluster size; beyond the thesis). Training pairs each network with a draw from its own
+ *   cluster's Gaussian, so the start point already says which mode a path ends in; sampling picks a component by
+ *   its weight. Made for zoos of several independent runs, whose aligned networks still sit in separate basins
+ *   that a single-Gaussian prior makes the field average over (README, "Why MNIST samples fall short").
  * Normalized and Geometric flows canonicalise prior samples (done by the flow, not here).
  */
 import type { Architecture } from '../arch/Architecture.js';
@@ -19,12 +24,31 @@ import { checkInt, checkNumber } from '../util/validate.js';
 export type PriorSpec =
   | { kind: 'gaussian'; std?: number; mean?: number }
   | { kind: 'init'; scheme?: 'normal' | 'fanin'; std?: number; gain?: number }
-  | { kind: 'zoo'; members?: number; scale?: number };
+  | { kind: 'zoo'; members?: number; scale?: number }
+  | { kind: 'mixture'; components?: number; members?: number; scale?: number };
 
 /** The fitted statistics of a `zoo` prior: the mean (P) and m basis rows scale·(x_k − μ)/√m (m × P). */
 export interface ZooPriorStats {
   readonly mean: Float32Array;
   readonly basis: Float32Array;
+}
+
+/** One component of a {@link MixturePriorStats}: its weight and Gaussian fit. */
+export interface MixtureComponent extends ZooPriorStats {
+  readonly weight: number;
+}
+
+/** The fitted statistics of a `mixture` prior: one Gaussian fit per cluster of the training networks. */
+export interface MixturePriorStats {
+  readonly components: readonly MixtureComponent[];
+}
+
+/** Statistics of either fitted prior. */
+export type PriorStats = ZooPriorStats | MixturePriorStats;
+
+/** True for the statistics of a `mixture` prior. */
+export function isMixture(stats: PriorStats): stats is MixturePriorStats {
+  return 'components' in stats;
 }
 
 /** Checks a prior specification's fields. @throws WsfError ERR_INVALID naming the bad field */
@@ -38,7 +62,194 @@ export function checkPriorSpec(spec: PriorSpec): void {
   } else if (spec.kind === 'zoo') {
     checkInt('prior.members', spec.members ?? 256, 1);
     checkNumber('prior.scale', spec.scale ?? 1, 0);
+  } else if (spec.kind === 'mixture') {
+    checkInt('prior.components', spec.components ?? 8, 1, 4096);
+    checkInt('prior.members', spec.members ?? 256, 1);
+    checkNumber('prior.scale', spec.scale ?? 1, 0);
   }
+}
+
+/**
+ * k-means (Lloyd's algorithm from a k-means++ start) on T rows of P values: squared Euclidean distances in f64,
+ * ties to the lower cluster index, an emptied cluster re-seeded with the row farthest from its centre. Stops when no
+ * label changes or after `maxIter` rounds.
+ * @returns the K × P centres (f64), the label of every row and the rounds run
+ * @throws WsfError ERR_INVALID when K exceeds the row count
+ */
+export function kmeans(P: number, weights: Float32Array, K: number, rng: Rng, maxIter = 50): { centres: Float64Array; labels: Int32Array; iterations: number } {
+  const T = weights.length / P;
+  if (!Number.isInteger(T) || T < 1) throw new WsfError(`Expected a whole number of rows of ${P} values but received ${weights.length} values`, 'ERR_SHAPE');
+  if (K > T) throw new WsfError(`Expected at most as many clusters as networks (${T}) but received ${K}`, 'ERR_INVALID');
+  const norm2 = new Float64Array(T);
+  for (let i = 0; i < T; i++) {
+    let s = 0;
+    for (let p = 0; p < P; p++) s += weights[i * P + p]! * weights[i * P + p]!;
+    norm2[i] = s;
+  }
+  const centres = new Float64Array(K * P);
+  const cn2 = new Float64Array(K);
+  const dist2 = (i: number, k: number): number => {
+    let dot = 0;
+    const a = i * P;
+    const c = k * P;
+    for (let p = 0; p < P; p++) dot += weights[a + p]! * centres[c + p]!;
+    return Math.max(0, norm2[i]! - 2 * dot + cn2[k]!);
+  };
+  const setCentre = (k: number, row: number): void => {
+    let s = 0;
+    for (let p = 0; p < P; p++) {
+      const v = weights[row * P + p]!;
+      centres[k * P + p] = v;
+      s += v * v;
+    }
+    cn2[k] = s;
+  };
+  // k-means++: each next centre drawn with probability ∝ the squared distance to the nearest centre so far.
+  setCentre(0, rng.int(T));
+  const near = new Float64Array(T).fill(Infinity);
+  for (let k = 1; k < K; k++) {
+    let total = 0;
+    for (let i = 0; i < T; i++) {
+      near[i] = Math.min(near[i]!, dist2(i, k - 1));
+      total += near[i]!;
+    }
+    let row = T - 1;
+    if (total > 0) {
+      let u = rng.uniform() * total;
+      for (let i = 0; i < T; i++) {
+        u -= near[i]!;
+        if (u < 0) {
+          row = i;
+          break;
+        }
+      }
+    } else {
+      row = rng.int(T);
+    }
+    setCentre(k, row);
+  }
+  const labels = new Int32Array(T).fill(-1);
+  const best = new Float64Array(T);
+  let it = 0;
+  while (it < maxIter) {
+    it++;
+    let changed = 0;
+    for (let i = 0; i < T; i++) {
+      let bk = 0;
+      let bd = Infinity;
+      for (let k = 0; k < K; k++) {
+        const d = dist2(i, k);
+        if (d < bd) {
+          bd = d;
+          bk = k;
+        }
+      }
+      best[i] = bd;
+      if (labels[i] !== bk) {
+        labels[i] = bk;
+        changed++;
+      }
+    }
+    if (changed === 0) break;
+    const count = new Float64Array(K);
+    centres.fill(0);
+    for (let i = 0; i < T; i++) {
+      const k = labels[i]!;
+      count[k]!++;
+      for (let p = 0; p < P; p++) centres[k * P + p]! += weights[i * P + p]!;
+    }
+    for (let k = 0; k < K; k++) {
+      if (count[k] === 0) {
+        // Re-seed an empty cluster with the row farthest from its centre (and make it that row's cluster).
+        let far = 0;
+        for (let i = 1; i < T; i++) if (best[i]! > best[far]!) far = i;
+        best[far] = 0;
+        labels[far] = k;
+        setCentre(k, far);
+        continue;
+      }
+      let s = 0;
+      for (let p = 0; p < P; p++) {
+        const v = centres[k * P + p]! / count[k]!;
+        centres[k * P + p] = v;
+        s += v * v;
+      }
+      cn2[k] = s;
+    }
+  }
+  return { centres, labels, iterations: it };
+}
+
+/**
+ * Fits a `mixture` prior: k-means on the training networks (T × P, as given), then the Gaussian fit of
+ * {@link fitGaussian} to each cluster (its mean and the covariance of up to `members` of its networks), weighted by
+ * the cluster's share of the networks.
+ * @returns the statistics and the cluster of every training network
+ */
+export function fitMixturePrior(arch: Architecture, spec: Extract<PriorSpec, { kind: 'mixture' }>, weights: Float32Array, rng: Rng): { stats: MixturePriorStats; labels: Int32Array } {
+  const P = arch.numParams;
+  const K = checkInt('prior.components', spec.components ?? 8, 1, 4096);
+  const members = checkInt('prior.members', spec.members ?? 256, 1);
+  const scale = checkNumber('prior.scale', spec.scale ?? 1, 0);
+  const T = weights.length / P;
+  const { labels } = kmeans(P, weights, K, rng);
+  const components: MixtureComponent[] = [];
+  for (let k = 0; k < K; k++) {
+    const rows: number[] = [];
+    for (let i = 0; i < T; i++) if (labels[i] === k) rows.push(i);
+    const sub = new Float32Array(rows.length * P);
+    rows.forEach((r, j) => sub.set(weights.subarray(r * P, (r + 1) * P), j * P));
+    const fit = fitGaussian(P, sub, members, scale, rng);
+    components.push({ weight: rows.length / T, mean: Float32Array.from(fit.mean), basis: fit.basis });
+  }
+  return { stats: { components }, labels };
+}
+
+/** The component of a mixture prior whose mean is nearest (squared Euclidean, f64) to each of the rows (T × P). */
+export function nearestComponent(stats: MixturePriorStats, weights: Float32Array): Int32Array {
+  const P = stats.components[0]!.mean.length;
+  const T = weights.length / P;
+  const labels = new Int32Array(T);
+  for (let i = 0; i < T; i++) {
+    let bd = Infinity;
+    stats.components.forEach((c, k) => {
+      let d = 0;
+      for (let p = 0; p < P; p++) {
+        const e = weights[i * P + p]! - c.mean[p]!;
+        d += e * e;
+      }
+      if (d < bd) {
+        bd = d;
+        labels[i] = k;
+      }
+    });
+  }
+  return labels;
+}
+
+/**
+ * Draws one row per entry of `components` from that component of a mixture prior into `out` (length
+ * components.length · P).
+ */
+export function drawMixtureComponents(stats: MixturePriorStats, components: ArrayLike<number>, rng: Rng, out: Float32Array): Float32Array {
+  const P = stats.components[0]!.mean.length;
+  for (let b = 0; b < components.length; b++) {
+    const c = stats.components[components[b]!]!;
+    const m = c.basis.length / P;
+    drawGaussianFit(c.mean, c.basis, fillNormalFast(rng, new Float32Array(Math.max(1, m)), 0, 1), out.subarray(b * P, (b + 1) * P));
+  }
+  return out;
+}
+
+/** Draws a component index from the mixture weights. */
+function pickComponent(stats: MixturePriorStats, rng: Rng): number {
+  let u = rng.uniform();
+  const cs = stats.components;
+  for (let k = 0; k < cs.length - 1; k++) {
+    u -= cs[k]!.weight;
+    if (u < 0) return k;
+  }
+  return cs.length - 1;
 }
 
 /**
@@ -95,7 +306,7 @@ export function fitZooPrior(arch: Architecture, spec: Extract<PriorSpec, { kind:
  * @throws WsfError ERR_INVALID for a `zoo` prior without statistics (the flow fits them when it trains) or with
  *   statistics of another architecture
  */
-export function samplePrior(arch: Architecture, spec: PriorSpec, rng: Rng, out: Float32Array, stats?: ZooPriorStats): Float32Array {
+export function samplePrior(arch: Architecture, spec: PriorSpec, rng: Rng, out: Float32Array, stats?: PriorStats): Float32Array {
   const P = arch.numParams;
   const B = out.length / P;
   if (spec.kind === 'gaussian') {
@@ -103,8 +314,18 @@ export function samplePrior(arch: Architecture, spec: PriorSpec, rng: Rng, out: 
     const mean = spec.mean ?? 0;
     return fillNormalFast(rng, out, mean, std);
   }
+  if (spec.kind === 'mixture') {
+    if (stats === undefined || !isMixture(stats)) throw new WsfError("the 'mixture' prior is fitted to the training networks: train the flow (fit) before drawing from it", 'ERR_INVALID');
+    const Pm = stats.components[0]!.mean.length;
+    if (Pm !== P) {
+      throw new WsfError(`the 'mixture' prior was fitted to networks of ${Pm} parameters, not ${P} (${arch.key}); it cannot be transferred to another architecture`, 'ERR_INVALID');
+    }
+    const ks = new Int32Array(B);
+    for (let b = 0; b < B; b++) ks[b] = pickComponent(stats, rng);
+    return drawMixtureComponents(stats, ks, rng, out);
+  }
   if (spec.kind === 'zoo') {
-    if (stats === undefined) throw new WsfError("the 'zoo' prior is fitted to the training networks: train the flow (fit) before drawing from it", 'ERR_INVALID');
+    if (stats === undefined || isMixture(stats)) throw new WsfError("the 'zoo' prior is fitted to the training networks: train the flow (fit) before drawing from it", 'ERR_INVALID');
     if (stats.mean.length !== P) {
       throw new WsfError(`the 'zoo' prior was fitted to networks of ${stats.mean.length} parameters, not ${P} (${arch.key}); it cannot be transferred to another architecture`, 'ERR_INVALID');
     }
