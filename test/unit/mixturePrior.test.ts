@@ -1,0 +1,164 @@
+// The 'mixture' prior: k-means against closed-form cluster means, the per-cluster Gaussian fits, the pairing of each
+// training network with a draw from its own cluster, sampling by component weight, persistence and the typed errors.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FlowMatcher } from '../../lib/flow/FlowMatcher.js';
+import { fitMixturePrior, kmeans, nearestComponent } from '../../lib/flow/prior.js';
+import { mixtureBaseline, mlp } from '../../lib/index.js';
+import { Rng } from '../../lib/util/rng.js';
+
+const arch = mlp([4, 3, 2]);
+const P = arch.numParams;
+
+/** Networks around `centres` (one centre per cluster, spread `spread`); cluster c has sizes[c] rows, interleaved. */
+function clustered(sizes: number[], sep: number, spread: number, seed: number): { x: Float32Array; truth: Int32Array; centres: Float32Array[] } {
+  const rng = new Rng(seed);
+  const centres = sizes.map(() => rng.fillNormal(new Float32Array(P), 0, sep));
+  const truth: number[] = [];
+  const left = [...sizes];
+  while (left.some((n) => n > 0)) {
+    for (let c = 0; c < sizes.length; c++) {
+      if (left[c]! > 0) {
+        truth.push(c);
+        left[c]!--;
+      }
+    }
+  }
+  const x = new Float32Array(truth.length * P);
+  truth.forEach((c, i) => {
+    for (let p = 0; p < P; p++) x[i * P + p] = centres[c]![p]! + spread * rng.normal();
+  });
+  return { x, truth: Int32Array.from(truth), centres };
+}
+
+/** True when two labelings define the same partition. */
+function samePartition(a: Int32Array, b: Int32Array): boolean {
+  const map = new Map<number, number>();
+  const inv = new Map<number, number>();
+  for (let i = 0; i < a.length; i++) {
+    if ((map.get(a[i]!) ?? b[i]) !== b[i] || (inv.get(b[i]!) ?? a[i]) !== a[i]) return false;
+    map.set(a[i]!, b[i]!);
+    inv.set(b[i]!, a[i]!);
+  }
+  return true;
+}
+
+describe('mixture prior', () => {
+  it('k-means recovers well-separated clusters; its centres are the clusters’ means (f64)', () => {
+    const { x, truth } = clustered([5, 7, 4], 3, 0.05, 1);
+    const r = kmeans(P, x, 3, new Rng(2));
+    expect(samePartition(r.labels, truth)).toBe(true);
+    for (let k = 0; k < 3; k++) {
+      const rows = [...r.labels.keys()].filter((i) => r.labels[i] === k);
+      for (let p = 0; p < P; p++) {
+        const mean = rows.reduce((s, i) => s + x[i * P + p]!, 0) / rows.length;
+        expect(Math.abs(r.centres[k * P + p]! - mean)).toBeLessThan(1e-12);
+      }
+    }
+    // One cluster per row: every row is its own centre; more clusters than rows is a typed error.
+    const own = kmeans(P, x.subarray(0, 4 * P), 4, new Rng(3));
+    expect(new Set(own.labels).size).toBe(4);
+    expect(() => kmeans(P, x.subarray(0, 4 * P), 5, new Rng(3))).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    // Two identical halves of a duplicated row set: the empty-cluster re-seed still yields K non-empty clusters.
+    const dup = new Float32Array(6 * P);
+    for (let i = 0; i < 6; i++) dup.set(x.subarray((i % 2) * P, (i % 2 + 1) * P), i * P);
+    const d = kmeans(P, dup, 2, new Rng(4));
+    expect(samePartition(d.labels, Int32Array.from([0, 1, 0, 1, 0, 1]))).toBe(true);
+  });
+
+  it('fits one Gaussian per cluster, weighted by cluster size; nearestComponent gives each network its cluster', () => {
+    const { x, truth } = clustered([2, 6], 3, 0.05, 5);
+    const { stats, labels } = fitMixturePrior(arch, { kind: 'mixture', components: 2 }, x, new Rng(6));
+    expect(samePartition(labels, truth)).toBe(true);
+    expect(nearestComponent(stats, x)).toEqual(labels);
+    for (let k = 0; k < 2; k++) {
+      const rows = [...labels.keys()].filter((i) => labels[i] === k);
+      expect(stats.components[k]!.weight).toBeCloseTo(rows.length / 8, 15);
+      expect(stats.components[k]!.basis.length).toBe(rows.length * P); // members (256) ≥ cluster size: all rows
+      for (let p = 0; p < P; p++) {
+        const mean = rows.reduce((s, i) => s + x[i * P + p]!, 0) / rows.length;
+        expect(stats.components[k]!.mean[p]).toBeCloseTo(mean, 6);
+      }
+    }
+  });
+
+  it('trains each network from its own cluster’s Gaussian: the first velocity loss is within-cluster sized', async () => {
+    // Two clusters 200 apart per coordinate (spread 0.01). A Euclidean velocity-prediction flow's first loss is
+    // mean((v − (x1 − x0))²): ≈ (x1 − x0)² ~ 1e4–1e5 when x0 may come from the other cluster (the single 'zoo'
+    // Gaussian spans both), but the field's output size alone (≲ 10) when x0 comes from the network's own cluster.
+    const x = new Float32Array(8 * P);
+    for (let i = 0; i < 8; i++) for (let p = 0; p < P; p++) x[i * P + p] = (i % 2 === 0 ? 100 : -100) + 0.01 * Math.sin(7 * i + p);
+    const firstLoss = async (prior: { kind: 'zoo' } | { kind: 'mixture'; components: number }): Promise<number> => {
+      const fm = FlowMatcher.create({ arch, geometry: 'euclidean', prediction: 'velocity', layerScaling: false, prior, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+      const losses: number[] = [];
+      await fm.fit({ weights: x }, { steps: 3, batchSize: 8, lr: 0, logEvery: 1, onLog: (l) => losses.push(l.loss) });
+      fm.dispose();
+      return Math.max(...losses);
+    };
+    const mix = await firstLoss({ kind: 'mixture', components: 2 });
+    const single = await firstLoss({ kind: 'zoo' });
+    expect(single).toBeGreaterThan(1000);
+    expect(mix).toBeLessThan(100);
+  });
+
+  it('samples components by weight, each draw in its cluster’s span; saved and loaded with the flow', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-mixprior-'));
+    const { x, centres } = clustered([2, 6], 3, 0.05, 7);
+    const fm = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', components: 2 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+    expect(() => fm.drawPriorSamples(2)).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/train the flow/) }));
+    expect(fm.likelihoodUnsupported()).toMatch(/mixture/);
+    await fm.fit({ weights: x }, { steps: 2, batchSize: 4 });
+    const n = 4000;
+    const d = fm.drawPriorSamples(n, 4);
+    let nearSmall = 0;
+    for (let i = 0; i < n; i++) {
+      const dist = centres.map((c) => Math.hypot(...c.map((v, p) => v - d[i * P + p]!)));
+      expect(Math.min(...dist)).toBeLessThan(2); // within its cluster (spread 0.05 per coordinate, P = 23; centres ~20 apart)
+      if (dist[0]! < dist[1]!) nearSmall++;
+    }
+    // Weight 2/8: binomial share with σ = √(0.25·0.75/4000) ≈ 0.007.
+    expect(Math.abs(nearSmall / n - 0.25)).toBeLessThan(0.035);
+    const file = path.join(dir, 'flow.safetensors');
+    fm.save(file);
+    const loaded = FlowMatcher.load(file, { device: 'cpu' });
+    expect(loaded.drawPriorSamples(5, 9)).toAllClose(fm.drawPriorSamples(5, 9), { atol: 0, rtol: 0 });
+    expect(loaded.sample({ n: 3, steps: 4, seed: 2 })).toAllClose(fm.sample({ n: 3, steps: 4, seed: 2 }), { atol: 0, rtol: 0 });
+    expect(() => loaded.sample({ n: 1, steps: 2, arch: [4, 5, 2] })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE', message: expect.stringMatching(/mixture/) }));
+    // Resuming from the checkpoint keeps the fitted mixture and continues bit-identically.
+    const ck = path.join(dir, 'ck.safetensors');
+    const a = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', components: 2 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+    await a.fit({ weights: x }, { steps: 4, batchSize: 4, checkpoint: ck, checkpointEvery: 2 });
+    const b = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', components: 2 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+    await b.fit({ weights: x }, { steps: 2, batchSize: 4 });
+    b.saveCheckpoint(ck);
+    const c = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', components: 2 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+    await c.fit({ weights: x }, { steps: 4, batchSize: 4, checkpoint: ck });
+    expect(c.field.getParams()).toAllClose(a.field.getParams(), { atol: 0, rtol: 0 });
+    for (const f of [fm, loaded, a, b, c]) f.dispose();
+  });
+
+  it('rejects a bad component count, a prior pool and trajectory coupling with typed errors', () => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ prior: { kind: 'mixture', components: 0 } }, /prior\.components/],
+      [{ prior: { kind: 'mixture' }, priorPool: 4 }, /prior pool/],
+      [{ prior: { kind: 'mixture' }, coupling: 'trajectory' }, /trajectory/],
+    ];
+    for (const [o, re] of bad) expect(() => FlowMatcher.create({ arch, field: { D: 8, layers: 1 }, device: 'cpu', ...o })).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(re) }));
+  });
+
+  it('mixtureBaseline draws every cluster in proportion (largest remainders), each draw from its own component', () => {
+    const { x, truth, centres } = clustered([3, 5], 3, 0.05, 8);
+    const r = mixtureBaseline(arch, x, { components: 2, count: 7, seed: 1 });
+    expect(samePartition(r.labels, truth)).toBe(true);
+    // Shares 7·3/8 = 2.625 and 4.375: floors 2 + 4, the larger remainder (0.625) takes the last draw.
+    const small = r.labels[0]!; // row 0 belongs to cluster 0 (size 3)
+    expect([...r.component].filter((k) => k === small).length).toBe(3);
+    for (let i = 0; i < 7; i++) {
+      const c = centres[r.component[i] === small ? 0 : 1]!;
+      expect(Math.hypot(...c.map((v, p) => v - r.weights[i * P + p]!))).toBeLessThan(0.5);
+    }
+    expect(() => mixtureBaseline(arch, x, { components: 9 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+  });
+});
