@@ -289,7 +289,8 @@ function readMixture(t: Record<string, SafeTensor>): MixturePriorStats | undefin
     off += n;
     return c;
   });
-  return { components };
+  const std = t['__prior_mix_std']?.data;
+  return std instanceof Float64Array ? { components, std: std[0]! } : { components };
 }
 
 /** A flow-matching model over the weights of one architecture. */
@@ -1117,6 +1118,7 @@ export class FlowMatcher {
         off += c.basis.length;
       }
       tensors['__prior_mix_basis'] = f32(bases);
+      if (this.priorStats.std !== undefined) tensors['__prior_mix_std'] = { dtype: 'F64', shape: [1], data: Float64Array.of(this.priorStats.std) };
     } else if (this.priorStats !== undefined) {
       tensors['__prior_mean'] = f32(this.priorStats.mean);
       tensors['__prior_basis'] = f32(this.priorStats.basis);

@@ -11,7 +11,9 @@
  *   clusters, weighted by cluster size; beyond the thesis). Training pairs each network with a draw from its own
  *   cluster's Gaussian, so the start point already says which mode a path ends in; sampling picks a component by
  *   its weight. Made for zoos of several independent runs, whose aligned networks still sit in separate basins
- *   that a single-Gaussian prior makes the field average over (README, "Why MNIST samples fall short").
+ *   that a single-Gaussian prior makes the field average over (README, "Why MNIST samples fall short"). With `std`
+ *   each component is instead the isotropic N(cluster mean, std²·I): the cluster's mean says which mode, the noise
+ *   hides the rest of the cluster's shape (the thesis prior, re-centred per mode).
  * Normalized and Geometric flows canonicalise prior samples (done by the flow, not here).
  */
 import type { Architecture } from '../arch/Architecture.js';
@@ -25,7 +27,7 @@ export type PriorSpec =
   | { kind: 'gaussian'; std?: number; mean?: number }
   | { kind: 'init'; scheme?: 'normal' | 'fanin'; std?: number; gain?: number }
   | { kind: 'zoo'; members?: number; scale?: number }
-  | { kind: 'mixture'; components?: number; members?: number; scale?: number };
+  | { kind: 'mixture'; components?: number; members?: number; scale?: number; std?: number };
 
 /** The fitted statistics of a `zoo` prior: the mean (P) and m basis rows scale·(x_k − μ)/√m (m × P). */
 export interface ZooPriorStats {
@@ -41,6 +43,8 @@ export interface MixtureComponent extends ZooPriorStats {
 /** The fitted statistics of a `mixture` prior: one Gaussian fit per cluster of the training networks. */
 export interface MixturePriorStats {
   readonly components: readonly MixtureComponent[];
+  /** Isotropic standard deviation around each component mean (components then have no basis). */
+  readonly std?: number;
 }
 
 /** Statistics of either fitted prior. */
@@ -66,6 +70,7 @@ export function checkPriorSpec(spec: PriorSpec): void {
     checkInt('prior.components', spec.components ?? 8, 1, 4096);
     checkInt('prior.members', spec.members ?? 256, 1);
     checkNumber('prior.scale', spec.scale ?? 1, 0);
+    if (spec.std !== undefined) checkNumber('prior.std', spec.std, Number.MIN_VALUE);
   }
 }
 
@@ -192,6 +197,7 @@ export function fitMixturePrior(arch: Architecture, spec: Extract<PriorSpec, { k
   const members = checkInt('prior.members', spec.members ?? 256, 1);
   const scale = checkNumber('prior.scale', spec.scale ?? 1, 0);
   const T = weights.length / P;
+  const std = spec.std === undefined ? undefined : checkNumber('prior.std', spec.std, Number.MIN_VALUE);
   const { labels } = kmeans(P, weights, K, rng);
   const components: MixtureComponent[] = [];
   for (let k = 0; k < K; k++) {
@@ -199,10 +205,10 @@ export function fitMixturePrior(arch: Architecture, spec: Extract<PriorSpec, { k
     for (let i = 0; i < T; i++) if (labels[i] === k) rows.push(i);
     const sub = new Float32Array(rows.length * P);
     rows.forEach((r, j) => sub.set(weights.subarray(r * P, (r + 1) * P), j * P));
-    const fit = fitGaussian(P, sub, members, scale, rng);
+    const fit = fitGaussian(P, sub, std === undefined ? members : 0, scale, rng);
     components.push({ weight: rows.length / T, mean: Float32Array.from(fit.mean), basis: fit.basis });
   }
-  return { stats: { components }, labels };
+  return { stats: std === undefined ? { components } : { components, std }, labels };
 }
 
 /** The component of a mixture prior whose mean is nearest (squared Euclidean, f64) to each of the rows (T × P). */
@@ -236,7 +242,13 @@ export function drawMixtureComponents(stats: MixturePriorStats, components: Arra
   for (let b = 0; b < components.length; b++) {
     const c = stats.components[components[b]!]!;
     const m = c.basis.length / P;
-    drawGaussianFit(c.mean, c.basis, fillNormalFast(rng, new Float32Array(Math.max(1, m)), 0, 1), out.subarray(b * P, (b + 1) * P));
+    const row = out.subarray(b * P, (b + 1) * P);
+    if (stats.std !== undefined) {
+      fillNormalFast(rng, row, 0, stats.std);
+      for (let p = 0; p < P; p++) row[p] = row[p]! + c.mean[p]!;
+    } else {
+      drawGaussianFit(c.mean, c.basis, fillNormalFast(rng, new Float32Array(Math.max(1, m)), 0, 1), row);
+    }
   }
   return out;
 }
