@@ -161,4 +161,36 @@ describe('mixture prior', () => {
     }
     expect(() => mixtureBaseline(arch, x, { components: 9 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
   });
+
+  it('isotropic components (std): draws are N(cluster mean, std²·I); the flow saves and reloads them', async () => {
+    const { x, truth } = clustered([3, 5], 3, 0.05, 9);
+    const n = 2000;
+    const r = mixtureBaseline(arch, x, { components: 2, count: n, std: 0.5, seed: 2 });
+    const means = [0, 1].map((k) => {
+      const rows = [...truth.keys()].filter((i) => r.labels[i] === k);
+      return Float64Array.from({ length: P }, (_, p) => rows.reduce((s, i) => s + x[i * P + p]!, 0) / rows.length);
+    });
+    let ss = 0;
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      for (let p = 0; p < P; p++) {
+        const d = r.weights[i * P + p]! - means[r.component[i]!]![p]!;
+        ss += d * d;
+        sum += d;
+      }
+    }
+    const N = n * P;
+    expect(Math.abs(sum / N)).toBeLessThan(5 * 0.5 / Math.sqrt(N)); // zero-mean deviations
+    expect(Math.abs(Math.sqrt(ss / N) - 0.5)).toBeLessThan(0.01); // σ of the std estimate: 0.5/√(2N) ≈ 0.0017
+    expect(() => mixtureBaseline(arch, x, { components: 2, std: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-mixiso-'));
+    const fm = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', components: 2, std: 0.5 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+    await fm.fit({ weights: x }, { steps: 1, batchSize: 4 });
+    const file = path.join(dir, 'flow.safetensors');
+    fm.save(file);
+    const loaded = FlowMatcher.load(file, { device: 'cpu' });
+    expect(loaded.drawPriorSamples(5, 9)).toAllClose(fm.drawPriorSamples(5, 9), { atol: 0, rtol: 0 });
+    fm.dispose();
+    loaded.dispose();
+  });
 });
