@@ -16,6 +16,7 @@ import { WsfError, isWsfError } from '../errors.js';
 import { evaluateNetworks } from '../eval/evaluate.js';
 import { summarize } from '../eval/stats.js';
 import { TIME_DISTRIBUTIONS } from '../flow/time.js';
+import type { PriorSpec } from '../flow/prior.js';
 import type { GeometryKind } from '../geometry/Geometry.js';
 import { canonicalize } from '../geometry/canonicalize.js';
 import { writeFileAtomic } from '../io/safetensors.js';
@@ -129,6 +130,12 @@ function resolvePreset(scale: DemoScale, o: Partial<DemoPreset> | undefined): De
  * Runs the demo (see the module doc).
  * @throws WsfError ERR_INVALID for bad options, ERR_INTERRUPTED when `signal` aborts, and the pipeline's errors
  */
+/** The flow prior of a demo preset; a mixture has one component per zoo run. */
+function demoPrior(p: DemoPreset, runs: number): PriorSpec {
+  if (p.prior === 'mixture') return { kind: 'mixture', components: runs };
+  return p.prior === 'zoo' ? { kind: 'zoo' } : { kind: 'gaussian', std: 0.1 };
+}
+
 export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSummary; details: DemoDetails }> {
   const t0 = performance.now();
   const date = new Date().toISOString();
@@ -205,7 +212,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
       zoo: alignedZoo,
       zooFile: alignedFile,
       out: flowDir,
-      flow: { geometry: g, seed, time: p.time, prior: p.prior === 'zoo' ? { kind: 'zoo' as const } : { kind: 'gaussian' as const, std: 0.1 }, field: { D: p.d, layers: p.layers, heads: p.heads, graph: p.graph, hiddenIdentity: p.hiddenIdentity } },
+      flow: { geometry: g, seed, time: p.time, prior: demoPrior(p, new Set(alignedZoo.run).size), field: { D: p.d, layers: p.layers, heads: p.heads, graph: p.graph, hiddenIdentity: p.hiddenIdentity } },
       train: { steps: p.steps, batchSize: p.batch, lr: p.lr, ema: p.ema, checkpointEvery: Math.max(50, Math.round(p.steps / 10)), logEvery: Math.max(1, Math.round(p.steps / 100)) },
       device,
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),

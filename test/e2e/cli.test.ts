@@ -148,16 +148,16 @@ describe('the pipeline through the CLI', () => {
     expect(wf.metadata.wsflow_version).toMatch(/^\d+\.\d+\.\d+/);
 
     // Architecture transfer. Trained on an aligned zoo, the flow's field has one embedding per hidden neuron
-    // (--hidden-identity auto) and its prior is the zoo's Gaussian (--prior auto), so wider hidden layers and other
+    // (--hidden-identity auto) and its prior is a mixture of Gaussians fitted to the zoo, one per run (--prior auto), so wider hidden layers and other
     // architectures are refused with the reason; a flow trained with --prior gaussian generates 30-12-8-2 networks
     // (guided, evaluated on wdbc).
-    expect(readSafetensors(path.join(flow, 'flow.safetensors')).metadata.flow).toMatch(/"prior":\{"kind":"zoo","members":256\}/);
+    expect(readSafetensors(path.join(flow, 'flow.safetensors')).metadata.flow).toMatch(/"prior":\{"kind":"mixture","components":2,"members":256\}/);
     r = await cli('sample', '--flow', flow, '--n', '2', '--arch', '30-32-8-2', '--out', path.join(tmp, 'w32.safetensors'));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/at most 16 neurons.*--hidden-identity off/);
     r = await cli('sample', '--flow', flow, '--n', '2', '--arch', '30-12-8-2', '--out', path.join(tmp, 'w12.safetensors'));
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/prior 'zoo'.*--prior gaussian/);
+    expect(r.err).toMatch(/prior 'mixture'.*--prior gaussian/);
     const flowG = path.join(tmp, 'flow-gaussian');
     r = await cli('train', '--zoo', zoo, '--out', flowG, '--d', '8', '--layers', '1', '--steps', '4', '--prior', 'gaussian', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);
@@ -217,7 +217,7 @@ describe('the pipeline through the CLI', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--bma: ensemble size 64 exceeds the 8 networks/);
 
-    // Log-likelihoods: refused for the Geometric flow (no ambient density on its spheres) and for the zoo prior
+    // Log-likelihoods: refused for the Geometric flow (no ambient density on its spheres) and for the fitted priors
     // (rank-deficient covariance); computed for a Euclidean flow with the Gaussian prior on the aligned zoo, with a
     // Monte-Carlo standard error per network.
     r = await cli('eval', '--weights', samples, '--flow', flow, '--log-likelihood');
@@ -228,7 +228,7 @@ describe('the pipeline through the CLI', () => {
     expect(r.code, r.err).toBe(0);
     r = await cli('eval', '--weights', path.join(zoo, 'aligned.safetensors'), '--flow', flowEz, '--log-likelihood', '--steps', '1', '--device', 'cpu');
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/--flow: .*the 'zoo' prior's covariance has rank/);
+    expect(r.err).toMatch(/--flow: .*the 'mixture' prior's covariance has rank/);
     const flowE = path.join(tmp, 'flows', 'e');
     r = await cli('train', '--zoo', zoo, '--out', flowE, '--geometry', 'euclidean', '--prior', 'gaussian', '--d', '8', '--layers', '1', '--steps', '4', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);
