@@ -5,6 +5,8 @@
  * - trained + noise: trained networks plus isotropic Gaussian noise at the samples' mean nearest-neighbour distance;
  * - averages: means of k random trained networks;
  * - Gaussian: draws from the Gaussian with the zoo's mean and empirical covariance (gaussianBaseline);
+ * - mixture (with `mixtureComponents`): draws from the mixture prior's fit of the zoo without a flow (mixtureBaseline),
+ *   the baseline of a flow that starts from that prior;
  * - memorisation: the samples' distance to their nearest trained network against the zoo's own leave-one-out
  *   nearest-neighbour distance (ratio ≪ 1 suggests copies).
  *
@@ -14,7 +16,7 @@
  * on the space; the loss does (canonicalisation scales the logits).
  */
 import type { Architecture } from '../arch/Architecture.js';
-import { averageBaseline, gaussianBaseline, nearestNeighbourDistances, noiseBaseline } from '../eval/baselines.js';
+import { averageBaseline, gaussianBaseline, mixtureBaseline, nearestNeighbourDistances, noiseBaseline } from '../eval/baselines.js';
 import { bmaCurve } from '../eval/bma.js';
 import { evaluateNetworks } from '../eval/evaluate.js';
 import type { Summary } from '../eval/stats.js';
@@ -62,6 +64,8 @@ export interface SampleEvaluation {
     readonly average: SetMetrics & { readonly k: number };
     /** Draws from the Gaussian fitted to the zoo (mean and empirical covariance over `members` zoo networks). */
     readonly gaussian: SetMetrics & { readonly members: number };
+    /** Draws from the Gaussian mixture of the `mixture` prior (k-means clusters of the zoo, one Gaussian each). */
+    readonly mixture?: SetMetrics & { readonly components: number };
   };
   readonly memorisation?: {
     /** Samples' distance to their nearest trained network. */
@@ -92,6 +96,8 @@ export interface EvaluateSamplesOptions {
   readonly refCount?: number;
   /** Networks per average in the averaging baseline (default 2). */
   readonly averageK?: number;
+  /** Clusters of a mixture-fit baseline (the `mixture` prior's own draws, fitted to the raw zoo); none when absent. */
+  readonly mixtureComponents?: number;
   readonly seed?: number;
   readonly device?: DeviceRequest;
   /** Called with a short description before each stage. */
@@ -162,10 +168,14 @@ export async function evaluateSamples(o: EvaluateSamplesOptions): Promise<Sample
     const k = Math.min(o.averageK ?? 2, count);
     const avg = averageBaseline(arch, ref, { k, count, seed: seed + 2 });
     const gauss = gaussianBaseline(arch, Z, { count, seed: seed + 3 });
+    const K = o.mixtureComponents;
+    // Fitted to the raw zoo and then projected, as the flow's mixture prior is.
+    const mix = K !== undefined ? mixtureBaseline(arch, o.zoo, { components: Math.min(K, T), count, seed: seed + 4 }) : undefined;
     out.baselines = {
       noise: { ...metrics(await evaluateNetworks(task, arch, space(noise.weights))), sigma: noise.sigma, distance: noise.meanDistance, reached: noise.reached },
       average: { ...metrics(await evaluateNetworks(task, arch, space(avg.weights))), k },
       gaussian: { ...metrics(await evaluateNetworks(task, arch, space(gauss.weights))), members: gauss.members },
+      ...(mix !== undefined && K !== undefined ? { mixture: { ...metrics(await evaluateNetworks(task, arch, space(mix.weights))), components: Math.min(K, T) } } : {}),
     };
   }
   out.seconds = (performance.now() - t0) / 1000;

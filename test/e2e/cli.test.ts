@@ -82,6 +82,7 @@ describe('option validation', () => {
     [['eval', '--weights', 'package.json', '--bma', '1,x'], /--bma: expected an integer ≥ 1, got 'x'/],
     [['eval', '--weights', 'package.json'], /--weights: package.json: not a valid safetensors file/],
     [['eval', '--weights', 'package.json', '--probes', '3'], /--probes: applies to --log-likelihood only/],
+    [['eval', '--weights', 'package.json', '--mixture', '0'], /--mixture: expected a cluster count in \[1, 4096\], 'auto' or 'off', got '0'/],
     [['eval', '--weights', 'package.json', '--log-likelihood'], /--log-likelihood: needs --flow/],
     [['eval', '--weights', 'package.json', '--log-likelihood', '--flow', '.', '--bma', '1'], /--bma: --log-likelihood computes likelihoods only/],
     [['eval', '--weights', 'package.json', '--log-likelihood', '--flow', '.', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
@@ -202,7 +203,12 @@ describe('the pipeline through the CLI', () => {
     expect(e.baselines.average.k).toBe(2);
     expect(e.baselines.gaussian).toMatchObject({ count: 8, members: 8 }); // all 8 zoo networks span the covariance
     expect(e.baselines.gaussian.accuracy.mean).toBeGreaterThanOrEqual(0);
+    // The samples' flow started from the mixture prior (2 runs, 2 clusters): its fit without the flow is a baseline.
+    expect(e.baselines.mixture).toMatchObject({ count: 8, components: 2 });
     expect(e.memorisation.ratio).toBeGreaterThan(0);
+    r = await cli('eval', '--weights', samples, '--zoo', zoo, '--mixture', 'off', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect((JSON.parse(r.out) as { baselines: Record<string, unknown> }).baselines.mixture).toBeUndefined();
 
     // An aborted run (Ctrl-C) stops between batches with exit code 130 and writes no complete samples file.
     const out = new Capture();
@@ -261,6 +267,7 @@ describe('runDemo', () => {
     expect(summary.seconds).toBeGreaterThan(0);
     expect(summary.baselines.noise.accuracy.mean).toBeGreaterThanOrEqual(0);
     expect(summary.baselines.gaussian.members).toBeGreaterThan(1);
+    expect(summary.baselines.mixture).toMatchObject({ components: 2 }); // the demo's flows start from the mixture prior
     expect(summary.memorisation.ratio).toBeGreaterThan(0);
     expect(summary.flows[0]!.stepSweep.map((p) => p.steps)).toEqual([1, 2]);
     expect(summary.config).toMatchObject({ steps: 10, d: 8, layers: 1 });

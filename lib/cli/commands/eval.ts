@@ -39,6 +39,7 @@ the ambient divergence is not a density. The networks must be in the flow's raw 
     'bma-repeats': { type: 'int', min: 1, default: 10, metavar: 'N', description: 'random ensembles per size' },
     zoo: { type: 'string', metavar: 'DIR|FILE', exists: 'any', description: 'the zoo the flow learned from, for trained-network metrics, baselines and memorisation' },
     'ref-count': { type: 'int', min: 1, metavar: 'N', description: 'trained and baseline networks to evaluate (default: max(samples, 256), at most the zoo)' },
+    mixture: { type: 'string', default: 'auto', metavar: 'K|auto|off', description: "with --zoo: also draw from the mixture prior's fit of the zoo with K clusters (auto: when the samples come from a flow with a mixture prior, its K)" },
     'average-k': { type: 'int', min: 1, default: 2, metavar: 'K', description: 'trained networks per average in the averaging baseline' },
     space: { type: 'string', choices: ['auto', 'raw', 'canonical'], default: 'auto', description: "comparison space ('auto': canonical when the samples are canonicalised)" },
     'log-likelihood': { type: 'boolean', description: 'log-likelihoods of the networks under --flow (Euclidean flows) instead of task metrics' },
@@ -59,6 +60,25 @@ the ambient divergence is not a density. The networks must be in the flow's raw 
   ],
 } as const satisfies CommandSpec;
 
+/** --mixture checked: a cluster count, 'off' or 'auto'. */
+function mixtureOption(opt: string | undefined): number | 'off' | 'auto' {
+  if (opt === undefined || opt === 'auto' || opt === 'off') return opt ?? 'auto';
+  const k = Number(opt);
+  if (!Number.isInteger(k) || k < 1 || k > 4096) throw new UsageError(`--mixture: expected a cluster count in [1, 4096], 'auto' or 'off', got '${opt}'`);
+  return k;
+}
+
+/** The clusters of the mixture-fit baseline: the option's count, or with 'auto' the samples' flow prior's when it is a mixture. */
+function mixtureComponents(opt: number | 'off' | 'auto', prior: string | undefined): number | undefined {
+  if (opt !== 'auto') return opt === 'off' ? undefined : opt;
+  try {
+    const p = JSON.parse(prior ?? 'null') as { kind?: string; components?: number } | null;
+    return p?.kind === 'mixture' ? (p.components ?? 8) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function report(e: SampleEvaluation, file: string): string {
   const rows: string[][] = [['samples', String(e.samples.count), pm(e.samples.accuracy), pm(e.samples.loss)]];
   if (e.trained !== undefined) rows.push(['trained networks', String(e.trained.count), pm(e.trained.accuracy), pm(e.trained.loss)]);
@@ -66,6 +86,8 @@ function report(e: SampleEvaluation, file: string): string {
     rows.push([`trained + noise (σ ${e.baselines.noise.sigma.toPrecision(3)}${e.baselines.noise.reached ? '' : ', farthest reachable'})`, String(e.baselines.noise.count), pm(e.baselines.noise.accuracy), pm(e.baselines.noise.loss)]);
     rows.push([`average of ${e.baselines.average.k} trained`, String(e.baselines.average.count), pm(e.baselines.average.accuracy), pm(e.baselines.average.loss)]);
     rows.push([`Gaussian fit of the zoo (${e.baselines.gaussian.members} members)`, String(e.baselines.gaussian.count), pm(e.baselines.gaussian.accuracy), pm(e.baselines.gaussian.loss)]);
+    const mix = e.baselines.mixture;
+    if (mix !== undefined) rows.push([`mixture fit of the zoo (${mix.components} clusters)`, String(mix.count), pm(mix.accuracy), pm(mix.loss)]);
   }
   const lines = [`${file} on ${e.task} (${e.split}, ${e.examples} examples; ${e.space} space)`, '', table(['networks', 'n', 'accuracy', 'loss'], rows)];
   if (e.bma !== undefined) {
@@ -160,6 +182,7 @@ export const evalCommand: CliCommand = {
       if (v.exact === true && v.probes !== undefined) throw new UsageError('--probes: not used with --exact');
       return runLikelihood(ctx, v as typeof v & { weights: string; flow: string });
     }
+    const mixtureOpt = mixtureOption(v.mixture);
     const device = ctx.setup(v);
     const archOverride = v.arch !== undefined ? checked('--arch', () => mlp(v.arch!)) : undefined;
     const wf = checked('--weights', () => readWeightsFile(v.weights!, archOverride));
@@ -179,6 +202,7 @@ export const evalCommand: CliCommand = {
       zoo = z.zoo.weights;
       zooFile = z.loc.file;
     }
+    const mixtureK = mixtureComponents(mixtureOpt, wf.metadata.prior);
     const bar = ctx.progress({ label: 'eval', unit: 'stages' });
     let e: SampleEvaluation;
     try {
@@ -195,6 +219,7 @@ export const evalCommand: CliCommand = {
         onStage: (s) => bar.tick(1, { stage: s }),
         ...(zoo !== undefined ? { zoo } : {}),
         ...(v['ref-count'] !== undefined ? { refCount: v['ref-count'] } : {}),
+        ...(mixtureK !== undefined ? { mixtureComponents: mixtureK } : {}),
       });
     } finally {
       bar.done();

@@ -98,6 +98,7 @@ export const sampleCommand: CliCommand = {
         flow: file,
         task: flowTask ?? '',
         geometry: o.geometry,
+        prior: JSON.stringify(o.prior),
         semantics: o.semantics,
         canonical: String(canonical),
         steps: String(v.steps),
