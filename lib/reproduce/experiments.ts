@@ -22,7 +22,7 @@ function variantRows(vs: readonly VariantResult[]): string[][] {
     fmtStat(v.samples.loss.mean, v.samples.loss.std),
     thesisCell(v.thesis, 'loss'),
     fmtStat(v.noise.accuracy.mean, v.noise.accuracy.std),
-    fmtStat(v.gaussian.accuracy.mean, v.gaussian.accuracy.std),
+    fmtStat(v.gaussian.accuracy.mean, v.gaussian.accuracy.std) + (v.mixture !== undefined ? `; its mixture prior alone ${fmtStat(v.mixture.accuracy.mean, v.mixture.accuracy.std)}` : ''),
     v.memorisation.ratio.toFixed(2),
     `${v.train.steps} (${v.train.stepsPerS.toFixed(1)}/s)`,
   ]);
@@ -57,6 +57,9 @@ const WDBC: Record<Scale, FlowExperimentConfig> = {
   paper: { task: 'wdbc', zoo: { runs: 100, epochs: 50 }, field: { d: 64, layers: 5, heads: 1 }, train: { steps: 250_000, batch: 32, lr: 1e-3 }, sample: { n: 256, steps: 64 } },
 };
 
+/** wsflow's defaults beyond the thesis, beside its variants: Geometric, aligned, mixture prior, hiddenIdentity, logit-normal times. */
+const OURS: VariantSpec = { key: 'geometric/aligned+mixture', label: 'Geometric (aligned), wsflow defaults: mixture prior, hidden-neuron identity, logit-normal times', geometry: 'geometric', aligned: true, coupling: 'independent', ours: true };
+
 const wdbcVariants = (dense: boolean): VariantSpec[] => {
   const out: VariantSpec[] = [];
   for (const g of GEOMETRIES) {
@@ -69,21 +72,22 @@ const wdbcVariants = (dense: boolean): VariantSpec[] => {
       out.push({ key, label: `${NAME[g]}${label}`, geometry: g, aligned, coupling, ...(UCI_TABLE[key] !== undefined ? { thesis: UCI_TABLE[key] } : {}) });
     }
   }
+  out.push(OURS);
   if (dense) out.push({ key: 'geometric/aligned-dense', label: 'Geometric (aligned), dense graph', geometry: 'geometric', aligned: true, coupling: 'independent', graph: 'dense', ...(UCI_TABLE['geometric/aligned'] !== undefined ? { thesis: UCI_TABLE['geometric/aligned'] } : {}) });
   return out;
 };
 
 const wdbcExperiment: Experiment = {
   name: 'wdbc',
-  title: 'UCI breast cancer (WDBC), 30-16-16-2: the nine flow variants',
+  title: 'UCI breast cancer (WDBC), 30-16-16-2: the nine flow variants, and wsflow\'s defaults',
   section: '§11.1 (setup §9)',
-  description: 'Euclidean, Normalized and Geometric flows, each trained on the unaligned zoo, the aligned zoo, and the aligned zoo with OT couplings; test accuracy and loss of the samples against the thesis table, the trained networks and the noise baseline.',
+  description: 'Euclidean, Normalized and Geometric flows, each trained on the unaligned zoo, the aligned zoo, and the aligned zoo with OT couplings; test accuracy and loss of the samples against the thesis table, the trained networks and the noise baseline; plus a Geometric flow with wsflow\'s defaults beyond the thesis (mixture prior, hidden-neuron identity, logit-normal times).',
   config: WDBC,
   thesis: UCI_TABLE,
   flags: { dense: 'also train the Geometric (aligned) flow on the dense graph (the published model) at equal steps' },
   unavailable: needsGpu('trains nine D=64, 5-layer flows for 250,000 steps each'),
   async run(ctx) {
-    const cfg = WDBC[ctx.scale];
+    const cfg = ctx.config as FlowExperimentConfig;
     const r = await runFlowVariants(ctx, cfg, wdbcVariants(ctx.flags.dense === true));
     const table = [
       `Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}; alignment distance ${r.zoo.alignment?.distanceBefore.toFixed(3)} → ${r.zoo.alignment?.distanceAfter.toFixed(3)}.`,
@@ -105,8 +109,8 @@ const wdbcExperiment: Experiment = {
 
 const MNIST = MNIST_FLOWS;
 
-const mnistVariants = (): VariantSpec[] =>
-  GEOMETRIES.flatMap((g) =>
+const mnistVariants = (): VariantSpec[] => [
+  ...GEOMETRIES.flatMap((g) =>
     (
       [
         ['aligned', 'independent', ' (aligned)'],
@@ -116,18 +120,20 @@ const mnistVariants = (): VariantSpec[] =>
       const key = `${g}/${suffix}`;
       return { key, label: `${NAME[g]}${label}`, geometry: g, aligned: true, coupling, ...(MNIST_TABLE[key] !== undefined ? { thesis: MNIST_TABLE[key] } : {}) };
     }),
-  );
+  ),
+  OURS,
+];
 
 const mnistExperiment: Experiment = {
   name: 'mnist',
   title: 'MNIST 784-10-10: flows on aligned data, independent and OT couplings',
   section: '§11.2',
-  description: 'The six aligned MNIST variants of the thesis table (functional diversity is not computed here).',
+  description: 'The six aligned MNIST variants of the thesis table, and a Geometric flow with wsflow\'s defaults beyond the thesis (mixture prior, hidden-neuron identity, logit-normal times); functional diversity is not computed here.',
   config: MNIST,
   thesis: MNIST_TABLE,
   unavailable: needsGpu('trains six D=32, 5-layer flows for 100,000 steps on MNIST networks (7,960 weights each)'),
   async run(ctx) {
-    const cfg = MNIST[ctx.scale];
+    const cfg = ctx.config as FlowExperimentConfig;
     const r = await runFlowVariants(ctx, cfg, mnistVariants());
     const table = [`Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}.`, '', mdTable(FLOW_HEAD, [...variantRows(r.variants), ...targetRows(r.variants, MNIST_TABLE.target, 'SGD')])].join('\n');
     return { result: stripAccuracies(r), table, notes: commonNotes(ctx.scale, { ...cfg, train: { ...cfg.train, steps: ctx.steps ?? cfg.train.steps } }) };

@@ -37,6 +37,11 @@ export interface VariantSpec {
   readonly graph?: GraphMode;
   /** Vector-field width (default: the config's). */
   readonly d?: number;
+  /**
+   * wsflow's own defaults beyond the thesis (what `wsflow train` picks on an aligned zoo): the mixture prior with one
+   * component per zoo run, one positional embedding per hidden neuron, logit-normal training times.
+   */
+  readonly ours?: boolean;
   readonly thesis?: ThesisRow;
 }
 
@@ -78,6 +83,8 @@ export interface VariantResult {
   readonly noise: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly sigma: number; readonly distance: number };
   readonly average: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly k: number };
   readonly gaussian: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly members: number };
+  /** The variant's mixture prior drawn without the flow ({@link VariantSpec.ours} variants). */
+  readonly mixture?: { readonly accuracy: MeanStd; readonly loss: MeanStd; readonly components: number };
   readonly memorisation: { readonly sampleNN: MeanStd; readonly zooLooNN: MeanStd; readonly ratio: number };
   readonly bma?: readonly BmaEntry[];
   readonly trainedBma?: readonly BmaEntry[];
@@ -148,6 +155,11 @@ export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConf
   };
 }
 
+/** Independent training runs in a zoo (one mixture component each). */
+function runsOf(zoo: Zoo): number {
+  return new Set(zoo.run).size;
+}
+
 /** A trained variant (the caller disposes `tr.flow`). */
 export interface TrainedVariant {
   readonly tr: TrainFlowResult;
@@ -173,7 +185,14 @@ export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentCo
     zoo,
     zooFile,
     out: path.join(ctx.work, 'flows', v.key.replace(/[^a-z0-9.+-]+/gi, '_')),
-    flow: { geometry: v.geometry, coupling: v.coupling, seed: ctx.seed, time: cfg.train.time ?? 'beta', field: { D: d, layers: cfg.field.layers, heads: cfg.field.heads, graph } },
+    flow: {
+      geometry: v.geometry,
+      coupling: v.coupling,
+      seed: ctx.seed,
+      time: v.ours === true ? 'logit-normal' : (cfg.train.time ?? 'beta'),
+      field: { D: d, layers: cfg.field.layers, heads: cfg.field.heads, graph, ...(v.ours === true ? { hiddenIdentity: true } : {}) },
+      ...(v.ours === true ? { prior: { kind: 'mixture' as const, components: runsOf(zoo) } } : {}),
+    },
     train: { steps, batchSize: cfg.train.batch, lr: cfg.train.lr, ema: cfg.train.ema ?? (steps >= 10_000 ? 0.999 : 0.99), checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
     device: ctx.device,
     ...(cfg.maxNetworks !== undefined ? { maxNetworks: cfg.maxNetworks } : {}),
@@ -201,7 +220,19 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
     try {
       const sr = await sampleFlow(fm, { n: cfg.sample.n, steps: cfg.sample.steps, seed: ctx.seed + 1, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}), progress: ctx.progress(`sample ${v.key}`, cfg.sample.n, 'networks') });
       if (!sr.complete) throw new WsfError('interrupted while sampling; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
-      const ev = await evaluateSamples({ task, arch: zoo.arch, samples: sr.weights, canonical: v.geometry !== 'euclidean', bma: cfg.bma ?? [], zoo: zoo.weights, refCount: cfg.sample.n, seed: ctx.seed, device: ctx.device });
+      const ev = await evaluateSamples({
+        task,
+        arch: zoo.arch,
+        samples: sr.weights,
+        canonical: v.geometry !== 'euclidean',
+        bma: cfg.bma ?? [],
+        zoo: zoo.weights,
+        refCount: cfg.sample.n,
+        seed: ctx.seed,
+        device: ctx.device,
+        ...(v.ours === true ? { mixtureComponents: runsOf(zoo) } : {}),
+      });
+      const mix = ev.baselines!.mixture;
       results.push({
         key: v.key,
         label: v.label,
@@ -217,6 +248,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
         noise: { accuracy: ms(ev.baselines!.noise.accuracy), loss: ms(ev.baselines!.noise.loss), sigma: ev.baselines!.noise.sigma, distance: ev.baselines!.noise.distance },
         average: { accuracy: ms(ev.baselines!.average.accuracy), loss: ms(ev.baselines!.average.loss), k: ev.baselines!.average.k },
         gaussian: { accuracy: ms(ev.baselines!.gaussian.accuracy), loss: ms(ev.baselines!.gaussian.loss), members: ev.baselines!.gaussian.members },
+        ...(mix !== undefined ? { mixture: { accuracy: ms(mix.accuracy), loss: ms(mix.loss), components: mix.components } } : {}),
         memorisation: { sampleNN: ms(ev.memorisation!.sampleNN), zooLooNN: ms(ev.memorisation!.zooLooNN), ratio: ev.memorisation!.ratio },
         ...(ev.bma !== undefined ? { bma: ev.bma } : {}),
         ...(ev.trained?.bma !== undefined ? { trainedBma: ev.trained.bma } : {}),

@@ -30,6 +30,37 @@ async function run(name: string, config: unknown): Promise<{ result: Record<stri
 const finiteStats = (s: { accuracy: { mean: number }; loss: { mean: number } }): boolean =>
   s.accuracy.mean >= 0 && s.accuracy.mean <= 1 && Number.isFinite(s.loss.mean);
 
+describe('reproduce, flow experiments at smoke size', () => {
+  it("mnist: the six thesis variants and wsflow's defaults (mixture prior, its own-draw baseline) beside the thesis", async () => {
+    const { result, table } = await run('mnist', flows);
+    expect(result.variants.map((v: { key: string }) => v.key)).toEqual([
+      'euclidean/aligned',
+      'euclidean/aligned+ot',
+      'normalized/aligned',
+      'normalized/aligned+ot',
+      'geometric/aligned',
+      'geometric/aligned+ot',
+      'geometric/aligned+mixture',
+    ]);
+    for (const v of result.variants) expect(finiteStats(v.samples), v.key).toBe(true);
+    const ours = result.variants.at(-1);
+    expect(ours.mixture).toMatchObject({ components: 2 }); // one component per zoo run
+    expect(finiteStats(ours.mixture)).toBe(true);
+    expect(result.variants.slice(0, 6).every((v: { mixture?: unknown }) => v.mixture === undefined)).toBe(true);
+    expect(table).toMatch(/\| Geometric \(aligned\), wsflow defaults: mixture prior.*its mixture prior alone [\d.]+ ± [\d.]+/);
+    expect(table).toMatch(/\| Geometric \(aligned\) \| [\d.]+ ± [\d.]+ \| 0\.\d+/); // the thesis column
+  }, 120_000);
+
+  it("wdbc: the nine thesis variants and wsflow's defaults, with the trained networks as targets", async () => {
+    const cfg: FlowExperimentConfig = { task: 'wdbc', zoo: { runs: 2, epochs: 3, skipEpochs: 1, everyIters: 4 }, field: { d: 4, layers: 1, heads: 1 }, train: { steps: 2, batch: 4, lr: 1e-3 }, sample: { n: 2, steps: 2 } };
+    const { result, table } = await run('wdbc', cfg);
+    expect(result.variants).toHaveLength(10);
+    expect(result.variants.at(-1)).toMatchObject({ key: 'geometric/aligned+mixture', mixture: { components: 2 } });
+    for (const v of result.variants) expect(finiteStats(v.samples), v.key).toBe(true);
+    expect(table).toMatch(/\| Target \(Adam, canonicalised\)/);
+  }, 120_000);
+});
+
 describe('reproduce, transfer experiments at smoke size', () => {
   it('arch-transfer: 784-32-10 networks from 784-10-10 flows, guided and not, beside the thesis and the SGD baseline', async () => {
     const { result, table } = await run('arch-transfer', { flows, target: [784, 32, 10], guidance: { lambda: 0.1, rows: 8 }, sgdLr: 0.1 });
