@@ -16,7 +16,7 @@
 // quality is reported beside, never instead of, the unguided samples.
 //
 // A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
-//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), gradFeatures (probe rows; 0: off), solverSteps, solver, seed, time,
+//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), priorBy (mixture: 'kmeans'|'run'), gradFeatures (probe rows; 0: off), solverSteps, solver, seed, time,
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine' }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -69,10 +69,10 @@ const gaussianIn = async (spaceKind, space) => {
 
 // The Gaussian mixture a 'mixture' prior fits (same k-means and per-cluster fits), drawn without a flow.
 const mixtureAt = new Map();
-const mixtureIn = async (spaceKind, space, components, members, std) => {
-  const k = `${spaceKind}:${components}:${members}:${std}`;
+const mixtureIn = async (spaceKind, space, components, members, std, by) => {
+  const k = `${spaceKind}:${components}:${members}:${std}:${by}`;
   if (!mixtureAt.has(k)) {
-    const g = w.mixtureBaseline(arch, al.aligned, { components, members, ...(std !== undefined ? { std } : {}), count: nSamples, seed: 5 });
+    const g = w.mixtureBaseline(arch, al.aligned, { components, members, ...(std !== undefined ? { std } : {}), ...(by === 'run' ? { runs: zoo.run } : {}), count: nSamples, seed: 5 });
     const e = await w.evaluateNetworks(task, arch, space(g.weights));
     // How the clusters line up with the zoo's independent runs: the share of networks in their cluster's majority run.
     const major = new Map();
@@ -82,7 +82,7 @@ const mixtureIn = async (spaceKind, space, components, members, std) => {
       major.set(g.labels[i], m);
     }
     const runPurity = [...major.values()].reduce((a, m) => a + Math.max(...m.values()), 0) / zoo.n;
-    mixtureAt.set(k, { components, ...(std !== undefined ? { std } : {}), runPurity, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(space(g.weights)) });
+    mixtureAt.set(k, { components: new Set(g.labels).size, ...(by !== undefined ? { by } : {}), ...(std !== undefined ? { std } : {}), runPurity, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(space(g.weights)) });
   }
   return mixtureAt.get(k);
 };
@@ -111,7 +111,7 @@ for (const t of trials) {
       coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
       ...(cfg.otPool !== undefined ? { otPool: cfg.otPool } : {}),
       ...(cfg.gradFeatures > 0 ? { gradientFeatures: { task: zoo.task, rows: cfg.gradFeatures } } : {}),
-      prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : cfg.prior === 'zoo' ? { kind: 'zoo', members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1 } : cfg.prior === 'mixture' ? { kind: 'mixture', components: cfg.priorComponents ?? 8, members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1, ...(cfg.priorMixStd ? { std: cfg.priorMixStd } : {}) } : { kind: 'gaussian', std: cfg.priorStd },
+      prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : cfg.prior === 'zoo' ? { kind: 'zoo', members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1 } : cfg.prior === 'mixture' ? { kind: 'mixture', components: cfg.priorComponents ?? 8, members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1, ...(cfg.priorMixStd ? { std: cfg.priorMixStd } : {}), ...(cfg.priorBy ? { by: cfg.priorBy } : {}) } : { kind: 'gaussian', std: cfg.priorStd },
     });
     const lossLog = [];
     const signal = maxSeconds === undefined ? undefined : globalThis.AbortSignal.timeout(maxSeconds * 1000);
@@ -146,7 +146,7 @@ for (const t of trials) {
   const base = w.noiseBaseline(arch, space(trained), { distance: nn.samples.mean, count: nSamples, seed: 3 });
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
   const gauss = await gaussianIn(transform ? 'canonical' : 'raw', space);
-  const mixture = fm.options.prior.kind === 'mixture' ? await mixtureIn(transform ? 'canonical' : 'raw', space, fm.options.prior.components ?? 8, fm.options.prior.members ?? 256, fm.options.prior.std) : undefined;
+  const mixture = fm.options.prior.kind === 'mixture' ? await mixtureIn(transform ? 'canonical' : 'raw', space, fm.options.prior.components ?? 8, fm.options.prior.members ?? 256, fm.options.prior.std, fm.options.prior.by) : undefined;
   // The trained networks in the flow's own space (canonicalised for the Normalized/Geometric flows, whose samples
   // are): the same functions up to the last layer's scale, which the canonical form fixes, so their loss is the
   // like-for-like reference for the samples' loss.

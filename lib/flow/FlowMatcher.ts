@@ -37,7 +37,7 @@ import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
 import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
 import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
-import { checkPriorSpec, drawMixtureComponents, fitMixturePrior, fitZooPrior, isMixture, nearestComponent, samplePrior, type MixturePriorStats, type PriorSpec, type PriorStats } from './prior.js';
+import { checkPriorSpec, componentsOf, drawMixtureComponents, fitMixturePrior, fitZooPrior, isMixture, samplePrior, type MixturePriorStats, type PriorSpec, type PriorStats } from './prior.js';
 import { integrate } from './solvers.js';
 import { TIME_DISTRIBUTIONS, sampleTimes, timeGrid, type TimeDistribution, type TimeGridKind } from './time.js';
 
@@ -290,7 +290,8 @@ function readMixture(t: Record<string, SafeTensor>): MixturePriorStats | undefin
     return c;
   });
   const std = t['__prior_mix_std']?.data;
-  return std instanceof Float64Array ? { components, std: std[0]! } : { components };
+  const runs = t['__prior_mix_runs']?.data;
+  return { components, ...(std instanceof Float64Array ? { std: std[0]! } : {}), ...(runs instanceof Int32Array ? { runs } : {}) };
 }
 
 /** A flow-matching model over the weights of one architecture. */
@@ -738,9 +739,10 @@ export class FlowMatcher {
     // The zoo prior is part of the model: fitted once, on the first training data (raw, as given), kept on resume.
     if (this.options.prior.kind === 'zoo' && this.priorStats === undefined) this.priorStats = fitZooPrior(this.arch, this.options.prior, data.weights, new Rng(this.options.seed * 31 + 5));
     if (this.options.prior.kind === 'mixture') {
-      if (this.priorStats === undefined) this.priorStats = fitMixturePrior(this.arch, this.options.prior, data.weights, new Rng(this.options.seed * 31 + 5)).stats;
-      // Each training network's component: the nearest component mean (its own k-means cluster on the fitting data).
-      if (this.priorLabels?.key !== key) this.priorLabels = { key, labels: nearestComponent(this.priorStats as MixturePriorStats, data.weights) };
+      if (this.priorStats === undefined) this.priorStats = fitMixturePrior(this.arch, this.options.prior, data.weights, new Rng(this.options.seed * 31 + 5), data.run).stats;
+      // Each training network's component: its run's (mixture by run), else the nearest component mean (its own
+      // k-means cluster on the fitting data).
+      if (this.priorLabels?.key !== key) this.priorLabels = { key, labels: componentsOf(this.priorStats as MixturePriorStats, data.weights, data.run) };
     }
     if (emaDecay > 0 && this.ema === undefined) this.ema = this.field.getParams();
     const t0 = performance.now();
@@ -1118,6 +1120,7 @@ export class FlowMatcher {
         off += c.basis.length;
       }
       tensors['__prior_mix_basis'] = f32(bases);
+      if (this.priorStats.runs !== undefined) tensors['__prior_mix_runs'] = i32(this.priorStats.runs);
       if (this.priorStats.std !== undefined) tensors['__prior_mix_std'] = { dtype: 'F64', shape: [1], data: Float64Array.of(this.priorStats.std) };
     } else if (this.priorStats !== undefined) {
       tensors['__prior_mean'] = f32(this.priorStats.mean);

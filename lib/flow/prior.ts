@@ -13,7 +13,8 @@
  *   its weight. Made for zoos of several independent runs, whose aligned networks still sit in separate basins
  *   that a single-Gaussian prior makes the field average over (README, "Why MNIST samples fall short"). With `std`
  *   each component is instead the isotropic N(cluster mean, std²·I): the cluster's mean says which mode, the noise
- *   hides the rest of the cluster's shape (the thesis prior, re-centred per mode).
+ *   hides the rest of the cluster's shape (the thesis prior, re-centred per mode). With `by: 'run'` the clusters are the
+ *   zoo's training runs (one component per run id; `components` is then ignored) instead of k-means clusters.
  * Normalized and Geometric flows canonicalise prior samples (done by the flow, not here).
  */
 import type { Architecture } from '../arch/Architecture.js';
@@ -27,7 +28,7 @@ export type PriorSpec =
   | { kind: 'gaussian'; std?: number; mean?: number }
   | { kind: 'init'; scheme?: 'normal' | 'fanin'; std?: number; gain?: number }
   | { kind: 'zoo'; members?: number; scale?: number }
-  | { kind: 'mixture'; components?: number; members?: number; scale?: number; std?: number };
+  | { kind: 'mixture'; components?: number; members?: number; scale?: number; std?: number; by?: 'kmeans' | 'run' };
 
 /** The fitted statistics of a `zoo` prior: the mean (P) and m basis rows scale·(x_k − μ)/√m (m × P). */
 export interface ZooPriorStats {
@@ -43,6 +44,8 @@ export interface MixtureComponent extends ZooPriorStats {
 /** The fitted statistics of a `mixture` prior: one Gaussian fit per cluster of the training networks. */
 export interface MixturePriorStats {
   readonly components: readonly MixtureComponent[];
+  /** With clusters by run: the run id of each component. */
+  readonly runs?: Int32Array;
   /** Isotropic standard deviation around each component mean (components then have no basis). */
   readonly std?: number;
 }
@@ -71,6 +74,7 @@ export function checkPriorSpec(spec: PriorSpec): void {
     checkInt('prior.members', spec.members ?? 256, 1);
     checkNumber('prior.scale', spec.scale ?? 1, 0);
     if (spec.std !== undefined) checkNumber('prior.std', spec.std, Number.MIN_VALUE);
+    if (spec.by !== undefined && spec.by !== 'kmeans' && spec.by !== 'run') throw new WsfError(`Expected 'kmeans' or 'run' for \`prior.by\` but received ${JSON.stringify(spec.by)}`, 'ERR_INVALID');
   }
 }
 
@@ -186,19 +190,30 @@ export function kmeans(P: number, weights: Float32Array, K: number, rng: Rng, ma
 }
 
 /**
- * Fits a `mixture` prior: k-means on the training networks (T × P, as given), then the Gaussian fit of
- * {@link fitGaussian} to each cluster (its mean and the covariance of up to `members` of its networks), weighted by
- * the cluster's share of the networks.
+ * Fits a `mixture` prior: k-means on the training networks (T × P, as given) — or, with `by: 'run'`, their run ids —
+ * then the Gaussian fit of {@link fitGaussian} to each cluster (its mean and the covariance of up to `members` of its
+ * networks), weighted by the cluster's share of the networks.
+ * @param runs the run id of every network (required with `by: 'run'`)
  * @returns the statistics and the cluster of every training network
+ * @throws WsfError ERR_INVALID for `by: 'run'` without run ids of every network
  */
-export function fitMixturePrior(arch: Architecture, spec: Extract<PriorSpec, { kind: 'mixture' }>, weights: Float32Array, rng: Rng): { stats: MixturePriorStats; labels: Int32Array } {
+export function fitMixturePrior(arch: Architecture, spec: Extract<PriorSpec, { kind: 'mixture' }>, weights: Float32Array, rng: Rng, runs?: Int32Array): { stats: MixturePriorStats; labels: Int32Array } {
   const P = arch.numParams;
-  const K = checkInt('prior.components', spec.components ?? 8, 1, 4096);
   const members = checkInt('prior.members', spec.members ?? 256, 1);
   const scale = checkNumber('prior.scale', spec.scale ?? 1, 0);
   const T = weights.length / P;
   const std = spec.std === undefined ? undefined : checkNumber('prior.std', spec.std, Number.MIN_VALUE);
-  const { labels } = kmeans(P, weights, K, rng);
+  let labels: Int32Array;
+  let runIds: Int32Array | undefined;
+  if (spec.by === 'run') {
+    if (runs === undefined || runs.length !== T) throw new WsfError(`prior.by 'run' needs the run id of every network (${T}), but ${runs === undefined ? 'none were given' : `${runs.length} were given`}`, 'ERR_INVALID');
+    runIds = Int32Array.from(new Set(runs)).sort();
+    const index = new Map(Array.from(runIds, (r, k) => [r, k] as const));
+    labels = Int32Array.from(runs, (r) => index.get(r)!);
+  } else {
+    labels = kmeans(P, weights, checkInt('prior.components', spec.components ?? 8, 1, 4096), rng).labels;
+  }
+  const K = runIds?.length ?? checkInt('prior.components', spec.components ?? 8, 1, 4096);
   const components: MixtureComponent[] = [];
   for (let k = 0; k < K; k++) {
     const rows: number[] = [];
@@ -208,7 +223,18 @@ export function fitMixturePrior(arch: Architecture, spec: Extract<PriorSpec, { k
     const fit = fitGaussian(P, sub, std === undefined ? members : 0, scale, rng);
     components.push({ weight: rows.length / T, mean: Float32Array.from(fit.mean), basis: fit.basis });
   }
-  return { stats: std === undefined ? { components } : { components, std }, labels };
+  return { stats: { components, ...(std !== undefined ? { std } : {}), ...(runIds !== undefined ? { runs: runIds } : {}) }, labels };
+}
+
+/**
+ * The component of each training network: its run's component when the mixture is by run and `runs` are given (a run
+ * the fit did not see gets the nearest component), else the component whose mean is nearest.
+ */
+export function componentsOf(stats: MixturePriorStats, weights: Float32Array, runs?: Int32Array): Int32Array {
+  if (stats.runs === undefined || runs === undefined) return nearestComponent(stats, weights);
+  const index = new Map(Array.from(stats.runs, (r, k) => [r, k] as const));
+  const near = runs.some((r) => !index.has(r)) ? nearestComponent(stats, weights) : undefined;
+  return Int32Array.from(runs, (r, i) => index.get(r) ?? near![i]!);
 }
 
 /** The component of a mixture prior whose mean is nearest (squared Euclidean, f64) to each of the rows (T × P). */

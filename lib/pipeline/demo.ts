@@ -131,8 +131,8 @@ function resolvePreset(scale: DemoScale, o: Partial<DemoPreset> | undefined): De
  * @throws WsfError ERR_INVALID for bad options, ERR_INTERRUPTED when `signal` aborts, and the pipeline's errors
  */
 /** The flow prior of a demo preset; a mixture has one component per zoo run. */
-function demoPrior(p: DemoPreset, runs: number): PriorSpec {
-  if (p.prior === 'mixture') return { kind: 'mixture', components: runs };
+function demoPrior(p: DemoPreset): PriorSpec {
+  if (p.prior === 'mixture') return { kind: 'mixture', by: 'run' };
   return p.prior === 'zoo' ? { kind: 'zoo' } : { kind: 'gaussian', std: 0.1 };
 }
 
@@ -212,7 +212,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
       zoo: alignedZoo,
       zooFile: alignedFile,
       out: flowDir,
-      flow: { geometry: g, seed, time: p.time, prior: demoPrior(p, new Set(alignedZoo.run).size), field: { D: p.d, layers: p.layers, heads: p.heads, graph: p.graph, hiddenIdentity: p.hiddenIdentity } },
+      flow: { geometry: g, seed, time: p.time, prior: demoPrior(p), field: { D: p.d, layers: p.layers, heads: p.heads, graph: p.graph, hiddenIdentity: p.hiddenIdentity } },
       train: { steps: p.steps, batchSize: p.batch, lr: p.lr, ema: p.ema, checkpointEvery: Math.max(50, Math.round(p.steps / 10)), logEvery: Math.max(1, Math.round(p.steps / 100)) },
       device,
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
@@ -260,7 +260,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
         device,
       });
       log(`evaluating the ${g} samples against ${alignedZoo.n} trained networks and the baselines`);
-      const ev = await time('eval', () => evaluateSamples({ task, arch, samples: sr.weights, canonical, bma: p.bma, zoo: alignedZoo.weights, refCount: p.samples, seed, device, ...(p.prior === 'mixture' ? { mixtureComponents: new Set(alignedZoo.run).size } : {}) }));
+      const ev = await time('eval', () => evaluateSamples({ task, arch, samples: sr.weights, canonical, bma: p.bma, zoo: alignedZoo.weights, refCount: p.samples, seed, device, ...(p.prior === 'mixture' ? { mixture: { runs: alignedZoo.run } } : {}) }));
       // Accuracy against Euler steps (the same prior draws at every step count).
       const sweep: { steps: number; n: number; accuracy: MeanStd; loss: MeanStd }[] = [];
       for (const steps of p.stepSweep) {

@@ -5,7 +5,7 @@
  * - trained + noise: trained networks plus isotropic Gaussian noise at the samples' mean nearest-neighbour distance;
  * - averages: means of k random trained networks;
  * - Gaussian: draws from the Gaussian with the zoo's mean and empirical covariance (gaussianBaseline);
- * - mixture (with `mixtureComponents`): draws from the mixture prior's fit of the zoo without a flow (mixtureBaseline),
+ * - mixture (with `mixture`): draws from the mixture prior's fit of the zoo without a flow (mixtureBaseline),
  *   the baseline of a flow that starts from that prior;
  * - memorisation: the samples' distance to their nearest trained network against the zoo's own leave-one-out
  *   nearest-neighbour distance (ratio ≪ 1 suggests copies).
@@ -96,8 +96,11 @@ export interface EvaluateSamplesOptions {
   readonly refCount?: number;
   /** Networks per average in the averaging baseline (default 2). */
   readonly averageK?: number;
-  /** Clusters of a mixture-fit baseline (the `mixture` prior's own draws, fitted to the raw zoo); none when absent. */
-  readonly mixtureComponents?: number;
+  /**
+   * A mixture-fit baseline (the `mixture` prior's own draws, fitted to the raw zoo): `components` k-means clusters, or
+   * with `runs` (the zoo's run ids) one cluster per run; none when absent.
+   */
+  readonly mixture?: { readonly components?: number; readonly runs?: Int32Array };
   readonly seed?: number;
   readonly device?: DeviceRequest;
   /** Called with a short description before each stage. */
@@ -168,14 +171,15 @@ export async function evaluateSamples(o: EvaluateSamplesOptions): Promise<Sample
     const k = Math.min(o.averageK ?? 2, count);
     const avg = averageBaseline(arch, ref, { k, count, seed: seed + 2 });
     const gauss = gaussianBaseline(arch, Z, { count, seed: seed + 3 });
-    const K = o.mixtureComponents;
     // Fitted to the raw zoo and then projected, as the flow's mixture prior is.
-    const mix = K !== undefined ? mixtureBaseline(arch, o.zoo, { components: Math.min(K, T), count, seed: seed + 4 }) : undefined;
+    const mo = o.mixture;
+    const mix = mo !== undefined ? mixtureBaseline(arch, o.zoo, { components: Math.min(mo.components ?? 8, T), ...(mo.runs !== undefined ? { runs: mo.runs } : {}), count, seed: seed + 4 }) : undefined;
+    const K = mix === undefined ? 0 : new Set(mix.labels).size;
     out.baselines = {
       noise: { ...metrics(await evaluateNetworks(task, arch, space(noise.weights))), sigma: noise.sigma, distance: noise.meanDistance, reached: noise.reached },
       average: { ...metrics(await evaluateNetworks(task, arch, space(avg.weights))), k },
       gaussian: { ...metrics(await evaluateNetworks(task, arch, space(gauss.weights))), members: gauss.members },
-      ...(mix !== undefined && K !== undefined ? { mixture: { ...metrics(await evaluateNetworks(task, arch, space(mix.weights))), components: Math.min(K, T) } } : {}),
+      ...(mix !== undefined ? { mixture: { ...metrics(await evaluateNetworks(task, arch, space(mix.weights))), components: K } } : {}),
     };
   }
   out.seconds = (performance.now() - t0) / 1000;

@@ -161,7 +161,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
   const t0 = performance.now();
   try {
     const r = await fm.fit(
-      fm.options.coupling === 'trajectory' ? { weights: data.weights, run: data.run, ...(o.zoo.init !== null ? { init: o.zoo.init } : {}) } : { weights: data.weights },
+      fm.options.coupling === 'trajectory' ? { weights: data.weights, run: data.run, ...(o.zoo.init !== null ? { init: o.zoo.init } : {}) } : { weights: data.weights, run: data.run },
       {
         ...o.train,
         checkpoint: checkpointFile,

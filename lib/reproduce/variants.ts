@@ -155,11 +155,6 @@ export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConf
   };
 }
 
-/** Independent training runs in a zoo (one mixture component each). */
-function runsOf(zoo: Zoo): number {
-  return new Set(zoo.run).size;
-}
-
 /** A trained variant (the caller disposes `tr.flow`). */
 export interface TrainedVariant {
   readonly tr: TrainFlowResult;
@@ -191,7 +186,7 @@ export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentCo
       seed: ctx.seed,
       time: v.ours === true ? 'logit-normal' : (cfg.train.time ?? 'beta'),
       field: { D: d, layers: cfg.field.layers, heads: cfg.field.heads, graph, ...(v.ours === true ? { hiddenIdentity: true } : {}) },
-      ...(v.ours === true ? { prior: { kind: 'mixture' as const, components: runsOf(zoo) } } : {}),
+      ...(v.ours === true ? { prior: { kind: 'mixture' as const, by: 'run' as const } } : {}),
     },
     train: { steps, batchSize: cfg.train.batch, lr: cfg.train.lr, ema: cfg.train.ema ?? (steps >= 10_000 ? 0.999 : 0.99), checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
     device: ctx.device,
@@ -230,7 +225,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
         refCount: cfg.sample.n,
         seed: ctx.seed,
         device: ctx.device,
-        ...(v.ours === true ? { mixtureComponents: runsOf(zoo) } : {}),
+        ...(v.ours === true ? { mixture: { runs: zoo.run } } : {}),
       });
       const mix = ev.baselines!.mixture;
       results.push({

@@ -82,7 +82,7 @@ describe('option validation', () => {
     [['eval', '--weights', 'package.json', '--bma', '1,x'], /--bma: expected an integer ≥ 1, got 'x'/],
     [['eval', '--weights', 'package.json'], /--weights: package.json: not a valid safetensors file/],
     [['eval', '--weights', 'package.json', '--probes', '3'], /--probes: applies to --log-likelihood only/],
-    [['eval', '--weights', 'package.json', '--mixture', '0'], /--mixture: expected a cluster count in \[1, 4096\], 'auto' or 'off', got '0'/],
+    [['eval', '--weights', 'package.json', '--mixture', '0'], /--mixture: expected a cluster count in \[1, 4096\], 'run', 'auto' or 'off', got '0'/],
     [['eval', '--weights', 'package.json', '--log-likelihood'], /--log-likelihood: needs --flow/],
     [['eval', '--weights', 'package.json', '--log-likelihood', '--flow', '.', '--bma', '1'], /--bma: --log-likelihood computes likelihoods only/],
     [['eval', '--weights', 'package.json', '--log-likelihood', '--flow', '.', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
@@ -152,7 +152,7 @@ describe('the pipeline through the CLI', () => {
     // (--hidden-identity auto) and its prior is a mixture of Gaussians fitted to the zoo, one per run (--prior auto), so wider hidden layers and other
     // architectures are refused with the reason; a flow trained with --prior gaussian generates 30-12-8-2 networks
     // (guided, evaluated on wdbc).
-    expect(readSafetensors(path.join(flow, 'flow.safetensors')).metadata.flow).toMatch(/"prior":\{"kind":"mixture","components":2,"members":256\}/);
+    expect(readSafetensors(path.join(flow, 'flow.safetensors')).metadata.flow).toMatch(/"prior":\{"kind":"mixture","by":"run","members":256\}/);
     r = await cli('sample', '--flow', flow, '--n', '2', '--arch', '30-32-8-2', '--out', path.join(tmp, 'w32.safetensors'));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/at most 16 neurons.*--hidden-identity off/);

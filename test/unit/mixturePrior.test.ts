@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FlowMatcher } from '../../lib/flow/FlowMatcher.js';
-import { fitMixturePrior, kmeans, nearestComponent } from '../../lib/flow/prior.js';
+import { componentsOf, fitMixturePrior, kmeans, nearestComponent } from '../../lib/flow/prior.js';
 import { mixtureBaseline, mlp } from '../../lib/index.js';
 import { Rng } from '../../lib/util/rng.js';
 
@@ -137,6 +137,37 @@ describe('mixture prior', () => {
     await c.fit({ weights: x }, { steps: 4, batchSize: 4, checkpoint: ck });
     expect(c.field.getParams()).toAllClose(a.field.getParams(), { atol: 0, rtol: 0 });
     for (const f of [fm, loaded, a, b, c]) f.dispose();
+  });
+
+  it('by run: one component per run id, whatever k-means would find; saved with the flow', async () => {
+    // Two runs whose networks interleave two far-apart places: k-means splits by place, 'run' keeps the runs.
+    const { x, truth } = clustered([4, 4], 3, 0.05, 11);
+    const runs = Int32Array.from(truth, (c, i) => 10 + ((i >> 1) % 2)); // run ids 10/11, unrelated to the places
+    const { stats, labels } = fitMixturePrior(arch, { kind: 'mixture', by: 'run', components: 5 }, x, new Rng(1), runs);
+    expect(stats.components).toHaveLength(2);
+    expect(Array.from(stats.runs!)).toEqual([10, 11]);
+    expect(Array.from(labels)).toEqual(Array.from(runs, (r) => r - 10));
+    for (let k = 0; k < 2; k++) {
+      const rows = [...runs.keys()].filter((i) => runs[i] === 10 + k);
+      for (let p = 0; p < P; p++) expect(stats.components[k]!.mean[p]).toBeCloseTo(rows.reduce((s, i) => s + x[i * P + p]!, 0) / rows.length, 6);
+    }
+    // Networks map to their run's component; a run the fit never saw gets the nearest component mean.
+    expect(Array.from(componentsOf(stats, x, runs))).toEqual(Array.from(labels));
+    const unseen = componentsOf(stats, x.subarray(0, P), Int32Array.of(99));
+    expect(unseen[0]).toBe(nearestComponent(stats, x.subarray(0, P))[0]);
+    expect(() => fitMixturePrior(arch, { kind: 'mixture', by: 'run' }, x, new Rng(1))).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/run id/) }));
+    // A flow trained by run keeps the run ids with its prior.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-mixrun-'));
+    const fm = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', by: 'run' }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+    await expect(fm.fit({ weights: x }, { steps: 1, batchSize: 4 })).rejects.toMatchObject({ code: 'ERR_INVALID' });
+    await fm.fit({ weights: x, run: runs }, { steps: 1, batchSize: 4 });
+    const file = path.join(dir, 'flow.safetensors');
+    fm.save(file);
+    const loaded = FlowMatcher.load(file, { device: 'cpu' });
+    expect(loaded.drawPriorSamples(5, 9)).toAllClose(fm.drawPriorSamples(5, 9), { atol: 0, rtol: 0 });
+    fm.dispose();
+    loaded.dispose();
+    expect(mixtureBaseline(arch, x, { runs, count: 4, seed: 1 }).labels).toEqual(labels);
   });
 
   it('rejects a bad component count, a prior pool and trajectory coupling with typed errors', () => {

@@ -39,7 +39,7 @@ the ambient divergence is not a density. The networks must be in the flow's raw 
     'bma-repeats': { type: 'int', min: 1, default: 10, metavar: 'N', description: 'random ensembles per size' },
     zoo: { type: 'string', metavar: 'DIR|FILE', exists: 'any', description: 'the zoo the flow learned from, for trained-network metrics, baselines and memorisation' },
     'ref-count': { type: 'int', min: 1, metavar: 'N', description: 'trained and baseline networks to evaluate (default: max(samples, 256), at most the zoo)' },
-    mixture: { type: 'string', default: 'auto', metavar: 'K|auto|off', description: "with --zoo: also draw from the mixture prior's fit of the zoo with K clusters (auto: when the samples come from a flow with a mixture prior, its K)" },
+    mixture: { type: 'string', default: 'auto', metavar: 'K|run|auto|off', description: "with --zoo: also draw from the mixture prior's fit of the zoo, with K k-means clusters or one per run (auto: when the samples come from a flow with a mixture prior, its clusters)" },
     'average-k': { type: 'int', min: 1, default: 2, metavar: 'K', description: 'trained networks per average in the averaging baseline' },
     space: { type: 'string', choices: ['auto', 'raw', 'canonical'], default: 'auto', description: "comparison space ('auto': canonical when the samples are canonicalised)" },
     'log-likelihood': { type: 'boolean', description: 'log-likelihoods of the networks under --flow (Euclidean flows) instead of task metrics' },
@@ -60,20 +60,23 @@ the ambient divergence is not a density. The networks must be in the flow's raw 
   ],
 } as const satisfies CommandSpec;
 
-/** --mixture checked: a cluster count, 'off' or 'auto'. */
-function mixtureOption(opt: string | undefined): number | 'off' | 'auto' {
-  if (opt === undefined || opt === 'auto' || opt === 'off') return opt ?? 'auto';
+/** --mixture checked: a cluster count, 'run', 'off' or 'auto'. */
+function mixtureOption(opt: string | undefined): number | 'run' | 'off' | 'auto' {
+  if (opt === undefined || opt === 'auto' || opt === 'off' || opt === 'run') return opt ?? 'auto';
   const k = Number(opt);
-  if (!Number.isInteger(k) || k < 1 || k > 4096) throw new UsageError(`--mixture: expected a cluster count in [1, 4096], 'auto' or 'off', got '${opt}'`);
+  if (!Number.isInteger(k) || k < 1 || k > 4096) throw new UsageError(`--mixture: expected a cluster count in [1, 4096], 'run', 'auto' or 'off', got '${opt}'`);
   return k;
 }
 
-/** The clusters of the mixture-fit baseline: the option's count, or with 'auto' the samples' flow prior's when it is a mixture. */
-function mixtureComponents(opt: number | 'off' | 'auto', prior: string | undefined): number | undefined {
-  if (opt !== 'auto') return opt === 'off' ? undefined : opt;
+/** The clusters of the mixture-fit baseline: the option's, or with 'auto' the samples' flow prior's when it is a mixture. */
+function mixtureClusters(opt: number | 'run' | 'off' | 'auto', prior: string | undefined, runs: Int32Array): { components?: number; runs?: Int32Array } | undefined {
+  if (opt === 'off') return undefined;
+  if (opt === 'run') return { runs };
+  if (opt !== 'auto') return { components: opt };
   try {
-    const p = JSON.parse(prior ?? 'null') as { kind?: string; components?: number } | null;
-    return p?.kind === 'mixture' ? (p.components ?? 8) : undefined;
+    const p = JSON.parse(prior ?? 'null') as { kind?: string; components?: number; by?: string } | null;
+    if (p?.kind !== 'mixture') return undefined;
+    return p.by === 'run' ? { runs } : { components: p.components ?? 8 };
   } catch {
     return undefined;
   }
@@ -194,6 +197,7 @@ export const evalCommand: CliCommand = {
     const canonical = v.space === 'canonical' || (v.space === 'auto' && wf.metadata.canonical === 'true');
     let zoo: Float32Array | undefined;
     let zooFile: string | undefined;
+    let mixture: { components?: number; runs?: Int32Array } | undefined;
     if (v.zoo !== undefined) {
       const data = wf.metadata.zoo_aligned === 'true' ? 'aligned' : wf.metadata.zoo_aligned === 'false' ? 'raw' : 'auto';
       const z = zooFor('--zoo', v.zoo, data);
@@ -201,8 +205,8 @@ export const evalCommand: CliCommand = {
       if (z.zoo.n < 2) throw new UsageError(`--zoo: ${z.loc.file} holds ${z.zoo.n} network; comparisons need at least 2`);
       zoo = z.zoo.weights;
       zooFile = z.loc.file;
+      mixture = mixtureClusters(mixtureOpt, wf.metadata.prior, z.zoo.run);
     }
-    const mixtureK = mixtureComponents(mixtureOpt, wf.metadata.prior);
     const bar = ctx.progress({ label: 'eval', unit: 'stages' });
     let e: SampleEvaluation;
     try {
@@ -219,7 +223,7 @@ export const evalCommand: CliCommand = {
         onStage: (s) => bar.tick(1, { stage: s }),
         ...(zoo !== undefined ? { zoo } : {}),
         ...(v['ref-count'] !== undefined ? { refCount: v['ref-count'] } : {}),
-        ...(mixtureK !== undefined ? { mixtureComponents: mixtureK } : {}),
+        ...(mixture !== undefined ? { mixture } : {}),
       });
     } finally {
       bar.done();
