@@ -159,6 +159,11 @@ describe('the pipeline through the CLI', () => {
     r = await cli('sample', '--flow', flow, '--n', '2', '--arch', '30-12-8-2', '--out', path.join(tmp, 'w12.safetensors'));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/prior 'mixture'.*--prior gaussian/);
+    // --prior mixture with k-means clusters and a narrower spread are recorded with the flow.
+    const flowK = path.join(tmp, 'flow-kmeans');
+    r = await cli('train', '--zoo', zoo, '--out', flowK, '--d', '8', '--layers', '1', '--steps', '2', '--prior', 'mixture', '--prior-components', '3', '--prior-scale', '0.5', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(readSafetensors(path.join(flowK, 'flow.safetensors')).metadata.flow).toMatch(/"prior":\{"kind":"mixture","components":3,"members":256,"scale":0\.5\}/);
     const flowG = path.join(tmp, 'flow-gaussian');
     r = await cli('train', '--zoo', zoo, '--out', flowG, '--d', '8', '--layers', '1', '--steps', '4', '--prior', 'gaussian', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);

@@ -45,6 +45,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     prior: { type: 'string', choices: ['auto', 'gaussian', 'init', 'zoo', 'mixture'], default: 'auto', description: "p0: N(0, std²) everywhere, an init scheme (N(0, std²) weights, zero biases), 'zoo': the Gaussian fitted to the zoo (its mean and the covariance of --prior-members networks; samples only the zoo's architecture), or 'mixture': one such Gaussian per k-means cluster of the zoo (--prior-components), each network trained from its own cluster's Gaussian. 'auto': mixture on an aligned zoo of several runs with --semantics corrected and a coupling other than trajectory (zoo for a single run), else gaussian" },
     'prior-std': { type: 'number', above: 0, default: 0.1, metavar: 'X', description: 'standard deviation of the gaussian and init priors' },
     'prior-members': { type: 'int', min: 1, default: 256, metavar: 'N', description: "networks spanning the covariance of the 'zoo' prior (of each component of the 'mixture' prior)" },
+    'prior-scale': { type: 'number', min: 0, default: 1, metavar: 'X', description: "spread of the 'zoo' and 'mixture' priors around their means (1: the networks' own covariance)" },
     'prior-components': { type: 'int', min: 0, max: 4096, default: 0, metavar: 'K', description: "k-means clusters of the 'mixture' prior (0: one component per training run of the zoo)" },
     'grad-features': { type: 'int', min: 0, default: 0, metavar: 'N', description: "give the field each network's task-loss gradient on N fixed training examples of the zoo's task as an input feature (0: off; a learned-optimiser view of the task)" },
     time: { type: 'string', choices: ['auto', ...TIME_DISTRIBUTIONS], default: 'auto', description: 'training-time distribution (auto: logit-normal, or beta in reference semantics; beta: Beta(1,2), the thesis; logit-normal: σ(N(0,1)), peaked at t = 0.5)' },
@@ -93,6 +94,7 @@ export const trainCommand: CliCommand = {
     const fitted = loc.aligned && v.semantics === 'corrected' && v.coupling !== 'trajectory';
     const priorKind = v.prior === 'auto' ? (fitted ? (runs > 1 ? 'mixture' : 'zoo') : 'gaussian') : v.prior;
 
+    const priorScale = v['prior-scale'] === 1 ? {} : { scale: v['prior-scale'] as number };
     const flow: Omit<FlowOptions, 'arch' | 'device'> = {
       geometry: v.geometry as FlowOptions['geometry'] & string,
       semantics: v.semantics as 'corrected' | 'reference',
@@ -103,7 +105,7 @@ export const trainCommand: CliCommand = {
       ...(v.precondition === 'auto' ? {} : { precondition: v.precondition === 'on' }),
       ...(v['layer-scaling'] === 'auto' ? {} : { layerScaling: v['layer-scaling'] === 'on' }),
       lastLayerNorm: v['last-layer-norm'],
-      prior: priorKind === 'init' ? { kind: 'init', scheme: 'normal', std: v['prior-std'] } : priorKind === 'zoo' ? { kind: 'zoo', members: v['prior-members'] } : priorKind === 'mixture' ? { kind: 'mixture', ...(v['prior-components'] === 0 ? { by: 'run' as const } : { components: v['prior-components'] as number }), members: v['prior-members'] } : { kind: 'gaussian', std: v['prior-std'] },
+      prior: priorKind === 'init' ? { kind: 'init', scheme: 'normal', std: v['prior-std'] } : priorKind === 'zoo' ? { kind: 'zoo', members: v['prior-members'], ...priorScale } : priorKind === 'mixture' ? { kind: 'mixture', ...(v['prior-components'] === 0 ? { by: 'run' as const } : { components: v['prior-components'] as number }), members: v['prior-members'], ...priorScale } : { kind: 'gaussian', std: v['prior-std'] },
       ...(v.time === 'auto' ? {} : { time: v.time as TimeDistribution }),
       sigma: v.sigma,
       seed: v.seed,
