@@ -132,7 +132,7 @@ function resolvePreset(scale: DemoScale, o: Partial<DemoPreset> | undefined): De
  */
 /** The flow prior of a demo preset; a mixture has one component per zoo run. */
 function demoPrior(p: DemoPreset): PriorSpec {
-  if (p.prior === 'mixture') return { kind: 'mixture', by: 'run' };
+  if (p.prior === 'mixture') return { kind: 'mixture', by: 'run', ...(p.priorScale !== 1 ? { scale: p.priorScale } : {}) };
   return p.prior === 'zoo' ? { kind: 'zoo' } : { kind: 'gaussian', std: 0.1 };
 }
 

@@ -39,7 +39,7 @@ export interface VariantSpec {
   readonly d?: number;
   /**
    * wsflow's own defaults beyond the thesis (what `wsflow train` picks on an aligned zoo): the mixture prior with one
-   * component per zoo run, one positional embedding per hidden neuron, logit-normal training times.
+   * component per zoo run at half spread, one positional embedding per hidden neuron, logit-normal training times.
    */
   readonly ours?: boolean;
   readonly thesis?: ThesisRow;
@@ -186,7 +186,7 @@ export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentCo
       seed: ctx.seed,
       time: v.ours === true ? 'logit-normal' : (cfg.train.time ?? 'beta'),
       field: { D: d, layers: cfg.field.layers, heads: cfg.field.heads, graph, ...(v.ours === true ? { hiddenIdentity: true } : {}) },
-      ...(v.ours === true ? { prior: { kind: 'mixture' as const, by: 'run' as const } } : {}),
+      ...(v.ours === true ? { prior: { kind: 'mixture' as const, by: 'run' as const, scale: 0.5 } } : {}),
     },
     train: { steps, batchSize: cfg.train.batch, lr: cfg.train.lr, ema: cfg.train.ema ?? (steps >= 10_000 ? 0.999 : 0.99), checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
     device: ctx.device,

@@ -152,7 +152,7 @@ describe('the pipeline through the CLI', () => {
     // (--hidden-identity auto) and its prior is a mixture of Gaussians fitted to the zoo, one per run (--prior auto), so wider hidden layers and other
     // architectures are refused with the reason; a flow trained with --prior gaussian generates 30-12-8-2 networks
     // (guided, evaluated on wdbc).
-    expect(readSafetensors(path.join(flow, 'flow.safetensors')).metadata.flow).toMatch(/"prior":\{"kind":"mixture","by":"run","members":256\}/);
+    expect(readSafetensors(path.join(flow, 'flow.safetensors')).metadata.flow).toMatch(/"prior":\{"kind":"mixture","by":"run","members":256,"scale":0\.5\}/);
     r = await cli('sample', '--flow', flow, '--n', '2', '--arch', '30-32-8-2', '--out', path.join(tmp, 'w32.safetensors'));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/at most 16 neurons.*--hidden-identity off/);

@@ -45,7 +45,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     prior: { type: 'string', choices: ['auto', 'gaussian', 'init', 'zoo', 'mixture'], default: 'auto', description: "p0: N(0, std²) everywhere, an init scheme (N(0, std²) weights, zero biases), 'zoo': the Gaussian fitted to the zoo (its mean and the covariance of --prior-members networks; samples only the zoo's architecture), or 'mixture': one such Gaussian per k-means cluster of the zoo (--prior-components), each network trained from its own cluster's Gaussian. 'auto': mixture on an aligned zoo of several runs with --semantics corrected and a coupling other than trajectory (zoo for a single run), else gaussian" },
     'prior-std': { type: 'number', above: 0, default: 0.1, metavar: 'X', description: 'standard deviation of the gaussian and init priors' },
     'prior-members': { type: 'int', min: 1, default: 256, metavar: 'N', description: "networks spanning the covariance of the 'zoo' prior (of each component of the 'mixture' prior)" },
-    'prior-scale': { type: 'number', min: 0, default: 1, metavar: 'X', description: "spread of the 'zoo' and 'mixture' priors around their means (1: the networks' own covariance)" },
+    'prior-scale': { type: 'string', default: 'auto', metavar: 'X', description: "spread of the 'zoo' and 'mixture' priors around their means (1: the networks' own covariance; auto: 0.5 for 'mixture' — MNIST samples 0.891 vs 0.873 at 1, WDBC level — and 1 for 'zoo')" },
     'prior-components': { type: 'int', min: 0, max: 4096, default: 0, metavar: 'K', description: "k-means clusters of the 'mixture' prior (0: one component per training run of the zoo)" },
     'grad-features': { type: 'int', min: 0, default: 0, metavar: 'N', description: "give the field each network's task-loss gradient on N fixed training examples of the zoo's task as an input feature (0: off; a learned-optimiser view of the task)" },
     time: { type: 'string', choices: ['auto', ...TIME_DISTRIBUTIONS], default: 'auto', description: 'training-time distribution (auto: logit-normal, or beta in reference semantics; beta: Beta(1,2), the thesis; logit-normal: σ(N(0,1)), peaked at t = 0.5)' },
@@ -79,6 +79,8 @@ export const trainCommand: CliCommand = {
     if (v.prediction === 'velocity' && v.precondition === 'on') throw new UsageError('--precondition: applies to --prediction x1 only');
     const ema = v.ema === 'auto' ? (v.semantics === 'reference' ? 0 : v.steps >= 10000 ? 0.999 : 0.99) : Number(v.ema);
     if (!Number.isFinite(ema) || ema < 0 || ema >= 1) throw new UsageError(`--ema: expected a number in [0, 1) or 'auto', got '${v.ema}'`);
+    const scaleOpt = v['prior-scale'] === 'auto' ? undefined : Number(v['prior-scale']);
+    if (scaleOpt !== undefined && !(Number.isFinite(scaleOpt) && scaleOpt >= 0)) throw new UsageError(`--prior-scale: expected a number ≥ 0 or 'auto', got '${v['prior-scale']}'`);
     const device = ctx.setup(v);
     const { loc, zoo } = zooFor('--zoo', v.zoo, v.data as 'auto' | 'aligned' | 'raw');
     if (v.coupling === 'trajectory' && zoo.init === null) throw new UsageError(`--coupling trajectory: ${loc.file} has no initial weights (tensor \`init\`)`);
@@ -94,7 +96,10 @@ export const trainCommand: CliCommand = {
     const fitted = loc.aligned && v.semantics === 'corrected' && v.coupling !== 'trajectory';
     const priorKind = v.prior === 'auto' ? (fitted ? (runs > 1 ? 'mixture' : 'zoo') : 'gaussian') : v.prior;
 
-    const priorScale = v['prior-scale'] === 1 ? {} : { scale: v['prior-scale'] as number };
+    // Halving the mixture's spread: MNIST 0.891 ± 0.036 vs 0.873 ± 0.064 (averaged over 64: 0.925 vs 0.923), WDBC
+    // 0.983 / loss 0.041 vs 0.983 / 0.044 (results/trials); the samples are then the narrower prior's draws.
+    const scale = scaleOpt ?? (priorKind === 'mixture' ? 0.5 : 1);
+    const priorScale = scale === 1 ? {} : { scale };
     const flow: Omit<FlowOptions, 'arch' | 'device'> = {
       geometry: v.geometry as FlowOptions['geometry'] & string,
       semantics: v.semantics as 'corrected' | 'reference',
