@@ -69,10 +69,10 @@ const gaussianIn = async (spaceKind, space) => {
 
 // The Gaussian mixture a 'mixture' prior fits (same k-means and per-cluster fits), drawn without a flow.
 const mixtureAt = new Map();
-const mixtureIn = async (spaceKind, space, components, members, std, by) => {
-  const k = `${spaceKind}:${components}:${members}:${std}:${by}`;
+const mixtureIn = async (spaceKind, space, components, members, std, by, scale = 1) => {
+  const k = `${spaceKind}:${components}:${members}:${std}:${by}:${scale}`;
   if (!mixtureAt.has(k)) {
-    const g = w.mixtureBaseline(arch, al.aligned, { components, members, ...(std !== undefined ? { std } : {}), ...(by === 'run' ? { runs: zoo.run } : {}), count: nSamples, seed: 5 });
+    const g = w.mixtureBaseline(arch, al.aligned, { components, members, ...(std !== undefined ? { std } : {}), ...(by === 'run' ? { runs: zoo.run } : {}), scale, count: nSamples, seed: 5 });
     const e = await w.evaluateNetworks(task, arch, space(g.weights));
     // How the clusters line up with the zoo's independent runs: the share of networks in their cluster's majority run.
     const major = new Map();
@@ -82,7 +82,7 @@ const mixtureIn = async (spaceKind, space, components, members, std, by) => {
       major.set(g.labels[i], m);
     }
     const runPurity = [...major.values()].reduce((a, m) => a + Math.max(...m.values()), 0) / zoo.n;
-    mixtureAt.set(k, { components: new Set(g.labels).size, ...(by !== undefined ? { by } : {}), ...(std !== undefined ? { std } : {}), runPurity, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(space(g.weights)) });
+    mixtureAt.set(k, { components: new Set(g.labels).size, ...(by !== undefined ? { by } : {}), ...(scale !== 1 ? { scale } : {}), ...(std !== undefined ? { std } : {}), runPurity, acc: e.accuracySummary, loss: e.lossSummary, bma: await bmaOf(space(g.weights)) });
   }
   return mixtureAt.get(k);
 };
@@ -146,7 +146,7 @@ for (const t of trials) {
   const base = w.noiseBaseline(arch, space(trained), { distance: nn.samples.mean, count: nSamples, seed: 3 });
   const baseEval = await w.evaluateNetworks(task, arch, base.weights);
   const gauss = await gaussianIn(transform ? 'canonical' : 'raw', space);
-  const mixture = fm.options.prior.kind === 'mixture' ? await mixtureIn(transform ? 'canonical' : 'raw', space, fm.options.prior.components ?? 8, fm.options.prior.members ?? 256, fm.options.prior.std, fm.options.prior.by) : undefined;
+  const mixture = fm.options.prior.kind === 'mixture' ? await mixtureIn(transform ? 'canonical' : 'raw', space, fm.options.prior.components ?? 8, fm.options.prior.members ?? 256, fm.options.prior.std, fm.options.prior.by, fm.options.prior.scale ?? 1) : undefined;
   // The trained networks in the flow's own space (canonicalised for the Normalized/Geometric flows, whose samples
   // are): the same functions up to the last layer's scale, which the canonical form fixes, so their loss is the
   // like-for-like reference for the samples' loss.

@@ -384,6 +384,7 @@ export function gaussianBaseline(arch: Architecture, train: Float32Array, opts: 
  * @param opts.count number of outputs (default T)
  * @param opts.members rows spanning each cluster's covariance (default 256)
  * @param opts.std isotropic N(cluster mean, std²·I) components instead of the clusters' covariances
+ * @param opts.scale spread around each component's mean (default 1: the cluster's own covariance)
  * @param opts.runs the run id of every training network: one cluster per run instead of k-means (`components` unused)
  * @param opts.seed seed (default 0)
  * @returns the draws (Float32Array count×P), the component of each draw and the cluster of each training row
@@ -392,16 +393,16 @@ export function gaussianBaseline(arch: Architecture, train: Float32Array, opts: 
 export function mixtureBaseline(
   arch: Architecture,
   train: Float32Array,
-  opts: { components?: number; runs?: Int32Array; count?: number; members?: number; std?: number; seed?: number } = {},
+  opts: { components?: number; runs?: Int32Array; count?: number; members?: number; scale?: number; std?: number; seed?: number } = {},
 ): { weights: Float32Array; component: Int32Array; labels: Int32Array } {
   const T = checkBatch(arch, 'train', train);
-  if (opts === null || typeof opts !== 'object') throw invalidArgument('opts', 'options {components?, runs?, count?, members?, std?, seed?}', opts);
+  if (opts === null || typeof opts !== 'object') throw invalidArgument('opts', 'options {components?, runs?, count?, members?, scale?, std?, seed?}', opts);
   const count = checkInt('count', opts.count ?? T, 1);
   const components = checkInt('components', opts.components ?? 8, 1, Math.min(T, 4096));
   const rng = new Rng(checkInt('seed', opts.seed ?? 0, -(2 ** 31), 2 ** 32 - 1));
   const std = opts.std === undefined ? {} : { std: checkNumber('std', opts.std, Number.MIN_VALUE) };
   const by = opts.runs !== undefined ? { by: 'run' as const } : {};
-  const { stats, labels } = fitMixturePrior(arch, { kind: 'mixture', components, members: checkInt('members', opts.members ?? 256, 1), ...std, ...by }, train, rng, opts.runs);
+  const { stats, labels } = fitMixturePrior(arch, { kind: 'mixture', components, members: checkInt('members', opts.members ?? 256, 1), scale: checkNumber('scale', opts.scale ?? 1, 0), ...std, ...by }, train, rng, opts.runs);
   const share = stats.components.map((c) => c.weight * count);
   const n = share.map(Math.floor);
   const order = share.map((v, k) => [v - Math.floor(v), k] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);

@@ -66,7 +66,7 @@ export interface DemoFlowResult {
   readonly trainedLoss: MeanStd;
   readonly bma: readonly BmaEntry[];
   readonly trainedBma: readonly BmaEntry[];
-  readonly baselines: { readonly noise: { accuracy: MeanStd; loss: MeanStd; sigma: number; distance: number; reached: boolean }; readonly average: { accuracy: MeanStd; loss: MeanStd; k: number }; readonly gaussian: { accuracy: MeanStd; loss: MeanStd; members: number }; readonly mixture?: { accuracy: MeanStd; loss: MeanStd; components: number } };
+  readonly baselines: { readonly noise: { accuracy: MeanStd; loss: MeanStd; sigma: number; distance: number; reached: boolean }; readonly average: { accuracy: MeanStd; loss: MeanStd; k: number }; readonly gaussian: { accuracy: MeanStd; loss: MeanStd; members: number }; readonly mixture?: { accuracy: MeanStd; loss: MeanStd; components: number; scale: number } };
   readonly memorisation: { readonly sampleNN: MeanStd; readonly zooLooNN: MeanStd; readonly ratio: number };
   readonly stepSweep: readonly { readonly steps: number; readonly n: number; readonly accuracy: MeanStd; readonly loss: MeanStd }[];
   readonly space: 'raw' | 'canonical';
@@ -260,7 +260,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
         device,
       });
       log(`evaluating the ${g} samples against ${alignedZoo.n} trained networks and the baselines`);
-      const ev = await time('eval', () => evaluateSamples({ task, arch, samples: sr.weights, canonical, bma: p.bma, zoo: alignedZoo.weights, refCount: p.samples, seed, device, ...(p.prior === 'mixture' ? { mixture: { runs: alignedZoo.run } } : {}) }));
+      const ev = await time('eval', () => evaluateSamples({ task, arch, samples: sr.weights, canonical, bma: p.bma, zoo: alignedZoo.weights, refCount: p.samples, seed, device, ...(p.prior === 'mixture' ? { mixture: { runs: alignedZoo.run, scale: p.priorScale } } : {}) }));
       // Accuracy against Euler steps (the same prior draws at every step count).
       const sweep: { steps: number; n: number; accuracy: MeanStd; loss: MeanStd }[] = [];
       for (const steps of p.stepSweep) {
@@ -292,7 +292,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
           noise: { accuracy: ms(b.noise.accuracy), loss: ms(b.noise.loss), sigma: b.noise.sigma, distance: b.noise.distance, reached: b.noise.reached },
           average: { accuracy: ms(b.average.accuracy), loss: ms(b.average.loss), k: b.average.k },
           gaussian: { accuracy: ms(b.gaussian.accuracy), loss: ms(b.gaussian.loss), members: b.gaussian.members },
-          ...(b.mixture !== undefined ? { mixture: { accuracy: ms(b.mixture.accuracy), loss: ms(b.mixture.loss), components: b.mixture.components } } : {}),
+          ...(b.mixture !== undefined ? { mixture: { accuracy: ms(b.mixture.accuracy), loss: ms(b.mixture.loss), components: b.mixture.components, scale: b.mixture.scale } } : {}),
         },
         memorisation: { sampleNN: ms(m.sampleNN), zooLooNN: ms(m.zooLooNN), ratio: m.ratio },
         stepSweep: sweep,

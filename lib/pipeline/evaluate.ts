@@ -65,7 +65,7 @@ export interface SampleEvaluation {
     /** Draws from the Gaussian fitted to the zoo (mean and empirical covariance over `members` zoo networks). */
     readonly gaussian: SetMetrics & { readonly members: number };
     /** Draws from the Gaussian mixture of the `mixture` prior (k-means clusters of the zoo, one Gaussian each). */
-    readonly mixture?: SetMetrics & { readonly components: number };
+    readonly mixture?: SetMetrics & { readonly components: number; readonly scale: number };
   };
   readonly memorisation?: {
     /** Samples' distance to their nearest trained network. */
@@ -100,7 +100,7 @@ export interface EvaluateSamplesOptions {
    * A mixture-fit baseline (the `mixture` prior's own draws, fitted to the raw zoo): `components` k-means clusters, or
    * with `runs` (the zoo's run ids) one cluster per run; none when absent.
    */
-  readonly mixture?: { readonly components?: number; readonly runs?: Int32Array };
+  readonly mixture?: { readonly components?: number; readonly runs?: Int32Array; readonly scale?: number };
   readonly seed?: number;
   readonly device?: DeviceRequest;
   /** Called with a short description before each stage. */
@@ -173,13 +173,13 @@ export async function evaluateSamples(o: EvaluateSamplesOptions): Promise<Sample
     const gauss = gaussianBaseline(arch, Z, { count, seed: seed + 3 });
     // Fitted to the raw zoo and then projected, as the flow's mixture prior is.
     const mo = o.mixture;
-    const mix = mo !== undefined ? mixtureBaseline(arch, o.zoo, { components: Math.min(mo.components ?? 8, T), ...(mo.runs !== undefined ? { runs: mo.runs } : {}), count, seed: seed + 4 }) : undefined;
+    const mix = mo !== undefined ? mixtureBaseline(arch, o.zoo, { components: Math.min(mo.components ?? 8, T), ...(mo.runs !== undefined ? { runs: mo.runs } : {}), ...(mo.scale !== undefined ? { scale: mo.scale } : {}), count, seed: seed + 4 }) : undefined;
     const K = mix === undefined ? 0 : new Set(mix.labels).size;
     out.baselines = {
       noise: { ...metrics(await evaluateNetworks(task, arch, space(noise.weights))), sigma: noise.sigma, distance: noise.meanDistance, reached: noise.reached },
       average: { ...metrics(await evaluateNetworks(task, arch, space(avg.weights))), k },
       gaussian: { ...metrics(await evaluateNetworks(task, arch, space(gauss.weights))), members: gauss.members },
-      ...(mix !== undefined ? { mixture: { ...metrics(await evaluateNetworks(task, arch, space(mix.weights))), components: K } } : {}),
+      ...(mix !== undefined ? { mixture: { ...metrics(await evaluateNetworks(task, arch, space(mix.weights))), components: K, scale: mo?.scale ?? 1 } } : {}),
     };
   }
   out.seconds = (performance.now() - t0) / 1000;

@@ -32,7 +32,7 @@ export function demoReportHtml(s: DemoSummary, d: DemoDetails): string {
     rows.push(`<tr><td>averages of ${f.baselines.average.k} trained networks${tag}</td><td>${pm(f.baselines.average.accuracy)}</td><td>${pm(f.baselines.average.loss)}</td></tr>`);
     rows.push(`<tr><td>Gaussian fitted to the zoo (mean, covariance of ${f.baselines.gaussian.members})${tag}</td><td>${pm(f.baselines.gaussian.accuracy)}</td><td>${pm(f.baselines.gaussian.loss)}</td></tr>`);
     const mix = f.baselines.mixture;
-    if (mix !== undefined) rows.push(`<tr><td>the flow's mixture prior without the flow (${mix.components} clusters of the zoo)${tag}</td><td>${pm(mix.accuracy)}</td><td>${pm(mix.loss)}</td></tr>`);
+    if (mix !== undefined) rows.push(`<tr><td>the flow's mixture prior without the flow (${mix.components} clusters of the zoo${mix.scale !== 1 ? `, spread ${mix.scale}` : ''})${tag}</td><td>${pm(mix.accuracy)}</td><td>${pm(mix.loss)}</td></tr>`);
   }
   const memo = s.flows
     .map((f) => `<li><b>${esc(f.geometry)}</b>: samples' distance to the nearest trained network ${pm(f.memorisation.sampleNN, 3)} vs the zoo's own leave-one-out ${pm(f.memorisation.zooLooNN, 3)} (ratio ${f.memorisation.ratio.toFixed(2)}; ≪ 1 would suggest copies)</li>`)

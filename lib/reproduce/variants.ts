@@ -225,7 +225,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
         refCount: cfg.sample.n,
         seed: ctx.seed,
         device: ctx.device,
-        ...(v.ours === true ? { mixture: { runs: zoo.run } } : {}),
+        ...(v.ours === true ? { mixture: { runs: zoo.run, scale: 0.5 } } : {}),
       });
       const mix = ev.baselines!.mixture;
       results.push({

@@ -214,6 +214,9 @@ describe('mixture prior', () => {
     expect(Math.abs(sum / N)).toBeLessThan(5 * 0.5 / Math.sqrt(N)); // zero-mean deviations
     expect(Math.abs(Math.sqrt(ss / N) - 0.5)).toBeLessThan(0.01); // σ of the std estimate: 0.5/√(2N) ≈ 0.0017
     expect(() => mixtureBaseline(arch, x, { components: 2, std: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    // Spread 0: every draw is its component's mean.
+    const z = mixtureBaseline(arch, x, { components: 2, count: 4, scale: 0, seed: 2 });
+    for (let i = 0; i < 4; i++) for (let p = 0; p < P; p++) expect(z.weights[i * P + p]).toBeCloseTo(means[z.component[i]!]![p]!, 5);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-mixiso-'));
     const fm = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', components: 2, std: 0.5 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
     await fm.fit({ weights: x }, { steps: 1, batchSize: 4 });

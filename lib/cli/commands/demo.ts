@@ -54,7 +54,7 @@ function text(s: DemoSummary): string {
     rows.push([`average of ${f.baselines.average.k} trained${tag}`, pm(f.baselines.average.accuracy), pm(f.baselines.average.loss)]);
     rows.push([`Gaussian fit of the zoo${tag}`, pm(f.baselines.gaussian.accuracy), pm(f.baselines.gaussian.loss)]);
     const mix = f.baselines.mixture;
-    if (mix !== undefined) rows.push([`mixture prior alone (${mix.components} clusters)${tag}`, pm(mix.accuracy), pm(mix.loss)]);
+    if (mix !== undefined) rows.push([`mixture prior alone (${mix.components} clusters${mix.scale !== 1 ? `, spread ${mix.scale}` : ''})${tag}`, pm(mix.accuracy), pm(mix.loss)]);
   }
   const bmaHead = ['model averaging', ...head.bma.map((p) => `n=${p.n}`)];
   const bmaRows = [...s.flows.map((f) => [`${f.geometry} samples`, ...f.bma.map((p) => p.accuracy.mean.toFixed(4))]), ['trained networks', ...head.bma.map((p) => head.trainedBma.find((q) => q.n === p.n)?.accuracy.mean.toFixed(4) ?? '—')]];

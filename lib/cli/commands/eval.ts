@@ -69,14 +69,14 @@ function mixtureOption(opt: string | undefined): number | 'run' | 'off' | 'auto'
 }
 
 /** The clusters of the mixture-fit baseline: the option's, or with 'auto' the samples' flow prior's when it is a mixture. */
-function mixtureClusters(opt: number | 'run' | 'off' | 'auto', prior: string | undefined, runs: Int32Array): { components?: number; runs?: Int32Array } | undefined {
+function mixtureClusters(opt: number | 'run' | 'off' | 'auto', prior: string | undefined, runs: Int32Array): { components?: number; runs?: Int32Array; scale?: number } | undefined {
   if (opt === 'off') return undefined;
   if (opt === 'run') return { runs };
   if (opt !== 'auto') return { components: opt };
   try {
-    const p = JSON.parse(prior ?? 'null') as { kind?: string; components?: number; by?: string } | null;
+    const p = JSON.parse(prior ?? 'null') as { kind?: string; components?: number; by?: string; scale?: number } | null;
     if (p?.kind !== 'mixture') return undefined;
-    return p.by === 'run' ? { runs } : { components: p.components ?? 8 };
+    return { ...(p.by === 'run' ? { runs } : { components: p.components ?? 8 }), ...(p.scale !== undefined ? { scale: p.scale } : {}) };
   } catch {
     return undefined;
   }
@@ -90,7 +90,7 @@ function report(e: SampleEvaluation, file: string): string {
     rows.push([`average of ${e.baselines.average.k} trained`, String(e.baselines.average.count), pm(e.baselines.average.accuracy), pm(e.baselines.average.loss)]);
     rows.push([`Gaussian fit of the zoo (${e.baselines.gaussian.members} members)`, String(e.baselines.gaussian.count), pm(e.baselines.gaussian.accuracy), pm(e.baselines.gaussian.loss)]);
     const mix = e.baselines.mixture;
-    if (mix !== undefined) rows.push([`mixture fit of the zoo (${mix.components} clusters)`, String(mix.count), pm(mix.accuracy), pm(mix.loss)]);
+    if (mix !== undefined) rows.push([`mixture fit of the zoo (${mix.components} clusters${mix.scale !== 1 ? `, spread ${mix.scale}` : ''})`, String(mix.count), pm(mix.accuracy), pm(mix.loss)]);
   }
   const lines = [`${file} on ${e.task} (${e.split}, ${e.examples} examples; ${e.space} space)`, '', table(['networks', 'n', 'accuracy', 'loss'], rows)];
   if (e.bma !== undefined) {
@@ -197,7 +197,7 @@ export const evalCommand: CliCommand = {
     const canonical = v.space === 'canonical' || (v.space === 'auto' && wf.metadata.canonical === 'true');
     let zoo: Float32Array | undefined;
     let zooFile: string | undefined;
-    let mixture: { components?: number; runs?: Int32Array } | undefined;
+    let mixture: { components?: number; runs?: Int32Array; scale?: number } | undefined;
     if (v.zoo !== undefined) {
       const data = wf.metadata.zoo_aligned === 'true' ? 'aligned' : wf.metadata.zoo_aligned === 'false' ? 'raw' : 'auto';
       const z = zooFor('--zoo', v.zoo, data);
