@@ -486,9 +486,14 @@ export class FlowMatcher {
     return { arch, geom, scale };
   }
 
-  private drawPrior(B: number, out: Float32Array): Float32Array {
+  /**
+   * B prior draws into `out`, canonicalised for the Normalized/Geometric flows; with `components` (mixture prior) row
+   * b comes from component components[b].
+   */
+  private drawPrior(B: number, out: Float32Array, components?: Int32Array): Float32Array {
     const P = this.arch.numParams;
     if (this.options.priorPool > 0) {
+      // (The mixture prior rejects a pool in create.)
       if (this.pool === undefined) {
         this.pool = this.canon(samplePrior(this.arch, this.options.prior, this.rng, new Float32Array(this.options.priorPool * P), this.priorStats));
       }
@@ -498,7 +503,8 @@ export class FlowMatcher {
       }
       return out;
     }
-    samplePrior(this.arch, this.options.prior, this.rng, out, this.priorStats);
+    if (components !== undefined) drawMixtureComponents(this.priorStats as MixturePriorStats, components, this.rng, out);
+    else samplePrior(this.arch, this.options.prior, this.rng, out, this.priorStats);
     return this.canonical ? this.geom.canonicalize(out, { out: new Float32Array(out.length) }) : out;
   }
 
@@ -623,14 +629,10 @@ export class FlowMatcher {
         const r = data.run![idx[b]!]!;
         x0.set(data.init!.subarray(r * P, (r + 1) * P), b * P); // already canonicalised by fit()
       }
-    } else if (this.priorLabels !== undefined) {
-      // Mixture prior: each network's start point comes from its own cluster's Gaussian.
-      const ks = new Int32Array(K * B);
-      for (let b = 0; b < K * B; b++) ks[b] = this.priorLabels.labels[idx[b]!]!;
-      x0 = drawMixtureComponents(this.priorStats as MixturePriorStats, ks, this.rng, new Float32Array(K * B * P));
-      if (this.canonical) x0 = this.geom.canonicalize(x0, { out: new Float32Array(x0.length) });
     } else {
-      x0 = this.drawPrior(K * B, new Float32Array(K * B * P));
+      // Mixture prior: each network's start point comes from its own cluster's Gaussian.
+      const labels = this.priorLabels?.labels;
+      x0 = this.drawPrior(K * B, new Float32Array(K * B * P), labels !== undefined ? Int32Array.from(idx, (i) => labels[i]!) : undefined);
     }
     if (o.coupling === 'ot') {
       // The published resampling with replacement ('reference') belongs to its in-batch OT; a pool is our extension.

@@ -213,11 +213,11 @@ export function fitMixturePrior(arch: Architecture, spec: Extract<PriorSpec, { k
   } else {
     labels = kmeans(P, weights, checkInt('prior.components', spec.components ?? 8, 1, 4096), rng).labels;
   }
-  const K = runIds?.length ?? checkInt('prior.components', spec.components ?? 8, 1, 4096);
+  // Rows of each cluster, in one pass.
+  const clusters = Array.from({ length: runIds?.length ?? (spec.components ?? 8) }, (): number[] => []);
+  labels.forEach((k, i) => clusters[k]!.push(i));
   const components: MixtureComponent[] = [];
-  for (let k = 0; k < K; k++) {
-    const rows: number[] = [];
-    for (let i = 0; i < T; i++) if (labels[i] === k) rows.push(i);
+  for (const rows of clusters) {
     const sub = new Float32Array(rows.length * P);
     rows.forEach((r, j) => sub.set(weights.subarray(r * P, (r + 1) * P), j * P));
     const fit = fitGaussian(P, sub, std === undefined ? members : 0, scale, rng);

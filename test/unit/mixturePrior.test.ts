@@ -33,6 +33,15 @@ function clustered(sizes: number[], sep: number, spread: number, seed: number): 
   return { x, truth: Int32Array.from(truth), centres };
 }
 
+/** Saves `fm` to a fresh temporary file and loads it back; the loaded flow draws the same prior samples. */
+function saveAndReload(fm: FlowMatcher, prefix: string): FlowMatcher {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), prefix)), 'flow.safetensors');
+  fm.save(file);
+  const loaded = FlowMatcher.load(file, { device: 'cpu' });
+  expect(loaded.drawPriorSamples(5, 9)).toAllClose(fm.drawPriorSamples(5, 9), { atol: 0, rtol: 0 });
+  return loaded;
+}
+
 /** True when two labelings define the same partition. */
 function samePartition(a: Int32Array, b: Int32Array): boolean {
   const map = new Map<number, number>();
@@ -120,10 +129,7 @@ describe('mixture prior', () => {
     }
     // Weight 2/8: binomial share with σ = √(0.25·0.75/4000) ≈ 0.007.
     expect(Math.abs(nearSmall / n - 0.25)).toBeLessThan(0.035);
-    const file = path.join(dir, 'flow.safetensors');
-    fm.save(file);
-    const loaded = FlowMatcher.load(file, { device: 'cpu' });
-    expect(loaded.drawPriorSamples(5, 9)).toAllClose(fm.drawPriorSamples(5, 9), { atol: 0, rtol: 0 });
+    const loaded = saveAndReload(fm, 'wsf-mixprior-');
     expect(loaded.sample({ n: 3, steps: 4, seed: 2 })).toAllClose(fm.sample({ n: 3, steps: 4, seed: 2 }), { atol: 0, rtol: 0 });
     expect(() => loaded.sample({ n: 1, steps: 2, arch: [4, 5, 2] })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE', message: expect.stringMatching(/mixture/) }));
     // Resuming from the checkpoint keeps the fitted mixture and continues bit-identically.
@@ -157,14 +163,10 @@ describe('mixture prior', () => {
     expect(unseen[0]).toBe(nearestComponent(stats, x.subarray(0, P))[0]);
     expect(() => fitMixturePrior(arch, { kind: 'mixture', by: 'run' }, x, new Rng(1))).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/run id/) }));
     // A flow trained by run keeps the run ids with its prior.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-mixrun-'));
     const fm = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', by: 'run' }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
     await expect(fm.fit({ weights: x }, { steps: 1, batchSize: 4 })).rejects.toMatchObject({ code: 'ERR_INVALID' });
     await fm.fit({ weights: x, run: runs }, { steps: 1, batchSize: 4 });
-    const file = path.join(dir, 'flow.safetensors');
-    fm.save(file);
-    const loaded = FlowMatcher.load(file, { device: 'cpu' });
-    expect(loaded.drawPriorSamples(5, 9)).toAllClose(fm.drawPriorSamples(5, 9), { atol: 0, rtol: 0 });
+    const loaded = saveAndReload(fm, 'wsf-mixrun-');
     fm.dispose();
     loaded.dispose();
     expect(mixtureBaseline(arch, x, { runs, count: 4, seed: 1 }).labels).toEqual(labels);
@@ -217,13 +219,9 @@ describe('mixture prior', () => {
     // Spread 0: every draw is its component's mean.
     const z = mixtureBaseline(arch, x, { components: 2, count: 4, scale: 0, seed: 2 });
     for (let i = 0; i < 4; i++) for (let p = 0; p < P; p++) expect(z.weights[i * P + p]).toBeCloseTo(means[z.component[i]!]![p]!, 5);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-mixiso-'));
     const fm = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', components: 2, std: 0.5 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
     await fm.fit({ weights: x }, { steps: 1, batchSize: 4 });
-    const file = path.join(dir, 'flow.safetensors');
-    fm.save(file);
-    const loaded = FlowMatcher.load(file, { device: 'cpu' });
-    expect(loaded.drawPriorSamples(5, 9)).toAllClose(fm.drawPriorSamples(5, 9), { atol: 0, rtol: 0 });
+    const loaded = saveAndReload(fm, 'wsf-mixiso-');
     fm.dispose();
     loaded.dispose();
   });
