@@ -29,8 +29,22 @@ export { customTask, splitSizes, taskDataHash, DEFAULT_SPLIT, DEFAULT_SPLIT_SEED
 export type { CustomTaskOptions, SplitFractions, LabelledData } from './tasks/customTask.js';
 export { loadWdbc, readWdbc, WDBC_CSV } from './tasks/wdbc.js';
 export type { WdbcOptions, WdbcData } from './tasks/wdbc.js';
-export { loadMnist, loadFashionMnist, readMnist, readFashionMnist, fashionMnistAvailable, MNIST_MEAN, MNIST_STD, FASHION_SPLIT } from './tasks/mnist.js';
-export type { ImageTaskOptions, ImageData } from './tasks/mnist.js';
+export {
+  loadMnist,
+  loadMnistFull,
+  loadFashionMnist,
+  readMnist,
+  readMnistFull,
+  readFashionMnist,
+  fashionMnistAvailable,
+  mnistFullAvailable,
+  parseIdx,
+  MNIST_MEAN,
+  MNIST_STD,
+  MNIST_FULL_VAL,
+  FASHION_SPLIT,
+} from './tasks/mnist.js';
+export type { ImageTaskOptions, ImageData, IdxArray } from './tasks/mnist.js';
 export { Progress, createProgress } from './util/progress.js';
 export type { ProgressOptions, ProgressFields, ProgressMode } from './util/progress.js';
 export { buildZoo, zooRunInit, zooRunOrder, deriveSeed } from './zoo/buildZoo.js';

@@ -7,7 +7,7 @@ import { gaussianExperiment } from './gaussian.js';
 import { archTransferExperiment, fmnistGuidanceExperiment, learnedInitExperiment } from './transfer.js';
 import { type Experiment, type Scale, fmtStat, mdTable, needsGpu } from './harness.js';
 import { MNIST_BMA, MNIST_TABLE, SCALING, UCI_TABLE, type ThesisRow } from './thesis.js';
-import { type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, type VariantResult, type VariantSpec, runFlowVariants } from './variants.js';
+import { type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, needsGpuAndMnistFull, type VariantResult, type VariantSpec, runFlowVariants } from './variants.js';
 
 const NAME = GEOMETRY_NAME;
 
@@ -131,7 +131,7 @@ const mnistExperiment: Experiment = {
   description: 'The six aligned MNIST variants of the thesis table, and a Geometric flow with wsflow\'s defaults beyond the thesis (mixture prior, hidden-neuron identity, logit-normal times); functional diversity is not computed here.',
   config: MNIST,
   thesis: MNIST_TABLE,
-  unavailable: needsGpu('trains six D=32, 5-layer flows for 100,000 steps on MNIST networks (7,960 weights each)'),
+  unavailable: needsGpuAndMnistFull('trains six D=32, 5-layer flows for 100,000 steps on MNIST networks (7,960 weights each)'),
   async run(ctx) {
     const cfg = ctx.config as FlowExperimentConfig;
     const r = await runFlowVariants(ctx, cfg, mnistVariants());
@@ -156,7 +156,7 @@ const mnistBmaExperiment: Experiment = {
   description: 'Accuracy of the averaged predictive of n generated networks (n = 1…64), independent and OT couplings, against averages of trained networks.',
   config: MNIST_BMA_CFG,
   thesis: MNIST_BMA,
-  unavailable: needsGpu('trains six D=32, 5-layer MNIST flows for 100,000 steps each'),
+  unavailable: needsGpuAndMnistFull('trains six D=32, 5-layer MNIST flows for 100,000 steps each'),
   async run(ctx) {
     const cfg = MNIST_BMA_CFG[ctx.scale];
     const r = await runFlowVariants(ctx, cfg, mnistVariants());
@@ -194,7 +194,7 @@ const scalingExperiment: Experiment = {
   description: 'The three flows (aligned, independent couplings) at several embedding widths.',
   config: SCALING_CFG,
   thesis: SCALING,
-  unavailable: needsGpu('trains nine MNIST flows (d_E 8/16/32, 5 layers) for 100,000 steps each'),
+  unavailable: needsGpuAndMnistFull('trains nine MNIST flows (d_E 8/16/32, 5 layers) for 100,000 steps each'),
   async run(ctx) {
     const cfg = SCALING_CFG[ctx.scale];
     const variants: VariantSpec[] = cfg.widths.flatMap((d) => GEOMETRIES.map((g) => ({ key: `${g}/d${d}`, label: `${NAME[g]}, d_E=${d}`, geometry: g, aligned: true, coupling: 'independent' as const, d })));

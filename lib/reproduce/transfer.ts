@@ -31,9 +31,9 @@ import type { Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
 import { zooRunInit } from '../zoo/buildZoo.js';
 import { trainFromWeights } from '../zoo/trainFromWeights.js';
-import { type Experiment, ExperimentUnavailable, type ExperimentContext, type Scale, fmtStat, mdTable, needsGpu } from './harness.js';
+import { type Experiment, ExperimentUnavailable, type ExperimentContext, type Scale, fmtStat, mdTable } from './harness.js';
 import { ARCH_TRANSFER_TABLE, FMNIST_GUIDANCE_TABLE, LEARNED_INIT, MNIST_TABLE, type ThesisRow } from './thesis.js';
-import { type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, type ZooSummary, prepareZoo, trainVariant } from './variants.js';
+import { type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, needsGpuAndMnistFull, type ZooSummary, prepareZoo, trainVariant } from './variants.js';
 
 /** Accuracy and loss of a set of networks on one task's test split. */
 interface SetStats {
@@ -109,7 +109,7 @@ export const archTransferExperiment: Experiment = {
     "Flows trained on 784-10-10 MNIST networks generate 784-32-10 networks (same vector field; the new architecture's prior, geometry and canonicalisation), with and without guidance from MNIST training gradients (λ = 0.1), in the three geometries; MNIST test accuracy and loss beside the thesis, the flows' own 784-10-10 samples, the 784-32-10 prior draws and plain SGD from them at the same gradient budget.",
   config: ARCH_CFG,
   thesis: ARCH_TRANSFER_TABLE,
-  unavailable: needsGpu('trains three D=32, 5-layer MNIST flows for 100,000 steps each'),
+  unavailable: needsGpuAndMnistFull('trains three D=32, 5-layer MNIST flows for 100,000 steps each'),
   async run(ctx) {
     const cfg = ctx.config as ArchTransferConfig;
     const task = loadTask(cfg.flows.task);
@@ -233,7 +233,7 @@ export const fmnistGuidanceExperiment: Experiment = {
   thesis: FMNIST_GUIDANCE_TABLE,
   unavailable(scale, device) {
     if (!fashionMnistAvailable()) return FMNIST_MISSING;
-    return needsGpu('trains three D=32, 5-layer MNIST flows for 100,000 steps and samples with 512 guided steps')(scale, device);
+    return needsGpuAndMnistFull('trains three D=32, 5-layer MNIST flows for 100,000 steps and samples with 512 guided steps')(scale, device);
   },
   async run(ctx) {
     if (!fashionMnistAvailable()) throw new ExperimentUnavailable(`fmnist-guidance: ${FMNIST_MISSING}`);
@@ -377,7 +377,7 @@ export const learnedInitExperiment: Experiment = {
     "Adam-train 784-10-10 networks on Fashion-MNIST (MNIST when the optional data is absent, and labelled so) from the Euclidean MNIST flow's samples and from the N(0, 0.1²) init, several runs with the same data order per pair; test accuracy and loss curves over the steps.",
   config: INIT_CFG,
   thesis: LEARNED_INIT,
-  unavailable: needsGpu('trains a D=32, 5-layer MNIST flow for 100,000 steps'),
+  unavailable: needsGpuAndMnistFull('trains a D=32, 5-layer MNIST flow for 100,000 steps'),
   async run(ctx) {
     const cfg = ctx.config as LearnedInitConfig;
     const fashion = fashionMnistAvailable();

