@@ -462,6 +462,31 @@ void panels512(int64_t i0, int64_t i1, int64_t nfull, bool add, int64_t kc, cons
   }
 }
 
+// Rows [ic, ie) of one k block against packed B: the full 16-wide panels (`pstride` floats apart, from `bp`) with
+// the AVX-512 kernel when `wide`, else 6×16 AVX2 tiles; then the partial panel at `tp` (packed width pn.tw, `ncols`
+// columns written). X is already offset to the block's first k; C holds the rows' outputs from column 0.
+__attribute__((target("avx2,fma"))) void panel_rows(bool wide, int64_t ic, int64_t ie, const Panels& pn, int64_t ncols,
+                                                    bool add, int64_t kc, const float* X, int64_t xi, int64_t xp,
+                                                    const float* bp, int64_t pstride, const float* tp, float* C,
+                                                    int64_t ldc) {
+  if (wide) {
+    panels512(ic, ie, pn.nfull, add, kc, X, xi, xp, bp, pstride, C, ldc);
+  } else {
+    for (int64_t q = 0; q < pn.nfull; ++q) {
+      for (int64_t i = ic; i < ie; i += MR) {
+        const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
+        tile(R, 2, 16, add, kc, X + i * xi, xi, xp, bp + q * pstride, C + i * ldc + q * 16, ldc);
+      }
+    }
+  }
+  if (pn.tw > 0) {
+    for (int64_t i = ic; i < ie; i += MR) {
+      const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
+      tile(R, static_cast<int>(pn.tw / 8), ncols, add, kc, X + i * xi, xi, xp, tp, C + i * ldc + pn.nfull * 16, ldc);
+    }
+  }
+}
+
 // Rows [i0, i1) of C = A·B (+C) with B packed by pack_whole_b.
 __attribute__((target("avx2,fma"))) void rows_block(int64_t i0, int64_t i1, int64_t N, const float* A, int64_t sai,
                                                     int64_t sap, const float* B, int64_t ldb, const PackedB& pb,
@@ -474,25 +499,8 @@ __attribute__((target("avx2,fma"))) void rows_block(int64_t i0, int64_t i1, int6
     const bool add = accumulate || pc > 0;
     for (int64_t ic = i0; ic < i1; ic += MC) {
       const int64_t ie = std::min(i1, ic + MC);
-      if (wide) {
-        panels512(ic, ie, pn.nfull, add, kc, A + pc * sap, sai, sap, pb.panels + pc * 16, K * 16, C, ldc);
-      } else {
-        for (int64_t q = 0; q < pn.nfull; ++q) {
-          const float* bp = pb.panels + q * K * 16 + pc * 16;
-          for (int64_t i = ic; i < ie; i += MR) {
-            const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
-            tile(R, 2, 16, add, kc, A + i * sai + pc * sap, sai, sap, bp, C + i * ldc + q * 16, ldc);
-          }
-        }
-      }
-      if (pn.tw > 0) {
-        const float* bp = pb.panels + pn.nfull * K * 16 + pc * pn.tw;
-        for (int64_t i = ic; i < ie; i += MR) {
-          const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
-          tile(R, static_cast<int>(pn.tw / 8), pn.w, add, kc, A + i * sai + pc * sap, sai, sap, bp,
-               C + i * ldc + pn.nfull * 16, ldc);
-        }
-      }
+      panel_rows(wide, ic, ie, pn, pn.w, add, kc, A + pc * sap, sai, sap, pb.panels + pc * 16, K * 16,
+                 pb.panels + pn.nfull * K * 16 + pc * pn.tw, C, ldc);
     }
   }
   if (pb.tail == Tail::Dot) {
@@ -537,23 +545,7 @@ __attribute__((target("avx2,fma"))) void tall_part(int64_t M, int64_t N, int64_t
     pack_b(Y + pc * yp, yp, yj, kc, Nx, pn, bp);
     for (int64_t ic = 0; ic < Mx; ic += MC) {
       const int64_t ie = std::min(Mx, ic + MC);
-      if (wide) {
-        panels512(ic, ie, pn.nfull, add, kc, X + pc * xp, xi, xp, bp, kc * 16, P, ldp);
-      } else {
-        for (int64_t q = 0; q < pn.nfull; ++q) {
-          for (int64_t i = ic; i < ie; i += MR) {
-            const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
-            tile(R, 2, 16, add, kc, X + i * xi + pc * xp, xi, xp, bp + q * kc * 16, P + i * ldp + q * 16, ldp);
-          }
-        }
-      }
-      if (pn.tw > 0) {
-        for (int64_t i = ic; i < ie; i += MR) {
-          const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
-          tile(R, static_cast<int>(pn.tw / 8), pn.tw, add, kc, X + i * xi + pc * xp, xi, xp,
-               bp + pn.nfull * kc * 16, P + i * ldp + pn.nfull * 16, ldp);
-        }
-      }
+      panel_rows(wide, ic, ie, pn, pn.tw, add, kc, X + pc * xp, xi, xp, bp, kc * 16, bp + pn.nfull * kc * 16, P, ldp);
     }
     if (tail == Tail::Axpy)
       axpy_tail(0, Mx, static_cast<int>(pn.w), kc, X + pc * xp, xp, Y + pc * yp + pn.nfull * 16, yp,
