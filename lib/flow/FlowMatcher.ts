@@ -77,14 +77,21 @@ export interface FlowOptions {
   time?: TimeDistribution;
   /** Interpolant noise σ for the Euclidean/Normalized paths. Default 1e-4. */
   sigma?: number;
-  /** 'independent' (default), 'ot' or 'trajectory' (needs the zoo's initial weights). */
+  /**
+   * 'independent' (default), 'ot', 'trajectory' (needs the zoo's initial weights) or 'component-ot' (mixture prior
+   * only): each training pair comes from an OT assignment between otPool·B members of one mixture component (the
+   * batch network's own, plus random members of it) and as many draws of that component's Gaussian, one random pair
+   * of it — both marginals stay exact, and the start point is paired with a network of its mode near it rather than a
+   * random one, so the field has a map to learn instead of the component's mean.
+   */
   coupling?: Coupling;
   /** OT cost. Default 'euclidean' (the published choice, also for the Geometric flow). */
   otCost?: OtCost;
   /**
    * OT coupling over a pool of this many batches (default 1: the published minibatch OT within each batch). With K > 1
    * each step draws K·B prior samples and K·B networks, solves the assignment over the pool and trains on B of its
-   * pairs chosen at random, so both marginals stay exact while the pairing comes closer to the full OT map.
+   * pairs chosen at random, so both marginals stay exact while the pairing comes closer to the full OT map. With
+   * 'component-ot' each pair's assignment is over max(2, K·B) members of one component.
    */
   otPool?: number;
   /** What the network predicts: 'x1' (default) or 'velocity'. */
@@ -267,6 +274,16 @@ interface ResolvedOptions {
 }
 
 /** [offset, length] of each layer's weight block and bias block in the flat layout (per-layer scales and features). */
+/** Row indices per component label (labels in 0 … K − 1). */
+function membersOf(labels: Int32Array, K: number): Int32Array[] {
+  const count = new Int32Array(K);
+  for (const l of labels) count[l]!++;
+  const out = Array.from(count, (c) => new Int32Array(c));
+  count.fill(0);
+  for (let i = 0; i < labels.length; i++) out[labels[i]!]![count[labels[i]!]!++] = i;
+  return out;
+}
+
 function layerBlocks(a: Architecture): [number, number][] {
   const blocks: [number, number][] = [];
   for (let l = 1; l <= a.numLayers; l++) blocks.push([a.weightOffset(l), a.widths[l - 1]! * a.widths[l]!], [a.biasOffset(l), a.widths[l]!]);
@@ -306,7 +323,7 @@ export class FlowMatcher {
   private pool: Float32Array | undefined;
   private priorStats: PriorStats | undefined;
   /** The mixture component of every row of the current training data (mixture prior), for the data key {@link dataKey}. */
-  private priorLabels: { key: string; labels: Int32Array } | undefined;
+  private priorLabels: { key: string; labels: Int32Array; members: Int32Array[] } | undefined;
   /** The task of the gradient features (loaded once, by create) and, built on first use, their probe batch. */
   private gradTask: Task | undefined;
   private probe: MiniBatch | undefined;
@@ -338,7 +355,7 @@ export class FlowMatcher {
       gradientFeatures: opts.gradientFeatures === undefined || opts.gradientFeatures === null ? null : { task: String(opts.gradientFeatures.task), rows: checkInt('gradientFeatures.rows', opts.gradientFeatures.rows ?? 256, 1) },
       time: checkChoice('time', opts.time ?? ((opts.semantics ?? 'corrected') === 'corrected' ? 'logit-normal' : 'beta'), TIME_DISTRIBUTIONS),
       sigma: checkNumber('sigma', opts.sigma ?? 1e-4, 0),
-      coupling: checkChoice('coupling', opts.coupling ?? 'independent', ['independent', 'ot', 'trajectory'] as const),
+      coupling: checkChoice('coupling', opts.coupling ?? 'independent', ['independent', 'ot', 'trajectory', 'component-ot'] as const),
       otCost: checkChoice('otCost', opts.otCost ?? 'euclidean', ['euclidean', 'geodesic'] as const),
       otPool: checkInt('otPool', opts.otPool ?? 1, 1, 64),
       prediction: checkChoice('prediction', opts.prediction ?? 'x1', ['x1', 'velocity'] as const),
@@ -351,6 +368,9 @@ export class FlowMatcher {
     checkPriorSpec(o.prior);
     if ((o.prior.kind === 'zoo' || o.prior.kind === 'mixture') && o.coupling === 'trajectory') {
       throw new WsfError(`prior '${o.prior.kind}' does not fit coupling 'trajectory': training would start from the runs' initialisations and sampling from the zoo's Gaussian; use the 'init' or 'gaussian' prior with trajectory coupling`, 'ERR_INVALID');
+    }
+    if (o.coupling === 'component-ot' && o.prior.kind !== 'mixture') {
+      throw new WsfError(`coupling 'component-ot' pairs start points and networks within the components of a mixture prior, but the prior is '${o.prior.kind}'; use prior { kind: 'mixture' } or coupling 'ot'`, 'ERR_INVALID');
     }
     if (o.prior.kind === 'mixture' && o.priorPool > 0) {
       throw new WsfError("prior 'mixture' draws each network's start point from its own cluster, which a fixed prior pool cannot; use priorPool 0", 'ERR_INVALID');
@@ -618,6 +638,10 @@ export class FlowMatcher {
     const o = this.options;
     // OT pairs within the batch (published), or over a pool of otPool batches of which B random pairs are trained on
     // (each side keeps its exact marginal, the pairing comes closer to the full OT map).
+    if (o.coupling === 'component-ot') {
+      const [x0, x1] = this.componentOtPairs(data, n, B);
+      return this.trainOnPairs(x0, x1, B, adam);
+    }
     const K = o.coupling === 'ot' ? o.otPool : 1;
     const idx = this.nextIndices(n, K * B);
     let x1 = new Float32Array(K * B * P);
@@ -649,6 +673,38 @@ export class FlowMatcher {
       x1 = c;
     }
     return this.trainOnPairs(x0, x1, B, adam);
+  }
+
+  /**
+   * B training pairs of the 'component-ot' coupling: for each batch network, a group of M = max(2, otPool·B) networks
+   * of its mixture component (itself and M − 1 members drawn with replacement) and M draws of that component's
+   * Gaussian, the OT assignment between them, and one of its pairs at random. The pair's network is a uniform member
+   * of the component, and its start point an exact draw of the component's Gaussian.
+   */
+  private componentOtPairs(data: WeightDataset, n: number, B: number): [Float32Array, Float32Array] {
+    const P = this.arch.numParams;
+    const o = this.options;
+    const { labels, members } = this.priorLabels!; // set by fit() for the mixture prior, which create() requires
+    const M = Math.max(2, o.otPool * B);
+    const idx = this.nextIndices(n, B);
+    const x0 = new Float32Array(B * P);
+    const x1 = new Float32Array(B * P);
+    const g1 = new Float32Array(M * P);
+    for (let b = 0; b < B; b++) {
+      const c = labels[idx[b]!]!;
+      const pool = members[c]!;
+      g1.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), 0);
+      for (let k = 1; k < M; k++) {
+        const j = pool[this.rng.int(pool.length)]!;
+        g1.set(data.weights.subarray(j * P, (j + 1) * P), k * P);
+      }
+      const g0 = this.drawPrior(M, new Float32Array(M * P), new Int32Array(M).fill(c));
+      const { i0, i1 } = otPairs(couplingCost(g0, g1, P, o.otCost, this.geom), M, 'corrected', this.rng);
+      const r = this.rng.int(M);
+      x0.set(g0.subarray(i0[r]! * P, (i0[r]! + 1) * P), b * P);
+      x1.set(g1.subarray(i1[r]! * P, (i1[r]! + 1) * P), b * P);
+    }
+    return [x0, x1];
   }
 
   /** The rest of a training step once the pairs (x0, x1) are drawn: times, interpolant, field, loss, Adam. */
@@ -744,7 +800,10 @@ export class FlowMatcher {
       if (this.priorStats === undefined) this.priorStats = fitMixturePrior(this.arch, this.options.prior, data.weights, new Rng(this.options.seed * 31 + 5), data.run).stats;
       // Each training network's component: its run's (mixture by run), else the nearest component mean (its own
       // k-means cluster on the fitting data).
-      if (this.priorLabels?.key !== key) this.priorLabels = { key, labels: componentsOf(this.priorStats as MixturePriorStats, data.weights, data.run) };
+      if (this.priorLabels?.key !== key) {
+        const labels = componentsOf(this.priorStats as MixturePriorStats, data.weights, data.run);
+        this.priorLabels = { key, labels, members: membersOf(labels, (this.priorStats as MixturePriorStats).components.length) };
+      }
     }
     if (emaDecay > 0 && this.ema === undefined) this.ema = this.field.getParams();
     const t0 = performance.now();

@@ -12,7 +12,11 @@ import type { Geometry } from '../geometry/Geometry.js';
 import type { Rng } from '../util/rng.js';
 
 /** Coupling kinds. */
-export type Coupling = 'independent' | 'ot' | 'trajectory';
+/**
+ * Pairing of prior draws and networks: independent, minibatch OT, each checkpoint with its run's initialisation
+ * ('trajectory'), or OT within one component of a mixture prior at a time ('component-ot').
+ */
+export type Coupling = 'independent' | 'ot' | 'trajectory' | 'component-ot';
 /** OT cost. */
 export type OtCost = 'euclidean' | 'geodesic';
 

@@ -112,6 +112,28 @@ describe('mixture prior', () => {
     expect(mix).toBeLessThan(100);
   });
 
+  it('component-ot pairs each start point with a near network of its own component: shorter pairs than independent', async () => {
+    // Two clusters ±100 apart; inside each, networks sit at +5 or −5 (all coordinates) around the centre, so each
+    // component's Gaussian spans that direction. Velocity prediction with lr 0: the loss ≈ mean((x1 − x0)²) over the
+    // pairs — ≈ 50 per coordinate for independent pairs within the component (two variances of 25), far less when
+    // OT over 32 members pairs draws on the + side with + networks. Both ≪ 1e4 (the other cluster).
+    const x = new Float32Array(16 * P);
+    for (let i = 0; i < 16; i++) for (let p = 0; p < P; p++) x[i * P + p] = (i % 2 === 0 ? 100 : -100) + (i % 4 < 2 ? 5 : -5) + 0.01 * Math.sin(7 * i + p);
+    const meanLoss = async (coupling: 'independent' | 'component-ot'): Promise<number> => {
+      const fm = FlowMatcher.create({ arch, geometry: 'euclidean', prediction: 'velocity', layerScaling: false, prior: { kind: 'mixture', components: 2 }, coupling, otPool: 4, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+      const losses: number[] = [];
+      await fm.fit({ weights: x }, { steps: 40, batchSize: 8, lr: 0, logEvery: 1, onLog: (l) => losses.push(l.loss) });
+      fm.dispose();
+      return losses.reduce((a, b) => a + b, 0) / losses.length;
+    };
+    const ind = await meanLoss('independent');
+    const ot = await meanLoss('component-ot');
+    expect(ind).toBeGreaterThan(25);
+    expect(ind).toBeLessThan(100);
+    expect(ot).toBeLessThan(0.5 * ind);
+    expect(() => FlowMatcher.create({ arch, prior: { kind: 'zoo' }, coupling: 'component-ot', device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/component-ot.*mixture/) }));
+  });
+
   it('samples components by weight, each draw in its cluster’s span; saved and loaded with the flow', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-mixprior-'));
     const { x, centres } = clustered([2, 6], 3, 0.05, 7);
