@@ -32,6 +32,17 @@ export interface ZooPreset {
   readonly chunkSize: number;
 }
 
+/** The thesis appendix' MNIST settings, shared by the image tasks. */
+const THESIS_MNIST: ZooPreset = {
+  runs: 50,
+  epochs: 25,
+  batchSize: 64,
+  optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-5 },
+  init: { scheme: 'normal', std: 0.1 },
+  schedule: { skipEpochs: 5, everyIters: 10 },
+  chunkSize: 25,
+};
+
 const presets: Record<'wdbc' | 'mnist' | 'mnist-full' | 'fashion-mnist' | 'generic', ZooPreset> = {
   wdbc: {
     runs: 100,
@@ -42,33 +53,9 @@ const presets: Record<'wdbc' | 'mnist' | 'mnist-full' | 'fashion-mnist' | 'gener
     schedule: { skipEpochs: 10, everyIters: 4 },
     chunkSize: 25,
   },
-  mnist: {
-    runs: 50,
-    epochs: 25,
-    batchSize: 64,
-    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-5 },
-    init: { scheme: 'normal', std: 0.1 },
-    schedule: { skipEpochs: 5, everyIters: 10 },
-    chunkSize: 25,
-  },
-  'mnist-full': {
-    runs: 50,
-    epochs: 25,
-    batchSize: 64,
-    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-5 },
-    init: { scheme: 'normal', std: 0.1 },
-    schedule: { skipEpochs: 5, everyIters: 100 },
-    chunkSize: 25,
-  },
-  'fashion-mnist': {
-    runs: 50,
-    epochs: 25,
-    batchSize: 64,
-    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-5 },
-    init: { scheme: 'normal', std: 0.1 },
-    schedule: { skipEpochs: 5, everyIters: 10 },
-    chunkSize: 25,
-  },
+  mnist: THESIS_MNIST,
+  'mnist-full': { ...THESIS_MNIST, schedule: { skipEpochs: 5, everyIters: 100 } },
+  'fashion-mnist': THESIS_MNIST,
   generic: {
     runs: 10,
     epochs: 20,
