@@ -89,5 +89,5 @@ export { integrateDivergence, gaussianLogDensity } from './flow/likelihood.js';
 export type { DivergenceProblem, DivergenceResult, VelocityVjp, TraceSpec, ProbeKind } from './flow/likelihood.js';
 export { evaluateSamples } from './pipeline/evaluate.js';
 export type { EvaluateSamplesOptions, SampleEvaluation, SetMetrics, BmaEntry, MeanStd } from './pipeline/evaluate.js';
-export { sampleFlow, writeSamples, readWeightsFile } from './pipeline/sample.js';
+export { sampleFlow, writeSamples, readWeightsFile, naturalLogitScale } from './pipeline/sample.js';
 export type { SampleFlowOptions, SampleFlowResult, WeightsFile } from './pipeline/sample.js';

@@ -5,7 +5,8 @@
 //
 //   node bench/quality/trials.mjs --zoo <zoo.safetensors> [--trial '<json config>' ...] [--samples 256]
 //        [--bma 1,4,16,64] [--save-flow <file>] [--load-flow <file>] [--device cpu|cuda] [--max-seconds S]
-//        [--guidance '{"lambda":0.1,"rows":64,"sgdLr":[0.1]}']   (lambda may be a list: one guided set per λ)
+//        [--guidance '{"lambda":0.1,"rows":64,"sgdLr":[0.1],"logitScale":1|"auto"}']   (lambda may be a list: one guided set per λ;
+//         logitScale: guide at that logit scale, 'auto' = the trained networks' own, see naturalLogitScale)
 //
 // --device runs the flow (training and sampling) there; evaluation stays on the CPU. --max-seconds stops each trial's
 // training after S seconds (the row records the steps done: config.stepsDone) — a time budget, not a step budget.
@@ -191,15 +192,17 @@ for (const t of trials) {
       }
       return sgdAt.get(lr);
     };
+    // logitScale 'auto': guide at the trained networks' own logit scale (their median pushed last-layer norm).
+    const logitScale = guidanceCfg.logitScale === 'auto' ? w.naturalLogitScale(arch, trained) : (guidanceCfg.logitScale ?? 1);
     for (const lambda of [guidanceCfg.lambda].flat()) {
       const tg = performance.now();
-      const g = await w.sampleFlow(fm, { n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity, guidance: { lambda, task, rows: guidanceCfg.rows } });
+      const g = await w.sampleFlow(fm, { n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity, guidance: { lambda, task, rows: guidanceCfg.rows, logitScale } });
       const gEval = await w.evaluateNetworks(task, arch, g.weights);
       const evals = g.gradientEvals;
       const sgd = [];
       for (const lr of [...guidanceCfg.sgdLr, lambda / cfg.solverSteps]) sgd.push(await sgdRow(lr, evals));
-      entries.push({ lambda, rows: guidanceCfg.rows, gradientEvals: evals, seconds: +((performance.now() - tg) / 1000).toFixed(1), acc: gEval.accuracySummary, loss: gEval.lossSummary, bma: await bmaOf(g.weights), sgd });
-      console.log(`  guided λ=${lambda}: acc ${gEval.accuracySummary.mean.toFixed(4)}±${gEval.accuracySummary.std.toFixed(4)} (${evals} gradients × ${guidanceCfg.rows} rows) | plain SGD same budget: ${sgd.map((r) => `lr ${r.lr.toPrecision(3)} → ${r.acc.mean.toFixed(4)}`).join(', ')}`);
+      entries.push({ lambda, ...(logitScale !== 1 ? { logitScale } : {}), rows: guidanceCfg.rows, gradientEvals: evals, seconds: +((performance.now() - tg) / 1000).toFixed(1), acc: gEval.accuracySummary, loss: gEval.lossSummary, bma: await bmaOf(g.weights), sgd });
+      console.log(`  guided λ=${lambda}${logitScale !== 1 ? ` (logit scale ${logitScale.toFixed(2)})` : ''}: acc ${gEval.accuracySummary.mean.toFixed(4)}±${gEval.accuracySummary.std.toFixed(4)} (${evals} gradients × ${guidanceCfg.rows} rows) | plain SGD same budget: ${sgd.map((r) => `lr ${r.lr.toPrecision(3)} → ${r.acc.mean.toFixed(4)}`).join(', ')}`);
     }
     row.guided = entries;
   }

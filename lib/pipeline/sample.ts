@@ -11,6 +11,7 @@
  */
 import { type Architecture, mlp } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
+import { checkNumber } from '../util/validate.js';
 import { taskGradient, BatchStream } from '../eval/gradient.js';
 import type { FlowMatcher } from '../flow/FlowMatcher.js';
 import type { TimeGridKind } from '../flow/time.js';
@@ -36,8 +37,14 @@ export interface SampleFlowOptions {
   readonly batch?: number;
   /** Stochastic sampling (see FlowMatcher's SampleOptions.noise). */
   readonly noise?: { scale: number; from?: number; to?: number };
-  /** Task-loss guidance: v ← v − λ·∇L, with ∇L from `rows` training examples per network and step. */
-  readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number };
+  /**
+   * Task-loss guidance: v ← v − λ·∇L, with ∇L from `rows` training examples per network and step. `logitScale`
+   * (default 1) takes the gradient at the network with its last layer (weights and biases) multiplied by that factor
+   * — L(s·W_L) differentiated with respect to W_L — for flows whose states hold the last layer at unit norm
+   * (Normalized and Geometric): at unit norm the logits are small, the task loss stays large whatever the direction,
+   * and its gradient never settles; at the trained networks' own logit scale (see {@link naturalLogitScale}) it does.
+   */
+  readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number; logitScale?: number };
   /**
    * Generate this architecture instead of the flow's (architecture transfer; same input width, output width and
    * depth, any hidden widths — see FlowMatcher's SampleOptions.arch). Default: the flow's architecture.
@@ -91,11 +98,14 @@ export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise
       throw new WsfError(`guidance task '${task.name}' has ${task.numFeatures} features and ${task.numClasses} classes; the sampled networks are ${arch.key}`, 'ERR_SHAPE');
     }
     const stream = new BatchStream(task.train, g.rows ?? 64, seed);
+    const s = checkNumber('guidance.logitScale', g.logitScale ?? 1, Number.MIN_VALUE);
     guidance = {
       lambda: g.lambda,
       grad: (x) => {
         if (firstChunk) evals++; // each call is one gradient per network of the chunk
-        return taskGradient(task, arch, x, stream.next(x.length / P)).grad;
+        if (s === 1) return taskGradient(task, arch, x, stream.next(x.length / P)).grad;
+        const grad = taskGradient(task, arch, scaleLastLayer(arch, x.slice(), s), stream.next(x.length / P)).grad;
+        return scaleLastLayer(arch, grad, s); // chain rule: ∂L(s·W)/∂W = s·∂L/∂(s·W)
       },
       ...(g.from !== undefined ? { from: g.from } : {}),
       ...(g.to !== undefined ? { to: g.to } : {}),
@@ -169,4 +179,57 @@ export function readWeightsFile(file: string, arch?: Architecture): WeightsFile 
   }
   if (t.shape[1] !== a.numParams) throw new WsfError(`${file}: \`weights\` has ${t.shape[1]} values per network but ${a.key} has ${a.numParams}`, 'ERR_IO');
   return { arch: a, weights: t.data as Float32Array, n: t.shape[0]!, metadata: f.metadata, format: f.metadata.format ?? '' };
+}
+
+/** Multiplies the last layer (weights and biases) of every network in `x` (B × P, flat layout) by `s`, in place. */
+function scaleLastLayer(arch: Architecture, x: Float32Array, s: number): Float32Array {
+  const P = arch.numParams;
+  const L = arch.numLayers;
+  const w0 = arch.weightOffset(L);
+  const nw = arch.widths[L - 1]! * arch.widths[L]!;
+  const b0 = arch.biasOffset(L);
+  const nb = arch.widths[L]!;
+  for (let o = 0; o < x.length; o += P) {
+    for (let k = o + w0; k < o + w0 + nw; k++) x[k] = x[k]! * s;
+    for (let k = o + b0; k < o + b0 + nb; k++) x[k] = x[k]! * s;
+  }
+  return x;
+}
+
+/**
+ * The factor by which networks' logits shrink when they are put in the canonical form of the Normalized and Geometric
+ * flows (every hidden neuron's incoming weights at unit norm, its scale pushed into the next layer, the last layer's
+ * weight matrix at unit norm): the median over `weights` (B × P, flat layout, raw networks) of the pushed last layer's
+ * Frobenius norm. The `logitScale` to guide such a flow's samples at the trained networks' confidence.
+ * @throws WsfError ERR_SHAPE when `weights` is not a whole number of networks
+ */
+export function naturalLogitScale(arch: Architecture, weights: Float32Array): number {
+  const P = arch.numParams;
+  if (weights.length === 0 || weights.length % P !== 0) throw new WsfError(`Expected B × ${P} weights (B ≥ 1) but received ${weights.length} values`, 'ERR_SHAPE');
+  const L = arch.numLayers;
+  const norms: number[] = [];
+  for (let o = 0; o < weights.length; o += P) {
+    // Scale carried into each layer's inputs: c_i for the neurons of the layer below (1 for the network's inputs).
+    let carry = new Float64Array(arch.widths[0]!).fill(1);
+    for (let l = 1; l <= L; l++) {
+      const nin = arch.widths[l - 1]!;
+      const nout = arch.widths[l]!;
+      const w0 = o + arch.weightOffset(l);
+      if (l === L) {
+        let ss = 0;
+        for (let i = 0; i < nin; i++) for (let j = 0; j < nout; j++) ss += (carry[i]! * weights[w0 + i * nout + j]!) ** 2;
+        norms.push(Math.sqrt(ss));
+        break;
+      }
+      const next = new Float64Array(nout);
+      for (let j = 0; j < nout; j++) {
+        let ss = 0;
+        for (let i = 0; i < nin; i++) ss += (carry[i]! * weights[w0 + i * nout + j]!) ** 2;
+        next[j] = Math.sqrt(ss);
+      }
+      carry = next;
+    }
+  }
+  norms.sort((a, b) => a - b);
+  return norms[Math.floor(norms.length / 2)]!;
 }
