@@ -36,7 +36,7 @@ for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.jsonl')).sort()) 
     for (const [r, i] of guided.flatMap(([r, i]) => [r.guided].flat().map((g) => [{ ...r, guided: g }, i]))) {
       const g = r.guided;
       const gb = g.bma?.find((p) => p.n === 64);
-      lines.push(`| ${i + 1} | ${g.lambda} | ${g.gradientEvals} × ${g.rows} | ${pm(r.sample.acc)} | ${pm(g.acc)} | ${pm(g.loss)} | ${gb ? gb.acc.toFixed(3) : '—'} | ${g.sgd.map((x) => `${x.lr.toPrecision(3)} → ${pm(x.acc)}`).join('; ')} |`);
+      lines.push(`| ${i + 1} | ${g.lambda}${g.logitScale !== undefined ? ` (logit scale ${g.logitScale.toFixed(1)})` : ''} | ${g.gradientEvals} × ${g.rows} | ${pm(r.sample.acc)} | ${pm(g.acc)} | ${pm(g.loss)} | ${gb ? gb.acc.toFixed(3) : '—'} | ${g.sgd.map((x) => `${x.lr.toPrecision(3)} → ${pm(x.acc)}`).join('; ')} |`);
     }
     const sweepFile = path.join(dir, `${f.replace(/\.jsonl$/, '')}-sgd-lr-sweep.json`);
     if (fs.existsSync(sweepFile)) {

@@ -77,6 +77,7 @@ describe('option validation', () => {
     [['train', '--zoo', '.', '--out', 'f', '--device', 'tpu'], /--device: expected one of auto, cpu, cuda/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1'], /--guidance: needs --task/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--task', 'wdbc', '--guidance-logit-scale', '0'], /--guidance-logit-scale: expected a positive number or 'auto', got '0'/],
     [['sample', '--flow', '/nonexistent/flow', '--out', 's.safetensors'], /--flow: \/nonexistent\/flow does not exist/],
     [['eval', '--weights', '/nonexistent.safetensors'], /--weights: \/nonexistent.safetensors does not exist/],
     [['eval', '--weights', 'package.json', '--bma', '1,x'], /--bma: expected an integer ≥ 1, got 'x'/],
