@@ -273,7 +273,6 @@ interface ResolvedOptions {
   seed: number;
 }
 
-/** [offset, length] of each layer's weight block and bias block in the flat layout (per-layer scales and features). */
 /** Row indices per component label (labels in 0 … K − 1). */
 function membersOf(labels: Int32Array, K: number): Int32Array[] {
   const count = new Int32Array(K);
@@ -284,6 +283,7 @@ function membersOf(labels: Int32Array, K: number): Int32Array[] {
   return out;
 }
 
+/** [offset, length] of each layer's weight block and bias block in the flat layout (per-layer scales and features). */
 function layerBlocks(a: Architecture): [number, number][] {
   const blocks: [number, number][] = [];
   for (let l = 1; l <= a.numLayers; l++) blocks.push([a.weightOffset(l), a.widths[l - 1]! * a.widths[l]!], [a.biasOffset(l), a.widths[l]!]);
@@ -636,12 +636,12 @@ export class FlowMatcher {
   private trainStep(data: WeightDataset, n: number, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
     const P = this.arch.numParams;
     const o = this.options;
-    // OT pairs within the batch (published), or over a pool of otPool batches of which B random pairs are trained on
-    // (each side keeps its exact marginal, the pairing comes closer to the full OT map).
     if (o.coupling === 'component-ot') {
       const [x0, x1] = this.componentOtPairs(data, n, B);
       return this.trainOnPairs(x0, x1, B, adam);
     }
+    // OT pairs within the batch (published), or over a pool of otPool batches of which B random pairs are trained on
+    // (each side keeps its exact marginal, the pairing comes closer to the full OT map).
     const K = o.coupling === 'ot' ? o.otPool : 1;
     const idx = this.nextIndices(n, K * B);
     let x1 = new Float32Array(K * B * P);
