@@ -134,6 +134,21 @@ describe('mixture prior', () => {
     expect(() => FlowMatcher.create({ arch, prior: { kind: 'zoo' }, coupling: 'component-ot', device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/component-ot.*mixture/) }));
   });
 
+  it('preconditions the Euclidean field by default only when the prior is fitted to the zoo', () => {
+    const pre = (o: Parameters<typeof FlowMatcher.create>[0]): boolean => {
+      const fm = FlowMatcher.create({ arch, field: { D: 4, layers: 1 }, device: 'cpu', ...o });
+      const p = fm.options.precondition;
+      fm.dispose();
+      return p;
+    };
+    expect(pre({ arch, geometry: 'euclidean' })).toBe(false);
+    expect(pre({ arch, geometry: 'euclidean', prior: { kind: 'mixture' } })).toBe(true);
+    expect(pre({ arch, geometry: 'euclidean', prior: { kind: 'zoo' } })).toBe(true);
+    expect(pre({ arch, geometry: 'euclidean', prior: { kind: 'mixture' }, semantics: 'reference' })).toBe(false);
+    expect(pre({ arch, geometry: 'euclidean', prior: { kind: 'mixture' }, precondition: false })).toBe(false);
+    expect(pre({ arch, geometry: 'geometric' })).toBe(true);
+  });
+
   it('samples components by weight, each draw in its cluster’s span; saved and loaded with the flow', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-mixprior-'));
     const { x, centres } = clustered([2, 6], 3, 0.05, 7);
