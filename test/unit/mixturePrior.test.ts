@@ -135,18 +135,18 @@ describe('mixture prior', () => {
   });
 
   it('preconditions the Euclidean field by default only when the prior is fitted to the zoo', () => {
-    const pre = (o: Parameters<typeof FlowMatcher.create>[0]): boolean => {
-      const fm = FlowMatcher.create({ arch, field: { D: 4, layers: 1 }, device: 'cpu', ...o });
+    const pre = (o: Omit<Parameters<typeof FlowMatcher.create>[0], 'arch'>): boolean => {
+      const fm = FlowMatcher.create({ field: { D: 4, layers: 1 }, device: 'cpu', ...o, arch });
       const p = fm.options.precondition;
       fm.dispose();
       return p;
     };
-    expect(pre({ arch, geometry: 'euclidean' })).toBe(false);
-    expect(pre({ arch, geometry: 'euclidean', prior: { kind: 'mixture' } })).toBe(true);
-    expect(pre({ arch, geometry: 'euclidean', prior: { kind: 'zoo' } })).toBe(true);
-    expect(pre({ arch, geometry: 'euclidean', prior: { kind: 'mixture' }, semantics: 'reference' })).toBe(false);
-    expect(pre({ arch, geometry: 'euclidean', prior: { kind: 'mixture' }, precondition: false })).toBe(false);
-    expect(pre({ arch, geometry: 'geometric' })).toBe(true);
+    expect(pre({ geometry: 'euclidean' })).toBe(false);
+    expect(pre({ geometry: 'euclidean', prior: { kind: 'mixture' } })).toBe(true);
+    expect(pre({ geometry: 'euclidean', prior: { kind: 'zoo' } })).toBe(true);
+    expect(pre({ geometry: 'euclidean', prior: { kind: 'mixture' }, semantics: 'reference' })).toBe(false);
+    expect(pre({ geometry: 'euclidean', prior: { kind: 'mixture' }, precondition: false })).toBe(false);
+    expect(pre({ geometry: 'geometric' })).toBe(true);
   });
 
   it('samples components by weight, each draw in its cluster’s span; saved and loaded with the flow', async () => {
