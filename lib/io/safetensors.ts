@@ -129,6 +129,18 @@ export function decodeSafetensors(buf: Uint8Array, source = 'buffer'): Safetenso
   return { tensors, metadata };
 }
 
+/**
+ * Reads a whole file.
+ * @throws WsfError ERR_IO naming the file when it is missing or unreadable
+ */
+export function readFileOrThrow(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new WsfError(`cannot read ${file}: ${(e as Error).message}`, 'ERR_IO');
+  }
+}
+
 /** Writes `data` to `file` atomically (temp file in the same folder, fsync, rename). Creates the folder. */
 export function writeFileAtomic(file: string, data: Uint8Array | string): void {
   const dir = path.dirname(file);
@@ -154,13 +166,7 @@ export function writeSafetensors(file: string, tensors: Record<string, SafeTenso
  * @throws WsfError ERR_IO when the file is missing, unreadable or malformed
  */
 export function readSafetensors(file: string): SafetensorsFile {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    throw new WsfError(`cannot read ${file}: ${(e as Error).message}`, 'ERR_IO');
-  }
-  return decodeSafetensors(buf, file);
+  return decodeSafetensors(readFileOrThrow(file), file);
 }
 
 /** Fetches a tensor by name with an expected dtype, or throws ERR_IO naming the file. */

@@ -18,10 +18,10 @@
  * Both are normalised like the thesis: x ← (x − 0.1307) / 0.3081 (the MNIST constants, also for Fashion-MNIST),
  * computed in f64 and stored as f32. Parsed images are cached per package folder for the life of the process.
  */
-import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { WsfError } from '../errors.js';
+import { readFileOrThrow } from '../io/safetensors.js';
 import { checkChoice, checkInt, describe } from '../util/validate.js';
 import { DEFAULT_SPLIT, DEFAULT_SPLIT_SEED, type SplitFractions, type TaskParts, assembleTask, splitData, splitSizes } from './customTask.js';
 import type { StandardizeMode, Task } from './Task.js';
@@ -60,12 +60,7 @@ function resolvePackage(pkg: DataPackage, dir: string | undefined): string {
 }
 
 function readJson(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new WsfError(`cannot read ${file}: ${(e as Error).message}`, 'ERR_IO');
-  }
+  const text = readFileOrThrow(file).toString('utf8');
   try {
     return (JSON.parse(text) as { data?: unknown }).data;
   } catch (e) {
@@ -200,13 +195,7 @@ export function parseIdx(buf: Uint8Array, what = 'IDX file'): IdxArray {
 }
 
 function readIdx(file: string): IdxArray {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    throw new WsfError(`cannot read ${file}: ${(e as Error).message}`, 'ERR_IO');
-  }
-  return parseIdx(buf, file);
+  return parseIdx(readFileOrThrow(file), file);
 }
 
 /** Reads one IDX image/label pair into 0..1 floats and labels, checking that they describe the same digits. */
