@@ -37,7 +37,7 @@ import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
 import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
 import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
-import { checkPriorSpec, componentsOf, drawMixtureComponents, fitMixturePrior, fitZooPrior, isMixture, samplePrior, type MixturePriorStats, type PriorSpec, type PriorStats } from './prior.js';
+import { checkPriorSpec, componentsOf, drawMixtureComponents, fitMixturePrior, fitZooPrior, isMixture, membersOf, samplePrior, type MixturePriorStats, type PriorSpec, type PriorStats } from './prior.js';
 import { integrate } from './solvers.js';
 import { TIME_DISTRIBUTIONS, sampleTimes, timeGrid, type TimeDistribution, type TimeGridKind } from './time.js';
 
@@ -273,16 +273,6 @@ interface ResolvedOptions {
   layerScaling: boolean;
   lastLayerNorm: number;
   seed: number;
-}
-
-/** Row indices per component label (labels in 0 … K − 1). */
-function membersOf(labels: Int32Array, K: number): Int32Array[] {
-  const count = new Int32Array(K);
-  for (const l of labels) count[l]!++;
-  const out = Array.from(count, (c) => new Int32Array(c));
-  count.fill(0);
-  for (let i = 0; i < labels.length; i++) out[labels[i]!]![count[labels[i]!]!++] = i;
-  return out;
 }
 
 /** [offset, length] of each layer's weight block and bias block in the flat layout (per-layer scales and features). */

@@ -213,17 +213,24 @@ export function fitMixturePrior(arch: Architecture, spec: Extract<PriorSpec, { k
   } else {
     labels = kmeans(P, weights, checkInt('prior.components', spec.components ?? 8, 1, 4096), rng).labels;
   }
-  // Rows of each cluster, in one pass.
-  const clusters = Array.from({ length: runIds?.length ?? (spec.components ?? 8) }, (): number[] => []);
-  labels.forEach((k, i) => clusters[k]!.push(i));
   const components: MixtureComponent[] = [];
-  for (const rows of clusters) {
+  for (const rows of membersOf(labels, runIds?.length ?? (spec.components ?? 8))) {
     const sub = new Float32Array(rows.length * P);
     rows.forEach((r, j) => sub.set(weights.subarray(r * P, (r + 1) * P), j * P));
     const fit = fitGaussian(P, sub, std === undefined ? members : 0, scale, rng);
     components.push({ weight: rows.length / T, mean: Float32Array.from(fit.mean), basis: fit.basis });
   }
   return { stats: { components, ...(std !== undefined ? { std } : {}), ...(runIds !== undefined ? { runs: runIds } : {}) }, labels };
+}
+
+/** The rows of each cluster (labels in 0 … K − 1), in increasing order, in one pass. */
+export function membersOf(labels: Int32Array, K: number): Int32Array[] {
+  const count = new Int32Array(K);
+  for (const l of labels) count[l]!++;
+  const out = Array.from(count, (c) => new Int32Array(c));
+  count.fill(0);
+  for (let i = 0; i < labels.length; i++) out[labels[i]!]![count[labels[i]!]!++] = i;
+  return out;
 }
 
 /**
