@@ -72,7 +72,7 @@ export const sampleCommand: CliCommand = {
     if (v.out === undefined) throw new UsageError('--out: expected the samples file to write (e.g. --out s.safetensors)');
     if (fs.existsSync(v.out) && fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} is a folder; expected a file name`);
     if (v.guidance !== 0 && v.task === undefined) throw new UsageError('--guidance: needs --task (the task whose training loss guides the samples)');
-    if (v['guidance-logit-scale'] !== 'auto') guidanceLogitScale(v['guidance-logit-scale'], undefined, undefined, false); // the number's check, before any work
+    const logitScaleArg = parseLogitScale(v['guidance-logit-scale']);
     const device = ctx.setup(v);
     const { file, flow } = flowFor('--flow', v.flow, device);
     try {
@@ -87,7 +87,7 @@ export const sampleCommand: CliCommand = {
       if (gTask !== undefined && (gTask.numFeatures !== w[0] || gTask.numClasses !== w[w.length - 1])) {
         throw new UsageError(`--task: '${gTask.name}' (${gTask.numFeatures} inputs, ${gTask.numClasses} classes) does not fit the flow's networks ${flow.arch.key}`);
       }
-      const logitScale = gTask !== undefined ? guidanceLogitScale(v['guidance-logit-scale'], fmeta.zoo_file, arch, transfer) : 1;
+      const logitScale = gTask === undefined ? 1 : logitScaleArg === 'auto' ? zooLogitScale(fmeta.zoo_file, arch, transfer) : logitScaleArg;
       const bar = ctx.progress({ label: 'sample', total: v.n, unit: 'networks' });
       const r = await sampleFlow(flow, {
         n: v.n,
@@ -148,17 +148,20 @@ export const sampleCommand: CliCommand = {
   },
 };
 
-/** --guidance-logit-scale: a positive number, or 'auto' (the trained networks' scale, from the flow's zoo file). */
-function guidanceLogitScale(arg: string, zooFile: string | undefined, arch: Architecture | undefined, transfer: boolean): number {
-  if (arg !== 'auto') {
-    const x = Number(arg);
-    if (!(Number.isFinite(x) && x > 0)) throw new UsageError(`--guidance-logit-scale: expected a positive number or 'auto', got '${arg}'`);
-    return x;
-  }
+/** --guidance-logit-scale: a positive number, or 'auto' (resolved once the flow is loaded: {@link zooLogitScale}). */
+function parseLogitScale(arg: string): number | 'auto' {
+  if (arg === 'auto') return arg;
+  const x = Number(arg);
+  if (!(Number.isFinite(x) && x > 0)) throw new UsageError(`--guidance-logit-scale: expected a positive number or 'auto', got '${arg}'`);
+  return x;
+}
+
+/** --guidance-logit-scale auto: the trained networks' logit scale, from the zoo file the flow was trained on. */
+function zooLogitScale(zooFile: string | undefined, arch: Architecture, transfer: boolean): number {
   if (transfer) throw new UsageError("--guidance-logit-scale auto: the zoo's networks have another architecture than the ones sampled; give a number");
   if (zooFile === undefined || zooFile === '' || !fs.existsSync(zooFile)) {
     throw new UsageError(`--guidance-logit-scale auto: needs the zoo the flow was trained on (${zooFile === undefined || zooFile === '' ? 'the flow does not record it' : `${zooFile} is missing`}); give a number`);
   }
   const zoo = checked('--guidance-logit-scale', () => readZoo(zooFile));
-  return naturalLogitScale(arch ?? zoo.arch, zoo.weights);
+  return naturalLogitScale(arch, zoo.weights);
 }
