@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS, main } from '../../lib/cli/main.js';
 import { runDemo } from '../../lib/pipeline/demo.js';
-import { readWeightsFile } from '../../lib/pipeline/sample.js';
+import { naturalLogitScale, readWeightsFile } from '../../lib/pipeline/sample.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
 import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
@@ -148,6 +148,16 @@ describe('the pipeline through the CLI', () => {
     expect(wf.arch.key).toBe('30-16-16-2');
     expect(wf.metadata).toMatchObject({ format: 'wsflow-samples', geometry: 'geometric', semantics: 'corrected', canonical: 'true', steps: '3', solver: 'euler', seed: '5', task: 'wdbc', zoo_aligned: 'true' });
     expect(wf.metadata.wsflow_version).toMatch(/^\d+\.\d+\.\d+/);
+
+    // Guidance at the trained networks' logit scale: 'auto' reads the flow's zoo and takes its last epoch's networks.
+    r = await cli('sample', '--flow', flow, '--n', '2', '--steps', '2', '--guidance', '0.1', '--task', 'wdbc', '--guidance-logit-scale', 'auto', '--out', path.join(tmp, 'g.safetensors'));
+    expect(r.code, r.err).toBe(0);
+    const last = Math.max(...az.epoch);
+    const rows = [...az.epoch.keys()].filter((i) => az.epoch[i] === last);
+    const P = az.arch.numParams;
+    const trainedNets = new Float32Array(rows.length * P);
+    rows.forEach((i, k) => trainedNets.set(az.weights.subarray(i * P, (i + 1) * P), k * P));
+    expect(JSON.parse(readWeightsFile(path.join(tmp, 'g.safetensors')).metadata.guidance!)).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64, logitScale: naturalLogitScale(az.arch, trainedNets) });
 
     // Architecture transfer. Trained on an aligned zoo, the flow's field has one embedding per hidden neuron
     // (--hidden-identity auto) and its prior is a mixture of Gaussians fitted to the zoo, one per run (--prior auto), so wider hidden layers and other
