@@ -27,7 +27,8 @@ export { loadTask, TASK_NAMES } from './tasks/loadTask.js';
 export type { LoadTaskOptions, TaskName } from './tasks/loadTask.js';
 export { customTask, splitSizes, taskDataHash, DEFAULT_SPLIT, DEFAULT_SPLIT_SEED } from './tasks/customTask.js';
 export type { CustomTaskOptions, SplitFractions, LabelledData } from './tasks/customTask.js';
-export { loadWdbc, readWdbc, WDBC_CSV } from './tasks/wdbc.js';
+export { loadWdbc, loadWdbcReference, readWdbc, WDBC_CSV } from './tasks/wdbc.js';
+export { NumpyRandomState, sklearnTrainTestSplit } from './util/numpyRandom.js';
 export type { WdbcOptions, WdbcData } from './tasks/wdbc.js';
 export {
   loadMnist,

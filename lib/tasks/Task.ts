@@ -14,7 +14,7 @@ export type StandardizeMode = 'train' | 'all' | 'none';
 export interface TaskSpec {
   /** Task name, as `Task.name`. */
   readonly name: string;
-  /** Seed of the split permutation (`Rng(seed).permutation(n)`), or null for splits given by the user. */
+  /** Seed of the split permutation (`Rng(seed).permutation(n)`; for wdbc-reference scikit-learn's `random_state`), or null for splits given by the user. */
   readonly seed: number | null;
   /** Examples per split: train, val, test. */
   readonly sizes: readonly [number, number, number];

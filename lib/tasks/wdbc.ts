@@ -6,12 +6,18 @@
  * B = 0, M = 1, the opposite; accuracy and loss do not depend on the naming.) Default split: seeded 80/10/10 =
  * 455/57/57, seed 42; features standardised with statistics fitted on the train split (`standardize: 'all'`
  * reproduces the reference code, which fitted `StandardScaler` on all 569 examples before splitting).
+ *
+ * `wdbc-reference` ({@link loadWdbcReference}) is the same data split exactly as the published code split it:
+ * scikit-learn's `train_test_split(…, test_size=0.2, random_state=42)`, then the 114 held-out rows 50/50 the same
+ * way (val first, then test), with `StandardScaler` fitted on all 569 rows — the test set of the thesis' WDBC table.
+ * (METHOD.md §9 gives the 80/10/10 sizes, the seed and the scaler; that it was two `train_test_split` calls with val
+ * the first half is our reading of it.)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WsfError } from '../errors.js';
 import { checkChoice, checkInt } from '../util/validate.js';
-import { DEFAULT_SPLIT, DEFAULT_SPLIT_SEED, type SplitFractions, assembleTask, splitData, splitSizes } from './customTask.js';
+import { DEFAULT_SPLIT, DEFAULT_SPLIT_SEED, type SplitFractions, assembleTask, sklearnSplitData, splitData, splitSizes } from './customTask.js';
 import type { StandardizeMode, Task } from './Task.js';
 
 /** The shipped CSV: `<package>/data/wdbc.csv` (this file lives in `lib/tasks/` or `dist/tasks/`). */
@@ -83,6 +89,11 @@ export interface WdbcOptions {
   readonly standardize?: StandardizeMode;
   /** Folder holding `wdbc.csv`. Default: the package's `data/`. */
   readonly dataDir?: string;
+  /**
+   * 'seeded' (default): our seeded permutation ({@link splitData}); 'sklearn': the published code's two
+   * `train_test_split` calls (fixed 80/10/10, `split` refused), as {@link loadWdbcReference}.
+   */
+  readonly splitRule?: 'seeded' | 'sklearn';
 }
 
 /**
@@ -91,17 +102,35 @@ export interface WdbcOptions {
  * @throws WsfError ERR_IO (missing/malformed CSV), ERR_INVALID (bad seed, split or standardize)
  */
 export function loadWdbc(opts: WdbcOptions = {}): Task {
-  const seed = checkInt('seed', opts.seed ?? DEFAULT_SPLIT_SEED, -(2 ** 31), 2 ** 32 - 1);
+  const rule = checkChoice('splitRule', opts.splitRule ?? 'seeded', ['seeded', 'sklearn'] as const);
+  const seed = checkInt('seed', opts.seed ?? DEFAULT_SPLIT_SEED, rule === 'sklearn' ? 0 : -(2 ** 31), 2 ** 32 - 1);
   const standardize = checkChoice('standardize', opts.standardize ?? 'train', ['train', 'all', 'none'] as const);
+  if (rule === 'sklearn' && opts.split !== undefined) {
+    throw new WsfError("the 'sklearn' split rule is the published code's fixed 80/10/10 (train_test_split 0.2, then 0.5); it takes no split fractions", 'ERR_INVALID');
+  }
   const raw = readWdbc(opts.dataDir === undefined ? WDBC_CSV : path.join(opts.dataDir, 'wdbc.csv'));
-  const sizes = splitSizes(raw.y.length, opts.split ?? DEFAULT_SPLIT);
-  const [train, val, test] = splitData(raw.x, raw.y, raw.numFeatures, sizes, seed);
+  const sizes = rule === 'sklearn' ? null : splitSizes(raw.y.length, opts.split ?? DEFAULT_SPLIT);
+  const [train, val, test] = sizes === null ? sklearnSplitData(raw.x, raw.y, raw.numFeatures, seed) : splitData(raw.x, raw.y, raw.numFeatures, sizes, seed);
+  const splitText =
+    sizes === null
+      ? `the published code's split ${train.y.length}/${val.y.length}/${test.y.length} (scikit-learn train_test_split 0.2 then 0.5, random_state ${seed})`
+      : `seeded split ${sizes.join('/')} (train/val/test), seed ${seed}`;
+  const name = rule === 'sklearn' ? 'wdbc-reference' : 'wdbc';
   const description =
-    `wdbc: Breast Cancer Wisconsin (Diagnostic), UCI via scikit-learn, CC BY 4.0; ${raw.numFeatures} features, ` +
-    `labels 0 ${raw.labelNames[0]} / 1 ${raw.labelNames[1]}; seeded split ${sizes.join('/')} (train/val/test), seed ${seed}; ` +
+    `${name}: Breast Cancer Wisconsin (Diagnostic), UCI via scikit-learn, CC BY 4.0; ${raw.numFeatures} features, ` +
+    `labels 0 ${raw.labelNames[0]} / 1 ${raw.labelNames[1]}; ${splitText}; ` +
     `z-score fitted on ${standardize === 'train' ? 'the train split' : standardize === 'all' ? 'all examples' : 'nothing (raw features)'}`;
   return assembleTask(
-    { name: 'wdbc', numFeatures: raw.numFeatures, numClasses: raw.labelNames.length, train, val, test, seed, standardize, normalization: null, defaultArch: [raw.numFeatures, 16, 16, 2], description },
+    { name, numFeatures: raw.numFeatures, numClasses: raw.labelNames.length, train, val, test, seed, standardize, normalization: null, defaultArch: [raw.numFeatures, 16, 16, 2], description },
     raw.x,
   );
+}
+
+/**
+ * The task `wdbc-reference`: WDBC split and scaled as the published code did (see the module doc) — seed 42,
+ * 455/57/57, z-score fitted on all examples unless `standardize` says otherwise.
+ * @throws WsfError as {@link loadWdbc}; ERR_INVALID when `split` is given
+ */
+export function loadWdbcReference(opts: Omit<WdbcOptions, 'splitRule'> = {}): Task {
+  return loadWdbc({ ...opts, standardize: opts.standardize ?? 'all', splitRule: 'sklearn' });
 }

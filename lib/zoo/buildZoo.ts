@@ -29,7 +29,7 @@ import { WsfError, isWsfError } from '../errors.js';
 import { type TF, loadTf } from '../interop/tf.js';
 import { f32, i32, readSafetensors, requireTensor, writeSafetensors } from '../io/safetensors.js';
 import { checkLabelled, checkTaskArch, taskDataHash } from '../tasks/customTask.js';
-import { type LoadTaskOptions, type TaskName, loadTask } from '../tasks/loadTask.js';
+import { type LoadTaskOptions, TASK_NAMES, type TaskName, loadTask } from '../tasks/loadTask.js';
 import type { Task, TaskSpec } from '../tasks/Task.js';
 import { type Progress, type ProgressOptions, createProgress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
@@ -47,7 +47,7 @@ export interface BuildZooOptions {
   readonly taskOptions?: LoadTaskOptions;
   /** Destination zoo file (safetensors). Partial results go to `<out>.partial/`. */
   readonly out: string;
-  /** Default: the task's name when it is a preset ('wdbc', 'mnist', 'mnist-full', 'fashion-mnist'), else 'generic'. */
+  /** Default: the task's name when it is a preset ('wdbc', 'wdbc-reference', 'mnist', 'mnist-full', 'fashion-mnist'), else 'generic'. */
   readonly preset?: ZooPresetName;
   /** Base MLP widths. Default: the task's `defaultArch`. Must start with numFeatures and end with numClasses. */
   readonly arch?: readonly number[] | string;
@@ -232,7 +232,7 @@ function normalizeOptimizer(v: unknown): OptimizerSpec {
 function checkTaskObject(t: unknown): Task {
   const o = t as Partial<Task> | null;
   if (o === null || typeof o !== 'object' || typeof o.name !== 'string' || o.train === undefined || o.test === undefined || o.val === undefined) {
-    throw new WsfError(`Expected \`task\` to be a task name (wdbc, mnist, fashion-mnist) or a Task object but received ${describe(t)}`, 'ERR_INVALID');
+    throw new WsfError(`Expected \`task\` to be a task name (${TASK_NAMES.join(', ')}) or a Task object but received ${describe(t)}`, 'ERR_INVALID');
   }
   const nf = checkInt('task.numFeatures', o.numFeatures, 1);
   const nc = checkInt('task.numClasses', o.numClasses, 2);

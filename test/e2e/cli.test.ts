@@ -66,7 +66,7 @@ describe('option validation', () => {
   const cases: [string[], RegExp][] = [
     [['zoo', '--runs', 'abc', '--out', 'x'], /--runs: expected an integer/],
     [['zoo', '--runs', '0', '--out', 'x'], /--runs: expected an integer in \[1, 1000000\], got 0/],
-    [['zoo', '--task', 'cifar', '--out', 'x'], /--task: expected one of wdbc, mnist, mnist-full, fashion-mnist/],
+    [['zoo', '--task', 'cifar', '--out', 'x'], /--task: expected one of wdbc, wdbc-reference, mnist, mnist-full, fashion-mnist/],
     [['zoo', '--task', 'wdbc', '--arch', '31-16-2', '--out', 'x'], /--arch: 31-16-2 does not fit task 'wdbc'/],
     [['zoo', '--out'], /--out: expected a value/],
     [['train', '--bogus'], /unknown option '--bogus'/],

@@ -101,6 +101,46 @@ describe('wdbc', () => {
   });
 });
 
+describe('wdbc-reference (the published code\'s split)', () => {
+  const ref = parseCsv();
+  // Rows printed by NumPy 2.4.6 for train_test_split(range(569), test_size=0.2, random_state=42) and then the 114
+  // held-out rows split 0.5 with the same random_state (val = first part, test = second).
+  const VAL = [76, 81, 274, 284, 329, 380, 305, 431, 556, 6, 561, 369, 177, 203, 322, 145, 264, 235, 520, 255, 2, 75, 382, 353, 39, 531, 565, 82, 482, 424, 486, 271, 462, 332, 281, 72, 182, 70, 208, 394, 131, 425, 441, 468, 530, 538, 9, 86, 265, 73, 79, 11, 163, 527, 500, 30, 77];
+  const TEST = [132, 540, 104, 331, 457, 109, 196, 118, 557, 167, 153, 10, 250, 238, 101, 204, 395, 384, 333, 528, 408, 526, 165, 158, 78, 249, 148, 393, 275, 503, 144, 83, 551, 549, 477, 532, 564, 228, 362, 422, 567, 464, 334, 90, 55, 511, 140, 222, 320, 29, 211, 188, 257, 555, 535, 84, 110];
+
+  it('holds exactly the NumPy-printed val and test rows, in order, and every other row in train', () => {
+    const t = loadTask('wdbc-reference', { standardize: 'none' });
+    expect([t.train.n, t.val.n, t.test.n]).toEqual([455, 57, 57]);
+    for (const [s, rows] of [[t.val, VAL], [t.test, TEST]] as const) {
+      for (let k = 0; k < rows.length; k++) {
+        expect(Array.from(s.x.subarray(k * 30, (k + 1) * 30))).toEqual(Array.from(ref.rows[rows[k]!]!));
+        expect(s.y[k]).toBe(ref.labels[rows[k]!]);
+      }
+    }
+    const held = new Set([...VAL, ...TEST]);
+    const trainRows = new Set(Array.from({ length: 455 }, (_, k) => Array.from(t.train.x.subarray(k * 30, (k + 1) * 30)).join(',')));
+    for (let i = 0; i < 569; i++) expect(trainRows.has(Array.from(ref.rows[i]!).join(','))).toBe(!held.has(i));
+  });
+
+  it("scales with statistics of all 569 rows by default (the reference's StandardScaler) and records its name and seed", () => {
+    const raw = loadTask('wdbc-reference', { standardize: 'none' });
+    const t = loadTask('wdbc-reference');
+    const all = colStats(new Float32Array(ref.rows.flatMap((r) => Array.from(r))), 30);
+    const expected = Array.from(raw.test.x, (v, i) => (v - all.mean[i % 30]!) / all.std[i % 30]!);
+    expect(t.test.x).toAllClose(expected, { atol: 1e-5, rtol: 1e-5 });
+    expect(t.spec).toMatchObject({ name: 'wdbc-reference', seed: 42, sizes: [455, 57, 57], standardize: 'all' });
+    expect(t.name).toBe('wdbc-reference');
+    expect(t.description).toMatch(/train_test_split/);
+    expect(loadTask('wdbc-reference', { standardize: 'train' }).spec?.standardize).toBe('train');
+    expect(loadTask('wdbc-reference', { seed: 7 }).spec?.hash).not.toBe(t.spec?.hash);
+  });
+
+  it('refuses split fractions and negative seeds with ERR_INVALID', () => {
+    expectWsf(() => loadTask('wdbc-reference', { split: { train: 0.6, val: 0.2, test: 0.2 } }), 'ERR_INVALID', /fixed 80\/10\/10/);
+    expectWsf(() => loadTask('wdbc-reference', { seed: -1 }), 'ERR_INVALID');
+  });
+});
+
 describe('mnist', () => {
   it('loads the 10,000-digit subset as a seeded 8,000/1,000/1,000 split with MNIST normalisation', () => {
     const t = loadTask('mnist');
@@ -320,7 +360,7 @@ describe('customTask and loadTask', () => {
     expectWsf(() => customTask({ ...base, x, y, train: { x, y } }), 'ERR_INVALID', /either/);
     expectWsf(() => customTask({ ...base, name: 'bad name!', x, y }), 'ERR_INVALID', /name/);
     expectWsf(() => customTask({ ...base, x, y, defaultArch: [4, 8, 3] }), 'ERR_INVALID', /start with 3 inputs/);
-    expectWsf(() => loadTask('cifar10'), 'ERR_INVALID', /'wdbc', 'mnist', 'mnist-full', 'fashion-mnist'/);
+    expectWsf(() => loadTask('cifar10'), 'ERR_INVALID', /'wdbc', 'wdbc-reference', 'mnist', 'mnist-full', 'fashion-mnist'/);
     expectWsf(() => loadTask('wdbc', { standardize: 'yes' as never }), 'ERR_INVALID', /'train', 'all', 'none'/);
   });
 });
