@@ -52,9 +52,11 @@ const commonNotes = (scale: Scale, cfg: FlowExperimentConfig): string[] => [
 // ---------------------------------------------------------------------------------------------------------------
 // wdbc
 
+// Both scales use the published code's split (task wdbc-reference: scikit-learn's train_test_split with random_state 42,
+// scaler fitted on all rows), so the samples are scored on the thesis' own 57 test examples.
 const WDBC: Record<Scale, FlowExperimentConfig> = {
-  quick: { task: 'wdbc', zoo: { runs: 20, epochs: 50 }, field: { d: 16, layers: 3, heads: 1 }, train: { steps: 400, batch: 32, lr: 2e-3, ema: 0.98 }, sample: { n: 64, steps: 32 } },
-  paper: { task: 'wdbc', zoo: { runs: 100, epochs: 50 }, field: { d: 64, layers: 5, heads: 1 }, train: { steps: 250_000, batch: 32, lr: 1e-3 }, sample: { n: 256, steps: 64 } },
+  quick: { task: 'wdbc-reference', zoo: { runs: 20, epochs: 50 }, field: { d: 16, layers: 3, heads: 1 }, train: { steps: 400, batch: 32, lr: 2e-3, ema: 0.98 }, sample: { n: 64, steps: 32 } },
+  paper: { task: 'wdbc-reference', zoo: { runs: 100, epochs: 50 }, field: { d: 64, layers: 5, heads: 1 }, train: { steps: 250_000, batch: 32, lr: 1e-3 }, sample: { n: 256, steps: 64 } },
 };
 
 /** wsflow's defaults beyond the thesis, beside its variants: Geometric, aligned, mixture prior, hiddenIdentity, logit-normal times. */
@@ -100,7 +102,9 @@ const wdbcExperiment: Experiment = {
       bins: 24,
       series: r.variants.filter((v) => v.key.endsWith('/aligned')).map((v) => ({ name: v.label, values: v.samples.accuracies })),
     });
-    return { result: { ...r, variants: r.variants.map(({ samples: { accuracies: _a, ...s }, ...v }) => ({ ...v, samples: s })) }, table, plots: { 'accuracy-histogram.svg': plot }, notes: commonNotes(ctx.scale, { ...cfg, train: { ...cfg.train, steps: ctx.steps ?? cfg.train.steps } }) };
+    const notes = commonNotes(ctx.scale, { ...cfg, train: { ...cfg.train, steps: ctx.steps ?? cfg.train.steps } });
+    if (cfg.task === 'wdbc-reference') notes.push("Data: task wdbc-reference — WDBC split exactly as the published code split it (scikit-learn's train_test_split 0.2, then 0.5, random_state 42; z-score fitted on all 569 rows), so the test set is the thesis' 57 examples.");
+    return { result: { ...r, variants: r.variants.map(({ samples: { accuracies: _a, ...s }, ...v }) => ({ ...v, samples: s })) }, table, plots: { 'accuracy-histogram.svg': plot }, notes };
   },
 };
 
