@@ -111,6 +111,22 @@ describe('option validation', () => {
   });
 });
 
+describe('the published WDBC split through the CLI', () => {
+  it("zoo --task wdbc-reference records the task, and eval rebuilds that split from the file's metadata", async () => {
+    const zoo = path.join(tmp, 'zoos', 'wref');
+    let r = await cli('zoo', '--task', 'wdbc-reference', '--runs', '1', '--epochs', '11', '--out', zoo, '--json');
+    expect(r.code, r.err).toBe(0);
+    const z = readZoo(path.join(zoo, 'zoo.safetensors'));
+    expect(z.task).toBe('wdbc-reference');
+    expect(JSON.parse(z.metadata.task_spec!)).toMatchObject({ name: 'wdbc-reference', seed: 42, sizes: [455, 57, 57], standardize: 'all' });
+    r = await cli('eval', '--weights', path.join(zoo, 'zoo.safetensors'), '--json');
+    expect(r.code, r.err).toBe(0);
+    const e = JSON.parse(r.out) as { task: string; samples: { accuracy: { mean: number } } };
+    // The zoo's own test accuracies were measured by the trainer on the same 57 examples.
+    expect(e.samples.accuracy.mean).toBeCloseTo(z.testAcc.reduce((s, v) => s + v, 0) / z.n, 5);
+  });
+});
+
 describe('the pipeline through the CLI', () => {
   it('zoo → align → train → sample → eval --json', async () => {
     const zoo = path.join(tmp, 'zoos', 'w');
