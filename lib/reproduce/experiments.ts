@@ -52,6 +52,12 @@ const commonNotes = (scale: Scale, cfg: FlowExperimentConfig): string[] => [
 // ---------------------------------------------------------------------------------------------------------------
 // wdbc
 
+/** Flags of the wdbc and mnist experiments (see {@link graphVariants}). */
+const GRAPH_FLAGS = Object.freeze({
+  dense: 'also train the Geometric (aligned) flow on the dense graph (all ordered pairs, as the published model) at equal steps',
+  reference: 'also train the Geometric (aligned) flow in reference semantics (the published training and sampling rules); with dense, also the exact published model',
+});
+
 // Both scales use the published code's split (task wdbc-reference: scikit-learn's train_test_split with random_state 42,
 // scaler fitted on all rows), so the samples are scored on the thesis' own 57 test examples.
 const WDBC: Record<Scale, FlowExperimentConfig> = {
@@ -62,7 +68,24 @@ const WDBC: Record<Scale, FlowExperimentConfig> = {
 /** wsflow's defaults beyond the thesis, beside its variants: Geometric, aligned, mixture prior, hiddenIdentity, logit-normal times. */
 const OURS: VariantSpec = { key: 'geometric/aligned+mixture', label: 'Geometric (aligned), wsflow defaults: mixture prior, hidden-neuron identity, logit-normal times', geometry: 'geometric', aligned: true, coupling: 'independent', ours: true };
 
-const wdbcVariants = (dense: boolean): VariantSpec[] => {
+/**
+ * The graph and semantics variants beside the thesis' table (flags `dense` and `reference`): the Geometric (aligned)
+ * flow on the dense graph in corrected semantics; in reference semantics on the sparse graph; and, with both flags,
+ * on the dense graph in reference semantics — the exact published model. Each carries the thesis' Geometric
+ * (aligned) row.
+ */
+export function graphVariants(flags: Readonly<Record<string, boolean>>, thesis: ThesisRow | undefined): VariantSpec[] {
+  const base = { geometry: 'geometric' as const, aligned: true, coupling: 'independent' as const, ...(thesis !== undefined ? { thesis } : {}) };
+  const out: VariantSpec[] = [];
+  if (flags.dense === true) out.push({ ...base, key: 'geometric/aligned-dense', label: 'Geometric (aligned), dense graph', graph: 'dense' });
+  if (flags.reference === true) {
+    out.push({ ...base, key: 'geometric/aligned-reference', label: 'Geometric (aligned), reference semantics', semantics: 'reference' });
+    if (flags.dense === true) out.push({ ...base, key: 'geometric/aligned-dense-reference', label: 'Geometric (aligned), dense graph, reference semantics (the published model)', graph: 'dense', semantics: 'reference' });
+  }
+  return out;
+}
+
+const wdbcVariants = (flags: Readonly<Record<string, boolean>>): VariantSpec[] => {
   const out: VariantSpec[] = [];
   for (const g of GEOMETRIES) {
     for (const [suffix, aligned, coupling, label] of [
@@ -75,7 +98,7 @@ const wdbcVariants = (dense: boolean): VariantSpec[] => {
     }
   }
   out.push(OURS);
-  if (dense) out.push({ key: 'geometric/aligned-dense', label: 'Geometric (aligned), dense graph', geometry: 'geometric', aligned: true, coupling: 'independent', graph: 'dense', ...(UCI_TABLE['geometric/aligned'] !== undefined ? { thesis: UCI_TABLE['geometric/aligned'] } : {}) });
+  out.push(...graphVariants(flags, UCI_TABLE['geometric/aligned']));
   return out;
 };
 
@@ -86,11 +109,11 @@ const wdbcExperiment: Experiment = {
   description: 'Euclidean, Normalized and Geometric flows, each trained on the unaligned zoo, the aligned zoo, and the aligned zoo with OT couplings; test accuracy and loss of the samples against the thesis table, the trained networks and the noise baseline; plus a Geometric flow with wsflow\'s defaults beyond the thesis (mixture prior, hidden-neuron identity, logit-normal times).',
   config: WDBC,
   thesis: UCI_TABLE,
-  flags: { dense: 'also train the Geometric (aligned) flow on the dense graph (the published model) at equal steps' },
+  flags: GRAPH_FLAGS,
   unavailable: needsGpu('trains nine D=64, 5-layer flows for 250,000 steps each'),
   async run(ctx) {
     const cfg = ctx.config as FlowExperimentConfig;
-    const r = await runFlowVariants(ctx, cfg, wdbcVariants(ctx.flags.dense === true));
+    const r = await runFlowVariants(ctx, cfg, wdbcVariants(ctx.flags));
     const table = [
       `Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}; alignment distance ${r.zoo.alignment?.distanceBefore.toFixed(3)} → ${r.zoo.alignment?.distanceAfter.toFixed(3)}.`,
       '',
@@ -113,7 +136,7 @@ const wdbcExperiment: Experiment = {
 
 const MNIST = MNIST_FLOWS;
 
-const mnistVariants = (): VariantSpec[] => [
+const mnistVariants = (flags: Readonly<Record<string, boolean>> = {}): VariantSpec[] => [
   ...GEOMETRIES.flatMap((g) =>
     (
       [
@@ -126,6 +149,7 @@ const mnistVariants = (): VariantSpec[] => [
     }),
   ),
   OURS,
+  ...graphVariants(flags, MNIST_TABLE['geometric/aligned']),
 ];
 
 const mnistExperiment: Experiment = {
@@ -135,10 +159,11 @@ const mnistExperiment: Experiment = {
   description: 'The six aligned MNIST variants of the thesis table, and a Geometric flow with wsflow\'s defaults beyond the thesis (mixture prior, hidden-neuron identity, logit-normal times); functional diversity is not computed here.',
   config: MNIST,
   thesis: MNIST_TABLE,
+  flags: GRAPH_FLAGS,
   unavailable: needsGpuAndMnistFull('trains six D=32, 5-layer flows for 100,000 steps on MNIST networks (7,960 weights each)'),
   async run(ctx) {
     const cfg = ctx.config as FlowExperimentConfig;
-    const r = await runFlowVariants(ctx, cfg, mnistVariants());
+    const r = await runFlowVariants(ctx, cfg, mnistVariants(ctx.flags));
     const table = [`Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}.`, '', mdTable(FLOW_HEAD, [...variantRows(r.variants), ...targetRows(r.variants, MNIST_TABLE.target, 'SGD')])].join('\n');
     return { result: stripAccuracies(r), table, notes: commonNotes(ctx.scale, { ...cfg, train: { ...cfg.train, steps: ctx.steps ?? cfg.train.steps } }) };
   },

@@ -43,6 +43,12 @@ export interface VariantSpec {
    * component per zoo run at half spread, one positional embedding per hidden neuron, logit-normal training times.
    */
   readonly ours?: boolean;
+  /**
+   * 'reference': the published training and sampling rules (METHOD.md §12: Beta(1, 2) times, no preconditioning,
+   * the sampler's velocity x̂1 − x0 on its grid; with the dense graph also the published time channel — the exact
+   * published model). Default: corrected semantics.
+   */
+  readonly semantics?: 'corrected' | 'reference';
   readonly thesis?: ThesisRow;
 }
 
@@ -78,6 +84,7 @@ export interface VariantResult {
   readonly aligned: boolean;
   readonly coupling: string;
   readonly graph: GraphMode;
+  readonly semantics: 'corrected' | 'reference';
   readonly d: number;
   readonly space: 'raw' | 'canonical';
   readonly train: { readonly steps: number; readonly seconds: number; readonly stepsPerS: number; readonly finalLoss: number };
@@ -190,6 +197,7 @@ export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentCo
       time: v.ours === true ? 'logit-normal' : (cfg.train.time ?? 'beta'),
       field: { D: d, layers: cfg.field.layers, heads: cfg.field.heads, graph, ...(v.ours === true ? { hiddenIdentity: true } : {}) },
       ...(v.ours === true ? { prior: { kind: 'mixture' as const, by: 'run' as const, scale: 0.5 } } : {}),
+      ...(v.semantics === 'reference' ? { semantics: 'reference' as const } : {}),
     },
     train: { steps, batchSize: cfg.train.batch, lr: cfg.train.lr, ema: cfg.train.ema ?? (steps >= 10_000 ? 0.999 : 0.99), checkpointEvery: Math.max(50, Math.round(steps / 10)), logEvery: Math.max(1, Math.round(steps / 100)) },
     device: ctx.device,
@@ -238,6 +246,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
         aligned: v.aligned,
         coupling: v.coupling,
         graph,
+        semantics: v.semantics ?? 'corrected',
         d,
         space: ev.space,
         train: { steps: tr.step, seconds: tr.seconds, stepsPerS: tr.stepsPerS, finalLoss: tr.loss },

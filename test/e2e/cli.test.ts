@@ -91,6 +91,8 @@ describe('option validation', () => {
     [['demo', '--steps', '1.5'], /--steps: expected an integer/],
     [['reproduce', 'nope'], /<experiment>: unknown experiment 'nope'/],
     [['reproduce', 'gaussian', 'extra'], /unexpected argument 'extra'/],
+    [['reproduce', 'gaussian', '--dense'], /--dense: applies to the wdbc and mnist experiments only/],
+    [['reproduce', 'scaling', '--reference'], /--reference: applies to the wdbc and mnist experiments only/],
     [['bench', 'nope'], /<script>: no bench\/nope.mjs/],
     [['align'], /--zoo: expected the zoo folder/],
   ];

@@ -9,6 +9,7 @@ import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { runExperiment } from '../../lib/reproduce/harness.js';
 import { type FlowExperimentConfig, MNIST_FLOWS, needsGpuAndMnistFull } from '../../lib/reproduce/variants.js';
 import { fashionMnistAvailable, mnistFullAvailable } from '../../lib/tasks/mnist.js';
+import { readSafetensors } from '../../lib/io/safetensors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-repro-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -71,6 +72,30 @@ describe('reproduce, flow experiments at smoke size', () => {
     expect(result.variants.at(-1)).toMatchObject({ key: 'geometric/aligned+mixture', mixture: { components: 2 } });
     for (const v of result.variants) expect(finiteStats(v.samples), v.key).toBe(true);
     expect(table).toMatch(/\| Target \(Adam, canonicalised\)/);
+  }, 120_000);
+
+  it('wdbc --dense --reference: the dense graph, reference semantics and the exact published model beside the sparse flow', async () => {
+    const cfg: FlowExperimentConfig = { task: 'wdbc', zoo: { runs: 2, epochs: 3, skipEpochs: 1, everyIters: 4 }, field: { d: 4, layers: 1, heads: 1 }, train: { steps: 2, batch: 4, lr: 1e-3 }, sample: { n: 2, steps: 2 } };
+    const rec = await runExperiment(EXPERIMENTS.wdbc!, { scale: 'quick', config: cfg, out: path.join(tmp, 'flags'), device: 'cpu', seed: 1, progress: false, flags: { dense: true, reference: true } });
+    const result = (JSON.parse(fs.readFileSync(rec.files.result, 'utf8')) as { result: { variants: { key: string; graph: string; semantics: string; samples: { accuracy: { mean: number }; loss: { mean: number } } }[] } }).result;
+    const extra = result.variants.slice(10).map((v) => [v.key, v.graph, v.semantics]);
+    expect(extra).toEqual([
+      ['geometric/aligned-dense', 'dense', 'corrected'],
+      ['geometric/aligned-reference', 'sparse', 'reference'],
+      ['geometric/aligned-dense-reference', 'dense', 'reference'],
+    ]);
+    expect(result.variants.slice(0, 10).every((v) => v.graph === 'sparse' && v.semantics === 'corrected')).toBe(true);
+    for (const v of result.variants) expect(finiteStats(v.samples), v.key).toBe(true);
+    // The flows were trained with those options: the stored flow records them.
+    const meta = (key: string): Record<string, string> => readSafetensors(path.join(tmp, 'flags', 'wdbc', 'quick', 'work', 'flows', key, 'flow.safetensors')).metadata;
+    const exact = meta('geometric_aligned-dense-reference');
+    expect(exact.flow).toMatch(/"semantics":"reference"/);
+    // The field itself: dense graph with the published time channel (reference field semantics).
+    expect(JSON.parse(exact.config!)).toMatchObject({ mode: 'dense', timeRule: 'reference' });
+    expect(JSON.parse(meta('geometric_aligned-reference').config!)).toMatchObject({ mode: 'sparse' });
+    expect(meta('geometric_aligned-reference').flow).toMatch(/"semantics":"reference"/);
+    expect(meta('geometric_aligned').flow).toMatch(/"semantics":"corrected"/);
+    expect(fs.readFileSync(rec.files.table, 'utf8')).toMatch(/\| Geometric \(aligned\), dense graph, reference semantics \(the published model\) \|/);
   }, 120_000);
 });
 

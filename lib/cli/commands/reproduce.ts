@@ -26,11 +26,12 @@ MNIST when that package is absent). --list shows each experiment and whether it 
     scale: { type: 'string', choices: ['quick', 'paper'], default: 'quick', description: 'experiment sizes' },
     out: { type: 'string', metavar: 'DIR', default: 'results', description: 'results root' },
     steps: { type: 'int', min: 0, max: 1e9, metavar: 'N', description: "override the flows' training steps" },
-    dense: { type: 'boolean', description: 'wdbc: also train the Geometric flow on the dense graph at equal steps' },
+    dense: { type: 'boolean', description: 'wdbc, mnist: also train the Geometric (aligned) flow on the dense graph at equal steps' },
+    reference: { type: 'boolean', description: 'wdbc, mnist: also train it in reference semantics (with --dense: the exact published model too)' },
     ...COMMON,
   },
   positionals: [{ name: 'experiment', description: `one of ${names.join(', ')}` }],
-  examples: ['wsflow reproduce --list', 'wsflow reproduce gaussian', 'wsflow reproduce wdbc --scale quick --out results', 'wsflow reproduce wdbc --dense --json', 'wsflow reproduce mnist --scale paper --device cuda', 'wsflow reproduce arch-transfer --scale quick', 'wsflow reproduce fmnist-guidance --json'],
+  examples: ['wsflow reproduce --list', 'wsflow reproduce gaussian', 'wsflow reproduce wdbc --scale quick --out results', 'wsflow reproduce wdbc --dense --reference --json', 'wsflow reproduce mnist --scale paper --device cuda', 'wsflow reproduce arch-transfer --scale quick', 'wsflow reproduce fmnist-guidance --json'],
 } as const satisfies CommandSpec;
 
 export const reproduceCommand: CliCommand = {
@@ -51,7 +52,9 @@ export const reproduceCommand: CliCommand = {
     if (name === undefined) throw new UsageError(`missing <experiment>: one of ${names.join(', ')} (or --list)`);
     const exp = EXPERIMENTS[name];
     if (exp === undefined) throw new UsageError(`<experiment>: unknown experiment '${name}'; one of ${names.join(', ')}`);
-    if (v.dense === true && name !== 'wdbc') throw new UsageError('--dense: applies to the wdbc experiment only');
+    for (const flag of ['dense', 'reference'] as const) {
+      if (v[flag] === true && exp.flags?.[flag] === undefined) throw new UsageError(`--${flag}: applies to the ${Object.values(EXPERIMENTS).filter((e) => e.flags?.[flag] !== undefined).map((e) => e.name).join(' and ')} experiments only`);
+    }
     if (fs.existsSync(v.out) && !fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} exists and is not a folder`);
     const device = ctx.setup(v);
     const why = exp.unavailable(scale, device);
@@ -62,7 +65,7 @@ export const reproduceCommand: CliCommand = {
       device,
       seed: v.seed,
       ...(v.steps !== undefined ? { steps: v.steps } : {}),
-      flags: { dense: v.dense === true },
+      flags: { dense: v.dense === true, reference: v.reference === true },
       signal: ctx.signal,
       progress: { stream: ctx.io.stderr, ...(ctx.json ? { json: true } : {}) },
       log: (m) => ctx.note(m),
