@@ -47,12 +47,14 @@ export interface TrainFlowResult {
   readonly flowFile: string;
   readonly checkpointFile: string;
   readonly logFile: string;
-  /** Optimiser steps done in all, and the step training resumed from (0 for a fresh start). */
+  /** Optimiser steps done in all, and the step training resumed from (0 for a fresh start; for a call that found the
+   * training finished, the finished run's). */
   readonly step: number;
   readonly resumedFrom: number;
   /** Running training loss at the end. */
   readonly loss: number;
-  /** Wall time of this call's training and its steps per second. */
+  /** Wall time of this call's training and its steps per second (a call that finds the training already finished
+   * reports the finished run's, from its log). */
   readonly seconds: number;
   readonly stepsPerS: number;
   /** Loss records of the whole training (earlier runs' records kept on resume). */
@@ -173,15 +175,18 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
         },
       },
     );
-    const seconds = (performance.now() - t0) / 1000;
-    const stepsPerS = (r.step - resumedFrom) / Math.max(seconds, 1e-9);
-    // Nothing left to train (resumed at the last step): report the last recorded loss.
+    // Nothing left to train (resumed at the last step): report the last recorded loss, and keep the finished run's
+    // own time and rate rather than this no-op's.
     const loss = Number.isFinite(r.loss) ? r.loss : (records.at(-1)?.loss ?? NaN);
+    const finished = r.step === resumedFrom && previous?.result.status === 'done' && previous.result.step === r.step ? previous.result : undefined;
+    const seconds = finished?.seconds ?? (performance.now() - t0) / 1000;
+    const stepsPerS = finished?.stepsPerS ?? (r.step - resumedFrom) / Math.max(seconds, 1e-9);
+    const from = finished?.resumedFrom ?? resumedFrom;
     fm.save(flowFile, { task: o.zoo.task, zoo_file: o.zooFile, zoo_aligned: String(zooRecord.aligned), train: JSON.stringify(log.train) });
-    log.result = { status: 'done', step: r.step, loss: Number.isFinite(loss) ? loss : null, seconds, resumedFrom, stepsPerS };
+    log.result = { status: 'done', step: r.step, loss: Number.isFinite(loss) ? loss : null, seconds, resumedFrom: from, stepsPerS };
     writeLog();
     bar?.done({ loss });
-    return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom, loss, seconds, stepsPerS, log: records, networks: data.n };
+    return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom: from, loss, seconds, stepsPerS, log: records, networks: data.n };
   } catch (e) {
     const interrupted = (e as WsfError).code === 'ERR_INTERRUPTED';
     log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds: (performance.now() - t0) / 1000, resumedFrom, stepsPerS: 0, message: (e as Error).message };

@@ -149,11 +149,18 @@ describe('the pipeline through the CLI', () => {
     expect(JSON.parse(az.metadata.aligned_to!)).toMatchObject({ source: 'zoo.safetensors' });
     expect(az.extra.perms?.shape).toEqual([8, 32]);
 
-    r = await cli('train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '12', '--checkpoint-every', '5', '--log-every', '4', '--device', 'cpu', '--json');
+    const trainArgs = ['train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '12', '--checkpoint-every', '5', '--log-every', '4', '--device', 'cpu', '--json'];
+    r = await cli(...trainArgs);
     expect(r.code, r.err).toBe(0);
-    const t = JSON.parse(r.out) as { step: number; aligned: boolean; geometry: string; loss: number };
+    const t = JSON.parse(r.out) as { step: number; aligned: boolean; geometry: string; loss: number; seconds: number; stepsPerS: number };
     expect(t).toMatchObject({ step: 12, aligned: true, geometry: 'geometric' });
     expect(Number.isFinite(t.loss)).toBe(true);
+    // The same command again finds the training finished: it reports (and its log keeps) the finished run's time and rate.
+    r = await cli(...trainArgs);
+    expect(r.code, r.err).toBe(0);
+    const again = JSON.parse(r.out) as typeof t & { resumedFrom: number };
+    expect(again).toMatchObject({ step: 12, seconds: t.seconds, stepsPerS: t.stepsPerS, resumedFrom: 0 });
+    expect(t.stepsPerS).toBeGreaterThan(0);
     for (const f of ['flow.safetensors', 'checkpoint.safetensors', 'train-log.json']) expect(fs.existsSync(path.join(flow, f)), f).toBe(true);
     const log = JSON.parse(fs.readFileSync(path.join(flow, 'train-log.json'), 'utf8')) as { records: { step: number }[]; result: { status: string } };
     expect(log.result.status).toBe('done');
