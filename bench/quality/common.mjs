@@ -17,6 +17,18 @@ export function cliArgs(argv = process.argv.slice(2)) {
   };
 }
 
+/**
+ * The options of the scripts that probe saved flows against a zoo: `--zoo <file> --flow <file> [--flow …]
+ * [--samples N] [--steps N] [--out file]`; prints the usage and exits 2 without a zoo or a flow.
+ */
+export function zooFlowArgs(defaultSamples) {
+  const { get, all } = cliArgs();
+  const zooFile = get('--zoo');
+  const flows = all('--flow');
+  if (!zooFile || flows.length === 0) { console.error('usage: --zoo <file> --flow <file> [--flow <file> ...] [--samples N] [--steps N] [--out file]'); process.exit(2); }
+  return { get, zooFile, flows, n: Number(get('--samples', String(defaultSamples))), steps: Number(get('--steps', '32')) };
+}
+
 /** The commit: WSF_COMMIT when set (a copied tree on the GPU host has no .git), else git's. */
 export function gitCommit() {
   if (process.env.WSF_COMMIT) return process.env.WSF_COMMIT;

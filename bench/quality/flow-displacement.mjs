@@ -8,16 +8,11 @@
 //        [--samples 32] [--steps 32] [--out results/trials/<name>.json]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cliArgs, deviceLabel, gitCommit, requireDist } from './common.mjs';
+import { deviceLabel, gitCommit, requireDist, zooFlowArgs } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
-const argv = process.argv.slice(2);
-const { get } = cliArgs();
-const flows = argv.flatMap((a, i) => (a === '--flow' ? [argv[i + 1]] : []));
-const zooFile = get('--zoo');
-if (!zooFile || flows.length === 0) { console.error('usage: --zoo <file> --flow <file> [--flow <file> ...] [--samples N] [--steps N] [--out file]'); process.exit(2); }
-const n = Number(get('--samples', '32')), steps = Number(get('--steps', '32'));
+const { get, zooFile, flows, n, steps } = zooFlowArgs(32);
 const zoo = w.readZoo(zooFile);
 const arch = zoo.arch, P = arch.numParams;
 const task = w.loadTask(zoo.task);
