@@ -31,7 +31,7 @@ import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
 import { fillNormalFast } from '../util/fastNormal.js';
 import { Rng } from '../util/rng.js';
-import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
+import { checkChoice, checkInt, checkNumber, invalidArgument } from '../util/validate.js';
 import { loadTask } from '../tasks/loadTask.js';
 import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
@@ -69,6 +69,13 @@ export interface FlowOptions {
    * shapes. Default: off.
    */
   gradientFeatures?: { task: string; rows?: number } | null;
+  /**
+   * Component input (mixture prior only; beyond the thesis): the field also sees, for every weight and bias, the mean
+   * of the mixture component a trajectory starts in (the component whose canonical mean is nearest the start point
+   * x0), so it can learn each mode's map relative to its mean instead of having to recognise the mode from x_t.
+   * Default false.
+   */
+  componentInput?: boolean;
   /**
    * Training-time distribution. Default 'logit-normal' (σ(N(0,1))) in corrected semantics, 'beta' (Beta(1,2), the
    * thesis) in reference semantics: on MNIST logit-normal times gave 0.449 vs 0.393 (averaged over 64: 0.730 vs 0.566)
@@ -263,6 +270,7 @@ interface ResolvedOptions {
   prior: PriorSpec;
   priorPool: number;
   gradientFeatures: { task: string; rows: number } | null;
+  componentInput: boolean;
   time: TimeDistribution;
   sigma: number;
   coupling: Coupling;
@@ -273,6 +281,12 @@ interface ResolvedOptions {
   layerScaling: boolean;
   lastLayerNorm: number;
   seed: number;
+}
+
+/** A boolean option. */
+function checkFlag(name: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw invalidArgument(name, 'true or false', v);
+  return v;
 }
 
 /** [offset, length] of each layer's weight block and bias block in the flat layout (per-layer scales and features). */
@@ -319,6 +333,9 @@ export class FlowMatcher {
   /** The task of the gradient features (loaded once, by create) and, built on first use, their probe batch. */
   private gradTask: Task | undefined;
   private probe: MiniBatch | undefined;
+  /** componentInput: the components' means in flow space (built on first use), and the aux of the trajectories in flight. */
+  private componentMeans: Float32Array | undefined;
+  private startAux: Float32Array | undefined;
   private order: Int32Array | undefined;
   private cursor = 0;
   private dataKey = '';
@@ -345,6 +362,7 @@ export class FlowMatcher {
       prior: opts.prior ?? { kind: 'gaussian', std: 0.1 },
       priorPool: checkInt('priorPool', opts.priorPool ?? 0, 0),
       gradientFeatures: opts.gradientFeatures === undefined || opts.gradientFeatures === null ? null : { task: String(opts.gradientFeatures.task), rows: checkInt('gradientFeatures.rows', opts.gradientFeatures.rows ?? 256, 1) },
+      componentInput: checkFlag('componentInput', opts.componentInput ?? false),
       time: checkChoice('time', opts.time ?? ((opts.semantics ?? 'corrected') === 'corrected' ? 'logit-normal' : 'beta'), TIME_DISTRIBUTIONS),
       sigma: checkNumber('sigma', opts.sigma ?? 1e-4, 0),
       coupling: checkChoice('coupling', opts.coupling ?? 'independent', ['independent', 'ot', 'trajectory', 'component-ot'] as const),
@@ -369,6 +387,12 @@ export class FlowMatcher {
     if (o.prior.kind === 'mixture' && o.priorPool > 0) {
       throw new WsfError("prior 'mixture' draws each network's start point from its own cluster, which a fixed prior pool cannot; use priorPool 0", 'ERR_INVALID');
     }
+    if (o.componentInput && o.prior.kind !== 'mixture') {
+      throw new WsfError(`componentInput gives the field the mean of a trajectory's mixture component, but the prior is '${o.prior.kind}'; use prior { kind: 'mixture' }`, 'ERR_INVALID');
+    }
+    if (o.componentInput && o.gradientFeatures !== null) {
+      throw new WsfError('componentInput and gradientFeatures both use the field\'s one auxiliary input; choose one', 'ERR_INVALID');
+    }
     if (o.prediction === 'velocity' && o.precondition) {
       throw new WsfError('precondition applies to x1-prediction only; use prediction: "x1" or precondition: false', 'ERR_INVALID');
     }
@@ -386,7 +410,7 @@ export class FlowMatcher {
         throw new WsfError(`gradientFeatures: task '${task.name}' has ${task.numFeatures} features and ${task.numClasses} classes, but ${arch.key} needs ${d} and ${C}`, 'ERR_INVALID');
       }
     }
-    const field = VectorField.create({ ...fieldOpts, arch, semantics: fieldOpts.semantics ?? fieldSemantics, seed: o.seed, ...(o.gradientFeatures !== null ? { auxInput: true } : {}), ...(opts.device !== undefined ? { device: opts.device } : {}) });
+    const field = VectorField.create({ ...fieldOpts, arch, semantics: fieldOpts.semantics ?? fieldSemantics, seed: o.seed, ...(o.gradientFeatures !== null || o.componentInput ? { auxInput: true } : {}), ...(opts.device !== undefined ? { device: opts.device } : {}) });
     const geom = geometry(arch, o.geometry, { semantics: o.semantics, lastLayerNorm: o.lastLayerNorm, device: field.device === 'cuda' ? 'cuda' : 'cpu' });
     const fm = new FlowMatcher(arch, o, field, geom);
     fm.gradTask = gradTask;
@@ -554,6 +578,7 @@ export class FlowMatcher {
    * without gradient features.
    */
   private auxFor(x: Float32Array, tg: Target): Float32Array | undefined {
+    if (this.options.componentInput) return this.startAux ?? this.componentAux(x);
     const gf = this.options.gradientFeatures;
     const task = this.gradTask;
     if (gf === null || task === undefined) return undefined;
@@ -582,6 +607,47 @@ export class FlowMatcher {
       }
     }
     return g;
+  }
+
+  /**
+   * The component input for trajectories starting at x0 (B×P, flow space): each row is the mean of the mixture
+   * component nearest it — canonicalised for the Normalized/Geometric flows, layer-scaled as the field's input.
+   */
+  private componentAux(x0: Float32Array): Float32Array {
+    const P = this.arch.numParams;
+    if (this.componentMeans === undefined) {
+      const comps = (this.priorStats as MixturePriorStats).components;
+      const means = new Float32Array(comps.length * P);
+      comps.forEach((c, k) => means.set(c.mean, k * P));
+      this.componentMeans = this.canonical ? this.geom.canonicalize(means) : means;
+    }
+    const means = this.componentMeans;
+    const K = means.length / P;
+    const B = x0.length / P;
+    const out = new Float32Array(B * P);
+    for (let b = 0; b < B; b++) {
+      let best = 0;
+      let bestD = Infinity;
+      for (let k = 0; k < K; k++) {
+        let d = 0;
+        for (let p = 0, ob = b * P, ok = k * P; p < P; p++) {
+          const t = x0[ob + p]! - means[ok + p]!;
+          d += t * t;
+        }
+        if (d < bestD) {
+          bestD = d;
+          best = k;
+        }
+      }
+      out.set(means.subarray(best * P, (best + 1) * P), b * P);
+    }
+    return this.modelInput(out);
+  }
+
+  /** @internal The component input the field sees for trajectories starting at x0 (componentInput flows), for tests. */
+  componentInputOf(x0: Float32Array): Float32Array | undefined {
+    checkBatch(this.arch, 'x0', x0);
+    return this.options.componentInput ? this.componentAux(x0) : undefined;
   }
 
   /**
@@ -704,6 +770,16 @@ export class FlowMatcher {
   /** The rest of a training step once the pairs (x0, x1) are drawn: times, interpolant, field, loss, Adam. */
   private trainOnPairs(x0: Float32Array, x1: Float32Array, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
     const P = this.arch.numParams;
+    const o = this.options;
+    if (o.componentInput) this.startAux = this.componentAux(x0);
+    try {
+      return this.trainOnPairsWith(x0, x1, B, P, adam);
+    } finally {
+      this.startAux = undefined;
+    }
+  }
+
+  private trainOnPairsWith(x0: Float32Array, x1: Float32Array, B: number, P: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
     const o = this.options;
     const t = sampleTimes(this.rng, o.time, new Float32Array(B));
     // Interpolant: geodesic on the spheres (geometric), linear + σ noise otherwise.
@@ -929,6 +1005,7 @@ export class FlowMatcher {
         const B = Math.min(bs, n - start);
         let x = opts.x0 !== undefined ? this.canon(opts.x0.slice(start * P, (start + B) * P), tg) : this.drawPriorWith(rng, B, tg);
         const x0 = x.slice();
+        if (this.options.componentInput) this.startAux = this.componentAux(x0);
         const vel = (y: Float32Array, t: number): Float32Array => {
           let v = this.velocity(y, t, x0, vmode, tg);
           const g = opts.guidance;
@@ -957,6 +1034,7 @@ export class FlowMatcher {
       }
     } finally {
       if (saved !== undefined) this.field.setParams(saved);
+      this.startAux = undefined;
     }
     return out;
   }
@@ -1220,6 +1298,7 @@ export class FlowMatcher {
     const pb = f.tensors['__prior_basis']?.data as Float32Array | undefined;
     this.priorStats = pm !== undefined && pb !== undefined ? { mean: pm, basis: pb } : readMixture(f.tensors);
     this.priorLabels = undefined;
+    this.componentMeans = undefined;
     this.rng.setState(JSON.parse(f.metadata.rng ?? '[1,2,3,4]') as number[]);
     this.cursor = Number(f.metadata.cursor ?? '0');
   }

@@ -134,6 +134,43 @@ describe('mixture prior', () => {
     expect(() => FlowMatcher.create({ arch, prior: { kind: 'zoo' }, coupling: 'component-ot', device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/component-ot.*mixture/) }));
   });
 
+  it('componentInput gives the field the mean of the component nearest each start point, and changes its output', async () => {
+    // Two clusters ±100 apart (Euclidean flow, no layer scaling): the component means are the cluster means, computed
+    // here in f64 from the data; each start point's input must be its own cluster's mean.
+    const x = new Float32Array(16 * P);
+    for (let i = 0; i < 16; i++) for (let p = 0; p < P; p++) x[i * P + p] = (i % 2 === 0 ? 100 : -100) + Math.sin(7 * i + p);
+    const clusterMean = (parity: number): number[] => {
+      const m = new Array<number>(P).fill(0);
+      for (let i = parity; i < 16; i += 2) for (let p = 0; p < P; p++) m[p]! += x[i * P + p]! / 8;
+      return m;
+    };
+    const fm = FlowMatcher.create({ arch, geometry: 'euclidean', layerScaling: false, prior: { kind: 'mixture', components: 2 }, componentInput: true, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+    await fm.fit({ weights: x }, { steps: 3, batchSize: 8 });
+    const x0 = fm.drawPriorSamples(6, 5);
+    const aux = fm.componentInputOf(x0)!;
+    for (let b = 0; b < 6; b++) {
+      const side = x0[b * P]! > 0 ? 0 : 1; // which cluster the draw is in
+      expect(Array.from(aux.subarray(b * P, (b + 1) * P))).toAllClose(clusterMean(side), { atol: 1e-3, rtol: 1e-5 });
+    }
+    const loaded = saveAndReload(fm, 'wsf-cin-');
+    expect(loaded.options.componentInput).toBe(true);
+    expect(Array.from(loaded.componentInputOf(x0)!)).toEqual(Array.from(aux));
+    expect(Array.from(loaded.sample({ n: 6, steps: 3, x0 }))).toEqual(Array.from(fm.sample({ n: 6, steps: 3, x0 })));
+    // The field sees it: the same start points with the other component's means as input give other samples.
+    const swapped = new Float32Array(aux.length);
+    for (let b = 0; b < 6; b++) swapped.set(aux.subarray(((b + 1) % 6) * P, ((b + 1) % 6 + 1) * P), b * P);
+    expect(Array.from(swapped)).not.toEqual(Array.from(aux)); // draws from both clusters
+    const own = loaded.sample({ n: 6, steps: 3, x0 });
+    (loaded as unknown as { componentAux: () => Float32Array }).componentAux = () => swapped;
+    expect(Array.from(loaded.sample({ n: 6, steps: 3, x0 }))).not.toEqual(Array.from(own));
+    const plain = FlowMatcher.create({ arch, geometry: 'euclidean', layerScaling: false, prior: { kind: 'mixture', components: 2 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
+    expect(plain.componentInputOf(x0)).toBeUndefined();
+    for (const f of [fm, loaded, plain]) f.dispose();
+    expect(() => FlowMatcher.create({ arch, prior: { kind: 'zoo' }, componentInput: true, device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/componentInput.*'zoo'/) }));
+    expect(() => FlowMatcher.create({ arch, prior: { kind: 'mixture' }, componentInput: true, gradientFeatures: { task: 'wdbc' }, device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/choose one/) }));
+    expect(() => FlowMatcher.create({ arch, prior: { kind: 'mixture' }, componentInput: 'yes' as never, device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+  });
+
   it('preconditions the Euclidean field by default only when the prior is fitted to the zoo', () => {
     const pre = (o: Omit<Parameters<typeof FlowMatcher.create>[0], 'arch'>): boolean => {
       const fm = FlowMatcher.create({ field: { D: 4, layers: 1 }, device: 'cpu', ...o, arch });
