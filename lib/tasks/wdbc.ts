@@ -85,7 +85,7 @@ export interface WdbcOptions {
   readonly seed?: number;
   /** Default 80/10/10 (455/57/57). */
   readonly split?: SplitFractions;
-  /** Default 'train'; 'all' = the reference code's choice. */
+  /** Default 'train' ('all', the reference code's choice, with splitRule 'sklearn'). */
   readonly standardize?: StandardizeMode;
   /** Folder holding `wdbc.csv`. Default: the package's `data/`. */
   readonly dataDir?: string;
@@ -104,7 +104,8 @@ export interface WdbcOptions {
 export function loadWdbc(opts: WdbcOptions = {}): Task {
   const rule = checkChoice('splitRule', opts.splitRule ?? 'seeded', ['seeded', 'sklearn'] as const);
   const seed = checkInt('seed', opts.seed ?? DEFAULT_SPLIT_SEED, rule === 'sklearn' ? 0 : -(2 ** 31), 2 ** 32 - 1);
-  const standardize = checkChoice('standardize', opts.standardize ?? 'train', ['train', 'all', 'none'] as const);
+  // Each rule's default scaling is its task's: 'train' for wdbc, the reference code's 'all' for wdbc-reference.
+  const standardize = checkChoice('standardize', opts.standardize ?? (rule === 'sklearn' ? 'all' : 'train'), ['train', 'all', 'none'] as const);
   if (rule === 'sklearn' && opts.split !== undefined) {
     throw new WsfError("the 'sklearn' split rule is the published code's fixed 80/10/10 (train_test_split 0.2, then 0.5); it takes no split fractions", 'ERR_INVALID');
   }
@@ -132,5 +133,5 @@ export function loadWdbc(opts: WdbcOptions = {}): Task {
  * @throws WsfError as {@link loadWdbc}; ERR_INVALID when `split` is given
  */
 export function loadWdbcReference(opts: Omit<WdbcOptions, 'splitRule'> = {}): Task {
-  return loadWdbc({ ...opts, standardize: opts.standardize ?? 'all', splitRule: 'sklearn' });
+  return loadWdbc({ ...opts, splitRule: 'sklearn' });
 }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Task, WsfError, customTask, fashionMnistAvailable, loadTask, mnistFullAvailable, parseIdx, readMnist, splitSizes } from '../../lib/index.js';
+import { type Task, WsfError, customTask, fashionMnistAvailable, loadTask, loadWdbc, mnistFullAvailable, parseIdx, readMnist, splitSizes } from '../../lib/index.js';
 
 // Independent references: the CSV parsed here with plain string code, statistics in f64, hashes with node:crypto.
 const csvPath = path.join(__dirname, '..', '..', 'data', 'wdbc.csv');
@@ -132,6 +132,8 @@ describe('wdbc-reference (the published code\'s split)', () => {
     expect(t.name).toBe('wdbc-reference');
     expect(t.description).toMatch(/train_test_split/);
     expect(loadTask('wdbc-reference', { standardize: 'train' }).spec?.standardize).toBe('train');
+    // The same task through loadWdbc's split rule: same name, same default scaling, same data.
+    expect(loadWdbc({ splitRule: 'sklearn' }).spec).toEqual(t.spec);
     expect(loadTask('wdbc-reference', { seed: 7 }).spec?.hash).not.toBe(t.spec?.hash);
   });
 
