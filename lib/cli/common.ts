@@ -24,6 +24,25 @@ export function taskFor(label: string, name: string, opts: LoadTaskOptions = {})
   return checked(label, () => loadTask(name, opts));
 }
 
+/**
+ * Refuses a zoo whose recorded task (`task_spec`) names `task` but holds other data than `task` has now — another
+ * split, scaling or data version: its trained networks would be compared on examples they may have trained on.
+ * Zoos without a record, or of another task, pass.
+ */
+export function checkZooTask(label: string, file: string, zoo: Zoo, task: Task): void {
+  let spec: { name?: string; hash?: string; seed?: number | null; sizes?: number[]; standardize?: string } | undefined;
+  try {
+    spec = JSON.parse(zoo.metadata.task_spec ?? 'null') as typeof spec;
+  } catch {
+    return;
+  }
+  if (spec === null || spec === undefined || spec.name !== task.name || spec.hash === undefined || task.spec === undefined || spec.hash === task.spec.hash) return;
+  throw new UsageError(
+    `${label}: ${file} was trained on other '${task.name}' data than this version builds (its split: seed ${spec.seed ?? '—'}, ${(spec.sizes ?? []).join('/')}, scaling '${spec.standardize ?? '?'}'; data hash ${spec.hash.slice(0, 12)}… against ${task.spec.hash.slice(0, 12)}…); ` +
+      'comparing with its networks would test them on examples they may have trained on — rebuild the zoo with this version',
+  );
+}
+
 /** Parses `--arch` and checks it against the task's input and output widths. */
 export function archFor(label: string, value: string | undefined, task: Task): Architecture {
   const arch = value === undefined ? mlp(task.defaultArch) : checked(label, () => mlp(value));

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS, main } from '../../lib/cli/main.js';
 import { runDemo } from '../../lib/pipeline/demo.js';
 import { naturalLogitScale, readWeightsFile } from '../../lib/pipeline/sample.js';
-import { readSafetensors } from '../../lib/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
 import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
 import { geometry } from '../../lib/geometry/Geometry.js';
@@ -126,6 +126,16 @@ describe('the published WDBC split through the CLI', () => {
     const e = JSON.parse(r.out) as { task: string; samples: { accuracy: { mean: number } } };
     // The zoo's own test accuracies were measured by the trainer on the same 57 examples.
     expect(e.samples.accuracy.mean).toBeCloseTo(z.testAcc.reduce((s, v) => s + v, 0) / z.n, 5);
+    // A zoo that records other data for the same task name (another split or version) is refused as a comparison.
+    r = await cli('eval', '--weights', path.join(zoo, 'zoo.safetensors'), '--zoo', path.join(zoo, 'zoo.safetensors'), '--json');
+    expect(r.code, r.err).toBe(0);
+    const f = readSafetensors(path.join(zoo, 'zoo.safetensors'));
+    const spec = JSON.parse(f.metadata.task_spec!) as { hash: string };
+    const other = path.join(tmp, 'zoos', 'wref-other.safetensors');
+    writeSafetensors(other, f.tensors, { ...f.metadata, task_spec: JSON.stringify({ ...spec, hash: '0'.repeat(64) }) });
+    r = await cli('eval', '--weights', path.join(zoo, 'zoo.safetensors'), '--zoo', other);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--zoo: .*wref-other\.safetensors was trained on other 'wdbc-reference' data than this version builds .*rebuild the zoo/);
   });
 });
 

@@ -5,7 +5,7 @@ import { likelihoodOfNetworks } from '../../pipeline/likelihood.js';
 import { readWeightsFile } from '../../pipeline/sample.js';
 import { TASK_NAMES } from '../../tasks/loadTask.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { archFor, checked, duration, flowFor, pm, table, taskFor, zooFor } from '../common.js';
+import { archFor, checkZooTask, checked, duration, flowFor, pm, table, taskFor, zooFor } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -203,6 +203,7 @@ export const evalCommand: CliCommand = {
       const z = zooFor('--zoo', v.zoo, data);
       if (!z.zoo.arch.equals(wf.arch)) throw new UsageError(`--zoo: ${z.loc.file} holds ${z.zoo.arch.key} networks, the samples are ${wf.arch.key}`);
       if (z.zoo.n < 2) throw new UsageError(`--zoo: ${z.loc.file} holds ${z.zoo.n} network; comparisons need at least 2`);
+      checkZooTask('--zoo', z.loc.file, z.zoo, task);
       zoo = z.zoo.weights;
       zooFile = z.loc.file;
       mixture = mixtureClusters(mixtureOpt, wf.metadata.prior, z.zoo.run);
