@@ -37,7 +37,7 @@ import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
 import { couplingCost, otPairs, type Coupling, type OtCost } from './coupling.js';
 import { drawProbes, gaussianLogDensity, integrateDivergence, type DivergenceProblem, type ProbeKind } from './likelihood.js';
-import { checkPriorSpec, componentsOf, drawMixtureComponents, fitMixturePrior, fitZooPrior, isMixture, membersOf, samplePrior, type MixturePriorStats, type PriorSpec, type PriorStats } from './prior.js';
+import { checkPriorSpec, componentsOf, drawMixtureComponents, fitMixturePrior, fitZooPrior, isMixture, membersOf, nearestComponent, samplePrior, type MixturePriorStats, type PriorSpec, type PriorStats } from './prior.js';
 import { integrate } from './solvers.js';
 import { TIME_DISTRIBUTIONS, sampleTimes, timeGrid, type TimeDistribution, type TimeGridKind } from './time.js';
 
@@ -333,8 +333,8 @@ export class FlowMatcher {
   /** The task of the gradient features (loaded once, by create) and, built on first use, their probe batch. */
   private gradTask: Task | undefined;
   private probe: MiniBatch | undefined;
-  /** componentInput: the components' means in flow space (built on first use), and the aux of the trajectories in flight. */
-  private componentMeans: Float32Array | undefined;
+  /** componentInput: the mixture with its means in flow space (built on first use), and the aux of the trajectories in flight. */
+  private componentMeans: MixturePriorStats | undefined;
   private startAux: Float32Array | undefined;
   private order: Int32Array | undefined;
   private cursor = 0;
@@ -619,28 +619,13 @@ export class FlowMatcher {
       const comps = (this.priorStats as MixturePriorStats).components;
       const means = new Float32Array(comps.length * P);
       comps.forEach((c, k) => means.set(c.mean, k * P));
-      this.componentMeans = this.canonical ? this.geom.canonicalize(means) : means;
+      const flow = this.canonical ? this.geom.canonicalize(means) : means;
+      this.componentMeans = { components: comps.map((c, k) => ({ ...c, mean: flow.subarray(k * P, (k + 1) * P) })) };
     }
-    const means = this.componentMeans;
-    const K = means.length / P;
-    const B = x0.length / P;
-    const out = new Float32Array(B * P);
-    for (let b = 0; b < B; b++) {
-      let best = 0;
-      let bestD = Infinity;
-      for (let k = 0; k < K; k++) {
-        let d = 0;
-        for (let p = 0, ob = b * P, ok = k * P; p < P; p++) {
-          const t = x0[ob + p]! - means[ok + p]!;
-          d += t * t;
-        }
-        if (d < bestD) {
-          bestD = d;
-          best = k;
-        }
-      }
-      out.set(means.subarray(best * P, (best + 1) * P), b * P);
-    }
+    const comps = this.componentMeans.components;
+    const nearest = nearestComponent(this.componentMeans, x0);
+    const out = new Float32Array(x0.length);
+    nearest.forEach((k, b) => out.set(comps[k]!.mean, b * P));
     return this.modelInput(out);
   }
 
@@ -769,17 +754,17 @@ export class FlowMatcher {
 
   /** The rest of a training step once the pairs (x0, x1) are drawn: times, interpolant, field, loss, Adam. */
   private trainOnPairs(x0: Float32Array, x1: Float32Array, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
-    const P = this.arch.numParams;
-    const o = this.options;
-    if (o.componentInput) this.startAux = this.componentAux(x0);
+    if (!this.options.componentInput) return this.trainOnPairsWith(x0, x1, B, adam);
+    this.startAux = this.componentAux(x0); // the field's input for these trajectories
     try {
-      return this.trainOnPairsWith(x0, x1, B, P, adam);
+      return this.trainOnPairsWith(x0, x1, B, adam);
     } finally {
       this.startAux = undefined;
     }
   }
 
-  private trainOnPairsWith(x0: Float32Array, x1: Float32Array, B: number, P: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+  private trainOnPairsWith(x0: Float32Array, x1: Float32Array, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+    const P = this.arch.numParams;
     const o = this.options;
     const t = sampleTimes(this.rng, o.time, new Float32Array(B));
     // Interpolant: geodesic on the spheres (geometric), linear + σ noise otherwise.
