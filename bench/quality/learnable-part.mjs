@@ -36,13 +36,15 @@ for (const file of flows) {
   // Each run's members and its mean network in flow space (the mixture-by-run component means, up to canonicalisation).
   const runs = [...new Set(zoo.run)].sort((a, b) => a - b);
   const members = runs.map((r) => [...zoo.run.keys()].filter((i) => zoo.run[i] === r));
-  const means = new Float32Array(runs.length * P);
-  members.forEach((m, k) => { for (const i of m) for (let p = 0; p < P; p++) means[k * P + p] += data[i * P + p] / m.length; });
-  const meansFlow = space(means);
+  const runMeans = (src) => {
+    const means = new Float32Array(runs.length * P);
+    members.forEach((m, k) => { for (const i of m) for (let p = 0; p < P; p++) means[k * P + p] += src[i * P + p] / m.length; });
+    return means;
+  };
+  const meansFlow = space(runMeans(data));
   // The prior's draws are raw (drawPriorSamples); the flow trains on them in its own space (canonical form for the
   // sphere flows). Each draw's component is found in raw space, against the runs' raw mean networks.
-  const meansRaw = new Float32Array(runs.length * P);
-  members.forEach((m, k) => { for (const i of m) for (let p = 0; p < P; p++) meansRaw[k * P + p] += al.aligned[i * P + p] / m.length; });
+  const meansRaw = runMeans(al.aligned);
   const x0raw = fm.drawPriorSamples(n, 11);
   const x0 = space(x0raw);
   const x1 = new Float32Array(n * P);
