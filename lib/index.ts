@@ -57,7 +57,7 @@ export type { ZooPreset, ZooPresetName, ZooOptimizerOptions, ZooInitOptions, Zoo
 export { readZoo, writeZoo, readZooMetadata, encodeZoo, decodeZoo, zooMeta, ZOO_FORMAT, ZOO_FORMAT_VERSION, ZOO_TENSORS } from './zoo/Zoo.js';
 export type { Zoo, ZooInput } from './zoo/Zoo.js';
 export { linearSumAssignment } from './align/assignment.js';
-export { permuteNetworks, randomPermutations, invertPermutations, composePermutations, numHidden, hiddenOffsets, checkPermutations } from './align/permutation.js';
+export { permuteNetworks, identityPermutations, randomPermutations, invertPermutations, composePermutations, numHidden, hiddenOffsets, checkPermutations } from './align/permutation.js';
 export { alignNetworks, nearestToMean } from './align/weightMatching.js';
 export type { AlignOptions, AlignResult, DistanceStats } from './align/weightMatching.js';
 export { evaluateNetworks } from './eval/evaluate.js';

@@ -4,7 +4,7 @@
 // results/trials/<task>.jsonl (the task is the zoo's).
 //
 //   node bench/quality/trials.mjs --zoo <zoo.safetensors> [--trial '<json config>' ...] [--samples 256]
-//        [--bma 1,4,16,64] [--save-flow <file>] [--load-flow <file>] [--device cpu|cuda] [--max-seconds S]
+//        [--bma 1,4,16,64] [--save-flow <file>] [--load-flow <file>] [--device cpu|cuda] [--max-seconds S] [--align-by checkpoint|run]
 //        [--guidance '{"lambda":0.1,"rows":64,"sgdLr":[0.1],"logitScale":1|"auto"}']   (lambda may be a list: one guided set per λ;
 //         logitScale: guide at that logit scale, 'auto' = the trained networks' own, see naturalLogitScale)
 //
@@ -21,7 +21,7 @@
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine' }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
+import { alignZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
@@ -48,8 +48,8 @@ const out = get('--out', path.join(root, 'results', 'trials', `${zoo.task}.jsonl
 fs.mkdirSync(path.dirname(out), { recursive: true });
 const arch = zoo.arch;
 const t0a = performance.now();
-const al = w.alignNetworks(arch, zoo.weights, { seed: 0 });
-console.log(`${zoo.n} networks (${zoo.task}, ${arch.key}) aligned in ${((performance.now() - t0a) / 1000).toFixed(1)} s`);
+const al = alignZoo(w, zoo);
+console.log(`${zoo.n} networks (${zoo.task}, ${arch.key}) aligned${al.by === 'run' ? ' by run' : ''} in ${((performance.now() - t0a) / 1000).toFixed(1)} s`);
 const P = arch.numParams;
 // Trained reference: the last checkpoint of every run.
 const trained = pickRows(al.aligned, lastCheckpoints(zoo), P);
@@ -168,7 +168,7 @@ for (const t of trials) {
     sgdBaseline = { gradientEvals: cfg.samplerGradientEvals, rows, best: best.lr, acc: best.acc, loss: best.loss, bma: best.bma, runs };
   }
   const row = {
-    date: new Date().toISOString(), commit: sha, device: deviceLabel(device), zoo: { file: path.basename(zooFile), networks: zoo.n }, config: cfg,
+    date: new Date().toISOString(), commit: sha, device: deviceLabel(device), zoo: { file: path.basename(zooFile), networks: zoo.n, ...(al.by === 'run' ? { alignedBy: 'run' } : {}) }, config: cfg,
     trainSeconds: +trainS.toFixed(1), sampleSeconds: +sampleS.toFixed(1), finalLoss: lossTail, samples: nSamples,
     sample: { acc: ev.accuracySummary, loss: ev.lossSummary, bma: await bmaOf(s) },
     trainedLast: { acc: trainedEval.accuracySummary, loss: trainedEval.lossSummary, bma: trainedBma },

@@ -118,6 +118,22 @@ export function permuteNetworks(arch: Architecture, flat: Float32Array, perms: I
 }
 
 /**
+ * Identity permutation sets (every hidden neuron stays where it is).
+ * @param arch the base MLP
+ * @param count number of sets B (default 1)
+ * @returns Int32Array of length B·H
+ */
+export function identityPermutations(arch: Architecture, count = 1): Int32Array {
+  const H = numHidden(arch);
+  const out = new Int32Array(count * H);
+  const offs = hiddenOffsets(arch);
+  for (let s = 0; s < count; s++) {
+    for (let l = 1; l < arch.numLayers; l++) for (let j = 0; j < arch.widths[l]!; j++) out[s * H + offs[l - 1]! + j] = j;
+  }
+  return out;
+}
+
+/**
  * Uniformly random permutation sets.
  * @param arch the base MLP
  * @param rng a seeded {@link Rng} or a seed (integer)

@@ -18,7 +18,7 @@ import { type Summary, summarize } from '../eval/stats.js';
 import { Rng } from '../util/rng.js';
 import { checkInt, invalidArgument } from '../util/validate.js';
 import { solveAssignment } from './assignment.js';
-import { hiddenOffsets, numHidden, permuteNetworks } from './permutation.js';
+import { hiddenOffsets, identityPermutations, numHidden, permuteNetworks } from './permutation.js';
 
 /** Options of {@link alignNetworks}. */
 export interface AlignOptions {
@@ -32,6 +32,14 @@ export interface AlignOptions {
   maxIterations?: number;
   /** Seed of the layer visiting order (default 0). */
   seed?: number;
+  /**
+   * Group ids, one per network (e.g. a zoo's training-run ids). Networks of one group share one permutation: the one
+   * that maximises the objective summed over the group, i.e. weight matching of the group's mean network (the
+   * objective is linear in θ). Neurons keep their identity along a training run, so aligning each checkpoint on its
+   * own can give checkpoints of one run different permutations, and their mean then blends different neurons.
+   * When the reference is a network of `weights`, its group keeps the identity. Default: every network on its own.
+   */
+  groups?: ArrayLike<number>;
 }
 
 /** Per-network Euclidean distances to the reference and their summary. */
@@ -56,7 +64,10 @@ export interface AlignResult {
   readonly converged: number;
   /** Distances ‖θ_b − θ_ref‖ before alignment. */
   readonly distanceBefore: DistanceStats;
-  /** Distances ‖π_b(θ_b) − θ_ref‖ after alignment (never larger than before). */
+  /**
+   * Distances ‖π_b(θ_b) − θ_ref‖ after alignment (never larger than before per network; with `groups`, never larger
+   * summed over each group in squares — the group shares one permutation).
+   */
   readonly distanceAfter: DistanceStats;
   /** Wall-clock milliseconds. */
   readonly ms: number;
@@ -132,26 +143,77 @@ export function alignNetworks(arch: Architecture, weights: Float32Array, opts: A
     ref = weights.slice(referenceIndex * P, (referenceIndex + 1) * P);
   }
 
+  const H = numHidden(arch);
+  const before = new Float64Array(B);
+  for (let b = 0; b < B; b++) before[b] = Math.sqrt(sqDist(weights, b * P, ref, 0, P));
+  let perms: Int32Array;
+  let iterations: Int32Array;
+  let converged = 0;
+  if (opts.groups === undefined) {
+    ({ perms, iterations, converged } = matchAll(arch, weights, ref, maxIterations, rng));
+  } else {
+    const { index, count } = groupIndex(opts.groups, B);
+    const G = count.length;
+    // Each group's mean network (f64 sums): matching it maximises the group's summed objective.
+    const sums = new Float64Array(G * P);
+    for (let b = 0; b < B; b++) for (let p = 0, o = b * P, g = index[b]! * P; p < P; p++) sums[g + p]! += weights[o + p]!;
+    const means = new Float32Array(G * P);
+    for (let g = 0; g < G; g++) for (let p = 0; p < P; p++) means[g * P + p] = sums[g * P + p]! / count[g]!;
+    const m = matchAll(arch, means, ref, maxIterations, rng);
+    // The reference's own group defines the frame: it keeps the identity, so the reference stays unchanged.
+    if (referenceIndex >= 0) m.perms.set(identityPermutations(arch), index[referenceIndex]! * H);
+    perms = new Int32Array(B * H);
+    iterations = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      const g = index[b]!;
+      perms.set(m.perms.subarray(g * H, (g + 1) * H), b * H);
+      iterations[b] = m.iterations[g]!;
+      converged += m.convergedFlags[g]!;
+    }
+  }
+  const aligned = permuteNetworks(arch, weights, perms);
+  const after = new Float64Array(B);
+  for (let b = 0; b < B; b++) after[b] = Math.sqrt(sqDist(aligned, b * P, ref, 0, P));
+  return {
+    aligned,
+    referenceIndex,
+    reference: ref,
+    perms,
+    iterations,
+    converged,
+    distanceBefore: { ...summarize(before), values: before },
+    distanceAfter: { ...summarize(after), values: after },
+    ms: performance.now() - t0,
+  };
+}
+
+/**
+ * Weight matching of every network of `weights` (B×P) to `ref` on its own: per-network permutations, sweeps and
+ * whether each reached a fixed point (see {@link alignNetworks}).
+ */
+function matchAll(arch: Architecture, weights: Float32Array, ref: Float32Array, maxIterations: number, rng: Rng): { perms: Int32Array; iterations: Int32Array; converged: number; convergedFlags: Uint8Array } {
+  const P = arch.numParams;
+  const B = weights.length / P;
   const L = arch.numLayers;
   const H = numHidden(arch);
   const offs = hiddenOffsets(arch);
   const perms = new Int32Array(B * H);
   const iterations = new Int32Array(B);
   let converged = 0;
+  const convergedFlags = new Uint8Array(B);
   let maxN = 1;
   for (let l = 1; l < L; l++) maxN = Math.max(maxN, arch.widths[l]!);
   const S = new Float64Array(maxN * maxN);
   const cand = new Int32Array(maxN);
   const order = new Int32Array(Math.max(0, L - 1));
-  const before = new Float64Array(B);
 
   for (let b = 0; b < B; b++) {
     const base = b * P;
-    before[b] = Math.sqrt(sqDist(weights, base, ref, 0, P));
     const pb = b * H;
     for (let l = 1; l < L; l++) for (let j = 0; j < arch.widths[l]!; j++) perms[pb + offs[l - 1]! + j] = j;
     if (L < 2) {
       converged++;
+      convergedFlags[b] = 1;
       continue;
     }
     let it = 0;
@@ -221,20 +283,31 @@ export function alignNetworks(arch: Architecture, weights: Float32Array, opts: A
       if (L === 2) changed = false;
     }
     iterations[b] = it;
-    if (!changed) converged++;
+    if (!changed) {
+      converged++;
+      convergedFlags[b] = 1;
+    }
   }
-  const aligned = permuteNetworks(arch, weights, perms);
-  const after = new Float64Array(B);
-  for (let b = 0; b < B; b++) after[b] = Math.sqrt(sqDist(aligned, b * P, ref, 0, P));
-  return {
-    aligned,
-    referenceIndex,
-    reference: ref,
-    perms,
-    iterations,
-    converged,
-    distanceBefore: { ...summarize(before), values: before },
-    distanceAfter: { ...summarize(after), values: after },
-    ms: performance.now() - t0,
-  };
+  return { perms, iterations, converged, convergedFlags };
+}
+
+/** Dense group indices 0..G−1 (in order of first appearance) for B group ids, and each group's size. */
+function groupIndex(groups: ArrayLike<number>, B: number): { index: Int32Array; count: number[] } {
+  if (groups.length !== B) throw invalidArgument('groups', `one group id per network (length ${B})`, groups, 'ERR_SHAPE');
+  const ids = new Map<number, number>();
+  const index = new Int32Array(B);
+  const count: number[] = [];
+  for (let b = 0; b < B; b++) {
+    const id = groups[b]!;
+    if (!Number.isFinite(id)) throw invalidArgument('groups', 'finite group ids', id);
+    let g = ids.get(id);
+    if (g === undefined) {
+      g = count.length;
+      ids.set(id, g);
+      count.push(0);
+    }
+    index[b] = g;
+    count[g]!++;
+  }
+  return { index, count };
 }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { linearSumAssignment } from '../../lib/align/assignment.js';
-import { composePermutations, invertPermutations, numHidden, permuteNetworks, randomPermutations } from '../../lib/align/permutation.js';
+import { composePermutations, identityPermutations, invertPermutations, numHidden, permuteNetworks, randomPermutations } from '../../lib/align/permutation.js';
 import { alignNetworks, nearestToMean } from '../../lib/align/weightMatching.js';
+import { alignZoo } from '../../lib/pipeline/align.js';
+import type { Zoo } from '../../lib/zoo/Zoo.js';
 import { loadTf, mlp, toTfModel, WsfError } from '../../lib/index.js';
 import { Rng } from '../../lib/util/rng.js';
 import { forwardF64 } from '../helpers/mlpRef.js';
@@ -173,11 +175,119 @@ describe('alignNetworks (weight matching)', () => {
     expect(sep.aligned).toEqual(res.aligned);
   });
 
+  it('groups share the permutation that is best summed over the group (brute force over all 4! sets)', () => {
+    const arch = mlp([3, 4, 2]);
+    const P = arch.numParams;
+    const rng = new Rng(5);
+    const B = 9;
+    const w = rng.fillNormal(new Float32Array(B * P));
+    const groups = [7, 7, 7, 2, 2, 9, 9, 9, 9];
+    const res = alignNetworks(arch, w, { reference: 0, groups });
+    // Every permutation of the 4 hidden neurons, by exhaustive search: the group's summed squared distance to the reference.
+    const all: number[][] = [];
+    const rec = (p: number[]): void => {
+      if (p.length === 4) all.push(p);
+      else for (let j = 0; j < 4; j++) if (!p.includes(j)) rec([...p, j]);
+    };
+    rec([]);
+    const ref = w.subarray(0, P);
+    const groupCost = (members: number[], perm: Int32Array): number => {
+      const x = permuteNetworks(arch, Float32Array.from(members.flatMap((b) => Array.from(w.subarray(b * P, (b + 1) * P)))), perm);
+      let s = 0;
+      for (let i = 0; i < x.length; i++) s += (x[i]! - ref[i % P]!) ** 2;
+      return s;
+    };
+    for (const id of [2, 9]) {
+      const members = groups.flatMap((g, b) => (g === id ? [b] : []));
+      for (const b of members) expect(res.perms.subarray(b * 4, b * 4 + 4)).toEqual(res.perms.subarray(members[0]! * 4, members[0]! * 4 + 4));
+      const best = Math.min(...all.map((p) => groupCost(members, Int32Array.from(p))));
+      expect(groupCost(members, res.perms.slice(members[0]! * 4, members[0]! * 4 + 4))).toBeCloseTo(best, 3);
+      // Never worse than before, summed over the group.
+      expect(groupCost(members, identityPermutations(arch))).toBeGreaterThanOrEqual(best - 1e-6);
+    }
+    // The reference's group keeps the identity: the reference itself is unchanged.
+    for (const b of [0, 1, 2]) expect(Array.from(res.perms.subarray(b * 4, b * 4 + 4))).toEqual([0, 1, 2, 3]);
+    expect(res.aligned.subarray(0, P)).toEqual(ref);
+    // One network per group is plain per-network alignment.
+    expect(alignNetworks(arch, w, { groups: [...w.keys()].slice(0, B) }).perms).toEqual(alignNetworks(arch, w).perms);
+  });
+
+  it('groups recover one run-wide permutation that per-checkpoint matching splits', () => {
+    // A run's checkpoints drift away from the reference; per checkpoint, the late ones match a different permutation.
+    const arch = mlp([6, 5, 2]);
+    const P = arch.numParams;
+    const rng = new Rng(8);
+    const ref = rng.fillNormal(new Float32Array(P));
+    const pi = randomPermutations(arch, rng);
+    const K = 6;
+    const run = new Float32Array(K * P);
+    const drift = rng.fillNormal(new Float32Array(P), 0, 2);
+    for (let k = 0; k < K; k++) for (let p = 0; p < P; p++) run[k * P + p] = ref[p]! + (k / (K - 1)) * drift[p]! + 0.01 * rng.normal();
+    const batch = new Float32Array((K + 1) * P);
+    batch.set(ref);
+    batch.set(permuteNetworks(arch, run, pi), P);
+    const groups = [0, ...Array(K).fill(1)];
+    const g = alignNetworks(arch, batch, { reference: 0, groups });
+    const inv = invertPermutations(arch, pi);
+    for (let k = 1; k <= K; k++) expect(g.perms.subarray(k * 5, (k + 1) * 5)).toEqual(inv);
+    expect(g.aligned.subarray(P)).toEqual(run);
+    // Checkpoint by checkpoint, some of the run's checkpoints get another permutation.
+    const each = alignNetworks(arch, batch, { reference: 0 });
+    let split = 0;
+    for (let k = 1; k <= K; k++) if (each.perms.subarray(k * 5, (k + 1) * 5).some((v, j) => v !== inv[j])) split++;
+    expect(split).toBeGreaterThan(0);
+  });
+
   it('validates options', () => {
     const arch = mlp([4, 3, 2]);
     const w = new Float32Array(2 * arch.numParams);
+    expect(() => alignNetworks(arch, w, { groups: [0] })).toThrowError(expect.objectContaining({ code: 'ERR_SHAPE' }));
+    expect(() => alignNetworks(arch, w, { groups: [0, Number.NaN] })).toThrow(/groups/);
     expect(() => alignNetworks(arch, w, { reference: 2 })).toThrow(/\[0, 1\] for `reference`/);
     expect(() => alignNetworks(arch, w, { reference: new Float32Array(3) })).toThrowError(expect.objectContaining({ code: 'ERR_SHAPE' }));
     expect(() => alignNetworks(arch, w, { maxIterations: 0 })).toThrow(/maxIterations/);
+  });
+});
+
+describe('alignZoo by run', () => {
+  it('gives each run one permutation, keeps the reference run, permutes init like its run, and chunks whole runs', async () => {
+    const arch = mlp([5, 4, 3, 2]);
+    const P = arch.numParams;
+    const H = numHidden(arch);
+    const rng = new Rng(13);
+    const R = 4;
+    const per = 5;
+    const n = R * per;
+    const base = rng.fillNormal(new Float32Array(P));
+    const init = new Float32Array(R * P);
+    const weights = new Float32Array(n * P);
+    const run = new Int32Array(n);
+    for (let r = 0; r < R; r++) {
+      const own = new Float32Array(P);
+      for (let p = 0; p < P; p++) own[p] = base[p]! + 0.3 * rng.normal();
+      const ckpts = new Float32Array(per * P);
+      for (let k = 0; k < per; k++) for (let p = 0; p < P; p++) ckpts[k * P + p] = own[p]! + (k / per) * rng.normal();
+      const pi = r === 0 ? identityPermutations(arch) : randomPermutations(arch, rng);
+      // Interleave runs, so a run's checkpoints are not contiguous.
+      const perm = permuteNetworks(arch, ckpts, pi);
+      for (let k = 0; k < per; k++) {
+        weights.set(perm.subarray(k * P, (k + 1) * P), (k * R + r) * P);
+        run[k * R + r] = r;
+      }
+      init.set(permuteNetworks(arch, own, pi), r * P);
+    }
+    const zoo: Zoo = { arch, task: 'synthetic', n, weights, run, epoch: new Int32Array(n), iter: Int32Array.from({ length: n }, (_, k) => k), testAcc: new Float32Array(n), testLoss: new Float32Array(n), init, metadata: {}, extra: {} };
+    const res = await alignZoo(zoo, { by: 'run', chunk: 3, reference: 0 });
+    const perms = res.zoo.extra!.perms!.data as Int32Array;
+    for (let k = 0; k < n; k++) expect(perms.subarray(k * H, (k + 1) * H)).toEqual(perms.subarray(run[k]! * H, (run[k]! + 1) * H));
+    // The reference's run (run 0) stays as it was.
+    for (let k = 0; k < n; k++) if (run[k] === 0) expect(res.zoo.weights.subarray(k * P, (k + 1) * P)).toEqual(weights.subarray(k * P, (k + 1) * P));
+    // Each run's init moves with its checkpoints.
+    for (let r = 0; r < R; r++) expect(res.zoo.init!.subarray(r * P, (r + 1) * P)).toEqual(permuteNetworks(arch, init.subarray(r * P, (r + 1) * P), perms.slice(r * H, (r + 1) * H)));
+    // Same result as one grouped alignment of the whole zoo (chunking by whole runs changes nothing).
+    const whole = alignNetworks(arch, weights, { reference: 0, groups: run });
+    expect(perms).toEqual(whole.perms);
+    expect(JSON.parse(res.zoo.metadata!.aligned_to!)).toMatchObject({ by: 'run' });
+    await expect(alignZoo(zoo, { by: 'layer' as 'run' })).rejects.toThrowError(expect.objectContaining({ code: 'ERR_INVALID' }));
   });
 });

@@ -9,22 +9,25 @@ import type { CliCommand } from './types.js';
 const spec = {
   name: 'align',
   summary: 'permutation-align a zoo to one reference network (weight matching)',
-  usage: ['wsflow align --zoo DIR [--reference N] [--out FILE]'],
+  usage: ['wsflow align --zoo DIR [--by checkpoint|run] [--reference N] [--out FILE]'],
   description: `Permutes the hidden neurons of every network in DIR/${ZOO_FILE} to match one reference network by weight
 matching (Git Re-Basin; exact per-layer assignments), which preserves every network's function, and writes
 DIR/${ALIGNED_FILE}: the same tensors with aligned weights, each run's initial weights permuted like its last
 checkpoint, the permutations (tensor \`perms\`) and the metadata \`aligned_to\` (source file and reference index) and
 \`alignment\` (distances to the reference before and after). 'wsflow train --zoo DIR' then uses the aligned zoo.
+--by run gives all checkpoints of a training run one permutation (the match of the run's mean network): neurons keep
+their identity along a run, while matching each checkpoint on its own can permute one run's checkpoints differently.
 Ctrl-C stops between chunks of networks; nothing is written then (alignment takes seconds for the WDBC zoo).`,
   options: {
     zoo: { type: 'string', metavar: 'DIR|FILE', exists: 'any', required: true, description: `zoo folder (reads ${ZOO_FILE}) or zoo file` },
     out: { type: 'string', metavar: 'FILE', description: `aligned zoo file (default: ${ALIGNED_FILE} beside the zoo)` },
     reference: { type: 'int', min: 0, metavar: 'N', description: 'index of the reference network (default: the network nearest to the mean)' },
+    by: { type: 'string', choices: ['checkpoint', 'run'], default: 'checkpoint', description: "'checkpoint': each network matched on its own (the thesis); 'run': one permutation per training run" },
     'max-iterations': { type: 'int', min: 1, default: 100, metavar: 'N', description: 'coordinate-descent sweeps per network' },
     seed: COMMON.seed,
     json: COMMON.json,
   },
-  examples: ['wsflow align --zoo zoos/wdbc', 'wsflow align --zoo zoos/wdbc/zoo.safetensors --reference 0 --out /tmp/aligned.safetensors --json'],
+  examples: ['wsflow align --zoo zoos/wdbc', 'wsflow align --zoo zoos/mnist --by run', 'wsflow align --zoo zoos/wdbc/zoo.safetensors --reference 0 --out /tmp/aligned.safetensors --json'],
 } as const satisfies CommandSpec;
 
 export const alignCommand: CliCommand = {
@@ -40,11 +43,11 @@ export const alignCommand: CliCommand = {
     const bar = ctx.progress({ label: 'align', total: zoo.n, unit: 'networks' });
     let r;
     try {
-      r = await alignZooFile(zoo, loc.file, out, { maxIterations: v['max-iterations'], seed: v.seed, signal: ctx.signal, progress: bar, ...(v.reference !== undefined ? { reference: v.reference } : {}) });
+      r = await alignZooFile(zoo, loc.file, out, { by: v.by as 'checkpoint' | 'run', maxIterations: v['max-iterations'], seed: v.seed, signal: ctx.signal, progress: bar, ...(v.reference !== undefined ? { reference: v.reference } : {}) });
     } finally {
       bar.done();
     }
-    const res = { file: out, source: loc.file, networks: zoo.n, reference: r.referenceIndex, distanceBefore: r.distanceBefore, distanceAfter: r.distanceAfter, converged: r.converged, seconds: r.seconds };
+    const res = { file: out, source: loc.file, networks: zoo.n, by: v.by, reference: r.referenceIndex, distanceBefore: r.distanceBefore, distanceAfter: r.distanceAfter, converged: r.converged, seconds: r.seconds };
     ctx.result(res, () =>
       [
         `wrote ${out}: ${zoo.n} networks aligned to network ${r.referenceIndex} of ${loc.file}`,
