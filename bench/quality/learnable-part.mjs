@@ -95,6 +95,6 @@ for (const file of flows) {
 }
 const out = get('--out');
 if (out) {
-  fs.writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), commit: gitCommit(), device: deviceLabel('cpu'), zoo: path.basename(zooFile), networks: zoo.n, samples: n, results }, null, 1)}\n`);
+  fs.writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), commit: gitCommit(), device: deviceLabel('cpu'), zoo: path.basename(zooFile), alignedBy: al.by, networks: zoo.n, samples: n, results }, null, 1)}\n`);
   console.log(`wrote ${out}`);
 }

@@ -37,6 +37,6 @@ for (const components of componentCounts) for (const scale of scales) {
 }
 const out = get('--out');
 if (out) {
-  fs.writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), commit: gitCommit(), device: deviceLabel('cpu'), zoo: path.basename(zooFile), task: zoo.task, runs: new Set(zoo.run).size, samples: n, rows }, null, 1)}\n`);
+  fs.writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), commit: gitCommit(), device: deviceLabel('cpu'), zoo: path.basename(zooFile), alignedBy: al.by, task: zoo.task, runs: new Set(zoo.run).size, samples: n, rows }, null, 1)}\n`);
   console.log(`wrote ${out}`);
 }

@@ -1,12 +1,12 @@
 /**
  * Aligning a whole zoo (what `wsflow align` does): every checkpoint is permuted to one reference network by weight
- * matching ({@link alignNetworks}), each on its own or one permutation per training run (`by: 'run'`), in chunks so
- * that progress can be shown and Ctrl-C stops between chunks.
+ * matching ({@link alignNetworks}) — one permutation per training run (default) or each checkpoint on its own (the
+ * thesis) — in chunks so that progress can be shown and Ctrl-C stops between chunks.
  *
  * The aligned zoo keeps every standard tensor (accuracies and losses are unchanged: permutations preserve the
  * function) and adds `perms` (I32 [n, H], the permutation applied to each checkpoint). Each run's initial weights
  * (`init`) are permuted with the permutation of that run's last checkpoint, so that trajectory coupling pairs an
- * aligned checkpoint with a consistently permuted initialisation (exact with `by: 'run'`; checkpoint by checkpoint,
+ * aligned checkpoint with a consistently permuted initialisation (exact by run; checkpoint by checkpoint,
  * one run's checkpoints can get different permutations — 20 % of the official-MNIST 30-run zoo's checkpoints differ
  * from their run's last one — and the pairing is then approximate). Metadata: `aligned_to` (JSON: source file, reference
  * index, method), `alignment` (JSON: distances to the reference before/after, sweeps, converged count, seconds).
@@ -28,10 +28,11 @@ export interface AlignZooOptions {
   readonly maxIterations?: number;
   readonly seed?: number;
   /**
-   * 'checkpoint' (default): every checkpoint is matched to the reference on its own, as the thesis does.
-   * 'run': all checkpoints of a training run share one permutation, the weight matching of the run's mean network
-   * (neurons keep their identity along a run; see `groups` of {@link alignNetworks}). The reference's own run keeps
-   * the identity.
+   * 'run' (default): all checkpoints of a training run share one permutation, the weight matching of the run's mean
+   * network (neurons keep their identity along a run; see `groups` of {@link alignNetworks}); the reference's own run
+   * keeps the identity. 'checkpoint': every checkpoint is matched to the reference on its own, as the thesis did —
+   * which can permute one run's checkpoints differently and blend neurons in anything averaged over a run (the
+   * mixture prior's components).
    */
   readonly by?: 'checkpoint' | 'run';
   /** Networks per chunk (default 500; whole runs with `by: 'run'`): the unit of progress and of interruption. */
@@ -66,7 +67,7 @@ export async function alignZoo(zoo: Zoo, opts: AlignZooOptions = {}): Promise<Al
   if (!Number.isInteger(ref) || ref < 0 || ref >= n) throw new WsfError(`Expected a reference index in [0, ${n - 1}] but received ${ref}`, 'ERR_INVALID');
   const reference = zoo.weights.slice(ref * P, (ref + 1) * P);
   const chunk = Math.max(1, opts.chunk ?? 500);
-  const by = opts.by ?? 'checkpoint';
+  const by = opts.by ?? 'run';
   if (by !== 'checkpoint' && by !== 'run') throw new WsfError(`Expected alignment by 'checkpoint' or 'run' but received ${String(by)}`, 'ERR_INVALID');
   const aligned = new Float32Array(n * P);
   const perms = new Int32Array(n * H);

@@ -21,6 +21,8 @@ import { WsfError } from '../errors.js';
 
 export const ZOO_FILE = 'zoo.safetensors';
 export const ALIGNED_FILE = 'aligned.safetensors';
+/** `wsflow reproduce` keeps the zoo aligned by run beside the thesis' per-checkpoint alignment under this name. */
+export const ALIGNED_BY_RUN_FILE = 'aligned-by-run.safetensors';
 export const FLOW_FILE = 'flow.safetensors';
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const TRAIN_LOG_FILE = 'train-log.json';

@@ -13,7 +13,7 @@ import type { TimeDistribution } from '../flow/time.js';
 import type { GeometryKind } from '../geometry/Geometry.js';
 import { alignZoo } from '../pipeline/align.js';
 import { type BmaEntry, type MeanStd, evaluateSamples } from '../pipeline/evaluate.js';
-import { ALIGNED_FILE, ZOO_FILE } from '../pipeline/layout.js';
+import { ALIGNED_BY_RUN_FILE, ALIGNED_FILE, ZOO_FILE } from '../pipeline/layout.js';
 import { sampleFlow } from '../pipeline/sample.js';
 import { trainFlow, type TrainFlowOptions, type TrainFlowResult } from '../pipeline/train.js';
 import { type TaskName, loadTask } from '../tasks/loadTask.js';
@@ -39,8 +39,9 @@ export interface VariantSpec {
   /** Vector-field width (default: the config's). */
   readonly d?: number;
   /**
-   * wsflow's own defaults beyond the thesis (what `wsflow train` picks on an aligned zoo): the mixture prior with one
-   * component per zoo run at half spread, one positional embedding per hidden neuron, logit-normal training times.
+   * wsflow's own defaults beyond the thesis (what `wsflow align` and `wsflow train` pick): the zoo aligned by run, the
+   * mixture prior with one component per zoo run at half spread, one positional embedding per hidden neuron,
+   * logit-normal training times.
    */
   readonly ours?: boolean;
   /**
@@ -108,14 +109,28 @@ export interface ZooSummary {
   readonly runs: number;
   readonly epochs: number;
   readonly testAccuracy: MeanStd;
-  readonly alignment: { readonly distanceBefore: number; readonly distanceAfter: number } | null;
+  /** Mean distance to the reference before/after alignment checkpoint by checkpoint, and by run (`byRun`). */
+  readonly alignment: { readonly distanceBefore: number; readonly distanceAfter: number; readonly byRun: { readonly distanceBefore: number; readonly distanceAfter: number } } | null;
   readonly seconds: number;
 }
 
 const ms = (m: { mean: number; std: number }): MeanStd => ({ mean: m.mean, std: m.std });
 
-/** Builds (or reuses) the experiment's zoo and, when asked, its aligned version. */
-export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConfig, needAligned: boolean): Promise<{ raw: Zoo; rawFile: string; aligned: Zoo | null; alignedFile: string; summary: ZooSummary }> {
+/** The zoo a variant learns from: raw, and when asked aligned checkpoint by checkpoint (the thesis) and by run (ours). */
+export interface PreparedZoo {
+  readonly raw: Zoo;
+  readonly rawFile: string;
+  /** Aligned checkpoint by checkpoint, as the thesis did (the thesis' aligned variants). */
+  readonly aligned: Zoo | null;
+  readonly alignedFile: string;
+  /** Aligned with one permutation per training run (wsflow's own variants, {@link VariantSpec.ours}). */
+  readonly alignedByRun: Zoo | null;
+  readonly alignedByRunFile: string;
+  readonly summary: ZooSummary;
+}
+
+/** Builds (or reuses) the experiment's zoo and, when asked, its aligned versions. */
+export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConfig, needAligned: boolean): Promise<PreparedZoo> {
   const t0 = performance.now();
   const task = loadTask(cfg.task);
   const dir = path.join(ctx.work, 'zoo');
@@ -134,26 +149,18 @@ export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConf
   });
   const raw = zr.zoo;
   const alignedFile = path.join(dir, ALIGNED_FILE);
+  const alignedByRunFile = path.join(dir, ALIGNED_BY_RUN_FILE);
   let aligned: Zoo | null = null;
+  let alignedByRun: Zoo | null = null;
   let alignment: ZooSummary['alignment'] = null;
   if (needAligned) {
-    if (fs.existsSync(alignedFile)) {
-      try {
-        const a = readZoo(alignedFile);
-        if (a.metadata.fingerprint === raw.metadata.fingerprint && a.n === raw.n && a.metadata.aligned_to !== undefined) aligned = a;
-      } catch {
-        aligned = null;
-      }
-    }
-    if (aligned === null) {
-      ctx.log(`aligning ${raw.n} networks`);
-      const bar = ctx.progress('align', raw.n, 'networks');
-      const r = await alignZoo(raw, { seed: ctx.seed, source: ZOO_FILE, progress: bar, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
-      bar.done();
-      aligned = writeZoo(alignedFile, r.zoo);
-    }
-    const st = JSON.parse(aligned.metadata.alignment ?? '{}') as { distance_before?: { mean: number }; distance_after?: { mean: number } };
-    alignment = { distanceBefore: st.distance_before?.mean ?? NaN, distanceAfter: st.distance_after?.mean ?? NaN };
+    aligned = await alignedVersion(ctx, raw, alignedFile, 'checkpoint');
+    alignedByRun = await alignedVersion(ctx, raw, alignedByRunFile, 'run');
+    const dist = (z: Zoo): { distanceBefore: number; distanceAfter: number } => {
+      const st = JSON.parse(z.metadata.alignment ?? '{}') as { distance_before?: { mean: number }; distance_after?: { mean: number } };
+      return { distanceBefore: st.distance_before?.mean ?? NaN, distanceAfter: st.distance_after?.mean ?? NaN };
+    };
+    alignment = { ...dist(aligned), byRun: dist(alignedByRun) };
   }
   const acc = summarize(raw.testAcc);
   return {
@@ -161,8 +168,29 @@ export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConf
     rawFile: path.join(dir, ZOO_FILE),
     aligned,
     alignedFile,
+    alignedByRun,
+    alignedByRunFile,
     summary: { networks: raw.n, runs: cfg.zoo.runs, epochs: cfg.zoo.epochs, testAccuracy: ms(acc), alignment, seconds: (performance.now() - t0) / 1000 },
   };
+}
+
+/** The zoo aligned `by` checkpoint or run: reused from `file` when it holds this zoo aligned that way, else built and written. */
+async function alignedVersion(ctx: ExperimentContext, raw: Zoo, file: string, by: 'checkpoint' | 'run'): Promise<Zoo> {
+  if (fs.existsSync(file)) {
+    try {
+      const a = readZoo(file);
+      const to = JSON.parse(a.metadata.aligned_to ?? 'null') as { by?: string } | null;
+      // Files written before alignment by run existed record no `by`: checkpoint by checkpoint.
+      if (a.metadata.fingerprint === raw.metadata.fingerprint && a.n === raw.n && to !== null && (to.by ?? 'checkpoint') === by) return a;
+    } catch {
+      // Unreadable: align again.
+    }
+  }
+  ctx.log(`aligning ${raw.n} networks ${by === 'run' ? 'by run' : 'checkpoint by checkpoint'}`);
+  const bar = ctx.progress(by === 'run' ? 'align by run' : 'align', raw.n, 'networks');
+  const r = await alignZoo(raw, { by, seed: ctx.seed, source: ZOO_FILE, progress: bar, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
+  bar.done();
+  return writeZoo(file, r.zoo);
 }
 
 /** A trained variant (the caller disposes `tr.flow`). */
@@ -178,11 +206,12 @@ export interface TrainedVariant {
  * Trains one variant's flow under `work/flows/<key>` (resuming or reusing a stored one with the same settings,
  * retraining when the stored checkpoint has other settings).
  */
-export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentConfig, z: { raw: Zoo; rawFile: string; aligned: Zoo | null; alignedFile: string }, v: VariantSpec): Promise<TrainedVariant> {
+export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentConfig, z: PreparedZoo, v: VariantSpec): Promise<TrainedVariant> {
   if (ctx.signal?.aborted === true) throw new WsfError('interrupted; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
   const steps = ctx.steps ?? cfg.train.steps;
-  const zoo = v.aligned ? z.aligned! : z.raw;
-  const zooFile = v.aligned ? z.alignedFile : z.rawFile;
+  // wsflow's own variants learn from the zoo aligned by run; the thesis' aligned variants from per-checkpoint alignment.
+  const zoo = v.aligned ? (v.ours === true ? z.alignedByRun! : z.aligned!) : z.raw;
+  const zooFile = v.aligned ? (v.ours === true ? z.alignedByRunFile : z.alignedFile) : z.rawFile;
   const d = v.d ?? cfg.field.d;
   const graph = v.graph ?? 'sparse';
   ctx.log(`${v.label}: training D=${d}, ${cfg.field.layers} layers, ${graph}, ${steps} steps of batch ${cfg.train.batch}`);

@@ -158,18 +158,19 @@ describe('the pipeline through the CLI', () => {
     const az = readZoo(path.join(zoo, 'aligned.safetensors'));
     expect(JSON.parse(az.metadata.aligned_to!)).toMatchObject({ source: 'zoo.safetensors' });
     expect(az.extra.perms?.shape).toEqual([8, 32]);
-    // --by run: one permutation per training run.
-    const byRun = path.join(tmp, 'aligned-by-run.safetensors');
-    r = await cli('align', '--zoo', zoo, '--by', 'run', '--out', byRun, '--json');
-    expect(r.code, r.err).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ by: 'run', networks: 8 });
-    const rz = readZoo(byRun);
-    const rp = rz.extra.perms!.data as Int32Array;
+    // By default one permutation per training run; --by checkpoint matches each network on its own.
+    const ap = az.extra.perms!.data as Int32Array;
     for (let k = 0; k < 8; k++) {
-      const first = [...rz.run].indexOf(rz.run[k]!);
-      expect(rp.subarray(k * 32, (k + 1) * 32)).toEqual(rp.subarray(first * 32, (first + 1) * 32));
+      const first = [...az.run].indexOf(az.run[k]!);
+      expect(ap.subarray(k * 32, (k + 1) * 32)).toEqual(ap.subarray(first * 32, (first + 1) * 32));
     }
-    expect(JSON.parse(rz.metadata.aligned_to!)).toMatchObject({ by: 'run' });
+    expect(JSON.parse(az.metadata.aligned_to!)).toMatchObject({ by: 'run' });
+    const byCheckpoint = path.join(tmp, 'aligned-by-checkpoint.safetensors');
+    r = await cli('align', '--zoo', zoo, '--by', 'checkpoint', '--out', byCheckpoint, '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ by: 'checkpoint', networks: 8 });
+    const cz = readZoo(byCheckpoint);
+    expect(JSON.parse(cz.metadata.aligned_to!)).toMatchObject({ by: 'checkpoint' });
 
     const trainArgs = ['train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '12', '--checkpoint-every', '5', '--log-every', '4', '--device', 'cpu', '--json'];
     r = await cli(...trainArgs);

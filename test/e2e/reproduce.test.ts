@@ -10,6 +10,7 @@ import { runExperiment } from '../../lib/reproduce/harness.js';
 import { type FlowExperimentConfig, MNIST_FLOWS, needsGpuAndMnistFull } from '../../lib/reproduce/variants.js';
 import { fashionMnistAvailable, mnistFullAvailable } from '../../lib/tasks/mnist.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
+import { readZoo } from '../../lib/zoo/Zoo.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-repro-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -61,17 +62,24 @@ describe('reproduce, flow experiments at smoke size', () => {
     expect(ours.mixture).toMatchObject({ components: 2 }); // one component per zoo run
     expect(finiteStats(ours.mixture)).toBe(true);
     expect(result.variants.slice(0, 6).every((v: { mixture?: unknown }) => v.mixture === undefined)).toBe(true);
-    expect(table).toMatch(/\| Geometric \(aligned\), wsflow defaults: mixture prior.*its mixture prior alone [\d.]+ ± [\d.]+/);
+    expect(table).toMatch(/\| Geometric \(aligned by run\), wsflow defaults: mixture prior.*its mixture prior alone [\d.]+ ± [\d.]+/);
     expect(table).toMatch(/\| Geometric \(aligned\) \| [\d.]+ ± [\d.]+ \| 0\.\d+/); // the thesis column
   }, 120_000);
 
   it("wdbc: the nine thesis variants and wsflow's defaults, with the trained networks as targets", async () => {
     const cfg: FlowExperimentConfig = { task: 'wdbc', zoo: { runs: 2, epochs: 3, skipEpochs: 1, everyIters: 4 }, field: { d: 4, layers: 1, heads: 1 }, train: { steps: 2, batch: 4, lr: 1e-3 }, sample: { n: 2, steps: 2 } };
-    const { result, table } = await run('wdbc', cfg);
+    const { result, table, dir } = await run('wdbc', cfg);
     expect(result.variants).toHaveLength(10);
     expect(result.variants.at(-1)).toMatchObject({ key: 'geometric/aligned+mixture', mixture: { components: 2 } });
     for (const v of result.variants) expect(finiteStats(v.samples), v.key).toBe(true);
     expect(table).toMatch(/\| Target \(Adam, canonicalised\)/);
+    // The thesis' aligned variants learn from per-checkpoint alignment, wsflow's own from the zoo aligned by run.
+    const zdir = path.join(dir, 'work', 'zoo');
+    const alignedBy = (f: string): unknown => (JSON.parse(readZoo(path.join(zdir, f)).metadata.aligned_to!) as { by: string }).by;
+    expect(alignedBy('aligned.safetensors')).toBe('checkpoint');
+    expect(alignedBy('aligned-by-run.safetensors')).toBe('run');
+    expect(Number.isFinite(result.zoo.alignment.byRun.distanceAfter)).toBe(true);
+    expect(table).toMatch(/→ [\d.]+ by run/);
   }, 120_000);
 
   it('wdbc --dense --reference: the dense graph, reference semantics and the exact published model beside the sparse flow', async () => {

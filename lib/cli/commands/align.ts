@@ -9,25 +9,28 @@ import type { CliCommand } from './types.js';
 const spec = {
   name: 'align',
   summary: 'permutation-align a zoo to one reference network (weight matching)',
-  usage: ['wsflow align --zoo DIR [--by checkpoint|run] [--reference N] [--out FILE]'],
+  usage: ['wsflow align --zoo DIR [--by run|checkpoint] [--reference N] [--out FILE]'],
   description: `Permutes the hidden neurons of every network in DIR/${ZOO_FILE} to match one reference network by weight
 matching (Git Re-Basin; exact per-layer assignments), which preserves every network's function, and writes
 DIR/${ALIGNED_FILE}: the same tensors with aligned weights, each run's initial weights permuted like its last
 checkpoint, the permutations (tensor \`perms\`) and the metadata \`aligned_to\` (source file and reference index) and
 \`alignment\` (distances to the reference before and after). 'wsflow train --zoo DIR' then uses the aligned zoo.
---by run gives all checkpoints of a training run one permutation (the match of the run's mean network): neurons keep
-their identity along a run, while matching each checkpoint on its own can permute one run's checkpoints differently.
+By default all checkpoints of a training run share one permutation (the match of the run's mean network): neurons
+keep their identity along a run. --by checkpoint matches each checkpoint on its own, as the thesis did; that can
+permute one run's checkpoints differently (20 % of an official-MNIST zoo's, 89 % of a WDBC zoo's) and blends neurons
+in the mixture prior's per-run components: on official MNIST the default flow's samples score 0.940 aligned by run
+against 0.893 checkpoint by checkpoint.
 Ctrl-C stops between chunks of networks; nothing is written then (alignment takes seconds for the WDBC zoo).`,
   options: {
     zoo: { type: 'string', metavar: 'DIR|FILE', exists: 'any', required: true, description: `zoo folder (reads ${ZOO_FILE}) or zoo file` },
     out: { type: 'string', metavar: 'FILE', description: `aligned zoo file (default: ${ALIGNED_FILE} beside the zoo)` },
     reference: { type: 'int', min: 0, metavar: 'N', description: 'index of the reference network (default: the network nearest to the mean)' },
-    by: { type: 'string', choices: ['checkpoint', 'run'], default: 'checkpoint', description: "'checkpoint': each network matched on its own (the thesis); 'run': one permutation per training run" },
+    by: { type: 'string', choices: ['run', 'checkpoint'], default: 'run', description: "'run': one permutation per training run; 'checkpoint': each network matched on its own (the thesis)" },
     'max-iterations': { type: 'int', min: 1, default: 100, metavar: 'N', description: 'coordinate-descent sweeps per network' },
     seed: COMMON.seed,
     json: COMMON.json,
   },
-  examples: ['wsflow align --zoo zoos/wdbc', 'wsflow align --zoo zoos/mnist --by run', 'wsflow align --zoo zoos/wdbc/zoo.safetensors --reference 0 --out /tmp/aligned.safetensors --json'],
+  examples: ['wsflow align --zoo zoos/wdbc', 'wsflow align --zoo zoos/mnist --by checkpoint', 'wsflow align --zoo zoos/wdbc/zoo.safetensors --reference 0 --out /tmp/aligned.safetensors --json'],
 } as const satisfies CommandSpec;
 
 export const alignCommand: CliCommand = {
