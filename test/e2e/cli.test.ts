@@ -223,6 +223,15 @@ describe('the pipeline through the CLI', () => {
     r = await cli('train', '--zoo', zoo, '--out', flowK, '--d', '8', '--layers', '1', '--steps', '2', '--prior', 'mixture', '--prior-components', '3', '--prior-scale', '0.5', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);
     expect(readSafetensors(path.join(flowK, 'flow.safetensors')).metadata.flow).toMatch(/"prior":\{"kind":"mixture","components":3,"members":256,"scale":0\.5\}/);
+    // --component-input: recorded with the flow; refused without the mixture prior before any work.
+    const flowC = path.join(tmp, 'flow-component-input');
+    r = await cli('train', '--zoo', zoo, '--out', flowC, '--d', '8', '--layers', '1', '--steps', '2', '--component-input', '--layer-scaling', 'on', '--time', 'uniform', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(readSafetensors(path.join(flowC, 'flow.safetensors')).metadata.flow).toMatch(/"componentInput":true/);
+    r = await cli('train', '--zoo', zoo, '--out', path.join(tmp, 'flow-ci-gauss'), '--steps', '2', '--component-input', '--prior', 'gaussian', '--device', 'cpu');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--component-input: needs the mixture prior, but the prior here is 'gaussian'/);
+    expect(fs.existsSync(path.join(tmp, 'flow-ci-gauss', 'flow.safetensors'))).toBe(false);
     const flowG = path.join(tmp, 'flow-gaussian');
     r = await cli('train', '--zoo', zoo, '--out', flowG, '--d', '8', '--layers', '1', '--steps', '4', '--prior', 'gaussian', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);

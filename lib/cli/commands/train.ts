@@ -48,6 +48,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     'prior-scale': { type: 'string', default: 'auto', metavar: 'X', description: "spread of the 'zoo' and 'mixture' priors around their means (1: the networks' own covariance; auto: 0.5 for 'mixture' — MNIST samples 0.891 vs 0.873 at 1, WDBC level — and 1 for 'zoo')" },
     'prior-components': { type: 'int', min: 0, max: 4096, default: 0, metavar: 'K', description: "k-means clusters of the 'mixture' prior (0: one component per training run of the zoo)" },
     'grad-features': { type: 'int', min: 0, default: 0, metavar: 'N', description: "give the field each network's task-loss gradient on N fixed training examples of the zoo's task as an input feature (0: off; a learned-optimiser view of the task)" },
+    'component-input': { type: 'boolean', description: "give the field the mean of the mixture component each trajectory starts in (needs the mixture prior; not with --grad-features). With --layer-scaling on and --time uniform it learns the official-MNIST zoo's distribution (MMD² −81 %) at 0.2 points of sample accuracy" },
     time: { type: 'string', choices: ['auto', ...TIME_DISTRIBUTIONS], default: 'auto', description: 'training-time distribution (auto: logit-normal, or beta in reference semantics; beta: Beta(1,2), the thesis; logit-normal: σ(N(0,1)), peaked at t = 0.5)' },
     sigma: { type: 'number', min: 0, default: 1e-4, metavar: 'X', description: 'interpolant noise (Euclidean/Normalized)' },
     precondition: { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: "x̂1 = x_t + (1−t)·F instead of x̂1 = F ('auto': on with --semantics corrected and x1-prediction for the normalized and geometric flows, and for the euclidean flow from the zoo or mixture prior)" },
@@ -63,6 +64,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     'wsflow train --zoo zoos/wdbc --geometry geometric --steps 20000 --out flows/wdbc-geo',
     'wsflow train --zoo zoos/wdbc --data raw --geometry euclidean --coupling ot --d 16 --layers 3 --steps 2000 --out flows/wdbc-euc-ot',
     'wsflow train --zoo zoos/wdbc --graph dense --d 64 --steps 250000 --device cuda --out flows/wdbc-dense --json',
+    'wsflow train --zoo zoos/mnist-full --component-input --layer-scaling on --time uniform --d 16 --layers 3 --batch 8 --steps 2000 --out flows/mnist-dist',
   ],
 } as const satisfies CommandSpec;
 
@@ -95,6 +97,8 @@ export const trainCommand: CliCommand = {
     const runs = new Set(zoo.run).size;
     const fitted = loc.aligned && v.semantics === 'corrected' && v.coupling !== 'trajectory';
     const priorKind = v.prior === 'auto' ? (fitted ? (runs > 1 ? 'mixture' : 'zoo') : 'gaussian') : v.prior;
+    if (v['component-input'] === true && priorKind !== 'mixture') throw new UsageError(`--component-input: needs the mixture prior, but the prior here is '${priorKind}' (use an aligned zoo of several runs, or --prior mixture)`);
+    if (v['component-input'] === true && v['grad-features'] > 0) throw new UsageError('--component-input: cannot be combined with --grad-features (both use the field\'s one auxiliary input)');
 
     // Halving the mixture's spread: MNIST 0.891 ± 0.036 vs 0.873 ± 0.064 (averaged over 64: 0.925 vs 0.923), WDBC
     // 0.983 / loss 0.041 vs 0.983 / 0.044 (results/trials); the samples are then the narrower prior's draws.
@@ -115,6 +119,7 @@ export const trainCommand: CliCommand = {
       sigma: v.sigma,
       seed: v.seed,
       ...(v['grad-features'] > 0 ? { gradientFeatures: { task: zoo.task, rows: v['grad-features'] } } : {}),
+      ...(v['component-input'] === true ? { componentInput: true } : {}),
       field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as 'sparse' | 'dense' | 'hybrid', hiddenIdentity },
     };
     const bar = ctx.progress({ label: 'train', total: v.steps, unit: 'steps' });
