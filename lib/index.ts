@@ -88,6 +88,8 @@ export { integrate } from './flow/solvers.js';
 export type { SolverName, OdeProblem } from './flow/solvers.js';
 export { integrateDivergence, gaussianLogDensity } from './flow/likelihood.js';
 export type { DivergenceProblem, DivergenceResult, VelocityVjp, TraceSpec, ProbeKind } from './flow/likelihood.js';
+export { alignZoo, alignZooFile } from './pipeline/align.js';
+export type { AlignZooOptions, AlignZooResult } from './pipeline/align.js';
 export { evaluateSamples } from './pipeline/evaluate.js';
 export type { EvaluateSamplesOptions, SampleEvaluation, SetMetrics, BmaEntry, MeanStd } from './pipeline/evaluate.js';
 export { sampleFlow, writeSamples, readWeightsFile, naturalLogitScale } from './pipeline/sample.js';

@@ -15,7 +15,7 @@ describe('the package root', () => {
     const file = path.join(tmp, 'zoo.safetensors');
     await buildZoo({ task: 'wdbc', runs: 2, epochs: 3, chunkSize: 2, schedule: { skipEpochs: 1, everyIters: 4 }, seed: 1, progress: false, out: file });
     const zoo = readZoo(file);
-    const { aligned } = alignNetworks(zoo.arch, zoo.weights);
+    const { aligned } = alignNetworks(zoo.arch, zoo.weights, { groups: zoo.run });
     const fm = FlowMatcher.create({ arch: zoo.arch, geometry: 'geometric', field: { D: 8, layers: 1 }, device: 'cpu' });
     const r = await fm.fit({ weights: aligned, run: zoo.run }, { steps: 4, batchSize: 4, lr: 2e-3, ema: 0.99 });
     expect(r.step).toBe(4);
@@ -35,7 +35,7 @@ describe('the package root', () => {
   });
 
   it('exports the flow, solver, likelihood and pipeline entry points', () => {
-    for (const name of ['FlowMatcher', 'integrate', 'integrateDivergence', 'gaussianLogDensity', 'evaluateSamples', 'sampleFlow', 'writeSamples', 'readWeightsFile', 'VectorField', 'runDemo'] as const) {
+    for (const name of ['FlowMatcher', 'integrate', 'integrateDivergence', 'gaussianLogDensity', 'evaluateSamples', 'sampleFlow', 'writeSamples', 'readWeightsFile', 'VectorField', 'runDemo', 'alignZoo', 'alignZooFile', 'identityPermutations'] as const) {
       expect(typeof (wsflow as Record<string, unknown>)[name], name).toBe('function');
     }
   });
