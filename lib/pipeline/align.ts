@@ -75,6 +75,7 @@ export async function alignZoo(zoo: Zoo, opts: AlignZooOptions = {}): Promise<Al
   const after = new Float64Array(n);
   let converged = 0;
   let done = 0;
+  let distSum = 0; // progress: the mean distance after alignment of the networks done (chunks need not be contiguous)
   for (const rows of alignChunks(zoo, by, chunk)) {
     if (opts.signal?.aborted === true) throw new WsfError(`alignment interrupted after ${done} of ${n} networks; nothing was written (alignment restarts from the beginning)`, 'ERR_INTERRUPTED');
     const part = new Float32Array(rows.length * P);
@@ -90,10 +91,11 @@ export async function alignZoo(zoo: Zoo, opts: AlignZooOptions = {}): Promise<Al
       perms.set(r.perms.subarray(i * H, (i + 1) * H), k * H);
       before[k] = r.distanceBefore.values[i]!;
       after[k] = r.distanceAfter.values[i]!;
+      distSum += after[k]!;
     });
     converged += r.converged;
     done += rows.length;
-    opts.progress?.update(done, { dist: summarize(after.subarray(0, done)).mean });
+    opts.progress?.update(done, { dist: distSum / done });
     await new Promise<void>((res) => setImmediate(res));
   }
   if (by === 'run') {

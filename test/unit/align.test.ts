@@ -277,7 +277,12 @@ describe('alignZoo by run', () => {
       init.set(permuteNetworks(arch, own, pi), r * P);
     }
     const zoo: Zoo = { arch, task: 'synthetic', n, weights, run, epoch: new Int32Array(n), iter: Int32Array.from({ length: n }, (_, k) => k), testAcc: new Float32Array(n), testLoss: new Float32Array(n), init, metadata: {}, extra: {} };
-    const res = await alignZoo(zoo, { by: 'run', chunk: 3, reference: 0 });
+    const seen: { done: number; dist: number }[] = [];
+    const progress = { update: (done: number, f?: { dist?: number }) => seen.push({ done, dist: f?.dist ?? NaN }) } as unknown as import('../../lib/util/progress.js').Progress;
+    const res = await alignZoo(zoo, { by: 'run', chunk: 3, reference: 0, progress });
+    // Progress counts whole runs (5 networks each, chunk 3) and ends at the zoo's mean distance after alignment.
+    expect(seen.map((p) => p.done)).toEqual([5, 10, 15, 20]);
+    expect(seen.at(-1)!.dist).toBeCloseTo(alignNetworks(arch, weights, { reference: weights.slice(0, P), groups: run }).distanceAfter.mean, 6);
     const perms = res.zoo.extra!.perms!.data as Int32Array;
     for (let k = 0; k < n; k++) expect(perms.subarray(k * H, (k + 1) * H)).toEqual(perms.subarray(run[k]! * H, (run[k]! + 1) * H));
     // The reference's run (run 0) stays as it was.
