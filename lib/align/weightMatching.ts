@@ -150,7 +150,9 @@ export function alignNetworks(arch: Architecture, weights: Float32Array, opts: A
   let iterations: Int32Array;
   let converged = 0;
   if (opts.groups === undefined) {
-    ({ perms, iterations, converged } = matchAll(arch, weights, ref, maxIterations, rng));
+    let flags: Uint8Array;
+    ({ perms, iterations, convergedFlags: flags } = matchAll(arch, weights, ref, maxIterations, rng));
+    for (const f of flags) converged += f;
   } else {
     const { index, count } = groupIndex(opts.groups, B);
     const G = count.length;
@@ -191,7 +193,7 @@ export function alignNetworks(arch: Architecture, weights: Float32Array, opts: A
  * Weight matching of every network of `weights` (B×P) to `ref` on its own: per-network permutations, sweeps and
  * whether each reached a fixed point (see {@link alignNetworks}).
  */
-function matchAll(arch: Architecture, weights: Float32Array, ref: Float32Array, maxIterations: number, rng: Rng): { perms: Int32Array; iterations: Int32Array; converged: number; convergedFlags: Uint8Array } {
+function matchAll(arch: Architecture, weights: Float32Array, ref: Float32Array, maxIterations: number, rng: Rng): { perms: Int32Array; iterations: Int32Array; convergedFlags: Uint8Array } {
   const P = arch.numParams;
   const B = weights.length / P;
   const L = arch.numLayers;
@@ -199,8 +201,8 @@ function matchAll(arch: Architecture, weights: Float32Array, ref: Float32Array, 
   const offs = hiddenOffsets(arch);
   const perms = new Int32Array(B * H);
   const iterations = new Int32Array(B);
-  let converged = 0;
   const convergedFlags = new Uint8Array(B);
+  const identity = identityPermutations(arch);
   let maxN = 1;
   for (let l = 1; l < L; l++) maxN = Math.max(maxN, arch.widths[l]!);
   const S = new Float64Array(maxN * maxN);
@@ -210,9 +212,8 @@ function matchAll(arch: Architecture, weights: Float32Array, ref: Float32Array, 
   for (let b = 0; b < B; b++) {
     const base = b * P;
     const pb = b * H;
-    for (let l = 1; l < L; l++) for (let j = 0; j < arch.widths[l]!; j++) perms[pb + offs[l - 1]! + j] = j;
+    perms.set(identity, pb);
     if (L < 2) {
-      converged++;
       convergedFlags[b] = 1;
       continue;
     }
@@ -283,16 +284,13 @@ function matchAll(arch: Architecture, weights: Float32Array, ref: Float32Array, 
       if (L === 2) changed = false;
     }
     iterations[b] = it;
-    if (!changed) {
-      converged++;
-      convergedFlags[b] = 1;
-    }
+    if (!changed) convergedFlags[b] = 1;
   }
-  return { perms, iterations, converged, convergedFlags };
+  return { perms, iterations, convergedFlags };
 }
 
 /** Dense group indices 0..G−1 (in order of first appearance) for B group ids, and each group's size. */
-function groupIndex(groups: ArrayLike<number>, B: number): { index: Int32Array; count: number[] } {
+export function groupIndex(groups: ArrayLike<number>, B: number): { index: Int32Array; count: number[] } {
   if (groups.length !== B) throw invalidArgument('groups', `one group id per network (length ${B})`, groups, 'ERR_SHAPE');
   const ids = new Map<number, number>();
   const index = new Int32Array(B);

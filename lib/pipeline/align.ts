@@ -12,7 +12,8 @@
  * index, method), `alignment` (JSON: distances to the reference before/after, sweeps, converged count, seconds).
  */
 import * as path from 'node:path';
-import { alignNetworks, nearestToMean } from '../align/weightMatching.js';
+import { alignNetworks, groupIndex, nearestToMean } from '../align/weightMatching.js';
+import { membersOf } from '../flow/prior.js';
 import { identityPermutations, numHidden, permuteNetworks } from '../align/permutation.js';
 import { WsfError } from '../errors.js';
 import { i32 } from '../io/safetensors.js';
@@ -158,15 +159,9 @@ function alignChunks(zoo: Zoo, by: 'checkpoint' | 'run', chunk: number): Int32Ar
     for (let s = 0; s < zoo.n; s += chunk) out.push(Int32Array.from({ length: Math.min(zoo.n, s + chunk) - s }, (_, i) => s + i));
     return out;
   }
-  const members = new Map<number, number[]>();
-  for (let k = 0; k < zoo.n; k++) {
-    const r = zoo.run[k]!;
-    const m = members.get(r);
-    if (m === undefined) members.set(r, [k]);
-    else m.push(k);
-  }
+  const { index, count } = groupIndex(zoo.run, zoo.n);
   let cur: number[] = [];
-  for (const m of members.values()) {
+  for (const m of membersOf(index, count.length)) {
     cur.push(...m);
     if (cur.length >= chunk) {
       out.push(Int32Array.from(cur));
