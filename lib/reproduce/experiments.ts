@@ -115,7 +115,7 @@ const wdbcExperiment: Experiment = {
     const cfg = ctx.config as FlowExperimentConfig;
     const r = await runFlowVariants(ctx, cfg, wdbcVariants(ctx.flags));
     const table = [
-      `Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}; alignment distance ${r.zoo.alignment?.distanceBefore.toFixed(3)} → ${r.zoo.alignment?.distanceAfter.toFixed(3)} checkpoint by checkpoint (the thesis' variants), → ${r.zoo.alignment?.byRun.distanceAfter.toFixed(3)} by run (wsflow's defaults).`,
+      `Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}; alignment distance ${r.zoo.alignment?.distanceBefore.toFixed(3)} → ${r.zoo.alignment?.distanceAfter.toFixed(3)} checkpoint by checkpoint (the thesis' variants)${r.zoo.alignmentByRun !== null ? `, → ${r.zoo.alignmentByRun.distanceAfter.toFixed(3)} by run (wsflow's defaults)` : ''}.`,
       '',
       mdTable(FLOW_HEAD, [...variantRows(r.variants), ...targetRows(r.variants, UCI_TABLE.target, 'Adam')]),
     ].join('\n');

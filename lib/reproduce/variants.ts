@@ -109,9 +109,17 @@ export interface ZooSummary {
   readonly runs: number;
   readonly epochs: number;
   readonly testAccuracy: MeanStd;
-  /** Mean distance to the reference before/after alignment checkpoint by checkpoint, and by run (`byRun`). */
-  readonly alignment: { readonly distanceBefore: number; readonly distanceAfter: number; readonly byRun: { readonly distanceBefore: number; readonly distanceAfter: number } } | null;
+  /** Mean distance to the reference before/after alignment checkpoint by checkpoint (null when no variant used it). */
+  readonly alignment: AlignmentDistance | null;
+  /** The same for the alignment by run (null when no variant used it). */
+  readonly alignmentByRun: AlignmentDistance | null;
   readonly seconds: number;
+}
+
+/** Mean distance of the zoo's networks to the alignment reference, before and after. */
+export interface AlignmentDistance {
+  readonly distanceBefore: number;
+  readonly distanceAfter: number;
 }
 
 const ms = (m: { mean: number; std: number }): MeanStd => ({ mean: m.mean, std: m.std });
@@ -129,8 +137,11 @@ export interface PreparedZoo {
   readonly summary: ZooSummary;
 }
 
-/** Builds (or reuses) the experiment's zoo and, when asked, its aligned versions. */
-export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConfig, needAligned: boolean): Promise<PreparedZoo> {
+/**
+ * Builds (or reuses) the experiment's zoo and the aligned versions asked for: `checkpoint` for the thesis' aligned
+ * variants, `run` for wsflow's own ({@link alignmentsFor}).
+ */
+export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConfig, need: { readonly checkpoint: boolean; readonly run: boolean }): Promise<PreparedZoo> {
   const t0 = performance.now();
   const task = loadTask(cfg.task);
   const dir = path.join(ctx.work, 'zoo');
@@ -150,18 +161,13 @@ export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConf
   const raw = zr.zoo;
   const alignedFile = path.join(dir, ALIGNED_FILE);
   const alignedByRunFile = path.join(dir, ALIGNED_BY_RUN_FILE);
-  let aligned: Zoo | null = null;
-  let alignedByRun: Zoo | null = null;
-  let alignment: ZooSummary['alignment'] = null;
-  if (needAligned) {
-    aligned = await alignedVersion(ctx, raw, alignedFile, 'checkpoint');
-    alignedByRun = await alignedVersion(ctx, raw, alignedByRunFile, 'run');
-    const dist = (z: Zoo): { distanceBefore: number; distanceAfter: number } => {
-      const st = JSON.parse(z.metadata.alignment ?? '{}') as { distance_before?: { mean: number }; distance_after?: { mean: number } };
-      return { distanceBefore: st.distance_before?.mean ?? NaN, distanceAfter: st.distance_after?.mean ?? NaN };
-    };
-    alignment = { ...dist(aligned), byRun: dist(alignedByRun) };
-  }
+  const aligned = need.checkpoint ? await alignedVersion(ctx, raw, alignedFile, 'checkpoint') : null;
+  const alignedByRun = need.run ? await alignedVersion(ctx, raw, alignedByRunFile, 'run') : null;
+  const dist = (z: Zoo | null): AlignmentDistance | null => {
+    if (z === null) return null;
+    const st = JSON.parse(z.metadata.alignment ?? '{}') as { distance_before?: { mean: number }; distance_after?: { mean: number } };
+    return { distanceBefore: st.distance_before?.mean ?? NaN, distanceAfter: st.distance_after?.mean ?? NaN };
+  };
   const acc = summarize(raw.testAcc);
   return {
     raw,
@@ -170,7 +176,7 @@ export async function prepareZoo(ctx: ExperimentContext, cfg: FlowExperimentConf
     alignedFile,
     alignedByRun,
     alignedByRunFile,
-    summary: { networks: raw.n, runs: cfg.zoo.runs, epochs: cfg.zoo.epochs, testAccuracy: ms(acc), alignment, seconds: (performance.now() - t0) / 1000 },
+    summary: { networks: raw.n, runs: cfg.zoo.runs, epochs: cfg.zoo.epochs, testAccuracy: ms(acc), alignment: dist(aligned), alignmentByRun: dist(alignedByRun), seconds: (performance.now() - t0) / 1000 },
   };
 }
 
@@ -191,6 +197,11 @@ async function alignedVersion(ctx: ExperimentContext, raw: Zoo, file: string, by
   const r = await alignZoo(raw, { by, seed: ctx.seed, source: ZOO_FILE, progress: bar, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
   bar.done();
   return writeZoo(file, r.zoo);
+}
+
+/** The aligned zoos the variants learn from: per checkpoint for the thesis' aligned variants, by run for wsflow's own. */
+export function alignmentsFor(variants: readonly VariantSpec[]): { checkpoint: boolean; run: boolean } {
+  return { checkpoint: variants.some((v) => v.aligned && v.ours !== true), run: variants.some((v) => v.aligned && v.ours === true) };
 }
 
 /** A trained variant (the caller disposes `tr.flow`). */
@@ -247,7 +258,7 @@ export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentCo
 /** Trains, samples and evaluates every variant. */
 export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimentConfig, variants: readonly VariantSpec[]): Promise<{ zoo: ZooSummary; variants: VariantResult[] }> {
   const task = loadTask(cfg.task);
-  const z = await prepareZoo(ctx, cfg, variants.some((v) => v.aligned));
+  const z = await prepareZoo(ctx, cfg, alignmentsFor(variants));
   const results: VariantResult[] = [];
   for (const v of variants) {
     const { tr, zoo, graph, d } = await trainVariant(ctx, cfg, z, v);
