@@ -5,7 +5,7 @@
 //   node bench/quality/barriers.mjs --zoo <zoo.safetensors> [--pairs 256] [--split test]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alignZoo, cliArgs, cpuDevice, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
+import { alignedZoo, cliArgs, cpuDevice, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
 const { get } = cliArgs();
@@ -18,7 +18,7 @@ const task = w.loadTask(zoo.task);
 const arch = zoo.arch;
 const P = arch.numParams;
 const t0 = performance.now();
-const al = alignZoo(w, zoo);
+const al = alignedZoo(w, zoo);
 const alignSeconds = (performance.now() - t0) / 1000;
 const last = lastCheckpoints(zoo);
 const pick = (x) => pickRows(x, last, P);

@@ -69,7 +69,7 @@ export function pickRows(x, idx, P) {
  * The zoo aligned as the scripts do (weight matching, seed 0): each checkpoint on its own, or with `--align-by run`
  * on the command line one permutation per training run (see `groups` of alignNetworks).
  */
-export function alignZoo(w, zoo, argv = process.argv.slice(2)) {
+export function alignedZoo(w, zoo, argv = process.argv.slice(2)) {
   const by = cliArgs(argv).get('--align-by', 'checkpoint');
   if (by !== 'checkpoint' && by !== 'run') { console.error(`--align-by must be checkpoint or run, got ${by}`); process.exit(2); }
   return { ...w.alignNetworks(zoo.arch, zoo.weights, { seed: 0, ...(by === 'run' ? { groups: zoo.run } : {}) }), by };

@@ -14,7 +14,7 @@
 //        [--samples 256] [--steps 32] [--out results/trials/<name>.json]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alignZoo, deviceLabel, gitCommit, requireDist, zooFlowArgs } from './common.mjs';
+import { alignedZoo, deviceLabel, gitCommit, requireDist, zooFlowArgs } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
@@ -22,7 +22,7 @@ const { get, zooFile, flows, n, steps } = zooFlowArgs(256);
 const zoo = w.readZoo(zooFile);
 const arch = zoo.arch, P = arch.numParams;
 if (zoo.n < 2 * n) { console.error(`the zoo has ${zoo.n} networks; --samples ${n} needs at least ${2 * n} (two disjoint zoo sets)`); process.exit(2); }
-const al = alignZoo(w, zoo);
+const al = alignedZoo(w, zoo);
 
 // Two disjoint random zoo sets: R (the reference) and Z (the zoo-vs-zoo floor).
 const perm = new w.Rng(3).permutation(zoo.n);

@@ -8,7 +8,7 @@
 //        [--samples 32] [--steps 32] [--out results/trials/<name>.json]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alignZoo, deviceLabel, gitCommit, requireDist, zooFlowArgs } from './common.mjs';
+import { alignedZoo, deviceLabel, gitCommit, requireDist, zooFlowArgs } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
@@ -16,7 +16,7 @@ const { get, zooFile, flows, n, steps } = zooFlowArgs(32);
 const zoo = w.readZoo(zooFile);
 const arch = zoo.arch, P = arch.numParams;
 const task = w.loadTask(zoo.task);
-const al = alignZoo(w, zoo);
+const al = alignedZoo(w, zoo);
 const rows = [];
 for (const file of flows) {
   const fm = FlowMatcher.load(file, { device: 'cpu' });

@@ -14,14 +14,14 @@
 //        [--samples 256] [--out results/trials/<name>.json]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alignZoo, deviceLabel, gitCommit, requireDist, zooFlowArgs } from './common.mjs';
+import { alignedZoo, deviceLabel, gitCommit, requireDist, zooFlowArgs } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
 const { get, zooFile, flows, n } = zooFlowArgs(256);
 const zoo = w.readZoo(zooFile);
 const arch = zoo.arch, P = arch.numParams;
-const al = alignZoo(w, zoo);
+const al = alignedZoo(w, zoo);
 const TIMES = [0, 0.25, 0.5, 0.75, 0.9];
 
 const mse = (a, b) => { let s = 0; for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2; return s / a.length; };

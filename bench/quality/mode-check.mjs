@@ -7,7 +7,7 @@
 //   node bench/quality/mode-check.mjs --flow <flow.safetensors> --zoo <zoo.safetensors> [--samples 64] [--steps 32]
 //        [--out results/trials/<name>.json]
 import * as fs from 'node:fs';
-import { alignZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist } from './common.mjs';
+import { alignedZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
@@ -17,7 +17,7 @@ if (!flowFile || !zooFile) { console.error('usage: --flow <file> --zoo <file> [-
 const n = Number(get('--samples', '64')), steps = Number(get('--steps', '32'));
 const zoo = w.readZoo(zooFile);
 const arch = zoo.arch, P = arch.numParams, [n0, n1] = arch.widths;
-const al = alignZoo(w, zoo);
+const al = alignedZoo(w, zoo);
 const runsFinal = w.canonicalize(arch, pickRows(al.aligned, lastCheckpoints(zoo), P));
 const R = runsFinal.length / P;
 const fm = FlowMatcher.load(flowFile, { device: 'cpu' });

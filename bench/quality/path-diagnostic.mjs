@@ -9,7 +9,7 @@
 //   node bench/quality/path-diagnostic.mjs --flow <flow.safetensors> [--task mnist] [--n 64] [--steps 32] [--zoo Z] [--out F]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alignZoo, cliArgs, cpuDevice, gitCommit, requireDist, root } from './common.mjs';
+import { alignedZoo, cliArgs, cpuDevice, gitCommit, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
@@ -42,7 +42,7 @@ console.log(`final samples: ${fin.mean.toFixed(4)} ± ${fin.std.toFixed(4)}`);
 let interpolant;
 if (get('--zoo') !== undefined) {
   const zoo = w.readZoo(get('--zoo'));
-  const al = alignZoo(w, zoo);
+  const al = alignedZoo(w, zoo);
   const pick = new Rng(11);
   const x1 = new Float32Array(n * P);
   for (let i = 0; i < n; i++) {

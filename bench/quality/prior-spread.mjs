@@ -10,7 +10,7 @@
 //        [--samples 128] [--out F]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alignZoo, cliArgs, deviceLabel, gitCommit, requireDist } from './common.mjs';
+import { alignedZoo, cliArgs, deviceLabel, gitCommit, requireDist } from './common.mjs';
 
 const w = requireDist('index.js');
 const { get } = cliArgs();
@@ -22,7 +22,7 @@ const componentCounts = get('--components', '0').split(',').map(Number);
 const zoo = w.readZoo(zooFile);
 const arch = zoo.arch;
 const task = w.loadTask(zoo.task);
-const al = alignZoo(w, zoo);
+const al = alignedZoo(w, zoo);
 const canon = (x) => w.canonicalize(arch, x);
 const rows = [];
 for (const components of componentCounts) for (const scale of scales) {

@@ -21,7 +21,7 @@
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine' }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alignZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
+import { alignedZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
@@ -48,7 +48,7 @@ const out = get('--out', path.join(root, 'results', 'trials', `${zoo.task}.jsonl
 fs.mkdirSync(path.dirname(out), { recursive: true });
 const arch = zoo.arch;
 const t0a = performance.now();
-const al = alignZoo(w, zoo);
+const al = alignedZoo(w, zoo);
 console.log(`${zoo.n} networks (${zoo.task}, ${arch.key}) aligned${al.by === 'run' ? ' by run' : ''} in ${((performance.now() - t0a) / 1000).toFixed(1)} s`);
 const P = arch.numParams;
 // Trained reference: the last checkpoint of every run.
