@@ -2,7 +2,7 @@
 // The one GPU check (shared/docs/GPU_CHECKS.md): plain JS, needs only build/Release/wsflow.node and dist/ (no npm
 // install, no test runner). Usage:
 //   node bench/gpu-check.mjs <resultsDir> [--seconds S] [--only name,name] [--skip-cpu-bench] [--quick]
-//                            [--peer=eager,reduce-overhead|none] [--bench-only]
+//                            [--peer=eager,reduce-overhead|none] [--bench-only] [--parity-only] [--workloads=wdbc,mnist]
 // 1. prints the backend (device, compute capability, memory) and fails loudly unless CUDA is active;
 // 2. imports every section module bench/gpu/*.mjs in file-name order; each exports
 //      async function run(ctx) → { parity: Case[], bench: Row[] }
@@ -23,7 +23,9 @@ import { gitCommit } from './quality/common.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const selftest = process.env.WSF_GPU_CHECK_SELFTEST === '1';
 process.env.WSF_QUIET ??= '1';
-// WSF_GEMM=v1 selects the first CUDA GEMM kernel (native/core/rt_ops_cuda.cu); recorded in the JSON.
+// WSF_GEMM=v1 selects the first CUDA GEMM kernel, tc / tf32 the tensor-core one (3×TF32 / plain TF32;
+// native/core/rt_ops_cuda.cu); recorded in the JSON. --bench-only / --parity-only run one half of the engine
+// section; --workloads=a,b times only those training workloads there (bench/gpu/engine.mjs).
 
 function parseArgs(argv) {
   const a = { dir: undefined, seconds: 0.5, only: undefined, cpuBench: true, quick: false };
@@ -35,7 +37,7 @@ function parseArgs(argv) {
     else if (v === '--skip-cpu-bench') a.cpuBench = false;
     else if (v === '--quick') a.quick = true;
     else if (v.startsWith('--peer=')) continue; // read by the engine section from ctx.args
-    else if (v === '--bench-only') continue; // read by the engine section: timings without the parity cases
+    else if (v === '--bench-only' || v === '--parity-only' || v.startsWith('--workloads=')) continue; // read by the engine section
     else if (!v.startsWith('--') && a.dir === undefined) a.dir = v;
     else throw new Error(`unknown argument ${v}`);
   }

@@ -8,9 +8,9 @@
 # packages, the commit, and optionally trial zoos .gpu/zoo-*.safetensors with .gpu/trials-*.json configurations).
 # Stages, in order:
 #   1. the GPU check (bench/gpu-check.mjs): parity + engine/geometry benchmarks + the PyTorch peer (eager) → OUT/gpu-check.json
-#  1b. the engine's timings again with the first GEMM kernel (WSF_GEMM=v1, --bench-only) → OUT/gemm-v1/gpu-check.json
-#  1c. the open MNIST input-gradient parity case over eleven seeds, its worst element traced back stage by stage
-#      (--dump), and its failure rate with one setting changed at a time (--sweep) → the log
+#  1b. the other GEMM kernels side by side (WSF_GEMM=v1, tc, tf32; --bench-only on the four sparse training
+#      workloads, with the per-op profile) → OUT/gemm-<v>/gpu-check.json
+#  1c. the tensor-core GEMM (WSF_GEMM=tc, 3×TF32) through the whole op and engine parity suite → OUT/gemm-tc-parity/
 #   2. the end-to-end flow benchmark per geometry on CUDA (bench/flow.mjs) → OUT/<date>-<sha>-cuda-flow.json
 #   3. with the time left, sample-quality trials on CUDA (bench/quality/trials.mjs), one process per .gpu/trials-*.json,
 #      run side by side, each training under a time budget (--max-seconds) → OUT/trials-*.jsonl (SAVE_FLOWS=1: the
@@ -36,14 +36,16 @@ echo "== 1. GPU check ($(left) s left)"
 timeout "${CHECK_S:-280}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --peer=eager
 echo "gpu-check exit $?"
 
-echo "== 1b. engine timings with the first GEMM kernel, WSF_GEMM=v1, for a side-by-side ($(left) s left)"
-WSF_GEMM=v1 timeout "${V1_S:-60}" /tmp/node bench/gpu-check.mjs "$OUT/gemm-v1" --only engine --bench-only --skip-cpu-bench --peer=none
-echo "gemm v1 timings exit $?"
+echo "== 1b. engine timings with the other GEMM kernels, side by side ($(left) s left)"
+for v in v1 tc tf32; do
+  WSF_GEMM=$v timeout "${GEMM_S:-45}" /tmp/node bench/gpu-check.mjs "$OUT/gemm-$v" --only engine --bench-only --skip-cpu-bench \
+    --peer=none --workloads=wdbc,mnist,mnist-b64,mnist-wide
+  echo "gemm $v timings exit $?"
+done
 
-echo "== 1c. the open MNIST input-gradient parity case (seed 1107485112, 2026-12-04) and ten more seeds ($(left) s left)"
-timeout "${DIAG_S:-30}" /tmp/node bench/gpu/diag-inputgrad.cjs --seeds 1107485112,11,12,13,14,15,16,17,18,19,20
-timeout 30 /tmp/node bench/gpu/diag-inputgrad.cjs --dump
-timeout "${SWEEP_S:-60}" /tmp/node bench/gpu/diag-inputgrad.cjs --sweep
+echo "== 1c. parity with the tensor-core GEMM, WSF_GEMM=tc ($(left) s left)"
+WSF_GEMM=tc timeout "${TC_PARITY_S:-90}" /tmp/node bench/gpu-check.mjs "$OUT/gemm-tc-parity" --only engine --parity-only --peer=none
+echo "gemm tc parity exit $?"
 
 echo "== 2. flow benchmark ($(left) s left)"
 timeout "${FLOW_S:-60}" /tmp/node bench/flow.mjs --device cuda --steps 30 --out "$OUT"

@@ -238,6 +238,10 @@ export async function run(ctx) {
 
   // ---- (a) parity (--bench-only skips it: a second, timing-only run, e.g. with WSF_GEMM=v1) ----
   const benchOnly = ctx.args.includes('--bench-only');
+  // --parity-only skips the benchmarks (e.g. a parity run under another GEMM kernel, WSF_GEMM=tc); --workloads=a,b
+  // times only those training workloads (no OOM probe, no sampling): short side-by-side passes per GEMM kernel.
+  const parityOnly = ctx.args.includes('--parity-only');
+  const workloads = ctx.args.find((a) => a.startsWith('--workloads='))?.slice('--workloads='.length).split(',').filter(Boolean);
   if (benchOnly) {
     res.table.push('parity: skipped (--bench-only)');
   } else if (parity === null) {
@@ -286,7 +290,11 @@ export async function run(ctx) {
   }
 
   // ---- (b) benchmarks ----
-  const train = quick ? TRAIN_QUICK : TRAIN;
+  if (parityOnly) {
+    res.table.push('benchmarks: skipped (--parity-only)');
+    return res;
+  }
+  const train = (quick ? TRAIN_QUICK : TRAIN).filter((sp) => workloads === undefined || workloads.includes(sp.name));
   const reps = quick ? { cuda: 3, cudaWarm: 1, cpu: 1, cpuWarm: 0 } : { cuda: 30, cudaWarm: 5, cpu: 3, cpuWarm: 1 };
   res.results.train = {};
   for (const sp of train) {
@@ -302,7 +310,7 @@ export async function run(ctx) {
   // Out of memory: a dense 784-128-128-10 graph at batch 16 needs far more than the device holds. The engine must
   // refuse it with a typed ERR_OOM (no crash, nothing leaked), and a small engine must work right after. Not on the
   // CPU emulator, whose "device" memory is host memory without a cap.
-  if (!quick && binding.buildInfo().archs !== 'emu') {
+  if (!quick && workloads === undefined && binding.buildInfo().archs !== 'emu') {
     const once = (e) => {
       const t = trainStep(binding, 'cuda', e);
       t.step();
@@ -318,7 +326,7 @@ export async function run(ctx) {
     log(`oom probe: ${pass ? 'typed ERR_OOM, next engine ok' : `FAILED (${oom.code ?? 'no error'}; ${after.error ?? 'next ok'})`}`);
   }
   res.results.sample = {};
-  for (const sp of quick ? SAMPLE_QUICK : SAMPLE) {
+  for (const sp of workloads !== undefined ? [] : quick ? SAMPLE_QUICK : SAMPLE) {
     const key = `${sp.name}-b${sp.B}`;
     const r = { cuda: benchSample(binding, 'cuda', sp, 64, quick ? 2 : 64) };
     log(`sample ${key} cuda: ${r.cuda.error ?? `${fmt(r.cuda.nets_per_s, 1)} networks/s`}`);

@@ -27,6 +27,9 @@
 #include <string>
 
 #include "core/cuda_common.cuh"
+#ifndef WSF_CUDA_EMU
+#include <mma.h>
+#endif
 #include "core/device.h"
 #include "core/rt_ops_cuda.h"
 
@@ -455,13 +458,169 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm2_kernel(GemmArg
   }
 }
 
-// 1 selects gemm_kernel (the first version), 2 gemm2_kernel (default); WSF_GEMM=v1 in the environment, read once.
+// GEMM, tensor-core version (WSF_GEMM=tc, or tf32; opt-in until it has been timed and checked on a GPU). The
+// same tiles and BK = 32 stages as gemm2_kernel (without its register prefetch), the products on tensor cores through
+// nvcuda::wmma (m16n16k8, TF32 operands, FP32 accumulation): each warp owns a WM×WN sub-tile of the block's BM×BN
+// output, FM×FN fragments of 16×16. The staged tiles are already in wmma's layouts: As[p][i] is A's tile in
+// column-major order, Bs[p][j] B's in row-major order (ldm BM+4 / BN+4: multiples of 4, every fragment 32-byte
+// aligned).
+//   SPLIT (tc, the default of this version): 3×TF32 — each operand x = hi + lo with hi = tf32(x), lo = tf32(x − hi),
+//     and acc += lo_a·hi_b + hi_a·lo_b + hi_a·hi_b (small terms first; lo·lo dropped): about FP32 accuracy (the
+//     parity tolerances of the FP32 kernels hold) at three tensor-core products per step.
+//   !SPLIT (tf32): one TF32 product per step — 10 mantissa bits per operand, ~1e-3 relative error per sum.
+// Deterministic (a fixed order per kernel), but not bitwise equal to gemm_kernel/gemm2_kernel. The accumulators go
+// through shared memory (reusing the stage buffers) to the same epilogue as the other versions (gemm_store:
+// split-K partials, bias, accumulate, bounds).
+template <int BM, int BN, int WM, int WN, bool SPLIT, bool A_P_FAST, bool B_J_FAST>
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 2) gemm_tc_kernel(GemmArgs g) {
+#if defined(WSF_CUDA_EMU) || !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+  namespace wmma = nvcuda::wmma;
+  constexpr int BK = 32;
+  constexpr int NT = (BM / WM) * (BN / WN) * 32;  // threads per block
+  constexpr int FM = WM / 16, FN = WN / 16;       // fragments per warp
+  constexpr int LDA = BM + 4, LDB = BN + 4, LDC = BN + 4;
+  constexpr int LA = BK * BM / NT;                // A elements staged per thread and stage
+  constexpr int LB = BK * BN / NT;
+  static_assert(WM % 16 == 0 && WN % 16 == 0 && BM % WM == 0 && BN % WN == 0, "warp tiles of whole fragments");
+  static_assert((BK * BM) % NT == 0 && (BK * BN) % NT == 0, "tile not divisible by the thread count");
+  constexpr int kStage = BK * LDA + BK * LDB;
+  constexpr int kOut = BM * LDC;
+  __shared__ __align__(32) float smem[kStage > kOut ? kStage : kOut];
+  float* const As = smem;             // As[p·LDA + i] = A(i0 + i, p0 + p)
+  float* const Bs = smem + BK * LDA;  // Bs[p·LDB + j] = B(p0 + p, j0 + j); BK·LDA·4 bytes is a multiple of 32
+  const int tid = threadIdx.x;
+  const int warp = tid / 32;
+  const int wm0 = (warp / (BN / WN)) * WM;
+  const int wn0 = (warp % (BN / WN)) * WN;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int j0 = static_cast<int>(blockIdx.y) * BN;
+  const int64_t p_begin = static_cast<int64_t>(blockIdx.z) * g.k_chunk;
+  const int64_t p_end = p_begin + g.k_chunk < g.K ? p_begin + g.k_chunk : g.K;
+
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
+#pragma unroll
+  for (int m = 0; m < FM; ++m)
+#pragma unroll
+    for (int n = 0; n < FN; ++n) wmma::fill_fragment(acc[m][n], 0.0f);
+
+  // Each thread's share of a stage: element e = tid + l·NT of the A tile (p fastest or i fastest, coalesced as in
+  // gemm_kernel) and of the B tile. Loaded straight into shared memory (no register prefetch: registers go to the
+  // fragments, and other resident blocks hide the global latency).
+  for (int64_t p0 = p_begin; p0 < p_end; p0 += BK) {
+#pragma unroll 4
+    for (int l = 0; l < LA; ++l) {
+      const int e = tid + l * NT;
+      const int pp = A_P_FAST ? e % BK : e / BM;
+      const int ii = A_P_FAST ? e / BK : e % BM;
+      const int64_t i = i0 + ii, p = p0 + pp;
+      As[pp * LDA + ii] = (i < g.M && p < p_end) ? g.A[i * g.sai + p * g.sap] : 0.0f;
+    }
+#pragma unroll 4
+    for (int l = 0; l < LB; ++l) {
+      const int e = tid + l * NT;
+      const int pp = B_J_FAST ? e / BN : e % BK;
+      const int jj = B_J_FAST ? e % BN : e / BK;
+      const int64_t p = p0 + pp;
+      const int j = j0 + jj;
+      Bs[pp * LDB + jj] = (j < g.N && p < p_end) ? g.B[p * g.sbp + static_cast<int64_t>(j) * g.sbj] : 0.0f;
+    }
+    __syncthreads();
+    // k-steps of 8 past the split's end hold only zeros: skipped (uniform across the block).
+    const int kmax = p_end - p0 < BK ? static_cast<int>(p_end - p0) : BK;
+#pragma unroll
+    for (int k0 = 0; k0 < BK; k0 += 8) {
+      if (k0 < kmax) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a_hi[FM], a_lo[FM];
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b_hi[FN], b_lo[FN];
+#pragma unroll
+        for (int m = 0; m < FM; ++m) {
+          wmma::load_matrix_sync(a_hi[m], As + k0 * LDA + wm0 + 16 * m, LDA);
+#pragma unroll
+          for (int t = 0; t < a_hi[m].num_elements; ++t) {
+            const float v = a_hi[m].x[t];
+            a_hi[m].x[t] = wmma::__float_to_tf32(v);
+            if (SPLIT) a_lo[m].x[t] = wmma::__float_to_tf32(v - a_hi[m].x[t]);
+          }
+        }
+#pragma unroll
+        for (int n = 0; n < FN; ++n) {
+          wmma::load_matrix_sync(b_hi[n], Bs + k0 * LDB + wn0 + 16 * n, LDB);
+#pragma unroll
+          for (int t = 0; t < b_hi[n].num_elements; ++t) {
+            const float v = b_hi[n].x[t];
+            b_hi[n].x[t] = wmma::__float_to_tf32(v);
+            if (SPLIT) b_lo[n].x[t] = wmma::__float_to_tf32(v - b_hi[n].x[t]);
+          }
+        }
+#pragma unroll
+        for (int m = 0; m < FM; ++m)
+#pragma unroll
+          for (int n = 0; n < FN; ++n) {
+            if (SPLIT) {
+              wmma::mma_sync(acc[m][n], a_lo[m], b_hi[n], acc[m][n]);
+              wmma::mma_sync(acc[m][n], a_hi[m], b_lo[n], acc[m][n]);
+            }
+            wmma::mma_sync(acc[m][n], a_hi[m], b_hi[n], acc[m][n]);
+          }
+      }
+    }
+    __syncthreads();
+  }
+
+  // The output tile through shared memory (the stage buffers are free after the loop's last barrier).
+#pragma unroll
+  for (int m = 0; m < FM; ++m)
+#pragma unroll
+    for (int n = 0; n < FN; ++n)
+      wmma::store_matrix_sync(smem + (wm0 + 16 * m) * LDC + wn0 + 16 * n, acc[m][n], LDC, wmma::mem_row_major);
+  __syncthreads();
+  for (int e = tid; e < BM * BN; e += NT) {
+    const int ii = e / BN, jj = e % BN;
+    const int64_t i = i0 + ii;
+    const int j = j0 + jj;
+    if (i < g.M && j < g.N) gemm_store(g, i, j, smem[ii * LDC + jj]);
+  }
+#else
+  __trap();  // never launched: the host picks this version only on devices of compute capability 8.0 and up
+#endif
+}
+
+// Which GEMM kernel the linear ops launch, from WSF_GEMM (read once): v1 → gemm_kernel, v2 or unset →
+// gemm2_kernel (the default), tc → gemm_tc_kernel with 3×TF32, tf32 → gemm_tc_kernel with plain TF32. The
+// tensor-core versions need compute capability 8.0 (TF32 wmma); on older devices they fall back to v2.
 int gemm_version() {
   static const int v = [] {
     const char* e = std::getenv("WSF_GEMM");
-    return (e != nullptr && std::string(e) == "v1") ? 1 : 2;
+    const std::string s = e != nullptr ? e : "";
+    const int want = s == "v1" ? 1 : s == "tc" ? 3 : s == "tf32" ? 4 : 2;
+#ifndef WSF_CUDA_EMU
+    if (want >= 3) {
+      int dev = 0, major = 0;
+      if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess || major < 8) {
+        cudaGetLastError();
+        return 2;
+      }
+    }
+#endif
+    return want;
   }();
   return v;
+}
+
+// gemm_tc_kernel launches: warp tiles of 32 rows; 16- or 32-column warp tiles following the output width N.
+template <int BM, bool SPLIT, bool A_P_FAST, bool B_J_FAST>
+void launch_gemm_tc(const GemmArgs& g, int splits, cudaStream_t s) {
+  const dim3 grid(ceil_div(g.M, BM), 1, splits);
+  if (g.N <= 16) {
+    launch_kernel(gemm_tc_kernel<BM, 16, 32, 16, SPLIT, A_P_FAST, B_J_FAST>, dim3(grid.x, ceil_div(g.N, 16), splits),
+                  dim3((BM / 32) * 32), 0, s, g);
+  } else if (g.N <= 32) {
+    launch_kernel(gemm_tc_kernel<BM, 32, 32, 32, SPLIT, A_P_FAST, B_J_FAST>, dim3(grid.x, ceil_div(g.N, 32), splits),
+                  dim3((BM / 32) * 32), 0, s, g);
+  } else {
+    launch_kernel(gemm_tc_kernel<BM, 64, 32, 32, SPLIT, A_P_FAST, B_J_FAST>, dim3(grid.x, ceil_div(g.N, 64), splits),
+                  dim3((BM / 32) * 2 * 32), 0, s, g);
+  }
 }
 
 // gemm2_kernel launches: the column tile follows the output width N, the row tile is chosen by the caller.
@@ -485,7 +644,17 @@ void launch_gemm2(const GemmArgs& g, int splits, cudaStream_t s) {
 // same p order; only the thread↔output assignment differs).
 template <bool A_P_FAST, bool B_J_FAST>
 void launch_gemm(const GemmArgs& g, int splits, cudaStream_t s) {
-  if (gemm_version() == 2) {
+  const int version = gemm_version();
+  if (version >= 3) {
+    // Row tiles as gemm2's (so gemm_tiles and the split-K sizes are the same for both).
+    if (g.M <= 64) {
+      version == 3 ? launch_gemm_tc<64, true, A_P_FAST, B_J_FAST>(g, splits, s) : launch_gemm_tc<64, false, A_P_FAST, B_J_FAST>(g, splits, s);
+    } else {
+      version == 3 ? launch_gemm_tc<128, true, A_P_FAST, B_J_FAST>(g, splits, s) : launch_gemm_tc<128, false, A_P_FAST, B_J_FAST>(g, splits, s);
+    }
+    return;
+  }
+  if (version == 2) {
     // 128 rows per block for the long dimension; 64 when the output has few rows (the weight gradient's M = out width).
     if (g.M <= 64) {
       launch_gemm2<64, 4, A_P_FAST, B_J_FAST>(g, splits, s);
@@ -513,7 +682,7 @@ void launch_gemm(const GemmArgs& g, int splits, cudaStream_t s) {
 // Output tile count of launch_gemm's choice for an M×N output (for the split-K heuristic).
 int64_t gemm_tiles(int64_t M, int N) {
   const int bn = N <= 16 ? 16 : (N <= 32 ? 32 : 64);
-  const int bm = gemm_version() == 2 ? (M <= 64 ? 64 : 128) : (N <= 16 ? 128 : 64);
+  const int bm = gemm_version() >= 2 ? (M <= 64 ? 64 : 128) : (N <= 16 ? 128 : 64);
   return ((M + bm - 1) / bm) * ((N + bn - 1) / bn);
 }
 

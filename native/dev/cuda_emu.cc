@@ -188,6 +188,10 @@ int lane_id() { return g.cur >= 0 ? g.fibers[g.cur].lin % 32 : 0; }
 void syncthreads() { yield_as(St::WaitBlock); }
 void syncwarp() { yield_as(St::WaitWarp); }
 void* shuffle_slot() { return g.fibers[g.cur].slot; }
+void fail(const char* what) {
+  std::fprintf(stderr, "cuda_emu: %s in %s\n", what, where().c_str());
+  if (g.last_error == cudaSuccess) g.last_error = cudaErrorLaunchFailure;
+}
 const void* shuffle_slot_of(int lane) { return g.fibers[(g.fibers[g.cur].lin / 32) * 32 + lane].slot; }
 
 void launch_impl(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {

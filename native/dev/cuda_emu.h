@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <type_traits>
 
 // ---- language extensions ----
@@ -111,6 +112,10 @@ int lane_id();                            // linear thread index mod 32
 void* shuffle_slot();                     // this thread's 8-byte exchange slot
 const void* shuffle_slot_of(int lane);    // a lane's slot in the current warp
 
+// Reports a device-side misuse (stderr, with the block) and makes the launch fail with cudaErrorLaunchFailure;
+// the thread goes on (hardware behaviour is undefined, so only the report matters).
+void fail(const char* what);
+
 // Runs `body` for every thread of every block (blocks in order, threads as fibers). Configuration errors and
 // deadlocks are reported through cudaGetLastError().
 void launch_impl(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body);
@@ -155,3 +160,91 @@ inline int max(int a, int b) { return a > b ? a : b; }
 inline float min(float a, float b) { return fminf(a, b); }
 inline double min(double a, double b) { return fmin(a, b); }
 inline int min(int a, int b) { return a < b ? a : b; }
+
+// ---- nvcuda::wmma (tensor-core matrix fragments), the TF32 subset used by the GEMM's tensor-core version ----
+// Modelled per warp: every lane holds the whole tile (row-major in x[]), so a fragment's element ↔ lane mapping
+// (opaque on hardware) is not modelled — code that touches fragments only through this API and elementwise loops
+// over x[0..num_elements) is exercised faithfully. Each call is warp-collective: all 32 lanes must arrive (a
+// warp barrier) with the same pointer and ldm, ldm a multiple of 4 and the pointer 32-byte aligned, as the CUDA
+// programming guide requires; violations are reported through emu::fail. mma_sync sums in float over k in order
+// (hardware tensor cores use their own order and internal precision).
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+namespace precision {
+struct tf32 {};
+}  // namespace precision
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+  static constexpr int rows = std::is_same<Use, matrix_b>::value ? K : M;
+  static constexpr int cols = std::is_same<Use, matrix_a>::value ? K : N;
+  static constexpr int num_elements = rows * cols;
+  float x[num_elements];  // element (r, c) at x[r·cols + c]
+};
+
+// cvt.rna.tf32.f32: round to nearest (ties away from zero) at 10 mantissa bits; Inf and NaN pass unchanged.
+inline float __float_to_tf32(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
+namespace detail {
+// Warp-collective entry: all lanes arrive, with the same pointer and ldm, and a legal pointer/ldm.
+inline void collective(const char* what, const void* p, unsigned ldm) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0) ::emu::fail((std::string(what) + ": pointer not 32-byte aligned").c_str());
+  if (ldm % 4 != 0) ::emu::fail((std::string(what) + ": ldm not a multiple of 4").c_str());
+  const uintptr_t p0 = emu_shuffle(reinterpret_cast<uintptr_t>(p), 0);
+  const unsigned l0 = emu_shuffle(ldm, 0);
+  if (p0 != reinterpret_cast<uintptr_t>(p) || l0 != ldm) ::emu::fail((std::string(what) + ": lanes disagree on pointer or ldm").c_str());
+}
+template <class Layout>
+inline int64_t offset(int r, int c, unsigned ldm) {
+  return std::is_same<Layout, col_major>::value ? static_cast<int64_t>(c) * ldm + r : static_cast<int64_t>(r) * ldm + c;
+}
+}  // namespace detail
+
+template <class Use, int M, int N, int K, class T, class Layout>
+void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, float v) {
+  for (int e = 0; e < f.num_elements; ++e) f.x[e] = v;
+}
+
+template <class Use, int M, int N, int K, class T, class Layout>
+void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const float* p, unsigned ldm) {
+  static_assert(!std::is_same<Layout, void>::value, "operand fragments carry their layout");
+  detail::collective("wmma::load_matrix_sync", p, ldm);
+  for (int r = 0; r < f.rows; ++r)
+    for (int c = 0; c < f.cols; ++c) f.x[r * f.cols + c] = p[detail::offset<Layout>(r, c, ldm)];
+}
+
+template <int M, int N, int K, class T>
+void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, T, void>& f, unsigned ldm, layout_t l) {
+  detail::collective("wmma::store_matrix_sync", p, ldm);
+  for (int r = 0; r < M; ++r)
+    for (int c = 0; c < N; ++c)
+      p[l == mem_col_major ? detail::offset<col_major>(r, c, ldm) : detail::offset<row_major>(r, c, ldm)] = f.x[r * N + c];
+}
+
+template <int M, int N, int K, class T, class LA, class LB, class TC>
+void mma_sync(fragment<accumulator, M, N, K, TC, void>& d, const fragment<matrix_a, M, N, K, T, LA>& a,
+              const fragment<matrix_b, M, N, K, T, LB>& b, const fragment<accumulator, M, N, K, TC, void>& c) {
+  detail::collective("wmma::mma_sync", nullptr, 0);
+  float out[M * N];
+  for (int r = 0; r < M; ++r)
+    for (int col = 0; col < N; ++col) {
+      float s = c.x[r * N + col];
+      for (int k = 0; k < K; ++k) s += a.x[r * K + k] * b.x[k * N + col];
+      out[r * N + col] = s;
+    }
+  std::memcpy(d.x, out, sizeof out);
+}
+}  // namespace wmma
+}  // namespace nvcuda

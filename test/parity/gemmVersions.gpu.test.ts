@@ -1,7 +1,10 @@
-// The two CUDA GEMM kernels (gemm_kernel, selected by WSF_GEMM=v1, and the default gemm2_kernel) compute the same
-// sums in the same order, so every linear op must give bitwise identical outputs under either. The variable is
-// read once per process, so each version runs in a child process over the same op cases. Skips without a CUDA
-// device (or the CPU emulator build, where CI runs it).
+// The CUDA GEMM kernels, selected by WSF_GEMM (read once per process, so each version runs in a child process
+// over the same op cases):
+// - gemm_kernel (v1) and the default gemm2_kernel (v2) compute the same sums in the same order, so every linear op
+//   must give bitwise identical outputs under either;
+// - the tensor-core gemm_tc_kernel (tc: 3×TF32; tf32: one TF32 product) sums in another order and precision: tc
+//   must pass the FP32 parity tolerances against the CPU reference (checkOpCase), tf32 a TF32-sized bound.
+// Skips without a CUDA device (or the CPU emulator build, where CI runs it).
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -25,6 +28,30 @@ for (const c of bp.buildOpCases(20261204).filter((c) => c.op.startsWith('linear'
 process.stdout.write(JSON.stringify(out));
 `;
 
+// Runs in a child: every linear_* case checked against the CPU reference; prints the failed checks, and for the
+// main outputs the worst NMSE against the CPU (so a TF32-sized bound can be applied outside).
+const checkChild = `
+const bp = require(${JSON.stringify(path.join(root, 'dist', 'internal', 'backendParity.js'))});
+const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'native', 'binding.js'))});
+const b = binding();
+const failed = [];
+let cases = 0, worstNmse = 0;
+for (const c of bp.buildOpCases(20261205).filter((c) => c.op.startsWith('linear'))) {
+  cases++;
+  for (const r of bp.checkOpCase(b, 'cuda', c)) if (!r.pass) failed.push(r.name + ': ' + r.detail);
+  const ref = bp.runOp(b, 'cpu', c), dut = bp.runOp(b, 'cuda', c);
+  for (const [k, e] of Object.entries(ref.outputs)) {
+    const a = dut.outputs[k];
+    let num = 0, den = 0;
+    for (let i = 0; i < e.length; i++) { num += (a[i] - e[i]) ** 2; den += e[i] ** 2; }
+    if (den > 0) worstNmse = Math.max(worstNmse, num / den);
+  }
+}
+process.stdout.write(JSON.stringify({ cases, failed, worstNmse }));
+`;
+const check = (v: string): { cases: number; failed: string[]; worstNmse: number } =>
+  JSON.parse(execFileSync(process.execPath, ['-e', checkChild], { env: { ...process.env, WSF_GEMM: v, WSF_QUIET: '1' }, maxBuffer: 1 << 30 }).toString());
+
 describe.skipIf(!cuda)('CUDA GEMM versions', () => {
   it('gemm2_kernel (default) and gemm_kernel (WSF_GEMM=v1) give bitwise identical linear-op outputs', () => {
     const run = (v: string): string[] => JSON.parse(execFileSync(process.execPath, ['-e', child], { env: { ...process.env, WSF_GEMM: v, WSF_QUIET: '1' }, maxBuffer: 1 << 30 }).toString());
@@ -34,5 +61,21 @@ describe.skipIf(!cuda)('CUDA GEMM versions', () => {
     expect(b.length).toBe(a.length);
     const differ = a.map((x, i) => (x === b[i] ? -1 : i)).filter((i) => i >= 0);
     expect(differ).toEqual([]);
+  }, timeout);
+
+  it('the tensor-core version with 3×TF32 (WSF_GEMM=tc) passes the FP32 parity tolerances on every linear op case', () => {
+    const r = check('tc');
+    expect(r.cases).toBeGreaterThan(10);
+    expect(r.failed).toEqual([]);
+    expect(r.worstNmse).toBeLessThan(1e-9);
+  }, timeout);
+
+  it('plain TF32 (WSF_GEMM=tf32) writes every output and stays within TF32 rounding (NMSE < 1e-5), but is not FP32-exact', () => {
+    const r = check('tf32');
+    expect(r.cases).toBeGreaterThan(10);
+    // Coverage and guard checks must all pass; only value tolerances may fail at TF32 precision.
+    expect(r.failed.filter((f) => !/: `[^`]+`: /.test(f) || /fully written|guards and inputs/.test(f))).toEqual([]);
+    expect(r.worstNmse).toBeLessThan(1e-5);
+    expect(r.worstNmse).toBeGreaterThan(1e-10);
   }, timeout);
 });
