@@ -607,6 +607,19 @@ int gemm_version() {
   return v;
 }
 
+// Rows per split of the weight gradient's split-K at least (default 512; WSF_SPLITK_ROWS, read once, a multiple of
+// 16 from 16 to 65536, for side-by-side timing: the 2026-12-04 profile had these GEMMs at ~85 µs per call with
+// ~200 blocks each, which suggests latency-bound blocks walking 16 stages). Results depend on it (the split
+// boundaries change the summation order), deterministically.
+int64_t splitk_min_rows() {
+  static const int64_t r = [] {
+    const char* e = std::getenv("WSF_SPLITK_ROWS");
+    const long v = e != nullptr ? std::strtol(e, nullptr, 10) : 512;
+    return (v >= 16 && v <= 65536 && v % 16 == 0) ? static_cast<int64_t>(v) : int64_t(512);
+  }();
+  return r;
+}
+
 // gemm_tc_kernel launches: warp tiles of 32 rows; 16- or 32-column warp tiles following the output width N.
 template <int BM, bool SPLIT, bool A_P_FAST, bool B_J_FAST>
 void launch_gemm_tc(const GemmArgs& g, int splits, cudaStream_t s) {
@@ -1417,9 +1430,9 @@ void CudaOps::linear_bwd_weight(float* dW, float* db, const float* dy, const flo
     g.ldc = ldw;
     g.accumulate = true;
     // Split-K over rows, sized from the shapes only (never from the device): enough splits to give ~1024 blocks,
-    // at least 512 rows per split, at most 1024 splits and 16M partial floats.
+    // at least splitk_min_rows() (512) rows per split, at most 1024 splits and 16M partial floats.
     const int64_t outs = static_cast<int64_t>(N) * K;
-    int64_t splits = std::max<int64_t>(1, rows / 512);
+    int64_t splits = std::max<int64_t>(1, rows / splitk_min_rows());
     splits = std::min<int64_t>(splits, std::max<int64_t>(1, 1024 / std::max<int64_t>(1, gemm_tiles(N, K))));
     splits = std::min<int64_t>(splits, 1024);
     splits = std::min<int64_t>(splits, std::max<int64_t>(1, (int64_t(16) << 20) / outs));

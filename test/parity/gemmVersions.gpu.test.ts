@@ -49,8 +49,8 @@ for (const c of bp.buildOpCases(20261205).filter((c) => c.op.startsWith('linear'
 }
 process.stdout.write(JSON.stringify({ cases, failed, worstNmse }));
 `;
-const check = (v: string): { cases: number; failed: string[]; worstNmse: number } =>
-  JSON.parse(execFileSync(process.execPath, ['-e', checkChild], { env: { ...process.env, WSF_GEMM: v, WSF_QUIET: '1' }, maxBuffer: 1 << 30 }).toString());
+const check = (v: string, env: Record<string, string> = {}): { cases: number; failed: string[]; worstNmse: number } =>
+  JSON.parse(execFileSync(process.execPath, ['-e', checkChild], { env: { ...process.env, WSF_GEMM: v, WSF_QUIET: '1', ...env }, maxBuffer: 1 << 30 }).toString());
 
 describe.skipIf(!cuda)('CUDA GEMM versions', () => {
   it('gemm2_kernel (default) and gemm_kernel (WSF_GEMM=v1) give bitwise identical linear-op outputs', () => {
@@ -68,6 +68,14 @@ describe.skipIf(!cuda)('CUDA GEMM versions', () => {
     expect(r.cases).toBeGreaterThan(10);
     expect(r.failed).toEqual([]);
     expect(r.worstNmse).toBeLessThan(1e-9);
+  }, timeout);
+
+  it('finer weight-gradient splits (WSF_SPLITK_ROWS=16) pass the parity tolerances under v2 and tc', () => {
+    for (const v of ['v2', 'tc']) {
+      const r = check(v, { WSF_SPLITK_ROWS: '16' });
+      expect(r.cases).toBeGreaterThan(10);
+      expect(r.failed).toEqual([]);
+    }
   }, timeout);
 
   it('plain TF32 (WSF_GEMM=tf32) writes every output and stays within TF32 rounding (NMSE < 1e-5), but is not FP32-exact', () => {
