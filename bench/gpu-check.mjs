@@ -63,7 +63,7 @@ async function main() {
   const b = binding();
   const cuda = b.cudaInfo();
   const build = b.buildInfo();
-  const backend = { gemm: process.env.WSF_GEMM ?? 'v2', splitkRows: process.env.WSF_SPLITK_ROWS ?? '512', node: process.version, host: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', threads: b.numThreads(), build, cuda };
+  const backend = { gemm: process.env.WSF_GEMM ?? 'v2', splitkRows: process.env.WSF_SPLITK_ROWS ?? '512', attentionWarps: process.env.WSF_ATTN_WARPS ?? '4', node: process.version, host: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', threads: b.numThreads(), build, cuda };
   console.log(`wsflow GPU check — addon ${b.__path ?? '?'}`);
   console.log(`  build: cuda=${build.cuda} archs=${build.archs} ${build.compiler}`);
   if (build.archs === 'emu') console.warn('\n*** WARNING: this is the CPU EMULATOR build (-DWSF_CUDA_EMU=ON), not a GPU: timings are meaningless. ***\n');

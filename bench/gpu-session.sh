@@ -8,9 +8,9 @@
 # packages, the commit, and optionally trial zoos .gpu/zoo-*.safetensors with .gpu/trials-*.json configurations).
 # Stages, in order:
 #   1. the GPU check (bench/gpu-check.mjs): parity + engine/geometry benchmarks + the PyTorch peer (eager) → OUT/gpu-check.json
-#  1b. the other GEMM kernels side by side (WSF_GEMM=v1, tc, tf32, and v2/tc with 128-row weight-gradient splits,
-#      WSF_SPLITK_ROWS=128; --bench-only on the four sparse training workloads, with the per-op profile)
-#      → OUT/gemm-<v>[-rows<r>]/gpu-check.json
+#  1b. other kernel settings side by side (WSF_GEMM=v1, tc, tf32; 128-row weight-gradient splits, WSF_SPLITK_ROWS;
+#      16 attention warps, WSF_ATTN_WARPS; --bench-only on the four sparse training workloads, with the per-op
+#      profile) → OUT/gemm-<name>/gpu-check.json
 #  1c. the tensor-core GEMM (WSF_GEMM=tc, 3×TF32) through the whole op and engine parity suite → OUT/gemm-tc-parity/
 #   2. the end-to-end flow benchmark per geometry on CUDA (bench/flow.mjs) → OUT/<date>-<sha>-cuda-flow.json
 #   3. with the time left, sample-quality trials on CUDA (bench/quality/trials.mjs), one process per .gpu/trials-*.json,
@@ -38,12 +38,16 @@ timeout "${CHECK_S:-280}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --p
 echo "gpu-check exit $?"
 
 echo "== 1b. engine timings with the other GEMM kernels, side by side ($(left) s left)"
-# <kernel>[@<min rows per weight-gradient split>]: WSF_GEMM and WSF_SPLITK_ROWS (default 512).
-for v in v1 tc tf32 v2@128 tc@128; do
-  WSF_GEMM=${v%@*} WSF_SPLITK_ROWS=$([[ $v == *@* ]] && echo "${v#*@}" || echo 512) timeout "${GEMM_S:-45}" \
-    /tmp/node bench/gpu-check.mjs "$OUT/gemm-${v/@/-rows}" --only engine --bench-only --skip-cpu-bench \
-    --peer=none --workloads=wdbc,mnist,mnist-b64,mnist-wide
-  echo "gemm $v timings exit $?"
+# One pass per kernel setting (environment assignments; the default is WSF_GEMM=v2, 512 rows per weight-gradient
+# split, 4 attention warps): each writes OUT/gemm-<name>/gpu-check.json.
+passes=("v1:WSF_GEMM=v1" "tc:WSF_GEMM=tc" "tf32:WSF_GEMM=tf32" "v2-rows128:WSF_SPLITK_ROWS=128"
+  "tc-rows128:WSF_GEMM=tc WSF_SPLITK_ROWS=128" "attn16:WSF_ATTN_WARPS=16" "tc-rows128-attn16:WSF_GEMM=tc WSF_SPLITK_ROWS=128 WSF_ATTN_WARPS=16")
+for p in "${passes[@]}"; do
+  name=${p%%:*}
+  # shellcheck disable=SC2086
+  env ${p#*:} timeout "${GEMM_S:-40}" /tmp/node bench/gpu-check.mjs "$OUT/gemm-$name" --only engine --bench-only \
+    --skip-cpu-bench --peer=none --workloads=wdbc,mnist,mnist-b64,mnist-wide
+  echo "pass $name (${p#*:}) exit $?"
 done
 
 echo "== 1c. parity with the tensor-core GEMM, WSF_GEMM=tc ($(left) s left)"

@@ -843,28 +843,31 @@ __global__ void edge_combine_row_sums_kernel(float* dS, float* dT, const float* 
 //   q_k = q̃_u + a_k, key_k = k̃_v + b_k, val_k = ṽ_v ⊙ g_k + c_k, s_k = ⟨q_k, key_k⟩/√D, α = softmax_row(s),
 //   o_u = Σ_k α_k val_k.
 //
-// Forward: one block of kAttnWarps warps per (row u = blockIdx.x, head h = blockIdx.y). The row's pairs are cut
-// into kAttnWarps contiguous slices, one per warp. A warp walks its slice pair by pair: lanes hold channels
+// Forward: one block of W warps (kAttnWarps = 4 unless WSF_ATTN_WARPS) per (row u = blockIdx.x, head h =
+// blockIdx.y). The row's pairs are cut into W contiguous slices, one per warp. A warp walks its slice pair by pair: lanes hold channels
 // lane + 32·j (j < CPL), the logit is a warp_sum, and an online softmax keeps (max m, denominator l, weighted
 // value sum) in registers. The raw logit s_k is stored in alpha[k] on the way. After a barrier the slices are
 // merged in warp order (M = max m_w, L = Σ l_w e^{m_w−M}, o = Σ o_w e^{m_w−M} / L), and every warp rewrites its
 // own slice's alpha as e^{s_k−M}/L. Each output is written by one thread; the order of every sum is fixed.
 // ==============================================================================================================
 
+// Warps per (row, head) block: 4 by default; WSF_ATTN_WARPS=8 or 16 (read once, attention_warps()) gives long rows
+// (MNIST's hidden neurons have ~800 pairs) more warps, for side-by-side timing on a GPU. The slices, and so the
+// order of the merged sums, follow the warp count: results differ in rounding between settings, deterministically.
 constexpr int kAttnWarps = 4;
 
-template <int CPL>
-__global__ void __launch_bounds__(kAttnWarps * 32)
+template <int CPL, int W>
+__global__ void __launch_bounds__(W * 32)
     attention_forward_kernel(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
                              const int32_t* col, int D, int heads, float inv_sqrt_d) {
-  __shared__ float s_m[kAttnWarps], s_l[kAttnWarps];
-  __shared__ float s_o[kAttnWarps][CPL * 32];
+  __shared__ float s_m[W], s_l[W];
+  __shared__ float s_o[W][CPL * 32];
   const int64_t u = blockIdx.x;
   const int h = blockIdx.y;
   const int Dh = D / heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
-  const int32_t per = (k1 - k0 + kAttnWarps - 1) / kAttnWarps;
+  const int32_t per = (k1 - k0 + W - 1) / W;
   const int32_t ks = k0 + warp * per;
   const int32_t ke = ks + per < k1 ? ks + per : k1;
 
@@ -913,15 +916,15 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   // a NaN logit propagates to the output as it does on the CPU.
   auto slice_empty = [&](int w) { return k0 + w * per >= k1; };
   float Mx = -INFINITY;
-  for (int w = 0; w < kAttnWarps; ++w)
+  for (int w = 0; w < W; ++w)
     if (!slice_empty(w)) Mx = fmaxf(Mx, s_m[w]);
   float L = 0.0f;
-  for (int w = 0; w < kAttnWarps; ++w)
+  for (int w = 0; w < W; ++w)
     if (!slice_empty(w)) L += s_l[w] * expf(s_m[w] - Mx);
   const bool empty = k1 == k0;  // no pairs: o = 0, as the CPU reference leaves it
   for (int c = threadIdx.x; c < Dh; c += blockDim.x) {
     float v = 0.0f;
-    for (int w = 0; w < kAttnWarps; ++w)
+    for (int w = 0; w < W; ++w)
       if (!slice_empty(w)) v += s_o[w][c] * expf(s_m[w] - Mx);
     o[u * D + h * Dh + c] = empty ? 0.0f : v / L;
   }
@@ -939,19 +942,19 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 // Sub-pass B: each warp recomputes dα_k (same arithmetic, same value), writes the pair gradients of its slice
 // (each pair is owned by one warp, each element by one lane) and keeps dq̃ per lane; the warps' dq̃ partials are
 // added in warp order after a barrier. Writes every element of dPe (all pairs of the row) and the q̃ block of dPn.
-template <int CPL>
-__global__ void __launch_bounds__(kAttnWarps * 32)
+template <int CPL, int W>
+__global__ void __launch_bounds__(W * 32)
     attention_backward_rows_kernel(float* dPn, float* dPe, const float* dout, const float* alpha, const float* Pn,
                                    const float* Pe, const int32_t* row_ptr, const int32_t* col, int D, int heads,
                                    float inv_sqrt_d) {
-  __shared__ float s_sum[kAttnWarps];
-  __shared__ float s_dq[kAttnWarps][CPL * 32];
+  __shared__ float s_sum[W];
+  __shared__ float s_dq[W][CPL * 32];
   const int64_t u = blockIdx.x;
   const int h = blockIdx.y;
   const int Dh = D / heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
-  const int32_t per = (k1 - k0 + kAttnWarps - 1) / kAttnWarps;
+  const int32_t per = (k1 - k0 + W - 1) / W;
   const int32_t ks = k0 + warp * per;
   const int32_t ke = ks + per < k1 ? ks + per : k1;
 
@@ -982,7 +985,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   if (lane == 0) s_sum[warp] = sum;
   __syncthreads();
   float total = 0.0f;
-  for (int w = 0; w < kAttnWarps; ++w) total += s_sum[w];
+  for (int w = 0; w < W; ++w) total += s_sum[w];
 
   // Sub-pass B: pair gradients and the dq̃ partials.
   for (int32_t k = ks; k < ke; ++k) {
@@ -1019,7 +1022,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   __syncthreads();
   for (int c = threadIdx.x; c < Dh; c += blockDim.x) {
     float v = 0.0f;
-    for (int w = 0; w < kAttnWarps; ++w) v += s_dq[w][c];
+    for (int w = 0; w < W; ++w) v += s_dq[w][c];
     dPn[u * 3 * D + h * 3 * Dh + c] = v;
   }
 }
@@ -1041,6 +1044,46 @@ __global__ void attention_backward_cols_kernel(float* dPn, const float* dPe, con
       const int64_t base = static_cast<int64_t>(rev[j]) * 4 * D + h * 4 * Dh;  // pair (u, v)
       dk += dPe[base + Dh + cc];
       dv += dPe[base + 2 * Dh + cc] * Pe[base + 3 * Dh + cc];
+    }
+    float* dn = dPn + v * 3 * D + h * 3 * Dh;
+    dn[Dh + cc] = dk;
+    dn[2 * Dh + cc] = dv;
+  }
+}
+
+// Backward pass 2 with W warps per column node (WSF_ATTN_WARPS = 8 or 16, D ≤ 256): the node's pairs are cut into
+// W contiguous slices, warp w sums its slice per channel into shared memory, and the slices are added in warp
+// order. Same sums as attention_backward_cols_kernel, cut into W partial sums.
+template <int W>
+__global__ void __launch_bounds__(W * 32)
+    attention_backward_cols_split_kernel(float* dPn, const float* dPe, const float* Pe, const int32_t* row_ptr,
+                                         const int32_t* rev, int D, int heads) {
+  __shared__ float s_dk[W][256], s_dv[W][256];
+  const int64_t v = blockIdx.x;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int Dh = D / heads;
+  const int32_t j0 = row_ptr[v], j1 = row_ptr[v + 1];
+  const int32_t per = (j1 - j0 + W - 1) / W;
+  const int32_t js = j0 + warp * per;
+  const int32_t je = js + per < j1 ? js + per : j1;
+  for (int c = lane; c < D; c += 32) {
+    const int h = c / Dh, cc = c % Dh;
+    float dk = 0.0f, dv = 0.0f;
+    for (int32_t j = js; j < je; ++j) {
+      const int64_t base = static_cast<int64_t>(rev[j]) * 4 * D + h * 4 * Dh;  // pair (u, v)
+      dk += dPe[base + Dh + cc];
+      dv += dPe[base + 2 * Dh + cc] * Pe[base + 3 * Dh + cc];
+    }
+    s_dk[warp][c] = dk;
+    s_dv[warp][c] = dv;
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < D; c += blockDim.x) {
+    const int h = c / Dh, cc = c % Dh;
+    float dk = 0.0f, dv = 0.0f;
+    for (int w = 0; w < W; ++w) {
+      dk += s_dk[w][c];
+      dv += s_dv[w][c];
     }
     float* dn = dPn + v * 3 * D + h * 3 * Dh;
     dn[Dh + cc] = dk;
@@ -1528,6 +1571,34 @@ int attention_cpl(int Dh) {
     if (Dh <= 32 * cpl) return cpl;
   return 0;
 }
+
+// Warps per attention block (kAttnWarps unless WSF_ATTN_WARPS is 8 or 16; read once).
+int attention_warps() {
+  static const int w = [] {
+    const char* e = std::getenv("WSF_ATTN_WARPS");
+    const int v = e != nullptr ? std::atoi(e) : kAttnWarps;
+    return (v == 8 || v == 16) ? v : kAttnWarps;
+  }();
+  return w;
+}
+
+// Launches KERNEL<CPL, W> for the head width's CPL and the configured warp count W (4, 8 or 16; at most 8 for
+// CPL 32, whose per-warp shared slices would exceed 48 KiB at 16 warps).
+#define WSF_ATTN_LAUNCH_W(KERNEL, W, grid, s, ...)                                                     \
+  switch (cpl) {                                                                                        \
+    case 1: launch_kernel(KERNEL<1, W>, grid, dim3(W * 32), 0, s, __VA_ARGS__); break;                  \
+    case 2: launch_kernel(KERNEL<2, W>, grid, dim3(W * 32), 0, s, __VA_ARGS__); break;                  \
+    case 4: launch_kernel(KERNEL<4, W>, grid, dim3(W * 32), 0, s, __VA_ARGS__); break;                  \
+    case 8: launch_kernel(KERNEL<8, W>, grid, dim3(W * 32), 0, s, __VA_ARGS__); break;                  \
+    case 16: launch_kernel(KERNEL<16, W>, grid, dim3(W * 32), 0, s, __VA_ARGS__); break;                \
+    default: launch_kernel(KERNEL<32, (W > 8 ? 8 : W)>, grid, dim3((W > 8 ? 8 : W) * 32), 0, s, __VA_ARGS__); break; \
+  }
+#define WSF_ATTN_LAUNCH(KERNEL, grid, s, ...)                                                          \
+  switch (attention_warps()) {                                                                          \
+    case 16: WSF_ATTN_LAUNCH_W(KERNEL, 16, grid, s, __VA_ARGS__) break;                                 \
+    case 8: WSF_ATTN_LAUNCH_W(KERNEL, 8, grid, s, __VA_ARGS__) break;                                   \
+    default: WSF_ATTN_LAUNCH_W(KERNEL, kAttnWarps, grid, s, __VA_ARGS__) break;                         \
+  }
 }  // namespace
 
 void CudaOps::attention_fwd(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
@@ -1542,16 +1613,8 @@ void CudaOps::attention_fwd(float* o, float* alpha, const float* Pn, const float
   }
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(D));
   const dim3 grid(static_cast<unsigned>(N), static_cast<unsigned>(heads));
-  const dim3 block(kAttnWarps * 32);
   cudaStream_t s = as_stream(stream());
-  switch (cpl) {
-    case 1: launch_kernel(attention_forward_kernel<1>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    case 2: launch_kernel(attention_forward_kernel<2>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    case 4: launch_kernel(attention_forward_kernel<4>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    case 8: launch_kernel(attention_forward_kernel<8>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    case 16: launch_kernel(attention_forward_kernel<16>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    default: launch_kernel(attention_forward_kernel<32>, grid, block, 0, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-  }
+  WSF_ATTN_LAUNCH(attention_forward_kernel, grid, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d)
   launched("attention_fwd");
 }
 
@@ -1568,20 +1631,21 @@ void CudaOps::attention_bwd(float* dPn, float* dPe, const float* dout, const flo
   }
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(D));
   const dim3 grid(static_cast<unsigned>(N), static_cast<unsigned>(heads));
-  const dim3 block(kAttnWarps * 32);
   cudaStream_t s = as_stream(stream());
-  switch (cpl) {
-    case 1: launch_kernel(attention_backward_rows_kernel<1>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    case 2: launch_kernel(attention_backward_rows_kernel<2>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    case 4: launch_kernel(attention_backward_rows_kernel<4>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    case 8: launch_kernel(attention_backward_rows_kernel<8>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    case 16: launch_kernel(attention_backward_rows_kernel<16>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-    default: launch_kernel(attention_backward_rows_kernel<32>, grid, block, 0, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d); break;
-  }
+  WSF_ATTN_LAUNCH(attention_backward_rows_kernel, grid, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d)
   launched("attention_bwd (pass 1: rows)");
-  const int nodes_per_block = kThreads / 32;
-  launch_kernel(attention_backward_cols_kernel, dim3(ceil_div(N, nodes_per_block)), dim3(kThreads), 0, s, dPn, dPe,
-                Pe, row_ptr, rev, static_cast<int64_t>(N), D, heads);
+  const int w = attention_warps();
+  if (w == 16 && D <= 256) {
+    launch_kernel(attention_backward_cols_split_kernel<16>, dim3(static_cast<unsigned>(N)), dim3(16 * 32), 0, s, dPn,
+                  dPe, Pe, row_ptr, rev, D, heads);
+  } else if (w == 8 && D <= 256) {
+    launch_kernel(attention_backward_cols_split_kernel<8>, dim3(static_cast<unsigned>(N)), dim3(8 * 32), 0, s, dPn,
+                  dPe, Pe, row_ptr, rev, D, heads);
+  } else {
+    const int nodes_per_block = kThreads / 32;
+    launch_kernel(attention_backward_cols_kernel, dim3(ceil_div(N, nodes_per_block)), dim3(kThreads), 0, s, dPn, dPe,
+                  Pe, row_ptr, rev, static_cast<int64_t>(N), D, heads);
+  }
   launched("attention_bwd (pass 2: columns)");
 }
 

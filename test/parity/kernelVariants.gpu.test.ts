@@ -4,6 +4,8 @@
 //   must give bitwise identical outputs under either;
 // - the tensor-core gemm_tc_kernel (tc: 3×TF32; tf32: one TF32 product) sums in another order and precision: tc
 //   must pass the FP32 parity tolerances against the CPU reference (checkOpCase), tf32 a TF32-sized bound.
+// - the attention kernels with 8 or 16 warps per block (WSF_ATTN_WARPS) cut rows into other slices: they must pass
+//   the parity tolerances too.
 // Skips without a CUDA device (or the CPU emulator build, where CI runs it).
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -36,7 +38,7 @@ const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'native', '
 const b = binding();
 const failed = [];
 let cases = 0, worstNmse = 0;
-for (const c of bp.buildOpCases(20261205).filter((c) => c.op.startsWith('linear'))) {
+for (const c of bp.buildOpCases(20261205).filter((c) => c.op.startsWith(process.env.WSF_TEST_OPS))) {
   cases++;
   for (const r of bp.checkOpCase(b, 'cuda', c)) if (!r.pass) failed.push(r.name + ': ' + r.detail);
   const ref = bp.runOp(b, 'cpu', c), dut = bp.runOp(b, 'cuda', c);
@@ -50,9 +52,9 @@ for (const c of bp.buildOpCases(20261205).filter((c) => c.op.startsWith('linear'
 process.stdout.write(JSON.stringify({ cases, failed, worstNmse }));
 `;
 const check = (v: string, env: Record<string, string> = {}): { cases: number; failed: string[]; worstNmse: number } =>
-  JSON.parse(execFileSync(process.execPath, ['-e', checkChild], { env: { ...process.env, WSF_GEMM: v, WSF_QUIET: '1', ...env }, maxBuffer: 1 << 30 }).toString());
+  JSON.parse(execFileSync(process.execPath, ['-e', checkChild], { env: { ...process.env, WSF_GEMM: v, WSF_QUIET: '1', WSF_TEST_OPS: 'linear', ...env }, maxBuffer: 1 << 30 }).toString());
 
-describe.skipIf(!cuda)('CUDA GEMM versions', () => {
+describe.skipIf(!cuda)('CUDA kernel variants', () => {
   it('gemm2_kernel (default) and gemm_kernel (WSF_GEMM=v1) give bitwise identical linear-op outputs', () => {
     const run = (v: string): string[] => JSON.parse(execFileSync(process.execPath, ['-e', child], { env: { ...process.env, WSF_GEMM: v, WSF_QUIET: '1' }, maxBuffer: 1 << 30 }).toString());
     const a = run('v1');
@@ -85,5 +87,13 @@ describe.skipIf(!cuda)('CUDA GEMM versions', () => {
     expect(r.failed.filter((f) => !/: `[^`]+`: /.test(f) || /fully written|guards and inputs/.test(f))).toEqual([]);
     expect(r.worstNmse).toBeLessThan(1e-5);
     expect(r.worstNmse).toBeGreaterThan(1e-10);
+  }, timeout);
+
+  it('the attention kernels with 8 and 16 warps per block (WSF_ATTN_WARPS) pass the parity tolerances', () => {
+    for (const w of ['8', '16']) {
+      const r = check('v2', { WSF_ATTN_WARPS: w, WSF_TEST_OPS: 'attention' });
+      expect(r.cases).toBeGreaterThanOrEqual(4);
+      expect(r.failed).toEqual([]);
+    }
   }, timeout);
 });
