@@ -471,6 +471,19 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm2_kernel(GemmArg
 // Deterministic (a fixed order per kernel), but not bitwise equal to gemm_kernel/gemm2_kernel. The accumulators go
 // through shared memory (reusing the stage buffers) to the same epilogue as the other versions (gemm_store:
 // split-K partials, bias, accumulate, bounds).
+#if defined(WSF_CUDA_EMU) || !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+// A freshly loaded operand fragment x → hi = tf32(x) in place, and with SPLIT lo = tf32(x − hi).
+template <bool SPLIT, class Frag>
+__device__ __forceinline__ void tf32_split(Frag& hi, Frag& lo) {
+#pragma unroll
+  for (int t = 0; t < hi.num_elements; ++t) {
+    const float v = hi.x[t];
+    hi.x[t] = nvcuda::wmma::__float_to_tf32(v);
+    if (SPLIT) lo.x[t] = nvcuda::wmma::__float_to_tf32(v - hi.x[t]);
+  }
+}
+#endif
+
 template <int BM, int BN, int WM, int WN, bool SPLIT, bool A_P_FAST, bool B_J_FAST>
 __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 2) gemm_tc_kernel(GemmArgs g) {
 #if defined(WSF_CUDA_EMU) || !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
@@ -535,22 +548,12 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 2) gemm_tc_kernel(
 #pragma unroll
         for (int m = 0; m < FM; ++m) {
           wmma::load_matrix_sync(a_hi[m], As + k0 * LDA + wm0 + 16 * m, LDA);
-#pragma unroll
-          for (int t = 0; t < a_hi[m].num_elements; ++t) {
-            const float v = a_hi[m].x[t];
-            a_hi[m].x[t] = wmma::__float_to_tf32(v);
-            if (SPLIT) a_lo[m].x[t] = wmma::__float_to_tf32(v - a_hi[m].x[t]);
-          }
+          tf32_split<SPLIT>(a_hi[m], a_lo[m]);
         }
 #pragma unroll
         for (int n = 0; n < FN; ++n) {
           wmma::load_matrix_sync(b_hi[n], Bs + k0 * LDB + wn0 + 16 * n, LDB);
-#pragma unroll
-          for (int t = 0; t < b_hi[n].num_elements; ++t) {
-            const float v = b_hi[n].x[t];
-            b_hi[n].x[t] = wmma::__float_to_tf32(v);
-            if (SPLIT) b_lo[n].x[t] = wmma::__float_to_tf32(v - b_hi[n].x[t]);
-          }
+          tf32_split<SPLIT>(b_hi[n], b_lo[n]);
         }
 #pragma unroll
         for (int m = 0; m < FM; ++m)
