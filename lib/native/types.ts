@@ -20,6 +20,11 @@ export interface NativeCudaInfo {
   totalMem: number;
   freeMem: number;
   multiprocessors: number;
+  /**
+   * CUDA builds: the kernel versions in effect, chosen once per process from WSF_GEMM (v2 default; v1, tc, tf32 —
+   * the tensor-core ones fall back to v2 below compute capability 8.0), WSF_SPLITK_ROWS (512) and WSF_ATTN_WARPS (4).
+   */
+  kernels?: { gemm: 'v1' | 'v2' | 'tc' | 'tf32'; splitkRows: number; attentionWarps: number };
 }
 
 /** Build flags of the loaded binary (`buildInfo()`). */

@@ -40,6 +40,14 @@ Napi::Value CudaInfoJs(const Napi::CallbackInfo& info) {
   o.Set("totalMem", static_cast<double>(c.total_mem));
   o.Set("freeMem", static_cast<double>(c.free_mem));
   o.Set("multiprocessors", c.multiprocessors);
+  if (c.compiled) {
+    const CudaKernelSettings k = cuda_kernel_settings();
+    Napi::Object ko = Napi::Object::New(env);
+    ko.Set("gemm", k.gemm);
+    ko.Set("splitkRows", k.splitk_rows);
+    ko.Set("attentionWarps", k.attention_warps);
+    o.Set("kernels", ko);
+  }
   return o;
 }
 

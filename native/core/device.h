@@ -31,6 +31,16 @@ struct CudaInfo {
 CudaInfo cuda_info();
 bool cuda_available();
 
+// The CUDA kernel versions in effect (rt_ops_cuda.cu; chosen once per process from WSF_GEMM, WSF_SPLITK_ROWS and
+// WSF_ATTN_WARPS, with the tensor-core GEMM falling back to v2 below compute capability 8.0). CPU-only builds:
+// gemm = "" (no CUDA kernels).
+struct CudaKernelSettings {
+  std::string gemm;         // "v1", "v2", "tc" or "tf32"
+  int splitk_rows = 0;      // fewest rows per weight-gradient split
+  int attention_warps = 0;  // warps per attention block
+};
+CudaKernelSettings cuda_kernel_settings();
+
 // Raw device memory. Sizes are bytes. Every call returns a Status; none throws or aborts.
 Status device_malloc(void** ptr, size_t bytes);
 Status device_free(void* ptr);

@@ -25,4 +25,6 @@ size_t device_bytes_peak() { return 0; }
 void device_reset_peak() {}
 int64_t device_live_allocations() { return 0; }
 
+CudaKernelSettings cuda_kernel_settings() { return {}; }
+
 }  // namespace wsf

@@ -1845,4 +1845,13 @@ void CudaOps::adam(float* p, const float* g, float* m, float* v, int64_t n, cons
   launched("adam");
 }
 
+CudaKernelSettings cuda_kernel_settings() {
+  static const char* const kGemm[] = {"", "v1", "v2", "tc", "tf32"};
+  CudaKernelSettings k;
+  k.gemm = kGemm[gemm_version()];
+  k.splitk_rows = static_cast<int>(splitk_min_rows());
+  k.attention_warps = attention_warps();
+  return k;
+}
+
 }  // namespace wsf

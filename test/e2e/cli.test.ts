@@ -42,6 +42,26 @@ afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+describe('wsflow info', () => {
+  it('reports the build, the backend and, in CUDA builds, the kernel settings in effect', async () => {
+    const j = await cli('info', '--json');
+    expect(j.code).toBe(0);
+    const info = JSON.parse(j.out) as { build: { cuda: boolean }; backend: string; cuda: { compiled: boolean; kernels?: { gemm: string; splitkRows: number; attentionWarps: number } } };
+    expect(['cpu', 'cuda']).toContain(info.backend);
+    expect(info.cuda.compiled).toBe(info.build.cuda);
+    const t = await cli('info');
+    expect(t.code).toBe(0);
+    if (info.build.cuda) {
+      // This process leaves WSF_GEMM etc. unset (vitest's environment): the defaults.
+      expect(info.cuda.kernels).toEqual({ gemm: 'v2', splitkRows: 512, attentionWarps: 4 });
+      expect(t.out).toMatch(/cuda kernels +GEMM v2, ≥ 512 rows per weight-gradient split, 4 attention warps\n/);
+    } else {
+      expect(info.cuda.kernels).toBeUndefined();
+      expect(t.out).not.toMatch(/cuda kernels/);
+    }
+  });
+});
+
 describe('wsflow --help', () => {
   it('prints the command list', async () => {
     const r = await cli('--help');

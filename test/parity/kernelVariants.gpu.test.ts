@@ -49,9 +49,10 @@ for (const c of bp.buildOpCases(20261205).filter((c) => c.op.startsWith(process.
     if (den > 0) worstNmse = Math.max(worstNmse, num / den);
   }
 }
-process.stdout.write(JSON.stringify({ cases, failed, worstNmse }));
+process.stdout.write(JSON.stringify({ cases, failed, worstNmse, kernels: b.cudaInfo().kernels }));
 `;
-const check = (v: string, env: Record<string, string> = {}): { cases: number; failed: string[]; worstNmse: number } =>
+type Kernels = { gemm: string; splitkRows: number; attentionWarps: number };
+const check = (v: string, env: Record<string, string> = {}): { cases: number; failed: string[]; worstNmse: number; kernels: Kernels } =>
   JSON.parse(execFileSync(process.execPath, ['-e', checkChild], { env: { ...process.env, WSF_GEMM: v, WSF_QUIET: '1', WSF_TEST_OPS: 'linear', ...env }, maxBuffer: 1 << 30 }).toString());
 
 describe.skipIf(!cuda)('CUDA kernel variants', () => {
@@ -67,6 +68,7 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
 
   it('the tensor-core version with 3×TF32 (WSF_GEMM=tc) passes the FP32 parity tolerances on every linear op case', () => {
     const r = check('tc');
+    expect(r.kernels).toEqual({ gemm: 'tc', splitkRows: 512, attentionWarps: 4 });
     expect(r.cases).toBeGreaterThan(10);
     expect(r.failed).toEqual([]);
     expect(r.worstNmse).toBeLessThan(1e-9);
@@ -75,6 +77,7 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
   it('finer weight-gradient splits (WSF_SPLITK_ROWS=16) pass the parity tolerances under v2 and tc', () => {
     for (const v of ['v2', 'tc']) {
       const r = check(v, { WSF_SPLITK_ROWS: '16' });
+      expect(r.kernels).toEqual({ gemm: v, splitkRows: 16, attentionWarps: 4 });
       expect(r.cases).toBeGreaterThan(10);
       expect(r.failed).toEqual([]);
     }
@@ -82,6 +85,7 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
 
   it('plain TF32 (WSF_GEMM=tf32) writes every output and stays within TF32 rounding (NMSE < 1e-5), but is not FP32-exact', () => {
     const r = check('tf32');
+    expect(r.kernels.gemm).toBe('tf32');
     expect(r.cases).toBeGreaterThan(10);
     // Coverage and guard checks must all pass; only value tolerances may fail at TF32 precision.
     expect(r.failed.filter((f) => !/: `[^`]+`: /.test(f) || /fully written|guards and inputs/.test(f))).toEqual([]);
@@ -92,8 +96,14 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
   it('the attention kernels with 8 and 16 warps per block (WSF_ATTN_WARPS) pass the parity tolerances', () => {
     for (const w of ['8', '16']) {
       const r = check('v2', { WSF_ATTN_WARPS: w, WSF_TEST_OPS: 'attention' });
+      expect(r.kernels).toEqual({ gemm: 'v2', splitkRows: 512, attentionWarps: Number(w) });
       expect(r.cases).toBeGreaterThanOrEqual(4);
       expect(r.failed).toEqual([]);
     }
+  }, timeout);
+
+  it('unrecognised settings fall back to the defaults (and cudaInfo says so)', () => {
+    const r = check('bogus', { WSF_SPLITK_ROWS: '100', WSF_ATTN_WARPS: '3', WSF_TEST_OPS: 'no-op-cases' }); // only the settings are read
+    expect(r.kernels).toEqual({ gemm: 'v2', splitkRows: 512, attentionWarps: 4 });
   }, timeout);
 });

@@ -1,5 +1,6 @@
 /** `wsflow info`: backend, device, build flags and versions. */
 import { runtimeInfo } from '../../info.js';
+import type { NativeCudaInfo } from '../../native/types.js';
 import { type CommandSpec, parseCommand } from '../args.js';
 import type { CliCommand } from './types.js';
 
@@ -12,6 +13,17 @@ the CUDA device (or why there is none), the backend that 'auto' selects, CPU thr
   options: { json: { type: 'boolean', description: 'print one JSON object instead of a table' } },
   examples: ['wsflow info', 'WSF_DEVICE=cpu wsflow info --json'],
 } as const satisfies CommandSpec;
+
+/** The CUDA kernel settings in effect, with any environment value that did not take effect named. */
+function kernelsRow(k: NonNullable<NativeCudaInfo['kernels']>): string {
+  const asked: [string, string | undefined, string][] = [
+    ['WSF_GEMM', process.env.WSF_GEMM, k.gemm],
+    ['WSF_SPLITK_ROWS', process.env.WSF_SPLITK_ROWS, String(k.splitkRows)],
+    ['WSF_ATTN_WARPS', process.env.WSF_ATTN_WARPS, String(k.attentionWarps)],
+  ];
+  const ignored = asked.filter(([, v, used]) => v !== undefined && v !== '' && v !== used).map(([name, v, used]) => `${name}=${v} not used: ${used}`);
+  return `GEMM ${k.gemm}, ≥ ${k.splitkRows} rows per weight-gradient split, ${k.attentionWarps} attention warps${ignored.length > 0 ? ` (${ignored.join('; ')})` : ''}`;
+}
 
 export const infoCommand: CliCommand = {
   spec,
@@ -30,6 +42,7 @@ export const infoCommand: CliCommand = {
       ['binary', info.binding],
       ['build', `CUDA ${info.build.cuda ? `on (archs ${info.build.archs}, runtime ${info.cuda.runtimeVersion})` : 'off'}, ${info.build.compiler}, N-API ${info.build.napiVersion}, ${info.build.buildType}`],
       ['cuda device', cuda],
+      ...(info.cuda.kernels !== undefined ? [['cuda kernels', kernelsRow(info.cuda.kernels)] as [string, string]] : []),
       ['backend', info.backend === 'cuda' ? 'cuda' : 'cpu'],
       ['cpu', `${info.cpus.model} × ${info.cpus.count}, ${info.threads} worker threads`],
       ['tfjs', info.tfjs ?? 'not loaded'],
