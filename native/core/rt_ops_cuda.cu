@@ -1033,6 +1033,20 @@ __global__ void __launch_bounds__(W * 32)
 // Backward pass 2, per column node v: dk̃_v = Σ_{pairs (u,v)} dkey, dṽ_v = Σ dval ⊙ g — the pairs (u,v) are
 // rev of the pairs of row v, so this is a row sum in CSR order. One warp per node, lanes over the D channels of
 // all heads (c → head c / Dh, channel c % Dh). Writes the k̃ and ṽ blocks of dPn (pass 1 wrote the q̃ blocks).
+// Channel c (head c / Dh) of the column sums over the pairs rev[j], j in [ja, jb), in order: dk = Σ dkey,
+// dv = Σ dval ⊙ g.
+__device__ __forceinline__ void attention_col_sums(float& dk, float& dv, const float* dPe, const float* Pe,
+                                                   const int32_t* rev, int32_t ja, int32_t jb, int D, int Dh, int c) {
+  const int h = c / Dh, cc = c % Dh;
+  dk = 0.0f;
+  dv = 0.0f;
+  for (int32_t j = ja; j < jb; ++j) {
+    const int64_t base = static_cast<int64_t>(rev[j]) * 4 * D + h * 4 * Dh;  // pair (u, v)
+    dk += dPe[base + Dh + cc];
+    dv += dPe[base + 2 * Dh + cc] * Pe[base + 3 * Dh + cc];
+  }
+}
+
 __global__ void attention_backward_cols_kernel(float* dPn, const float* dPe, const float* Pe, const int32_t* row_ptr,
                                                const int32_t* rev, int64_t N, int D, int heads) {
   const int64_t v = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
@@ -1042,12 +1056,8 @@ __global__ void attention_backward_cols_kernel(float* dPn, const float* dPe, con
   const int32_t j0 = row_ptr[v], j1 = row_ptr[v + 1];
   for (int c = lane; c < D; c += 32) {
     const int h = c / Dh, cc = c % Dh;
-    float dk = 0.0f, dv = 0.0f;
-    for (int32_t j = j0; j < j1; ++j) {
-      const int64_t base = static_cast<int64_t>(rev[j]) * 4 * D + h * 4 * Dh;  // pair (u, v)
-      dk += dPe[base + Dh + cc];
-      dv += dPe[base + 2 * Dh + cc] * Pe[base + 3 * Dh + cc];
-    }
+    float dk, dv;
+    attention_col_sums(dk, dv, dPe, Pe, rev, j0, j1, D, Dh, c);
     float* dn = dPn + v * 3 * D + h * 3 * Dh;
     dn[Dh + cc] = dk;
     dn[2 * Dh + cc] = dv;
@@ -1070,13 +1080,8 @@ __global__ void __launch_bounds__(W * 32)
   const int32_t js = j0 + warp * per;
   const int32_t je = js + per < j1 ? js + per : j1;
   for (int c = lane; c < D; c += 32) {
-    const int h = c / Dh, cc = c % Dh;
-    float dk = 0.0f, dv = 0.0f;
-    for (int32_t j = js; j < je; ++j) {
-      const int64_t base = static_cast<int64_t>(rev[j]) * 4 * D + h * 4 * Dh;  // pair (u, v)
-      dk += dPe[base + Dh + cc];
-      dv += dPe[base + 2 * Dh + cc] * Pe[base + 3 * Dh + cc];
-    }
+    float dk, dv;  // in registers, stored once
+    attention_col_sums(dk, dv, dPe, Pe, rev, js, je, D, Dh, c);
     s_dk[warp][c] = dk;
     s_dv[warp][c] = dv;
   }
