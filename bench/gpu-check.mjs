@@ -24,8 +24,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const selftest = process.env.WSF_GPU_CHECK_SELFTEST === '1';
 process.env.WSF_QUIET ??= '1';
 // WSF_GEMM=v1 selects the first CUDA GEMM kernel, tc / tf32 the tensor-core one (3×TF32 / plain TF32;
-// native/core/rt_ops_cuda.cu); recorded in the JSON. --bench-only / --parity-only run one half of the engine
-// section; --workloads=a,b times only those training workloads there (bench/gpu/engine.mjs).
+// native/core/rt_ops_cuda.cu); the settings in effect are recorded in the JSON (backend.kernels). --bench-only /
+// --parity-only run one half of the engine section; --workloads=a,b times only those training workloads there
+// (bench/gpu/engine.mjs).
 
 function parseArgs(argv) {
   const a = { dir: undefined, seconds: 0.5, only: undefined, cpuBench: true, quick: false };
@@ -63,7 +64,8 @@ async function main() {
   const b = binding();
   const cuda = b.cudaInfo();
   const build = b.buildInfo();
-  const backend = { gemm: process.env.WSF_GEMM ?? 'v2', splitkRows: process.env.WSF_SPLITK_ROWS ?? '512', attentionWarps: process.env.WSF_ATTN_WARPS ?? '4', node: process.version, host: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', threads: b.numThreads(), build, cuda };
+  // The kernel versions that ran (cudaInfo().kernels: after the compute-capability fallback), not the environment.
+  const backend = { gemm: cuda.kernels?.gemm ?? process.env.WSF_GEMM ?? 'v2', kernels: cuda.kernels ?? null, node: process.version, host: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', threads: b.numThreads(), build, cuda };
   console.log(`wsflow GPU check — addon ${b.__path ?? '?'}`);
   console.log(`  build: cuda=${build.cuda} archs=${build.archs} ${build.compiler}`);
   if (build.archs === 'emu') console.warn('\n*** WARNING: this is the CPU EMULATOR build (-DWSF_CUDA_EMU=ON), not a GPU: timings are meaningless. ***\n');
