@@ -10,7 +10,7 @@ import { resolveDevice, type Device, type DeviceRequest } from '../device.js';
 import { DisposedError, WsfError } from '../errors.js';
 import { readSafetensors, writeSafetensors, f32, type SafeTensor } from '../io/safetensors.js';
 import { binding } from '../native/binding.js';
-import type { NativeEngineConfig, NativeEngineInstance, NativeParamInfo } from '../native/types.js';
+import type { NativeEngineConfig, NativeEngineInstance, NativeFlowStepConfig, NativeParamInfo } from '../native/types.js';
 import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
 import { version } from '../version.js';
 
@@ -190,7 +190,7 @@ export class VectorField {
 
   /** Bytes of native (host or device) memory the field holds right now. */
   get bytesHeld(): number {
-    return this.n.bytesHeld();
+    return this.n.bytesHeld() + this.n.flowBytesHeld();
   }
 
   /** Sets the batch's graph (cached while the architectures stay the same). Returns the total flat length. */
@@ -330,6 +330,61 @@ export class VectorField {
     const loss = this.lossAndGradMse(xt, t, target, opts);
     this.step(opts);
     return loss;
+  }
+
+  /**
+   * @internal Configures the device-resident flow-matching step ({@link flowStep}; native/core/flow_step.h) for
+   * networks of the field's own architecture. `scale` (P values) is the per-layer input scale, or null.
+   * @throws WsfError ERR_INVALID on an f64 field or for bad options
+   */
+  configureFlowStep(opts: Omit<NativeFlowStepConfig, 'widths'>, scale: Float32Array | null): void {
+    if (this.dtype !== 'f32') throw new WsfError('the device-resident flow step runs on f32 fields only', 'ERR_INVALID');
+    if (scale !== null) this.checkKind('scale', scale, this.arch.numParams);
+    this.n.flowConfigure({ ...opts, widths: [...this.arch.widths] }, scale);
+  }
+
+  /**
+   * @internal The flow step's training set (n·P, flat layout; canonical for the Normalized/Geometric flows): copied
+   * to the device on CUDA, used in place on the CPU (keep it unchanged while training).
+   * @throws WsfError ERR_OOM when the device cannot hold it, ERR_SHAPE for a length that is not n·P
+   */
+  setFlowData(weights: Float32Array): void {
+    this.n.flowSetData(weights);
+  }
+
+  /** @internal Frees the flow step's buffers and its copy of (or reference to) the training set. */
+  releaseFlowStep(): void {
+    this.n.flowRelease();
+  }
+
+  /**
+   * @internal One flow-matching training step on the field's device: x1 from the resident training set (`idx`) or
+   * given (`x1`), x0 given (canonicalised there when `canonicalizeX0`), times `t`, the linear path's noise from
+   * `noiseSeed`; interpolant, forward, x̂1, loss, backward and Adam without host round trips.
+   * @returns the loss and the gradient norm before clipping
+   * @throws WsfError ERR_NUMERIC when the loss or the gradient is not finite (the step is skipped)
+   */
+  flowStep(
+    batch: { idx?: Int32Array; x1?: Float32Array; x0: Float32Array; canonicalizeX0: boolean; t: Float32Array; noiseSeed: readonly [number, number] },
+    opts: AdamOptions = {},
+  ): { loss: number; gradNorm: number } {
+    this.prepare(batch.x0, {});
+    const [loss, gradNorm] = this.n.flowStep(
+      batch.idx ?? null,
+      batch.x1 ?? null,
+      batch.x0,
+      batch.canonicalizeX0,
+      batch.t,
+      batch.noiseSeed[0],
+      batch.noiseSeed[1],
+      checkNumber('lr', opts.lr ?? 1e-3, 0),
+      checkNumber('beta1', opts.beta1 ?? 0.9, 0, 1),
+      checkNumber('beta2', opts.beta2 ?? 0.999, 0, 1),
+      checkNumber('eps', opts.eps ?? 1e-8, 0),
+      checkNumber('weightDecay', opts.weightDecay ?? 0, 0),
+      checkNumber('clipNorm', opts.clipNorm ?? 0, 0),
+    );
+    return { loss, gradNorm };
   }
 
   /** A copy of all parameters (flat, in {@link paramTable} order). */

@@ -339,6 +339,10 @@ export class FlowMatcher {
   private order: Int32Array | undefined;
   private cursor = 0;
   private dataKey = '';
+  /** During fit(): steps run as one native call on the field's device (see {@link FlowMatcher.fusedStep}). */
+  private fused = false;
+  /** During fit(): the fused step's training set is resident on the device (x1 gathered there by index). */
+  private residentData = false;
   /** Geometries of other architectures sampled by transfer, by key (freed in dispose()). */
   private readonly transferGeoms = new Map<string, Geometry>();
 
@@ -526,9 +530,10 @@ export class FlowMatcher {
 
   /**
    * B prior draws into `out`, canonicalised for the Normalized/Geometric flows; with `components` (mixture prior) row
-   * b comes from component components[b].
+   * b comes from component components[b]. With `raw` the fresh draws are left for the caller to canonicalise (a
+   * prior pool is canonical either way).
    */
-  private drawPrior(B: number, out: Float32Array, components?: Int32Array): Float32Array {
+  private drawPrior(B: number, out: Float32Array, components?: Int32Array, raw = false): Float32Array {
     const P = this.arch.numParams;
     if (this.options.priorPool > 0) {
       // (The mixture prior rejects a pool in create.)
@@ -543,7 +548,7 @@ export class FlowMatcher {
     }
     if (components !== undefined) drawMixtureComponents(this.priorStats as MixturePriorStats, components, this.rng, out);
     else samplePrior(this.arch, this.options.prior, this.rng, out, this.priorStats);
-    return this.canonical ? this.geom.canonicalize(out, { out: new Float32Array(out.length) }) : out;
+    return this.canonical && !raw ? this.geom.canonicalize(out, { out: new Float32Array(out.length) }) : out;
   }
 
   /** Next batch of data indices (reshuffled every epoch). */
@@ -689,9 +694,14 @@ export class FlowMatcher {
     // (each side keeps its exact marginal, the pairing comes closer to the full OT map).
     const K = o.coupling === 'ot' ? o.otPool : 1;
     const idx = this.nextIndices(n, K * B);
-    let x1 = new Float32Array(K * B * P);
-    for (let b = 0; b < K * B; b++) x1.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), b * P);
+    // The fused step gathers x1 from its resident copy of the data and canonicalises fresh prior draws itself;
+    // OT needs both on the host for the pairing.
+    const onDevice = this.fused && o.coupling !== 'ot';
+    const gatherOnDevice = onDevice && this.residentData;
+    let x1 = new Float32Array(gatherOnDevice ? 0 : K * B * P);
+    if (!gatherOnDevice) for (let b = 0; b < K * B; b++) x1.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), b * P);
     let x0: Float32Array;
+    let canonX0 = false;
     if (o.coupling === 'trajectory') {
       x0 = new Float32Array(B * P);
       for (let b = 0; b < B; b++) {
@@ -701,7 +711,8 @@ export class FlowMatcher {
     } else {
       // Mixture prior: each network's start point comes from its own cluster's Gaussian.
       const labels = this.priorLabels?.labels;
-      x0 = this.drawPrior(K * B, new Float32Array(K * B * P), labels !== undefined ? Int32Array.from(idx, (i) => labels[i]!) : undefined);
+      x0 = this.drawPrior(K * B, new Float32Array(K * B * P), labels !== undefined ? Int32Array.from(idx, (i) => labels[i]!) : undefined, onDevice);
+      canonX0 = onDevice && this.canonical && o.priorPool === 0;
     }
     if (o.coupling === 'ot') {
       // The published resampling with replacement ('reference') belongs to its in-batch OT; a pool is our extension.
@@ -717,7 +728,20 @@ export class FlowMatcher {
       x0 = a;
       x1 = c;
     }
+    if (onDevice) return this.fusedStep(x0, canonX0, gatherOnDevice ? idx : undefined, gatherOnDevice ? undefined : x1, B, adam);
     return this.trainOnPairs(x0, x1, B, adam);
+  }
+
+  /**
+   * The rest of a training step as one native call on the field's device (VectorField.flowStep): the same random
+   * draws in the same order as {@link trainOnPairsWith} (times, then the two seed words of the linear path's noise),
+   * and the same operations — on the CPU the same floats; on CUDA without a host round trip per operation.
+   */
+  private fusedStep(x0: Float32Array, canonX0: boolean, idx: Int32Array | undefined, x1: Float32Array | undefined, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+    const o = this.options;
+    const t = sampleTimes(this.rng, o.time, new Float32Array(B));
+    const noiseSeed: [number, number] = o.geometry === 'geometric' ? [0, 0] : [this.rng.nextU32(), this.rng.nextU32()];
+    return this.field.flowStep({ ...(idx !== undefined ? { idx } : { x1: x1! }), x0, canonicalizeX0: canonX0, t, noiseSeed }, adam);
   }
 
   /**
@@ -754,6 +778,7 @@ export class FlowMatcher {
 
   /** The rest of a training step once the pairs (x0, x1) are drawn: times, interpolant, field, loss, Adam. */
   private trainOnPairs(x0: Float32Array, x1: Float32Array, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+    if (this.fused) return this.fusedStep(x0, false, undefined, x1, B, adam);
     if (!this.options.componentInput) return this.trainOnPairsWith(x0, x1, B, adam);
     this.startAux = this.componentAux(x0); // the field's input for these trajectories
     try {
@@ -861,6 +886,60 @@ export class FlowMatcher {
       }
     }
     if (emaDecay > 0 && this.ema === undefined) this.ema = this.field.getParams();
+    this.beginFused(prepared.weights);
+    try {
+      return await this.fitLoop(prepared, n, steps, B, adam, { lr, schedule, warmup, emaDecay, every, logEvery }, opts);
+    } finally {
+      this.endFused();
+    }
+  }
+
+  /**
+   * Whether training steps can run as one native call (VectorField.flowStep): x1-prediction with an f32 field and
+   * no auxiliary input (gradient features and component inputs are computed on the host). WSF_FUSED_STEP=0 turns it
+   * off (the host-orchestrated step, for comparisons).
+   */
+  private fusedEligible(): boolean {
+    const o = this.options;
+    return process.env.WSF_FUSED_STEP !== '0' && o.prediction === 'x1' && !o.componentInput && o.gradientFeatures === null && this.field.dtype === 'f32';
+  }
+
+  /** Configures the fused step for this fit() and makes the (prepared) training set resident where it fits. */
+  private beginFused(weights: Float32Array): void {
+    this.fused = false;
+    this.residentData = false;
+    if (!this.fusedEligible()) return;
+    const o = this.options;
+    this.field.configureFlowStep(
+      { sphere: o.geometry === 'geometric', canonical: this.canonical, mode: o.semantics === 'reference' ? 'reference' : 'accurate', lastNorm: o.lastLayerNorm, precondition: o.precondition, sigma: o.sigma },
+      this.scale ?? null,
+    );
+    this.fused = true;
+    try {
+      this.field.setFlowData(weights);
+      this.residentData = true;
+    } catch (e) {
+      // A zoo larger than the device's free memory: batches are uploaded per step instead.
+      if ((e as WsfError).code !== 'ERR_OOM') throw e;
+    }
+  }
+
+  private endFused(): void {
+    if (this.fused) this.field.releaseFlowStep();
+    this.fused = false;
+    this.residentData = false;
+  }
+
+  private async fitLoop(
+    prepared: WeightDataset,
+    n: number,
+    steps: number,
+    B: number,
+    adam: { lr: number; weightDecay: number; clipNorm: number },
+    c: { lr: number; schedule: 'constant' | 'cosine'; warmup: number; emaDecay: number; every: number; logEvery: number },
+    opts: TrainOptions,
+  ): Promise<{ step: number; loss: number; seconds: number }> {
+    const { lr, schedule, warmup, emaDecay, every, logEvery } = c;
     const t0 = performance.now();
     const startStep = this.field.stepCount;
     let running = NaN;

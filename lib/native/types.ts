@@ -125,7 +125,42 @@ export interface NativeEngineInstance {
   profile(): Record<string, { seconds: number; calls: number }>;
   /** Development diagnostics: a copy of an internal array by name (native/core/rt_engine.h debug_get). @internal */
   debugBuffer(name: string): Float64Array;
+  /** The device-resident flow step (native/core/flow_step.h), f32 engines only. @internal */
+  flowConfigure(opts: NativeFlowStepConfig, scale: Float32Array | null): void;
+  /** @internal */
+  flowSetData(data: Float32Array): void;
+  /** @internal Returns [loss, gradNorm]. */
+  flowStep(
+    idx: Int32Array | null,
+    x1: Float32Array | null,
+    x0: Float32Array,
+    canonX0: boolean,
+    t: Float32Array,
+    seedHi: number,
+    seedLo: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    clipNorm: number,
+  ): [number, number];
+  /** @internal */
+  flowBytesHeld(): number;
+  /** @internal Frees the step's buffers and drops its training set. */
+  flowRelease(): void;
   dispose(): void;
+}
+
+/** The device-resident flow step's configuration (ops_engine.cc flowConfigure). @internal */
+export interface NativeFlowStepConfig {
+  widths: number[];
+  sphere: boolean;
+  canonical: boolean;
+  mode: 'accurate' | 'reference';
+  lastNorm: number;
+  precondition: boolean;
+  sigma: number;
 }
 
 /** Engine ops (native/binding/ops_engine.cc). */

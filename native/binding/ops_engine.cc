@@ -21,6 +21,15 @@
 //   .numParams(): number;  .bytesHeld(): number;  .dispose(): void
 //   .setProfiling(on: boolean): void (also resets)  .profile(): {[region]: {seconds, calls}} — per-region wall time
 //     with backend synchronisation (WSF_PROFILE=1 turns it on at construction)
+//   The device-resident flow step (core/flow_step.h; f32 engines only):
+//   .flowConfigure({widths, sphere, canonical, mode: 'accurate'|'reference', lastNorm, precondition, sigma},
+//                  scale: Float32Array (P) | null): void
+//   .flowSetData(data: Float32Array (n·P)): void      — the training set: copied to the device (CUDA) or used in
+//                                                       place (CPU: the engine keeps a reference to the array)
+//   .flowStep(idx: Int32Array (B) | null, x1: Float32Array (B·P) | null, x0: Float32Array (B·P), canonX0: boolean,
+//             t: Float32Array (B), seedHi, seedLo, lr, beta1, beta2, eps, weightDecay, clipNorm): [loss, gradNorm]
+//                                                     — needs setGraph with B copies of the configured widths
+//   .flowBytesHeld(): number;  .flowRelease(): void  — frees the step's buffers and drops its training set
 // Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
 // throws ERR_DISPOSED.
 #include <memory>
@@ -28,6 +37,7 @@
 #include <vector>
 
 #include "binding/addon.h"
+#include "core/flow_step.h"
 #include "core/rt_engine.h"
 #include "core/rt_ops.h"
 #if defined(WSF_WITH_CUDA) && __has_include("core/rt_ops_cuda.h")
@@ -63,6 +73,13 @@ struct EngineHandle {
   virtual RtProfile& profile() = 0;
   virtual void set_profiling(bool on) = 0;
   virtual Status debug_get(const std::string& name, std::vector<double>* out) = 0;
+  // The device-resident flow step (f32 engines; the f64 reference answers Code::Invalid).
+  virtual Status flow_configure(const FlowStepConfig& c, const float* scale) = 0;
+  virtual Status flow_set_data(const float* data, int64_t n) = 0;
+  virtual Status flow_step(const FlowStepBatch& b, const AdamHyper& h, double clip, double* loss, double* norm) = 0;
+  virtual int64_t flow_bytes() const = 0;
+  virtual int64_t flow_params() const = 0;  // P of the configured architecture (0 before flow_configure)
+  virtual void flow_release() = 0;
 };
 
 template <class Ops, typename HT>
@@ -95,6 +112,45 @@ struct EngineImpl final : EngineHandle {
   RtProfile& profile() override { return e.profile(); }
   void set_profiling(bool on) override { e.set_profiling(on); }
   Status debug_get(const std::string& name, std::vector<double>* out) override { return e.debug_get(name, out); }
+
+  static constexpr bool kFlow = std::is_same_v<typename Ops::Scalar, float>;
+  std::unique_ptr<FlowStep<Ops>> flow;  // declared after e: destroyed first (it borrows e's ops)
+  int64_t flow_P = 0;
+  static Status no_flow() { return Status(Code::Invalid, "the device-resident flow step runs on f32 engines only"); }
+  Status flow_configure(const FlowStepConfig& c, const float* scale) override {
+    if constexpr (kFlow) {
+      if (!flow) flow = std::make_unique<FlowStep<Ops>>(e);
+      WSF_RETURN_IF_ERROR(flow->configure(c, scale));
+      int64_t P = 0;
+      for (size_t l = 1; l < c.widths.size(); ++l) P += int64_t(c.widths[l - 1]) * c.widths[l] + c.widths[l];
+      flow_P = P;
+      return Status::ok();
+    } else {
+      return no_flow();
+    }
+  }
+  Status flow_set_data(const float* data, int64_t n) override {
+    if constexpr (kFlow) {
+      if (!flow) return Status(Code::Invalid, "flowConfigure first");
+      return flow->set_data(data, n);
+    } else {
+      return no_flow();
+    }
+  }
+  Status flow_step(const FlowStepBatch& b, const AdamHyper& h, double clip, double* loss, double* norm) override {
+    if constexpr (kFlow) {
+      if (!flow) return Status(Code::Invalid, "flowConfigure first");
+      return flow->step(b, h, clip, loss, norm);
+    } else {
+      return no_flow();
+    }
+  }
+  int64_t flow_bytes() const override { return flow ? flow->bytes_held() : 0; }
+  int64_t flow_params() const override { return flow_P; }
+  void flow_release() override {
+    flow.reset();
+    flow_P = 0;
+  }
 };
 
 int get_int(Napi::Env env, const Napi::Object& o, const char* key, int def, int lo, int hi) {
@@ -146,6 +202,11 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("setProfiling", &NativeEngine::SetProfiling),
                            InstanceMethod("profile", &NativeEngine::Profile),
                            InstanceMethod("debugBuffer", &NativeEngine::DebugBuffer),
+                           InstanceMethod("flowConfigure", &NativeEngine::FlowConfigure),
+                           InstanceMethod("flowSetData", &NativeEngine::FlowSetData),
+                           InstanceMethod("flowStep", &NativeEngine::FlowStep),
+                           InstanceMethod("flowBytesHeld", &NativeEngine::FlowBytesHeld),
+                           InstanceMethod("flowRelease", &NativeEngine::FlowRelease),
                        });
   }
 
@@ -383,10 +444,100 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     impl_.reset();
+    flow_data_.Reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value FlowConfigure(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    if (info.Length() < 1 || !info[0].IsObject()) throw_error(env, Code::Invalid, "flowConfigure expects an options object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    FlowStepConfig c;
+    Napi::Value w = o.Get("widths");
+    if (!w.IsArray()) throw_error(env, Code::Invalid, "flowConfigure: `widths` must be an array of layer widths");
+    Napi::Array wa = w.As<Napi::Array>();
+    for (uint32_t l = 0; l < wa.Length(); ++l) {
+      Napi::Value x = wa.Get(l);
+      if (!x.IsNumber()) throw_error(env, Code::Invalid, "flowConfigure: widths must be numbers");
+      c.widths.push_back(x.As<Napi::Number>().Int32Value());
+    }
+    c.sphere = get_bool(env, o, "sphere", false);
+    c.canonical = get_bool(env, o, "canonical", false);
+    const std::string mode = get_str(env, o, "mode", "accurate");
+    if (mode != "accurate" && mode != "reference") throw_error(env, Code::Invalid, "flowConfigure: mode must be 'accurate' or 'reference', got '" + mode + "'");
+    c.mode = mode == "reference" ? GeoMode::Reference : GeoMode::Accurate;
+    c.precondition = get_bool(env, o, "precondition", false);
+    Napi::Value ln = o.Get("lastNorm");
+    if (!ln.IsUndefined()) c.last_norm = static_cast<float>(ln.ToNumber().DoubleValue());
+    Napi::Value sg = o.Get("sigma");
+    if (!sg.IsUndefined()) c.sigma = sg.ToNumber().DoubleValue();
+    const float* scale = nullptr;
+    int64_t P = 0;
+    for (size_t l = 1; l < c.widths.size(); ++l) P += int64_t(c.widths[l - 1]) * c.widths[l] + c.widths[l];
+    if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) scale = arg_f32(info, 1, "scale", P).Data();
+    throw_if_error(env, e.flow_configure(c, scale));
+    flow_data_.Reset();
+    return env.Undefined();
+  }
+
+  Napi::Value FlowSetData(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    const int64_t P = e.flow_params();
+    if (P == 0) throw_error(env, Code::Invalid, "flowSetData: call flowConfigure first");
+    Napi::Float32Array d = arg_f32(info, 0, "data");
+    if (d.ElementLength() == 0 || int64_t(d.ElementLength()) % P != 0) {
+      throw_error(env, Code::Shape, "flowSetData: expected n·P values (P = " + std::to_string(P) + ") but received " + std::to_string(d.ElementLength()));
+    }
+    throw_if_error(env, e.flow_set_data(d.Data(), int64_t(d.ElementLength()) / P));
+    flow_data_ = Napi::Persistent(d);  // the CPU step reads the array in place
+    return env.Undefined();
+  }
+
+  Napi::Value FlowStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    const int64_t P = e.flow_params();
+    if (P == 0) throw_error(env, Code::Invalid, "flowStep: call flowConfigure first");
+    Napi::Float32Array t = arg_f32(info, 4, "t");
+    const int64_t B = int64_t(t.ElementLength());
+    FlowStepBatch b;
+    b.B = B;
+    if (!info[0].IsNull() && !info[0].IsUndefined()) b.idx = arg_i32(info, 0, "idx", B).Data();
+    if (!info[1].IsNull() && !info[1].IsUndefined()) b.x1 = arg_f32(info, 1, "x1", B * P).Data();
+    b.x0 = arg_f32(info, 2, "x0", B * P).Data();
+    b.canonicalize_x0 = arg_bool(info, 3, "canonX0");
+    b.t = t.Data();
+    const int64_t hi = arg_int(info, 5, "seedHi", 0, 0xffffffffLL), lo = arg_int(info, 6, "seedLo", 0, 0xffffffffLL);
+    b.noise_seed = (static_cast<uint64_t>(hi) << 32) | static_cast<uint64_t>(lo);
+    AdamHyper h;
+    h.lr = arg_number(info, 7, "lr");
+    h.beta1 = arg_number(info, 8, "beta1");
+    h.beta2 = arg_number(info, 9, "beta2");
+    h.eps = arg_number(info, 10, "eps");
+    h.weight_decay = arg_number(info, 11, "weightDecay");
+    const double clip = arg_number(info, 12, "clipNorm");
+    double loss = 0, norm = 0;
+    throw_if_error(env, e.flow_step(b, h, clip, &loss, &norm));
+    Napi::Array r = Napi::Array::New(env, 2);
+    r.Set(0u, Napi::Number::New(env, loss));
+    r.Set(1u, Napi::Number::New(env, norm));
+    return r;
+  }
+
+  Napi::Value FlowBytesHeld(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(E(info).flow_bytes()));
+  }
+
+  Napi::Value FlowRelease(const Napi::CallbackInfo& info) {
+    E(info).flow_release();
+    flow_data_.Reset();
     return info.Env().Undefined();
   }
 
   std::unique_ptr<EngineHandle> impl_;
+  Napi::Reference<Napi::Float32Array> flow_data_;  // keeps flowSetData's array alive (the CPU step reads it)
 };
 
 }  // namespace

@@ -191,6 +191,17 @@ class OpRunner {
       h.eps = D("eps");
       h.weight_decay = D("weight_decay");
       ops_.adam(F("p"), F("g"), F("m"), F("v"), L("n"), h, L("step"), D("grad_scale"));
+    } else if (op == "flow_path") {
+      ops_.flow_path(F("xt"), F("x0"), F("x1"), F("noise"), F("t"), L("B"), L("P"));
+    } else if (op == "flow_input") {
+      ops_.flow_input(F("y"), F("x"), F("scale"), L("B"), L("P"));
+    } else if (op == "flow_to_x1") {
+      ops_.flow_to_x1(F("xhat"), F("F"), F("xt"), F("t"), F("scale"), B("precondition"), L("B"), L("P"));
+    } else if (op == "flow_to_dF") {
+      ops_.flow_to_dF(F("d"), F("t"), F("scale"), B("precondition"), L("B"), L("P"));
+    } else if (op == "fill_normal") {
+      const uint64_t seed = (static_cast<uint64_t>(L("seed_hi")) << 32) | static_cast<uint64_t>(L("seed_lo"));
+      ops_.fill_normal(F("out"), L("n"), seed, D("mean"), D("stddev"));
     } else if (op == "zero") {
       ops_.zero(F("p"), L("n"));
     } else if (op == "copy") {

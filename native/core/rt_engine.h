@@ -144,6 +144,43 @@ class RtEngine {
     return Status::ok();
   }
 
+  // Runs fn as a named profile region (synchronised and timed when profiling is on, see RtProfile).
+  template <class F>
+  void profiled(const char* name, F&& fn) {
+    region(name, fn);
+  }
+
+  // ---- device-resident entry points (core/flow_step.h): the caller writes x_t and t on the backend itself ----
+  struct DeviceIo {
+    T* xt;           // [P_total] the field's input x_t
+    T* t;            // [G] per-network times
+    const T* xhat;   // [P_total] the field's output after forward_device
+    T* dxhat;        // [P_total] ∂L/∂x̂1 for backward_device
+  };
+  // Readies the buffers of a forward on the current graph (training-mode activations when `training`) and returns
+  // the engine's own input/output arrays, valid until the next set_graph. Engines with an aux column are refused.
+  Status device_io(bool training, DeviceIo* io) {
+    WSF_RETURN_IF_ERROR(require_graph());
+    if (cfg_.aux_features != 0) return invalid("the device-resident step does not feed an aux input column (auxFeatures 1)");
+    WSF_RETURN_IF_ERROR(ensure_acts(training));
+    *io = DeviceIo{xt_, t_, xhat_, dxhat_};
+    return Status::ok();
+  }
+  // Forward from the x_t and t already in device_io()'s buffers; enqueues only (no synchronisation, no check()).
+  Status forward_device(bool training) {
+    WSF_RETURN_IF_ERROR(require_graph());
+    if (xt_ == nullptr) return invalid("forward_device needs device_io() first");
+    forward(training);
+    return Status::ok();
+  }
+  // Backward from device_io()'s dxhat into the accumulated parameter gradients; enqueues only.
+  Status backward_device() {
+    WSF_RETURN_IF_ERROR(require_backward());
+    param_grads_ = true;
+    backward(false);
+    return Status::ok();
+  }
+
   // Mean squared error over all P entries of the batch against `target`; with `do_backward`, also runs the
   // backward pass from ∂L/∂x̂1 = 2(x̂1 − target)/P. Needs a training-mode forward first.
   template <typename HT>

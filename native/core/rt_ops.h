@@ -137,6 +137,21 @@ struct CpuOps {
   // Adam/AdamW update with bias correction for step `step` (1-based); g is multiplied by grad_scale first.
   void adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamHyper& h, int64_t step, double grad_scale);
 
+  // ---- flow-matching step (the device-resident training step of core/flow_step.h) ----
+  // Element i of a B×P batch belongs to network b = i / P and parameter p = i % P. Each op computes in double and
+  // rounds once, with the operations in the order of the TypeScript flow step, so both give the same floats.
+  // xt = (1 − t_b)·x0 + t_b·x1 + noise (noise may be null: no noise term).
+  void flow_path(T* xt, const T* x0, const T* x1, const T* noise, const T* t, int64_t B, int64_t P);
+  // y = x / scale_p (per-layer input scaling; y may alias x).
+  void flow_input(T* y, const T* x, const T* scale, int64_t B, int64_t P);
+  // x̂1 from the field's output F: xt + ((1 − t_b)·s_p)·F with precondition, else s_p·F (s = 1 when scale is null).
+  void flow_to_x1(T* xhat, const T* F, const T* xt, const T* t, const T* scale, bool precondition, int64_t B,
+                  int64_t P);
+  // ∂L/∂F from ∂L/∂x̂1 in place (the adjoint of flow_to_x1 in F): (d·(1 − t_b))·s_p with precondition, else d·s_p.
+  void flow_to_dF(T* d, const T* t, const T* scale, bool precondition, int64_t B, int64_t P);
+  // out[i] = mean + stddev·N(0, 1) by the counter-based draws of core/random.h (fill_normal_counter).
+  void fill_normal(T* out, int64_t n, uint64_t seed, double mean, double stddev);
+
   std::vector<T> scratch_;  // packing space for linear_fwd (per engine, not shared across threads)
 };
 

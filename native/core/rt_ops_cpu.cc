@@ -11,6 +11,7 @@
 #include "core/fastmath_cpu.h"
 #include "core/gemm_cpu.h"
 #include "core/parallel.h"
+#include "core/random.h"
 #include "core/rt_ops.h"
 
 namespace wsf {
@@ -847,6 +848,64 @@ void CpuOps<T>::adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamHyper& h
       p[i] -= lr * (m[i] * ibc1) / (std::sqrt(v[i]) * isbc2 + eps);
     }
   });
+}
+
+// ---- flow-matching step ----
+// Doubles throughout, rounded to T once: the TypeScript flow step's arithmetic (its numbers are doubles), operation
+// for operation, so the fused step reproduces it bit for bit. (No -mfma in shipped builds: nothing is contracted.)
+
+template <typename T>
+void CpuOps<T>::flow_path(T* xt, const T* x0, const T* x1, const T* noise, const T* t, int64_t B, int64_t P) {
+  parallel_for(B * P, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const double tb = static_cast<double>(t[i / P]);
+      double v = (1.0 - tb) * static_cast<double>(x0[i]) + tb * static_cast<double>(x1[i]);
+      if (noise != nullptr) v += static_cast<double>(noise[i]);
+      xt[i] = static_cast<T>(v);
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::flow_input(T* y, const T* x, const T* scale, int64_t B, int64_t P) {
+  parallel_for(B * P, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) y[i] = static_cast<T>(static_cast<double>(x[i]) / static_cast<double>(scale[i % P]));
+  });
+}
+
+template <typename T>
+void CpuOps<T>::flow_to_x1(T* xhat, const T* F, const T* xt, const T* t, const T* scale, bool precondition, int64_t B,
+                           int64_t P) {
+  parallel_for(B * P, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const double s = scale == nullptr ? 1.0 : static_cast<double>(scale[i % P]);
+      const double f = static_cast<double>(F[i]);
+      xhat[i] = static_cast<T>(precondition ? static_cast<double>(xt[i]) + (1.0 - static_cast<double>(t[i / P])) * s * f
+                                            : s * f);
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::flow_to_dF(T* d, const T* t, const T* scale, bool precondition, int64_t B, int64_t P) {
+  parallel_for(B * P, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const double s = scale == nullptr ? 1.0 : static_cast<double>(scale[i % P]);
+      const double v = static_cast<double>(d[i]);
+      d[i] = static_cast<T>(precondition ? v * (1.0 - static_cast<double>(t[i / P])) * s : v * s);
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::fill_normal(T* out, int64_t n, uint64_t seed, double mean, double stddev) {
+  if constexpr (std::is_same_v<T, float>) {
+    fill_normal_counter(out, n, seed, mean, stddev);
+  } else {
+    std::vector<float> tmp(static_cast<size_t>(std::max<int64_t>(n, 0)));
+    fill_normal_counter(tmp.data(), n, seed, mean, stddev);
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(tmp[static_cast<size_t>(i)]);
+  }
 }
 
 template struct CpuOps<float>;

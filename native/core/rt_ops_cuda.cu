@@ -96,6 +96,66 @@ __global__ void scale_kernel(float* x, int64_t n, double s) {
   WSF_GRID_LOOP(i, n) x[i] = static_cast<float>(static_cast<double>(x[i]) * s);
 }
 
+// ---- flow-matching step: the CPU reference's double arithmetic, operation for operation; the _rn intrinsics keep
+// nvcc from contracting a·b + c into an FMA, so the results equal the CPU's bit for bit.
+__global__ void flow_path_kernel(float* xt, const float* x0, const float* x1, const float* noise, const float* t,
+                                 int64_t B, int64_t P) {
+  WSF_GRID_LOOP(i, B * P) {
+    const double tb = static_cast<double>(t[i / P]);
+    double v = __dadd_rn(__dmul_rn(__dsub_rn(1.0, tb), static_cast<double>(x0[i])), __dmul_rn(tb, static_cast<double>(x1[i])));
+    if (noise != nullptr) v = __dadd_rn(v, static_cast<double>(noise[i]));
+    xt[i] = static_cast<float>(v);
+  }
+}
+
+__global__ void flow_input_kernel(float* y, const float* x, const float* scale, int64_t B, int64_t P) {
+  WSF_GRID_LOOP(i, B * P) y[i] = static_cast<float>(__ddiv_rn(static_cast<double>(x[i]), static_cast<double>(scale[i % P])));
+}
+
+__global__ void flow_to_x1_kernel(float* xhat, const float* F, const float* xt, const float* t, const float* scale,
+                                  bool precondition, int64_t B, int64_t P) {
+  WSF_GRID_LOOP(i, B * P) {
+    const double s = scale == nullptr ? 1.0 : static_cast<double>(scale[i % P]);
+    const double f = static_cast<double>(F[i]);
+    xhat[i] = static_cast<float>(
+        precondition ? __dadd_rn(static_cast<double>(xt[i]), __dmul_rn(__dmul_rn(__dsub_rn(1.0, static_cast<double>(t[i / P])), s), f))
+                     : __dmul_rn(s, f));
+  }
+}
+
+__global__ void flow_to_dF_kernel(float* d, const float* t, const float* scale, bool precondition, int64_t B, int64_t P) {
+  WSF_GRID_LOOP(i, B * P) {
+    const double s = scale == nullptr ? 1.0 : static_cast<double>(scale[i % P]);
+    const double v = static_cast<double>(d[i]);
+    d[i] = static_cast<float>(precondition ? __dmul_rn(__dmul_rn(v, __dsub_rn(1.0, static_cast<double>(t[i / P]))), s)
+                                           : __dmul_rn(v, s));
+  }
+}
+
+// core/random.h's fill_normal_counter on the device: pair j from splitmix64 outputs 2j+1 and 2j+2, Box–Muller in
+// double (the device's log/cos/sin agree with the host's to an ulp or so in double; the float results almost always
+// agree exactly).
+__device__ inline uint64_t splitmix64_at_dev(uint64_t seed, uint64_t k) {
+  uint64_t z = seed + k * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+__global__ void fill_normal_kernel(float* out, int64_t n, uint64_t seed, double mean, double stddev) {
+  const double kTwoPi = 6.283185307179586476925286766559;
+  const double k2m53 = 1.0 / 9007199254740992.0;
+  WSF_GRID_LOOP(j, (n + 1) / 2) {
+    const uint64_t k = 2 * static_cast<uint64_t>(j);
+    const double u1 = static_cast<double>((splitmix64_at_dev(seed, k + 1) >> 11) + 1) * k2m53;
+    const double u2 = static_cast<double>(splitmix64_at_dev(seed, k + 2) >> 11) * k2m53;
+    const double r = sqrt(__dmul_rn(-2.0, log(u1)));
+    const double a = __dmul_rn(kTwoPi, u2);
+    out[2 * j] = static_cast<float>(__dadd_rn(mean, __dmul_rn(__dmul_rn(stddev, r), cos(a))));
+    if (2 * j + 1 < n) out[2 * j + 1] = static_cast<float>(__dadd_rn(mean, __dmul_rn(__dmul_rn(stddev, r), sin(a))));
+  }
+}
+
 // dst[r·ldd + c] (+)= src[r·lds + c], one thread per element.
 __global__ void copy_cols_kernel(float* dst, int ldd, const float* src, int lds, int64_t rows, int cols, bool acc) {
   WSF_GRID_LOOP(e, rows * cols) {
@@ -1834,6 +1894,42 @@ void CudaOps::scale(float* x, int64_t n, double s) {
   if (n <= 0) return;
   launch_kernel(scale_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), x, n, s);
   launched("scale");
+}
+
+void CudaOps::flow_path(float* xt, const float* x0, const float* x1, const float* noise, const float* t, int64_t B,
+                        int64_t P) {
+  if (B * P <= 0) return;
+  launch_kernel(flow_path_kernel, dim3(grid_for(B * P)), dim3(kThreads), 0, as_stream(stream()), xt, x0, x1, noise, t,
+                B, P);
+  launched("flow_path");
+}
+
+void CudaOps::flow_input(float* y, const float* x, const float* scale, int64_t B, int64_t P) {
+  if (B * P <= 0) return;
+  launch_kernel(flow_input_kernel, dim3(grid_for(B * P)), dim3(kThreads), 0, as_stream(stream()), y, x, scale, B, P);
+  launched("flow_input");
+}
+
+void CudaOps::flow_to_x1(float* xhat, const float* F, const float* xt, const float* t, const float* scale,
+                         bool precondition, int64_t B, int64_t P) {
+  if (B * P <= 0) return;
+  launch_kernel(flow_to_x1_kernel, dim3(grid_for(B * P)), dim3(kThreads), 0, as_stream(stream()), xhat, F, xt, t,
+                scale, precondition, B, P);
+  launched("flow_to_x1");
+}
+
+void CudaOps::flow_to_dF(float* d, const float* t, const float* scale, bool precondition, int64_t B, int64_t P) {
+  if (B * P <= 0) return;
+  launch_kernel(flow_to_dF_kernel, dim3(grid_for(B * P)), dim3(kThreads), 0, as_stream(stream()), d, t, scale,
+                precondition, B, P);
+  launched("flow_to_dF");
+}
+
+void CudaOps::fill_normal(float* out, int64_t n, uint64_t seed, double mean, double stddev) {
+  if (n <= 0) return;
+  launch_kernel(fill_normal_kernel, dim3(grid_for((n + 1) / 2)), dim3(kThreads), 0, as_stream(stream()), out, n, seed,
+                mean, stddev);
+  launched("fill_normal");
 }
 
 void CudaOps::adam(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, int64_t step,

@@ -106,6 +106,15 @@ struct CudaOps {
   void adam(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, int64_t step,
             double grad_scale);
 
+  // ---- flow-matching step (CpuOps documents them; double arithmetic without contraction, as there) ----
+  void flow_path(float* xt, const float* x0, const float* x1, const float* noise, const float* t, int64_t B, int64_t P);
+  void flow_input(float* y, const float* x, const float* scale, int64_t B, int64_t P);
+  void flow_to_x1(float* xhat, const float* F, const float* xt, const float* t, const float* scale, bool precondition,
+                  int64_t B, int64_t P);
+  void flow_to_dF(float* d, const float* t, const float* scale, bool precondition, int64_t B, int64_t P);
+  // Box–Muller with the device's double log/cos/sin: equal to the CPU's draws up to the last bit of a few.
+  void fill_normal(float* out, int64_t n, uint64_t seed, double mean, double stddev);
+
   // ---- backend-specific ----
   void* stream();              // the cudaStream_t (created on first use); nullptr if creation failed
   Status synchronize();        // waits for every op enqueued so far

@@ -153,6 +153,12 @@ T __shfl_sync(unsigned, T v, int src_lane, int = 32) {
   return emu_shuffle(v, src_lane);
 }
 
+// Round-to-nearest double intrinsics (never contracted into an FMA on the device; plain operations here).
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+
 // Device overloads that CUDA provides in the global namespace.
 inline float max(float a, float b) { return fmaxf(a, b); }
 inline double max(double a, double b) { return fmax(a, b); }
