@@ -3,7 +3,12 @@
 // with the share of step time spent outside the relational-transformer engine (TypeScript orchestration plus
 // the geometry kernels) — the published code lost 5.6× on the Geometric flow to per-sample Python loops.
 //
-//   node bench/flow.mjs [--device cpu|cuda] [--steps N] [--only wdbc,mnist] [--sample-n N] [--sample-steps S] [--no-write] [--out DIR]
+//   node bench/flow.mjs [--device cpu|cuda] [--steps N] [--only wdbc,mnist] [--step fused,host] [--sample-n N] [--sample-steps S] [--no-write] [--out DIR]
+//
+// Each configuration trains with both training steps side by side (`--step` picks): `fused`, the default — one
+// native call per step on the field's device (native/core/flow_step.h) — and `host`, the host-orchestrated step
+// (WSF_FUSED_STEP=0: every operation a separate call on host arrays). The profile splits the fused step's time
+// into the engine and its flow.* regions (inputs, loss, gradient); "outside" is whatever the profile does not see.
 //
 // Sampling defaults to 64 networks × 64 Euler steps; on a CPU, `--sample-n 8 --sample-steps 8` keeps it to seconds
 // (the rate is still reported per network at 64 steps: n / (seconds × 64 / S)).
@@ -25,6 +30,7 @@ const steps = Number(get('--steps', '6'));
 const only = get('--only')?.split(',');
 const sampleN = get('--sample-n') === undefined ? undefined : Number(get('--sample-n'));
 const sampleSteps = Number(get('--sample-steps', '64'));
+const stepKinds = get('--step', 'fused,host').split(',');
 
 const CONFIGS = [
   { name: 'wdbc', widths: [30, 16, 16, 2], D: 64, B: 32, sampleB: 64 },
@@ -37,7 +43,8 @@ for (const c of CONFIGS) {
   const arch = w.mlp(c.widths);
   const rng = new w.Rng(1);
   const data = rng.fillNormal(new Float32Array(256 * arch.numParams), 0, 0.3);
-  for (const geometry of ['euclidean', 'normalized', 'geometric']) {
+  for (const geometry of ['euclidean', 'normalized', 'geometric']) for (const stepKind of stepKinds) {
+    process.env.WSF_FUSED_STEP = stepKind === 'host' ? '0' : '1';
     const fm = FlowMatcher.create({ arch, geometry, field: { D: c.D, layers: 5 }, device, seed: 1 });
     await fm.fit({ weights: data }, { steps: 1, batchSize: c.B }); // warm-up: allocation, data canonicalisation
     // Engine time per step from its own profile; total from the wall clock.
@@ -48,15 +55,18 @@ for (const c of CONFIGS) {
     const total = (performance.now() - t0) / steps;
     const prof = eng.profile();
     eng.setProfiling(false);
-    const engineMs = Object.values(prof).reduce((s, v) => s + v.seconds, 0) * 1000 / steps;
+    const msOf = (keep) => Object.entries(prof).filter(([k]) => keep(k)).reduce((s, [, v]) => s + v.seconds, 0) * 1000 / steps;
+    const engineMs = msOf((k) => !k.startsWith('flow.'));
+    const flowMs = msOf((k) => k.startsWith('flow.'));
     const sn = sampleN ?? c.sampleB;
     const s0 = performance.now();
     fm.sample({ n: sn, steps: sampleSteps, batchSize: sn });
     const sampleS = ((performance.now() - s0) / 1000) * (64 / sampleSteps); // seconds at 64 steps
-    const row = { config: c.name, geometry, device, D: c.D, B: c.B, train_ms_per_step: +total.toFixed(1), engine_ms_per_step: +engineMs.toFixed(1),
-      outside_engine_share: +(1 - engineMs / total).toFixed(3), sample_nets_per_s_64_steps: +(sn / sampleS).toFixed(2), sample_batch: sn, sample_steps_run: sampleSteps };
+    const row = { config: c.name, geometry, step: stepKind, device, D: c.D, B: c.B, train_ms_per_step: +total.toFixed(2), engine_ms_per_step: +engineMs.toFixed(2),
+      flow_kernels_ms_per_step: +flowMs.toFixed(2), outside_engine_share: +(1 - engineMs / total).toFixed(3),
+      sample_nets_per_s_64_steps: +(sn / sampleS).toFixed(2), sample_batch: sn, sample_steps_run: sampleSteps };
     rows.push(row);
-    console.log(`${c.name.padEnd(6)} ${geometry.padEnd(10)} train ${row.train_ms_per_step} ms/step (engine ${row.engine_ms_per_step}, outside ${(100 * row.outside_engine_share).toFixed(1)}%)  sampling ${row.sample_nets_per_s_64_steps} nets/s`);
+    console.log(`${c.name.padEnd(6)} ${geometry.padEnd(10)} ${stepKind.padEnd(5)} train ${row.train_ms_per_step} ms/step (engine ${row.engine_ms_per_step}, flow kernels ${row.flow_kernels_ms_per_step}, outside the engine ${(100 * row.outside_engine_share).toFixed(1)}%)  sampling ${row.sample_nets_per_s_64_steps} nets/s`);
     fm.dispose();
   }
 }

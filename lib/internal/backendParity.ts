@@ -34,6 +34,8 @@ export interface Tol {
  * they differ only by erff/expf ulps (CUDA ≤ 2 ulp) and FMA contraction on the GPU (HOUSE_STYLE default). @internal
  */
 export const TOL_ELEMENTWISE: Tol = { atol: 1e-6, rtol: 1e-5, nmse: 1e-10 };
+/** Bit-for-bit: the same IEEE double operations on both backends, rounded once (the flow step's elementwise ops). */
+export const TOL_EXACT: Tol = { atol: 0, rtol: 0, nmse: 0 };
 /**
  * GELU (act 0): the CPU computes erf with a rational approximation (fastmath_cpu.h, absolute error ≤ 3.6e-7 in
  * erf), so its GELU x·Φ(x) is off by up to |x|/2 · 3.6e-7 ≈ 1.4e-6 in absolute terms near |x| ≈ 5.6 (measured
@@ -563,6 +565,36 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
         tol: TOL_ELEMENTWISE,
       });
     }
+  }
+
+  // ---- the device-resident flow step's elementwise ops: the host step's double arithmetic, so bit for bit ----
+  for (const [B, P] of [[1, 1], [3, 77], [8, 7960], [0, 5], ...(big ? [[64, 7960]] as [number, number][] : [])] as [number, number][]) {
+    const n = B * P;
+    const t = Float32Array.from(normal(B), (x) => 1 / (1 + Math.exp(-x)));
+    const scale = Float32Array.from(normal(P), (x) => 0.05 + Math.abs(x));
+    cases.push({ name: `flow_path B=${B} P=${P}`, op: 'flow_path', inputs: { x0: normal(n), x1: normal(n, 0.3), noise: normal(n, 1e-4), t }, outputs: { xt: { len: n } }, scalars: { B, P }, tol: TOL_EXACT });
+    cases.push({ name: `flow_path no noise B=${B} P=${P}`, op: 'flow_path', inputs: { x0: normal(n), x1: normal(n, 0.3), t }, outputs: { xt: { len: n } }, scalars: { B, P, noise: null }, tol: TOL_EXACT });
+    cases.push({ name: `flow_input B=${B} P=${P}`, op: 'flow_input', inputs: { x: normal(n), scale }, outputs: { y: { len: n } }, scalars: { B, P }, tol: TOL_EXACT });
+    cases.push({ name: `flow_input in place B=${B} P=${P}`, op: 'flow_input', inputs: { scale }, outputs: { y: { len: n, init: normal(n) } }, scalars: { B, P, x: 'y' }, tol: TOL_EXACT });
+    for (const pre of [true, false]) {
+      for (const withScale of [true, false]) {
+        const sc = withScale ? { scale } : {};
+        const nul = withScale ? {} : { scale: null };
+        cases.push({
+          name: `flow_to_x1 B=${B} P=${P} precondition=${pre} scale=${withScale}`, op: 'flow_to_x1',
+          inputs: { F: normal(n), xt: normal(n), t, ...sc }, outputs: { xhat: { len: n } }, scalars: { B, P, precondition: pre, ...nul }, tol: TOL_EXACT,
+        });
+        cases.push({
+          name: `flow_to_dF B=${B} P=${P} precondition=${pre} scale=${withScale}`, op: 'flow_to_dF',
+          inputs: { t, ...sc }, outputs: { d: { len: n, init: normal(n, 1e-3) } }, scalars: { B, P, precondition: pre, ...nul }, tol: TOL_EXACT,
+        });
+      }
+    }
+  }
+  for (const n of [1, 2, 1001, 65536, 0]) {
+    // Box–Muller in double with each backend's log/cos/sin (an ulp apart at most in double): equal floats except,
+    // rarely, a last-bit difference.
+    cases.push({ name: `fill_normal n=${n}`, op: 'fill_normal', inputs: {}, outputs: { out: { len: n } }, scalars: { n, seed_hi: 0x9e3779b9, seed_lo: 12345 + n, mean: 0.25, stddev: 1.5 }, tol: TOL_ELEMENTWISE });
   }
   return cases;
 }

@@ -1,0 +1,75 @@
+// The device-resident flow training step on CUDA (native/core/flow_step.h): against the host-orchestrated step on
+// the same device (WSF_FUSED_STEP=0: the same kernels called one by one on host arrays), against the fused step on
+// the CPU, and its device memory (the resident training set counted while training, everything freed after).
+// Skips without CUDA; runs in CI on the emulated kernels (native/dev/README.md).
+import { afterEach, describe, expect, it } from 'vitest';
+import { mlp } from '../../lib/arch/Architecture.js';
+import { FlowMatcher, type FlowOptions } from '../../lib/flow/FlowMatcher.js';
+import { binding } from '../../lib/native/binding.js';
+import { Rng } from '../../lib/util/rng.js';
+import { hasCuda } from '../helpers/native.js';
+
+const cuda = hasCuda();
+const emu = cuda && binding().buildInfo().archs === 'emu';
+const timeout = emu ? 600_000 : 60_000;
+
+const arch = mlp([6, 5, 4, 3]);
+const P = arch.numParams;
+const rng = new Rng(3);
+const N = 40;
+const data = rng.fillNormal(new Float32Array(N * P), 0, 0.4);
+
+const saved = process.env.WSF_FUSED_STEP;
+afterEach(() => {
+  if (saved === undefined) delete process.env.WSF_FUSED_STEP;
+  else process.env.WSF_FUSED_STEP = saved;
+});
+
+async function train(opts: Partial<FlowOptions>, device: 'cpu' | 'cuda', fused: boolean, steps = 6): Promise<{ params: Float32Array; loss: number; regions: string[]; held: number }> {
+  process.env.WSF_FUSED_STEP = fused ? '1' : '0';
+  const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device, ...opts });
+  try {
+    fm.field.setProfiling(true);
+    let held = 0;
+    const r = await fm.fit({ weights: data }, { steps, batchSize: 4, logEvery: 1, onLog: () => { held = Math.max(held, fm.field.bytesHeld); } });
+    return { params: fm.field.getParams(), loss: r.loss, regions: Object.keys(fm.field.profile()), held };
+  } finally {
+    fm.dispose();
+  }
+}
+
+function maxRel(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (Math.abs(b[i]!) + 1e-3));
+  return worst;
+}
+
+describe.skipIf(!cuda)('fused flow step on CUDA', () => {
+  const configs: [string, Partial<FlowOptions>][] = [
+    ['geometric', { geometry: 'geometric' }],
+    ['normalized', { geometry: 'normalized' }],
+    ['euclidean, layer scaling', { geometry: 'euclidean', layerScaling: true, precondition: true }],
+  ];
+  it.each(configs)('%s: matches the host-orchestrated CUDA step and the fused CPU step', async (_name, opts) => {
+    const fused = await train(opts, 'cuda', true);
+    const host = await train(opts, 'cuda', false);
+    const cpu = await train(opts, 'cpu', true);
+    expect(fused.regions).toContain('flow.inputs');
+    expect(host.regions).not.toContain('flow.inputs');
+    // Same kernels and the same double arithmetic; on a GPU the noise draws' log/cos/sin may move a last bit.
+    if (emu) expect(maxRel(fused.params, host.params)).toBe(0);
+    else expect(maxRel(fused.params, host.params)).toBeLessThan(1e-5);
+    expect(Math.abs(fused.loss - host.loss)).toBeLessThanOrEqual(1e-6 * Math.abs(host.loss));
+    // Against the CPU: the engine's FP32 parity after six Adam steps (reduction orders differ).
+    expect(maxRel(fused.params, cpu.params)).toBeLessThan(1e-3);
+    expect(Math.abs(fused.loss - cpu.loss)).toBeLessThan(1e-4 * Math.abs(cpu.loss) + 1e-6);
+  }, timeout);
+
+  it('holds the training set on the device while training and frees everything after', async () => {
+    const before = binding().deviceMemory().live;
+    const fused = await train({ geometry: 'geometric' }, 'cuda', true, 2);
+    const host = await train({ geometry: 'geometric' }, 'cuda', false, 2);
+    expect(fused.held - host.held).toBeGreaterThanOrEqual(N * P * 4);
+    expect(binding().deviceMemory().live).toBe(before);
+  }, timeout);
+});

@@ -1,0 +1,180 @@
+// The device-resident flow training step (native/core/flow_step.h, VectorField.flowStep) on the CPU backend:
+// its elementwise ops against the TypeScript step's formulas (f64, rounded once), its normal draws against the
+// host's, whole training runs against the host-orchestrated step (WSF_FUSED_STEP=0) bit for bit, which flows take
+// it, and its errors.
+import { afterEach, describe, expect, it } from 'vitest';
+import { mlp } from '../../lib/arch/Architecture.js';
+import { VectorField } from '../../lib/engine/VectorField.js';
+import { FlowMatcher, type FlowOptions } from '../../lib/flow/FlowMatcher.js';
+import { runOp, type OpCase } from '../../lib/internal/backendParity.js';
+import { binding } from '../../lib/native/binding.js';
+import { Rng } from '../../lib/util/rng.js';
+
+const arch = mlp([6, 5, 4, 3]);
+const P = arch.numParams;
+const rng0 = new Rng(3);
+const N = 40;
+const data = rng0.fillNormal(new Float32Array(N * P), 0, 0.4);
+const run = Int32Array.from({ length: N }, (_, i) => i % 5);
+const init = rng0.fillNormal(new Float32Array(5 * P), 0, 0.2);
+
+const saved = process.env.WSF_FUSED_STEP;
+afterEach(() => {
+  if (saved === undefined) delete process.env.WSF_FUSED_STEP;
+  else process.env.WSF_FUSED_STEP = saved;
+});
+
+/** Trains a small flow for `steps` steps with the fused step on or off; returns its parameters, loss and profile. */
+async function train(opts: Partial<FlowOptions>, fused: boolean, steps = 10): Promise<{ params: Float32Array; loss: number; regions: string[] }> {
+  process.env.WSF_FUSED_STEP = fused ? '1' : '0';
+  const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cpu', ...opts });
+  try {
+    fm.field.setProfiling(true);
+    const r = await fm.fit({ weights: data, run, init }, { steps, batchSize: 4, ema: 0.9 });
+    return { params: fm.field.getParams(), loss: r.loss, regions: Object.keys(fm.field.profile()) };
+  } finally {
+    fm.dispose();
+  }
+}
+
+function opOut(c: OpCase, key: string): Float32Array {
+  return runOp(binding(), 'cpu', c).outputs[key]!;
+}
+
+describe('flow step ops (CPU) against the TypeScript step formulas', () => {
+  const rng = new Rng(11);
+  const B = 3;
+  const Pn = 17;
+  const n = B * Pn;
+  const t = Float32Array.from(rng.fillNormal(new Float32Array(B), 0, 1), (x) => 1 / (1 + Math.exp(-x)));
+  const scale = Float32Array.from(rng.fillNormal(new Float32Array(Pn), 0, 1), (x) => 0.05 + Math.abs(x));
+  const a = rng.fillNormal(new Float32Array(n), 0, 1);
+  const b = rng.fillNormal(new Float32Array(n), 0, 0.3);
+  const c = rng.fillNormal(new Float32Array(n), 0, 1e-3);
+
+  it('flow_path = (1 − t)·x0 + t·x1 + noise, rounded once', () => {
+    const got = opOut({ name: 'p', op: 'flow_path', inputs: { x0: a, x1: b, noise: c, t }, outputs: { xt: { len: n } }, scalars: { B, P: Pn }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'xt');
+    const want = Float32Array.from({ length: n }, (_, i) => {
+      const tb = t[Math.floor(i / Pn)]!;
+      return (1 - tb) * a[i]! + tb * b[i]! + c[i]!;
+    });
+    expect(Array.from(got)).toEqual(Array.from(want));
+  });
+
+  it('flow_input = x / scale', () => {
+    const got = opOut({ name: 'i', op: 'flow_input', inputs: { x: a, scale }, outputs: { y: { len: n } }, scalars: { B, P: Pn }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'y');
+    expect(Array.from(got)).toEqual(Array.from(a, (x, i) => Math.fround(x / scale[i % Pn]!)));
+  });
+
+  it.each([true, false])('flow_to_x1 and flow_to_dF (precondition %s)', (pre) => {
+    const got = opOut({ name: 'x', op: 'flow_to_x1', inputs: { F: a, xt: b, t, scale }, outputs: { xhat: { len: n } }, scalars: { B, P: Pn, precondition: pre }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'xhat');
+    const want = Float32Array.from({ length: n }, (_, i) => {
+      const s = scale[i % Pn]!;
+      return pre ? b[i]! + (1 - t[Math.floor(i / Pn)]!) * s * a[i]! : s * a[i]!;
+    });
+    expect(Array.from(got)).toEqual(Array.from(want));
+    const d = opOut({ name: 'd', op: 'flow_to_dF', inputs: { t, scale }, outputs: { d: { len: n, init: c } }, scalars: { B, P: Pn, precondition: pre }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'd');
+    const wantD = Float32Array.from({ length: n }, (_, i) => {
+      const s = scale[i % Pn]!;
+      return pre ? c[i]! * (1 - t[Math.floor(i / Pn)]!) * s : c[i]! * s;
+    });
+    expect(Array.from(d)).toEqual(Array.from(wantD));
+    const noScale = opOut({ name: 'x', op: 'flow_to_x1', inputs: { F: a, xt: b, t }, outputs: { xhat: { len: n } }, scalars: { B, P: Pn, precondition: pre, scale: null }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'xhat');
+    expect(Array.from(noScale)).toEqual(Array.from({ length: n }, (_, i) => Math.fround(pre ? b[i]! + (1 - t[Math.floor(i / Pn)]!) * a[i]! : a[i]!)));
+  });
+
+  it('fill_normal gives the host draws (binding.fillNormal) for the same seed', () => {
+    for (const len of [1, 2, 1001]) {
+      const got = opOut({ name: 'f', op: 'fill_normal', inputs: {}, outputs: { out: { len } }, scalars: { n: len, seed_hi: 0x9e3779b9, seed_lo: 77, mean: 0.25, stddev: 1.5 }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'out');
+      const want = new Float32Array(len);
+      binding().fillNormal(want, 0x9e3779b9, 77, 0.25, 1.5);
+      expect(Array.from(got)).toEqual(Array.from(want));
+    }
+  });
+});
+
+describe('fused flow training step (CPU) against the host-orchestrated step', () => {
+  const configs: [string, Partial<FlowOptions>][] = [
+    ['geometric', { geometry: 'geometric' }],
+    ['normalized', { geometry: 'normalized' }],
+    ['euclidean, layer scaling, precondition', { geometry: 'euclidean', layerScaling: true, precondition: true }],
+    ['geometric, mixture prior', { geometry: 'geometric', prior: { kind: 'mixture', components: 3 } }],
+    ['geometric, OT pool 2', { geometry: 'geometric', coupling: 'ot', otPool: 2 }],
+    ['normalized, trajectory coupling', { geometry: 'normalized', coupling: 'trajectory', prior: { kind: 'init' } }],
+    ['geometric, component OT', { geometry: 'geometric', prior: { kind: 'mixture', components: 2 }, coupling: 'component-ot' }],
+    ['geometric, reference semantics', { geometry: 'geometric', semantics: 'reference' }],
+    ['geometric, prior pool', { geometry: 'geometric', priorPool: 16 }],
+  ];
+  it.each(configs)('%s: the same parameters and loss bit for bit, through the fused step', async (_name, opts) => {
+    const fused = await train(opts, true);
+    const host = await train(opts, false);
+    expect(fused.regions).toContain('flow.inputs');
+    expect(fused.regions).toContain('flow.loss');
+    expect(host.regions).not.toContain('flow.inputs');
+    expect(fused.loss).toBe(host.loss);
+    expect(Number.isFinite(fused.loss)).toBe(true);
+    let differ = 0;
+    for (let i = 0; i < fused.params.length; i++) if (fused.params[i] !== host.params[i]) differ++;
+    expect(differ).toBe(0);
+  });
+
+  it('flows with auxiliary inputs or velocity prediction keep the host step', async () => {
+    const v = await train({ geometry: 'euclidean', prediction: 'velocity', precondition: false }, true, 2);
+    expect(v.regions).not.toContain('flow.inputs');
+    const c = await train({ geometry: 'geometric', prior: { kind: 'mixture', components: 2 }, componentInput: true }, true, 2);
+    expect(c.regions).not.toContain('flow.inputs');
+  });
+});
+
+describe('VectorField.flowStep errors', () => {
+  const field = () => VectorField.create({ arch, D: 8, layers: 1, seed: 1, device: 'cpu' });
+  const cfg = { sphere: true, canonical: true, mode: 'accurate' as const, lastNorm: 1, precondition: true, sigma: 0 };
+  const batch = (B: number) => ({ x0: new Rng(5).fillNormal(new Float32Array(B * P), 0, 0.1), canonicalizeX0: true, t: new Float32Array(B).fill(0.5), noiseSeed: [0, 0] as const });
+
+  it('refuses a step before configuration, an index outside the data, and a bad data length; the field stays usable', () => {
+    const f = field();
+    try {
+      expect(() => f.flowStep({ ...batch(2), idx: Int32Array.of(0, 1) })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+      f.configureFlowStep(cfg, null);
+      expect(() => f.flowStep({ ...batch(2), idx: Int32Array.of(0, 1) })).toThrow(/no training set is resident/);
+      expect(() => f.setFlowData(new Float32Array(P + 1))).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+      f.setFlowData(data);
+      expect(() => f.flowStep({ ...batch(2), idx: Int32Array.of(0, N) })).toThrow(/idx\[1\] = 40 is outside the resident training set \(0 … 39\)/);
+      expect(() => f.flowStep({ ...batch(2), idx: Int32Array.of(0, 1), x1: data.subarray(0, 2 * P) })).toThrow(/exactly one of idx and x1/);
+      expect(() => f.flowStep({ ...batch(2), idx: Int32Array.of(0) })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+      expect(() => f.flowStep({ ...batch(2), x0: new Float32Array(2 * P - 1), idx: Int32Array.of(0, 1) })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+      const before = f.getParams();
+      const r = f.flowStep({ ...batch(2), idx: Int32Array.of(3, 7) }, { lr: 1e-3 });
+      expect(Number.isFinite(r.loss) && r.loss > 0).toBe(true);
+      expect(r.gradNorm).toBeGreaterThan(0);
+      expect(f.getParams()).not.toEqual(before);
+      expect(f.stepCount).toBe(1);
+    } finally {
+      f.dispose();
+    }
+    expect(() => f.flowStep({ ...batch(2), idx: Int32Array.of(0, 1) })).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }));
+  });
+
+  it('a non-finite loss skips the step: ERR_NUMERIC, parameters and step count unchanged', () => {
+    const f = field();
+    try {
+      f.configureFlowStep({ ...cfg, sphere: false, canonical: false }, null);
+      const x1 = new Float32Array(2 * P).fill(Number.NaN);
+      const before = f.getParams();
+      expect(() => f.flowStep({ ...batch(2), x1 })).toThrow(expect.objectContaining({ code: 'ERR_NUMERIC' }));
+      expect(f.getParams()).toEqual(before);
+      expect(f.stepCount).toBe(0);
+    } finally {
+      f.dispose();
+    }
+  });
+
+  it('is refused on an f64 field', () => {
+    const f = VectorField.create({ arch, D: 8, layers: 1, seed: 1, dtype: 'f64' });
+    try {
+      expect(() => f.configureFlowStep(cfg, null)).toThrow(/f32 fields only/);
+    } finally {
+      f.dispose();
+    }
+  });
+});
