@@ -352,6 +352,20 @@ export class VectorField {
     this.n.flowSetData(weights);
   }
 
+  /**
+   * @internal Keeps an exponential moving average of the parameters on the field's device, updated after every
+   * {@link flowStep}: ema = decay·ema + (1 − decay)·params, starting from `init` (numParams values).
+   */
+  setFlowEma(init: Float32Array, decay: number): void {
+    this.n.flowSetEma(init, checkNumber('ema', decay, 0, 1));
+  }
+
+  /** @internal The device EMA of {@link setFlowEma}, copied into `out` (numParams values). */
+  getFlowEma(out: Float32Array): Float32Array {
+    this.n.flowGetEma(out);
+    return out;
+  }
+
   /** @internal Frees the flow step's buffers and its copy of (or reference to) the training set. */
   releaseFlowStep(): void {
     this.n.flowRelease();

@@ -343,6 +343,8 @@ export class FlowMatcher {
   private fused = false;
   /** During fit(): the fused step's training set is resident on the device (x1 gathered there by index). */
   private residentData = false;
+  /** During fit(): the parameters' EMA is kept on the device by the fused step (this.ema synced on reads). */
+  private deviceEma = false;
   /** Geometries of other architectures sampled by transfer, by key (freed in dispose()). */
   private readonly transferGeoms = new Map<string, Geometry>();
 
@@ -886,7 +888,7 @@ export class FlowMatcher {
       }
     }
     if (emaDecay > 0 && this.ema === undefined) this.ema = this.field.getParams();
-    this.beginFused(prepared.weights);
+    this.beginFused(prepared.weights, emaDecay);
     try {
       return await this.fitLoop(prepared, n, steps, B, adam, { lr, schedule, warmup, emaDecay, every, logEvery }, opts);
     } finally {
@@ -905,9 +907,10 @@ export class FlowMatcher {
   }
 
   /** Configures the fused step for this fit() and makes the (prepared) training set resident where it fits. */
-  private beginFused(weights: Float32Array): void {
+  private beginFused(weights: Float32Array, emaDecay: number): void {
     this.fused = false;
     this.residentData = false;
+    this.deviceEma = false;
     if (!this.fusedEligible()) return;
     const o = this.options;
     this.field.configureFlowStep(
@@ -922,12 +925,26 @@ export class FlowMatcher {
       // A zoo larger than the device's free memory: batches are uploaded per step instead.
       if ((e as WsfError).code !== 'ERR_OOM') throw e;
     }
+    if (this.ema !== undefined) {
+      this.field.setFlowEma(this.ema, emaDecay);
+      this.deviceEma = true;
+    }
+  }
+
+  /** Copies the device EMA into this.ema (while the fused step keeps it). */
+  private syncEma(): void {
+    if (this.deviceEma && this.ema !== undefined) this.field.getFlowEma(this.ema);
   }
 
   private endFused(): void {
-    if (this.fused) this.field.releaseFlowStep();
-    this.fused = false;
-    this.residentData = false;
+    try {
+      this.syncEma();
+    } finally {
+      if (this.fused) this.field.releaseFlowStep();
+      this.fused = false;
+      this.residentData = false;
+      this.deviceEma = false;
+    }
   }
 
   private async fitLoop(
@@ -967,7 +984,7 @@ export class FlowMatcher {
       }
       lastLoss = r.loss;
       running = Number.isNaN(running) ? r.loss : 0.98 * running + 0.02 * r.loss;
-      if (this.ema !== undefined) {
+      if (this.ema !== undefined && !this.deviceEma) {
         const p = this.field.getParams();
         for (let i = 0; i < p.length; i++) this.ema[i] = emaDecay * this.ema[i]! + (1 - emaDecay) * p[i]!;
       }
@@ -1297,6 +1314,7 @@ export class FlowMatcher {
 
   private checkpointTensors(): { tensors: Record<string, SafeTensor>; metadata: Record<string, string> } {
     const { tensors, metadata } = this.field.stateTensors({ optimizer: true });
+    this.syncEma();
     if (this.ema !== undefined) tensors['__ema'] = f32(this.ema);
     if (this.scale !== undefined) tensors['__scale'] = f32(this.scale);
     if (this.order !== undefined) tensors['__order'] = i32(this.order);

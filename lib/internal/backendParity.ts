@@ -591,6 +591,9 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
       }
     }
   }
+  for (const n of [1, 1001, 100000, 0]) {
+    cases.push({ name: `ema_update n=${n}`, op: 'ema_update', inputs: { p: normal(n) }, outputs: { ema: { len: n, init: normal(n) } }, scalars: { n, decay: 0.999 }, tol: TOL_EXACT });
+  }
   for (const n of [1, 2, 1001, 65536, 0]) {
     // Box–Muller in double with each backend's log/cos/sin (an ulp apart at most in double): equal floats except,
     // rarely, a last-bit difference.

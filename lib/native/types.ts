@@ -149,6 +149,10 @@ export interface NativeEngineInstance {
   flowBytesHeld(): number;
   /** @internal Frees the step's buffers and drops its training set. */
   flowRelease(): void;
+  /** @internal Keeps the parameters' EMA on the device (numParams values), updated after every flowStep. */
+  flowSetEma(init: Float32Array, decay: number): void;
+  /** @internal */
+  flowGetEma(out: Float32Array): void;
   dispose(): void;
 }
 

@@ -29,6 +29,8 @@
 //   .flowStep(idx: Int32Array (B) | null, x1: Float32Array (B·P) | null, x0: Float32Array (B·P), canonX0: boolean,
 //             t: Float32Array (B), seedHi, seedLo, lr, beta1, beta2, eps, weightDecay, clipNorm): [loss, gradNorm]
 //                                                     — needs setGraph with B copies of the configured widths
+//   .flowSetEma(init: Float32Array (numParams), decay): void — keep the parameters' EMA on the device, updated
+//                                                       after every flowStep;  .flowGetEma(out: Float32Array): void
 //   .flowBytesHeld(): number;  .flowRelease(): void  — frees the step's buffers and drops its training set
 // Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
 // throws ERR_DISPOSED.
@@ -80,6 +82,8 @@ struct EngineHandle {
   virtual int64_t flow_bytes() const = 0;
   virtual int64_t flow_params() const = 0;  // P of the configured architecture (0 before flow_configure)
   virtual void flow_release() = 0;
+  virtual Status flow_set_ema(const float* init, double decay) = 0;
+  virtual Status flow_get_ema(float* out) = 0;
 };
 
 template <class Ops, typename HT>
@@ -147,6 +151,22 @@ struct EngineImpl final : EngineHandle {
   }
   int64_t flow_bytes() const override { return flow ? flow->bytes_held() : 0; }
   int64_t flow_params() const override { return flow_P; }
+  Status flow_set_ema(const float* init, double decay) override {
+    if constexpr (kFlow) {
+      if (!flow) return Status(Code::Invalid, "flowConfigure first");
+      return flow->set_ema(init, decay);
+    } else {
+      return no_flow();
+    }
+  }
+  Status flow_get_ema(float* out) override {
+    if constexpr (kFlow) {
+      if (!flow) return Status(Code::Invalid, "flowConfigure first");
+      return flow->get_ema(out);
+    } else {
+      return no_flow();
+    }
+  }
   void flow_release() override {
     flow.reset();
     flow_P = 0;
@@ -207,6 +227,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("flowStep", &NativeEngine::FlowStep),
                            InstanceMethod("flowBytesHeld", &NativeEngine::FlowBytesHeld),
                            InstanceMethod("flowRelease", &NativeEngine::FlowRelease),
+                           InstanceMethod("flowSetEma", &NativeEngine::FlowSetEma),
+                           InstanceMethod("flowGetEma", &NativeEngine::FlowGetEma),
                        });
   }
 
@@ -528,6 +550,18 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   Napi::Value FlowBytesHeld(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(E(info).flow_bytes()));
+  }
+
+  Napi::Value FlowSetEma(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    const float* init = arg_f32(info, 0, "init", e.layout().total).Data();
+    throw_if_error(info.Env(), e.flow_set_ema(init, arg_number(info, 1, "decay")));
+    return info.Env().Undefined();
+  }
+  Napi::Value FlowGetEma(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    throw_if_error(info.Env(), e.flow_get_ema(arg_f32(info, 0, "out", e.layout().total).Data()));
+    return info.Env().Undefined();
   }
 
   Napi::Value FlowRelease(const Napi::CallbackInfo& info) {

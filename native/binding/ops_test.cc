@@ -202,6 +202,8 @@ class OpRunner {
     } else if (op == "fill_normal") {
       const uint64_t seed = (static_cast<uint64_t>(L("seed_hi")) << 32) | static_cast<uint64_t>(L("seed_lo"));
       ops_.fill_normal(F("out"), L("n"), seed, D("mean"), D("stddev"));
+    } else if (op == "ema_update") {
+      ops_.ema_update(F("ema"), F("p"), L("n"), D("decay"));
     } else if (op == "zero") {
       ops_.zero(F("p"), L("n"));
     } else if (op == "copy") {

@@ -8,7 +8,7 @@
 //   F      = field(x_t / s, t)                                          (s: per-layer scale, optional)
 //   x̂1     = x_t + (1 − t)·s·F (precondition) or s·F
 //   loss   = geometry loss of canon(x̂1) (or x̂1) against x1, with ∂/∂x̂1 through canonicalisation's backward
-//   ∂L/∂F  = ∂L/∂x̂1 · (1 − t)·s (precondition) or · s;  zero_grad, backward, Adam
+//   ∂L/∂F  = ∂L/∂x̂1 · (1 − t)·s (precondition) or · s;  zero_grad, backward, Adam (then the parameters' EMA)
 // The host uploads t, x0 (and idx or x1) and reads back two scalars (the loss, checked before the backward, and
 // the gradient norm). Every op is the one the TypeScript step calls on host arrays — the geometry and
 // canonicalisation kernels, and rt_ops' flow_* ops that redo its double arithmetic — so on the CPU both paths give
@@ -110,6 +110,24 @@ class FlowStep {
   }
   int64_t data_rows() const { return rows_; }
 
+  // The exponential moving average of the parameters, kept on the device and updated after every step:
+  // ema = decay·ema + (1 − decay)·params (ops ema_update). `init` holds num_params() values.
+  Status set_ema(const float* init, double decay) {
+    if (!(decay >= 0 && decay <= 1)) return Status(Code::Invalid, "the EMA decay must be in [0, 1]");
+    const int64_t n = e_.num_params();
+    if (ema_ == nullptr) WSF_RETURN_IF_ERROR(alloc(&ema_, n));
+    WSF_RETURN_IF_ERROR(ops().upload(ema_, init, n));
+    ema_decay_ = decay;
+    recount();
+    return ops().check();
+  }
+  Status get_ema(float* out) {
+    if (ema_ == nullptr) return Status(Code::Invalid, "no EMA on the device (set_ema)");
+    WSF_RETURN_IF_ERROR(ops().download(out, ema_, e_.num_params()));
+    return ops().check();
+  }
+  bool has_ema() const { return ema_ != nullptr; }
+
   // Device bytes this object holds (resident data, batch buffers, scale); borrowed CPU data is not counted.
   int64_t bytes_held() const { return held_; }
 
@@ -187,7 +205,11 @@ class FlowStep {
     e_.profiled("flow.grad", [&] { o.flow_to_dF(io.dxhat, io.t, scale_, cfg_.precondition, B, P_); });
     WSF_RETURN_IF_ERROR(e_.zero_grad());
     WSF_RETURN_IF_ERROR(e_.backward_device());
-    return e_.adam_step(h, clip, grad_norm);
+    WSF_RETURN_IF_ERROR(e_.adam_step(h, clip, grad_norm));
+    if (ema_ != nullptr) {
+      e_.profiled("flow.ema", [&] { o.ema_update(ema_, e_.params_device(), e_.num_params(), ema_decay_); });
+    }
+    return Status::ok();
   }
 
  private:
@@ -217,6 +239,7 @@ class FlowStep {
     held_ = 0;
     if (owned_data_ != nullptr) held_ += static_cast<int64_t>(sizeof(float)) * rows_ * P_;
     if (scale_ != nullptr) held_ += static_cast<int64_t>(sizeof(float)) * P_;
+    if (ema_ != nullptr) held_ += static_cast<int64_t>(sizeof(float)) * e_.num_params();
     held_ += batch_bytes_;
   }
   // Per-batch buffers: x0, x1, x_t, noise, x̂1, canon(x̂1), its loss gradient, canonicalisation's workspace, the
@@ -259,6 +282,7 @@ class FlowStep {
     for (void* p : owned_) ops().release(p);
     owned_.clear();
     scale_ = nullptr;
+    ema_ = nullptr;
     held_ = 0;
   }
 
@@ -272,6 +296,8 @@ class FlowStep {
   float* data_ = nullptr;        // resident training set (borrowed on the CPU)
   float* owned_data_ = nullptr;  // its device copy (CUDA)
   float* scale_ = nullptr;
+  float* ema_ = nullptr;  // the parameters' EMA (set_ema), updated after every step
+  double ema_decay_ = 0;
   float *x0_ = nullptr, *x1_ = nullptr, *xt_ = nullptr, *noise_ = nullptr, *xhat_ = nullptr, *xc_ = nullptr,
         *dxc_ = nullptr, *work_ = nullptr, *per_ = nullptr, *loss_ = nullptr;
   int32_t* idx_ = nullptr;

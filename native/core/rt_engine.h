@@ -150,6 +150,9 @@ class RtEngine {
     region(name, fn);
   }
 
+  // The parameters on the backend (num_params() values), for device-side consumers such as the flow step's EMA.
+  const T* params_device() const { return params_; }
+
   // ---- device-resident entry points (core/flow_step.h): the caller writes x_t and t on the backend itself ----
   struct DeviceIo {
     T* xt;           // [P_total] the field's input x_t

@@ -151,6 +151,8 @@ struct CpuOps {
   void flow_to_dF(T* d, const T* t, const T* scale, bool precondition, int64_t B, int64_t P);
   // out[i] = mean + stddev·N(0, 1) by the counter-based draws of core/random.h (fill_normal_counter).
   void fill_normal(T* out, int64_t n, uint64_t seed, double mean, double stddev);
+  // ema = decay·ema + (1 − decay)·p (the exponential moving average of the parameters).
+  void ema_update(T* ema, const T* p, int64_t n, double decay);
 
   std::vector<T> scratch_;  // packing space for linear_fwd (per engine, not shared across threads)
 };

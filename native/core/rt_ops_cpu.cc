@@ -908,6 +908,15 @@ void CpuOps<T>::fill_normal(T* out, int64_t n, uint64_t seed, double mean, doubl
   }
 }
 
+template <typename T>
+void CpuOps<T>::ema_update(T* ema, const T* p, int64_t n, double decay) {
+  parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      ema[i] = static_cast<T>(decay * static_cast<double>(ema[i]) + (1.0 - decay) * static_cast<double>(p[i]));
+    }
+  });
+}
+
 template struct CpuOps<float>;
 template struct CpuOps<double>;
 

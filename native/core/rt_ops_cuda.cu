@@ -156,6 +156,13 @@ __global__ void fill_normal_kernel(float* out, int64_t n, uint64_t seed, double 
   }
 }
 
+__global__ void ema_update_kernel(float* ema, const float* p, int64_t n, double decay) {
+  WSF_GRID_LOOP(i, n) {
+    ema[i] = static_cast<float>(__dadd_rn(__dmul_rn(decay, static_cast<double>(ema[i])),
+                                          __dmul_rn(__dsub_rn(1.0, decay), static_cast<double>(p[i]))));
+  }
+}
+
 // dst[r·ldd + c] (+)= src[r·lds + c], one thread per element.
 __global__ void copy_cols_kernel(float* dst, int ldd, const float* src, int lds, int64_t rows, int cols, bool acc) {
   WSF_GRID_LOOP(e, rows * cols) {
@@ -1930,6 +1937,12 @@ void CudaOps::fill_normal(float* out, int64_t n, uint64_t seed, double mean, dou
   launch_kernel(fill_normal_kernel, dim3(grid_for((n + 1) / 2)), dim3(kThreads), 0, as_stream(stream()), out, n, seed,
                 mean, stddev);
   launched("fill_normal");
+}
+
+void CudaOps::ema_update(float* ema, const float* p, int64_t n, double decay) {
+  if (n <= 0) return;
+  launch_kernel(ema_update_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), ema, p, n, decay);
+  launched("ema_update");
 }
 
 void CudaOps::adam(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, int64_t step,

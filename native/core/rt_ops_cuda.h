@@ -114,6 +114,7 @@ struct CudaOps {
   void flow_to_dF(float* d, const float* t, const float* scale, bool precondition, int64_t B, int64_t P);
   // Box–Muller with the device's double log/cos/sin: equal to the CPU's draws up to the last bit of a few.
   void fill_normal(float* out, int64_t n, uint64_t seed, double mean, double stddev);
+  void ema_update(float* ema, const float* p, int64_t n, double decay);
 
   // ---- backend-specific ----
   void* stream();              // the cudaStream_t (created on first use); nullptr if creation failed

@@ -25,14 +25,15 @@ afterEach(() => {
   else process.env.WSF_FUSED_STEP = saved;
 });
 
-async function train(opts: Partial<FlowOptions>, device: 'cpu' | 'cuda', fused: boolean, steps = 6): Promise<{ params: Float32Array; loss: number; regions: string[]; held: number }> {
+async function train(opts: Partial<FlowOptions>, device: 'cpu' | 'cuda', fused: boolean, steps = 6): Promise<{ params: Float32Array; ema: Float32Array; loss: number; regions: string[]; held: number }> {
   process.env.WSF_FUSED_STEP = fused ? '1' : '0';
   const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device, ...opts });
   try {
     fm.field.setProfiling(true);
     let held = 0;
-    const r = await fm.fit({ weights: data }, { steps, batchSize: 4, logEvery: 1, onLog: () => { held = Math.max(held, fm.field.bytesHeld); } });
-    return { params: fm.field.getParams(), loss: r.loss, regions: Object.keys(fm.field.profile()), held };
+    const r = await fm.fit({ weights: data }, { steps, batchSize: 4, ema: 0.9, logEvery: 1, onLog: () => { held = Math.max(held, fm.field.bytesHeld); } });
+    const ema = Float32Array.from((fm as unknown as { ema: Float32Array }).ema);
+    return { params: fm.field.getParams(), ema, loss: r.loss, regions: Object.keys(fm.field.profile()), held };
   } finally {
     fm.dispose();
   }
@@ -57,8 +58,13 @@ describe.skipIf(!cuda)('fused flow step on CUDA', () => {
     expect(fused.regions).toContain('flow.inputs');
     expect(host.regions).not.toContain('flow.inputs');
     // Same kernels and the same double arithmetic; on a GPU the noise draws' log/cos/sin may move a last bit.
-    if (emu) expect(maxRel(fused.params, host.params)).toBe(0);
-    else expect(maxRel(fused.params, host.params)).toBeLessThan(1e-5);
+    if (emu) {
+      expect(maxRel(fused.params, host.params)).toBe(0);
+      expect(maxRel(fused.ema, host.ema)).toBe(0);
+    } else {
+      expect(maxRel(fused.params, host.params)).toBeLessThan(1e-5);
+      expect(maxRel(fused.ema, host.ema)).toBeLessThan(1e-5);
+    }
     expect(Math.abs(fused.loss - host.loss)).toBeLessThanOrEqual(1e-6 * Math.abs(host.loss));
     // Against the CPU: the engine's FP32 parity after six Adam steps (reduction orders differ).
     expect(maxRel(fused.params, cpu.params)).toBeLessThan(1e-3);

@@ -2,11 +2,15 @@
 // its elementwise ops against the TypeScript step's formulas (f64, rounded once), its normal draws against the
 // host's, whole training runs against the host-orchestrated step (WSF_FUSED_STEP=0) bit for bit, which flows take
 // it, and its errors.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/arch/Architecture.js';
 import { VectorField } from '../../lib/engine/VectorField.js';
 import { FlowMatcher, type FlowOptions } from '../../lib/flow/FlowMatcher.js';
 import { runOp, type OpCase } from '../../lib/internal/backendParity.js';
+import { readSafetensors } from '../../lib/io/safetensors.js';
 import { binding } from '../../lib/native/binding.js';
 import { Rng } from '../../lib/util/rng.js';
 
@@ -25,16 +29,23 @@ afterEach(() => {
 });
 
 /** Trains a small flow for `steps` steps with the fused step on or off; returns its parameters, loss and profile. */
-async function train(opts: Partial<FlowOptions>, fused: boolean, steps = 10): Promise<{ params: Float32Array; loss: number; regions: string[] }> {
+async function train(opts: Partial<FlowOptions>, fused: boolean, steps = 10, checkpoint?: string): Promise<{ params: Float32Array; ema: Float32Array; loss: number; regions: string[] }> {
   process.env.WSF_FUSED_STEP = fused ? '1' : '0';
   const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cpu', ...opts });
   try {
     fm.field.setProfiling(true);
-    const r = await fm.fit({ weights: data, run, init }, { steps, batchSize: 4, ema: 0.9 });
-    return { params: fm.field.getParams(), loss: r.loss, regions: Object.keys(fm.field.profile()) };
+    const r = await fm.fit({ weights: data, run, init }, { steps, batchSize: 4, ema: 0.9, ...(checkpoint !== undefined ? { checkpoint, checkpointEvery: 3 } : {}) });
+    const ema = (fm as unknown as { ema: Float32Array }).ema;
+    return { params: fm.field.getParams(), ema: Float32Array.from(ema), loss: r.loss, regions: Object.keys(fm.field.profile()) };
   } finally {
     fm.dispose();
   }
+}
+
+function countDiffering(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) d++;
+  return a.length === b.length ? d : Number.POSITIVE_INFINITY;
 }
 
 function opOut(c: OpCase, key: string): Float32Array {
@@ -83,6 +94,11 @@ describe('flow step ops (CPU) against the TypeScript step formulas', () => {
     expect(Array.from(noScale)).toEqual(Array.from({ length: n }, (_, i) => Math.fround(pre ? b[i]! + (1 - t[Math.floor(i / Pn)]!) * a[i]! : a[i]!)));
   });
 
+  it('ema_update = decay·ema + (1 − decay)·p', () => {
+    const got = opOut({ name: 'e', op: 'ema_update', inputs: { p: a }, outputs: { ema: { len: n, init: b } }, scalars: { n, decay: 0.999 }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'ema');
+    expect(Array.from(got)).toEqual(Array.from(b, (e, i) => Math.fround(0.999 * e + (1 - 0.999) * a[i]!)));
+  });
+
   it('fill_normal gives the host draws (binding.fillNormal) for the same seed', () => {
     for (const len of [1, 2, 1001]) {
       const got = opOut({ name: 'f', op: 'fill_normal', inputs: {}, outputs: { out: { len } }, scalars: { n: len, seed_hi: 0x9e3779b9, seed_lo: 77, mean: 0.25, stddev: 1.5 }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'out');
@@ -113,9 +129,24 @@ describe('fused flow training step (CPU) against the host-orchestrated step', ()
     expect(host.regions).not.toContain('flow.inputs');
     expect(fused.loss).toBe(host.loss);
     expect(Number.isFinite(fused.loss)).toBe(true);
-    let differ = 0;
-    for (let i = 0; i < fused.params.length; i++) if (fused.params[i] !== host.params[i]) differ++;
-    expect(differ).toBe(0);
+    expect(countDiffering(fused.params, host.params)).toBe(0);
+    expect(countDiffering(fused.ema, host.ema)).toBe(0); // the EMA kept on the device
+    expect(countDiffering(fused.ema, fused.params)).toBeGreaterThan(0);
+  });
+
+  it('checkpoints written during fused training hold the same EMA and parameters as the host step', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-fused-'));
+    try {
+      await train({ geometry: 'geometric' }, true, 7, path.join(dir, 'fused.safetensors'));
+      await train({ geometry: 'geometric' }, false, 7, path.join(dir, 'host.safetensors'));
+      const a = readSafetensors(path.join(dir, 'fused.safetensors')).tensors;
+      const b = readSafetensors(path.join(dir, 'host.safetensors')).tensors;
+      expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+      expect(a['__ema']).toBeDefined();
+      for (const k of Object.keys(a)) expect(countDiffering(a[k]!.data as Float32Array, b[k]!.data as Float32Array), k).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('flows with auxiliary inputs or velocity prediction keep the host step', async () => {
