@@ -10,7 +10,7 @@ import { resolveDevice, type Device, type DeviceRequest } from '../device.js';
 import { DisposedError, WsfError } from '../errors.js';
 import { readSafetensors, writeSafetensors, f32, type SafeTensor } from '../io/safetensors.js';
 import { binding } from '../native/binding.js';
-import type { NativeEngineConfig, NativeEngineInstance, NativeFlowStepConfig, NativeParamInfo } from '../native/types.js';
+import type { NativeEngineConfig, NativeEngineInstance, NativeFlowPrior, NativeFlowStepConfig, NativeParamInfo } from '../native/types.js';
 import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
 import { version } from '../version.js';
 
@@ -212,12 +212,21 @@ export class VectorField {
       }
       archs = Array.from({ length: xt.length / P }, () => arch);
     }
+    return this.setArchs(archs, xt.length);
+  }
+
+  /** The graph of B networks of `arch` (cached like {@link prepare}). */
+  private prepareBatch(arch: Architecture, B: number): number {
+    return this.setArchs(Array.from({ length: B }, () => arch), B * arch.numParams);
+  }
+
+  private setArchs(archs: Architecture[], total: number): number {
     const key = archs.map((a) => a.key).join('|');
     if (key !== this.graphKey) {
       this.n.setGraph(archs.map((a) => [...a.widths]));
       this.graphKey = key;
       this.batchArchs = archs;
-      this.totalP = xt.length;
+      this.totalP = total;
     }
     return archs.length;
   }
@@ -366,6 +375,14 @@ export class VectorField {
     return out;
   }
 
+  /**
+   * @internal The prior the flow step draws on the device when a batch gives `prior` seeds instead of `x0` (null: none).
+   * @throws WsfError ERR_OOM when the device cannot hold a fitted prior's means and basis
+   */
+  setFlowPrior(prior: NativeFlowPrior | null): void {
+    this.n.flowSetPrior(prior);
+  }
+
   /** @internal Frees the flow step's buffers and its copy of (or reference to) the training set. */
   releaseFlowStep(): void {
     this.n.flowRelease();
@@ -379,14 +396,30 @@ export class VectorField {
    * @throws WsfError ERR_NUMERIC when the loss or the gradient is not finite (the step is skipped)
    */
   flowStep(
-    batch: { idx?: Int32Array; x1?: Float32Array; x0: Float32Array; canonicalizeX0: boolean; t: Float32Array; noiseSeed: readonly [number, number] },
+    batch: {
+      idx?: Int32Array;
+      x1?: Float32Array;
+      x0?: Float32Array;
+      prior?: { seeds: Int32Array; components?: Int32Array };
+      canonicalizeX0: boolean;
+      t: Float32Array;
+      noiseSeed: readonly [number, number];
+    },
     opts: AdamOptions = {},
   ): { loss: number; gradNorm: number } {
-    this.prepare(batch.x0, {});
+    const B = batch.t.length;
+    if (B === 0) throw new WsfError('Expected a batch of at least one network (`t` is empty)', 'ERR_SHAPE');
+    if ((batch.x0 === undefined) === (batch.prior === undefined)) throw new WsfError('Expected exactly one of `x0` and `prior` (the start points, or the seeds of the device prior)', 'ERR_INVALID');
+    if (batch.x0 !== undefined && batch.x0.length !== B * this.arch.numParams) {
+      throw new WsfError(`Expected \`x0\` of length B·P = ${B * this.arch.numParams} but received length ${batch.x0.length}`, 'ERR_SHAPE');
+    }
+    this.prepareBatch(this.arch, B);
     const [loss, gradNorm] = this.n.flowStep(
       batch.idx ?? null,
       batch.x1 ?? null,
-      batch.x0,
+      batch.x0 ?? null,
+      batch.prior?.seeds ?? null,
+      batch.prior?.components ?? null,
       batch.canonicalizeX0,
       batch.t,
       batch.noiseSeed[0],

@@ -27,6 +27,7 @@ import type { DeviceRequest } from '../device.js';
 import { WsfError } from '../errors.js';
 import { taskGradient, type MiniBatch } from '../eval/gradient.js';
 import { VectorField, type VectorFieldOptions } from '../engine/VectorField.js';
+import type { NativeFlowPrior } from '../native/types.js';
 import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry.js';
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
 import { fillNormalFast } from '../util/fastNormal.js';
@@ -345,6 +346,8 @@ export class FlowMatcher {
   private residentData = false;
   /** During fit(): the parameters' EMA is kept on the device by the fused step (this.ema synced on reads). */
   private deviceEma = false;
+  /** During fit(): the fused step draws the prior on the device (gaussian, zoo and mixture priors without a pool). */
+  private devicePrior = false;
   /** Geometries of other architectures sampled by transfer, by key (freed in dispose()). */
   private readonly transferGeoms = new Map<string, Geometry>();
 
@@ -702,6 +705,10 @@ export class FlowMatcher {
     const gatherOnDevice = onDevice && this.residentData;
     let x1 = new Float32Array(gatherOnDevice ? 0 : K * B * P);
     if (!gatherOnDevice) for (let b = 0; b < K * B; b++) x1.set(data.weights.subarray(idx[b]! * P, (idx[b]! + 1) * P), b * P);
+    if (onDevice && this.devicePrior && o.coupling === 'independent') {
+      // The device draws the prior from the seed words drawPrior would take from the stream, in the same order.
+      return this.fusedStep(undefined, this.canonical, gatherOnDevice ? idx : undefined, gatherOnDevice ? undefined : x1, B, adam, this.priorSeeds(idx));
+    }
     let x0: Float32Array;
     let canonX0 = false;
     if (o.coupling === 'trajectory') {
@@ -739,11 +746,62 @@ export class FlowMatcher {
    * draws in the same order as {@link trainOnPairsWith} (times, then the two seed words of the linear path's noise),
    * and the same operations — on the CPU the same floats; on CUDA without a host round trip per operation.
    */
-  private fusedStep(x0: Float32Array, canonX0: boolean, idx: Int32Array | undefined, x1: Float32Array | undefined, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+  private fusedStep(
+    x0: Float32Array | undefined,
+    canonX0: boolean,
+    idx: Int32Array | undefined,
+    x1: Float32Array | undefined,
+    B: number,
+    adam: { lr: number; weightDecay: number; clipNorm: number },
+    prior?: { seeds: Int32Array; components?: Int32Array },
+  ): { loss: number; gradNorm: number } {
     const o = this.options;
     const t = sampleTimes(this.rng, o.time, new Float32Array(B));
     const noiseSeed: [number, number] = o.geometry === 'geometric' ? [0, 0] : [this.rng.nextU32(), this.rng.nextU32()];
-    return this.field.flowStep({ ...(idx !== undefined ? { idx } : { x1: x1! }), x0, canonicalizeX0: canonX0, t, noiseSeed }, adam);
+    return this.field.flowStep({ ...(idx !== undefined ? { idx } : { x1: x1! }), ...(x0 !== undefined ? { x0 } : { prior: prior! }), canonicalizeX0: canonX0, t, noiseSeed }, adam);
+  }
+
+  /**
+   * The seed words (and mixture components) of one batch's prior draws, taken from the stream exactly as drawPrior
+   * would take them: one pair for the Gaussian and zoo priors (one fillNormalFast over the batch), one pair per row
+   * for the mixture (drawMixtureComponents draws each row with its own fillNormalFast).
+   */
+  private priorSeeds(idx: Int32Array): { seeds: Int32Array; components?: Int32Array } {
+    const labels = this.priorLabels?.labels;
+    if (this.options.prior.kind === 'mixture') {
+      const seeds = new Int32Array(2 * idx.length);
+      for (let b = 0; b < idx.length; b++) {
+        seeds[2 * b] = this.rng.nextU32() | 0;
+        seeds[2 * b + 1] = this.rng.nextU32() | 0;
+      }
+      return { seeds, components: Int32Array.from(idx, (i) => labels![i]!) };
+    }
+    return { seeds: Int32Array.of(this.rng.nextU32() | 0, this.rng.nextU32() | 0) };
+  }
+
+  /** The prior for the device, or null when it is drawn on the host (init prior, prior pool, no fitted statistics). */
+  private devicePriorSpec(): NativeFlowPrior | null {
+    const o = this.options;
+    const P = this.arch.numParams;
+    if (o.priorPool > 0 || o.coupling !== 'independent') return null;
+    if (o.prior.kind === 'gaussian') return { kind: 'gaussian', mean: o.prior.mean ?? 0, std: o.prior.std ?? 0.1 };
+    const stats = this.priorStats;
+    if (stats === undefined) return null;
+    if (o.prior.kind === 'zoo' && !isMixture(stats)) {
+      return { kind: 'fit', means: stats.mean, basis: stats.basis, rows: Int32Array.of(0, stats.basis.length / P), std: 0, perRow: false };
+    }
+    if (o.prior.kind === 'mixture' && isMixture(stats) && this.priorLabels !== undefined) {
+      const comps = stats.components;
+      const means = new Float32Array(comps.length * P);
+      comps.forEach((c, k) => means.set(c.mean, k * P));
+      if (stats.std !== undefined) return { kind: 'fit', means, basis: null, rows: null, std: stats.std, perRow: true };
+      const rows = new Int32Array(comps.length + 1);
+      comps.forEach((c, k) => (rows[k + 1] = rows[k]! + c.basis.length / P));
+      const basis = new Float32Array(rows[comps.length]! * P);
+      comps.forEach((c, k) => basis.set(c.basis, rows[k]! * P));
+      return { kind: 'fit', means, basis, rows, std: 0, perRow: true };
+    }
+    return null;
   }
 
   /**
@@ -911,6 +969,7 @@ export class FlowMatcher {
     this.fused = false;
     this.residentData = false;
     this.deviceEma = false;
+    this.devicePrior = false;
     if (!this.fusedEligible()) return;
     const o = this.options;
     this.field.configureFlowStep(
@@ -929,6 +988,18 @@ export class FlowMatcher {
       this.field.setFlowEma(this.ema, emaDecay);
       this.deviceEma = true;
     }
+    // The prior on the device: by default where the field runs on CUDA (on the CPU it would only copy the prior's
+    // statistics); WSF_DEVICE_PRIOR=1 forces it (tests), 0 keeps the host draws.
+    const want = process.env.WSF_DEVICE_PRIOR === '1' || (process.env.WSF_DEVICE_PRIOR !== '0' && this.field.device === 'cuda');
+    const spec = want ? this.devicePriorSpec() : null;
+    if (spec !== null) {
+      try {
+        this.field.setFlowPrior(spec);
+        this.devicePrior = true;
+      } catch (e) {
+        if ((e as WsfError).code !== 'ERR_OOM') throw e;
+      }
+    }
   }
 
   /** Copies the device EMA into this.ema (while the fused step keeps it). */
@@ -944,6 +1015,7 @@ export class FlowMatcher {
       this.fused = false;
       this.residentData = false;
       this.deviceEma = false;
+      this.devicePrior = false;
     }
   }
 

@@ -594,6 +594,27 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
   for (const n of [1, 1001, 100000, 0]) {
     cases.push({ name: `ema_update n=${n}`, op: 'ema_update', inputs: { p: normal(n) }, outputs: { ema: { len: n, init: normal(n) } }, scalars: { n, decay: 0.999 }, tol: TOL_EXACT });
   }
+  // The device prior: per-row normal streams, and fitted-Gaussian draws (float products are exact in double and the
+  // sums run in the same order, so bit for bit).
+  for (const [rows, ld] of [[1, 1], [3, 91], [8, 7960], [0, 4]] as [number, number][]) {
+    const counts = Int32Array.from({ length: rows }, (_, r) => Math.max(1, ld - 7 * r));
+    const seeds = Int32Array.from({ length: 2 * rows }, () => rng.int(0x7fffffff) - 0x3fffffff);
+    cases.push({ name: `fill_normal_rows rows=${rows} ld=${ld}`, op: 'fill_normal_rows', inputs: { counts, seeds }, outputs: { out: { len: rows * ld, init: new Float32Array(rows * ld).fill(-7) } }, scalars: { rows, ld, mean: 0, stddev: 1 }, tol: TOL_ELEMENTWISE });
+  }
+  for (const [B, P, K, m] of [[1, 1, 1, 1], [3, 77, 2, 5], [8, 7960, 3, 90], [0, 5, 1, 2]] as [number, number, number, number][]) {
+    const row0 = Int32Array.from({ length: K + 1 }, (_, c) => c * m - (c > 1 ? 1 : 0));
+    const R = row0[K]!;
+    const comp = Int32Array.from({ length: B }, (_, b) => (b * 7) % K);
+    const mean = normal(K * P);
+    cases.push({
+      name: `gaussian_fit_draw B=${B} P=${P} K=${K} m=${m}`, op: 'gaussian_fit_draw', inputs: { eps: normal(B * m), comp, mean, basis: normal(R * P, 0.1), row0 },
+      outputs: { out: { len: B * P } }, scalars: { ld_eps: m, B, P }, tol: TOL_EXACT,
+    });
+    cases.push({
+      name: `gaussian_fit_draw isotropic B=${B} P=${P} K=${K}`, op: 'gaussian_fit_draw', inputs: { eps: normal(B * P, 0.05), comp, mean },
+      outputs: { out: { len: B * P } }, scalars: { ld_eps: P, B, P, basis: null, row0: null }, tol: TOL_EXACT,
+    });
+  }
   for (const n of [1, 2, 1001, 65536, 0]) {
     // Box–Muller in double with each backend's log/cos/sin (an ulp apart at most in double): equal floats except,
     // rarely, a last-bit difference.

@@ -133,7 +133,9 @@ export interface NativeEngineInstance {
   flowStep(
     idx: Int32Array | null,
     x1: Float32Array | null,
-    x0: Float32Array,
+    x0: Float32Array | null,
+    priorSeeds: Int32Array | null,
+    priorComp: Int32Array | null,
     canonX0: boolean,
     t: Float32Array,
     seedHi: number,
@@ -153,8 +155,19 @@ export interface NativeEngineInstance {
   flowSetEma(init: Float32Array, decay: number): void;
   /** @internal */
   flowGetEma(out: Float32Array): void;
+  /** @internal The prior drawn on the device when flowStep gets no x0 (null: none). */
+  flowSetPrior(prior: NativeFlowPrior | null): void;
   dispose(): void;
 }
+
+/**
+ * A prior for the device-resident flow step (ops_engine.cc flowSetPrior): N(mean, std²), or fitted Gaussians — K
+ * means (K·P) with the basis rows rows[c] … rows[c+1]−1 of component c (or isotropic `std` without a basis), one
+ * component and noise stream per row when `perRow` (the mixture prior). @internal
+ */
+export type NativeFlowPrior =
+  | { kind: 'gaussian'; mean: number; std: number }
+  | { kind: 'fit'; means: Float32Array; basis: Float32Array | null; rows: Int32Array | null; std: number; perRow: boolean };
 
 /** The device-resident flow step's configuration (ops_engine.cc flowConfigure). @internal */
 export interface NativeFlowStepConfig {

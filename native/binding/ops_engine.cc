@@ -26,7 +26,11 @@
 //                  scale: Float32Array (P) | null): void
 //   .flowSetData(data: Float32Array (n·P)): void      — the training set: copied to the device (CUDA) or used in
 //                                                       place (CPU: the engine keeps a reference to the array)
-//   .flowStep(idx: Int32Array (B) | null, x1: Float32Array (B·P) | null, x0: Float32Array (B·P), canonX0: boolean,
+//   .flowSetPrior({kind: 'gaussian', mean, std} | {kind: 'fit', means: Float32Array (K·P), basis: Float32Array (R·P)
+//                 | null, rows: Int32Array (K+1) | null, std, perRow: boolean} | null): void — the prior drawn on the
+//                                                       device when flowStep gets no x0 (null: none)
+//   .flowStep(idx: Int32Array (B) | null, x1: Float32Array (B·P) | null, x0: Float32Array (B·P) | null,
+//             priorSeeds: Int32Array (2 or 2B) | null, priorComp: Int32Array (B) | null, canonX0: boolean,
 //             t: Float32Array (B), seedHi, seedLo, lr, beta1, beta2, eps, weightDecay, clipNorm): [loss, gradNorm]
 //                                                     — needs setGraph with B copies of the configured widths
 //   .flowSetEma(init: Float32Array (numParams), decay): void — keep the parameters' EMA on the device, updated
@@ -34,6 +38,7 @@
 //   .flowBytesHeld(): number;  .flowRelease(): void  — frees the step's buffers and drops its training set
 // Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
 // throws ERR_DISPOSED.
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -83,6 +88,9 @@ struct EngineHandle {
   virtual int64_t flow_params() const = 0;  // P of the configured architecture (0 before flow_configure)
   virtual void flow_release() = 0;
   virtual Status flow_set_ema(const float* init, double decay) = 0;
+  // kind 0: none, 1: gaussian (mean, std), 2: fit (means, K, basis, row0, std, per_row)
+  virtual Status flow_set_prior(int kind, double mean, double sd, const float* means, int64_t K, const float* basis,
+                                const int32_t* row0, bool per_row) = 0;
   virtual Status flow_get_ema(float* out) = 0;
 };
 
@@ -159,6 +167,20 @@ struct EngineImpl final : EngineHandle {
       return no_flow();
     }
   }
+  Status flow_set_prior(int kind, double mean, double sd, const float* means, int64_t K, const float* basis,
+                        const int32_t* row0, bool per_row) override {
+    if constexpr (kFlow) {
+      if (!flow) return Status(Code::Invalid, "flowConfigure first");
+      if (kind == 0) {
+        flow->clear_prior();
+        return Status::ok();
+      }
+      if (kind == 1) return flow->set_prior_gaussian(mean, sd);
+      return flow->set_prior_fit(means, K, basis, row0, sd, per_row);
+    } else {
+      return no_flow();
+    }
+  }
   Status flow_get_ema(float* out) override {
     if constexpr (kFlow) {
       if (!flow) return Status(Code::Invalid, "flowConfigure first");
@@ -228,6 +250,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("flowBytesHeld", &NativeEngine::FlowBytesHeld),
                            InstanceMethod("flowRelease", &NativeEngine::FlowRelease),
                            InstanceMethod("flowSetEma", &NativeEngine::FlowSetEma),
+                           InstanceMethod("flowSetPrior", &NativeEngine::FlowSetPrior),
                            InstanceMethod("flowGetEma", &NativeEngine::FlowGetEma),
                        });
   }
@@ -522,24 +545,34 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     EngineHandle& e = E(info);
     const int64_t P = e.flow_params();
     if (P == 0) throw_error(env, Code::Invalid, "flowStep: call flowConfigure first");
-    Napi::Float32Array t = arg_f32(info, 4, "t");
+    Napi::Float32Array t = arg_f32(info, 6, "t");
     const int64_t B = int64_t(t.ElementLength());
     FlowStepBatch b;
     b.B = B;
     if (!info[0].IsNull() && !info[0].IsUndefined()) b.idx = arg_i32(info, 0, "idx", B).Data();
     if (!info[1].IsNull() && !info[1].IsUndefined()) b.x1 = arg_f32(info, 1, "x1", B * P).Data();
-    b.x0 = arg_f32(info, 2, "x0", B * P).Data();
-    b.canonicalize_x0 = arg_bool(info, 3, "canonX0");
+    auto given = [&info](size_t i) { return info.Length() > i && !info[i].IsNull() && !info[i].IsUndefined(); };
+    if (given(2)) b.x0 = arg_f32(info, 2, "x0", B * P).Data();
+    if (given(3)) {
+      Napi::Int32Array sw = arg_i32(info, 3, "priorSeeds");
+      if (sw.ElementLength() != 2 && int64_t(sw.ElementLength()) != 2 * B) {
+        throw_error(env, Code::Shape, "flowStep: expected 2 or 2·B = " + std::to_string(2 * B) + " prior seed words but received " + std::to_string(sw.ElementLength()));
+      }
+      b.prior_seeds = sw.Data();
+      if (int64_t(sw.ElementLength()) != 2 * B && given(4)) throw_error(env, Code::Shape, "flowStep: a mixture prior needs 2 seed words per row");
+    }
+    if (given(4)) b.prior_comp = arg_i32(info, 4, "priorComp", B).Data();
+    b.canonicalize_x0 = arg_bool(info, 5, "canonX0");
     b.t = t.Data();
-    const int64_t hi = arg_int(info, 5, "seedHi", 0, 0xffffffffLL), lo = arg_int(info, 6, "seedLo", 0, 0xffffffffLL);
+    const int64_t hi = arg_int(info, 7, "seedHi", 0, 0xffffffffLL), lo = arg_int(info, 8, "seedLo", 0, 0xffffffffLL);
     b.noise_seed = (static_cast<uint64_t>(hi) << 32) | static_cast<uint64_t>(lo);
     AdamHyper h;
-    h.lr = arg_number(info, 7, "lr");
-    h.beta1 = arg_number(info, 8, "beta1");
-    h.beta2 = arg_number(info, 9, "beta2");
-    h.eps = arg_number(info, 10, "eps");
-    h.weight_decay = arg_number(info, 11, "weightDecay");
-    const double clip = arg_number(info, 12, "clipNorm");
+    h.lr = arg_number(info, 9, "lr");
+    h.beta1 = arg_number(info, 10, "beta1");
+    h.beta2 = arg_number(info, 11, "beta2");
+    h.eps = arg_number(info, 12, "eps");
+    h.weight_decay = arg_number(info, 13, "weightDecay");
+    const double clip = arg_number(info, 14, "clipNorm");
     double loss = 0, norm = 0;
     throw_if_error(env, e.flow_step(b, h, clip, &loss, &norm));
     Napi::Array r = Napi::Array::New(env, 2);
@@ -558,6 +591,53 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     throw_if_error(info.Env(), e.flow_set_ema(init, arg_number(info, 1, "decay")));
     return info.Env().Undefined();
   }
+  Napi::Value FlowSetPrior(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    const int64_t P = e.flow_params();
+    if (P == 0) throw_error(env, Code::Invalid, "flowSetPrior: call flowConfigure first");
+    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+      throw_if_error(env, e.flow_set_prior(0, 0, 0, nullptr, 0, nullptr, nullptr, false));
+      return env.Undefined();
+    }
+    if (!info[0].IsObject()) throw_error(env, Code::Invalid, "flowSetPrior expects a prior object or null");
+    Napi::Object o = info[0].As<Napi::Object>();
+    const std::string kind = get_str(env, o, "kind", "");
+    auto num = [&](const char* k) {
+      Napi::Value v = o.Get(k);
+      const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+      if (!std::isfinite(d)) throw_error(env, Code::Invalid, std::string("flowSetPrior: `") + k + "` must be a finite number");
+      return d;
+    };
+    if (kind == "gaussian") {
+      throw_if_error(env, e.flow_set_prior(1, num("mean"), num("std"), nullptr, 0, nullptr, nullptr, false));
+      return env.Undefined();
+    }
+    if (kind != "fit") throw_error(env, Code::Invalid, "flowSetPrior: kind must be 'gaussian' or 'fit', got '" + kind + "'");
+    Napi::Value mv = o.Get("means");
+    if (!mv.IsTypedArray() || mv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw_error(env, Code::DType, "flowSetPrior: `means` must be a Float32Array");
+    Napi::Float32Array means = mv.As<Napi::Float32Array>();
+    if (means.ElementLength() == 0 || int64_t(means.ElementLength()) % P != 0) throw_error(env, Code::Shape, "flowSetPrior: `means` must hold K·P values (P = " + std::to_string(P) + ")");
+    const int64_t K = int64_t(means.ElementLength()) / P;
+    const float* basis = nullptr;
+    const int32_t* rows = nullptr;
+    Napi::Value bv = o.Get("basis");
+    if (!bv.IsNull() && !bv.IsUndefined()) {
+      if (!bv.IsTypedArray() || bv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw_error(env, Code::DType, "flowSetPrior: `basis` must be a Float32Array or null");
+      Napi::Value rv = o.Get("rows");
+      if (!rv.IsTypedArray() || rv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_error(env, Code::DType, "flowSetPrior: `rows` (K + 1 offsets) must be an Int32Array");
+      Napi::Int32Array r = rv.As<Napi::Int32Array>();
+      Napi::Float32Array bb = bv.As<Napi::Float32Array>();
+      if (int64_t(r.ElementLength()) != K + 1) throw_error(env, Code::Shape, "flowSetPrior: `rows` must hold K + 1 = " + std::to_string(K + 1) + " offsets");
+      if (int64_t(bb.ElementLength()) != int64_t(r.Data()[K]) * P) throw_error(env, Code::Shape, "flowSetPrior: `basis` must hold rows[K]·P values");
+      basis = bb.Data();
+      rows = r.Data();
+    }
+    const double sd = basis == nullptr ? num("std") : 1.0;
+    throw_if_error(env, e.flow_set_prior(2, 0, sd, means.Data(), K, basis, rows, get_bool(env, o, "perRow", false)));
+    return env.Undefined();
+  }
+
   Napi::Value FlowGetEma(const Napi::CallbackInfo& info) {
     EngineHandle& e = E(info);
     throw_if_error(info.Env(), e.flow_get_ema(arg_f32(info, 0, "out", e.layout().total).Data()));

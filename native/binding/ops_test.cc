@@ -204,6 +204,10 @@ class OpRunner {
       ops_.fill_normal(F("out"), L("n"), seed, D("mean"), D("stddev"));
     } else if (op == "ema_update") {
       ops_.ema_update(F("ema"), F("p"), L("n"), D("decay"));
+    } else if (op == "fill_normal_rows") {
+      ops_.fill_normal_rows(F("out"), L("rows"), L("ld"), I("counts"), I("seeds"), D("mean"), D("stddev"));
+    } else if (op == "gaussian_fit_draw") {
+      ops_.gaussian_fit_draw(F("out"), F("eps"), L("ld_eps"), I("comp"), F("mean"), F("basis"), I("row0"), L("B"), L("P"));
     } else if (op == "zero") {
       ops_.zero(F("p"), L("n"));
     } else if (op == "copy") {

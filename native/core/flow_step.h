@@ -40,7 +40,10 @@ struct FlowStepBatch {
   int64_t B = 0;
   const int32_t* idx = nullptr;  // host [B]: rows of the resident data as x1 …
   const float* x1 = nullptr;     // … or host [B·P] (exactly one of idx, x1)
-  const float* x0 = nullptr;     // host [B·P] prior draws (or coupled start points)
+  const float* x0 = nullptr;     // host [B·P] prior draws (or coupled start points); null: drawn on the device
+                                 // from the prior of set_prior_* with the seeds below
+  const int32_t* prior_seeds = nullptr;  // device prior: 2 words (gaussian, zoo) or 2 per row (mixture): hi, lo
+  const int32_t* prior_comp = nullptr;   // mixture: [B] component of each row
   bool canonicalize_x0 = false;  // canonicalise x0 on the device first
   const float* t = nullptr;      // host [B]
   uint64_t noise_seed = 0;       // linear path: noise = σ·N(0, 1) from fill_normal(noise_seed)
@@ -63,7 +66,10 @@ class FlowStep {
     WSF_RETURN_IF_ERROR(GeometryLayout::build(c.widths, !c.sphere, &layout));
     if (!(c.sigma >= 0) || !std::isfinite(c.sigma)) return Status(Code::Invalid, "sigma must be finite and >= 0");
     if (!(c.last_norm > 0) || !std::isfinite(c.last_norm)) return Status(Code::Invalid, "lastNorm must be finite and > 0");
-    if (c.widths != cfg_.widths) clear_data();
+    if (c.widths != cfg_.widths) {
+      clear_data();
+      clear_prior();
+    }
     free_batch();
     release(scale_);
     scale_ = nullptr;
@@ -128,6 +134,70 @@ class FlowStep {
   }
   bool has_ema() const { return ema_ != nullptr; }
 
+  // ---- the prior drawn on the device (the host's samplePrior / drawMixtureComponents, same draws) ----
+  // N(mean, std²) for every parameter: one fill_normal stream per batch.
+  Status set_prior_gaussian(double mean, double stddev) {
+    clear_prior();
+    prior_ = Prior::Gaussian;
+    prior_mean_ = mean;
+    prior_std_ = stddev;
+    return Status::ok();
+  }
+  // Fitted Gaussians: K components with means (K×P) and, when `basis` is given, rows row0[c] … row0[c+1]−1 of the
+  // basis (R×P, R = row0[K]) as component c's factor; without a basis, isotropic `iso_std` around each mean.
+  // `per_row` (the mixture prior): each row has its own component (batch.prior_comp) and noise stream (two seed
+  // words per row); otherwise (the zoo prior, K = 1) one stream for the whole batch's coefficients.
+  Status set_prior_fit(const float* means, int64_t K, const float* basis, const int32_t* row0, double iso_std,
+                       bool per_row) {
+    if (!configured_) return Status(Code::Invalid, "configure the flow step before its prior");
+    if (K < 1 || (!per_row && K != 1)) return Status(Code::Invalid, "a fitted prior needs K >= 1 components (K = 1 without per-row components)");
+    if (basis == nullptr && !per_row) return Status(Code::Invalid, "an isotropic fitted prior is a mixture (per-row components)");
+    std::vector<int32_t> r0(static_cast<size_t>(K) + 1, 0);
+    std::vector<int32_t> rows_of(static_cast<size_t>(K), 0);
+    if (basis != nullptr) {
+      if (row0[0] != 0) return Status(Code::Invalid, "basis row offsets must start at 0");
+      for (int64_t c = 0; c <= K; ++c) r0[static_cast<size_t>(c)] = row0[c];
+      for (int64_t c = 0; c < K; ++c) {
+        if (row0[c + 1] < row0[c]) return Status(Code::Invalid, "basis row offsets must not decrease");
+        rows_of[static_cast<size_t>(c)] = row0[c + 1] - row0[c];
+      }
+    }
+    clear_prior();
+    rows_of_ = std::move(rows_of);
+    const int64_t R = basis != nullptr ? r0[static_cast<size_t>(K)] : 0;
+    WSF_RETURN_IF_ERROR(alloc(&prior_means_, K * P_));
+    WSF_RETURN_IF_ERROR(ops().upload(prior_means_, means, K * P_));
+    if (basis != nullptr && R > 0) {
+      WSF_RETURN_IF_ERROR(alloc(&prior_basis_, R * P_));
+      WSF_RETURN_IF_ERROR(ops().upload(prior_basis_, basis, R * P_));
+    }
+    WSF_RETURN_IF_ERROR(ops().alloc_i32(&prior_row0_, K + 1));
+    WSF_RETURN_IF_ERROR(ops().upload_i32(prior_row0_, r0.data(), K + 1));
+    prior_K_ = K;
+    prior_basis_given_ = basis != nullptr;
+    prior_std_ = iso_std;
+    prior_ = per_row ? Prior::Mixture : Prior::Zoo;
+    int64_t mmax = 1;
+    for (int32_t m : rows_of_) mmax = std::max<int64_t>(mmax, m);
+    prior_ld_ = prior_basis_given_ ? mmax : P_;
+    prior_bytes_ = static_cast<int64_t>(sizeof(float)) * (K + R) * P_ + static_cast<int64_t>(sizeof(int32_t)) * (K + 1);
+    free_batch();  // batch buffers are sized with the prior's coefficient rows
+    return ops().check();
+  }
+  void clear_prior() {
+    release(prior_means_);
+    release(prior_basis_);
+    if (prior_row0_ != nullptr) ops().release(prior_row0_);
+    prior_means_ = prior_basis_ = nullptr;
+    prior_row0_ = nullptr;
+    prior_ = Prior::None;
+    prior_K_ = 0;
+    prior_bytes_ = 0;
+    prior_ld_ = 1;
+    rows_of_.clear();
+    recount();
+  }
+
   // Device bytes this object holds (resident data, batch buffers, scale); borrowed CPU data is not counted.
   int64_t bytes_held() const { return held_; }
 
@@ -143,7 +213,20 @@ class FlowStep {
                                      std::to_string(g.P) + " parameters)");
     }
     if ((b.idx == nullptr) == (b.x1 == nullptr)) return Status(Code::Invalid, "give exactly one of idx and x1");
-    if (b.x0 == nullptr || b.t == nullptr) return Status(Code::Invalid, "x0 and t are required");
+    if (b.t == nullptr) return Status(Code::Invalid, "t is required");
+    if (b.x0 == nullptr) {
+      if (prior_ == Prior::None) return Status(Code::Invalid, "x0 is required: no prior is set on the device (set_prior_*)");
+      if (b.prior_seeds == nullptr) return Status(Code::Invalid, "the device prior needs its seed words");
+      if (prior_ == Prior::Mixture) {
+        if (b.prior_comp == nullptr) return Status(Code::Invalid, "the mixture prior needs each row's component");
+        for (int64_t i = 0; i < B; ++i) {
+          if (b.prior_comp[i] < 0 || b.prior_comp[i] >= prior_K_) {
+            return Status(Code::Invalid, "component[" + std::to_string(i) + "] = " + std::to_string(b.prior_comp[i]) +
+                                             " is outside the prior's " + std::to_string(prior_K_) + " components");
+          }
+        }
+      }
+    }
     if (b.idx != nullptr) {
       if (data_ == nullptr) return Status(Code::Invalid, "idx given but no training set is resident (set_data)");
       for (int64_t i = 0; i < B; ++i) {
@@ -163,6 +246,7 @@ class FlowStep {
     auto keep = [&s](const Status& x) {
       if (s.is_ok() && !x.is_ok()) s = x;
     };
+    if (b.x0 == nullptr) e_.profiled("flow.prior", [&] { keep(draw_prior(b, B)); });
     e_.profiled("flow.inputs", [&] {
       keep(o.upload(io.t, b.t, B));
       if (b.idx != nullptr) {
@@ -171,7 +255,7 @@ class FlowStep {
       } else {
         keep(o.upload(x1_, b.x1, n));
       }
-      keep(o.upload(x0_, b.x0, n));
+      if (b.x0 != nullptr) keep(o.upload(x0_, b.x0, n));
       if (b.canonicalize_x0) keep(canonicalize_forward(kDevice, x0_, x0_, layers_, B, cfg_.last_norm, st));
       if (cfg_.sphere) {
         keep(geometry_interpolate_forward(kDevice, xt_, x0_, x1_, io.t, table_, B, cfg_.mode, st));
@@ -213,6 +297,42 @@ class FlowStep {
   }
 
  private:
+  enum class Prior { None, Gaussian, Zoo, Mixture };
+
+  // x0 ← B draws of the device prior (enqueued).
+  Status draw_prior(const FlowStepBatch& b, int64_t B) {
+    Ops& o = ops();
+    const int64_t n = B * P_;
+    auto seed_of = [](const int32_t* w) {
+      return (static_cast<uint64_t>(static_cast<uint32_t>(w[0])) << 32) | static_cast<uint64_t>(static_cast<uint32_t>(w[1]));
+    };
+    if (prior_ == Prior::Gaussian) {
+      o.fill_normal(x0_, n, seed_of(b.prior_seeds), prior_mean_, prior_std_);
+      return Status::ok();
+    }
+    if (prior_ == Prior::Zoo) {
+      const int64_t m = rows_of_[0];
+      o.fill_normal(eps_, B * m, seed_of(b.prior_seeds), 0.0, 1.0);
+      o.gaussian_fit_draw(x0_, eps_, m, nullptr, prior_means_, prior_basis_, prior_row0_, B, P_);
+      return Status::ok();
+    }
+    // Mixture: one upload of [components | counts | seeds] per step.
+    host_ints_.resize(static_cast<size_t>(4 * B));
+    for (int64_t i = 0; i < B; ++i) {
+      const int32_t c = b.prior_comp[i];
+      host_ints_[static_cast<size_t>(i)] = c;
+      host_ints_[static_cast<size_t>(B + i)] = prior_basis_given_ ? std::max<int32_t>(1, rows_of_[static_cast<size_t>(c)]) : static_cast<int32_t>(P_);
+      host_ints_[static_cast<size_t>(2 * B + 2 * i)] = b.prior_seeds[2 * i];
+      host_ints_[static_cast<size_t>(2 * B + 2 * i + 1)] = b.prior_seeds[2 * i + 1];
+    }
+    WSF_RETURN_IF_ERROR(o.upload_i32(prior_ints_, host_ints_.data(), 4 * B));
+    const double sd = prior_basis_given_ ? 1.0 : prior_std_;
+    o.fill_normal_rows(eps_, B, prior_ld_, prior_ints_ + B, prior_ints_ + 2 * B, 0.0, sd);
+    o.gaussian_fit_draw(x0_, eps_, prior_ld_, prior_ints_, prior_means_, prior_basis_given_ ? prior_basis_ : nullptr,
+                        prior_row0_, B, P_);
+    return Status::ok();
+  }
+
   Ops& ops() { return e_.ops(); }
   void* stream() {
     if constexpr (Ops::device == Device::Cuda) return ops().stream();
@@ -240,6 +360,7 @@ class FlowStep {
     if (owned_data_ != nullptr) held_ += static_cast<int64_t>(sizeof(float)) * rows_ * P_;
     if (scale_ != nullptr) held_ += static_cast<int64_t>(sizeof(float)) * P_;
     if (ema_ != nullptr) held_ += static_cast<int64_t>(sizeof(float)) * e_.num_params();
+    held_ += prior_bytes_;
     held_ += batch_bytes_;
   }
   // Per-batch buffers: x0, x1, x_t, noise, x̂1, canon(x̂1), its loss gradient, canonicalisation's workspace, the
@@ -252,6 +373,10 @@ class FlowStep {
     float** bufs[] = {&x0_, &x1_, &xt_, &noise_, &xhat_, &xc_, &dxc_};
     for (float** p : bufs) WSF_RETURN_IF_ERROR(batch_alloc(p, n));
     WSF_RETURN_IF_ERROR(batch_alloc(&work_, nwork));
+    // The device prior's coefficients: B rows of prior_ld_ (mixture), or B·m (zoo: m = prior_ld_).
+    WSF_RETURN_IF_ERROR(batch_alloc(&eps_, B * std::max<int64_t>(prior_ld_, 1)));
+    WSF_RETURN_IF_ERROR(ops().alloc_i32(&prior_ints_, 4 * B));
+    batch_bytes_ += static_cast<int64_t>(sizeof(int32_t)) * 4 * B;
     WSF_RETURN_IF_ERROR(batch_alloc(&per_, B));
     WSF_RETURN_IF_ERROR(batch_alloc(&loss_, 1));
     WSF_RETURN_IF_ERROR(ops().alloc_i32(&idx_, B));
@@ -270,8 +395,9 @@ class FlowStep {
     for (void* p : batch_) ops().release(p);
     batch_.clear();
     if (idx_ != nullptr) ops().release(idx_);
-    idx_ = nullptr;
-    x0_ = x1_ = xt_ = noise_ = xhat_ = xc_ = dxc_ = work_ = per_ = loss_ = nullptr;
+    if (prior_ints_ != nullptr) ops().release(prior_ints_);
+    idx_ = prior_ints_ = nullptr;
+    x0_ = x1_ = xt_ = noise_ = xhat_ = xc_ = dxc_ = work_ = per_ = loss_ = eps_ = nullptr;
     batch_bytes_ = 0;
     B_ = 0;
     recount();
@@ -279,6 +405,7 @@ class FlowStep {
   void free_all() {
     free_batch();
     clear_data();
+    clear_prior();
     for (void* p : owned_) ops().release(p);
     owned_.clear();
     scale_ = nullptr;
@@ -298,6 +425,15 @@ class FlowStep {
   float* scale_ = nullptr;
   float* ema_ = nullptr;  // the parameters' EMA (set_ema), updated after every step
   double ema_decay_ = 0;
+  // The device prior (set_prior_*).
+  Prior prior_ = Prior::None;
+  double prior_mean_ = 0, prior_std_ = 0;
+  float *prior_means_ = nullptr, *prior_basis_ = nullptr, *eps_ = nullptr;
+  int32_t *prior_row0_ = nullptr, *prior_ints_ = nullptr;
+  int64_t prior_K_ = 0, prior_ld_ = 1, prior_bytes_ = 0;
+  bool prior_basis_given_ = false;
+  std::vector<int32_t> rows_of_;    // basis rows per component (host)
+  std::vector<int32_t> host_ints_;  // staging of the per-step [components | counts | seeds]
   float *x0_ = nullptr, *x1_ = nullptr, *xt_ = nullptr, *noise_ = nullptr, *xhat_ = nullptr, *xc_ = nullptr,
         *dxc_ = nullptr, *work_ = nullptr, *per_ = nullptr, *loss_ = nullptr;
   int32_t* idx_ = nullptr;

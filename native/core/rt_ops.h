@@ -153,6 +153,16 @@ struct CpuOps {
   void fill_normal(T* out, int64_t n, uint64_t seed, double mean, double stddev);
   // ema = decay·ema + (1 − decay)·p (the exponential moving average of the parameters).
   void ema_update(T* ema, const T* p, int64_t n, double decay);
+  // Row r of out (leading dimension ld) receives counts[r] draws mean + stddev·N(0, 1) of fill_normal with the seed
+  // (seeds[2r] << 32 | seeds[2r+1]) (unsigned halves stored as int32): one independent stream per row.
+  void fill_normal_rows(T* out, int64_t rows, int64_t ld, const int32_t* counts, const int32_t* seeds, double mean,
+                        double stddev);
+  // Draws of fitted Gaussians (the zoo and mixture priors), row b from component c = comp[b] (comp null: 0):
+  //   basis given: out[b,p] = mean[c,p] + Σ_{k < m_c} eps[b·ld_eps + k] · basis[(row0[c] + k)·P + p],
+  //                m_c = row0[c+1] − row0[c], accumulated in double in k order (the host's drawGaussianFit);
+  //   basis null:  out[b,p] = eps[b·ld_eps + p] + mean[c,p] (isotropic components).
+  void gaussian_fit_draw(T* out, const T* eps, int64_t ld_eps, const int32_t* comp, const T* mean, const T* basis,
+                         const int32_t* row0, int64_t B, int64_t P);
 
   std::vector<T> scratch_;  // packing space for linear_fwd (per engine, not shared across threads)
 };

@@ -917,6 +917,36 @@ void CpuOps<T>::ema_update(T* ema, const T* p, int64_t n, double decay) {
   });
 }
 
+template <typename T>
+void CpuOps<T>::fill_normal_rows(T* out, int64_t rows, int64_t ld, const int32_t* counts, const int32_t* seeds,
+                                 double mean, double stddev) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint64_t seed = (static_cast<uint64_t>(static_cast<uint32_t>(seeds[2 * r])) << 32) |
+                          static_cast<uint64_t>(static_cast<uint32_t>(seeds[2 * r + 1]));
+    fill_normal(out + r * ld, counts[r], seed, mean, stddev);
+  }
+}
+
+template <typename T>
+void CpuOps<T>::gaussian_fit_draw(T* out, const T* eps, int64_t ld_eps, const int32_t* comp, const T* mean,
+                                  const T* basis, const int32_t* row0, int64_t B, int64_t P) {
+  parallel_for(B * P, 4096, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / P, p = i % P;
+      const int64_t c = comp == nullptr ? 0 : comp[b];
+      const double mu = static_cast<double>(mean[c * P + p]);
+      if (basis == nullptr) {
+        out[i] = static_cast<T>(static_cast<double>(eps[b * ld_eps + p]) + mu);
+        continue;
+      }
+      double acc = mu;
+      const int64_t k0 = row0[c], m = row0[c + 1] - k0;
+      for (int64_t k = 0; k < m; ++k) acc += static_cast<double>(eps[b * ld_eps + k]) * static_cast<double>(basis[(k0 + k) * P + p]);
+      out[i] = static_cast<T>(acc);
+    }
+  });
+}
+
 template struct CpuOps<float>;
 template struct CpuOps<double>;
 

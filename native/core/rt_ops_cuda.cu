@@ -163,6 +163,51 @@ __global__ void ema_update_kernel(float* ema, const float* p, int64_t n, double 
   }
 }
 
+// fill_normal_kernel per row: thread (row, pair) with the row's own seed.
+__global__ void fill_normal_rows_kernel(float* out, int64_t rows, int64_t ld, const int32_t* counts, const int32_t* seeds,
+                                        double mean, double stddev) {
+  const double kTwoPi = 6.283185307179586476925286766559;
+  const double k2m53 = 1.0 / 9007199254740992.0;
+  const int64_t pairs = (ld + 1) / 2;
+  WSF_GRID_LOOP(e, rows * pairs) {
+    const int64_t r = e / pairs, j = e % pairs;
+    const int64_t n = counts[r];
+    if (2 * j >= n) continue;
+    const uint64_t seed = (static_cast<uint64_t>(static_cast<uint32_t>(seeds[2 * r])) << 32) |
+                          static_cast<uint64_t>(static_cast<uint32_t>(seeds[2 * r + 1]));
+    const uint64_t k = 2 * static_cast<uint64_t>(j);
+    const double u1 = static_cast<double>((splitmix64_at_dev(seed, k + 1) >> 11) + 1) * k2m53;
+    const double u2 = static_cast<double>(splitmix64_at_dev(seed, k + 2) >> 11) * k2m53;
+    const double rad = sqrt(__dmul_rn(-2.0, log(u1)));
+    const double a = __dmul_rn(kTwoPi, u2);
+    float* o = out + r * ld;
+    o[2 * j] = static_cast<float>(__dadd_rn(mean, __dmul_rn(__dmul_rn(stddev, rad), cos(a))));
+    if (2 * j + 1 < n) o[2 * j + 1] = static_cast<float>(__dadd_rn(mean, __dmul_rn(__dmul_rn(stddev, rad), sin(a))));
+  }
+}
+
+// One thread per (row, parameter); the basis rows are read coalesced along p. The products of two floats are exact
+// in double, so only the additions round, in k order, as on the CPU.
+__global__ void gaussian_fit_draw_kernel(float* out, const float* eps, int64_t ld_eps, const int32_t* comp,
+                                         const float* mean, const float* basis, const int32_t* row0, int64_t B,
+                                         int64_t P) {
+  WSF_GRID_LOOP(i, B * P) {
+    const int64_t b = i / P, p = i % P;
+    const int64_t c = comp == nullptr ? 0 : comp[b];
+    const double mu = static_cast<double>(mean[c * P + p]);
+    if (basis == nullptr) {
+      out[i] = static_cast<float>(__dadd_rn(static_cast<double>(eps[b * ld_eps + p]), mu));
+      continue;
+    }
+    double acc = mu;
+    const int64_t k0 = row0[c], m = row0[c + 1] - k0;
+    for (int64_t k = 0; k < m; ++k) {
+      acc = __dadd_rn(acc, __dmul_rn(static_cast<double>(eps[b * ld_eps + k]), static_cast<double>(basis[(k0 + k) * P + p])));
+    }
+    out[i] = static_cast<float>(acc);
+  }
+}
+
 // dst[r·ldd + c] (+)= src[r·lds + c], one thread per element.
 __global__ void copy_cols_kernel(float* dst, int ldd, const float* src, int lds, int64_t rows, int cols, bool acc) {
   WSF_GRID_LOOP(e, rows * cols) {
@@ -1943,6 +1988,22 @@ void CudaOps::ema_update(float* ema, const float* p, int64_t n, double decay) {
   if (n <= 0) return;
   launch_kernel(ema_update_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), ema, p, n, decay);
   launched("ema_update");
+}
+
+void CudaOps::fill_normal_rows(float* out, int64_t rows, int64_t ld, const int32_t* counts, const int32_t* seeds,
+                               double mean, double stddev) {
+  if (rows <= 0 || ld <= 0) return;
+  launch_kernel(fill_normal_rows_kernel, dim3(grid_for(rows * ((ld + 1) / 2))), dim3(kThreads), 0, as_stream(stream()),
+                out, rows, ld, counts, seeds, mean, stddev);
+  launched("fill_normal_rows");
+}
+
+void CudaOps::gaussian_fit_draw(float* out, const float* eps, int64_t ld_eps, const int32_t* comp, const float* mean,
+                                const float* basis, const int32_t* row0, int64_t B, int64_t P) {
+  if (B * P <= 0) return;
+  launch_kernel(gaussian_fit_draw_kernel, dim3(grid_for(B * P)), dim3(kThreads), 0, as_stream(stream()), out, eps,
+                ld_eps, comp, mean, basis, row0, B, P);
+  launched("gaussian_fit_draw");
 }
 
 void CudaOps::adam(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, int64_t step,

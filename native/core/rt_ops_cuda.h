@@ -115,6 +115,10 @@ struct CudaOps {
   // Box–Muller with the device's double log/cos/sin: equal to the CPU's draws up to the last bit of a few.
   void fill_normal(float* out, int64_t n, uint64_t seed, double mean, double stddev);
   void ema_update(float* ema, const float* p, int64_t n, double decay);
+  void fill_normal_rows(float* out, int64_t rows, int64_t ld, const int32_t* counts, const int32_t* seeds, double mean,
+                        double stddev);
+  void gaussian_fit_draw(float* out, const float* eps, int64_t ld_eps, const int32_t* comp, const float* mean,
+                         const float* basis, const int32_t* row0, int64_t B, int64_t P);
 
   // ---- backend-specific ----
   void* stream();              // the cudaStream_t (created on first use); nullptr if creation failed

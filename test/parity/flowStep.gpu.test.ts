@@ -1,5 +1,5 @@
-// The device-resident flow training step on CUDA (native/core/flow_step.h): against the host-orchestrated step on
-// the same device (WSF_FUSED_STEP=0: the same kernels called one by one on host arrays), against the fused step on
+// The device-resident flow training step on CUDA (native/core/flow_step.h), prior drawn on the device: against the
+// host-orchestrated step on the same device (WSF_FUSED_STEP=0: the same kernels called one by one on host arrays), against the fused step on
 // the CPU, and its device memory (the resident training set counted while training, everything freed after).
 // Skips without CUDA; runs in CI on the emulated kernels (native/dev/README.md).
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,14 +19,17 @@ const rng = new Rng(3);
 const N = 40;
 const data = rng.fillNormal(new Float32Array(N * P), 0, 0.4);
 
-const saved = process.env.WSF_FUSED_STEP;
+const saved = { fused: process.env.WSF_FUSED_STEP, prior: process.env.WSF_DEVICE_PRIOR };
 afterEach(() => {
-  if (saved === undefined) delete process.env.WSF_FUSED_STEP;
-  else process.env.WSF_FUSED_STEP = saved;
+  if (saved.fused === undefined) delete process.env.WSF_FUSED_STEP;
+  else process.env.WSF_FUSED_STEP = saved.fused;
+  if (saved.prior === undefined) delete process.env.WSF_DEVICE_PRIOR;
+  else process.env.WSF_DEVICE_PRIOR = saved.prior;
 });
 
 async function train(opts: Partial<FlowOptions>, device: 'cpu' | 'cuda', fused: boolean, steps = 6): Promise<{ params: Float32Array; ema: Float32Array; loss: number; regions: string[]; held: number }> {
   process.env.WSF_FUSED_STEP = fused ? '1' : '0';
+  delete process.env.WSF_DEVICE_PRIOR; // the default: the prior on the device where the field runs on CUDA
   const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device, ...opts });
   try {
     fm.field.setProfiling(true);
@@ -50,12 +53,15 @@ describe.skipIf(!cuda)('fused flow step on CUDA', () => {
     ['geometric', { geometry: 'geometric' }],
     ['normalized', { geometry: 'normalized' }],
     ['euclidean, layer scaling', { geometry: 'euclidean', layerScaling: true, precondition: true }],
+    ['geometric, mixture prior drawn on the device', { geometry: 'geometric', prior: { kind: 'mixture', components: 3 } }],
+    ['euclidean, zoo prior drawn on the device', { geometry: 'euclidean', prior: { kind: 'zoo', members: 7 } }],
   ];
   it.each(configs)('%s: matches the host-orchestrated CUDA step and the fused CPU step', async (_name, opts) => {
     const fused = await train(opts, 'cuda', true);
     const host = await train(opts, 'cuda', false);
     const cpu = await train(opts, 'cpu', true);
     expect(fused.regions).toContain('flow.inputs');
+    expect(fused.regions).toContain('flow.prior'); // on CUDA the prior is drawn on the device by default
     expect(host.regions).not.toContain('flow.inputs');
     // Same kernels and the same double arithmetic; on a GPU the noise draws' log/cos/sin may move a last bit.
     if (emu) {

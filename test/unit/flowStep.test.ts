@@ -11,6 +11,7 @@ import { VectorField } from '../../lib/engine/VectorField.js';
 import { FlowMatcher, type FlowOptions } from '../../lib/flow/FlowMatcher.js';
 import { runOp, type OpCase } from '../../lib/internal/backendParity.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
+import { drawGaussianFit } from '../../lib/flow/prior.js';
 import { binding } from '../../lib/native/binding.js';
 import { Rng } from '../../lib/util/rng.js';
 
@@ -22,15 +23,18 @@ const data = rng0.fillNormal(new Float32Array(N * P), 0, 0.4);
 const run = Int32Array.from({ length: N }, (_, i) => i % 5);
 const init = rng0.fillNormal(new Float32Array(5 * P), 0, 0.2);
 
-const saved = process.env.WSF_FUSED_STEP;
+const saved = { fused: process.env.WSF_FUSED_STEP, prior: process.env.WSF_DEVICE_PRIOR };
 afterEach(() => {
-  if (saved === undefined) delete process.env.WSF_FUSED_STEP;
-  else process.env.WSF_FUSED_STEP = saved;
+  if (saved.fused === undefined) delete process.env.WSF_FUSED_STEP;
+  else process.env.WSF_FUSED_STEP = saved.fused;
+  if (saved.prior === undefined) delete process.env.WSF_DEVICE_PRIOR;
+  else process.env.WSF_DEVICE_PRIOR = saved.prior;
 });
 
 /** Trains a small flow for `steps` steps with the fused step on or off; returns its parameters, loss and profile. */
-async function train(opts: Partial<FlowOptions>, fused: boolean, steps = 10, checkpoint?: string): Promise<{ params: Float32Array; ema: Float32Array; loss: number; regions: string[] }> {
+async function train(opts: Partial<FlowOptions>, fused: boolean, steps = 10, checkpoint?: string, devicePrior = false): Promise<{ params: Float32Array; ema: Float32Array; loss: number; regions: string[] }> {
   process.env.WSF_FUSED_STEP = fused ? '1' : '0';
+  process.env.WSF_DEVICE_PRIOR = devicePrior ? '1' : '0';
   const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cpu', ...opts });
   try {
     fm.field.setProfiling(true);
@@ -99,6 +103,35 @@ describe('flow step ops (CPU) against the TypeScript step formulas', () => {
     expect(Array.from(got)).toEqual(Array.from(b, (e, i) => Math.fround(0.999 * e + (1 - 0.999) * a[i]!)));
   });
 
+  it('fill_normal_rows gives each row the host draws of its own seed; gaussian_fit_draw is drawGaussianFit', () => {
+    const ld = 9;
+    const counts = Int32Array.of(9, 1, 4);
+    const seeds = Int32Array.of(0x12345678, -5, 7, 8, -1, 0);
+    const got = opOut({ name: 'r', op: 'fill_normal_rows', inputs: { counts, seeds }, outputs: { out: { len: 3 * ld, init: new Float32Array(3 * ld).fill(-9) } }, scalars: { rows: 3, ld, mean: 0, stddev: 0.5 }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'out');
+    for (let r = 0; r < 3; r++) {
+      const want = new Float32Array(counts[r]!);
+      binding().fillNormal(want, seeds[2 * r]! >>> 0, seeds[2 * r + 1]! >>> 0, 0, 0.5);
+      expect(Array.from(got.subarray(r * ld, r * ld + counts[r]!)), `row ${r}`).toEqual(Array.from(want));
+      expect(Array.from(got.subarray(r * ld + counts[r]!, (r + 1) * ld)).every((v) => v === -9), `row ${r} padding untouched`).toBe(true);
+    }
+    // Two components (2 and 3 basis rows), three rows of draws.
+    const Pg = 11;
+    const means = rng.fillNormal(new Float32Array(2 * Pg), 0, 1);
+    const basis = rng.fillNormal(new Float32Array(5 * Pg), 0, 0.1);
+    const row0 = Int32Array.of(0, 2, 5);
+    const comp = Int32Array.of(1, 0, 1);
+    const eps = rng.fillNormal(new Float32Array(3 * 3), 0, 1);
+    const out = opOut({ name: 'g', op: 'gaussian_fit_draw', inputs: { eps, comp, mean: means, basis, row0 }, outputs: { out: { len: 3 * Pg } }, scalars: { ld_eps: 3, B: 3, P: Pg }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'out');
+    for (let b = 0; b < 3; b++) {
+      const c = comp[b]!;
+      const m = row0[c + 1]! - row0[c]!;
+      const want = drawGaussianFit(means.subarray(c * Pg, (c + 1) * Pg), basis.subarray(row0[c]! * Pg, row0[c + 1]! * Pg), eps.subarray(b * 3, b * 3 + m), new Float32Array(Pg));
+      expect(Array.from(out.subarray(b * Pg, (b + 1) * Pg)), `row ${b}`).toEqual(Array.from(want));
+    }
+    const iso = opOut({ name: 'g', op: 'gaussian_fit_draw', inputs: { eps: basis.subarray(0, 3 * Pg), comp, mean: means }, outputs: { out: { len: 3 * Pg } }, scalars: { ld_eps: Pg, B: 3, P: Pg, basis: null, row0: null }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'out');
+    expect(Array.from(iso)).toEqual(Array.from({ length: 3 * Pg }, (_, i) => Math.fround(basis[i]! + means[comp[Math.floor(i / Pg)]! * Pg + (i % Pg)]!)));
+  });
+
   it('fill_normal gives the host draws (binding.fillNormal) for the same seed', () => {
     for (const len of [1, 2, 1001]) {
       const got = opOut({ name: 'f', op: 'fill_normal', inputs: {}, outputs: { out: { len } }, scalars: { n: len, seed_hi: 0x9e3779b9, seed_lo: 77, mean: 0.25, stddev: 1.5 }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'out');
@@ -149,6 +182,30 @@ describe('fused flow training step (CPU) against the host-orchestrated step', ()
     }
   });
 
+  const priors: [string, Partial<FlowOptions>][] = [
+    ['Gaussian prior', { geometry: 'euclidean', prior: { kind: 'gaussian', std: 0.2, mean: 0.01 } }],
+    ['zoo prior', { geometry: 'geometric', prior: { kind: 'zoo', members: 7 } }],
+    ['mixture prior (k-means)', { geometry: 'geometric', prior: { kind: 'mixture', components: 3 } }],
+    ['mixture prior by run', { geometry: 'normalized', prior: { kind: 'mixture', by: 'run', members: 4 } }],
+    ['isotropic mixture prior', { geometry: 'geometric', prior: { kind: 'mixture', components: 3, std: 0.05 } }],
+  ];
+  it.each(priors)('%s drawn on the device: bit for bit the host draws', async (_name, opts) => {
+    const dev = await train(opts, true, 10, undefined, true);
+    const host = await train(opts, false);
+    expect(dev.regions).toContain('flow.prior');
+    expect(dev.loss).toBe(host.loss);
+    expect(countDiffering(dev.params, host.params)).toBe(0);
+    expect(countDiffering(dev.ema, host.ema)).toBe(0);
+  });
+
+  it('priors the device does not draw (init prior, prior pool, OT pairs) stay on the host under WSF_DEVICE_PRIOR=1', async () => {
+    for (const opts of [{ prior: { kind: 'init' as const } }, { priorPool: 8 }, { coupling: 'ot' as const }]) {
+      const r = await train({ geometry: 'geometric', ...opts }, true, 2, undefined, true);
+      expect(r.regions, JSON.stringify(opts)).toContain('flow.inputs');
+      expect(r.regions, JSON.stringify(opts)).not.toContain('flow.prior');
+    }
+  });
+
   it('flows with auxiliary inputs or velocity prediction keep the host step', async () => {
     const v = await train({ geometry: 'euclidean', prediction: 'velocity', precondition: false }, true, 2);
     expect(v.regions).not.toContain('flow.inputs');
@@ -174,6 +231,7 @@ describe('VectorField.flowStep errors', () => {
       expect(() => f.flowStep({ ...batch(2), idx: Int32Array.of(0, 1), x1: data.subarray(0, 2 * P) })).toThrow(/exactly one of idx and x1/);
       expect(() => f.flowStep({ ...batch(2), idx: Int32Array.of(0) })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
       expect(() => f.flowStep({ ...batch(2), x0: new Float32Array(2 * P - 1), idx: Int32Array.of(0, 1) })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+      expect(() => f.flowStep({ ...batch(2), t: new Float32Array(0), idx: Int32Array.of(0, 1) })).toThrow(/at least one network/);
       const before = f.getParams();
       const r = f.flowStep({ ...batch(2), idx: Int32Array.of(3, 7) }, { lr: 1e-3 });
       expect(Number.isFinite(r.loss) && r.loss > 0).toBe(true);
@@ -195,6 +253,29 @@ describe('VectorField.flowStep errors', () => {
       expect(() => f.flowStep({ ...batch(2), x1 })).toThrow(expect.objectContaining({ code: 'ERR_NUMERIC' }));
       expect(f.getParams()).toEqual(before);
       expect(f.stepCount).toBe(0);
+    } finally {
+      f.dispose();
+    }
+  });
+
+  it('checks the device prior: seeds and components required, components in range', () => {
+    const f = field();
+    try {
+      f.configureFlowStep(cfg, null);
+      f.setFlowData(data);
+      const t = new Float32Array(2).fill(0.5);
+      const base = { idx: Int32Array.of(0, 1), canonicalizeX0: true, t, noiseSeed: [0, 0] as const };
+      expect(() => f.flowStep({ ...base, prior: { seeds: Int32Array.of(1, 2) } })).toThrow(/no prior is set on the device/);
+      const means = data.subarray(0, 2 * P);
+      f.setFlowPrior({ kind: 'fit', means, basis: null, rows: null, std: 0.1, perRow: true });
+      expect(() => f.flowStep({ ...base, prior: { seeds: Int32Array.of(1, 2, 3, 4) } })).toThrow(/needs each row's component/);
+      expect(() => f.flowStep({ ...base, prior: { seeds: Int32Array.of(1, 2, 3, 4), components: Int32Array.of(0, 2) } })).toThrow(/component\[1\] = 2 is outside the prior's 2 components/);
+      expect(() => f.flowStep({ ...base, prior: { seeds: Int32Array.of(1, 2, 3), components: Int32Array.of(0, 1) } })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+      expect(() => f.flowStep({ ...base, x0: new Float32Array(2 * P), prior: { seeds: Int32Array.of(1, 2) } })).toThrow(/exactly one of `x0` and `prior`/);
+      expect(() => f.setFlowPrior({ kind: 'fit', means, basis: new Float32Array(3 * P), rows: Int32Array.of(0, 1, 2), std: 0, perRow: true })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+      expect(() => f.setFlowPrior({ kind: 'fit', means: new Float32Array(P + 1), basis: null, rows: null, std: 0.1, perRow: true })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+      const r = f.flowStep({ ...base, prior: { seeds: Int32Array.of(1, 2, 3, 4), components: Int32Array.of(1, 0) } });
+      expect(Number.isFinite(r.loss)).toBe(true);
     } finally {
       f.dispose();
     }
