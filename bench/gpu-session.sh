@@ -12,8 +12,9 @@
 #      16 attention warps, WSF_ATTN_WARPS; --bench-only on the four sparse training workloads, with the per-op
 #      profile) → OUT/gemm-<name>/gpu-check.json
 #  1c. the tensor-core GEMM (WSF_GEMM=tc, 3×TF32) through the whole op and engine parity suite → OUT/gemm-tc-parity/
-#   2. the end-to-end flow benchmark per geometry on CUDA (bench/flow.mjs), the fused device-resident step beside the
-#      host-orchestrated one → OUT/<date>-<sha>-cuda-flow.json
+#   2. the end-to-end flow benchmark per geometry on CUDA (bench/flow.mjs, mixture prior by run): the host-orchestrated
+#      step, the fused device-resident step, and the fused step with the prior drawn on the device, side by side
+#      → OUT/<date>-<sha>-cuda-flow-mixture.json
 #   3. with the time left, sample-quality trials on CUDA (bench/quality/trials.mjs), one process per .gpu/trials-*.json,
 #      run side by side, each training under a time budget (--max-seconds) → OUT/trials-*.jsonl (SAVE_FLOWS=1: the
 #      flows too; at most 8 files come back from a device run)
@@ -56,7 +57,7 @@ WSF_GEMM=tc timeout "${TC_PARITY_S:-90}" /tmp/node bench/gpu-check.mjs "$OUT/gem
 echo "gemm tc parity exit $?"
 
 echo "== 2. flow benchmark ($(left) s left)"
-timeout "${FLOW_S:-75}" /tmp/node bench/flow.mjs --device cuda --steps 30 --sample-steps 16 --out "$OUT"
+timeout "${FLOW_S:-90}" /tmp/node bench/flow.mjs --device cuda --steps 30 --sample-steps 16 --prior mixture --out "$OUT"
 echo "flow bench exit $?"
 
 shopt -s nullglob
