@@ -69,6 +69,18 @@ export interface VectorFieldOptions {
   dtype?: 'f32' | 'f64';
 }
 
+/** The native Adam arguments (lr, beta1, beta2, eps, weightDecay, clipNorm), validated, with their defaults. */
+function adamArgs(opts: AdamOptions): [number, number, number, number, number, number] {
+  return [
+    checkNumber('lr', opts.lr ?? 1e-3, 0),
+    checkNumber('beta1', opts.beta1 ?? 0.9, 0, 1),
+    checkNumber('beta2', opts.beta2 ?? 0.999, 0, 1),
+    checkNumber('eps', opts.eps ?? 1e-8, 0),
+    checkNumber('weightDecay', opts.weightDecay ?? 0, 0),
+    checkNumber('clipNorm', opts.clipNorm ?? 0, 0),
+  ];
+}
+
 /** Adam / AdamW hyper-parameters for {@link VectorField.step}. */
 export interface AdamOptions {
   /** Learning rate. Default 1e-3. */
@@ -323,14 +335,7 @@ export class VectorField {
    * @throws WsfError ERR_NUMERIC when the gradient is not finite (the step is skipped)
    */
   step(opts: AdamOptions = {}): number {
-    return this.n.adamStep(
-      checkNumber('lr', opts.lr ?? 1e-3, 0),
-      checkNumber('beta1', opts.beta1 ?? 0.9, 0, 1),
-      checkNumber('beta2', opts.beta2 ?? 0.999, 0, 1),
-      checkNumber('eps', opts.eps ?? 1e-8, 0),
-      checkNumber('weightDecay', opts.weightDecay ?? 0, 0),
-      checkNumber('clipNorm', opts.clipNorm ?? 0, 0),
-    );
+    return this.n.adamStep(...adamArgs(opts));
   }
 
   /** zeroGrad + MSE forward/backward + Adam step; returns the loss. */
@@ -424,12 +429,7 @@ export class VectorField {
       batch.t,
       batch.noiseSeed[0],
       batch.noiseSeed[1],
-      checkNumber('lr', opts.lr ?? 1e-3, 0),
-      checkNumber('beta1', opts.beta1 ?? 0.9, 0, 1),
-      checkNumber('beta2', opts.beta2 ?? 0.999, 0, 1),
-      checkNumber('eps', opts.eps ?? 1e-8, 0),
-      checkNumber('weightDecay', opts.weightDecay ?? 0, 0),
-      checkNumber('clipNorm', opts.clipNorm ?? 0, 0),
+      ...adamArgs(opts),
     );
     return { loss, gradNorm };
   }

@@ -56,6 +56,13 @@
 namespace wsf::binding {
 namespace {
 
+// Parameters of an MLP with these widths (weights and biases of every layer).
+int64_t mlp_params(const std::vector<int32_t>& widths) {
+  int64_t P = 0;
+  for (size_t l = 1; l < widths.size(); ++l) P += int64_t(widths[l - 1]) * widths[l] + widths[l];
+  return P;
+}
+
 // Type-erased engine: the host dtype is float for CPU-f32 and CUDA, double for the CPU-f64 reference.
 struct EngineHandle {
   virtual ~EngineHandle() = default;
@@ -133,9 +140,7 @@ struct EngineImpl final : EngineHandle {
     if constexpr (kFlow) {
       if (!flow) flow = std::make_unique<FlowStep<Ops>>(e);
       WSF_RETURN_IF_ERROR(flow->configure(c, scale));
-      int64_t P = 0;
-      for (size_t l = 1; l < c.widths.size(); ++l) P += int64_t(c.widths[l - 1]) * c.widths[l] + c.widths[l];
-      flow_P = P;
+      flow_P = mlp_params(c.widths);
       return Status::ok();
     } else {
       return no_flow();
@@ -518,19 +523,27 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Value sg = o.Get("sigma");
     if (!sg.IsUndefined()) c.sigma = sg.ToNumber().DoubleValue();
     const float* scale = nullptr;
-    int64_t P = 0;
-    for (size_t l = 1; l < c.widths.size(); ++l) P += int64_t(c.widths[l - 1]) * c.widths[l] + c.widths[l];
-    if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) scale = arg_f32(info, 1, "scale", P).Data();
+    if (given(info, 1)) scale = arg_f32(info, 1, "scale", mlp_params(c.widths)).Data();
     throw_if_error(env, e.flow_configure(c, scale));
     flow_data_.Reset();
     return env.Undefined();
   }
 
+  // An optional argument: present and neither null nor undefined.
+  static bool given(const Napi::CallbackInfo& info, size_t i) {
+    return info.Length() > i && !info[i].IsNull() && !info[i].IsUndefined();
+  }
+  // P of the configured flow step, or a thrown ERR_INVALID naming `method` before flowConfigure.
+  int64_t flow_P(const Napi::CallbackInfo& info, const char* method) {
+    const int64_t P = E(info).flow_params();
+    if (P == 0) throw_error(info.Env(), Code::Invalid, std::string(method) + ": call flowConfigure first");
+    return P;
+  }
+
   Napi::Value FlowSetData(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     EngineHandle& e = E(info);
-    const int64_t P = e.flow_params();
-    if (P == 0) throw_error(env, Code::Invalid, "flowSetData: call flowConfigure first");
+    const int64_t P = flow_P(info, "flowSetData");
     Napi::Float32Array d = arg_f32(info, 0, "data");
     if (d.ElementLength() == 0 || int64_t(d.ElementLength()) % P != 0) {
       throw_error(env, Code::Shape, "flowSetData: expected n·P values (P = " + std::to_string(P) + ") but received " + std::to_string(d.ElementLength()));
@@ -543,25 +556,23 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value FlowStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     EngineHandle& e = E(info);
-    const int64_t P = e.flow_params();
-    if (P == 0) throw_error(env, Code::Invalid, "flowStep: call flowConfigure first");
+    const int64_t P = flow_P(info, "flowStep");
     Napi::Float32Array t = arg_f32(info, 6, "t");
     const int64_t B = int64_t(t.ElementLength());
     FlowStepBatch b;
     b.B = B;
-    if (!info[0].IsNull() && !info[0].IsUndefined()) b.idx = arg_i32(info, 0, "idx", B).Data();
-    if (!info[1].IsNull() && !info[1].IsUndefined()) b.x1 = arg_f32(info, 1, "x1", B * P).Data();
-    auto given = [&info](size_t i) { return info.Length() > i && !info[i].IsNull() && !info[i].IsUndefined(); };
-    if (given(2)) b.x0 = arg_f32(info, 2, "x0", B * P).Data();
-    if (given(3)) {
+    if (given(info, 0)) b.idx = arg_i32(info, 0, "idx", B).Data();
+    if (given(info, 1)) b.x1 = arg_f32(info, 1, "x1", B * P).Data();
+    if (given(info, 2)) b.x0 = arg_f32(info, 2, "x0", B * P).Data();
+    if (given(info, 3)) {
       Napi::Int32Array sw = arg_i32(info, 3, "priorSeeds");
       if (sw.ElementLength() != 2 && int64_t(sw.ElementLength()) != 2 * B) {
         throw_error(env, Code::Shape, "flowStep: expected 2 or 2·B = " + std::to_string(2 * B) + " prior seed words but received " + std::to_string(sw.ElementLength()));
       }
       b.prior_seeds = sw.Data();
-      if (int64_t(sw.ElementLength()) != 2 * B && given(4)) throw_error(env, Code::Shape, "flowStep: a mixture prior needs 2 seed words per row");
+      if (int64_t(sw.ElementLength()) != 2 * B && given(info, 4)) throw_error(env, Code::Shape, "flowStep: a mixture prior needs 2 seed words per row");
     }
-    if (given(4)) b.prior_comp = arg_i32(info, 4, "priorComp", B).Data();
+    if (given(info, 4)) b.prior_comp = arg_i32(info, 4, "priorComp", B).Data();
     b.canonicalize_x0 = arg_bool(info, 5, "canonX0");
     b.t = t.Data();
     const int64_t hi = arg_int(info, 7, "seedHi", 0, 0xffffffffLL), lo = arg_int(info, 8, "seedLo", 0, 0xffffffffLL);
@@ -594,9 +605,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value FlowSetPrior(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     EngineHandle& e = E(info);
-    const int64_t P = e.flow_params();
-    if (P == 0) throw_error(env, Code::Invalid, "flowSetPrior: call flowConfigure first");
-    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+    const int64_t P = flow_P(info, "flowSetPrior");
+    if (!given(info, 0)) {
       throw_if_error(env, e.flow_set_prior(0, 0, 0, nullptr, 0, nullptr, nullptr, false));
       return env.Undefined();
     }

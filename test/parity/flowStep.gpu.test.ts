@@ -2,11 +2,12 @@
 // host-orchestrated step on the same device (WSF_FUSED_STEP=0: the same kernels called one by one on host arrays), against the fused step on
 // the CPU, and its device memory (the resident training set counted while training, everything freed after).
 // Skips without CUDA; runs in CI on the emulated kernels (native/dev/README.md).
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/arch/Architecture.js';
 import { FlowMatcher, type FlowOptions } from '../../lib/flow/FlowMatcher.js';
 import { binding } from '../../lib/native/binding.js';
 import { Rng } from '../../lib/util/rng.js';
+import { restoreEnvAfterEach } from '../helpers/env.js';
 import { hasCuda } from '../helpers/native.js';
 
 const cuda = hasCuda();
@@ -19,13 +20,7 @@ const rng = new Rng(3);
 const N = 40;
 const data = rng.fillNormal(new Float32Array(N * P), 0, 0.4);
 
-const saved = { fused: process.env.WSF_FUSED_STEP, prior: process.env.WSF_DEVICE_PRIOR };
-afterEach(() => {
-  if (saved.fused === undefined) delete process.env.WSF_FUSED_STEP;
-  else process.env.WSF_FUSED_STEP = saved.fused;
-  if (saved.prior === undefined) delete process.env.WSF_DEVICE_PRIOR;
-  else process.env.WSF_DEVICE_PRIOR = saved.prior;
-});
+restoreEnvAfterEach(['WSF_FUSED_STEP', 'WSF_DEVICE_PRIOR']);
 
 async function train(opts: Partial<FlowOptions>, device: 'cpu' | 'cuda', fused: boolean, steps = 6): Promise<{ params: Float32Array; ema: Float32Array; loss: number; regions: string[]; held: number }> {
   process.env.WSF_FUSED_STEP = fused ? '1' : '0';

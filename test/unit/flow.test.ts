@@ -9,6 +9,7 @@ import type { WsfError } from '../../lib/index.js';
 import { geometry, mlp } from '../../lib/index.js';
 import { loadTask } from '../../lib/tasks/loadTask.js';
 import { Rng } from '../../lib/util/rng.js';
+import { restoreEnvAfterEach } from '../helpers/env.js';
 import { lossAccF64 } from '../helpers/mlpRef.js';
 
 const arch = mlp([4, 3, 2]);
@@ -27,6 +28,8 @@ function zoo(n: number, seed: number): Float32Array {
 }
 
 const small = { D: 8, layers: 2 } as const;
+
+restoreEnvAfterEach(['WSF_FUSED_STEP']);
 
 describe('FlowMatcher', () => {
   it('validates options before any work, naming the option', () => {
@@ -145,7 +148,9 @@ describe('FlowMatcher', () => {
     expect(() => FlowMatcher.create({ arch, geometry: 'euclidean', coupling: 'ot', otPool: 0, field: small, device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
     expect(() => FlowMatcher.create({ arch, geometry: 'euclidean', coupling: 'ot', otPool: 65, field: small, device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
     const data = zoo(64, 21);
-    // The pairs each step trains on, captured at the private seam between pairing and the rest of the step.
+    // The pairs each step trains on, captured at the private seam between pairing and the rest of the host step
+    // (the fused step gathers independent pairs on the device and never reaches it).
+    process.env.WSF_FUSED_STEP = '0';
     const pairsOf = async (coupling: 'independent' | 'ot', otPool: number): Promise<{ cost: number; rows: Set<number> }> => {
       const fm = FlowMatcher.create({ arch, geometry: 'euclidean', coupling, otPool, field: small, seed: 5, device: 'cpu', prior: { kind: 'gaussian', std: 0.3 } });
       const seam = fm as unknown as { trainOnPairs: (x0: Float32Array, x1: Float32Array, B: number, adam: unknown) => unknown };

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/arch/Architecture.js';
 import { VectorField } from '../../lib/engine/VectorField.js';
 import { FlowMatcher, type FlowOptions } from '../../lib/flow/FlowMatcher.js';
@@ -14,6 +14,7 @@ import { readSafetensors } from '../../lib/io/safetensors.js';
 import { drawGaussianFit } from '../../lib/flow/prior.js';
 import { binding } from '../../lib/native/binding.js';
 import { Rng } from '../../lib/util/rng.js';
+import { restoreEnvAfterEach } from '../helpers/env.js';
 
 const arch = mlp([6, 5, 4, 3]);
 const P = arch.numParams;
@@ -23,13 +24,7 @@ const data = rng0.fillNormal(new Float32Array(N * P), 0, 0.4);
 const run = Int32Array.from({ length: N }, (_, i) => i % 5);
 const init = rng0.fillNormal(new Float32Array(5 * P), 0, 0.2);
 
-const saved = { fused: process.env.WSF_FUSED_STEP, prior: process.env.WSF_DEVICE_PRIOR };
-afterEach(() => {
-  if (saved.fused === undefined) delete process.env.WSF_FUSED_STEP;
-  else process.env.WSF_FUSED_STEP = saved.fused;
-  if (saved.prior === undefined) delete process.env.WSF_DEVICE_PRIOR;
-  else process.env.WSF_DEVICE_PRIOR = saved.prior;
-});
+restoreEnvAfterEach(['WSF_FUSED_STEP', 'WSF_DEVICE_PRIOR']);
 
 /** Trains a small flow for `steps` steps with the fused step on or off; returns its parameters, loss and profile. */
 async function train(opts: Partial<FlowOptions>, fused: boolean, steps = 10, checkpoint?: string, devicePrior = false): Promise<{ params: Float32Array; ema: Float32Array; loss: number; regions: string[] }> {
