@@ -388,6 +388,21 @@ export class VectorField {
     this.n.flowSetPrior(prior);
   }
 
+  /**
+   * @internal The Euler sampler of a configured flow step ({@link configureFlowStep}) on the field's device: from the
+   * start points x0 (B·P, canonical for the Normalized/Geometric flows) over the time `grid`, the field in inference
+   * mode; `anchored` selects the published x0-anchored velocity, `canonicalEnd` canonicalises the end state.
+   * @returns the end states, B·P
+   */
+  flowSample(x0: Float32Array, grid: Float64Array, opts: { anchored: boolean; canonicalEnd: boolean }): Float32Array {
+    const P = this.arch.numParams;
+    if (x0.length === 0 || x0.length % P !== 0) throw new WsfError(`Expected \`x0\` of length B·P (P = ${P}) but received length ${x0.length}`, 'ERR_SHAPE');
+    this.prepareBatch(this.arch, x0.length / P);
+    const out = new Float32Array(x0.length);
+    this.n.flowSample(x0, grid, opts.anchored, opts.canonicalEnd, out);
+    return out;
+  }
+
   /** @internal Frees the flow step's buffers and its copy of (or reference to) the training set. */
   releaseFlowStep(): void {
     this.n.flowRelease();

@@ -971,11 +971,7 @@ export class FlowMatcher {
     this.deviceEma = false;
     this.devicePrior = false;
     if (!this.fusedEligible()) return;
-    const o = this.options;
-    this.field.configureFlowStep(
-      { sphere: o.geometry === 'geometric', canonical: this.canonical, mode: o.semantics === 'reference' ? 'reference' : 'accurate', lastNorm: o.lastLayerNorm, precondition: o.precondition, sigma: o.sigma },
-      this.scale ?? null,
-    );
+    this.configureFused();
     this.fused = true;
     try {
       this.field.setFlowData(weights);
@@ -1000,6 +996,15 @@ export class FlowMatcher {
         if ((e as WsfError).code !== 'ERR_OOM') throw e;
       }
     }
+  }
+
+  /** Configures the field's device-resident step for this flow (geometry, canonicalisation, preconditioning, scale). */
+  private configureFused(): void {
+    const o = this.options;
+    this.field.configureFlowStep(
+      { sphere: o.geometry === 'geometric', canonical: this.canonical, mode: o.semantics === 'reference' ? 'reference' : 'accurate', lastNorm: o.lastLayerNorm, precondition: o.precondition, sigma: o.sigma },
+      this.scale ?? null,
+    );
   }
 
   /** Copies the device EMA into this.ema (while the fused step keeps it). */
@@ -1150,6 +1155,12 @@ export class FlowMatcher {
     const gridKind = checkChoice('grid', opts.grid ?? 'uniform', ['uniform', 'early', 'cosine'] as const);
     if (gridKind !== 'uniform' && sem === 'reference') throw new WsfError(`grid '${gridKind}' needs corrected semantics (the published sampler's grid is uniform)`, 'ERR_INVALID');
     const grid = timeGrid(steps, sem, gridKind);
+    // The Euler sampler runs on the field's device in one call per batch when nothing needs the host between steps
+    // (no guidance, noise or per-step callback; the flow's own architecture).
+    const onDevice = this.fusedEligible() && solver === 'euler' && opts.guidance === undefined && !(opts.noise !== undefined && opts.noise.scale > 0) && opts.onStep === undefined && tg.arch === this.arch;
+    const configureHere = onDevice && !this.fused; // during fit() the training step's configuration serves
+    if (configureHere) this.configureFused();
+    this.syncEma();
     const saved = opts.useEma !== false && this.ema !== undefined ? this.field.getParams() : undefined;
     if (saved !== undefined) this.field.setParams(this.ema!);
     const out = new Float32Array(n * P);
@@ -1157,6 +1168,11 @@ export class FlowMatcher {
       for (let start = 0; start < n; start += bs) {
         const B = Math.min(bs, n - start);
         let x = opts.x0 !== undefined ? this.canon(opts.x0.slice(start * P, (start + B) * P), tg) : this.drawPriorWith(rng, B, tg);
+        if (onDevice) {
+          out.set(this.field.flowSample(x, grid, { anchored: vmode === 'x0-anchored', canonicalEnd: this.canonical && sem === 'corrected' }), start * P);
+          opts.onProgress?.(start + B, n);
+          continue;
+        }
         const x0 = x.slice();
         if (this.options.componentInput) this.startAux = this.componentAux(x0);
         const vel = (y: Float32Array, t: number): Float32Array => {
@@ -1188,6 +1204,7 @@ export class FlowMatcher {
     } finally {
       if (saved !== undefined) this.field.setParams(saved);
       this.startAux = undefined;
+      if (configureHere) this.field.releaseFlowStep();
     }
     return out;
   }

@@ -155,6 +155,8 @@ export interface NativeEngineInstance {
   flowSetEma(init: Float32Array, decay: number): void;
   /** @internal */
   flowGetEma(out: Float32Array): void;
+  /** @internal The Euler sampler on the device from x0 (B·P) over `grid`; writes the end state to `out`. */
+  flowSample(x0: Float32Array, grid: Float64Array, anchored: boolean, canonicalEnd: boolean, out: Float32Array): void;
   /** @internal The prior drawn on the device when flowStep gets no x0 (null: none). */
   flowSetPrior(prior: NativeFlowPrior | null): void;
   dispose(): void;

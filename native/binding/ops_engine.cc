@@ -35,6 +35,8 @@
 //                                                     — needs setGraph with B copies of the configured widths
 //   .flowSetEma(init: Float32Array (numParams), decay): void — keep the parameters' EMA on the device, updated
 //                                                       after every flowStep;  .flowGetEma(out: Float32Array): void
+//   .flowSample(x0: Float32Array (B·P), grid: Float64Array, anchored: boolean, canonicalEnd: boolean,
+//               out: Float32Array (B·P)): void — the Euler sampler on the device (needs setGraph with B copies)
 //   .flowBytesHeld(): number;  .flowRelease(): void  — frees the step's buffers and drops its training set
 // Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
 // throws ERR_DISPOSED.
@@ -94,6 +96,8 @@ struct EngineHandle {
   virtual int64_t flow_bytes() const = 0;
   virtual int64_t flow_params() const = 0;  // P of the configured architecture (0 before flow_configure)
   virtual void flow_release() = 0;
+  virtual Status flow_sample(const float* x0, int64_t B, const double* grid, int64_t G, bool anchored, bool canon_end,
+                             float* out) = 0;
   virtual Status flow_set_ema(const float* init, double decay) = 0;
   // kind 0: none, 1: gaussian (mean, std), 2: fit (means, K, basis, row0, std, per_row)
   virtual Status flow_set_prior(int kind, double mean, double sd, const float* means, int64_t K, const float* basis,
@@ -194,6 +198,15 @@ struct EngineImpl final : EngineHandle {
       return no_flow();
     }
   }
+  Status flow_sample(const float* x0, int64_t B, const double* grid, int64_t G, bool anchored, bool canon_end,
+                     float* out) override {
+    if constexpr (kFlow) {
+      if (!flow) return Status(Code::Invalid, "flowConfigure first");
+      return flow->sample(x0, B, grid, G, anchored, canon_end, out);
+    } else {
+      return no_flow();
+    }
+  }
   void flow_release() override {
     flow.reset();
     flow_P = 0;
@@ -256,6 +269,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("flowRelease", &NativeEngine::FlowRelease),
                            InstanceMethod("flowSetEma", &NativeEngine::FlowSetEma),
                            InstanceMethod("flowSetPrior", &NativeEngine::FlowSetPrior),
+                           InstanceMethod("flowSample", &NativeEngine::FlowSample),
                            InstanceMethod("flowGetEma", &NativeEngine::FlowGetEma),
                        });
   }
@@ -645,6 +659,22 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     }
     const double sd = basis == nullptr ? num("std") : 1.0;
     throw_if_error(env, e.flow_set_prior(2, 0, sd, means.Data(), K, basis, rows, get_bool(env, o, "perRow", false)));
+    return env.Undefined();
+  }
+
+  Napi::Value FlowSample(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    const int64_t P = flow_P(info, "flowSample");
+    Napi::Float32Array x0 = arg_f32(info, 0, "x0");
+    if (x0.ElementLength() == 0 || int64_t(x0.ElementLength()) % P != 0) {
+      throw_error(env, Code::Shape, "flowSample: expected B·P start values (P = " + std::to_string(P) + ") but received " + std::to_string(x0.ElementLength()));
+    }
+    const int64_t B = int64_t(x0.ElementLength()) / P;
+    Napi::Float64Array grid = arg_f64(info, 1, "grid");
+    Napi::Float32Array out = arg_f32(info, 4, "out", B * P);
+    throw_if_error(env, e.flow_sample(x0.Data(), B, grid.Data(), int64_t(grid.ElementLength()), arg_bool(info, 2, "anchored"),
+                                      arg_bool(info, 3, "canonicalEnd"), out.Data()));
     return env.Undefined();
   }
 

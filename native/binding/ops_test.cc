@@ -202,6 +202,10 @@ class OpRunner {
     } else if (op == "fill_normal") {
       const uint64_t seed = (static_cast<uint64_t>(L("seed_hi")) << 32) | static_cast<uint64_t>(L("seed_lo"));
       ops_.fill_normal(F("out"), L("n"), seed, D("mean"), D("stddev"));
+    } else if (op == "flow_velocity") {
+      ops_.flow_velocity(F("v"), F("xhat"), F("x"), D("inv"), L("n"));
+    } else if (op == "flow_axpy") {
+      ops_.flow_axpy(F("y"), F("x"), F("v"), D("dt"), L("n"));
     } else if (op == "ema_update") {
       ops_.ema_update(F("ema"), F("p"), L("n"), D("decay"));
     } else if (op == "fill_normal_rows") {

@@ -15,6 +15,7 @@
 // the same floats, and on CUDA the same kernels run without the per-call copies and synchronisations.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -294,6 +295,74 @@ class FlowStep {
       e_.profiled("flow.ema", [&] { o.ema_update(ema_, e_.params_device(), e_.num_params(), ema_decay_); });
     }
     return Status::ok();
+  }
+
+  // The Euler sampler on the device: from the (canonical) start points x0 (host, B·P) over the time grid (G points),
+  // each step x ← move(x, v(x, t), t' − t) with the field in inference mode, x̂1 = canon(to_x1(F)), and
+  //   anchored (the published sampler): v = x̂1 − x0;  else v = Log_x(x̂1)/max(1 − t, 1e-4) on the sphere
+  //   geometry, (x̂1 − x)/max(1 − t, 1e-4) otherwise;
+  // move = the sphere's Euler step (dt rounded to float, as the host call) or x + dt·v. The end state is
+  // canonicalised when `canonical_end`, then copied to `out` (host, B·P). The same operations as the host sampler.
+  Status sample(const float* x0, int64_t B, const double* grid, int64_t G, bool anchored, bool canonical_end,
+                float* out) {
+    if (!configured_) return Status(Code::Invalid, "configure the flow step first");
+    const RtGraph& g = e_.graph();
+    if (B <= 0 || g.G != B || g.P != B * P_) return Status(Code::Shape, "the engine's graph must hold the batch to sample");
+    if (G < 2) return Status(Code::Invalid, "the time grid needs at least 2 points");
+    WSF_RETURN_IF_ERROR(ensure_batch(B));
+    typename RtEngine<Ops>::DeviceIo io{};
+    WSF_RETURN_IF_ERROR(e_.device_io(false, &io));
+    Ops& o = ops();
+    void* const st = stream();
+    const int64_t n = B * P_;
+    Status s = Status::ok();
+    auto keep = [&s](const Status& x) {
+      if (s.is_ok() && !x.is_ok()) s = x;
+    };
+    float* x = xt_;      // state
+    float* next = noise_;
+    float* v = dxc_;
+    WSF_RETURN_IF_ERROR(o.upload(x0_, x0, n));
+    o.copy(x, x0_, n);
+    std::vector<float> tt(static_cast<size_t>(B));
+    for (int64_t k = 0; k + 1 < G; ++k) {
+      const double t = grid[k], dt = grid[k + 1] - t;
+      std::fill(tt.begin(), tt.end(), static_cast<float>(t));
+      e_.profiled("flow.inputs", [&] {
+        keep(o.upload(io.t, tt.data(), B));
+        if (scale_ != nullptr) o.flow_input(io.xt, x, scale_, B, P_);
+        else o.copy(io.xt, x, n);
+      });
+      WSF_RETURN_IF_ERROR(s);
+      WSF_RETURN_IF_ERROR(e_.forward_device(false));
+      e_.profiled("flow.velocity", [&] {
+        o.flow_to_x1(xhat_, io.xhat, x, io.t, scale_, cfg_.precondition, B, P_);
+        const float* pred = xhat_;
+        if (cfg_.canonical) {
+          keep(canonicalize_forward(kDevice, xc_, xhat_, layers_, B, cfg_.last_norm, st));
+          pred = xc_;
+        }
+        const double inv = 1.0 / std::max(1.0 - t, 1e-4);
+        if (anchored) {
+          o.flow_velocity(v, pred, x0_, 1.0, n);
+        } else if (cfg_.sphere) {
+          keep(geometry_logmap_forward(kDevice, v, x, pred, table_, B, cfg_.mode, st));
+          o.scale(v, n, inv);
+        } else {
+          o.flow_velocity(v, pred, x, inv, n);
+        }
+        if (cfg_.sphere) keep(geometry_euler_step_forward(kDevice, next, x, v, table_, B, static_cast<float>(dt), cfg_.mode, st));
+        else o.flow_axpy(next, x, v, dt, n);
+      });
+      WSF_RETURN_IF_ERROR(s);
+      std::swap(x, next);
+    }
+    if (canonical_end) {
+      WSF_RETURN_IF_ERROR(canonicalize_forward(kDevice, xc_, x, layers_, B, cfg_.last_norm, st));
+      x = xc_;
+    }
+    WSF_RETURN_IF_ERROR(o.download(out, x, n));
+    return o.check();
   }
 
  private:

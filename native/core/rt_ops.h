@@ -151,6 +151,11 @@ struct CpuOps {
   void flow_to_dF(T* d, const T* t, const T* scale, bool precondition, int64_t B, int64_t P);
   // out[i] = mean + stddev·N(0, 1) by the counter-based draws of core/random.h (fill_normal_counter).
   void fill_normal(T* out, int64_t n, uint64_t seed, double mean, double stddev);
+  // The sampler's velocity from a prediction: v = (x̂ − x)·inv, rounded to T after the difference and after the
+  // product (the host sampler's two stores); v may alias xhat.
+  void flow_velocity(T* v, const T* xhat, const T* x, double inv, int64_t n);
+  // The Euclidean step y = x + dt·v (y may alias x).
+  void flow_axpy(T* y, const T* x, const T* v, double dt, int64_t n);
   // ema = decay·ema + (1 − decay)·p (the exponential moving average of the parameters).
   void ema_update(T* ema, const T* p, int64_t n, double decay);
   // Row r of out (leading dimension ld) receives counts[r] draws mean + stddev·N(0, 1) of fill_normal with the seed

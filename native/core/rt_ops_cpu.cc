@@ -909,6 +909,23 @@ void CpuOps<T>::fill_normal(T* out, int64_t n, uint64_t seed, double mean, doubl
 }
 
 template <typename T>
+void CpuOps<T>::flow_velocity(T* v, const T* xhat, const T* x, double inv, int64_t n) {
+  parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const T d = static_cast<T>(static_cast<double>(xhat[i]) - static_cast<double>(x[i]));
+      v[i] = static_cast<T>(static_cast<double>(d) * inv);
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::flow_axpy(T* y, const T* x, const T* v, double dt, int64_t n) {
+  parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) y[i] = static_cast<T>(static_cast<double>(x[i]) + dt * static_cast<double>(v[i]));
+  });
+}
+
+template <typename T>
 void CpuOps<T>::ema_update(T* ema, const T* p, int64_t n, double decay) {
   parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {

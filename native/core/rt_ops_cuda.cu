@@ -156,6 +156,17 @@ __global__ void fill_normal_kernel(float* out, int64_t n, uint64_t seed, double 
   }
 }
 
+__global__ void flow_velocity_kernel(float* v, const float* xhat, const float* x, double inv, int64_t n) {
+  WSF_GRID_LOOP(i, n) {
+    const float d = static_cast<float>(__dsub_rn(static_cast<double>(xhat[i]), static_cast<double>(x[i])));
+    v[i] = static_cast<float>(__dmul_rn(static_cast<double>(d), inv));
+  }
+}
+
+__global__ void flow_axpy_kernel(float* y, const float* x, const float* v, double dt, int64_t n) {
+  WSF_GRID_LOOP(i, n) y[i] = static_cast<float>(__dadd_rn(static_cast<double>(x[i]), __dmul_rn(dt, static_cast<double>(v[i]))));
+}
+
 __global__ void ema_update_kernel(float* ema, const float* p, int64_t n, double decay) {
   WSF_GRID_LOOP(i, n) {
     ema[i] = static_cast<float>(__dadd_rn(__dmul_rn(decay, static_cast<double>(ema[i])),
@@ -1982,6 +1993,18 @@ void CudaOps::fill_normal(float* out, int64_t n, uint64_t seed, double mean, dou
   launch_kernel(fill_normal_kernel, dim3(grid_for((n + 1) / 2)), dim3(kThreads), 0, as_stream(stream()), out, n, seed,
                 mean, stddev);
   launched("fill_normal");
+}
+
+void CudaOps::flow_velocity(float* v, const float* xhat, const float* x, double inv, int64_t n) {
+  if (n <= 0) return;
+  launch_kernel(flow_velocity_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), v, xhat, x, inv, n);
+  launched("flow_velocity");
+}
+
+void CudaOps::flow_axpy(float* y, const float* x, const float* v, double dt, int64_t n) {
+  if (n <= 0) return;
+  launch_kernel(flow_axpy_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), y, x, v, dt, n);
+  launched("flow_axpy");
 }
 
 void CudaOps::ema_update(float* ema, const float* p, int64_t n, double decay) {

@@ -114,6 +114,8 @@ struct CudaOps {
   void flow_to_dF(float* d, const float* t, const float* scale, bool precondition, int64_t B, int64_t P);
   // Box–Muller with the device's double log/cos/sin: equal to the CPU's draws up to the last bit of a few.
   void fill_normal(float* out, int64_t n, uint64_t seed, double mean, double stddev);
+  void flow_velocity(float* v, const float* xhat, const float* x, double inv, int64_t n);
+  void flow_axpy(float* y, const float* x, const float* v, double dt, int64_t n);
   void ema_update(float* ema, const float* p, int64_t n, double decay);
   void fill_normal_rows(float* out, int64_t rows, int64_t ld, const int32_t* counts, const int32_t* seeds, double mean,
                         double stddev);

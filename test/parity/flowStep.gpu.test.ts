@@ -72,6 +72,30 @@ describe.skipIf(!cuda)('fused flow step on CUDA', () => {
     expect(Math.abs(fused.loss - cpu.loss)).toBeLessThan(1e-4 * Math.abs(cpu.loss) + 1e-6);
   }, timeout);
 
+  it.each([
+    ['geometric', { geometry: 'geometric' }],
+    ['euclidean, layer scaling', { geometry: 'euclidean', layerScaling: true, precondition: true }],
+    ['geometric, reference semantics', { geometry: 'geometric', semantics: 'reference' }],
+  ] as [string, Partial<FlowOptions>][])('the Euler sampler on the device (%s) matches the host sampler on CUDA and the CPU', async (_name, opts) => {
+    process.env.WSF_FUSED_STEP = '1';
+    const fms = (['cuda', 'cpu'] as const).map((device) => FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device, ...opts }));
+    try {
+      // The same parameters on both devices (the CUDA flow's), so only the sampler's arithmetic differs.
+      await fms[0]!.fit({ weights: data }, { steps: 4, batchSize: 4 });
+      await fms[1]!.fit({ weights: data }, { steps: 1, batchSize: 4 });
+      fms[1]!.field.setParams(fms[0]!.field.getParams());
+      const dev = fms[0]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4 });
+      const cpu = fms[1]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4 });
+      process.env.WSF_FUSED_STEP = '0';
+      const host = fms[0]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4 });
+      if (emu) expect(maxRel(dev, host)).toBe(0);
+      else expect(maxRel(dev, host)).toBeLessThan(1e-5);
+      expect(maxRel(dev, cpu)).toBeLessThan(1e-3);
+    } finally {
+      for (const f of fms) f.dispose();
+    }
+  }, timeout);
+
   it('holds the training set on the device while training and frees everything after', async () => {
     const before = binding().deviceMemory().live;
     const fused = await train({ geometry: 'geometric' }, 'cuda', true, 2);

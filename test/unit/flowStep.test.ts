@@ -127,6 +127,13 @@ describe('flow step ops (CPU) against the TypeScript step formulas', () => {
     expect(Array.from(iso)).toEqual(Array.from({ length: 3 * Pg }, (_, i) => Math.fround(basis[i]! + means[comp[Math.floor(i / Pg)]! * Pg + (i % Pg)]!)));
   });
 
+  it('flow_velocity = (x̂ − x)·inv with both stores rounded; flow_axpy = x + dt·v', () => {
+    const v = opOut({ name: 'v', op: 'flow_velocity', inputs: { xhat: a, x: b }, outputs: { v: { len: n } }, scalars: { n, inv: 1 / 0.37 }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'v');
+    expect(Array.from(v)).toEqual(Array.from(a, (x, i) => Math.fround(Math.fround(x - b[i]!) * (1 / 0.37))));
+    const y = opOut({ name: 'y', op: 'flow_axpy', inputs: { x: a, v: c }, outputs: { y: { len: n } }, scalars: { n, dt: 1 / 7 }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'y');
+    expect(Array.from(y)).toEqual(Array.from(a, (x, i) => Math.fround(x + (1 / 7) * c[i]!)));
+  });
+
   it('fill_normal gives the host draws (binding.fillNormal) for the same seed', () => {
     for (const len of [1, 2, 1001]) {
       const got = opOut({ name: 'f', op: 'fill_normal', inputs: {}, outputs: { out: { len } }, scalars: { n: len, seed_hi: 0x9e3779b9, seed_lo: 77, mean: 0.25, stddev: 1.5 }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'out');
@@ -209,6 +216,73 @@ describe('fused flow training step (CPU) against the host-orchestrated step', ()
   });
 });
 
+describe('device sampler (CPU) against the host sampler', () => {
+  const samplers: [string, Partial<FlowOptions>][] = [
+    ['geometric', { geometry: 'geometric' }],
+    ['normalized', { geometry: 'normalized' }],
+    ['euclidean, layer scaling, precondition', { geometry: 'euclidean', layerScaling: true, precondition: true }],
+    ['geometric, reference semantics (x0-anchored, no final canonicalisation)', { geometry: 'geometric', semantics: 'reference' }],
+    ['euclidean, reference semantics', { geometry: 'euclidean', semantics: 'reference' }],
+  ];
+  it.each(samplers)('%s: the same networks bit for bit, EMA parameters, batches of 3', async (_name, opts) => {
+    process.env.WSF_FUSED_STEP = '1';
+    const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cpu', ...opts });
+    try {
+      await fm.fit({ weights: data }, { steps: 8, batchSize: 4, ema: 0.9 });
+      fm.field.setProfiling(true);
+      const dev = fm.sample({ n: 5, steps: 7, batchSize: 3, seed: 4 });
+      expect(Object.keys(fm.field.profile())).toContain('flow.velocity');
+      process.env.WSF_FUSED_STEP = '0';
+      fm.field.setProfiling(true);
+      const host = fm.sample({ n: 5, steps: 7, batchSize: 3, seed: 4 });
+      expect(Object.keys(fm.field.profile())).not.toContain('flow.velocity');
+      expect(countDiffering(dev, host)).toBe(0);
+      // Given start points, and without the EMA.
+      const x0 = new Rng(9).fillNormal(new Float32Array(2 * P), 0, 0.2);
+      process.env.WSF_FUSED_STEP = '1';
+      const a = fm.sample({ n: 2, steps: 3, x0, useEma: false });
+      process.env.WSF_FUSED_STEP = '0';
+      expect(countDiffering(a, fm.sample({ n: 2, steps: 3, x0, useEma: false }))).toBe(0);
+    } finally {
+      fm.dispose();
+    }
+  });
+
+  it('sampling inside fit() (a log callback) leaves training unchanged', async () => {
+    const run = async (fused: boolean): Promise<{ params: Float32Array; samples: Float32Array[] }> => {
+      process.env.WSF_FUSED_STEP = fused ? '1' : '0';
+      const fm = FlowMatcher.create({ arch, geometry: 'geometric', field: { D: 8, layers: 2 }, seed: 2, device: 'cpu' });
+      const samples: Float32Array[] = [];
+      try {
+        await fm.fit({ weights: data }, { steps: 9, batchSize: 4, ema: 0.9, logEvery: 3, onLog: () => samples.push(fm.sample({ n: 3, steps: 4, seed: 1 })) });
+        return { params: fm.field.getParams(), samples };
+      } finally {
+        fm.dispose();
+      }
+    };
+    const f = await run(true);
+    const h = await run(false);
+    expect(f.samples.length).toBe(3);
+    expect(countDiffering(f.params, h.params)).toBe(0);
+    f.samples.forEach((x, i) => expect(countDiffering(x, h.samples[i]!), `samples at log ${i}`).toBe(0));
+  });
+
+  it('guidance, noise, per-step callbacks and other solvers keep the host sampler', async () => {
+    process.env.WSF_FUSED_STEP = '1';
+    const fm = FlowMatcher.create({ arch, geometry: 'geometric', field: { D: 8, layers: 2 }, seed: 2, device: 'cpu' });
+    try {
+      await fm.fit({ weights: data }, { steps: 2, batchSize: 4 });
+      for (const o of [{ solver: 'midpoint' as const }, { noise: { scale: 0.1 } }, { onStep: () => undefined }]) {
+        fm.field.setProfiling(true);
+        fm.sample({ n: 2, steps: 2, ...o });
+        expect(Object.keys(fm.field.profile()), JSON.stringify(o)).not.toContain('flow.velocity');
+      }
+    } finally {
+      fm.dispose();
+    }
+  });
+});
+
 describe('VectorField.flowStep errors', () => {
   const field = () => VectorField.create({ arch, D: 8, layers: 1, seed: 1, device: 'cpu' });
   const cfg = { sphere: true, canonical: true, mode: 'accurate' as const, lastNorm: 1, precondition: true, sigma: 0 };
@@ -271,6 +345,20 @@ describe('VectorField.flowStep errors', () => {
       expect(() => f.setFlowPrior({ kind: 'fit', means: new Float32Array(P + 1), basis: null, rows: null, std: 0.1, perRow: true })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
       const r = f.flowStep({ ...base, prior: { seeds: Int32Array.of(1, 2, 3, 4), components: Int32Array.of(1, 0) } });
       expect(Number.isFinite(r.loss)).toBe(true);
+    } finally {
+      f.dispose();
+    }
+  });
+
+  it('the device sampler needs a configuration and whole networks', () => {
+    const f = field();
+    try {
+      const grid = Float64Array.of(0, 0.5, 1);
+      expect(() => f.flowSample(new Float32Array(P), grid, { anchored: false, canonicalEnd: true })).toThrow(/call flowConfigure first/);
+      f.configureFlowStep(cfg, null);
+      expect(() => f.flowSample(new Float32Array(P + 2), grid, { anchored: false, canonicalEnd: true })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+      expect(() => f.flowSample(new Float32Array(P), Float64Array.of(0), { anchored: false, canonicalEnd: true })).toThrow(/at least 2 points/);
+      expect(f.flowSample(new Rng(2).fillNormal(new Float32Array(2 * P), 0, 0.3), grid, { anchored: false, canonicalEnd: true }).every(Number.isFinite)).toBe(true);
     } finally {
       f.dispose();
     }
