@@ -1,0 +1,109 @@
+// GPU-check section "flow" (run by bench/gpu-check.mjs): the device-resident flow training step and sampler
+// (native/core/flow_step.h) on the device under test.
+//
+// Parity: a small flow (6-5-4-3, D=8, 2 layers) trained 6 steps and sampled (5 networks, 6 Euler steps) three ways —
+// fused on the device (prior drawn there), the host-orchestrated step on the same device (WSF_FUSED_STEP=0: the same
+// kernels called one by one), and fused on the CPU — per geometry and prior. Fused vs host on the same device runs
+// the same operations; only the device's log/cos/sin in the noise draws may move a last bit, so the tolerance is
+// 1e-5 relative (exact on the emulator). Against the CPU: 1e-3 relative on the parameters after six Adam steps
+// (reduction orders differ) and on the samples from the same parameters.
+// Timing: MNIST 784-10-10 (D=32, 5 layers, batch 8, mixture prior by run) training step and 64-network sampling,
+// host vs fused vs fused with the device prior, each in the same process (bench/flow.mjs has the full table).
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+function maxRel(a, b) {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (Math.abs(b[i]) + 1e-3));
+  return worst;
+}
+
+const MODES = { host: { WSF_FUSED_STEP: '0', WSF_DEVICE_PRIOR: '0' }, fused: { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '0' }, 'fused-prior': { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '1' } };
+
+export async function run(ctx) {
+  const { log, quick, device } = ctx;
+  const { FlowMatcher } = require(path.join(ctx.root, 'dist', 'flow', 'FlowMatcher.js'));
+  const { mlp, Rng } = require(path.join(ctx.root, 'dist', 'index.js'));
+  const res = { section: 'flow', ok: true, parity: [], results: {}, table: [] };
+  const saved = { f: process.env.WSF_FUSED_STEP, p: process.env.WSF_DEVICE_PRIOR };
+  const setMode = (m) => Object.assign(process.env, MODES[m]);
+  const emu = (ctx.deviceInfo ?? {}).name?.startsWith?.('cuda_emu') ?? false;
+  try {
+    // ---- parity ----
+    const arch = mlp([6, 5, 4, 3]);
+    const data = new Rng(3).fillNormal(new Float32Array(40 * arch.numParams), 0, 0.4);
+    const run = Int32Array.from({ length: 40 }, (_, i) => i % 5);
+    const configs = [
+      ['geometric, mixture prior by run', { geometry: 'geometric', prior: { kind: 'mixture', by: 'run', members: 4 } }],
+      ['normalized, Gaussian prior', { geometry: 'normalized' }],
+      ['euclidean, layer scaling, zoo prior', { geometry: 'euclidean', layerScaling: true, precondition: true, prior: { kind: 'zoo', members: 7 } }],
+      ['geometric, reference semantics', { geometry: 'geometric', semantics: 'reference' }],
+    ];
+    const trainSample = async (opts, dev, mode, params) => {
+      setMode(mode);
+      const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: dev, ...opts });
+      try {
+        await fm.fit({ weights: data, run }, { steps: 6, batchSize: 4, ema: 0.9 });
+        const trained = fm.field.getParams();
+        if (params !== undefined) fm.field.setParams(params);
+        const samples = fm.sample({ n: 5, steps: 6, batchSize: 3, seed: 4, useEma: false });
+        return { params: trained, samples };
+      } finally {
+        fm.dispose();
+      }
+    };
+    for (const [name, opts] of configs) {
+      const fused = await trainSample(opts, device, 'fused-prior');
+      const host = await trainSample(opts, device, 'host');
+      const cpu = await trainSample(opts, 'cpu', 'fused-prior', fused.params);
+      const tolSame = emu ? 0 : 1e-5;
+      const checks = [
+        [`${name}: fused vs host step on ${device}, parameters`, maxRel(fused.params, host.params), tolSame],
+        [`${name}: device vs host sampler on ${device}`, maxRel(fused.samples, host.samples), tolSame],
+        [`${name}: fused on ${device} vs fused on the CPU, parameters`, maxRel(fused.params, cpu.params), 1e-3],
+        [`${name}: sampler on ${device} vs the CPU, same parameters`, maxRel(fused.samples, cpu.samples), 1e-3],
+      ];
+      for (const [n, worst, tol] of checks) res.parity.push({ name: n, pass: worst <= tol, maxRel: worst, detail: `max rel ${worst.toExponential(2)} (tolerance ${tol})` });
+    }
+    const failed = res.parity.filter((c) => !c.pass).length;
+    res.ok = failed === 0;
+    res.table.push(`parity: ${res.parity.length - failed}/${res.parity.length} fused-step checks pass`);
+    log(`flow parity: ${res.parity.length - failed}/${res.parity.length}`);
+
+    // ---- timing: MNIST training step and sampling per mode ----
+    if (!quick && !ctx.args.includes('--parity-only')) {
+      const march = mlp([784, 10, 10]);
+      const zoo = new Rng(1).fillNormal(new Float32Array(256 * march.numParams), 0, 0.3);
+      const zrun = Int32Array.from({ length: 256 }, (_, i) => i % 8);
+      const rows = [];
+      for (const mode of Object.keys(MODES)) {
+        setMode(mode);
+        const fm = FlowMatcher.create({ arch: march, geometry: 'geometric', field: { D: 32, layers: 5 }, device, seed: 1, prior: { kind: 'mixture', by: 'run', scale: 0.5 } });
+        try {
+          await fm.fit({ weights: zoo, run: zrun }, { steps: 3, batchSize: 8 }); // warm-up
+          const steps = 40;
+          const t0 = performance.now();
+          await fm.fit({ weights: zoo, run: zrun }, { steps: 3 + steps, batchSize: 8 });
+          const ms = (performance.now() - t0) / steps;
+          const s0 = performance.now();
+          fm.sample({ n: 64, steps: 16, batchSize: 64 });
+          const netsPerS = 64 / (((performance.now() - s0) / 1000) * (64 / 16));
+          rows.push({ mode, train_ms_per_step: +ms.toFixed(2), sample_nets_per_s_64_steps: +netsPerS.toFixed(1) });
+          res.table.push(`MNIST geometric mixture prior, ${mode.padEnd(11)}: ${ms.toFixed(2)} ms per training step (batch 8), sampling ${netsPerS.toFixed(1)} networks/s (64 Euler steps, batch 64)`);
+        } finally {
+          fm.dispose();
+        }
+      }
+      res.results.mnist_modes = rows;
+      if (emu) res.table.push('EMULATOR BUILD: the timings above are CPU emulation, not GPU figures.');
+    }
+  } finally {
+    for (const [k, v] of [['WSF_FUSED_STEP', saved.f], ['WSF_DEVICE_PRIOR', saved.p]]) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+  return res;
+}
