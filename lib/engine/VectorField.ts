@@ -65,6 +65,12 @@ export interface VectorFieldOptions {
    * than the field was built for. Default false. Sets `slots.hiddenWidth` to the architecture's widest hidden layer.
    */
   hiddenIdentity?: boolean;
+  /**
+   * Trade compute for memory in training: keep only each layer's output states and recompute a layer's other
+   * activations during the backward pass (one more forward of all layers but the last; gradients identical bit for
+   * bit). On MNIST 784-10-10 (D=32, batch 8) it cuts the field's memory from ~1.2 GB to about half. Default false.
+   */
+  recompute?: boolean;
   /** @internal 'f64' selects the CPU double-precision reference (gradient checks). */
   dtype?: 'f32' | 'f64';
 }
@@ -159,6 +165,7 @@ export class VectorField {
       reverseValue: opts.reverseValue ?? graph !== 'dense',
       inFeatures: opts.timeInput === true ? 2 : 1,
       ...(opts.auxInput === true ? { auxFeatures: 1 as const } : {}),
+      ...(opts.recompute === true ? { recompute: true } : {}),
     };
     const dtype = opts.dtype ?? 'f32';
     const device = dtype === 'f64' ? 'cpu' : resolveDevice(opts.device);
@@ -551,6 +558,7 @@ export class VectorField {
       semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
       timeInput: cfg.inFeatures === 2,
       auxInput: cfg.auxFeatures === 1,
+      recompute: cfg.recompute === true,
       dirEmbed: cfg.dirEmbed,
       reverseValue: cfg.reverseValue,
       slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },

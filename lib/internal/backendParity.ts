@@ -698,6 +698,16 @@ export const ENGINE_CASES: EngineCase[] = [
     config: cfg({ D: 32, inputSlots: 784, hiddenSlots: 1, outputSlots: 10 }),
     widths: [[784, 10, 10], [784, 10, 10]],
   },
+  {
+    name: 'sparse [30,16,16,2]×2 D=16 heads=2 3 layers recompute',
+    config: cfg({ D: 16, heads: 2, layers: 3, recompute: true, inputSlots: 30, hiddenSlots: 2, outputSlots: 2 }),
+    widths: [[30, 16, 16, 2], [30, 16, 16, 2]],
+  },
+  {
+    name: 'dense mixed [7,5,3]+[7,2,3] D=12 inFeatures=2 4 layers recompute',
+    config: cfg({ D: 12, inFeatures: 2, layers: 4, recompute: true, mode: 'dense', dirEmbed: true, inputSlots: 7, hiddenSlots: 1, outputSlots: 3 }),
+    widths: [[7, 5, 3], [7, 2, 3]],
+  },
 ];
 
 /**

@@ -85,6 +85,8 @@ export interface NativeEngineConfig {
   inFeatures: 1 | 2;
   /** 1: one more input column per weight and bias, from the `aux` array of forward (absent or 0: none). */
   auxFeatures?: 0 | 1;
+  /** Training keeps only each layer's output states and recomputes the rest in the backward pass (default false). */
+  recompute?: boolean;
 }
 
 /** One named parameter tensor inside the engine's flat parameter buffer. */

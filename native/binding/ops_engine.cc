@@ -1,7 +1,8 @@
 // The vector-field engine as a JS class (node-addon-api glue only; the math is in core/rt_*.h).
 //
 //   new NativeEngine(config: {D, layers, heads, inputSlots, hiddenSlots, outputSlots, mode: 'sparse'|'dense'|'hybrid',
-//                     timeRule: 'all'|'reference', dirEmbed, reverseValue, inFeatures, auxFeatures}, seed: number,
+//                     timeRule: 'all'|'reference', dirEmbed, reverseValue, inFeatures, auxFeatures, recompute},
+//                     seed: number,
 //                     device: 'cpu'|'cuda', dtype: 'f32'|'f64')
 //   .setGraph(widths: number[][]): void               — the batch's architectures (one entry per network)
 //   .forward(xt, t, out, training: boolean, aux?): void — xt: P_total, t: G, out: P_total (Float32Array, or
@@ -298,6 +299,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.reverse_value = get_bool(env, c, "reverseValue", cfg.mode != GraphMode::Dense);
     cfg.in_features = get_int(env, c, "inFeatures", 1, 1, 2);
     cfg.aux_features = get_int(env, c, "auxFeatures", 0, 0, 1);
+    cfg.recompute = get_bool(env, c, "recompute", false);
     throw_if_error(env, cfg.validate());
     const double seed = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
     const Device dev = info.Length() > 2 ? arg_device(info, 2) : Device::Cpu;

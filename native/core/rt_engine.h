@@ -276,6 +276,9 @@ class RtEngine {
       const int l = std::atoi(name.c_str() + colon + 1);
       if (l >= 0 && l < static_cast<int>(acts_.size())) {
         const LayerActs& a = acts_[static_cast<size_t>(l)];
+        if (a.alpha == nullptr && key != "e_out" && key != "n_out") {
+          return Status(Code::Invalid, "debug buffer '" + name + "': recompute mode keeps only layer outputs after layer 0");
+        }
         if (key == "alpha") return dev(a.alpha, M * heads);
         if (key == "Pe") return dev(a.Pe, M * 4 * D);
         if (key == "Pn") return dev(a.Pn, N * 3 * D);
@@ -418,16 +421,26 @@ class RtEngine {
     WSF_RETURN_IF_ERROR(alloc_act(&target_, P));
     WSF_RETURN_IF_ERROR(alloc_act(&ef_, M * din));
     WSF_RETURN_IF_ERROR(alloc_act(&nf_, N * din));
+    // Recompute mode (training): the pair input MLP's hidden activations and the pair-attention gradient live in the
+    // work set's pair-MLP block, which is dead when they are live (input MLP before layer 0 and recomputed before its
+    // backward; ∂L/∂Pe after the pair MLP's backward), so they take no memory of their own.
+    const bool rc = training && cfg_.recompute;
     for (int i = 0; i < 3; ++i) {
-      WSF_RETURN_IF_ERROR(alloc_act(&eh_[i], M * D));
+      if (!rc) WSF_RETURN_IF_ERROR(alloc_act(&eh_[i], M * D));
       WSF_RETURN_IF_ERROR(alloc_act(&nh_[i], N * D));
     }
     WSF_RETURN_IF_ERROR(alloc_act(&e0_, M * H));
     WSF_RETURN_IF_ERROR(alloc_act(&n0_, N * H));
     const int sets = training ? std::max(cfg_.layers, 1) : 1;
-    acts_.resize(static_cast<size_t>(std::max(cfg_.layers, 1)));
+    acts_.assign(static_cast<size_t>(std::max(cfg_.layers, 1)), LayerActs{});
     for (int s = 0; s < sets; ++s) {
       LayerActs& a = acts_[s];
+      if (s > 0 && cfg_.recompute) {
+        // Recompute mode: layers after the first keep only their output states; set 0 is the work set.
+        WSF_RETURN_IF_ERROR(alloc_act(&a.n_out, N * H));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.e_out, M * H));
+        continue;
+      }
       WSF_RETURN_IF_ERROR(alloc_act(&a.Pn, N * 3 * D));
       WSF_RETURN_IF_ERROR(alloc_act(&a.Pe, M * 4 * D));
       WSF_RETURN_IF_ERROR(alloc_act(&a.alpha, M * heads));
@@ -440,12 +453,22 @@ class RtEngine {
       WSF_RETURN_IF_ERROR(alloc_act(&a.nxh1, N * H));
       WSF_RETURN_IF_ERROR(alloc_act(&a.nrs1, N));
       WSF_RETURN_IF_ERROR(alloc_act(&a.n_out, N * H));
-      WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * D));
-      WSF_RETURN_IF_ERROR(alloc_act(&a.exh2, M * H));
+      if (rc) {
+        // One block z | x̂2 | ē | h3 | x̂3 (M·(2D + 3H) ≥ M·4D, so ∂L/∂Pe and the input MLP's 3 hidden layers fit).
+        WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * (2 * D + 3 * H)));
+        a.exh2 = a.z + M * D;
+        a.ebar = a.exh2 + M * H;
+        a.eh3 = a.ebar + M * H;
+        a.exh3 = a.eh3 + M * D;
+        for (int k = 0; k < 3; ++k) eh_[k] = a.z + k * M * D;
+      } else {
+        WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * D));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.exh2, M * H));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.ebar, M * H));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.eh3, M * D));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.exh3, M * H));
+      }
       WSF_RETURN_IF_ERROR(alloc_act(&a.ers2, M));
-      WSF_RETURN_IF_ERROR(alloc_act(&a.ebar, M * H));
-      WSF_RETURN_IF_ERROR(alloc_act(&a.eh3, M * D));
-      WSF_RETURN_IF_ERROR(alloc_act(&a.exh3, M * H));
       WSF_RETURN_IF_ERROR(alloc_act(&a.ers3, M));
       WSF_RETURN_IF_ERROR(alloc_act(&a.e_out, M * H));
     }
@@ -477,7 +500,8 @@ class RtEngine {
       WSF_RETURN_IF_ERROR(alloc_act(&dE_[0], M * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dE_[1], M * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dEbar_, M * H));
-      WSF_RETURN_IF_ERROR(alloc_act(&dPe_, M * 4 * D));
+      if (rc) dPe_ = acts_[0].z;  // the work set's pair-MLP block (see above)
+      else WSF_RETURN_IF_ERROR(alloc_act(&dPe_, M * 4 * D));
       WSF_RETURN_IF_ERROR(alloc_act(&dN_[0], N * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dN_[1], N * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dNbar_, N * H));
@@ -602,7 +626,7 @@ class RtEngine {
     const T* n_in = n0_;
     const T* e_in = e0_;
     for (int i = 0; i < cfg_.layers; ++i) {
-      LayerActs& a = acts_[training ? i : 0];
+      LayerActs a = training ? work_set(i) : acts_[0];
       T* n_out = a.n_out;
       T* e_out = a.e_out;
       if (!training && (i % 2 == 1)) {  // ping-pong so the input of a layer is never its output buffer
@@ -613,6 +637,7 @@ class RtEngine {
       n_in = n_out;
       e_in = e_out;
     }
+    work_layer_ = training ? cfg_.layers - 1 : -1;
     n_last_ = n_in;
     e_last_ = e_in;
     region("fwd.heads", [&] {
@@ -628,6 +653,24 @@ class RtEngine {
     fwd_done_ = true;
     last_fwd_saved_ = training;
     (void)D;
+  }
+
+  // The activations of layer i in training mode: its own set, or in recompute mode the shared work set (set 0)
+  // with layer i's output states.
+  LayerActs work_set(int i) const {
+    if (!cfg_.recompute || i == 0) return acts_[static_cast<size_t>(i)];
+    LayerActs w = acts_[0];
+    w.n_out = acts_[static_cast<size_t>(i)].n_out;
+    w.e_out = acts_[static_cast<size_t>(i)].e_out;
+    return w;
+  }
+
+  // layer_fwd inside one enclosing profile region (its own fwd.* regions would nest).
+  void layer_fwd_body(const LayerOff& p, LayerActs& a, const T* n_in, const T* e_in, T* n_out, T* e_out) {
+    const bool was = prof_.enabled;
+    prof_.enabled = false;
+    layer_fwd(p, a, n_in, e_in, n_out, e_out);
+    prof_.enabled = was;
   }
 
   void layer_fwd(const LayerOff& p, LayerActs& a, const T* n_in, const T* e_in, T* n_out, T* e_out) {
@@ -710,12 +753,22 @@ class RtEngine {
       const T* e_in = i == 0 ? e0_ : acts_[i - 1].e_out;
       T* dE_in = dE_[(cfg_.layers - i) % 2];
       T* dN_in = dN_[(cfg_.layers - i) % 2];
-      layer_bwd(L.layers[i], acts_[i], n_in, e_in, dN, dE, dN_in, dE_in);
+      LayerActs a = work_set(i);
+      if (cfg_.recompute && work_layer_ != i) {
+        // The layer's forward again from its stored input, into the work set (its outputs are rewritten with the
+        // same values: the kernels are deterministic).
+        region("bwd.recompute", [&] { layer_fwd_body(L.layers[i], a, n_in, e_in, a.n_out, a.e_out); });
+        work_layer_ = i;
+      }
+      layer_bwd(L.layers[i], a, n_in, e_in, dN, dE, dN_in, dE_in);
+      if (cfg_.recompute) work_layer_ = -1;  // ∂L/∂Pe overwrote the work set's pair-MLP block
       dN = dN_in;
       dE = dE_in;
     }
     // Inputs: state gradients → embeddings → input MLPs.
     region("bwd.inputs", [&] {
+    // Recompute mode: the pair input MLP's hidden activations again (they share the work set's block).
+    if (cfg_.recompute) input_mlp_fwd(mD_[1], ef_, eh_, mD_[2], L.edge_in, L.edge_in_proj, M);
     ops_.copy_cols(mD_[0], D, dE, H, M, D, false);
     if (L.dir >= 0 && param_grads_) ops_.embed_bwd(grads_ + L.dir, mD_[0], D, d_edge_dir_, M, D, L.dir_rows);
     input_mlp_bwd(mD_[0], ef_, eh_, mD_[1], mD_[2], L.edge_in, L.edge_in_proj, M, input_grad ? dEf_ : nullptr);
@@ -801,6 +854,7 @@ class RtEngine {
   std::vector<std::vector<int32_t>> graph_widths_;
   bool graph_ready_ = false, acts_ready_ = false, acts_training_ = false, fwd_done_ = false, last_fwd_saved_ = false;
   bool param_grads_ = true;  // false during an input-only backward (weight-gradient GEMMs skipped)
+  int work_layer_ = -1;      // recompute mode: the layer whose activations the work set holds (-1: none)
   int64_t step_ = 0;
   int64_t held_bytes_ = 0, act_bytes_ = 0, graph_bytes_ = 0;
   std::vector<void*> owned_, act_owned_, graph_owned_;

@@ -33,6 +33,8 @@ struct RtConfig {
   int in_features = 1;          // 1: the input MLPs see the value only (published); 2: value and t
   int aux_features = 0;         // 1: one more input column per weight and bias, from a caller-supplied flat vector
                                 //    (e.g. the task gradient at x_t); no gradient flows into it
+  bool recompute = false;       // training keeps only each layer's output states and recomputes a layer's other
+                                //    activations in the backward pass (same gradients bit for bit; less memory)
 
   int H() const { return D + 1; }
   // Input-MLP width: [value, (t), (aux)].

@@ -6,11 +6,15 @@
 //   must pass the FP32 parity tolerances against the CPU reference (checkOpCase), tf32 a TF32-sized bound.
 // - the attention kernels with 8 or 16 warps per block (WSF_ATTN_WARPS) cut rows into other slices: they must pass
 //   the parity tolerances too.
+// - recompute mode (layer activations recomputed in the backward pass) must equal the default mode bit for bit.
 // Skips without a CUDA device (or the CPU emulator build, where CI runs it).
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { mlp } from '../../lib/arch/Architecture.js';
+import { VectorField } from '../../lib/engine/VectorField.js';
 import { binding } from '../../lib/native/binding.js';
+import { Rng } from '../../lib/util/rng.js';
 import { hasCuda } from '../helpers/native.js';
 
 const cuda = hasCuda();
@@ -100,6 +104,32 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
       expect(r.cases).toBeGreaterThanOrEqual(4);
       expect(r.failed).toEqual([]);
     }
+  }, timeout);
+
+  it('recompute mode (VectorField recompute) gives the default mode\'s outputs and gradients bit for bit on CUDA', () => {
+    const arch = mlp([30, 16, 16, 2]);
+    const B = 2;
+    const rng = new Rng(4);
+    const xt = rng.fillNormal(new Float32Array(B * arch.numParams), 0, 0.3);
+    const dy = rng.fillNormal(new Float32Array(B * arch.numParams), 0, 1);
+    const runs = [false, true].map((recompute) => {
+      const f = VectorField.create({ arch, D: 16, layers: 3, heads: 2, seed: 3, device: 'cuda', recompute });
+      try {
+        const out = f.forward(xt, Float32Array.of(0.3, 0.8), { training: true });
+        f.zeroGrad();
+        const inputGrad = new Float32Array(xt.length);
+        f.backward(dy, { inputGrad });
+        return { out, inputGrad, grads: Float32Array.from(f.getGrads()), held: f.bytesHeld };
+      } finally {
+        f.dispose();
+      }
+    });
+    for (const k of ['out', 'inputGrad', 'grads'] as const) {
+      let d = 0;
+      for (let i = 0; i < runs[0]![k].length; i++) if (!Object.is(runs[0]![k][i], runs[1]![k][i])) d++;
+      expect(d, k).toBe(0);
+    }
+    expect(runs[1]!.held).toBeLessThan(runs[0]!.held);
   }, timeout);
 
   it('unrecognised settings fall back to the defaults (and cudaInfo says so)', () => {
