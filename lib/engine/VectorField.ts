@@ -68,7 +68,8 @@ export interface VectorFieldOptions {
   /**
    * Trade compute for memory in training: keep only each layer's output states and recompute a layer's other
    * activations during the backward pass (one more forward of all layers but the last; gradients identical bit for
-   * bit). On MNIST 784-10-10 (D=32, batch 8) it cuts the field's memory from ~1.2 GB to about half. Default false.
+   * bit). Measured on a 2-core CPU: MNIST 784-10-10 (D=32, batch 8) holds 446 MiB instead of 1,188 MiB and takes
+   * 19–25 % longer per step; WDBC (D=64, batch 32) 340 instead of 900 MiB, 21–27 % longer. Default false.
    */
   recompute?: boolean;
   /** @internal 'f64' selects the CPU double-precision reference (gradient checks). */
