@@ -213,6 +213,19 @@ export class VectorField {
     return this.n.bytesHeld() + this.n.flowBytesHeld();
   }
 
+  /**
+   * Runs `fn`; a device out-of-memory in a training-mode call is rethrown (same code, ERR_OOM) with what would fit:
+   * recompute mode or a smaller batch.
+   */
+  private withOomHint<R>(training: boolean, fn: () => R): R {
+    try {
+      return fn();
+    } catch (e) {
+      if (!training || (e as WsfError).code !== 'ERR_OOM' || this.config.recompute === true) throw e;
+      throw new WsfError(`${(e as Error).message}; recompute mode keeps about a third of the training activations (VectorField recompute: true, wsflow train --recompute), or use a smaller batch`, 'ERR_OOM', { cause: e });
+    }
+  }
+
   /** Sets the batch's graph (cached while the architectures stay the same). Returns the total flat length. */
   private prepare(xt: Float32Array | Float64Array, opts: BatchOptions): number {
     let archs: Architecture[];
@@ -285,7 +298,7 @@ export class VectorField {
       throw new WsfError(hasAux ? 'This field has an aux input (auxInput): pass `aux`, one value per weight and bias like `xt`' : '`aux` given to a field without an aux input (create it with auxInput: true)', 'ERR_INVALID');
     }
     if (opts.aux !== undefined) this.checkKind('aux', opts.aux, xt.length);
-    this.n.forward(xt, this.times(t, B), out, opts.training ?? false, opts.aux ?? null);
+    this.withOomHint(opts.training === true, () => this.n.forward(xt, this.times(t, B), out, opts.training ?? false, opts.aux ?? null));
     return out;
   }
 
@@ -442,7 +455,7 @@ export class VectorField {
       throw new WsfError(`Expected \`x0\` of length B·P = ${B * this.arch.numParams} but received length ${batch.x0.length}`, 'ERR_SHAPE');
     }
     this.prepareBatch(this.arch, B);
-    const [loss, gradNorm] = this.n.flowStep(
+    const [loss, gradNorm] = this.withOomHint(true, () => this.n.flowStep(
       batch.idx ?? null,
       batch.x1 ?? null,
       batch.x0 ?? null,
@@ -453,7 +466,7 @@ export class VectorField {
       batch.noiseSeed[0],
       batch.noiseSeed[1],
       ...adamArgs(opts),
-    );
+    ));
     return { loss, gradNorm };
   }
 

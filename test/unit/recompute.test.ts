@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/arch/Architecture.js';
 import { VectorField, type VectorFieldOptions } from '../../lib/engine/VectorField.js';
+import { WsfError } from '../../lib/errors.js';
 import { Rng } from '../../lib/util/rng.js';
 
 function same(a: Float32Array, b: Float32Array): number {
@@ -95,6 +96,31 @@ describe('recompute mode', () => {
     }
     expect(held[0]!).toBeGreaterThan(1e9); // the default keeps every layer's activations (~1.2 GB)
     expect(held[1]!).toBeLessThan(0.5e9);
+  });
+
+  it('a device out-of-memory in training names recompute mode (and stays ERR_OOM); inference errors pass unchanged', () => {
+    const f = VectorField.create({ arch: [6, 5, 3], D: 8, layers: 2, device: 'cpu' });
+    try {
+      // The native engine's forward replaced by one that fails as a full device would (its methods are read-only).
+      const holder = f as unknown as { native: object };
+      const real = holder.native as Record<string | symbol, unknown>;
+      holder.native = new Proxy(real, {
+        get: (target, key) => {
+          if (key === 'forward') {
+            return () => {
+              throw new WsfError('device out of memory allocating 123 bytes', 'ERR_OOM');
+            };
+          }
+          const v = target[key];
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const xt = new Float32Array(mlp([6, 5, 3]).numParams);
+      expect(() => f.forward(xt, 0.5, { training: true })).toThrow(expect.objectContaining({ code: 'ERR_OOM', message: expect.stringMatching(/allocating 123 bytes; recompute mode .*wsflow train --recompute/) }));
+      expect(() => f.forward(xt, 0.5)).toThrow(expect.objectContaining({ code: 'ERR_OOM', message: 'device out of memory allocating 123 bytes' }));
+    } finally {
+      f.dispose();
+    }
   });
 
   it('is kept by save/load', () => {
