@@ -19,6 +19,12 @@ export interface RuntimeInfo {
   cuda: NativeCudaInfo;
   backend: Device;
   threads: number;
+  /**
+   * How flows train and sample here: `fused` — one native call per training step and per sampled batch, with the
+   * training set and EMA on the engine's device (WSF_FUSED_STEP=0: host-orchestrated); `devicePrior` — prior draws
+   * made on the device too (default on the CUDA backend; WSF_DEVICE_PRIOR=0|1 overrides).
+   */
+  flowStep: { fused: boolean; devicePrior: boolean };
   tfjs?: string;
 }
 
@@ -35,7 +41,10 @@ export async function runtimeInfo(opts: { tfjs?: boolean } = {}): Promise<Runtim
     cuda: b.cudaInfo(),
     backend: resolveDevice(),
     threads: b.numThreads(),
+    flowStep: { fused: false, devicePrior: false },
   };
+  const fused = process.env.WSF_FUSED_STEP !== '0';
+  info.flowStep = { fused, devicePrior: fused && (process.env.WSF_DEVICE_PRIOR === '1' || (process.env.WSF_DEVICE_PRIOR !== '0' && info.backend === 'cuda')) };
   if (opts.tfjs === true) {
     const { loadTf } = await import('./interop/tf.js');
     info.tfjs = (await loadTf()).backend;

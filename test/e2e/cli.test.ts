@@ -16,6 +16,7 @@ import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
 import { geometry } from '../../lib/geometry/Geometry.js';
 import { fashionMnistAvailable } from '../../lib/tasks/mnist.js';
 import { readZoo } from '../../lib/zoo/Zoo.js';
+import { restoreEnvAfterEach } from '../helpers/env.js';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -43,6 +44,7 @@ afterAll(() => {
 });
 
 describe('wsflow info', () => {
+  restoreEnvAfterEach(['WSF_FUSED_STEP', 'WSF_DEVICE_PRIOR']);
   it('reports the build, the backend and, in CUDA builds, the kernel settings in effect', async () => {
     const j = await cli('info', '--json');
     expect(j.code).toBe(0);
@@ -59,6 +61,19 @@ describe('wsflow info', () => {
       expect(info.cuda.kernels).toBeUndefined();
       expect(t.out).not.toMatch(/cuda kernels/);
     }
+  });
+
+  it('says how flow steps run: fused by default (prior on the device on CUDA), host-orchestrated with WSF_FUSED_STEP=0', async () => {
+    delete process.env.WSF_FUSED_STEP;
+    delete process.env.WSF_DEVICE_PRIOR;
+    let info = JSON.parse((await cli('info', '--json')).out) as { backend: string; flowStep: { fused: boolean; devicePrior: boolean } };
+    expect(info.flowStep).toEqual({ fused: true, devicePrior: info.backend === 'cuda' });
+    process.env.WSF_DEVICE_PRIOR = '1';
+    expect((await cli('info')).out).toMatch(/flow steps +one native call per training step and sampled batch \(training set and EMA on the device; prior drawn on the device\)/);
+    process.env.WSF_FUSED_STEP = '0';
+    info = JSON.parse((await cli('info', '--json')).out) as typeof info;
+    expect(info.flowStep).toEqual({ fused: false, devicePrior: false });
+    expect((await cli('info')).out).toMatch(/flow steps +host-orchestrated \(WSF_FUSED_STEP=0\)/);
   });
 });
 

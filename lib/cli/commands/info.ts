@@ -9,7 +9,8 @@ const spec = {
   summary: 'backend, device, build flags and versions',
   usage: ['wsflow info [--json]'],
   description: `Prints the wsflow and Node versions, the loaded native binary and its build flags (CUDA on/off, architectures),
-the CUDA device (or why there is none), the backend that 'auto' selects, CPU threads and the TF.js backend.`,
+the CUDA device (or why there is none), the backend that 'auto' selects, how flow steps run (WSF_FUSED_STEP,
+WSF_DEVICE_PRIOR), CPU threads and the TF.js backend.`,
   options: { json: { type: 'boolean', description: 'print one JSON object instead of a table' } },
   examples: ['wsflow info', 'WSF_DEVICE=cpu wsflow info --json'],
 } as const satisfies CommandSpec;
@@ -44,6 +45,12 @@ export const infoCommand: CliCommand = {
       ['cuda device', cuda],
       ...(info.cuda.kernels !== undefined ? [['cuda kernels', kernelsRow(info.cuda.kernels)] as [string, string]] : []),
       ['backend', info.backend === 'cuda' ? 'cuda' : 'cpu'],
+      [
+        'flow steps',
+        info.flowStep.fused
+          ? `one native call per training step and sampled batch (training set and EMA on the device; prior drawn on the ${info.flowStep.devicePrior ? 'device' : 'host'})`
+          : 'host-orchestrated (WSF_FUSED_STEP=0)',
+      ],
       ['cpu', `${info.cpus.model} × ${info.cpus.count}, ${info.threads} worker threads`],
       ['tfjs', info.tfjs ?? 'not loaded'],
     ];
