@@ -7,7 +7,8 @@
 # Needs .gpu/ prepared on the build machine by bench/gpu-pack.sh (node binary, CUDA addon, dist/, the runtime
 # packages, the commit, and optionally trial zoos .gpu/zoo-*.safetensors with .gpu/trials-*.json configurations).
 # Stages, in order:
-#   1. the GPU check (bench/gpu-check.mjs): parity + engine/geometry benchmarks + the PyTorch peer (eager) → OUT/gpu-check.json
+#   1. the GPU check (bench/gpu-check.mjs): engine parity and benchmarks (recompute mode included) + the PyTorch peer
+#      (eager) + the fused flow step's parity and timing; geometry only with GEOMETRY=1 → OUT/gpu-check.json
 #  1b. other kernel settings side by side (WSF_GEMM=v1, tc, tf32; 128-row weight-gradient splits, WSF_SPLITK_ROWS;
 #      16 attention warps, WSF_ATTN_WARPS; --bench-only on the four sparse training workloads, with the per-op
 #      profile) → OUT/gemm-<name>/gpu-check.json
@@ -36,7 +37,9 @@ echo "commit $WSF_COMMIT, node $(/tmp/node --version), $(nproc) cores, budget ${
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | head -3
 
 echo "== 1. GPU check ($(left) s left)"
-timeout "${CHECK_S:-280}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --peer=eager
+# The geometry section (parity passed on the H200 on 2026-12-04, 316 cases) only with GEOMETRY=1: the budget goes
+# to the engine (parity, timings incl. recompute mode) and the fused flow step.
+timeout "${CHECK_S:-280}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --peer=eager --only "engine,flow${GEOMETRY:+,geometry}"
 echo "gpu-check exit $?"
 
 echo "== 1b. engine timings with the other GEMM kernels, side by side ($(left) s left)"
