@@ -88,6 +88,19 @@ function adamArgs(opts: AdamOptions): [number, number, number, number, number, n
   ];
 }
 
+/** @internal One batch of the device-resident flow step ({@link VectorField.flowStep}). */
+export interface FlowStepBatch {
+  /** Rows of the resident training set as x1 (or give `x1`). */
+  idx?: Int32Array;
+  x1?: Float32Array;
+  /** The start points (or give `prior`: the seed words of the prior drawn on the device). */
+  x0?: Float32Array;
+  prior?: { seeds: Int32Array; components?: Int32Array };
+  canonicalizeX0: boolean;
+  t: Float32Array;
+  noiseSeed: readonly [number, number];
+}
+
 /** Adam / AdamW hyper-parameters for {@link VectorField.step}. */
 export interface AdamOptions {
   /** Learning rate. Default 1e-3. */
@@ -436,18 +449,36 @@ export class VectorField {
    * @returns the loss and the gradient norm before clipping
    * @throws WsfError ERR_NUMERIC when the loss or the gradient is not finite (the step is skipped)
    */
-  flowStep(
-    batch: {
-      idx?: Int32Array;
-      x1?: Float32Array;
-      x0?: Float32Array;
-      prior?: { seeds: Int32Array; components?: Int32Array };
-      canonicalizeX0: boolean;
-      t: Float32Array;
-      noiseSeed: readonly [number, number];
-    },
-    opts: AdamOptions = {},
-  ): { loss: number; gradNorm: number } {
+  flowStep(batch: FlowStepBatch, opts: AdamOptions = {}): { loss: number; gradNorm: number } {
+    const args = this.flowStepArgs(batch, opts);
+    const [loss, gradNorm] = this.withOomHint(true, () => this.n.flowStep(...args));
+    return { loss, gradNorm };
+  }
+
+  /**
+   * @internal {@link flowStep} off the main thread (a libuv pool thread): the event loop keeps running during the
+   * step. The arrays are copied before it starts; until the Promise settles every other call on this field throws
+   * ERR_CONTEXT_BUSY.
+   * @throws (rejects) WsfError with the step's code (ERR_NUMERIC, ERR_OOM, ...), its stack from this call
+   */
+  async flowStepAsync(batch: FlowStepBatch, opts: AdamOptions = {}): Promise<{ loss: number; gradNorm: number }> {
+    const args = this.flowStepArgs(batch, opts);
+    const trace = new Error('flowStepAsync'); // the caller's stack, for a rejection from the pool thread
+    try {
+      const [loss, gradNorm] = await this.n.flowStepAsync(...args);
+      return { loss, gradNorm };
+    } catch (e) {
+      const code = (e as WsfError).code ?? 'ERR_INVALID';
+      const err = new WsfError((e as Error).message, code, { cause: e });
+      err.stack = `${err.name}: ${err.message}\n${(trace.stack ?? '').split('\n').slice(1).join('\n')}`;
+      return this.withOomHint(true, () => {
+        throw err;
+      });
+    }
+  }
+
+  /** Checks a flow-step batch, sets the batch's graph and returns the native arguments. */
+  private flowStepArgs(batch: FlowStepBatch, opts: AdamOptions): Parameters<NativeEngineInstance['flowStep']> {
     const B = batch.t.length;
     if (B === 0) throw new WsfError('Expected a batch of at least one network (`t` is empty)', 'ERR_SHAPE');
     if ((batch.x0 === undefined) === (batch.prior === undefined)) throw new WsfError('Expected exactly one of `x0` and `prior` (the start points, or the seeds of the device prior)', 'ERR_INVALID');
@@ -455,7 +486,7 @@ export class VectorField {
       throw new WsfError(`Expected \`x0\` of length B·P = ${B * this.arch.numParams} but received length ${batch.x0.length}`, 'ERR_SHAPE');
     }
     this.prepareBatch(this.arch, B);
-    const [loss, gradNorm] = this.withOomHint(true, () => this.n.flowStep(
+    return [
       batch.idx ?? null,
       batch.x1 ?? null,
       batch.x0 ?? null,
@@ -466,8 +497,7 @@ export class VectorField {
       batch.noiseSeed[0],
       batch.noiseSeed[1],
       ...adamArgs(opts),
-    ));
-    return { loss, gradNorm };
+    ];
   }
 
   /** A copy of all parameters (flat, in {@link paramTable} order). */

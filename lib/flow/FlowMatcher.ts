@@ -42,6 +42,9 @@ import { checkPriorSpec, componentsOf, drawMixtureComponents, fitMixturePrior, f
 import { integrate } from './solvers.js';
 import { TIME_DISTRIBUTIONS, sampleTimes, timeGrid, type TimeDistribution, type TimeGridKind } from './time.js';
 
+/** One training step's loss and gradient norm (before clipping). */
+type StepResult = { loss: number; gradNorm: number };
+
 /** Options of {@link FlowMatcher.create}. */
 export interface FlowOptions {
   /** The base-network architecture. */
@@ -688,7 +691,7 @@ export class FlowMatcher {
   // training
 
   /** One training step on a batch; returns the loss and gradient norm. */
-  private trainStep(data: WeightDataset, n: number, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+  private trainStep(data: WeightDataset, n: number, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): StepResult | Promise<StepResult> {
     const P = this.arch.numParams;
     const o = this.options;
     if (o.coupling === 'component-ot') {
@@ -754,11 +757,12 @@ export class FlowMatcher {
     B: number,
     adam: { lr: number; weightDecay: number; clipNorm: number },
     prior?: { seeds: Int32Array; components?: Int32Array },
-  ): { loss: number; gradNorm: number } {
+  ): Promise<StepResult> {
     const o = this.options;
     const t = sampleTimes(this.rng, o.time, new Float32Array(B));
     const noiseSeed: [number, number] = o.geometry === 'geometric' ? [0, 0] : [this.rng.nextU32(), this.rng.nextU32()];
-    return this.field.flowStep({ ...(idx !== undefined ? { idx } : { x1: x1! }), ...(x0 !== undefined ? { x0 } : { prior: prior! }), canonicalizeX0: canonX0, t, noiseSeed }, adam);
+    // Off the main thread: the event loop (timers, signals, progress) keeps running during the step.
+    return this.field.flowStepAsync({ ...(idx !== undefined ? { idx } : { x1: x1! }), ...(x0 !== undefined ? { x0 } : { prior: prior! }), canonicalizeX0: canonX0, t, noiseSeed }, adam);
   }
 
   /**
@@ -837,7 +841,7 @@ export class FlowMatcher {
   }
 
   /** The rest of a training step once the pairs (x0, x1) are drawn: times, interpolant, field, loss, Adam. */
-  private trainOnPairs(x0: Float32Array, x1: Float32Array, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+  private trainOnPairs(x0: Float32Array, x1: Float32Array, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): StepResult | Promise<StepResult> {
     if (this.fused) return this.fusedStep(x0, false, undefined, x1, B, adam);
     if (!this.options.componentInput) return this.trainOnPairsWith(x0, x1, B, adam);
     this.startAux = this.componentAux(x0); // the field's input for these trajectories
@@ -1051,7 +1055,7 @@ export class FlowMatcher {
       adam.lr = lrAt(s);
       let r: { loss: number; gradNorm: number };
       try {
-        r = this.trainStep(prepared, n, Math.min(B, n > 0 ? B : 1), adam);
+        r = await this.trainStep(prepared, n, Math.min(B, n > 0 ? B : 1), adam);
       } catch (e) {
         if ((e as WsfError).code === 'ERR_NUMERIC') {
           const where = opts.checkpoint !== undefined ? `; the last good checkpoint (step ${lastCheckpointStep}) is kept at ${opts.checkpoint}` : '';

@@ -149,6 +149,24 @@ export interface NativeEngineInstance {
     weightDecay: number,
     clipNorm: number,
   ): [number, number];
+  /** @internal flowStep on a libuv pool thread; the engine throws ERR_CONTEXT_BUSY for any call until it settles. */
+  flowStepAsync(
+    idx: Int32Array | null,
+    x1: Float32Array | null,
+    x0: Float32Array | null,
+    priorSeeds: Int32Array | null,
+    priorComp: Int32Array | null,
+    canonX0: boolean,
+    t: Float32Array,
+    seedHi: number,
+    seedLo: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    clipNorm: number,
+  ): Promise<[number, number]>;
   /** @internal */
   flowBytesHeld(): number;
   /** @internal Frees the step's buffers and drops its training set. */

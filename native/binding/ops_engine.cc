@@ -34,6 +34,8 @@
 //             priorSeeds: Int32Array (2 or 2B) | null, priorComp: Int32Array (B) | null, canonX0: boolean,
 //             t: Float32Array (B), seedHi, seedLo, lr, beta1, beta2, eps, weightDecay, clipNorm): [loss, gradNorm]
 //                                                     — needs setGraph with B copies of the configured widths
+//   .flowStepAsync(same arguments): Promise<[loss, gradNorm]> — the step on a libuv pool thread; until it settles
+//                                                       every other call on the engine throws ERR_CONTEXT_BUSY
 //   .flowSetEma(init: Float32Array (numParams), decay): void — keep the parameters' EMA on the device, updated
 //                                                       after every flowStep;  .flowGetEma(out: Float32Array): void
 //   .flowSample(x0: Float32Array (B·P), grid: Float64Array, anchored: boolean, canonicalEnd: boolean,
@@ -42,6 +44,7 @@
 // Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
 // throws ERR_DISPOSED.
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -237,6 +240,53 @@ std::string get_str(Napi::Env env, const Napi::Object& o, const char* key, const
   return v.As<Napi::String>().Utf8Value();
 }
 
+// One flow step's inputs, copied from the JS arrays on the main thread so the pool thread owns what it reads (the
+// resident training set stays borrowed from the array flowSetData keeps alive).
+struct FlowStepJob {
+  std::vector<int32_t> idx, seeds, comp;
+  std::vector<float> x1, x0, t;
+  FlowStepBatch batch;
+  AdamHyper hyper;
+  double clip = 0, loss = 0, norm = 0;
+  Status status = Status::ok();
+};
+
+// Runs EngineHandle::flow_step on the libuv pool and settles a Promise with [loss, gradNorm] or a WsfError with the
+// step's code. The engine is marked busy until it settles (every other call throws ERR_CONTEXT_BUSY meanwhile).
+class FlowStepWorker final : public Napi::AsyncWorker {
+ public:
+  FlowStepWorker(Napi::Env env, EngineHandle* engine, std::unique_ptr<FlowStepJob> job, std::function<void()> done)
+      : Napi::AsyncWorker(env, "wsflow:flowStep"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        engine_(engine),
+        job_(std::move(job)),
+        done_(std::move(done)) {}
+  Napi::Promise promise() const { return deferred_.Promise(); }
+  void Execute() override { job_->status = engine_->flow_step(job_->batch, job_->hyper, job_->clip, &job_->loss, &job_->norm); }
+  void OnOK() override {
+    done_();
+    Napi::Env env = Env();
+    if (!job_->status.is_ok()) {
+      deferred_.Reject(make_error(env, job_->status.code(), job_->status.message()).Value());
+      return;
+    }
+    Napi::Array r = Napi::Array::New(env, 2);
+    r.Set(0u, Napi::Number::New(env, job_->loss));
+    r.Set(1u, Napi::Number::New(env, job_->norm));
+    deferred_.Resolve(r);
+  }
+  void OnError(const Napi::Error& e) override {
+    done_();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  EngineHandle* engine_;
+  std::unique_ptr<FlowStepJob> job_;
+  std::function<void()> done_;
+};
+
 class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -266,6 +316,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("flowConfigure", &NativeEngine::FlowConfigure),
                            InstanceMethod("flowSetData", &NativeEngine::FlowSetData),
                            InstanceMethod("flowStep", &NativeEngine::FlowStep),
+                           InstanceMethod("flowStepAsync", &NativeEngine::FlowStepAsync),
                            InstanceMethod("flowBytesHeld", &NativeEngine::FlowBytesHeld),
                            InstanceMethod("flowRelease", &NativeEngine::FlowRelease),
                            InstanceMethod("flowSetEma", &NativeEngine::FlowSetEma),
@@ -324,6 +375,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
  private:
   EngineHandle& E(const Napi::CallbackInfo& info) {
     if (!impl_) throw_error(info.Env(), Code::Disposed, "this engine has been disposed");
+    if (busy_) throw_error(info.Env(), Code::ContextBusy, "this engine is running an asynchronous flow step: await it before the next call");
     return *impl_;
   }
 
@@ -509,6 +561,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return o;
   }
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (busy_) throw_error(info.Env(), Code::ContextBusy, "this engine is running an asynchronous flow step: await it before dispose()");
     impl_.reset();
     flow_data_.Reset();
     return info.Env().Undefined();
@@ -569,43 +622,81 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return env.Undefined();
   }
 
-  Napi::Value FlowStep(const Napi::CallbackInfo& info) {
+  // Reads flowStep's arguments into a job that owns copies of them (checked on the main thread).
+  std::unique_ptr<FlowStepJob> flow_job(const Napi::CallbackInfo& info, const char* method) {
     Napi::Env env = info.Env();
-    EngineHandle& e = E(info);
-    const int64_t P = flow_P(info, "flowStep");
-    Napi::Float32Array t = arg_f32(info, 6, "t");
-    const int64_t B = int64_t(t.ElementLength());
-    FlowStepBatch b;
+    const int64_t P = flow_P(info, method);
+    auto job = std::make_unique<FlowStepJob>();
+    auto copy_f32 = [](const Napi::Float32Array& a, std::vector<float>* out) { out->assign(a.Data(), a.Data() + a.ElementLength()); };
+    auto copy_i32 = [](const Napi::Int32Array& a, std::vector<int32_t>* out) { out->assign(a.Data(), a.Data() + a.ElementLength()); };
+    copy_f32(arg_f32(info, 6, "t"), &job->t);
+    const int64_t B = int64_t(job->t.size());
+    FlowStepBatch& b = job->batch;
     b.B = B;
-    if (given(info, 0)) b.idx = arg_i32(info, 0, "idx", B).Data();
-    if (given(info, 1)) b.x1 = arg_f32(info, 1, "x1", B * P).Data();
-    if (given(info, 2)) b.x0 = arg_f32(info, 2, "x0", B * P).Data();
+    if (given(info, 0)) {
+      copy_i32(arg_i32(info, 0, "idx", B), &job->idx);
+      b.idx = job->idx.data();
+    }
+    if (given(info, 1)) {
+      copy_f32(arg_f32(info, 1, "x1", B * P), &job->x1);
+      b.x1 = job->x1.data();
+    }
+    if (given(info, 2)) {
+      copy_f32(arg_f32(info, 2, "x0", B * P), &job->x0);
+      b.x0 = job->x0.data();
+    }
     if (given(info, 3)) {
       Napi::Int32Array sw = arg_i32(info, 3, "priorSeeds");
       if (sw.ElementLength() != 2 && int64_t(sw.ElementLength()) != 2 * B) {
-        throw_error(env, Code::Shape, "flowStep: expected 2 or 2·B = " + std::to_string(2 * B) + " prior seed words but received " + std::to_string(sw.ElementLength()));
+        throw_error(env, Code::Shape, std::string(method) + ": expected 2 or 2·B = " + std::to_string(2 * B) + " prior seed words but received " + std::to_string(sw.ElementLength()));
       }
-      b.prior_seeds = sw.Data();
-      if (int64_t(sw.ElementLength()) != 2 * B && given(info, 4)) throw_error(env, Code::Shape, "flowStep: a mixture prior needs 2 seed words per row");
+      if (int64_t(sw.ElementLength()) != 2 * B && given(info, 4)) throw_error(env, Code::Shape, std::string(method) + ": a mixture prior needs 2 seed words per row");
+      copy_i32(sw, &job->seeds);
+      b.prior_seeds = job->seeds.data();
     }
-    if (given(info, 4)) b.prior_comp = arg_i32(info, 4, "priorComp", B).Data();
+    if (given(info, 4)) {
+      copy_i32(arg_i32(info, 4, "priorComp", B), &job->comp);
+      b.prior_comp = job->comp.data();
+    }
     b.canonicalize_x0 = arg_bool(info, 5, "canonX0");
-    b.t = t.Data();
+    b.t = job->t.data();
     const int64_t hi = arg_int(info, 7, "seedHi", 0, 0xffffffffLL), lo = arg_int(info, 8, "seedLo", 0, 0xffffffffLL);
     b.noise_seed = (static_cast<uint64_t>(hi) << 32) | static_cast<uint64_t>(lo);
-    AdamHyper h;
+    AdamHyper& h = job->hyper;
     h.lr = arg_number(info, 9, "lr");
     h.beta1 = arg_number(info, 10, "beta1");
     h.beta2 = arg_number(info, 11, "beta2");
     h.eps = arg_number(info, 12, "eps");
     h.weight_decay = arg_number(info, 13, "weightDecay");
-    const double clip = arg_number(info, 14, "clipNorm");
-    double loss = 0, norm = 0;
-    throw_if_error(env, e.flow_step(b, h, clip, &loss, &norm));
+    job->clip = arg_number(info, 14, "clipNorm");
+    return job;
+  }
+
+  Napi::Value FlowStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    std::unique_ptr<FlowStepJob> job = flow_job(info, "flowStep");
+    throw_if_error(env, e.flow_step(job->batch, job->hyper, job->clip, &job->loss, &job->norm));
     Napi::Array r = Napi::Array::New(env, 2);
-    r.Set(0u, Napi::Number::New(env, loss));
-    r.Set(1u, Napi::Number::New(env, norm));
+    r.Set(0u, Napi::Number::New(env, job->loss));
+    r.Set(1u, Napi::Number::New(env, job->norm));
     return r;
+  }
+
+  // flowStepAsync(same arguments): the step on the libuv pool; a Promise of [loss, gradNorm]. The engine (and the
+  // JS object holding it) stays alive and busy until the Promise settles.
+  Napi::Value FlowStepAsync(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    std::unique_ptr<FlowStepJob> job = flow_job(info, "flowStepAsync");
+    busy_ = true;
+    Ref();
+    auto* worker = new FlowStepWorker(info.Env(), &e, std::move(job), [this] {
+      busy_ = false;
+      Unref();
+    });
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
   }
 
   Napi::Value FlowBytesHeld(const Napi::CallbackInfo& info) {
@@ -693,6 +784,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   std::unique_ptr<EngineHandle> impl_;
+  bool busy_ = false;  // an asynchronous flow step is running (main-thread state: set and cleared there)
   Napi::Reference<Napi::Float32Array> flow_data_;  // keeps flowSetData's array alive (the CPU step reads it)
 };
 

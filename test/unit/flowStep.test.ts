@@ -14,6 +14,7 @@ import { readSafetensors } from '../../lib/io/safetensors.js';
 import { drawGaussianFit } from '../../lib/flow/prior.js';
 import { binding } from '../../lib/native/binding.js';
 import { Rng } from '../../lib/util/rng.js';
+import type { WsfError } from '../../lib/errors.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
 
 const arch = mlp([6, 5, 4, 3]);
@@ -359,6 +360,57 @@ describe('VectorField.flowStep errors', () => {
       expect(() => f.flowSample(new Float32Array(P + 2), grid, { anchored: false, canonicalEnd: true })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
       expect(() => f.flowSample(new Float32Array(P), Float64Array.of(0), { anchored: false, canonicalEnd: true })).toThrow(/at least 2 points/);
       expect(f.flowSample(new Rng(2).fillNormal(new Float32Array(2 * P), 0, 0.3), grid, { anchored: false, canonicalEnd: true }).every(Number.isFinite)).toBe(true);
+    } finally {
+      f.dispose();
+    }
+  });
+
+  it('flowStepAsync runs off the main thread: the same result, timers fire during the step, the field is busy until it settles', async () => {
+    // A step long enough to see the event loop run: MNIST 784-10-10 at D=32 (hundreds of ms on a 2-core CPU).
+    const march = mlp([784, 10, 10]);
+    const Pm = march.numParams;
+    const zoo = new Rng(4).fillNormal(new Float32Array(8 * Pm), 0, 0.3);
+    const fields = [0, 1].map(() => VectorField.create({ arch: march, D: 32, layers: 5, seed: 1, device: 'cpu' }));
+    try {
+      for (const f of fields) {
+        f.configureFlowStep(cfg, null);
+        f.setFlowData(zoo);
+      }
+      const mk = (): Parameters<VectorField['flowStep']>[0] => ({ idx: Int32Array.of(0, 1, 2, 3), x0: new Rng(6).fillNormal(new Float32Array(4 * Pm), 0, 0.1), canonicalizeX0: true, t: Float32Array.of(0.2, 0.4, 0.6, 0.8), noiseSeed: [0, 0] });
+      const sync = fields[0]!.flowStep(mk(), { lr: 1e-3 });
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 2);
+      const t0 = performance.now();
+      const pending = fields[1]!.flowStepAsync(mk(), { lr: 1e-3 });
+      expect(() => fields[1]!.getParams()).toThrow(expect.objectContaining({ code: 'ERR_CONTEXT_BUSY' }));
+      expect(() => fields[1]!.dispose()).toThrow(expect.objectContaining({ code: 'ERR_CONTEXT_BUSY' }));
+      const r = await pending;
+      const ms = performance.now() - t0;
+      clearInterval(timer);
+      expect(r).toEqual(sync);
+      expect(countDiffering(fields[1]!.getParams(), fields[0]!.getParams())).toBe(0);
+      // Timers ran while the step worked (the loop was not blocked for the step's duration).
+      expect(ticks).toBeGreaterThanOrEqual(Math.min(10, Math.floor(ms / 20)));
+    } finally {
+      for (const f of fields) f.dispose();
+    }
+  });
+
+  it('flowStepAsync rejects with the step\'s code and the caller\'s stack; the field is usable after', async () => {
+    const f = field();
+    try {
+      f.configureFlowStep({ ...cfg, sphere: false, canonical: false }, null);
+      const x1 = new Float32Array(2 * P).fill(Number.NaN);
+      const err = await f.flowStepAsync({ ...batch(2), x1 }).then(
+        () => undefined,
+        (e: unknown) => e as WsfError,
+      );
+      expect(err).toMatchObject({ code: 'ERR_NUMERIC', message: expect.stringMatching(/training loss became/) });
+      expect(err!.stack).toMatch(/flowStep\.test\.ts/);
+      expect(f.stepCount).toBe(0);
+      const ok = await f.flowStepAsync({ ...batch(2), x1: data.subarray(0, 2 * P) });
+      expect(Number.isFinite(ok.loss)).toBe(true);
+      expect(f.stepCount).toBe(1);
     } finally {
       f.dispose();
     }
