@@ -76,6 +76,13 @@ export interface VectorFieldOptions {
   dtype?: 'f32' | 'f64';
 }
 
+/** A rejection from a pool thread as a WsfError with its code and the stack captured when the call was queued. */
+function withStack(e: unknown, trace: Error): WsfError {
+  const err = new WsfError((e as Error).message, (e as WsfError).code ?? 'ERR_INVALID', { cause: e });
+  err.stack = `${err.name}: ${err.message}\n${(trace.stack ?? '').split('\n').slice(1).join('\n')}`;
+  return err;
+}
+
 /** The native Adam arguments (lr, beta1, beta2, eps, weightDecay, clipNorm), validated, with their defaults. */
 function adamArgs(opts: AdamOptions): [number, number, number, number, number, number] {
   return [
@@ -429,12 +436,31 @@ export class VectorField {
    * @returns the end states, B·P
    */
   flowSample(x0: Float32Array, grid: Float64Array, opts: { anchored: boolean; canonicalEnd: boolean }): Float32Array {
+    const out = this.prepareSample(x0);
+    this.n.flowSample(x0, grid, opts.anchored, opts.canonicalEnd, out);
+    return out;
+  }
+
+  /**
+   * @internal {@link flowSample} on a libuv pool thread (the event loop keeps running); the field is busy
+   * (ERR_CONTEXT_BUSY) until the Promise settles.
+   */
+  async flowSampleAsync(x0: Float32Array, grid: Float64Array, opts: { anchored: boolean; canonicalEnd: boolean }): Promise<Float32Array> {
+    const out = this.prepareSample(x0);
+    const trace = new Error('flowSampleAsync');
+    try {
+      return await this.n.flowSampleAsync(x0, grid, opts.anchored, opts.canonicalEnd, out);
+    } catch (e) {
+      throw withStack(e, trace);
+    }
+  }
+
+  /** Checks sampler start points, sets the batch's graph and returns the output array. */
+  private prepareSample(x0: Float32Array): Float32Array {
     const P = this.arch.numParams;
     if (x0.length === 0 || x0.length % P !== 0) throw new WsfError(`Expected \`x0\` of length B·P (P = ${P}) but received length ${x0.length}`, 'ERR_SHAPE');
     this.prepareBatch(this.arch, x0.length / P);
-    const out = new Float32Array(x0.length);
-    this.n.flowSample(x0, grid, opts.anchored, opts.canonicalEnd, out);
-    return out;
+    return new Float32Array(x0.length);
   }
 
   /** @internal Frees the flow step's buffers and its copy of (or reference to) the training set. */
@@ -468,9 +494,7 @@ export class VectorField {
       const [loss, gradNorm] = await this.n.flowStepAsync(...args);
       return { loss, gradNorm };
     } catch (e) {
-      const code = (e as WsfError).code ?? 'ERR_INVALID';
-      const err = new WsfError((e as Error).message, code, { cause: e });
-      err.stack = `${err.name}: ${err.message}\n${(trace.stack ?? '').split('\n').slice(1).join('\n')}`;
+      const err = withStack(e, trace);
       return this.withOomHint(true, () => {
         throw err;
       });

@@ -1144,6 +1144,40 @@ export class FlowMatcher {
    *   width, output width or depth differ from the flow's
    */
   sample(opts: SampleOptions): Float32Array {
+    const gen = this.sampling(opts);
+    try {
+      let r = gen.next();
+      while (r.done !== true) r = gen.next(this.field.flowSample(r.value.x, r.value.grid, r.value));
+      return r.value;
+    } catch (e) {
+      gen.return(new Float32Array(0)); // runs the sampler's clean-up (parameters, device step) if a request failed
+      throw e;
+    }
+  }
+
+  /**
+   * {@link sample} with the device sampler's batches off the main thread (a libuv pool worker; the field is busy until
+   * each batch settles), so timers, signals and progress run while it works. Samplers that need the host between
+   * steps (guidance, noise, per-step callbacks, midpoint/RK4, other architectures) run as in {@link sample}.
+   * @returns the same networks as {@link sample} with the same options
+   */
+  async sampleAsync(opts: SampleOptions): Promise<Float32Array> {
+    const gen = this.sampling(opts);
+    try {
+      let r = gen.next();
+      while (r.done !== true) r = gen.next(await this.field.flowSampleAsync(r.value.x, r.value.grid, r.value));
+      return r.value;
+    } catch (e) {
+      gen.return(new Float32Array(0));
+      throw e;
+    }
+  }
+
+  /**
+   * The sampler as a generator: host batches are integrated here; a batch for the device sampler is yielded as a
+   * request whose end states the driver ({@link sample}, {@link sampleAsync}) sends back. Returns all networks.
+   */
+  private *sampling(opts: SampleOptions): Generator<{ x: Float32Array; grid: Float64Array; anchored: boolean; canonicalEnd: boolean }, Float32Array, Float32Array> {
     const tg = this.target(opts.arch);
     const P = tg.arch.numParams;
     const n = checkInt('n', opts.n, 1);
@@ -1173,7 +1207,7 @@ export class FlowMatcher {
         const B = Math.min(bs, n - start);
         let x = opts.x0 !== undefined ? this.canon(opts.x0.slice(start * P, (start + B) * P), tg) : this.drawPriorWith(rng, B, tg);
         if (onDevice) {
-          out.set(this.field.flowSample(x, grid, { anchored: vmode === 'x0-anchored', canonicalEnd: this.canonical && sem === 'corrected' }), start * P);
+          out.set(yield { x, grid, anchored: vmode === 'x0-anchored', canonicalEnd: this.canonical && sem === 'corrected' }, start * P);
           opts.onProgress?.(start + B, n);
           continue;
         }

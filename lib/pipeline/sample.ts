@@ -117,7 +117,7 @@ export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise
   for (let c = 0; done < n; c++) {
     if (o.signal?.aborted === true) break;
     const B = Math.min(batch, n - done);
-    const w = fm.sample({
+    const w = await fm.sampleAsync({
       n: B,
       steps: o.steps ?? 64,
       solver: o.solver ?? 'euler',

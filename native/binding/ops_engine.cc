@@ -40,9 +40,11 @@
 //                                                       after every flowStep;  .flowGetEma(out: Float32Array): void
 //   .flowSample(x0: Float32Array (B·P), grid: Float64Array, anchored: boolean, canonicalEnd: boolean,
 //               out: Float32Array (B·P)): void — the Euler sampler on the device (needs setGraph with B copies)
+//   .flowSampleAsync(same arguments): Promise<out> — the sampler on a libuv pool thread (engine busy meanwhile)
 //   .flowBytesHeld(): number;  .flowRelease(): void  — frees the step's buffers and drops its training set
 // Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
 // throws ERR_DISPOSED.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -287,6 +289,55 @@ class FlowStepWorker final : public Napi::AsyncWorker {
   std::function<void()> done_;
 };
 
+// Runs EngineHandle::flow_sample on the libuv pool (inputs copied, the end state written into the caller's `out`
+// array back on the main thread) and settles a Promise with `out` or a WsfError.
+class FlowSampleWorker final : public Napi::AsyncWorker {
+ public:
+  FlowSampleWorker(Napi::Env env, EngineHandle* engine, std::vector<float> x0, std::vector<double> grid, bool anchored,
+                   bool canon_end, Napi::Float32Array out, std::function<void()> done)
+      : Napi::AsyncWorker(env, "wsflow:flowSample"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        engine_(engine),
+        x0_(std::move(x0)),
+        grid_(std::move(grid)),
+        result_(x0_.size()),
+        anchored_(anchored),
+        canon_end_(canon_end),
+        out_(Napi::Persistent(out)),
+        done_(std::move(done)) {}
+  Napi::Promise promise() const { return deferred_.Promise(); }
+  void Execute() override {
+    status_ = engine_->flow_sample(x0_.data(), static_cast<int64_t>(x0_.size()) / std::max<int64_t>(1, engine_->flow_params()),
+                                   grid_.data(), static_cast<int64_t>(grid_.size()), anchored_, canon_end_, result_.data());
+  }
+  void OnOK() override {
+    done_();
+    Napi::Env env = Env();
+    if (!status_.is_ok()) {
+      deferred_.Reject(make_error(env, status_.code(), status_.message()).Value());
+      return;
+    }
+    Napi::Float32Array out = out_.Value();
+    std::copy(result_.begin(), result_.end(), out.Data());
+    deferred_.Resolve(out);
+  }
+  void OnError(const Napi::Error& e) override {
+    done_();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  EngineHandle* engine_;
+  std::vector<float> x0_;
+  std::vector<double> grid_;
+  std::vector<float> result_;
+  bool anchored_, canon_end_;
+  Napi::Reference<Napi::Float32Array> out_;
+  std::function<void()> done_;
+  Status status_ = Status::ok();
+};
+
 class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -322,6 +373,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("flowSetEma", &NativeEngine::FlowSetEma),
                            InstanceMethod("flowSetPrior", &NativeEngine::FlowSetPrior),
                            InstanceMethod("flowSample", &NativeEngine::FlowSample),
+                           InstanceMethod("flowSampleAsync", &NativeEngine::FlowSampleAsync),
                            InstanceMethod("flowGetEma", &NativeEngine::FlowGetEma),
                        });
   }
@@ -769,6 +821,31 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     throw_if_error(env, e.flow_sample(x0.Data(), B, grid.Data(), int64_t(grid.ElementLength()), arg_bool(info, 2, "anchored"),
                                       arg_bool(info, 3, "canonicalEnd"), out.Data()));
     return env.Undefined();
+  }
+
+  // flowSampleAsync(x0, grid, anchored, canonicalEnd, out): Promise<out> — flowSample on the libuv pool.
+  Napi::Value FlowSampleAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineHandle& e = E(info);
+    const int64_t P = flow_P(info, "flowSampleAsync");
+    Napi::Float32Array x0 = arg_f32(info, 0, "x0");
+    if (x0.ElementLength() == 0 || int64_t(x0.ElementLength()) % P != 0) {
+      throw_error(env, Code::Shape, "flowSampleAsync: expected B·P start values (P = " + std::to_string(P) + ") but received " + std::to_string(x0.ElementLength()));
+    }
+    Napi::Float64Array grid = arg_f64(info, 1, "grid");
+    const bool anchored = arg_bool(info, 2, "anchored"), canon_end = arg_bool(info, 3, "canonicalEnd");
+    Napi::Float32Array out = arg_f32(info, 4, "out", int64_t(x0.ElementLength()));
+    busy_ = true;
+    Ref();
+    auto* worker = new FlowSampleWorker(env, &e, std::vector<float>(x0.Data(), x0.Data() + x0.ElementLength()),
+                                        std::vector<double>(grid.Data(), grid.Data() + grid.ElementLength()), anchored,
+                                        canon_end, out, [this] {
+                                          busy_ = false;
+                                          Unref();
+                                        });
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
   }
 
   Napi::Value FlowGetEma(const Napi::CallbackInfo& info) {

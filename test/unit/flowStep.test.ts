@@ -268,6 +268,50 @@ describe('device sampler (CPU) against the host sampler', () => {
     f.samples.forEach((x, i) => expect(countDiffering(x, h.samples[i]!), `samples at log ${i}`).toBe(0));
   });
 
+  it('sampleAsync gives the same networks as sample, on the device path (off the main thread) and the host path', async () => {
+    process.env.WSF_FUSED_STEP = '1';
+    const fm = FlowMatcher.create({ arch: mlp([784, 10, 10]), geometry: 'geometric', field: { D: 16, layers: 3 }, seed: 2, device: 'cpu' });
+    try {
+      const zoo = new Rng(5).fillNormal(new Float32Array(8 * fm.arch.numParams), 0, 0.3);
+      await fm.fit({ weights: zoo }, { steps: 2, batchSize: 4, ema: 0.5 });
+      const want = fm.sample({ n: 6, steps: 6, batchSize: 4, seed: 3 });
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 2);
+      const pending = fm.sampleAsync({ n: 6, steps: 6, batchSize: 4, seed: 3 });
+      await new Promise<void>((res) => setImmediate(res));
+      expect(() => fm.field.getParams()).toThrow(expect.objectContaining({ code: 'ERR_CONTEXT_BUSY' }));
+      const got = await pending;
+      clearInterval(timer);
+      expect(countDiffering(got, want)).toBe(0);
+      expect(ticks).toBeGreaterThan(0);
+      // The host path (midpoint) through sampleAsync.
+      const mid = fm.sample({ n: 2, steps: 2, solver: 'midpoint', seed: 3 });
+      expect(countDiffering(await fm.sampleAsync({ n: 2, steps: 2, solver: 'midpoint', seed: 3 }), mid)).toBe(0);
+    } finally {
+      fm.dispose();
+    }
+  });
+
+  it('a failing device batch restores the parameters the sampler swapped for the EMA', async () => {
+    process.env.WSF_FUSED_STEP = '1';
+    const fm = FlowMatcher.create({ arch, geometry: 'geometric', field: { D: 8, layers: 2 }, seed: 2, device: 'cpu' });
+    try {
+      await fm.fit({ weights: data }, { steps: 4, batchSize: 4, ema: 0.5 });
+      const before = fm.field.getParams();
+      const f = fm.field as unknown as { flowSample: () => Float32Array };
+      const real = f.flowSample;
+      f.flowSample = () => {
+        throw new Error('device lost');
+      };
+      expect(() => fm.sample({ n: 2, steps: 2 })).toThrow(/device lost/);
+      f.flowSample = real;
+      expect(countDiffering(fm.field.getParams(), before)).toBe(0); // not left at the EMA
+      expect(fm.sample({ n: 2, steps: 2 }).every(Number.isFinite)).toBe(true); // and the device sampler works again
+    } finally {
+      fm.dispose();
+    }
+  });
+
   it('guidance, noise, per-step callbacks and other solvers keep the host sampler', async () => {
     process.env.WSF_FUSED_STEP = '1';
     const fm = FlowMatcher.create({ arch, geometry: 'geometric', field: { D: 8, layers: 2 }, seed: 2, device: 'cpu' });
