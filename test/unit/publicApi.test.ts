@@ -10,7 +10,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-api-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('the package root', () => {
-  it('runs the README example: zoo → align → FlowMatcher.fit → sample → evaluate', async () => {
+  it('runs the README example: zoo → align → FlowMatcher.fit → sampleAsync → evaluate', async () => {
     const { loadTask, readZoo, alignNetworks, FlowMatcher, evaluateNetworks, buildZoo } = wsflow;
     const file = path.join(tmp, 'zoo.safetensors');
     await buildZoo({ task: 'wdbc', runs: 2, epochs: 3, chunkSize: 2, schedule: { skipEpochs: 1, everyIters: 4 }, seed: 1, progress: false, out: file });
@@ -19,8 +19,9 @@ describe('the package root', () => {
     const fm = FlowMatcher.create({ arch: zoo.arch, geometry: 'geometric', field: { D: 8, layers: 1 }, device: 'cpu' });
     const r = await fm.fit({ weights: aligned, run: zoo.run }, { steps: 4, batchSize: 4, lr: 2e-3, ema: 0.99 });
     expect(r.step).toBe(4);
-    const nets = fm.sample({ n: 6, steps: 4 });
+    const nets = await fm.sampleAsync({ n: 6, steps: 4 });
     expect(nets.length).toBe(6 * zoo.arch.numParams);
+    expect(Array.from(nets)).toEqual(Array.from(fm.sample({ n: 6, steps: 4 }))); // its synchronous twin
     // On the spheres: every hidden neuron's incoming weights have unit norm (canonical form).
     const [i0, h] = [zoo.arch.widths[0]!, zoo.arch.widths[1]!];
     for (let j = 0; j < h; j++) {
