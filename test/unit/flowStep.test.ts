@@ -156,6 +156,7 @@ describe('fused flow training step (CPU) against the host-orchestrated step', ()
     ['geometric, component OT', { geometry: 'geometric', prior: { kind: 'mixture', components: 2 }, coupling: 'component-ot' }],
     ['geometric, reference semantics', { geometry: 'geometric', semantics: 'reference' }],
     ['geometric, prior pool', { geometry: 'geometric', priorPool: 16 }],
+    ['geometric, recompute-mode field', { geometry: 'geometric', field: { D: 8, layers: 3, recompute: true } }],
   ];
   it.each(configs)('%s: the same parameters and loss bit for bit, through the fused step', async (_name, opts) => {
     const fused = await train(opts, true);
