@@ -5,6 +5,7 @@
  * width, output width and depth fit the positional slots it was created with (hidden widths are free), so a
  * flow trained on 784-10-10 runs on 784-32-10.
  */
+import * as os from 'node:os';
 import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
 import { resolveDevice, type Device, type DeviceRequest } from '../device.js';
 import { DisposedError, WsfError } from '../errors.js';
@@ -69,9 +70,11 @@ export interface VectorFieldOptions {
    * Trade compute for memory in training: keep only each layer's output states and recompute a layer's other
    * activations during the backward pass (one more forward of all layers but the last; gradients identical bit for
    * bit). Measured on a 2-core CPU: MNIST 784-10-10 (D=32, batch 8) holds 446 MiB instead of 1,188 MiB and takes
-   * 19–25 % longer per step; WDBC (D=64, batch 32) 340 instead of 900 MiB, 21–27 % longer. Default false.
+   * 19–25 % longer per step; WDBC (D=64, batch 32) 340 instead of 900 MiB, 21–27 % longer. Default 'auto': on for a
+   * batch whose training step would otherwise need more than {@link RECOMPUTE_AUTO_SHARE} of the memory free on the
+   * field's device (CUDA) or host (CPU) when its graph is first trained, else off. Results are the same either way.
    */
-  recompute?: boolean;
+  recompute?: boolean | 'auto';
   /** @internal 'f64' selects the CPU double-precision reference (gradient checks). */
   dtype?: 'f32' | 'f64';
 }
@@ -81,6 +84,21 @@ function withStack(e: unknown, trace: Error): WsfError {
   const err = new WsfError((e as Error).message, (e as WsfError).code ?? 'ERR_INVALID', { cause: e });
   err.stack = `${err.name}: ${err.message}\n${(trace.stack ?? '').split('\n').slice(1).join('\n')}`;
   return err;
+}
+
+/**
+ * recompute 'auto' turns recompute mode on when a batch's training step would need more than this share of the
+ * memory free on the field's device (what the field already holds counted as free).
+ */
+export const RECOMPUTE_AUTO_SHARE = 0.6;
+
+let freeMemoryProbe = (device: Device): number => (device === 'cuda' ? binding().cudaInfo().freeMem : os.freemem());
+
+/** @internal Replaces the free-memory probe behind recompute 'auto' (tests); returns the previous one. */
+export function setFreeMemoryProbe(probe: (device: Device) => number): (device: Device) => number {
+  const prev = freeMemoryProbe;
+  freeMemoryProbe = probe;
+  return prev;
 }
 
 /** The native Adam arguments (lr, beta1, beta2, eps, weightDecay, clipNorm), validated, with their defaults. */
@@ -145,6 +163,14 @@ export class VectorField {
   readonly dtype: 'f32' | 'f64';
   private native: NativeEngineInstance | undefined;
   private graphKey = '';
+  /** The recompute option; 'auto' is decided per batch graph at its first training pass. */
+  private recomputeMode: boolean | 'auto' = 'auto';
+  private recomputeKey = '';
+  /** Whether the current graph trains in recompute mode (fixed at construction unless the option is 'auto'). */
+  get recomputing(): boolean {
+    return this.recomputeMode === 'auto' ? this.autoRecompute : this.recomputeMode;
+  }
+  private autoRecompute = false;
   private batchArchs: Architecture[] = [];
   private totalP = 0;
 
@@ -192,7 +218,11 @@ export class VectorField {
     const device = dtype === 'f64' ? 'cpu' : resolveDevice(opts.device);
     const seed = checkInt('seed', opts.seed ?? 0, 0, 2 ** 53);
     const native = new (binding().NativeEngine)(config, seed, device, dtype);
-    return new VectorField(native, config, arch, device, dtype);
+    const field = new VectorField(native, config, arch, device, dtype);
+    const rc = opts.recompute ?? 'auto';
+    if (rc !== true && rc !== false && rc !== 'auto') throw new WsfError(`Expected \`recompute\` true, false or 'auto' but received ${JSON.stringify(rc)}`, 'ERR_INVALID');
+    field.recomputeMode = rc;
+    return field;
   }
 
   private get n(): NativeEngineInstance {
@@ -234,6 +264,19 @@ export class VectorField {
   }
 
   /**
+   * With recompute 'auto': at the first training pass on a batch graph, recompute mode when the default mode's
+   * training memory (the engine's own count, trainingBytes) exceeds RECOMPUTE_AUTO_SHARE of the free memory.
+   */
+  private decideRecompute(): void {
+    if (this.recomputeMode !== 'auto' || this.recomputeKey === this.graphKey) return;
+    this.recomputeKey = this.graphKey;
+    const need = this.n.trainingBytes(false);
+    const free = freeMemoryProbe(this.device) + this.n.bytesHeld();
+    this.autoRecompute = need > RECOMPUTE_AUTO_SHARE * free;
+    this.n.setRecompute(this.autoRecompute);
+  }
+
+  /**
    * Runs `fn`; a device out-of-memory in a training-mode call is rethrown (same code, ERR_OOM) with what would fit:
    * recompute mode or a smaller batch.
    */
@@ -241,7 +284,7 @@ export class VectorField {
     try {
       return fn();
     } catch (e) {
-      if (!training || (e as WsfError).code !== 'ERR_OOM' || this.config.recompute === true) throw e;
+      if (!training || (e as WsfError).code !== 'ERR_OOM' || this.recomputing) throw e;
       throw new WsfError(`${(e as Error).message}; recompute mode keeps about a third of the training activations (VectorField recompute: true, wsflow train --recompute), or use a smaller batch`, 'ERR_OOM', { cause: e });
     }
   }
@@ -318,6 +361,7 @@ export class VectorField {
       throw new WsfError(hasAux ? 'This field has an aux input (auxInput): pass `aux`, one value per weight and bias like `xt`' : '`aux` given to a field without an aux input (create it with auxInput: true)', 'ERR_INVALID');
     }
     if (opts.aux !== undefined) this.checkKind('aux', opts.aux, xt.length);
+    if (opts.training === true) this.decideRecompute();
     this.withOomHint(opts.training === true, () => this.n.forward(xt, this.times(t, B), out, opts.training ?? false, opts.aux ?? null));
     return out;
   }
@@ -510,6 +554,7 @@ export class VectorField {
       throw new WsfError(`Expected \`x0\` of length B·P = ${B * this.arch.numParams} but received length ${batch.x0.length}`, 'ERR_SHAPE');
     }
     this.prepareBatch(this.arch, B);
+    this.decideRecompute();
     return [
       batch.idx ?? null,
       batch.x1 ?? null,
@@ -626,7 +671,7 @@ export class VectorField {
       semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
       timeInput: cfg.inFeatures === 2,
       auxInput: cfg.auxFeatures === 1,
-      recompute: cfg.recompute === true,
+      ...(cfg.recompute === true ? { recompute: true } : {}),
       dirEmbed: cfg.dirEmbed,
       reverseValue: cfg.reverseValue,
       slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },

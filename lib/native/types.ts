@@ -123,6 +123,10 @@ export interface NativeEngineInstance {
   graphInfo(): { G: number; N: number; M: number; P: number };
   numParams(): number;
   bytesHeld(): number;
+  /** bytesHeld after a training-mode forward on the current graph with recompute mode on or off. @internal */
+  trainingBytes(recompute: boolean): number;
+  /** Recompute mode between training passes (activations reallocated on the next forward). @internal */
+  setRecompute(on: boolean): void;
   setProfiling(on: boolean): void;
   profile(): Record<string, { seconds: number; calls: number }>;
   /** Development diagnostics: a copy of an internal array by name (native/core/rt_engine.h debug_get). @internal */

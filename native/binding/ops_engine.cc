@@ -20,6 +20,8 @@
 //   .paramTable(): {name, shape, offset, size}[]
 //   .graphInfo(): {G, N, M, P}
 //   .numParams(): number;  .bytesHeld(): number;  .dispose(): void
+//   .trainingBytes(recompute: boolean): number — bytesHeld after a training forward on the current graph in that mode
+//   .setRecompute(on: boolean): void — recompute mode between training passes (activations reallocated)
 //   .setProfiling(on: boolean): void (also resets)  .profile(): {[region]: {seconds, calls}} — per-region wall time
 //     with backend synchronisation (WSF_PROFILE=1 turns it on at construction)
 //   The device-resident flow step (core/flow_step.h; f32 engines only):
@@ -92,6 +94,8 @@ struct EngineHandle {
   virtual const RtLayout& layout() const = 0;
   virtual const RtGraph& graph() const = 0;
   virtual int64_t bytes_held() const = 0;
+  virtual int64_t training_bytes(bool recompute) const = 0;
+  virtual void set_recompute(bool on) = 0;
   virtual RtProfile& profile() = 0;
   virtual void set_profiling(bool on) = 0;
   virtual Status debug_get(const std::string& name, std::vector<double>* out) = 0;
@@ -138,6 +142,8 @@ struct EngineImpl final : EngineHandle {
   const RtLayout& layout() const override { return e.layout(); }
   const RtGraph& graph() const override { return e.graph(); }
   int64_t bytes_held() const override { return e.bytes_held(); }
+  int64_t training_bytes(bool recompute) const override { return e.training_bytes(recompute); }
+  void set_recompute(bool on) override { e.set_recompute(on); }
   RtProfile& profile() override { return e.profile(); }
   void set_profiling(bool on) override { e.set_profiling(on); }
   Status debug_get(const std::string& name, std::vector<double>* out) override { return e.debug_get(name, out); }
@@ -360,6 +366,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("graphInfo", &NativeEngine::GraphInfo),
                            InstanceMethod("numParams", &NativeEngine::NumParams),
                            InstanceMethod("bytesHeld", &NativeEngine::BytesHeld),
+                           InstanceMethod("trainingBytes", &NativeEngine::TrainingBytes),
+                           InstanceMethod("setRecompute", &NativeEngine::SetRecompute),
                            InstanceMethod("dispose", &NativeEngine::Dispose),
                            InstanceMethod("setProfiling", &NativeEngine::SetProfiling),
                            InstanceMethod("profile", &NativeEngine::Profile),
@@ -592,6 +600,15 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
   Napi::Value BytesHeld(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(E(info).bytes_held()));
+  }
+  Napi::Value TrainingBytes(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    if (e.graph().G == 0) throw_error(info.Env(), Code::Invalid, "trainingBytes: call setGraph first");
+    return Napi::Number::New(info.Env(), static_cast<double>(e.training_bytes(arg_bool(info, 0, "recompute"))));
+  }
+  Napi::Value SetRecompute(const Napi::CallbackInfo& info) {
+    E(info).set_recompute(arg_bool(info, 0, "on"));
+    return info.Env().Undefined();
   }
   Napi::Value SetProfiling(const Napi::CallbackInfo& info) {
     EngineHandle& e = E(info);

@@ -293,6 +293,23 @@ class RtEngine {
   // Bytes of backend memory held (parameters, optimiser state, graph, activations, scratch).
   int64_t bytes_held() const { return held_bytes_; }
 
+  // What bytes_held() would be after a training-mode forward on the current graph with `recompute` on or off
+  // (parameters, gradients and Adam state, the graph's index arrays, and the activations ensure_acts allocates —
+  // the same sizes, computed without allocating). Needs set_graph.
+  int64_t training_bytes(bool recompute) const {
+    if (!graph_ready_) return 0;
+    const int64_t base = static_cast<int64_t>(sizeof(T)) * layout_.total * (junk_grads_ != nullptr ? 5 : 4);
+    return base + graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(true, recompute);
+  }
+
+  // Switches recompute mode (RtConfig::recompute) between training passes; activations are reallocated on the next
+  // forward. Results do not change (recompute mode is exact).
+  void set_recompute(bool on) {
+    if (cfg_.recompute == on) return;
+    free_acts();
+    cfg_.recompute = on;
+  }
+
  private:
   // ---------------------------------------------------------------------------------------------------------
   // buffers
@@ -407,6 +424,54 @@ class RtEngine {
   }
 
   // Activation buffers for the current graph. Training mode keeps one set per layer; inference mode one set.
+  // Elements ensure_acts(training) allocates with recompute mode `recompute` (each allocation at least 1, as
+  // alloc_act does). Kept in step with ensure_acts by a test (bytes_held() after a forward = training_bytes()).
+  int64_t activation_elems(bool training, bool recompute) const {
+    const int64_t N = graph_.N, M = graph_.M, P = graph_.P, G = graph_.G;
+    const int64_t D = cfg_.D, H = cfg_.H(), din = cfg_.din(), heads = cfg_.heads;
+    const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
+    const bool rc = training && recompute;
+    int64_t n = 0;
+    auto add = [&n](int64_t k) { n += std::max<int64_t>(k, 1); };
+    add(P);
+    if (cfg_.aux_features != 0) add(P);
+    add(G);
+    add(P), add(P), add(P);
+    add(M * din), add(N * din);
+    for (int i = 0; i < 3; ++i) {
+      if (!rc) add(M * D);
+      add(N * D);
+    }
+    add(M * H), add(N * H);
+    const int sets = training ? std::max(cfg_.layers, 1) : 1;
+    for (int s = 0; s < sets; ++s) {
+      if (s > 0 && recompute) {
+        add(N * H), add(M * H);
+        continue;
+      }
+      add(N * 3 * D), add(M * 4 * D), add(M * heads), add(N * D), add(N * H), add(N * H), add(N), add(N * H);
+      add(N * D), add(N * H), add(N), add(N * H);
+      if (rc) {
+        add(M * (2 * D + 3 * H));
+      } else {
+        add(M * D), add(M * H), add(M * H), add(M * D), add(M * H);
+      }
+      add(M), add(M), add(M * H);
+    }
+    if (!training) add(N * H), add(M * H);
+    add(M * D), add(M * D), add(M * D), add(M * H);
+    add(N * D), add(N * D), add(N * D), add(N * D), add(N * H);
+    add(Eo * H), add(Eo * D), add(Eo * D), add(Eo), add(No * H), add(No * D), add(No * D), add(No);
+    if (training) {
+      add(M * H), add(M * H), add(M * H);
+      if (!rc) add(M * 4 * D);
+      add(N * H), add(N * H), add(N * H), add(N * 3 * D);
+      add(Eo * H), add(Eo * D), add(Eo * D), add(Eo), add(No * H), add(No * D), add(No * D), add(No);
+      add(M * din), add(N * din), add(P);
+    }
+    return n;
+  }
+
   Status ensure_acts(bool training) {
     if (acts_ready_ && (acts_training_ || !training)) return Status::ok();
     free_acts();

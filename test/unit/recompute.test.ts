@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/arch/Architecture.js';
-import { VectorField, type VectorFieldOptions } from '../../lib/engine/VectorField.js';
+import { setFreeMemoryProbe, VectorField, type VectorFieldOptions } from '../../lib/engine/VectorField.js';
 import { WsfError } from '../../lib/errors.js';
 import { Rng } from '../../lib/util/rng.js';
 
@@ -121,6 +121,62 @@ describe('recompute mode', () => {
     } finally {
       f.dispose();
     }
+  });
+
+  it('the engine predicts its training memory exactly (trainingBytes = bytesHeld after a training forward)', () => {
+    const cases: [Omit<VectorFieldOptions, 'recompute'>, number][] = [
+      [{ arch: [6, 5, 4, 3], D: 8, layers: 3, heads: 2 }, 3],
+      [{ arch: [5, 4, 3], D: 8, layers: 4, graph: 'dense', timeInput: true }, 2],
+      [{ arch: [6, 5, 4, 3], D: 12, layers: 2, graph: 'hybrid', auxInput: true }, 2],
+      [{ arch: [6, 5, 3], D: 8, layers: 1 }, 1],
+      [{ arch: [6, 5, 3], D: 8, layers: 0 }, 2],
+      [{ arch: [20, 10, 10], D: 32, layers: 5, hiddenIdentity: true }, 2],
+    ];
+    for (const [opts, B] of cases) {
+      for (const recompute of [false, true]) {
+        const f = VectorField.create({ ...opts, recompute, device: 'cpu' });
+        try {
+          const P = mlp(opts.arch as number[]).numParams;
+          const aux = opts.auxInput === true ? { aux: new Float32Array(B * P) } : {};
+          f.forward(new Float32Array(B * P), 0.5, { training: true, ...aux });
+          const native = (f as unknown as { native: { trainingBytes(r: boolean): number } }).native;
+          expect(native.trainingBytes(recompute), `${JSON.stringify(opts)} recompute ${recompute}`).toBe(f.bytesHeld);
+        } finally {
+          f.dispose();
+        }
+      }
+    }
+  });
+
+  it("'auto' (the default) turns recompute on when the step would need more than 60 % of the free memory", () => {
+    const arch = mlp([20, 10, 10]);
+    const xt = new Rng(3).fillNormal(new Float32Array(2 * arch.numParams), 0, 0.3);
+    const prev = setFreeMemoryProbe(() => 1000); // almost nothing free
+    try {
+      const tight = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu' });
+      const roomy = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu', recompute: false });
+      try {
+        tight.forward(xt, 0.5, { training: true });
+        roomy.forward(xt, 0.5, { training: true });
+        expect(tight.recomputing).toBe(true);
+        expect(roomy.recomputing).toBe(false);
+        expect(tight.bytesHeld).toBeLessThan(roomy.bytesHeld);
+      } finally {
+        tight.dispose();
+        roomy.dispose();
+      }
+      setFreeMemoryProbe(() => 1e15); // plenty
+      const f = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu' });
+      try {
+        f.forward(xt, 0.5, { training: true });
+        expect(f.recomputing).toBe(false);
+      } finally {
+        f.dispose();
+      }
+    } finally {
+      setFreeMemoryProbe(prev);
+    }
+    expect(() => VectorField.create({ arch, device: 'cpu', recompute: 'sometimes' as unknown as boolean })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
   });
 
   it('is kept by save/load', () => {
