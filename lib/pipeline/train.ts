@@ -61,6 +61,10 @@ export interface TrainFlowResult {
   readonly log: readonly TrainLog[];
   /** Networks trained on. */
   readonly networks: number;
+  /** Memory the vector field holds after training (parameters, optimiser state, the training batch's activations). */
+  readonly fieldBytes: number;
+  /** Whether training ran in recompute mode (forced, or chosen by 'auto' when memory was short). */
+  readonly recompute: boolean;
 }
 
 interface LogFile {
@@ -186,7 +190,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     log.result = { status: 'done', step: r.step, loss: Number.isFinite(loss) ? loss : null, seconds, resumedFrom: from, stepsPerS };
     writeLog();
     bar?.done({ loss });
-    return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom: from, loss, seconds, stepsPerS, log: records, networks: data.n };
+    return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom: from, loss, seconds, stepsPerS, log: records, networks: data.n, fieldBytes: fm.field.bytesHeld, recompute: fm.field.recomputing };
   } catch (e) {
     const interrupted = (e as WsfError).code === 'ERR_INTERRUPTED';
     log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds: (performance.now() - t0) / 1000, resumedFrom, stepsPerS: 0, message: (e as Error).message };

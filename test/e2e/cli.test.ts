@@ -210,8 +210,8 @@ describe('the pipeline through the CLI', () => {
     const trainArgs = ['train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '12', '--checkpoint-every', '5', '--log-every', '4', '--device', 'cpu', '--json'];
     r = await cli(...trainArgs);
     expect(r.code, r.err).toBe(0);
-    const t = JSON.parse(r.out) as { step: number; aligned: boolean; geometry: string; loss: number; seconds: number; stepsPerS: number };
-    expect(t).toMatchObject({ step: 12, aligned: true, geometry: 'geometric' });
+    const t = JSON.parse(r.out) as { step: number; aligned: boolean; geometry: string; loss: number; seconds: number; stepsPerS: number; recompute: boolean };
+    expect(t).toMatchObject({ step: 12, aligned: true, geometry: 'geometric', recompute: false }); // 'auto': memory is plentiful
     expect(Number.isFinite(t.loss)).toBe(true);
     // The same command again finds the training finished: it reports (and its log keeps) the finished run's time and rate.
     r = await cli(...trainArgs);
@@ -257,6 +257,9 @@ describe('the pipeline through the CLI', () => {
     const flowK = path.join(tmp, 'flow-kmeans');
     r = await cli('train', '--zoo', zoo, '--out', flowK, '--d', '8', '--layers', '2', '--steps', '2', '--prior', 'mixture', '--prior-components', '3', '--prior-scale', '0.5', '--recompute', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);
+    const jk = JSON.parse(r.out) as { recompute: boolean; fieldMiB: number };
+    expect(jk.recompute).toBe(true);
+    expect(jk.fieldMiB).toBeGreaterThan(0);
     const metaK = readSafetensors(path.join(flowK, 'flow.safetensors')).metadata;
     expect(metaK.flow).toMatch(/"prior":\{"kind":"mixture","components":3,"members":256,"scale":0\.5\}/);
     expect(metaK.config).toMatch(/"recompute":true/); // --recompute: the field keeps only layer outputs in training

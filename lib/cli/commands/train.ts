@@ -163,11 +163,13 @@ export const trainCommand: CliCommand = {
       loss: r.loss,
       seconds: r.seconds,
       stepsPerS: r.stepsPerS,
+      fieldMiB: +(r.fieldBytes / 2 ** 20).toFixed(1),
+      recompute: r.recompute,
     };
     ctx.result(res, () =>
       [
         `wrote ${r.flowFile}: ${v.geometry} flow, ${r.step} steps${r.resumedFrom > 0 ? ` (resumed from step ${r.resumedFrom})` : ''}, final loss ${r.loss.toPrecision(4)}`,
-        `trained on ${r.networks} networks of ${loc.file} on ${device}; ${duration(r.seconds)} (${r.stepsPerS.toFixed(2)} steps/s); log ${r.logFile}`,
+        `trained on ${r.networks} networks of ${loc.file} on ${device}; ${duration(r.seconds)} (${r.stepsPerS.toFixed(2)} steps/s); field memory ${res.fieldMiB} MiB${r.recompute ? ' (recompute mode)' : ''}; log ${r.logFile}`,
       ].join('\n'),
     );
     return 0;
