@@ -136,41 +136,9 @@ export interface NativeEngineInstance {
   /** @internal */
   flowSetData(data: Float32Array): void;
   /** @internal Returns [loss, gradNorm]. */
-  flowStep(
-    idx: Int32Array | null,
-    x1: Float32Array | null,
-    x0: Float32Array | null,
-    priorSeeds: Int32Array | null,
-    priorComp: Int32Array | null,
-    canonX0: boolean,
-    t: Float32Array,
-    seedHi: number,
-    seedLo: number,
-    lr: number,
-    beta1: number,
-    beta2: number,
-    eps: number,
-    weightDecay: number,
-    clipNorm: number,
-  ): [number, number];
+  flowStep(...args: NativeFlowStepArgs): [number, number];
   /** @internal flowStep on a libuv pool thread; the engine throws ERR_CONTEXT_BUSY for any call until it settles. */
-  flowStepAsync(
-    idx: Int32Array | null,
-    x1: Float32Array | null,
-    x0: Float32Array | null,
-    priorSeeds: Int32Array | null,
-    priorComp: Int32Array | null,
-    canonX0: boolean,
-    t: Float32Array,
-    seedHi: number,
-    seedLo: number,
-    lr: number,
-    beta1: number,
-    beta2: number,
-    eps: number,
-    weightDecay: number,
-    clipNorm: number,
-  ): Promise<[number, number]>;
+  flowStepAsync(...args: NativeFlowStepArgs): Promise<[number, number]>;
   /** @internal */
   flowBytesHeld(): number;
   /** @internal Frees the step's buffers and drops its training set. */
@@ -196,6 +164,28 @@ export interface NativeEngineInstance {
 export type NativeFlowPrior =
   | { kind: 'gaussian'; mean: number; std: number }
   | { kind: 'fit'; means: Float32Array; basis: Float32Array | null; rows: Int32Array | null; std: number; perRow: boolean };
+
+/**
+ * flowStep's arguments: idx, x1, x0, priorSeeds, priorComp, canonX0, t, seedHi, seedLo, lr, beta1, beta2, eps,
+ * weightDecay, clipNorm. @internal
+ */
+export type NativeFlowStepArgs = [
+  idx: Int32Array | null,
+  x1: Float32Array | null,
+  x0: Float32Array | null,
+  priorSeeds: Int32Array | null,
+  priorComp: Int32Array | null,
+  canonX0: boolean,
+  t: Float32Array,
+  seedHi: number,
+  seedLo: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+  clipNorm: number,
+];
 
 /** The device-resident flow step's configuration (ops_engine.cc flowConfigure). @internal */
 export interface NativeFlowStepConfig {

@@ -259,63 +259,21 @@ struct FlowStepJob {
   Status status = Status::ok();
 };
 
-// Runs EngineHandle::flow_step on the libuv pool and settles a Promise with [loss, gradNorm] or a WsfError with the
-// step's code. The engine is marked busy until it settles (every other call throws ERR_CONTEXT_BUSY meanwhile).
-class FlowStepWorker final : public Napi::AsyncWorker {
+// An AsyncWorker that settles a Promise: work() runs on the libuv pool and returns a Status; back on the main thread
+// done() runs first (the engine stops being busy), then the Promise is rejected with a WsfError carrying the Status's
+// code, or resolved with result().
+class PromiseWorker : public Napi::AsyncWorker {
  public:
-  FlowStepWorker(Napi::Env env, EngineHandle* engine, std::unique_ptr<FlowStepJob> job, std::function<void()> done)
-      : Napi::AsyncWorker(env, "wsflow:flowStep"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        engine_(engine),
-        job_(std::move(job)),
-        done_(std::move(done)) {}
+  PromiseWorker(Napi::Env env, const char* name, std::function<void()> done)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), done_(std::move(done)) {}
   Napi::Promise promise() const { return deferred_.Promise(); }
-  void Execute() override { job_->status = engine_->flow_step(job_->batch, job_->hyper, job_->clip, &job_->loss, &job_->norm); }
-  void OnOK() override {
-    done_();
-    Napi::Env env = Env();
-    if (!job_->status.is_ok()) {
-      deferred_.Reject(make_error(env, job_->status.code(), job_->status.message()).Value());
-      return;
-    }
-    Napi::Array r = Napi::Array::New(env, 2);
-    r.Set(0u, Napi::Number::New(env, job_->loss));
-    r.Set(1u, Napi::Number::New(env, job_->norm));
-    deferred_.Resolve(r);
-  }
-  void OnError(const Napi::Error& e) override {
-    done_();
-    deferred_.Reject(e.Value());
-  }
+
+ protected:
+  virtual Status work() = 0;                       // pool thread: no JS access
+  virtual Napi::Value result(Napi::Env env) = 0;  // main thread, after a successful work()
 
  private:
-  Napi::Promise::Deferred deferred_;
-  EngineHandle* engine_;
-  std::unique_ptr<FlowStepJob> job_;
-  std::function<void()> done_;
-};
-
-// Runs EngineHandle::flow_sample on the libuv pool (inputs copied, the end state written into the caller's `out`
-// array back on the main thread) and settles a Promise with `out` or a WsfError.
-class FlowSampleWorker final : public Napi::AsyncWorker {
- public:
-  FlowSampleWorker(Napi::Env env, EngineHandle* engine, std::vector<float> x0, std::vector<double> grid, bool anchored,
-                   bool canon_end, Napi::Float32Array out, std::function<void()> done)
-      : Napi::AsyncWorker(env, "wsflow:flowSample"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        engine_(engine),
-        x0_(std::move(x0)),
-        grid_(std::move(grid)),
-        result_(x0_.size()),
-        anchored_(anchored),
-        canon_end_(canon_end),
-        out_(Napi::Persistent(out)),
-        done_(std::move(done)) {}
-  Napi::Promise promise() const { return deferred_.Promise(); }
-  void Execute() override {
-    status_ = engine_->flow_sample(x0_.data(), static_cast<int64_t>(x0_.size()) / std::max<int64_t>(1, engine_->flow_params()),
-                                   grid_.data(), static_cast<int64_t>(grid_.size()), anchored_, canon_end_, result_.data());
-  }
+  void Execute() override { status_ = work(); }
   void OnOK() override {
     done_();
     Napi::Env env = Env();
@@ -323,25 +281,72 @@ class FlowSampleWorker final : public Napi::AsyncWorker {
       deferred_.Reject(make_error(env, status_.code(), status_.message()).Value());
       return;
     }
-    Napi::Float32Array out = out_.Value();
-    std::copy(result_.begin(), result_.end(), out.Data());
-    deferred_.Resolve(out);
+    deferred_.Resolve(result(env));
   }
   void OnError(const Napi::Error& e) override {
     done_();
     deferred_.Reject(e.Value());
   }
 
- private:
   Napi::Promise::Deferred deferred_;
+  std::function<void()> done_;
+  Status status_ = Status::ok();
+};
+
+// flowStepAsync: EngineHandle::flow_step on the pool; resolves with [loss, gradNorm].
+class FlowStepWorker final : public PromiseWorker {
+ public:
+  FlowStepWorker(Napi::Env env, EngineHandle* engine, std::unique_ptr<FlowStepJob> job, std::function<void()> done)
+      : PromiseWorker(env, "wsflow:flowStep", std::move(done)), engine_(engine), job_(std::move(job)) {}
+
+ protected:
+  Status work() override { return engine_->flow_step(job_->batch, job_->hyper, job_->clip, &job_->loss, &job_->norm); }
+  Napi::Value result(Napi::Env env) override {
+    Napi::Array r = Napi::Array::New(env, 2);
+    r.Set(0u, Napi::Number::New(env, job_->loss));
+    r.Set(1u, Napi::Number::New(env, job_->norm));
+    return r;
+  }
+
+ private:
+  EngineHandle* engine_;
+  std::unique_ptr<FlowStepJob> job_;
+};
+
+// flowSampleAsync: EngineHandle::flow_sample on the pool (inputs copied); the end state is written into the caller's
+// `out` array back on the main thread, and the Promise resolves with it.
+class FlowSampleWorker final : public PromiseWorker {
+ public:
+  FlowSampleWorker(Napi::Env env, EngineHandle* engine, std::vector<float> x0, std::vector<double> grid, bool anchored,
+                   bool canon_end, Napi::Float32Array out, std::function<void()> done)
+      : PromiseWorker(env, "wsflow:flowSample", std::move(done)),
+        engine_(engine),
+        x0_(std::move(x0)),
+        grid_(std::move(grid)),
+        result_(x0_.size()),
+        anchored_(anchored),
+        canon_end_(canon_end),
+        out_(Napi::Persistent(out)) {}
+
+ protected:
+  Status work() override {
+    const int64_t B = static_cast<int64_t>(x0_.size()) / std::max<int64_t>(1, engine_->flow_params());
+    return engine_->flow_sample(x0_.data(), B, grid_.data(), static_cast<int64_t>(grid_.size()), anchored_, canon_end_,
+                                result_.data());
+  }
+  Napi::Value result(Napi::Env env) override {
+    Napi::Float32Array out = out_.Value();
+    std::copy(result_.begin(), result_.end(), out.Data());
+    return out;
+  }
+
+ private:
   EngineHandle* engine_;
   std::vector<float> x0_;
   std::vector<double> grid_;
   std::vector<float> result_;
   bool anchored_, canon_end_;
   Napi::Reference<Napi::Float32Array> out_;
-  std::function<void()> done_;
-  Status status_ = Status::ok();
 };
 
 class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
