@@ -264,6 +264,20 @@ export class VectorField {
   }
 
   /**
+   * @internal The most networks of `arch` one inference forward should take so that the graph and activations stay
+   * within RECOMPUTE_AUTO_SHARE of the free memory (at least 1): from the engine's count for a one-network graph
+   * (memory is linear in the networks). Networks do not interact, so a sampler may split a batch this way without
+   * changing any result.
+   */
+  inferenceBatchCap(arch: Architecture = this.arch): number {
+    // The current graph serves when it holds networks of this architecture only (no rebuild), else one network's.
+    const same = this.batchArchs.length > 0 && this.batchArchs.every((a) => a.key === arch.key);
+    if (!same) this.prepareBatch(arch, 1);
+    const per = Math.max(1, this.n.inferenceGraphBytes() / this.batchArchs.length);
+    return Math.max(1, Math.floor((RECOMPUTE_AUTO_SHARE * freeMemoryProbe(this.device)) / per));
+  }
+
+  /**
    * With recompute 'auto': at the first training pass on a batch graph, recompute mode when the default mode's
    * training memory (the engine's own count, trainingBytes) exceeds RECOMPUTE_AUTO_SHARE of the free memory.
    */

@@ -351,6 +351,8 @@ export class FlowMatcher {
   private deviceEma = false;
   /** During fit(): the fused step draws the prior on the device (gaussian, zoo and mixture priors without a pool). */
   private devicePrior = false;
+  /** During sampling: the most networks per field forward (memory), undefined for no limit. */
+  private forwardCap: number | undefined;
   /** Geometries of other architectures sampled by transfer, by key (freed in dispose()). */
   private readonly transferGeoms = new Map<string, Geometry>();
 
@@ -660,7 +662,20 @@ export class FlowMatcher {
   /** The field's raw output F at (x, t) on the target's graph. */
   private fieldOutput(x: Float32Array, t: Float32Array, tg: Target): Float32Array {
     const aux = this.auxFor(x, tg);
-    return this.field.forward(this.modelInput(x, tg), t, { ...(tg.arch === this.arch ? {} : { arch: tg.arch }), ...(aux !== undefined ? { aux } : {}) });
+    const input = this.modelInput(x, tg);
+    const P = tg.arch.numParams;
+    const B = x.length / P;
+    const cap = this.forwardCap ?? B;
+    const archOpt = tg.arch === this.arch ? {} : { arch: tg.arch };
+    if (B <= cap) return this.field.forward(input, t, { ...archOpt, ...(aux !== undefined ? { aux } : {}) });
+    // In chunks of `cap` networks (the sampler's memory cap): networks do not interact, so the same values.
+    const out = new Float32Array(x.length);
+    for (let b0 = 0; b0 < B; b0 += cap) {
+      const b1 = Math.min(B, b0 + cap);
+      const part = this.field.forward(input.subarray(b0 * P, b1 * P), t.subarray(b0, b1), { ...archOpt, ...(aux !== undefined ? { aux: aux.subarray(b0 * P, b1 * P) } : {}) });
+      out.set(part, b0 * P);
+    }
+    return out;
   }
 
   /**
@@ -1199,6 +1214,10 @@ export class FlowMatcher {
     const configureHere = onDevice && !this.fused; // during fit() the training step's configuration serves
     if (configureHere) this.configureFused();
     this.syncEma();
+    // The field's memory for one forward stays within a share of the free memory: batches above the cap are
+    // evaluated in sub-batches (the same networks; the batch size still decides the random draws).
+    const cap = Math.min(bs, this.field.dtype === 'f32' ? this.field.inferenceBatchCap(tg.arch) : bs);
+    this.forwardCap = cap < bs ? cap : undefined;
     const saved = opts.useEma !== false && this.ema !== undefined ? this.field.getParams() : undefined;
     if (saved !== undefined) this.field.setParams(this.ema!);
     const out = new Float32Array(n * P);
@@ -1207,7 +1226,11 @@ export class FlowMatcher {
         const B = Math.min(bs, n - start);
         let x = opts.x0 !== undefined ? this.canon(opts.x0.slice(start * P, (start + B) * P), tg) : this.drawPriorWith(rng, B, tg);
         if (onDevice) {
-          out.set(yield { x, grid, anchored: vmode === 'x0-anchored', canonicalEnd: this.canonical && sem === 'corrected' }, start * P);
+          // Sub-batches of at most `cap` networks (memory); trajectories are independent, so the same networks.
+          for (let b0 = 0; b0 < B; b0 += cap) {
+            const b1 = Math.min(B, b0 + cap);
+            out.set(yield { x: x.subarray(b0 * P, b1 * P), grid, anchored: vmode === 'x0-anchored', canonicalEnd: this.canonical && sem === 'corrected' }, (start + b0) * P);
+          }
           opts.onProgress?.(start + B, n);
           continue;
         }
@@ -1242,6 +1265,7 @@ export class FlowMatcher {
     } finally {
       if (saved !== undefined) this.field.setParams(saved);
       this.startAux = undefined;
+      this.forwardCap = undefined;
       if (configureHere) this.field.releaseFlowStep();
     }
     return out;

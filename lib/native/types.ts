@@ -125,6 +125,8 @@ export interface NativeEngineInstance {
   bytesHeld(): number;
   /** bytesHeld after a training-mode forward on the current graph with recompute mode on or off. @internal */
   trainingBytes(recompute: boolean): number;
+  /** The current graph's index arrays plus its inference activations, in bytes. @internal */
+  inferenceGraphBytes(): number;
   /** Recompute mode between training passes (activations reallocated on the next forward). @internal */
   setRecompute(on: boolean): void;
   setProfiling(on: boolean): void;

@@ -22,6 +22,7 @@
 //   .numParams(): number;  .bytesHeld(): number;  .dispose(): void
 //   .trainingBytes(recompute: boolean): number — bytesHeld after a training forward on the current graph in that mode
 //   .setRecompute(on: boolean): void — recompute mode between training passes (activations reallocated)
+//   .inferenceGraphBytes(): number — the current graph's index arrays plus its inference activations
 //   .setProfiling(on: boolean): void (also resets)  .profile(): {[region]: {seconds, calls}} — per-region wall time
 //     with backend synchronisation (WSF_PROFILE=1 turns it on at construction)
 //   The device-resident flow step (core/flow_step.h; f32 engines only):
@@ -95,6 +96,7 @@ struct EngineHandle {
   virtual const RtGraph& graph() const = 0;
   virtual int64_t bytes_held() const = 0;
   virtual int64_t training_bytes(bool recompute) const = 0;
+  virtual int64_t inference_graph_bytes() const = 0;
   virtual void set_recompute(bool on) = 0;
   virtual RtProfile& profile() = 0;
   virtual void set_profiling(bool on) = 0;
@@ -143,6 +145,7 @@ struct EngineImpl final : EngineHandle {
   const RtGraph& graph() const override { return e.graph(); }
   int64_t bytes_held() const override { return e.bytes_held(); }
   int64_t training_bytes(bool recompute) const override { return e.training_bytes(recompute); }
+  int64_t inference_graph_bytes() const override { return e.inference_graph_bytes(); }
   void set_recompute(bool on) override { e.set_recompute(on); }
   RtProfile& profile() override { return e.profile(); }
   void set_profiling(bool on) override { e.set_profiling(on); }
@@ -372,6 +375,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("numParams", &NativeEngine::NumParams),
                            InstanceMethod("bytesHeld", &NativeEngine::BytesHeld),
                            InstanceMethod("trainingBytes", &NativeEngine::TrainingBytes),
+                           InstanceMethod("inferenceGraphBytes", &NativeEngine::InferenceGraphBytes),
                            InstanceMethod("setRecompute", &NativeEngine::SetRecompute),
                            InstanceMethod("dispose", &NativeEngine::Dispose),
                            InstanceMethod("setProfiling", &NativeEngine::SetProfiling),
@@ -610,6 +614,11 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     EngineHandle& e = E(info);
     if (e.graph().G == 0) throw_error(info.Env(), Code::Invalid, "trainingBytes: call setGraph first");
     return Napi::Number::New(info.Env(), static_cast<double>(e.training_bytes(arg_bool(info, 0, "recompute"))));
+  }
+  Napi::Value InferenceGraphBytes(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    if (e.graph().G == 0) throw_error(info.Env(), Code::Invalid, "inferenceGraphBytes: call setGraph first");
+    return Napi::Number::New(info.Env(), static_cast<double>(e.inference_graph_bytes()));
   }
   Napi::Value SetRecompute(const Napi::CallbackInfo& info) {
     E(info).set_recompute(arg_bool(info, 0, "on"));

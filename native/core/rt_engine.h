@@ -302,6 +302,13 @@ class RtEngine {
     return base + graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(true, recompute);
   }
 
+  // Bytes an inference forward on the current graph adds to the parameters and optimiser state: the graph's index
+  // arrays and the inference activations (linear in the number of networks). Needs set_graph.
+  int64_t inference_graph_bytes() const {
+    if (!graph_ready_) return 0;
+    return graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(false, false);
+  }
+
   // Switches recompute mode (RtConfig::recompute) between training passes; activations are reallocated on the next
   // forward. Results do not change (recompute mode is exact).
   void set_recompute(bool on) {

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/arch/Architecture.js';
-import { VectorField } from '../../lib/engine/VectorField.js';
+import { setFreeMemoryProbe, VectorField } from '../../lib/engine/VectorField.js';
 import { FlowMatcher, type FlowOptions } from '../../lib/flow/FlowMatcher.js';
 import { runOp, type OpCase } from '../../lib/internal/backendParity.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
@@ -288,6 +288,37 @@ describe('device sampler (CPU) against the host sampler', () => {
       // The host path (midpoint) through sampleAsync.
       const mid = fm.sample({ n: 2, steps: 2, solver: 'midpoint', seed: 3 });
       expect(countDiffering(await fm.sampleAsync({ n: 2, steps: 2, solver: 'midpoint', seed: 3 }), mid)).toBe(0);
+    } finally {
+      fm.dispose();
+    }
+  });
+
+  it('with little free memory the sampler evaluates batches in sub-batches: the same networks, less memory', async () => {
+    const fm = FlowMatcher.create({ arch, geometry: 'geometric', field: { D: 8, layers: 2 }, seed: 2, device: 'cpu' });
+    try {
+      await fm.fit({ weights: data }, { steps: 3, batchSize: 4, ema: 0.5 });
+      const runs: { fused: string; out: Float32Array; held: number }[] = [];
+      for (const fused of ['1', '0']) {
+        process.env.WSF_FUSED_STEP = fused;
+        const plenty = fm.sample({ n: 7, steps: 4, batchSize: 7, seed: 2 });
+        const heldPlenty = fm.field.bytesHeld;
+        const per = (fm.field as unknown as { native: { inferenceGraphBytes(): number } }).native.inferenceGraphBytes() / 7;
+        const prev = setFreeMemoryProbe(() => (2.5 * per) / 0.6); // room for about two networks per forward
+        try {
+          const tight = fm.sample({ n: 7, steps: 4, batchSize: 7, seed: 2 });
+          expect(countDiffering(tight, plenty), `fused ${fused}`).toBe(0);
+          expect(fm.field.bytesHeld, `fused ${fused}`).toBeLessThan(heldPlenty);
+          runs.push({ fused, out: tight, held: fm.field.bytesHeld });
+          // The host sampler (midpoint) chunks the field's forward the same way.
+          const midTight = fm.sample({ n: 5, steps: 2, batchSize: 5, solver: 'midpoint', seed: 2 });
+          setFreeMemoryProbe(prev);
+          const midPlenty = fm.sample({ n: 5, steps: 2, batchSize: 5, solver: 'midpoint', seed: 2 });
+          expect(countDiffering(midTight, midPlenty), `midpoint, fused ${fused}`).toBe(0);
+        } finally {
+          setFreeMemoryProbe(prev);
+        }
+      }
+      expect(countDiffering(runs[0]!.out, runs[1]!.out)).toBe(0);
     } finally {
       fm.dispose();
     }
