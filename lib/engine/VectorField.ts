@@ -113,6 +113,16 @@ function adamArgs(opts: AdamOptions): [number, number, number, number, number, n
   ];
 }
 
+/** @internal The device sampler's options ({@link VectorField.flowSample}). */
+export interface FlowSampleOptions {
+  /** The published x0-anchored velocity instead of the Riemannian one. */
+  anchored: boolean;
+  /** Canonicalise the end state. */
+  canonicalEnd: boolean;
+  /** Default 'euler'. */
+  solver?: 'euler' | 'midpoint' | 'rk4';
+}
+
 /** @internal One batch of the device-resident flow step ({@link VectorField.flowStep}). */
 export interface FlowStepBatch {
   /** Rows of the resident training set as x1 (or give `x1`). */
@@ -493,9 +503,9 @@ export class VectorField {
    * mode; `anchored` selects the published x0-anchored velocity, `canonicalEnd` canonicalises the end state.
    * @returns the end states, B·P
    */
-  flowSample(x0: Float32Array, grid: Float64Array, opts: { anchored: boolean; canonicalEnd: boolean }): Float32Array {
+  flowSample(x0: Float32Array, grid: Float64Array, opts: FlowSampleOptions): Float32Array {
     const out = this.prepareSample(x0);
-    this.n.flowSample(x0, grid, opts.anchored, opts.canonicalEnd, out);
+    this.n.flowSample(x0, grid, opts.anchored, opts.canonicalEnd, out, opts.solver ?? 'euler');
     return out;
   }
 
@@ -503,11 +513,11 @@ export class VectorField {
    * @internal {@link flowSample} on a libuv pool thread (the event loop keeps running); the field is busy
    * (ERR_CONTEXT_BUSY) until the Promise settles.
    */
-  async flowSampleAsync(x0: Float32Array, grid: Float64Array, opts: { anchored: boolean; canonicalEnd: boolean }): Promise<Float32Array> {
+  async flowSampleAsync(x0: Float32Array, grid: Float64Array, opts: FlowSampleOptions): Promise<Float32Array> {
     const out = this.prepareSample(x0);
     const trace = new Error('flowSampleAsync');
     try {
-      return await this.n.flowSampleAsync(x0, grid, opts.anchored, opts.canonicalEnd, out);
+      return await this.n.flowSampleAsync(x0, grid, opts.anchored, opts.canonicalEnd, out, opts.solver ?? 'euler');
     } catch (e) {
       throw withStack(e, trace);
     }

@@ -26,7 +26,7 @@ import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
 import type { DeviceRequest } from '../device.js';
 import { WsfError } from '../errors.js';
 import { taskGradient, type MiniBatch } from '../eval/gradient.js';
-import { VectorField, type VectorFieldOptions } from '../engine/VectorField.js';
+import { VectorField, type FlowSampleOptions, type VectorFieldOptions } from '../engine/VectorField.js';
 import type { NativeFlowPrior } from '../native/types.js';
 import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry.js';
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
@@ -1173,7 +1173,7 @@ export class FlowMatcher {
   /**
    * {@link sample} with the device sampler's batches off the main thread (a libuv pool worker; the field is busy until
    * each batch settles), so timers, signals and progress run while it works. Samplers that need the host between
-   * steps (guidance, noise, per-step callbacks, midpoint/RK4, other architectures) run as in {@link sample}.
+   * steps (guidance, noise, per-step callbacks, other architectures) run as in {@link sample}.
    * @returns the same networks as {@link sample} with the same options
    */
   async sampleAsync(opts: SampleOptions): Promise<Float32Array> {
@@ -1192,7 +1192,7 @@ export class FlowMatcher {
    * The sampler as a generator: host batches are integrated here; a batch for the device sampler is yielded as a
    * request whose end states the driver ({@link sample}, {@link sampleAsync}) sends back. Returns all networks.
    */
-  private *sampling(opts: SampleOptions): Generator<{ x: Float32Array; grid: Float64Array; anchored: boolean; canonicalEnd: boolean }, Float32Array, Float32Array> {
+  private *sampling(opts: SampleOptions): Generator<{ x: Float32Array; grid: Float64Array } & FlowSampleOptions, Float32Array, Float32Array> {
     const tg = this.target(opts.arch);
     const P = tg.arch.numParams;
     const n = checkInt('n', opts.n, 1);
@@ -1208,9 +1208,9 @@ export class FlowMatcher {
     const gridKind = checkChoice('grid', opts.grid ?? 'uniform', ['uniform', 'early', 'cosine'] as const);
     if (gridKind !== 'uniform' && sem === 'reference') throw new WsfError(`grid '${gridKind}' needs corrected semantics (the published sampler's grid is uniform)`, 'ERR_INVALID');
     const grid = timeGrid(steps, sem, gridKind);
-    // The Euler sampler runs on the field's device in one call per batch when nothing needs the host between steps
-    // (no guidance, noise or per-step callback; the flow's own architecture).
-    const onDevice = this.fusedEligible() && solver === 'euler' && opts.guidance === undefined && !(opts.noise !== undefined && opts.noise.scale > 0) && opts.onStep === undefined && tg.arch === this.arch;
+    // The sampler (Euler, midpoint or RK4) runs on the field's device in one call per batch when nothing needs the
+    // host between steps (no guidance, noise or per-step callback; the flow's own architecture).
+    const onDevice = this.fusedEligible() && opts.guidance === undefined && !(opts.noise !== undefined && opts.noise.scale > 0) && opts.onStep === undefined && tg.arch === this.arch;
     const configureHere = onDevice && !this.fused; // during fit() the training step's configuration serves
     if (configureHere) this.configureFused();
     this.syncEma();
@@ -1229,7 +1229,7 @@ export class FlowMatcher {
           // Sub-batches of at most `cap` networks (memory); trajectories are independent, so the same networks.
           for (let b0 = 0; b0 < B; b0 += cap) {
             const b1 = Math.min(B, b0 + cap);
-            out.set(yield { x: x.subarray(b0 * P, b1 * P), grid, anchored: vmode === 'x0-anchored', canonicalEnd: this.canonical && sem === 'corrected' }, (start + b0) * P);
+            out.set(yield { x: x.subarray(b0 * P, b1 * P), grid, anchored: vmode === 'x0-anchored', canonicalEnd: this.canonical && sem === 'corrected', solver }, (start + b0) * P);
           }
           opts.onProgress?.(start + B, n);
           continue;

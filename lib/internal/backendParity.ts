@@ -595,6 +595,7 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
     cases.push({ name: `flow_velocity n=${n}`, op: 'flow_velocity', inputs: { xhat: normal(n), x: normal(n) }, outputs: { v: { len: n } }, scalars: { n, inv: 1 / 0.37 }, tol: TOL_EXACT });
     cases.push({ name: `flow_velocity in place n=${n}`, op: 'flow_velocity', inputs: { x: normal(n) }, outputs: { v: { len: n, init: normal(n) } }, scalars: { n, inv: 3.5, xhat: 'v' }, tol: TOL_EXACT });
     cases.push({ name: `flow_axpy n=${n}`, op: 'flow_axpy', inputs: { x: normal(n), v: normal(n) }, outputs: { y: { len: n } }, scalars: { n, dt: 1 / 7 }, tol: TOL_EXACT });
+    cases.push({ name: `flow_rk4_combine n=${n}`, op: 'flow_rk4_combine', inputs: { k1: normal(n), k2: normal(n), k3: normal(n), k4: normal(n) }, outputs: { v: { len: n } }, scalars: { n }, tol: TOL_EXACT });
     cases.push({ name: `ema_update n=${n}`, op: 'ema_update', inputs: { p: normal(n) }, outputs: { ema: { len: n, init: normal(n) } }, scalars: { n, decay: 0.999 }, tol: TOL_EXACT });
   }
   // The device prior: per-row normal streams, and fitted-Gaussian draws (float products are exact in double and the

@@ -150,9 +150,9 @@ export interface NativeEngineInstance {
   /** @internal */
   flowGetEma(out: Float32Array): void;
   /** @internal The Euler sampler on the device from x0 (B·P) over `grid`; writes the end state to `out`. */
-  flowSample(x0: Float32Array, grid: Float64Array, anchored: boolean, canonicalEnd: boolean, out: Float32Array): void;
+  flowSample(x0: Float32Array, grid: Float64Array, anchored: boolean, canonicalEnd: boolean, out: Float32Array, solver?: 'euler' | 'midpoint' | 'rk4'): void;
   /** @internal flowSample on a libuv pool thread; resolves with `out`. */
-  flowSampleAsync(x0: Float32Array, grid: Float64Array, anchored: boolean, canonicalEnd: boolean, out: Float32Array): Promise<Float32Array>;
+  flowSampleAsync(x0: Float32Array, grid: Float64Array, anchored: boolean, canonicalEnd: boolean, out: Float32Array, solver?: 'euler' | 'midpoint' | 'rk4'): Promise<Float32Array>;
   /** @internal The prior drawn on the device when flowStep gets no x0 (null: none). */
   flowSetPrior(prior: NativeFlowPrior | null): void;
   dispose(): void;

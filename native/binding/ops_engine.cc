@@ -42,7 +42,8 @@
 //   .flowSetEma(init: Float32Array (numParams), decay): void — keep the parameters' EMA on the device, updated
 //                                                       after every flowStep;  .flowGetEma(out: Float32Array): void
 //   .flowSample(x0: Float32Array (B·P), grid: Float64Array, anchored: boolean, canonicalEnd: boolean,
-//               out: Float32Array (B·P)): void — the Euler sampler on the device (needs setGraph with B copies)
+//               out: Float32Array (B·P), solver?: 'euler'|'midpoint'|'rk4'): void — the sampler on the device
+//               (needs setGraph with B copies)
 //   .flowSampleAsync(same arguments): Promise<out> — the sampler on a libuv pool thread (engine busy meanwhile)
 //   .flowBytesHeld(): number;  .flowRelease(): void  — frees the step's buffers and drops its training set
 // Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
@@ -109,7 +110,7 @@ struct EngineHandle {
   virtual int64_t flow_params() const = 0;  // P of the configured architecture (0 before flow_configure)
   virtual void flow_release() = 0;
   virtual Status flow_sample(const float* x0, int64_t B, const double* grid, int64_t G, bool anchored, bool canon_end,
-                             float* out) = 0;
+                             float* out, int solver) = 0;
   virtual Status flow_set_ema(const float* init, double decay) = 0;
   // kind 0: none, 1: gaussian (mean, std), 2: fit (means, K, basis, row0, std, per_row)
   virtual Status flow_set_prior(int kind, double mean, double sd, const float* means, int64_t K, const float* basis,
@@ -214,10 +215,10 @@ struct EngineImpl final : EngineHandle {
     }
   }
   Status flow_sample(const float* x0, int64_t B, const double* grid, int64_t G, bool anchored, bool canon_end,
-                     float* out) override {
+                     float* out, int solver) override {
     if constexpr (kFlow) {
       if (!flow) return Status(Code::Invalid, "flowConfigure first");
-      return flow->sample(x0, B, grid, G, anchored, canon_end, out);
+      return flow->sample(x0, B, grid, G, anchored, canon_end, out, static_cast<typename FlowStep<Ops>::Solver>(solver));
     } else {
       return no_flow();
     }
@@ -321,8 +322,9 @@ class FlowStepWorker final : public PromiseWorker {
 class FlowSampleWorker final : public PromiseWorker {
  public:
   FlowSampleWorker(Napi::Env env, EngineHandle* engine, std::vector<float> x0, std::vector<double> grid, bool anchored,
-                   bool canon_end, Napi::Float32Array out, std::function<void()> done)
+                   bool canon_end, int solver, Napi::Float32Array out, std::function<void()> done)
       : PromiseWorker(env, "wsflow:flowSample", std::move(done)),
+        solver_(solver),
         engine_(engine),
         x0_(std::move(x0)),
         grid_(std::move(grid)),
@@ -335,7 +337,7 @@ class FlowSampleWorker final : public PromiseWorker {
   Status work() override {
     const int64_t B = static_cast<int64_t>(x0_.size()) / std::max<int64_t>(1, engine_->flow_params());
     return engine_->flow_sample(x0_.data(), B, grid_.data(), static_cast<int64_t>(grid_.size()), anchored_, canon_end_,
-                                result_.data());
+                                result_.data(), solver_);
   }
   Napi::Value result(Napi::Env env) override {
     Napi::Float32Array out = out_.Value();
@@ -344,6 +346,7 @@ class FlowSampleWorker final : public PromiseWorker {
   }
 
  private:
+  int solver_;
   EngineHandle* engine_;
   std::vector<float> x0_;
   std::vector<double> grid_;
@@ -681,6 +684,16 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return env.Undefined();
   }
 
+  // The sampler's solver (optional argument i): 'euler' (default) → 0, 'midpoint' → 1, 'rk4' → 2.
+  static int solver_arg(const Napi::CallbackInfo& info, size_t i) {
+    if (!given(info, i)) return 0;
+    const std::string s = arg_string(info, i, "solver");
+    if (s == "euler") return 0;
+    if (s == "midpoint") return 1;
+    if (s == "rk4") return 2;
+    throw_error(info.Env(), Code::Invalid, "Expected solver 'euler', 'midpoint' or 'rk4' but received '" + s + "'");
+  }
+
   // An optional argument: present and neither null nor undefined.
   static bool given(const Napi::CallbackInfo& info, size_t i) {
     return info.Length() > i && !info[i].IsNull() && !info[i].IsUndefined();
@@ -850,7 +863,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Float64Array grid = arg_f64(info, 1, "grid");
     Napi::Float32Array out = arg_f32(info, 4, "out", B * P);
     throw_if_error(env, e.flow_sample(x0.Data(), B, grid.Data(), int64_t(grid.ElementLength()), arg_bool(info, 2, "anchored"),
-                                      arg_bool(info, 3, "canonicalEnd"), out.Data()));
+                                      arg_bool(info, 3, "canonicalEnd"), out.Data(), solver_arg(info, 5)));
     return env.Undefined();
   }
 
@@ -866,11 +879,12 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Float64Array grid = arg_f64(info, 1, "grid");
     const bool anchored = arg_bool(info, 2, "anchored"), canon_end = arg_bool(info, 3, "canonicalEnd");
     Napi::Float32Array out = arg_f32(info, 4, "out", int64_t(x0.ElementLength()));
+    const int solver = solver_arg(info, 5);
     busy_ = true;
     Ref();
     auto* worker = new FlowSampleWorker(env, &e, std::vector<float>(x0.Data(), x0.Data() + x0.ElementLength()),
                                         std::vector<double>(grid.Data(), grid.Data() + grid.ElementLength()), anchored,
-                                        canon_end, out, [this] {
+                                        canon_end, solver, out, [this] {
                                           busy_ = false;
                                           Unref();
                                         });

@@ -206,6 +206,8 @@ class OpRunner {
       ops_.flow_velocity(F("v"), F("xhat"), F("x"), D("inv"), L("n"));
     } else if (op == "flow_axpy") {
       ops_.flow_axpy(F("y"), F("x"), F("v"), D("dt"), L("n"));
+    } else if (op == "flow_rk4_combine") {
+      ops_.flow_rk4_combine(F("v"), F("k1"), F("k2"), F("k3"), F("k4"), L("n"));
     } else if (op == "ema_update") {
       ops_.ema_update(F("ema"), F("p"), L("n"), D("decay"));
     } else if (op == "fill_normal_rows") {

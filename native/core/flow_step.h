@@ -297,46 +297,53 @@ class FlowStep {
     return Status::ok();
   }
 
-  // The Euler sampler on the device: from the (canonical) start points x0 (host, B·P) over the time grid (G points),
-  // each step x ← move(x, v(x, t), t' − t) with the field in inference mode, x̂1 = canon(to_x1(F)), and
+  // The sampler on the device: from the (canonical) start points x0 (host, B·P) over the time grid (G points), the
+  // field in inference mode, x̂1 = canon(to_x1(F)), and the velocity
   //   anchored (the published sampler): v = x̂1 − x0;  else v = Log_x(x̂1)/max(1 − t, 1e-4) on the sphere
   //   geometry, (x̂1 − x)/max(1 − t, 1e-4) otherwise;
-  // move = the sphere's Euler step (dt rounded to float, as the host call) or x + dt·v. The end state is
-  // canonicalised when `canonical_end`, then copied to `out` (host, B·P). The same operations as the host sampler.
+  // move(x, v, dt) = the sphere's Euler step (dt rounded to float, as the host call) or x + dt·v. Per step (solvers.ts):
+  //   euler     x ← move(x, v(x, t), dt)
+  //   midpoint  x ← move(x, v(move(x, v(x, t), dt/2), min(t + dt/2, tMax)), dt)
+  //   rk4       k1..k4 at t, t + dt/2 (twice), t + dt (each capped at tMax = 1 − 1e-4), each from x moved along the
+  //             previous stage; x ← move(x, (k1 + 2·k2 + 2·k3 + k4)/6, dt)
+  // The end state is canonicalised when `canonical_end`, then copied to `out` (host, B·P). The host sampler's
+  // operations, so the same networks.
+  enum class Solver { Euler = 0, Midpoint = 1, Rk4 = 2 };
   Status sample(const float* x0, int64_t B, const double* grid, int64_t G, bool anchored, bool canonical_end,
-                float* out) {
+                float* out, Solver solver = Solver::Euler) {
     if (!configured_) return Status(Code::Invalid, "configure the flow step first");
     const RtGraph& g = e_.graph();
     if (B <= 0 || g.G != B || g.P != B * P_) return Status(Code::Shape, "the engine's graph must hold the batch to sample");
     if (G < 2) return Status(Code::Invalid, "the time grid needs at least 2 points");
     WSF_RETURN_IF_ERROR(ensure_batch(B));
+    const int64_t n = B * P_;
+    if (solver != Solver::Euler && stage_.size() < 5) {
+      // k1 … k4 and a moved state (allocated on the first midpoint/RK4 sampling, kept with the batch buffers).
+      stage_.assign(5, nullptr);
+      for (float*& p : stage_) WSF_RETURN_IF_ERROR(batch_alloc(&p, n));
+      recount();
+    }
     typename RtEngine<Ops>::DeviceIo io{};
     WSF_RETURN_IF_ERROR(e_.device_io(false, &io));
     Ops& o = ops();
     void* const st = stream();
-    const int64_t n = B * P_;
     Status s = Status::ok();
     auto keep = [&s](const Status& x) {
       if (s.is_ok() && !x.is_ok()) s = x;
     };
-    float* x = xt_;      // state
-    float* next = noise_;
-    float* v = dxc_;
-    WSF_RETURN_IF_ERROR(o.upload(x0_, x0, n));
-    o.copy(x, x0_, n);
     std::vector<float> tt(static_cast<size_t>(B));
-    for (int64_t k = 0; k + 1 < G; ++k) {
-      const double t = grid[k], dt = grid[k + 1] - t;
+    // v ← the velocity at (y, t).
+    auto velocity = [&](const float* y, double t, float* v) -> Status {
       std::fill(tt.begin(), tt.end(), static_cast<float>(t));
       e_.profiled("flow.inputs", [&] {
         keep(o.upload(io.t, tt.data(), B));
-        if (scale_ != nullptr) o.flow_input(io.xt, x, scale_, B, P_);
-        else o.copy(io.xt, x, n);
+        if (scale_ != nullptr) o.flow_input(io.xt, y, scale_, B, P_);
+        else o.copy(io.xt, y, n);
       });
       WSF_RETURN_IF_ERROR(s);
       WSF_RETURN_IF_ERROR(e_.forward_device(false));
       e_.profiled("flow.velocity", [&] {
-        o.flow_to_x1(xhat_, io.xhat, x, io.t, scale_, cfg_.precondition, B, P_);
+        o.flow_to_x1(xhat_, io.xhat, y, io.t, scale_, cfg_.precondition, B, P_);
         const float* pred = xhat_;
         if (cfg_.canonical) {
           keep(canonicalize_forward(kDevice, xc_, xhat_, layers_, B, cfg_.last_norm, st));
@@ -346,15 +353,48 @@ class FlowStep {
         if (anchored) {
           o.flow_velocity(v, pred, x0_, 1.0, n);
         } else if (cfg_.sphere) {
-          keep(geometry_logmap_forward(kDevice, v, x, pred, table_, B, cfg_.mode, st));
+          keep(geometry_logmap_forward(kDevice, v, y, pred, table_, B, cfg_.mode, st));
           o.scale(v, n, inv);
         } else {
-          o.flow_velocity(v, pred, x, inv, n);
+          o.flow_velocity(v, pred, y, inv, n);
         }
-        if (cfg_.sphere) keep(geometry_euler_step_forward(kDevice, next, x, v, table_, B, static_cast<float>(dt), cfg_.mode, st));
-        else o.flow_axpy(next, x, v, dt, n);
       });
-      WSF_RETURN_IF_ERROR(s);
+      return s;
+    };
+    auto move = [&](float* dst, const float* y, const float* v, double dt) -> Status {
+      if (cfg_.sphere) return geometry_euler_step_forward(kDevice, dst, y, v, table_, B, static_cast<float>(dt), cfg_.mode, st);
+      o.flow_axpy(dst, y, v, dt, n);
+      return Status::ok();
+    };
+    const double t_max = 1.0 - 1e-4;
+    float* x = xt_;  // state
+    float* next = noise_;
+    float* v = dxc_;
+    WSF_RETURN_IF_ERROR(o.upload(x0_, x0, n));
+    o.copy(x, x0_, n);
+    for (int64_t k = 0; k + 1 < G; ++k) {
+      const double t = grid[k], dt = grid[k + 1] - t;
+      if (solver == Solver::Euler) {
+        WSF_RETURN_IF_ERROR(velocity(x, t, v));
+        WSF_RETURN_IF_ERROR(move(next, x, v, dt));
+      } else if (solver == Solver::Midpoint) {
+        float* ym = stage_[4];
+        WSF_RETURN_IF_ERROR(velocity(x, t, v));
+        WSF_RETURN_IF_ERROR(move(ym, x, v, dt / 2));
+        WSF_RETURN_IF_ERROR(velocity(ym, std::min(t + dt / 2, t_max), v));
+        WSF_RETURN_IF_ERROR(move(next, x, v, dt));
+      } else {
+        float *k1 = stage_[0], *k2 = stage_[1], *k3 = stage_[2], *k4 = stage_[3], *y = stage_[4];
+        WSF_RETURN_IF_ERROR(velocity(x, t, k1));
+        WSF_RETURN_IF_ERROR(move(y, x, k1, dt / 2));
+        WSF_RETURN_IF_ERROR(velocity(y, std::min(t + dt / 2, t_max), k2));
+        WSF_RETURN_IF_ERROR(move(y, x, k2, dt / 2));
+        WSF_RETURN_IF_ERROR(velocity(y, std::min(t + dt / 2, t_max), k3));
+        WSF_RETURN_IF_ERROR(move(y, x, k3, dt));
+        WSF_RETURN_IF_ERROR(velocity(y, std::min(t + dt, t_max), k4));
+        o.flow_rk4_combine(v, k1, k2, k3, k4, n);
+        WSF_RETURN_IF_ERROR(move(next, x, v, dt));
+      }
       std::swap(x, next);
     }
     if (canonical_end) {
@@ -467,6 +507,7 @@ class FlowStep {
     if (prior_ints_ != nullptr) ops().release(prior_ints_);
     idx_ = prior_ints_ = nullptr;
     x0_ = x1_ = xt_ = noise_ = xhat_ = xc_ = dxc_ = work_ = per_ = loss_ = eps_ = nullptr;
+    stage_.clear();
     batch_bytes_ = 0;
     B_ = 0;
     recount();
@@ -503,6 +544,7 @@ class FlowStep {
   bool prior_basis_given_ = false;
   std::vector<int32_t> rows_of_;    // basis rows per component (host)
   std::vector<int32_t> host_ints_;  // staging of the per-step [components | counts | seeds]
+  std::vector<float*> stage_;       // the midpoint/RK4 sampler's stages (batch buffers)
   float *x0_ = nullptr, *x1_ = nullptr, *xt_ = nullptr, *noise_ = nullptr, *xhat_ = nullptr, *xc_ = nullptr,
         *dxc_ = nullptr, *work_ = nullptr, *per_ = nullptr, *loss_ = nullptr;
   int32_t* idx_ = nullptr;

@@ -156,6 +156,8 @@ struct CpuOps {
   void flow_velocity(T* v, const T* xhat, const T* x, double inv, int64_t n);
   // The Euclidean step y = x + dt·v (y may alias x).
   void flow_axpy(T* y, const T* x, const T* v, double dt, int64_t n);
+  // RK4's combined velocity v = (((k1 + 2·k2) + 2·k3) + k4)/6 (solvers.ts' order).
+  void flow_rk4_combine(T* v, const T* k1, const T* k2, const T* k3, const T* k4, int64_t n);
   // ema = decay·ema + (1 − decay)·p (the exponential moving average of the parameters).
   void ema_update(T* ema, const T* p, int64_t n, double decay);
   // Row r of out (leading dimension ld) receives counts[r] draws mean + stddev·N(0, 1) of fill_normal with the seed

@@ -926,6 +926,17 @@ void CpuOps<T>::flow_axpy(T* y, const T* x, const T* v, double dt, int64_t n) {
 }
 
 template <typename T>
+void CpuOps<T>::flow_rk4_combine(T* v, const T* k1, const T* k2, const T* k3, const T* k4, int64_t n) {
+  parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const double s = static_cast<double>(k1[i]) + 2.0 * static_cast<double>(k2[i]) + 2.0 * static_cast<double>(k3[i]) +
+                       static_cast<double>(k4[i]);
+      v[i] = static_cast<T>(s / 6.0);
+    }
+  });
+}
+
+template <typename T>
 void CpuOps<T>::ema_update(T* ema, const T* p, int64_t n, double decay) {
   parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {

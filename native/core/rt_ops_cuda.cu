@@ -167,6 +167,16 @@ __global__ void flow_axpy_kernel(float* y, const float* x, const float* v, doubl
   WSF_GRID_LOOP(i, n) y[i] = static_cast<float>(__dadd_rn(static_cast<double>(x[i]), __dmul_rn(dt, static_cast<double>(v[i]))));
 }
 
+__global__ void flow_rk4_combine_kernel(float* v, const float* k1, const float* k2, const float* k3, const float* k4,
+                                        int64_t n) {
+  WSF_GRID_LOOP(i, n) {
+    const double s = __dadd_rn(__dadd_rn(__dadd_rn(static_cast<double>(k1[i]), __dmul_rn(2.0, static_cast<double>(k2[i]))),
+                                         __dmul_rn(2.0, static_cast<double>(k3[i]))),
+                               static_cast<double>(k4[i]));
+    v[i] = static_cast<float>(__ddiv_rn(s, 6.0));
+  }
+}
+
 __global__ void ema_update_kernel(float* ema, const float* p, int64_t n, double decay) {
   WSF_GRID_LOOP(i, n) {
     ema[i] = static_cast<float>(__dadd_rn(__dmul_rn(decay, static_cast<double>(ema[i])),
@@ -2005,6 +2015,13 @@ void CudaOps::flow_axpy(float* y, const float* x, const float* v, double dt, int
   if (n <= 0) return;
   launch_kernel(flow_axpy_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), y, x, v, dt, n);
   launched("flow_axpy");
+}
+
+void CudaOps::flow_rk4_combine(float* v, const float* k1, const float* k2, const float* k3, const float* k4,
+                               int64_t n) {
+  if (n <= 0) return;
+  launch_kernel(flow_rk4_combine_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), v, k1, k2, k3, k4, n);
+  launched("flow_rk4_combine");
 }
 
 void CudaOps::ema_update(float* ema, const float* p, int64_t n, double decay) {

@@ -116,6 +116,7 @@ struct CudaOps {
   void fill_normal(float* out, int64_t n, uint64_t seed, double mean, double stddev);
   void flow_velocity(float* v, const float* xhat, const float* x, double inv, int64_t n);
   void flow_axpy(float* y, const float* x, const float* v, double dt, int64_t n);
+  void flow_rk4_combine(float* v, const float* k1, const float* k2, const float* k3, const float* k4, int64_t n);
   void ema_update(float* ema, const float* p, int64_t n, double decay);
   void fill_normal_rows(float* out, int64_t rows, int64_t ld, const int32_t* counts, const int32_t* seeds, double mean,
                         double stddev);

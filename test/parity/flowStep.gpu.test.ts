@@ -73,10 +73,12 @@ describe.skipIf(!cuda)('fused flow step on CUDA', () => {
   }, timeout);
 
   it.each([
-    ['geometric', { geometry: 'geometric' }],
-    ['euclidean, layer scaling', { geometry: 'euclidean', layerScaling: true, precondition: true }],
-    ['geometric, reference semantics', { geometry: 'geometric', semantics: 'reference' }],
-  ] as [string, Partial<FlowOptions>][])('the Euler sampler on the device (%s) matches the host sampler on CUDA and the CPU', async (_name, opts) => {
+    ['geometric, Euler', { geometry: 'geometric' }, 'euler'],
+    ['euclidean, layer scaling, Euler', { geometry: 'euclidean', layerScaling: true, precondition: true }, 'euler'],
+    ['geometric, reference semantics, Euler', { geometry: 'geometric', semantics: 'reference' }, 'euler'],
+    ['geometric, RK4', { geometry: 'geometric' }, 'rk4'],
+    ['normalized, midpoint', { geometry: 'normalized' }, 'midpoint'],
+  ] as [string, Partial<FlowOptions>, 'euler' | 'midpoint' | 'rk4'][])('the sampler on the device (%s) matches the host sampler on CUDA and the CPU', async (_name, opts, solver) => {
     process.env.WSF_FUSED_STEP = '1';
     const fms = (['cuda', 'cpu'] as const).map((device) => FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device, ...opts }));
     try {
@@ -84,10 +86,10 @@ describe.skipIf(!cuda)('fused flow step on CUDA', () => {
       await fms[0]!.fit({ weights: data }, { steps: 4, batchSize: 4 });
       await fms[1]!.fit({ weights: data }, { steps: 1, batchSize: 4 });
       fms[1]!.field.setParams(fms[0]!.field.getParams());
-      const dev = fms[0]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4 });
-      const cpu = fms[1]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4 });
+      const dev = fms[0]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4, solver });
+      const cpu = fms[1]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4, solver });
       process.env.WSF_FUSED_STEP = '0';
-      const host = fms[0]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4 });
+      const host = fms[0]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4, solver });
       if (emu) expect(maxRel(dev, host)).toBe(0);
       else expect(maxRel(dev, host)).toBeLessThan(1e-5);
       expect(maxRel(dev, cpu)).toBeLessThan(1e-3);

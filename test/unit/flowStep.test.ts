@@ -135,6 +135,12 @@ describe('flow step ops (CPU) against the TypeScript step formulas', () => {
     expect(Array.from(y)).toEqual(Array.from(a, (x, i) => Math.fround(x + (1 / 7) * c[i]!)));
   });
 
+  it('flow_rk4_combine = (k1 + 2·k2 + 2·k3 + k4)/6 in solvers.ts\' order', () => {
+    const k4 = rng.fillNormal(new Float32Array(n), 0, 1);
+    const v = opOut({ name: 'r', op: 'flow_rk4_combine', inputs: { k1: a, k2: b, k3: c, k4 }, outputs: { v: { len: n } }, scalars: { n }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'v');
+    expect(Array.from(v)).toEqual(Array.from(a, (x, i) => Math.fround((x + 2 * b[i]! + 2 * c[i]! + k4[i]!) / 6)));
+  });
+
   it('fill_normal gives the host draws (binding.fillNormal) for the same seed', () => {
     for (const len of [1, 2, 1001]) {
       const got = opOut({ name: 'f', op: 'fill_normal', inputs: {}, outputs: { out: { len } }, scalars: { n: len, seed_hi: 0x9e3779b9, seed_lo: 77, mean: 0.25, stddev: 1.5 }, tol: { atol: 0, rtol: 0, nmse: 0 } }, 'out');
@@ -226,17 +232,17 @@ describe('device sampler (CPU) against the host sampler', () => {
     ['geometric, reference semantics (x0-anchored, no final canonicalisation)', { geometry: 'geometric', semantics: 'reference' }],
     ['euclidean, reference semantics', { geometry: 'euclidean', semantics: 'reference' }],
   ];
-  it.each(samplers)('%s: the same networks bit for bit, EMA parameters, batches of 3', async (_name, opts) => {
+  it.each(samplers.flatMap(([name, o]) => (['euler', 'midpoint', 'rk4'] as const).map((solver) => [`${name}, ${solver}`, o, solver] as const)))('%s: the same networks bit for bit, EMA parameters, batches of 3', async (_name, opts, solver) => {
     process.env.WSF_FUSED_STEP = '1';
     const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cpu', ...opts });
     try {
       await fm.fit({ weights: data }, { steps: 8, batchSize: 4, ema: 0.9 });
       fm.field.setProfiling(true);
-      const dev = fm.sample({ n: 5, steps: 7, batchSize: 3, seed: 4 });
+      const dev = fm.sample({ n: 5, steps: 7, batchSize: 3, seed: 4, solver });
       expect(Object.keys(fm.field.profile())).toContain('flow.velocity');
       process.env.WSF_FUSED_STEP = '0';
       fm.field.setProfiling(true);
-      const host = fm.sample({ n: 5, steps: 7, batchSize: 3, seed: 4 });
+      const host = fm.sample({ n: 5, steps: 7, batchSize: 3, seed: 4, solver });
       expect(Object.keys(fm.field.profile())).not.toContain('flow.velocity');
       expect(countDiffering(dev, host)).toBe(0);
       // Given start points, and without the EMA.
@@ -285,9 +291,11 @@ describe('device sampler (CPU) against the host sampler', () => {
       clearInterval(timer);
       expect(countDiffering(got, want)).toBe(0);
       expect(ticks).toBeGreaterThan(0);
-      // The host path (midpoint) through sampleAsync.
-      const mid = fm.sample({ n: 2, steps: 2, solver: 'midpoint', seed: 3 });
-      expect(countDiffering(await fm.sampleAsync({ n: 2, steps: 2, solver: 'midpoint', seed: 3 }), mid)).toBe(0);
+      // The host path (a noisy sampler) and the device RK4 sampler through sampleAsync.
+      for (const o of [{ noise: { scale: 0.05 } }, { solver: 'rk4' as const }]) {
+        const want2 = fm.sample({ n: 2, steps: 2, seed: 3, ...o });
+        expect(countDiffering(await fm.sampleAsync({ n: 2, steps: 2, seed: 3, ...o }), want2), JSON.stringify(o)).toBe(0);
+      }
     } finally {
       fm.dispose();
     }
@@ -309,11 +317,13 @@ describe('device sampler (CPU) against the host sampler', () => {
           expect(countDiffering(tight, plenty), `fused ${fused}`).toBe(0);
           expect(fm.field.bytesHeld, `fused ${fused}`).toBeLessThan(heldPlenty);
           runs.push({ fused, out: tight, held: fm.field.bytesHeld });
-          // The host sampler (midpoint) chunks the field's forward the same way.
-          const midTight = fm.sample({ n: 5, steps: 2, batchSize: 5, solver: 'midpoint', seed: 2 });
+          // The host sampler (a noisy one) chunks the field's forward the same way; so does RK4 on the device.
+          const o = { n: 5, steps: 2, batchSize: 5, seed: 2 };
+          const tightNoise = fm.sample({ ...o, noise: { scale: 0.05 } });
+          const tightRk4 = fm.sample({ ...o, solver: 'rk4' });
           setFreeMemoryProbe(prev);
-          const midPlenty = fm.sample({ n: 5, steps: 2, batchSize: 5, solver: 'midpoint', seed: 2 });
-          expect(countDiffering(midTight, midPlenty), `midpoint, fused ${fused}`).toBe(0);
+          expect(countDiffering(tightNoise, fm.sample({ ...o, noise: { scale: 0.05 } })), `noise, fused ${fused}`).toBe(0);
+          expect(countDiffering(tightRk4, fm.sample({ ...o, solver: 'rk4' })), `rk4, fused ${fused}`).toBe(0);
         } finally {
           setFreeMemoryProbe(prev);
         }
@@ -344,12 +354,12 @@ describe('device sampler (CPU) against the host sampler', () => {
     }
   });
 
-  it('guidance, noise, per-step callbacks and other solvers keep the host sampler', async () => {
+  it('guidance, noise and per-step callbacks keep the host sampler', async () => {
     process.env.WSF_FUSED_STEP = '1';
     const fm = FlowMatcher.create({ arch, geometry: 'geometric', field: { D: 8, layers: 2 }, seed: 2, device: 'cpu' });
     try {
       await fm.fit({ weights: data }, { steps: 2, batchSize: 4 });
-      for (const o of [{ solver: 'midpoint' as const }, { noise: { scale: 0.1 } }, { onStep: () => undefined }]) {
+      for (const o of [{ noise: { scale: 0.1 } }, { onStep: () => undefined }, { guidance: { lambda: 0.1, grad: (x: Float32Array) => new Float32Array(x.length) } }]) {
         fm.field.setProfiling(true);
         fm.sample({ n: 2, steps: 2, ...o });
         expect(Object.keys(fm.field.profile()), JSON.stringify(o)).not.toContain('flow.velocity');
