@@ -1,7 +1,8 @@
 // GPU-check section "flow" (run by bench/gpu-check.mjs): the device-resident flow training step and sampler
 // (native/core/flow_step.h) on the device under test.
 //
-// Parity: a small flow (6-5-4-3, D=8, 2 layers) trained 6 steps and sampled (5 networks, 6 Euler steps) three ways —
+// Parity: a small flow (6-5-4-3, D=8, 2 layers) trained 6 steps and sampled (5 networks × 6 Euler steps, 3 × 3 RK4
+// steps) three ways —
 // fused on the device (prior drawn there), the host-orchestrated step on the same device (WSF_FUSED_STEP=0: the same
 // kernels called one by one), and fused on the CPU — per geometry and prior. Fused vs host on the same device runs
 // the same operations; only the device's log/cos/sin in the noise draws may move a last bit, so the tolerance is
@@ -48,7 +49,12 @@ export async function run(ctx) {
         await fm.fit({ weights: data, run }, { steps: 6, batchSize: 4, ema: 0.9 });
         const trained = fm.field.getParams();
         if (params !== undefined) fm.field.setParams(params);
-        const samples = fm.sample({ n: 5, steps: 6, batchSize: 3, seed: 4, useEma: false });
+        // Euler and RK4 samples, concatenated (the device sampler runs both solvers).
+        const euler = fm.sample({ n: 5, steps: 6, batchSize: 3, seed: 4, useEma: false });
+        const rk4 = fm.sample({ n: 3, steps: 3, batchSize: 3, seed: 5, useEma: false, solver: 'rk4' });
+        const samples = new Float32Array(euler.length + rk4.length);
+        samples.set(euler);
+        samples.set(rk4, euler.length);
         return { params: trained, samples };
       } finally {
         fm.dispose();
