@@ -69,8 +69,8 @@ export interface VectorFieldOptions {
   /**
    * Trade compute for memory in training: keep only each layer's output states and recompute a layer's other
    * activations during the backward pass (one more forward of all layers but the last; gradients identical bit for
-   * bit). Measured on a 2-core CPU: MNIST 784-10-10 (D=32, batch 8) holds 446 MiB instead of 1,188 MiB and takes
-   * 19–25 % longer per step; WDBC (D=64, batch 32) 340 instead of 900 MiB, 21–27 % longer. Default 'auto': on for a
+   * bit). Measured on a 2-core CPU: MNIST 784-10-10 (D=32, batch 8) holds 422 MiB instead of 1,164 MiB and takes
+   * 19–25 % longer per step; WDBC (D=64, batch 32) 322 instead of 882 MiB, 21–27 % longer. Default 'auto': on for a
    * batch whose training step would otherwise need more than {@link RECOMPUTE_AUTO_SHARE} of the memory free on the
    * field's device (CUDA) or host (CPU) when its graph is first trained, else off. Results are the same either way.
    */

@@ -473,7 +473,7 @@ class RtEngine {
       add(M * H), add(M * H), add(M * H);
       if (!rc) add(M * 4 * D);
       add(N * H), add(N * H), add(N * H), add(N * 3 * D);
-      add(Eo * H), add(Eo * D), add(Eo * D), add(Eo), add(No * H), add(No * D), add(No * D), add(No);
+      add(Eo), add(No * H), add(No * D), add(No * D), add(No);  // the pair head's other gradients use the scratch
       add(M * din), add(N * din), add(P);
     }
     return n;
@@ -578,9 +578,11 @@ class RtEngine {
       WSF_RETURN_IF_ERROR(alloc_act(&dN_[1], N * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dNbar_, N * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dPn_, N * 3 * D));
-      WSF_RETURN_IF_ERROR(alloc_act(&dHe_in_, Eo * H));
-      WSF_RETURN_IF_ERROR(alloc_act(&dHe_a_, Eo * D));
-      WSF_RETURN_IF_ERROR(alloc_act(&dHe_b_, Eo * D));
+      // The pair head's backward runs first, while the pair scratch is free (M·D ≥ Eo·H: every output edge has a
+      // forward and a reverse pair), and is consumed (scattered into ∂L/∂e) before the layers use the scratch.
+      dHe_a_ = mD_[0];
+      dHe_b_ = mD_[1];
+      dHe_in_ = mD_[2];
       WSF_RETURN_IF_ERROR(alloc_act(&dHe_out_, Eo));
       WSF_RETURN_IF_ERROR(alloc_act(&dHn_in_, No * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dHn_a_, No * D));
