@@ -308,9 +308,14 @@ export class VectorField {
     try {
       return fn();
     } catch (e) {
-      if (!training || (e as WsfError).code !== 'ERR_OOM' || this.recomputing) throw e;
-      throw new WsfError(`${(e as Error).message}; recompute mode keeps about a third of the training activations (VectorField recompute: true, wsflow train --recompute), or use a smaller batch`, 'ERR_OOM', { cause: e });
+      throw training ? this.oomHint(e) : e;
     }
+  }
+
+  /** A training-mode error, with the recompute hint when it is a device out-of-memory outside recompute mode. */
+  private oomHint(e: unknown): unknown {
+    if ((e as WsfError).code !== 'ERR_OOM' || this.recomputing) return e;
+    return new WsfError(`${(e as Error).message}; recompute mode keeps about a third of the training activations (VectorField recompute: true, wsflow train --recompute), or use a smaller batch`, 'ERR_OOM', { cause: e });
   }
 
   /** Sets the batch's graph (cached while the architectures stay the same). Returns the total flat length. */
@@ -562,10 +567,7 @@ export class VectorField {
       const [loss, gradNorm] = await this.n.flowStepAsync(...args);
       return { loss, gradNorm };
     } catch (e) {
-      const err = withStack(e, trace);
-      return this.withOomHint(true, () => {
-        throw err;
-      });
+      throw this.oomHint(withStack(e, trace));
     }
   }
 

@@ -317,41 +317,41 @@ class FlowStepWorker final : public PromiseWorker {
   std::unique_ptr<FlowStepJob> job_;
 };
 
-// flowSampleAsync: EngineHandle::flow_sample on the pool (inputs copied); the end state is written into the caller's
-// `out` array back on the main thread, and the Promise resolves with it.
+// flowSample's arguments, copied from the JS arrays on the main thread, and the end state.
+struct FlowSampleJob {
+  std::vector<float> x0, result;
+  std::vector<double> grid;
+  int64_t B = 0;
+  bool anchored = false, canon_end = false;
+  int solver = 0;
+  Status run(EngineHandle& e) {
+    return e.flow_sample(x0.data(), B, grid.data(), static_cast<int64_t>(grid.size()), anchored, canon_end,
+                         result.data(), solver);
+  }
+};
+
+// flowSampleAsync: FlowSampleJob::run on the pool; the end state is written into the caller's `out` array back on
+// the main thread, and the Promise resolves with it.
 class FlowSampleWorker final : public PromiseWorker {
  public:
-  FlowSampleWorker(Napi::Env env, EngineHandle* engine, std::vector<float> x0, std::vector<double> grid, bool anchored,
-                   bool canon_end, int solver, Napi::Float32Array out, std::function<void()> done)
+  FlowSampleWorker(Napi::Env env, EngineHandle* engine, std::unique_ptr<FlowSampleJob> job, Napi::Float32Array out,
+                   std::function<void()> done)
       : PromiseWorker(env, "wsflow:flowSample", std::move(done)),
-        solver_(solver),
         engine_(engine),
-        x0_(std::move(x0)),
-        grid_(std::move(grid)),
-        result_(x0_.size()),
-        anchored_(anchored),
-        canon_end_(canon_end),
+        job_(std::move(job)),
         out_(Napi::Persistent(out)) {}
 
  protected:
-  Status work() override {
-    const int64_t B = static_cast<int64_t>(x0_.size()) / std::max<int64_t>(1, engine_->flow_params());
-    return engine_->flow_sample(x0_.data(), B, grid_.data(), static_cast<int64_t>(grid_.size()), anchored_, canon_end_,
-                                result_.data(), solver_);
-  }
+  Status work() override { return job_->run(*engine_); }
   Napi::Value result(Napi::Env env) override {
     Napi::Float32Array out = out_.Value();
-    std::copy(result_.begin(), result_.end(), out.Data());
+    std::copy(job_->result.begin(), job_->result.end(), out.Data());
     return out;
   }
 
  private:
-  int solver_;
   EngineHandle* engine_;
-  std::vector<float> x0_;
-  std::vector<double> grid_;
-  std::vector<float> result_;
-  bool anchored_, canon_end_;
+  std::unique_ptr<FlowSampleJob> job_;
   Napi::Reference<Napi::Float32Array> out_;
 };
 
@@ -718,6 +718,17 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return env.Undefined();
   }
 
+  // Marks the engine busy and keeps its JS object alive for an asynchronous call; the returned function (run on the
+  // main thread when the call settles) undoes both.
+  std::function<void()> begin_async() {
+    busy_ = true;
+    Ref();
+    return [this] {
+      busy_ = false;
+      Unref();
+    };
+  }
+
   // Reads flowStep's arguments into a job that owns copies of them (checked on the main thread).
   std::unique_ptr<FlowStepJob> flow_job(const Napi::CallbackInfo& info, const char* method) {
     Napi::Env env = info.Env();
@@ -784,12 +795,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value FlowStepAsync(const Napi::CallbackInfo& info) {
     EngineHandle& e = E(info);
     std::unique_ptr<FlowStepJob> job = flow_job(info, "flowStepAsync");
-    busy_ = true;
-    Ref();
-    auto* worker = new FlowStepWorker(info.Env(), &e, std::move(job), [this] {
-      busy_ = false;
-      Unref();
-    });
+    auto* worker = new FlowStepWorker(info.Env(), &e, std::move(job), begin_async());
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;
@@ -851,43 +857,42 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return env.Undefined();
   }
 
-  Napi::Value FlowSample(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    EngineHandle& e = E(info);
-    const int64_t P = flow_P(info, "flowSample");
+  // Reads flowSample's arguments (x0, grid, anchored, canonicalEnd, out, solver?) into a job owning copies of them;
+  // *out receives the output array, checked against x0's length.
+  std::unique_ptr<FlowSampleJob> sample_job(const Napi::CallbackInfo& info, const char* method, Napi::Float32Array* out) {
+    const int64_t P = flow_P(info, method);
     Napi::Float32Array x0 = arg_f32(info, 0, "x0");
     if (x0.ElementLength() == 0 || int64_t(x0.ElementLength()) % P != 0) {
-      throw_error(env, Code::Shape, "flowSample: expected B·P start values (P = " + std::to_string(P) + ") but received " + std::to_string(x0.ElementLength()));
+      throw_error(info.Env(), Code::Shape, std::string(method) + ": expected B·P start values (P = " + std::to_string(P) + ") but received " + std::to_string(x0.ElementLength()));
     }
-    const int64_t B = int64_t(x0.ElementLength()) / P;
+    auto job = std::make_unique<FlowSampleJob>();
+    job->B = int64_t(x0.ElementLength()) / P;
+    job->x0.assign(x0.Data(), x0.Data() + x0.ElementLength());
+    job->result.resize(job->x0.size());
     Napi::Float64Array grid = arg_f64(info, 1, "grid");
-    Napi::Float32Array out = arg_f32(info, 4, "out", B * P);
-    throw_if_error(env, e.flow_sample(x0.Data(), B, grid.Data(), int64_t(grid.ElementLength()), arg_bool(info, 2, "anchored"),
-                                      arg_bool(info, 3, "canonicalEnd"), out.Data(), solver_arg(info, 5)));
-    return env.Undefined();
+    job->grid.assign(grid.Data(), grid.Data() + grid.ElementLength());
+    job->anchored = arg_bool(info, 2, "anchored");
+    job->canon_end = arg_bool(info, 3, "canonicalEnd");
+    *out = arg_f32(info, 4, "out", int64_t(x0.ElementLength()));
+    job->solver = solver_arg(info, 5);
+    return job;
   }
 
-  // flowSampleAsync(x0, grid, anchored, canonicalEnd, out): Promise<out> — flowSample on the libuv pool.
-  Napi::Value FlowSampleAsync(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
+  Napi::Value FlowSample(const Napi::CallbackInfo& info) {
     EngineHandle& e = E(info);
-    const int64_t P = flow_P(info, "flowSampleAsync");
-    Napi::Float32Array x0 = arg_f32(info, 0, "x0");
-    if (x0.ElementLength() == 0 || int64_t(x0.ElementLength()) % P != 0) {
-      throw_error(env, Code::Shape, "flowSampleAsync: expected B·P start values (P = " + std::to_string(P) + ") but received " + std::to_string(x0.ElementLength()));
-    }
-    Napi::Float64Array grid = arg_f64(info, 1, "grid");
-    const bool anchored = arg_bool(info, 2, "anchored"), canon_end = arg_bool(info, 3, "canonicalEnd");
-    Napi::Float32Array out = arg_f32(info, 4, "out", int64_t(x0.ElementLength()));
-    const int solver = solver_arg(info, 5);
-    busy_ = true;
-    Ref();
-    auto* worker = new FlowSampleWorker(env, &e, std::vector<float>(x0.Data(), x0.Data() + x0.ElementLength()),
-                                        std::vector<double>(grid.Data(), grid.Data() + grid.ElementLength()), anchored,
-                                        canon_end, solver, out, [this] {
-                                          busy_ = false;
-                                          Unref();
-                                        });
+    Napi::Float32Array out;
+    std::unique_ptr<FlowSampleJob> job = sample_job(info, "flowSample", &out);
+    throw_if_error(info.Env(), job->run(e));
+    std::copy(job->result.begin(), job->result.end(), out.Data());
+    return info.Env().Undefined();
+  }
+
+  // flowSampleAsync(same arguments): Promise<out> — flowSample on the libuv pool.
+  Napi::Value FlowSampleAsync(const Napi::CallbackInfo& info) {
+    EngineHandle& e = E(info);
+    Napi::Float32Array out;
+    std::unique_ptr<FlowSampleJob> job = sample_job(info, "flowSampleAsync", &out);
+    auto* worker = new FlowSampleWorker(info.Env(), &e, std::move(job), out, begin_async());
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;

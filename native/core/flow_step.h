@@ -115,7 +115,6 @@ class FlowStep {
     data_ = nullptr;
     rows_ = 0;
   }
-  int64_t data_rows() const { return rows_; }
 
   // The exponential moving average of the parameters, kept on the device and updated after every step:
   // ema = decay·ema + (1 − decay)·params (ops ema_update). `init` holds num_params() values.
@@ -133,7 +132,6 @@ class FlowStep {
     WSF_RETURN_IF_ERROR(ops().download(out, ema_, e_.num_params()));
     return ops().check();
   }
-  bool has_ema() const { return ema_ != nullptr; }
 
   // ---- the prior drawn on the device (the host's samplePrior / drawMixtureComponents, same draws) ----
   // N(mean, std²) for every parameter: one fill_normal stream per batch.
