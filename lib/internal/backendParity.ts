@@ -403,6 +403,39 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
       scalars: { N, D, heads },
       tol: TOL_ROW,
     });
+    // The row-chunked forms (recompute mode with chunkRows): rows [r0, r1) of the middle third, Pe holding only
+    // their pairs; outputs start from values the op must leave alone outside those rows.
+    const r0 = Math.floor(N / 3), r1 = Math.max(r0 + 1, Math.floor((2 * N) / 3));
+    const k0 = g.rowPtr[r0]!, k1 = g.rowPtr[r1]!;
+    const PeRows = Pe.slice(k0 * 4 * D, k1 * 4 * D);
+    cases.push({
+      name: `attention_fwd_rows ${gname} D=${D} heads=${heads}`,
+      op: 'attention_fwd_rows',
+      inputs: { Pn, Pe: PeRows, row_ptr: g.rowPtr, col: g.col },
+      outputs: { o: { len: N * D, init: normal(N * D) }, alpha: { len: M * heads, init: normal(M * heads), tol: { atol: 1e-6, rtol: 1e-4, nmse: 1e-8 } } },
+      scalars: { r0, r1, k_base: k0, D, heads },
+      tol: TOL_ROW,
+    });
+    cases.push({
+      name: `attention_bwd_rows ${gname} D=${D} heads=${heads}`,
+      op: 'attention_bwd_rows',
+      inputs: { dout: normal(N * D), alpha, Pn, Pe: PeRows, row_ptr: g.rowPtr, col: g.col },
+      outputs: {
+        dPn: { len: N * 3 * D, init: normal(N * 3 * D), tol: sumTol(maxRow) },
+        dPe: { len: Math.max(1, (k1 - k0) * 4 * D) },
+        colbuf: { len: M * 2 * D, init: normal(M * 2 * D) },
+      },
+      scalars: { r0, r1, k_base: k0, D, heads },
+      tol: TOL_ROW,
+    });
+    cases.push({
+      name: `attention_bwd_cols ${gname} D=${D} heads=${heads}`,
+      op: 'attention_bwd_cols',
+      inputs: { colbuf: normal(M * 2 * D), row_ptr: g.rowPtr, rev: g.rev },
+      outputs: { dPn: { len: N * 3 * D, init: normal(N * 3 * D), tol: sumTol(maxRow) } },
+      scalars: { N, D, heads },
+      tol: TOL_ROW,
+    });
     cases.push({
       name: `edge_combine_fwd ${gname} D=${D}`,
       op: 'edge_combine_fwd',

@@ -145,6 +145,14 @@ class OpRunner {
     } else if (op == "attention_bwd") {
       ops_.attention_bwd(F("dPn"), F("dPe"), F("dout"), F("alpha"), F("Pn"), F("Pe"), I("row_ptr"), I("col"),
                          I("rev"), Int("N"), Int("D"), Int("heads"));
+    } else if (op == "attention_fwd_rows") {
+      ops_.attention_fwd_rows(F("o"), F("alpha"), F("Pn"), F("Pe"), I("row_ptr"), I("col"), Int("r0"), Int("r1"),
+                              L("k_base"), Int("D"), Int("heads"));
+    } else if (op == "attention_bwd_rows") {
+      ops_.attention_bwd_rows(F("dPn"), F("dPe"), F("colbuf"), F("dout"), F("alpha"), F("Pn"), F("Pe"), I("row_ptr"),
+                              I("col"), Int("r0"), Int("r1"), L("k_base"), Int("D"), Int("heads"));
+    } else if (op == "attention_bwd_cols") {
+      ops_.attention_bwd_cols(F("dPn"), F("colbuf"), I("row_ptr"), I("rev"), Int("N"), Int("D"), Int("heads"));
     } else if (op == "edge_combine_fwd") {
       ops_.edge_combine_fwd(F("z"), F("Y1"), F("Y2"), F("S"), F("Tn"), F("bias"), I("row"), I("col"), I("rev"), L("M"),
                             Int("D"));

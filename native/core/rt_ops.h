@@ -70,9 +70,22 @@ struct CpuOps {
   // Saves α (M × heads).
   void attention_fwd(T* o, T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col, int32_t N,
                      int D, int heads);
+  // attention_fwd over the rows [r0, r1) only, with Pe holding the pairs from k_base on (pair k at row k − k_base):
+  // the row-chunked form (recompute mode with chunk_rows). o and α are written for those rows' nodes and pairs.
+  void attention_fwd_rows(T* o, T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col,
+                          int32_t r0, int32_t r1, int64_t k_base, int D, int heads);
   // dPn, dPe are overwritten.
   void attention_bwd(T* dPn, T* dPe, const T* dout, const T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr,
                      const int32_t* col, const int32_t* rev, int32_t N, int D, int heads);
+  // attention_bwd in two parts for row chunks. Rows: pass 1 over rows [r0, r1) — the q̃ blocks of those rows in dPn
+  // and the pairs' dPe (pair k at row k − k_base of dPe and Pe), and, unless colbuf is null, the column pass's
+  // operands of each pair at colbuf + k·2D (per head [dkey | dval ⊙ g], Dh each). Cols: pass 2 from colbuf, the
+  // k̃ and ṽ blocks of dPn for all N nodes — the same sums in the same order as attention_bwd's.
+  void attention_bwd_rows(T* dPn, T* dPe, T* colbuf, const T* dout, const T* alpha, const T* Pn, const T* Pe,
+                          const int32_t* row_ptr, const int32_t* col, int32_t r0, int32_t r1, int64_t k_base, int D,
+                          int heads);
+  void attention_bwd_cols(T* dPn, const T* colbuf, const int32_t* row_ptr, const int32_t* rev, int32_t N, int D,
+                          int heads);
   // z_k = Y1_k + Y2_{rev k} + S_{row k} + T_{col k} + bias (D wide).
   void edge_combine_fwd(T* z, const T* Y1, const T* Y2, const T* S, const T* Tn, const T* bias, const int32_t* row,
                         const int32_t* col, const int32_t* rev, int64_t M, int D);

@@ -364,11 +364,17 @@ void CpuOps<T>::add(T* y, const T* a, const T* b, int64_t n) {
 template <typename T>
 void CpuOps<T>::attention_fwd(T* o, T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col,
                               int32_t N, int D, int heads) {
+  attention_fwd_rows(o, alpha, Pn, Pe, row_ptr, col, 0, N, 0, D, heads);
+}
+
+template <typename T>
+void CpuOps<T>::attention_fwd_rows(T* o, T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr,
+                                   const int32_t* col, int32_t r0, int32_t r1, int64_t k_base, int D, int heads) {
   const int Dh = D / heads;
   const T inv_sqrt_d = T(1) / std::sqrt(T(D));
-  parallel_for(N, 8, [&](int64_t u0, int64_t u1) {
+  parallel_for(r1 - r0, 8, [&](int64_t i0, int64_t i1) {
     std::vector<T> s;
-    for (int64_t u = u0; u < u1; ++u) {
+    for (int64_t u = r0 + i0; u < r0 + i1; ++u) {
       const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
       s.resize(static_cast<size_t>(k1 - k0));
       for (int h = 0; h < heads; ++h) {
@@ -376,7 +382,7 @@ void CpuOps<T>::attention_fwd(T* o, T* alpha, const T* Pn, const T* Pe, const in
         // logits s_k = ⟨q̃_u + a_k, k̃_v + b_k⟩/√D, and their maximum
         T smax = -INFINITY;
         for (int32_t k = k0; k < k1; ++k) {
-          const T* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+          const T* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
           const T* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
           T dot = 0;
           for (int c = 0; c < Dh; ++c) dot += (qn[c] + pe[c]) * (kn[c] + pe[Dh + c]);
@@ -395,7 +401,7 @@ void CpuOps<T>::attention_fwd(T* o, T* alpha, const T* Pn, const T* Pe, const in
         for (int32_t k = k0; k < k1; ++k) {
           const T a = s[k - k0] / den;
           alpha[static_cast<int64_t>(k) * heads + h] = a;
-          const T* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+          const T* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
           const T* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
           for (int c = 0; c < Dh; ++c) ou[c] += a * (vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c]);
         }
@@ -408,51 +414,9 @@ template <typename T>
 void CpuOps<T>::attention_bwd(T* dPn, T* dPe, const T* dout, const T* alpha, const T* Pn, const T* Pe,
                               const int32_t* row_ptr, const int32_t* col, const int32_t* rev, int32_t N, int D,
                               int heads) {
-  const int Dh = D / heads;
-  const T inv_sqrt_d = T(1) / std::sqrt(T(D));
-  // Pass 1, per row u: pair gradients [da|db|dc|dg] and the query gradient dq̃_u (a row sum).
-  parallel_for(N, 8, [&](int64_t u0, int64_t u1) {
-    std::vector<T> da;
-    for (int64_t u = u0; u < u1; ++u) {
-      const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
-      da.resize(static_cast<size_t>(k1 - k0));
-      for (int h = 0; h < heads; ++h) {
-        const T* qn = Pn + u * 3 * D + h * 3 * Dh;
-        const T* dou = dout + u * D + h * Dh;
-        // dα_k = ⟨do_u, val_k⟩ and Σ α dα
-        T sum = 0;
-        for (int32_t k = k0; k < k1; ++k) {
-          const T* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
-          const T* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
-          T d = 0;
-          for (int c = 0; c < Dh; ++c) d += dou[c] * (vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c]);
-          da[k - k0] = d;
-          sum += alpha[static_cast<int64_t>(k) * heads + h] * d;
-        }
-        T* dq = dPn + u * 3 * D + h * 3 * Dh;
-        for (int c = 0; c < Dh; ++c) dq[c] = 0;
-        for (int32_t k = k0; k < k1; ++k) {
-          const T a = alpha[static_cast<int64_t>(k) * heads + h];
-          const T ds = a * (da[k - k0] - sum) * inv_sqrt_d;  // ∂L/∂(q·key), scale folded in
-          const T* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
-          const T* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
-          const T* vn = kn + Dh;
-          T* dpe = dPe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
-          for (int c = 0; c < Dh; ++c) {
-            const T q = qn[c] + pe[c];
-            const T key = kn[c] + pe[Dh + c];
-            const T dq_c = ds * key;
-            dpe[c] = dq_c;                          // da = dq
-            dpe[Dh + c] = ds * q;                   // db = dkey
-            dpe[2 * Dh + c] = a * dou[c];           // dc = dval
-            dpe[3 * Dh + c] = a * dou[c] * vn[c];   // dg = dval ⊙ ṽ_v
-            dq[c] += dq_c;
-          }
-        }
-      }
-    }
-  });
+  attention_bwd_rows(dPn, dPe, nullptr, dout, alpha, Pn, Pe, row_ptr, col, 0, N, 0, D, heads);
   // Pass 2, per node v: column sums over pairs (·, v) = row sums over rev: dk̃_v = Σ dkey, dṽ_v = Σ dval ⊙ g.
+  const int Dh = D / heads;
   parallel_for(N, 8, [&](int64_t v0, int64_t v1) {
     for (int64_t v = v0; v < v1; ++v) {
       for (int h = 0; h < heads; ++h) {
@@ -466,6 +430,85 @@ void CpuOps<T>::attention_bwd(T* dPn, T* dPe, const T* dout, const T* alpha, con
           for (int c = 0; c < Dh; ++c) {
             dk[c] += dpe[Dh + c];
             dv[c] += dpe[2 * Dh + c] * pe[3 * Dh + c];
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::attention_bwd_rows(T* dPn, T* dPe, T* colbuf, const T* dout, const T* alpha, const T* Pn,
+                                   const T* Pe, const int32_t* row_ptr, const int32_t* col, int32_t r0, int32_t r1,
+                                   int64_t k_base, int D, int heads) {
+  const int Dh = D / heads;
+  const T inv_sqrt_d = T(1) / std::sqrt(T(D));
+  // Per row u: pair gradients [da|db|dc|dg] and the query gradient dq̃_u (a row sum).
+  parallel_for(r1 - r0, 8, [&](int64_t i0, int64_t i1) {
+    std::vector<T> da;
+    for (int64_t u = r0 + i0; u < r0 + i1; ++u) {
+      const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
+      da.resize(static_cast<size_t>(k1 - k0));
+      for (int h = 0; h < heads; ++h) {
+        const T* qn = Pn + u * 3 * D + h * 3 * Dh;
+        const T* dou = dout + u * D + h * Dh;
+        // dα_k = ⟨do_u, val_k⟩ and Σ α dα
+        T sum = 0;
+        for (int32_t k = k0; k < k1; ++k) {
+          const T* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
+          const T* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
+          T d = 0;
+          for (int c = 0; c < Dh; ++c) d += dou[c] * (vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c]);
+          da[k - k0] = d;
+          sum += alpha[static_cast<int64_t>(k) * heads + h] * d;
+        }
+        T* dq = dPn + u * 3 * D + h * 3 * Dh;
+        for (int c = 0; c < Dh; ++c) dq[c] = 0;
+        for (int32_t k = k0; k < k1; ++k) {
+          const T a = alpha[static_cast<int64_t>(k) * heads + h];
+          const T ds = a * (da[k - k0] - sum) * inv_sqrt_d;  // ∂L/∂(q·key), scale folded in
+          const T* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
+          const T* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
+          const T* vn = kn + Dh;
+          T* dpe = dPe + (k - k_base) * 4 * D + h * 4 * Dh;
+          T* cb = colbuf != nullptr ? colbuf + static_cast<int64_t>(k) * 2 * D + h * 2 * Dh : nullptr;
+          for (int c = 0; c < Dh; ++c) {
+            const T q = qn[c] + pe[c];
+            const T key = kn[c] + pe[Dh + c];
+            const T dq_c = ds * key;
+            const T dval = a * dou[c];
+            dpe[c] = dq_c;                  // da = dq
+            dpe[Dh + c] = ds * q;           // db = dkey
+            dpe[2 * Dh + c] = dval;         // dc = dval
+            dpe[3 * Dh + c] = dval * vn[c];  // dg = dval ⊙ ṽ_v
+            if (cb != nullptr) {
+              cb[c] = dpe[Dh + c];             // the column pass's operands: dkey
+              cb[Dh + c] = dval * pe[3 * Dh + c];  //   and dval ⊙ g
+            }
+            dq[c] += dq_c;
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::attention_bwd_cols(T* dPn, const T* colbuf, const int32_t* row_ptr, const int32_t* rev, int32_t N,
+                                   int D, int heads) {
+  const int Dh = D / heads;
+  // Per node v, the sums of attention_bwd's pass 2 from the saved operands, in the same order.
+  parallel_for(N, 8, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) {
+      for (int h = 0; h < heads; ++h) {
+        T* dk = dPn + v * 3 * D + h * 3 * Dh + Dh;
+        T* dv = dk + Dh;
+        for (int c = 0; c < Dh; ++c) dk[c] = dv[c] = 0;
+        for (int32_t j = row_ptr[v]; j < row_ptr[v + 1]; ++j) {
+          const T* cb = colbuf + static_cast<int64_t>(rev[j]) * 2 * D + h * 2 * Dh;
+          for (int c = 0; c < Dh; ++c) {
+            dk[c] += cb[c];
+            dv[c] += cb[Dh + c];
           }
         }
       }

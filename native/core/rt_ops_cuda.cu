@@ -995,10 +995,10 @@ constexpr int kAttnWarps = 4;
 template <int CPL, int W>
 __global__ void __launch_bounds__(W * 32)
     attention_forward_kernel(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
-                             const int32_t* col, int D, int heads, float inv_sqrt_d) {
+                             const int32_t* col, int32_t r0, int64_t k_base, int D, int heads, float inv_sqrt_d) {
   __shared__ float s_m[W], s_l[W];
   __shared__ float s_o[W][CPL * 32];
-  const int64_t u = blockIdx.x;
+  const int64_t u = static_cast<int64_t>(r0) + blockIdx.x;
   const int h = blockIdx.y;
   const int Dh = D / heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -1017,7 +1017,7 @@ __global__ void __launch_bounds__(W * 32)
   }
   float m = -INFINITY, l = 0.0f;
   for (int32_t k = ks; k < ke; ++k) {
-    const float* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+    const float* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
     const float* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
     const float* vn = kn + Dh;
     float part = 0.0f;
@@ -1080,12 +1080,12 @@ __global__ void __launch_bounds__(W * 32)
 // added in warp order after a barrier. Writes every element of dPe (all pairs of the row) and the q̃ block of dPn.
 template <int CPL, int W>
 __global__ void __launch_bounds__(W * 32)
-    attention_backward_rows_kernel(float* dPn, float* dPe, const float* dout, const float* alpha, const float* Pn,
-                                   const float* Pe, const int32_t* row_ptr, const int32_t* col, int D, int heads,
-                                   float inv_sqrt_d) {
+    attention_backward_rows_kernel(float* dPn, float* dPe, float* colbuf, const float* dout, const float* alpha,
+                                   const float* Pn, const float* Pe, const int32_t* row_ptr, const int32_t* col,
+                                   int32_t r0, int64_t k_base, int D, int heads, float inv_sqrt_d) {
   __shared__ float s_sum[W];
   __shared__ float s_dq[W][CPL * 32];
-  const int64_t u = blockIdx.x;
+  const int64_t u = static_cast<int64_t>(r0) + blockIdx.x;
   const int h = blockIdx.y;
   const int Dh = D / heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -1108,7 +1108,7 @@ __global__ void __launch_bounds__(W * 32)
   // Sub-pass A: Σ α dα over the slice (identical in every lane).
   float sum = 0.0f;
   for (int32_t k = ks; k < ke; ++k) {
-    const float* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+    const float* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
     const float* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
     float part = 0.0f;
 #pragma unroll
@@ -1125,7 +1125,7 @@ __global__ void __launch_bounds__(W * 32)
 
   // Sub-pass B: pair gradients and the dq̃ partials.
   for (int32_t k = ks; k < ke; ++k) {
-    const float* pe = Pe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+    const float* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
     const float* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
     const float* vn = kn + Dh;
     float part = 0.0f;
@@ -1137,7 +1137,8 @@ __global__ void __launch_bounds__(W * 32)
     const float da = warp_sum(part);
     const float a = alpha[static_cast<int64_t>(k) * heads + h];
     const float ds = a * (da - total) * inv_sqrt_d;  // ∂L/∂(q·key), the 1/√D folded in
-    float* dpe = dPe + static_cast<int64_t>(k) * 4 * D + h * 4 * Dh;
+    float* dpe = dPe + (k - k_base) * 4 * D + h * 4 * Dh;
+    float* cb = colbuf != nullptr ? colbuf + static_cast<int64_t>(k) * 2 * D + h * 2 * Dh : nullptr;
 #pragma unroll
     for (int j = 0; j < CPL; ++j) {
       const int c = lane + 32 * j;
@@ -1145,10 +1146,16 @@ __global__ void __launch_bounds__(W * 32)
         const float qv = q[j] + pe[c];
         const float key = kn[c] + pe[Dh + c];
         const float dq_c = ds * key;
-        dpe[c] = dq_c;                       // da = dq
-        dpe[Dh + c] = ds * qv;               // db = dkey
-        dpe[2 * Dh + c] = a * dO[j];         // dc = dval
-        dpe[3 * Dh + c] = a * dO[j] * vn[c];  // dg = dval ⊙ ṽ_v
+        const float dval = a * dO[j];
+        const float dkey = ds * qv;
+        dpe[c] = dq_c;              // da = dq
+        dpe[Dh + c] = dkey;         // db = dkey
+        dpe[2 * Dh + c] = dval;     // dc = dval
+        dpe[3 * Dh + c] = dval * vn[c];  // dg = dval ⊙ ṽ_v
+        if (cb != nullptr) {        // the column pass's operands (row-chunked backward)
+          cb[c] = dkey;
+          cb[Dh + c] = dval * pe[3 * Dh + c];
+        }
         dq[j] += dq_c;
       }
     }
@@ -1168,11 +1175,20 @@ __global__ void __launch_bounds__(W * 32)
 // all heads (c → head c / Dh, channel c % Dh). Writes the k̃ and ṽ blocks of dPn (pass 1 wrote the q̃ blocks).
 // Channel c (head c / Dh) of the column sums over the pairs rev[j], j in [ja, jb), in order: dk = Σ dkey,
 // dv = Σ dval ⊙ g.
+// Pe null: dPe is attention_bwd_rows' colbuf (per pair and head [dkey | dval ⊙ g]), summed as it is.
 __device__ __forceinline__ void attention_col_sums(float& dk, float& dv, const float* dPe, const float* Pe,
                                                    const int32_t* rev, int32_t ja, int32_t jb, int D, int Dh, int c) {
   const int h = c / Dh, cc = c % Dh;
   dk = 0.0f;
   dv = 0.0f;
+  if (Pe == nullptr) {
+    for (int32_t j = ja; j < jb; ++j) {
+      const int64_t base = static_cast<int64_t>(rev[j]) * 2 * D + h * 2 * Dh;  // pair (u, v)
+      dk += dPe[base + cc];
+      dv += dPe[base + Dh + cc];
+    }
+    return;
+  }
   for (int32_t j = ja; j < jb; ++j) {
     const int64_t base = static_cast<int64_t>(rev[j]) * 4 * D + h * 4 * Dh;  // pair (u, v)
     dk += dPe[base + Dh + cc];
@@ -1744,18 +1760,29 @@ int attention_warps() {
 
 void CudaOps::attention_fwd(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
                             const int32_t* col, int32_t N, int D, int heads) {
-  if (N <= 0 || D <= 0 || heads <= 0) return;
+  attention_fwd_rows(o, alpha, Pn, Pe, row_ptr, col, 0, N, 0, D, heads);
+}
+
+// Channels per lane for attention of width D over `heads` heads (0 after recording an error).
+int CudaOps::attention_launch_cpl(const char* what, int D, int heads) {
   const int Dh = D / heads;
   const int cpl = attention_cpl(Dh);
   if (cpl == 0) {
-    record(Status(Code::Invalid, "attention_fwd: the CUDA kernels support head widths D/heads ≤ 1024, got " +
+    record(Status(Code::Invalid, std::string(what) + ": the CUDA kernels support head widths D/heads ≤ 1024, got " +
                                      std::to_string(Dh)));
-    return;
   }
+  return cpl;
+}
+
+void CudaOps::attention_fwd_rows(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
+                                 const int32_t* col, int32_t r0, int32_t r1, int64_t k_base, int D, int heads) {
+  if (r1 <= r0 || D <= 0 || heads <= 0) return;
+  const int cpl = attention_launch_cpl("attention_fwd", D, heads);
+  if (cpl == 0) return;
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(D));
-  const dim3 grid(static_cast<unsigned>(N), static_cast<unsigned>(heads));
+  const dim3 grid(static_cast<unsigned>(r1 - r0), static_cast<unsigned>(heads));
   cudaStream_t s = as_stream(stream());
-  WSF_ATTN_LAUNCH(attention_forward_kernel, grid, s, o, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d)
+  WSF_ATTN_LAUNCH(attention_forward_kernel, grid, s, o, alpha, Pn, Pe, row_ptr, col, r0, k_base, D, heads, inv_sqrt_d)
   launched("attention_fwd");
 }
 
@@ -1763,18 +1790,36 @@ void CudaOps::attention_bwd(float* dPn, float* dPe, const float* dout, const flo
                             const float* Pe, const int32_t* row_ptr, const int32_t* col, const int32_t* rev, int32_t N,
                             int D, int heads) {
   if (N <= 0 || D <= 0 || heads <= 0) return;
-  const int Dh = D / heads;
-  const int cpl = attention_cpl(Dh);
-  if (cpl == 0) {
-    record(Status(Code::Invalid, "attention_bwd: the CUDA kernels support head widths D/heads ≤ 1024, got " +
-                                     std::to_string(Dh)));
-    return;
-  }
+  if (attention_launch_cpl("attention_bwd", D, heads) == 0) return;
+  attention_bwd_rows(dPn, dPe, nullptr, dout, alpha, Pn, Pe, row_ptr, col, 0, N, 0, D, heads);
+  attention_cols(dPn, dPe, Pe, row_ptr, rev, N, D, heads);
+}
+
+void CudaOps::attention_bwd_rows(float* dPn, float* dPe, float* colbuf, const float* dout, const float* alpha,
+                                 const float* Pn, const float* Pe, const int32_t* row_ptr, const int32_t* col,
+                                 int32_t r0, int32_t r1, int64_t k_base, int D, int heads) {
+  if (r1 <= r0 || D <= 0 || heads <= 0) return;
+  const int cpl = attention_launch_cpl("attention_bwd", D, heads);
+  if (cpl == 0) return;
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(D));
-  const dim3 grid(static_cast<unsigned>(N), static_cast<unsigned>(heads));
+  const dim3 grid(static_cast<unsigned>(r1 - r0), static_cast<unsigned>(heads));
   cudaStream_t s = as_stream(stream());
-  WSF_ATTN_LAUNCH(attention_backward_rows_kernel, grid, s, dPn, dPe, dout, alpha, Pn, Pe, row_ptr, col, D, heads, inv_sqrt_d)
+  WSF_ATTN_LAUNCH(attention_backward_rows_kernel, grid, s, dPn, dPe, colbuf, dout, alpha, Pn, Pe, row_ptr, col, r0,
+                  k_base, D, heads, inv_sqrt_d)
   launched("attention_bwd (pass 1: rows)");
+}
+
+void CudaOps::attention_bwd_cols(float* dPn, const float* colbuf, const int32_t* row_ptr, const int32_t* rev,
+                                 int32_t N, int D, int heads) {
+  if (N <= 0 || D <= 0 || heads <= 0) return;
+  if (attention_launch_cpl("attention_bwd", D, heads) == 0) return;
+  attention_cols(dPn, colbuf, nullptr, row_ptr, rev, N, D, heads);
+}
+
+// Pass 2 of the attention backward: from (dPe, Pe), or from a colbuf when Pe is null.
+void CudaOps::attention_cols(float* dPn, const float* dPe, const float* Pe, const int32_t* row_ptr, const int32_t* rev,
+                             int32_t N, int D, int heads) {
+  cudaStream_t s = as_stream(stream());
   const int w = attention_warps();
   if (w == 16 && D <= 256) {
     launch_kernel(attention_backward_cols_split_kernel<16>, dim3(static_cast<unsigned>(N)), dim3(16 * 32), 0, s, dPn,

@@ -75,8 +75,15 @@ struct CudaOps {
   // ---- graph ops ----
   void attention_fwd(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
                      const int32_t* col, int32_t N, int D, int heads);
+  void attention_fwd_rows(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
+                          const int32_t* col, int32_t r0, int32_t r1, int64_t k_base, int D, int heads);
   void attention_bwd(float* dPn, float* dPe, const float* dout, const float* alpha, const float* Pn, const float* Pe,
                      const int32_t* row_ptr, const int32_t* col, const int32_t* rev, int32_t N, int D, int heads);
+  void attention_bwd_rows(float* dPn, float* dPe, float* colbuf, const float* dout, const float* alpha,
+                          const float* Pn, const float* Pe, const int32_t* row_ptr, const int32_t* col, int32_t r0,
+                          int32_t r1, int64_t k_base, int D, int heads);
+  void attention_bwd_cols(float* dPn, const float* colbuf, const int32_t* row_ptr, const int32_t* rev, int32_t N,
+                          int D, int heads);
   void edge_combine_fwd(float* z, const float* Y1, const float* Y2, const float* S, const float* Tn, const float* bias,
                         const int32_t* row, const int32_t* col, const int32_t* rev, int64_t M, int D);
   void edge_combine_bwd(float* dY2, float* dS, float* dT, float* dbias, const float* dz, const int32_t* row_ptr,
@@ -129,6 +136,9 @@ struct CudaOps {
   int64_t scratch_bytes() const { return scratch_bytes_; }
 
  private:
+  int attention_launch_cpl(const char* what, int D, int heads);
+  void attention_cols(float* dPn, const float* dPe, const float* Pe, const int32_t* row_ptr, const int32_t* rev,
+                      int32_t N, int D, int heads);
   float* scratch(int64_t floats, const char* op);  // grows the scratch buffer; nullptr (error recorded) on failure
   void record(const Status& st);                  // keeps the first error for check()
   void launched(const char* op);                  // records a launch error of the kernel just enqueued (+ mark)
