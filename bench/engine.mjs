@@ -5,9 +5,10 @@
 // python3, /usr/bin/python3), the peer also runs in the same benchmark (bench/peer/sparse_rt_torch.py, PEER_DEVICE=cpu).
 //
 //   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N] [--isa avx2] [--no-peer]
-//                         [--recompute]
+//                         [--recompute] [--chunk-rows N]
 // --recompute adds a row per configuration in recompute mode (layer activations recomputed in the backward pass:
-// less memory, more time), named <config>-recompute, right after the default one.
+// less memory, more time), named <config>-recompute, right after the default one; --chunk-rows N (implies
+// --recompute) a third row, <config>-chunked, in chunked recompute mode with N pairs per chunk.
 // Needs build/Release/wsflow.node and dist/ (npx tsc -p tsconfig.build.json).
 import { execSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -58,7 +59,8 @@ const CONFIGS = [
 function run(c) {
   const L = c.widths.length - 1;
   const cfg = { D: c.D, layers: 5, heads: 1, inputSlots: c.widths[0], hiddenSlots: L - 1, outputSlots: c.widths[L], mode: c.mode,
-    timeRule: 'all', dirEmbed: c.mode === 'sparse', reverseValue: c.mode === 'sparse', inFeatures: 1, ...(c.recompute ? { recompute: true } : {}) };
+    timeRule: 'all', dirEmbed: c.mode === 'sparse', reverseValue: c.mode === 'sparse', inFeatures: 1, ...(c.recompute ? { recompute: true } : {}),
+    ...(c.chunkRows ? { chunkRows: c.chunkRows } : {}) };
   const e = new b.NativeEngine(cfg, 1, 'cpu', 'f32');
   e.setGraph(Array.from({ length: c.B }, () => c.widths));
   const gi = e.graphInfo();
@@ -85,7 +87,7 @@ function run(c) {
   const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
   const fwdMs = med(ft);
   return {
-    config: c.name, widths: c.widths, D: c.D, B: c.B, mode: c.mode, recompute: c.recompute === true, graph: gi,
+    config: c.name, widths: c.widths, D: c.D, B: c.B, mode: c.mode, recompute: c.recompute === true, chunkRows: c.chunkRows ?? 0, graph: gi,
     train_ms_median: +med(times).toFixed(1), train_ms_min: +Math.min(...times).toFixed(1), repeats,
     engine_mib: +(held / 2 ** 20).toFixed(1),
     sample_forward_ms_batch: +fwdMs.toFixed(1), sample_batch: SB, nets_per_s_64_steps: +((SB / (fwdMs * 64)) * 1000).toFixed(2),
@@ -104,9 +106,15 @@ try { sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore'
 const peak = typeof b.cpuFmaPeak === 'function' ? b.cpuFmaPeak(1.0) : 0;
 console.log(`FMA peak (measured, ${b.numThreads()} threads, ${isa.active} kernels; CPU allows ${isa.detected}): ${peak.toFixed(1)} GFLOP/s`);
 const rows = [];
-const withRecompute = argv.includes('--recompute');
-for (const c of CONFIGS.flatMap((x) => (withRecompute ? [x, { ...x, name: `${x.name}-recompute`, recompute: true }] : [x]))) {
-  if (only && !only.includes(c.name.replace(/-recompute$/, ''))) continue;
+const chunkRows = Number(get('--chunk-rows', '0'));
+const withRecompute = argv.includes('--recompute') || chunkRows > 0;
+const variants = (x) => [
+  x,
+  ...(withRecompute ? [{ ...x, name: `${x.name}-recompute`, recompute: true }] : []),
+  ...(chunkRows > 0 ? [{ ...x, name: `${x.name}-chunked`, recompute: true, chunkRows }] : []),
+];
+for (const c of CONFIGS.flatMap(variants)) {
+  if (only && !only.includes(c.name.replace(/-(recompute|chunked)$/, ''))) continue;
   const r = run(c);
   rows.push(r);
   console.log(`${r.config.padEnd(14)} train ${String(r.train_ms_median).padStart(8)} ms (min ${r.train_ms_min})  ${r.gemm_gflop_per_step} GFLOP → ${r.gemm_gflops} GFLOP/s` +

@@ -87,6 +87,8 @@ export interface NativeEngineConfig {
   auxFeatures?: 0 | 1;
   /** Training keeps only each layer's output states and recomputes the rest in the backward pass (default false). */
   recompute?: boolean;
+  /** With recompute: pair-wise work in chunks of about this many pairs, keeping only full-size pair states (0: none). */
+  chunkRows?: number;
 }
 
 /** One named parameter tensor inside the engine's flat parameter buffer. */
@@ -124,7 +126,9 @@ export interface NativeEngineInstance {
   numParams(): number;
   bytesHeld(): number;
   /** bytesHeld after a training-mode forward on the current graph with recompute mode on or off. @internal */
-  trainingBytes(recompute: boolean): number;
+  trainingBytes(recompute: boolean, chunkRows?: number): number;
+  /** Chunked recompute mode's pairs per chunk (0: none) between training passes. @internal */
+  setChunkRows(n: number): void;
   /** The current graph's index arrays plus its inference activations, in bytes. @internal */
   inferenceGraphBytes(): number;
   /** Recompute mode between training passes (activations reallocated on the next forward). @internal */

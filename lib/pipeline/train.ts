@@ -65,6 +65,8 @@ export interface TrainFlowResult {
   readonly fieldBytes: number;
   /** Whether training ran in recompute mode (forced, or chosen by 'auto' when memory was short). */
   readonly recompute: boolean;
+  /** Pairs per chunk when training ran in chunked recompute mode (forced or chosen by 'auto'), else 0. */
+  readonly chunkRows: number;
 }
 
 interface LogFile {
@@ -190,7 +192,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     log.result = { status: 'done', step: r.step, loss: Number.isFinite(loss) ? loss : null, seconds, resumedFrom: from, stepsPerS };
     writeLog();
     bar?.done({ loss });
-    return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom: from, loss, seconds, stepsPerS, log: records, networks: data.n, fieldBytes: fm.field.bytesHeld, recompute: fm.field.recomputing };
+    return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom: from, loss, seconds, stepsPerS, log: records, networks: data.n, fieldBytes: fm.field.bytesHeld, recompute: fm.field.recomputing, chunkRows: fm.field.chunkRows };
   } catch (e) {
     const interrupted = (e as WsfError).code === 'ERR_INTERRUPTED';
     log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds: (performance.now() - t0) / 1000, resumedFrom, stepsPerS: 0, message: (e as Error).message };

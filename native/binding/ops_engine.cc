@@ -1,7 +1,8 @@
 // The vector-field engine as a JS class (node-addon-api glue only; the math is in core/rt_*.h).
 //
 //   new NativeEngine(config: {D, layers, heads, inputSlots, hiddenSlots, outputSlots, mode: 'sparse'|'dense'|'hybrid',
-//                     timeRule: 'all'|'reference', dirEmbed, reverseValue, inFeatures, auxFeatures, recompute},
+//                     timeRule: 'all'|'reference', dirEmbed, reverseValue, inFeatures, auxFeatures, recompute,
+//                     chunkRows},
 //                     seed: number,
 //                     device: 'cpu'|'cuda', dtype: 'f32'|'f64')
 //   .setGraph(widths: number[][]): void               — the batch's architectures (one entry per network)
@@ -20,8 +21,10 @@
 //   .paramTable(): {name, shape, offset, size}[]
 //   .graphInfo(): {G, N, M, P}
 //   .numParams(): number;  .bytesHeld(): number;  .dispose(): void
-//   .trainingBytes(recompute: boolean): number — bytesHeld after a training forward on the current graph in that mode
+//   .trainingBytes(recompute: boolean, chunkRows?: number): number — bytesHeld after a training forward on the
+//     current graph in that mode (chunkRows: the configured one when omitted)
 //   .setRecompute(on: boolean): void — recompute mode between training passes (activations reallocated)
+//   .setChunkRows(n: number): void — chunked recompute mode's pairs per chunk (0: none), likewise
 //   .inferenceGraphBytes(): number — the current graph's index arrays plus its inference activations
 //   .setProfiling(on: boolean): void (also resets)  .profile(): {[region]: {seconds, calls}} — per-region wall time
 //     with backend synchronisation (WSF_PROFILE=1 turns it on at construction)
@@ -96,9 +99,10 @@ struct EngineHandle {
   virtual const RtLayout& layout() const = 0;
   virtual const RtGraph& graph() const = 0;
   virtual int64_t bytes_held() const = 0;
-  virtual int64_t training_bytes(bool recompute) const = 0;
+  virtual int64_t training_bytes(bool recompute, int64_t chunk_rows) const = 0;
   virtual int64_t inference_graph_bytes() const = 0;
   virtual void set_recompute(bool on) = 0;
+  virtual Status set_chunk_rows(int64_t n) = 0;
   virtual RtProfile& profile() = 0;
   virtual void set_profiling(bool on) = 0;
   virtual Status debug_get(const std::string& name, std::vector<double>* out) = 0;
@@ -145,9 +149,10 @@ struct EngineImpl final : EngineHandle {
   const RtLayout& layout() const override { return e.layout(); }
   const RtGraph& graph() const override { return e.graph(); }
   int64_t bytes_held() const override { return e.bytes_held(); }
-  int64_t training_bytes(bool recompute) const override { return e.training_bytes(recompute); }
+  int64_t training_bytes(bool recompute, int64_t chunk_rows) const override { return e.training_bytes(recompute, chunk_rows); }
   int64_t inference_graph_bytes() const override { return e.inference_graph_bytes(); }
   void set_recompute(bool on) override { e.set_recompute(on); }
+  Status set_chunk_rows(int64_t n) override { return e.set_chunk_rows(n); }
   RtProfile& profile() override { return e.profile(); }
   void set_profiling(bool on) override { e.set_profiling(on); }
   Status debug_get(const std::string& name, std::vector<double>* out) override { return e.debug_get(name, out); }
@@ -378,6 +383,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("numParams", &NativeEngine::NumParams),
                            InstanceMethod("bytesHeld", &NativeEngine::BytesHeld),
                            InstanceMethod("trainingBytes", &NativeEngine::TrainingBytes),
+                           InstanceMethod("setChunkRows", &NativeEngine::SetChunkRows),
                            InstanceMethod("inferenceGraphBytes", &NativeEngine::InferenceGraphBytes),
                            InstanceMethod("setRecompute", &NativeEngine::SetRecompute),
                            InstanceMethod("dispose", &NativeEngine::Dispose),
@@ -423,6 +429,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.in_features = get_int(env, c, "inFeatures", 1, 1, 2);
     cfg.aux_features = get_int(env, c, "auxFeatures", 0, 0, 1);
     cfg.recompute = get_bool(env, c, "recompute", false);
+    cfg.chunk_rows = get_int(env, c, "chunkRows", 0, 0, 1 << 30);
     throw_if_error(env, cfg.validate());
     const double seed = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
     const Device dev = info.Length() > 2 ? arg_device(info, 2) : Device::Cpu;
@@ -616,7 +623,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value TrainingBytes(const Napi::CallbackInfo& info) {
     EngineHandle& e = E(info);
     if (e.graph().G == 0) throw_error(info.Env(), Code::Invalid, "trainingBytes: call setGraph first");
-    return Napi::Number::New(info.Env(), static_cast<double>(e.training_bytes(arg_bool(info, 0, "recompute"))));
+    const int64_t chunk_rows = info.Length() > 1 && !info[1].IsUndefined() ? chunk_rows_arg(info, 1) : -1;
+    return Napi::Number::New(info.Env(), static_cast<double>(e.training_bytes(arg_bool(info, 0, "recompute"), chunk_rows)));
   }
   Napi::Value InferenceGraphBytes(const Napi::CallbackInfo& info) {
     EngineHandle& e = E(info);
@@ -625,6 +633,17 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
   Napi::Value SetRecompute(const Napi::CallbackInfo& info) {
     E(info).set_recompute(arg_bool(info, 0, "on"));
+    return info.Env().Undefined();
+  }
+  static int64_t chunk_rows_arg(const Napi::CallbackInfo& info, size_t i) {
+    const double v = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+    if (!(v >= 0 && v <= (1 << 30) && v == std::floor(v))) {
+      throw_error(info.Env(), Code::Invalid, "chunkRows must be an integer in [0, 2^30] (0: no chunks)");
+    }
+    return static_cast<int64_t>(v);
+  }
+  Napi::Value SetChunkRows(const Napi::CallbackInfo& info) {
+    throw_if_error(info.Env(), E(info).set_chunk_rows(chunk_rows_arg(info, 0)));
     return info.Env().Undefined();
   }
   Napi::Value SetProfiling(const Napi::CallbackInfo& info) {

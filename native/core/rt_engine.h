@@ -257,6 +257,9 @@ class RtEngine {
     if (name == "ef") return dev(ef_, M * din);
     if (name == "dEf") return dev(dEf_, M * din);
     if (name == "e0") return dev(e0_, M * H);
+    if (ck_ && (name == "he_h1" || name == "he_h2")) {
+      return Status(Code::Invalid, "debug buffer '" + name + "': chunked recompute mode keeps one chunk of it");
+    }
     if (name == "he_h1") return dev(he_h1_, static_cast<int64_t>(graph_.out_edge.size()) * D);  // edge-head ReLU inputs
     if (name == "he_h2") return dev(he_h2_, static_cast<int64_t>(graph_.out_edge.size()) * D);
     if (name == "hn_h1") return dev(hn_h1_, static_cast<int64_t>(graph_.out_node.size()) * D);  // node-head ReLU inputs
@@ -276,6 +279,9 @@ class RtEngine {
       const int l = std::atoi(name.c_str() + colon + 1);
       if (l >= 0 && l < static_cast<int>(acts_.size())) {
         const LayerActs& a = acts_[static_cast<size_t>(l)];
+        if (ck_ && (key == "Pe" || key == "z")) {
+          return Status(Code::Invalid, "debug buffer '" + name + "': chunked recompute mode keeps one chunk of it");
+        }
         if (a.alpha == nullptr && key != "e_out" && key != "n_out") {
           return Status(Code::Invalid, "debug buffer '" + name + "': recompute mode keeps only layer outputs after layer 0");
         }
@@ -296,17 +302,19 @@ class RtEngine {
   // What bytes_held() would be after a training-mode forward on the current graph with `recompute` on or off
   // (parameters, gradients and Adam state, the graph's index arrays, and the activations ensure_acts allocates —
   // the same sizes, computed without allocating). Needs set_graph.
-  int64_t training_bytes(bool recompute) const {
+  // chunk_rows < 0: the configured chunk size (chunks apply with recompute only).
+  int64_t training_bytes(bool recompute, int64_t chunk_rows = -1) const {
     if (!graph_ready_) return 0;
     const int64_t base = static_cast<int64_t>(sizeof(T)) * layout_.total * (junk_grads_ != nullptr ? 5 : 4);
-    return base + graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(true, recompute);
+    const int64_t ck = chunk_rows < 0 ? cfg_.chunk_rows : chunk_rows;
+    return base + graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(true, recompute, ck);
   }
 
   // Bytes an inference forward on the current graph adds to the parameters and optimiser state: the graph's index
   // arrays and the inference activations (linear in the number of networks). Needs set_graph.
   int64_t inference_graph_bytes() const {
     if (!graph_ready_) return 0;
-    return graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(false, false);
+    return graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(false, false, 0);
   }
 
   // Switches recompute mode (RtConfig::recompute) between training passes; activations are reallocated on the next
@@ -315,6 +323,17 @@ class RtEngine {
     if (cfg_.recompute == on) return;
     free_acts();
     cfg_.recompute = on;
+  }
+  // Sets RtConfig::chunk_rows (0: no chunks) between training passes; activations are reallocated on the next
+  // forward. Outputs are unchanged; parameter gradients agree to rounding (their sums are cut into chunks).
+  Status set_chunk_rows(int64_t n) {
+    RtConfig c = cfg_;
+    c.chunk_rows = n;
+    WSF_RETURN_IF_ERROR(c.validate());
+    if (cfg_.chunk_rows == n) return Status::ok();
+    free_acts();
+    cfg_.chunk_rows = n;
+    return Status::ok();
   }
 
  private:
@@ -349,6 +368,8 @@ class RtEngine {
     act_owned_.clear();
     act_bytes_ = 0;
     acts_.clear();
+    chunks_.clear();
+    ck_ = false;
     acts_ready_ = false;
     acts_training_ = false;
     fwd_done_ = false;
@@ -433,11 +454,17 @@ class RtEngine {
   // Activation buffers for the current graph. Training mode keeps one set per layer; inference mode one set.
   // Elements ensure_acts(training) allocates with recompute mode `recompute` (each allocation at least 1, as
   // alloc_act does). Kept in step with ensure_acts by a test (bytes_held() after a forward = training_bytes()).
-  int64_t activation_elems(bool training, bool recompute) const {
+  int64_t activation_elems(bool training, bool recompute, int64_t chunk_rows) const {
     const int64_t N = graph_.N, M = graph_.M, P = graph_.P, G = graph_.G;
     const int64_t D = cfg_.D, H = cfg_.H(), din = cfg_.din(), heads = cfg_.heads;
     const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
     const bool rc = training && recompute;
+    const bool ck = rc && chunk_rows > 0;
+    int64_t C = 0;
+    if (ck) (void)plan_chunks(chunk_rows, &C);
+    const int64_t Ch = std::min(Eo, C);
+    // Pair-wise arrays: whole batch, or one chunk in chunked mode.
+    const int64_t Mc = ck ? C : M, Ec = ck ? Ch : Eo;
     int64_t n = 0;
     auto add = [&n](int64_t k) { n += std::max<int64_t>(k, 1); };
     add(P);
@@ -446,7 +473,8 @@ class RtEngine {
     add(P), add(P), add(P);
     add(M * din), add(N * din);
     for (int i = 0; i < 3; ++i) {
-      if (!rc) add(M * D);
+      if (ck) add(C * D);
+      else if (!rc) add(M * D);
       add(N * D);
     }
     add(M * H), add(N * H);
@@ -456,27 +484,48 @@ class RtEngine {
         add(N * H), add(M * H);
         continue;
       }
-      add(N * 3 * D), add(M * 4 * D), add(M * heads), add(N * D), add(N * H), add(N * H), add(N), add(N * H);
+      add(N * 3 * D), add(Mc * 4 * D), add(M * heads), add(N * D), add(N * H), add(N * H), add(N), add(N * H);
       add(N * D), add(N * H), add(N), add(N * H);
-      if (rc) {
+      if (ck) {
+        add(M * 2 * D), add(C * H), add(C * H), add(C * D), add(C * H);
+      } else if (rc) {
         add(M * (2 * D + 3 * H));
       } else {
         add(M * D), add(M * H), add(M * H), add(M * D), add(M * H);
       }
-      add(M), add(M), add(M * H);
+      add(Mc), add(Mc), add(M * H);
     }
     if (!training) add(N * H), add(M * H);
-    add(M * D), add(M * D), add(M * D), add(M * H);
+    add(Mc * D), add(Mc * D), add(Mc * D), add(Mc * H);
     add(N * D), add(N * D), add(N * D), add(N * D), add(N * H);
-    add(Eo * H), add(Eo * D), add(Eo * D), add(Eo), add(No * H), add(No * D), add(No * D), add(No);
+    add(Ec * H), add(Ec * D), add(Ec * D), add(Eo), add(No * H), add(No * D), add(No * D), add(No);
     if (training) {
-      add(M * H), add(M * H), add(M * H);
-      if (!rc) add(M * 4 * D);
+      add(M * H), add(M * H), add(Mc * H);
+      if (ck) add(C * 4 * D);
+      else if (!rc) add(M * 4 * D);
       add(N * H), add(N * H), add(N * H), add(N * 3 * D);
       add(Eo), add(No * H), add(No * D), add(No * D), add(No);  // the pair head's other gradients use the scratch
       add(M * din), add(N * din), add(P);
     }
     return n;
+  }
+
+  // Chunked recompute mode: consecutive rows [r0, r1) whose pairs (a contiguous range: CSR by destination) number
+  // at most chunk_rows, unless one row alone has more. *max_pairs: the most pairs of a chunk (at least 1).
+  std::vector<std::pair<int32_t, int32_t>> plan_chunks(int64_t chunk_rows, int64_t* max_pairs) const {
+    std::vector<std::pair<int32_t, int32_t>> out;
+    const std::vector<int32_t>& rp = graph_.row_ptr;
+    const int32_t N = static_cast<int32_t>(graph_.N);
+    int64_t mx = 1;
+    for (int32_t r0 = 0; r0 < N;) {
+      int32_t r1 = r0 + 1;
+      while (r1 < N && static_cast<int64_t>(rp[r1 + 1]) - rp[r0] <= chunk_rows) ++r1;
+      out.emplace_back(r0, r1);
+      mx = std::max<int64_t>(mx, static_cast<int64_t>(rp[r1]) - rp[r0]);
+      r0 = r1;
+    }
+    *max_pairs = mx;
+    return out;
   }
 
   Status ensure_acts(bool training) {
@@ -497,8 +546,15 @@ class RtEngine {
     // work set's pair-MLP block, which is dead when they are live (input MLP before layer 0 and recomputed before its
     // backward; ∂L/∂Pe after the pair MLP's backward), so they take no memory of their own.
     const bool rc = training && cfg_.recompute;
+    // Chunked mode: the pair-wise arrays that are not pair states hold one chunk (C pairs, Ch pair-head rows).
+    const bool ck = rc && cfg_.chunk_rows > 0;
+    int64_t C = 0;
+    if (ck) chunks_ = plan_chunks(cfg_.chunk_rows, &C);
+    const int64_t Ch = std::min(Eo, C);
+    const int64_t Mc = ck ? C : M, Ec = ck ? Ch : Eo;
     for (int i = 0; i < 3; ++i) {
-      if (!rc) WSF_RETURN_IF_ERROR(alloc_act(&eh_[i], M * D));
+      if (ck) WSF_RETURN_IF_ERROR(alloc_act(&eh_[i], C * D));
+      else if (!rc) WSF_RETURN_IF_ERROR(alloc_act(&eh_[i], M * D));
       WSF_RETURN_IF_ERROR(alloc_act(&nh_[i], N * D));
     }
     WSF_RETURN_IF_ERROR(alloc_act(&e0_, M * H));
@@ -514,7 +570,7 @@ class RtEngine {
         continue;
       }
       WSF_RETURN_IF_ERROR(alloc_act(&a.Pn, N * 3 * D));
-      WSF_RETURN_IF_ERROR(alloc_act(&a.Pe, M * 4 * D));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.Pe, Mc * 4 * D));
       WSF_RETURN_IF_ERROR(alloc_act(&a.alpha, M * heads));
       WSF_RETURN_IF_ERROR(alloc_act(&a.o, N * D));
       WSF_RETURN_IF_ERROR(alloc_act(&a.attn, N * H));
@@ -525,7 +581,15 @@ class RtEngine {
       WSF_RETURN_IF_ERROR(alloc_act(&a.nxh1, N * H));
       WSF_RETURN_IF_ERROR(alloc_act(&a.nrs1, N));
       WSF_RETURN_IF_ERROR(alloc_act(&a.n_out, N * H));
-      if (rc) {
+      if (ck) {
+        // z and a second pair block (e·W_e2 in the forward; ∂L/∂z, then ∂L/∂(e·W_e2) at z and the attention's
+        // column operands over both in the backward); the pair MLP's other activations per chunk.
+        WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * 2 * D));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.exh2, C * H));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.ebar, C * H));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.eh3, C * D));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.exh3, C * H));
+      } else if (rc) {
         // One block z | x̂2 | ē | h3 | x̂3 (M·(2D + 3H) ≥ M·4D, so ∂L/∂Pe and the input MLP's 3 hidden layers fit).
         WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * (2 * D + 3 * H)));
         a.exh2 = a.z + M * D;
@@ -540,8 +604,8 @@ class RtEngine {
         WSF_RETURN_IF_ERROR(alloc_act(&a.eh3, M * D));
         WSF_RETURN_IF_ERROR(alloc_act(&a.exh3, M * H));
       }
-      WSF_RETURN_IF_ERROR(alloc_act(&a.ers2, M));
-      WSF_RETURN_IF_ERROR(alloc_act(&a.ers3, M));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.ers2, Mc));
+      WSF_RETURN_IF_ERROR(alloc_act(&a.ers3, Mc));
       WSF_RETURN_IF_ERROR(alloc_act(&a.e_out, M * H));
     }
     if (!training) {
@@ -551,18 +615,18 @@ class RtEngine {
       for (size_t s = 1; s < acts_.size(); ++s) acts_[s] = acts_[0];
     }
     // Scratch shared by forward and backward.
-    WSF_RETURN_IF_ERROR(alloc_act(&mD_[0], M * D));
-    WSF_RETURN_IF_ERROR(alloc_act(&mD_[1], M * D));
-    WSF_RETURN_IF_ERROR(alloc_act(&mD_[2], M * D));
-    WSF_RETURN_IF_ERROR(alloc_act(&mH_, M * H));
+    WSF_RETURN_IF_ERROR(alloc_act(&mD_[0], Mc * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&mD_[1], Mc * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&mD_[2], Mc * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&mH_, Mc * H));
     WSF_RETURN_IF_ERROR(alloc_act(&nD_[0], N * D));
     WSF_RETURN_IF_ERROR(alloc_act(&nD_[1], N * D));
     WSF_RETURN_IF_ERROR(alloc_act(&nD_[2], N * D));
     WSF_RETURN_IF_ERROR(alloc_act(&nD_[3], N * D));
     WSF_RETURN_IF_ERROR(alloc_act(&nH_, N * H));
-    WSF_RETURN_IF_ERROR(alloc_act(&he_in_, Eo * H));
-    WSF_RETURN_IF_ERROR(alloc_act(&he_h1_, Eo * D));
-    WSF_RETURN_IF_ERROR(alloc_act(&he_h2_, Eo * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&he_in_, Ec * H));
+    WSF_RETURN_IF_ERROR(alloc_act(&he_h1_, Ec * D));
+    WSF_RETURN_IF_ERROR(alloc_act(&he_h2_, Ec * D));
     WSF_RETURN_IF_ERROR(alloc_act(&he_out_, Eo));
     WSF_RETURN_IF_ERROR(alloc_act(&hn_in_, No * H));
     WSF_RETURN_IF_ERROR(alloc_act(&hn_h1_, No * D));
@@ -571,8 +635,9 @@ class RtEngine {
     if (training) {
       WSF_RETURN_IF_ERROR(alloc_act(&dE_[0], M * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dE_[1], M * H));
-      WSF_RETURN_IF_ERROR(alloc_act(&dEbar_, M * H));
-      if (rc) dPe_ = acts_[0].z;  // the work set's pair-MLP block (see above)
+      WSF_RETURN_IF_ERROR(alloc_act(&dEbar_, Mc * H));
+      if (ck) WSF_RETURN_IF_ERROR(alloc_act(&dPe_, C * 4 * D));
+      else if (rc) dPe_ = acts_[0].z;  // the work set's pair-MLP block (see above)
       else WSF_RETURN_IF_ERROR(alloc_act(&dPe_, M * 4 * D));
       WSF_RETURN_IF_ERROR(alloc_act(&dN_[0], N * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dN_[1], N * H));
@@ -580,9 +645,10 @@ class RtEngine {
       WSF_RETURN_IF_ERROR(alloc_act(&dPn_, N * 3 * D));
       // The pair head's backward runs first, while the pair scratch is free (M·D ≥ Eo·H: every output edge has a
       // forward and a reverse pair), and is consumed (scattered into ∂L/∂e) before the layers use the scratch.
+      // (Chunked: per chunk of Ch ≤ C rows, ∂L/∂head input in mH_, C·H ≥ Ch·H.)
       dHe_a_ = mD_[0];
       dHe_b_ = mD_[1];
-      dHe_in_ = mD_[2];
+      dHe_in_ = ck ? mH_ : mD_[2];
       WSF_RETURN_IF_ERROR(alloc_act(&dHe_out_, Eo));
       WSF_RETURN_IF_ERROR(alloc_act(&dHn_in_, No * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dHn_a_, No * D));
@@ -594,6 +660,8 @@ class RtEngine {
     }
     acts_ready_ = true;
     acts_training_ = training;
+    ck_ = ck;
+    head_chunk_ = std::max<int64_t>(Ch, 1);
     update_held();
     return Status::ok();
   }
@@ -684,9 +752,11 @@ class RtEngine {
     region("fwd.inputs", [&] {
     // Pair inputs: features → MLP → (+ direction embedding) → state [emb | t].
     ops_.edge_features(ef_, xt_, t_, aux_, d_edge_param_, d_edge_dir_, d_edge_graph_, M, din, cfg_.reverse_value);
-    input_mlp_fwd(mD_[0], ef_, eh_, mD_[1], L.edge_in, L.edge_in_proj, M);
-    if (L.dir >= 0) ops_.embed_add(mD_[0], D, params_ + L.dir, d_edge_dir_, M, D);
-    ops_.copy_cols(e0_, H, mD_[0], D, M, D, false);
+    for_pair_chunks([&](int32_t, int32_t, int64_t k0, int64_t rows) {
+      input_mlp_fwd(mD_[0], ef_ + k0 * din, eh_, mD_[1], L.edge_in, L.edge_in_proj, rows);
+      if (L.dir >= 0) ops_.embed_add(mD_[0], D, params_ + L.dir, d_edge_dir_ + k0, rows, D);
+      ops_.copy_cols(e0_ + k0 * H, H, mD_[0], D, rows, D, false);
+    });
     const bool ref_time = cfg_.time_rule == TimeRule::Reference;
     ops_.set_time(e0_, t_, d_edge_graph_, ref_time ? d_edge_fwd_mask_ : nullptr, M, H);
     // Node inputs: bias → MLP → + positional embedding → state [emb | t].
@@ -717,9 +787,11 @@ class RtEngine {
     region("fwd.heads", [&] {
     // Heads on real forward pairs and non-input nodes, scattered into the flat layout.
     const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
-    ops_.gather_rows(he_in_, e_last_, d_out_edge_, Eo, H);
-    head_fwd(he_out_, he_in_, he_h1_, he_h2_, mD_[0], L.edge_head, Eo);
-    ops_.scatter_flat(xhat_, he_out_, d_out_edge_param_, Eo);
+    for_head_chunks(Eo, [&](int64_t j0, int64_t rows) {
+      ops_.gather_rows(he_in_, e_last_, d_out_edge_ + j0, rows, H);
+      head_fwd(he_out_ + j0, he_in_, he_h1_, he_h2_, mD_[0], L.edge_head, rows);
+      ops_.scatter_flat(xhat_, he_out_ + j0, d_out_edge_param_ + j0, rows);
+    });
     ops_.gather_rows(hn_in_, n_last_, d_out_node_, No, H);
     head_fwd(hn_out_, hn_in_, hn_h1_, hn_h2_, nD_[0], L.node_head, No);
     ops_.scatter_flat(xhat_, hn_out_, d_out_node_param_, No);
@@ -747,17 +819,47 @@ class RtEngine {
     prof_.enabled = was;
   }
 
+  // Runs fn(r0, r1, k0, pairs) over the row chunks of chunked mode (rows [r0, r1), their pairs from k0 on), or
+  // once over the whole graph otherwise.
+  template <class F>
+  void for_pair_chunks(F&& fn) {
+    if (!ck_) {
+      fn(0, static_cast<int32_t>(graph_.N), int64_t(0), graph_.M);
+      return;
+    }
+    for (const auto& [r0, r1] : chunks_) {
+      const int64_t k0 = graph_.row_ptr[r0];
+      fn(r0, r1, k0, static_cast<int64_t>(graph_.row_ptr[r1]) - k0);
+    }
+  }
+  // Runs fn(j0, rows) over the pair head's Eo rows: in chunks of head_chunk_ in chunked mode, else once.
+  template <class F>
+  void for_head_chunks(int64_t Eo, F&& fn) {
+    const int64_t step = ck_ ? head_chunk_ : std::max<int64_t>(Eo, 1);
+    for (int64_t j0 = 0; j0 < Eo; j0 += step) fn(j0, std::min(step, Eo - j0));
+  }
+
   void layer_fwd(const LayerOff& p, LayerActs& a, const T* n_in, const T* e_in, T* n_out, T* e_out) {
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H();
-    // Attention sub-layer.
-    region("fwd.qkv", [&] {
-      lin(a.Pn, n_in, p.qkv_node, N);
-      lin(a.Pe, e_in, p.qkv_edge, M);
-    });
-    region("fwd.attention", [&] {
-      ops_.attention_fwd(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, static_cast<int32_t>(N), D, cfg_.heads);
-    });
+    // Attention sub-layer (chunked mode: the pair projections per row chunk, used at once).
+    if (!ck_) {
+      region("fwd.qkv", [&] {
+        lin(a.Pn, n_in, p.qkv_node, N);
+        lin(a.Pe, e_in, p.qkv_edge, M);
+      });
+      region("fwd.attention", [&] {
+        ops_.attention_fwd(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, static_cast<int32_t>(N), D, cfg_.heads);
+      });
+    } else {
+      region("fwd.attention", [&] {
+        lin(a.Pn, n_in, p.qkv_node, N);
+        for_pair_chunks([&](int32_t r0, int32_t r1, int64_t k0, int64_t rows) {
+          lin(a.Pe, e_in + k0 * H, p.qkv_edge, rows);
+          ops_.attention_fwd_rows(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, r0, r1, k0, D, cfg_.heads);
+        });
+      });
+    }
     region("fwd.node", [&] {
       lin(a.attn, a.o, p.attn_out, N);
       // n̄ = LN0(n + Lin0(attn))
@@ -774,31 +876,43 @@ class RtEngine {
       lin(nD_[0], n_out, p.lin0_s, N);
       lin(nD_[1], n_out, p.lin0_t, N);
     });
-    // Pair update: z = Lin_e([e_uv; e_vu]) + Lin_s(n'_u) + Lin_t(n'_v)
+    // Pair update: z = Lin_e([e_uv; e_vu]) + Lin_s(n'_u) + Lin_t(n'_v) (chunked mode: e·W_e1 straight into z and
+    // e·W_e2 in the work set's second pair block, combined in place).
     region("fwd.edge_z", [&] {
-      ops_.linear_fwd(mD_[0], e_in, W(p.lin0_e), nullptr, M, H, D, 2 * H, false);
-      ops_.linear_fwd(mD_[1], e_in, W(p.lin0_e) + H, nullptr, M, H, D, 2 * H, false);
-      ops_.edge_combine_fwd(a.z, mD_[0], mD_[1], nD_[0], nD_[1], Bp(p.lin0_e), d_edge_row_, d_edge_col_, d_edge_rev_, M, D);
+      T* y1 = ck_ ? a.z : mD_[0];
+      T* y2 = ck_ ? a.z + M * D : mD_[1];
+      ops_.linear_fwd(y1, e_in, W(p.lin0_e), nullptr, M, H, D, 2 * H, false);
+      ops_.linear_fwd(y2, e_in, W(p.lin0_e) + H, nullptr, M, H, D, 2 * H, false);
+      ops_.edge_combine_fwd(a.z, y1, y2, nD_[0], nD_[1], Bp(p.lin0_e), d_edge_row_, d_edge_col_, d_edge_rev_, M, D);
     });
     region("fwd.edge_mlp", [&] {
-      if constexpr (Ops::device == Device::Cpu) {
-        ops_.edge_mlp_fwd(a.ebar, a.exh2, a.ers2, a.eh3, a.exh3, a.ers3, e_out, a.z, e_in, W(p.lin1), Bp(p.lin1),
-                          params_ + p.eln0.g, params_ + p.eln0.b, W(p.edge_mlp0), W(p.edge_mlp2), Bp(p.edge_mlp2),
-                          params_ + p.eln1.g, params_ + p.eln1.b, M, D, H);
-        return;
-      }
-      // ē = LN2(e + Lin1(GELU(z)))
-      ops_.act_fwd(mD_[0], a.z, M * D, Act::Gelu);
-      lin(mH_, mD_[0], p.lin1, M);
-      ops_.add(mH_, mH_, e_in, M * H);
-      ops_.layernorm_fwd(a.ebar, a.exh2, a.ers2, mH_, params_ + p.eln0.g, params_ + p.eln0.b, M, H);
-      // e' = LN3(ē + Lin(GELU(Lin(ē))))
-      lin(a.eh3, a.ebar, p.edge_mlp0, M);
-      ops_.act_fwd(mD_[0], a.eh3, M * D, Act::Gelu);
-      lin(mH_, mD_[0], p.edge_mlp2, M);
-      ops_.add(mH_, mH_, a.ebar, M * H);
-      ops_.layernorm_fwd(e_out, a.exh3, a.ers3, mH_, params_ + p.eln1.g, params_ + p.eln1.b, M, H);
+      for_pair_chunks([&](int32_t, int32_t, int64_t k0, int64_t rows) {
+        edge_mlp_fwd_rows(p, a, e_out + k0 * H, a.z + k0 * D, e_in + k0 * H, rows);
+      });
     });
+  }
+
+  // The pair MLP over `rows` pairs: ē = LN2(e + Lin1(GELU(z))), e' = LN3(ē + Lin(GELU(Lin(ē)))); its saved
+  // activations at the start of the work set's arrays (one chunk in chunked mode).
+  void edge_mlp_fwd_rows(const LayerOff& p, LayerActs& a, T* e_out, const T* z, const T* e_in, int64_t rows) {
+    const int D = cfg_.D, H = cfg_.H();
+    if constexpr (Ops::device == Device::Cpu) {
+      ops_.edge_mlp_fwd(a.ebar, a.exh2, a.ers2, a.eh3, a.exh3, a.ers3, e_out, z, e_in, W(p.lin1), Bp(p.lin1),
+                        params_ + p.eln0.g, params_ + p.eln0.b, W(p.edge_mlp0), W(p.edge_mlp2), Bp(p.edge_mlp2),
+                        params_ + p.eln1.g, params_ + p.eln1.b, rows, D, H);
+      return;
+    }
+    // ē = LN2(e + Lin1(GELU(z)))
+    ops_.act_fwd(mD_[0], z, rows * D, Act::Gelu);
+    lin(mH_, mD_[0], p.lin1, rows);
+    ops_.add(mH_, mH_, e_in, rows * H);
+    ops_.layernorm_fwd(a.ebar, a.exh2, a.ers2, mH_, params_ + p.eln0.g, params_ + p.eln0.b, rows, H);
+    // e' = LN3(ē + Lin(GELU(Lin(ē))))
+    lin(a.eh3, a.ebar, p.edge_mlp0, rows);
+    ops_.act_fwd(mD_[0], a.eh3, rows * D, Act::Gelu);
+    lin(mH_, mD_[0], p.edge_mlp2, rows);
+    ops_.add(mH_, mH_, a.ebar, rows * H);
+    ops_.layernorm_fwd(e_out, a.exh3, a.ers3, mH_, params_ + p.eln1.g, params_ + p.eln1.b, rows, H);
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -813,9 +927,15 @@ class RtEngine {
     T* dN = dN_[0];
     region("bwd.heads", [&] {
     ops_.gather_flat(dHe_out_, dxhat_, d_out_edge_param_, Eo);
-    head_bwd(dHe_in_, dHe_out_, he_in_, he_h1_, he_h2_, dHe_a_, dHe_b_, L.edge_head, Eo);
     ops_.zero(dE, M * H);
-    ops_.scatter_rows(dE, dHe_in_, d_out_edge_, Eo, H, false);
+    for_head_chunks(Eo, [&](int64_t j0, int64_t rows) {
+      if (ck_) {  // the head's activations of this chunk again
+        ops_.gather_rows(he_in_, e_last_, d_out_edge_ + j0, rows, H);
+        head_fwd(he_out_ + j0, he_in_, he_h1_, he_h2_, mD_[0], L.edge_head, rows);
+      }
+      head_bwd(dHe_in_, dHe_out_ + j0, he_in_, he_h1_, he_h2_, dHe_a_, dHe_b_, L.edge_head, rows);
+      ops_.scatter_rows(dE, dHe_in_, d_out_edge_ + j0, rows, H, false);
+    });
     ops_.gather_flat(dHn_out_, dxhat_, d_out_node_param_, No);
     head_bwd(dHn_in_, dHn_out_, hn_in_, hn_h1_, hn_h2_, dHn_a_, dHn_b_, L.node_head, No);
     ops_.zero(dN, N * H);
@@ -842,16 +962,19 @@ class RtEngine {
     // Inputs: state gradients → embeddings → input MLPs.
     region("bwd.inputs", [&] {
     // Recompute mode: the pair input MLP's hidden activations again (they share the work set's block).
-    if (cfg_.recompute) input_mlp_fwd(mD_[1], ef_, eh_, mD_[2], L.edge_in, L.edge_in_proj, M);
-    ops_.copy_cols(mD_[0], D, dE, H, M, D, false);
-    if (L.dir >= 0 && param_grads_) ops_.embed_bwd(grads_ + L.dir, mD_[0], D, d_edge_dir_, M, D, L.dir_rows);
-    input_mlp_bwd(mD_[0], ef_, eh_, mD_[1], mD_[2], L.edge_in, L.edge_in_proj, M, input_grad ? dEf_ : nullptr);
+    const int din = cfg_.din();
+    for_pair_chunks([&](int32_t, int32_t, int64_t k0, int64_t rows) {
+      if (cfg_.recompute) input_mlp_fwd(mD_[1], ef_ + k0 * din, eh_, mD_[2], L.edge_in, L.edge_in_proj, rows);
+      ops_.copy_cols(mD_[0], D, dE + k0 * H, H, rows, D, false);
+      if (L.dir >= 0 && param_grads_) ops_.embed_bwd(grads_ + L.dir, mD_[0], D, d_edge_dir_ + k0, rows, D, L.dir_rows);
+      input_mlp_bwd(mD_[0], ef_ + k0 * din, eh_, mD_[1], mD_[2], L.edge_in, L.edge_in_proj, rows,
+                    input_grad ? dEf_ + k0 * din : nullptr);
+    });
     ops_.copy_cols(nD_[0], D, dN, H, N, D, false);
     if (param_grads_) ops_.embed_bwd(grads_ + L.pos, nD_[0], D, d_node_slot_, N, D, L.pos_rows);
     input_mlp_bwd(nD_[0], nf_, nh_, nD_[1], nD_[2], L.node_in, L.node_in_proj, N, input_grad ? dNf_ : nullptr);
     if (input_grad) {
       // Features → flat input: each weight from its forward pair (+ reverse pair), each bias from its node.
-      const int din = cfg_.din();
       ops_.zero(dxt_, graph_.P);  // every entry is overwritten below; zeroing first keeps any gap defined
       ops_.edge_features_bwd(dxt_, dEf_, d_out_edge_, d_edge_rev_, d_out_edge_param_, Eo, din, cfg_.reverse_value);
       ops_.node_features_bwd(dxt_, dNf_, d_out_node_, d_out_node_param_, No, din);
@@ -864,35 +987,24 @@ class RtEngine {
                  T* dE_in) {
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H();
+    // Chunked mode: ∂L/∂z in the second pair block, the pair MLP's activations recomputed chunk by chunk.
+    T* dz = ck_ ? a.z + M * D : mD_[1];
     region("bwd.edge_mlp", [&] {
-      if constexpr (Ops::device == Device::Cpu) {
-        ops_.edge_mlp_bwd(dE_in, mD_[1], grads_ + p.eln1.g, grads_ + p.eln1.b, dW(p.edge_mlp2), dB(p.edge_mlp2),
-                          dW(p.edge_mlp0), grads_ + p.eln0.g, grads_ + p.eln0.b, dW(p.lin1), dB(p.lin1), dE_out, a.exh3,
-                          a.ers3, params_ + p.eln1.g, a.eh3, a.ebar, W(p.edge_mlp2), W(p.edge_mlp0), a.exh2, a.ers2,
-                          params_ + p.eln0.g, a.z, W(p.lin1), M, D, H, param_grads_);
-        return;
-      }
-      // e' = LN3(y3), y3 = ē + Lin_m2(GELU(Lin_m0(ē)))
-      ops_.layernorm_bwd(dEbar_, grads_ + p.eln1.g, grads_ + p.eln1.b, dE_out, a.exh3, a.ers3, params_ + p.eln1.g, M, H, false);
-      ops_.act_fwd(mD_[0], a.eh3, M * D, Act::Gelu);
-      lin_bwd(mD_[1], dEbar_, mD_[0], p.edge_mlp2, M, false);        // mD1 = ∂L/∂GELU(h3)
-      ops_.act_bwd(mD_[1], mD_[1], a.eh3, M * D, Act::Gelu, false);   // mD1 = ∂L/∂h3
-      lin_bwd(dEbar_, mD_[1], a.ebar, p.edge_mlp0, M, true);          // dĒ += via Lin_m0
-      // ē = LN2(y2), y2 = e + Lin1(GELU(z))
-      ops_.layernorm_bwd(dE_in, grads_ + p.eln0.g, grads_ + p.eln0.b, dEbar_, a.exh2, a.ers2, params_ + p.eln0.g, M, H, false);
-      ops_.act_fwd(mD_[0], a.z, M * D, Act::Gelu);
-      lin_bwd(mD_[1], dE_in, mD_[0], p.lin1, M, false);               // mD1 = ∂L/∂GELU(z)
-      ops_.act_bwd(mD_[1], mD_[1], a.z, M * D, Act::Gelu, false);     // mD1 = dz
+      for_pair_chunks([&](int32_t, int32_t, int64_t k0, int64_t rows) {
+        if (ck_) edge_mlp_fwd_rows(p, a, a.e_out + k0 * H, a.z + k0 * D, e_in + k0 * H, rows);
+        edge_mlp_bwd_rows(p, a, dE_in + k0 * H, dz + k0 * D, dE_out + k0 * H, a.z + k0 * D, rows);
+      });
     });
     region("bwd.edge_z", [&] {
-      // z = e·We1ᵀ + (e·We2ᵀ)[rev] + S[row] + T[col] + b
-      ops_.edge_combine_bwd(mD_[0], nD_[0], nD_[1], dB(p.lin0_e), mD_[1], d_row_ptr_, d_edge_rev_, static_cast<int32_t>(N), M, D);
+      // z = e·We1ᵀ + (e·We2ᵀ)[rev] + S[row] + T[col] + b (chunked mode: ∂L/∂(e·We2ᵀ) where z was, now dead)
+      T* dY2 = ck_ ? a.z : mD_[0];
+      ops_.edge_combine_bwd(dY2, nD_[0], nD_[1], dB(p.lin0_e), dz, d_row_ptr_, d_edge_rev_, static_cast<int32_t>(N), M, D);
       if (param_grads_) {
-        ops_.linear_bwd_weight(dW(p.lin0_e), nullptr, mD_[1], e_in, M, H, D, 2 * H);
-        ops_.linear_bwd_weight(dW(p.lin0_e) + H, nullptr, mD_[0], e_in, M, H, D, 2 * H);
+        ops_.linear_bwd_weight(dW(p.lin0_e), nullptr, dz, e_in, M, H, D, 2 * H);
+        ops_.linear_bwd_weight(dW(p.lin0_e) + H, nullptr, dY2, e_in, M, H, D, 2 * H);
       }
-      ops_.linear_bwd_data(dE_in, mD_[1], W(p.lin0_e), M, H, D, 2 * H, true);
-      ops_.linear_bwd_data(dE_in, mD_[0], W(p.lin0_e) + H, M, H, D, 2 * H, true);
+      ops_.linear_bwd_data(dE_in, dz, W(p.lin0_e), M, H, D, 2 * H, true);
+      ops_.linear_bwd_data(dE_in, dY2, W(p.lin0_e) + H, M, H, D, 2 * H, true);
     });
     region("bwd.node", [&] {
       // S = Lin_s(n'), T = Lin_t(n'): accumulate into ∂L/∂n'
@@ -910,13 +1022,53 @@ class RtEngine {
       lin_bwd(nH_, dN_in, a.attn, p.lin0, N, false);                  // nH = ∂L/∂attn
       lin_bwd(nD_[2], nH_, a.o, p.attn_out, N, false);                // nD2 = ∂L/∂o
     });
+    if (!ck_) {
+      region("bwd.attention", [&] {
+        ops_.attention_bwd(dPn_, dPe_, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
+      });
+      region("bwd.qkv", [&] {
+        lin_bwd(dE_in, dPe_, e_in, p.qkv_edge, M, true);
+        lin_bwd(dN_in, dPn_, n_in, p.qkv_node, N, true);
+      });
+      return;
+    }
+    // Chunked: per row chunk the pair projections again, the rows' pass (column operands saved over both pair
+    // blocks, dead now) and the projection's backward; then the column pass.
     region("bwd.attention", [&] {
-      ops_.attention_bwd(dPn_, dPe_, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
-    });
-    region("bwd.qkv", [&] {
-      lin_bwd(dE_in, dPe_, e_in, p.qkv_edge, M, true);
+      T* colbuf = a.z;
+      for_pair_chunks([&](int32_t r0, int32_t r1, int64_t k0, int64_t rows) {
+        lin(a.Pe, e_in + k0 * H, p.qkv_edge, rows);
+        ops_.attention_bwd_rows(dPn_, dPe_, colbuf, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, r0, r1, k0, D,
+                                cfg_.heads);
+        lin_bwd(dE_in + k0 * H, dPe_, e_in + k0 * H, p.qkv_edge, rows, true);
+      });
+      ops_.attention_bwd_cols(dPn_, colbuf, d_row_ptr_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
       lin_bwd(dN_in, dPn_, n_in, p.qkv_node, N, true);
     });
+  }
+
+  // Backward of edge_mlp_fwd_rows over `rows` pairs from ∂L/∂e' (dE_out): writes ∂L/∂e (dE_in) and ∂L/∂z (dz, also
+  // the scratch of ∂L/∂h3 on the op-sequence path), accumulates the pair MLP's parameter gradients.
+  void edge_mlp_bwd_rows(const LayerOff& p, LayerActs& a, T* dE_in, T* dz, const T* dE_out, const T* z, int64_t rows) {
+    const int D = cfg_.D, H = cfg_.H();
+    if constexpr (Ops::device == Device::Cpu) {
+      ops_.edge_mlp_bwd(dE_in, dz, grads_ + p.eln1.g, grads_ + p.eln1.b, dW(p.edge_mlp2), dB(p.edge_mlp2),
+                        dW(p.edge_mlp0), grads_ + p.eln0.g, grads_ + p.eln0.b, dW(p.lin1), dB(p.lin1), dE_out, a.exh3,
+                        a.ers3, params_ + p.eln1.g, a.eh3, a.ebar, W(p.edge_mlp2), W(p.edge_mlp0), a.exh2, a.ers2,
+                        params_ + p.eln0.g, z, W(p.lin1), rows, D, H, param_grads_);
+      return;
+    }
+    // e' = LN3(y3), y3 = ē + Lin_m2(GELU(Lin_m0(ē)))
+    ops_.layernorm_bwd(dEbar_, grads_ + p.eln1.g, grads_ + p.eln1.b, dE_out, a.exh3, a.ers3, params_ + p.eln1.g, rows, H, false);
+    ops_.act_fwd(mD_[0], a.eh3, rows * D, Act::Gelu);
+    lin_bwd(dz, dEbar_, mD_[0], p.edge_mlp2, rows, false);         // dz = ∂L/∂GELU(h3)
+    ops_.act_bwd(dz, dz, a.eh3, rows * D, Act::Gelu, false);        // dz = ∂L/∂h3
+    lin_bwd(dEbar_, dz, a.ebar, p.edge_mlp0, rows, true);           // dĒ += via Lin_m0
+    // ē = LN2(y2), y2 = e + Lin1(GELU(z))
+    ops_.layernorm_bwd(dE_in, grads_ + p.eln0.g, grads_ + p.eln0.b, dEbar_, a.exh2, a.ers2, params_ + p.eln0.g, rows, H, false);
+    ops_.act_fwd(mD_[0], z, rows * D, Act::Gelu);
+    lin_bwd(dz, dE_in, mD_[0], p.lin1, rows, false);                // dz = ∂L/∂GELU(z)
+    ops_.act_bwd(dz, dz, z, rows * D, Act::Gelu, false);            // dz = ∂L/∂z
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -929,6 +1081,9 @@ class RtEngine {
   bool graph_ready_ = false, acts_ready_ = false, acts_training_ = false, fwd_done_ = false, last_fwd_saved_ = false;
   bool param_grads_ = true;  // false during an input-only backward (weight-gradient GEMMs skipped)
   int work_layer_ = -1;      // recompute mode: the layer whose activations the work set holds (-1: none)
+  bool ck_ = false;          // chunked recompute mode: the allocated activations are per chunk (ensure_acts)
+  std::vector<std::pair<int32_t, int32_t>> chunks_;  // its row chunks (plan_chunks)
+  int64_t head_chunk_ = 1;   // its pair-head rows per chunk
   int64_t step_ = 0;
   int64_t held_bytes_ = 0, act_bytes_ = 0, graph_bytes_ = 0;
   std::vector<void*> owned_, act_owned_, graph_owned_;

@@ -35,6 +35,10 @@ struct RtConfig {
                                 //    (e.g. the task gradient at x_t); no gradient flows into it
   bool recompute = false;       // training keeps only each layer's output states and recomputes a layer's other
                                 //    activations in the backward pass (same gradients bit for bit; less memory)
+  int64_t chunk_rows = 0;       // with recompute: the pair-wise work of a layer (attention projections, the pair
+                                //    MLP, the input MLP and pair head) runs in chunks of about this many pairs
+                                //    and keeps only full-size pair states (0: whole batch). Same model; the
+                                //    gradients' sums are cut into chunks, so they agree to rounding
 
   int H() const { return D + 1; }
   // Input-MLP width: [value, (t), (aux)].

@@ -255,14 +255,15 @@ describe('the pipeline through the CLI', () => {
     expect(r.err).toMatch(/prior 'mixture'.*--prior gaussian/);
     // --prior mixture with k-means clusters and a narrower spread are recorded with the flow.
     const flowK = path.join(tmp, 'flow-kmeans');
-    r = await cli('train', '--zoo', zoo, '--out', flowK, '--d', '8', '--layers', '2', '--steps', '2', '--prior', 'mixture', '--prior-components', '3', '--prior-scale', '0.5', '--recompute', '--device', 'cpu', '--json');
+    r = await cli('train', '--zoo', zoo, '--out', flowK, '--d', '8', '--layers', '2', '--steps', '2', '--prior', 'mixture', '--prior-components', '3', '--prior-scale', '0.5', '--recompute', '--chunk-rows', '64', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);
-    const jk = JSON.parse(r.out) as { recompute: boolean; fieldMiB: number };
+    const jk = JSON.parse(r.out) as { recompute: boolean; chunkRows: number; fieldMiB: number };
     expect(jk.recompute).toBe(true);
+    expect(jk.chunkRows).toBe(64);
     expect(jk.fieldMiB).toBeGreaterThan(0);
     const metaK = readSafetensors(path.join(flowK, 'flow.safetensors')).metadata;
     expect(metaK.flow).toMatch(/"prior":\{"kind":"mixture","components":3,"members":256,"scale":0\.5\}/);
-    expect(metaK.config).toMatch(/"recompute":true/); // --recompute: the field keeps only layer outputs in training
+    expect(metaK.config).toMatch(/"recompute":true,"chunkRows":64/); // --recompute: the field keeps only layer outputs in training
     // --component-input: recorded with the flow; refused without the mixture prior before any work.
     const flowC = path.join(tmp, 'flow-component-input');
     r = await cli('train', '--zoo', zoo, '--out', flowC, '--d', '8', '--layers', '1', '--steps', '2', '--component-input', '--layer-scaling', 'on', '--time', 'uniform', '--device', 'cpu', '--json');

@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/arch/Architecture.js';
 import { VectorField } from '../../lib/engine/VectorField.js';
 import { binding } from '../../lib/native/binding.js';
+import { compareArrays } from '../../lib/util/compare.js';
 import { Rng } from '../../lib/util/rng.js';
 import { hasCuda } from '../helpers/native.js';
 
@@ -129,6 +130,36 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
       for (let i = 0; i < runs[0]![k].length; i++) if (!Object.is(runs[0]![k][i], runs[1]![k][i])) d++;
       expect(d, k).toBe(0);
     }
+    expect(runs[1]!.held).toBeLessThan(runs[0]!.held);
+  }, timeout);
+
+  it('chunked recompute mode (VectorField chunkRows) gives recompute mode\'s outputs and input gradients on CUDA, parameter gradients to rounding', () => {
+    const arch = mlp([30, 16, 16, 2]);
+    const B = 2;
+    const rng = new Rng(6);
+    const xt = rng.fillNormal(new Float32Array(B * arch.numParams), 0, 0.3);
+    const dy = rng.fillNormal(new Float32Array(B * arch.numParams), 0, 1);
+    const runs = [0, 37].map((chunkRows) => {
+      const f = VectorField.create({ arch, D: 16, layers: 3, heads: 2, seed: 3, device: 'cuda', recompute: true, chunkRows });
+      try {
+        const out = f.forward(xt, Float32Array.of(0.3, 0.8), { training: true });
+        f.zeroGrad();
+        const inputGrad = new Float32Array(xt.length);
+        f.backward(dy, { inputGrad });
+        return { out, inputGrad, grads: Float32Array.from(f.getGrads()), held: f.bytesHeld, chunk: f.chunkRows };
+      } finally {
+        f.dispose();
+      }
+    });
+    expect(runs.map((r) => r.chunk)).toEqual([0, 37]);
+    for (const k of ['out', 'inputGrad'] as const) {
+      let d = 0;
+      for (let i = 0; i < runs[0]![k].length; i++) if (!Object.is(runs[0]![k][i], runs[1]![k][i])) d++;
+      expect(d, k).toBe(0);
+    }
+    const cmp = compareArrays(runs[1]!.grads, runs[0]!.grads, 1e-5, 1e-4);
+    expect(cmp.pass, cmp.report).toBe(true);
+    expect(cmp.nmse).toBeLessThan(1e-10);
     expect(runs[1]!.held).toBeLessThan(runs[0]!.held);
   }, timeout);
 

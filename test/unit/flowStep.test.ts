@@ -163,6 +163,7 @@ describe('fused flow training step (CPU) against the host-orchestrated step', ()
     ['geometric, reference semantics', { geometry: 'geometric', semantics: 'reference' }],
     ['geometric, prior pool', { geometry: 'geometric', priorPool: 16 }],
     ['geometric, recompute-mode field', { geometry: 'geometric', field: { D: 8, layers: 3, recompute: true } }],
+    ['geometric, chunked recompute-mode field (13 pairs per chunk)', { geometry: 'geometric', field: { D: 8, layers: 3, recompute: true, chunkRows: 13 } }],
   ];
   it.each(configs)('%s: the same parameters and loss bit for bit, through the fused step', async (_name, opts) => {
     const fused = await train(opts, true);
