@@ -867,11 +867,7 @@ class RtEngine {
       ops_.add(nH_, nH_, n_in, N * H);
       ops_.layernorm_fwd(a.nbar, a.nxh0, a.nrs0, nH_, params_ + p.node_ln0.g, params_ + p.node_ln0.b, N, H);
       // n' = LN1(n̄ + Lin(GELU(Lin(n̄))))
-      lin(a.nh1, a.nbar, p.node_mlp0, N);
-      ops_.act_fwd(nD_[0], a.nh1, N * D, Act::Gelu);
-      lin(nH_, nD_[0], p.node_mlp2, N);
-      ops_.add(nH_, nH_, a.nbar, N * H);
-      ops_.layernorm_fwd(n_out, a.nxh1, a.nrs1, nH_, params_ + p.node_ln1.g, params_ + p.node_ln1.b, N, H);
+      mlp_residual_fwd(n_out, a.nxh1, a.nrs1, a.nh1, a.nbar, nD_[0], nH_, p.node_mlp0, p.node_mlp2, p.node_ln1, N);
       // Node terms of the pair update.
       lin(nD_[0], n_out, p.lin0_s, N);
       lin(nD_[1], n_out, p.lin0_t, N);
@@ -908,11 +904,18 @@ class RtEngine {
     ops_.add(mH_, mH_, e_in, rows * H);
     ops_.layernorm_fwd(a.ebar, a.exh2, a.ers2, mH_, params_ + p.eln0.g, params_ + p.eln0.b, rows, H);
     // e' = LN3(ē + Lin(GELU(Lin(ē))))
-    lin(a.eh3, a.ebar, p.edge_mlp0, rows);
-    ops_.act_fwd(mD_[0], a.eh3, rows * D, Act::Gelu);
-    lin(mH_, mD_[0], p.edge_mlp2, rows);
-    ops_.add(mH_, mH_, a.ebar, rows * H);
-    ops_.layernorm_fwd(e_out, a.exh3, a.ers3, mH_, params_ + p.eln1.g, params_ + p.eln1.b, rows, H);
+    mlp_residual_fwd(e_out, a.exh3, a.ers3, a.eh3, a.ebar, mD_[0], mH_, p.edge_mlp0, p.edge_mlp2, p.eln1, rows);
+  }
+
+  // out = LN(x + Lin_m2(GELU(Lin_m0(x)))) over `rows` rows of H (the node and pair MLP blocks): saves h = Lin_m0(x)
+  // and the LayerNorm's x̂ and 1/σ; tmp (rows × D) and buf (rows × H) are scratch.
+  void mlp_residual_fwd(T* out, T* xh, T* rs, T* h, const T* x, T* tmp, T* buf, const LinOff& m0, const LinOff& m2,
+                        const LnOff& ln, int64_t rows) {
+    lin(h, x, m0, rows);
+    ops_.act_fwd(tmp, h, rows * cfg_.D, Act::Gelu);
+    lin(buf, tmp, m2, rows);
+    ops_.add(buf, buf, x, rows * cfg_.H());
+    ops_.layernorm_fwd(out, xh, rs, buf, params_ + ln.g, params_ + ln.b, rows, cfg_.H());
   }
 
   // ---------------------------------------------------------------------------------------------------------

@@ -361,6 +361,43 @@ void CpuOps<T>::add(T* y, const T* a, const T* b, int64_t n) {
 
 // ---------------------------------------------------------------------------------------------------------------
 // graph ops
+namespace {
+// Pass 2 of the attention backward, per node v: dk̃_v = Σ dkey, dṽ_v = Σ dval ⊙ g over the pairs (·, v) — the rev of
+// row v's pairs, in row order — from (dPe, Pe), or from attention_bwd_rows' colbuf ([dkey | dval ⊙ g] per pair and
+// head) when Pe is null. Writes the k̃ and ṽ blocks of dPn.
+template <typename T>
+void attention_col_pass(T* dPn, const T* X, const T* Pe, const int32_t* row_ptr, const int32_t* rev, int32_t N, int D,
+                        int heads) {
+  const int Dh = D / heads;
+  parallel_for(N, 8, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) {
+      for (int h = 0; h < heads; ++h) {
+        T* dk = dPn + v * 3 * D + h * 3 * Dh + Dh;
+        T* dv = dk + Dh;
+        for (int c = 0; c < Dh; ++c) dk[c] = dv[c] = 0;
+        for (int32_t j = row_ptr[v]; j < row_ptr[v + 1]; ++j) {
+          const int64_t k = rev[j];  // pair (u, v)
+          if (Pe != nullptr) {
+            const T* dpe = X + k * 4 * D + h * 4 * Dh;
+            const T* pe = Pe + k * 4 * D + h * 4 * Dh;
+            for (int c = 0; c < Dh; ++c) {
+              dk[c] += dpe[Dh + c];
+              dv[c] += dpe[2 * Dh + c] * pe[3 * Dh + c];
+            }
+          } else {
+            const T* cb = X + k * 2 * D + h * 2 * Dh;
+            for (int c = 0; c < Dh; ++c) {
+              dk[c] += cb[c];
+              dv[c] += cb[Dh + c];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+}  // namespace
+
 template <typename T>
 void CpuOps<T>::attention_fwd(T* o, T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col,
                               int32_t N, int D, int heads) {
@@ -415,26 +452,7 @@ void CpuOps<T>::attention_bwd(T* dPn, T* dPe, const T* dout, const T* alpha, con
                               const int32_t* row_ptr, const int32_t* col, const int32_t* rev, int32_t N, int D,
                               int heads) {
   attention_bwd_rows(dPn, dPe, nullptr, dout, alpha, Pn, Pe, row_ptr, col, 0, N, 0, D, heads);
-  // Pass 2, per node v: column sums over pairs (·, v) = row sums over rev: dk̃_v = Σ dkey, dṽ_v = Σ dval ⊙ g.
-  const int Dh = D / heads;
-  parallel_for(N, 8, [&](int64_t v0, int64_t v1) {
-    for (int64_t v = v0; v < v1; ++v) {
-      for (int h = 0; h < heads; ++h) {
-        T* dk = dPn + v * 3 * D + h * 3 * Dh + Dh;
-        T* dv = dk + Dh;
-        for (int c = 0; c < Dh; ++c) dk[c] = dv[c] = 0;
-        for (int32_t j = row_ptr[v]; j < row_ptr[v + 1]; ++j) {
-          const int64_t k = rev[j];  // pair (u, v)
-          const T* dpe = dPe + k * 4 * D + h * 4 * Dh;
-          const T* pe = Pe + k * 4 * D + h * 4 * Dh;
-          for (int c = 0; c < Dh; ++c) {
-            dk[c] += dpe[Dh + c];
-            dv[c] += dpe[2 * Dh + c] * pe[3 * Dh + c];
-          }
-        }
-      }
-    }
-  });
+  attention_col_pass(dPn, dPe, Pe, row_ptr, rev, N, D, heads);
 }
 
 template <typename T>
@@ -496,24 +514,7 @@ void CpuOps<T>::attention_bwd_rows(T* dPn, T* dPe, T* colbuf, const T* dout, con
 template <typename T>
 void CpuOps<T>::attention_bwd_cols(T* dPn, const T* colbuf, const int32_t* row_ptr, const int32_t* rev, int32_t N,
                                    int D, int heads) {
-  const int Dh = D / heads;
-  // Per node v, the sums of attention_bwd's pass 2 from the saved operands, in the same order.
-  parallel_for(N, 8, [&](int64_t v0, int64_t v1) {
-    for (int64_t v = v0; v < v1; ++v) {
-      for (int h = 0; h < heads; ++h) {
-        T* dk = dPn + v * 3 * D + h * 3 * Dh + Dh;
-        T* dv = dk + Dh;
-        for (int c = 0; c < Dh; ++c) dk[c] = dv[c] = 0;
-        for (int32_t j = row_ptr[v]; j < row_ptr[v + 1]; ++j) {
-          const T* cb = colbuf + static_cast<int64_t>(rev[j]) * 2 * D + h * 2 * Dh;
-          for (int c = 0; c < Dh; ++c) {
-            dk[c] += cb[c];
-            dv[c] += cb[Dh + c];
-          }
-        }
-      }
-    }
-  });
+  attention_col_pass(dPn, colbuf, static_cast<const T*>(nullptr), row_ptr, rev, N, D, heads);
 }
 
 template <typename T>
