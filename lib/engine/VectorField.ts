@@ -108,6 +108,46 @@ const AUTO_CHUNK_MIN = 4096;
 
 let freeMemoryProbe = (device: Device): number => (device === 'cuda' ? binding().cudaInfo().freeMem : os.freemem());
 
+/** Free memory on a device as the memory modes' 'auto' sees it: the CUDA device's free memory, or the host's. */
+export function freeMemory(device: Device): number {
+  return freeMemoryProbe(device);
+}
+
+/**
+ * What training and sampling a batch would hold on a device, by the engine's exact count of its own allocations
+ * (parameters, gradients, Adam state, the graph's index arrays, activations); a CUDA device adds its kernels'
+ * scratch (tens of MiB). The counts are the same on the CPU and on CUDA (both store f32).
+ */
+export interface MemoryPlan {
+  /** Networks in the batch, and pairs and nodes of its graph. */
+  networks: number;
+  pairs: number;
+  nodes: number;
+  /** Bytes held by a training step: default mode, recompute mode, and chunked recompute mode per chunk size tried by 'auto' (below the pair count). */
+  training: { default: number; recompute: number; chunked: { chunkRows: number; bytes: number }[] };
+  /** Bytes sampling adds per network of a batch (graph and inference activations), on top of the parameters and optimiser state. */
+  inferencePerNetwork: number;
+  /** What the memory options' 'auto' would choose with `freeBytes` free on `device` (what the field holds counted as free). */
+  auto: { device: Device; freeBytes: number; recompute: boolean; chunkRows: number; bytes: number; fits: boolean };
+}
+
+/**
+ * The memory modes 'auto' picks for a training step whose bytes in each mode are `bytes(recompute, chunkRows)`, given
+ * `cap` bytes to spend: recompute when the default mode needs more than the cap; then, with recompute on and still
+ * over the cap, the largest power-of-two chunk below the pair count that fits (the smallest tried when none does).
+ * Explicit settings (`recompute` / `chunk` not 'auto') are kept.
+ */
+function pickMemoryMode(bytes: (recompute: boolean, chunkRows: number) => number, pairs: number, cap: number, recompute: boolean | 'auto', chunk: number | 'auto'): { recompute: boolean; chunkRows: number } {
+  const rc = recompute === 'auto' ? bytes(false, 0) > cap : recompute;
+  if (chunk !== 'auto') return { recompute: rc, chunkRows: rc ? chunk : 0 };
+  if (!rc || bytes(true, 0) <= cap) return { recompute: rc, chunkRows: 0 };
+  // Chunks of at least all pairs would only add the chunk buffers: sizes below the graph's pair count.
+  for (let c = AUTO_CHUNK_MAX; c >= AUTO_CHUNK_MIN; c /= 2) {
+    if (c < pairs && bytes(true, c) <= cap) return { recompute: true, chunkRows: c };
+  }
+  return { recompute: true, chunkRows: AUTO_CHUNK_MIN };
+}
+
 /** @internal Replaces the free-memory probe behind recompute 'auto' (tests); returns the previous one. */
 export function setFreeMemoryProbe(probe: (device: Device) => number): (device: Device) => number {
   const prev = freeMemoryProbe;
@@ -324,25 +364,44 @@ export class VectorField {
     if ((this.recomputeMode !== 'auto' && this.chunkMode !== 'auto') || this.recomputeKey === this.graphKey) return;
     this.recomputeKey = this.graphKey;
     const cap = RECOMPUTE_AUTO_SHARE * (freeMemoryProbe(this.device) + this.n.bytesHeld());
+    const pick = pickMemoryMode((r, c) => this.n.trainingBytes(r, c), this.n.graphInfo().M, cap, this.recomputeMode, this.chunkMode);
     if (this.recomputeMode === 'auto') {
-      this.autoRecompute = this.n.trainingBytes(false, 0) > cap;
-      this.n.setRecompute(this.autoRecompute);
+      this.autoRecompute = pick.recompute;
+      this.n.setRecompute(pick.recompute);
     }
-    if (this.chunkMode !== 'auto') return;
-    let chunk = 0;
-    if (this.recomputing && this.n.trainingBytes(true, 0) > cap) {
-      // Chunks of at least all pairs would only add the chunk buffers: sizes below the graph's pair count.
-      const pairs = this.n.graphInfo().M;
-      chunk = AUTO_CHUNK_MIN;
-      for (let c = AUTO_CHUNK_MAX; c >= AUTO_CHUNK_MIN; c /= 2) {
-        if (c < pairs && this.n.trainingBytes(true, c) <= cap) {
-          chunk = c;
-          break;
-        }
-      }
+    if (this.chunkMode === 'auto') {
+      this.autoChunkRows = pick.chunkRows;
+      this.n.setChunkRows(pick.chunkRows);
     }
-    this.autoChunkRows = chunk;
-    this.n.setChunkRows(chunk);
+  }
+
+  /**
+   * What a training step and sampling on a batch of `networks` networks of `arch` (default: the field's) would hold,
+   * counted by the engine without allocating activations, and what the memory options' 'auto' would choose with the
+   * memory free on `device` (default: the field's). Sets the field's batch graph to that batch: a backward pass needs
+   * a new training-mode forward afterwards.
+   */
+  memoryPlan(networks: number, opts: { arch?: Architecture; device?: Device } = {}): MemoryPlan {
+    const B = checkInt('networks', networks, 1, 1 << 20);
+    const arch = opts.arch ?? this.arch;
+    const device = opts.device ?? this.device;
+    this.prepareBatch(arch, B);
+    const n = this.n;
+    const { M, N } = n.graphInfo();
+    const bytes = (r: boolean, c: number): number => n.trainingBytes(r, c);
+    const chunked: { chunkRows: number; bytes: number }[] = [];
+    for (let c = AUTO_CHUNK_MAX; c >= AUTO_CHUNK_MIN; c /= 2) if (c < M) chunked.push({ chunkRows: c, bytes: bytes(true, c) });
+    const freeBytes = freeMemoryProbe(device);
+    const pick = pickMemoryMode(bytes, M, RECOMPUTE_AUTO_SHARE * (freeBytes + n.bytesHeld()), this.recomputeMode, this.chunkMode);
+    const need = bytes(pick.recompute, pick.chunkRows);
+    return {
+      networks: B,
+      pairs: M,
+      nodes: N,
+      training: { default: bytes(false, 0), recompute: bytes(true, 0), chunked },
+      inferencePerNetwork: n.inferenceGraphBytes() / B,
+      auto: { device, freeBytes, ...pick, bytes: need, fits: need <= freeBytes + n.bytesHeld() },
+    };
   }
 
   /**

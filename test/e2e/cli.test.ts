@@ -16,6 +16,7 @@ import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
 import { geometry } from '../../lib/geometry/Geometry.js';
 import { fashionMnistAvailable } from '../../lib/tasks/mnist.js';
 import { readZoo } from '../../lib/zoo/Zoo.js';
+import { setFreeMemoryProbe, VectorField } from '../../lib/engine/VectorField.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -74,6 +75,59 @@ describe('wsflow info', () => {
     info = JSON.parse((await cli('info', '--json')).out) as typeof info;
     expect(info.flowStep).toEqual({ fused: false, devicePrior: false });
     expect((await cli('info')).out).toMatch(/flow steps +host-orchestrated \(WSF_FUSED_STEP=0\)/);
+  });
+});
+
+describe('wsflow info --memory', () => {
+  const args = ['info', '--memory', '30-16-16-2', '--batch', '4', '--d', '8', '--layers', '2', '--device', 'cpu'];
+  type Plan = { arch: string; networks: number; pairs: number; training: { default: number; recompute: number; chunked: { chunkRows: number; bytes: number }[] }; inferencePerNetwork: number; auto: { device: string; freeBytes: number; recompute: boolean; chunkRows: number; bytes: number; fits: boolean } };
+
+  it('gives the bytes a field then holds in each mode, and what auto picks for the free memory', async () => {
+    const j = await cli(...args, '--json');
+    expect(j.code, j.err).toBe(0);
+    const plan = JSON.parse(j.out) as Plan;
+    expect(plan).toMatchObject({ arch: '30-16-16-2', networks: 4 });
+    expect(plan.training.chunked.map((c) => c.chunkRows)).toEqual([4096]); // sizes below the pair count only
+    expect(plan.pairs).toBeGreaterThan(4096);
+    // Fields trained in each mode on such a batch hold exactly the planned bytes.
+    const held = (opts: { recompute: boolean; chunkRows?: number }): number => {
+      const f = VectorField.create({ arch: [30, 16, 16, 2], D: 8, layers: 2, device: 'cpu', ...opts });
+      try {
+        f.forward(new Float32Array(4 * f.arch.numParams), 0.5, { training: true });
+        return f.bytesHeld;
+      } finally {
+        f.dispose();
+      }
+    };
+    expect(held({ recompute: false })).toBe(plan.training.default);
+    expect(held({ recompute: true })).toBe(plan.training.recompute);
+    expect(held({ recompute: true, chunkRows: 4096 })).toBe(plan.training.chunked[0]!.bytes);
+    expect(plan.training.recompute).toBeLessThan(plan.training.default);
+    // Plenty free here: the default mode.
+    expect(plan.auto).toMatchObject({ device: 'cpu', recompute: false, chunkRows: 0, bytes: plan.training.default, fits: true });
+    // 60 % of the free memory between the recompute and default needs: recompute; below the recompute need: chunks.
+    const prev = setFreeMemoryProbe(() => (plan.training.default + plan.training.recompute) / 2 / 0.6);
+    try {
+      const t = await cli(...args);
+      expect(t.code, t.err).toBe(0);
+      expect(t.out).toMatch(/^training a D=8 × 2-layer sparse field on batches of 4 × 30-16-16-2 \(\d[\d,]* pairs, [\d,]+ nodes\):\n {2}default +\d/);
+      expect(t.out).toMatch(/'auto' would train in recompute mode/);
+      setFreeMemoryProbe(() => 1000);
+      const tight = JSON.parse((await cli(...args, '--json')).out) as Plan;
+      expect(tight.auto).toMatchObject({ recompute: true, chunkRows: 4096, fits: false });
+      expect((await cli(...args)).out).toMatch(/chunked recompute mode, 4,096 pairs per chunk \(.*more than is free: use a smaller --batch\)/);
+    } finally {
+      setFreeMemoryProbe(prev);
+    }
+  });
+
+  it('refuses a bad architecture or head count with one line', async () => {
+    let r = await cli('info', '--memory', 'abc');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--memory: expected an architecture such as 784-128-128-10, got 'abc'/);
+    r = await cli('info', '--memory', '30-16-2', '--d', '32', '--heads', '3');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--heads 3 must divide --d 32/);
   });
 });
 

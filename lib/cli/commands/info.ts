@@ -1,4 +1,8 @@
 /** `wsflow info`: backend, device, build flags and versions. */
+import { mlp } from '../../arch/Architecture.js';
+import { resolveDevice } from '../../device.js';
+import { VectorField, type MemoryPlan } from '../../engine/VectorField.js';
+import { WsfError } from '../../errors.js';
 import { runtimeInfo } from '../../info.js';
 import type { NativeCudaInfo } from '../../native/types.js';
 import { type CommandSpec, parseCommand } from '../args.js';
@@ -7,12 +11,26 @@ import type { CliCommand } from './types.js';
 const spec = {
   name: 'info',
   summary: 'backend, device, build flags and versions',
-  usage: ['wsflow info [--json]'],
+  usage: ['wsflow info [--json]', 'wsflow info --memory ARCH [--batch N] [--d N] [--layers N] [--heads N] [--graph sparse|dense|hybrid] [--device auto|cpu|cuda] [--json]'],
   description: `Prints the wsflow and Node versions, the loaded native binary and its build flags (CUDA on/off, architectures),
 the CUDA device (or why there is none), the backend that 'auto' selects, how flow steps run (WSF_FUSED_STEP,
-WSF_DEVICE_PRIOR), CPU threads and the TF.js backend.`,
-  options: { json: { type: 'boolean', description: 'print one JSON object instead of a table' } },
-  examples: ['wsflow info', 'WSF_DEVICE=cpu wsflow info --json'],
+WSF_DEVICE_PRIOR), CPU threads and the TF.js backend.
+
+With --memory ARCH: what training a vector field on batches of ARCH networks would hold — in the default mode, in
+recompute mode and in chunked recompute mode per chunk size — and what sampling adds per network, counted by the
+engine without allocating (the same counts on the CPU and on CUDA; a GPU adds its kernels' scratch, tens of MiB),
+with the memory free on the device and the mode that 'auto' (wsflow train's default) would pick there.`,
+  options: {
+    json: { type: 'boolean', description: 'print one JSON object instead of a table' },
+    memory: { type: 'string', metavar: 'ARCH', description: "plan the memory of training on networks of this architecture, e.g. 784-128-128-10" },
+    batch: { type: 'int', min: 1, max: 1 << 20, default: 32, metavar: 'N', description: 'with --memory: networks per training step' },
+    d: { type: 'int', min: 1, max: 4096, default: 32, metavar: 'N', description: 'with --memory: embedding width D of the vector field' },
+    layers: { type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'with --memory: relational-transformer layers' },
+    heads: { type: 'int', min: 1, max: 4096, default: 1, metavar: 'N', description: 'with --memory: attention heads (must divide D)' },
+    graph: { type: 'string', choices: ['sparse', 'dense', 'hybrid'], default: 'sparse', description: 'with --memory: weight graph of the field' },
+    device: { type: 'string', choices: ['auto', 'cpu', 'cuda'], default: 'auto', description: 'with --memory: whose free memory to plan against' },
+  },
+  examples: ['wsflow info', 'WSF_DEVICE=cpu wsflow info --json', 'wsflow info --memory 784-128-128-10 --batch 8', 'wsflow info --memory 784-10-10 --graph dense --batch 8 --json'],
 } as const satisfies CommandSpec;
 
 /** The CUDA kernel settings in effect, with any environment value that did not take effect named. */
@@ -31,6 +49,7 @@ export const infoCommand: CliCommand = {
   async run(ctx, argv) {
     const { values } = parseCommand(spec, argv);
     ctx.json = values.json === true;
+    if (values.memory !== undefined) return memoryPlanCommand(ctx, values);
     const info = await runtimeInfo({ tfjs: true });
     const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
     const cuda =
@@ -59,3 +78,44 @@ export const infoCommand: CliCommand = {
     return 0;
   },
 };
+
+/** `wsflow info --memory ARCH`: the field's training and sampling memory per mode, and what 'auto' would pick. */
+function memoryPlanCommand(
+  ctx: Parameters<CliCommand['run']>[0],
+  v: { memory?: string | undefined; batch: number; d: number; layers: number; heads: number; graph: string; device: string },
+): number {
+  let arch;
+  try {
+    arch = mlp(v.memory ?? '');
+  } catch (e) {
+    throw new WsfError(`--memory: expected an architecture such as 784-128-128-10, got '${v.memory}' (${(e as Error).message})`, 'ERR_INVALID');
+  }
+  if (v.d % v.heads !== 0) throw new WsfError(`--heads ${v.heads} must divide --d ${v.d}`, 'ERR_INVALID');
+  const device = resolveDevice(v.device as 'auto' | 'cpu' | 'cuda');
+  // The counts do not depend on the device (both store f32): a CPU field counts, the device's free memory decides.
+  const field = VectorField.create({ arch, D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as 'sparse' | 'dense' | 'hybrid', device: 'cpu' });
+  let plan: MemoryPlan;
+  try {
+    plan = field.memoryPlan(v.batch, { device });
+  } finally {
+    field.dispose();
+  }
+  const size = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`);
+  const rows: [string, string][] = [
+    ['default', size(plan.training.default)],
+    ['recompute', size(plan.training.recompute)],
+    ...plan.training.chunked.map((c): [string, string] => [`chunked, ${c.chunkRows.toLocaleString('en-US')} pairs`, size(c.bytes)]),
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  const a = plan.auto;
+  const mode = a.chunkRows > 0 ? `chunked recompute mode, ${a.chunkRows.toLocaleString('en-US')} pairs per chunk` : a.recompute ? 'recompute mode' : 'the default mode';
+  ctx.result({ arch: arch.key, D: v.d, layers: v.layers, heads: v.heads, graph: v.graph, ...plan }, () =>
+    [
+      `training a D=${v.d} × ${v.layers}-layer ${v.graph} field on batches of ${plan.networks} × ${arch.key} (${plan.pairs.toLocaleString('en-US')} pairs, ${plan.nodes.toLocaleString('en-US')} nodes):`,
+      ...rows.map(([k, x]) => `  ${k.padEnd(w)}  ${x}`),
+      `sampling: ${size(plan.inferencePerNetwork)} per network of a batch, plus the parameters`,
+      `${a.device}: ${size(a.freeBytes)} free; 'auto' would train in ${mode} (${size(a.bytes)}${a.fits ? '' : ', more than is free: use a smaller --batch'})`,
+    ].join('\n'),
+  );
+  return 0;
+}
