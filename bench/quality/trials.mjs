@@ -17,7 +17,7 @@
 // quality is reported beside, never instead of, the unguided samples.
 //
 // A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
-//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), priorBy (mixture: 'kmeans'|'run'), componentInput (mixture: the field sees the start component's mean), gradFeatures (probe rows; 0: off), solverSteps, solver, seed, time,
+//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), priorBy (mixture: 'kmeans'|'run'), componentInput (mixture: the field sees the start component's mean), gradFeatures (probe rows; 0: off), probeFeatures (probe inputs; 0: off), solverSteps, solver, seed, time,
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine' }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -112,6 +112,7 @@ for (const t of trials) {
       coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
       ...(cfg.otPool !== undefined ? { otPool: cfg.otPool } : {}),
       ...(cfg.gradFeatures > 0 ? { gradientFeatures: { task: zoo.task, rows: cfg.gradFeatures } } : {}),
+      ...(cfg.probeFeatures > 0 ? { probeFeatures: { task: zoo.task, probes: cfg.probeFeatures } } : {}),
       ...(cfg.componentInput ? { componentInput: true } : {}),
       prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : cfg.prior === 'zoo' ? { kind: 'zoo', members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1 } : cfg.prior === 'mixture' ? { kind: 'mixture', components: cfg.priorComponents ?? 8, members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1, ...(cfg.priorMixStd ? { std: cfg.priorMixStd } : {}), ...(cfg.priorBy ? { by: cfg.priorBy } : {}) } : { kind: 'gaussian', std: cfg.priorStd },
     });
@@ -131,7 +132,7 @@ for (const t of trials) {
       cfg.savedTo = file;
     }
   }
-  if (loadFlow !== undefined) Object.assign(cfg, { geometry: fm.options.geometry, time: fm.options.time, coupling: fm.options.coupling, precondition: fm.options.precondition, layerScaling: fm.options.layerScaling, D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, prior: fm.options.prior.kind, gradFeatures: fm.options.gradientFeatures?.rows ?? 0, steps: undefined, batch: undefined, lr: undefined, ema: undefined });
+  if (loadFlow !== undefined) Object.assign(cfg, { geometry: fm.options.geometry, time: fm.options.time, coupling: fm.options.coupling, precondition: fm.options.precondition, layerScaling: fm.options.layerScaling, D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, prior: fm.options.prior.kind, gradFeatures: fm.options.gradientFeatures?.rows ?? 0, probeFeatures: fm.options.probeFeatures?.probes ?? 0, steps: undefined, batch: undefined, lr: undefined, ema: undefined });
   const trainS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   // One set of prior draws (raw; the sampler projects them) shared by the unguided and guided samples and SGD.

@@ -44,8 +44,15 @@ export interface VectorFieldOptions {
   /**
    * One more input feature per weight and bias, read from a caller-supplied array in the flat layout (`aux` of
    * {@link VectorField.forward}; e.g. the task-loss gradient at x_t). No gradient flows into it. Default false.
+   * The same as `auxInputs: 1`.
    */
   auxInput?: boolean;
+  /**
+   * A more input features per weight and bias (0…64; e.g. a neuron's activations on A probe inputs), read from the
+   * `aux` array of {@link VectorField.forward}: A values per entry of `xt`, entry p's at p·A … p·A + A − 1. No
+   * gradient flows into them. Default 0 (1 with `auxInput: true`).
+   */
+  auxInputs?: number;
   /** Learned embedding of the pair direction. Default: true for sparse, false for dense. */
   dirEmbed?: boolean;
   /** Reverse pairs carry the weight value. Default: true for sparse, false for dense. */
@@ -209,7 +216,7 @@ export interface BatchOptions {
   arch?: Architecture;
   /** Per-network architectures (mixed batch); `xt` is then the concatenation of their flat vectors. */
   archs?: readonly Architecture[];
-  /** The extra input of an `auxInput` field: one value per weight and bias, like `xt` (required there, not allowed otherwise). */
+  /** The extra inputs of an `auxInput(s)` field: A values per weight and bias (entry p's at p·A…), so A times as long as `xt` (required there, not allowed otherwise). */
   aux?: Float32Array | Float64Array;
 }
 
@@ -269,6 +276,8 @@ export class VectorField {
     const heads = checkInt('heads', opts.heads ?? 1, 1, D);
     if (D % heads !== 0) throw new WsfError(`Expected heads to divide D (D = ${D}) but received ${heads}`, 'ERR_INVALID');
     const hiddenWidths = arch.widths.slice(1, arch.numLayers);
+    const auxCols = checkInt('auxInputs', opts.auxInputs ?? (opts.auxInput === true ? 1 : 0), 0, 64);
+    if (opts.auxInput === true && auxCols === 0) throw new WsfError('auxInput: true and auxInputs: 0 contradict each other', 'ERR_INVALID');
     const chunkOpt = opts.chunkRows ?? 'auto';
     const chunkGiven = chunkOpt === 'auto' ? 0 : checkInt('chunkRows', chunkOpt, 0, 2 ** 30);
     if (chunkGiven > 0 && opts.recompute === false) {
@@ -288,7 +297,7 @@ export class VectorField {
       dirEmbed: opts.dirEmbed ?? graph !== 'dense',
       reverseValue: opts.reverseValue ?? graph !== 'dense',
       inFeatures: opts.timeInput === true ? 2 : 1,
-      ...(opts.auxInput === true ? { auxFeatures: 1 as const } : {}),
+      ...(auxCols > 0 ? { auxFeatures: auxCols } : {}),
       ...(opts.recompute === true || chunkGiven > 0 ? { recompute: true } : {}),
       ...(chunkGiven > 0 ? { chunkRows: chunkGiven } : {}),
     };
@@ -489,11 +498,11 @@ export class VectorField {
     this.checkKind('xt', xt, xt.length);
     const out = opts.out ?? (new (xt.constructor as { new (n: number): A })(xt.length));
     this.checkKind('out', out, xt.length);
-    const hasAux = this.config.auxFeatures === 1;
-    if (hasAux !== (opts.aux !== undefined)) {
-      throw new WsfError(hasAux ? 'This field has an aux input (auxInput): pass `aux`, one value per weight and bias like `xt`' : '`aux` given to a field without an aux input (create it with auxInput: true)', 'ERR_INVALID');
+    const A = this.config.auxFeatures ?? 0;
+    if ((A > 0) !== (opts.aux !== undefined)) {
+      throw new WsfError(A > 0 ? `This field has ${A} aux input${A > 1 ? 's' : ''} (auxInputs): pass \`aux\`, ${A} value${A > 1 ? 's' : ''} per weight and bias (${A} × the length of \`xt\`)` : '`aux` given to a field without an aux input (create it with auxInput: true or auxInputs: A)', 'ERR_INVALID');
     }
-    if (opts.aux !== undefined) this.checkKind('aux', opts.aux, xt.length);
+    if (opts.aux !== undefined) this.checkKind('aux', opts.aux, xt.length * A);
     if (opts.training === true) this.decideRecompute();
     this.withOomHint(opts.training === true, () => this.n.forward(xt, this.times(t, B), out, opts.training ?? false, opts.aux ?? null));
     return out;
@@ -800,7 +809,7 @@ export class VectorField {
       graph: cfg.mode,
       semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
       timeInput: cfg.inFeatures === 2,
-      auxInput: cfg.auxFeatures === 1,
+      auxInputs: cfg.auxFeatures ?? 0,
       ...(cfg.recompute === true ? { recompute: true } : {}),
       ...(cfg.chunkRows !== undefined && cfg.chunkRows > 0 ? { chunkRows: cfg.chunkRows } : {}),
       dirEmbed: cfg.dirEmbed,

@@ -74,6 +74,15 @@ export interface FlowOptions {
    */
   gradientFeatures?: { task: string; rows?: number } | null;
   /**
+   * Probe features (beyond the thesis; Kofinas et al. 2024): the field also sees, for every neuron of x_t, its
+   * activations on `probes` fixed training inputs of the built-in task `task` (at its bias; the logits for output
+   * neurons) and, for every weight, its source neuron's activations (the input values in the first layer) — what the
+   * network computes, without labels. Normalised to unit RMS per network and layer block. `probes` columns of the
+   * field's input (default 8); training and sampling evaluate the networks on the probes at every field call.
+   * Default: off.
+   */
+  probeFeatures?: { task: string; probes?: number } | null;
+  /**
    * Component input (mixture prior only; beyond the thesis): the field also sees, for every weight and bias, the mean
    * of the mixture component a trajectory starts in (the component whose canonical mean is nearest the start point
    * x0), so it can learn each mode's map relative to its mean instead of having to recognise the mode from x_t.
@@ -274,6 +283,7 @@ interface ResolvedOptions {
   prior: PriorSpec;
   priorPool: number;
   gradientFeatures: { task: string; rows: number } | null;
+  probeFeatures: { task: string; probes: number } | null;
   componentInput: boolean;
   time: TimeDistribution;
   sigma: number;
@@ -294,6 +304,54 @@ function checkFlag(name: string, v: unknown): boolean {
 }
 
 /** [offset, length] of each layer's weight block and bias block in the flat layout (per-layer scales and features). */
+/**
+ * Probe features of networks x (B×P of `a`): per network, entry p's K values (at (b·P + p)·K + k) are, for the bias of
+ * neuron j of layer l, its activation on probe k (post-ReLU; the logit for output neurons), and for the weight from
+ * neuron i of layer l−1, neuron i's activation on probe k (the input value for l = 1); then each network's weight and
+ * bias block of every layer is divided by its RMS (1e-12 floor).
+ */
+export function probeActivations(a: Architecture, x: Float32Array, probes: Float32Array, K: number): Float32Array {
+  const P = a.numParams;
+  const B = x.length / P;
+  const L = a.numLayers;
+  const out = new Float32Array(B * P * K);
+  const maxW = Math.max(...a.widths);
+  let act = new Float64Array(maxW);
+  let next = new Float64Array(maxW);
+  for (let b = 0; b < B; b++) {
+    const xb = b * P;
+    for (let k = 0; k < K; k++) {
+      const n0 = a.widths[0]!;
+      for (let i = 0; i < n0; i++) act[i] = probes[k * n0 + i]!;
+      for (let l = 1; l <= L; l++) {
+        const nIn = a.widths[l - 1]!, nOut = a.widths[l]!;
+        const wOff = a.weightOffset(l), bOff = a.biasOffset(l);
+        for (let j = 0; j < nOut; j++) next[j] = x[xb + bOff + j]!;
+        for (let i = 0; i < nIn; i++) {
+          const ai = act[i]!;
+          const row = xb + wOff + i * nOut;
+          for (let j = 0; j < nOut; j++) {
+            next[j] = next[j]! + ai * x[row + j]!;
+            out[(row + j) * K + k] = ai;
+          }
+        }
+        for (let j = 0; j < nOut; j++) {
+          if (l < L && next[j]! < 0) next[j] = 0;
+          out[(xb + bOff + j) * K + k] = next[j]!;
+        }
+        [act, next] = [next, act];
+      }
+    }
+    for (const [o, len] of layerBlocks(a)) {
+      let ss = 0;
+      for (let q = (xb + o) * K, e = q + len * K; q < e; q++) ss += out[q]! * out[q]!;
+      const inv = 1 / Math.max(Math.sqrt(ss / (len * K)), 1e-12);
+      for (let q = (xb + o) * K, e = q + len * K; q < e; q++) out[q]! *= inv;
+    }
+  }
+  return out;
+}
+
 function layerBlocks(a: Architecture): [number, number][] {
   const blocks: [number, number][] = [];
   for (let l = 1; l <= a.numLayers; l++) blocks.push([a.weightOffset(l), a.widths[l - 1]! * a.widths[l]!], [a.biasOffset(l), a.widths[l]!]);
@@ -337,6 +395,8 @@ export class FlowMatcher {
   /** The task of the gradient features (loaded once, by create) and, built on first use, their probe batch. */
   private gradTask: Task | undefined;
   private probe: MiniBatch | undefined;
+  /** probeFeatures: the probe inputs (probes × n_0). */
+  private probeInputs: Float32Array | undefined;
   /** componentInput: the mixture with its means in flow space (built on first use), and the aux of the trajectories in flight. */
   private componentMeans: MixturePriorStats | undefined;
   private startAux: Float32Array | undefined;
@@ -376,6 +436,7 @@ export class FlowMatcher {
       prior: opts.prior ?? { kind: 'gaussian', std: 0.1 },
       priorPool: checkInt('priorPool', opts.priorPool ?? 0, 0),
       gradientFeatures: opts.gradientFeatures === undefined || opts.gradientFeatures === null ? null : { task: String(opts.gradientFeatures.task), rows: checkInt('gradientFeatures.rows', opts.gradientFeatures.rows ?? 256, 1) },
+      probeFeatures: opts.probeFeatures === undefined || opts.probeFeatures === null ? null : { task: String(opts.probeFeatures.task), probes: checkInt('probeFeatures.probes', opts.probeFeatures.probes ?? 8, 1, 64) },
       componentInput: checkFlag('componentInput', opts.componentInput ?? false),
       time: checkChoice('time', opts.time ?? ((opts.semantics ?? 'corrected') === 'corrected' ? 'logit-normal' : 'beta'), TIME_DISTRIBUTIONS),
       sigma: checkNumber('sigma', opts.sigma ?? 1e-4, 0),
@@ -404,8 +465,9 @@ export class FlowMatcher {
     if (o.componentInput && o.prior.kind !== 'mixture') {
       throw new WsfError(`componentInput gives the field the mean of a trajectory's mixture component, but the prior is '${o.prior.kind}'; use prior { kind: 'mixture' }`, 'ERR_INVALID');
     }
-    if (o.componentInput && o.gradientFeatures !== null) {
-      throw new WsfError('componentInput and gradientFeatures both use the field\'s one auxiliary input; choose one', 'ERR_INVALID');
+    const auxSources = [o.componentInput ? 'componentInput' : '', o.gradientFeatures !== null ? 'gradientFeatures' : '', o.probeFeatures !== null ? 'probeFeatures' : ''].filter((x) => x !== '');
+    if (auxSources.length > 1) {
+      throw new WsfError(`${auxSources.join(' and ')} all feed the field's auxiliary inputs; choose one`, 'ERR_INVALID');
     }
     if (o.prediction === 'velocity' && o.precondition) {
       throw new WsfError('precondition applies to x1-prediction only; use prediction: "x1" or precondition: false', 'ERR_INVALID');
@@ -415,16 +477,18 @@ export class FlowMatcher {
     // The published time rule exists for dense graphs only; sparse graphs always give time to every element.
     const fieldSemantics = o.semantics === 'reference' && graph === 'dense' ? 'reference' : 'corrected';
     let gradTask: Task | undefined;
-    if (o.gradientFeatures !== null) {
-      const task = loadTask(o.gradientFeatures.task); // ERR_INVALID for an unknown task name
+    const featureTask = o.gradientFeatures ?? o.probeFeatures;
+    if (featureTask !== null) {
+      const task = loadTask(featureTask.task); // ERR_INVALID for an unknown task name
       gradTask = task;
       const d = arch.widths[0]!;
       const C = arch.widths[arch.numLayers]!;
       if (task.numFeatures !== d || task.numClasses !== C) {
-        throw new WsfError(`gradientFeatures: task '${task.name}' has ${task.numFeatures} features and ${task.numClasses} classes, but ${arch.key} needs ${d} and ${C}`, 'ERR_INVALID');
+        throw new WsfError(`${o.gradientFeatures !== null ? 'gradientFeatures' : 'probeFeatures'}: task '${task.name}' has ${task.numFeatures} features and ${task.numClasses} classes, but ${arch.key} needs ${d} and ${C}`, 'ERR_INVALID');
       }
     }
-    const field = VectorField.create({ ...fieldOpts, arch, semantics: fieldOpts.semantics ?? fieldSemantics, seed: o.seed, ...(o.gradientFeatures !== null || o.componentInput ? { auxInput: true } : {}), ...(opts.device !== undefined ? { device: opts.device } : {}) });
+    const auxInputs = o.probeFeatures !== null ? o.probeFeatures.probes : o.gradientFeatures !== null || o.componentInput ? 1 : 0;
+    const field = VectorField.create({ ...fieldOpts, arch, semantics: fieldOpts.semantics ?? fieldSemantics, seed: o.seed, ...(auxInputs > 0 ? { auxInputs } : {}), ...(opts.device !== undefined ? { device: opts.device } : {}) });
     const geom = geometry(arch, o.geometry, { semantics: o.semantics, lastLayerNorm: o.lastLayerNorm, device: field.device === 'cuda' ? 'cuda' : 'cpu' });
     const fm = new FlowMatcher(arch, o, field, geom);
     fm.gradTask = gradTask;
@@ -594,6 +658,17 @@ export class FlowMatcher {
    */
   private auxFor(x: Float32Array, tg: Target): Float32Array | undefined {
     if (this.options.componentInput) return this.startAux ?? this.componentAux(x);
+    const pf = this.options.probeFeatures;
+    if (pf !== null && this.gradTask !== undefined) {
+      if (this.probeInputs === undefined) {
+        const task = this.gradTask;
+        const d = task.numFeatures;
+        const idx = new Rng(this.options.seed * 131 + 11).permutation(task.train.n).slice(0, Math.min(pf.probes, task.train.n));
+        this.probeInputs = new Float32Array(pf.probes * d);
+        idx.forEach((r, k) => this.probeInputs!.set(task.train.x.subarray(r * d, (r + 1) * d), k * d));
+      }
+      return probeActivations(tg.arch, x, this.probeInputs, pf.probes);
+    }
     const gf = this.options.gradientFeatures;
     const task = this.gradTask;
     if (gf === null || task === undefined) return undefined;
@@ -656,7 +731,18 @@ export class FlowMatcher {
    */
   gradientFeaturesOf(x: Float32Array): Float32Array | undefined {
     checkBatch(this.arch, 'x', x);
-    return this.auxFor(x, this.own);
+    return this.options.gradientFeatures === null ? undefined : this.auxFor(x, this.own);
+  }
+
+  /**
+   * @internal The probe features the field sees for networks x (B×P of the flow's architecture: K values per entry,
+   * see {@link probeActivations}) and the probe inputs (K × n_0), for tests; undefined without probe features.
+   */
+  probeFeaturesOf(x: Float32Array): { features: Float32Array; probes: Float32Array } | undefined {
+    checkBatch(this.arch, 'x', x);
+    if (this.options.probeFeatures === null) return undefined;
+    const features = this.auxFor(x, this.own)!;
+    return { features, probes: this.probeInputs! };
   }
 
   /** The field's raw output F at (x, t) on the target's graph. */
@@ -672,7 +758,8 @@ export class FlowMatcher {
     const out = new Float32Array(x.length);
     for (let b0 = 0; b0 < B; b0 += cap) {
       const b1 = Math.min(B, b0 + cap);
-      const part = this.field.forward(input.subarray(b0 * P, b1 * P), t.subarray(b0, b1), { ...archOpt, ...(aux !== undefined ? { aux: aux.subarray(b0 * P, b1 * P) } : {}) });
+      const A = this.field.config.auxFeatures ?? 0; // aux holds A values per entry
+      const part = this.field.forward(input.subarray(b0 * P, b1 * P), t.subarray(b0, b1), { ...archOpt, ...(aux !== undefined ? { aux: aux.subarray(b0 * P * A, b1 * P * A) } : {}) });
       out.set(part, b0 * P);
     }
     return out;
@@ -980,7 +1067,7 @@ export class FlowMatcher {
    */
   private fusedEligible(): boolean {
     const o = this.options;
-    return process.env.WSF_FUSED_STEP !== '0' && o.prediction === 'x1' && !o.componentInput && o.gradientFeatures === null && this.field.dtype === 'f32';
+    return process.env.WSF_FUSED_STEP !== '0' && o.prediction === 'x1' && !o.componentInput && o.gradientFeatures === null && o.probeFeatures === null && this.field.dtype === 'f32';
   }
 
   /** Configures the fused step for this fit() and makes the (prepared) training set resident where it fits. */
@@ -1367,6 +1454,7 @@ export class FlowMatcher {
       return "log-likelihoods need semantics 'corrected': the reference sampler's velocity x̂1 − x0 depends on the trajectory's unknown start x0, so its ODE cannot be integrated backwards from x1";
     }
     if (o.gradientFeatures !== null) return 'log-likelihoods need a velocity whose input Jacobian the engine computes: gradient features depend on x_t through the task gradient, which the divergence would miss';
+    if (o.probeFeatures !== null) return 'log-likelihoods need a velocity whose input Jacobian the engine computes: probe features depend on x_t through the probe activations, which the divergence would miss';
     if (o.prior.kind === 'init') return "log-likelihoods need a Gaussian prior: the 'init' prior has zero biases, so it has no density on R^P";
     if (o.prior.kind === 'zoo' || o.prior.kind === 'mixture') return `log-likelihoods need an isotropic Gaussian prior: the '${o.prior.kind}' prior's covariance has rank ≤ its member count, so it has no density on R^P`;
     return undefined;
@@ -1517,7 +1605,7 @@ export class FlowMatcher {
     const f = readSafetensors(file);
     if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow checkpoint (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
     // Options added after a file was written take the value that reproduces its behaviour (gradientFeatures: none).
-    const saved = { ...this.options, gradientFeatures: null, ...(JSON.parse(f.metadata.flow ?? '{}') as Partial<ResolvedOptions>) };
+    const saved = { ...this.options, gradientFeatures: null, probeFeatures: null, ...(JSON.parse(f.metadata.flow ?? '{}') as Partial<ResolvedOptions>) };
     if (JSON.stringify(saved) !== JSON.stringify(this.options)) {
       throw new WsfError(`${file}: the checkpoint was written by a flow with different options; resume with the same options or remove the file`, 'ERR_INVALID');
     }
@@ -1555,7 +1643,7 @@ export class FlowMatcher {
       ...o,
       field: {
         D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.mode, semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
-        timeInput: cfg.inFeatures === 2, auxInput: cfg.auxFeatures === 1, dirEmbed: cfg.dirEmbed, reverseValue: cfg.reverseValue,
+        timeInput: cfg.inFeatures === 2, auxInputs: cfg.auxFeatures ?? 0, dirEmbed: cfg.dirEmbed, reverseValue: cfg.reverseValue,
         slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },
       },
       ...(opts.device !== undefined ? { device: opts.device } : {}),

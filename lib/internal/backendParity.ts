@@ -460,12 +460,13 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
   }
 
   // ---- features, embeddings, time, gathers and scatters ----
-  // din counts [value, (t), (aux)]: the aux column is present when `aux` is given (the last column).
-  for (const [M, P, G, din, rv, withAux] of [[1, 1, 1, 1, true, false], [1000, 300, 3, 2, true, false], [777, 50, 2, 1, false, false], [0, 5, 1, 2, true, false], [1000, 300, 3, 3, true, true], [777, 50, 2, 2, false, true]] as [number, number, number, number, boolean, boolean][]) {
-    const aux = withAux ? { aux: normal(P) } : {};
-    const noAux = withAux ? {} : { aux: null };
+  // din counts [value, (t), (aux × A)]: the A aux columns are present when `aux` is given (the last columns).
+  for (const [M, P, G, din, rv, A] of [[1, 1, 1, 1, true, 0], [1000, 300, 3, 2, true, 0], [777, 50, 2, 1, false, 0], [0, 5, 1, 2, true, 0], [1000, 300, 3, 3, true, 1], [777, 50, 2, 2, false, 1], [900, 200, 3, 5, true, 3], [500, 70, 2, 6, false, 4]] as [number, number, number, number, boolean, number][]) {
+    const aux = A > 0 ? { aux: normal(P * A) } : {};
+    const noAux = A > 0 ? { aux_cols: A } : { aux: null };
+    const tag = A > 0 ? ` aux×${A}` : '';
     cases.push({
-      name: `edge_features M=${M} din=${din} reverse_value=${rv}${withAux ? ' aux' : ''}`,
+      name: `edge_features M=${M} din=${din} reverse_value=${rv}${tag}`,
       op: 'edge_features',
       inputs: { x: normal(P), t: normal(G), ...aux, param: ints(M, 0, P), dir: ints(M, 0, 4), graph: ints(M, 0, G) },
       outputs: { feat: { len: M * din } },
@@ -473,7 +474,7 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
       tol: TOL_ELEMENTWISE,
     });
     cases.push({
-      name: `node_features N=${M} din=${din}${withAux ? ' aux' : ''}`,
+      name: `node_features N=${M} din=${din}${tag}`,
       op: 'node_features',
       inputs: { x: normal(P), t: normal(G), ...aux, param: ints(M, -1, P), graph: ints(M, 0, G) },
       outputs: { feat: { len: M * din } },
@@ -728,6 +729,11 @@ export const ENGINE_CASES: EngineCase[] = [
     widths: [[30, 16, 16, 2], [30, 16, 16, 2]],
   },
   {
+    name: 'sparse [30,16,16,2]×2 D=16 auxFeatures=4',
+    config: cfg({ D: 16, auxFeatures: 4, inputSlots: 30, hiddenSlots: 2, outputSlots: 2 }),
+    widths: [[30, 16, 16, 2], [30, 16, 16, 2]],
+  },
+  {
     name: 'sparse MNIST [784,10,10]×2 D=32',
     config: cfg({ D: 32, inputSlots: 784, hiddenSlots: 1, outputSlots: 10 }),
     widths: [[784, 10, 10], [784, 10, 10]],
@@ -837,7 +843,7 @@ export function checkEngineCase(b: NativeBinding, device: 'cpu' | 'cuda', c: Eng
     const xt = rng.fillNormal(new Float32Array(P), 0, 0.5);
     const t = Float32Array.from({ length: G }, () => rng.uniform());
     const target = rng.fillNormal(new Float32Array(P), 0, 0.5);
-    const aux = c.config.auxFeatures === 1 ? rng.fillNormal(new Float32Array(P), 0, 1) : null;
+    const aux = (c.config.auxFeatures ?? 0) > 0 ? rng.fillNormal(new Float32Array(P * c.config.auxFeatures!), 0, 1) : null;
 
     const p0 = new Float32Array(n);
     const p0d = new Float32Array(n);

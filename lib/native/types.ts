@@ -83,8 +83,8 @@ export interface NativeEngineConfig {
   dirEmbed: boolean;
   reverseValue: boolean;
   inFeatures: 1 | 2;
-  /** 1: one more input column per weight and bias, from the `aux` array of forward (absent or 0: none). */
-  auxFeatures?: 0 | 1;
+  /** A > 0: A more input columns per weight and bias, from the `aux` array of forward (P × A; absent or 0: none). */
+  auxFeatures?: number;
   /** Training keeps only each layer's output states and recomputes the rest in the backward pass (default false). */
   recompute?: boolean;
   /** With recompute: pair-wise work in chunks of about this many pairs, keeping only full-size pair states (0: none). */

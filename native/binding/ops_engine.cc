@@ -7,8 +7,8 @@
 //                     device: 'cpu'|'cuda', dtype: 'f32'|'f64')
 //   .setGraph(widths: number[][]): void               — the batch's architectures (one entry per network)
 //   .forward(xt, t, out, training: boolean, aux?): void — xt: P_total, t: G, out: P_total (Float32Array, or
-//                                                       Float64Array for dtype 'f64'); aux (P_total, same dtype):
-//                                                       the extra input column, required iff auxFeatures is 1
+//                                                       Float64Array for dtype 'f64'); aux (P_total × auxFeatures,
+//                                                       same dtype): the extra input columns, required iff auxFeatures > 0
 //   .backward(dxhat, dxt?: array | null, paramGrads?: boolean): void
 //                                                     — accumulates parameter gradients (unless paramGrads is
 //                                                       false: then they are left untouched); with `dxt` (P_total,
@@ -98,6 +98,7 @@ struct EngineHandle {
   virtual void set_step_count(int64_t s) = 0;
   virtual const RtLayout& layout() const = 0;
   virtual const RtGraph& graph() const = 0;
+  virtual const RtConfig& config() const = 0;
   virtual int64_t bytes_held() const = 0;
   virtual int64_t training_bytes(bool recompute, int64_t chunk_rows) const = 0;
   virtual int64_t inference_graph_bytes() const = 0;
@@ -148,6 +149,7 @@ struct EngineImpl final : EngineHandle {
   void set_step_count(int64_t s) override { e.set_step_count(s); }
   const RtLayout& layout() const override { return e.layout(); }
   const RtGraph& graph() const override { return e.graph(); }
+  const RtConfig& config() const override { return e.config(); }
   int64_t bytes_held() const override { return e.bytes_held(); }
   int64_t training_bytes(bool recompute, int64_t chunk_rows) const override { return e.training_bytes(recompute, chunk_rows); }
   int64_t inference_graph_bytes() const override { return e.inference_graph_bytes(); }
@@ -427,7 +429,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.dir_embed = get_bool(env, c, "dirEmbed", cfg.mode != GraphMode::Dense);
     cfg.reverse_value = get_bool(env, c, "reverseValue", cfg.mode != GraphMode::Dense);
     cfg.in_features = get_int(env, c, "inFeatures", 1, 1, 2);
-    cfg.aux_features = get_int(env, c, "auxFeatures", 0, 0, 1);
+    cfg.aux_features = get_int(env, c, "auxFeatures", 0, 0, 64);
     cfg.recompute = get_bool(env, c, "recompute", false);
     cfg.chunk_rows = get_int(env, c, "chunkRows", 0, 0, 1 << 30);
     throw_if_error(env, cfg.validate());
@@ -497,7 +499,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     void* xt = host_arr(info, 0, "xt", p);
     void* t = host_arr(info, 1, "t", e.graph().G);
     void* out = host_arr(info, 2, "out", p);
-    const void* aux = info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull() ? host_arr(info, 4, "aux", p) : nullptr;
+    const void* aux = info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull() ? host_arr(info, 4, "aux", p * std::max(e.config().aux_features, 1)) : nullptr;
     throw_if_error(env, e.forward(xt, t, out, arg_bool(info, 3, "training"), aux));
     return env.Undefined();
   }

@@ -115,6 +115,11 @@ class OpRunner {
     if (it == a_.flags.end()) missing(name, "boolean");
     return it->second;
   }
+  // Aux columns of the feature ops: the `aux_cols` number, else 1 when an aux array is given.
+  int aux_cols() {
+    if (a_.numbers.count("aux_cols")) return Int("aux_cols");
+    return F("aux") != nullptr ? 1 : 0;
+  }
   Act act() {
     const int a = Int("act");
     if (a < 0 || a > 2) throw_error(env_, Code::Invalid, "opsTestRun: act must be 0 (GELU), 1 (SiLU) or 2 (ReLU)");
@@ -161,9 +166,9 @@ class OpRunner {
                             Int("D"));
     } else if (op == "edge_features") {
       ops_.edge_features(F("feat"), F("x"), F("t"), F("aux"), I("param"), I("dir"), I("graph"), L("M"), Int("din"),
-                         B("reverse_value"));
+                         B("reverse_value"), aux_cols());
     } else if (op == "node_features") {
-      ops_.node_features(F("feat"), F("x"), F("t"), F("aux"), I("param"), I("graph"), Int("N"), Int("din"));
+      ops_.node_features(F("feat"), F("x"), F("t"), F("aux"), I("param"), I("graph"), Int("N"), Int("din"), aux_cols());
     } else if (op == "edge_features_bwd") {
       ops_.edge_features_bwd(F("dx"), F("dfeat"), I("idx"), I("rev"), I("param"), L("n"), Int("din"),
                              B("reverse_value"));

@@ -105,19 +105,19 @@ class RtEngine {
   }
 
   // ---- host-facing entry points (H = float or double on the host) ----
-  // aux (P_total, flat layout like xt): the extra input column of an aux_features engine; required there, must be
-  // null otherwise.
+  // aux (P_total × aux_features: entry (p, c) at p·aux_features + c, p in the flat layout like xt): the extra input
+  // columns of an aux_features engine; required there, must be null otherwise.
   template <typename HT>
   Status forward_host(const HT* xt, const HT* t, HT* xhat, bool training, const HT* aux = nullptr) {
     WSF_RETURN_IF_ERROR(require_graph());
     if ((cfg_.aux_features != 0) != (aux != nullptr)) {
-      return invalid(cfg_.aux_features != 0 ? "this engine has an aux input column (auxFeatures 1): pass aux, a flat array like xt"
+      return invalid(cfg_.aux_features != 0 ? "this engine has aux input columns (auxFeatures " + std::to_string(cfg_.aux_features) + "): pass aux, auxFeatures values per entry of xt"
                                             : "aux given to an engine without an aux input column (auxFeatures 0)");
     }
     WSF_RETURN_IF_ERROR(ensure_acts(training));
     WSF_RETURN_IF_ERROR(put(xt_, xt, graph_.P));
     WSF_RETURN_IF_ERROR(put(t_, t, graph_.G));
-    if (aux != nullptr) WSF_RETURN_IF_ERROR(put(aux_, aux, graph_.P));
+    if (aux != nullptr) WSF_RETURN_IF_ERROR(put(aux_, aux, graph_.P * cfg_.aux_features));
     forward(training);
     WSF_RETURN_IF_ERROR(ops_.check());
     if (xhat != nullptr) WSF_RETURN_IF_ERROR(get(xhat, xhat_, graph_.P));
@@ -164,7 +164,7 @@ class RtEngine {
   // the engine's own input/output arrays, valid until the next set_graph. Engines with an aux column are refused.
   Status device_io(bool training, DeviceIo* io) {
     WSF_RETURN_IF_ERROR(require_graph());
-    if (cfg_.aux_features != 0) return invalid("the device-resident step does not feed an aux input column (auxFeatures 1)");
+    if (cfg_.aux_features != 0) return invalid("the device-resident step does not feed aux input columns (auxFeatures > 0)");
     WSF_RETURN_IF_ERROR(ensure_acts(training));
     *io = DeviceIo{xt_, t_, xhat_, dxhat_};
     return Status::ok();
@@ -468,7 +468,7 @@ class RtEngine {
     int64_t n = 0;
     auto add = [&n](int64_t k) { n += std::max<int64_t>(k, 1); };
     add(P);
-    if (cfg_.aux_features != 0) add(P);
+    if (cfg_.aux_features != 0) add(P * cfg_.aux_features);
     add(G);
     add(P), add(P), add(P);
     add(M * din), add(N * din);
@@ -535,7 +535,7 @@ class RtEngine {
     const int D = cfg_.D, H = cfg_.H(), din = cfg_.din(), heads = cfg_.heads;
     const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
     WSF_RETURN_IF_ERROR(alloc_act(&xt_, P));
-    if (cfg_.aux_features != 0) WSF_RETURN_IF_ERROR(alloc_act(&aux_, P));
+    if (cfg_.aux_features != 0) WSF_RETURN_IF_ERROR(alloc_act(&aux_, P * cfg_.aux_features));
     WSF_RETURN_IF_ERROR(alloc_act(&t_, G));
     WSF_RETURN_IF_ERROR(alloc_act(&xhat_, P));
     WSF_RETURN_IF_ERROR(alloc_act(&dxhat_, P));
@@ -751,7 +751,8 @@ class RtEngine {
     const RtLayout& L = layout_;
     region("fwd.inputs", [&] {
     // Pair inputs: features → MLP → (+ direction embedding) → state [emb | t].
-    ops_.edge_features(ef_, xt_, t_, aux_, d_edge_param_, d_edge_dir_, d_edge_graph_, M, din, cfg_.reverse_value);
+    ops_.edge_features(ef_, xt_, t_, aux_, d_edge_param_, d_edge_dir_, d_edge_graph_, M, din, cfg_.reverse_value,
+                       cfg_.aux_features);
     for_pair_chunks([&](int32_t, int32_t, int64_t k0, int64_t rows) {
       input_mlp_fwd(mD_[0], ef_ + k0 * din, eh_, mD_[1], L.edge_in, L.edge_in_proj, rows);
       if (L.dir >= 0) ops_.embed_add(mD_[0], D, params_ + L.dir, d_edge_dir_ + k0, rows, D);
@@ -760,7 +761,7 @@ class RtEngine {
     const bool ref_time = cfg_.time_rule == TimeRule::Reference;
     ops_.set_time(e0_, t_, d_edge_graph_, ref_time ? d_edge_fwd_mask_ : nullptr, M, H);
     // Node inputs: bias → MLP → + positional embedding → state [emb | t].
-    ops_.node_features(nf_, xt_, t_, aux_, d_node_param_, d_node_graph_, static_cast<int32_t>(N), din);
+    ops_.node_features(nf_, xt_, t_, aux_, d_node_param_, d_node_graph_, static_cast<int32_t>(N), din, cfg_.aux_features);
     input_mlp_fwd(nD_[0], nf_, nh_, nD_[1], L.node_in, L.node_in_proj, N);
     ops_.embed_add(nD_[0], D, params_ + L.pos, d_node_slot_, N, D);
     ops_.copy_cols(n0_, H, nD_[0], D, N, D, false);

@@ -11,7 +11,7 @@ Status RtConfig::validate() const {
   if (heads < 1 || D % heads != 0) return invalid("heads must divide D (D=" + std::to_string(D) + ", heads=" + std::to_string(heads) + ")");
   if (slots.input_slots < 1 || slots.output_slots < 1 || slots.hidden_slots < 0 || slots.hidden_width < 0) return invalid("slot counts must be positive");
   if (in_features != 1 && in_features != 2) return invalid("in_features must be 1 or 2");
-  if (aux_features != 0 && aux_features != 1) return invalid("aux_features must be 0 or 1");
+  if (aux_features < 0 || aux_features > 64) return invalid("aux_features must be in [0, 64], got " + std::to_string(aux_features));
   if (chunk_rows < 0 || chunk_rows > (int64_t(1) << 31)) return invalid("chunk_rows must be in [0, 2^31] (0: no chunks), got " + std::to_string(chunk_rows));
   if (time_rule == TimeRule::Reference && mode != GraphMode::Dense) {
     return invalid("the reference time rule is defined for dense graphs only (sparse graphs give real pairs no time otherwise)");

@@ -31,8 +31,9 @@ struct RtConfig {
   bool dir_embed = true;        // learned embedding of the pair direction (0 fwd, 1 rev, 2 self, 3 non-edge)
   bool reverse_value = true;    // reverse pairs carry the weight value as input feature (sparse default)
   int in_features = 1;          // 1: the input MLPs see the value only (published); 2: value and t
-  int aux_features = 0;         // 1: one more input column per weight and bias, from a caller-supplied flat vector
-                                //    (e.g. the task gradient at x_t); no gradient flows into it
+  int aux_features = 0;         // A > 0: A more input columns per weight and bias, from a caller-supplied array
+                                //    (P × A; e.g. the task gradient at x_t, probe activations); no gradient flows
+                                //    into them
   bool recompute = false;       // training keeps only each layer's output states and recomputes a layer's other
                                 //    activations in the backward pass (same gradients bit for bit; less memory)
   int64_t chunk_rows = 0;       // with recompute: the pair-wise work of a layer (attention projections, the pair

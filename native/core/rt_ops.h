@@ -94,14 +94,14 @@ struct CpuOps {
                         int32_t N, int64_t M, int D);
 
   // ---- inputs and outputs ----
-  // feat[k] = [value_k, (t_k), (aux_k)] with value_k = x[param_k] for dir 0 (and dir 1 when reverse_value), else 0;
-  // aux_k the same read of `aux` in the last column when aux is not null; t_k = t[graph_k] in column 1 when the
-  // columns before aux are 2.
+  // feat[k] = [value_k, (t_k), (aux_k,0 … aux_k,A−1)] with value_k = x[param_k] for dir 0 (and dir 1 when
+  // reverse_value), else 0; aux_k,c = aux[param_k·A + c] under the same condition in the last A = aux_cols columns
+  // when aux is not null (A = 0 otherwise); t_k = t[graph_k] in column 1 when the columns before aux are 2.
   void edge_features(T* feat, const T* x, const T* t, const T* aux, const int32_t* param, const int32_t* dir,
-                     const int32_t* graph, int64_t M, int din, bool reverse_value);
-  // feat[u] = [β_u, (t_u), (aux_u)] with β_u = x[param_u] (0 for input neurons), aux_u likewise from `aux`.
+                     const int32_t* graph, int64_t M, int din, bool reverse_value, int aux_cols);
+  // feat[u] = [β_u, (t_u), (aux_u,·)] with β_u = x[param_u] (0 for input neurons), aux_u,c likewise from `aux`.
   void node_features(T* feat, const T* x, const T* t, const T* aux, const int32_t* param, const int32_t* graph,
-                     int32_t N, int din);
+                     int32_t N, int din, int aux_cols);
   // Backward of edge_features to the flat input, over the n forward (dir-0) pairs idx[i] whose weight is
   // param[i]: dx[param[i]] = dfeat[idx[i]·din] (+ dfeat[rev[idx[i]]·din] when reverse_value: the reverse pair
   // carries the same weight). Overwrites dx[param[i]]; every weight has exactly one forward pair, so each output

@@ -563,27 +563,29 @@ void CpuOps<T>::edge_combine_bwd(T* dY2, T* dS, T* dT, T* dbias, const T* dz, co
 // inputs and outputs
 template <typename T>
 void CpuOps<T>::edge_features(T* feat, const T* x, const T* t, const T* aux, const int32_t* param, const int32_t* dir,
-                              const int32_t* graph, int64_t M, int din, bool reverse_value) {
-  const bool time_col = din - (aux != nullptr ? 1 : 0) == 2;
+                              const int32_t* graph, int64_t M, int din, bool reverse_value, int aux_cols) {
+  const int A = aux != nullptr ? aux_cols : 0;
+  const bool time_col = din - A == 2;
   parallel_for(M, 4096, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
       const bool has = dir[k] == 0 || (reverse_value && dir[k] == 1);
       feat[k * din] = has ? x[param[k]] : T(0);
       if (time_col) feat[k * din + 1] = t[graph[k]];
-      if (aux != nullptr) feat[k * din + din - 1] = has ? aux[param[k]] : T(0);
+      for (int c = 0; c < A; ++c) feat[k * din + din - A + c] = has ? aux[static_cast<int64_t>(param[k]) * A + c] : T(0);
     }
   });
 }
 
 template <typename T>
 void CpuOps<T>::node_features(T* feat, const T* x, const T* t, const T* aux, const int32_t* param, const int32_t* graph,
-                              int32_t N, int din) {
-  const bool time_col = din - (aux != nullptr ? 1 : 0) == 2;
+                              int32_t N, int din, int aux_cols) {
+  const int A = aux != nullptr ? aux_cols : 0;
+  const bool time_col = din - A == 2;
   for (int32_t u = 0; u < N; ++u) {
     const int64_t o = static_cast<int64_t>(u) * din;
     feat[o] = param[u] >= 0 ? x[param[u]] : T(0);
     if (time_col) feat[o + 1] = t[graph[u]];
-    if (aux != nullptr) feat[o + din - 1] = param[u] >= 0 ? aux[param[u]] : T(0);
+    for (int c = 0; c < A; ++c) feat[o + din - A + c] = param[u] >= 0 ? aux[static_cast<int64_t>(param[u]) * A + c] : T(0);
   }
 }
 

@@ -283,23 +283,25 @@ __global__ void gather_flat_kernel(float* v, const float* flat, const int32_t* p
 
 __global__ void edge_features_kernel(float* feat, const float* x, const float* t, const float* aux,
                                      const int32_t* param, const int32_t* dir, const int32_t* graph, int64_t M, int din,
-                                     bool reverse_value) {
-  const bool time_col = din - (aux != nullptr ? 1 : 0) == 2;
+                                     bool reverse_value, int aux_cols) {
+  const int A = aux != nullptr ? aux_cols : 0;
+  const bool time_col = din - A == 2;
   WSF_GRID_LOOP(k, M) {
     const bool has = dir[k] == 0 || (reverse_value && dir[k] == 1);
     feat[k * din] = has ? x[param[k]] : 0.0f;
     if (time_col) feat[k * din + 1] = t[graph[k]];
-    if (aux != nullptr) feat[k * din + din - 1] = has ? aux[param[k]] : 0.0f;
+    for (int c = 0; c < A; ++c) feat[k * din + din - A + c] = has ? aux[static_cast<int64_t>(param[k]) * A + c] : 0.0f;
   }
 }
 
 __global__ void node_features_kernel(float* feat, const float* x, const float* t, const float* aux,
-                                     const int32_t* param, const int32_t* graph, int64_t N, int din) {
-  const bool time_col = din - (aux != nullptr ? 1 : 0) == 2;
+                                     const int32_t* param, const int32_t* graph, int64_t N, int din, int aux_cols) {
+  const int A = aux != nullptr ? aux_cols : 0;
+  const bool time_col = din - A == 2;
   WSF_GRID_LOOP(u, N) {
     feat[u * din] = param[u] >= 0 ? x[param[u]] : 0.0f;
     if (time_col) feat[u * din + 1] = t[graph[u]];
-    if (aux != nullptr) feat[u * din + din - 1] = param[u] >= 0 ? aux[param[u]] : 0.0f;
+    for (int c = 0; c < A; ++c) feat[u * din + din - A + c] = param[u] >= 0 ? aux[static_cast<int64_t>(param[u]) * A + c] : 0.0f;
   }
 }
 
@@ -1876,18 +1878,19 @@ void CudaOps::edge_combine_bwd(float* dY2, float* dS, float* dT, float* dbias, c
 // ==============================================================================================================
 
 void CudaOps::edge_features(float* feat, const float* x, const float* t, const float* aux, const int32_t* param,
-                            const int32_t* dir, const int32_t* graph, int64_t M, int din, bool reverse_value) {
+                            const int32_t* dir, const int32_t* graph, int64_t M, int din, bool reverse_value,
+                            int aux_cols) {
   if (M <= 0) return;
   launch_kernel(edge_features_kernel, dim3(grid_for(M)), dim3(kThreads), 0, as_stream(stream()), feat, x, t, aux, param,
-                dir, graph, M, din, reverse_value);
+                dir, graph, M, din, reverse_value, aux_cols);
   launched("edge_features");
 }
 
 void CudaOps::node_features(float* feat, const float* x, const float* t, const float* aux, const int32_t* param,
-                            const int32_t* graph, int32_t N, int din) {
+                            const int32_t* graph, int32_t N, int din, int aux_cols) {
   if (N <= 0) return;
   launch_kernel(node_features_kernel, dim3(grid_for(N)), dim3(kThreads), 0, as_stream(stream()), feat, x, t, aux, param,
-                graph, static_cast<int64_t>(N), din);
+                graph, static_cast<int64_t>(N), din, aux_cols);
   launched("node_features");
 }
 

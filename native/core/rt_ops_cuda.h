@@ -91,9 +91,9 @@ struct CudaOps {
 
   // ---- inputs and outputs ----
   void edge_features(float* feat, const float* x, const float* t, const float* aux, const int32_t* param,
-                     const int32_t* dir, const int32_t* graph, int64_t M, int din, bool reverse_value);
+                     const int32_t* dir, const int32_t* graph, int64_t M, int din, bool reverse_value, int aux_cols);
   void node_features(float* feat, const float* x, const float* t, const float* aux, const int32_t* param,
-                     const int32_t* graph, int32_t N, int din);
+                     const int32_t* graph, int32_t N, int din, int aux_cols);
   void edge_features_bwd(float* dx, const float* dfeat, const int32_t* idx, const int32_t* rev, const int32_t* param,
                          int64_t n, int din, bool reverse_value);
   void node_features_bwd(float* dx, const float* dfeat, const int32_t* idx, const int32_t* param, int64_t n, int din);

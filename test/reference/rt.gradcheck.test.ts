@@ -18,6 +18,7 @@ const cases: Case[] = [
   { name: 'dense, time on every pair, direction embedding', cfg: { mode: 'dense', heads: 1, dirEmbed: true, reverseValue: false, inFeatures: 1, timeRule: 'all' }, widths: [[2, 3, 2]] },
   { name: 'dense, reference time rule, no direction embedding', cfg: { mode: 'dense', heads: 1, dirEmbed: false, reverseValue: false, inFeatures: 1, timeRule: 'reference' }, widths: [[3, 2, 2]] },
   { name: 'sparse, t and an aux column as inputs', cfg: { mode: 'sparse', heads: 1, dirEmbed: true, reverseValue: true, inFeatures: 2, auxFeatures: 1 }, widths: [[3, 4, 2]] },
+  { name: 'sparse, three aux columns as inputs', cfg: { mode: 'sparse', heads: 1, dirEmbed: true, reverseValue: true, inFeatures: 1, auxFeatures: 3 }, widths: [[3, 4, 2]] },
   { name: 'hybrid (sparse + all pairs among non-input neurons), two hidden layers, mixed batch', cfg: { mode: 'hybrid', heads: 2, dirEmbed: true, reverseValue: true, inFeatures: 2, hiddenSlots: 2 }, widths: [[3, 2, 3, 2], [2, 3, 2]] },
   { name: 'sparse, no hidden layer, no RT layers', cfg: { mode: 'sparse', layers: 0, heads: 1, dirEmbed: true, reverseValue: true, inFeatures: 1 }, widths: [[3, 2]] },
 ];
@@ -40,7 +41,7 @@ describe('relational transformer: analytic gradients vs f64 central differences'
       const xt = rng.fillNormal(new Float64Array(P));
       const t = rng.fillUniform(new Float64Array(G), 0.1, 0.9);
       const w = rng.fillNormal(new Float64Array(P));
-      const aux = cfg.auxFeatures === 1 ? rng.fillNormal(new Float64Array(P)) : null;
+      const aux = (cfg.auxFeatures ?? 0) > 0 ? rng.fillNormal(new Float64Array(P * cfg.auxFeatures!)) : null;
       const out = new Float64Array(P);
       const loss = (): number => {
         e.forward(xt, t, out, false, aux);
@@ -102,7 +103,7 @@ describe('relational transformer: input gradient vs f64 central differences', ()
       const xt = rng.fillNormal(new Float64Array(P));
       const t = rng.fillUniform(new Float64Array(G), 0.1, 0.9);
       const ws = [rng.fillNormal(new Float64Array(P)), rng.fillNormal(new Float64Array(P))];
-      const aux = cfg.auxFeatures === 1 ? rng.fillNormal(new Float64Array(P)) : null; // held fixed: no gradient into it
+      const aux = (cfg.auxFeatures ?? 0) > 0 ? rng.fillNormal(new Float64Array(P * cfg.auxFeatures!)) : null; // held fixed: no gradient into it
       const out = new Float64Array(P);
       const loss = (x: Float64Array, w: Float64Array): number => {
         e.forward(x, t, out, false, aux);

@@ -10,7 +10,8 @@ import { geometry, mlp } from '../../lib/index.js';
 import { loadTask } from '../../lib/tasks/loadTask.js';
 import { Rng } from '../../lib/util/rng.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
-import { lossAccF64 } from '../helpers/mlpRef.js';
+import { forwardF64, lossAccF64 } from '../helpers/mlpRef.js';
+import { setFreeMemoryProbe } from '../../lib/engine/VectorField.js';
 
 const arch = mlp([4, 3, 2]);
 const P = arch.numParams;
@@ -286,6 +287,70 @@ describe('FlowMatcher', () => {
     fm.save(file);
     const loaded = FlowMatcher.load(file, { device: 'cpu' });
     expect(loaded.options.gradientFeatures).toEqual({ task: 'wdbc', rows: 1e6 });
+    expect(loaded.sample({ n: 2, steps: 3, seed: 1 })).toAllClose(fm.sample({ n: 2, steps: 3, seed: 1 }), { atol: 0, rtol: 0 });
+    fm.dispose();
+    loaded.dispose();
+  });
+
+  it('probe features: each neuron’s activations on fixed probe inputs, each weight its source’s, normalised per layer block', async () => {
+    const a = mlp([30, 3, 2]);
+    const Q = a.numParams;
+    const K = 4;
+    expect(() => FlowMatcher.create({ arch: [30, 3, 3], probeFeatures: { task: 'wdbc' }, field: small, device: 'cpu' })).toThrow(/2 classes/);
+    expect(() => FlowMatcher.create({ arch: a, probeFeatures: { task: 'wdbc', probes: 65 }, field: small, device: 'cpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    expect(() => FlowMatcher.create({ arch: a, probeFeatures: { task: 'wdbc' }, gradientFeatures: { task: 'wdbc' }, field: small, device: 'cpu' })).toThrow(/gradientFeatures and probeFeatures all feed .* choose one/);
+    const fm = FlowMatcher.create({ arch: a, geometry: 'euclidean', probeFeatures: { task: 'wdbc', probes: K }, field: small, seed: 2, device: 'cpu' });
+    expect(fm.field.config.auxFeatures).toBe(K);
+    expect(fm.likelihoodUnsupported()).toMatch(/probe features/);
+    expect(fm.gradientFeaturesOf(new Float32Array(Q))).toBeUndefined();
+    const x = new Rng(4).fillNormal(new Float32Array(2 * Q), 0, 0.3);
+    const { features, probes } = fm.probeFeaturesOf(x)!;
+    expect(features.length).toBe(2 * Q * K);
+    // The probe inputs are K distinct rows of the task's training split.
+    const tr = loadTask('wdbc').train;
+    for (let k = 0; k < K; k++) {
+      const row = probes.subarray(k * 30, (k + 1) * 30);
+      expect(Array.from({ length: tr.n }, (_, r) => r).some((r) => tr.x.subarray(r * 30, (r + 1) * 30).every((v, i) => v === row[i]))).toBe(true);
+    }
+    // Reference: layer outputs from the f64 MLP of the test helpers (the first layer as a one-layer network).
+    const first = mlp([30, 3]);
+    for (let b = 0; b < 2; b++) {
+      const w = x.subarray(b * Q, (b + 1) * Q);
+      const w1 = new Float64Array(first.numParams);
+      w1.set(w.subarray(a.weightOffset(1), a.weightOffset(1) + 90), first.weightOffset(1));
+      w1.set(w.subarray(a.biasOffset(1), a.biasOffset(1) + 3), first.biasOffset(1));
+      const raw = new Float64Array(Q * K);
+      for (let k = 0; k < K; k++) {
+        const input = probes.subarray(k * 30, (k + 1) * 30);
+        const h = Array.from(forwardF64(first, w1, input), (v) => Math.max(v, 0));
+        const logits = forwardF64(a, w, input);
+        for (let i = 0; i < 30; i++) for (let j = 0; j < 3; j++) raw[(a.weightOffset(1) + i * 3 + j) * K + k] = input[i]!;
+        for (let j = 0; j < 3; j++) raw[(a.biasOffset(1) + j) * K + k] = h[j]!;
+        for (let i = 0; i < 3; i++) for (let j = 0; j < 2; j++) raw[(a.weightOffset(2) + i * 2 + j) * K + k] = h[i]!;
+        for (let j = 0; j < 2; j++) raw[(a.biasOffset(2) + j) * K + k] = logits[j]!;
+      }
+      for (let l = 1; l <= 2; l++) {
+        for (const [o, len] of [[a.weightOffset(l), a.widths[l - 1]! * a.widths[l]!], [a.biasOffset(l), a.widths[l]!]] as const) {
+          const block = raw.subarray(o * K, (o + len) * K);
+          const rms = Math.sqrt(block.reduce((s2, v) => s2 + v * v, 0) / block.length);
+          expect(features.subarray((b * Q + o) * K, (b * Q + o + len) * K)).toAllClose(Array.from(block, (v) => v / rms), { atol: 1e-5, rtol: 1e-4 });
+        }
+      }
+    }
+    // Trains (host-orchestrated step), samples in sub-batches with the same networks, round-trips through save/load.
+    const data = new Rng(5).fillNormal(new Float32Array(8 * Q), 0, 0.3);
+    await fm.fit({ weights: data }, { steps: 3, batchSize: 4 });
+    const whole = fm.sample({ n: 3, steps: 3, seed: 1 });
+    const prev = setFreeMemoryProbe(() => 1); // one network per field call
+    try {
+      expect(fm.sample({ n: 3, steps: 3, seed: 1 })).toAllClose(whole, { atol: 0, rtol: 0 });
+    } finally {
+      setFreeMemoryProbe(prev);
+    }
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-probefeat-')), 'flow.safetensors');
+    fm.save(file);
+    const loaded = FlowMatcher.load(file, { device: 'cpu' });
+    expect(loaded.options.probeFeatures).toEqual({ task: 'wdbc', probes: K });
     expect(loaded.sample({ n: 2, steps: 3, seed: 1 })).toAllClose(fm.sample({ n: 2, steps: 3, seed: 1 }), { atol: 0, rtol: 0 });
     fm.dispose();
     loaded.dispose();

@@ -101,6 +101,48 @@ describe('VectorField', () => {
     for (const v of [shared, ident, fresh, back]) v.dispose();
   });
 
+  it('auxInputs: A columns, entry p column c at aux[p·A + c], each read like the value', () => {
+    const arch = mlp([5, 4, 3]);
+    const rng = new Rng(22);
+    const D = 8, A = 3, B = 2;
+    const plain = VectorField.create({ arch, D, layers: 2, seed: 4, device: 'cpu' });
+    const multi = VectorField.create({ arch, D, layers: 2, seed: 4, device: 'cpu', auxInputs: A });
+    expect(multi.config.auxFeatures).toBe(A);
+    expect(multi.numParams - plain.numParams).toBe(2 * D * A); // A more columns in edge_in.0 and node_in.0
+    const ps = plain.getParams();
+    const tabP = new Map(plain.paramTable().map((t) => [t.name, t]));
+    const xt = rng.fillNormal(new Float32Array(B * arch.numParams));
+    const t = Float32Array.from([0.3, 0.7]);
+    const y = plain.forward(xt, t);
+    for (let c = 0; c < A; c++) {
+      // The value weights moved onto aux column c (all other input weights zero): the plain field's output when
+      // column c of aux holds xt and the value column and the other aux columns hold noise.
+      const pa = multi.getParams();
+      for (const tt of multi.paramTable()) {
+        const src = tabP.get(tt.name)!;
+        if (tt.name !== 'edge_in.0.weight' && tt.name !== 'node_in.0.weight') {
+          pa.set(ps.subarray(src.offset, src.offset + src.size), tt.offset);
+          continue;
+        }
+        for (let o = 0; o < D; o++) {
+          for (let k = 0; k <= A; k++) pa[tt.offset + o * (1 + A) + k] = 0;
+          pa[tt.offset + o * (1 + A) + 1 + c] = ps[src.offset + o]!;
+        }
+      }
+      multi.setParams(pa);
+      const aux = rng.fillNormal(new Float32Array(B * arch.numParams * A));
+      for (let p = 0; p < xt.length; p++) aux[p * A + c] = xt[p]!;
+      const noise = rng.fillNormal(new Float32Array(xt.length));
+      expect(multi.forward(noise, t, { aux }), `column ${c}`).toAllClose(y, { atol: 1e-6, rtol: 1e-5 });
+    }
+    expect(() => multi.forward(xt, t, { aux: new Float32Array(xt.length) })).toThrow(expect.objectContaining({ code: 'ERR_SHAPE' }));
+    expect(() => multi.forward(xt, t)).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/3 aux inputs .*3 × the length of `xt`/) }));
+    expect(() => VectorField.create({ arch, device: 'cpu', auxInputs: 65 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    expect(() => VectorField.create({ arch, device: 'cpu', auxInput: true, auxInputs: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    plain.dispose();
+    multi.dispose();
+  });
+
   it('auxInput: the extra column is read like the value — moving the value weights onto it reproduces the plain field', () => {
     const arch = mlp([5, 4, 3]);
     const rng = new Rng(21);
