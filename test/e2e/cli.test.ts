@@ -327,6 +327,18 @@ describe('the pipeline through the CLI', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--component-input: needs the mixture prior, but the prior here is 'gaussian'/);
     expect(fs.existsSync(path.join(tmp, 'flow-ci-gauss', 'flow.safetensors'))).toBe(false);
+    // --probe-features K: K more field inputs, recorded with the flow, and sampling evaluates the probes too.
+    const flowP = path.join(tmp, 'flow-probe');
+    r = await cli('train', '--zoo', zoo, '--out', flowP, '--d', '8', '--layers', '1', '--steps', '2', '--probe-features', '3', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
+    const metaP = readSafetensors(path.join(flowP, 'flow.safetensors')).metadata;
+    expect(metaP.flow).toMatch(/"probeFeatures":\{"task":"wdbc","probes":3\}/);
+    expect(metaP.config).toMatch(/"auxFeatures":3/);
+    r = await cli('sample', '--flow', flowP, '--n', '2', '--steps', '2', '--out', path.join(tmp, 'probe-samples.safetensors'), '--json');
+    expect(r.code, r.err).toBe(0);
+    r = await cli('train', '--zoo', zoo, '--out', path.join(tmp, 'flow-pg'), '--steps', '2', '--probe-features', '2', '--grad-features', '4', '--device', 'cpu');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--grad-features and --probe-features: choose one/);
     const flowG = path.join(tmp, 'flow-gaussian');
     r = await cli('train', '--zoo', zoo, '--out', flowG, '--d', '8', '--layers', '1', '--steps', '4', '--prior', 'gaussian', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);
