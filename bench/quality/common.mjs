@@ -1,5 +1,6 @@
 // Shared by the bench/quality scripts: the compiled package, command-line options, the git commit, the device
 // string, and the trained reference set (the last checkpoint of every zoo run).
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -7,7 +8,35 @@ import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const requireDist = (rel) => createRequire(import.meta.url)(path.join(root, 'dist', rel));
+export const requireDist = (rel) => {
+  warnIfDistStale();
+  return createRequire(import.meta.url)(path.join(root, 'dist', rel));
+};
+
+/**
+ * Warns (once) when a lib/ source is newer than the compiled dist/: a script would otherwise run the old code and
+ * record results under options that code ignores. A warning, not an error: copies (e.g. to a GPU host) can give
+ * sources fresh modification times.
+ */
+let distChecked = false;
+function warnIfDistStale() {
+  if (distChecked) return;
+  distChecked = true;
+  const built = fs.statSync(path.join(root, 'dist', 'index.js'), { throwIfNoEntry: false })?.mtimeMs;
+  if (built === undefined) return;
+  const newer = [];
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const f = path.join(dir, e.name);
+      if (e.isDirectory()) walk(f);
+      else if (e.name.endsWith('.ts') && fs.statSync(f).mtimeMs > built) newer.push(path.relative(root, f));
+    }
+  };
+  if (fs.existsSync(path.join(root, 'lib'))) walk(path.join(root, 'lib'));
+  if (newer.length > 0) {
+    console.error(`warning: ${newer.length} lib/ source(s) are newer than dist/ (${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', …' : ''}): run npx tsc -p tsconfig.build.json, or the results are the old code's`);
+  }
+}
 
 /** `--key value` options: get(key, default); all(key) for repeated keys. */
 export function cliArgs(argv = process.argv.slice(2)) {
