@@ -50,6 +50,7 @@ describe.skipIf(!cuda)('fused flow step on CUDA', () => {
     ['euclidean, layer scaling', { geometry: 'euclidean', layerScaling: true, precondition: true }],
     ['geometric, mixture prior drawn on the device', { geometry: 'geometric', prior: { kind: 'mixture', components: 3 } }],
     ['euclidean, zoo prior drawn on the device', { geometry: 'euclidean', prior: { kind: 'zoo', members: 7 } }],
+    ['geometric, chunked recompute-mode field (11 pairs per chunk)', { geometry: 'geometric', field: { D: 8, layers: 2, recompute: true, chunkRows: 11 } }],
   ];
   it.each(configs)('%s: matches the host-orchestrated CUDA step and the fused CPU step', async (_name, opts) => {
     const fused = await train(opts, 'cuda', true);
