@@ -17,7 +17,7 @@ export { loadTf } from './interop/tf.js';
 export type { TF } from './interop/tf.js';
 export { toTfModel, fromTfModel } from './interop/tfjs.js';
 export { version } from './version.js';
-export { VectorField, freeMemory } from './engine/VectorField.js';
+export { VectorField } from './engine/VectorField.js';
 export type { VectorFieldOptions, AdamOptions, BatchOptions, GraphMode, MemoryPlan } from './engine/VectorField.js';
 export { readSafetensors, writeSafetensors, encodeSafetensors, decodeSafetensors, writeFileAtomic } from './io/safetensors.js';
 export type { SafeTensor, SafeDType, SafetensorsFile } from './io/safetensors.js';

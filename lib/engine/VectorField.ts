@@ -116,11 +116,6 @@ const AUTO_CHUNK_MIN = 4096;
 
 let freeMemoryProbe = (device: Device): number => (device === 'cuda' ? binding().cudaInfo().freeMem : os.freemem());
 
-/** Free memory on a device as the memory modes' 'auto' sees it: the CUDA device's free memory, or the host's. */
-export function freeMemory(device: Device): number {
-  return freeMemoryProbe(device);
-}
-
 /**
  * What training and sampling a batch would hold on a device, by the engine's exact count of its own allocations
  * (parameters, gradients, Adam state, the graph's index arrays, activations); a CUDA device adds its kernels'
@@ -149,11 +144,18 @@ function pickMemoryMode(bytes: (recompute: boolean, chunkRows: number) => number
   const rc = recompute === 'auto' ? bytes(false, 0) > cap : recompute;
   if (chunk !== 'auto') return { recompute: rc, chunkRows: rc ? chunk : 0 };
   if (!rc || bytes(true, 0) <= cap) return { recompute: rc, chunkRows: 0 };
-  // Chunks of at least all pairs would only add the chunk buffers: sizes below the graph's pair count.
-  for (let c = AUTO_CHUNK_MAX; c >= AUTO_CHUNK_MIN; c /= 2) {
-    if (c < pairs && bytes(true, c) <= cap) return { recompute: true, chunkRows: c };
-  }
-  return { recompute: true, chunkRows: AUTO_CHUNK_MIN };
+  const fit = autoChunkSizes(pairs).find((c) => bytes(true, c) <= cap);
+  return { recompute: true, chunkRows: fit ?? AUTO_CHUNK_MIN };
+}
+
+/**
+ * The chunk sizes 'auto' tries, largest first: powers of two from AUTO_CHUNK_MAX down to AUTO_CHUNK_MIN, below the
+ * graph's pair count (chunks of at least all pairs would only add the chunk buffers).
+ */
+function autoChunkSizes(pairs: number): number[] {
+  const out: number[] = [];
+  for (let c = AUTO_CHUNK_MAX; c >= AUTO_CHUNK_MIN; c /= 2) if (c < pairs) out.push(c);
+  return out;
 }
 
 /** @internal Replaces the free-memory probe behind recompute 'auto' (tests); returns the previous one. */
@@ -373,8 +375,7 @@ export class VectorField {
   private decideRecompute(): void {
     if ((this.recomputeMode !== 'auto' && this.chunkMode !== 'auto') || this.recomputeKey === this.graphKey) return;
     this.recomputeKey = this.graphKey;
-    const cap = RECOMPUTE_AUTO_SHARE * (freeMemoryProbe(this.device) + this.n.bytesHeld());
-    const pick = pickMemoryMode((r, c) => this.n.trainingBytes(r, c), this.n.graphInfo().M, cap, this.recomputeMode, this.chunkMode);
+    const pick = pickMemoryMode((r, c) => this.n.trainingBytes(r, c), this.n.graphInfo().M, this.autoCap(freeMemoryProbe(this.device)), this.recomputeMode, this.chunkMode);
     if (this.recomputeMode === 'auto') {
       this.autoRecompute = pick.recompute;
       this.n.setRecompute(pick.recompute);
@@ -383,6 +384,11 @@ export class VectorField {
       this.autoChunkRows = pick.chunkRows;
       this.n.setChunkRows(pick.chunkRows);
     }
+  }
+
+  /** The bytes the memory modes' 'auto' may spend: its share of the free memory, counting what the field holds. */
+  private autoCap(freeBytes: number): number {
+    return RECOMPUTE_AUTO_SHARE * (freeBytes + this.n.bytesHeld());
   }
 
   /**
@@ -399,10 +405,9 @@ export class VectorField {
     const n = this.n;
     const { M, N } = n.graphInfo();
     const bytes = (r: boolean, c: number): number => n.trainingBytes(r, c);
-    const chunked: { chunkRows: number; bytes: number }[] = [];
-    for (let c = AUTO_CHUNK_MAX; c >= AUTO_CHUNK_MIN; c /= 2) if (c < M) chunked.push({ chunkRows: c, bytes: bytes(true, c) });
+    const chunked = autoChunkSizes(M).map((c) => ({ chunkRows: c, bytes: bytes(true, c) }));
     const freeBytes = freeMemoryProbe(device);
-    const pick = pickMemoryMode(bytes, M, RECOMPUTE_AUTO_SHARE * (freeBytes + n.bytesHeld()), this.recomputeMode, this.chunkMode);
+    const pick = pickMemoryMode(bytes, M, this.autoCap(freeBytes), this.recomputeMode, this.chunkMode);
     const need = bytes(pick.recompute, pick.chunkRows);
     return {
       networks: B,

@@ -303,7 +303,6 @@ function checkFlag(name: string, v: unknown): boolean {
   return v;
 }
 
-/** [offset, length] of each layer's weight block and bias block in the flat layout (per-layer scales and features). */
 /**
  * Probe features of networks x (B×P of `a`): per network, entry p's K values (at (b·P + p)·K + k) are, for the bias of
  * neuron j of layer l, its activation on probe k (post-ReLU; the logit for output neurons), and for the weight from
@@ -342,16 +341,30 @@ export function probeActivations(a: Architecture, x: Float32Array, probes: Float
         [act, next] = [next, act];
       }
     }
-    for (const [o, len] of layerBlocks(a)) {
-      let ss = 0;
-      for (let q = (xb + o) * K, e = q + len * K; q < e; q++) ss += out[q]! * out[q]!;
-      const inv = 1 / Math.max(Math.sqrt(ss / (len * K)), 1e-12);
-      for (let q = (xb + o) * K, e = q + len * K; q < e; q++) out[q]! *= inv;
-    }
   }
+  normaliseBlocks(out, a, K);
   return out;
 }
 
+/**
+ * Divides each network's weight block and bias block of every layer (K values per entry, B×P×K) by its RMS, with a
+ * 1e-12 floor: the scale the field's feature inputs are given in.
+ */
+function normaliseBlocks(v: Float32Array, a: Architecture, K: number): void {
+  const P = a.numParams;
+  const blocks = layerBlocks(a);
+  for (let b = 0; b < v.length / (P * K); b++) {
+    for (const [o, len] of blocks) {
+      const q0 = (b * P + o) * K, q1 = q0 + len * K;
+      let ss = 0;
+      for (let q = q0; q < q1; q++) ss += v[q]! * v[q]!;
+      const inv = 1 / Math.max(Math.sqrt(ss / (len * K)), 1e-12);
+      for (let q = q0; q < q1; q++) v[q]! *= inv;
+    }
+  }
+}
+
+/** [offset, length] of each layer's weight block and bias block in the flat layout (per-layer scales and features). */
 function layerBlocks(a: Architecture): [number, number][] {
   const blocks: [number, number][] = [];
   for (let l = 1; l <= a.numLayers; l++) blocks.push([a.weightOffset(l), a.widths[l - 1]! * a.widths[l]!], [a.biasOffset(l), a.widths[l]!]);
@@ -393,7 +406,8 @@ export class FlowMatcher {
   /** The mixture component of every row of the current training data (mixture prior), for the data key {@link dataKey}. */
   private priorLabels: { key: string; labels: Int32Array; members: Int32Array[] } | undefined;
   /** The task of the gradient features (loaded once, by create) and, built on first use, their probe batch. */
-  private gradTask: Task | undefined;
+  /** gradientFeatures / probeFeatures: their task. */
+  private featureTask: Task | undefined;
   private probe: MiniBatch | undefined;
   /** probeFeatures: the probe inputs (probes × n_0). */
   private probeInputs: Float32Array | undefined;
@@ -476,11 +490,11 @@ export class FlowMatcher {
     const graph = fieldOpts.graph ?? 'sparse';
     // The published time rule exists for dense graphs only; sparse graphs always give time to every element.
     const fieldSemantics = o.semantics === 'reference' && graph === 'dense' ? 'reference' : 'corrected';
-    let gradTask: Task | undefined;
-    const featureTask = o.gradientFeatures ?? o.probeFeatures;
-    if (featureTask !== null) {
-      const task = loadTask(featureTask.task); // ERR_INVALID for an unknown task name
-      gradTask = task;
+    let featureTask: Task | undefined;
+    const features = o.gradientFeatures ?? o.probeFeatures;
+    if (features !== null) {
+      const task = loadTask(features.task); // ERR_INVALID for an unknown task name
+      featureTask = task;
       const d = arch.widths[0]!;
       const C = arch.widths[arch.numLayers]!;
       if (task.numFeatures !== d || task.numClasses !== C) {
@@ -491,7 +505,7 @@ export class FlowMatcher {
     const field = VectorField.create({ ...fieldOpts, arch, semantics: fieldOpts.semantics ?? fieldSemantics, seed: o.seed, ...(auxInputs > 0 ? { auxInputs } : {}), ...(opts.device !== undefined ? { device: opts.device } : {}) });
     const geom = geometry(arch, o.geometry, { semantics: o.semantics, lastLayerNorm: o.lastLayerNorm, device: field.device === 'cuda' ? 'cuda' : 'cpu' });
     const fm = new FlowMatcher(arch, o, field, geom);
-    fm.gradTask = gradTask;
+    fm.featureTask = featureTask;
     return fm;
   }
 
@@ -658,45 +672,37 @@ export class FlowMatcher {
    */
   private auxFor(x: Float32Array, tg: Target): Float32Array | undefined {
     if (this.options.componentInput) return this.startAux ?? this.componentAux(x);
+    const task = this.featureTask;
+    if (task === undefined) return undefined;
     const pf = this.options.probeFeatures;
-    if (pf !== null && this.gradTask !== undefined) {
+    if (pf !== null) {
       if (this.probeInputs === undefined) {
-        const task = this.gradTask;
-        const d = task.numFeatures;
-        const idx = new Rng(this.options.seed * 131 + 11).permutation(task.train.n).slice(0, Math.min(pf.probes, task.train.n));
-        this.probeInputs = new Float32Array(pf.probes * d);
-        idx.forEach((r, k) => this.probeInputs!.set(task.train.x.subarray(r * d, (r + 1) * d), k * d));
+        // K rows (zeros past a training split of fewer rows)
+        this.probeInputs = new Float32Array(pf.probes * task.numFeatures);
+        this.probeInputs.set(this.fixedTrainRows(task, pf.probes, 11).x);
       }
       return probeActivations(tg.arch, x, this.probeInputs, pf.probes);
     }
     const gf = this.options.gradientFeatures;
-    const task = this.gradTask;
-    if (gf === null || task === undefined) return undefined;
-    if (this.probe === undefined) {
-      const rows = Math.min(gf.rows, task.train.n);
-      const idx = new Rng(this.options.seed * 131 + 7).permutation(task.train.n).slice(0, rows);
-      const d = task.numFeatures;
-      const bx = new Float32Array(rows * d);
-      const by = new Int32Array(rows);
-      idx.forEach((r, k) => {
-        bx.set(task.train.x.subarray(r * d, (r + 1) * d), k * d);
-        by[k] = task.train.y[r]!;
-      });
-      this.probe = { x: bx, y: by, n: rows };
-    }
-    const a = tg.arch;
-    const P = a.numParams;
-    const g = taskGradient(task, a, x, this.probe).grad;
-    const blocks = layerBlocks(a);
-    for (let b = 0; b < g.length / P; b++) {
-      for (const [o, len] of blocks) {
-        let ss = 0;
-        for (let k = b * P + o, e = k + len; k < e; k++) ss += g[k]! * g[k]!;
-        const inv = 1 / Math.max(Math.sqrt(ss / len), 1e-12);
-        for (let k = b * P + o, e = k + len; k < e; k++) g[k]! *= inv;
-      }
-    }
+    if (gf === null) return undefined;
+    this.probe ??= this.fixedTrainRows(task, gf.rows, 7);
+    const g = taskGradient(task, tg.arch, x, this.probe).grad;
+    normaliseBlocks(g, tg.arch, 1);
     return g;
+  }
+
+  /** min(rows, n) rows of the task's training split, in a fixed order drawn from the flow's seed and `salt`. */
+  private fixedTrainRows(task: Task, rows: number, salt: number): MiniBatch {
+    const n = Math.min(rows, task.train.n);
+    const idx = new Rng(this.options.seed * 131 + salt).permutation(task.train.n).slice(0, n);
+    const d = task.numFeatures;
+    const x = new Float32Array(n * d);
+    const y = new Int32Array(n);
+    idx.forEach((r, k) => {
+      x.set(task.train.x.subarray(r * d, (r + 1) * d), k * d);
+      y[k] = task.train.y[r]!;
+    });
+    return { x, y, n };
   }
 
   /**
@@ -756,9 +762,9 @@ export class FlowMatcher {
     if (B <= cap) return this.field.forward(input, t, { ...archOpt, ...(aux !== undefined ? { aux } : {}) });
     // In chunks of `cap` networks (the sampler's memory cap): networks do not interact, so the same values.
     const out = new Float32Array(x.length);
+    const A = this.field.config.auxFeatures ?? 0; // aux holds A values per entry
     for (let b0 = 0; b0 < B; b0 += cap) {
       const b1 = Math.min(B, b0 + cap);
-      const A = this.field.config.auxFeatures ?? 0; // aux holds A values per entry
       const part = this.field.forward(input.subarray(b0 * P, b1 * P), t.subarray(b0, b1), { ...archOpt, ...(aux !== undefined ? { aux: aux.subarray(b0 * P * A, b1 * P * A) } : {}) });
       out.set(part, b0 * P);
     }
