@@ -8,8 +8,12 @@
 // the same operations; only the device's log/cos/sin in the noise draws may move a last bit, so the tolerance is
 // 1e-5 relative (exact on the emulator). Against the CPU: 1e-3 relative on the parameters after six Adam steps
 // (reduction orders differ) and on the samples from the same parameters.
+// The fused step's sync-free and CUDA-graph modes (WSF_CUDA_GRAPH=sync / 1, FlowStep::Mode) against the plain fused
+// step: the same kernels with the same arguments, so the parameters must agree exactly (on any device).
 // Timing: MNIST 784-10-10 (D=32, 5 layers, batch 8, mixture prior by run) training step and 64-network sampling,
-// host vs fused vs fused with the device prior, each in the same process (bench/flow.mjs has the full table).
+// host vs fused vs fused with the device prior, plain / sync-free / graph, each in the same process (bench/flow.mjs
+// has the full table); WDBC 30-16-16-2 (D=64, 5 layers, batch 32) training step, fused with the device prior, plain /
+// sync-free / graph (the ≤ 1 ms target is for this step).
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 
@@ -21,14 +25,20 @@ function maxRel(a, b) {
   return worst;
 }
 
-const MODES = { host: { WSF_FUSED_STEP: '0', WSF_DEVICE_PRIOR: '0' }, fused: { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '0' }, 'fused-prior': { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '1' } };
+const MODES = {
+  host: { WSF_FUSED_STEP: '0', WSF_DEVICE_PRIOR: '0', WSF_CUDA_GRAPH: '0' },
+  fused: { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '0', WSF_CUDA_GRAPH: '0' },
+  'fused-prior': { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '1', WSF_CUDA_GRAPH: '0' },
+  'fused-prior-sync': { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '1', WSF_CUDA_GRAPH: 'sync' },
+  'fused-prior-graph': { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '1', WSF_CUDA_GRAPH: '1' },
+};
 
 export async function run(ctx) {
   const { log, quick, device } = ctx;
   const { FlowMatcher } = require(path.join(ctx.root, 'dist', 'flow', 'FlowMatcher.js'));
   const { mlp, Rng } = require(path.join(ctx.root, 'dist', 'index.js'));
   const res = { section: 'flow', ok: true, parity: [], results: {}, table: [] };
-  const saved = { f: process.env.WSF_FUSED_STEP, p: process.env.WSF_DEVICE_PRIOR };
+  const saved = { f: process.env.WSF_FUSED_STEP, p: process.env.WSF_DEVICE_PRIOR, g: process.env.WSF_CUDA_GRAPH };
   const setMode = (m) => Object.assign(process.env, MODES[m]);
   const emu = (ctx.deviceInfo ?? {}).name?.startsWith?.('cuda_emu') ?? false;
   try {
@@ -46,7 +56,7 @@ export async function run(ctx) {
       setMode(mode);
       const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: dev, ...opts });
       try {
-        await fm.fit({ weights: data, run }, { steps: 6, batchSize: 4, ema: 0.9 });
+        await fm.fit({ weights: data, run }, { steps: 6, batchSize: 4, ema: 0.9, clipNorm: 0.5, schedule: 'cosine', warmup: 2 });
         const trained = fm.field.getParams();
         if (params !== undefined) fm.field.setParams(params);
         // Euler and RK4 samples, concatenated (the device sampler runs both solvers).
@@ -64,8 +74,12 @@ export async function run(ctx) {
       const fused = await trainSample(opts, device, 'fused-prior');
       const host = await trainSample(opts, device, 'host');
       const cpu = await trainSample(opts, 'cpu', 'fused-prior', fused.params);
+      const sync = await trainSample(opts, device, 'fused-prior-sync');
+      const graph = await trainSample(opts, device, 'fused-prior-graph');
       const tolSame = emu ? 0 : 1e-5;
       const checks = [
+        [`${name}: sync-free vs plain fused step on ${device}, parameters (exact)`, maxRel(sync.params, fused.params), 0],
+        [`${name}: CUDA-graph vs plain fused step on ${device}, parameters (exact)`, maxRel(graph.params, fused.params), 0],
         [`${name}: fused vs host step on ${device}, parameters`, maxRel(fused.params, host.params), tolSame],
         [`${name}: device vs host sampler on ${device}`, maxRel(fused.samples, host.samples), tolSame],
         [`${name}: fused on ${device} vs fused on the CPU, parameters`, maxRel(fused.params, cpu.params), 1e-3],
@@ -103,10 +117,31 @@ export async function run(ctx) {
         }
       }
       res.results.mnist_modes = rows;
+      // WDBC, the thesis' field (D=64 × 5) at batch 32: the step the ≤ 1 ms target is for, per fused mode.
+      const warch = mlp([30, 16, 16, 2]);
+      const wzoo = new Rng(2).fillNormal(new Float32Array(512 * warch.numParams), 0, 0.3);
+      const wrun = Int32Array.from({ length: 512 }, (_, i) => i % 16);
+      const wrows = [];
+      for (const mode of ['fused-prior', 'fused-prior-sync', 'fused-prior-graph']) {
+        setMode(mode);
+        const fm = FlowMatcher.create({ arch: warch, geometry: 'geometric', field: { D: 64, layers: 5 }, device, seed: 1, prior: { kind: 'mixture', by: 'run', scale: 0.5 } });
+        try {
+          await fm.fit({ weights: wzoo, run: wrun }, { steps: 3, batchSize: 32 }); // warm-up
+          const steps = 100;
+          const t0 = performance.now();
+          await fm.fit({ weights: wzoo, run: wrun }, { steps: 3 + steps, batchSize: 32 });
+          const ms = (performance.now() - t0) / steps;
+          wrows.push({ mode, train_ms_per_step: +ms.toFixed(3) });
+          res.table.push(`WDBC geometric mixture prior, D=64 × 5, ${mode.padEnd(17)}: ${ms.toFixed(3)} ms per training step (batch 32)`);
+        } finally {
+          fm.dispose();
+        }
+      }
+      res.results.wdbc_modes = wrows;
       if (emu) res.table.push('EMULATOR BUILD: the timings above are CPU emulation, not GPU figures.');
     }
   } finally {
-    for (const [k, v] of [['WSF_FUSED_STEP', saved.f], ['WSF_DEVICE_PRIOR', saved.p]]) {
+    for (const [k, v] of [['WSF_FUSED_STEP', saved.f], ['WSF_DEVICE_PRIOR', saved.p], ['WSF_CUDA_GRAPH', saved.g]]) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }

@@ -661,6 +661,19 @@ export class VectorField {
   }
 
   /**
+   * @internal How the flow step runs on CUDA (after the flow is configured, i.e. once training started):
+   * 'plain', 'sync' (no wait mid-step) or 'graph' (recorded once as a CUDA graph, then replayed); the same floats in
+   * all three. Default: the environment's WSF_CUDA_GRAPH (unset/0: plain, sync, 1: graph). No effect on the CPU.
+   */
+  setFlowStepMode(mode: 'plain' | 'sync' | 'graph'): void {
+    this.n.flowSetMode(mode);
+  }
+  /** @internal The flow step's mode and counters (steps run sync-free, graph recordings, replays, failed recordings). */
+  flowStepModeInfo(): ReturnType<NativeEngineInstance['flowModeInfo']> {
+    return this.n.flowModeInfo();
+  }
+
+  /**
    * @internal One flow-matching training step on the field's device: x1 from the resident training set (`idx`) or
    * given (`x1`), x0 given (canonicalised there when `canonicalizeX0`), times `t`, the linear path's noise from
    * `noiseSeed`; interpolant, forward, x̂1, loss, backward and Adam without host round trips.

@@ -149,6 +149,15 @@ export interface NativeEngineInstance {
   flowBytesHeld(): number;
   /** @internal Frees the step's buffers and drops its training set. */
   flowRelease(): void;
+  /**
+   * @internal How flowStep runs on CUDA: 'plain' (the loss and gradient norm read back mid-step), 'sync' (inputs up
+   * in one batch of asynchronous copies, the step enqueued without a wait, the loss check and clipping on the
+   * device) or 'graph' ('sync', recorded once as a CUDA graph and replayed). Same floats in all three. Default: the
+   * environment's WSF_CUDA_GRAPH (unset/0 plain, sync, 1 graph). CPU engines always run 'plain'.
+   */
+  flowSetMode(mode: 'plain' | 'sync' | 'graph'): void;
+  /** @internal The mode and its counters (steps run sync-free, graph recordings, replays, failed recordings). */
+  flowModeInfo(): { mode: 'plain' | 'sync' | 'graph'; syncFreeSteps: number; captures: number; replays: number; captureFailures: number };
   /** @internal Keeps the parameters' EMA on the device (numParams values), updated after every flowStep. */
   flowSetEma(init: Float32Array, decay: number): void;
   /** @internal */

@@ -49,6 +49,9 @@
 //               (needs setGraph with B copies)
 //   .flowSampleAsync(same arguments): Promise<out> — the sampler on a libuv pool thread (engine busy meanwhile)
 //   .flowBytesHeld(): number;  .flowRelease(): void  — frees the step's buffers and drops its training set
+//   .flowSetMode('plain'|'sync'|'graph'): void — how flowStep runs on CUDA (FlowStep::Mode; default from the
+//                                                       environment's WSF_CUDA_GRAPH; CPU engines always run plain)
+//   .flowModeInfo(): {mode, syncFreeSteps, captures, replays, captureFailures}
 // Every method validates its arguments (kind, length) and throws a WsfError with a code; a disposed engine
 // throws ERR_DISPOSED.
 #include <algorithm>
@@ -121,6 +124,10 @@ struct EngineHandle {
   virtual Status flow_set_prior(int kind, double mean, double sd, const float* means, int64_t K, const float* basis,
                                 const int32_t* row0, bool per_row) = 0;
   virtual Status flow_get_ema(float* out) = 0;
+  // The step's mode on CUDA (FlowStep::Mode: 0 plain, 1 sync-free, 2 graph; CPU engines keep 0) and its counters
+  // (sync-free steps, graph recordings, replays, failed recordings).
+  virtual Status flow_set_mode(int mode) = 0;
+  virtual Status flow_mode_info(int* mode, int64_t stats[4]) = 0;
 };
 
 template <class Ops, typename HT>
@@ -233,6 +240,30 @@ struct EngineImpl final : EngineHandle {
   void flow_release() override {
     flow.reset();
     flow_P = 0;
+  }
+  Status flow_set_mode(int mode) override {
+    if constexpr (kFlow) {
+      if (!flow) return Status(Code::Invalid, "flowConfigure first");
+      if constexpr (Ops::device == Device::Cuda) flow->set_mode(static_cast<typename FlowStep<Ops>::Mode>(mode));
+      (void)mode;
+      return Status::ok();
+    } else {
+      return no_flow();
+    }
+  }
+  Status flow_mode_info(int* mode, int64_t stats[4]) override {
+    if constexpr (kFlow) {
+      if (!flow) return Status(Code::Invalid, "flowConfigure first");
+      const auto& st = flow->graph_stats();
+      *mode = static_cast<int>(flow->mode());
+      stats[0] = st.sync_free_steps;
+      stats[1] = st.captures;
+      stats[2] = st.replays;
+      stats[3] = st.capture_failures;
+      return Status::ok();
+    } else {
+      return no_flow();
+    }
   }
 };
 
@@ -397,6 +428,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("flowStep", &NativeEngine::FlowStep),
                            InstanceMethod("flowStepAsync", &NativeEngine::FlowStepAsync),
                            InstanceMethod("flowBytesHeld", &NativeEngine::FlowBytesHeld),
+                           InstanceMethod("flowSetMode", &NativeEngine::FlowSetMode),
+                           InstanceMethod("flowModeInfo", &NativeEngine::FlowModeInfo),
                            InstanceMethod("flowRelease", &NativeEngine::FlowRelease),
                            InstanceMethod("flowSetEma", &NativeEngine::FlowSetEma),
                            InstanceMethod("flowSetPrior", &NativeEngine::FlowSetPrior),
@@ -824,6 +857,28 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   Napi::Value FlowBytesHeld(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(E(info).flow_bytes()));
+  }
+
+  Napi::Value FlowSetMode(const Napi::CallbackInfo& info) {
+    const std::string m = arg_string(info, 0, "mode");
+    const int mode = m == "plain" ? 0 : m == "sync" ? 1 : m == "graph" ? 2 : -1;
+    if (mode < 0) throw_error(info.Env(), Code::Invalid, "Expected mode 'plain', 'sync' or 'graph' but received '" + m + "'");
+    throw_if_error(info.Env(), E(info).flow_set_mode(mode));
+    return info.Env().Undefined();
+  }
+  Napi::Value FlowModeInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int mode = 0;
+    int64_t st[4] = {0, 0, 0, 0};
+    throw_if_error(env, E(info).flow_mode_info(&mode, st));
+    static const char* const kNames[] = {"plain", "sync", "graph"};
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("mode", kNames[mode]);
+    o.Set("syncFreeSteps", static_cast<double>(st[0]));
+    o.Set("captures", static_cast<double>(st[1]));
+    o.Set("replays", static_cast<double>(st[2]));
+    o.Set("captureFailures", static_cast<double>(st[3]));
+    return o;
   }
 
   Napi::Value FlowSetEma(const Napi::CallbackInfo& info) {

@@ -71,7 +71,8 @@ template <typename... KArgs, typename... Args>
 inline void launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                           Args... args) {
 #ifdef WSF_CUDA_EMU
-  emu::launch(grid, block, smem, [&] { kernel(static_cast<KArgs>(args)...); });
+  // By value: a launch recorded by stream capture runs later, when the caller's arguments are gone.
+  emu::launch(grid, block, smem, [=] { kernel(static_cast<KArgs>(args)...); });
   (void)stream;
 #else
   kernel<<<grid, block, smem, stream>>>(static_cast<KArgs>(args)...);

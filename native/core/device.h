@@ -44,6 +44,9 @@ CudaKernelSettings cuda_kernel_settings();
 // Raw device memory. Sizes are bytes. Every call returns a Status; none throws or aborts.
 Status device_malloc(void** ptr, size_t bytes);
 Status device_free(void* ptr);
+// Counts device_malloc and device_free calls of this process (0 without CUDA): while it is unchanged, no device
+// pointer was invalidated or handed out (a recorded CUDA graph stays valid).
+uint64_t device_alloc_epoch();
 Status device_memset_zero(void* ptr, size_t bytes);
 Status copy_host_to_device(void* dst, const void* src, size_t bytes);
 Status copy_device_to_host(void* dst, const void* src, size_t bytes);

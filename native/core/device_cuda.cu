@@ -16,6 +16,7 @@ namespace wsf {
 namespace {
 std::atomic<size_t> g_in_use{0}, g_peak{0};
 std::atomic<int64_t> g_live{0};
+std::atomic<uint64_t> g_epoch{0};
 }  // namespace
 
 CudaInfo cuda_info() {
@@ -85,6 +86,7 @@ Status device_malloc(void** ptr, size_t bytes) {
   while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
   }
   g_live.fetch_add(1);
+  g_epoch.fetch_add(1);
   return Status::ok();
 }
 
@@ -96,6 +98,7 @@ Status device_free(void* ptr) {
   WSF_CUDA_CHECK(cudaFree(raw));
   g_in_use.fetch_sub(bytes);
   g_live.fetch_sub(1);
+  g_epoch.fetch_add(1);
   return Status::ok();
 }
 
@@ -116,5 +119,6 @@ size_t device_bytes_in_use() { return g_in_use.load(); }
 size_t device_bytes_peak() { return g_peak.load(); }
 void device_reset_peak() { g_peak.store(g_in_use.load()); }
 int64_t device_live_allocations() { return g_live.load(); }
+uint64_t device_alloc_epoch() { return g_epoch.load(); }
 
 }  // namespace wsf

@@ -24,6 +24,7 @@ size_t device_bytes_in_use() { return 0; }
 size_t device_bytes_peak() { return 0; }
 void device_reset_peak() {}
 int64_t device_live_allocations() { return 0; }
+uint64_t device_alloc_epoch() { return 0; }
 
 CudaKernelSettings cuda_kernel_settings() { return {}; }
 

@@ -18,10 +18,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/canonicalize.h"
+#include "core/device.h"
 #include "core/geometry.h"
 #include "core/rt_engine.h"
 
@@ -53,7 +56,13 @@ struct FlowStepBatch {
 template <class Ops>
 class FlowStep {
  public:
-  explicit FlowStep(RtEngine<Ops>& engine) : e_(engine) {}
+  explicit FlowStep(RtEngine<Ops>& engine) : e_(engine) {
+    if constexpr (Ops::device == Device::Cuda) {
+      const char* env = std::getenv("WSF_CUDA_GRAPH");
+      const std::string v = env != nullptr ? env : "";
+      mode_ = v == "1" ? Mode::Graph : v == "sync" ? Mode::SyncFree : Mode::Plain;
+    }
+  }
   FlowStep(const FlowStep&) = delete;
   FlowStep& operator=(const FlowStep&) = delete;
   ~FlowStep() { free_all(); }
@@ -72,6 +81,7 @@ class FlowStep {
       clear_prior();
     }
     free_batch();
+    invalidate_graph();
     release(scale_);
     scale_ = nullptr;
     layout_ = std::move(layout);
@@ -96,6 +106,7 @@ class FlowStep {
   // in place (`borrowed`: the caller keeps it alive and unchanged); on CUDA it is copied to the device once.
   Status set_data(const float* data, int64_t n) {
     if (!configured_) return Status(Code::Invalid, "configure the flow step before setting its data");
+    invalidate_graph();
     clear_data();
     if (n <= 0) return Status(Code::Invalid, "the training set is empty");
     if (kDevice == Device::Cpu) {
@@ -120,6 +131,7 @@ class FlowStep {
   // ema = decay·ema + (1 − decay)·params (ops ema_update). `init` holds num_params() values.
   Status set_ema(const float* init, double decay) {
     if (!(decay >= 0 && decay <= 1)) return Status(Code::Invalid, "the EMA decay must be in [0, 1]");
+    invalidate_graph();  // the decay is a recorded kernel argument
     const int64_t n = e_.num_params();
     if (ema_ == nullptr) WSF_RETURN_IF_ERROR(alloc(&ema_, n));
     WSF_RETURN_IF_ERROR(ops().upload(ema_, init, n));
@@ -184,6 +196,7 @@ class FlowStep {
     return ops().check();
   }
   void clear_prior() {
+    invalidate_graph();  // the prior's mean and spread are recorded kernel arguments
     release(prior_means_);
     release(prior_basis_);
     if (prior_row0_ != nullptr) ops().release(prior_row0_);
@@ -203,88 +216,48 @@ class FlowStep {
   // One training step; *loss and *grad_norm receive the step's loss and the gradient norm before clipping.
   // The engine's graph must be B copies of the configured architecture (set by the caller).
   Status step(const FlowStepBatch& b, const AdamHyper& h, double clip, double* loss, double* grad_norm) {
-    if (!configured_) return Status(Code::Invalid, "configure the flow step first");
+    WSF_RETURN_IF_ERROR(check_batch(b));
+    if constexpr (kDevice == Device::Cuda) {
+      if (mode_ != Mode::Plain && !e_.profiling() && !device_profile_enabled()) return step_sync_free(b, h, clip, loss, grad_norm);
+    }
     const int64_t B = b.B;
-    const RtGraph& g = e_.graph();
-    if (B <= 0 || g.G != B || g.P != B * P_) {
-      return Status(Code::Shape, "the engine's graph must hold the batch: " + std::to_string(B) + " networks of " +
-                                     std::to_string(P_) + " parameters (graph: " + std::to_string(g.G) + " networks, " +
-                                     std::to_string(g.P) + " parameters)");
-    }
-    if ((b.idx == nullptr) == (b.x1 == nullptr)) return Status(Code::Invalid, "give exactly one of idx and x1");
-    if (b.t == nullptr) return Status(Code::Invalid, "t is required");
-    if (b.x0 == nullptr) {
-      if (prior_ == Prior::None) return Status(Code::Invalid, "x0 is required: no prior is set on the device (set_prior_*)");
-      if (b.prior_seeds == nullptr) return Status(Code::Invalid, "the device prior needs its seed words");
-      if (prior_ == Prior::Mixture) {
-        if (b.prior_comp == nullptr) return Status(Code::Invalid, "the mixture prior needs each row's component");
-        for (int64_t i = 0; i < B; ++i) {
-          if (b.prior_comp[i] < 0 || b.prior_comp[i] >= prior_K_) {
-            return Status(Code::Invalid, "component[" + std::to_string(i) + "] = " + std::to_string(b.prior_comp[i]) +
-                                             " is outside the prior's " + std::to_string(prior_K_) + " components");
-          }
-        }
-      }
-    }
-    if (b.idx != nullptr) {
-      if (data_ == nullptr) return Status(Code::Invalid, "idx given but no training set is resident (set_data)");
-      for (int64_t i = 0; i < B; ++i) {
-        if (b.idx[i] < 0 || b.idx[i] >= rows_) {
-          return Status(Code::Invalid, "idx[" + std::to_string(i) + "] = " + std::to_string(b.idx[i]) +
-                                           " is outside the resident training set (0 … " + std::to_string(rows_ - 1) + ")");
-        }
-      }
-    }
     WSF_RETURN_IF_ERROR(ensure_batch(B));
     typename RtEngine<Ops>::DeviceIo io{};
     WSF_RETURN_IF_ERROR(e_.device_io(true, &io));
     Ops& o = ops();
-    void* const st = stream();
     const int64_t n = B * P_;
     Status s = Status::ok();
     auto keep = [&s](const Status& x) {
       if (s.is_ok() && !x.is_ok()) s = x;
     };
-    if (b.x0 == nullptr) e_.profiled("flow.prior", [&] { keep(draw_prior(b, B)); });
+    if (b.x0 == nullptr) {
+      e_.profiled("flow.prior", [&] {
+        if (prior_ == Prior::Mixture) {
+          host_ints_.resize(static_cast<size_t>(4 * B));
+          stage_prior_ints(b, B, host_ints_.data());
+          keep(o.upload_i32(prior_ints_, host_ints_.data(), 4 * B));
+        }
+        draw_prior(B, seed_of(b.prior_seeds), nullptr);
+      });
+    }
     e_.profiled("flow.inputs", [&] {
       keep(o.upload(io.t, b.t, B));
-      if (b.idx != nullptr) {
-        keep(o.upload_i32(idx_, b.idx, B));
-        o.gather_rows(x1_, data_, idx_, B, static_cast<int>(P_));
-      } else {
-        keep(o.upload(x1_, b.x1, n));
-      }
+      if (b.idx != nullptr) keep(o.upload_i32(idx_, b.idx, B));
+      else keep(o.upload(x1_, b.x1, n));
       if (b.x0 != nullptr) keep(o.upload(x0_, b.x0, n));
-      if (b.canonicalize_x0) keep(canonicalize_forward(kDevice, x0_, x0_, layers_, B, cfg_.last_norm, st));
-      if (cfg_.sphere) {
-        keep(geometry_interpolate_forward(kDevice, xt_, x0_, x1_, io.t, table_, B, cfg_.mode, st));
-      } else {
-        o.fill_normal(noise_, n, b.noise_seed, 0.0, cfg_.sigma);
-        o.flow_path(xt_, x0_, x1_, noise_, io.t, B, P_);
-      }
-      if (scale_ != nullptr) o.flow_input(io.xt, xt_, scale_, B, P_);
-      else o.copy(io.xt, xt_, n);
+      keep(enqueue_path(b, B, io, nullptr));
     });
     WSF_RETURN_IF_ERROR(s);
     WSF_RETURN_IF_ERROR(e_.forward_device(true));
     float host_loss = 0;
     e_.profiled("flow.loss", [&] {
-      o.flow_to_x1(xhat_, io.xhat, xt_, io.t, scale_, cfg_.precondition, B, P_);
-      if (cfg_.canonical) {
-        keep(canonicalize_forward(kDevice, xc_, xhat_, layers_, B, cfg_.last_norm, st));
-        keep(geometry_loss_forward(kDevice, loss_, per_, dxc_, xc_, x1_, table_, B, cfg_.mode, st));
-        keep(canonicalize_backward(kDevice, io.dxhat, xhat_, dxc_, work_, layers_, B, cfg_.last_norm, st));
-      } else {
-        keep(geometry_loss_forward(kDevice, loss_, per_, io.dxhat, xhat_, x1_, table_, B, cfg_.mode, st));
-      }
+      keep(enqueue_loss(B, io));
       keep(o.download(&host_loss, loss_, 1));
     });
     WSF_RETURN_IF_ERROR(s);
     WSF_RETURN_IF_ERROR(o.check());
     *loss = host_loss;
-    if (!std::isfinite(host_loss)) {
-      return Status(Code::Numeric, "the training loss became " + std::to_string(host_loss) + "; the step was skipped");
-    }
+    if (!std::isfinite(host_loss)) return nonfinite_loss(host_loss);
     e_.profiled("flow.grad", [&] { o.flow_to_dF(io.dxhat, io.t, scale_, cfg_.precondition, B, P_); });
     WSF_RETURN_IF_ERROR(e_.zero_grad());
     WSF_RETURN_IF_ERROR(e_.backward_device());
@@ -294,6 +267,28 @@ class FlowStep {
     }
     return Status::ok();
   }
+
+  // How step() runs on CUDA. Plain: as above, the loss and the gradient norm read back mid-step (two waits) and
+  // the ops enqueued one by one. SyncFree: the step's inputs go up in one batch of asynchronous copies from pinned
+  // memory, the whole step is enqueued without a wait — the loss check and the clipping scale are evaluated on the
+  // device (CudaOps::step_gate: a step whose loss or gradient norm is not finite leaves the parameters, Adam state and
+  // EMA untouched, as Plain does) — and the loss and norm come back at the end. Graph: SyncFree, with the enqueued
+  // step recorded once as a CUDA graph and replayed (one launch per step instead of hundreds). The same kernels
+  // with the same arguments in the same order: all three give the same floats. A graph is recorded at the first
+  // step after a step that allocated nothing (its buffers are then settled) and re-recorded whenever any device
+  // allocation or free happened since (device_alloc_epoch) or the step's shape or settings change; profiling
+  // (WSF_PROFILE, device profiling) runs Plain. Default: the environment's WSF_CUDA_GRAPH (0/unset: Plain,
+  // "sync": SyncFree, 1: Graph). The CPU always runs Plain.
+  enum class Mode { Plain = 0, SyncFree = 1, Graph = 2 };
+  void set_mode(Mode m) {
+    mode_ = m;
+    invalidate_graph();
+  }
+  Mode mode() const { return mode_; }
+  struct GraphStats {
+    int64_t sync_free_steps = 0, captures = 0, replays = 0, capture_failures = 0;
+  };
+  const GraphStats& graph_stats() const { return stats_; }
 
   // The sampler on the device: from the (canonical) start points x0 (host, B·P) over the time grid (G points), the
   // field in inference mode, x̂1 = canon(to_x1(F)), and the velocity
@@ -406,38 +401,284 @@ class FlowStep {
  private:
   enum class Prior { None, Gaussian, Zoo, Mixture };
 
-  // x0 ← B draws of the device prior (enqueued).
-  Status draw_prior(const FlowStepBatch& b, int64_t B) {
-    Ops& o = ops();
-    const int64_t n = B * P_;
-    auto seed_of = [](const int32_t* w) {
-      return (static_cast<uint64_t>(static_cast<uint32_t>(w[0])) << 32) | static_cast<uint64_t>(static_cast<uint32_t>(w[1]));
-    };
-    if (prior_ == Prior::Gaussian) {
-      o.fill_normal(x0_, n, seed_of(b.prior_seeds), prior_mean_, prior_std_);
-      return Status::ok();
+  static uint64_t seed_of(const int32_t* w) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(w[0])) << 32) | static_cast<uint64_t>(static_cast<uint32_t>(w[1]));
+  }
+
+  Status check_batch(const FlowStepBatch& b) const {
+    if (!configured_) return Status(Code::Invalid, "configure the flow step first");
+    const int64_t B = b.B;
+    const RtGraph& g = e_.graph();
+    if (B <= 0 || g.G != B || g.P != B * P_) {
+      return Status(Code::Shape, "the engine's graph must hold the batch: " + std::to_string(B) + " networks of " +
+                                     std::to_string(P_) + " parameters (graph: " + std::to_string(g.G) + " networks, " +
+                                     std::to_string(g.P) + " parameters)");
     }
-    if (prior_ == Prior::Zoo) {
-      const int64_t m = rows_of_[0];
-      o.fill_normal(eps_, B * m, seed_of(b.prior_seeds), 0.0, 1.0);
-      o.gaussian_fit_draw(x0_, eps_, m, nullptr, prior_means_, prior_basis_, prior_row0_, B, P_);
-      return Status::ok();
+    if ((b.idx == nullptr) == (b.x1 == nullptr)) return Status(Code::Invalid, "give exactly one of idx and x1");
+    if (b.t == nullptr) return Status(Code::Invalid, "t is required");
+    if (b.x0 == nullptr) {
+      if (prior_ == Prior::None) return Status(Code::Invalid, "x0 is required: no prior is set on the device (set_prior_*)");
+      if (b.prior_seeds == nullptr) return Status(Code::Invalid, "the device prior needs its seed words");
+      if (prior_ == Prior::Mixture) {
+        if (b.prior_comp == nullptr) return Status(Code::Invalid, "the mixture prior needs each row's component");
+        for (int64_t i = 0; i < B; ++i) {
+          if (b.prior_comp[i] < 0 || b.prior_comp[i] >= prior_K_) {
+            return Status(Code::Invalid, "component[" + std::to_string(i) + "] = " + std::to_string(b.prior_comp[i]) +
+                                             " is outside the prior's " + std::to_string(prior_K_) + " components");
+          }
+        }
+      }
     }
-    // Mixture: one upload of [components | counts | seeds] per step.
-    host_ints_.resize(static_cast<size_t>(4 * B));
+    if (b.idx != nullptr) {
+      if (data_ == nullptr) return Status(Code::Invalid, "idx given but no training set is resident (set_data)");
+      for (int64_t i = 0; i < B; ++i) {
+        if (b.idx[i] < 0 || b.idx[i] >= rows_) {
+          return Status(Code::Invalid, "idx[" + std::to_string(i) + "] = " + std::to_string(b.idx[i]) +
+                                           " is outside the resident training set (0 … " + std::to_string(rows_ - 1) + ")");
+        }
+      }
+    }
+    return Status::ok();
+  }
+  static Status nonfinite_loss(float l) {
+    return Status(Code::Numeric, "the training loss became " + std::to_string(l) + "; the step was skipped");
+  }
+
+  // The mixture prior's per-step integers [components | coefficient counts | seed words] into dst (4·B).
+  void stage_prior_ints(const FlowStepBatch& b, int64_t B, int32_t* dst) const {
     for (int64_t i = 0; i < B; ++i) {
       const int32_t c = b.prior_comp[i];
-      host_ints_[static_cast<size_t>(i)] = c;
-      host_ints_[static_cast<size_t>(B + i)] = prior_basis_given_ ? std::max<int32_t>(1, rows_of_[static_cast<size_t>(c)]) : static_cast<int32_t>(P_);
-      host_ints_[static_cast<size_t>(2 * B + 2 * i)] = b.prior_seeds[2 * i];
-      host_ints_[static_cast<size_t>(2 * B + 2 * i + 1)] = b.prior_seeds[2 * i + 1];
+      dst[i] = c;
+      dst[B + i] = prior_basis_given_ ? std::max<int32_t>(1, rows_of_[static_cast<size_t>(c)]) : static_cast<int32_t>(P_);
+      dst[2 * B + 2 * i] = b.prior_seeds[2 * i];
+      dst[2 * B + 2 * i + 1] = b.prior_seeds[2 * i + 1];
     }
-    WSF_RETURN_IF_ERROR(o.upload_i32(prior_ints_, host_ints_.data(), 4 * B));
-    const double sd = prior_basis_given_ ? 1.0 : prior_std_;
-    o.fill_normal_rows(eps_, B, prior_ld_, prior_ints_ + B, prior_ints_ + 2 * B, 0.0, sd);
-    o.gaussian_fit_draw(x0_, eps_, prior_ld_, prior_ints_, prior_means_, prior_basis_given_ ? prior_basis_ : nullptr,
-                        prior_row0_, B, P_);
+  }
+
+  // x0 ← B draws of the device prior (enqueued; the mixture's integers already in prior_ints_). The Gaussian and
+  // zoo priors' seed is `seed`, or read from the device at seed_dev when given (CUDA, sync-free mode).
+  void draw_prior(int64_t B, uint64_t seed, const uint64_t* seed_dev) {
+    Ops& o = ops();
+    const int64_t n = B * P_;
+    if (prior_ == Prior::Gaussian) {
+      normal(x0_, n, seed, seed_dev, prior_mean_, prior_std_);
+    } else if (prior_ == Prior::Zoo) {
+      const int64_t m = rows_of_[0];
+      normal(eps_, B * m, seed, seed_dev, 0.0, 1.0);
+      o.gaussian_fit_draw(x0_, eps_, m, nullptr, prior_means_, prior_basis_, prior_row0_, B, P_);
+    } else {
+      const double sd = prior_basis_given_ ? 1.0 : prior_std_;
+      o.fill_normal_rows(eps_, B, prior_ld_, prior_ints_ + B, prior_ints_ + 2 * B, 0.0, sd);
+      o.gaussian_fit_draw(x0_, eps_, prior_ld_, prior_ints_, prior_means_, prior_basis_given_ ? prior_basis_ : nullptr,
+                          prior_row0_, B, P_);
+    }
+  }
+  void normal(float* out, int64_t n, uint64_t seed, const uint64_t* seed_dev, double mean, double sd) {
+    if constexpr (kDevice == Device::Cuda) {
+      if (seed_dev != nullptr) {
+        ops().fill_normal_dev(out, n, seed_dev, mean, sd);
+        return;
+      }
+    }
+    ops().fill_normal(out, n, seed, mean, sd);
+  }
+
+  // Enqueues x1 (gathered from the resident set when idx), x0's canonicalisation, the interpolant x_t and the
+  // field's input, from x0, x1 / idx and t already on the device. The linear path's noise seed: b.noise_seed, or
+  // read at noise_seed_dev.
+  Status enqueue_path(const FlowStepBatch& b, int64_t B, const typename RtEngine<Ops>::DeviceIo& io,
+                      const uint64_t* noise_seed_dev) {
+    Ops& o = ops();
+    void* const st = stream();
+    const int64_t n = B * P_;
+    if (b.idx != nullptr) o.gather_rows(x1_, data_, idx_, B, static_cast<int>(P_));
+    if (b.canonicalize_x0) WSF_RETURN_IF_ERROR(canonicalize_forward(kDevice, x0_, x0_, layers_, B, cfg_.last_norm, st));
+    if (cfg_.sphere) {
+      WSF_RETURN_IF_ERROR(geometry_interpolate_forward(kDevice, xt_, x0_, x1_, io.t, table_, B, cfg_.mode, st));
+    } else {
+      normal(noise_, n, b.noise_seed, noise_seed_dev, 0.0, cfg_.sigma);
+      o.flow_path(xt_, x0_, x1_, noise_, io.t, B, P_);
+    }
+    if (scale_ != nullptr) o.flow_input(io.xt, xt_, scale_, B, P_);
+    else o.copy(io.xt, xt_, n);
     return Status::ok();
+  }
+  // Enqueues x̂1 from the field's output, the geometry loss (into loss_) and ∂L/∂x̂1 (into io.dxhat).
+  Status enqueue_loss(int64_t B, const typename RtEngine<Ops>::DeviceIo& io) {
+    void* const st = stream();
+    ops().flow_to_x1(xhat_, io.xhat, xt_, io.t, scale_, cfg_.precondition, B, P_);
+    if (cfg_.canonical) {
+      WSF_RETURN_IF_ERROR(canonicalize_forward(kDevice, xc_, xhat_, layers_, B, cfg_.last_norm, st));
+      WSF_RETURN_IF_ERROR(geometry_loss_forward(kDevice, loss_, per_, dxc_, xc_, x1_, table_, B, cfg_.mode, st));
+      return canonicalize_backward(kDevice, io.dxhat, xhat_, dxc_, work_, layers_, B, cfg_.last_norm, st);
+    }
+    return geometry_loss_forward(kDevice, loss_, per_, io.dxhat, xhat_, x1_, table_, B, cfg_.mode, st);
+  }
+
+  // ---- sync-free mode (CUDA) ----
+  // Device block (doubles): [0, 8) adam_constants, [8] the prior's seed, [9] the noise seed, [10] Σg², [11] the gate
+  // (two floats). Pinned staging mirrors [0, 10), then t (B floats), idx (B), the mixture's integers (4·B); the
+  // pinned result holds the loss (a float at 0) and Σg² (a double at 8).
+  static constexpr int64_t kDevDoubles = 12;
+  struct GraphKey {
+    int64_t B = 0;
+    bool idx = false, host_x0 = false, canon_x0 = false, ema = false;
+    int prior = 0;
+    bool operator==(const GraphKey& o) const {
+      return B == o.B && idx == o.idx && host_x0 == o.host_x0 && canon_x0 == o.canon_x0 && ema == o.ema && prior == o.prior;
+    }
+  };
+
+  Status step_sync_free(const FlowStepBatch& b, const AdamHyper& h, double clip, double* loss, double* grad_norm) {
+    const int64_t B = b.B, n = B * P_;
+    WSF_RETURN_IF_ERROR(ensure_batch(B));
+    typename RtEngine<Ops>::DeviceIo io{};
+    WSF_RETURN_IF_ERROR(e_.device_io(true, &io));
+    WSF_RETURN_IF_ERROR(ensure_staging(B, b.x1 != nullptr || b.x0 != nullptr));
+    Ops& o = ops();
+    // Stage this step's inputs and send them up (asynchronously, from pinned memory).
+    double* pd = static_cast<double*>(pin_);
+    adam_constants(h, e_.step_count() + 1, clip, pd);
+    const bool host_x0 = b.x0 != nullptr;
+    const uint64_t prior_seed = host_x0 ? 0 : seed_of(b.prior_seeds);
+    const uint64_t noise_seed = b.noise_seed;
+    std::memcpy(pd + 8, &prior_seed, sizeof prior_seed);
+    std::memcpy(pd + 9, &noise_seed, sizeof noise_seed);
+    float* pt = reinterpret_cast<float*>(pd + 10);
+    int32_t* pidx = reinterpret_cast<int32_t*>(pt + B);
+    int32_t* pints = pidx + B;
+    std::memcpy(pt, b.t, sizeof(float) * static_cast<size_t>(B));
+    o.copy_async(dev_, pd, 10 * static_cast<int64_t>(sizeof(double)), true);
+    o.copy_async(io.t, pt, B * static_cast<int64_t>(sizeof(float)), true);
+    if (b.idx != nullptr) {
+      std::memcpy(pidx, b.idx, sizeof(int32_t) * static_cast<size_t>(B));
+      o.copy_async(idx_, pidx, B * static_cast<int64_t>(sizeof(int32_t)), true);
+    } else {
+      std::memcpy(pin_x_, b.x1, sizeof(float) * static_cast<size_t>(n));
+      o.copy_async(x1_, pin_x_, n * static_cast<int64_t>(sizeof(float)), true);
+    }
+    if (host_x0) {
+      float* px0 = pin_x_ + n;
+      std::memcpy(px0, b.x0, sizeof(float) * static_cast<size_t>(n));
+      o.copy_async(x0_, px0, n * static_cast<int64_t>(sizeof(float)), true);
+    } else if (prior_ == Prior::Mixture) {
+      stage_prior_ints(b, B, pints);
+      o.copy_async(prior_ints_, pints, 4 * B * static_cast<int64_t>(sizeof(int32_t)), true);
+    }
+    const GraphKey key{B, b.idx != nullptr, host_x0, b.canonicalize_x0, ema_ != nullptr, static_cast<int>(prior_)};
+    const uint64_t epoch = Ops::alloc_epoch();
+    bool done = false;
+    if (mode_ == Mode::Graph) {
+      if (graph_ != nullptr && key == graph_key_ && epoch == graph_epoch_) {
+        o.graph_launch(graph_);
+        ++stats_.replays;
+        done = true;
+      } else if (settled_ && key == settled_key_ && epoch == settled_epoch_ && !(failed_ && key == failed_key_)) {
+        invalidate_graph();
+        void* exec = nullptr;
+        Status cs = o.capture_begin();
+        if (cs.is_ok()) {
+          const Status body = enqueue_step(b, B, io, host_x0);
+          cs = o.capture_end(&exec);
+          if (cs.is_ok()) cs = body;
+        }
+        if (cs.is_ok() && Ops::alloc_epoch() == epoch) {
+          graph_ = exec;
+          graph_key_ = key;
+          graph_epoch_ = epoch;
+          ++stats_.captures;
+          o.graph_launch(graph_);
+          ++stats_.replays;
+          done = true;
+        } else {
+          o.graph_free(exec);
+          failed_ = true;  // run this shape uncaptured until it changes
+          failed_key_ = key;
+          ++stats_.capture_failures;
+        }
+      }
+    }
+    if (!done) WSF_RETURN_IF_ERROR(enqueue_step(b, B, io, host_x0));
+    ++stats_.sync_free_steps;
+    o.copy_async(pin_out_, loss_, static_cast<int64_t>(sizeof(float)), false);
+    o.copy_async(static_cast<char*>(pin_out_) + 8, dev_ + 10, static_cast<int64_t>(sizeof(double)), false);
+    WSF_RETURN_IF_ERROR(o.check());
+    // A step that allocated nothing settles its shape: the next one with the same key and epoch is recorded.
+    settled_ = Ops::alloc_epoch() == epoch;
+    settled_key_ = key;
+    settled_epoch_ = epoch;
+    float l = 0;
+    double sumsq = 0;
+    std::memcpy(&l, pin_out_, sizeof l);
+    std::memcpy(&sumsq, static_cast<char*>(pin_out_) + 8, sizeof sumsq);
+    *loss = l;
+    if (!std::isfinite(l)) return nonfinite_loss(l);
+    const double norm = std::sqrt(sumsq);
+    if (grad_norm != nullptr) *grad_norm = norm;
+    if (!std::isfinite(norm)) {
+      return Status(Code::Numeric, "gradient norm is not finite (" + std::to_string(norm) + "); the step was skipped");
+    }
+    e_.commit_step();
+    return Status::ok();
+  }
+
+  // The whole step after the inputs are on the device, enqueued without a wait (recorded when capturing).
+  Status enqueue_step(const FlowStepBatch& b, int64_t B, const typename RtEngine<Ops>::DeviceIo& io, bool host_x0) {
+    Ops& o = ops();
+    const uint64_t* seeds = reinterpret_cast<const uint64_t*>(dev_ + 8);
+    double* sumsq = dev_ + 10;
+    float* gate = reinterpret_cast<float*>(dev_ + 11);
+    if (!host_x0) draw_prior(B, 0, seeds);
+    WSF_RETURN_IF_ERROR(enqueue_path(b, B, io, seeds + 1));
+    WSF_RETURN_IF_ERROR(e_.forward_device(true));
+    WSF_RETURN_IF_ERROR(enqueue_loss(B, io));
+    o.flow_to_dF(io.dxhat, io.t, scale_, cfg_.precondition, B, P_);
+    e_.zero_grad_enqueue();
+    WSF_RETURN_IF_ERROR(e_.backward_device());
+    e_.grad_sumsq_enqueue(sumsq);
+    o.step_gate(gate, sumsq, loss_, dev_);
+    e_.adam_gated_enqueue(dev_, gate);
+    if (ema_ != nullptr) o.ema_update_gated(ema_, e_.params_device(), e_.num_params(), ema_decay_, gate);
+    return Status::ok();
+  }
+
+  // The device block (once) and the pinned staging for batch B (host x0/x1 staging when `rows`).
+  Status ensure_staging(int64_t B, bool rows) {
+    if (dev_ == nullptr) {
+      float* f = nullptr;
+      WSF_RETURN_IF_ERROR(alloc(&f, 2 * kDevDoubles));
+      dev_ = reinterpret_cast<double*>(f);
+    }
+    if (pin_ == nullptr || pin_B_ != B) {
+      free_pinned();
+      WSF_RETURN_IF_ERROR(ops().host_alloc(&pin_, 10 * 8 + 4 * B + 4 * B + 16 * B));
+      WSF_RETURN_IF_ERROR(ops().host_alloc(&pin_out_, 16));
+      pin_B_ = B;
+    }
+    if (rows && pin_x_ == nullptr) {
+      void* p = nullptr;
+      WSF_RETURN_IF_ERROR(ops().host_alloc(&p, 2 * B * P_ * static_cast<int64_t>(sizeof(float))));
+      pin_x_ = static_cast<float*>(p);
+    }
+    return Status::ok();
+  }
+  void free_pinned() {
+    if constexpr (kDevice == Device::Cuda) {
+      ops().host_free(pin_);
+      ops().host_free(pin_out_);
+      ops().host_free(pin_x_);
+    }
+    pin_ = pin_out_ = nullptr;
+    pin_x_ = nullptr;
+    pin_B_ = 0;
+  }
+  void invalidate_graph() {
+    if constexpr (kDevice == Device::Cuda) {
+      if (graph_ != nullptr) ops().graph_free(graph_);
+    }
+    graph_ = nullptr;
+    settled_ = false;
+    failed_ = false;
   }
 
   Ops& ops() { return e_.ops(); }
@@ -499,6 +740,7 @@ class FlowStep {
     return Status::ok();
   }
   void free_batch() {
+    invalidate_graph();
     for (void* p : batch_) ops().release(p);
     batch_.clear();
     if (idx_ != nullptr) ops().release(idx_);
@@ -512,10 +754,12 @@ class FlowStep {
   }
   void free_all() {
     free_batch();
+    free_pinned();
     clear_data();
     clear_prior();
     for (void* p : owned_) ops().release(p);
     owned_.clear();
+    dev_ = nullptr;
     scale_ = nullptr;
     ema_ = nullptr;
     held_ = 0;
@@ -547,6 +791,17 @@ class FlowStep {
         *dxc_ = nullptr, *work_ = nullptr, *per_ = nullptr, *loss_ = nullptr;
   int32_t* idx_ = nullptr;
   std::vector<void*> owned_, batch_;
+  // Sync-free mode and its CUDA graph (CUDA only).
+  Mode mode_ = Mode::Plain;
+  GraphStats stats_;
+  double* dev_ = nullptr;  // device block (kDevDoubles)
+  void *pin_ = nullptr, *pin_out_ = nullptr;
+  float* pin_x_ = nullptr;  // host x1 | x0 staging (2·B·P floats)
+  int64_t pin_B_ = 0;
+  void* graph_ = nullptr;  // the recorded step (cudaGraphExec_t)
+  GraphKey graph_key_, settled_key_, failed_key_;
+  uint64_t graph_epoch_ = 0, settled_epoch_ = 0;
+  bool settled_ = false, failed_ = false;
 };
 
 }  // namespace wsf

@@ -216,6 +216,18 @@ class RtEngine {
     return ops_.check();
   }
 
+  // ---- the flow step's sync-free mode on CUDA (core/flow_step.h): enqueue only, nothing read back ----
+  bool profiling() const { return prof_.enabled; }
+  void zero_grad_enqueue() { ops_.zero(grads_, layout_.total); }
+  // Σ g² of the accumulated gradients into the device double *out.
+  void grad_sumsq_enqueue(double* out) { ops_.sum_squares_dev(out, grads_, layout_.total); }
+  // Adam with adam_constants(step_count() + 1) read from device memory, gated by CudaOps::step_gate; the caller
+  // calls commit_step() once it knows the step applied.
+  void adam_gated_enqueue(const double* consts, const float* gate) {
+    ops_.adam_gated(params_, grads_, adam_m_, adam_v_, layout_.total, consts, gate);
+  }
+  void commit_step() { ++step_; }
+
   // Parameter / gradient / optimiser-state transfer (host arrays of num_params() elements).
   template <typename HT>
   Status get_params(HT* out) { return get(out, params_, layout_.total); }

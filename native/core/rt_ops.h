@@ -26,6 +26,12 @@ struct AdamHyper {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;  // decoupled (AdamW) when > 0
 };
 
+// The device-side Adam constants of step `step` for the CUDA kernels that read them from device memory (the flow
+// step's sync-free mode): beta1, beta2, lr, eps, weight decay, 1/bc1 and 1/√bc2 (each the float the by-value kernel
+// receives, held in a double) and the clipping norm. The same values as CudaOps::adam's arguments.
+constexpr int kAdamConsts = 8;
+void adam_constants(const AdamHyper& h, int64_t step, double clip_norm, double out[kAdamConsts]);
+
 template <typename T>
 struct CpuOps {
   using Scalar = T;

@@ -876,6 +876,19 @@ void CpuOps<T>::scale(T* x, int64_t n, double s) {
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<T>(x[i] * s);
 }
 
+void adam_constants(const AdamHyper& h, int64_t step, double clip_norm, double out[kAdamConsts]) {
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(step));
+  out[0] = static_cast<float>(h.beta1);
+  out[1] = static_cast<float>(h.beta2);
+  out[2] = static_cast<float>(h.lr);
+  out[3] = static_cast<float>(h.eps);
+  out[4] = static_cast<float>(h.weight_decay);
+  out[5] = static_cast<float>(1.0 / bc1);
+  out[6] = static_cast<float>(1.0 / std::sqrt(bc2));
+  out[7] = clip_norm;
+}
+
 template <typename T>
 void CpuOps<T>::adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamHyper& h, int64_t step, double grad_scale) {
   const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(step));

@@ -142,7 +142,10 @@ __device__ inline uint64_t splitmix64_at_dev(uint64_t seed, uint64_t k) {
   return z ^ (z >> 31);
 }
 
-__global__ void fill_normal_kernel(float* out, int64_t n, uint64_t seed, double mean, double stddev) {
+// seed_ptr (device, may be null): the seed is read there instead (a launch recorded once, replayed with new seeds).
+__global__ void fill_normal_kernel(float* out, int64_t n, uint64_t seed_arg, const uint64_t* seed_ptr, double mean,
+                                   double stddev) {
+  const uint64_t seed = seed_ptr != nullptr ? *seed_ptr : seed_arg;
   const double kTwoPi = 6.283185307179586476925286766559;
   const double k2m53 = 1.0 / 9007199254740992.0;
   WSF_GRID_LOOP(j, (n + 1) / 2) {
@@ -177,7 +180,9 @@ __global__ void flow_rk4_combine_kernel(float* v, const float* k1, const float* 
   }
 }
 
-__global__ void ema_update_kernel(float* ema, const float* p, int64_t n, double decay) {
+// gate (device, may be null): skipped when gate[1] == 0 (a step that did not apply, see step_gate_kernel).
+__global__ void ema_update_kernel(float* ema, const float* p, int64_t n, double decay, const float* gate) {
+  if (gate != nullptr && gate[1] == 0.0f) return;
   WSF_GRID_LOOP(i, n) {
     ema[i] = static_cast<float>(__dadd_rn(__dmul_rn(decay, static_cast<double>(ema[i])),
                                           __dmul_rn(__dsub_rn(1.0, decay), static_cast<double>(p[i]))));
@@ -335,8 +340,24 @@ __global__ void edge_combine_forward_kernel(float* z, const float* Y1, const flo
 }
 
 // Adam/AdamW, the CPU reference's float formula step by step (bias corrections precomputed in double on the host).
+// consts (device, may be null): the constants are read there (adam_constants' layout) instead of the arguments;
+// gate (device, may be null): the gradient scale is gate[0], and nothing changes when gate[1] == 0.
 __global__ void adam_kernel(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float lr,
-                            float eps, float wd, float gs, float ibc1, float isbc2) {
+                            float eps, float wd, float gs, float ibc1, float isbc2, const double* consts,
+                            const float* gate) {
+  if (gate != nullptr) {
+    if (gate[1] == 0.0f) return;
+    gs = gate[0];
+  }
+  if (consts != nullptr) {
+    b1 = static_cast<float>(consts[0]);
+    b2 = static_cast<float>(consts[1]);
+    lr = static_cast<float>(consts[2]);
+    eps = static_cast<float>(consts[3]);
+    wd = static_cast<float>(consts[4]);
+    ibc1 = static_cast<float>(consts[5]);
+    isbc2 = static_cast<float>(consts[6]);
+  }
   WSF_GRID_LOOP(i, n) {
     const float gi = g[i] * gs;
     const float mi = b1 * m[i] + (1.0f - b1) * gi;
@@ -1328,6 +1349,19 @@ __global__ void sum_final_kernel(double* out, const double* partial, int count) 
   if (threadIdx.x == 0) out[0] = total;
 }
 
+// RtEngine::adam_step's host rule on the device: norm = √Σg², the step applies when the loss and the norm are
+// finite (gate[1] = 1, else 0), and the gradient scale is clip/norm when clipping (clip > 0) and norm > clip, else 1
+// (gate[0], rounded to float as the by-value kernel argument is).
+__global__ void step_gate_kernel(float* gate, const double* sumsq, const float* loss, const double* consts) {
+  if (threadIdx.x != 0 || blockIdx.x != 0) return;
+  const double norm = sqrt(sumsq[0]);
+  const double clip = consts[7];
+  const bool ok = isfinite(norm) && isfinite(loss[0]);
+  const double scale = (clip > 0 && norm > clip) ? __ddiv_rn(clip, norm) : 1.0;
+  gate[0] = static_cast<float>(scale);
+  gate[1] = ok ? 1.0f : 0.0f;
+}
+
 }  // namespace
 
 // ==============================================================================================================
@@ -1453,6 +1487,7 @@ Status CudaOps::check() {
   pending_ = Status::ok();
   const cudaError_t launch = cudaGetLastError();
   if (st.is_ok() && launch != cudaSuccess) st = cuda_status(launch, "kernel launch");
+  if (capturing_) return st;  // a capturing stream cannot be synchronised; nothing has run yet
   if (stream_ != nullptr) {
     const cudaError_t err = cudaStreamSynchronize(as_stream(stream_));
     if (st.is_ok() && err != cudaSuccess) {
@@ -1978,22 +2013,30 @@ void CudaOps::gather_flat(float* v, const float* flat, const int32_t* param, int
 // loss and optimiser
 // ==============================================================================================================
 
-double CudaOps::reduce_sum_to_host(const float* a, const float* b, float* d, int64_t n, double scale,
-                                   const char* op) {
-  if (n <= 0) return 0.0;
+const double* CudaOps::reduce_sum_dev(const float* a, const float* b, float* d, int64_t n, double scale, double* out,
+                                      const char* op) {
   cudaStream_t s = as_stream(stream());
   const int blocks = sum_blocks(n);
   // kSumBlocksMax block sums + 1 total, in doubles (2 floats each).
   float* part = scratch(2 * (kSumBlocksMax + 1), op);
-  if (part == nullptr) return std::nan("");
+  if (part == nullptr) return nullptr;
   double* partial = reinterpret_cast<double*>(part);
-  double* total = partial + kSumBlocksMax;
+  double* total = out != nullptr ? out : partial + kSumBlocksMax;
   launch_kernel(sum_squares_partial_kernel, dim3(blocks), dim3(kThreads), 0, s, partial, d, a, b, n,
                 static_cast<float>(scale));
   launched(op);
   launch_kernel(sum_final_kernel, dim3(1), dim3(kSumBlocksMax), 0, s, total, static_cast<const double*>(partial),
                 blocks);
   launched(op);
+  return total;
+}
+
+double CudaOps::reduce_sum_to_host(const float* a, const float* b, float* d, int64_t n, double scale,
+                                   const char* op) {
+  if (n <= 0) return 0.0;
+  cudaStream_t s = as_stream(stream());
+  const double* total = reduce_sum_dev(a, b, d, n, scale, nullptr, op);
+  if (total == nullptr) return std::nan("");
   double host = 0.0;
   const Status st = copy_sync(&host, total, sizeof(double), cudaMemcpyDeviceToHost, s, op);
   if (!st.is_ok()) {
@@ -2009,6 +2052,20 @@ double CudaOps::mse(float* d, const float* xhat, const float* target, int64_t n,
 
 double CudaOps::sum_squares(const float* x, int64_t n) {
   return reduce_sum_to_host(x, nullptr, nullptr, n, 1.0, "sum_squares");
+}
+
+void CudaOps::sum_squares_dev(double* out, const float* x, int64_t n) {
+  if (n <= 0) {
+    const cudaError_t err = cudaMemsetAsync(out, 0, sizeof(double), as_stream(stream()));
+    if (err != cudaSuccess) record(cuda_status(err, "sum_squares_dev: cudaMemsetAsync"));
+    return;
+  }
+  (void)reduce_sum_dev(x, nullptr, nullptr, n, 1.0, out, "sum_squares_dev");
+}
+
+void CudaOps::step_gate(float* gate, const double* sumsq, const float* loss, const double* consts) {
+  launch_kernel(step_gate_kernel, dim3(1), dim3(32), 0, as_stream(stream()), gate, sumsq, loss, consts);
+  launched("step_gate");
 }
 
 void CudaOps::scale(float* x, int64_t n, double s) {
@@ -2049,7 +2106,14 @@ void CudaOps::flow_to_dF(float* d, const float* t, const float* scale, bool prec
 void CudaOps::fill_normal(float* out, int64_t n, uint64_t seed, double mean, double stddev) {
   if (n <= 0) return;
   launch_kernel(fill_normal_kernel, dim3(grid_for((n + 1) / 2)), dim3(kThreads), 0, as_stream(stream()), out, n, seed,
-                mean, stddev);
+                static_cast<const uint64_t*>(nullptr), mean, stddev);
+  launched("fill_normal");
+}
+
+void CudaOps::fill_normal_dev(float* out, int64_t n, const uint64_t* seed, double mean, double stddev) {
+  if (n <= 0) return;
+  launch_kernel(fill_normal_kernel, dim3(grid_for((n + 1) / 2)), dim3(kThreads), 0, as_stream(stream()), out, n,
+                uint64_t{0}, seed, mean, stddev);
   launched("fill_normal");
 }
 
@@ -2074,7 +2138,14 @@ void CudaOps::flow_rk4_combine(float* v, const float* k1, const float* k2, const
 
 void CudaOps::ema_update(float* ema, const float* p, int64_t n, double decay) {
   if (n <= 0) return;
-  launch_kernel(ema_update_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), ema, p, n, decay);
+  launch_kernel(ema_update_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), ema, p, n, decay,
+                static_cast<const float*>(nullptr));
+  launched("ema_update");
+}
+
+void CudaOps::ema_update_gated(float* ema, const float* p, int64_t n, double decay, const float* gate) {
+  if (n <= 0) return;
+  launch_kernel(ema_update_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), ema, p, n, decay, gate);
   launched("ema_update");
 }
 
@@ -2098,15 +2169,90 @@ void CudaOps::adam(float* p, const float* g, float* m, float* v, int64_t n, cons
                    double grad_scale) {
   if (n <= 0) return;
   // The same float constants as the CPU reference.
-  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(step));
-  const float ibc1 = static_cast<float>(1.0 / bc1), isbc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-  launch_kernel(adam_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), p, g, m, v, n,
-                static_cast<float>(h.beta1), static_cast<float>(h.beta2), static_cast<float>(h.lr),
-                static_cast<float>(h.eps), static_cast<float>(h.weight_decay), static_cast<float>(grad_scale), ibc1,
-                isbc2);
+  double c[kAdamConsts];
+  adam_constants(h, step, 0.0, c);
+  const auto f = [&c](int k) { return static_cast<float>(c[k]); };
+  launch_kernel(adam_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), p, g, m, v, n, f(0), f(1),
+                f(2), f(3), f(4), static_cast<float>(grad_scale), f(5), f(6), static_cast<const double*>(nullptr),
+                static_cast<const float*>(nullptr));
   launched("adam");
 }
+
+void CudaOps::adam_gated(float* p, const float* g, float* m, float* v, int64_t n, const double* consts,
+                         const float* gate) {
+  if (n <= 0) return;
+  launch_kernel(adam_kernel, dim3(grid_for(n)), dim3(kThreads), 0, as_stream(stream()), p, g, m, v, n, 0.0f, 0.0f,
+                0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f, consts, gate);
+  launched("adam");
+}
+
+// ---- pinned staging, asynchronous copies and CUDA graphs (the flow step's sync-free mode) ----
+Status CudaOps::host_alloc(void** p, int64_t bytes) {
+  *p = nullptr;
+  const cudaError_t err = cudaHostAlloc(p, static_cast<size_t>(std::max<int64_t>(bytes, 1)), cudaHostAllocDefault);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    *p = nullptr;
+    return err == cudaErrorMemoryAllocation ? Status(Code::Oom, "out of pinned host memory allocating " + std::to_string(bytes) + " bytes")
+                                            : cuda_status(err, "cudaHostAlloc");
+  }
+  return Status::ok();
+}
+void CudaOps::host_free(void* p) {
+  if (p != nullptr) record(cuda_status(cudaFreeHost(p), "cudaFreeHost"));
+}
+void CudaOps::copy_async(void* dst, const void* src, int64_t bytes, bool to_device) {
+  if (bytes <= 0) return;
+  const cudaError_t err = cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes),
+                                          to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost, as_stream(stream()));
+  if (err != cudaSuccess) record(cuda_status(err, "copy_async: cudaMemcpyAsync"));
+}
+Status CudaOps::capture_begin() {
+  cudaStream_t s = as_stream(stream());
+  if (s == nullptr) return Status(Code::Cuda, "capture_begin: no CUDA stream");
+  WSF_RETURN_IF_ERROR(check());  // earlier errors are reported (and the stream idle) before capturing
+  WSF_RETURN_IF_ERROR(cuda_status(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture"));
+  capturing_ = true;
+  return Status::ok();
+}
+Status CudaOps::capture_end(void** exec) {
+  *exec = nullptr;
+  cudaStream_t s = as_stream(stream());
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(s, &graph);
+  capturing_ = false;
+  // Errors recorded while capturing (a refused call, a bad launch configuration) belong to the capture: the
+  // caller runs the step uncaptured instead, so they are dropped here.
+  Status during = pending_;
+  pending_ = Status::ok();
+  cudaGetLastError();
+  if (end != cudaSuccess || graph == nullptr) {
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    return cuda_status(end != cudaSuccess ? end : cudaErrorStreamCaptureInvalidated, "cudaStreamEndCapture");
+  }
+  if (!during.is_ok()) {
+    cudaGraphDestroy(graph);
+    return during;
+  }
+  cudaGraphExec_t ge = nullptr;
+  const cudaError_t inst = cudaGraphInstantiate(&ge, graph, 0);
+  cudaGraphDestroy(graph);
+  if (inst != cudaSuccess) {
+    cudaGetLastError();
+    return cuda_status(inst, "cudaGraphInstantiate");
+  }
+  *exec = ge;
+  return Status::ok();
+}
+void CudaOps::graph_launch(void* exec) {
+  const cudaError_t err = cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec), as_stream(stream()));
+  if (err != cudaSuccess) record(cuda_status(err, "cudaGraphLaunch"));
+  mark("graph");
+}
+void CudaOps::graph_free(void* exec) {
+  if (exec != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec));
+}
+uint64_t CudaOps::alloc_epoch() { return device_alloc_epoch(); }
 
 CudaKernelSettings cuda_kernel_settings() {
   static const char* const kGemm[] = {"", "v1", "v2", "tc", "tf32"};

@@ -130,6 +130,33 @@ struct CudaOps {
   void gaussian_fit_draw(float* out, const float* eps, int64_t ld_eps, const int32_t* comp, const float* mean,
                          const float* basis, const int32_t* row0, int64_t B, int64_t P);
 
+  // ---- the flow step's sync-free mode (core/flow_step.h): device-side scalars, pinned staging, CUDA graphs ----
+  // Σ x² into the device double *out (sum_squares without the copy to the host; the same reduction).
+  void sum_squares_dev(double* out, const float* x, int64_t n);
+  // gate[0] = the gradient scale and gate[1] = 1 when the step applies (loss and √Σg² finite), from the device
+  // loss, Σg² and adam_constants' clipping norm: RtEngine::adam_step's host rule, evaluated on the device.
+  void step_gate(float* gate, const double* sumsq, const float* loss, const double* consts);
+  // adam with its constants read from device memory (adam_constants' layout) and gated by step_gate.
+  void adam_gated(float* p, const float* g, float* m, float* v, int64_t n, const double* consts, const float* gate);
+  void ema_update_gated(float* ema, const float* p, int64_t n, double decay, const float* gate);
+  // fill_normal with the seed read from device memory.
+  void fill_normal_dev(float* out, int64_t n, const uint64_t* seed, double mean, double stddev);
+  Status host_alloc(void** p, int64_t bytes);  // pinned host memory
+  void host_free(void* p);
+  // Enqueues a copy between pinned host memory and the device (no wait).
+  void copy_async(void* dst, const void* src, int64_t bytes, bool to_device);
+  // Stream capture: between capture_begin and capture_end the ops are recorded (check() does not synchronise);
+  // capture_end instantiates them as *exec (a cudaGraphExec_t), or fails (nothing recorded runs, errors recorded
+  // during the capture are returned and cleared). graph_launch enqueues an instantiated graph.
+  Status capture_begin();
+  Status capture_end(void** exec);
+  void graph_launch(void* exec);
+  void graph_free(void* exec);
+  bool capturing() const { return capturing_; }
+  // Changes with every device allocation and free of this process (device_alloc_epoch): a recorded graph holds
+  // device pointers, valid while this has not changed.
+  static uint64_t alloc_epoch();
+
   // ---- backend-specific ----
   void* stream();              // the cudaStream_t (created on first use); nullptr if creation failed
   Status synchronize();        // waits for every op enqueued so far
@@ -145,10 +172,14 @@ struct CudaOps {
   void mark(const char* op);                      // profiling: an event after `op` (when device_profile_enabled())
   void settle_profile();                          // profiling: charge the marked intervals (after a sync)
   double reduce_sum_to_host(const float* a, const float* b, float* d, int64_t n, double scale, const char* op);
+  // Enqueues Σ (a − b)² (b may be null) into *out (null: the scratch buffer's slot); returns where, null on failure.
+  const double* reduce_sum_dev(const float* a, const float* b, float* d, int64_t n, double scale, double* out,
+                               const char* op);
   void free_resources() noexcept;
 
   void* stream_ = nullptr;
   bool stream_failed_ = false;
+  bool capturing_ = false;
   void* scratch_ = nullptr;
   int64_t scratch_bytes_ = 0;
   Status pending_;

@@ -194,7 +194,47 @@ void fail(const char* what) {
 }
 const void* shuffle_slot_of(int lane) { return g.fibers[(g.fibers[g.cur].lin / 32) * 32 + lane].slot; }
 
+namespace {
+// Stream capture (one capture at a time): the recorded operations, replayed in order by cudaGraphLaunch.
+struct CaptureState {
+  bool active = false;
+  bool invalid = false;
+  std::vector<std::function<void()>> nodes;
+};
+CaptureState cap;  // guarded by g_mutex
+
+void run_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body);
+
+}  // namespace
+
+// True (and the capture invalidated) when a call that cannot be captured is made during capture.
+bool capture_refuses() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (!cap.active) return false;
+  cap.invalid = true;
+  return true;
+}
+// Records `op` (run by cudaGraphLaunch) when a capture is active and returns true; else false.
+bool capture_record(std::function<void()> op) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (!cap.active) return false;
+  cap.nodes.push_back(std::move(op));
+  return true;
+}
+
 void launch_impl(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (cap.active) {
+      cap.nodes.push_back([grid, block, smem, body] { run_launch(grid, block, smem, body); });
+      return;
+    }
+  }
+  run_launch(grid, block, smem, body);
+}
+
+namespace {
+void run_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
   std::lock_guard<std::mutex> lock(g_mutex);
   const uint64_t threads = static_cast<uint64_t>(block.x) * block.y * block.z;
   if (threads == 0 || threads > kMaxThreads || block.x > 1024 || block.y > 1024 || block.z > 64 || grid.x == 0 ||
@@ -230,6 +270,26 @@ void launch_impl(dim3 grid, dim3 block, size_t smem, const std::function<void()>
   }
   g.body = nullptr;
 }
+}  // namespace
+
+std::vector<std::function<void()>> take_capture(bool* invalid) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  *invalid = cap.invalid;
+  std::vector<std::function<void()>> nodes = std::move(cap.nodes);
+  cap = CaptureState{};
+  return nodes;
+}
+bool begin_capture() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (cap.active) return false;
+  cap = CaptureState{};
+  cap.active = true;
+  return true;
+}
+bool capturing() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return cap.active;
+}
 
 }  // namespace emu
 
@@ -241,6 +301,9 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
   }
   return "cudaErrorUnknown";
 }
@@ -251,6 +314,9 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument (cuda_emu)";
     case cudaErrorLaunchFailure: return "unspecified launch failure (cuda_emu: deadlock or invalid sync, see stderr)";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorIllegalState: return "the operation is not permitted in the current state";
   }
   return "unknown error";
 }
@@ -265,6 +331,7 @@ cudaError_t cudaPeekAtLastError() {
   return emu::g.last_error;
 }
 cudaError_t cudaMalloc(void** p, size_t bytes) {
+  if (emu::capture_refuses()) return cudaErrorStreamCaptureUnsupported;
   const size_t rounded = (bytes + 255) / 256 * 256;
   *p = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
   if (*p == nullptr) return cudaErrorMemoryAllocation;
@@ -272,29 +339,44 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   return cudaSuccess;
 }
 cudaError_t cudaFree(void* p) {
+  if (emu::capture_refuses()) return cudaErrorStreamCaptureUnsupported;
   std::free(p);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (emu::capture_refuses()) return cudaErrorStreamCaptureUnsupported;
   if (bytes > 0) std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  auto op = [dst, src, bytes] {
+    if (bytes > 0) std::memmove(dst, src, bytes);
+  };
+  if (!emu::capture_record(op)) op();
+  return cudaSuccess;
 }
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  if (emu::capture_refuses()) return cudaErrorStreamCaptureUnsupported;
   if (bytes > 0) std::memset(p, value, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+  auto op = [p, value, bytes] {
+    if (bytes > 0) std::memset(p, value, bytes);
+  };
+  if (!emu::capture_record(op)) op();
+  return cudaSuccess;
+}
 cudaError_t cudaStreamCreate(cudaStream_t* s) {
   static int token;
   *s = reinterpret_cast<cudaStream_t>(&token);
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  return emu::capture_refuses() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return emu::capture_refuses() ? cudaErrorStreamCaptureUnsupported : cudaSuccess; }
 struct CUevent_st {
   std::chrono::steady_clock::time_point t;
 };
@@ -307,7 +389,8 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
-  e->t = std::chrono::steady_clock::now();
+  auto op = [e] { e->t = std::chrono::steady_clock::now(); };
+  if (!emu::capture_record(op)) op();
   return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
@@ -336,5 +419,56 @@ cudaError_t cudaRuntimeGetVersion(int* v) {
 }
 cudaError_t cudaDriverGetVersion(int* v) {
   *v = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
+  *p = std::malloc(bytes == 0 ? 1 : bytes);
+  return *p == nullptr ? cudaErrorMemoryAllocation : cudaSuccess;
+}
+cudaError_t cudaFreeHost(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+
+struct CUgraph_st {
+  std::vector<std::function<void()>> nodes;
+};
+struct CUgraphExec_st {
+  std::vector<std::function<void()>> nodes;
+};
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  if (s == nullptr) return cudaErrorStreamCaptureUnsupported;  // the legacy default stream cannot capture
+  return emu::begin_capture() ? cudaSuccess : cudaErrorIllegalState;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* graph) {
+  *graph = nullptr;
+  if (!emu::capturing()) return cudaErrorIllegalState;
+  bool invalid = false;
+  std::vector<std::function<void()>> nodes = emu::take_capture(&invalid);
+  if (invalid) return cudaErrorStreamCaptureInvalidated;
+  *graph = new CUgraph_st{std::move(nodes)};
+  return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus* status) {
+  *status = emu::capturing() ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (graph == nullptr) return cudaErrorInvalidValue;
+  *exec = new CUgraphExec_st{graph->nodes};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+  if (exec == nullptr) return cudaErrorInvalidValue;
+  if (emu::capturing()) return cudaErrorStreamCaptureUnsupported;  // (a child-graph node on a GPU; not used here)
+  for (const auto& op : exec->nodes) op();
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
   return cudaSuccess;
 }

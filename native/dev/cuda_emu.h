@@ -27,6 +27,7 @@
 #include <functional>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 // ---- language extensions ----
 #define __global__
@@ -56,6 +57,9 @@ enum cudaError {
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidConfiguration = 9,
   cudaErrorLaunchFailure = 719,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorIllegalState = 401,
 };
 typedef enum cudaError cudaError_t;
 enum cudaMemcpyKind {
@@ -67,6 +71,11 @@ enum cudaMemcpyKind {
 };
 typedef struct CUstream_st* cudaStream_t;
 typedef struct CUevent_st* cudaEvent_t;
+typedef struct CUgraph_st* cudaGraph_t;
+typedef struct CUgraphExec_st* cudaGraphExec_t;
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1, cudaStreamCaptureStatusInvalidated = 2 };
+#define cudaHostAllocDefault 0u
 struct cudaDeviceProp {
   char name[256];
   int major, minor;
@@ -97,6 +106,22 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device);
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 cudaError_t cudaRuntimeGetVersion(int* v);
 cudaError_t cudaDriverGetVersion(int* v);
+// Pinned host memory: plain host memory here.
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned flags);
+cudaError_t cudaFreeHost(void* p);
+// Stream capture and graphs. While a stream captures, kernel launches, cudaMemcpyAsync/cudaMemsetAsync and event
+// records are recorded instead of run; cudaGraphLaunch replays them in order. As on a GPU (capture modes Global and
+// ThreadLocal), a synchronising or allocating call during capture — cudaMalloc, cudaFree, cudaMemcpy, cudaMemset,
+// cudaStreamSynchronize, cudaDeviceSynchronize — fails with cudaErrorStreamCaptureUnsupported and invalidates the
+// capture (cudaStreamEndCapture then returns cudaErrorStreamCaptureInvalidated and no graph), so host-side work that
+// would not survive capture shows up here. Arguments are recorded by value, like a real kernel node's.
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 
 namespace emu {
 
@@ -119,6 +144,13 @@ void fail(const char* what);
 // Runs `body` for every thread of every block (blocks in order, threads as fibers). Configuration errors and
 // deadlocks are reported through cudaGetLastError().
 void launch_impl(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body);
+// Stream capture (cuda_emu.cc): begin (false if one is active), whether one is active, record an operation, refuse
+// (invalidate) it, and take the recorded operations at its end.
+bool begin_capture();
+bool capturing();
+bool capture_record(std::function<void()> op);
+bool capture_refuses();
+std::vector<std::function<void()>> take_capture(bool* invalid);
 template <class F>
 void launch(dim3 grid, dim3 block, size_t smem, F&& body) {
   launch_impl(grid, block, smem, std::function<void()>(std::forward<F>(body)));
