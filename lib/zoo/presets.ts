@@ -32,12 +32,18 @@ export interface ZooPreset {
   readonly chunkSize: number;
 }
 
-/** The thesis appendix' MNIST settings, shared by the image tasks. */
+/**
+ * The thesis appendix' MNIST settings, shared by the image tasks — except the learning rate: the appendix' SGD lr 0.1
+ * (momentum 0.9, batch 64) trains unstably here (official MNIST, 50 runs: final test accuracy 0.736 ± 0.089, every
+ * run between 0.55 and 0.89; the 8,000-digit subset, 4 runs: 0.850 ± 0.041), far from the thesis' own "Target (SGD)"
+ * row, 0.933 ± 0.009. lr 0.01 reproduces that row (official MNIST, 4 runs: 0.934 ± 0.005; subset: 0.905 ± 0.006),
+ * so the thesis' zoo was evidently trained at an effective step of 0.1 (0.01 with momentum 0.9, or 0.1 without).
+ */
 const THESIS_MNIST: ZooPreset = {
   runs: 50,
   epochs: 25,
   batchSize: 64,
-  optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-5 },
+  optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 1e-5 },
   init: { scheme: 'normal', std: 0.1 },
   schedule: { skipEpochs: 5, everyIters: 10 },
   chunkSize: 25,
@@ -74,7 +80,8 @@ const presets: Record<'wdbc' | 'wdbc-reference' | 'mnist' | 'mnist-full' | 'fash
  *   batch → 2 per epoch, 80 per run, 8,000 networks.
  * - `wdbc-reference` (the published code's WDBC split): the wdbc settings.
  * - `mnist` (thesis appendix): 50 runs (the results text says 20; we take the appendix' 50) × 25 epochs of SGD
- *   lr 0.1, momentum 0.9, weight decay 1e-5, batch 64, N(0, 0.1²) init, keep epochs ≥ 5 every 10th batch → with
+ *   lr 0.01 (the appendix says 0.1, which does not reach the thesis' trained accuracy, see THESIS_MNIST), momentum
+ *   0.9, weight decay 1e-5, batch 64, N(0, 0.1²) init, keep epochs ≥ 5 every 10th batch → with
  *   the 8,000-digit train split (125 batches) 13 per epoch, 260 per run, 13,000 networks.
  * - `mnist-full` (the official 60,000 training digits, 938 batches per epoch): the mnist settings but every 100th
  *   batch → 10 per epoch, 200 per run, 10,000 networks (every 10th, as the thesis, would keep 93,800).
