@@ -24,7 +24,7 @@ export interface NativeCudaInfo {
    * CUDA builds: the kernel versions in effect, chosen once per process from WSF_GEMM (v2 default; v1, tc, tf32 —
    * the tensor-core ones fall back to v2 below compute capability 8.0), WSF_SPLITK_ROWS (512) and WSF_ATTN_WARPS (4).
    */
-  kernels?: { gemm: 'v1' | 'v2' | 'tc' | 'tf32'; splitkRows: number; attentionWarps: number };
+  kernels?: { gemm: 'v1' | 'v2' | 'tc' | 'tf32'; splitkRows: number; attentionWarps: number; flowStep: 'plain' | 'sync' | 'graph' };
 }
 
 /** Build flags of the loaded binary (`buildInfo()`). */

@@ -46,6 +46,7 @@ Napi::Value CudaInfoJs(const Napi::CallbackInfo& info) {
     ko.Set("gemm", k.gemm);
     ko.Set("splitkRows", k.splitk_rows);
     ko.Set("attentionWarps", k.attention_warps);
+    ko.Set("flowStep", k.flow_step);
     o.Set("kernels", ko);
   }
   return o;

@@ -38,7 +38,10 @@ struct CudaKernelSettings {
   std::string gemm;         // "v1", "v2", "tc" or "tf32"
   int splitk_rows = 0;      // fewest rows per weight-gradient split
   int attention_warps = 0;  // warps per attention block
+  std::string flow_step;    // how a new flow step runs: "plain", "sync" or "graph" (flow_step_mode_env)
 };
+// WSF_CUDA_GRAPH as the flow step's default mode (FlowStep::Mode): unset/other 0 (plain), "sync" 1, "1" 2 (graph).
+int flow_step_mode_env();
 CudaKernelSettings cuda_kernel_settings();
 
 // Raw device memory. Sizes are bytes. Every call returns a Status; none throws or aborts.

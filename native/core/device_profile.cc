@@ -3,8 +3,10 @@
 // every variant (CPU-only builds simply never add to it).
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 
 #include "core/device.h"
 
@@ -36,6 +38,12 @@ std::vector<OpTime> device_profile_take() {
   table().clear();
   std::sort(out.begin(), out.end(), [](const OpTime& a, const OpTime& b) { return a.ms > b.ms; });
   return out;
+}
+
+int flow_step_mode_env() {
+  const char* env = std::getenv("WSF_CUDA_GRAPH");
+  const std::string v = env != nullptr ? env : "";
+  return v == "1" ? 2 : v == "sync" ? 1 : 0;
 }
 
 }  // namespace wsf

@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -57,11 +56,7 @@ template <class Ops>
 class FlowStep {
  public:
   explicit FlowStep(RtEngine<Ops>& engine) : e_(engine) {
-    if constexpr (Ops::device == Device::Cuda) {
-      const char* env = std::getenv("WSF_CUDA_GRAPH");
-      const std::string v = env != nullptr ? env : "";
-      mode_ = v == "1" ? Mode::Graph : v == "sync" ? Mode::SyncFree : Mode::Plain;
-    }
+    if constexpr (Ops::device == Device::Cuda) mode_ = static_cast<Mode>(flow_step_mode_env());
   }
   FlowStep(const FlowStep&) = delete;
   FlowStep& operator=(const FlowStep&) = delete;

@@ -49,15 +49,26 @@ describe('wsflow info', () => {
   it('reports the build, the backend and, in CUDA builds, the kernel settings in effect', async () => {
     const j = await cli('info', '--json');
     expect(j.code).toBe(0);
-    const info = JSON.parse(j.out) as { build: { cuda: boolean }; backend: string; cuda: { compiled: boolean; kernels?: { gemm: string; splitkRows: number; attentionWarps: number } } };
+    const info = JSON.parse(j.out) as { build: { cuda: boolean }; backend: string; cuda: { compiled: boolean; kernels?: { gemm: string; splitkRows: number; attentionWarps: number; flowStep: string } } };
     expect(['cpu', 'cuda']).toContain(info.backend);
     expect(info.cuda.compiled).toBe(info.build.cuda);
     const t = await cli('info');
     expect(t.code).toBe(0);
     if (info.build.cuda) {
       // This process leaves WSF_GEMM etc. unset (vitest's environment): the defaults.
-      expect(info.cuda.kernels).toEqual({ gemm: 'v2', splitkRows: 512, attentionWarps: 4 });
-      expect(t.out).toMatch(/cuda kernels +GEMM v2, ≥ 512 rows per weight-gradient split, 4 attention warps\n/);
+      expect(info.cuda.kernels).toEqual({ gemm: 'v2', splitkRows: 512, attentionWarps: 4, flowStep: 'plain' });
+      expect(t.out).toMatch(/cuda kernels +GEMM v2, ≥ 512 rows per weight-gradient split, 4 attention warps, flow step plain\n/);
+      // WSF_CUDA_GRAPH picks the flow step's mode on CUDA; a value it does not know is named as not used.
+      try {
+        for (const [v, mode, note] of [['1', 'graph', ''], ['sync', 'sync', ''], ['yes', 'plain', ' \\(WSF_CUDA_GRAPH=yes not used: 0\\)']] as const) {
+          process.env.WSF_CUDA_GRAPH = v;
+          const k = JSON.parse((await cli('info', '--json')).out) as typeof info;
+          expect(k.cuda.kernels).toMatchObject({ flowStep: mode });
+          expect((await cli('info')).out).toMatch(new RegExp(`4 attention warps, flow step ${mode}${note}\\n`));
+        }
+      } finally {
+        delete process.env.WSF_CUDA_GRAPH;
+      }
     } else {
       expect(info.cuda.kernels).toBeUndefined();
       expect(t.out).not.toMatch(/cuda kernels/);

@@ -39,9 +39,10 @@ function kernelsRow(k: NonNullable<NativeCudaInfo['kernels']>): string {
     ['WSF_GEMM', process.env.WSF_GEMM, k.gemm],
     ['WSF_SPLITK_ROWS', process.env.WSF_SPLITK_ROWS, String(k.splitkRows)],
     ['WSF_ATTN_WARPS', process.env.WSF_ATTN_WARPS, String(k.attentionWarps)],
+    ['WSF_CUDA_GRAPH', process.env.WSF_CUDA_GRAPH, { plain: '0', sync: 'sync', graph: '1' }[k.flowStep]],
   ];
   const ignored = asked.filter(([, v, used]) => v !== undefined && v !== '' && v !== used).map(([name, v, used]) => `${name}=${v} not used: ${used}`);
-  return `GEMM ${k.gemm}, ≥ ${k.splitkRows} rows per weight-gradient split, ${k.attentionWarps} attention warps${ignored.length > 0 ? ` (${ignored.join('; ')})` : ''}`;
+  return `GEMM ${k.gemm}, ≥ ${k.splitkRows} rows per weight-gradient split, ${k.attentionWarps} attention warps, flow step ${k.flowStep}${ignored.length > 0 ? ` (${ignored.join('; ')})` : ''}`;
 }
 
 export const infoCommand: CliCommand = {
