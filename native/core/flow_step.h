@@ -10,7 +10,8 @@
 //   loss   = geometry loss of canon(x̂1) (or x̂1) against x1, with ∂/∂x̂1 through canonicalisation's backward
 //   ∂L/∂F  = ∂L/∂x̂1 · (1 − t)·s (precondition) or · s;  zero_grad, backward, Adam (then the parameters' EMA)
 // The host uploads t, x0 (and idx or x1) and reads back two scalars (the loss, checked before the backward, and
-// the gradient norm). Every op is the one the TypeScript step calls on host arrays — the geometry and
+// the gradient norm); on CUDA, FlowStep::Mode SyncFree and Graph evaluate that check on the device instead and read
+// both back at the end of the step (no wait mid-step; with Graph the step is one recorded CUDA graph). Every op is the one the TypeScript step calls on host arrays — the geometry and
 // canonicalisation kernels, and rt_ops' flow_* ops that redo its double arithmetic — so on the CPU both paths give
 // the same floats, and on CUDA the same kernels run without the per-call copies and synchronisations.
 #pragma once
