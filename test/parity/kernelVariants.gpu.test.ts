@@ -73,7 +73,7 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
 
   it('the tensor-core version with 3×TF32 (WSF_GEMM=tc) passes the FP32 parity tolerances on every linear op case', () => {
     const r = check('tc');
-    expect(r.kernels).toEqual({ gemm: 'tc', splitkRows: 512, attentionWarps: 4 });
+    expect(r.kernels).toEqual({ gemm: 'tc', splitkRows: 512, attentionWarps: 4, flowStep: 'plain' });
     expect(r.cases).toBeGreaterThan(10);
     expect(r.failed).toEqual([]);
     expect(r.worstNmse).toBeLessThan(1e-9);
@@ -82,7 +82,7 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
   it('finer weight-gradient splits (WSF_SPLITK_ROWS=16) pass the parity tolerances under v2 and tc', () => {
     for (const v of ['v2', 'tc']) {
       const r = check(v, { WSF_SPLITK_ROWS: '16' });
-      expect(r.kernels).toEqual({ gemm: v, splitkRows: 16, attentionWarps: 4 });
+      expect(r.kernels).toEqual({ gemm: v, splitkRows: 16, attentionWarps: 4, flowStep: 'plain' });
       expect(r.cases).toBeGreaterThan(10);
       expect(r.failed).toEqual([]);
     }
@@ -101,7 +101,7 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
   it('the attention kernels with 8 and 16 warps per block (WSF_ATTN_WARPS) pass the parity tolerances', () => {
     for (const w of ['8', '16']) {
       const r = check('v2', { WSF_ATTN_WARPS: w, WSF_TEST_OPS: 'attention' });
-      expect(r.kernels).toEqual({ gemm: 'v2', splitkRows: 512, attentionWarps: Number(w) });
+      expect(r.kernels).toEqual({ gemm: 'v2', splitkRows: 512, attentionWarps: Number(w), flowStep: 'plain' });
       expect(r.cases).toBeGreaterThanOrEqual(4);
       expect(r.failed).toEqual([]);
     }
@@ -164,7 +164,7 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
   }, timeout);
 
   it('unrecognised settings fall back to the defaults (and cudaInfo says so)', () => {
-    const r = check('bogus', { WSF_SPLITK_ROWS: '100', WSF_ATTN_WARPS: '3', WSF_TEST_OPS: 'no-op-cases' }); // only the settings are read
-    expect(r.kernels).toEqual({ gemm: 'v2', splitkRows: 512, attentionWarps: 4 });
+    const r = check('bogus', { WSF_SPLITK_ROWS: '100', WSF_ATTN_WARPS: '3', WSF_CUDA_GRAPH: 'yes', WSF_TEST_OPS: 'no-op-cases' }); // only the settings are read
+    expect(r.kernels).toEqual({ gemm: 'v2', splitkRows: 512, attentionWarps: 4, flowStep: 'plain' });
   }, timeout);
 });
