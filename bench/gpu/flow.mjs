@@ -94,48 +94,41 @@ export async function run(ctx) {
 
     // ---- timing: MNIST training step and sampling per mode ----
     if (!quick && !ctx.args.includes('--parity-only')) {
-      const march = mlp([784, 10, 10]);
-      const zoo = new Rng(1).fillNormal(new Float32Array(256 * march.numParams), 0, 0.3);
-      const zrun = Int32Array.from({ length: 256 }, (_, i) => i % 8);
-      const rows = [];
-      for (const mode of Object.keys(MODES)) {
+      // A geometric flow with the mixture prior by run on a synthetic zoo (n networks, runs of n/runs), after 3
+      // warm-up steps: ms per training step over `steps` steps, and the flow for any sampling after.
+      const timed = async (widths, D, B, n, runs, steps, mode, after) => {
         setMode(mode);
-        const fm = FlowMatcher.create({ arch: march, geometry: 'geometric', field: { D: 32, layers: 5 }, device, seed: 1, prior: { kind: 'mixture', by: 'run', scale: 0.5 } });
+        const a = mlp(widths);
+        const zoo = new Rng(widths[0]).fillNormal(new Float32Array(n * a.numParams), 0, 0.3);
+        const zrun = Int32Array.from({ length: n }, (_, i) => i % runs);
+        const fm = FlowMatcher.create({ arch: a, geometry: 'geometric', field: { D, layers: 5 }, device, seed: 1, prior: { kind: 'mixture', by: 'run', scale: 0.5 } });
         try {
-          await fm.fit({ weights: zoo, run: zrun }, { steps: 3, batchSize: 8 }); // warm-up
-          const steps = 40;
+          await fm.fit({ weights: zoo, run: zrun }, { steps: 3, batchSize: B }); // warm-up
           const t0 = performance.now();
-          await fm.fit({ weights: zoo, run: zrun }, { steps: 3 + steps, batchSize: 8 });
+          await fm.fit({ weights: zoo, run: zrun }, { steps: 3 + steps, batchSize: B });
           const ms = (performance.now() - t0) / steps;
-          const s0 = performance.now();
-          fm.sample({ n: 64, steps: 16, batchSize: 64 });
-          const netsPerS = 64 / (((performance.now() - s0) / 1000) * (64 / 16));
-          rows.push({ mode, train_ms_per_step: +ms.toFixed(2), sample_nets_per_s_64_steps: +netsPerS.toFixed(1) });
-          res.table.push(`MNIST geometric mixture prior, ${mode.padEnd(11)}: ${ms.toFixed(2)} ms per training step (batch 8), sampling ${netsPerS.toFixed(1)} networks/s (64 Euler steps, batch 64)`);
+          return { ms, ...(after !== undefined ? after(fm) : {}) };
         } finally {
           fm.dispose();
         }
+      };
+      const rows = [];
+      for (const mode of Object.keys(MODES)) {
+        const { ms, netsPerS } = await timed([784, 10, 10], 32, 8, 256, 8, 40, mode, (fm) => {
+          const s0 = performance.now();
+          fm.sample({ n: 64, steps: 16, batchSize: 64 });
+          return { netsPerS: 64 / (((performance.now() - s0) / 1000) * (64 / 16)) };
+        });
+        rows.push({ mode, train_ms_per_step: +ms.toFixed(2), sample_nets_per_s_64_steps: +netsPerS.toFixed(1) });
+        res.table.push(`MNIST geometric mixture prior, ${mode.padEnd(17)}: ${ms.toFixed(2)} ms per training step (batch 8), sampling ${netsPerS.toFixed(1)} networks/s (64 Euler steps, batch 64)`);
       }
       res.results.mnist_modes = rows;
       // WDBC, the thesis' field (D=64 × 5) at batch 32: the step the ≤ 1 ms target is for, per fused mode.
-      const warch = mlp([30, 16, 16, 2]);
-      const wzoo = new Rng(2).fillNormal(new Float32Array(512 * warch.numParams), 0, 0.3);
-      const wrun = Int32Array.from({ length: 512 }, (_, i) => i % 16);
       const wrows = [];
       for (const mode of ['fused-prior', 'fused-prior-sync', 'fused-prior-graph']) {
-        setMode(mode);
-        const fm = FlowMatcher.create({ arch: warch, geometry: 'geometric', field: { D: 64, layers: 5 }, device, seed: 1, prior: { kind: 'mixture', by: 'run', scale: 0.5 } });
-        try {
-          await fm.fit({ weights: wzoo, run: wrun }, { steps: 3, batchSize: 32 }); // warm-up
-          const steps = 100;
-          const t0 = performance.now();
-          await fm.fit({ weights: wzoo, run: wrun }, { steps: 3 + steps, batchSize: 32 });
-          const ms = (performance.now() - t0) / steps;
-          wrows.push({ mode, train_ms_per_step: +ms.toFixed(3) });
-          res.table.push(`WDBC geometric mixture prior, D=64 × 5, ${mode.padEnd(17)}: ${ms.toFixed(3)} ms per training step (batch 32)`);
-        } finally {
-          fm.dispose();
-        }
+        const { ms } = await timed([30, 16, 16, 2], 64, 32, 512, 16, 100, mode);
+        wrows.push({ mode, train_ms_per_step: +ms.toFixed(3) });
+        res.table.push(`WDBC geometric mixture prior, D=64 × 5, ${mode.padEnd(17)}: ${ms.toFixed(3)} ms per training step (batch 32)`);
       }
       res.results.wdbc_modes = wrows;
       if (emu) res.table.push('EMULATOR BUILD: the timings above are CPU emulation, not GPU figures.');
