@@ -861,7 +861,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   Napi::Value FlowSetMode(const Napi::CallbackInfo& info) {
     const std::string m = arg_string(info, 0, "mode");
-    const int mode = m == "plain" ? 0 : m == "sync" ? 1 : m == "graph" ? 2 : -1;
+    const int mode = flow_step_mode_from_name(m);
     if (mode < 0) throw_error(info.Env(), Code::Invalid, "Expected mode 'plain', 'sync' or 'graph' but received '" + m + "'");
     throw_if_error(info.Env(), E(info).flow_set_mode(mode));
     return info.Env().Undefined();
@@ -871,9 +871,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     int mode = 0;
     int64_t st[4] = {0, 0, 0, 0};
     throw_if_error(env, E(info).flow_mode_info(&mode, st));
-    static const char* const kNames[] = {"plain", "sync", "graph"};
     Napi::Object o = Napi::Object::New(env);
-    o.Set("mode", kNames[mode]);
+    o.Set("mode", flow_step_mode_name(mode));
     o.Set("syncFreeSteps", static_cast<double>(st[0]));
     o.Set("captures", static_cast<double>(st[1]));
     o.Set("replays", static_cast<double>(st[2]));

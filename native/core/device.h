@@ -42,6 +42,9 @@ struct CudaKernelSettings {
 };
 // WSF_CUDA_GRAPH as the flow step's default mode (FlowStep::Mode): unset/other 0 (plain), "sync" 1, "1" 2 (graph).
 int flow_step_mode_env();
+// The modes' names, "plain", "sync", "graph" (FlowStep::Mode 0, 1, 2), and back (-1: not a mode name).
+const char* flow_step_mode_name(int mode);
+int flow_step_mode_from_name(const std::string& name);
 CudaKernelSettings cuda_kernel_settings();
 
 // Raw device memory. Sizes are bytes. Every call returns a Status; none throws or aborts.

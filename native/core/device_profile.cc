@@ -40,6 +40,16 @@ std::vector<OpTime> device_profile_take() {
   return out;
 }
 
+namespace {
+const char* const kFlowStepModes[] = {"plain", "sync", "graph"};
+}  // namespace
+const char* flow_step_mode_name(int mode) { return mode >= 0 && mode < 3 ? kFlowStepModes[mode] : "?"; }
+int flow_step_mode_from_name(const std::string& name) {
+  for (int m = 0; m < 3; ++m) {
+    if (name == kFlowStepModes[m]) return m;
+  }
+  return -1;
+}
 int flow_step_mode_env() {
   const char* env = std::getenv("WSF_CUDA_GRAPH");
   const std::string v = env != nullptr ? env : "";

@@ -611,9 +611,7 @@ class FlowStep {
     if (!std::isfinite(l)) return nonfinite_loss(l);
     const double norm = std::sqrt(sumsq);
     if (grad_norm != nullptr) *grad_norm = norm;
-    if (!std::isfinite(norm)) {
-      return Status(Code::Numeric, "gradient norm is not finite (" + std::to_string(norm) + "); the step was skipped");
-    }
+    if (!std::isfinite(norm)) return RtEngine<Ops>::nonfinite_norm(norm);
     e_.commit_step();
     return Status::ok();
   }

@@ -209,11 +209,16 @@ class RtEngine {
     if (grads_ == nullptr) return invalid("engine not initialised");
     const double norm = std::sqrt(ops_.sum_squares(grads_, layout_.total));
     if (grad_norm != nullptr) *grad_norm = norm;
-    if (!std::isfinite(norm)) return Status(Code::Numeric, "gradient norm is not finite (" + std::to_string(norm) + "); the step was skipped");
+    if (!std::isfinite(norm)) return nonfinite_norm(norm);
     const double scale = (clip_norm > 0 && norm > clip_norm) ? clip_norm / norm : 1.0;
     ++step_;
     region("adam", [&] { ops_.adam(params_, grads_, adam_m_, adam_v_, layout_.total, h, step_, scale); });
     return ops_.check();
+  }
+
+  // The error of a step skipped because its gradient norm is not finite.
+  static Status nonfinite_norm(double norm) {
+    return Status(Code::Numeric, "gradient norm is not finite (" + std::to_string(norm) + "); the step was skipped");
   }
 
   // ---- the flow step's sync-free mode on CUDA (core/flow_step.h): enqueue only, nothing read back ----

@@ -2260,8 +2260,7 @@ CudaKernelSettings cuda_kernel_settings() {
   k.gemm = kGemm[gemm_version()];
   k.splitk_rows = static_cast<int>(splitk_min_rows());
   k.attention_warps = attention_warps();
-  static const char* const kStep[] = {"plain", "sync", "graph"};
-  k.flow_step = kStep[flow_step_mode_env()];
+  k.flow_step = flow_step_mode_name(flow_step_mode_env());
   return k;
 }
 
