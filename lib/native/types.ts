@@ -229,6 +229,8 @@ export type NativeOpArg = Float32Array | Int32Array | string | number | boolean 
  */
 export interface NativeTestOps {
   opsTestRun(device: 'cpu' | 'cuda', op: string, args: Record<string, NativeOpArg>, guard: number): number;
+  /** CUDA-emulator builds only (native/dev): how often the host has waited for the (emulated) device so far. */
+  emuHostWaits?(): number;
 }
 
 /** The whole addon. Families extend this interface as they land. */

@@ -27,6 +27,9 @@
 #include "core/rt_ops_cuda.h"
 #define WSF_CUDA_OPS_TEST 1
 #endif
+#ifdef WSF_CUDA_EMU
+#include "dev/cuda_emu.h"
+#endif
 
 namespace wsf::binding {
 namespace {
@@ -303,6 +306,15 @@ Napi::Value OpsTestRun(const Napi::CallbackInfo& info) {
 
 void register_test_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("opsTestRun", Napi::Function::New(env, OpsTestRun, "opsTestRun"));
+#ifdef WSF_CUDA_EMU
+  // CUDA-emulator builds only: the emulator's count of host waits (emu::host_waits), for tests that a device loop
+  // does not stop the host.
+  exports.Set("emuHostWaits", Napi::Function::New(
+                                  env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                    return Napi::Number::New(info.Env(), static_cast<double>(emu::host_waits()));
+                                  },
+                                  "emuHostWaits"));
+#endif
 }
 
 }  // namespace wsf::binding

@@ -320,12 +320,29 @@ class FlowStep {
     auto keep = [&s](const Status& x) {
       if (s.is_ok() && !x.is_ok()) s = x;
     };
-    std::vector<float> tt(static_cast<size_t>(B));
-    // v ← the velocity at (y, t).
-    auto velocity = [&](const float* y, double t, float* v) -> Status {
-      std::fill(tt.begin(), tt.end(), static_cast<float>(t));
+    // Every field evaluation's time, in the order the solver asks for them (the stage times of solvers.ts), is sent
+    // up in chunks of kTimeChunk evaluations × B rows: one host wait per chunk instead of one per evaluation, so the
+    // host enqueues the next evaluations while the device runs (the loop has no other wait).
+    const std::vector<double> times = eval_times(grid, G, solver);
+    if (times_ == nullptr) {
+      WSF_RETURN_IF_ERROR(batch_alloc(&times_, kTimeChunk * B));
+      recount();
+    }
+    std::vector<float> tt;
+    size_t ev = 0;  // the next evaluation
+    // v ← the velocity at (y, times[ev]); ev advances.
+    auto velocity = [&](const float* y, float* v) -> Status {
+      const double t = times[ev];
+      const int64_t slot = static_cast<int64_t>(ev) % kTimeChunk;
+      if (slot == 0) {
+        const size_t m = std::min<size_t>(static_cast<size_t>(kTimeChunk), times.size() - ev);
+        tt.resize(m * static_cast<size_t>(B));
+        for (size_t j = 0; j < m; ++j) std::fill_n(tt.begin() + static_cast<std::ptrdiff_t>(j * B), B, static_cast<float>(times[ev + j]));
+        WSF_RETURN_IF_ERROR(o.upload(times_, tt.data(), static_cast<int64_t>(tt.size())));
+      }
+      ++ev;
       e_.profiled("flow.inputs", [&] {
-        keep(o.upload(io.t, tt.data(), B));
+        o.copy(io.t, times_ + slot * B, B);
         if (scale_ != nullptr) o.flow_input(io.xt, y, scale_, B, P_);
         else o.copy(io.xt, y, n);
       });
@@ -355,32 +372,31 @@ class FlowStep {
       o.flow_axpy(dst, y, v, dt, n);
       return Status::ok();
     };
-    const double t_max = 1.0 - 1e-4;
     float* x = xt_;  // state
     float* next = noise_;
     float* v = dxc_;
     WSF_RETURN_IF_ERROR(o.upload(x0_, x0, n));
     o.copy(x, x0_, n);
     for (int64_t k = 0; k + 1 < G; ++k) {
-      const double t = grid[k], dt = grid[k + 1] - t;
+      const double dt = grid[k + 1] - grid[k];
       if (solver == Solver::Euler) {
-        WSF_RETURN_IF_ERROR(velocity(x, t, v));
+        WSF_RETURN_IF_ERROR(velocity(x, v));
         WSF_RETURN_IF_ERROR(move(next, x, v, dt));
       } else if (solver == Solver::Midpoint) {
         float* ym = stage_[4];
-        WSF_RETURN_IF_ERROR(velocity(x, t, v));
+        WSF_RETURN_IF_ERROR(velocity(x, v));
         WSF_RETURN_IF_ERROR(move(ym, x, v, dt / 2));
-        WSF_RETURN_IF_ERROR(velocity(ym, std::min(t + dt / 2, t_max), v));
+        WSF_RETURN_IF_ERROR(velocity(ym, v));
         WSF_RETURN_IF_ERROR(move(next, x, v, dt));
       } else {
         float *k1 = stage_[0], *k2 = stage_[1], *k3 = stage_[2], *k4 = stage_[3], *y = stage_[4];
-        WSF_RETURN_IF_ERROR(velocity(x, t, k1));
+        WSF_RETURN_IF_ERROR(velocity(x, k1));
         WSF_RETURN_IF_ERROR(move(y, x, k1, dt / 2));
-        WSF_RETURN_IF_ERROR(velocity(y, std::min(t + dt / 2, t_max), k2));
+        WSF_RETURN_IF_ERROR(velocity(y, k2));
         WSF_RETURN_IF_ERROR(move(y, x, k2, dt / 2));
-        WSF_RETURN_IF_ERROR(velocity(y, std::min(t + dt / 2, t_max), k3));
+        WSF_RETURN_IF_ERROR(velocity(y, k3));
         WSF_RETURN_IF_ERROR(move(y, x, k3, dt));
-        WSF_RETURN_IF_ERROR(velocity(y, std::min(t + dt, t_max), k4));
+        WSF_RETURN_IF_ERROR(velocity(y, k4));
         o.flow_rk4_combine(v, k1, k2, k3, k4, n);
         WSF_RETURN_IF_ERROR(move(next, x, v, dt));
       }
@@ -396,6 +412,26 @@ class FlowStep {
 
  private:
   enum class Prior { None, Gaussian, Zoo, Mixture };
+  // The sampler's time table on the device holds this many evaluations' times (× B rows).
+  static constexpr int64_t kTimeChunk = 16;
+
+  // The times at which sample() evaluates the field, in its order: per grid step from t to t + dt, euler: t;
+  // midpoint: t, min(t + dt/2, tMax); rk4: t, then t + dt/2 twice and t + dt, each capped at tMax = 1 − 1e-4.
+  static std::vector<double> eval_times(const double* grid, int64_t G, Solver solver) {
+    const double t_max = 1.0 - 1e-4;
+    std::vector<double> out;
+    for (int64_t k = 0; k + 1 < G; ++k) {
+      const double t = grid[k], dt = grid[k + 1] - t;
+      out.push_back(t);
+      if (solver == Solver::Midpoint) out.push_back(std::min(t + dt / 2, t_max));
+      if (solver == Solver::Rk4) {
+        out.push_back(std::min(t + dt / 2, t_max));
+        out.push_back(std::min(t + dt / 2, t_max));
+        out.push_back(std::min(t + dt, t_max));
+      }
+    }
+    return out;
+  }
 
   static uint64_t seed_of(const int32_t* w) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(w[0])) << 32) | static_cast<uint64_t>(static_cast<uint32_t>(w[1]));
@@ -740,7 +776,7 @@ class FlowStep {
     if (idx_ != nullptr) ops().release(idx_);
     if (prior_ints_ != nullptr) ops().release(prior_ints_);
     idx_ = prior_ints_ = nullptr;
-    x0_ = x1_ = xt_ = noise_ = xhat_ = xc_ = dxc_ = work_ = per_ = loss_ = eps_ = nullptr;
+    x0_ = x1_ = xt_ = noise_ = xhat_ = xc_ = dxc_ = work_ = per_ = loss_ = eps_ = times_ = nullptr;
     stage_.clear();
     batch_bytes_ = 0;
     B_ = 0;
@@ -781,6 +817,7 @@ class FlowStep {
   std::vector<int32_t> rows_of_;    // basis rows per component (host)
   std::vector<int32_t> host_ints_;  // staging of the per-step [components | counts | seeds]
   std::vector<float*> stage_;       // the midpoint/RK4 sampler's stages (batch buffers)
+  float* times_ = nullptr;          // the sampler's time table: kTimeChunk evaluations × B (a batch buffer)
   float *x0_ = nullptr, *x1_ = nullptr, *xt_ = nullptr, *noise_ = nullptr, *xhat_ = nullptr, *xc_ = nullptr,
         *dxc_ = nullptr, *work_ = nullptr, *per_ = nullptr, *loss_ = nullptr;
   int32_t* idx_ = nullptr;

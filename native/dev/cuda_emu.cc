@@ -4,6 +4,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -207,6 +208,12 @@ void run_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()>&
 
 }  // namespace
 
+namespace {
+std::atomic<uint64_t> g_host_waits{0};
+}  // namespace
+uint64_t host_waits() { return g_host_waits.load(); }
+void note_host_wait() { g_host_waits.fetch_add(1); }
+
 // True (and the capture invalidated) when a call that cannot be captured is made during capture.
 bool capture_refuses() {
   std::lock_guard<std::mutex> lock(g_mutex);
@@ -343,8 +350,9 @@ cudaError_t cudaFree(void* p) {
   std::free(p);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (emu::capture_refuses()) return cudaErrorStreamCaptureUnsupported;
+  if (kind != cudaMemcpyDeviceToDevice) emu::note_host_wait();
   if (bytes > 0) std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
@@ -374,9 +382,15 @@ cudaError_t cudaStreamCreate(cudaStream_t* s) {
 }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
-  return emu::capture_refuses() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+  if (emu::capture_refuses()) return cudaErrorStreamCaptureUnsupported;
+  emu::note_host_wait();
+  return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return emu::capture_refuses() ? cudaErrorStreamCaptureUnsupported : cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  if (emu::capture_refuses()) return cudaErrorStreamCaptureUnsupported;
+  emu::note_host_wait();
+  return cudaSuccess;
+}
 struct CUevent_st {
   std::chrono::steady_clock::time_point t;
 };

@@ -151,6 +151,9 @@ bool capturing();
 bool capture_record(std::function<void()> op);
 bool capture_refuses();
 std::vector<std::function<void()>> take_capture(bool* invalid);
+// Host waits so far: calls after which the host has waited for the device's work (cudaStreamSynchronize,
+// cudaDeviceSynchronize, cudaMemcpy between host and device), for tests that a loop runs without them.
+uint64_t host_waits();
 template <class F>
 void launch(dim3 grid, dim3 block, size_t smem, F&& body) {
   launch_impl(grid, block, smem, std::function<void()>(std::forward<F>(body)));

@@ -99,6 +99,28 @@ describe.skipIf(!cuda)('fused flow step on CUDA', () => {
     }
   }, timeout);
 
+  it.skipIf(!emu)('the device sampler does not stop the host at every step: one wait per 16 field evaluations (emulator count)', async () => {
+    process.env.WSF_FUSED_STEP = '1';
+    const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cuda', geometry: 'geometric' });
+    try {
+      await fm.fit({ weights: data }, { steps: 2, batchSize: 4 });
+      const waits = (steps: number, solver: 'euler' | 'midpoint' | 'rk4'): number => {
+        const w0 = binding().emuHostWaits!();
+        fm.sample({ n: 3, steps, batchSize: 3, seed: 4, solver });
+        return binding().emuHostWaits!() - w0;
+      };
+      waits(4, 'rk4'); // the first call allocates the sampler's buffers
+      // The waits outside the loop (the EMA swapped in, the start points, the result) are the same for every length
+      // of one solver; in the loop, one per chunk of 16 evaluations (Euler 1 per step, midpoint 2, RK4 4).
+      for (const [solver, perStep] of [['euler', 1], ['midpoint', 2], ['rk4', 4]] as const) {
+        const base = waits(4, solver);
+        expect(waits(40, solver) - base).toBe(Math.ceil((40 * perStep) / 16) - Math.ceil((4 * perStep) / 16));
+      }
+    } finally {
+      fm.dispose();
+    }
+  }, timeout);
+
   it('holds the training set on the device while training and frees everything after', async () => {
     const before = binding().deviceMemory().live;
     const fused = await train({ geometry: 'geometric' }, 'cuda', true, 2);

@@ -35,6 +35,8 @@ interface Run {
   norms: number[];
   losses: number[];
   info: { mode: string; syncFreeSteps: number; captures: number; replays: number; captureFailures: number };
+  /** The emulator's host-wait count after each step (emulator builds only; else empty). */
+  waits: number[];
   error?: string;
 }
 
@@ -46,6 +48,7 @@ async function train(mode: Mode, opts: Partial<FlowOptions>, fit: Partial<TrainO
   const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cuda', ...opts });
   const norms: number[] = [];
   const losses: number[] = [];
+  const waits: number[] = [];
   let error: string | undefined;
   let info: Run['info'] | undefined;
   try {
@@ -54,6 +57,8 @@ async function train(mode: Mode, opts: Partial<FlowOptions>, fit: Partial<TrainO
       norms.push(l.gradNorm);
       losses.push(l.loss);
       info = fm.field.flowStepModeInfo();
+      const w = binding().emuHostWaits?.();
+      if (w !== undefined) waits.push(w);
       if (atStep !== undefined && l.step === atStep[0]) atStep[1]();
     };
     try {
@@ -62,7 +67,7 @@ async function train(mode: Mode, opts: Partial<FlowOptions>, fit: Partial<TrainO
       error = (e as { code?: string }).code ?? String(e);
     }
     const ema = Float32Array.from((fm as unknown as { ema?: Float32Array }).ema ?? []);
-    return { params: fm.field.getParams(), ema, norms, losses, info: info!, ...(error !== undefined ? { error } : {}) };
+    return { params: fm.field.getParams(), ema, norms, losses, info: info!, waits, ...(error !== undefined ? { error } : {}) };
   } finally {
     fm.dispose();
   }
@@ -98,6 +103,17 @@ describe.skipIf(!cuda)('flow step without mid-step waits, and as a CUDA graph', 
     expect(graph.info.replays).toBeGreaterThanOrEqual(5);
     expectSame(sync, plain);
     expectSame(graph, plain);
+  }, timeout);
+
+  it.skipIf(!emu)('the host waits once per sync-free or graph step (the loss and norm coming back), more often in a plain step (emulator count)', async () => {
+    const perStep = (r: Run): number[] => r.waits.slice(1).map((w, i) => w - r.waits[i]!);
+    const opts: Partial<FlowOptions> = { geometry: 'geometric' };
+    const plain = perStep(await train('plain', opts, { clipNorm: 1 }));
+    const sync = perStep(await train('sync', opts, { clipNorm: 1 }));
+    const graph = perStep(await train('graph', opts, { clipNorm: 1 }));
+    // Steps 4–8: past the first steps' allocations and the graph's recording.
+    for (const w of [...sync.slice(3), ...graph.slice(3)]) expect(w).toBe(1);
+    for (const w of plain.slice(3)) expect(w).toBeGreaterThanOrEqual(2);
   }, timeout);
 
   it('records the step again after any device allocation (another field created and freed between two steps)', async () => {
