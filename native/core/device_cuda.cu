@@ -4,6 +4,7 @@
 // (cuda_common.cuh brings in the CUDA runtime, or the CPU emulator in -DWSF_CUDA_EMU=ON development builds.)
 #include <atomic>
 #include <mutex>
+#include <unordered_map>
 
 #include "core/cuda_common.cuh"
 #include "core/device.h"
@@ -17,6 +18,13 @@ namespace {
 std::atomic<size_t> g_in_use{0}, g_peak{0};
 std::atomic<int64_t> g_live{0};
 std::atomic<uint64_t> g_epoch{0};
+// The size of every live allocation, kept on the host so that accounting needs no device traffic (an allocation or
+// a free does not wait for the device's queued work on our account).
+std::mutex g_sizes_mutex;
+std::unordered_map<void*, size_t>& g_sizes() {
+  static auto* m = new std::unordered_map<void*, size_t>();  // never destroyed: frees may run during process exit
+  return *m;
+}
 }  // namespace
 
 CudaInfo cuda_info() {
@@ -63,15 +71,11 @@ bool cuda_available() {
   return cached == 1;
 }
 
-// Each allocation carries a 256-byte header holding its size, so frees can be accounted without a map.
-// (The header keeps the returned pointer 256-byte aligned, like cudaMalloc itself.)
-static constexpr size_t kHeader = 256;
-
 Status device_malloc(void** ptr, size_t bytes) {
   *ptr = nullptr;
   if (!cuda_available()) return no_cuda("no usable CUDA device");
   void* raw = nullptr;
-  cudaError_t err = cudaMalloc(&raw, bytes + kHeader);
+  cudaError_t err = cudaMalloc(&raw, bytes > 0 ? bytes : 1);
   if (err != cudaSuccess) {
     cudaGetLastError();
     if (err == cudaErrorMemoryAllocation) {
@@ -79,8 +83,11 @@ Status device_malloc(void** ptr, size_t bytes) {
     }
     return cuda_status(err, "cudaMalloc");
   }
-  WSF_CUDA_CHECK(cudaMemcpy(raw, &bytes, sizeof(bytes), cudaMemcpyHostToDevice));
-  *ptr = static_cast<char*>(raw) + kHeader;
+  {
+    std::lock_guard<std::mutex> lock(g_sizes_mutex);
+    g_sizes()[raw] = bytes;
+  }
+  *ptr = raw;
   size_t now = g_in_use.fetch_add(bytes) + bytes;
   size_t peak = g_peak.load();
   while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
@@ -92,14 +99,19 @@ Status device_malloc(void** ptr, size_t bytes) {
 
 Status device_free(void* ptr) {
   if (ptr == nullptr) return Status::ok();
-  char* raw = static_cast<char*>(ptr) - kHeader;
   size_t bytes = 0;
-  WSF_CUDA_CHECK(cudaMemcpy(&bytes, raw, sizeof(bytes), cudaMemcpyDeviceToHost));
-  WSF_CUDA_CHECK(cudaFree(raw));
+  {
+    std::lock_guard<std::mutex> lock(g_sizes_mutex);
+    auto it = g_sizes().find(ptr);
+    if (it == g_sizes().end()) return Status(Code::Invalid, "device_free: not a live device_malloc pointer");
+    bytes = it->second;
+    g_sizes().erase(it);
+  }
+  // Accounted as freed even if cudaFree fails (a failed context): the pointer is not ours to use again.
   g_in_use.fetch_sub(bytes);
   g_live.fetch_sub(1);
   g_epoch.fetch_add(1);
-  return Status::ok();
+  return cuda_status(cudaFree(ptr), "cudaFree");
 }
 
 Status device_memset_zero(void* ptr, size_t bytes) { return cuda_status(cudaMemset(ptr, 0, bytes), "cudaMemset"); }

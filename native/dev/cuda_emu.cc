@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -337,16 +338,42 @@ cudaError_t cudaPeekAtLastError() {
   std::lock_guard<std::mutex> lock(emu::g_mutex);
   return emu::g.last_error;
 }
+// The emulated device's memory: WSF_EMU_DEVICE_BYTES (read at every call, default 16 GiB) is its capacity, so tests
+// can make an allocation fail as on a full GPU; cudaMemGetInfo reports the capacity less what is allocated.
+namespace {
+std::mutex g_mem_mutex;
+size_t g_mem_used = 0;
+std::unordered_map<void*, size_t>& mem_sizes() {
+  static auto* m = new std::unordered_map<void*, size_t>();
+  return *m;
+}
+size_t mem_capacity() {
+  const char* v = std::getenv("WSF_EMU_DEVICE_BYTES");
+  const unsigned long long n = v != nullptr ? std::strtoull(v, nullptr, 10) : 0;
+  return n > 0 ? static_cast<size_t>(n) : (size_t(16) << 30);
+}
+}  // namespace
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   if (emu::capture_refuses()) return cudaErrorStreamCaptureUnsupported;
-  const size_t rounded = (bytes + 255) / 256 * 256;
-  *p = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
+  *p = nullptr;
+  const size_t rounded = bytes == 0 ? 256 : (bytes + 255) / 256 * 256;
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  if (g_mem_used + rounded > mem_capacity()) return cudaErrorMemoryAllocation;
+  *p = std::aligned_alloc(256, rounded);
   if (*p == nullptr) return cudaErrorMemoryAllocation;
   std::memset(*p, 0xFF, rounded);  // uninitialised device memory reads as NaN
+  mem_sizes()[*p] = rounded;
+  g_mem_used += rounded;
   return cudaSuccess;
 }
 cudaError_t cudaFree(void* p) {
   if (emu::capture_refuses()) return cudaErrorStreamCaptureUnsupported;
+  if (p == nullptr) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  auto it = mem_sizes().find(p);
+  if (it == mem_sizes().end()) return cudaErrorInvalidValue;
+  g_mem_used -= it->second;
+  mem_sizes().erase(it);
   std::free(p);
   return cudaSuccess;
 }
@@ -423,8 +450,9 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) {
   return cudaSuccess;
 }
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-  *free_bytes = size_t(16) << 30;
-  *total_bytes = size_t(16) << 30;
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  *total_bytes = mem_capacity();
+  *free_bytes = *total_bytes > g_mem_used ? *total_bytes - g_mem_used : 0;
   return cudaSuccess;
 }
 cudaError_t cudaRuntimeGetVersion(int* v) {

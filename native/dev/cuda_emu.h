@@ -12,7 +12,9 @@
 //   - launch-configuration limits (block ≤ 1024 threads, grid.y/z ≤ 65535, static+dynamic shared ≤ 48 KiB is
 //     not checked) — errors come back from cudaGetLastError() as on hardware;
 //   - cudaMalloc memory is filled with 0xFF bytes (NaN as float, −1 as int) so a read of never-written device
-//     memory shows up as NaN.
+//     memory shows up as NaN;
+//   - a device of WSF_EMU_DEVICE_BYTES bytes (default 16 GiB): cudaMalloc beyond it fails with
+//     cudaErrorMemoryAllocation, cudaMemGetInfo reports what is left, cudaFree of an unknown pointer fails.
 // What it does NOT model: concurrency between blocks or warps (no real data races, no atomics), the memory
 // model, timing, FMA contraction (nvcc contracts a·b + c into FMA; g++ here does not), occupancy, or anything
 // about performance. `__shared__` variables are function-level statics: shared by the block, kept between

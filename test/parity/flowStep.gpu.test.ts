@@ -114,7 +114,7 @@ describe.skipIf(!cuda)('fused flow step on CUDA', () => {
       // of one solver; in the loop, one per chunk of 16 evaluations (Euler 1 per step, midpoint 2, RK4 4).
       for (const [solver, perStep] of [['euler', 1], ['midpoint', 2], ['rk4', 4]] as const) {
         const base = waits(4, solver);
-        expect(waits(40, solver) - base).toBe(Math.ceil((40 * perStep) / 16) - Math.ceil((4 * perStep) / 16));
+        expect(waits(20, solver) - base).toBe(Math.ceil((20 * perStep) / 16) - Math.ceil((4 * perStep) / 16));
       }
     } finally {
       fm.dispose();
