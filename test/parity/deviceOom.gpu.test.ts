@@ -5,7 +5,7 @@
 // filled on demand).
 import { describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/arch/Architecture.js';
-import { VectorField } from '../../lib/engine/VectorField.js';
+import { setFreeMemoryProbe, VectorField } from '../../lib/engine/VectorField.js';
 import { FlowMatcher } from '../../lib/flow/FlowMatcher.js';
 import { binding } from '../../lib/native/binding.js';
 import { Rng } from '../../lib/util/rng.js';
@@ -84,6 +84,31 @@ describe.skipIf(!emu)('a full device (emulated capacity)', () => {
       expect(f.recomputing).toBe(true);
     } finally {
       f.dispose();
+    }
+  }, timeout);
+
+  it('sampling with little memory left splits the batch by what the device has free: the same networks, no failure', async () => {
+    process.env.WSF_FUSED_STEP = '1';
+    const data = new Rng(2).fillNormal(new Float32Array(40 * P), 0, 0.4);
+    const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cuda', geometry: 'geometric' });
+    try {
+      await fm.fit({ weights: data }, { steps: 2, batchSize: 4 });
+      const plenty = fm.sample({ n: 24, steps: 3, batchSize: 24, seed: 3 });
+      const per = (fm.field as unknown as { native: { inferenceGraphBytes(): number } }).native.inferenceGraphBytes() / 24;
+      fm.sample({ n: 1, steps: 1, batchSize: 1, seed: 3 }); // the field now holds a one-network graph
+      // Room for a few networks' graph and activations (the sampler's own buffers come on top).
+      leaveFree(Math.ceil(8 * per));
+      const tight = fm.sample({ n: 24, steps: 3, batchSize: 24, seed: 3 });
+      expect(tight).toEqual(plenty);
+      // The control: told that memory is plentiful, the sampler takes the whole batch, which the device cannot hold.
+      const prev = setFreeMemoryProbe(() => 1e12);
+      try {
+        expect(() => fm.sample({ n: 24, steps: 3, batchSize: 24, seed: 3 })).toThrow(expect.objectContaining({ code: 'ERR_OOM' }));
+      } finally {
+        setFreeMemoryProbe(prev);
+      }
+    } finally {
+      fm.dispose();
     }
   }, timeout);
 
