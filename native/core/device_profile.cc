@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
@@ -43,9 +44,10 @@ std::vector<OpTime> device_profile_take() {
 namespace {
 const char* const kFlowStepModes[] = {"plain", "sync", "graph"};
 }  // namespace
-const char* flow_step_mode_name(int mode) { return mode >= 0 && mode < 3 ? kFlowStepModes[mode] : "?"; }
+constexpr int kFlowStepModeCount = static_cast<int>(std::size(kFlowStepModes));
+const char* flow_step_mode_name(int mode) { return mode >= 0 && mode < kFlowStepModeCount ? kFlowStepModes[mode] : "?"; }
 int flow_step_mode_from_name(const std::string& name) {
-  for (int m = 0; m < 3; ++m) {
+  for (int m = 0; m < kFlowStepModeCount; ++m) {
     if (name == kFlowStepModes[m]) return m;
   }
   return -1;
