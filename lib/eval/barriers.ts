@@ -12,7 +12,7 @@ import { Rng } from '../util/rng.js';
 import { checkInt } from '../util/validate.js';
 import { lossAndCorrect, resolveEvalOptions, type SplitEvalOptions } from './evaluate.js';
 import { prepareSplit } from './forward.js';
-import { type Summary, summarize } from './stats.js';
+import { distinctPairs, type Summary, summarize } from './stats.js';
 import { resolveSplit } from './taskData.js';
 
 /** Options of {@link lossBarriers}. */
@@ -62,29 +62,8 @@ export async function lossBarriers(task: Task, arch: Architecture, weights: Floa
   const want = checkInt('pairs', opts.pairs ?? 256, 1);
   const relative = opts.relative ?? true;
   const rng = new Rng(checkInt('seed', opts.seed ?? 0, -(2 ** 31), 2 ** 32 - 1));
-  const total = (B * (B - 1)) / 2;
-  const M = Math.min(want, total);
-  const pairs = new Int32Array(2 * M);
-  if (M === total) {
-    let k = 0;
-    for (let a = 0; a < B; a++) {
-      for (let b = a + 1; b < B; b++) {
-        pairs[k++] = a;
-        pairs[k++] = b;
-      }
-    }
-  } else {
-    const seen = new Set<number>();
-    for (let k = 0; k < M; ) {
-      const i = rng.int(B);
-      const j = rng.int(B);
-      if (i === j || seen.has(Math.min(i, j) * B + Math.max(i, j))) continue;
-      seen.add(Math.min(i, j) * B + Math.max(i, j));
-      pairs[2 * k] = Math.min(i, j);
-      pairs[2 * k + 1] = Math.max(i, j);
-      k++;
-    }
-  }
+  const { pairs } = distinctPairs(B, want, rng);
+  const M = pairs.length / 2;
   const P = arch.numParams;
   let mid: Float32Array = new Float32Array(M * P);
   for (let k = 0; k < M; k++) {

@@ -30,7 +30,7 @@ import { Rng } from '../util/rng.js';
 import { checkInt } from '../util/validate.js';
 import { rangeIndex, resolveEvalOptions, type SplitEvalOptions } from './evaluate.js';
 import { forEachLogits, prepareInputs, yieldToLoop } from './forward.js';
-import { type Summary, summarize } from './stats.js';
+import { distinctPairs, type Summary, summarize } from './stats.js';
 import { resolveSplit } from './taskData.js';
 
 /** Options of {@link functionalDiversity}. */
@@ -83,35 +83,8 @@ export async function functionalDiversity(task: Task, arch: Architecture, weight
   const D = Math.max(1, C - 1);
 
   // Pairs: all i < j, or a uniform subset of distinct ones.
-  const total = (N * (N - 1)) / 2;
-  const subsampled = total > maxPairs;
-  const count = subsampled ? maxPairs : total;
-  const pairs = new Int32Array(2 * count);
-  if (!subsampled) {
-    let k = 0;
-    for (let i = 0; i < N; i++) {
-      for (let j = i + 1; j < N; j++) {
-        pairs[k++] = i;
-        pairs[k++] = j;
-      }
-    }
-  } else {
-    const seen = new Set<number>();
-    let k = 0;
-    while (k < count) {
-      const i = rng.int(N);
-      const j = rng.int(N);
-      if (i === j) continue;
-      const a = Math.min(i, j);
-      const b = Math.max(i, j);
-      const key = a * N + b;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      pairs[2 * k] = a;
-      pairs[2 * k + 1] = b;
-      k++;
-    }
-  }
+  const { pairs, subsampled } = distinctPairs(N, maxPairs, rng);
+  const count = pairs.length / 2;
   const involved = new Uint8Array(N);
   for (const p of pairs) involved[p] = 1;
 

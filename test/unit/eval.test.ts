@@ -4,6 +4,7 @@ import { lossBarriers } from '../../lib/eval/barriers.js';
 import { bmaCurve } from '../../lib/eval/bma.js';
 import { functionalDiversity } from '../../lib/eval/diversity.js';
 import { evaluateNetworks } from '../../lib/eval/evaluate.js';
+import { distinctPairs } from '../../lib/eval/stats.js';
 import { loadTf, mlp, toTfModel } from '../../lib/index.js';
 import type { Task } from '../../lib/tasks/Task.js';
 import { Rng } from '../../lib/util/rng.js';
@@ -187,6 +188,35 @@ describe('functionalDiversity (JSD reconstruction)', () => {
       keys.add(r.pairs[2 * k]! * 10 + r.pairs[2 * k + 1]!);
     }
     expect(keys.size).toBe(7);
+  });
+});
+
+describe('distinctPairs', () => {
+  it('lists all pairs in order when the budget covers them', () => {
+    const r = distinctPairs(4, 6, new Rng(0));
+    expect(r.subsampled).toBe(false);
+    expect(Array.from(r.pairs)).toEqual([0, 1, 0, 2, 0, 3, 1, 2, 1, 3, 2, 3]);
+    expect(distinctPairs(4, 100, new Rng(0)).pairs.length).toBe(12);
+    expect(distinctPairs(1, 5, new Rng(0)).pairs.length).toBe(0);
+  });
+
+  it('draws distinct ordered pairs, the same for the same seed, covering the range', () => {
+    const n = 9;
+    const total = (n * (n - 1)) / 2;
+    const r = distinctPairs(n, total - 1, new Rng(3)); // all but one: the rejection loop must keep drawing
+    expect(r.subsampled).toBe(true);
+    const keys = new Set<number>();
+    for (let k = 0; k < total - 1; k++) {
+      const a = r.pairs[2 * k]!;
+      const b = r.pairs[2 * k + 1]!;
+      expect(a).toBeGreaterThanOrEqual(0);
+      expect(a).toBeLessThan(b);
+      expect(b).toBeLessThan(n);
+      keys.add(a * n + b);
+    }
+    expect(keys.size).toBe(total - 1);
+    expect(Array.from(distinctPairs(n, total - 1, new Rng(3)).pairs)).toEqual(Array.from(r.pairs));
+    expect(Array.from(distinctPairs(n, 5, new Rng(4)).pairs)).not.toEqual(Array.from(distinctPairs(n, 5, new Rng(5)).pairs));
   });
 });
 
