@@ -163,6 +163,43 @@ void act_bwd_f32(float* dx, const float* dy, const float* x, int64_t n, Act a, b
   act_bwd_f32_scalar(dx, dy, x, n, a, acc);
 }
 
+// Row helpers shared by the whole-array ops below and the fused blocks of the graph ops.
+template <typename T>
+void act_rows(T* y, const T* x, int64_t n, Act a) {
+  if constexpr (std::is_same_v<T, float>) {
+    act_fwd_f32(y, x, n, a);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = act_value(x[i], a);
+  }
+}
+template <typename T>
+void act_grad_rows(T* dx, const T* dy, const T* x, int64_t n, Act a) {
+  if constexpr (std::is_same_v<T, float>) {
+    act_bwd_f32(dx, dy, x, n, a, false);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * act_grad(x[i], a);
+  }
+}
+// LayerNorm forward of R rows (y may alias nothing else).
+template <typename T>
+void ln_rows(T* y, T* xhat, T* rstd, const T* x, const T* g, const T* b, int64_t R, int C) {
+  for (int64_t r = 0; r < R; ++r) {
+    const T* xr = x + r * C;
+    T mean = 0;
+    for (int c = 0; c < C; ++c) mean += xr[c];
+    mean /= C;
+    T var = 0;
+    for (int c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
+    var /= C;
+    const T rs = T(1) / std::sqrt(var + T(1e-5));
+    rstd[r] = rs;
+    for (int c = 0; c < C; ++c) {
+      const T h = (xr[c] - mean) * rs;
+      xhat[r * C + c] = h;
+      y[r * C + c] = h * g[c] + b[c];
+    }
+  }
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -267,24 +304,7 @@ void CpuOps<T>::linear_bwd_weight(T* dW, T* db, const T* dy, const T* x, int64_t
 template <typename T>
 void CpuOps<T>::layernorm_fwd(T* y, T* xhat, T* rstd, const T* x, const T* g, const T* b, int64_t rows, int C) {
   parallel_for(rows, grain_for(4 * C), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* xr = x + r * C;
-      // mean and biased variance (two passes for accuracy)
-      T mean = 0;
-      for (int c = 0; c < C; ++c) mean += xr[c];
-      mean /= C;
-      T var = 0;
-      for (int c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
-      var /= C;
-      const T rs = T(1) / std::sqrt(var + T(1e-5));
-      rstd[r] = rs;
-      // normalise, then the affine map
-      for (int c = 0; c < C; ++c) {
-        const T h = (xr[c] - mean) * rs;
-        xhat[r * C + c] = h;
-        y[r * C + c] = h * g[c] + b[c];
-      }
-    }
+    ln_rows(y + r0 * C, xhat + r0 * C, rstd + r0, x + r0 * C, g, b, r1 - r0, C);
   });
 }
 
@@ -329,13 +349,7 @@ void CpuOps<T>::layernorm_bwd(T* dx, T* dg, T* db, const T* dy, const T* xhat, c
 
 template <typename T>
 void CpuOps<T>::act_fwd(T* y, const T* x, int64_t n, Act a) {
-  parallel_for(n, 8192, [&](int64_t i0, int64_t i1) {
-    if constexpr (std::is_same_v<T, float>) {
-      act_fwd_f32(y + i0, x + i0, i1 - i0, a);
-    } else {
-      for (int64_t i = i0; i < i1; ++i) y[i] = act_value(x[i], a);
-    }
-  });
+  parallel_for(n, 8192, [&](int64_t i0, int64_t i1) { act_rows(y + i0, x + i0, i1 - i0, a); });
 }
 
 template <typename T>
@@ -687,22 +701,6 @@ namespace {
 constexpr int64_t kFuseRows = 96;   // rows per block: R×H and R×D scratch stay in L1/L2
 constexpr int64_t kFuseParts = 16;  // fixed partitions for the gradient partials (deterministic reduction)
 
-template <typename T>
-void act_rows(T* y, const T* x, int64_t n, Act a) {
-  if constexpr (std::is_same_v<T, float>) {
-    act_fwd_f32(y, x, n, a);
-  } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = act_value(x[i], a);
-  }
-}
-template <typename T>
-void act_grad_rows(T* dx, const T* dy, const T* x, int64_t n, Act a) {
-  if constexpr (std::is_same_v<T, float>) {
-    act_bwd_f32(dx, dy, x, n, a, false);
-  } else {
-    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * act_grad(x[i], a);
-  }
-}
 // W (out × in, row-major) → Wᵀ (in × out).
 template <typename T>
 std::vector<T> transpose(const T* W, int out, int in) {
@@ -710,26 +708,6 @@ std::vector<T> transpose(const T* W, int out, int in) {
   for (int o = 0; o < out; ++o)
     for (int i = 0; i < in; ++i) t[static_cast<size_t>(i) * out + o] = W[static_cast<size_t>(o) * in + i];
   return t;
-}
-// LayerNorm forward of R rows (y may alias nothing else).
-template <typename T>
-void ln_rows(T* y, T* xhat, T* rstd, const T* x, const T* g, const T* b, int64_t R, int C) {
-  for (int64_t r = 0; r < R; ++r) {
-    const T* xr = x + r * C;
-    T mean = 0;
-    for (int c = 0; c < C; ++c) mean += xr[c];
-    mean /= C;
-    T var = 0;
-    for (int c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
-    var /= C;
-    const T rs = T(1) / std::sqrt(var + T(1e-5));
-    rstd[r] = rs;
-    for (int c = 0; c < C; ++c) {
-      const T h = (xr[c] - mean) * rs;
-      xhat[r * C + c] = h;
-      y[r * C + c] = h * g[c] + b[c];
-    }
-  }
 }
 // LayerNorm backward of R rows: dx = LN'(dy); dg += Σ dy·x̂, db += Σ dy.
 template <typename T>
