@@ -18,7 +18,7 @@
 //
 // A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
 //                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), priorBy (mixture: 'kmeans'|'run'), componentInput (mixture: the field sees the start component's mean), gradFeatures (probe rows; 0: off), probeFeatures (probe inputs; 0: off), solverSteps, solver, seed, time,
-//                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine' }.
+//                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine', renoise (ρ: the renoising sampler) }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { alignedZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
@@ -137,7 +137,7 @@ for (const t of trials) {
   const t1 = performance.now();
   // One set of prior draws (raw; the sampler projects them) shared by the unguided and guided samples and SGD.
   const x0 = fm.drawPriorSamples(nSamples, 7);
-  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity });
+  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity, ...(cfg.renoise !== undefined ? { renoise: cfg.renoise } : {}) });
   const sampleS = (performance.now() - t1) / 1000;
   // Task gradients the sampler itself used per network (gradient features: one per field call), for equal-budget SGD.
   cfg.samplerGradientEvals = fm.options.gradientFeatures ? cfg.solverSteps * (cfg.solver === 'rk4' ? 4 : cfg.solver === 'midpoint' ? 2 : 1) : 0;

@@ -211,6 +211,19 @@ export interface SampleOptions {
   x0?: Float32Array;
   /** Stochastic sampling: noise of `scale`·√dt per step for t in [from, to] (reference: `scale` per step for t > 0.8). */
   noise?: { scale: number; from?: number; to?: number };
+  /**
+   * Renoising sampler (beyond the thesis; the flow-matching analogue of DDIM with η > 0): at each grid time t the
+   * field predicts x̂1, the start point is extrapolated back along the path through x̂1 and x_t (x̂0 =
+   * Interp(x̂1, x_t, 1/(1−t))), a share of it is replaced by a fresh prior draw z (x̃0 = ρ·x̂0 + √(1−ρ²)·z,
+   * canonicalised), and the next state is Interp(x̃0, x̂1, t'). ρ is the share kept per 1/32 of the path (per step
+   * ρ^(32·(t'−t))), so the amount of fresh noise does not depend on the number of steps; 1 gives the Euler sampler's
+   * path (to rounding). The state keeps the interpolant's marginals (exactly for Gaussian coordinates, closely on the
+   * spheres) while the field's errors along the path are partly forgotten: on official MNIST with the thesis' prior,
+   * ρ = 0.6–0.8 lifts single samples by 5 points (results/trials/mnist-full-renoise.json). x1-prediction,
+   * corrected semantics and a zero-mean prior ('gaussian' or 'init') only; not with guidance, `noise`, `velocity` or a
+   * solver other than Euler. Default: off.
+   */
+  renoise?: number;
   /** Guidance: v ← v − λ·∇L(x) with ∇L in the flat layout, for t in [from, to]. */
   guidance?: { grad: (x: Float32Array, t: number) => Float32Array; lambda: number; from?: number; to?: number };
   /** Use the EMA parameters when present. Default true. */
@@ -1235,6 +1248,59 @@ export class FlowMatcher {
     return v;
   }
 
+  /**
+   * Why the renoising sampler ({@link SampleOptions.renoise}) cannot serve this flow with these other sampling
+   * options, or undefined when it can.
+   */
+  renoiseUnsupported(opts: Omit<SampleOptions, 'n'> = {}): string | undefined {
+    const o = this.options;
+    const need =
+      o.semantics !== 'corrected' ? 'corrected semantics (the published sampler has no renoising form)'
+      : o.prediction !== 'x1' ? 'an x1-prediction flow'
+      : o.prior.kind !== 'gaussian' && o.prior.kind !== 'init' ? `a zero-mean prior ('gaussian' or 'init'), not '${o.prior.kind}'`
+      : opts.guidance !== undefined || (opts.noise !== undefined && opts.noise.scale > 0) ? 'no guidance and no `noise`'
+      : (opts.solver ?? 'euler') !== 'euler' ? "solver 'euler' (it replaces the solver)"
+      : opts.velocity !== undefined && opts.velocity !== 'riemannian' ? "velocity 'riemannian'"
+      : undefined;
+    return need === undefined ? undefined : `renoise needs ${need}`;
+  }
+
+  /** Validates {@link SampleOptions.renoise} against the flow and the other sampling options; returns ρ. */
+  private checkRenoise(opts: SampleOptions): number {
+    const rho = checkNumber('renoise', opts.renoise!, 0, 1);
+    const why = this.renoiseUnsupported(opts);
+    if (why !== undefined) throw new WsfError(why, 'ERR_INVALID');
+    return rho;
+  }
+
+  /**
+   * The renoising sampler's path from x (canonical start points) over `grid` (see {@link SampleOptions.renoise});
+   * returns the end states x̂1 (canonical for the Normalized/Geometric flows).
+   */
+  private renoisePath(x: Float32Array, grid: Float64Array, rho: number, rng: Rng, tg: Target, onStep: (x: Float32Array, t: number) => void): Float32Array {
+    const B = x.length / tg.arch.numParams;
+    let y = x;
+    for (let k = 0; k + 1 < grid.length; k++) {
+      const t = grid[k]!;
+      const t2 = grid[k + 1]!;
+      onStep(y, t);
+      const x1 = this.predictOn(y, t, tg);
+      // The start point of the path through x̂1 and y (y itself at t = 0), then a share of it renewed.
+      let s = t === 0 ? y : tg.geom.interpolate(x1, y, 1 / Math.max(1 - t, 1e-4));
+      const keep = rho ** (32 * (t2 - t));
+      if (keep < 1) {
+        const z = this.drawPriorWith(rng, B, tg);
+        const fresh = Math.sqrt(1 - keep * keep);
+        const m = new Float32Array(s.length);
+        for (let i = 0; i < m.length; i++) m[i] = keep * s[i]! + fresh * z[i]!;
+        s = this.canon(m, tg);
+      }
+      y = t2 >= 1 ? x1 : tg.geom.interpolate(s, x1, t2);
+    }
+    onStep(y, grid[grid.length - 1]!);
+    return this.canonical ? tg.geom.canonicalize(y) : y;
+  }
+
   /** One step x → x + dt·v on the flow's geometry. */
   private move(x: Float32Array, v: Float32Array, dt: number, tg: Target): Float32Array {
     if (this.options.geometry === 'geometric') return tg.geom.eulerStep(x, v, dt);
@@ -1297,13 +1363,14 @@ export class FlowMatcher {
     if (opts.x0 !== undefined && opts.x0.length !== n * P) throw new WsfError(`Expected \`x0\` of length n·P = ${n * P} but received length ${opts.x0.length}`, 'ERR_SHAPE');
     if (opts.guidance !== undefined) checkNumber('guidance.lambda', opts.guidance.lambda);
     if (opts.noise !== undefined) checkNumber('noise.scale', opts.noise.scale, 0);
+    const renoise = opts.renoise === undefined ? undefined : this.checkRenoise(opts);
     const rng = new Rng((opts.seed ?? 1) * 104729 + 3);
     const gridKind = checkChoice('grid', opts.grid ?? 'uniform', ['uniform', 'early', 'cosine'] as const);
     if (gridKind !== 'uniform' && sem === 'reference') throw new WsfError(`grid '${gridKind}' needs corrected semantics (the published sampler's grid is uniform)`, 'ERR_INVALID');
     const grid = timeGrid(steps, sem, gridKind);
     // The sampler (Euler, midpoint or RK4) runs on the field's device in one call per batch when nothing needs the
     // host between steps (no guidance, noise or per-step callback; the flow's own architecture).
-    const onDevice = this.fusedEligible() && opts.guidance === undefined && !(opts.noise !== undefined && opts.noise.scale > 0) && opts.onStep === undefined && tg.arch === this.arch;
+    const onDevice = this.fusedEligible() && opts.guidance === undefined && !(opts.noise !== undefined && opts.noise.scale > 0) && renoise === undefined && opts.onStep === undefined && tg.arch === this.arch;
     const configureHere = onDevice && !this.fused; // during fit() the training step's configuration serves
     if (configureHere) this.configureFused();
     this.syncEma();
@@ -1324,6 +1391,12 @@ export class FlowMatcher {
             const b1 = Math.min(B, b0 + cap);
             out.set(yield { x: x.subarray(b0 * P, b1 * P), grid, anchored: vmode === 'x0-anchored', canonicalEnd: this.canonical && sem === 'corrected', solver }, (start + b0) * P);
           }
+          opts.onProgress?.(start + B, n);
+          continue;
+        }
+        if (renoise !== undefined) {
+          x = this.renoisePath(x, grid, renoise, rng, tg, (y, t) => opts.onStep?.(y, t, start));
+          out.set(x, start * P);
           opts.onProgress?.(start + B, n);
           continue;
         }

@@ -5,7 +5,7 @@
  * Samples file: safetensors with `weights` F32 [n, P] in the flat layout (METHOD.md §1.2) and `__metadata__`:
  * `format` = 'wsflow-samples', `format_version` = '1', `arch` (JSON widths), `task`, `flow` (the flow file),
  * `geometry`, `semantics`, `canonical` ('true' when the networks are canonicalised: Normalized/Geometric flows in
- * corrected semantics), `steps`, `solver`, `seed`, `batch`, `noise`, `guidance` (JSON or 'none'), `zoo_file`,
+ * corrected semantics), `steps`, `solver`, `seed`, `batch`, `noise`, `renoise` (ρ or 'none'), `guidance` (JSON or 'none'), `zoo_file`,
  * `zoo_aligned`, `created`, `wsflow_version`, `flow_arch` (the architecture the flow was trained on, when the samples
  * are of another one: architecture transfer), and `partial` ('k of n') when sampling was interrupted.
  */
@@ -37,6 +37,8 @@ export interface SampleFlowOptions {
   readonly batch?: number;
   /** Stochastic sampling (see FlowMatcher's SampleOptions.noise). */
   readonly noise?: { scale: number; from?: number; to?: number };
+  /** The renoising sampler's share kept per 1/32 of the path (see FlowMatcher's SampleOptions.renoise). */
+  readonly renoise?: number;
   /**
    * Task-loss guidance: v ← v − λ·∇L, with ∇L from `rows` training examples per network and step. `logitScale`
    * (default 1) takes the gradient at the network with its last layer (weights and biases) multiplied by that factor
@@ -124,6 +126,7 @@ export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise
       ...(o.grid !== undefined ? { grid: o.grid } : {}),
       seed: chunkSeed(seed, c),
       ...(o.noise !== undefined ? { noise: o.noise } : {}),
+      ...(o.renoise !== undefined ? { renoise: o.renoise } : {}),
       ...(guidance !== undefined ? { guidance } : {}),
       ...(o.arch !== undefined ? { arch: o.arch } : {}),
       ...(o.x0 !== undefined ? { x0: o.x0.subarray(done * P, (done + B) * P) } : {}),

@@ -177,6 +177,8 @@ describe('option validation', () => {
     [['train', '--zoo', '.', '--out', 'f', '--device', 'tpu'], /--device: expected one of auto, cpu, cuda/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1'], /--guidance: needs --task/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--renoise', '0.5', '--solver', 'rk4'], /--renoise: replaces the solver/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--renoise', '2'], /--renoise: expected a number in \[0, 1\], got 2/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--task', 'wdbc', '--guidance-logit-scale', '0'], /--guidance-logit-scale: expected a positive number or 'auto', got '0'/],
     [['sample', '--flow', '/nonexistent/flow', '--out', 's.safetensors'], /--flow: \/nonexistent\/flow does not exist/],
     [['eval', '--weights', '/nonexistent.safetensors'], /--weights: \/nonexistent.safetensors does not exist/],
@@ -363,6 +365,15 @@ describe('the pipeline through the CLI', () => {
     const ww = readWeightsFile(wideFile);
     expect(ww.arch.key).toBe('30-12-8-2');
     expect(ww.weights.length).toBe(4 * ww.arch.numParams);
+    // --renoise ρ: the renoising sampler, for thesis-prior flows; recorded in the samples file.
+    const reFile = path.join(tmp, 'renoise.safetensors');
+    r = await cli('sample', '--flow', flowG, '--n', '3', '--steps', '4', '--renoise', '0.7', '--out', reFile);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/4 renoising steps, ρ 0\.7/);
+    expect(readWeightsFile(reFile).metadata).toMatchObject({ renoise: '0.7', solver: 'euler' });
+    r = await cli('sample', '--flow', flow, '--n', '3', '--steps', '4', '--renoise', '0.7', '--out', path.join(tmp, 'renoise-mix.safetensors'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--renoise: renoise needs a zero-mean prior \('gaussian' or 'init'\), not 'mixture'/);
     expect(ww.metadata).toMatchObject({ flow_arch: '[30,16,16,2]', canonical: 'true' });
     const g = geometry(ww.arch, 'geometric', { device: 'cpu' });
     expect(Math.max(...g.dist(ww.weights, g.project(ww.weights)))).toBeLessThan(1e-5); // canonicalised for 30-12-8-2: unit spheres (f32)

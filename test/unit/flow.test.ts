@@ -100,6 +100,96 @@ describe('FlowMatcher', () => {
     });
   }
 
+  for (const geom of ['euclidean', 'normalized', 'geometric'] as const) {
+    it(`${geom}: the renoising sampler at ρ = 1 follows the Euler path; below 1 it stays on the spheres, seeded`, async () => {
+      const fm = FlowMatcher.create({ arch, geometry: geom, field: small, seed: 4, device: 'cpu', prior: { kind: 'gaussian', std: 0.5 } });
+      await fm.fit({ weights: zoo(48, 6) }, { steps: 120, batchSize: 16, lr: 3e-3 });
+      for (const grid of ['uniform', 'early'] as const) {
+        const euler = fm.sample({ n: 6, steps: 8, seed: 3, grid });
+        const same = fm.sample({ n: 6, steps: 8, seed: 3, grid, renoise: 1 });
+        let d = 0;
+        for (let i = 0; i < euler.length; i++) d = Math.max(d, Math.abs(euler[i]! - same[i]!));
+        expect(d).toBeLessThan(2e-5);
+      }
+      const calls: number[] = [];
+      const a = fm.sample({ n: 6, steps: 8, seed: 3, renoise: 0.7, onStep: (_x, t) => calls.push(t) });
+      expect(calls.length).toBe(9);
+      expect(calls[8]).toBe(1);
+      expect(Array.from(fm.sample({ n: 6, steps: 8, seed: 3, renoise: 0.7 }))).toEqual(Array.from(a));
+      const b = fm.sample({ n: 6, steps: 8, seed: 3, renoise: 1 });
+      let diff = 0;
+      for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+      expect(diff).toBeGreaterThan(1e-3);
+      expect(a.every(Number.isFinite)).toBe(true);
+      if (geom !== 'euclidean') {
+        const g = geometry(arch, 'geometric', { device: 'cpu' });
+        expect(Math.max(...g.dist(a, g.project(a)))).toBeLessThan(1e-5);
+        g.dispose();
+      }
+      fm.dispose();
+    });
+  }
+
+  it('renoising sampler (Euclidean): each step renews the extrapolated start point with N(0, std²) draws of the share √(1 − ρ²)', async () => {
+    const std = 0.5;
+    const fm = FlowMatcher.create({ arch, geometry: 'euclidean', field: small, seed: 4, device: 'cpu', prior: { kind: 'gaussian', std } });
+    await fm.fit({ weights: zoo(48, 6) }, { steps: 60, batchSize: 16, lr: 3e-3 });
+    const n = 400;
+    const steps = 4;
+    const rho = 0.6;
+    const states: Float32Array[] = [];
+    fm.sample({ n, steps, seed: 9, renoise: rho, batchSize: n, onStep: (x) => states.push(x.slice()) });
+    const keep = rho ** (32 / steps);
+    const fresh = Math.sqrt(1 - keep * keep);
+    // Step k → k + 1: y' = (1 − t')·(keep·x̂0 + fresh·z) + t'·x̂1 with x̂0 = (y − t·x̂1)/(1 − t) (y itself at t = 0), so
+    // z recovered from consecutive states must be N(0, std²), independent of the state.
+    for (let k = 0; k < steps - 1; k++) {
+      const t = k / steps;
+      const t2 = (k + 1) / steps;
+      const y = states[k]!;
+      const x1 = fm.predictX1(y, t);
+      let s1 = 0;
+      let s2 = 0;
+      let sy = 0;
+      for (let i = 0; i < y.length; i++) {
+        const x0 = (y[i]! - t * x1[i]!) / (1 - t);
+        const z = ((states[k + 1]![i]! - t2 * x1[i]!) / (1 - t2) - keep * x0) / fresh;
+        s1 += z;
+        s2 += z * z;
+        sy += z * y[i]!;
+      }
+      const m = s1 / y.length;
+      const sd = Math.sqrt(s2 / y.length - m * m);
+      expect(Math.abs(m)).toBeLessThan(0.03);
+      expect(Math.abs(sd / std - 1)).toBeLessThan(0.03);
+      expect(Math.abs(sy / y.length)).toBeLessThan(0.03); // not the state itself
+    }
+    fm.dispose();
+  });
+
+  it('renoising sampler: options it cannot serve are rejected before any work', async () => {
+    const fm = FlowMatcher.create({ arch, geometry: 'geometric', field: small, device: 'cpu', prior: { kind: 'gaussian', std: 0.5 } });
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ renoise: 1.5 }, /renoise/],
+      [{ renoise: -0.1 }, /renoise/],
+      [{ renoise: 0.5, solver: 'rk4' }, /solver 'euler'/],
+      [{ renoise: 0.5, noise: { scale: 0.1 } }, /no guidance and no `noise`/],
+      [{ renoise: 0.5, velocity: 'x0-anchored' }, /velocity 'riemannian'/],
+    ];
+    for (const [o, re] of bad) {
+      expect(() => fm.sample({ n: 2, steps: 4, ...o })).toThrow(re);
+      expect(() => fm.sample({ n: 2, steps: 4, ...o })).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
+    }
+    fm.dispose();
+    const zooPrior = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'zoo' }, field: small, seed: 3, device: 'cpu' });
+    await zooPrior.fit({ weights: zoo(32, 2) }, { steps: 5, batchSize: 8 });
+    expect(() => zooPrior.sample({ n: 2, steps: 4, renoise: 0.5 })).toThrow(/zero-mean prior/);
+    zooPrior.dispose();
+    const ref = FlowMatcher.create({ arch, geometry: 'geometric', semantics: 'reference', field: small, device: 'cpu' });
+    expect(() => ref.sample({ n: 2, steps: 4, renoise: 0.5 })).toThrow(/corrected semantics/);
+    ref.dispose();
+  });
+
   it('reference semantics: the published Geometric sampler leaves the spheres (x0-anchored, non-tangent steps)', async () => {
     const fm = FlowMatcher.create({ arch, geometry: 'geometric', semantics: 'reference', field: small, seed: 1, device: 'cpu', prior: { kind: 'gaussian', std: 0.5 } });
     await fm.fit({ weights: zoo(32, 3) }, { steps: 50, batchSize: 8, lr: 3e-3 });

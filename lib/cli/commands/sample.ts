@@ -15,7 +15,7 @@ import type { CliCommand } from './types.js';
 const spec = {
   name: 'sample',
   summary: 'generate networks from a trained flow',
-  usage: ['wsflow sample --flow DIR --n N --out FILE [--steps 64] [--solver euler|midpoint|rk4] [--grid uniform|early|cosine] [--guidance λ --task T] [--arch WIDTHS]'],
+  usage: ['wsflow sample --flow DIR --n N --out FILE [--steps 64] [--solver euler|midpoint|rk4] [--grid uniform|early|cosine] [--renoise ρ] [--guidance λ --task T] [--arch WIDTHS]'],
   description: `Integrates the flow from prior draws with an ODE solver on the flow's geometry and writes FILE (safetensors):
 \`weights\` F32 [n, P] in the flat layout, with metadata (flow file, geometry, semantics, canonical, steps, solver,
 seed, arch, task, guidance, wsflow version). Normalized and Geometric flows produce canonicalised networks (same
@@ -36,6 +36,14 @@ between batches and writes the finished networks to FILE with '.partial' before 
     batch: { type: 'int', min: 1, max: 1e6, default: 256, metavar: 'N', description: 'networks integrated at once (memory; results depend on it through the seeds)' },
     noise: { type: 'number', min: 0, default: 0, metavar: 'X', description: 'stochastic sampling: noise scale·√dt per step (0: deterministic)' },
     'noise-from': { type: 'number', min: 0, max: 1, default: 0, metavar: 'T', description: 'add noise only for t ≥ T' },
+    renoise: {
+      type: 'number',
+      min: 0,
+      max: 1,
+      metavar: 'ρ',
+      description:
+        "renoising sampler: at each step keep the share ρ (per 1/32 of the path) of the start point extrapolated through the field's prediction and renew the rest from the prior (1: the Euler path). Thesis-prior flows only (--prior gaussian|init); Euler, no guidance. Official MNIST, thesis prior: ρ 0.6–0.8 lifts samples by 5–7 points",
+    },
     guidance: { type: 'number', default: 0, metavar: 'λ', description: 'task-loss guidance strength (needs --task)' },
     task: { type: 'string', choices: TASK_NAMES, description: "guidance task (default: the flow's task)" },
     'guidance-rows': { type: 'int', min: 1, default: 64, metavar: 'N', description: 'training examples per network and guidance step' },
@@ -72,6 +80,9 @@ export const sampleCommand: CliCommand = {
     if (v.out === undefined) throw new UsageError('--out: expected the samples file to write (e.g. --out s.safetensors)');
     if (fs.existsSync(v.out) && fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} is a folder; expected a file name`);
     if (v.guidance !== 0 && v.task === undefined) throw new UsageError('--guidance: needs --task (the task whose training loss guides the samples)');
+    if (v.renoise !== undefined && (v.solver !== 'euler' || v.noise > 0 || v.guidance !== 0)) {
+      throw new UsageError('--renoise: replaces the solver and takes no --noise or --guidance (use --solver euler)');
+    }
     const logitScaleArg = parseLogitScale(v['guidance-logit-scale']);
     const device = ctx.setup(v);
     const { file, flow } = flowFor('--flow', v.flow, device);
@@ -87,6 +98,10 @@ export const sampleCommand: CliCommand = {
       if (gTask !== undefined && (gTask.numFeatures !== w[0] || gTask.numClasses !== w[w.length - 1])) {
         throw new UsageError(`--task: '${gTask.name}' (${gTask.numFeatures} inputs, ${gTask.numClasses} classes) does not fit the flow's networks ${flow.arch.key}`);
       }
+      if (v.renoise !== undefined) {
+        const why = flow.renoiseUnsupported();
+        if (why !== undefined) throw new UsageError(`--renoise: ${why}`);
+      }
       const logitScale = gTask === undefined ? 1 : logitScaleArg === 'auto' ? zooLogitScale(fmeta.zoo_file, arch, transfer) : logitScaleArg;
       const bar = ctx.progress({ label: 'sample', total: v.n, unit: 'networks' });
       const r = await sampleFlow(flow, {
@@ -97,6 +112,7 @@ export const sampleCommand: CliCommand = {
         seed: v.seed,
         batch: v.batch,
         ...(v.noise > 0 ? { noise: { scale: v.noise, from: v['noise-from'] } } : {}),
+        ...(v.renoise !== undefined ? { renoise: v.renoise } : {}),
         ...(gTask !== undefined ? { guidance: { lambda: v.guidance, task: gTask, rows: v['guidance-rows'], logitScale } } : {}),
         ...(transfer ? { arch } : {}),
         signal: ctx.signal,
@@ -117,6 +133,7 @@ export const sampleCommand: CliCommand = {
         seed: String(v.seed),
         batch: String(v.batch),
         noise: v.noise > 0 ? JSON.stringify({ scale: v.noise, from: v['noise-from'] }) : 'none',
+        renoise: v.renoise !== undefined ? String(v.renoise) : 'none',
         guidance: gTask !== undefined ? JSON.stringify({ lambda: v.guidance, task: gTask.name, rows: v['guidance-rows'], ...(logitScale !== 1 ? { logitScale } : {}) }) : 'none',
         zoo_file: fmeta.zoo_file ?? '',
         zoo_aligned: fmeta.zoo_aligned ?? '',
@@ -137,7 +154,7 @@ export const sampleCommand: CliCommand = {
       const res = { file: v.out, flow: file, n: v.n, arch: arch.widths, ...(transfer ? { flowArch: flow.arch.widths } : {}), geometry: o.geometry, canonical, steps: v.steps, solver: v.solver, seed: v.seed, seconds: r.seconds, ...(evaluation !== undefined ? { evaluation } : {}) };
       ctx.result(res, () =>
         [
-          `wrote ${v.out}: ${v.n} networks of ${arch.key}${transfer ? ` (transfer; the flow was trained on ${flow.arch.key})` : ''} from the ${o.geometry} flow ${file} (${v.steps} ${v.solver} steps; ${duration(r.seconds)})`,
+          `wrote ${v.out}: ${v.n} networks of ${arch.key}${transfer ? ` (transfer; the flow was trained on ${flow.arch.key})` : ''} from the ${o.geometry} flow ${file} (${v.steps} ${v.renoise !== undefined ? `renoising steps, ρ ${v.renoise}` : `${v.solver} steps`}; ${duration(r.seconds)})`,
           ...(evaluation !== undefined ? [`test accuracy ${pm(evaluation.accuracy)}, loss ${pm(evaluation.loss)} (${flowTask})`] : []),
         ].join('\n'),
       );
