@@ -42,7 +42,7 @@ between batches and writes the finished networks to FILE with '.partial' before 
       max: 1,
       metavar: 'ρ',
       description:
-        "renoising sampler: at each step keep the share ρ (per 1/32 of the path) of the start point extrapolated through the field's prediction and renew the rest from the prior (1: the Euler path). Thesis-prior flows only (--prior gaussian|init); Euler, no guidance. Official MNIST, thesis prior: ρ 0.6–0.8 lifts samples by 5–7 points",
+        "renoising sampler: at each step keep the share ρ (per 1/32 of the path) of the start point extrapolated through the field's prediction and renew the rest from the prior (1: the Euler path). Thesis-prior flows only (--prior gaussian|init); Euler, no guidance. official MNIST, thesis prior, ρ 0.6: 0.748 vs 0.670 single, 0.918 vs 0.929 averaged over 64",
     },
     guidance: { type: 'number', default: 0, metavar: 'λ', description: 'task-loss guidance strength (needs --task)' },
     task: { type: 'string', choices: TASK_NAMES, description: "guidance task (default: the flow's task)" },
