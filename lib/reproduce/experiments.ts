@@ -7,7 +7,7 @@ import { gaussianExperiment } from './gaussian.js';
 import { archTransferExperiment, fmnistGuidanceExperiment, learnedInitExperiment } from './transfer.js';
 import { type Experiment, type Scale, fmtStat, mdTable, needsGpu } from './harness.js';
 import { MNIST_BMA, MNIST_TABLE, SCALING, UCI_TABLE, type ThesisRow } from './thesis.js';
-import { type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, needsGpuAndMnistFull, type VariantResult, type VariantSpec, runFlowVariants } from './variants.js';
+import { type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, needsGpuAndMnistFull, RENOISE_RHO, type VariantResult, type VariantSpec, runFlowVariants } from './variants.js';
 
 const NAME = GEOMETRY_NAME;
 
@@ -24,11 +24,12 @@ function variantRows(vs: readonly VariantResult[]): string[][] {
     fmtStat(v.noise.accuracy.mean, v.noise.accuracy.std),
     fmtStat(v.gaussian.accuracy.mean, v.gaussian.accuracy.std) + (v.mixture !== undefined ? `; its mixture prior alone ${fmtStat(v.mixture.accuracy.mean, v.mixture.accuracy.std)}` : ''),
     v.memorisation.ratio.toFixed(2),
+    v.renoised === undefined ? '—' : `${fmtStat(v.renoised.accuracy.mean, v.renoised.accuracy.std)} / ${fmtStat(v.renoised.loss.mean, v.renoised.loss.std)}`,
     `${v.train.steps} (${v.train.stepsPerS.toFixed(1)}/s)`,
   ]);
 }
 
-const FLOW_HEAD = ['flow', 'accuracy', 'thesis accuracy', 'loss', 'thesis loss', 'trained + noise accuracy', 'Gaussian-fit accuracy', 'NN ratio', 'steps'];
+const FLOW_HEAD = ['flow', 'accuracy', 'thesis accuracy', 'loss', 'thesis loss', 'trained + noise accuracy', 'Gaussian-fit accuracy', 'NN ratio', `renoising sampler ρ ${RENOISE_RHO}: accuracy / loss`, 'steps'];
 
 /** Target rows: the trained networks in raw and canonical space. */
 function targetRows(vs: readonly VariantResult[], target: ThesisRow | undefined, name: string): string[][] {
@@ -36,7 +37,7 @@ function targetRows(vs: readonly VariantResult[], target: ThesisRow | undefined,
   for (const space of ['raw', 'canonical'] as const) {
     const v = vs.find((x) => x.space === space);
     if (v === undefined) continue;
-    rows.push([`Target (${name}, ${space === 'raw' ? 'raw weights' : 'canonicalised'})`, fmtStat(v.trained.accuracy.mean, v.trained.accuracy.std), thesisCell(target, 'accuracy'), fmtStat(v.trained.loss.mean, v.trained.loss.std), thesisCell(target, 'loss'), '—', '—', '—', '—']);
+    rows.push([`Target (${name}, ${space === 'raw' ? 'raw weights' : 'canonicalised'})`, fmtStat(v.trained.accuracy.mean, v.trained.accuracy.std), thesisCell(target, 'accuracy'), fmtStat(v.trained.loss.mean, v.trained.loss.std), thesisCell(target, 'loss'), '—', '—', '—', '—', '—']);
   }
   return rows;
 }
@@ -44,6 +45,7 @@ function targetRows(vs: readonly VariantResult[], target: ThesisRow | undefined,
 const commonNotes = (scale: Scale, cfg: FlowExperimentConfig): string[] => [
   "Accuracy and loss: mean ± std over the generated networks on the task's test split; Normalized/Geometric flows are judged in canonicalised space (same accuracy, rescaled logits), as the thesis' Target rows were.",
   "'trained + noise': trained networks plus Gaussian noise at the samples' mean nearest-neighbour distance; 'NN ratio': samples' nearest-trained distance over the zoo's leave-one-out distance (≪ 1: copies); 'Gaussian-fit': draws from the Gaussian with the zoo's mean and empirical covariance (in the flow's space).",
+  `'renoising sampler': the same flow, steps and seed with \`wsflow sample --renoise ${RENOISE_RHO}\` (beyond the thesis: each step renews part of the start point extrapolated through the field's prediction), for the flows from the thesis' prior in corrected semantics.`,
   ...(scale === 'quick'
     ? [`Quick scale is a small, fast run (zoo ${cfg.zoo.runs} runs × ${cfg.zoo.epochs} epochs, D=${cfg.field.d}, ${cfg.field.layers} layers, ${cfg.train.steps} steps of batch ${cfg.train.batch}, lr ${cfg.train.lr}, ${cfg.train.time ?? 'beta'} times${(cfg.train.ema ?? 0) > 0 ? `, EMA ${cfg.train.ema}` : ''}, ${cfg.sample.n} samples × ${cfg.sample.steps} Euler steps), not the thesis' configuration: compare trends, not digits.`]
     : []),

@@ -73,6 +73,14 @@ describe('reproduce, flow experiments at smoke size', () => {
     expect(result.variants.at(-1)).toMatchObject({ key: 'geometric/aligned+mixture', mixture: { components: 2 } });
     for (const v of result.variants) expect(finiteStats(v.samples), v.key).toBe(true);
     expect(table).toMatch(/\| Target \(Adam, canonicalised\)/);
+    // The thesis-prior flows are also sampled with the renoising sampler; the mixture-prior defaults are not.
+    for (const v of result.variants.slice(0, 9)) {
+      expect(v.renoised, v.key).toMatchObject({ rho: 0.6 });
+      expect(finiteStats(v.renoised), v.key).toBe(true);
+    }
+    expect(result.variants.at(-1).renoised).toBeUndefined();
+    expect(table).toMatch(/\| renoising sampler ρ 0\.6: accuracy \/ loss \|/);
+    expect(table).toMatch(/\| Geometric \(aligned\) \|( [^|]+ \|){7} [\d.]+ ± [\d.]+ \/ [\d.]+ ± [\d.]+ \|/);
     // The thesis' aligned variants learn from per-checkpoint alignment, wsflow's own from the zoo aligned by run.
     const zdir = path.join(dir, 'work', 'zoo');
     const alignedBy = (f: string): unknown => (JSON.parse(readZoo(path.join(zdir, f)).metadata.aligned_to!) as { by: string }).by;
@@ -93,6 +101,7 @@ describe('reproduce, flow experiments at smoke size', () => {
       ['geometric/aligned-dense-reference', 'dense', 'reference'],
     ]);
     expect(result.variants.slice(0, 10).every((v) => v.graph === 'sparse' && v.semantics === 'corrected')).toBe(true);
+    expect(result.variants.slice(11).map((v) => (v as { renoised?: unknown }).renoised)).toEqual([undefined, undefined]); // reference semantics: no renoising form
     for (const v of result.variants) expect(finiteStats(v.samples), v.key).toBe(true);
     // The flows were trained with those options: the stored flow records them.
     const meta = (key: string): Record<string, string> => readSafetensors(path.join(tmp, 'flags', 'wdbc', 'quick', 'work', 'flows', key, 'flow.safetensors')).metadata;
