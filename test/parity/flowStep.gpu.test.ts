@@ -99,6 +99,21 @@ describe.skipIf(!cuda)('fused flow step on CUDA', () => {
     }
   }, timeout);
 
+  it('the renoising sampler (host loop over the field) gives the same networks on CUDA as on the CPU', async () => {
+    const fms = (['cuda', 'cpu'] as const).map((device) => FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device, geometry: 'geometric', prior: { kind: 'gaussian', std: 0.5 } }));
+    try {
+      await fms[0]!.fit({ weights: data }, { steps: 4, batchSize: 4 });
+      await fms[1]!.fit({ weights: data }, { steps: 1, batchSize: 4 });
+      fms[1]!.field.setParams(fms[0]!.field.getParams());
+      const dev = fms[0]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4, renoise: 0.7 });
+      const cpu = fms[1]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4, renoise: 0.7 });
+      expect(maxRel(dev, cpu)).toBeLessThan(1e-3);
+      expect(maxRel(dev, fms[0]!.sample({ n: 5, steps: 6, batchSize: 3, seed: 4 }))).toBeGreaterThan(1e-3); // not the Euler path
+    } finally {
+      for (const f of fms) f.dispose();
+    }
+  }, timeout);
+
   it.skipIf(!emu)('the device sampler does not stop the host at every step: one wait per 16 field evaluations (emulator count)', async () => {
     process.env.WSF_FUSED_STEP = '1';
     const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cuda', geometry: 'geometric' });
