@@ -1298,7 +1298,7 @@ export class FlowMatcher {
       y = t2 >= 1 ? x1 : tg.geom.interpolate(s, x1, t2);
     }
     onStep(y, grid[grid.length - 1]!);
-    return this.canonical ? tg.geom.canonicalize(y) : y;
+    return y; // the last step lands on x̂1, which predictOn has already canonicalised
   }
 
   /** One step x → x + dt·v on the flow's geometry. */
