@@ -18,7 +18,8 @@
 //
 // A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
 //                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), priorBy (mixture: 'kmeans'|'run'), componentInput (mixture: the field sees the start component's mean), gradFeatures (probe rows; 0: off), probeFeatures (probe inputs; 0: off), solverSteps, solver, seed, time,
-//                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine', renoise (ρ: the renoising sampler) }.
+//                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine', renoise (ρ: the renoising sampler),
+//                   sampleSeed (start points and sampler draws; default 7 and the sampler's default; `seed` is the training seed) }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { alignedZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
@@ -136,8 +137,10 @@ for (const t of trials) {
   const trainS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   // One set of prior draws (raw; the sampler projects them) shared by the unguided and guided samples and SGD.
-  const x0 = fm.drawPriorSamples(nSamples, 7);
-  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity, ...(cfg.renoise !== undefined ? { renoise: cfg.renoise } : {}) });
+  // sampleSeed (default: the draws every row before it used, seed 7, and the sampler's default seed) varies the start
+  // points and the sampler's own draws (renoising, noise) without retraining: the spread over sampling seeds.
+  const x0 = fm.drawPriorSamples(nSamples, cfg.sampleSeed ?? 7);
+  const s = fm.sample({ n: nSamples, steps: cfg.solverSteps, solver: cfg.solver, grid: cfg.grid, x0, velocity: cfg.velocity, ...(cfg.renoise !== undefined ? { renoise: cfg.renoise } : {}), ...(cfg.sampleSeed !== undefined ? { seed: cfg.sampleSeed } : {}) });
   const sampleS = (performance.now() - t1) / 1000;
   // Task gradients the sampler itself used per network (gradient features: one per field call), for equal-budget SGD.
   cfg.samplerGradientEvals = fm.options.gradientFeatures ? cfg.solverSteps * (cfg.solver === 'rk4' ? 4 : cfg.solver === 'midpoint' ? 2 : 1) : 0;
