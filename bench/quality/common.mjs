@@ -103,3 +103,21 @@ export function alignedZoo(w, zoo, argv = process.argv.slice(2)) {
   if (by !== 'checkpoint' && by !== 'run') { console.error(`--align-by must be checkpoint or run, got ${by}`); process.exit(2); }
   return { ...w.alignNetworks(zoo.arch, zoo.weights, { seed: 0, ...(by === 'run' ? { groups: zoo.run } : {}) }), by };
 }
+
+/**
+ * Test accuracy and loss of a B×P batch of networks (summaries), with model-averaging accuracy at the sizes `bmaNs`
+ * that fit (5 random ensembles each; omitted when `bmaNs` is empty).
+ */
+export async function evalWithBma(w, task, arch, x, bmaNs) {
+  const e = await w.evaluateNetworks(task, arch, x);
+  const k = x.length / arch.numParams;
+  const bma = bmaNs.length === 0 ? undefined : (await w.bmaCurve(task, arch, x, { ns: bmaNs.filter((m) => m <= k), repeats: 5, seed: 0 })).points.map((p) => ({ n: p.n, acc: p.accuracy.mean }));
+  return { acc: e.accuracySummary, loss: e.lossSummary, ...(bma !== undefined ? { bma } : {}) };
+}
+
+/** Appends `entry` to the JSON array in `file` (created when absent), written atomically. */
+export function appendJsonRun(w, file, entry) {
+  const prev = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : [];
+  prev.push(entry);
+  w.writeFileAtomic(file, `${JSON.stringify(prev, null, 1)}\n`);
+}

@@ -13,9 +13,8 @@
 //
 //   node bench/quality/renoise.mjs --flow <flow.safetensors> [--task mnist-full] [--n 128] [--steps 32] [--rho 1,0.9,0.7]
 //        [--seed 7] [--bma 1,4,16,64] [--out results/trials/<task>-renoise.json]
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cliArgs, gitCommit, requireDist, root } from './common.mjs';
+import { appendJsonRun, cliArgs, evalWithBma, gitCommit, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
@@ -40,11 +39,7 @@ const euler = fm.sample({ n, steps, x0 });
 const eulerS = (performance.now() - t0) / 1000;
 if (fm.ema !== undefined) fm.field.setParams(fm.ema); // predictX1 uses the live parameters; the sampler used the EMA
 const bmaNs = get('--bma', '') === '' ? [] : get('--bma').split(',').map(Number);
-const evalOf = async (x) => {
-  const e = await w.evaluateNetworks(task, arch, x);
-  const bma = bmaNs.length === 0 ? undefined : (await w.bmaCurve(task, arch, x, { ns: bmaNs.filter((k) => k <= n), repeats: 5, seed: 0 })).points.map((p) => ({ n: p.n, acc: p.accuracy.mean }));
-  return { acc: e.accuracySummary, loss: e.lossSummary, ...(bma !== undefined ? { bma } : {}) };
-};
+const evalOf = (x) => evalWithBma(w, task, arch, x, bmaNs);
 const bmaText = (e) => (e.bma === undefined ? '' : ` | BMA ${e.bma.map((b) => `${b.n}:${b.acc.toFixed(3)}`).join(' ')}`);
 
 function renoise(rho, noiseSeed) {
@@ -83,8 +78,5 @@ for (const rho of rhos) {
   console.log(`ρ=${rho}: acc ${e.acc.mean.toFixed(4)} ± ${e.acc.std.toFixed(4)} loss ${e.loss.mean.toFixed(4)}${maxDiff !== undefined ? ` (max |Δ| to Euler ${maxDiff.toExponential(2)})` : ''}${bmaText(e)}  (${s.toFixed(1)} s)`);
 }
 const out = get('--out', path.join(root, 'results', 'trials', `${taskName}-renoise.json`));
-const prev = fs.existsSync(out) ? JSON.parse(fs.readFileSync(out, 'utf8')) : [];
-prev.push({ date: new Date().toISOString(), commit: gitCommit(), device: 'cpu', flow: path.basename(flowFile), task: taskName, n, steps, seed, euler: eu, rows });
-fs.writeFileSync(`${out}.tmp`, `${JSON.stringify(prev, null, 1)}\n`);
-fs.renameSync(`${out}.tmp`, out);
+appendJsonRun(w, out, { date: new Date().toISOString(), commit: gitCommit(), device: 'cpu', flow: path.basename(flowFile), task: taskName, n, steps, seed, euler: eu, rows });
 console.log(`wrote ${out}`);

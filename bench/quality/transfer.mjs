@@ -11,9 +11,8 @@
 //
 // A flow trained with hiddenIdentity (one positional embedding per hidden neuron) cannot generate wider hidden
 // layers: the script stops with the library's error for such a flow.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cliArgs, cpuDevice, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
+import { appendJsonRun, cliArgs, cpuDevice, evalWithBma, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
@@ -36,15 +35,13 @@ const refs = new Map(all('--ref').map((r) => {
   if (!a || !f) { console.error(`transfer: --ref ARCH=zoo.safetensors, got ${r}`); process.exit(2); }
   return [w.mlp(a).key, f];
 }));
+for (const a of refs.keys()) {
+  if (!archs.some((x) => x.key === a)) { console.error(`transfer: --ref ${a} names an architecture that is not sampled (${archs.map((x) => x.key).join(', ')})`); process.exit(2); }
+}
 const bmaNs = get('--bma', '') === '' ? [] : get('--bma').split(',').map(Number);
 const renoiseWhy = fm.renoiseUnsupported();
 
-const evalOf = async (arch, x) => {
-  const e = await w.evaluateNetworks(task, arch, x);
-  const k = x.length / arch.numParams;
-  const bma = bmaNs.length === 0 ? undefined : (await w.bmaCurve(task, arch, x, { ns: bmaNs.filter((m) => m <= k), repeats: 5, seed: 0 })).points.map((p) => ({ n: p.n, acc: p.accuracy.mean }));
-  return { n: k, acc: e.accuracySummary, loss: e.lossSummary, ...(bma !== undefined ? { bma } : {}) };
-};
+const evalOf = async (arch, x) => ({ n: x.length / arch.numParams, ...(await evalWithBma(w, task, arch, x, bmaNs)) });
 const line = (label, e, s) => console.log(`${label}: acc ${e.acc.mean.toFixed(4)} ± ${e.acc.std.toFixed(4)} loss ${e.loss.mean.toFixed(4)}${e.bma === undefined ? '' : ` | BMA ${e.bma.map((b) => `${b.n}:${b.acc.toFixed(3)}`).join(' ')}`}${s === undefined ? '' : `  (${s.toFixed(1)} s)`}`);
 
 const results = [];
@@ -76,8 +73,5 @@ for (const arch of archs) {
 if (renoiseWhy !== undefined) console.log(`(no renoising rows: ${renoiseWhy})`);
 
 const out = get('--out', path.join(root, 'results', 'trials', `${taskName}-transfer.json`));
-const prev = fs.existsSync(out) ? JSON.parse(fs.readFileSync(out, 'utf8')) : [];
-prev.push({ date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), field: { D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, probeFeatures: fm.options.probeFeatures?.probes ?? 0 }, geometry: fm.options.geometry, prior: fm.options.prior, task: taskName, n, steps, seed, results });
-fs.writeFileSync(`${out}.tmp`, `${JSON.stringify(prev, null, 1)}\n`);
-fs.renameSync(`${out}.tmp`, out);
+appendJsonRun(w, out, { date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), field: { D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, probeFeatures: fm.options.probeFeatures?.probes ?? 0 }, geometry: fm.options.geometry, prior: fm.options.prior, task: taskName, n, steps, seed, results });
 console.log(`wrote ${out}`);
