@@ -92,5 +92,5 @@ export { alignZoo, alignZooFile } from './pipeline/align.js';
 export type { AlignZooOptions, AlignZooResult } from './pipeline/align.js';
 export { evaluateSamples } from './pipeline/evaluate.js';
 export type { EvaluateSamplesOptions, SampleEvaluation, SetMetrics, BmaEntry, MeanStd } from './pipeline/evaluate.js';
-export { sampleFlow, writeSamples, readWeightsFile, naturalLogitScale } from './pipeline/sample.js';
+export { sampleFlow, writeSamples, readWeightsFile, naturalLogitScale, trainedLogitScale } from './pipeline/sample.js';
 export type { SampleFlowOptions, SampleFlowResult, WeightsFile } from './pipeline/sample.js';

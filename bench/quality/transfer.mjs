@@ -5,9 +5,17 @@
 // Beside them, the raw prior draws and, when given (--ref ARCH=zoo.safetensors), trained networks of that
 // architecture (the last checkpoint of every run). One JSON object per run is appended to --out.
 //
+// Guided transfer (--guidance λ[,λ…]): the Euler sampler with task-gradient guidance (--rows training examples per
+// network and step, one gradient per step: `steps` gradient evaluations per network), optionally at a logit scale
+// (--logit-scale S, or `auto` = trainedLogitScale of --zoo, the flow's own zoo, as `wsflow sample
+// --guidance-logit-scale auto`). Beside every guided row, plain SGD with the same gradient budget (steps × rows) at
+// each --sgd-lr, from the same prior draws and from the unguided Euler samples (flow, then SGD): a guided result is
+// always read against equal-budget SGD.
+//
 //   node bench/quality/transfer.mjs --flow <flow.safetensors> [--task mnist-full] [--arch 784-32-10,784-64-10]
 //        [--n 128] [--steps 32] [--rho 0.6] [--seed 7] [--bma 1,4,16,64] [--ref 784-32-10=<zoo.safetensors> ...]
-//        [--out results/trials/<task>-transfer.json]
+//        [--samplers euler,renoise] [--skip-own] [--guidance 0.1,1 --rows 64 --logit-scale auto --zoo <zoo>
+//        --sgd-lr 0.01,0.03,0.1,0.3] [--out results/trials/<task>-transfer.json]
 //
 // A flow trained with hiddenIdentity (one positional embedding per hidden neuron) cannot generate wider hidden
 // layers: the script stops with the library's error for such a flow.
@@ -29,7 +37,8 @@ const task = w.loadTask(taskName);
 const n = Number(get('--n', '128')), steps = Number(get('--steps', '32')), seed = Number(get('--seed', '7'));
 const rho = Number(get('--rho', '0.6'));
 if (!(n >= 1) || !(steps >= 2) || !(rho >= 0 && rho <= 1)) { console.error('transfer: --n ≥ 1, --steps ≥ 2, ρ in [0, 1]'); process.exit(2); }
-const archs = [fm.arch, ...get('--arch', '').split(',').filter((s) => s !== '').map((s) => w.mlp(s))];
+const skipOwn = process.argv.includes('--skip-own');
+const archs = [...(skipOwn ? [] : [fm.arch]), ...get('--arch', '').split(',').filter((s) => s !== '').map((s) => w.mlp(s))];
 const refs = new Map(all('--ref').map((r) => {
   const [a, f] = r.split('=');
   if (!a || !f) { console.error(`transfer: --ref ARCH=zoo.safetensors, got ${r}`); process.exit(2); }
@@ -37,6 +46,22 @@ const refs = new Map(all('--ref').map((r) => {
 }));
 for (const a of refs.keys()) {
   if (!archs.some((x) => x.key === a)) { console.error(`transfer: --ref ${a} names an architecture that is not sampled (${archs.map((x) => x.key).join(', ')})`); process.exit(2); }
+}
+if (archs.length === 0) { console.error('transfer: --skip-own needs an --arch to sample'); process.exit(2); }
+const samplers = get('--samplers', 'euler,renoise').split(',').filter((s) => s !== '' && s !== 'none');
+if (samplers.some((s) => s !== 'euler' && s !== 'renoise')) { console.error(`transfer: --samplers takes euler and/or renoise (or none), got ${get('--samplers')}`); process.exit(2); }
+const lambdas = get('--guidance', '').split(',').filter((s) => s !== '').map(Number);
+const rows = Number(get('--rows', '64'));
+const sgdLrs = get('--sgd-lr', '0.01,0.03,0.1,0.3').split(',').map(Number);
+if (lambdas.some((l) => !(l > 0)) || !(rows >= 1) || sgdLrs.some((l) => !(l > 0))) { console.error('transfer: --guidance λ > 0, --rows ≥ 1, --sgd-lr > 0'); process.exit(2); }
+let logitScale = 1;
+if (get('--logit-scale', '1') === 'auto') {
+  if (!get('--zoo')) { console.error('transfer: --logit-scale auto needs --zoo (the flow\'s own zoo: its trained networks set the scale)'); process.exit(2); }
+  logitScale = w.trainedLogitScale(w.readZoo(get('--zoo')));
+  console.log(`logit scale of the trained networks of ${get('--zoo')}: ${logitScale.toFixed(3)}`);
+} else {
+  logitScale = Number(get('--logit-scale', '1'));
+  if (!(logitScale > 0)) { console.error('transfer: --logit-scale S > 0 or auto'); process.exit(2); }
 }
 const bmaNs = get('--bma', '') === '' ? [] : get('--bma').split(',').map(Number);
 const renoiseWhy = fm.renoiseUnsupported();
@@ -51,14 +76,43 @@ for (const arch of archs) {
   const row = { arch: arch.key, own: arch.key === fm.arch.key, prior: await evalOf(arch, x0) };
   line(`${arch.key} prior draws`, row.prior);
   let t = performance.now();
-  row.euler = await evalOf(arch, fm.sample({ n, steps, x0, arch, seed }));
-  row.euler.seconds = (performance.now() - t) / 1000;
-  line(`${arch.key} Euler, ${steps} steps`, row.euler, row.euler.seconds);
-  if (renoiseWhy === undefined) {
+  let eulerSamples;
+  if (samplers.includes('euler')) {
+    eulerSamples = fm.sample({ n, steps, x0, arch, seed });
+    row.euler = await evalOf(arch, eulerSamples);
+    row.euler.seconds = (performance.now() - t) / 1000;
+    line(`${arch.key} Euler, ${steps} steps`, row.euler, row.euler.seconds);
+  }
+  if (renoiseWhy === undefined && samplers.includes('renoise')) {
     t = performance.now();
     row.renoise = { rho, ...(await evalOf(arch, fm.sample({ n, steps, x0, arch, seed, renoise: rho }))) };
     row.renoise.seconds = (performance.now() - t) / 1000;
     line(`${arch.key} renoising ρ ${rho}`, row.renoise, row.renoise.seconds);
+  }
+  if (lambdas.length > 0) {
+    // Equal-budget plain SGD: one gradient of `rows` examples per Euler step, as the guided sampler spends.
+    const sgdRun = async (start, lr) => {
+      try { return await evalOf(arch, w.plainSgd(task, arch, start, { steps, rows, lr, seed: seed + 11 })); } catch (e) { return { diverged: String(e.message ?? e) }; }
+    };
+    row.guided = [];
+    for (const lambda of lambdas) {
+      t = performance.now();
+      const g = await w.sampleFlow(fm, { n, steps, x0, arch, seed, guidance: { lambda, task, rows, logitScale } });
+      const r = { lambda, rows, logitScale, gradientEvals: g.gradientEvals, ...(await evalOf(arch, g.weights)), seconds: (performance.now() - t) / 1000 };
+      row.guided.push(r);
+      line(`${arch.key} guided λ ${lambda} (${g.gradientEvals} gradients × ${rows} examples, logit scale ${logitScale.toFixed(2)})`, r, r.seconds);
+    }
+    row.sgd = { steps, rows, fromPrior: [], fromEuler: [] };
+    for (const lr of sgdLrs) {
+      const a = { lr, ...(await sgdRun(x0, lr)) };
+      row.sgd.fromPrior.push(a);
+      if (a.acc !== undefined) line(`${arch.key} plain SGD from the prior draws, ${steps} × ${rows}, lr ${lr}`, a); else console.log(`${arch.key} plain SGD lr ${lr}: ${a.diverged}`);
+      if (eulerSamples !== undefined) {
+        const b = { lr, ...(await sgdRun(eulerSamples, lr)) };
+        row.sgd.fromEuler.push(b);
+        if (b.acc !== undefined) line(`${arch.key} Euler samples + plain SGD, ${steps} × ${rows}, lr ${lr}`, b); else console.log(`${arch.key} flow + SGD lr ${lr}: ${b.diverged}`);
+      }
+    }
   }
   const ref = refs.get(arch.key);
   if (ref !== undefined) {
@@ -70,8 +124,8 @@ for (const arch of archs) {
   }
   results.push(row);
 }
-if (renoiseWhy !== undefined) console.log(`(no renoising rows: ${renoiseWhy})`);
+if (renoiseWhy !== undefined && samplers.includes('renoise')) console.log(`(no renoising rows: ${renoiseWhy})`);
 
 const out = get('--out', path.join(root, 'results', 'trials', `${taskName}-transfer.json`));
-appendJsonRun(w, out, { date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), field: { D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, probeFeatures: fm.options.probeFeatures?.probes ?? 0 }, geometry: fm.options.geometry, prior: fm.options.prior, task: taskName, n, steps, seed, results });
+appendJsonRun(w, out, { date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), samplers, ...(lambdas.length > 0 ? { guidance: { lambdas, rows, logitScale, sgdLrs } } : {}), field: { D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, probeFeatures: fm.options.probeFeatures?.probes ?? 0 }, geometry: fm.options.geometry, prior: fm.options.prior, task: taskName, n, steps, seed, results });
 console.log(`wrote ${out}`);

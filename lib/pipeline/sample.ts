@@ -17,6 +17,7 @@ import type { FlowMatcher } from '../flow/FlowMatcher.js';
 import type { TimeGridKind } from '../flow/time.js';
 import { f32, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Task } from '../tasks/Task.js';
+import type { Zoo } from '../zoo/Zoo.js';
 import type { Progress } from '../util/progress.js';
 import { version } from '../version.js';
 
@@ -235,4 +236,17 @@ export function naturalLogitScale(arch: Architecture, weights: Float32Array): nu
   }
   norms.sort((a, b) => a - b);
   return norms[Math.floor(norms.length / 2)]!;
+}
+
+/**
+ * {@link naturalLogitScale} of a zoo's trained networks: the checkpoints of its last epoch. A scalar, so it serves
+ * samples of another architecture too (architecture transfer: the scale of the networks the flow learned from).
+ */
+export function trainedLogitScale(zoo: Zoo): number {
+  const P = zoo.arch.numParams;
+  const last = Math.max(...zoo.epoch);
+  const rows = [...zoo.epoch.keys()].filter((i) => zoo.epoch[i] === last);
+  const trained = new Float32Array(rows.length * P);
+  rows.forEach((r, k) => trained.set(zoo.weights.subarray(r * P, (r + 1) * P), k * P));
+  return naturalLogitScale(zoo.arch, trained);
 }

@@ -356,8 +356,10 @@ describe('the pipeline through the CLI', () => {
     r = await cli('train', '--zoo', zoo, '--out', flowG, '--d', '8', '--layers', '1', '--steps', '4', '--prior', 'gaussian', '--device', 'cpu', '--json');
     expect(r.code, r.err).toBe(0);
     const wideFile = path.join(tmp, 'wide.safetensors');
-    r = await cli('sample', '--flow', flowG, '--n', '4', '--steps', '3', '--arch', '30-12-8-2', '--guidance', '0.1', '--task', 'wdbc', '--evaluate', '--out', wideFile, '--json');
+    r = await cli('sample', '--flow', flowG, '--n', '4', '--steps', '3', '--arch', '30-12-8-2', '--guidance', '0.1', '--task', 'wdbc', '--guidance-logit-scale', 'auto', '--evaluate', '--out', wideFile, '--json');
     expect(r.code, r.err).toBe(0);
+    // 'auto' with --arch: the scale of the networks the flow learned from (the flow's zoo, another architecture).
+    expect(JSON.parse(readWeightsFile(wideFile).metadata.guidance!)).toMatchObject({ lambda: 0.1, logitScale: naturalLogitScale(az.arch, trainedNets) });
     const wr = JSON.parse(r.out) as { arch: number[]; flowArch: number[]; evaluation: { accuracy: { mean: number } } };
     expect(wr).toMatchObject({ arch: [30, 12, 8, 2], flowArch: [30, 16, 16, 2] });
     expect(wr.evaluation.accuracy.mean).toBeGreaterThanOrEqual(0);

@@ -11,6 +11,7 @@ import { type FlowExperimentConfig, MNIST_FLOWS, needsGpuAndMnistFull } from '..
 import { fashionMnistAvailable, mnistFullAvailable } from '../../lib/tasks/mnist.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
 import { readZoo } from '../../lib/zoo/Zoo.js';
+import { naturalLogitScale } from '../../lib/pipeline/sample.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-repro-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -124,8 +125,23 @@ describe('reproduce, transfer experiments at smoke size', () => {
     expect(fs.existsSync(path.join(dir, 'work', 'zoo', 'aligned-by-run.safetensors'))).toBe(false);
     expect(result.zoo.alignmentByRun).toBeNull();
     expect(result.target).toEqual([784, 32, 10]);
-    expect(result.transfer.map((r: { key: string }) => r.key)).toEqual(['euclidean', 'euclidean+guidance', 'geometric', 'geometric+guidance', 'normalized', 'normalized+guidance']);
+    expect(result.transfer.map((r: { key: string }) => r.key)).toEqual([
+      'euclidean', 'euclidean+guidance', 'euclidean+sgd',
+      'geometric', 'geometric+guidance', 'geometric+guidance-scaled', 'geometric+sgd',
+      'normalized', 'normalized+guidance', 'normalized+guidance-scaled', 'normalized+sgd',
+    ]);
     for (const r of [...result.transfer, ...result.own, ...result.baselines]) expect(finiteStats(r.set), r.key).toBe(true);
+    // The logit scale of guided canonical samples: the trained 784-10-10 networks' (the checkpoints of the zoo's last epoch).
+    const zoo = readZoo(path.join(dir, 'work', 'zoo', 'zoo.safetensors'));
+    const lastRows = [...zoo.epoch.keys()].filter((i) => zoo.epoch[i] === Math.max(...zoo.epoch));
+    const P = zoo.arch.numParams;
+    const trained = new Float32Array(lastRows.length * P);
+    lastRows.forEach((i, k) => trained.set(zoo.weights.subarray(i * P, (i + 1) * P), k * P));
+    expect(new Set(lastRows.map((i) => zoo.run[i])).size).toBe(new Set(zoo.run).size); // every run's last epoch
+    expect(result.guidance.logitScale).toBe(naturalLogitScale(zoo.arch, trained));
+    expect(result.guidance.logitScale).toBeGreaterThan(1);
+    expect(table).toMatch(/Geometric \(w\/ guidance at the trained networks' logit scale, [\d.]+\) \| 784-32-10/);
+    expect(table).toMatch(/Normalized samples \+ plain SGD: 2 steps × 8 examples, lr 0\.1 \| 784-32-10/);
     for (const r of result.transfer) expect(r.set.n).toBe(2);
     // Corrected-semantics Euler: one gradient per network and step; SGD gets the same budget.
     expect(result.guidance.gradientEvals).toBe(2);
