@@ -175,8 +175,8 @@ function parseLogitScale(arg: string): number | 'auto' {
 /**
  * --guidance-logit-scale auto: the trained networks' logit scale — {@link trainedLogitScale} of the zoo file the flow
  * was trained on (its last epoch's checkpoints, what bench/quality/trials.mjs measures as the trained networks). With
- * --arch the same scale serves the wider networks (measured on MNIST 784-10-10 → 784-32-10: guided λ 0.1 0.89 at the
- * zoo's scale vs 0.84 at 1; results/trials/mnist-full-transfer.json).
+ * --arch the same scale serves the wider networks (measured on MNIST 784-10-10 → 784-32-10: guided λ 0.1 0.889 at the
+ * zoo's scale; the best λ at scale 1 0.863; results/trials/mnist-full-transfer.json).
  */
 function zooLogitScale(zooFile: string | undefined): number {
   if (zooFile === undefined || zooFile === '' || !fs.existsSync(zooFile)) {
