@@ -308,6 +308,20 @@ describe('the pipeline through the CLI', () => {
     const trainedNets = new Float32Array(rows.length * P);
     rows.forEach((i, k) => trainedNets.set(az.weights.subarray(i * P, (i + 1) * P), k * P));
     expect(JSON.parse(readWeightsFile(path.join(tmp, 'g.safetensors')).metadata.guidance!)).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64, logitScale: naturalLogitScale(az.arch, trainedNets) });
+    // The default: 'auto' for canonical (Geometric, corrected) samples whose zoo is at hand; '1' turns it off; a
+    // Euclidean flow's raw samples are guided as they are.
+    const guidanceOf = async (f: string, ...extra: string[]): Promise<Record<string, unknown>> => {
+      const out = path.join(tmp, 'g-default.safetensors');
+      const rr = await cli('sample', '--flow', f, '--n', '2', '--steps', '2', '--guidance', '0.1', '--task', 'wdbc', ...extra, '--out', out);
+      expect(rr.code, rr.err).toBe(0);
+      return JSON.parse(readWeightsFile(out).metadata.guidance!) as Record<string, unknown>;
+    };
+    expect(await guidanceOf(flow)).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64, logitScale: naturalLogitScale(az.arch, trainedNets) });
+    expect(await guidanceOf(flow, '--guidance-logit-scale', '1')).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64 });
+    const flowEu = path.join(tmp, 'flow-euclidean');
+    r = await cli('train', '--zoo', zoo, '--out', flowEu, '--geometry', 'euclidean', '--d', '8', '--layers', '1', '--steps', '2', '--device', 'cpu');
+    expect(r.code, r.err).toBe(0);
+    expect(await guidanceOf(flowEu)).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64 });
 
     // Architecture transfer. Trained on an aligned zoo, the flow's field has one embedding per hidden neuron
     // (--hidden-identity auto) and its prior is a mixture of Gaussians fitted to the zoo, one per run (--prior auto), so wider hidden layers and other
