@@ -244,7 +244,8 @@ export function naturalLogitScale(arch: Architecture, weights: Float32Array): nu
  */
 export function trainedLogitScale(zoo: Zoo): number {
   const P = zoo.arch.numParams;
-  const last = Math.max(...zoo.epoch);
+  let last = -Infinity;
+  for (const e of zoo.epoch) last = Math.max(last, e); // a loop: spreading 10⁵+ epochs overflows the argument stack
   const rows = [...zoo.epoch.keys()].filter((i) => zoo.epoch[i] === last);
   const trained = new Float32Array(rows.length * P);
   rows.forEach((r, k) => trained.set(zoo.weights.subarray(r * P, (r + 1) * P), k * P));
