@@ -151,11 +151,10 @@ export const archTransferExperiment: Experiment = {
         interrupted(ctx, c.complete);
         evals = c.gradientEvals;
         rows.push({ key: `${g}+guidance`, label: `${GEOMETRY_NAME[g]} (w/ guidance)`, arch: wide.key, set: await evalSet(task, wide, c.weights), ...(ARCH_TRANSFER_TABLE[`${g}+guidance`] !== undefined ? { thesis: ARCH_TRANSFER_TABLE[`${g}+guidance`] } : {}) });
-        const guided = [c.weights];
-        if (g !== 'euclidean') {
+        const scaled = g !== 'euclidean'; // Euclidean samples are raw: their logits are at the trained scale already
+        if (scaled) {
           const d = await sampleFlow(fm, { ...common, arch: wide, x0: x0Wide, guidance: { ...guidance, logitScale }, progress: ctx.progress(`sample ${g} ${wide.key} guided at logit scale`, n, 'networks') });
           interrupted(ctx, d.complete);
-          guided.push(d.weights);
           rows.push({ key: `${g}+guidance-scaled`, label: `${GEOMETRY_NAME[g]} (w/ guidance at the trained networks' logit scale, ${logitScale.toFixed(1)})`, arch: wide.key, set: await evalSet(task, wide, d.weights) });
         }
         // The guided sampler's gradient budget spent by plain SGD on the unguided samples instead (flow, then SGD).
@@ -165,7 +164,9 @@ export const archTransferExperiment: Experiment = {
           arch: wide.key,
           set: await evalSet(task, wide, plainSgd(task, wide, b.weights, { steps: evals, rows: cfg.guidance.rows, lr: cfg.sgdLr, seed: ctx.seed + 7 })),
         });
-        ctx.log(`${GEOMETRY_NAME[g]}: ${wide.key} accuracy ${rows.find((r) => r.key === g)!.set.accuracy.mean.toFixed(4)} unguided, ${guided.length === 1 ? '' : `${rows.find((r) => r.key === `${g}+guidance-scaled`)!.set.accuracy.mean.toFixed(4)} / `}${rows.find((r) => r.key === `${g}+guidance`)!.set.accuracy.mean.toFixed(4)} guided${guided.length === 1 ? '' : ' (at the logit scale / not)'}, ${rows[rows.length - 1]!.set.accuracy.mean.toFixed(4)} unguided + SGD`);
+        const acc = (key: string): string => rows.find((r) => r.key === key)!.set.accuracy.mean.toFixed(4);
+        const guidedText = scaled ? `${acc(`${g}+guidance-scaled`)} / ${acc(`${g}+guidance`)} guided (at the logit scale / not)` : `${acc(`${g}+guidance`)} guided`;
+        ctx.log(`${GEOMETRY_NAME[g]}: ${wide.key} accuracy ${acc(g)} unguided, ${guidedText}, ${acc(`${g}+sgd`)} unguided + SGD`);
       } finally {
         fm.dispose();
       }

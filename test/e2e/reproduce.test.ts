@@ -133,7 +133,8 @@ describe('reproduce, transfer experiments at smoke size', () => {
     for (const r of [...result.transfer, ...result.own, ...result.baselines]) expect(finiteStats(r.set), r.key).toBe(true);
     // The logit scale of guided canonical samples: the trained 784-10-10 networks' (the checkpoints of the zoo's last epoch).
     const zoo = readZoo(path.join(dir, 'work', 'zoo', 'zoo.safetensors'));
-    const lastRows = [...zoo.epoch.keys()].filter((i) => zoo.epoch[i] === Math.max(...zoo.epoch));
+    const lastEpoch = Math.max(...zoo.epoch);
+    const lastRows = [...zoo.epoch.keys()].filter((i) => zoo.epoch[i] === lastEpoch);
     const P = zoo.arch.numParams;
     const trained = new Float32Array(lastRows.length * P);
     lastRows.forEach((i, k) => trained.set(zoo.weights.subarray(i * P, (i + 1) * P), k * P));

@@ -108,9 +108,9 @@ export const sampleCommand: CliCommand = {
         else if (typeof logitScaleArg === 'number') logitScale = logitScaleArg;
         else if (canonical) {
           // The default: canonical samples are guided at the trained networks' logit scale when the zoo is at hand.
-          const zooFile = fmeta.zoo_file;
-          if (zooFile !== undefined && zooFile !== '' && fs.existsSync(zooFile)) logitScale = zooLogitScale(zooFile);
-          else ctx.note(`note: guidance at logit scale 1 (the flow's zoo ${zooFile === undefined || zooFile === '' ? 'is not recorded' : `${zooFile} is missing`}); --guidance-logit-scale X sets it`);
+          const missing = zooMissing(fmeta.zoo_file);
+          if (missing === undefined) logitScale = zooLogitScale(fmeta.zoo_file);
+          else ctx.note(`note: guidance at logit scale 1 (${missing}); --guidance-logit-scale X sets it`);
         }
       }
       const bar = ctx.progress({ label: 'sample', total: v.n, unit: 'networks' });
@@ -188,8 +188,13 @@ function parseLogitScale(arg: string): number | 'auto' {
  * zoo's scale; the best λ at scale 1 0.863; results/trials/mnist-full-transfer.json).
  */
 function zooLogitScale(zooFile: string | undefined): number {
-  if (zooFile === undefined || zooFile === '' || !fs.existsSync(zooFile)) {
-    throw new UsageError(`--guidance-logit-scale auto: needs the zoo the flow was trained on (${zooFile === undefined || zooFile === '' ? 'the flow does not record it' : `${zooFile} is missing`}); give a number`);
-  }
-  return trainedLogitScale(checked('--guidance-logit-scale', () => readZoo(zooFile)));
+  const missing = zooMissing(zooFile);
+  if (missing !== undefined) throw new UsageError(`--guidance-logit-scale auto: needs the zoo the flow was trained on (${missing}); give a number`);
+  return trainedLogitScale(checked('--guidance-logit-scale', () => readZoo(zooFile!)));
+}
+
+/** Why the flow's zoo file cannot be read, or undefined when it is at hand. */
+function zooMissing(zooFile: string | undefined): string | undefined {
+  if (zooFile === undefined || zooFile === '') return 'the flow does not record its zoo';
+  return fs.existsSync(zooFile) ? undefined : `its zoo ${zooFile} is missing`;
 }
