@@ -165,6 +165,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
   const writeLog = (): void => writeFileAtomic(logFile, JSON.stringify(log, null, 1) + '\n');
   const bar = o.progress;
   bar?.setTotal(steps);
+  if (resumedFrom > 0) bar?.resumeAt(resumedFrom);
   if (resumedFrom > 0) bar?.log(`resuming from ${checkpointFile} at step ${resumedFrom} of ${steps}`, { resumed_from: resumedFrom });
   const t0 = performance.now();
   try {
@@ -195,7 +196,9 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom: from, loss, seconds, stepsPerS, log: records, networks: data.n, fieldBytes: fm.field.bytesHeld, recompute: fm.field.recomputing, chunkRows: fm.field.chunkRows };
   } catch (e) {
     const interrupted = (e as WsfError).code === 'ERR_INTERRUPTED';
-    log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds: (performance.now() - t0) / 1000, resumedFrom, stepsPerS: 0, message: (e as Error).message };
+    const seconds = (performance.now() - t0) / 1000;
+    const stepsPerS = (fm.field.stepCount - resumedFrom) / Math.max(seconds, 1e-9);
+    log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds, resumedFrom, stepsPerS, message: (e as Error).message };
     writeLog();
     bar?.done();
     fm.dispose();

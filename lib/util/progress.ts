@@ -61,8 +61,8 @@ export class Progress {
   private readonly interval: number;
   private total: number;
   private current: number;
-  private readonly initial: number;
-  private readonly t0 = performance.now();
+  private initial: number;
+  private t0 = performance.now();
   private lastEmit = -Infinity;
   private fields: ProgressFields = {};
   private lineShown = false;
@@ -98,6 +98,16 @@ export class Progress {
   /** Adds `n` units (default 1) and merges `fields`. */
   tick(n = 1, fields?: ProgressFields): void {
     this.update(this.current + n, fields);
+  }
+
+  /**
+   * Declares that `done` units were finished before this run (found out after creation, e.g. a checkpoint read):
+   * the count moves to `done`, and rate and ETA count only the work from now on.
+   */
+  resumeAt(done: number): void {
+    this.initial = Math.max(0, done);
+    this.current = this.initial;
+    this.t0 = performance.now();
   }
 
   /** Changes the total (e.g. once it is known). */

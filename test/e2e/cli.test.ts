@@ -1,7 +1,7 @@
 // The `wsflow` command line: help for every command, option validation (exit code 2, one line naming the
 // option), a tiny end-to-end pipeline (zoo → align → train → sample → eval), the demo as a library call, the
 // reproduce harness, and Ctrl-C during `train` (a child process) leaving a checkpoint that a re-run resumes.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -577,14 +577,22 @@ describe('Ctrl-C during train (child process)', () => {
     expect(err).toMatch(/training interrupted at step \d+; checkpoint written/);
     expect(fs.existsSync(path.join(flow, 'checkpoint.safetensors'))).toBe(true);
     expect(fs.existsSync(path.join(flow, 'flow.safetensors'))).toBe(false);
-    const log = JSON.parse(fs.readFileSync(path.join(flow, 'train-log.json'), 'utf8')) as { result: { status: string; step: number } };
+    const log = JSON.parse(fs.readFileSync(path.join(flow, 'train-log.json'), 'utf8')) as { result: { status: string; step: number; seconds: number; stepsPerS: number } };
     expect(log.result.status).toBe('interrupted');
     const k = log.result.step;
     expect(k).toBeGreaterThan(0);
+    expect(log.result.stepsPerS).toBeCloseTo(k / log.result.seconds, 6);
 
-    const r = await cli('train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', String(k + 3), '--checkpoint-every', '1000000', '--log-every', '1', '--device', 'cpu', '--json');
-    expect(r.code, r.err).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ resumedFrom: k, step: k + 3 });
+    // The resumed run, as a process with its JSON progress on stderr: the count starts at k, and the rate counts only
+    // the steps of this run (3), not the k before it.
+    const r = spawnSync(process.execPath, [bin, 'train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', String(k + 3), '--checkpoint-every', '1000000', '--log-every', '1', '--device', 'cpu', '--json'], { env: { ...process.env, WSF_QUIET: '0' }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ resumedFrom: k, step: k + 3 });
+    const events = r.stderr.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; done: number; rate: number; elapsed_s: number });
+    const done = events.find((e) => e.event === 'done')!;
+    expect(done.done).toBe(k + 3);
+    expect(done.rate * done.elapsed_s).toBeGreaterThan(2.5);
+    expect(done.rate * done.elapsed_s).toBeLessThan(3.5);
     // Other options are refused rather than silently mixed with the checkpoint.
     const bad = await cli('train', '--zoo', zoo, '--out', flow, '--d', '16', '--layers', '1', '--steps', String(k + 4), '--device', 'cpu');
     expect(bad.code).toBe(2);

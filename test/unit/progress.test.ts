@@ -36,6 +36,23 @@ describe('progress', () => {
     expect(lines.filter((l) => l.event === 'done').length).toBe(1);
   });
 
+  it('resumeAt: work done before a resume moves the count but not the rate or the ETA', () => {
+    const out = sink(false);
+    const p = createProgress({ label: 'train', total: 10000, stream: out, silent: false, intervalMs: 0 });
+    p.resumeAt(9000);
+    expect(p.value).toBe(9000);
+    const t = performance.now();
+    while (performance.now() - t < 30) {
+      /* let time pass so the rate is finite and small */
+    }
+    p.update(9010);
+    const last = out.text().trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).at(-1)!;
+    expect(last).toMatchObject({ event: 'progress', done: 9010, total: 10000 });
+    // 10 steps since the resume: rate × elapsed ≈ 10 (not 9010), and the ETA is the 990 left at that rate.
+    expect(Math.abs(last.rate! * last.elapsed_s! - 10)).toBeLessThan(0.5);
+    expect(last.eta_s!).toBeCloseTo(990 / last.rate!, 0);
+  });
+
   it('draws a bar on a TTY with percentage, rate, ETA and custom fields, and keeps log lines above it', () => {
     const out = sink(true);
     const p = createProgress({ label: 'train', total: 200, initial: 50, stream: out, silent: false, intervalMs: 0 });
