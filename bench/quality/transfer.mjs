@@ -12,10 +12,14 @@
 // each --sgd-lr, from the same prior draws and from the unguided Euler samples (flow, then SGD): a guided result is
 // always read against equal-budget SGD.
 //
+// Task transfer (--guide-task T, e.g. fashion-mnist from an MNIST flow; the thesis' §11.3 table at full size): the
+// guidance gradients, the plain-SGD baselines and every accuracy are on T (--ref zoos are T's trained networks);
+// the Euler and guided rows also report accuracy on the flow's own task (`onFlowTask`).
+//
 //   node bench/quality/transfer.mjs --flow <flow.safetensors> [--task mnist-full] [--arch 784-32-10,784-64-10]
 //        [--n 128] [--steps 32] [--rho 0.6] [--seed 7] [--bma 1,4,16,64] [--ref 784-32-10=<zoo.safetensors> ...]
 //        [--samplers euler,renoise] [--skip-own] [--guidance 0.1,1 --rows 64 --logit-scale auto --zoo <zoo>
-//        --sgd-lr 0.01,0.03,0.1,0.3] [--out results/trials/<task>-transfer.json]
+//        --sgd-lr 0.01,0.03,0.1,0.3 --velocity riemannian|x0-anchored] [--guide-task fashion-mnist] [--out results/trials/<task>-transfer.json]
 //
 // A flow trained with hiddenIdentity (one positional embedding per hidden neuron) cannot generate wider hidden
 // layers: the script stops with the library's error for such a flow.
@@ -33,7 +37,11 @@ if (!flowFile) {
 }
 const fm = FlowMatcher.load(flowFile, { device: 'cpu' });
 const taskName = get('--task', 'mnist-full');
-const task = w.loadTask(taskName);
+const flowTask = w.loadTask(taskName);
+// The task every row is scored on, and the one guidance and SGD take gradients of: the flow's own unless --guide-task.
+const guideName = get('--guide-task', taskName);
+const task = guideName === taskName ? flowTask : w.loadTask(guideName);
+const crossTask = task !== flowTask;
 const n = Number(get('--n', '128')), steps = Number(get('--steps', '32')), seed = Number(get('--seed', '7'));
 const rho = Number(get('--rho', '0.6'));
 if (!(n >= 1) || !(steps >= 2) || !(rho >= 0 && rho <= 1)) { console.error('transfer: --n ≥ 1, --steps ≥ 2, ρ in [0, 1]'); process.exit(2); }
@@ -63,11 +71,19 @@ if (get('--logit-scale', '1') === 'auto') {
   logitScale = Number(get('--logit-scale', '1'));
   if (!(logitScale > 0)) { console.error('transfer: --logit-scale S > 0 or auto'); process.exit(2); }
 }
+// --velocity x0-anchored: the guided rows integrate the thesis' x0-anchored velocity (v = x̂1 − x0) instead of the
+// Riemannian one, under which the flow's pull grows as 1/(1 − t) and outweighs the guidance term late in the path.
+const velocity = get('--velocity', 'riemannian');
+if (velocity !== 'riemannian' && velocity !== 'x0-anchored') { console.error('transfer: --velocity riemannian|x0-anchored'); process.exit(2); }
 const bmaNs = get('--bma', '') === '' ? [] : get('--bma').split(',').map(Number);
 const renoiseWhy = fm.renoiseUnsupported();
 
-const evalOf = async (arch, x) => ({ n: x.length / arch.numParams, ...(await evalWithBma(w, task, arch, x, bmaNs)) });
-const line = (label, e, s) => console.log(`${label}: acc ${e.acc.mean.toFixed(4)} ± ${e.acc.std.toFixed(4)} loss ${e.loss.mean.toFixed(4)}${e.bma === undefined ? '' : ` | BMA ${e.bma.map((b) => `${b.n}:${b.acc.toFixed(3)}`).join(' ')}`}${s === undefined ? '' : `  (${s.toFixed(1)} s)`}`);
+const evalOf = async (arch, x, withFlowTask = false) => ({
+  n: x.length / arch.numParams,
+  ...(await evalWithBma(w, task, arch, x, bmaNs)),
+  ...(crossTask && withFlowTask ? { onFlowTask: (await w.evaluateNetworks(flowTask, arch, x)).accuracySummary } : {}),
+});
+const line = (label, e, s) => console.log(`${label}: acc ${e.acc.mean.toFixed(4)} ± ${e.acc.std.toFixed(4)} loss ${e.loss.mean.toFixed(4)}${e.bma === undefined ? '' : ` | BMA ${e.bma.map((b) => `${b.n}:${b.acc.toFixed(3)}`).join(' ')}`}${e.onFlowTask === undefined ? '' : ` | on ${taskName} ${e.onFlowTask.mean.toFixed(4)}`}${s === undefined ? '' : `  (${s.toFixed(1)} s)`}`);
 
 const results = [];
 for (const arch of archs) {
@@ -79,7 +95,7 @@ for (const arch of archs) {
   let eulerSamples;
   if (samplers.includes('euler')) {
     eulerSamples = fm.sample({ n, steps, x0, arch, seed });
-    row.euler = await evalOf(arch, eulerSamples);
+    row.euler = await evalOf(arch, eulerSamples, true);
     row.euler.seconds = (performance.now() - t) / 1000;
     line(`${arch.key} Euler, ${steps} steps`, row.euler, row.euler.seconds);
   }
@@ -97,10 +113,10 @@ for (const arch of archs) {
     row.guided = [];
     for (const lambda of lambdas) {
       t = performance.now();
-      const g = await w.sampleFlow(fm, { n, steps, x0, arch, seed, guidance: { lambda, task, rows, logitScale } });
-      const r = { lambda, rows, logitScale, gradientEvals: g.gradientEvals, ...(await evalOf(arch, g.weights)), seconds: (performance.now() - t) / 1000 };
+      const g = await w.sampleFlow(fm, { n, steps, x0, arch, seed, velocity, guidance: { lambda, task, rows, logitScale } });
+      const r = { lambda, rows, logitScale, velocity, gradientEvals: g.gradientEvals, ...(await evalOf(arch, g.weights, true)), seconds: (performance.now() - t) / 1000 };
       row.guided.push(r);
-      line(`${arch.key} guided λ ${lambda} (${g.gradientEvals} gradients × ${rows} examples, logit scale ${logitScale.toFixed(2)})`, r, r.seconds);
+      line(`${arch.key} guided λ ${lambda}${velocity === 'riemannian' ? '' : `, ${velocity} velocity`} (${g.gradientEvals} gradients × ${rows} examples, logit scale ${logitScale.toFixed(2)})`, r, r.seconds);
     }
     row.sgd = { steps, rows, fromPrior: [], fromEuler: [] };
     for (const lr of sgdLrs) {
@@ -126,6 +142,6 @@ for (const arch of archs) {
 }
 if (renoiseWhy !== undefined && samplers.includes('renoise')) console.log(`(no renoising rows: ${renoiseWhy})`);
 
-const out = get('--out', path.join(root, 'results', 'trials', `${taskName}-transfer.json`));
-appendJsonRun(w, out, { date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), samplers, ...(lambdas.length > 0 ? { guidance: { lambdas, rows, logitScale, sgdLrs } } : {}), field: { D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, probeFeatures: fm.options.probeFeatures?.probes ?? 0 }, geometry: fm.options.geometry, prior: fm.options.prior, task: taskName, n, steps, seed, results });
+const out = get('--out', path.join(root, 'results', 'trials', crossTask ? `${guideName}-from-${taskName}-transfer.json` : `${taskName}-transfer.json`));
+appendJsonRun(w, out, { date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), samplers, ...(crossTask ? { guideTask: guideName } : {}), ...(lambdas.length > 0 ? { guidance: { lambdas, rows, logitScale, sgdLrs } } : {}), field: { D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, probeFeatures: fm.options.probeFeatures?.probes ?? 0 }, geometry: fm.options.geometry, prior: fm.options.prior, task: taskName, n, steps, seed, results });
 console.log(`wrote ${out}`);

@@ -38,6 +38,8 @@ export interface SampleFlowOptions {
   readonly batch?: number;
   /** Stochastic sampling (see FlowMatcher's SampleOptions.noise). */
   readonly noise?: { scale: number; from?: number; to?: number };
+  /** Sampling velocity (FlowMatcher's SampleOptions.velocity): 'riemannian' (corrected default) or the thesis' 'x0-anchored'. */
+  readonly velocity?: 'riemannian' | 'x0-anchored';
   /** The renoising sampler's share kept per 1/32 of the path (see FlowMatcher's SampleOptions.renoise). */
   readonly renoise?: number;
   /**
@@ -128,6 +130,7 @@ export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise
       seed: chunkSeed(seed, c),
       ...(o.noise !== undefined ? { noise: o.noise } : {}),
       ...(o.renoise !== undefined ? { renoise: o.renoise } : {}),
+      ...(o.velocity !== undefined ? { velocity: o.velocity } : {}),
       ...(guidance !== undefined ? { guidance } : {}),
       ...(o.arch !== undefined ? { arch: o.arch } : {}),
       ...(o.x0 !== undefined ? { x0: o.x0.subarray(done * P, (done + B) * P) } : {}),

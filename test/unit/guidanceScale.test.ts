@@ -70,4 +70,18 @@ describe('guidance at the natural logit scale', () => {
     await expect(run(-2)).rejects.toMatchObject({ code: 'ERR_INVALID' });
     fm.dispose();
   });
+
+  it("velocity: sampleFlow passes the thesis' x0-anchored velocity to the sampler (same as FlowMatcher.sample)", async () => {
+    const rng = new Rng(5);
+    const zoo = rng.fillNormal(new Float32Array(16 * P), 0, 0.5);
+    const fm = FlowMatcher.create({ arch, geometry: 'euclidean', field: { D: 4, layers: 1 }, seed: 1, device: 'cpu' });
+    await fm.fit({ weights: zoo }, { steps: 2, batchSize: 4 });
+    const x0 = rng.fillNormal(new Float32Array(3 * P), 0, 0.1);
+    const anchored = (await sampleFlow(fm, { n: 3, steps: 5, seed: 3, x0, velocity: 'x0-anchored' })).weights;
+    expect(anchored).toEqual(fm.sample({ n: 3, steps: 5, x0, velocity: 'x0-anchored' }));
+    const riemannian = (await sampleFlow(fm, { n: 3, steps: 5, seed: 3, x0 })).weights;
+    expect(riemannian).toEqual(fm.sample({ n: 3, steps: 5, x0 }));
+    expect(anchored.some((v, i) => Math.abs(v - riemannian[i]!) > 1e-4)).toBe(true);
+    fm.dispose();
+  });
 });
