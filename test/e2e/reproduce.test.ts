@@ -155,7 +155,7 @@ describe('reproduce, transfer experiments at smoke size', () => {
 
   it.skipIf(!fashionMnistAvailable())('fmnist-guidance: guided and unguided MNIST flows, Adam F-MNIST networks and plain SGD at the same budget', async () => {
     const { result, table } = await run('fmnist-guidance', { flows, guidance: { lambda: 0.1, steps: 2, rows: 8 }, adam: { runs: 1, epochs: 1, lr: 1e-3, batch: 256 }, sgdLr: 0.1 });
-    expect(result.rows.map((r: { key: string }) => r.key)).toEqual(['euclidean', 'euclidean+guidance', 'normalized', 'normalized+guidance', 'geometric', 'geometric+guidance']);
+    expect(result.rows.map((r: { key: string }) => r.key)).toEqual(['euclidean', 'euclidean+guidance', 'euclidean+guidance-anchored', 'normalized', 'normalized+guidance', 'normalized+guidance-anchored', 'geometric', 'geometric+guidance', 'geometric+guidance-anchored']);
     expect(result.baselines.map((r: { key: string }) => r.key)).toEqual(['adam', 'prior', 'sgd', 'sgd-guidance-lr']);
     for (const r of [...result.rows, ...result.baselines]) expect(finiteStats(r.fmnist) && finiteStats(r.mnist), r.key).toBe(true);
     expect(result.guidance.gradientEvals).toBe(2);
@@ -164,6 +164,10 @@ describe('reproduce, transfer experiments at smoke size', () => {
     expect(result.baselines[0].fmnist.accuracy.mean).toBeGreaterThan(0.5);
     expect(table).toMatch(/Adam on F-MNIST \(1 runs, 234 steps of batch 256, lr 0\.001\) .*0\.908 ± 0\.003/);
     expect(table).toMatch(/Geometric \+ guidance .*0\.730 ± 0\.067/);
+    expect(table).toMatch(/Geometric \+ guidance, x0-anchored velocity \| [\d.]+ ± [\d.]+ \| 0\.730 ± 0\.067/);
+    // The anchored rows are another sampler from the same start points: not the Riemannian guided samples.
+    const acc = (k: string): number => result.rows.find((r: { key: string }) => r.key === k).fmnist.accuracy.mean;
+    expect(acc('geometric+guidance-anchored') !== acc('geometric+guidance') || acc('euclidean+guidance-anchored') !== acc('euclidean+guidance')).toBe(true);
     expect(table).toMatch(/Euclidean, no guidance .*0\.080 ± 0\.030/);
     expect(table).toMatch(/plain SGD from the prior draws: 2 steps × 8 F-MNIST examples, lr 0\.1/);
   }, 120_000);
