@@ -318,6 +318,21 @@ describe('the pipeline through the CLI', () => {
     };
     expect(await guidanceOf(flow)).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64, logitScale: naturalLogitScale(az.arch, trainedNets) });
     expect(await guidanceOf(flow, '--guidance-logit-scale', '1')).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64 });
+    // Guidance towards another task with the same inputs and classes (wdbc-reference for a wdbc flow) runs, with a note
+    // that says what was measured for such transfer; guidance towards the flow's own task has no such note.
+    const quiet = process.env.WSF_QUIET;
+    process.env.WSF_QUIET = '0';
+    try {
+      const other = await cli('sample', '--flow', flow, '--n', '2', '--steps', '2', '--guidance', '0.1', '--task', 'wdbc-reference', '--out', path.join(tmp, 'g-other.safetensors'));
+      expect(other.code, other.err).toBe(0);
+      expect(other.err).toMatch(/note: guiding towards wdbc-reference, not the flow's own task \(wdbc\): .*below plain SGD/);
+      const own = await cli('sample', '--flow', flow, '--n', '2', '--steps', '2', '--guidance', '0.1', '--task', 'wdbc', '--out', path.join(tmp, 'g-own.safetensors'));
+      expect(own.code, own.err).toBe(0);
+      expect(own.err).not.toMatch(/guiding towards/);
+    } finally {
+      if (quiet === undefined) delete process.env.WSF_QUIET;
+      else process.env.WSF_QUIET = quiet;
+    }
     const flowEu = path.join(tmp, 'flow-euclidean');
     r = await cli('train', '--zoo', zoo, '--out', flowEu, '--geometry', 'euclidean', '--d', '8', '--layers', '1', '--steps', '2', '--device', 'cpu');
     expect(r.code, r.err).toBe(0);
