@@ -165,9 +165,13 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
   const writeLog = (): void => writeFileAtomic(logFile, JSON.stringify(log, null, 1) + '\n');
   const bar = o.progress;
   bar?.setTotal(steps);
-  if (resumedFrom > 0) bar?.resumeAt(resumedFrom);
-  if (resumedFrom > 0) bar?.log(`resuming from ${checkpointFile} at step ${resumedFrom} of ${steps}`, { resumed_from: resumedFrom });
+  if (resumedFrom > 0) {
+    bar?.resumeAt(resumedFrom);
+    bar?.log(`resuming from ${checkpointFile} at step ${resumedFrom} of ${steps}`, { resumed_from: resumedFrom });
+  }
   const t0 = performance.now();
+  /** Steps of this run (from the resume point to `step`) per second of `seconds`. */
+  const rateTo = (step: number, seconds: number): number => (step - resumedFrom) / Math.max(seconds, 1e-9);
   try {
     const r = await fm.fit(
       fm.options.coupling === 'trajectory' ? { weights: data.weights, run: data.run, ...(o.zoo.init !== null ? { init: o.zoo.init } : {}) } : { weights: data.weights, run: data.run },
@@ -187,7 +191,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     const loss = Number.isFinite(r.loss) ? r.loss : (records.at(-1)?.loss ?? NaN);
     const finished = r.step === resumedFrom && previous?.result.status === 'done' && previous.result.step === r.step ? previous.result : undefined;
     const seconds = finished?.seconds ?? (performance.now() - t0) / 1000;
-    const stepsPerS = finished?.stepsPerS ?? (r.step - resumedFrom) / Math.max(seconds, 1e-9);
+    const stepsPerS = finished?.stepsPerS ?? rateTo(r.step, seconds);
     const from = finished?.resumedFrom ?? resumedFrom;
     fm.save(flowFile, { task: o.zoo.task, zoo_file: o.zooFile, zoo_aligned: String(zooRecord.aligned), train: JSON.stringify(log.train) });
     log.result = { status: 'done', step: r.step, loss: Number.isFinite(loss) ? loss : null, seconds, resumedFrom: from, stepsPerS };
@@ -197,8 +201,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
   } catch (e) {
     const interrupted = (e as WsfError).code === 'ERR_INTERRUPTED';
     const seconds = (performance.now() - t0) / 1000;
-    const stepsPerS = (fm.field.stepCount - resumedFrom) / Math.max(seconds, 1e-9);
-    log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds, resumedFrom, stepsPerS, message: (e as Error).message };
+    log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds, resumedFrom, stepsPerS: rateTo(fm.field.stepCount, seconds), message: (e as Error).message };
     writeLog();
     bar?.done();
     fm.dispose();
