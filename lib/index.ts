@@ -80,7 +80,7 @@ export type { DemoOptions, DemoSummary, DemoFlowResult, DemoDetails } from './pi
 export { DEMO_PRESETS } from './pipeline/presets.js';
 export type { DemoPreset, DemoScale } from './pipeline/presets.js';
 export { FlowMatcher } from './flow/FlowMatcher.js';
-export type { FlowOptions, WeightDataset, TrainLog, TrainOptions, SampleOptions, LikelihoodOptions, LikelihoodResult } from './flow/FlowMatcher.js';
+export type { FlowOptions, WeightDataset, TrainLog, TrainOptions, SampleOptions, SampleGuidance, LikelihoodOptions, LikelihoodResult } from './flow/FlowMatcher.js';
 export type { Coupling, OtCost } from './flow/coupling.js';
 export type { PriorSpec } from './flow/prior.js';
 export type { TimeDistribution, TimeGridKind } from './flow/time.js';

@@ -10,7 +10,9 @@
 // (--logit-scale S, or `auto` = trainedLogitScale of --zoo, the flow's own zoo, as `wsflow sample
 // --guidance-logit-scale auto`). Beside every guided row, plain SGD with the same gradient budget (steps × rows) at
 // each --sgd-lr, from the same prior draws and from the unguided Euler samples (flow, then SGD): a guided result is
-// always read against equal-budget SGD.
+// always read against equal-budget SGD. With --guidance-at prediction the gradient step moves the field's prediction
+// (SampleGuidance.at), and each λ also gets a guided row of the renoising sampler, with SGD from its unguided samples
+// beside; with --guidance-from t0 the guided sampler spends fewer gradients, and the SGD rows spend as many.
 //
 // Task transfer (--guide-task T, e.g. fashion-mnist from an MNIST flow; the thesis' §11.3 table at full size): the
 // guidance gradients, the plain-SGD baselines and every accuracy are on T (--ref zoos are T's trained networks);
@@ -19,7 +21,7 @@
 //   node bench/quality/transfer.mjs --flow <flow.safetensors> [--task mnist-full] [--arch 784-32-10,784-64-10]
 //        [--n 128] [--steps 32] [--rho 0.6] [--seed 7] [--bma 1,4,16,64] [--ref 784-32-10=<zoo.safetensors> ...]
 //        [--samplers euler,renoise] [--skip-own] [--guidance 0.1,1 --rows 64 --logit-scale auto --zoo <zoo>
-//        --sgd-lr 0.01,0.03,0.1,0.3 --velocity riemannian|x0-anchored] [--guide-task fashion-mnist] [--out results/trials/<task>-transfer.json]
+//        --sgd-lr 0.01,0.03,0.1,0.3 --velocity riemannian|x0-anchored --guidance-at state|prediction --guidance-from T0] [--guide-task fashion-mnist] [--out results/trials/<task>-transfer.json]
 //
 // A flow trained with hiddenIdentity (one positional embedding per hidden neuron) cannot generate wider hidden
 // layers: the script stops with the library's error for such a flow.
@@ -75,6 +77,14 @@ if (get('--logit-scale', '1') === 'auto') {
 // Riemannian one, under which the flow's pull grows as 1/(1 − t) and outweighs the guidance term late in the path.
 const velocity = get('--velocity', 'riemannian');
 if (velocity !== 'riemannian' && velocity !== 'x0-anchored') { console.error('transfer: --velocity riemannian|x0-anchored'); process.exit(2); }
+// --guidance-at prediction: the gradient step moves the field's prediction x̂1 (taken at x̂1) instead of the velocity
+// at the state (SampleGuidance.at); with it, a guided row of the renoising sampler too (when it serves the flow).
+const guidanceAt = get('--guidance-at', 'state');
+if (guidanceAt !== 'state' && guidanceAt !== 'prediction') { console.error('transfer: --guidance-at state|prediction'); process.exit(2); }
+// --guidance-from t0: guidance only for t ≥ t0 (a schedule; default 0, the whole path).
+const guidanceFrom = Number(get('--guidance-from', '0'));
+if (!(guidanceFrom >= 0 && guidanceFrom < 1)) { console.error('transfer: --guidance-from t0 in [0, 1)'); process.exit(2); }
+const gFrom = guidanceFrom > 0 ? { from: guidanceFrom } : {};
 const bmaNs = get('--bma', '') === '' ? [] : get('--bma').split(',').map(Number);
 const renoiseWhy = fm.renoiseUnsupported();
 
@@ -93,6 +103,7 @@ for (const arch of archs) {
   line(`${arch.key} prior draws`, row.prior);
   let t = performance.now();
   let eulerSamples;
+  let renoiseSamples;
   if (samplers.includes('euler')) {
     eulerSamples = fm.sample({ n, steps, x0, arch, seed });
     row.euler = await evalOf(arch, eulerSamples, true);
@@ -101,32 +112,49 @@ for (const arch of archs) {
   }
   if (renoiseWhy === undefined && samplers.includes('renoise')) {
     t = performance.now();
-    row.renoise = { rho, ...(await evalOf(arch, fm.sample({ n, steps, x0, arch, seed, renoise: rho }))) };
+    renoiseSamples = fm.sample({ n, steps, x0, arch, seed, renoise: rho });
+    row.renoise = { rho, ...(await evalOf(arch, renoiseSamples)) };
     row.renoise.seconds = (performance.now() - t) / 1000;
     line(`${arch.key} renoising ρ ${rho}`, row.renoise, row.renoise.seconds);
   }
   if (lambdas.length > 0) {
-    // Equal-budget plain SGD: one gradient of `rows` examples per Euler step, as the guided sampler spends.
+    // Equal-budget plain SGD: as many gradients of `rows` examples as the guided sampler spent (one per Euler step
+    // where it guides; fewer with --guidance-from).
+    let budget = steps;
     const sgdRun = async (start, lr) => {
-      try { return await evalOf(arch, w.plainSgd(task, arch, start, { steps, rows, lr, seed: seed + 11 })); } catch (e) { return { diverged: String(e.message ?? e) }; }
+      try { return await evalOf(arch, w.plainSgd(task, arch, start, { steps: budget, rows, lr, seed: seed + 11 })); } catch (e) { return { diverged: String(e.message ?? e) }; }
     };
     row.guided = [];
     for (const lambda of lambdas) {
       t = performance.now();
-      const g = await w.sampleFlow(fm, { n, steps, x0, arch, seed, velocity, guidance: { lambda, task, rows, logitScale } });
-      const r = { lambda, rows, logitScale, velocity, gradientEvals: g.gradientEvals, ...(await evalOf(arch, g.weights, true)), seconds: (performance.now() - t) / 1000 };
+      const g = await w.sampleFlow(fm, { n, steps, x0, arch, seed, velocity, guidance: { lambda, task, rows, logitScale, at: guidanceAt, ...gFrom } });
+      const r = { lambda, rows, logitScale, velocity, at: guidanceAt, ...gFrom, gradientEvals: g.gradientEvals, ...(await evalOf(arch, g.weights, true)), seconds: (performance.now() - t) / 1000 };
       row.guided.push(r);
-      line(`${arch.key} guided λ ${lambda}${velocity === 'riemannian' ? '' : `, ${velocity} velocity`} (${g.gradientEvals} gradients × ${rows} examples, logit scale ${logitScale.toFixed(2)})`, r, r.seconds);
+      budget = g.gradientEvals;
+      const how = `${velocity === 'riemannian' ? '' : `, ${velocity} velocity`}${guidanceAt === 'state' ? '' : ', at the prediction'}${guidanceFrom > 0 ? `, from t = ${guidanceFrom}` : ''}`;
+      line(`${arch.key} guided λ ${lambda}${how} (${g.gradientEvals} gradients × ${rows} examples, logit scale ${logitScale.toFixed(2)})`, r, r.seconds);
+      if (guidanceAt === 'prediction' && renoiseWhy === undefined && samplers.includes('renoise') && velocity === 'riemannian') {
+        t = performance.now();
+        const q = await w.sampleFlow(fm, { n, steps, x0, arch, seed, renoise: rho, guidance: { lambda, task, rows, logitScale, at: guidanceAt, ...gFrom } });
+        const rr = { lambda, rows, logitScale, at: guidanceAt, ...gFrom, renoise: rho, gradientEvals: q.gradientEvals, ...(await evalOf(arch, q.weights, true)), seconds: (performance.now() - t) / 1000 };
+        row.guided.push(rr);
+        line(`${arch.key} renoising ρ ${rho}, guided λ ${lambda}${how} (${q.gradientEvals} gradients × ${rows} examples)`, rr, rr.seconds);
+      }
     }
-    row.sgd = { steps, rows, fromPrior: [], fromEuler: [] };
+    row.sgd = { steps: budget, rows, fromPrior: [], fromEuler: [], ...(renoiseSamples !== undefined && guidanceAt === 'prediction' ? { fromRenoise: [] } : {}) };
     for (const lr of sgdLrs) {
       const a = { lr, ...(await sgdRun(x0, lr)) };
       row.sgd.fromPrior.push(a);
-      if (a.acc !== undefined) line(`${arch.key} plain SGD from the prior draws, ${steps} × ${rows}, lr ${lr}`, a); else console.log(`${arch.key} plain SGD lr ${lr}: ${a.diverged}`);
+      if (a.acc !== undefined) line(`${arch.key} plain SGD from the prior draws, ${budget} × ${rows}, lr ${lr}`, a); else console.log(`${arch.key} plain SGD lr ${lr}: ${a.diverged}`);
       if (eulerSamples !== undefined) {
         const b = { lr, ...(await sgdRun(eulerSamples, lr)) };
         row.sgd.fromEuler.push(b);
-        if (b.acc !== undefined) line(`${arch.key} Euler samples + plain SGD, ${steps} × ${rows}, lr ${lr}`, b); else console.log(`${arch.key} flow + SGD lr ${lr}: ${b.diverged}`);
+        if (b.acc !== undefined) line(`${arch.key} Euler samples + plain SGD, ${budget} × ${rows}, lr ${lr}`, b); else console.log(`${arch.key} flow + SGD lr ${lr}: ${b.diverged}`);
+      }
+      if (row.sgd.fromRenoise !== undefined) {
+        const c = { lr, ...(await sgdRun(renoiseSamples, lr)) };
+        row.sgd.fromRenoise.push(c);
+        if (c.acc !== undefined) line(`${arch.key} renoised samples + plain SGD, ${budget} × ${rows}, lr ${lr}`, c); else console.log(`${arch.key} renoised + SGD lr ${lr}: ${c.diverged}`);
       }
     }
   }
@@ -143,5 +171,5 @@ for (const arch of archs) {
 if (renoiseWhy !== undefined && samplers.includes('renoise')) console.log(`(no renoising rows: ${renoiseWhy})`);
 
 const out = get('--out', path.join(root, 'results', 'trials', crossTask ? `${guideName}-from-${taskName}-transfer.json` : `${taskName}-transfer.json`));
-appendJsonRun(w, out, { date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), samplers, ...(crossTask ? { guideTask: guideName } : {}), ...(lambdas.length > 0 ? { guidance: { lambdas, rows, logitScale, sgdLrs } } : {}), field: { D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, probeFeatures: fm.options.probeFeatures?.probes ?? 0 }, geometry: fm.options.geometry, prior: fm.options.prior, task: taskName, n, steps, seed, results });
+appendJsonRun(w, out, { date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), samplers, ...(crossTask ? { guideTask: guideName } : {}), ...(lambdas.length > 0 ? { guidance: { lambdas, rows, logitScale, sgdLrs, at: guidanceAt, ...gFrom } } : {}), field: { D: fm.field.config.D, layers: fm.field.config.layers, hiddenIdentity: (fm.field.config.hiddenWidthSlots ?? 0) > 0, probeFeatures: fm.options.probeFeatures?.probes ?? 0 }, geometry: fm.options.geometry, prior: fm.options.prior, task: taskName, n, steps, seed, results });
 console.log(`wrote ${out}`);

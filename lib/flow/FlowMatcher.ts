@@ -190,6 +190,29 @@ export interface TrainOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Task-gradient guidance for {@link FlowMatcher.sample}. `grad(x, t)` returns ∇L at the B·P networks `x` (flat layout),
+ * one gradient per network; it is called once per velocity evaluation with t in [from, to] (default [0, 1]).
+ */
+export interface SampleGuidance {
+  grad: (x: Float32Array, t: number) => Float32Array;
+  /** Strength λ. */
+  lambda: number;
+  from?: number;
+  to?: number;
+  /**
+   * Where the gradient acts. 'state' (default; the thesis' form): v ← v − λ·∇L(x_t), the gradient taken at the
+   * current state (tangent-projected on the spheres for the Geometric flow). 'prediction' (beyond the thesis): the
+   * field's prediction x̂1 takes one gradient step, x̂1 ← canon(x̂1 − λ·∇L(x̂1)) — a step in the flat layout, put back
+   * on the spheres by the function-preserving canonicalisation for the Normalized and Geometric flows, i.e. one SGD
+   * step of learning rate λ on the predicted network — and the sampler aims at the stepped prediction. The gradient is
+   * taken at a network the field believes finished, not at a noisy state, and the velocity's pull towards x̂1 (which
+   * grows as 1/(1 − t)) carries the step instead of undoing it. x1-prediction flows in corrected semantics; also
+   * with the renoising sampler.
+   */
+  at?: 'state' | 'prediction';
+}
+
 /** Options of {@link FlowMatcher.sample}. */
 export interface SampleOptions {
   /** Networks to generate. */
@@ -224,8 +247,8 @@ export interface SampleOptions {
    * solver other than Euler. Default: off.
    */
   renoise?: number;
-  /** Guidance: v ← v − λ·∇L(x) with ∇L in the flat layout, for t in [from, to]. */
-  guidance?: { grad: (x: Float32Array, t: number) => Float32Array; lambda: number; from?: number; to?: number };
+  /** Guidance by a task-loss gradient ∇L in the flat layout, for t in [from, to]; see {@link SampleGuidance}. */
+  guidance?: SampleGuidance;
   /** Use the EMA parameters when present. Default true. */
   useEma?: boolean;
   /** Sampling velocity: 'riemannian' (corrected default) or 'x0-anchored' (reference default, v = x̂1 − x0). */
@@ -1227,8 +1250,11 @@ export class FlowMatcher {
     return this.canonical ? tg.geom.canonicalize(xhat) : xhat;
   }
 
-  /** Velocity at (x, t) for the sampler. */
-  private velocity(x: Float32Array, t: number, x0: Float32Array, mode: 'riemannian' | 'x0-anchored', tg: Target): Float32Array {
+  /**
+   * Velocity at (x, t) for the sampler. `guide` (x1-prediction flows) adjusts the prediction x̂1 before the velocity
+   * is formed from it (guidance at the prediction).
+   */
+  private velocity(x: Float32Array, t: number, x0: Float32Array, mode: 'riemannian' | 'x0-anchored', tg: Target, guide?: (xhat: Float32Array) => Float32Array): Float32Array {
     const P = tg.arch.numParams;
     const B = x.length / P;
     if (this.options.prediction === 'velocity') {
@@ -1236,7 +1262,7 @@ export class FlowMatcher {
       const v = this.toX1(this.fieldOutput(x, tt, tg), x, tt, tg);
       return this.options.geometry === 'geometric' && this.options.semantics === 'corrected' ? tg.geom.tangentProject(x, v) : v;
     }
-    const xhat = this.predictOn(x, t, tg);
+    const xhat = guide === undefined ? this.predictOn(x, t, tg) : guide(this.predictOn(x, t, tg));
     if (mode === 'x0-anchored') {
       for (let i = 0; i < xhat.length; i++) xhat[i] = xhat[i]! - x0[i]!;
       return xhat;
@@ -1249,6 +1275,24 @@ export class FlowMatcher {
   }
 
   /**
+   * Guidance at the prediction ({@link SampleGuidance.at} 'prediction'): x̂1 − λ·∇L(x̂1) in the flat layout, canonicalised
+   * (function-preserving) for the Normalized and Geometric flows.
+   */
+  private guidedPrediction(xhat: Float32Array, t: number, g: SampleGuidance, tg: Target): Float32Array {
+    const grad = g.grad(xhat, t);
+    if (grad.length !== xhat.length) throw new WsfError(`guidance gradient has length ${grad.length}; expected ${xhat.length}`, 'ERR_SHAPE');
+    const out = new Float32Array(xhat.length);
+    for (let i = 0; i < out.length; i++) out[i] = xhat[i]! - g.lambda * grad[i]!;
+    return this.canon(out, tg);
+  }
+
+  /** The prediction adjustment for guidance at the prediction at time t, or undefined (no guidance there). */
+  private predictionGuide(g: SampleGuidance | undefined, t: number, tg: Target): ((xhat: Float32Array) => Float32Array) | undefined {
+    if (g === undefined || g.at !== 'prediction' || t < (g.from ?? 0) || t > (g.to ?? 1)) return undefined;
+    return (xhat) => this.guidedPrediction(xhat, t, g, tg);
+  }
+
+  /**
    * Why the renoising sampler ({@link SampleOptions.renoise}) cannot serve this flow with these other sampling
    * options, or undefined when it can.
    */
@@ -1258,7 +1302,7 @@ export class FlowMatcher {
       o.semantics !== 'corrected' ? 'corrected semantics (the published sampler has no renoising form)'
       : o.prediction !== 'x1' ? 'an x1-prediction flow'
       : o.prior.kind !== 'gaussian' && o.prior.kind !== 'init' ? `a zero-mean prior ('gaussian' or 'init'), not '${o.prior.kind}'`
-      : opts.guidance !== undefined || (opts.noise !== undefined && opts.noise.scale > 0) ? 'no guidance and no `noise`'
+      : (opts.guidance !== undefined && opts.guidance.at !== 'prediction') || (opts.noise !== undefined && opts.noise.scale > 0) ? "no `noise` and no guidance other than at the prediction (guidance.at 'prediction')"
       : (opts.solver ?? 'euler') !== 'euler' ? "solver 'euler' (it replaces the solver)"
       : opts.velocity !== undefined && opts.velocity !== 'riemannian' ? "velocity 'riemannian'"
       : undefined;
@@ -1277,14 +1321,15 @@ export class FlowMatcher {
    * The renoising sampler's path from x (canonical start points) over `grid` (see {@link SampleOptions.renoise});
    * returns the end states x̂1 (canonical for the Normalized/Geometric flows).
    */
-  private renoisePath(x: Float32Array, grid: Float64Array, rho: number, rng: Rng, tg: Target, onStep: (x: Float32Array, t: number) => void): Float32Array {
+  private renoisePath(x: Float32Array, grid: Float64Array, rho: number, rng: Rng, tg: Target, onStep: (x: Float32Array, t: number) => void, guidance?: SampleGuidance): Float32Array {
     const B = x.length / tg.arch.numParams;
     let y = x;
     for (let k = 0; k + 1 < grid.length; k++) {
       const t = grid[k]!;
       const t2 = grid[k + 1]!;
       onStep(y, t);
-      const x1 = this.predictOn(y, t, tg);
+      const guide = this.predictionGuide(guidance, t, tg);
+      const x1 = guide === undefined ? this.predictOn(y, t, tg) : guide(this.predictOn(y, t, tg));
       // The start point of the path through x̂1 and y (y itself at t = 0), then a share of it renewed.
       let s = t === 0 ? y : tg.geom.interpolate(x1, y, 1 / Math.max(1 - t, 1e-4));
       const keep = rho ** (32 * (t2 - t));
@@ -1361,7 +1406,13 @@ export class FlowMatcher {
     const sem = this.options.semantics;
     const vmode = checkChoice('velocity', opts.velocity ?? (sem === 'reference' ? 'x0-anchored' : 'riemannian'), ['riemannian', 'x0-anchored'] as const);
     if (opts.x0 !== undefined && opts.x0.length !== n * P) throw new WsfError(`Expected \`x0\` of length n·P = ${n * P} but received length ${opts.x0.length}`, 'ERR_SHAPE');
-    if (opts.guidance !== undefined) checkNumber('guidance.lambda', opts.guidance.lambda);
+    if (opts.guidance !== undefined) {
+      checkNumber('guidance.lambda', opts.guidance.lambda);
+      const at = checkChoice('guidance.at', opts.guidance.at ?? 'state', ['state', 'prediction'] as const);
+      if (at === 'prediction' && (this.options.prediction !== 'x1' || sem !== 'corrected')) {
+        throw new WsfError(`guidance at the prediction needs an x1-prediction flow in corrected semantics (this flow: ${this.options.prediction} prediction, ${sem} semantics)`, 'ERR_INVALID');
+      }
+    }
     if (opts.noise !== undefined) checkNumber('noise.scale', opts.noise.scale, 0);
     const renoise = opts.renoise === undefined ? undefined : this.checkRenoise(opts);
     const rng = new Rng((opts.seed ?? 1) * 104729 + 3);
@@ -1395,7 +1446,7 @@ export class FlowMatcher {
           continue;
         }
         if (renoise !== undefined) {
-          x = this.renoisePath(x, grid, renoise, rng, tg, (y, t) => opts.onStep?.(y, t, start));
+          x = this.renoisePath(x, grid, renoise, rng, tg, (y, t) => opts.onStep?.(y, t, start), opts.guidance);
           out.set(x, start * P);
           opts.onProgress?.(start + B, n);
           continue;
@@ -1403,9 +1454,9 @@ export class FlowMatcher {
         const x0 = x.slice();
         if (this.options.componentInput) this.startAux = this.componentAux(x0);
         const vel = (y: Float32Array, t: number): Float32Array => {
-          let v = this.velocity(y, t, x0, vmode, tg);
           const g = opts.guidance;
-          if (g !== undefined && t >= (g.from ?? 0) && t <= (g.to ?? 1)) {
+          let v = this.velocity(y, t, x0, vmode, tg, this.predictionGuide(g, t, tg));
+          if (g !== undefined && g.at !== 'prediction' && t >= (g.from ?? 0) && t <= (g.to ?? 1)) {
             const grad = g.grad(y, t);
             if (grad.length !== y.length) throw new WsfError(`guidance gradient has length ${grad.length}; expected ${y.length}`, 'ERR_SHAPE');
             const gt = this.options.geometry === 'geometric' && sem === 'corrected' ? tg.geom.tangentProject(y, grad) : grad;

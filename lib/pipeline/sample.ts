@@ -13,7 +13,7 @@ import { type Architecture, mlp } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
 import { checkNumber } from '../util/validate.js';
 import { taskGradient, BatchStream } from '../eval/gradient.js';
-import type { FlowMatcher } from '../flow/FlowMatcher.js';
+import type { FlowMatcher, SampleGuidance } from '../flow/FlowMatcher.js';
 import type { TimeGridKind } from '../flow/time.js';
 import { f32, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Task } from '../tasks/Task.js';
@@ -48,8 +48,11 @@ export interface SampleFlowOptions {
    * — L(s·W_L) differentiated with respect to W_L — for flows whose states hold the last layer at unit norm
    * (Normalized and Geometric): at unit norm the logits are small, the task loss stays large whatever the direction,
    * and its gradient never settles; at the trained networks' own logit scale (see {@link naturalLogitScale}) it does.
+   * `at` 'prediction' instead takes one SGD step of rate λ from the field's prediction x̂1 (FlowMatcher's
+   * SampleGuidance.at) — on the network with its last layer at scale `logitScale`, so λ is a learning rate as for the
+   * trained networks.
    */
-  readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number; logitScale?: number };
+  readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number; logitScale?: number; at?: 'state' | 'prediction' };
   /**
    * Generate this architecture instead of the flow's (architecture transfer; same input width, output width and
    * depth, any hidden widths — see FlowMatcher's SampleOptions.arch). Default: the flow's architecture.
@@ -95,7 +98,7 @@ export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise
   let firstChunk = true;
   const batch = Math.max(1, Math.min(n, o.batch ?? 256));
   const seed = o.seed ?? 1;
-  let guidance: { grad: (x: Float32Array, t: number) => Float32Array; lambda: number; from?: number; to?: number } | undefined;
+  let guidance: SampleGuidance | undefined;
   if (o.guidance !== undefined && o.guidance.lambda !== 0) {
     const g = o.guidance;
     const task = g.task;
@@ -110,10 +113,13 @@ export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise
         if (firstChunk) evals++; // each call is one gradient per network of the chunk
         if (s === 1) return taskGradient(task, arch, x, stream.next(x.length / P)).grad;
         const grad = taskGradient(task, arch, scaleLastLayer(arch, x.slice(), s), stream.next(x.length / P)).grad;
-        return scaleLastLayer(arch, grad, s); // chain rule: ∂L(s·W)/∂W = s·∂L/∂(s·W)
+        // At the state: the chain rule, ∂L(s·W)/∂W = s·∂L/∂(s·W). At the prediction: an SGD step of rate λ on the
+        // network with its last layer at scale s, written in the unscaled coordinates: the last layer's step ÷ s.
+        return scaleLastLayer(arch, grad, g.at === 'prediction' ? 1 / s : s);
       },
       ...(g.from !== undefined ? { from: g.from } : {}),
       ...(g.to !== undefined ? { to: g.to } : {}),
+      ...(g.at !== undefined ? { at: g.at } : {}),
     };
   }
   const out = new Float32Array(n * P);

@@ -178,6 +178,7 @@ describe('option validation', () => {
     [['sample', '--flow', '.', '--out', 's.safetensors', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1'], /--guidance: needs --task/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--renoise', '0.5', '--solver', 'rk4'], /--renoise: replaces the solver/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--task', 'wdbc', '--guidance-at', 'endpoint'], /--guidance-at/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--renoise', '2'], /--renoise: expected a number in \[0, 1\], got 2/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--task', 'wdbc', '--guidance-logit-scale', '0'], /--guidance-logit-scale: expected a positive number or 'auto', got '0'/],
     [['sample', '--flow', '/nonexistent/flow', '--out', 's.safetensors'], /--flow: \/nonexistent\/flow does not exist/],
@@ -402,6 +403,13 @@ describe('the pipeline through the CLI', () => {
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/4 renoising steps, ρ 0\.7/);
     expect(readWeightsFile(reFile).metadata).toMatchObject({ renoise: '0.7', solver: 'euler' });
+    // Guidance with the renoising sampler: only at the prediction (recorded with the samples); at the state refused.
+    r = await cli('sample', '--flow', flowG, '--n', '3', '--steps', '4', '--renoise', '0.7', '--guidance', '0.01', '--task', 'wdbc', '--guidance-logit-scale', '2', '--guidance-at', 'prediction', '--guidance-from', '0.5', '--out', reFile);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(readWeightsFile(reFile).metadata.guidance!)).toEqual({ lambda: 0.01, task: 'wdbc', rows: 64, logitScale: 2, at: 'prediction', from: 0.5 });
+    r = await cli('sample', '--flow', flowG, '--n', '3', '--steps', '4', '--renoise', '0.7', '--guidance', '0.01', '--task', 'wdbc', '--out', reFile);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--renoise: .*--guidance only with --guidance-at prediction/);
     r = await cli('sample', '--flow', flow, '--n', '3', '--steps', '4', '--renoise', '0.7', '--out', path.join(tmp, 'renoise-mix.safetensors'));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--renoise: renoise needs a zero-mean prior \('gaussian' or 'init'\), not 'mixture'/);

@@ -173,7 +173,7 @@ describe('FlowMatcher', () => {
       [{ renoise: 1.5 }, /renoise/],
       [{ renoise: -0.1 }, /renoise/],
       [{ renoise: 0.5, solver: 'rk4' }, /solver 'euler'/],
-      [{ renoise: 0.5, noise: { scale: 0.1 } }, /no guidance and no `noise`/],
+      [{ renoise: 0.5, noise: { scale: 0.1 } }, /no `noise` and no guidance other than at the prediction/],
       [{ renoise: 0.5, velocity: 'x0-anchored' }, /velocity 'riemannian'/],
     ];
     for (const [o, re] of bad) {
