@@ -1,6 +1,7 @@
 // Renders results/trials/<task>.jsonl (rows appended by bench/quality/trials.mjs) as a markdown table in
 // results/trials/README.md: one row per trial with its configuration (only the settings that differ from the
-// trial defaults), steps, device, seconds, sample accuracy and loss, the trained networks and the noise baseline.
+// trial defaults), steps, device, seconds, sample accuracy and loss, the trained networks and the noise baseline;
+// then the sampler trials of saved flows (bench/quality/transfer.mjs's *.json), one row per sampler and run.
 //
 //   node bench/quality/trials-table.mjs [results/trials]
 import * as fs from 'node:fs';
@@ -57,6 +58,45 @@ for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.jsonl')).sort()) 
     }
     lines.push('');
   }
+}
+
+// Sampler trials of saved flows (bench/quality/transfer.mjs: *.json files, an array of runs with per-architecture
+// results): one row per sampler and run, with plain SGD at the row's gradient budget beside the guided rows.
+const samplerFiles = fs.readdirSync(dir).filter((x) => x.endsWith('.json')).sort().filter((f) => {
+  const j = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+  return Array.isArray(j) && j.length > 0 && j.every((r) => Array.isArray(r.results) && Array.isArray(r.samplers) && r.results.every((x) => typeof x.arch === 'string'));
+});
+if (samplerFiles.length > 0) {
+  lines.push('## Sampler trials of saved flows', '');
+  lines.push('Generated from the `*.json` files written by `bench/quality/transfer.mjs` (its header says how each row is sampled): one', "row per sampler, all rows of a run from the same prior draws. 'on flow task': accuracy on the flow's own task when", "the rows are scored on another (`--guide-task`). Plain SGD: from the same prior draws / from the run's unguided Euler", 'samples / from its renoised samples, with as many gradients of as many training examples as the guided sampler', "spent (the best of the run's learning rates).", '');
+  lines.push('| file | run | date | commit | flow | scored on | arch | n × steps, seed | sampler | gradients × rows | acc | BMA 64 | on flow task | plain SGD, same gradients: from draws / Euler / renoised | device |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const best = (xs) => {
+    const ok = (xs ?? []).filter((x) => x.acc !== undefined);
+    return ok.length === 0 ? '—' : ok.reduce((a, b) => (b.acc.mean > a.acc.mean ? b : a)).acc.mean.toFixed(3);
+  };
+  for (const f of samplerFiles) {
+    JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')).forEach((run, k) => {
+      for (const res of run.results) {
+        const head = `| ${f.replace(/\.json$/, '')} | ${k + 1} | ${run.date.slice(0, 10)} | ${run.commit} | ${run.flow} | ${run.guideTask ?? run.task} | ${res.arch} | ${run.n} × ${run.steps}, ${run.seed}`;
+        const row = (label, e, budget, sgd) => {
+          if (e === undefined || e.acc === undefined) return;
+          const b64 = e.bma?.find((p) => p.n === 64);
+          lines.push(`${head} | ${label} | ${budget} | ${pm(e.acc)} | ${b64 ? b64.acc.toFixed(3) : '—'} | ${e.onFlowTask !== undefined ? e.onFlowTask.mean.toFixed(3) : '—'} | ${sgd} | ${run.device} |`);
+        };
+        row('prior draws', res.prior, '—', '—');
+        row('Euler', res.euler, '—', '—');
+        row(`renoising ρ ${res.renoise?.rho}`, res.renoise, '—', '—');
+        for (const g of res.guided ?? []) {
+          const how = [g.renoise !== undefined ? `renoising ρ ${g.renoise}, ` : '', `guided λ ${g.lambda}`, g.at === 'prediction' ? ' at the prediction' : '', g.from !== undefined ? ` from t = ${g.from}` : '', g.velocity !== undefined && g.velocity !== 'riemannian' ? `, ${g.velocity} velocity` : '', g.logitScale !== undefined && g.logitScale !== 1 ? `, logit scale ${g.logitScale.toFixed(1)}` : ''].join('');
+          const sgd = res.sgd !== undefined && res.sgd.steps === g.gradientEvals ? `${best(res.sgd.fromPrior)} / ${best(res.sgd.fromEuler)} / ${best(res.sgd.fromRenoise)}` : `(SGD rows at ${res.sgd?.steps ?? '—'} gradients)`;
+          row(how, g, `${g.gradientEvals} × ${g.rows}`, sgd);
+        }
+        if (res.trained !== undefined) row(`trained (${res.trained.runs} runs)`, res.trained, '—', '—');
+      }
+    });
+  }
+  lines.push('');
 }
 fs.writeFileSync(path.join(dir, 'README.md'), lines.join('\n'));
 console.log(`wrote ${path.join(dir, 'README.md')}`);

@@ -179,6 +179,8 @@ describe('option validation', () => {
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1'], /--guidance: needs --task/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--renoise', '0.5', '--solver', 'rk4'], /--renoise: replaces the solver/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--task', 'wdbc', '--guidance-at', 'endpoint'], /--guidance-at/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance-at', 'prediction'], /--guidance-at: needs --guidance λ/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance-from', '0.5'], /--guidance-from: needs --guidance λ/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--renoise', '2'], /--renoise: expected a number in \[0, 1\], got 2/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--task', 'wdbc', '--guidance-logit-scale', '0'], /--guidance-logit-scale: expected a positive number or 'auto', got '0'/],
     [['sample', '--flow', '/nonexistent/flow', '--out', 's.safetensors'], /--flow: \/nonexistent\/flow does not exist/],

@@ -49,11 +49,10 @@ between batches and writes the finished networks to FILE with '.partial' before 
     'guidance-at': {
       type: 'string',
       choices: ['state', 'prediction'],
-      default: 'state',
       description:
-        "where the guidance gradient acts: 'state' (the thesis' v ← v − λ∇L(x_t)) or 'prediction' (one SGD step of rate λ from the field's prediction x̂1, taken at x̂1, at the --guidance-logit-scale; x1-prediction flows in corrected semantics)",
+        "where the guidance gradient acts: 'state' (the default; the thesis' v ← v − λ∇L(x_t)) or 'prediction' (one SGD step of rate λ from the field's prediction x̂1, taken at x̂1, at the --guidance-logit-scale; x1-prediction flows in corrected semantics)",
     },
-    'guidance-from': { type: 'number', min: 0, max: 1, default: 0, metavar: 'T', description: 'guide only for t ≥ T' },
+    'guidance-from': { type: 'number', min: 0, max: 1, metavar: 'T', description: 'guide only for t ≥ T (default 0: the whole path)' },
     'guidance-rows': { type: 'int', min: 1, default: 64, metavar: 'N', description: 'training examples per network and guidance step' },
     'guidance-logit-scale': {
       type: 'string',
@@ -87,6 +86,9 @@ export const sampleCommand: CliCommand = {
     if (v.out === undefined) throw new UsageError('--out: expected the samples file to write (e.g. --out s.safetensors)');
     if (fs.existsSync(v.out) && fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} is a folder; expected a file name`);
     if (v.guidance !== 0 && v.task === undefined) throw new UsageError('--guidance: needs --task (the task whose training loss guides the samples)');
+    for (const k of ['guidance-at', 'guidance-from'] as const) {
+      if (v[k] !== undefined && v.guidance === 0) throw new UsageError(`--${k}: needs --guidance λ`);
+    }
     const atPrediction = v['guidance-at'] === 'prediction';
     if (v.renoise !== undefined && (v.solver !== 'euler' || v.noise > 0 || (v.guidance !== 0 && !atPrediction))) {
       throw new UsageError('--renoise: replaces the solver and takes no --noise, and --guidance only with --guidance-at prediction (use --solver euler)');
@@ -129,7 +131,7 @@ export const sampleCommand: CliCommand = {
       if (gTask !== undefined && flowTask !== undefined && gTask.name !== flowTask) {
         ctx.note(`note: guiding towards ${gTask.name}, not the flow's own task (${flowTask}): measured from official MNIST towards Fashion-MNIST, guided samples stayed below plain SGD with the same gradients (README, "Fashion-MNIST from an MNIST flow, guided")`);
       }
-      const guideWhere = { ...(atPrediction ? { at: 'prediction' as const } : {}), ...(v['guidance-from'] > 0 ? { from: v['guidance-from'] } : {}) };
+      const guideWhere = { ...(atPrediction ? { at: 'prediction' as const } : {}), ...(v['guidance-from'] !== undefined && v['guidance-from'] > 0 ? { from: v['guidance-from'] } : {}) };
       const bar = ctx.progress({ label: 'sample', total: v.n, unit: 'networks' });
       const r = await sampleFlow(flow, {
         n: v.n,
