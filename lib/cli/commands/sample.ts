@@ -50,7 +50,7 @@ between batches and writes the finished networks to FILE with '.partial' before 
       type: 'string',
       choices: ['state', 'prediction'],
       description:
-        "where the guidance gradient acts: 'state' (the default; the thesis' v ← v − λ∇L(x_t)) or 'prediction' (one SGD step of rate λ from the field's prediction x̂1, taken at x̂1, at the --guidance-logit-scale; x1-prediction flows in corrected semantics)",
+        "where the guidance gradient acts: 'state' (the default; the thesis' v ← v − λ∇L(x_t)) or 'prediction' (one SGD step of rate λ from the field's prediction x̂1, taken at x̂1, at the --guidance-logit-scale; x1-prediction flows in corrected semantics; also with --renoise; official MNIST: λ 0.01)",
     },
     'guidance-from': { type: 'number', min: 0, max: 1, metavar: 'T', description: 'guide only for t ≥ T (default 0: the whole path)' },
     'guidance-rows': { type: 'int', min: 1, default: 64, metavar: 'N', description: 'training examples per network and guidance step' },
