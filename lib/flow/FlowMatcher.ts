@@ -181,6 +181,8 @@ export interface TrainOptions {
   ema?: number;
   /** Write a checkpoint here every `checkpointEvery` steps and at the end (atomic). */
   checkpoint?: string;
+  /** Extra safetensors metadata written with every checkpoint (e.g. the task and zoo it was trained on). */
+  checkpointMetadata?: Record<string, string>;
   /** Default 1000. */
   checkpointEvery?: number;
   /** Called every `logEvery` steps (default 50) with the running loss. */
@@ -1219,11 +1221,11 @@ export class FlowMatcher {
         opts.onLog({ step: done, loss: running, gradNorm: r.gradNorm, lr: adam.lr, elapsedS: el, stepsPerS: (done - startStep) / Math.max(el, 1e-9) });
       }
       if (opts.checkpoint !== undefined && (done % every === 0 || done === steps)) {
-        this.saveCheckpoint(opts.checkpoint);
+        this.saveCheckpoint(opts.checkpoint, opts.checkpointMetadata);
         lastCheckpointStep = done;
       }
       if (opts.signal?.aborted === true) {
-        if (opts.checkpoint !== undefined) this.saveCheckpoint(opts.checkpoint);
+        if (opts.checkpoint !== undefined) this.saveCheckpoint(opts.checkpoint, opts.checkpointMetadata);
         throw new WsfError(`training interrupted at step ${done}${opts.checkpoint !== undefined ? `; checkpoint written to ${opts.checkpoint}` : ''}`, 'ERR_INTERRUPTED');
       }
       if (done % 8 === 0) await new Promise<void>((res) => setImmediate(res)); // let timers, signals and progress run

@@ -27,7 +27,7 @@ export interface TrainFlowOptions {
   /** Flow options (the architecture comes from the zoo). */
   readonly flow?: Omit<FlowOptions, 'arch' | 'device'>;
   /** Training options (checkpointing, signal and logging are wired here). */
-  readonly train: Omit<TrainOptions, 'checkpoint' | 'signal' | 'onLog'>;
+  readonly train: Omit<TrainOptions, 'checkpoint' | 'checkpointMetadata' | 'signal' | 'onLog'>;
   readonly device?: DeviceRequest;
   /** Train on a seeded random subset of at most this many networks (default: all). */
   readonly maxNetworks?: number;
@@ -162,6 +162,9 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     records,
     result: { status: 'running', step: resumedFrom, loss: null, seconds: 0, resumedFrom, stepsPerS: 0 },
   };
+  // The task and zoo a flow learned from, recorded in the flow file and in every checkpoint (so a checkpoint can be
+  // sampled and evaluated as the finished flow: `wsflow sample --flow checkpoint.safetensors --evaluate`).
+  const provenance = { task: o.zoo.task, zoo_file: o.zooFile, zoo_aligned: String(zooRecord.aligned), train: JSON.stringify(log.train) };
   const writeLog = (): void => writeFileAtomic(logFile, JSON.stringify(log, null, 1) + '\n');
   const bar = o.progress;
   bar?.setTotal(steps);
@@ -178,6 +181,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
       {
         ...o.train,
         checkpoint: checkpointFile,
+        checkpointMetadata: provenance,
         ...(o.signal !== undefined ? { signal: o.signal } : {}),
         onLog: (l) => {
           records.push(l);
@@ -193,7 +197,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     const seconds = finished?.seconds ?? (performance.now() - t0) / 1000;
     const stepsPerS = finished?.stepsPerS ?? rateTo(r.step, seconds);
     const from = finished?.resumedFrom ?? resumedFrom;
-    fm.save(flowFile, { task: o.zoo.task, zoo_file: o.zooFile, zoo_aligned: String(zooRecord.aligned), train: JSON.stringify(log.train) });
+    fm.save(flowFile, provenance);
     log.result = { status: 'done', step: r.step, loss: Number.isFinite(loss) ? loss : null, seconds, resumedFrom: from, stepsPerS };
     writeLog();
     bar?.done({ loss });

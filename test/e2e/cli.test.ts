@@ -607,6 +607,14 @@ describe('Ctrl-C during train (child process)', () => {
     const k = log.result.step;
     expect(k).toBeGreaterThan(0);
     expect(log.result.stepsPerS).toBeCloseTo(k / log.result.seconds, 6);
+    // The checkpoint records the task and zoo as a finished flow does, so it can be sampled and evaluated as one.
+    const ckpt = path.join(flow, 'checkpoint.safetensors');
+    const ckMeta = readSafetensors(ckpt).metadata;
+    expect(ckMeta.task).toBe('wdbc');
+    expect(path.dirname(path.resolve(ckMeta.zoo_file!))).toBe(path.resolve(zoo));
+    const fromCkpt = await cli('sample', '--flow', ckpt, '--n', '2', '--steps', '2', '--evaluate', '--out', path.join(tmp, 'from-ckpt.safetensors'), '--json');
+    expect(fromCkpt.code, fromCkpt.err).toBe(0);
+    expect((JSON.parse(fromCkpt.out) as { evaluation: { accuracy: { mean: number } } }).evaluation.accuracy.mean).toBeGreaterThanOrEqual(0);
 
     // The resumed run, as a process with its JSON progress on stderr: the count starts at k, and the rate counts only
     // the steps of this run (3), not the k before it.
