@@ -13,8 +13,9 @@ const NAME = GEOMETRY_NAME;
 
 const thesisCell = (t: ThesisRow | undefined, k: 'accuracy' | 'loss'): string => (t === undefined ? '—' : fmtStat(t[k][0], t[k][1]));
 
-/** The rows every flow table shows. */
+/** The rows every flow table shows (with the guided column when some variant has one: {@link flowHead}). */
 function variantRows(vs: readonly VariantResult[]): string[][] {
+  const guidedCol = vs.some((v) => v.guided !== undefined);
   return vs.map((v) => [
     v.label,
     fmtStat(v.samples.accuracy.mean, v.samples.accuracy.std),
@@ -25,11 +26,18 @@ function variantRows(vs: readonly VariantResult[]): string[][] {
     fmtStat(v.gaussian.accuracy.mean, v.gaussian.accuracy.std) + (v.mixture !== undefined ? `; its mixture prior alone ${fmtStat(v.mixture.accuracy.mean, v.mixture.accuracy.std)}` : ''),
     v.memorisation.ratio.toFixed(2),
     v.renoised === undefined ? '—' : `${fmtStat(v.renoised.accuracy.mean, v.renoised.accuracy.std)} / ${fmtStat(v.renoised.loss.mean, v.renoised.loss.std)}`,
+    ...(guidedCol ? [v.guided === undefined ? '—' : `${fmtStat(v.guided.accuracy.mean, v.guided.accuracy.std)} / ${fmtStat(v.guided.sgd.accuracy.mean, v.guided.sgd.accuracy.std)} (${v.guided.gradients} × ${v.guided.rows})`] : []),
     `${v.train.steps} (${v.train.stepsPerS.toFixed(1)}/s)`,
   ]);
 }
 
 const FLOW_HEAD = ['flow', 'accuracy', 'thesis accuracy', 'loss', 'thesis loss', 'trained + noise accuracy', 'Gaussian-fit accuracy', 'NN ratio', `renoising sampler ρ ${RENOISE_RHO}: accuracy / loss`, 'steps'];
+const GUIDED_HEAD = 'renoised + guided at the prediction / renoised + plain SGD, same gradients: accuracy (gradients × examples)';
+
+/** The flow table's head: {@link FLOW_HEAD}, with the guided column before 'steps' when some variant has one. */
+function flowHead(vs: readonly VariantResult[]): string[] {
+  return vs.some((v) => v.guided !== undefined) ? [...FLOW_HEAD.slice(0, -1), GUIDED_HEAD, FLOW_HEAD.at(-1)!] : FLOW_HEAD;
+}
 
 /** Target rows: the trained networks in raw and canonical space. */
 function targetRows(vs: readonly VariantResult[], target: ThesisRow | undefined, name: string): string[][] {
@@ -37,7 +45,7 @@ function targetRows(vs: readonly VariantResult[], target: ThesisRow | undefined,
   for (const space of ['raw', 'canonical'] as const) {
     const v = vs.find((x) => x.space === space);
     if (v === undefined) continue;
-    rows.push([`Target (${name}, ${space === 'raw' ? 'raw weights' : 'canonicalised'})`, fmtStat(v.trained.accuracy.mean, v.trained.accuracy.std), thesisCell(target, 'accuracy'), fmtStat(v.trained.loss.mean, v.trained.loss.std), thesisCell(target, 'loss'), '—', '—', '—', '—', '—']);
+    rows.push([`Target (${name}, ${space === 'raw' ? 'raw weights' : 'canonicalised'})`, fmtStat(v.trained.accuracy.mean, v.trained.accuracy.std), thesisCell(target, 'accuracy'), fmtStat(v.trained.loss.mean, v.trained.loss.std), thesisCell(target, 'loss'), ...Array<string>(flowHead(vs).length - 5).fill('—')]);
   }
   return rows;
 }
@@ -46,6 +54,9 @@ const commonNotes = (scale: Scale, cfg: FlowExperimentConfig): string[] => [
   "Accuracy and loss: mean ± std over the generated networks on the task's test split; Normalized/Geometric flows are judged in canonicalised space (same accuracy, rescaled logits), as the thesis' Target rows were.",
   "'trained + noise': trained networks plus Gaussian noise at the samples' mean nearest-neighbour distance; 'NN ratio': samples' nearest-trained distance over the zoo's leave-one-out distance (≪ 1: copies); 'Gaussian-fit': draws from the Gaussian with the zoo's mean and empirical covariance (in the flow's space).",
   `'renoising sampler': the same flow, steps and seed with \`wsflow sample --renoise ${RENOISE_RHO}\` (beyond the thesis: each step renews part of the start point extrapolated through the field's prediction), for the flows from the thesis' prior in corrected semantics.`,
+  ...(cfg.guided !== undefined
+    ? [`'renoised + guided at the prediction' (beyond the thesis): the renoising sampler with \`--guidance ${cfg.guided.lambda} --guidance-at prediction --guidance-from ${cfg.guided.from}\` (one SGD step of rate ${cfg.guided.lambda} from the field's prediction per step for t ≥ ${cfg.guided.from}, ${cfg.guided.rows} training examples per network and step, at the trained networks' logit scale for the canonical flows), beside plain SGD (lr ${cfg.guided.sgdLr}) from the unguided renoised samples with the same gradients.`]
+    : []),
   ...(scale === 'quick'
     ? [`Quick scale is a small, fast run (zoo ${cfg.zoo.runs} runs × ${cfg.zoo.epochs} epochs, D=${cfg.field.d}, ${cfg.field.layers} layers, ${cfg.train.steps} steps of batch ${cfg.train.batch}, lr ${cfg.train.lr}, ${cfg.train.time ?? 'beta'} times${(cfg.train.ema ?? 0) > 0 ? `, EMA ${cfg.train.ema}` : ''}, ${cfg.sample.n} samples × ${cfg.sample.steps} Euler steps), not the thesis' configuration: compare trends, not digits.`]
     : []),
@@ -119,7 +130,7 @@ const wdbcExperiment: Experiment = {
     const table = [
       `Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}; alignment distance ${r.zoo.alignment?.distanceBefore.toFixed(3)} → ${r.zoo.alignment?.distanceAfter.toFixed(3)} checkpoint by checkpoint (the thesis' variants)${r.zoo.alignmentByRun !== null ? `, → ${r.zoo.alignmentByRun.distanceAfter.toFixed(3)} by run (wsflow's defaults)` : ''}.`,
       '',
-      mdTable(FLOW_HEAD, [...variantRows(r.variants), ...targetRows(r.variants, UCI_TABLE.target, 'Adam')]),
+      mdTable(flowHead(r.variants), [...variantRows(r.variants), ...targetRows(r.variants, UCI_TABLE.target, 'Adam')]),
     ].join('\n');
     const plot = histogram({
       title: 'WDBC: sample accuracy by flow (aligned)',
@@ -144,9 +155,12 @@ const MNIST = MNIST_FLOWS;
  * to 0.316 accuracy, at 600 its samples keep 0.841 (trained networks 0.826), while the thesis' Gaussian-prior variants
  * sample at chance either way (results/mnist/quick).
  */
+/** `mnist` also samples the thesis-prior flows renoised and guided at the prediction (README, "Guidance at the prediction"). */
+const MNIST_GUIDED = { lambda: 0.01, from: 0.5, rows: 64, sgdLr: 0.1 } as const;
+
 const MNIST_TABLE_CFG: Record<Scale, FlowExperimentConfig> = {
-  quick: { ...MNIST.quick, train: { ...MNIST.quick.train, steps: 600 } },
-  paper: MNIST.paper,
+  quick: { ...MNIST.quick, train: { ...MNIST.quick.train, steps: 600 }, guided: MNIST_GUIDED },
+  paper: { ...MNIST.paper, guided: MNIST_GUIDED },
 };
 
 const mnistVariants = (flags: Readonly<Record<string, boolean>> = {}): VariantSpec[] => [
@@ -177,7 +191,7 @@ const mnistExperiment: Experiment = {
   async run(ctx) {
     const cfg = ctx.config as FlowExperimentConfig;
     const r = await runFlowVariants(ctx, cfg, mnistVariants(ctx.flags));
-    const table = [`Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}.`, '', mdTable(FLOW_HEAD, [...variantRows(r.variants), ...targetRows(r.variants, MNIST_TABLE.target, 'SGD')])].join('\n');
+    const table = [`Zoo: ${r.zoo.networks} networks (${r.zoo.runs} runs × ${r.zoo.epochs} epochs), test accuracy ${fmtStat(r.zoo.testAccuracy.mean, r.zoo.testAccuracy.std)}.`, '', mdTable(flowHead(r.variants), [...variantRows(r.variants), ...targetRows(r.variants, MNIST_TABLE.target, 'SGD')])].join('\n');
     return { result: stripAccuracies(r), table, notes: commonNotes(ctx.scale, { ...cfg, train: { ...cfg.train, steps: ctx.steps ?? cfg.train.steps } }) };
   },
 };

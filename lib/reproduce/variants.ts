@@ -14,9 +14,11 @@ import type { GeometryKind } from '../geometry/Geometry.js';
 import { alignZoo } from '../pipeline/align.js';
 import { type BmaEntry, type MeanStd, evaluateSamples } from '../pipeline/evaluate.js';
 import { ALIGNED_BY_RUN_FILE, ALIGNED_FILE, ZOO_FILE } from '../pipeline/layout.js';
-import { sampleFlow } from '../pipeline/sample.js';
+import { plainSgd } from '../eval/gradient.js';
+import { sampleFlow, trainedLogitScale } from '../pipeline/sample.js';
 import { trainFlow, type TrainFlowOptions, type TrainFlowResult } from '../pipeline/train.js';
 import { type TaskName, loadTask } from '../tasks/loadTask.js';
+import type { Task } from '../tasks/Task.js';
 import { mnistFullAvailable } from '../tasks/mnist.js';
 import { buildZooReusing } from '../pipeline/zoo.js';
 import { type Zoo, readZoo, writeZoo } from '../zoo/Zoo.js';
@@ -64,6 +66,13 @@ export interface FlowExperimentConfig {
   readonly maxNetworks?: number;
   readonly sample: { readonly n: number; readonly steps: number };
   readonly bma?: readonly number[];
+  /**
+   * Also sample each thesis-prior flow with the renoising sampler guided at the prediction (SampleGuidance.at
+   * 'prediction'; SGD step λ with `rows` training examples per network and step, for t ≥ `from`, at the trained
+   * networks' logit scale for the canonical flows), beside plain SGD with the same gradients from the unguided renoised
+   * samples (learning rate `sgdLr`).
+   */
+  readonly guided?: { readonly lambda: number; readonly from: number; readonly rows: number; readonly sgdLr: number };
 }
 
 /**
@@ -105,6 +114,18 @@ export interface VariantResult {
    * (the thesis' prior in corrected semantics).
    */
   readonly renoised?: { readonly rho: number; readonly accuracy: MeanStd; readonly loss: MeanStd; readonly bma?: readonly BmaEntry[] };
+  /** The renoised samples guided at the prediction, and plain SGD from the unguided renoised ones at the same budget. */
+  readonly guided?: {
+    readonly lambda: number;
+    readonly from: number;
+    readonly rows: number;
+    readonly gradients: number;
+    readonly logitScale: number;
+    readonly accuracy: MeanStd;
+    readonly loss: MeanStd;
+    readonly bma?: readonly BmaEntry[];
+    readonly sgd: { readonly lr: number; readonly accuracy: MeanStd; readonly loss: MeanStd; readonly bma?: readonly BmaEntry[] };
+  };
   readonly thesis?: ThesisRow;
 }
 
@@ -268,6 +289,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
   const task = loadTask(cfg.task);
   const z = await prepareZoo(ctx, cfg, alignmentsFor(variants));
   const results: VariantResult[] = [];
+  const logitScale = cfg.guided !== undefined ? trainedLogitScale(z.raw) : 1;
   for (const v of variants) {
     const { tr, zoo, graph, d } = await trainVariant(ctx, cfg, z, v);
     const fm = tr.flow;
@@ -288,11 +310,13 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
       });
       const mix = ev.baselines!.mixture;
       let renoised: VariantResult['renoised'];
+      let guided: VariantResult['guided'];
       if (fm.renoiseUnsupported() === undefined) {
         const rr = await sampleFlow(fm, { n: cfg.sample.n, steps: cfg.sample.steps, seed: ctx.seed + 1, renoise: RENOISE_RHO, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}), progress: ctx.progress(`sample ${v.key} (renoising)`, cfg.sample.n, 'networks') });
         if (!rr.complete) throw new WsfError('interrupted while sampling; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
         const re = await evaluateSamples({ task, arch: zoo.arch, samples: rr.weights, canonical: v.geometry !== 'euclidean', bma: cfg.bma ?? [], seed: ctx.seed, device: ctx.device });
         renoised = { rho: RENOISE_RHO, accuracy: ms(re.samples.accuracy), loss: ms(re.samples.loss), ...(re.bma !== undefined ? { bma: re.bma } : {}) };
+        if (cfg.guided !== undefined) guided = await guidedRenoised(ctx, cfg, cfg.guided, fm, task, v.geometry === 'euclidean' ? 1 : logitScale, rr.weights);
       }
       results.push({
         key: v.key,
@@ -316,6 +340,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
         ...(ev.trained?.bma !== undefined ? { trainedBma: ev.trained.bma } : {}),
         sampleSeconds: sr.seconds,
         ...(renoised !== undefined ? { renoised } : {}),
+        ...(guided !== undefined ? { guided } : {}),
         ...(v.thesis !== undefined ? { thesis: v.thesis } : {}),
       });
       ctx.log(`${v.label}: accuracy ${ev.samples.accuracy.mean.toFixed(4)} ± ${ev.samples.accuracy.std.toFixed(4)} (trained ${ev.trained!.accuracy.mean.toFixed(4)})`);
@@ -324,6 +349,36 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
     }
   }
   return { zoo: z.summary, variants: results };
+}
+
+/** {@link FlowExperimentConfig.guided}: the renoised samples guided at the prediction, and SGD from the unguided ones. */
+async function guidedRenoised(ctx: ExperimentContext, cfg: FlowExperimentConfig, g: NonNullable<FlowExperimentConfig['guided']>, fm: TrainFlowResult['flow'], task: Task, logitScale: number, renoised: Float32Array): Promise<VariantResult['guided']> {
+  const n = cfg.sample.n;
+  const r = await sampleFlow(fm, {
+    n,
+    steps: cfg.sample.steps,
+    seed: ctx.seed + 1,
+    renoise: RENOISE_RHO,
+    guidance: { lambda: g.lambda, task, rows: g.rows, from: g.from, logitScale, at: 'prediction' },
+    ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
+    progress: ctx.progress('sample (renoising, guided at the prediction)', n, 'networks'),
+  });
+  if (!r.complete) throw new WsfError('interrupted while sampling; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
+  const canonical = fm.options.geometry !== 'euclidean';
+  const ev = await evaluateSamples({ task, arch: fm.arch, samples: r.weights, canonical, bma: cfg.bma ?? [], seed: ctx.seed, device: ctx.device });
+  const sgd = plainSgd(task, fm.arch, renoised, { steps: r.gradientEvals, rows: g.rows, lr: g.sgdLr, seed: ctx.seed + 7 });
+  const es = await evaluateSamples({ task, arch: fm.arch, samples: sgd, canonical, bma: cfg.bma ?? [], seed: ctx.seed, device: ctx.device });
+  return {
+    lambda: g.lambda,
+    from: g.from,
+    rows: g.rows,
+    gradients: r.gradientEvals,
+    logitScale,
+    accuracy: ms(ev.samples.accuracy),
+    loss: ms(ev.samples.loss),
+    ...(ev.bma !== undefined ? { bma: ev.bma } : {}),
+    sgd: { lr: g.sgdLr, accuracy: ms(es.samples.accuracy), loss: ms(es.samples.loss), ...(es.bma !== undefined ? { bma: es.bma } : {}) },
+  };
 }
 
 /**

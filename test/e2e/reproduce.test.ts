@@ -67,6 +67,22 @@ describe('reproduce, flow experiments at smoke size', () => {
     expect(table).toMatch(/\| Geometric \(aligned\) \| [\d.]+ ± [\d.]+ \| 0\.\d+/); // the thesis column
   }, 120_000);
 
+  it('mnist with `guided`: thesis-prior flows renoised and guided at the prediction, beside SGD at the same gradients', async () => {
+    const guided = { lambda: 0.01, from: 0.5, rows: 8, sgdLr: 0.1 };
+    const { result, table } = await run('mnist', { ...flows, guided });
+    for (const v of result.variants.slice(0, 6)) {
+      // Two Euler steps, guided for t ≥ 0.5: one gradient per network; the canonical flows at the zoo's logit scale.
+      expect(v.guided, v.key).toMatchObject({ lambda: 0.01, from: 0.5, rows: 8, gradients: 1, sgd: { lr: 0.1 } });
+      expect(v.guided.logitScale === 1).toBe(v.geometry === 'euclidean');
+      expect(finiteStats(v.guided), v.key).toBe(true);
+      expect(finiteStats(v.guided.sgd), v.key).toBe(true);
+    }
+    expect(result.variants.at(-1).guided).toBeUndefined(); // the mixture prior has no renoising form
+    expect(table).toMatch(/\| renoised \+ guided at the prediction \/ renoised \+ plain SGD, same gradients: accuracy \(gradients × examples\) \| steps \|/);
+    expect(table).toMatch(/\| Geometric \(aligned\) \|( [^|]+ \|){8} [\d.]+ ± [\d.]+ \/ [\d.]+ ± [\d.]+ \(1 × 8\) \|/);
+    expect(table).toMatch(/^\| Target \(SGD, raw weights\) \|( [^|]+ \|){10}$/m); // the Target rows fill every column
+  }, 120_000);
+
   it("wdbc: the nine thesis variants and wsflow's defaults, with the trained networks as targets", async () => {
     const cfg: FlowExperimentConfig = { task: 'wdbc', zoo: { runs: 2, epochs: 3, skipEpochs: 1, everyIters: 4 }, field: { d: 4, layers: 1, heads: 1 }, train: { steps: 2, batch: 4, lr: 1e-3 }, sample: { n: 2, steps: 2 } };
     const { result, table, dir } = await run('wdbc', cfg);
