@@ -127,7 +127,8 @@ for (const arch of archs) {
     row.guided = [];
     for (const lambda of lambdas) {
       t = performance.now();
-      const g = await w.sampleFlow(fm, { n, steps, x0, arch, seed, velocity, guidance: { lambda, task, rows, logitScale, at: guidanceAt, ...gFrom } });
+      const guidance = { lambda, task, rows, logitScale, at: guidanceAt, ...gFrom };
+      const g = await w.sampleFlow(fm, { n, steps, x0, arch, seed, velocity, guidance });
       const r = { lambda, rows, logitScale, velocity, at: guidanceAt, ...gFrom, gradientEvals: g.gradientEvals, ...(await evalOf(arch, g.weights, true)), seconds: (performance.now() - t) / 1000 };
       row.guided.push(r);
       budget = g.gradientEvals;
@@ -135,7 +136,7 @@ for (const arch of archs) {
       line(`${arch.key} guided λ ${lambda}${how} (${g.gradientEvals} gradients × ${rows} examples, logit scale ${logitScale.toFixed(2)})`, r, r.seconds);
       if (guidanceAt === 'prediction' && renoiseWhy === undefined && samplers.includes('renoise') && velocity === 'riemannian') {
         t = performance.now();
-        const q = await w.sampleFlow(fm, { n, steps, x0, arch, seed, renoise: rho, guidance: { lambda, task, rows, logitScale, at: guidanceAt, ...gFrom } });
+        const q = await w.sampleFlow(fm, { n, steps, x0, arch, seed, renoise: rho, guidance });
         const rr = { lambda, rows, logitScale, at: guidanceAt, ...gFrom, renoise: rho, gradientEvals: q.gradientEvals, ...(await evalOf(arch, q.weights, true)), seconds: (performance.now() - t) / 1000 };
         row.guided.push(rr);
         line(`${arch.key} renoising ρ ${rho}, guided λ ${lambda}${how} (${q.gradientEvals} gradients × ${rows} examples)`, rr, rr.seconds);

@@ -430,6 +430,13 @@ function readMixture(t: Record<string, SafeTensor>): MixturePriorStats | undefin
   return { components, ...(std instanceof Float64Array ? { std: std[0]! } : {}), ...(runs instanceof Int32Array ? { runs } : {}) };
 }
 
+/** The guidance gradient at the B·P networks `x`, checked to have their length. */
+function guidanceGradient(g: SampleGuidance, x: Float32Array, t: number): Float32Array {
+  const grad = g.grad(x, t);
+  if (grad.length !== x.length) throw new WsfError(`guidance gradient has length ${grad.length}; expected ${x.length}`, 'ERR_SHAPE');
+  return grad;
+}
+
 /** A flow-matching model over the weights of one architecture. */
 export class FlowMatcher {
   readonly arch: Architecture;
@@ -1281,11 +1288,16 @@ export class FlowMatcher {
    * (function-preserving) for the Normalized and Geometric flows.
    */
   private guidedPrediction(xhat: Float32Array, t: number, g: SampleGuidance, tg: Target): Float32Array {
-    const grad = g.grad(xhat, t);
-    if (grad.length !== xhat.length) throw new WsfError(`guidance gradient has length ${grad.length}; expected ${xhat.length}`, 'ERR_SHAPE');
+    const grad = guidanceGradient(g, xhat, t);
     const out = new Float32Array(xhat.length);
     for (let i = 0; i < out.length; i++) out[i] = xhat[i]! - g.lambda * grad[i]!;
     return this.canon(out, tg);
+  }
+
+  /** Why this flow cannot be guided at the prediction ({@link SampleGuidance.at}), or undefined when it can. */
+  guidanceAtPredictionUnsupported(): string | undefined {
+    const o = this.options;
+    return o.prediction === 'x1' && o.semantics === 'corrected' ? undefined : `guidance at the prediction needs an x1-prediction flow in corrected semantics (this flow: ${o.prediction} prediction, ${o.semantics} semantics)`;
   }
 
   /** The prediction adjustment for guidance at the prediction at time t, or undefined (no guidance there). */
@@ -1411,9 +1423,8 @@ export class FlowMatcher {
     if (opts.guidance !== undefined) {
       checkNumber('guidance.lambda', opts.guidance.lambda);
       const at = checkChoice('guidance.at', opts.guidance.at ?? 'state', ['state', 'prediction'] as const);
-      if (at === 'prediction' && (this.options.prediction !== 'x1' || sem !== 'corrected')) {
-        throw new WsfError(`guidance at the prediction needs an x1-prediction flow in corrected semantics (this flow: ${this.options.prediction} prediction, ${sem} semantics)`, 'ERR_INVALID');
-      }
+      const why = at === 'prediction' ? this.guidanceAtPredictionUnsupported() : undefined;
+      if (why !== undefined) throw new WsfError(why, 'ERR_INVALID');
     }
     if (opts.noise !== undefined) checkNumber('noise.scale', opts.noise.scale, 0);
     const renoise = opts.renoise === undefined ? undefined : this.checkRenoise(opts);
@@ -1459,8 +1470,7 @@ export class FlowMatcher {
           const g = opts.guidance;
           let v = this.velocity(y, t, x0, vmode, tg, this.predictionGuide(g, t, tg));
           if (g !== undefined && g.at !== 'prediction' && t >= (g.from ?? 0) && t <= (g.to ?? 1)) {
-            const grad = g.grad(y, t);
-            if (grad.length !== y.length) throw new WsfError(`guidance gradient has length ${grad.length}; expected ${y.length}`, 'ERR_SHAPE');
+            const grad = guidanceGradient(g, y, t);
             const gt = this.options.geometry === 'geometric' && sem === 'corrected' ? tg.geom.tangentProject(y, grad) : grad;
             v = v.slice();
             for (let i = 0; i < v.length; i++) v[i] = v[i]! - g.lambda * gt[i]!;

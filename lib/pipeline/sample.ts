@@ -52,7 +52,7 @@ export interface SampleFlowOptions {
    * SampleGuidance.at) — on the network with its last layer at scale `logitScale`, so λ is a learning rate as for the
    * trained networks.
    */
-  readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number; logitScale?: number; at?: 'state' | 'prediction' };
+  readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number; logitScale?: number; at?: SampleGuidance['at'] };
   /**
    * Generate this architecture instead of the flow's (architecture transfer; same input width, output width and
    * depth, any hidden widths — see FlowMatcher's SampleOptions.arch). Default: the flow's architecture.

@@ -113,9 +113,8 @@ export const sampleCommand: CliCommand = {
         if (why !== undefined) throw new UsageError(`--renoise: ${why}`);
       }
       const o = flow.options;
-      if (gTask !== undefined && atPrediction && (o.prediction !== 'x1' || o.semantics !== 'corrected')) {
-        throw new UsageError(`--guidance-at prediction: needs an x1-prediction flow in corrected semantics; ${file} has ${o.prediction} prediction, ${o.semantics} semantics`);
-      }
+      const noPrediction = gTask !== undefined && atPrediction ? flow.guidanceAtPredictionUnsupported() : undefined;
+      if (noPrediction !== undefined) throw new UsageError(`--guidance-at prediction: ${file}: ${noPrediction}`);
       const canonical = o.geometry !== 'euclidean' && o.semantics === 'corrected';
       let logitScale = 1;
       if (gTask !== undefined) {
