@@ -64,7 +64,7 @@ export type Values<S extends Readonly<Record<string, OptSpec>>> = { [K in keyof 
 
 /** Options most commands share. */
 export const COMMON = {
-  device: { type: 'string', choices: ['auto', 'cpu', 'cuda'], default: 'auto', description: "where the native engine runs ('auto': CUDA when a device works, else the CPU)" },
+  device: { type: 'string', choices: ['auto', 'cpu', 'cuda'], description: "where the native engine runs ('auto': CUDA when a device works, else the CPU; default: WSF_DEVICE, else auto)" },
   seed: { type: 'int', min: 0, max: 2 ** 31 - 1, default: 0, metavar: 'N', description: 'base seed of everything random in this command' },
   threads: { type: 'int', min: 1, max: 1024, metavar: 'N', description: 'CPU worker threads of the native engine (default: all cores, or WSF_NUM_THREADS)' },
   json: { type: 'boolean', description: 'print the result as one JSON object on stdout; progress as JSON lines on stderr' },

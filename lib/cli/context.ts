@@ -51,13 +51,14 @@ export class CliContext {
    * @returns the concrete device
    * @throws UsageError when CUDA is asked for and unavailable
    */
-  setup(v: { device?: string; threads?: number | undefined }): Device {
+  setup(v: { device?: string | undefined; threads?: number | undefined }): Device {
     if (v.threads !== undefined) binding().setNumThreads(v.threads);
-    const req = (v.device ?? 'auto') as DeviceRequest;
+    // No --device: resolveDevice reads WSF_DEVICE, else 'auto'.
+    const req = v.device as DeviceRequest | undefined;
     try {
       return resolveDevice(req);
     } catch (e) {
-      if (isWsfError(e)) throw new UsageError(`--device ${req}: ${e.message}`);
+      if (isWsfError(e)) throw new UsageError(req !== undefined ? `--device ${req}: ${e.message}` : `WSF_DEVICE=${process.env.WSF_DEVICE ?? ''}: ${e.message}`);
       throw e;
     }
   }

@@ -5,7 +5,7 @@
  * Samples file: safetensors with `weights` F32 [n, P] in the flat layout (METHOD.md §1.2) and `__metadata__`:
  * `format` = 'wsflow-samples', `format_version` = '1', `arch` (JSON widths), `task`, `flow` (the flow file),
  * `geometry`, `semantics`, `canonical` ('true' when the networks are canonicalised: Normalized/Geometric flows in
- * corrected semantics), `steps`, `solver`, `seed`, `batch`, `noise`, `renoise` (ρ or 'none'), `guidance` (JSON or 'none'), `zoo_file`,
+ * corrected semantics), `steps`, `solver`, `velocity`, `seed`, `batch`, `noise`, `renoise` (ρ or 'none'), `guidance` (JSON or 'none'), `zoo_file`,
  * `zoo_aligned`, `created`, `wsflow_version`, `flow_arch` (the architecture the flow was trained on, when the samples
  * are of another one: architecture transfer), and `partial` ('k of n') when sampling was interrupted.
  */

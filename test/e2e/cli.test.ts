@@ -176,7 +176,6 @@ describe('option validation', () => {
     [['train', '--zoo', '.', '--out', 'f', '--d', '16', '--heads', '3'], /--heads: expected a divisor of --d/],
     [['train', '--zoo', '.', '--out', 'f', '--device', 'tpu'], /--device: expected one of auto, cpu, cuda/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
-    [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1'], /--guidance: needs --task/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--renoise', '0.5', '--solver', 'rk4'], /--renoise: replaces the solver/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--task', 'wdbc', '--guidance-at', 'endpoint'], /--guidance-at/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance-at', 'prediction'], /--guidance-at: needs --guidance λ/],
@@ -194,6 +193,7 @@ describe('option validation', () => {
     [['eval', '--weights', 'package.json', '--log-likelihood', '--flow', '.', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
     [['demo', '--scale', 'huge'], /--scale: expected one of quick, paper/],
     [['demo', '--steps', '1.5'], /--steps: expected an integer/],
+    [['demo', '--scale', 'paper', '--device', 'cpu'], /--scale paper: trains a D=64, 5-layer flow for 250,000 steps, days on a CPU/],
     [['reproduce', 'nope'], /<experiment>: unknown experiment 'nope'/],
     [['reproduce', 'gaussian', 'extra'], /unexpected argument 'extra'/],
     [['reproduce', 'gaussian', '--dense'], /--dense: applies to the wdbc and mnist experiments only/],
@@ -215,6 +215,36 @@ describe('option validation', () => {
     const r = await cli('frobnicate');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/unknown command 'frobnicate'/);
+  });
+
+  it('bench lists the scripts of bench/, also as JSON', async () => {
+    const onDisk = fs.readdirSync(path.join(ROOT, 'bench')).filter((f) => f.endsWith('.mjs')).map((f) => f.slice(0, -4)).sort();
+    let r = await cli('bench', '--json');
+    expect(r.code, r.err).toBe(0);
+    const list = JSON.parse(r.out) as { name: string; about: string }[];
+    expect(list.map((x) => x.name)).toEqual(onDisk);
+    expect(list.find((x) => x.name === 'engine')!.about).not.toBe('');
+    r = await cli('bench');
+    expect(r.code, r.err).toBe(0);
+    for (const name of onDisk) expect(r.out).toMatch(new RegExp(`^  ${name} `, 'm'));
+    r = await cli('bench', 'engine', '--json');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--json: lists the scripts/);
+  });
+
+  it('commands read WSF_DEVICE when --device is not given; --device overrides it', async () => {
+    const saved = process.env.WSF_DEVICE;
+    process.env.WSF_DEVICE = 'tpu';
+    try {
+      let r = await cli('reproduce', '--list', '--json');
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^wsflow reproduce: WSF_DEVICE=tpu: Expected 'auto', 'cpu' or 'cuda' for `WSF_DEVICE`/);
+      r = await cli('reproduce', '--list', '--json', '--device', 'cpu');
+      expect(r.code, r.err).toBe(0);
+    } finally {
+      if (saved === undefined) delete process.env.WSF_DEVICE;
+      else process.env.WSF_DEVICE = saved;
+    }
   });
 });
 
@@ -321,6 +351,11 @@ describe('the pipeline through the CLI', () => {
     };
     expect(await guidanceOf(flow)).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64, logitScale: naturalLogitScale(az.arch, trainedNets) });
     expect(await guidanceOf(flow, '--guidance-logit-scale', '1')).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64 });
+    // --task defaults to the flow's own task.
+    const byDefault = path.join(tmp, 'g-default.safetensors');
+    r = await cli('sample', '--flow', flow, '--n', '2', '--steps', '2', '--guidance', '0.1', '--guidance-logit-scale', '1', '--out', byDefault);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(readWeightsFile(byDefault).metadata.guidance!)).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64 });
     // Guidance towards another task with the same inputs and classes (wdbc-reference for a wdbc flow) runs, with a note
     // that says what was measured for such transfer; guidance towards the flow's own task has no such note.
     const quiet = process.env.WSF_QUIET;
@@ -415,6 +450,22 @@ describe('the pipeline through the CLI', () => {
     r = await cli('sample', '--flow', flow, '--n', '3', '--steps', '4', '--renoise', '0.7', '--out', path.join(tmp, 'renoise-mix.safetensors'));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--renoise: renoise needs a zero-mean prior \('gaussian' or 'init'\), not 'mixture'/);
+    // --velocity x0-anchored: the thesis' sampler (x̂1 − x0), recorded; from the same start points it gives other
+    // networks than the default Riemannian velocity; refused with the renoising sampler.
+    const vRiem = path.join(tmp, 'v-riem.safetensors');
+    const vX0 = path.join(tmp, 'v-x0.safetensors');
+    r = await cli('sample', '--flow', flowG, '--n', '3', '--steps', '4', '--seed', '2', '--out', vRiem);
+    expect(r.code, r.err).toBe(0);
+    r = await cli('sample', '--flow', flowG, '--n', '3', '--steps', '4', '--seed', '2', '--velocity', 'x0-anchored', '--out', vX0);
+    expect(r.code, r.err).toBe(0);
+    expect(readWeightsFile(vRiem).metadata.velocity).toBe('riemannian');
+    expect(readWeightsFile(vX0).metadata.velocity).toBe('x0-anchored');
+    const wRiem = readWeightsFile(vRiem).weights;
+    const dv = readWeightsFile(vX0).weights.map((x, i) => Math.abs(x - wRiem[i]!));
+    expect(Math.max(...dv)).toBeGreaterThan(1e-3);
+    r = await cli('sample', '--flow', flowG, '--n', '3', '--steps', '4', '--renoise', '0.7', '--velocity', 'x0-anchored', '--out', vX0);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--velocity x0-anchored: the renoising sampler/);
     expect(ww.metadata).toMatchObject({ flow_arch: '[30,16,16,2]', canonical: 'true' });
     const g = geometry(ww.arch, 'geometric', { device: 'cpu' });
     expect(Math.max(...g.dist(ww.weights, g.project(ww.weights)))).toBeLessThan(1e-5); // canonicalised for 30-12-8-2: unit spheres (f32)

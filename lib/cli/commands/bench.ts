@@ -17,9 +17,9 @@ const spec = {
 with the options after \`--\` and passes its exit code through. The scripts need the compiled package (dist/ and
 the addon) and write their results to bench/results/; bench/README.md explains how to read them. The scripts are
 part of the source repository, not of the npm package.`,
-  options: {},
+  options: { json: { type: 'boolean', description: 'list the scripts as one JSON array (name, about) on stdout' } },
   positionals: [{ name: 'script', description: 'a script name, e.g. geometry or zoo' }],
-  examples: ['wsflow bench', 'wsflow bench geometry -- --seconds 0.5 --device cpu', 'wsflow bench zoo -- wdbc --runs 10'],
+  examples: ['wsflow bench', 'wsflow bench --json', 'wsflow bench geometry -- --seconds 0.5 --device cpu', 'wsflow bench zoo -- wdbc --runs 10'],
 } as const satisfies CommandSpec;
 
 function scripts(): { name: string; about: string }[] {
@@ -41,8 +41,14 @@ export const benchCommand: CliCommand = {
     const dash = argv.indexOf('--');
     const own = dash < 0 ? argv : argv.slice(0, dash);
     const pass = dash < 0 ? [] : argv.slice(dash + 1);
-    const { positionals } = parseCommand(spec, own);
+    const { values: v, positionals } = parseCommand(spec, own);
+    ctx.json = v.json === true;
+    if (ctx.json && positionals.length > 0) throw new UsageError("--json: lists the scripts; a script's own options go after -- (the scripts write JSON to bench/results/)");
     const list = scripts();
+    if (ctx.json) {
+      ctx.result(list, () => '');
+      return 0;
+    }
     if (list.length === 0) {
       ctx.io.stdout.write(`No benchmark scripts here (${BENCH} does not exist): they are part of the source repository. Clone it, build (npm install), then run 'npx wsflow bench'.\n`);
       return positionals.length > 0 ? 2 : 0;

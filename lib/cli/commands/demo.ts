@@ -3,7 +3,7 @@ import { TIME_DISTRIBUTIONS, type TimeDistribution } from '../../flow/time.js';
 import type { GeometryKind } from '../../geometry/Geometry.js';
 import { type DemoSummary, runDemo } from '../../pipeline/demo.js';
 import { DEMO_PRESETS, type DemoPreset } from '../../pipeline/presets.js';
-import { COMMON, type CommandSpec, parseCommand } from '../args.js';
+import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
 import { duration, pm, table } from '../common.js';
 import type { CliCommand } from './types.js';
 
@@ -18,7 +18,7 @@ samples networks, evaluates them against the trained networks and the three base
 a Gaussian fit of the zoo), prints a table and writes DIR/summary.json and DIR/report.html (self-contained, with
 plots), plus the zoo, flows and samples. --scale quick (default: ${q.runs} runs × ${q.epochs} epochs, D=${q.d}, ${q.layers} layers, ${q.steps} steps, ${q.samples} samples) is sized
 for a few minutes on a 2-core CPU; --scale paper uses the thesis' sizes (100 runs, D=64, 5 layers, 250k steps)
-and is meant for a GPU. Re-running reuses the zoo and finished flows; Ctrl-C keeps what finished (exit code 130).`,
+and is meant for a GPU (on a CPU it is refused unless --steps sizes it). Re-running reuses the zoo and finished flows; Ctrl-C keeps what finished (exit code 130).`,
   options: {
     scale: { type: 'string', choices: ['quick', 'paper'], default: 'quick', description: 'preset sizes (lib/pipeline/presets.ts)' },
     out: { type: 'string', metavar: 'DIR', default: 'wsflow-demo', description: 'report folder' },
@@ -79,6 +79,10 @@ export const demoCommand: CliCommand = {
     const { values: v } = parseCommand(spec, argv);
     ctx.json = v.json === true;
     const device = ctx.setup(v);
+    if (v.scale === 'paper' && device !== 'cuda' && v.steps === undefined) {
+      // 250,000 training steps of a D=64 × 5 field at ~0.6 s per step on a 2-core CPU: days, not a demo.
+      throw new UsageError('--scale paper: trains a D=64, 5-layer flow for 250,000 steps, days on a CPU; run it on a CUDA GPU, use --scale quick, or size it yourself with --steps N');
+    }
     const overrides: Partial<DemoPreset> = {
       ...(v.runs !== undefined ? { runs: v.runs } : {}),
       ...(v.epochs !== undefined ? { epochs: v.epochs } : {}),

@@ -28,7 +28,7 @@ with the memory free on the device and the mode that 'auto' (wsflow train's defa
     layers: { type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'with --memory: relational-transformer layers' },
     heads: { type: 'int', min: 1, max: 4096, default: 1, metavar: 'N', description: 'with --memory: attention heads (must divide D)' },
     graph: { type: 'string', choices: ['sparse', 'dense', 'hybrid'], default: 'sparse', description: 'with --memory: weight graph of the field' },
-    device: { type: 'string', choices: ['auto', 'cpu', 'cuda'], default: 'auto', description: 'with --memory: whose free memory to plan against' },
+    device: { type: 'string', choices: ['auto', 'cpu', 'cuda'], description: "with --memory: whose free memory to plan against (default: WSF_DEVICE, else auto)" },
   },
   examples: ['wsflow info', 'WSF_DEVICE=cpu wsflow info --json', 'wsflow info --memory 784-128-128-10 --batch 8', 'wsflow info --memory 784-10-10 --graph dense --batch 8 --json'],
 } as const satisfies CommandSpec;
@@ -83,7 +83,7 @@ export const infoCommand: CliCommand = {
 /** `wsflow info --memory ARCH`: the field's training and sampling memory per mode, and what 'auto' would pick. */
 function memoryPlanCommand(
   ctx: Parameters<CliCommand['run']>[0],
-  v: { memory?: string | undefined; batch: number; d: number; layers: number; heads: number; graph: string; device: string },
+  v: { memory?: string | undefined; batch: number; d: number; layers: number; heads: number; graph: string; device?: string | undefined },
 ): number {
   let arch;
   try {
@@ -92,7 +92,7 @@ function memoryPlanCommand(
     throw new WsfError(`--memory: expected an architecture such as 784-128-128-10, got '${v.memory}' (${(e as Error).message})`, 'ERR_INVALID');
   }
   if (v.d % v.heads !== 0) throw new WsfError(`--heads ${v.heads} must divide --d ${v.d}`, 'ERR_INVALID');
-  const device = resolveDevice(v.device as 'auto' | 'cpu' | 'cuda');
+  const device = resolveDevice(v.device as 'auto' | 'cpu' | 'cuda' | undefined);
   // The counts do not depend on the device (both store f32): a CPU field counts, the device's free memory decides.
   const field = VectorField.create({ arch, D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as 'sparse' | 'dense' | 'hybrid', device: 'cpu' });
   let plan: MemoryPlan;

@@ -32,6 +32,12 @@ between batches and writes the finished networks to FILE with '.partial' before 
     out: { type: 'string', metavar: 'FILE', required: true, description: 'samples file to write (.safetensors)' },
     steps: { type: 'int', min: 1, max: 1e6, default: 64, metavar: 'N', description: 'solver steps' },
     solver: { type: 'string', choices: ['euler', 'midpoint', 'rk4'], default: 'euler', description: 'ODE solver' },
+    velocity: {
+      type: 'string',
+      choices: ['riemannian', 'x0-anchored'],
+      description:
+        "sampling velocity: 'riemannian' ((x̂1 − x)/(1 − t) and its log map; the corrected default) or the thesis' 'x0-anchored' (x̂1 − x0, the reference default; METHOD.md §6.1; not with --renoise)",
+    },
     grid: { type: 'string', choices: ['uniform', 'early', 'cosine'], default: 'uniform', description: "time grid spacing: uniform, early (denser near t = 0) or cosine (denser at both ends)" },
     batch: { type: 'int', min: 1, max: 1e6, default: 256, metavar: 'N', description: 'networks integrated at once (memory; results depend on it through the seeds)' },
     noise: { type: 'number', min: 0, default: 0, metavar: 'X', description: 'stochastic sampling: noise scale·√dt per step (0: deterministic)' },
@@ -44,7 +50,7 @@ between batches and writes the finished networks to FILE with '.partial' before 
       description:
         "renoising sampler: at each step keep the share ρ (per 1/32 of the path) of the start point extrapolated through the field's prediction and renew the rest from the prior (1: the Euler path). Thesis-prior flows only (--prior gaussian|init); Euler, guidance only with --guidance-at prediction. Official MNIST, thesis prior, ρ 0.6: 0.748 vs 0.670 single, 0.918 vs 0.929 averaged over 64; WDBC Geometric loss 0.0133 vs 0.0156",
     },
-    guidance: { type: 'number', default: 0, metavar: 'λ', description: 'task-loss guidance strength (needs --task)' },
+    guidance: { type: 'number', default: 0, metavar: 'λ', description: "task-loss guidance strength (guides towards --task, by default the flow's own task)" },
     task: { type: 'string', choices: TASK_NAMES, description: "guidance task (default: the flow's task)" },
     'guidance-at': {
       type: 'string',
@@ -85,7 +91,6 @@ export const sampleCommand: CliCommand = {
     if (v.flow === undefined) throw new UsageError('--flow: expected a flow folder (e.g. --flow flows/wdbc-geo)');
     if (v.out === undefined) throw new UsageError('--out: expected the samples file to write (e.g. --out s.safetensors)');
     if (fs.existsSync(v.out) && fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} is a folder; expected a file name`);
-    if (v.guidance !== 0 && v.task === undefined) throw new UsageError('--guidance: needs --task (the task whose training loss guides the samples)');
     for (const k of ['guidance-at', 'guidance-from'] as const) {
       if (v[k] !== undefined && v.guidance === 0) throw new UsageError(`--${k}: needs --guidance λ`);
     }
@@ -93,13 +98,17 @@ export const sampleCommand: CliCommand = {
     if (v.renoise !== undefined && (v.solver !== 'euler' || v.noise > 0 || (v.guidance !== 0 && !atPrediction))) {
       throw new UsageError('--renoise: replaces the solver and takes no --noise, and --guidance only with --guidance-at prediction (use --solver euler)');
     }
+    if (v.renoise !== undefined && v.velocity === 'x0-anchored') throw new UsageError("--velocity x0-anchored: the renoising sampler extrapolates through the Riemannian velocity; drop --velocity or --renoise");
     const logitScaleArg = v['guidance-logit-scale'] === undefined ? 'default' : parseLogitScale(v['guidance-logit-scale']);
     const device = ctx.setup(v);
     const { file, flow } = flowFor('--flow', v.flow, device);
     try {
       const fmeta = checked('--flow', () => readZooMetadata(file));
       const flowTask = fmeta.task !== undefined && fmeta.task !== '' ? fmeta.task : undefined;
-      const gTask = v.guidance !== 0 ? taskFor('--task', v.task!) : undefined;
+      if (v.guidance !== 0 && v.task === undefined && flowTask === undefined) {
+        throw new UsageError(`--guidance: ${file} does not record its task; give --task (the task whose training loss guides the samples)`);
+      }
+      const gTask = v.guidance !== 0 ? taskFor('--task', v.task ?? flowTask!) : undefined;
       const evalTask = v.evaluate === true && flowTask !== undefined ? taskFor('--flow', flowTask) : undefined;
       if (v.evaluate === true && evalTask === undefined) throw new UsageError(`--evaluate: ${file} does not record its task; use 'wsflow eval --task T' instead`);
       const arch = v.arch !== undefined ? checked('--arch', () => flow.transferArch(v.arch!)) : flow.arch;
@@ -141,6 +150,7 @@ export const sampleCommand: CliCommand = {
         batch: v.batch,
         ...(v.noise > 0 ? { noise: { scale: v.noise, from: v['noise-from'] } } : {}),
         ...(v.renoise !== undefined ? { renoise: v.renoise } : {}),
+        ...(v.velocity !== undefined ? { velocity: v.velocity as 'riemannian' | 'x0-anchored' } : {}),
         ...(gTask !== undefined ? { guidance: { lambda: v.guidance, task: gTask, rows: v['guidance-rows'], logitScale, ...guideWhere } } : {}),
         ...(transfer ? { arch } : {}),
         signal: ctx.signal,
@@ -155,6 +165,7 @@ export const sampleCommand: CliCommand = {
         canonical: String(canonical),
         steps: String(v.steps),
         solver: v.solver,
+        velocity: v.velocity ?? (o.semantics === 'reference' ? 'x0-anchored' : 'riemannian'),
         grid: v.grid,
         seed: String(v.seed),
         batch: String(v.batch),

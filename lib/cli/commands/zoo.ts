@@ -33,7 +33,7 @@ finished build with the same options does nothing. The zoo is trained with TF.js
     epochs: { type: 'int', min: 1, max: 100_000, metavar: 'N', description: 'epochs per run (default: the preset)' },
     batch: { type: 'int', min: 1, max: 1_000_000, metavar: 'N', description: 'mini-batch size (default: the preset)' },
     optimizer: { type: 'string', choices: ['adam', 'sgd'], description: "optimiser (default: the preset's)" },
-    lr: { type: 'number', above: 0, metavar: 'X', description: "learning rate (default: the preset's)" },
+    lr: { type: 'number', above: 0, metavar: 'X', description: "learning rate (default: the preset's; with another --optimizer than the preset's, 0.001 for adam and 0.1 for sgd with momentum 0.9, no weight decay)" },
     'skip-epochs': { type: 'int', min: 0, metavar: 'N', description: 'keep checkpoints from this epoch on (default: the preset)' },
     every: { type: 'int', min: 1, metavar: 'N', description: 'keep a checkpoint every N batches (default: the preset)' },
     chunk: { type: 'int', min: 1, metavar: 'N', description: 'runs trained together, and the unit of resumption (default: the preset)' },
