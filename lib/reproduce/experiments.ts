@@ -205,6 +205,12 @@ const MNIST_BMA_CFG: Record<Scale, FlowExperimentConfig> = {
   paper: { ...MNIST.paper, sample: { n: 256, steps: 64 }, bma: [1, 4, 8, 16, 32, 64] },
 };
 
+/** The thesis' averaged accuracy at ensemble size n off one of its curves (indexed by MNIST_BMA.ns), or '—'. */
+function thesisAt(curve: readonly number[] | undefined, n: number): string {
+  const i = MNIST_BMA.ns.indexOf(n);
+  return i >= 0 && curve?.[i] !== undefined ? curve[i].toFixed(3) : '—';
+}
+
 const mnistBmaExperiment: Experiment = {
   name: 'mnist-bma',
   title: 'MNIST: Bayesian model averaging with generated networks',
@@ -214,15 +220,15 @@ const mnistBmaExperiment: Experiment = {
   thesis: MNIST_BMA,
   unavailable: needsGpuAndMnistFull('trains six D=32, 5-layer MNIST flows for 100,000 steps each'),
   async run(ctx) {
-    const cfg = MNIST_BMA_CFG[ctx.scale];
+    const cfg = ctx.config as FlowExperimentConfig;
     const r = await runFlowVariants(ctx, cfg, mnistVariants());
     const ns = cfg.bma!;
     const rows = r.variants.map((v) => {
       const curve = MNIST_BMA.curves[`${v.geometry}/${v.coupling === 'ot' ? 'ot' : 'independent'}`];
-      return [v.label, ...ns.map((n, i) => `${v.bma?.find((p) => p.n === n)?.accuracy.mean.toFixed(3) ?? '—'} (${curve?.[i]?.toFixed(3) ?? '—'})`)];
+      return [v.label, ...ns.map((n) => `${v.bma?.find((p) => p.n === n)?.accuracy.mean.toFixed(3) ?? '—'} (${thesisAt(curve, n)})`)];
     });
     const t = r.variants[0];
-    if (t?.trainedBma !== undefined) rows.push(['Target (trained)', ...ns.map((n, i) => `${t.trainedBma!.find((p) => p.n === n)?.accuracy.mean.toFixed(3) ?? '—'} (${MNIST_BMA.curves['target/independent']?.[i]?.toFixed(3)})`)]);
+    if (t?.trainedBma !== undefined) rows.push(['Target (trained)', ...ns.map((n) => `${t.trainedBma!.find((p) => p.n === n)?.accuracy.mean.toFixed(3) ?? '—'} (${thesisAt(MNIST_BMA.curves['target/independent'], n)})`)]);
     const table = ['BMA accuracy by ensemble size n: ours (thesis, read off the figure).', '', mdTable(['flow', ...ns.map((n) => `n=${n}`)], rows)].join('\n');
     const plot = lineChart({
       title: 'MNIST model averaging',
@@ -252,7 +258,7 @@ const scalingExperiment: Experiment = {
   thesis: SCALING,
   unavailable: needsGpuAndMnistFull('trains nine MNIST flows (d_E 8/16/32, 5 layers) for 100,000 steps each'),
   async run(ctx) {
-    const cfg = SCALING_CFG[ctx.scale];
+    const cfg = ctx.config as FlowExperimentConfig & { widths: readonly number[] };
     const variants: VariantSpec[] = cfg.widths.flatMap((d) => GEOMETRIES.map((g) => ({ key: `${g}/d${d}`, label: `${NAME[g]}, d_E=${d}`, geometry: g, aligned: true, coupling: 'independent' as const, d })));
     const r = await runFlowVariants(ctx, cfg, variants);
     const rows = r.variants.map((v) => {

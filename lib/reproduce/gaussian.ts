@@ -59,7 +59,7 @@ export const gaussianExperiment: Experiment = {
     return null;
   },
   async run(ctx) {
-    const c = CONFIG[ctx.scale];
+    const c = ctx.config as GaussianConfig;
     const arch = mlp(c.arch);
     const P = arch.numParams;
     const rng = new Rng(ctx.seed + 101);
