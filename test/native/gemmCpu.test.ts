@@ -4,14 +4,40 @@
 // (full panels, dot and axpy tails, 8- and 16-wide masked panels), K across the 256-deep chunk boundary, row counts
 // that are not multiples of the 6-row tile, tall weight-gradient reductions (rows ≥ 4096, both orientations), a
 // weight leading dimension wider than K, and accumulation. Results must also be bit-identical for 1 and 2 threads.
+// Every instruction-set level up to the detected one (portable float loops, AVX2, AVX-512) is checked against f64.
 import { afterAll, describe, expect, it } from 'vitest';
 import { runOp, type OpCase } from '../../lib/internal/backendParity.js';
 import { binding } from '../../lib/native/binding.js';
+import type { CpuIsaName } from '../../lib/native/types.js';
 import { Rng } from '../../lib/util/rng.js';
 
 const b = binding();
 const threads0 = b.numThreads();
-afterAll(() => b.setNumThreads(threads0));
+const isa0 = b.cpuIsa();
+afterAll(() => {
+  b.setNumThreads(threads0);
+  b.setCpuIsa(isa0.active);
+});
+
+/** The levels from the portable kernels up to the detected one. */
+const ORDER: readonly CpuIsaName[] = ['portable', 'avx2', 'avx512'];
+const LEVELS = ORDER.slice(0, ORDER.indexOf(isa0.detected) + 1);
+
+/** Runs `c` on 1 and 2 threads at each level (restoring the active level after), returning the runs per level. */
+function runAtEachLevel(c: OpCase): { level: CpuIsaName; runs: ReturnType<typeof runOp>[] }[] {
+  return LEVELS.map((level) => {
+    try {
+      expect(b.setCpuIsa(level)).toBe(level);
+      const runs = [1, 2].map((t) => {
+        b.setNumThreads(t);
+        return runOp(b, 'cpu', c);
+      });
+      return { level, runs };
+    } finally {
+      b.setCpuIsa(isa0.active);
+    }
+  });
+}
 
 const rng = new Rng(2024);
 const normal = (n: number): Float32Array => rng.fillNormal(new Float32Array(n));
@@ -54,13 +80,11 @@ describe('CPU GEMM (linear ops) against float64 loops', () => {
           mag[r * N + o] = m;
         }
       }
-      const runs = [1, 2].map((t) => {
-        b.setNumThreads(t);
-        return runOp(b, 'cpu', c);
-      });
-      expect(runs[0]!.problems).toEqual([]);
-      expectClose(`fwd acc=${acc}`, runs[0]!.outputs.y!, ref, mag, K);
-      expect(runs[1]!.outputs.y).toEqual(runs[0]!.outputs.y); // thread count does not change a bit
+      for (const { level, runs } of runAtEachLevel(c)) {
+        expect(runs[0]!.problems).toEqual([]);
+        expectClose(`fwd acc=${acc} ${level}`, runs[0]!.outputs.y!, ref, mag, K);
+        expect(runs[1]!.outputs.y).toEqual(runs[0]!.outputs.y); // thread count does not change a bit
+      }
     }
   });
 
@@ -85,13 +109,11 @@ describe('CPU GEMM (linear ops) against float64 loops', () => {
           mag[r * K + k] = m;
         }
       }
-      const runs = [1, 2].map((t) => {
-        b.setNumThreads(t);
-        return runOp(b, 'cpu', c);
-      });
-      expect(runs[0]!.problems).toEqual([]);
-      expectClose(`dx acc=${acc}`, runs[0]!.outputs.dx!, ref, mag, N);
-      expect(runs[1]!.outputs.dx).toEqual(runs[0]!.outputs.dx);
+      for (const { level, runs } of runAtEachLevel(c)) {
+        expect(runs[0]!.problems).toEqual([]);
+        expectClose(`dx acc=${acc} ${level}`, runs[0]!.outputs.dx!, ref, mag, N);
+        expect(runs[1]!.outputs.dx).toEqual(runs[0]!.outputs.dx);
+      }
     }
   });
 
@@ -116,22 +138,27 @@ describe('CPU GEMM (linear ops) against float64 loops', () => {
         }
       }
     }
-    const runs = [1, 2].map((t) => {
-      b.setNumThreads(t);
-      return runOp(b, 'cpu', c);
-    });
-    expect(runs[0]!.problems).toEqual([]);
-    // Columns k ≥ K of each dW row (ldw > K) are not the op's: they must keep their initial values.
-    for (let o = 0; o < N; o++) for (let k = K; k < ldw; k++) expect(runs[0]!.outputs.dW![o * ldw + k]).toBe(dW0[o * ldw + k]);
-    expectClose('dW', runs[0]!.outputs.dW!, ref, mag, rows);
-    expectClose('db', runs[0]!.outputs.db!, refb, magb, rows);
-    expect(runs[1]!.outputs.dW).toEqual(runs[0]!.outputs.dW);
+    for (const { level, runs } of runAtEachLevel(c)) {
+      expect(runs[0]!.problems).toEqual([]);
+      // Columns k ≥ K of each dW row (ldw > K) are not the op's: they must keep their initial values.
+      for (let o = 0; o < N; o++) for (let k = K; k < ldw; k++) expect(runs[0]!.outputs.dW![o * ldw + k]).toBe(dW0[o * ldw + k]);
+      expectClose(`dW ${level}`, runs[0]!.outputs.dW!, ref, mag, rows);
+      expectClose(`db ${level}`, runs[0]!.outputs.db!, refb, magb, rows);
+      expect(runs[1]!.outputs.dW).toEqual(runs[0]!.outputs.dW);
+      expect(runs[1]!.outputs.db).toEqual(runs[0]!.outputs.db);
+    }
+  });
+
+  it('checks every level up to the detected one, starting from the portable kernels', () => {
+    expect(LEVELS[0]).toBe('portable');
+    expect(LEVELS.at(-1)).toBe(isa0.detected);
+    expect(b.cpuIsa().active).toBe(isa0.active); // each check restores the active level
   });
 });
 
 // The AVX-512 kernel (12×32 tiles over full 16-column panels) runs the same FMA chain per output entry as the AVX2
 // kernel (one accumulator, K ascending, the same 256-deep chunks), so capping the instruction set must not change a
-// bit. The f64 checks above run at the detected level (AVX-512 where the CPU has it); this pins the other level to it.
+// bit. The f64 checks above run at every level; this also pins AVX2 to AVX-512 bit for bit.
 describe('CPU GEMM instruction-set levels', () => {
   const isa = b.cpuIsa();
   afterAll(() => b.setCpuIsa(isa.detected));

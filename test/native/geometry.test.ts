@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { canonicalize, canonicalizeBackward, geometry, mlp, WsfError } from '../../lib/index.js';
 import { binding } from '../../lib/native/binding.js';
 import { createPlan, disposeSharedPlans } from '../../lib/geometry/plan.js';
+import { Rng } from '../../lib/util/rng.js';
 import type { Geometry } from '../../lib/geometry/Geometry.js';
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -67,10 +68,20 @@ describe('geometry facade validation', () => {
     expect(codeOf(() => canonicalizeBackward(arch, a, x, { out: a }))).toBe('ERR_INVALID');
   });
 
-  it("'cuda' without a usable device is ERR_NO_CUDA (never a silent fallback)", () => {
-    if (cudaOk) return;
+  it.skipIf(cudaOk)("'cuda' without a usable device is ERR_NO_CUDA (never a silent fallback)", () => {
     expect(codeOf(() => geometry(arch, 'geometric', { device: 'cuda' }))).toBe('ERR_NO_CUDA');
     expect(codeOf(() => canonicalize(arch, x, { device: 'cuda' }))).toBe('ERR_NO_CUDA');
+  });
+
+  it.runIf(cudaOk)("'cuda' with a usable device runs there and agrees with the CPU", () => {
+    const xs = new Rng(5).fillNormal(new Float32Array(2 * P));
+    const gc = geometry(arch, 'geometric', { device: 'cuda' });
+    try {
+      expect(gc.project(xs)).toAllClose(g.project(xs), { atol: 1e-6, rtol: 1e-5 }); // f32 norms, other summation order
+    } finally {
+      gc.dispose();
+    }
+    expect(canonicalize(arch, xs, { device: 'cuda' })).toAllClose(canonicalize(arch, xs, { device: 'cpu' }), { atol: 1e-6, rtol: 1e-5 });
   });
 
   it('disposed geometries throw ERR_DISPOSED; dispose is idempotent', () => {

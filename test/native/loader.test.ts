@@ -58,7 +58,7 @@ describe('native loader', () => {
     } else {
       expect(resolveDevice('cuda')).toBe('cuda');
     }
-    expect(() => resolveDevice('tpu' as never)).toThrow();
+    expect(() => resolveDevice('tpu' as never)).toThrowError(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/'auto', 'cpu' or 'cuda'.*"tpu"/) }));
   });
 
   it('native argument errors are WsfErrors with codes and the process survives', () => {

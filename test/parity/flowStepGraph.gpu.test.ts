@@ -106,7 +106,11 @@ describe.skipIf(!cuda)('flow step without mid-step waits, and as a CUDA graph', 
   }, timeout);
 
   it.skipIf(!emu)('the host waits once per sync-free or graph step (the loss and norm coming back), more often in a plain step (emulator count)', async () => {
-    const perStep = (r: Run): number[] => r.waits.slice(1).map((w, i) => w - r.waits[i]!);
+    const perStep = (r: Run): number[] => {
+      expect(r.error).toBeUndefined();
+      expect(r.waits).toHaveLength(8);
+      return r.waits.slice(1).map((w, i) => w - r.waits[i]!);
+    };
     const opts: Partial<FlowOptions> = { geometry: 'geometric' };
     const plain = perStep(await train('plain', opts, { clipNorm: 1 }));
     const sync = perStep(await train('sync', opts, { clipNorm: 1 }));
@@ -124,6 +128,8 @@ describe.skipIf(!cuda)('flow step without mid-step waits, and as a CUDA graph', 
     };
     const plain = await train('plain', { geometry: 'geometric' }, { steps: 12 }, data, [6, other]);
     const graph = await train('graph', { geometry: 'geometric' }, { steps: 12 }, data, [6, other]);
+    expect(plain.error).toBeUndefined();
+    expect(plain.losses).toHaveLength(12); // every step ran (the allocation between steps 6 and 7 included)
     expect(graph.info.captureFailures).toBe(0);
     expect(graph.info.captures).toBe(2);
     expectSame(graph, plain);
@@ -146,6 +152,8 @@ describe.skipIf(!cuda)('flow step without mid-step waits, and as a CUDA graph', 
   it('runs plain while profiling (the profile needs a wait per region)', async () => {
     process.env.WSF_PROFILE = '1';
     const graph = await train('graph', { geometry: 'geometric' }, { steps: 4 });
+    expect(graph.error).toBeUndefined();
+    expect(graph.losses).toHaveLength(4);
     expect(graph.info).toMatchObject({ mode: 'graph', syncFreeSteps: 0, captures: 0 });
   }, timeout);
 });

@@ -202,8 +202,9 @@ describe('alignNetworks (weight matching)', () => {
       for (const b of members) expect(res.perms.subarray(b * 4, b * 4 + 4)).toEqual(res.perms.subarray(members[0]! * 4, members[0]! * 4 + 4));
       const best = Math.min(...all.map((p) => groupCost(members, Int32Array.from(p))));
       expect(groupCost(members, res.perms.slice(members[0]! * 4, members[0]! * 4 + 4))).toBeCloseTo(best, 3);
-      // Never worse than before, summed over the group.
-      expect(groupCost(members, identityPermutations(arch))).toBeGreaterThanOrEqual(best - 1e-6);
+      // Never worse than leaving the group unpermuted, and strictly better here (random networks are not aligned).
+      const chosen = groupCost(members, res.perms.slice(members[0]! * 4, members[0]! * 4 + 4));
+      expect(chosen).toBeLessThan(groupCost(members, identityPermutations(arch)));
     }
     // The reference's group keeps the identity: the reference itself is unchanged.
     for (const b of [0, 1, 2]) expect(Array.from(res.perms.subarray(b * 4, b * 4 + 4))).toEqual([0, 1, 2, 3]);

@@ -158,10 +158,75 @@ describe('gaussianBaseline', () => {
   it('members below T use that many distinct rows around the full mean; bad options are typed errors', () => {
     const rng = new Rng(8);
     const train = rng.fillNormal(new Float32Array(12 * P));
-    const r = gaussianBaseline(arch, train, { count: 3, members: 4, seed: 1 });
-    expect(r.members).toBe(4);
-    expect(r.weights.length).toBe(3 * P);
-    expect(r.weights.every((v) => Number.isFinite(v))).toBe(true);
+    const T = 12;
+    const m = 4;
+    const n = 12;
+    const r = gaussianBaseline(arch, train, { count: n, members: m, seed: 1 });
+    expect(r.members).toBe(m);
+    expect(r.weights.length).toBe(n * P);
+    // The mean is that of all T rows (f64), not of the members.
+    const mu = new Float64Array(P);
+    for (let i = 0; i < T; i++) for (let p = 0; p < P; p++) mu[p]! += train[i * P + p]!;
+    for (let p = 0; p < P; p++) mu[p]! /= T;
+    expect(r.mean).toAllClose(mu, { atol: 1e-14, rtol: 1e-13 });
+    // Gram–Schmidt (twice, for stability) with a relative residual threshold: the basis of the accepted vectors.
+    const basis: Float64Array[] = [];
+    const residual = (v: Float64Array): number => {
+      const u = v.slice();
+      for (let pass = 0; pass < 2; pass++) {
+        for (const q of basis) {
+          const c = u.reduce((s, x, p) => s + x * q[p]!, 0);
+          for (let p = 0; p < P; p++) u[p]! -= c * q[p]!;
+        }
+      }
+      const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+      const rn = Math.sqrt(u.reduce((s, x) => s + x * x, 0));
+      if (rn > 1e-4 * norm) basis.push(u.map((x) => x / rn));
+      return rn / norm;
+    };
+    // The n = 12 centred draws x − μ span exactly m = 4 dimensions (f32 rounding leaves residuals ≈ 1e-7); draws
+    // built from more rows would span more.
+    for (let i = 0; i < n; i++) residual(Float64Array.from(r.weights.subarray(i * P, (i + 1) * P), (v, p) => v - mu[p]!));
+    expect(basis.length).toBe(m);
+    // That span is spanned by exactly m distinct training rows (x_i − μ lies in it for those rows only).
+    const inSpan = [];
+    for (let i = 0; i < T; i++) {
+      const before = basis.length;
+      const rel = residual(Float64Array.from(train.subarray(i * P, (i + 1) * P), (v, p) => v - mu[p]!));
+      basis.length = before; // test membership only
+      if (rel < 1e-4) inSpan.push(i);
+    }
+    expect(inSpan.length).toBe(m);
+    // Coordinates of each draw in that basis: x − μ = Σ_k c_k (x_k − μ) with c_k = ε_k/√m, ε_k ~ N(0, 1). Around the
+    // members' mean instead, the same span would hold but every draw would have Σ_k c_k = 1 exactly.
+    const rows = inSpan.map((i) => Float64Array.from(train.subarray(i * P, (i + 1) * P), (v, p) => v - mu[p]!));
+    const dot = (a: Float64Array, b: Float64Array): number => a.reduce((s, v, p) => s + v * b[p]!, 0);
+    const sums: number[] = [];
+    let sq = 0;
+    for (let i = 0; i < n; i++) {
+      const d = Float64Array.from(r.weights.subarray(i * P, (i + 1) * P), (v, p) => v - mu[p]!);
+      // Normal equations G c = A d (G = A Aᵀ, 4 × 4), Gaussian elimination with partial pivoting.
+      const G = rows.map((a) => [...rows.map((b) => dot(a, b)), dot(a, d)]);
+      for (let c = 0; c < m; c++) {
+        const piv = G.slice(c).reduce((best, row, k) => (Math.abs(row[c]!) > Math.abs(G[best]![c]!) ? c + k : best), c);
+        [G[c], G[piv]] = [G[piv]!, G[c]!];
+        for (let k = c + 1; k < m; k++) {
+          const f = G[k]![c]! / G[c]![c]!;
+          for (let q = c; q <= m; q++) G[k]![q]! -= f * G[c]![q]!;
+        }
+      }
+      const coef = new Float64Array(m);
+      for (let c = m - 1; c >= 0; c--) coef[c] = (G[c]![m]! - G[c]!.slice(c + 1, m).reduce((s, v, k) => s + v * coef[c + 1 + k]!, 0)) / G[c]![c]!;
+      const fit = new Float64Array(P);
+      coef.forEach((c, k) => rows[k]!.forEach((v, p) => (fit[p]! += c * v)));
+      expect(fit).toAllClose(d, { atol: 1e-5, rtol: 1e-5 }); // f32 draws
+      sums.push(coef.reduce((a, b) => a + b, 0));
+      sq += coef.reduce((a, c) => a + c * c, 0) / (n * m);
+    }
+    const sMean = sums.reduce((a, b) => a + b, 0) / n;
+    expect(Math.sqrt(sums.reduce((a, v) => a + (v - sMean) ** 2, 0) / (n - 1))).toBeGreaterThan(0.3); // Σ c_k ~ N(0, 1)
+    expect(sq).toBeGreaterThan(0.12); // E c_k² = 1/m = 0.25 (48 values: χ²₄₈/48 outside [0.48, 2] is < 1e-3 likely)
+    expect(sq).toBeLessThan(0.5);
     expect(() => gaussianBaseline(arch, train, { members: 0 })).toThrowError(expect.objectContaining({ code: 'ERR_INVALID' }));
     expect(() => gaussianBaseline(arch, train, { count: 1.5 })).toThrowError(expect.objectContaining({ code: 'ERR_INVALID' }));
     expect(() => gaussianBaseline(arch, new Float32Array(P + 1))).toThrowError(expect.objectContaining({ code: 'ERR_SHAPE' }));

@@ -177,6 +177,60 @@ describe('functionalDiversity (JSD reconstruction)', () => {
     expect(nr.diversity).toBeLessThan(r.diversity / 10);
   });
 
+  it('equals an f64 reference written from the definition (Scott-rule KDE, pooled support, natural-log JSD)', async () => {
+    const N = 3;
+    const K = 40;
+    const d = 64;
+    const C = 4;
+    const D = C - 1;
+    const w = new Rng(6).fillNormal(new Float32Array(N * P), 0, 0.5);
+    // A_i: softmax of network i's f64 logits on the first K test rows, first C − 1 coordinates.
+    const points = (i: number): number[][] =>
+      Array.from({ length: K }, (_, k) => {
+        const z = Array.from(forwardF64(arch, w, task.test.x, i, k * d));
+        const m = Math.max(...z);
+        const e = z.map((v) => Math.exp(v - m));
+        const se = e.reduce((a, b) => a + b, 0);
+        return e.slice(0, D).map((v) => v / se);
+      });
+    // Scott's rule: h² = σ²·K^(−2/(D+4)), σ² the mean over coordinates of the sample variances (ddof 1).
+    const h2 = (A: number[][]): number => {
+      let v = 0;
+      for (let c = 0; c < D; c++) {
+        const mean = A.reduce((s, a) => s + a[c]!, 0) / K;
+        v += A.reduce((s, a) => s + (a[c]! - mean) ** 2, 0) / (K - 1);
+      }
+      return (v / D) * K ** (-2 / (D + 4));
+    };
+    // Isotropic Gaussian KDE (unnormalised: the constant cancels when renormalised over the support).
+    const kde = (A: number[][], hh: number, x: number[]): number => A.reduce((s, a) => s + Math.exp(-a.reduce((t, v, c) => t + (v - x[c]!) ** 2, 0) / (2 * hh)), 0);
+    const jsdRef = (i: number, j: number): number => {
+      const Ai = points(i);
+      const Aj = points(j);
+      const X = [...Ai, ...Aj];
+      const pi = X.map((x) => kde(Ai, h2(Ai), x));
+      const pj = X.map((x) => kde(Aj, h2(Aj), x));
+      const zi = pi.reduce((a, b) => a + b, 0);
+      const zj = pj.reduce((a, b) => a + b, 0);
+      let jsd = 0;
+      for (let k = 0; k < X.length; k++) {
+        const Pk = pi[k]! / zi;
+        const Qk = pj[k]! / zj;
+        const Mk = (Pk + Qk) / 2;
+        jsd += 0.5 * (Pk > 0 ? Pk * Math.log(Pk / Mk) : 0) + 0.5 * (Qk > 0 ? Qk * Math.log(Qk / Mk) : 0);
+      }
+      return jsd;
+    };
+    const r = await functionalDiversity(task, arch, w, { numInputs: K });
+    expect(r.numInputs).toBe(K);
+    expect(Array.from(r.pairs)).toEqual([0, 1, 0, 2, 1, 2]);
+    const ref = [jsdRef(0, 1), jsdRef(0, 2), jsdRef(1, 2)];
+    for (const v of ref) expect(v).toBeGreaterThan(1e-3); // far from 0: a relative comparison is meaningful
+    // f64 both ways; the library skips kernel terms below e^-40 (relative effect < 1e-14) and sums in another order.
+    expect(r.values).toAllClose(ref, { atol: 0, rtol: 1e-9 });
+    expect(r.diversity).toAllClose(((N - 1) / N) * ((ref[0]! + ref[1]! + ref[2]!) / 3), { atol: 0, rtol: 1e-9 });
+  });
+
   it('subsamples pairs when asked', async () => {
     const w = new Rng(4).fillNormal(new Float32Array(10 * P), 0, 0.5);
     const r = await functionalDiversity(task, arch, w, { numInputs: 20, maxPairs: 7, seed: 1 });
@@ -240,6 +294,24 @@ describe('lossBarriers', () => {
     expect(before.values.length).toBe(28);
     expect(before.mean).toBeGreaterThan(0.05);
     expect(after.mean).toBeLessThan(0.5 * before.mean);
+    // Exact values for three different networks (three pairs), against the f64 loss of the test helper:
+    // barrier = L((θ_a + θ_b)/2) − (L(θ_a) + L(θ_b))/2, the midpoint held as f32 weights like any network.
+    const P = arch.numParams;
+    const three = w.slice(0, 3 * P);
+    const L = (flat: ArrayLike<number>, k: number): number => lossAccF64(arch, flat, task.test.x, task.test.y, task.test.n, k).loss;
+    const ex = await lossBarriers(task, arch, three);
+    const exAbs = await lossBarriers(task, arch, three, { relative: false });
+    expect(Array.from(ex.pairs)).toEqual([0, 1, 0, 2, 1, 2]);
+    for (const [k, [a, b]] of [[0, 1], [0, 2], [1, 2]].entries()) {
+      const mid = new Float32Array(P).map((_, p) => 0.5 * (three[a! * P + p]! + three[b! * P + p]!));
+      const lMid = L(mid, 0);
+      const lEnds = 0.5 * (L(three, a!) + L(three, b!));
+      expect(ex.midpointLoss[k]).toAllClose(lMid, { atol: 1e-13, rtol: 1e-11 }); // f64 both; summation order differs
+      expect(ex.endpointLoss[k]).toAllClose(lEnds, { atol: 1e-13, rtol: 1e-11 });
+      expect(ex.values[k]).toAllClose(lMid - lEnds, { atol: 1e-12, rtol: 1e-10 });
+      expect(Math.abs(lMid - lEnds)).toBeGreaterThan(1e-3); // a real barrier, not a difference that vanishes anyway
+      expect(exAbs.values[k]).toAllClose(lMid, { atol: 1e-13, rtol: 1e-11 });
+    }
     // Midpoint of a network with itself: zero barrier; absolute mode returns the midpoint loss.
     const two = new Float32Array(2 * arch.numParams);
     two.set(w.subarray(0, arch.numParams));

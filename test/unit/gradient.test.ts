@@ -41,37 +41,43 @@ describe('taskGradient', () => {
     }
   });
 
-  it('handles B networks with shared or per-network rows in one call and equals TF.js autodiff', async () => {
+  it('handles B networks with shared or per-network rows in one call and equals TF.js autodiff for every network', async () => {
     const B = 3;
     const w = new Rng(2).fillNormal(new Float32Array(B * P), 0, 0.7);
     const shared = { x: task.train.x.subarray(0, 8 * 6), y: task.train.y.subarray(0, 8), n: 8 };
     const a = taskGradient(task, arch, w, shared);
     const per = { x: task.train.x.subarray(0, 24 * 6), y: task.train.y.subarray(0, 24), n: 24, rowsPerNetwork: 8 };
     const b = taskGradient(task, arch, w, per);
-    for (let k = 0; k < B; k++) {
-      const g = new Float64Array(P);
-      const l = networkLossGrad(arch, w, k * P, per.x, per.y, 8 * k, 8, 1, g);
-      expect(b.grad.subarray(k * P, (k + 1) * P)).toAllClose(g, { atol: 1e-7, rtol: 1e-6 }); // f64 → f32 rounding
-      expect(b.loss[k]).toBe(l);
-    }
     expect(a.grad.subarray(0, P)).toEqual(b.grad.subarray(0, P)); // network 0 sees rows 0…7 either way
     expect(a.grad.subarray(P)).not.toEqual(b.grad.subarray(P));
-    // TF.js autodiff of the same loss; TF.js Dense kernels are (in, out), so blocks map one-to-one.
+    // Every network of both calls against TF.js autodiff of its loss on its own rows (shared: rows 0…7 for all;
+    // per-network: rows 8k…8k+7), and its loss against the independent f64 reference. TF.js Dense kernels are
+    // (in, out), so blocks map one-to-one onto the flat layout.
     const { tf } = await loadTf();
-    const model = toTfModel(tf, arch, w, 2);
-    const xt = tf.tensor2d(per.x.subarray(16 * 6), [8, 6]);
-    const yt = tf.oneHot(tf.tensor1d(per.y.subarray(16), 'int32'), 3);
-    const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(yt, model.apply(xt) as import('@tensorflow/tfjs').Tensor) as import('@tensorflow/tfjs').Scalar);
-    for (let l = 1; l <= 3; l++) {
-      const layer = model.layers[l - 1]!;
-      const kg = grads[layer.weights[0]!.originalName]!.dataSync();
-      const bg = grads[layer.weights[1]!.originalName]!.dataSync();
-      const wo = 2 * P + arch.weightOffset(l);
-      const bo = 2 * P + arch.biasOffset(l);
-      expect(b.grad.subarray(wo, wo + kg.length)).toAllClose(kg, { atol: 1e-6, rtol: 1e-4 }); // TF.js f32 autodiff
-      expect(b.grad.subarray(bo, bo + bg.length)).toAllClose(bg, { atol: 1e-6, rtol: 1e-4 });
+    for (const [res, r0] of [[a, (_k: number) => 0], [b, (k: number) => 8 * k]] as const) {
+      for (let k = 0; k < B; k++) {
+        const xs = per.x.subarray(r0(k) * 6, (r0(k) + 8) * 6);
+        const ys = per.y.subarray(r0(k), r0(k) + 8);
+        expect(res.loss[k]).toAllClose(lossAccF64(arch, w, xs, ys, 8, k).loss, { atol: 1e-14, rtol: 1e-12 });
+        const model = toTfModel(tf, arch, w, k);
+        const xt = tf.tensor2d(xs, [8, 6]);
+        const yt = tf.oneHot(tf.tensor1d(ys, 'int32'), 3);
+        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(yt, model.apply(xt) as import('@tensorflow/tfjs').Tensor) as import('@tensorflow/tfjs').Scalar);
+        expect(res.loss[k]).toAllClose(value.dataSync()[0]!, { atol: 1e-6, rtol: 1e-5 }); // TF.js f32
+        for (let l = 1; l <= 3; l++) {
+          const layer = model.layers[l - 1]!;
+          const kg = grads[layer.weights[0]!.originalName]!.dataSync();
+          const bg = grads[layer.weights[1]!.originalName]!.dataSync();
+          expect(kg.length).toBe(arch.widths[l - 1]! * arch.widths[l]!);
+          const wo = k * P + arch.weightOffset(l);
+          const bo = k * P + arch.biasOffset(l);
+          expect(res.grad.subarray(wo, wo + kg.length)).toAllClose(kg, { atol: 1e-6, rtol: 1e-4 }); // TF.js f32 autodiff
+          expect(res.grad.subarray(bo, bo + bg.length)).toAllClose(bg, { atol: 1e-6, rtol: 1e-4 });
+        }
+        tf.dispose([xt, yt, value, ...Object.values(grads)]);
+        model.dispose();
+      }
     }
-    model.dispose();
   });
 
   it('validates shapes and labels', () => {

@@ -68,6 +68,8 @@ describe('mini-batch OT coupling', () => {
     const ot = await pathRatio('ot');
     console.log(`path-length ratio (1 = straight): independent ${indep.toFixed(4)}, OT ${ot.toFixed(4)}`);
     expect(ot).toBeLessThan(indep);
-    expect(ot).toBeGreaterThanOrEqual(1);
+    // (A ratio ≥ 1 holds for any path: the triangle inequality.) What OT should do is remove most of the excess
+    // length: measured 1.0071 vs 1.0244 (29 % of the independent excess) with these seeds; require under half.
+    expect(ot - 1).toBeLessThan(0.5 * (indep - 1));
   });
 });

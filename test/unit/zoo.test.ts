@@ -213,7 +213,10 @@ describe('buildZoo', () => {
   it('refuses to mix options: partial results or an existing zoo built differently', async () => {
     const out = file('mixed.safetensors');
     const ac = new AbortController();
-    await buildZoo({ ...small, out, signal: ac.signal, onProgress: (p) => p.phase === 'chunk-done' && ac.abort() }).catch(() => undefined);
+    // Aborted after the first chunk is saved: the build stops before the second with ERR_INTERRUPTED.
+    await expect(buildZoo({ ...small, out, signal: ac.signal, onProgress: (p) => p.phase === 'chunk-done' && ac.abort() })).rejects.toThrowError(
+      expect.objectContaining({ code: 'ERR_INTERRUPTED', message: expect.stringMatching(/interrupted: 1 of 2 chunks are finished/) }),
+    );
     await expect(buildZoo({ ...small, seed: 12, out })).rejects.toThrow(/differs in: seed/);
     const fresh = await buildZoo({ ...small, seed: 12, out, resume: false });
     expect(fresh.chunksResumed).toBe(0);
