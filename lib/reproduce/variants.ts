@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GraphMode } from '../engine/VectorField.js';
 import { WsfError, isWsfError } from '../errors.js';
+import { functionalDiversity } from '../eval/diversity.js';
 import { summarize } from '../eval/stats.js';
 import type { TimeDistribution } from '../flow/time.js';
 import type { GeometryKind } from '../geometry/Geometry.js';
@@ -73,6 +74,24 @@ export interface FlowExperimentConfig {
    * samples (learning rate `sgdLr`).
    */
   readonly guided?: { readonly lambda: number; readonly from: number; readonly rows: number; readonly sgdLr: number };
+  /**
+   * Functional diversity (lib/eval/diversity.ts; METHOD.md §8.2) of the first `networks` samples of each variant and
+   * of the trained networks (each run's last checkpoint), on the first `inputs` test examples, over at most `pairs`
+   * distinct pairs.
+   */
+  readonly diversity?: { readonly networks: number; readonly inputs: number; readonly pairs: number };
+}
+
+/** A diversity measurement ({@link FlowExperimentConfig.diversity}). */
+export interface DiversityEntry {
+  /** (1/N²) Σ_{i,j} JSD(i, j), the thesis' definition. */
+  readonly value: number;
+  /** JSD over the evaluated distinct pairs (mean ± std). */
+  readonly pairJsd: MeanStd;
+  readonly networks: number;
+  readonly inputs: number;
+  readonly pairs: number;
+  readonly subsampled: boolean;
 }
 
 /**
@@ -109,6 +128,8 @@ export interface VariantResult {
   readonly bma?: readonly BmaEntry[];
   readonly trainedBma?: readonly BmaEntry[];
   readonly sampleSeconds: number;
+  /** Functional diversity of the samples ({@link FlowExperimentConfig.diversity}). */
+  readonly diversity?: DiversityEntry;
   /**
    * The same flow with the renoising sampler (ρ = {@link RENOISE_RHO}, same steps and seed), for the flows it serves
    * (the thesis' prior in corrected semantics).
@@ -285,10 +306,15 @@ export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentCo
 }
 
 /** Trains, samples and evaluates every variant. */
-export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimentConfig, variants: readonly VariantSpec[]): Promise<{ zoo: ZooSummary; variants: VariantResult[] }> {
+export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimentConfig, variants: readonly VariantSpec[]): Promise<{ zoo: ZooSummary; variants: VariantResult[]; trainedDiversity?: DiversityEntry }> {
   const task = loadTask(cfg.task);
   const z = await prepareZoo(ctx, cfg, alignmentsFor(variants));
   const results: VariantResult[] = [];
+  let trainedDiversity: DiversityEntry | undefined;
+  if (cfg.diversity !== undefined) {
+    const finals = lastPerRun(z.raw);
+    if (finals.length >= 2) trainedDiversity = await diversityOf(ctx, cfg.diversity, task, z.raw.arch, finals);
+  }
   const logitScale = cfg.guided !== undefined ? trainedLogitScale(z.raw) : 1;
   for (const v of variants) {
     const { tr, zoo, graph, d } = await trainVariant(ctx, cfg, z, v);
@@ -309,6 +335,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
         ...(v.ours === true ? { mixture: { runs: zoo.run, scale: 0.5 } } : {}),
       });
       const mix = ev.baselines!.mixture;
+      const diversity = cfg.diversity !== undefined ? await diversityOf(ctx, cfg.diversity, task, zoo.arch, sr.weights) : undefined;
       let renoised: VariantResult['renoised'];
       let guided: VariantResult['guided'];
       if (fm.renoiseUnsupported() === undefined) {
@@ -339,6 +366,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
         ...(ev.bma !== undefined ? { bma: ev.bma } : {}),
         ...(ev.trained?.bma !== undefined ? { trainedBma: ev.trained.bma } : {}),
         sampleSeconds: sr.seconds,
+        ...(diversity !== undefined ? { diversity } : {}),
         ...(renoised !== undefined ? { renoised } : {}),
         ...(guided !== undefined ? { guided } : {}),
         ...(v.thesis !== undefined ? { thesis: v.thesis } : {}),
@@ -348,7 +376,29 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
       fm.dispose();
     }
   }
-  return { zoo: z.summary, variants: results };
+  return { zoo: z.summary, variants: results, ...(trainedDiversity !== undefined ? { trainedDiversity } : {}) };
+}
+
+/** Each run's last checkpoint (latest epoch, then iteration), in run order: N × P. */
+export function lastPerRun(zoo: Zoo): Float32Array {
+  const P = zoo.arch.numParams;
+  const best = new Map<number, number>();
+  for (let i = 0; i < zoo.n; i++) {
+    const b = best.get(zoo.run[i]!);
+    if (b === undefined || zoo.epoch[i]! > zoo.epoch[b]! || (zoo.epoch[i] === zoo.epoch[b] && zoo.iter[i]! > zoo.iter[b]!)) best.set(zoo.run[i]!, i);
+  }
+  const rows = [...best.entries()].sort((a, b) => a[0] - b[0]).map(([, i]) => i);
+  const out = new Float32Array(rows.length * P);
+  rows.forEach((r, k) => out.set(zoo.weights.subarray(r * P, (r + 1) * P), k * P));
+  return out;
+}
+
+/** Functional diversity of the first `networks` rows of `weights` on the test split. */
+async function diversityOf(ctx: ExperimentContext, o: NonNullable<FlowExperimentConfig['diversity']>, task: Task, arch: Zoo['arch'], weights: Float32Array): Promise<DiversityEntry> {
+  const P = arch.numParams;
+  const n = Math.min(o.networks, weights.length / P);
+  const r = await functionalDiversity(task, arch, weights.subarray(0, n * P), { numInputs: o.inputs, maxPairs: o.pairs, seed: ctx.seed, split: 'test' });
+  return { value: r.diversity, pairJsd: { mean: r.pairJsd.mean, std: r.pairJsd.std }, networks: n, inputs: r.numInputs, pairs: r.values.length, subsampled: r.subsampled };
 }
 
 /** {@link FlowExperimentConfig.guided}: the renoised samples guided at the prediction, and SGD from the unguided ones. */

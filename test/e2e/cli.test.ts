@@ -20,6 +20,7 @@ import { setFreeMemoryProbe, VectorField } from '../../lib/engine/VectorField.js
 import { loadTask } from '../../lib/index.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
 import { lossAccF64 } from '../helpers/mlpRef.js';
+import { functionalDiversity } from '../../lib/eval/diversity.js';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -531,6 +532,20 @@ describe('the pipeline through the CLI', () => {
     r = await cli('eval', '--weights', samples, '--zoo', zoo, '--mixture', 'off', '--json');
     expect(r.code, r.err).toBe(0);
     expect((JSON.parse(r.out) as { baselines: Record<string, unknown> }).baselines.mixture).toBeUndefined();
+    // --diversity N: the functional diversity of the file's first N networks, as lib/eval/diversity.ts computes it.
+    r = await cli('eval', '--weights', samples, '--diversity', '3', '--diversity-inputs', '40', '--seed', '4', '--json');
+    expect(r.code, r.err).toBe(0);
+    const div = (JSON.parse(r.out) as { diversity: { value: number; networks: number; pairs: number; inputs: number } }).diversity;
+    const sw = readWeightsFile(samples);
+    const dref = await functionalDiversity(loadTask('wdbc'), sw.arch, sw.weights.subarray(0, 3 * sw.arch.numParams), { numInputs: 40, seed: 4, split: 'test' });
+    expect(div).toMatchObject({ networks: 3, pairs: 3, inputs: 40 });
+    expect(div.value).toBeCloseTo(dref.diversity, 12);
+    r = await cli('eval', '--weights', samples, '--diversity', '3');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/functional diversity \d\.\d{3}e[-+]\d+ nats \(first 3 networks, 3 pairs, 57 test inputs;/);
+    r = await cli('eval', '--weights', samples, '--diversity', '9');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--diversity: 9 networks asked for; .* holds 8/);
 
     // An aborted run (Ctrl-C) stops between batches with exit code 130 and writes no complete samples file.
     const out = new Capture();

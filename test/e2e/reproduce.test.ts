@@ -11,6 +11,8 @@ import { type FlowExperimentConfig, MNIST_FLOWS, needsGpuAndMnistFull } from '..
 import { fashionMnistAvailable, mnistFullAvailable } from '../../lib/tasks/mnist.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
 import { readZoo } from '../../lib/zoo/Zoo.js';
+import { functionalDiversity } from '../../lib/eval/diversity.js';
+import { loadTask } from '../../lib/tasks/loadTask.js';
 import { naturalLogitScale } from '../../lib/pipeline/sample.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-repro-'));
@@ -50,7 +52,7 @@ describe('reproduce, MNIST data per scale', () => {
 
 describe('reproduce, flow experiments at smoke size', () => {
   it("mnist: the six thesis variants and wsflow's defaults (mixture prior, its own-draw baseline) beside the thesis", async () => {
-    const { result, table } = await run('mnist', flows);
+    const { result, table, dir } = await run('mnist', { ...flows, diversity: { networks: 2, inputs: 50, pairs: 4 } });
     expect(result.variants.map((v: { key: string }) => v.key)).toEqual([
       'euclidean/aligned',
       'euclidean/aligned+ot',
@@ -67,6 +69,22 @@ describe('reproduce, flow experiments at smoke size', () => {
     expect(result.variants.slice(0, 6).every((v: { mixture?: unknown }) => v.mixture === undefined)).toBe(true);
     expect(table).toMatch(/\| Geometric \(aligned by run\), wsflow defaults: mixture prior.*its mixture prior alone [\d.]+ ± [\d.]+/);
     expect(table).toMatch(/\| Geometric \(aligned\) \| [\d.]+ ± [\d.]+ \| 0\.\d+/); // the thesis column
+    // Functional diversity of each variant's 2 samples (one pair: (1/N²)·Σ over i, j = ½·JSD) and of the trained
+    // networks: each run's last checkpoint, found here from the zoo file by (epoch, iteration).
+    for (const v of result.variants) {
+      expect(v.diversity, v.key).toMatchObject({ networks: 2, inputs: 50, pairs: 1, subsampled: false });
+      expect(v.diversity.value, v.key).toBeCloseTo(0.5 * v.diversity.pairJsd.mean, 12);
+      expect(v.diversity.value >= 0 && v.diversity.value <= Math.LN2 / 2, v.key).toBe(true);
+    }
+    const zoo = readZoo(path.join(dir, 'work', 'zoo', 'zoo.safetensors'));
+    const P = zoo.arch.numParams;
+    const lastOf = (run: number): number => [...zoo.run.keys()].filter((i) => zoo.run[i] === run).reduce((b, i) => (zoo.epoch[i]! * 1e6 + zoo.iter[i]! > zoo.epoch[b]! * 1e6 + zoo.iter[b]! ? i : b));
+    const finals = new Float32Array(2 * P);
+    [0, 1].forEach((run, k) => finals.set(zoo.weights.subarray(lastOf(run) * P, (lastOf(run) + 1) * P), k * P));
+    const ref = await functionalDiversity(loadTask('mnist'), zoo.arch, finals, { numInputs: 50, maxPairs: 4, seed: 1, split: 'test' });
+    expect(result.trainedDiversity.value).toBeCloseTo(ref.diversity, 12);
+    expect(table).toMatch(/\| Geometric \(aligned\) \| \d\.\d\de[-+]\d+ \(2 networks, 1 pairs, 50 inputs\) \| 7\.30e-4 ± 4\.90e-4 \|/);
+    expect(table).toMatch(/\| Target \(each run's last checkpoint\) \| [^|]+ \| 2\.00e-5 ± 1\.00e-5 \|/);
   }, 120_000);
 
   it('mnist with `guided`: thesis-prior flows renoised and guided at the prediction, beside SGD at the same gradients', async () => {

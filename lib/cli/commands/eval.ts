@@ -1,5 +1,6 @@
 /** `wsflow eval`: accuracy/loss of generated (or any) networks, model averaging, and comparisons with a zoo. */
 import { mlp } from '../../arch/Architecture.js';
+import { functionalDiversity } from '../../eval/diversity.js';
 import { compactEvaluation, evaluateSamples, type SampleEvaluation } from '../../pipeline/evaluate.js';
 import { likelihoodOfNetworks } from '../../pipeline/likelihood.js';
 import { readWeightsFile } from '../../pipeline/sample.js';
@@ -40,6 +41,8 @@ the ambient divergence is not a density. The networks must be in the flow's raw 
     zoo: { type: 'string', metavar: 'DIR|FILE', exists: 'any', description: 'the zoo the flow learned from, for trained-network metrics, baselines and memorisation' },
     'ref-count': { type: 'int', min: 1, metavar: 'N', description: 'trained and baseline networks to evaluate (default: max(samples, 256), at most the zoo)' },
     mixture: { type: 'string', default: 'auto', metavar: 'K|run|auto|off', description: "with --zoo: also draw from the mixture prior's fit of the zoo, with K k-means clusters or one per run (auto: when the samples come from a flow with a mixture prior, its clusters)" },
+    diversity: { type: 'int', min: 2, metavar: 'N', description: "also the functional diversity of the first N networks: mean pairwise Jensen–Shannon divergence of their predictive distributions on the test inputs (lib/eval/diversity.ts; at most 256 pairs; about 0.1 s per pair with 1,000 inputs)" },
+    'diversity-inputs': { type: 'int', min: 1, default: 1000, metavar: 'K', description: 'with --diversity: test examples the predictive distributions are taken on' },
     'average-k': { type: 'int', min: 1, default: 2, metavar: 'K', description: 'trained networks per average in the averaging baseline' },
     space: { type: 'string', choices: ['auto', 'raw', 'canonical'], default: 'auto', description: "comparison space ('auto': canonical when the samples are canonicalised)" },
     'log-likelihood': { type: 'boolean', description: 'log-likelihoods of the networks under --flow (Euclidean flows) instead of task metrics' },
@@ -179,7 +182,7 @@ export const evalCommand: CliCommand = {
       const stray = llOnly.find((k) => v[k] !== undefined);
       if (stray !== undefined) throw new UsageError(`--${stray}: applies to --log-likelihood only`);
     } else {
-      const stray = (['task', 'bma', 'zoo', 'ref-count'] as const).find((k) => v[k] !== undefined);
+      const stray = (['task', 'bma', 'zoo', 'ref-count', 'diversity'] as const).find((k) => v[k] !== undefined);
       if (stray !== undefined) throw new UsageError(`--${stray}: --log-likelihood computes likelihoods only; run 'wsflow eval' without it for task metrics`);
       if (v.flow === undefined) throw new UsageError('--log-likelihood: needs --flow (the Euclidean flow whose density is evaluated)');
       if (v.exact === true && v.probes !== undefined) throw new UsageError('--probes: not used with --exact');
@@ -194,6 +197,7 @@ export const evalCommand: CliCommand = {
     const task = taskFor('--task', taskName);
     archFor('--weights', wf.arch.key, task);
     for (const n of v.bma ?? []) if (n > wf.n) throw new UsageError(`--bma: ensemble size ${n} exceeds the ${wf.n} networks in ${v.weights}`);
+    if (v.diversity !== undefined && v.diversity > wf.n) throw new UsageError(`--diversity: ${v.diversity} networks asked for; ${v.weights} holds ${wf.n}`);
     const canonical = v.space === 'canonical' || (v.space === 'auto' && wf.metadata.canonical === 'true');
     let zoo: Float32Array | undefined;
     let zooFile: string | undefined;
@@ -229,7 +233,18 @@ export const evalCommand: CliCommand = {
     } finally {
       bar.done();
     }
-    ctx.result({ weights: v.weights, zoo: zooFile ?? null, arch: wf.arch.widths, ...(compactEvaluation(e) as object) }, () => report(e, v.weights!));
+    let diversity: { value: number; pairJsd: { mean: number; std: number }; networks: number; inputs: number; pairs: number; subsampled: boolean } | undefined;
+    if (v.diversity !== undefined) {
+      const nd = v.diversity;
+      const P = wf.arch.numParams;
+      const d = await functionalDiversity(task, wf.arch, wf.weights.subarray(0, nd * P), { numInputs: v['diversity-inputs'], maxPairs: 256, seed: v.seed, split: 'test' });
+      diversity = { value: d.diversity, pairJsd: { mean: d.pairJsd.mean, std: d.pairJsd.std }, networks: nd, inputs: d.numInputs, pairs: d.values.length, subsampled: d.subsampled };
+    }
+    const divLine = (x: NonNullable<typeof diversity>): string =>
+      `functional diversity ${x.value.toExponential(3)} nats (first ${x.networks} networks, ${x.pairs}${x.subsampled ? ' random' : ''} pairs, ${x.inputs} test inputs; pair JSD ${x.pairJsd.mean.toExponential(2)} ± ${x.pairJsd.std.toExponential(2)})`;
+    ctx.result({ weights: v.weights, zoo: zooFile ?? null, arch: wf.arch.widths, ...(compactEvaluation(e) as object), ...(diversity !== undefined ? { diversity } : {}) }, () =>
+      diversity === undefined ? report(e, v.weights!) : `${report(e, v.weights!)}\n${divLine(diversity)}`,
+    );
     return 0;
   },
 };
