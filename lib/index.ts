@@ -94,3 +94,8 @@ export { evaluateSamples } from './pipeline/evaluate.js';
 export type { EvaluateSamplesOptions, SampleEvaluation, SetMetrics, BmaEntry, MeanStd } from './pipeline/evaluate.js';
 export { sampleFlow, writeSamples, readWeightsFile, naturalLogitScale, trainedLogitScale } from './pipeline/sample.js';
 export type { SampleFlowOptions, SampleFlowResult, WeightsFile } from './pipeline/sample.js';
+export { trainFlow } from './pipeline/train.js';
+export type { TrainFlowOptions, TrainFlowResult } from './pipeline/train.js';
+export { runExperiment } from './reproduce/harness.js';
+export type { Experiment, ExperimentContext, ExperimentOutput, ExperimentRecord, RunExperimentOptions, Scale } from './reproduce/harness.js';
+export { EXPERIMENTS } from './reproduce/experiments.js';
