@@ -143,6 +143,8 @@ export async function runExperiment(exp: Experiment, o: RunExperimentOptions): P
   if (why !== null) throw new ExperimentUnavailable(`${exp.name} at ${o.scale} scale cannot run here: ${why}`);
   const t0 = performance.now();
   const date = new Date().toISOString();
+  // The code that runs is the checkout's state now (a long run can outlive later commits).
+  const commit = gitCommit();
   const loadAverage = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const dir = path.join(o.out ?? 'results', exp.name, o.scale);
   const work = path.join(dir, 'work');
@@ -163,7 +165,6 @@ export async function runExperiment(exp: Experiment, o: RunExperimentOptions): P
   };
   const out = await exp.run(ctx);
   const seconds = (performance.now() - t0) / 1000;
-  const commit = gitCommit();
   const plots = Object.keys(out.plots ?? {});
   for (const [name, svg] of Object.entries(out.plots ?? {})) writeFileAtomic(path.join(dir, name), svg);
   const record: ExperimentRecord = {
