@@ -16,6 +16,7 @@ export type { CanonicalizeOptions } from './geometry/canonicalize.js';
 export { loadTf } from './interop/tf.js';
 export type { TF } from './interop/tf.js';
 export { toTfModel, fromTfModel } from './interop/tfjs.js';
+export { saveTfModelFiles, loadTfModelFiles, TF_WEIGHTS_FILE } from './interop/tfjsFiles.js';
 export { version } from './version.js';
 export { VectorField } from './engine/VectorField.js';
 export type { VectorFieldOptions, AdamOptions, BatchOptions, GraphMode, MemoryPlan } from './engine/VectorField.js';

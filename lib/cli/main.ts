@@ -1,5 +1,5 @@
 /**
- * The `wsflow` command line. Subcommands follow the pipeline (zoo → align → train → sample → eval), plus the demo,
+ * The `wsflow` command line. Subcommands follow the pipeline (zoo → align → train → sample → eval → export), plus the demo,
  * benchmarks and the thesis experiments. Each validates every option before any work and exits with code 2 and one
  * line on stderr on bad input; long work shows progress on stderr (a bar on a TTY, JSON lines with --json) and
  * stops cleanly on Ctrl-C (exit code 130), leaving resumable state where the step supports it.
@@ -14,6 +14,7 @@ import { alignCommand } from './commands/align.js';
 import { benchCommand } from './commands/bench.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
 import { infoCommand } from './commands/info.js';
 import { reproduceCommand } from './commands/reproduce.js';
 import { sampleCommand } from './commands/sample.js';
@@ -30,6 +31,7 @@ export const COMMANDS: Readonly<Record<string, CliCommand>> = Object.freeze({
   train: trainCommand,
   sample: sampleCommand,
   eval: evalCommand,
+  export: exportCommand,
   demo: demoCommand,
   bench: benchCommand,
   reproduce: reproduceCommand,

@@ -19,7 +19,9 @@ import { readZoo } from '../../lib/zoo/Zoo.js';
 import { setFreeMemoryProbe, VectorField } from '../../lib/engine/VectorField.js';
 import { loadTask } from '../../lib/index.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
-import { lossAccF64 } from '../helpers/mlpRef.js';
+import { forwardF64, lossAccF64 } from '../helpers/mlpRef.js';
+import { fromTfModel, loadTf } from '../../lib/index.js';
+import { loadTfModelFiles } from '../../lib/interop/tfjsFiles.js';
 import { functionalDiversity } from '../../lib/eval/diversity.js';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -170,7 +172,7 @@ describe('wsflow --help', () => {
   });
 
   it('every command has --help with a description and examples, exit code 0', async () => {
-    expect(Object.keys(COMMANDS).sort()).toEqual(['align', 'bench', 'demo', 'eval', 'info', 'reproduce', 'sample', 'train', 'zoo']);
+    expect(Object.keys(COMMANDS).sort()).toEqual(['align', 'bench', 'demo', 'eval', 'export', 'info', 'reproduce', 'sample', 'train', 'zoo']);
     for (const name of Object.keys(COMMANDS)) {
       const r = await cli(name, '--help');
       expect(r.code, name).toBe(0);
@@ -546,6 +548,45 @@ describe('the pipeline through the CLI', () => {
     r = await cli('eval', '--weights', samples, '--diversity', '9');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--diversity: 9 networks asked for; .* holds 8/);
+
+    // export: a network of the samples file as TF.js files; read back (TF.js' own deserialisation) it holds the same
+    // weights and predicts the f64 reference's logits; --logit-scale multiplies the last layer only.
+    const { tf } = await loadTf();
+    const P8 = sw.arch.numParams;
+    const exDir = path.join(tmp, 'tfjs-one');
+    r = await cli('export', '--weights', samples, '--index', '2', '--out', exDir, '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ arch: [30, 16, 16, 2], logitScale: 1, models: [{ index: 2, dir: exDir }] });
+    const m2 = await loadTfModelFiles(tf, exDir);
+    const back = fromTfModel(m2);
+    expect(back.arch.key).toBe(sw.arch.key);
+    expect(Array.from(back.flat)).toEqual(Array.from(sw.weights.subarray(2 * P8, 3 * P8)));
+    const wt = loadTask('wdbc').test;
+    const pred = m2.predict(tf.tensor2d(wt.x.subarray(0, 5 * 30), [5, 30])) as import('@tensorflow/tfjs').Tensor;
+    const logits = pred.dataSync();
+    for (let k = 0; k < 5; k++) expect(Array.from(logits.subarray(2 * k, 2 * k + 2))).toAllClose(Array.from(forwardF64(sw.arch, sw.weights, wt.x, 2, k * 30)), { atol: 1e-5, rtol: 1e-4 });
+    pred.dispose();
+    m2.dispose();
+    const exMany = path.join(tmp, 'tfjs-many');
+    r = await cli('export', '--weights', samples, '--index', '6', '--count', '2', '--logit-scale', '3', '--out', exMany, '--json');
+    expect(r.code, r.err).toBe(0);
+    const arch8 = sw.arch;
+    const lastLayer = new Set<number>();
+    for (let p = 0; p < 16 * 2; p++) lastLayer.add(arch8.weightOffset(3) + p);
+    for (let p = 0; p < 2; p++) lastLayer.add(arch8.biasOffset(3) + p);
+    for (const i of [6, 7]) {
+      const mi = await loadTfModelFiles(tf, path.join(exMany, `net-${i}`));
+      const bi = fromTfModel(mi).flat;
+      mi.dispose();
+      const want = sw.weights.slice(i * P8, (i + 1) * P8).map((x, p) => (lastLayer.has(p) ? x * 3 : x));
+      expect(Array.from(bi)).toEqual(Array.from(want));
+    }
+    r = await cli('export', '--weights', samples, '--index', '8', '--out', exDir);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--index: 8 is past the last network of .* \(it holds 8\)/);
+    r = await cli('export', '--weights', samples, '--index', '6', '--count', '3', '--out', exDir);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--count: networks 6 … 8 asked for; .* holds 8/);
 
     // An aborted run (Ctrl-C) stops between batches with exit code 130 and writes no complete samples file.
     const out = new Capture();

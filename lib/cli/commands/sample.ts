@@ -203,10 +203,10 @@ export const sampleCommand: CliCommand = {
 };
 
 /** --guidance-logit-scale: a positive number, or 'auto' (resolved once the flow is loaded: {@link zooLogitScale}). */
-function parseLogitScale(arg: string): number | 'auto' {
+export function parseLogitScale(arg: string, opt = '--guidance-logit-scale'): number | 'auto' {
   if (arg === 'auto') return arg;
   const x = Number(arg);
-  if (!(Number.isFinite(x) && x > 0)) throw new UsageError(`--guidance-logit-scale: expected a positive number or 'auto', got '${arg}'`);
+  if (!(Number.isFinite(x) && x > 0)) throw new UsageError(`${opt}: expected a positive number or 'auto', got '${arg}'`);
   return x;
 }
 
@@ -216,10 +216,10 @@ function parseLogitScale(arg: string): number | 'auto' {
  * --arch the same scale serves the wider networks (measured on MNIST 784-10-10 → 784-32-10: guided λ 0.1 0.889 at the
  * zoo's scale; the best λ at scale 1 0.863; results/trials/mnist-full-transfer.json).
  */
-function zooLogitScale(zooFile: string | undefined): number {
+export function zooLogitScale(zooFile: string | undefined, opt = '--guidance-logit-scale'): number {
   const missing = zooMissing(zooFile);
-  if (missing !== undefined) throw new UsageError(`--guidance-logit-scale auto: needs the zoo the flow was trained on (${missing}); give a number`);
-  return trainedLogitScale(checked('--guidance-logit-scale', () => readZoo(zooFile!)));
+  if (missing !== undefined) throw new UsageError(`${opt} auto: needs the zoo the flow was trained on (${missing}); give a number`);
+  return trainedLogitScale(checked(opt, () => readZoo(zooFile!)));
 }
 
 /** Why the flow's zoo file cannot be read, or undefined when it is at hand. */
