@@ -54,6 +54,9 @@ const CONFIGS = [
   { name: 'wdbc-d32-b16', widths: [30, 16, 16, 2], D: 32, B: 16, mode: 'sparse' },
   { name: 'wdbc-dense', widths: [30, 16, 16, 2], D: 64, B: 32, mode: 'dense' },
   { name: 'mnist-wide', widths: [784, 128, 128, 10], D: 32, B: 8, mode: 'sparse' },
+  // The published model's graph on MNIST: all 804² ordered pairs per network (5.2M pairs at B = 8), in chunked
+  // recompute mode (the default mode would hold ~50 GiB of pair activations; wsflow info --memory).
+  { name: 'mnist-dense', widths: [784, 10, 10], D: 32, B: 8, mode: 'dense', recompute: true, chunkRows: 131072 },
 ];
 
 function run(c) {
@@ -75,7 +78,7 @@ function run(c) {
   const gflop = stepGflop(c, gi);
   e.dispose();
   // Sampling: inference-mode forward passes at batch 64 (or B when smaller graphs would not fit time).
-  const SB = c.name.startsWith('mnist-wide') ? 8 : 64;
+  const SB = c.name.startsWith('mnist-wide') || (c.mode === 'dense' && c.widths[0] > 100) ? 8 : 64;
   const s = new b.NativeEngine(cfg, 1, 'cpu', 'f32');
   s.setGraph(Array.from({ length: SB }, () => c.widths));
   const sp = s.graphInfo().P;

@@ -313,7 +313,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
   let trainedDiversity: DiversityEntry | undefined;
   if (cfg.diversity !== undefined) {
     const finals = lastPerRun(z.raw);
-    if (finals.length >= 2) trainedDiversity = await diversityOf(ctx, cfg.diversity, task, z.raw.arch, finals);
+    if (finals.length >= 2 * z.raw.arch.numParams) trainedDiversity = await diversityOf(ctx, cfg.diversity, task, z.raw.arch, finals);
   }
   const logitScale = cfg.guided !== undefined ? trainedLogitScale(z.raw) : 1;
   for (const v of variants) {
@@ -335,7 +335,7 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
         ...(v.ours === true ? { mixture: { runs: zoo.run, scale: 0.5 } } : {}),
       });
       const mix = ev.baselines!.mixture;
-      const diversity = cfg.diversity !== undefined ? await diversityOf(ctx, cfg.diversity, task, zoo.arch, sr.weights) : undefined;
+      const diversity = cfg.diversity !== undefined && cfg.sample.n >= 2 ? await diversityOf(ctx, cfg.diversity, task, zoo.arch, sr.weights) : undefined;
       let renoised: VariantResult['renoised'];
       let guided: VariantResult['guided'];
       if (fm.renoiseUnsupported() === undefined) {
