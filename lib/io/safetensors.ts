@@ -141,19 +141,65 @@ export function readFileOrThrow(file: string): Buffer {
   }
 }
 
-/** Writes `data` to `file` atomically (temp file in the same folder, fsync, rename). Creates the folder. */
+/**
+ * Creates folder `dir` and any missing parents, one level at a time (`fs.mkdirSync(…, { recursive: true })` loops
+ * forever where mkdir keeps answering ENOENT, as under /proc).
+ * @throws WsfError ERR_IO naming the folder that cannot be created and why
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  let p = path.resolve(dir);
+  for (;;) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(p);
+    } catch {
+      st = undefined;
+    }
+    if (st !== undefined) {
+      if (!st.isDirectory()) throw new WsfError(`cannot create the folder ${dir}: ${p} exists and is not a folder`, 'ERR_IO');
+      break;
+    }
+    missing.push(p);
+    const up = path.dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  for (const m of missing.reverse()) {
+    try {
+      fs.mkdirSync(m);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && fs.statSync(m).isDirectory()) continue; // made meanwhile
+      throw new WsfError(`cannot create the folder ${m}: ${code ?? (e as Error).message}`, 'ERR_IO');
+    }
+  }
+}
+
+/**
+ * Writes `data` to `file` atomically (temp file in the same folder, fsync, rename). Creates the folder. On failure
+ * the temp file is removed and `file` is as it was.
+ * @throws WsfError ERR_IO naming the file and the system's reason
+ */
 export function writeFileAtomic(file: string, data: Uint8Array | string): void {
   const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? `not writable (${code})` : (code ?? (e as Error).message);
+    throw new WsfError(`cannot write ${file}: ${why}`, 'ERR_IO');
   }
-  fs.renameSync(tmp, file);
 }
 
 /** Writes a safetensors file atomically. */

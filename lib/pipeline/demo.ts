@@ -19,7 +19,7 @@ import { TIME_DISTRIBUTIONS } from '../flow/time.js';
 import type { PriorSpec } from '../flow/prior.js';
 import type { GeometryKind } from '../geometry/Geometry.js';
 import { canonicalize } from '../geometry/canonicalize.js';
-import { writeFileAtomic } from '../io/safetensors.js';
+import { makeDirs, writeFileAtomic } from '../io/safetensors.js';
 import { binding } from '../native/binding.js';
 import { loadTask } from '../tasks/loadTask.js';
 import { createProgress, type ProgressOptions } from '../util/progress.js';
@@ -163,7 +163,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSu
       timings[name] = (timings[name] ?? 0) + (performance.now() - s) / 1000;
     }
   };
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
 
   // 1. Zoo.
   const task = loadTask('wdbc');

@@ -5,12 +5,11 @@
  * date recorded, and keeps intermediate files (zoos, flows) under `work/` there so that a re-run resumes.
  */
 import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Device } from '../device.js';
 import { WsfError } from '../errors.js';
-import { writeFileAtomic } from '../io/safetensors.js';
+import { makeDirs, writeFileAtomic } from '../io/safetensors.js';
 import { binding } from '../native/binding.js';
 import { createProgress, type Progress, type ProgressOptions } from '../util/progress.js';
 import { version } from '../version.js';
@@ -148,7 +147,7 @@ export async function runExperiment(exp: Experiment, o: RunExperimentOptions): P
   const loadAverage = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const dir = path.join(o.out ?? 'results', exp.name, o.scale);
   const work = path.join(dir, 'work');
-  fs.mkdirSync(work, { recursive: true });
+  makeDirs(work);
   const ctx: ExperimentContext = {
     scale: o.scale,
     dir,

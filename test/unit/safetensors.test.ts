@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { decodeSafetensors, encodeSafetensors, f32, i32, readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { decodeSafetensors, encodeSafetensors, f32, i32, makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '../../lib/io/safetensors.js';
 import type { WsfError } from '../../lib/errors.js';
 
 // An independent minimal reader written from the format's rules (not using decodeSafetensors).
@@ -58,5 +58,40 @@ describe('safetensors', () => {
       expect(err?.message).toMatch(re);
     }
     expect(() => readSafetensors('/nonexistent/file.safetensors')).toThrow(/cannot read/);
+  });
+});
+
+describe('makeDirs and writeFileAtomic', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-io-'));
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('creates nested folders, and refuses with ERR_IO where a parent is a file', () => {
+    const deep = path.join(tmp, 'a', 'b', 'c');
+    makeDirs(deep);
+    expect(fs.statSync(deep).isDirectory()).toBe(true);
+    makeDirs(deep); // existing: nothing to do
+    fs.writeFileSync(path.join(tmp, 'file'), 'x');
+    expect(() => makeDirs(path.join(tmp, 'file', 'sub'))).toThrow(expect.objectContaining({ code: 'ERR_IO', message: expect.stringMatching(/file exists and is not a folder/) }));
+  });
+
+  // Node's recursive mkdir loops forever when mkdir keeps answering ENOENT (as under /proc); ours gives up at once.
+  it.runIf(fs.existsSync('/proc/self'))('fails at once where the system cannot create the folder (/proc)', () => {
+    const t0 = performance.now();
+    expect(() => makeDirs('/proc/wsflow-no/such')).toThrow(expect.objectContaining({ code: 'ERR_IO', message: expect.stringMatching(/^cannot create the folder \/proc\/wsflow-no: E[A-Z]+$/) }));
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
+  it('writing onto a folder fails with ERR_IO, leaves the folder as it was and no temp file behind', () => {
+    const dir = path.join(tmp, 'target');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'keep'), 'k');
+    expect(() => writeFileAtomic(dir, 'data')).toThrow(expect.objectContaining({ code: 'ERR_IO', message: `cannot write ${dir}: it is a folder` }));
+    expect(fs.readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(fs.readFileSync(path.join(dir, 'keep'), 'utf8')).toBe('k');
+    // A file that exists is replaced whole.
+    const f = path.join(tmp, 'x.txt');
+    writeFileAtomic(f, 'one');
+    writeFileAtomic(f, 'two');
+    expect(fs.readFileSync(f, 'utf8')).toBe('two');
   });
 });
