@@ -358,9 +358,14 @@ function writeChunk(file: string, ch: ChunkResult, fingerprint: string, config: 
   );
 }
 
-/** Loads a chunk file; returns null when it is unreadable or inconsistent (it will be retrained). */
-function readChunk(file: string, firstRun: number, R: number, S: number, P: number): { ch: ChunkResult; fingerprint: string; config: string; created: string } | null {
+/**
+ * Loads a chunk file of this build (`fingerprint`). Returns 'other' for a readable chunk of a build with other options
+ * (told by its header alone, whatever its sizes), null when it is unreadable or inconsistent (it will be retrained).
+ */
+function readChunk(file: string, fingerprint: string, firstRun: number, R: number, S: number, P: number): { ch: ChunkResult; created: string } | { other: string } | null {
   try {
+    const md = readZooMetadata(file);
+    if (md.fingerprint !== undefined && md.fingerprint !== fingerprint) return { other: md.config ?? '' };
     const f = readSafetensors(file);
     const n = R * S;
     const w = requireTensor<Float32Array>(f, 'weights', 'F32', file);
@@ -369,12 +374,11 @@ function readChunk(file: string, firstRun: number, R: number, S: number, P: numb
     const it = requireTensor<Int32Array>(f, 'iter', 'I32', file);
     const acc = requireTensor<Float32Array>(f, 'test_acc', 'F32', file);
     const loss = requireTensor<Float32Array>(f, 'test_loss', 'F32', file);
+    if (f.metadata.fingerprint !== fingerprint) return null;
     if (w.data.length !== n * P || init.data.length !== R * P || ep.data.length !== n || it.data.length !== n || acc.data.length !== n || loss.data.length !== n) return null;
     if (f.metadata.first_run !== String(firstRun) || f.metadata.runs !== String(R)) return null;
     return {
       ch: { firstRun, R, weights: w.data, epoch: ep.data, iter: it.data, testAcc: acc.data, testLoss: loss.data, init: init.data },
-      fingerprint: f.metadata.fingerprint ?? '',
-      config: f.metadata.config ?? '',
       created: f.metadata.created ?? '',
     };
   } catch (e) {
@@ -554,26 +558,30 @@ export async function buildZoo(opts: BuildZooOptions): Promise<BuildZooResult> {
   const notes: string[] = [];
   let resumed = 0;
   if (fs.existsSync(partial)) {
+    // Every chunk is read before any is removed: chunks of a build with other options refuse the build and stay.
+    const unreadable: string[] = [];
     for (let c = 0; c < chunks; c++) {
       const file = chunkFile(partial, c);
       if (!fs.existsSync(file)) continue;
       const firstRun = c * cfg.chunkSize;
       const R = Math.min(cfg.chunkSize, cfg.runs - firstRun);
-      const got = readChunk(file, firstRun, R, S, P);
+      const got = readChunk(file, fingerprint, firstRun, R, S, P);
       if (got === null) {
-        notes.push(`partial chunk ${file} is unreadable; it will be retrained`);
-        fs.rmSync(file, { force: true });
-        continue;
-      }
-      if (got.fingerprint !== fingerprint) {
+        unreadable.push(file);
+      } else if ('other' in got) {
         throw new WsfError(
-          `${partial} holds results of a build with other options (differs in: ${differingKeys(got.config, config)}); rerun with the same options to resume, pass resume: false to discard them, or delete the folder`,
+          `${partial} holds results of a build with other options (differs in: ${differingKeys(got.other, config)}); rerun with the same options to resume, pass resume: false to discard them, or delete the folder`,
           'ERR_INVALID',
         );
+      } else {
+        results[c] = got.ch;
+        firstCreated ??= got.created;
+        resumed++;
       }
-      results[c] = got.ch;
-      firstCreated ??= got.created;
-      resumed++;
+    }
+    for (const file of unreadable) {
+      notes.push(`partial chunk ${file} is unreadable; it will be retrained`);
+      fs.rmSync(file, { force: true });
     }
   }
   created ??= firstCreated !== undefined && firstCreated !== '' ? firstCreated : new Date().toISOString();

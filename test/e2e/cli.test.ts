@@ -16,6 +16,7 @@ import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
 import { geometry } from '../../lib/geometry/Geometry.js';
 import { fashionMnistAvailable } from '../../lib/tasks/mnist.js';
 import { readZoo } from '../../lib/zoo/Zoo.js';
+import { buildZoo } from '../../lib/zoo/buildZoo.js';
 import { setFreeMemoryProbe, VectorField } from '../../lib/engine/VectorField.js';
 import { loadTask } from '../../lib/index.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
@@ -771,5 +772,34 @@ describe('Ctrl-C during train (child process)', () => {
     const bad = await cli('train', '--zoo', zoo, '--out', flow, '--d', '16', '--layers', '1', '--steps', String(k + 4), '--device', 'cpu');
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/written with other options .*--restart/);
+  });
+});
+
+describe('stale, interrupted, corrupt and diverged state', () => {
+  const withNotes = async <T>(f: () => Promise<T>): Promise<T> => {
+    const quiet = process.env.WSF_QUIET;
+    process.env.WSF_QUIET = '0';
+    try {
+      return await f();
+    } finally {
+      if (quiet === undefined) delete process.env.WSF_QUIET;
+      else process.env.WSF_QUIET = quiet;
+    }
+  };
+
+  it('an interrupted zoo rerun with other options is refused, its finished chunks kept', async () => {
+    const zoo = path.join(tmp, 'zoos', 'interrupted');
+    const ac = new AbortController();
+    await expect(buildZoo({ task: 'wdbc', out: path.join(zoo, 'zoo.safetensors'), runs: 2, epochs: 3, chunkSize: 1, schedule: { skipEpochs: 1 }, progress: false, signal: ac.signal, onProgress: (p) => p.phase === 'chunk-done' && ac.abort() })).rejects.toThrow(/interrupted/);
+    const chunk = path.join(zoo, 'zoo.safetensors.partial', 'chunk-00000.safetensors');
+    const before = fs.readFileSync(chunk);
+    const r = await withNotes(() => cli('zoo', '--runs', '2', '--epochs', '4', '--chunk', '1', '--out', zoo));
+    expect(r.code).toBe(2);
+    expect(r.err).not.toMatch(/unreadable/);
+    expect(r.err).toMatch(/wsflow zoo: .*holds results of a build with other options \(differs in: epochs.*\); rerun with the same options to resume, or pass --fresh to discard them/);
+    expect(fs.readFileSync(chunk).equals(before)).toBe(true);
+    const f = await cli('zoo', '--runs', '2', '--epochs', '4', '--chunk', '1', '--out', zoo, '--fresh', '--json');
+    expect(f.code, f.err).toBe(0);
+    expect(JSON.parse(f.out)).toMatchObject({ chunksResumed: 0, chunksTrained: 2 });
   });
 });

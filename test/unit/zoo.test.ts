@@ -218,6 +218,12 @@ describe('buildZoo', () => {
       expect.objectContaining({ code: 'ERR_INTERRUPTED', message: expect.stringMatching(/interrupted: 1 of 2 chunks are finished/) }),
     );
     await expect(buildZoo({ ...small, seed: 12, out })).rejects.toThrow(/differs in: seed/);
+    // Other epochs give chunks of other sizes: still a build with other options, refused with the chunk kept (not
+    // taken for an unreadable chunk and deleted).
+    const chunk0 = path.join(`${out}.partial`, 'chunk-00000.safetensors');
+    const saved = fs.readFileSync(chunk0);
+    await expect(buildZoo({ ...small, epochs: 4, out })).rejects.toThrow(/differs in: epochs, schedule\)/);
+    expect(fs.readFileSync(chunk0).equals(saved)).toBe(true);
     const fresh = await buildZoo({ ...small, seed: 12, out, resume: false });
     expect(fresh.chunksResumed).toBe(0);
     await expect(buildZoo({ ...small, out })).rejects.toThrow(/already exists.*differs in: seed.*overwrite: true/);

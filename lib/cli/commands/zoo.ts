@@ -88,6 +88,10 @@ export const zooCommand: CliCommand = {
       if (isWsfError(e) && e.code === 'ERR_INTERRUPTED') {
         e.message = `interrupted: finished chunks are kept in ${file}.partial/; rerun the same command to resume`;
       }
+      // The library's advice in the command's terms.
+      if (isWsfError(e) && e.code === 'ERR_INVALID') {
+        e.message = e.message.replace('pass resume: false to discard them, or delete the folder', 'or pass --fresh to discard them').replace('pass overwrite: true to replace it, or choose another `out`', 'pass --overwrite to replace it, or choose another --out');
+      }
       throw e;
     }
     const z = res.zoo;
