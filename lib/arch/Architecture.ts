@@ -184,10 +184,10 @@ export function mlp(widths: readonly number[] | string): Architecture {
   return a;
 }
 
-/** Parses "30-16-16-2" (or "30,16,16,2"). */
+/** Parses "30-16-16-2" (or "30,16,16,2", "30x16x2", "30 16 2"); an empty width ("30--2", "-30-2") is an error. */
 export function parseWidths(s: string): number[] {
-  const parts = s.split(/[-,x ]+/).filter((p) => p !== '');
-  const out = parts.map(Number);
+  const parts = s.trim().split(/\s*[-,x]\s*|\s+/);
+  const out = parts.map((p) => (p === '' ? NaN : Number(p)));
   if (out.length < 2 || out.some((v) => !Number.isInteger(v) || v < 1)) {
     throw new WsfError(`Expected an architecture like '30-16-16-2' but received '${s}'`, 'ERR_INVALID');
   }

@@ -1,6 +1,10 @@
 /** Helpers shared by the CLI commands: checked loading of tasks, zoos and flows, and text formatting. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { type Architecture, mlp } from '../arch/Architecture.js';
 import { isWsfError } from '../errors.js';
+import { makeDirs } from '../io/safetensors.js';
 import { FlowMatcher } from '../flow/FlowMatcher.js';
 import type { DeviceRequest } from '../device.js';
 import { type LoadTaskOptions, loadTask } from '../tasks/loadTask.js';
@@ -85,4 +89,36 @@ export function duration(s: number): string {
   if (s < 60) return `${s.toFixed(1)} s`;
   const m = Math.floor(s / 60);
   return `${m} min ${String(Math.round(s - 60 * m)).padStart(2, '0')} s`;
+}
+
+/**
+ * Checks before any work that `file` can be written: its folder exists or can be made, and a file can be created in
+ * it (a probe file, removed at once), and `file` itself is not a folder.
+ * @throws UsageError naming the option and the reason
+ */
+export function checkWritableFile(label: string, file: string): void {
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new UsageError(`${label}: ${file} is a folder; expected a file name`);
+  const dir = path.dirname(path.resolve(file));
+  try {
+    makeDirs(dir);
+    const probe = path.join(dir, `.wsflow-write-probe-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe, { force: true });
+  } catch (e) {
+    const why = isWsfError(e) ? e.message : `cannot create files in ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    throw new UsageError(`${label}: ${why}`);
+  }
+}
+
+/**
+ * Checks that `count` networks of `P` weights fit in memory as one Float32Array (the samples of one command are
+ * held whole): at most 2³¹ values and half the machine's memory.
+ * @throws UsageError naming the option, the size and the limit
+ */
+export function checkHeldNetworks(label: string, count: number, P: number): void {
+  const gib = (count * P * 4) / 2 ** 30;
+  const limit = Math.min(os.totalmem() / 2 / 2 ** 30, 8); // half the memory; 2³¹ f32 values are 8 GiB
+  if (gib > limit) {
+    throw new UsageError(`${label}: ${count} networks of ${P} weights take ${gib.toFixed(1)} GiB held at once; the limit here is ${limit.toFixed(1)} GiB (half the memory, at most 2³¹ values): split the work over several runs (different --seed)`);
+  }
 }

@@ -56,9 +56,25 @@ function help(): string {
   return lines.join('\n');
 }
 
+/** Path problems the system reports (a bad --out and the like): bad input, exit 2; other system errors exit 1. */
+const PATH_ERRORS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENAMETOOLONG', 'ELOOP']);
+
+/** A Node system error (fs, child processes), which has a string `code` and a `syscall`. */
+function isSystemError(e: unknown): e is NodeJS.ErrnoException & { syscall: string } {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+}
+
+/** One line for a system error: what could not be done to which path, and the system's reason. */
+function systemErrorLine(e: NodeJS.ErrnoException & { syscall: string }): string {
+  const where = e.path !== undefined ? ` ${e.path}` : '';
+  return `cannot ${e.syscall}${where}: ${e.code}`;
+}
+
 /** Exit code for an error thrown by a command. */
 function exitCode(e: unknown): number | undefined {
   if (e instanceof UsageError) return 2;
+  if (isSystemError(e)) return PATH_ERRORS.has(e.code!) ? 2 : 1;
+  if (e instanceof RangeError && /Array buffer allocation failed|Invalid typed array length|Invalid array length/.test(e.message)) return 1;
   if (!isWsfError(e)) return undefined;
   switch (e.code) {
     case 'ERR_INTERRUPTED':
@@ -127,7 +143,8 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
   } catch (e) {
     const code = exitCode(e);
     if (code === undefined) throw e;
-    io.stderr.write(`wsflow ${name}: ${(e as Error).message.split('\n')[0]}\n`);
+    const msg = isSystemError(e) ? systemErrorLine(e) : e instanceof RangeError ? `out of memory: ${e.message} (ask for less: fewer networks, a smaller batch)` : (e as Error).message.split('\n')[0];
+    io.stderr.write(`wsflow ${name}: ${msg}\n`);
     return code;
   } finally {
     if (handle) process.off('SIGINT', onSigint);

@@ -66,6 +66,9 @@ describe('Architecture: flat layout of METHOD.md §1.2', () => {
       expect(() => mlp(bad)).toThrowError(WsfError);
     }
     expect(() => mlp('30-y-2')).toThrow(/Expected an architecture like/);
+    for (const other of ['30,16,16,2', '30x16x16x2', ' 30 16 16 2 ', '30 - 16 - 16 - 2']) expect(parseWidths(other), other).toEqual([30, 16, 16, 2]);
+    // An empty width is a typo, not a separator: refused, never read as another architecture.
+    for (const bad of ['30--2', '30-16--2', '-30-2', '30-2-', '30,,2', '']) expect(() => parseWidths(bad), bad).toThrow(/Expected an architecture like/);
   });
 
   it('checks batches: kind, length and finiteness, naming the offending element', () => {

@@ -8,7 +8,7 @@ import { toTfModel } from '../../interop/tfjs.js';
 import { saveTfModelFiles } from '../../interop/tfjsFiles.js';
 import { readWeightsFile } from '../../pipeline/sample.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { checked, duration } from '../common.js';
+import { checkWritableFile, checked, duration } from '../common.js';
 import { parseLogitScale, zooLogitScale } from './sample.js';
 import type { CliCommand } from './types.js';
 
@@ -43,6 +43,7 @@ export const exportCommand: CliCommand = {
     if (v.weights === undefined) throw new UsageError('--weights: expected a samples or zoo file (e.g. --weights s.safetensors)');
     if (v.out === undefined) throw new UsageError('--out: expected the folder to write (e.g. --out model)');
     if (fs.existsSync(v.out) && !fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} exists and is not a folder`);
+    checkWritableFile('--out', path.join(v.out, 'model.json'));
     const scaleArg = v['logit-scale'] === undefined ? 1 : parseLogitScale(v['logit-scale'], '--logit-scale');
     const archOverride = v.arch !== undefined ? checked('--arch', () => mlp(v.arch!)) : undefined;
     const wf = checked('--weights', () => readWeightsFile(v.weights!, archOverride));
@@ -53,6 +54,19 @@ export const exportCommand: CliCommand = {
     const P = arch.numParams;
     const L = arch.numLayers;
     const [wL, bL, nW, nB] = [arch.weightOffset(L), arch.biasOffset(L), arch.widths[L - 1]! * arch.widths[L]!, arch.widths[L]!];
+    // Every network checked before any is written: a non-finite weight (after scaling) refuses the whole export.
+    const nets: Float32Array[] = [];
+    for (let k = 0; k < v.count; k++) {
+      const i = v.index + k;
+      const net = wf.weights.slice(i * P, (i + 1) * P);
+      if (scale !== 1) {
+        for (let p = wL; p < wL + nW; p++) net[p]! *= scale;
+        for (let p = bL; p < bL + nB; p++) net[p]! *= scale;
+      }
+      const bad = net.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) throw new UsageError(`--weights: network ${i} of ${v.weights} has a non-finite weight (parameter ${bad}${scale !== 1 && Number.isFinite(wf.weights[i * P + bad]!) ? `, after --logit-scale ${scale}` : ''})`);
+      nets.push(net);
+    }
     const t0 = performance.now();
     const { tf } = await loadTf();
     const bar = ctx.progress({ label: 'export', total: v.count, unit: 'networks' });
@@ -61,11 +75,7 @@ export const exportCommand: CliCommand = {
       for (let k = 0; k < v.count; k++) {
         if (ctx.signal.aborted) break;
         const i = v.index + k;
-        const net = wf.weights.slice(i * P, (i + 1) * P);
-        if (scale !== 1) {
-          for (let p = wL; p < wL + nW; p++) net[p]! *= scale;
-          for (let p = bL; p < bL + nB; p++) net[p]! *= scale;
-        }
+        const net = nets[k]!;
         const dir = v.count === 1 ? v.out : path.join(v.out, `net-${String(i).padStart(String(v.index + v.count - 1).length, '0')}`);
         const model = toTfModel(tf, arch, net, 0);
         try {

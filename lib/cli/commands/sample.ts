@@ -8,7 +8,8 @@ import { TASK_NAMES } from '../../tasks/loadTask.js';
 import { readZoo, readZooMetadata } from '../../zoo/Zoo.js';
 import { sampleFlow, trainedLogitScale, writeSamples } from '../../pipeline/sample.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { checked, duration, flowFor, pm, taskFor } from '../common.js';
+import { checkHeldNetworks, checkWritableFile, checked, duration, flowFor, pm, taskFor } from '../common.js';
+import { CHECKPOINT_FILE, FLOW_FILE } from '../../pipeline/layout.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -90,7 +91,7 @@ export const sampleCommand: CliCommand = {
     ctx.json = v.json === true;
     if (v.flow === undefined) throw new UsageError('--flow: expected a flow folder (e.g. --flow flows/wdbc-geo)');
     if (v.out === undefined) throw new UsageError('--out: expected the samples file to write (e.g. --out s.safetensors)');
-    if (fs.existsSync(v.out) && fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} is a folder; expected a file name`);
+    checkWritableFile('--out', v.out);
     for (const k of ['guidance-at', 'guidance-from'] as const) {
       if (v[k] !== undefined && v.guidance === 0) throw new UsageError(`--${k}: needs --guidance λ`);
     }
@@ -112,6 +113,11 @@ export const sampleCommand: CliCommand = {
       const evalTask = v.evaluate === true && flowTask !== undefined ? taskFor('--flow', flowTask) : undefined;
       if (v.evaluate === true && evalTask === undefined) throw new UsageError(`--evaluate: ${file} does not record its task; use 'wsflow eval --task T' instead`);
       const arch = v.arch !== undefined ? checked('--arch', () => flow.transferArch(v.arch!)) : flow.arch;
+      checkHeldNetworks('--n', v.n, arch.numParams);
+      // The samples must not replace the flow, its checkpoint or its zoo.
+      const outAbs = path.resolve(v.out);
+      const guarded = [file, path.join(path.dirname(file), FLOW_FILE), path.join(path.dirname(file), CHECKPOINT_FILE), ...(fmeta.zoo_file !== undefined && fmeta.zoo_file !== '' ? [fmeta.zoo_file] : [])];
+      if (guarded.some((g) => path.resolve(g) === outAbs)) throw new UsageError(`--out: ${v.out} is the flow's own file, its checkpoint or its zoo; choose another name`);
       const transfer = arch.key !== flow.arch.key;
       const w = arch.widths;
       if (gTask !== undefined && (gTask.numFeatures !== w[0] || gTask.numClasses !== w[w.length - 1])) {
