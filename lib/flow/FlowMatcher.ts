@@ -1203,7 +1203,8 @@ export class FlowMatcher {
       }
       return lr * w;
     };
-    let lastCheckpointStep = startStep;
+    // The checkpoint on disk: the one resumed from, else none until the first is written.
+    let lastCheckpointStep = opts.checkpoint !== undefined && fs.existsSync(opts.checkpoint) ? startStep : -1;
     for (let s = startStep; s < steps; s++) {
       adam.lr = lrAt(s);
       let r: { loss: number; gradNorm: number };
@@ -1211,7 +1212,9 @@ export class FlowMatcher {
         r = await this.trainStep(prepared, n, Math.min(B, n > 0 ? B : 1), adam);
       } catch (e) {
         if ((e as WsfError).code === 'ERR_NUMERIC') {
-          const where = opts.checkpoint !== undefined ? `; the last good checkpoint (step ${lastCheckpointStep}) is kept at ${opts.checkpoint}` : '';
+          const firstDue = Math.min(steps, (Math.floor(startStep / every) + 1) * every);
+          const where =
+            opts.checkpoint === undefined ? '' : lastCheckpointStep >= 0 ? `; the last good checkpoint (step ${lastCheckpointStep}) is kept at ${opts.checkpoint}` : `; no checkpoint has been written (the first is due at step ${firstDue})`;
           throw new WsfError(`training diverged at step ${s + 1}: ${(e as Error).message}${where}. Try a lower learning rate or gradient clipping.`, 'ERR_NUMERIC', { cause: e });
         }
         throw e;

@@ -15,7 +15,7 @@ import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
 import { geometry } from '../../lib/geometry/Geometry.js';
 import { fashionMnistAvailable } from '../../lib/tasks/mnist.js';
-import { readZoo } from '../../lib/zoo/Zoo.js';
+import { readZoo, writeZoo } from '../../lib/zoo/Zoo.js';
 import { buildZoo } from '../../lib/zoo/buildZoo.js';
 import { setFreeMemoryProbe, VectorField } from '../../lib/engine/VectorField.js';
 import { loadTask } from '../../lib/index.js';
@@ -859,5 +859,29 @@ describe('stale, interrupted, corrupt and diverged state', () => {
     const f = await cli('zoo', '--runs', '2', '--epochs', '4', '--chunk', '1', '--out', zoo, '--fresh', '--json');
     expect(f.code, f.err).toBe(0);
     expect(JSON.parse(f.out)).toMatchObject({ chunksResumed: 0, chunksTrained: 2 });
+  });
+
+  it('a diverging run says which checkpoint is on disk: none yet, or the last good one', async () => {
+    const zoo = path.join(tmp, 'zoos', 'diverge');
+    expect((await cli('zoo', '--runs', '2', '--epochs', '2', '--out', zoo)).code).toBe(0);
+    const zooFile = path.join(zoo, 'zoo.safetensors');
+    const z = readZoo(zooFile);
+    // Weights of 1e38: the loss overflows at the first step, before any checkpoint exists.
+    const huge = path.join(tmp, 'huge.safetensors');
+    writeZoo(huge, { ...z, weights: z.weights.map(() => 1e38), metadata: {} });
+    const flow = path.join(tmp, 'flows', 'huge');
+    let r = await cli(...trainArgs(huge, flow, '--geometry', 'euclidean', '--steps', '3', '--checkpoint-every', '2'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/training diverged at step 1: .*; no checkpoint has been written \(the first is due at step 2\)\./);
+    expect(r.err).not.toMatch(/last good checkpoint/);
+    expect(fs.existsSync(path.join(flow, 'checkpoint.safetensors'))).toBe(false);
+    // A run resumed from step 3 on networks that became huge (same zoo record): the checkpoint of step 3 is named.
+    const flow2 = path.join(tmp, 'flows', 'diverge-later');
+    r = await cli(...trainArgs(zoo, flow2, '--geometry', 'euclidean', '--steps', '3'));
+    expect(r.code, r.err).toBe(0);
+    writeZoo(zooFile, { ...z, weights: z.weights.map(() => 1e38) });
+    r = await cli(...trainArgs(zoo, flow2, '--geometry', 'euclidean', '--steps', '6'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/training diverged at step 4: .*; the last good checkpoint \(step 3\) is kept at .*checkpoint\.safetensors\./);
   });
 });
