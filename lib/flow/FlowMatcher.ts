@@ -190,6 +190,11 @@ export interface TrainOptions {
   logEvery?: number;
   /** Stops after the current step, writes a checkpoint, and rejects with ERR_INTERRUPTED. */
   signal?: AbortSignal;
+  /**
+   * Called once the data, the options and any checkpoint have been accepted, just before the first step, with the
+   * step training starts from (an error before it is a refused start: nothing was trained or written).
+   */
+  onStart?: (step: number) => void;
 }
 
 /**
@@ -1105,6 +1110,7 @@ export class FlowMatcher {
     if (emaDecay > 0 && this.ema === undefined) this.ema = this.field.getParams();
     this.beginFused(prepared.weights, emaDecay);
     try {
+      opts.onStart?.(this.field.stepCount);
       return await this.fitLoop(prepared, n, steps, B, adam, { lr, schedule, warmup, emaDecay, every, logEvery }, opts);
     } finally {
       this.endFused();

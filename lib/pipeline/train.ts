@@ -27,7 +27,7 @@ export interface TrainFlowOptions {
   /** Flow options (the architecture comes from the zoo). */
   readonly flow?: Omit<FlowOptions, 'arch' | 'device'>;
   /** Training options (checkpointing, signal and logging are wired here). */
-  readonly train: Omit<TrainOptions, 'checkpoint' | 'checkpointMetadata' | 'signal' | 'onLog'>;
+  readonly train: Omit<TrainOptions, 'checkpoint' | 'checkpointMetadata' | 'signal' | 'onLog' | 'onStart'>;
   readonly device?: DeviceRequest;
   /** Train on a seeded random subset of at most this many networks (default: all). */
   readonly maxNetworks?: number;
@@ -110,6 +110,7 @@ function subset(zoo: Zoo, max: number | undefined, seed: number): { weights: Flo
 /**
  * Trains (or resumes training of) a flow on a zoo.
  * @throws WsfError ERR_INVALID when an existing checkpoint was written with other options or data (use `restart`),
+ *   ERR_IO for an unreadable or corrupt checkpoint (a refused start: the folder's files are left as they were),
  *   ERR_INTERRUPTED on abort (after writing the checkpoint and the log), ERR_NUMERIC when training diverges
  */
 export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
@@ -174,7 +175,9 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
   }
   const t0 = performance.now();
   /** Steps of this run (from the resume point to `step`) per second of `seconds`. */
-  const rateTo = (step: number, seconds: number): number => (step - resumedFrom) / Math.max(seconds, 1e-9);
+  const rateTo = (step: number, seconds: number): number => Math.max(0, step - resumedFrom) / Math.max(seconds, 1e-9);
+  // A start refused by fit (an unreadable or corrupt checkpoint, bad data) trained nothing: the log stays as it was.
+  let started = false;
   try {
     const r = await fm.fit(
       fm.options.coupling === 'trajectory' ? { weights: data.weights, run: data.run, ...(o.zoo.init !== null ? { init: o.zoo.init } : {}) } : { weights: data.weights, run: data.run },
@@ -183,6 +186,9 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
         checkpoint: checkpointFile,
         checkpointMetadata: provenance,
         ...(o.signal !== undefined ? { signal: o.signal } : {}),
+        onStart: () => {
+          started = true;
+        },
         onLog: (l) => {
           records.push(l);
           bar?.update(l.step, { loss: l.loss });
@@ -203,10 +209,12 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     bar?.done({ loss });
     return { flow: fm, flowFile, checkpointFile, logFile, step: r.step, resumedFrom: from, loss, seconds, stepsPerS, log: records, networks: data.n, fieldBytes: fm.field.bytesHeld, recompute: fm.field.recomputing, chunkRows: fm.field.chunkRows };
   } catch (e) {
-    const interrupted = (e as WsfError).code === 'ERR_INTERRUPTED';
-    const seconds = (performance.now() - t0) / 1000;
-    log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds, resumedFrom, stepsPerS: rateTo(fm.field.stepCount, seconds), message: (e as Error).message };
-    writeLog();
+    if (started) {
+      const interrupted = (e as WsfError).code === 'ERR_INTERRUPTED';
+      const seconds = (performance.now() - t0) / 1000;
+      log.result = { status: interrupted ? 'interrupted' : 'failed', step: fm.field.stepCount, loss: records.at(-1)?.loss ?? null, seconds, resumedFrom, stepsPerS: rateTo(fm.field.stepCount, seconds), message: (e as Error).message };
+      writeLog();
+    }
     bar?.done();
     fm.dispose();
     throw e;

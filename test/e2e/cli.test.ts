@@ -861,6 +861,17 @@ describe('stale, interrupted, corrupt and diverged state', () => {
     expect(JSON.parse(f.out)).toMatchObject({ chunksResumed: 0, chunksTrained: 2 });
   });
 
+  /** A tiny zoo of 2 runs and a finished 3-step flow on it (mixture prior, EMA) in a new flow folder. */
+  const finishedFlow = async (name: string): Promise<{ zoo: string; flow: string; train: (...extra: string[]) => string[] }> => {
+    const zoo = path.join(tmp, 'zoos', 'tiny');
+    if (!fs.existsSync(path.join(zoo, 'zoo.safetensors'))) expect((await cli('zoo', '--runs', '2', '--epochs', '2', '--out', zoo)).code).toBe(0);
+    const flow = path.join(tmp, 'flows', name);
+    const train = (...extra: string[]): string[] => trainArgs(zoo, flow, '--prior', 'mixture', ...extra);
+    const r = await cli(...train('--steps', '3'));
+    expect(r.code, r.err).toBe(0);
+    return { zoo, flow, train };
+  };
+
   it('a diverging run says which checkpoint is on disk: none yet, or the last good one', async () => {
     const zoo = path.join(tmp, 'zoos', 'diverge');
     expect((await cli('zoo', '--runs', '2', '--epochs', '2', '--out', zoo)).code).toBe(0);
@@ -883,5 +894,19 @@ describe('stale, interrupted, corrupt and diverged state', () => {
     r = await cli(...trainArgs(zoo, flow2, '--geometry', 'euclidean', '--steps', '6'));
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/training diverged at step 4: .*; the last good checkpoint \(step 3\) is kept at .*checkpoint\.safetensors\./);
+  });
+
+  it("a refused resume leaves the finished run's log as it was", async () => {
+    const { flow, train } = await finishedFlow('finished');
+    const logFile = path.join(flow, 'train-log.json');
+    const log = fs.readFileSync(logFile);
+    const ckpt = path.join(flow, 'checkpoint.safetensors');
+    const good = fs.readFileSync(ckpt);
+    fs.writeFileSync(ckpt, good.subarray(0, good.length - 100)); // truncated
+    const r = await cli(...train('--steps', '6'));
+    expect(r.code).toBe(2);
+    expect(r.err.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/wsflow train: .*checkpoint\.safetensors/);
+    expect(fs.readFileSync(logFile).equals(log)).toBe(true);
   });
 });
