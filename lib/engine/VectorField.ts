@@ -12,7 +12,7 @@ import { DisposedError, WsfError } from '../errors.js';
 import { readSafetensors, writeSafetensors, f32, type SafeTensor } from '../io/safetensors.js';
 import { binding } from '../native/binding.js';
 import type { NativeEngineConfig, NativeEngineInstance, NativeFlowPrior, NativeFlowStepConfig, NativeParamInfo } from '../native/types.js';
-import { checkChoice, checkInt, checkNumber } from '../util/validate.js';
+import { checkChoice, checkFiniteTensors, checkInt, checkNumber } from '../util/validate.js';
 import { version } from '../version.js';
 
 /** Graph density: real edges only (default) or all N² pairs (the published model). */
@@ -813,6 +813,7 @@ export class VectorField {
     if (f.metadata.format !== FORMAT) {
       throw new WsfError(`${file}: not a wsflow vector-field file (format '${f.metadata.format ?? 'missing'}', expected '${FORMAT}')`, 'ERR_IO');
     }
+    checkFiniteTensors(file, f.tensors);
     let cfg: NativeEngineConfig;
     try {
       cfg = JSON.parse(f.metadata.config ?? '') as NativeEngineConfig;

@@ -32,7 +32,7 @@ import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
 import { fillNormalFast } from '../util/fastNormal.js';
 import { Rng } from '../util/rng.js';
-import { checkChoice, checkInt, checkNumber, invalidArgument } from '../util/validate.js';
+import { checkChoice, checkFiniteTensors, checkInt, checkNumber, invalidArgument } from '../util/validate.js';
 import { loadTask } from '../tasks/loadTask.js';
 import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
@@ -1751,10 +1751,14 @@ export class FlowMatcher {
     writeSafetensors(file, tensors, { ...metadata, ...extra });
   }
 
-  /** Restores training state from {@link saveCheckpoint} (same flow options). */
+  /**
+   * Restores training state from {@link saveCheckpoint} (same flow options).
+   * @throws WsfError ERR_IO for a foreign or damaged file (any non-finite float tensor), ERR_INVALID for other options
+   */
   loadCheckpoint(file: string): void {
     const f = readSafetensors(file);
     if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow checkpoint (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
+    checkFiniteTensors(file, f.tensors);
     // Options added after a file was written take the value that reproduces its behaviour (gradientFeatures: none).
     const saved = { ...this.options, gradientFeatures: null, probeFeatures: null, ...(JSON.parse(f.metadata.flow ?? '{}') as Partial<ResolvedOptions>) };
     if (JSON.stringify(saved) !== JSON.stringify(this.options)) {
@@ -1782,7 +1786,7 @@ export class FlowMatcher {
 
   /**
    * Loads a flow written by {@link save} or a training checkpoint.
-   * @throws WsfError ERR_IO for a missing or foreign file
+   * @throws WsfError ERR_IO for a missing, foreign or damaged file (a non-finite parameter, EMA or prior tensor included)
    */
   static load(file: string, opts: { device?: DeviceRequest } = {}): FlowMatcher {
     const f = readSafetensors(file);

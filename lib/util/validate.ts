@@ -60,6 +60,21 @@ export function checkFinite(name: string, v: ArrayLike<number>): void {
   }
 }
 
+/**
+ * Checks every float tensor read from `source` is finite (a damaged file, or one written by a diverged run, would
+ * otherwise load and spread NaN); names the file, the tensor and the first offending element.
+ * @throws WsfError ERR_IO
+ */
+export function checkFiniteTensors(source: string, tensors: Readonly<Record<string, { dtype: string; data: ArrayLike<number | bigint> }>>): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t.dtype !== 'F32' && t.dtype !== 'F64') continue;
+    const d = t.data as ArrayLike<number>;
+    for (let i = 0; i < d.length; i++) {
+      if (!Number.isFinite(d[i]!)) throw new WsfError(`${source}: tensor \`${name}\` holds a non-finite value (${d[i]} at element ${i}); the file is damaged or was written by a diverged run`, 'ERR_IO');
+    }
+  }
+}
+
 /** Checks an integer within [lo, hi]. */
 export function checkInt(name: string, v: unknown, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {

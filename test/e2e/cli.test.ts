@@ -909,4 +909,30 @@ describe('stale, interrupted, corrupt and diverged state', () => {
     expect(r.err).toMatch(/wsflow train: .*checkpoint\.safetensors/);
     expect(fs.readFileSync(logFile).equals(log)).toBe(true);
   });
+
+  it('flow files and checkpoints with non-finite tensors are refused on load, naming the file and the tensor', async () => {
+    const { flow, train } = await finishedFlow('non-finite');
+    const logFile = path.join(flow, 'train-log.json');
+    const log = fs.readFileSync(logFile);
+    const ckpt = path.join(flow, 'checkpoint.safetensors');
+    const f = readSafetensors(path.join(flow, 'flow.safetensors'));
+    for (const name of ['__ema', '__prior_mix_basis']) {
+      const data = (f.tensors[name]!.data as Float32Array).slice();
+      data[1] = name === '__ema' ? NaN : Infinity;
+      const bad = path.join(tmp, `nan${name}.safetensors`);
+      writeSafetensors(bad, { ...f.tensors, [name]: { ...f.tensors[name]!, data } }, f.metadata);
+      const out = path.join(tmp, 'from-non-finite-flow.safetensors');
+      const s = await cli('sample', '--flow', bad, '--n', '2', '--steps', '2', '--out', out);
+      expect(s.code).toBe(2);
+      expect(s.err.trimEnd().split('\n')).toHaveLength(1);
+      expect(s.err).toMatch(new RegExp(`nan${name}\\.safetensors: tensor \`${name}\` holds a non-finite value \\(${name === '__ema' ? 'NaN' : 'Infinity'} at element 1\\)`));
+      expect(fs.existsSync(out)).toBe(false);
+      fs.copyFileSync(bad, ckpt);
+      const r = await cli(...train('--steps', '6'));
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(new RegExp(`checkpoint\\.safetensors: tensor \`${name}\` holds a non-finite value`));
+      expect(fs.readFileSync(logFile).equals(log)).toBe(true);
+      expect(fs.existsSync(path.join(flow, 'flow.safetensors'))).toBe(true);
+    }
+  });
 });

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mlp, VectorField, WsfError, type Architecture } from '../../lib/index.js';
 import { Rng } from '../../lib/util/rng.js';
+import { readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
 
 // Independent permutation of hidden neurons on the flat layout (written here from METHOD.md §1.2, not taken from
 // the library): perms[l−1] permutes the neurons of hidden layer l.
@@ -278,6 +279,12 @@ describe('VectorField', () => {
     vf.trainStepMse(xt, 0.3, tgt);
     back.trainStepMse(xt, 0.3, tgt);
     expect(back.getParams()).toAllClose(vf.getParams(), { atol: 0, rtol: 0 });
+    // A non-finite parameter or optimiser value (a damaged file, a diverged run) is refused, naming the tensor.
+    const f = readSafetensors(file);
+    const m = (f.tensors['__adam_v']!.data as Float32Array).slice();
+    m[2] = Infinity;
+    writeSafetensors(file, { ...f.tensors, __adam_v: { ...f.tensors['__adam_v']!, data: m } }, f.metadata);
+    expect(() => VectorField.load(file)).toThrowError(expect.objectContaining({ code: 'ERR_IO', message: expect.stringMatching(/tensor `__adam_v` holds a non-finite value \(Infinity at element 2\)/) }));
     const bytes = fs.readFileSync(file);
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 100));
     expect(() => VectorField.load(file)).toThrowError(WsfError);
