@@ -57,11 +57,23 @@ export function archFor(label: string, value: string | undefined, task: Task): A
   return arch;
 }
 
-/** Locates and reads a zoo for `--zoo`. */
+/** Locates and reads a zoo for `--zoo`; its networks must be finite. */
 export function zooFor(label: string, p: string, data: ZooData = 'auto'): { loc: ZooLocation; zoo: Zoo } {
   const loc = checked(label, () => locateZoo(p, data));
   const zoo = checked(label, () => readZoo(loc.file));
+  checkFiniteNetworks(label, loc.file, zoo.weights, zoo.arch.numParams);
   return { loc, zoo };
+}
+
+/**
+ * Refuses a file whose networks hold a NaN or infinite weight, naming the first one.
+ * @throws UsageError `label: file: network k has a non-finite weight (parameter p: NaN)`
+ */
+export function checkFiniteNetworks(label: string, file: string, weights: Float32Array, P: number): void {
+  for (let i = 0; i < weights.length; i++) {
+    const x = weights[i]!;
+    if (!Number.isFinite(x)) throw new UsageError(`${label}: ${file}: network ${Math.floor(i / P)} has a non-finite weight (parameter ${i % P}: ${x})`);
+  }
 }
 
 /** Locates and loads a flow for `--flow`. */

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { DeviceRequest } from '../device.js';
 import { WsfError } from '../errors.js';
 import { FlowMatcher, type FlowOptions, type TrainLog, type TrainOptions } from '../flow/FlowMatcher.js';
-import { writeFileAtomic } from '../io/safetensors.js';
+import { makeDirs, writeFileAtomic } from '../io/safetensors.js';
 import type { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { version } from '../version.js';
@@ -114,7 +114,7 @@ function subset(zoo: Zoo, max: number | undefined, seed: number): { weights: Flo
  *   ERR_INTERRUPTED on abort (after writing the checkpoint and the log), ERR_NUMERIC when training diverges
  */
 export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
-  fs.mkdirSync(o.out, { recursive: true });
+  makeDirs(o.out);
   const flowFile = path.join(o.out, FLOW_FILE);
   const checkpointFile = path.join(o.out, CHECKPOINT_FILE);
   const logFile = path.join(o.out, TRAIN_LOG_FILE);
@@ -138,7 +138,12 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
         throw new WsfError(`${checkpointFile} was written with other options (differs in: ${diff}); rerun with the same options to resume, or pass --restart to start over`, 'ERR_INVALID');
       }
       if (fs.existsSync(logFile)) {
-        previous = JSON.parse(fs.readFileSync(logFile, 'utf8')) as LogFile;
+        try {
+          previous = JSON.parse(fs.readFileSync(logFile, 'utf8')) as LogFile;
+          if (typeof previous.zoo?.file !== 'string') throw new Error('no zoo record');
+        } catch (e) {
+          throw new WsfError(`${logFile}: not a training log written by wsflow (${(e as Error).message}); it is needed to check the zoo before resuming from ${checkpointFile} — restore it, or pass --restart to start over`, 'ERR_IO');
+        }
         if (previous.zoo.file !== zooRecord.file || previous.zoo.networks !== zooRecord.networks || (previous.zoo.fingerprint ?? null) !== zooRecord.fingerprint) {
           throw new WsfError(`${checkpointFile} was trained on ${previous.zoo.file} (${previous.zoo.networks} networks${previous.zoo.fingerprint !== zooRecord.fingerprint ? ', another build' : ''}), not ${zooRecord.file} (${zooRecord.networks}); use the same zoo to resume, or pass --restart`, 'ERR_INVALID');
         }

@@ -598,6 +598,9 @@ describe('the pipeline through the CLI', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--weights: network 2 of .* has a non-finite weight \(parameter 5\)/);
     expect(fs.existsSync(path.join(nanOut, 'net-0'))).toBe(false);
+    r = await cli('eval', '--weights', nanFile);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--weights: .*nan-samples\.safetensors: network 2 has a non-finite weight \(parameter 5: NaN\)/);
 
     // sample --out: never the flow's own files; an unwritable place or an oversized --n is refused before any work.
     for (const own of [path.join(flow, 'flow.safetensors'), path.join(flow, 'checkpoint.safetensors')]) {
@@ -908,6 +911,13 @@ describe('stale, interrupted, corrupt and diverged state', () => {
     expect(r.err.trimEnd().split('\n')).toHaveLength(1);
     expect(r.err).toMatch(/wsflow train: .*checkpoint\.safetensors/);
     expect(fs.readFileSync(logFile).equals(log)).toBe(true);
+    // A resume whose log is not a wsflow training log: one line naming it (it holds the zoo check), exit 2.
+    fs.writeFileSync(ckpt, good);
+    fs.writeFileSync(logFile, '{ not json');
+    const r2 = await cli(...train('--steps', '6'));
+    expect(r2.code).toBe(2);
+    expect(r2.err.trimEnd().split('\n')).toHaveLength(1);
+    expect(r2.err).toMatch(/train-log\.json: not a training log written by wsflow .*pass --restart to start over/);
   });
 
   it('flow files and checkpoints with non-finite tensors are refused on load, naming the file and the tensor', async () => {

@@ -6,7 +6,7 @@ import { likelihoodOfNetworks } from '../../pipeline/likelihood.js';
 import { readWeightsFile } from '../../pipeline/sample.js';
 import { TASK_NAMES } from '../../tasks/loadTask.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { archFor, checkZooTask, checked, duration, flowFor, pm, table, taskFor, zooFor } from '../common.js';
+import { archFor, checkFiniteNetworks, checkZooTask, checked, duration, flowFor, pm, table, taskFor, zooFor } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -117,6 +117,7 @@ async function runLikelihood(ctx: Parameters<CliCommand['run']>[0], v: EvalValue
   const device = ctx.setup(v);
   const archOverride = v.arch !== undefined ? checked('--arch', () => mlp(v.arch!)) : undefined;
   const wf = checked('--weights', () => readWeightsFile(v.weights, archOverride));
+  checkFiniteNetworks('--weights', v.weights, wf.weights, wf.arch.numParams);
   const { file, flow } = flowFor('--flow', v.flow, device);
   try {
     const why = flow.likelihoodUnsupported();
@@ -192,6 +193,7 @@ export const evalCommand: CliCommand = {
     const device = ctx.setup(v);
     const archOverride = v.arch !== undefined ? checked('--arch', () => mlp(v.arch!)) : undefined;
     const wf = checked('--weights', () => readWeightsFile(v.weights!, archOverride));
+    checkFiniteNetworks('--weights', v.weights, wf.weights, wf.arch.numParams);
     const taskName = v.task ?? (wf.metadata.task !== undefined && wf.metadata.task !== '' ? wf.metadata.task : undefined);
     if (taskName === undefined) throw new UsageError(`--task: ${v.weights} does not record its task; pass --task`);
     const task = taskFor('--task', taskName);
