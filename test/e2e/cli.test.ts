@@ -216,6 +216,8 @@ describe('option validation', () => {
     [['eval', '--weights', 'package.json', '--log-likelihood', '--flow', '.', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
     [['demo', '--scale', 'huge'], /--scale: expected one of quick, paper/],
     [['demo', '--steps', '1.5'], /--steps: expected an integer/],
+    [['zoo', '--lr', '1e308', '--out', 'x'], /--lr: expected a number in \[0, 1000000\], got 1e308/],
+    [['train', '--zoo', '.', '--out', 'f', '--coupling', 'component-ot', '--prior', 'gaussian'], /--coupling component-ot: pairs start points and networks within the components of a mixture prior, but the prior is 'gaussian'; use --prior mixture, or --coupling ot/],
     [['demo', '--scale', 'paper', '--device', 'cpu'], /--scale paper: trains a D=64, 5-layer flow for 250,000 steps, days on a CPU/],
     [['reproduce', 'nope'], /<experiment>: unknown experiment 'nope'/],
     [['reproduce', 'gaussian', 'extra'], /unexpected argument 'extra'/],

@@ -87,6 +87,7 @@ export const trainCommand: CliCommand = {
     const scaleOpt = v['prior-scale'] === 'auto' ? undefined : Number(v['prior-scale']);
     if (scaleOpt !== undefined && !(Number.isFinite(scaleOpt) && scaleOpt >= 0)) throw new UsageError(`--prior-scale: expected a number ≥ 0 or 'auto', got '${v['prior-scale']}'`);
     const device = ctx.setup(v);
+    if (v.coupling === 'component-ot' && v.prior !== 'auto' && v.prior !== 'mixture') throw new UsageError(`--coupling component-ot: pairs start points and networks within the components of a mixture prior, but the prior is '${v.prior}'; use --prior mixture, or --coupling ot`);
     const { loc, zoo } = zooFor('--zoo', v.zoo, v.data as 'auto' | 'aligned' | 'raw');
     if (v.coupling === 'trajectory' && zoo.init === null) throw new UsageError(`--coupling trajectory: ${loc.file} has no initial weights (tensor \`init\`)`);
     if (!loc.aligned) ctx.note(`training on the unaligned zoo ${loc.file}${v.data === 'auto' ? " (run 'wsflow align' first to train on aligned networks)" : ''}`);
@@ -100,6 +101,7 @@ export const trainCommand: CliCommand = {
     const runs = new Set(zoo.run).size;
     const fitted = loc.aligned && v.semantics === 'corrected' && v.coupling !== 'trajectory';
     const priorKind = v.prior === 'auto' ? (fitted ? (runs > 1 ? 'mixture' : 'zoo') : 'gaussian') : v.prior;
+    if (v.coupling === 'component-ot' && priorKind !== 'mixture') throw new UsageError(`--coupling component-ot: pairs start points and networks within the components of a mixture prior, but the prior is '${priorKind}'; use --prior mixture, or --coupling ot`);
     if (v['component-input'] === true && priorKind !== 'mixture') throw new UsageError(`--component-input: needs the mixture prior, but the prior here is '${priorKind}' (use an aligned zoo of several runs, or --prior mixture)`);
     const auxFlags = [v['component-input'] === true ? '--component-input' : '', v['grad-features'] > 0 ? '--grad-features' : '', v['probe-features'] > 0 ? '--probe-features' : ''].filter((x) => x !== '');
     if (auxFlags.length > 1) throw new UsageError(`${auxFlags.join(' and ')}: choose one (they all feed the field's auxiliary inputs)`);
