@@ -191,6 +191,7 @@ export function readWeightsFile(file: string, arch?: Architecture): WeightsFile 
     }
   }
   if (t.shape[1] !== a.numParams) throw new WsfError(`${file}: \`weights\` has ${t.shape[1]} values per network but ${a.key} has ${a.numParams}`, 'ERR_IO');
+  if (t.shape[0] === 0) throw new WsfError(`${file}: holds no networks (\`weights\` is [0, ${a.numParams}])`, 'ERR_IO');
   return { arch: a, weights: t.data as Float32Array, n: t.shape[0]!, metadata: f.metadata, format: f.metadata.format ?? '' };
 }
 

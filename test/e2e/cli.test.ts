@@ -600,6 +600,13 @@ describe('the pipeline through the CLI', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--weights: network 2 of .* has a non-finite weight \(parameter 5\)/);
     expect(fs.existsSync(path.join(nanOut, 'net-0'))).toBe(false);
+    const emptyFile = path.join(tmp, 'empty-samples.safetensors');
+    writeSafetensors(emptyFile, { weights: { dtype: 'F32', shape: [0, P8], data: new Float32Array(0) } }, { ...sw.metadata });
+    for (const args of [['eval', '--weights', emptyFile], ['export', '--weights', emptyFile, '--out', nanOut]]) {
+      r = await cli(...args);
+      expect(r.code, args[0]).toBe(2);
+      expect(r.err).toMatch(/--weights: .*empty-samples\.safetensors: holds no networks \(`weights` is \[0, 802\]\)/);
+    }
     r = await cli('eval', '--weights', nanFile);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--weights: .*nan-samples\.safetensors: network 2 has a non-finite weight \(parameter 5: NaN\)/);
