@@ -41,6 +41,7 @@ export const reproduceCommand: CliCommand = {
     ctx.json = v.json === true;
     const scale = v.scale as Scale;
     if (v.list === true) {
+      if (positionals.length > 0) throw new UsageError(`--list: lists every experiment; drop '${positionals[0]}', or drop --list to run it`);
       const device = ctx.setup(v);
       const rows = Object.values(EXPERIMENTS).map((e) => ({ name: e.name, title: e.title, section: e.section, config: e.config, runnable: { quick: e.unavailable('quick', device) ?? 'yes', paper: e.unavailable('paper', device) ?? 'yes' } }));
       ctx.result(rows, () =>
