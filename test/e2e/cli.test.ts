@@ -538,6 +538,11 @@ describe('the pipeline through the CLI', () => {
     // The samples' flow started from the mixture prior (2 runs, 2 clusters): its fit without the flow is a baseline.
     expect(e.baselines.mixture).toMatchObject({ count: 8, components: 2 });
     expect(e.memorisation.ratio).toBeGreaterThan(0);
+    for (const [opt, msg] of [['--average-k', /--average-k: 100 trained networks per average, but .* holds \d+$/m], ['--mixture', /--mixture: 100 clusters asked for, but .* holds \d+ networks$/m]] as const) {
+      r = await cli('eval', '--weights', samples, '--zoo', zoo, opt, '100');
+      expect(r.code, opt).toBe(2);
+      expect(r.err).toMatch(msg);
+    }
     r = await cli('eval', '--weights', samples, '--zoo', zoo, '--mixture', 'off', '--json');
     expect(r.code, r.err).toBe(0);
     expect((JSON.parse(r.out) as { baselines: Record<string, unknown> }).baselines.mixture).toBeUndefined();

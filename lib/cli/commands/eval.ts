@@ -210,6 +210,8 @@ export const evalCommand: CliCommand = {
       if (!z.zoo.arch.equals(wf.arch)) throw new UsageError(`--zoo: ${z.loc.file} holds ${z.zoo.arch.key} networks, the samples are ${wf.arch.key}`);
       if (z.zoo.n < 2) throw new UsageError(`--zoo: ${z.loc.file} holds ${z.zoo.n} network; comparisons need at least 2`);
       checkZooTask('--zoo', z.loc.file, z.zoo, task);
+      if (v['average-k'] > z.zoo.n) throw new UsageError(`--average-k: ${v['average-k']} trained networks per average, but ${z.loc.file} holds ${z.zoo.n}`);
+      if (typeof mixtureOpt === 'number' && mixtureOpt > z.zoo.n) throw new UsageError(`--mixture: ${mixtureOpt} clusters asked for, but ${z.loc.file} holds ${z.zoo.n} networks`);
       zoo = z.zoo.weights;
       zooFile = z.loc.file;
       mixture = mixtureClusters(mixtureOpt, wf.metadata.prior, z.zoo.run);
