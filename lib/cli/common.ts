@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { type Architecture, mlp } from '../arch/Architecture.js';
 import { isWsfError } from '../errors.js';
 import { makeDirs } from '../io/safetensors.js';
+import { firstNonFinite } from '../util/validate.js';
 import { FlowMatcher } from '../flow/FlowMatcher.js';
 import type { DeviceRequest } from '../device.js';
 import { type LoadTaskOptions, loadTask } from '../tasks/loadTask.js';
@@ -70,10 +71,8 @@ export function zooFor(label: string, p: string, data: ZooData = 'auto'): { loc:
  * @throws UsageError `label: file: network k has a non-finite weight (parameter p: NaN)`
  */
 export function checkFiniteNetworks(label: string, file: string, weights: Float32Array, P: number): void {
-  for (let i = 0; i < weights.length; i++) {
-    const x = weights[i]!;
-    if (!Number.isFinite(x)) throw new UsageError(`${label}: ${file}: network ${Math.floor(i / P)} has a non-finite weight (parameter ${i % P}: ${x})`);
-  }
+  const i = firstNonFinite(weights);
+  if (i >= 0) throw new UsageError(`${label}: ${file}: network ${Math.floor(i / P)} has a non-finite weight (parameter ${i % P}: ${weights[i]})`);
 }
 
 /** Locates and loads a flow for `--flow`. */

@@ -50,14 +50,16 @@ export function checkRows(name: string, v: unknown, rowLength: number, what = 'P
   return v.length / rowLength;
 }
 
+/** Index of the first NaN or infinite element of `v`, or −1 when all are finite. */
+export function firstNonFinite(v: ArrayLike<number>): number {
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) return i;
+  return -1;
+}
+
 /** Checks every element is finite; names the first offending index. */
 export function checkFinite(name: string, v: ArrayLike<number>): void {
-  for (let i = 0; i < v.length; i++) {
-    const x = v[i]!; // i < length
-    if (!Number.isFinite(x)) {
-      throw new WsfError(`Expected finite values in \`${name}\` but element ${i} is ${x}`, 'ERR_NUMERIC');
-    }
-  }
+  const i = firstNonFinite(v);
+  if (i >= 0) throw new WsfError(`Expected finite values in \`${name}\` but element ${i} is ${v[i]}`, 'ERR_NUMERIC');
 }
 
 /**
@@ -69,9 +71,8 @@ export function checkFiniteTensors(source: string, tensors: Readonly<Record<stri
   for (const [name, t] of Object.entries(tensors)) {
     if (t.dtype !== 'F32' && t.dtype !== 'F64') continue;
     const d = t.data as ArrayLike<number>;
-    for (let i = 0; i < d.length; i++) {
-      if (!Number.isFinite(d[i]!)) throw new WsfError(`${source}: tensor \`${name}\` holds a non-finite value (${d[i]} at element ${i}); the file is damaged or was written by a diverged run`, 'ERR_IO');
-    }
+    const i = firstNonFinite(d);
+    if (i >= 0) throw new WsfError(`${source}: tensor \`${name}\` holds a non-finite value (${d[i]} at element ${i}); the file is damaged or was written by a diverged run`, 'ERR_IO');
   }
 }
 

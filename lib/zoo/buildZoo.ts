@@ -364,8 +364,8 @@ function writeChunk(file: string, ch: ChunkResult, fingerprint: string, config: 
  */
 function readChunk(file: string, fingerprint: string, firstRun: number, R: number, S: number, P: number): { ch: ChunkResult; created: string } | { other: string } | null {
   try {
-    const md = readZooMetadata(file);
-    if (md.fingerprint !== undefined && md.fingerprint !== fingerprint) return { other: md.config ?? '' };
+    const md = readZooMetadata(file); // the header alone: a chunk of another build is told without reading its data
+    if (md.fingerprint !== fingerprint) return md.fingerprint === undefined ? null : { other: md.config ?? '' };
     const f = readSafetensors(file);
     const n = R * S;
     const w = requireTensor<Float32Array>(f, 'weights', 'F32', file);
@@ -374,7 +374,6 @@ function readChunk(file: string, fingerprint: string, firstRun: number, R: numbe
     const it = requireTensor<Int32Array>(f, 'iter', 'I32', file);
     const acc = requireTensor<Float32Array>(f, 'test_acc', 'F32', file);
     const loss = requireTensor<Float32Array>(f, 'test_loss', 'F32', file);
-    if (f.metadata.fingerprint !== fingerprint) return null;
     if (w.data.length !== n * P || init.data.length !== R * P || ep.data.length !== n || it.data.length !== n || acc.data.length !== n || loss.data.length !== n) return null;
     if (f.metadata.first_run !== String(firstRun) || f.metadata.runs !== String(R)) return null;
     return {

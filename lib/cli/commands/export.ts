@@ -8,6 +8,7 @@ import { toTfModel } from '../../interop/tfjs.js';
 import { saveTfModelFiles } from '../../interop/tfjsFiles.js';
 import { readWeightsFile } from '../../pipeline/sample.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
+import { firstNonFinite } from '../../util/validate.js';
 import { checkWritableFile, checked, duration } from '../common.js';
 import { parseLogitScale, zooLogitScale } from './sample.js';
 import type { CliCommand } from './types.js';
@@ -63,7 +64,7 @@ export const exportCommand: CliCommand = {
         for (let p = wL; p < wL + nW; p++) net[p]! *= scale;
         for (let p = bL; p < bL + nB; p++) net[p]! *= scale;
       }
-      const bad = net.findIndex((x) => !Number.isFinite(x));
+      const bad = firstNonFinite(net);
       if (bad >= 0) throw new UsageError(`--weights: network ${i} of ${v.weights} has a non-finite weight (parameter ${bad}${scale !== 1 && Number.isFinite(wf.weights[i * P + bad]!) ? `, after --logit-scale ${scale}` : ''})`);
       nets.push(net);
     }
