@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "core/fastmath_cpu.h"
 #include "core/gemm_cpu.h"
@@ -163,6 +164,209 @@ void act_bwd_f32(float* dx, const float* dy, const float* x, int64_t n, Act a, b
   act_bwd_f32_scalar(dx, dy, x, n, a, acc);
 }
 
+// 8-wide AVX2+FMA versions of the LayerNorm rows and the attention rows (float; picked at run time with the GEMM's
+// instruction-set level, so `setCpuIsa('portable')` runs the plain loops). Row sums are kept in 8 lane partials
+// (masked tails) and added in a fixed order at the end of the row: results differ from the plain loops by
+// rounding only, and depend on neither the thread count nor where a row falls in a block.
+#if defined(__x86_64__)
+#define WSF_AVX2 __attribute__((target("avx2,fma")))
+namespace v8 {
+WSF_AVX2 inline __m256i lanes_below(int n) {  // lanes [0, n) set, n in [0, 8]
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+// Loads 8 floats, or the first n of them (the rest read as 0) when n < 8.
+WSF_AVX2 inline __m256 load(const float* p, int n) {
+  return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_below(n));
+}
+WSF_AVX2 inline void store(float* p, __m256 v, int n) {
+  if (n >= 8) {
+    _mm256_storeu_ps(p, v);
+  } else {
+    _mm256_maskstore_ps(p, lanes_below(n), v);
+  }
+}
+WSF_AVX2 inline float hsum(__m256 v) {  // fixed order: (lanes 0–3 + 4–7), then pairs
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// ln_rows for float.
+WSF_AVX2 void ln_rows_f32(float* y, float* xhat, float* rstd, const float* x, const float* g, const float* b, int64_t R,
+                          int C) {
+  for (int64_t r = 0; r < R; ++r) {
+    const float* xr = x + r * C;
+    __m256 acc = _mm256_setzero_ps();
+    for (int c = 0; c < C; c += 8) acc = _mm256_add_ps(acc, load(xr + c, C - c));
+    const float mean = hsum(acc) / static_cast<float>(C);
+    const __m256 vm = _mm256_set1_ps(mean);
+    acc = _mm256_setzero_ps();
+    for (int c = 0; c < C; c += 8) {
+      const int n = C - c;
+      __m256 d = _mm256_sub_ps(load(xr + c, n), vm);
+      if (n < 8) d = _mm256_and_ps(d, _mm256_castsi256_ps(lanes_below(n)));
+      acc = _mm256_fmadd_ps(d, d, acc);
+    }
+    const float rs = 1.f / std::sqrt(hsum(acc) / static_cast<float>(C) + 1e-5f);
+    rstd[r] = rs;
+    const __m256 vr = _mm256_set1_ps(rs);
+    for (int c = 0; c < C; c += 8) {
+      const int n = C - c;
+      const __m256 h = _mm256_mul_ps(_mm256_sub_ps(load(xr + c, n), vm), vr);
+      store(xhat + r * C + c, h, n);
+      store(y + r * C + c, _mm256_fmadd_ps(h, load(g + c, n), load(b + c, n)), n);
+    }
+  }
+}
+
+// ln_bwd_rows for float: dx = LN'(dy); dg += Σ dy·x̂, db += Σ dy.
+WSF_AVX2 void ln_bwd_rows_f32(float* dx, float* dg, float* db, const float* dy, const float* xhat, const float* rstd,
+                              const float* g, int64_t R, int C) {
+  for (int64_t r = 0; r < R; ++r) {
+    const float* dyr = dy + r * C;
+    const float* h = xhat + r * C;
+    __m256 a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps();
+    for (int c = 0; c < C; c += 8) {
+      const int n = C - c;
+      const __m256 vdy = load(dyr + c, n), vh = load(h + c, n);
+      const __m256 d = _mm256_mul_ps(vdy, load(g + c, n));
+      a1 = _mm256_add_ps(a1, d);
+      a2 = _mm256_fmadd_ps(d, vh, a2);
+      store(dg + c, _mm256_fmadd_ps(vdy, vh, load(dg + c, n)), n);
+      store(db + c, _mm256_add_ps(load(db + c, n), vdy), n);
+    }
+    const __m256 m1 = _mm256_set1_ps(hsum(a1) / static_cast<float>(C));
+    const __m256 m2 = _mm256_set1_ps(hsum(a2) / static_cast<float>(C));
+    const __m256 vr = _mm256_set1_ps(rstd[r]);
+    for (int c = 0; c < C; c += 8) {
+      const int n = C - c;
+      const __m256 d = _mm256_mul_ps(load(dyr + c, n), load(g + c, n));
+      const __m256 v = _mm256_mul_ps(vr, _mm256_fnmadd_ps(load(h + c, n), m2, _mm256_sub_ps(d, m1)));
+      store(dx + r * C + c, v, n);
+    }
+  }
+}
+
+// attention_fwd_rows for float, rows [u0, u1) (see CpuOps::attention_fwd_rows for the formulas); s is scratch.
+WSF_AVX2 void attention_fwd_rows_f32(float* o, float* alpha, const float* Pn, const float* Pe, const int32_t* row_ptr,
+                                     const int32_t* col, int64_t u0, int64_t u1, int64_t k_base, int D, int heads,
+                                     std::vector<float>& s) {
+  const int Dh = D / heads;
+  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
+  for (int64_t u = u0; u < u1; ++u) {
+    const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
+    s.resize(static_cast<size_t>(k1 - k0));
+    for (int h = 0; h < heads; ++h) {
+      const float* qn = Pn + u * 3 * D + h * 3 * Dh;
+      float smax = -INFINITY;
+      for (int32_t k = k0; k < k1; ++k) {
+        const float* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
+        const float* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
+        __m256 acc = _mm256_setzero_ps();
+        for (int c = 0; c < Dh; c += 8) {
+          const int n = Dh - c;
+          const __m256 q = _mm256_add_ps(load(qn + c, n), load(pe + c, n));
+          const __m256 key = _mm256_add_ps(load(kn + c, n), load(pe + Dh + c, n));
+          acc = _mm256_fmadd_ps(q, key, acc);
+        }
+        s[k - k0] = hsum(acc) * inv_sqrt_d;
+        smax = std::max(smax, s[k - k0]);
+      }
+      float den = 0;
+      for (int32_t k = k0; k < k1; ++k) {
+        s[k - k0] = std::exp(s[k - k0] - smax);
+        den += s[k - k0];
+      }
+      float* ou = o + u * D + h * Dh;
+      for (int c = 0; c < Dh; c += 8) store(ou + c, _mm256_setzero_ps(), Dh - c);
+      for (int32_t k = k0; k < k1; ++k) {
+        const float a = s[k - k0] / den;
+        alpha[static_cast<int64_t>(k) * heads + h] = a;
+        const __m256 va = _mm256_set1_ps(a);
+        const float* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
+        const float* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
+        for (int c = 0; c < Dh; c += 8) {
+          const int n = Dh - c;
+          const __m256 val = _mm256_fmadd_ps(load(vn + c, n), load(pe + 3 * Dh + c, n), load(pe + 2 * Dh + c, n));
+          store(ou + c, _mm256_fmadd_ps(va, val, load(ou + c, n)), n);
+        }
+      }
+    }
+  }
+}
+
+// attention_bwd_rows for float, rows [u0, u1); da is scratch.
+WSF_AVX2 void attention_bwd_rows_f32(float* dPn, float* dPe, float* colbuf, const float* dout, const float* alpha,
+                                     const float* Pn, const float* Pe, const int32_t* row_ptr, const int32_t* col,
+                                     int64_t u0, int64_t u1, int64_t k_base, int D, int heads, std::vector<float>& da) {
+  const int Dh = D / heads;
+  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
+  for (int64_t u = u0; u < u1; ++u) {
+    const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
+    da.resize(static_cast<size_t>(k1 - k0));
+    for (int h = 0; h < heads; ++h) {
+      const float* qn = Pn + u * 3 * D + h * 3 * Dh;
+      const float* dou = dout + u * D + h * Dh;
+      float sum = 0;
+      for (int32_t k = k0; k < k1; ++k) {
+        const float* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
+        const float* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
+        __m256 acc = _mm256_setzero_ps();
+        for (int c = 0; c < Dh; c += 8) {
+          const int n = Dh - c;
+          const __m256 val = _mm256_fmadd_ps(load(vn + c, n), load(pe + 3 * Dh + c, n), load(pe + 2 * Dh + c, n));
+          acc = _mm256_fmadd_ps(load(dou + c, n), val, acc);
+        }
+        const float d = hsum(acc);
+        da[k - k0] = d;
+        sum += alpha[static_cast<int64_t>(k) * heads + h] * d;
+      }
+      float* dq = dPn + u * 3 * D + h * 3 * Dh;
+      for (int c = 0; c < Dh; c += 8) store(dq + c, _mm256_setzero_ps(), Dh - c);
+      for (int32_t k = k0; k < k1; ++k) {
+        const float a = alpha[static_cast<int64_t>(k) * heads + h];
+        const __m256 va = _mm256_set1_ps(a);
+        const __m256 ds = _mm256_set1_ps(a * (da[k - k0] - sum) * inv_sqrt_d);
+        const float* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
+        const float* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
+        const float* vn = kn + Dh;
+        float* dpe = dPe + (k - k_base) * 4 * D + h * 4 * Dh;
+        float* cb = colbuf != nullptr ? colbuf + static_cast<int64_t>(k) * 2 * D + h * 2 * Dh : nullptr;
+        for (int c = 0; c < Dh; c += 8) {
+          const int n = Dh - c;
+          const __m256 q = _mm256_add_ps(load(qn + c, n), load(pe + c, n));
+          const __m256 key = _mm256_add_ps(load(kn + c, n), load(pe + Dh + c, n));
+          const __m256 dq_c = _mm256_mul_ps(ds, key);
+          const __m256 dkey = _mm256_mul_ps(ds, q);
+          const __m256 dval = _mm256_mul_ps(va, load(dou + c, n));
+          store(dpe + c, dq_c, n);
+          store(dpe + Dh + c, dkey, n);
+          store(dpe + 2 * Dh + c, dval, n);
+          store(dpe + 3 * Dh + c, _mm256_mul_ps(dval, load(vn + c, n)), n);
+          if (cb != nullptr) {
+            store(cb + c, dkey, n);
+            store(cb + Dh + c, _mm256_mul_ps(dval, load(pe + 3 * Dh + c, n)), n);
+          }
+          store(dq + c, _mm256_add_ps(load(dq + c, n), dq_c), n);
+        }
+      }
+    }
+  }
+}
+}  // namespace v8
+#undef WSF_AVX2
+#endif
+
+// True when the float row kernels above are in use (the GEMM's instruction-set level is AVX2 or higher).
+inline bool rows_avx2() {
+#if defined(__x86_64__)
+  return gemm_uses_avx2();
+#else
+  return false;
+#endif
+}
+
 // Row helpers shared by the whole-array ops below and the fused blocks of the graph ops.
 template <typename T>
 void act_rows(T* y, const T* x, int64_t n, Act a) {
@@ -183,6 +387,11 @@ void act_grad_rows(T* dx, const T* dy, const T* x, int64_t n, Act a) {
 // LayerNorm forward of R rows (y may alias nothing else).
 template <typename T>
 void ln_rows(T* y, T* xhat, T* rstd, const T* x, const T* g, const T* b, int64_t R, int C) {
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (rows_avx2()) return v8::ln_rows_f32(y, xhat, rstd, x, g, b, R, C);
+  }
+#endif
   for (int64_t r = 0; r < R; ++r) {
     const T* xr = x + r * C;
     T mean = 0;
@@ -425,6 +634,11 @@ void CpuOps<T>::attention_fwd_rows(T* o, T* alpha, const T* Pn, const T* Pe, con
   const T inv_sqrt_d = T(1) / std::sqrt(T(D));
   parallel_for(r1 - r0, 8, [&](int64_t i0, int64_t i1) {
     std::vector<T> s;
+#if defined(__x86_64__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (rows_avx2()) return v8::attention_fwd_rows_f32(o, alpha, Pn, Pe, row_ptr, col, r0 + i0, r0 + i1, k_base, D, heads, s);
+    }
+#endif
     for (int64_t u = r0 + i0; u < r0 + i1; ++u) {
       const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
       s.resize(static_cast<size_t>(k1 - k0));
@@ -478,6 +692,13 @@ void CpuOps<T>::attention_bwd_rows(T* dPn, T* dPe, T* colbuf, const T* dout, con
   // Per row u: pair gradients [da|db|dc|dg] and the query gradient dq̃_u (a row sum).
   parallel_for(r1 - r0, 8, [&](int64_t i0, int64_t i1) {
     std::vector<T> da;
+#if defined(__x86_64__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (rows_avx2()) {
+        return v8::attention_bwd_rows_f32(dPn, dPe, colbuf, dout, alpha, Pn, Pe, row_ptr, col, r0 + i0, r0 + i1, k_base, D, heads, da);
+      }
+    }
+#endif
     for (int64_t u = r0 + i0; u < r0 + i1; ++u) {
       const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
       da.resize(static_cast<size_t>(k1 - k0));
@@ -712,6 +933,11 @@ std::vector<T> transpose(const T* W, int out, int in) {
 // LayerNorm backward of R rows: dx = LN'(dy); dg += Σ dy·x̂, db += Σ dy.
 template <typename T>
 void ln_bwd_rows(T* dx, T* dg, T* db, const T* dy, const T* xhat, const T* rstd, const T* g, int64_t R, int C) {
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (rows_avx2()) return v8::ln_bwd_rows_f32(dx, dg, db, dy, xhat, rstd, g, R, C);
+  }
+#endif
   for (int64_t r = 0; r < R; ++r) {
     const T* dyr = dy + r * C;
     const T* h = xhat + r * C;
