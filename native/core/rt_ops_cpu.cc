@@ -151,6 +151,31 @@ __attribute__((target("avx2,fma"))) void act_bwd_f32_avx2(float* dx, const float
 }
 #endif
 
+#if defined(__x86_64__)
+// GELU and its derivative from one erf: val = GELU(x), grad = GELU'(x), each bit-identical to act_fwd_f32_avx2 /
+// act_bwd_f32_avx2 (same operations in the same order), for the backward passes that need both of one input.
+__attribute__((target("avx2,fma"))) void gelu_val_grad_f32_avx2(float* val, float* grad, const float* x, int64_t n) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), rs2 = _mm256_set1_ps(0.70710678118654752f);
+  const __m256 mhalf = _mm256_set1_ps(-0.5f), ipdf = _mm256_set1_ps(0.39894228040143267794f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 onep = _mm256_add_ps(one, fast_erff8(_mm256_mul_ps(v, rs2)));
+    _mm256_storeu_ps(val + i, _mm256_mul_ps(_mm256_mul_ps(half, v), onep));
+    const __m256 pdf = _mm256_mul_ps(fast_expf8(_mm256_mul_ps(mhalf, _mm256_mul_ps(v, v))), ipdf);
+    _mm256_storeu_ps(grad + i, _mm256_fmadd_ps(v, pdf, _mm256_mul_ps(half, onep)));
+  }
+  if (i < n) {  // the tail through the same vector code
+    alignas(32) float bx[8] = {0.f}, bv[8], bg[8];
+    const size_t r = static_cast<size_t>(n - i);
+    std::memcpy(bx, x + i, sizeof(float) * r);
+    gelu_val_grad_f32_avx2(bv, bg, bx, 8);
+    std::memcpy(val + i, bv, sizeof(float) * r);
+    std::memcpy(grad + i, bg, sizeof(float) * r);
+  }
+}
+#endif
+
 void act_fwd_f32(float* y, const float* x, int64_t n, Act a) {
 #if defined(__x86_64__)
   if (gemm_uses_avx2()) return act_fwd_f32_avx2(y, x, n, a);
@@ -997,7 +1022,22 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
   std::vector<T> partial(static_cast<size_t>(parts * stride), T(0));
   parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
     std::vector<T> tH(static_cast<size_t>(kFuseRows) * H), tD1(static_cast<size_t>(kFuseRows) * D),
-        tD2(static_cast<size_t>(kFuseRows) * D);
+        tD2(static_cast<size_t>(kFuseRows) * D), tG(static_cast<size_t>(kFuseRows) * D);
+    // GELU(x) for a weight gradient and GELU'(x) for the data gradient of the same x: from one erf when the float
+    // kernels are in use (tG holds GELU'), else by the two activation calls.
+    const bool fused_gelu = std::is_same_v<T, float> && param_grads && rows_avx2();
+    auto gelu_value = [&](const T* x, int64_t n) {
+#if defined(__x86_64__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (fused_gelu) return gelu_val_grad_f32_avx2(tD1.data(), tG.data(), x, n);
+      }
+#endif
+      act_rows(tD1.data(), x, n, Act::Gelu);
+    };
+    auto gelu_grad_times = [&](T* d, const T* x, int64_t n) {  // d ⊙= GELU'(x)
+      if (!fused_gelu) return act_grad_rows(d, d, x, n, Act::Gelu);
+      for (int64_t i = 0; i < n; ++i) d[i] *= tG[i];
+    };
     for (int64_t part = p0; part < p1; ++part) {
       T* P_ = partial.data() + part * stride;
       T *pWm2 = P_, *pWm0 = P_ + HD, *pW1 = P_ + 2 * HD, *pbm2 = P_ + 3 * HD, *pb1 = pbm2 + H, *pg3 = pb1 + H,
@@ -1009,14 +1049,14 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
         ln_bwd_rows(tH.data(), pg3, pbe3, dE_out + r0 * H, xh3 + r0 * H, rs3 + r0, g3, R, H);
         // dWm2 += dy3ᵀ·GELU(h3); dbm2 += Σ dy3
         if (param_grads) {
-          act_rows(tD1.data(), h3 + r0 * D, R * D, Act::Gelu);
+          gelu_value(h3 + r0 * D, R * D);
           gemm_serial(H, D, R, tH.data(), 1, H, tD1.data(), D, pWm2, D, true);
           for (int64_t r = 0; r < R; ++r)
             for (int c = 0; c < H; ++c) pbm2[c] += tH[r * H + c];
         }
         // dh3 = (dy3·Wm2) ⊙ GELU'(h3)
         gemm_serial(R, D, H, tH.data(), H, 1, Wm2, D, tD2.data(), D, false);
-        act_grad_rows(tD2.data(), tD2.data(), h3 + r0 * D, R * D, Act::Gelu);
+        gelu_grad_times(tD2.data(), h3 + r0 * D, R * D);
         // dWm0 += dh3ᵀ·ē; dē = dy3 + dh3·Wm0
         if (param_grads) gemm_serial(D, H, R, tD2.data(), 1, D, ebar + r0 * H, H, pWm0, H, true);
         gemm_serial(R, H, D, tD2.data(), D, 1, Wm0, H, tH.data(), H, true);
@@ -1024,13 +1064,13 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
         ln_bwd_rows(dE_in + r0 * H, pg2, pbe2, tH.data(), xh2 + r0 * H, rs2 + r0, g2, R, H);
         // dW1 += dy2ᵀ·GELU(z); db1 += Σ dy2; dz = (dy2·W1) ⊙ GELU'(z)
         if (param_grads) {
-          act_rows(tD1.data(), z + r0 * D, R * D, Act::Gelu);
+          gelu_value(z + r0 * D, R * D);
           gemm_serial(H, D, R, dE_in + r0 * H, 1, H, tD1.data(), D, pW1, D, true);
           for (int64_t r = 0; r < R; ++r)
             for (int c = 0; c < H; ++c) pb1[c] += dE_in[(r0 + r) * H + c];
         }
         gemm_serial(R, D, H, dE_in + r0 * H, H, 1, W1, D, dz + r0 * D, D, false);
-        act_grad_rows(dz + r0 * D, dz + r0 * D, z + r0 * D, R * D, Act::Gelu);
+        gelu_grad_times(dz + r0 * D, z + r0 * D, R * D);
       }
     }
   });
