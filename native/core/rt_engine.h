@@ -1045,7 +1045,12 @@ class RtEngine {
     });
     if (!ck_) {
       region("bwd.attention", [&] {
-        ops_.attention_bwd(dPn_, dPe_, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
+        if constexpr (Ops::device == Device::Cpu) {  // the pair scratch is free here (∂L/∂z and ∂L/∂Y2 are spent)
+          ops_.attention_bwd_scattered(dPn_, dPe_, mD_[0], mD_[1], nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_,
+                                       d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
+        } else {
+          ops_.attention_bwd(dPn_, dPe_, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
+        }
       });
       region("bwd.qkv", [&] {
         lin_bwd(dE_in, dPe_, e_in, p.qkv_edge, M, true);

@@ -134,6 +134,14 @@ struct CpuOps {
   // v[i] = flat[param[i]]
   void gather_flat(T* v, const T* flat, const int32_t* param, int64_t n);
 
+  // ---- CPU only ----
+  // attention_bwd with the column pass's operands scattered in pass 1 to the reverse pair — per pair k and head,
+  // dkey at kcol + rev_k·D and dval ⊙ g at vcol + rev_k·D (M × D each, scratch, overwritten) — so that pass 2 reads
+  // them in order instead of gathering them: the same results, bit for bit.
+  void attention_bwd_scattered(T* dPn, T* dPe, T* kcol, T* vcol, const T* dout, const T* alpha, const T* Pn,
+                               const T* Pe, const int32_t* row_ptr, const int32_t* col, const int32_t* rev, int32_t N,
+                               int D, int heads);
+
   // ---- fused pair MLP (CPU only; the engine uses the op sequence above on other backends) ----
   // Forward of ē = LN2(e + Lin1(GELU(z))), h3 = Lin_m0(ē), e' = LN3(ē + Lin_m2(GELU(h3))) in row blocks that stay
   // in cache; writes the same saved tensors as the op sequence (ē, x̂2, 1/σ2, h3, x̂3, 1/σ3, e').

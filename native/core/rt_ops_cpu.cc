@@ -322,9 +322,10 @@ WSF_AVX2 void attention_fwd_rows_f32(float* o, float* alpha, const float* Pn, co
 }
 
 // attention_bwd_rows for float, rows [u0, u1); da is scratch.
-WSF_AVX2 void attention_bwd_rows_f32(float* dPn, float* dPe, float* colbuf, const float* dout, const float* alpha,
-                                     const float* Pn, const float* Pe, const int32_t* row_ptr, const int32_t* col,
-                                     int64_t u0, int64_t u1, int64_t k_base, int D, int heads, std::vector<float>& da) {
+WSF_AVX2 void attention_bwd_rows_f32(float* dPn, float* dPe, float* colbuf, float* kcol, float* vcol,
+                                     const int32_t* rev, const float* dout, const float* alpha, const float* Pn,
+                                     const float* Pe, const int32_t* row_ptr, const int32_t* col, int64_t u0,
+                                     int64_t u1, int64_t k_base, int D, int heads, std::vector<float>& da) {
   const int Dh = D / heads;
   const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(D));
   for (int64_t u = u0; u < u1; ++u) {
@@ -358,6 +359,8 @@ WSF_AVX2 void attention_bwd_rows_f32(float* dPn, float* dPe, float* colbuf, cons
         const float* vn = kn + Dh;
         float* dpe = dPe + (k - k_base) * 4 * D + h * 4 * Dh;
         float* cb = colbuf != nullptr ? colbuf + static_cast<int64_t>(k) * 2 * D + h * 2 * Dh : nullptr;
+        float* kc = kcol != nullptr ? kcol + static_cast<int64_t>(rev[k]) * D + h * Dh : nullptr;
+        float* vc = kcol != nullptr ? vcol + static_cast<int64_t>(rev[k]) * D + h * Dh : nullptr;
         for (int c = 0; c < Dh; c += 8) {
           const int n = Dh - c;
           const __m256 q = _mm256_add_ps(load(qn + c, n), load(pe + c, n));
@@ -372,6 +375,10 @@ WSF_AVX2 void attention_bwd_rows_f32(float* dPn, float* dPe, float* colbuf, cons
           if (cb != nullptr) {
             store(cb + c, dkey, n);
             store(cb + Dh + c, _mm256_mul_ps(dval, load(pe + 3 * Dh + c, n)), n);
+          }
+          if (kc != nullptr) {
+            store(kc + c, dkey, n);
+            store(vc + c, _mm256_mul_ps(dval, load(pe + 3 * Dh + c, n)), n);
           }
           store(dq + c, _mm256_add_ps(load(dq + c, n), dq_c), n);
         }
@@ -708,10 +715,14 @@ void CpuOps<T>::attention_bwd(T* dPn, T* dPe, const T* dout, const T* alpha, con
   attention_col_pass(dPn, dPe, Pe, row_ptr, rev, N, D, heads);
 }
 
+namespace {
+// Pass 1 of the attention backward over rows [r0, r1) (CpuOps::attention_bwd_rows), also writing the column pass's
+// operands per pair k and head: at colbuf + k·2D ([dkey | dval ⊙ g]) unless colbuf is null, and scattered to the
+// reverse pair, kcol/vcol + rev_k·D (dkey / dval ⊙ g), unless kcol is null.
 template <typename T>
-void CpuOps<T>::attention_bwd_rows(T* dPn, T* dPe, T* colbuf, const T* dout, const T* alpha, const T* Pn,
-                                   const T* Pe, const int32_t* row_ptr, const int32_t* col, int32_t r0, int32_t r1,
-                                   int64_t k_base, int D, int heads) {
+void attention_bwd_rows_impl(T* dPn, T* dPe, T* colbuf, T* kcol, T* vcol, const int32_t* rev, const T* dout,
+                             const T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col,
+                             int32_t r0, int32_t r1, int64_t k_base, int D, int heads) {
   const int Dh = D / heads;
   const T inv_sqrt_d = T(1) / std::sqrt(T(D));
   // Per row u: pair gradients [da|db|dc|dg] and the query gradient dq̃_u (a row sum).
@@ -720,7 +731,8 @@ void CpuOps<T>::attention_bwd_rows(T* dPn, T* dPe, T* colbuf, const T* dout, con
 #if defined(__x86_64__)
     if constexpr (std::is_same_v<T, float>) {
       if (rows_avx2()) {
-        return v8::attention_bwd_rows_f32(dPn, dPe, colbuf, dout, alpha, Pn, Pe, row_ptr, col, r0 + i0, r0 + i1, k_base, D, heads, da);
+        return v8::attention_bwd_rows_f32(dPn, dPe, colbuf, kcol, vcol, rev, dout, alpha, Pn, Pe, row_ptr, col, r0 + i0,
+                                          r0 + i1, k_base, D, heads, da);
       }
     }
 #endif
@@ -763,12 +775,58 @@ void CpuOps<T>::attention_bwd_rows(T* dPn, T* dPe, T* colbuf, const T* dout, con
               cb[c] = dpe[Dh + c];             // the column pass's operands: dkey
               cb[Dh + c] = dval * pe[3 * Dh + c];  //   and dval ⊙ g
             }
+            if (kcol != nullptr) {  // the same, at the reverse pair
+              kcol[static_cast<int64_t>(rev[k]) * D + h * Dh + c] = dpe[Dh + c];
+              vcol[static_cast<int64_t>(rev[k]) * D + h * Dh + c] = dval * pe[3 * Dh + c];
+            }
             dq[c] += dq_c;
           }
         }
       }
     }
   });
+}
+
+// Pass 2 from operands already at their reverse pairs (attention_bwd_rows_impl's kcol/vcol): node v's sums read row
+// v of them in order — pair j of row v is the reverse of the pair (·, v) the gathering pass reads for it — so the
+// sums are the same, in the same order, read sequentially.
+template <typename T>
+void attention_col_pass_seq(T* dPn, const T* kcol, const T* vcol, const int32_t* row_ptr, int32_t N, int D, int heads) {
+  const int Dh = D / heads;
+  parallel_for(N, 8, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) {
+      for (int h = 0; h < heads; ++h) {
+        T* dk = dPn + v * 3 * D + h * 3 * Dh + Dh;
+        T* dv = dk + Dh;
+        for (int c = 0; c < Dh; ++c) dk[c] = dv[c] = 0;
+        for (int64_t j = row_ptr[v]; j < row_ptr[v + 1]; ++j) {
+          const T* kc = kcol + j * D + h * Dh;
+          const T* vc = vcol + j * D + h * Dh;
+          for (int c = 0; c < Dh; ++c) {
+            dk[c] += kc[c];
+            dv[c] += vc[c];
+          }
+        }
+      }
+    }
+  });
+}
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::attention_bwd_rows(T* dPn, T* dPe, T* colbuf, const T* dout, const T* alpha, const T* Pn,
+                                   const T* Pe, const int32_t* row_ptr, const int32_t* col, int32_t r0, int32_t r1,
+                                   int64_t k_base, int D, int heads) {
+  attention_bwd_rows_impl<T>(dPn, dPe, colbuf, nullptr, nullptr, nullptr, dout, alpha, Pn, Pe, row_ptr, col, r0, r1,
+                             k_base, D, heads);
+}
+
+template <typename T>
+void CpuOps<T>::attention_bwd_scattered(T* dPn, T* dPe, T* kcol, T* vcol, const T* dout, const T* alpha, const T* Pn,
+                                        const T* Pe, const int32_t* row_ptr, const int32_t* col, const int32_t* rev,
+                                        int32_t N, int D, int heads) {
+  attention_bwd_rows_impl<T>(dPn, dPe, nullptr, kcol, vcol, rev, dout, alpha, Pn, Pe, row_ptr, col, 0, N, 0, D, heads);
+  attention_col_pass_seq(dPn, kcol, vcol, row_ptr, N, D, heads);
 }
 
 template <typename T>
