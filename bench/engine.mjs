@@ -5,10 +5,12 @@
 // python3, /usr/bin/python3), the peer also runs in the same benchmark (bench/peer/sparse_rt_torch.py, PEER_DEVICE=cpu).
 //
 //   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N] [--isa avx2] [--no-peer]
-//                         [--recompute] [--chunk-rows N]
+//                         [--recompute] [--chunk-rows N] [--rounds N]
 // --recompute adds a row per configuration in recompute mode (layer activations recomputed in the backward pass:
 // less memory, more time), named <config>-recompute, right after the default one; --chunk-rows N (implies
 // --recompute) a third row, <config>-chunked, in chunked recompute mode with N pairs per chunk.
+// --rounds N (with the live peer): N further rounds alternating the engine's training steps and the peer's, for a
+// ratio that machine-speed drift between the two runs does not bias (median over rounds, each round's ratio kept).
 // Needs build/Release/wsflow.node and dist/ (npx tsc -p tsconfig.build.json).
 import { execSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -59,11 +61,33 @@ const CONFIGS = [
   { name: 'mnist-dense', widths: [784, 10, 10], D: 32, B: 8, mode: 'dense', recompute: true, chunkRows: 131072 },
 ];
 
-function run(c) {
+const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+
+function engineConfig(c) {
   const L = c.widths.length - 1;
-  const cfg = { D: c.D, layers: 5, heads: 1, inputSlots: c.widths[0], hiddenSlots: L - 1, outputSlots: c.widths[L], mode: c.mode,
+  return { D: c.D, layers: 5, heads: 1, inputSlots: c.widths[0], hiddenSlots: L - 1, outputSlots: c.widths[L], mode: c.mode,
     timeRule: 'all', dirEmbed: c.mode === 'sparse', reverseValue: c.mode === 'sparse', inFeatures: 1, ...(c.recompute ? { recompute: true } : {}),
     ...(c.chunkRows ? { chunkRows: c.chunkRows } : {}) };
+}
+
+/** Wall times (ms) of `n` training steps of configuration c after one warm-up step (a fresh engine). */
+function trainTimes(c, n) {
+  const e = new b.NativeEngine(engineConfig(c), 1, 'cpu', 'f32');
+  try {
+    e.setGraph(Array.from({ length: c.B }, () => c.widths));
+    const gi = e.graphInfo();
+    const rnd = (k) => Float32Array.from({ length: k }, () => Math.random() - 0.5);
+    const xt = rnd(gi.P), tgt = rnd(gi.P), out = new Float32Array(gi.P), t = new Float32Array(c.B).fill(0.5);
+    const step = () => { e.forward(xt, t, out, true); e.zeroGrad(); e.mse(tgt, true); e.adamStep(1e-3, 0.9, 0.999, 1e-8, 0, 0); };
+    step();
+    return Array.from({ length: n }, () => { const t0 = performance.now(); step(); return performance.now() - t0; });
+  } finally {
+    e.dispose();
+  }
+}
+
+function run(c) {
+  const cfg = engineConfig(c);
   const e = new b.NativeEngine(cfg, 1, 'cpu', 'f32');
   e.setGraph(Array.from({ length: c.B }, () => c.widths));
   const gi = e.graphInfo();
@@ -87,7 +111,6 @@ function run(c) {
   const ft = [];
   for (let i = 0; i < Math.max(2, Math.min(repeats, 3)); i++) { const t0 = performance.now(); s.forward(sx, st, so, false); ft.push(performance.now() - t0); }
   s.dispose();
-  const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
   const fwdMs = med(ft);
   return {
     config: c.name, widths: c.widths, D: c.D, B: c.B, mode: c.mode, recompute: c.recompute === true, chunkRows: c.chunkRows ?? 0, graph: gi,
@@ -136,8 +159,11 @@ else if (peerNames.length && !argv.includes('--no-peer')) {
   const threads = String(b.numThreads());
   const env = { ...process.env, PEER_DEVICE: 'cpu', PEER_CONFIGS: peerNames.join(','), PEER_ITERS: String(Math.max(3, repeats)),
     PEER_WARM: '1', PEER_SAMPLE_STEPS: '2', OMP_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads, MKL_NUM_THREADS: threads };
-  const res = spawnSync(py, [path.join(root, 'bench', 'peer', 'sparse_rt_torch.py'), 'eager'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
-  const peerRows = (res.stdout || '').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const runPeer = () => {
+    const res = spawnSync(py, [path.join(root, 'bench', 'peer', 'sparse_rt_torch.py'), 'eager'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+    return { res, peerRows: (res.stdout || '').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)) };
+  };
+  const { res, peerRows } = runPeer();
   const blas = spawnSync(py, ['-c', 'import torch,re; s=torch.__config__.show(); m=re.search(r"BLAS_INFO=([^,]+)", s); print(m.group(1) if m else "?")'], { encoding: 'utf8' }).stdout.trim();
   // Debian's torch is built against the generic libblas.so.3 interface; which library serves it is the system's choice.
   let blasLib = null;
@@ -151,6 +177,29 @@ else if (peerNames.length && !argv.includes('--no-peer')) {
     r.peer_cpu_ms_live = pr.train_ms_median;
     r.speedup_vs_live_peer = +(pr.train_ms_median / r.train_ms_median).toFixed(2);
     console.log(`  ${r.config.padEnd(14)} peer ${pr.train_ms_median} ms vs engine ${r.train_ms_median} ms → ${r.speedup_vs_live_peer}×`);
+  }
+  // --rounds N: on a shared machine whose speed drifts, N more rounds alternating the engine's training steps and
+  // the peer's, each round's ratio from figures taken minutes apart; the summary is the median over rounds.
+  const rounds = Number(get('--rounds', '0'));
+  if (rounds > 0) {
+    const names = peerRows.filter((pr) => !pr.error).map((pr) => pr.config);
+    const perRound = [];
+    for (let i = 0; i < rounds; i++) {
+      const engineMs = Object.fromEntries(names.map((n) => [n, +med(trainTimes(CONFIGS.find((c) => c.name === n), repeats)).toFixed(1)]));
+      const peer = runPeer().peerRows;
+      const peerMs = Object.fromEntries(peer.filter((pr) => !pr.error).map((pr) => [pr.config, pr.train_ms_median]));
+      perRound.push({ engineMs, peerMs });
+      console.log(`  round ${i + 1}: ` + names.map((n) => `${n} engine ${engineMs[n]} ms, peer ${peerMs[n]} ms → ${(peerMs[n] / engineMs[n]).toFixed(2)}×`).join('; '));
+    }
+    peerLive.rounds = perRound;
+    peerLive.summary = Object.fromEntries(names.map((n) => {
+      const eMs = med(perRound.map((r) => r.engineMs[n])), pMs = med(perRound.map((r) => r.peerMs[n]));
+      const ratios = perRound.map((r) => +(r.peerMs[n] / r.engineMs[n]).toFixed(2));
+      return [n, { engine_ms_median: eMs, peer_ms_median: pMs, ratio_of_medians: +(pMs / eMs).toFixed(2), ratios }];
+    }));
+    for (const [n, v] of Object.entries(peerLive.summary)) {
+      console.log(`  ${n.padEnd(14)} over ${rounds} rounds: engine ${v.engine_ms_median} ms, peer ${v.peer_ms_median} ms → ${v.ratio_of_medians}× (per round ${v.ratios.join(', ')})`);
+    }
   }
 }
 const result = {
