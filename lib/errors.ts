@@ -40,6 +40,26 @@ export class NoBinaryFoundError extends WsfError {
   }
 }
 
+/**
+ * Thrown when earlier output stands in the way of a build: `situation` says what is there, `remedy` names the option
+ * that resolves it (`overwrite`: replace the finished output; `fresh`: discard a partial build made with other
+ * options), so a caller can give the advice in its own terms; the message gives it in the library's.
+ */
+export class OutputConflictError extends WsfError {
+  readonly situation: string;
+  readonly remedy: 'overwrite' | 'fresh';
+
+  constructor(situation: string, remedy: 'overwrite' | 'fresh') {
+    super(
+      `${situation}; ${remedy === 'overwrite' ? 'pass overwrite: true to replace it, or choose another `out`' : 'rerun with the same options to resume, pass resume: false to discard them, or delete the folder'}`,
+      'ERR_INVALID',
+    );
+    this.name = 'OutputConflictError';
+    this.situation = situation;
+    this.remedy = remedy;
+  }
+}
+
 /** Thrown when a disposed handle is used. */
 export class DisposedError extends WsfError {
   constructor(what: string) {

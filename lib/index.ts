@@ -2,7 +2,7 @@
  * wsflow — generative flow models over neural-network weights (Euclidean, Normalized and Geometric flows), with
  * a native CPU/CUDA engine. Public exports only.
  */
-export { WsfError, NoBinaryFoundError, DisposedError, isWsfError } from './errors.js';
+export { WsfError, NoBinaryFoundError, DisposedError, OutputConflictError, isWsfError } from './errors.js';
 export type { WsfErrorCode } from './errors.js';
 export { Architecture, mlp, parseWidths, checkBatch } from './arch/Architecture.js';
 export { resolveDevice, cudaAvailable, parseDeviceRequest } from './device.js';

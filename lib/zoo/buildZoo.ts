@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Architecture, mlp } from '../arch/Architecture.js';
-import { WsfError, isWsfError } from '../errors.js';
+import { OutputConflictError, WsfError, isWsfError } from '../errors.js';
 import { type TF, loadTf } from '../interop/tf.js';
 import { f32, i32, readSafetensors, requireTensor, writeSafetensors } from '../io/safetensors.js';
 import { checkLabelled, checkTaskArch, taskDataHash } from '../tasks/customTask.js';
@@ -545,7 +545,7 @@ export async function buildZoo(opts: BuildZooOptions): Promise<BuildZooResult> {
     }
     if (opts.overwrite !== true) {
       const why = md === null ? 'is not a readable zoo' : `was built with other options (differs in: ${differingKeys(md.config ?? '{}', config)})`;
-      throw new WsfError(`${out} already exists and ${why}; pass overwrite: true to replace it, or choose another \`out\``, 'ERR_INVALID');
+      throw new OutputConflictError(`${out} already exists and ${why}`, 'overwrite');
     }
   }
 
@@ -568,10 +568,7 @@ export async function buildZoo(opts: BuildZooOptions): Promise<BuildZooResult> {
       if (got === null) {
         unreadable.push(file);
       } else if ('other' in got) {
-        throw new WsfError(
-          `${partial} holds results of a build with other options (differs in: ${differingKeys(got.other, config)}); rerun with the same options to resume, pass resume: false to discard them, or delete the folder`,
-          'ERR_INVALID',
-        );
+        throw new OutputConflictError(`${partial} holds results of a build with other options (differs in: ${differingKeys(got.other, config)})`, 'fresh');
       } else {
         results[c] = got.ch;
         firstCreated ??= got.created;

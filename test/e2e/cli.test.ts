@@ -847,6 +847,11 @@ describe('stale, interrupted, corrupt and diverged state', () => {
     // The same build again keeps them (nothing was rebuilt).
     expect((await cli('zoo', '--runs', '1', '--epochs', '2', '--out', zoo)).code).toBe(0);
     expect(fs.existsSync(aligned)).toBe(true);
+    // Another build into it without --overwrite: refused, with the advice in the command's terms.
+    const refused = await cli('zoo', '--runs', '2', '--epochs', '2', '--out', zoo);
+    expect(refused.code).toBe(2);
+    expect(refused.err.trimEnd().split('\n')).toHaveLength(1);
+    expect(refused.err).toMatch(/wsflow zoo: .*zoo\.safetensors already exists and was built with other options \(differs in: runs, chunk_size\); pass --overwrite to replace it, or choose another --out$/m);
     const r = await withNotes(() => cli('zoo', '--runs', '2', '--epochs', '2', '--out', zoo, '--overwrite'));
     expect(r.code, r.err).toBe(0);
     expect(fs.existsSync(aligned)).toBe(false);

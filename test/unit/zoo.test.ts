@@ -223,10 +223,15 @@ describe('buildZoo', () => {
     const chunk0 = path.join(`${out}.partial`, 'chunk-00000.safetensors');
     const saved = fs.readFileSync(chunk0);
     await expect(buildZoo({ ...small, epochs: 4, out })).rejects.toThrow(/differs in: epochs, schedule\)/);
+    // The advice is data too, so a caller (the CLI) can give it in its own terms.
+    await expect(buildZoo({ ...small, epochs: 4, out })).rejects.toMatchObject({
+      name: 'OutputConflictError', code: 'ERR_INVALID', remedy: 'fresh', situation: expect.stringMatching(/holds results of a build with other options \(differs in: epochs, schedule\)$/),
+    });
     expect(fs.readFileSync(chunk0).equals(saved)).toBe(true);
     const fresh = await buildZoo({ ...small, seed: 12, out, resume: false });
     expect(fresh.chunksResumed).toBe(0);
     await expect(buildZoo({ ...small, out })).rejects.toThrow(/already exists.*differs in: seed.*overwrite: true/);
+    await expect(buildZoo({ ...small, out })).rejects.toMatchObject({ name: 'OutputConflictError', remedy: 'overwrite', situation: expect.stringMatching(/already exists and was built with other options \(differs in: seed\)$/) });
   });
 
   it('validates options with typed errors', async () => {

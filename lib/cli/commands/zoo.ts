@@ -1,7 +1,7 @@
 /** `wsflow zoo`: trains many base MLPs on a task and writes their checkpoints as a zoo folder. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isWsfError } from '../../errors.js';
+import { OutputConflictError, isWsfError } from '../../errors.js';
 import { summarize } from '../../eval/stats.js';
 import { ALIGNED_BY_RUN_FILE, ALIGNED_FILE, ZOO_FILE, staleAligned } from '../../pipeline/layout.js';
 import { TASK_NAMES } from '../../tasks/loadTask.js';
@@ -90,8 +90,8 @@ export const zooCommand: CliCommand = {
         e.message = `interrupted: finished chunks are kept in ${file}.partial/; rerun the same command to resume`;
       }
       // The library's advice in the command's terms.
-      if (isWsfError(e) && e.code === 'ERR_INVALID') {
-        e.message = e.message.replace('pass resume: false to discard them, or delete the folder', 'or pass --fresh to discard them').replace('pass overwrite: true to replace it, or choose another `out`', 'pass --overwrite to replace it, or choose another --out');
+      if (e instanceof OutputConflictError) {
+        e.message = `${e.situation}; ${e.remedy === 'overwrite' ? 'pass --overwrite to replace it, or choose another --out' : 'rerun with the same options to resume, or pass --fresh to discard them'}`;
       }
       throw e;
     }
