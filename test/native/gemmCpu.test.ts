@@ -10,33 +10,14 @@ import { runOp, type OpCase } from '../../lib/internal/backendParity.js';
 import { binding } from '../../lib/native/binding.js';
 import type { CpuIsaName } from '../../lib/native/types.js';
 import { Rng } from '../../lib/util/rng.js';
+import { cpuIsaLevels, withCpuIsa } from '../helpers/native.js';
 
 const b = binding();
-const threads0 = b.numThreads();
-const isa0 = b.cpuIsa();
-afterAll(() => {
-  b.setNumThreads(threads0);
-  b.setCpuIsa(isa0.active);
-});
+const isa = b.cpuIsa();
 
-/** The levels from the portable kernels up to the detected one. */
-const ORDER: readonly CpuIsaName[] = ['portable', 'avx2', 'avx512'];
-const LEVELS = ORDER.slice(0, ORDER.indexOf(isa0.detected) + 1);
-
-/** Runs `c` on 1 and 2 threads at each level (restoring the active level after), returning the runs per level. */
+/** Runs `c` on 1 and 2 threads at each level from the portable kernels up to the detected one, returning the runs per level. */
 function runAtEachLevel(c: OpCase): { level: CpuIsaName; runs: ReturnType<typeof runOp>[] }[] {
-  return LEVELS.map((level) => {
-    try {
-      expect(b.setCpuIsa(level)).toBe(level);
-      const runs = [1, 2].map((t) => {
-        b.setNumThreads(t);
-        return runOp(b, 'cpu', c);
-      });
-      return { level, runs };
-    } finally {
-      b.setCpuIsa(isa0.active);
-    }
-  });
+  return cpuIsaLevels().map((level) => ({ level, runs: [1, 2].map((t) => withCpuIsa(level, t, () => runOp(b, 'cpu', c))) }));
 }
 
 const rng = new Rng(2024);
@@ -150,9 +131,9 @@ describe('CPU GEMM (linear ops) against float64 loops', () => {
   });
 
   it('checks every level up to the detected one, starting from the portable kernels', () => {
-    expect(LEVELS[0]).toBe('portable');
-    expect(LEVELS.at(-1)).toBe(isa0.detected);
-    expect(b.cpuIsa().active).toBe(isa0.active); // each check restores the active level
+    expect(cpuIsaLevels()[0]).toBe('portable');
+    expect(cpuIsaLevels().at(-1)).toBe(isa.detected);
+    expect(b.cpuIsa().active).toBe(isa.active); // each check restores the active level
   });
 });
 
@@ -160,15 +141,14 @@ describe('CPU GEMM (linear ops) against float64 loops', () => {
 // kernel (one accumulator, K ascending, the same 256-deep chunks), so capping the instruction set must not change a
 // bit. The f64 checks above run at every level; this also pins AVX2 to AVX-512 bit for bit.
 describe('CPU GEMM instruction-set levels', () => {
-  const isa = b.cpuIsa();
-  afterAll(() => b.setCpuIsa(isa.detected));
+  afterAll(() => b.setCpuIsa(isa.active));
 
   it('rejects an unknown level and never rises above the detected one', () => {
     expect(() => b.setCpuIsa('sse' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
     expect(b.setCpuIsa('avx512')).toBe(isa.detected);
     expect(b.setCpuIsa('portable')).toBe('portable');
     expect(b.cpuIsa()).toEqual({ active: 'portable', detected: isa.detected });
-    b.setCpuIsa(isa.detected);
+    b.setCpuIsa(isa.active);
   });
 
   const cases: OpCase[] = [];
@@ -183,7 +163,7 @@ describe('CPU GEMM instruction-set levels', () => {
     const wide = runOp(b, 'cpu', c);
     expect(b.setCpuIsa('avx2')).toBe('avx2');
     const narrow = runOp(b, 'cpu', c);
-    b.setCpuIsa(isa.detected);
+    b.setCpuIsa(isa.active);
     expect(wide.problems).toEqual([]);
     for (const k of Object.keys(narrow.outputs)) {
       expect(wide.outputs[k]!.length).toBeGreaterThan(0);

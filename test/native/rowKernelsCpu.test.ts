@@ -5,22 +5,11 @@
 // of the masked loads: Dh = 12 (one full vector and a tail of 4), 8 (full only), 5 (tail only), 32; LayerNorm widths
 // H = D + 1 are all odd. Chunked mode runs the attention rows on pair chunks (k_base ≠ 0) with the column buffer.
 // Each level must also give bit-identical results on 1 and 2 threads.
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mlp } from '../../lib/arch/Architecture.js';
 import { VectorField, type VectorFieldOptions } from '../../lib/engine/VectorField.js';
-import { binding } from '../../lib/native/binding.js';
-import type { CpuIsaName } from '../../lib/native/types.js';
 import { Rng } from '../../lib/util/rng.js';
-
-const b = binding();
-const threads0 = b.numThreads();
-const isa0 = b.cpuIsa();
-afterAll(() => {
-  b.setNumThreads(threads0);
-  b.setCpuIsa(isa0.active);
-});
-const ORDER: readonly CpuIsaName[] = ['portable', 'avx2', 'avx512'];
-const LEVELS = ORDER.slice(0, ORDER.indexOf(isa0.detected) + 1);
+import { cpuIsaLevels, withCpuIsa } from '../helpers/native.js';
 
 type Opts = Omit<VectorFieldOptions, 'dtype' | 'seed' | 'device'>;
 type Arr = Float32Array | Float64Array;
@@ -72,21 +61,12 @@ const CASES: [string, Opts, number][] = [
 describe('CPU float row kernels (LayerNorm, attention) at every instruction-set level, against the f64 engine', () => {
   it.each(CASES)('%s', (_name, opts, B) => {
     const ref = run(opts, B, 'f64', null);
-    for (const level of LEVELS) {
-      try {
-        expect(b.setCpuIsa(level)).toBe(level);
-        const runs = [1, 2].map((threads) => {
-          b.setNumThreads(threads);
-          return run(opts, B, 'f32', ref.params).r;
-        });
-        for (const key of ['out', 'grads', 'inputGrad'] as const) {
-          // f32 rounding through a few layers of sums over ≤ 41 terms: a wrong lane, tail or sum is ≥ 1e-2.
-          expect(relDiff(runs[0]![key], ref.r[key]), `${level} ${key}`).toBeLessThan(2e-4);
-          expect(sameBits(runs[0]![key], runs[1]![key]), `${level} ${key}: 1 vs 2 threads`).toBe(true);
-        }
-      } finally {
-        b.setNumThreads(threads0);
-        b.setCpuIsa(isa0.active);
+    for (const level of cpuIsaLevels()) {
+      const runs = [1, 2].map((threads) => withCpuIsa(level, threads, () => run(opts, B, 'f32', ref.params).r));
+      for (const key of ['out', 'grads', 'inputGrad'] as const) {
+        // f32 rounding through a few layers of sums over ≤ 41 terms: a wrong lane, tail or sum is ≥ 1e-2.
+        expect(relDiff(runs[0]![key], ref.r[key]), `${level} ${key}`).toBeLessThan(2e-4);
+        expect(sameBits(runs[0]![key], runs[1]![key]), `${level} ${key}: 1 vs 2 threads`).toBe(true);
       }
     }
   });
