@@ -890,10 +890,10 @@ class RtEngine {
       lin(nD_[0], n_out, p.lin0_s, N);
       lin(nD_[1], n_out, p.lin0_t, N);
     });
-    // Pair update: z = Lin_e([e_uv; e_vu]) + Lin_s(n'_u) + Lin_t(n'_v) (chunked mode: e·W_e1 straight into z and
-    // e·W_e2 in the work set's second pair block, combined in place).
+    // Pair update: z = Lin_e([e_uv; e_vu]) + Lin_s(n'_u) + Lin_t(n'_v): e·W_e1 straight into z, e·W_e2 in scratch
+    // (chunked mode: the work set's second pair block), combined in place.
     region("fwd.edge_z", [&] {
-      T* y1 = ck_ ? a.z : mD_[0];
+      T* y1 = a.z;
       T* y2 = ck_ ? a.z + M * D : mD_[1];
       ops_.linear_fwd(y1, e_in, W(p.lin0_e), nullptr, M, H, D, 2 * H, false);
       ops_.linear_fwd(y2, e_in, W(p.lin0_e) + H, nullptr, M, H, D, 2 * H, false);
