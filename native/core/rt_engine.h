@@ -507,10 +507,13 @@ class RtEngine {
         add(M * 2 * D), add(C * H), add(C * H), add(C * D), add(C * H);
       } else if (rc) {
         add(M * (2 * D + 3 * H));
+      } else if (!training && Ops::device == Device::Cpu) {
+        add(M * D);
       } else {
         add(M * D), add(M * H), add(M * H), add(M * D), add(M * H);
       }
-      add(Mc), add(Mc), add(M * H);
+      if (training || Ops::device != Device::Cpu) add(Mc), add(Mc);
+      add(M * H);
     }
     if (!training) add(N * H), add(M * H);
     add(Mc * D), add(Mc * D), add(Mc * D), add(Mc * H);
@@ -614,6 +617,9 @@ class RtEngine {
         a.eh3 = a.ebar + M * H;
         a.exh3 = a.eh3 + M * D;
         for (int k = 0; k < 3; ++k) eh_[k] = a.z + k * M * D;
+      } else if (!training && Ops::device == Device::Cpu) {
+        // CPU inference: the fused pair MLP keeps ē, h3, x̂2, x̂3 and 1/σ in its block scratch (edge_mlp_fwd_rows).
+        WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * D));
       } else {
         WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * D));
         WSF_RETURN_IF_ERROR(alloc_act(&a.exh2, M * H));
@@ -621,8 +627,10 @@ class RtEngine {
         WSF_RETURN_IF_ERROR(alloc_act(&a.eh3, M * D));
         WSF_RETURN_IF_ERROR(alloc_act(&a.exh3, M * H));
       }
-      WSF_RETURN_IF_ERROR(alloc_act(&a.ers2, Mc));
-      WSF_RETURN_IF_ERROR(alloc_act(&a.ers3, Mc));
+      if (training || Ops::device != Device::Cpu) {
+        WSF_RETURN_IF_ERROR(alloc_act(&a.ers2, Mc));
+        WSF_RETURN_IF_ERROR(alloc_act(&a.ers3, Mc));
+      }
       WSF_RETURN_IF_ERROR(alloc_act(&a.e_out, M * H));
     }
     if (!training) {
@@ -763,6 +771,7 @@ class RtEngine {
   void forward(bool training) {
     // With training-mode buffers allocated, always keep every layer's activations (a backward may follow).
     training = training || acts_training_;
+    keep_acts_ = training;
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H(), din = cfg_.din();
     const RtLayout& L = layout_;
@@ -911,7 +920,11 @@ class RtEngine {
   void edge_mlp_fwd_rows(const LayerOff& p, LayerActs& a, T* e_out, const T* z, const T* e_in, int64_t rows) {
     const int D = cfg_.D, H = cfg_.H();
     if constexpr (Ops::device == Device::Cpu) {
-      ops_.edge_mlp_fwd(a.ebar, a.exh2, a.ers2, a.eh3, a.exh3, a.ers3, e_out, z, e_in, W(p.lin1), Bp(p.lin1),
+      // Not kept (an inference forward; on the CPU its buffers are not even allocated): the block's intermediates
+      // stay in the op's own block-sized scratch.
+      const bool keep = keep_acts_;
+      ops_.edge_mlp_fwd(keep ? a.ebar : nullptr, keep ? a.exh2 : nullptr, keep ? a.ers2 : nullptr, keep ? a.eh3 : nullptr,
+                        keep ? a.exh3 : nullptr, keep ? a.ers3 : nullptr, e_out, z, e_in, W(p.lin1), Bp(p.lin1),
                         params_ + p.eln0.g, params_ + p.eln0.b, W(p.edge_mlp0), W(p.edge_mlp2), Bp(p.edge_mlp2),
                         params_ + p.eln1.g, params_ + p.eln1.b, rows, D, H);
       return;
@@ -1105,6 +1118,7 @@ class RtEngine {
   RtGraph graph_;
   std::vector<std::vector<int32_t>> graph_widths_;
   bool graph_ready_ = false, acts_ready_ = false, acts_training_ = false, fwd_done_ = false, last_fwd_saved_ = false;
+  bool keep_acts_ = true;  // the forward in progress keeps the layers' activations (a training-mode forward)
   bool param_grads_ = true;  // false during an input-only backward (weight-gradient GEMMs skipped)
   int work_layer_ = -1;      // recompute mode: the layer whose activations the work set holds (-1: none)
   bool ck_ = false;          // chunked recompute mode: the allocated activations are per chunk (ensure_acts)

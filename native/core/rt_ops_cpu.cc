@@ -1046,23 +1046,33 @@ void CpuOps<T>::edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* 
                              const T* bm2, const T* g3, const T* be3, int64_t M, int D, int H) {
   const std::vector<T> W1t = transpose(W1, H, D), Wm0t = transpose(Wm0, D, H), Wm2t = transpose(Wm2, H, D);
   const int64_t blocks = (M + kFuseRows - 1) / kFuseRows;
+  const bool keep = xh2 != nullptr;  // else an inference forward: ē, h3, x̂ and 1/σ in block scratch
   parallel_for(blocks, 1, [&](int64_t b0, int64_t b1_) {
     std::vector<T> tD(static_cast<size_t>(kFuseRows) * D), tH(static_cast<size_t>(kFuseRows) * H);
+    std::vector<T> sH(keep ? 0 : static_cast<size_t>(kFuseRows) * 3 * H), sD(keep ? 0 : static_cast<size_t>(kFuseRows) * D),
+        sR(keep ? 0 : static_cast<size_t>(kFuseRows) * 2);
     for (int64_t blk = b0; blk < b1_; ++blk) {
       const int64_t r0 = blk * kFuseRows, R = std::min<int64_t>(kFuseRows, M - r0);
+      // This block's rows of the saved activations, or the scratch standing in for them.
+      T* const eb = keep ? ebar + r0 * H : sH.data();
+      T* const x2 = keep ? xh2 + r0 * H : sH.data() + kFuseRows * H;
+      T* const x3 = keep ? xh3 + r0 * H : sH.data() + 2 * kFuseRows * H;
+      T* const hb = keep ? h3 + r0 * D : sD.data();
+      T* const s2 = keep ? rs2 + r0 : sR.data();
+      T* const s3 = keep ? rs3 + r0 : sR.data() + kFuseRows;
       // y2 = e + GELU(z)·W1ᵀ + b1 → ē = LN2(y2)
       act_rows(tD.data(), z + r0 * D, R * D, Act::Gelu);
       gemm_serial(R, H, D, tD.data(), D, 1, W1t.data(), H, tH.data(), H, false);
       for (int64_t r = 0; r < R; ++r)
         for (int c = 0; c < H; ++c) tH[r * H + c] += b1[c] + e_in[(r0 + r) * H + c];
-      ln_rows(ebar + r0 * H, xh2 + r0 * H, rs2 + r0, tH.data(), g2, be2, R, H);
+      ln_rows(eb, x2, s2, tH.data(), g2, be2, R, H);
       // h3 = ē·Wm0ᵀ; y3 = ē + GELU(h3)·Wm2ᵀ + bm2 → e' = LN3(y3)
-      gemm_serial(R, D, H, ebar + r0 * H, H, 1, Wm0t.data(), D, h3 + r0 * D, D, false);
-      act_rows(tD.data(), h3 + r0 * D, R * D, Act::Gelu);
+      gemm_serial(R, D, H, eb, H, 1, Wm0t.data(), D, hb, D, false);
+      act_rows(tD.data(), hb, R * D, Act::Gelu);
       gemm_serial(R, H, D, tD.data(), D, 1, Wm2t.data(), H, tH.data(), H, false);
       for (int64_t r = 0; r < R; ++r)
-        for (int c = 0; c < H; ++c) tH[r * H + c] += bm2[c] + ebar[(r0 + r) * H + c];
-      ln_rows(e_out + r0 * H, xh3 + r0 * H, rs3 + r0, tH.data(), g3, be3, R, H);
+        for (int c = 0; c < H; ++c) tH[r * H + c] += bm2[c] + eb[r * H + c];
+      ln_rows(e_out + r0 * H, x3, s3, tH.data(), g3, be3, R, H);
     }
   });
 }

@@ -71,3 +71,32 @@ describe('CPU float row kernels (LayerNorm, attention) at every instruction-set 
     }
   });
 });
+
+// An inference forward on a field that never trained keeps no activations: the fused pair MLP keeps its intermediates
+// in block scratch instead of the saved tensors. Its output must be the training-mode forward's, bit for bit.
+describe('an inference forward (activations not kept) against a training-mode forward', () => {
+  const MODES: [string, Opts][] = [
+    ['default mode', { arch: [6, 5, 4, 3], D: 12, layers: 3, heads: 2 }],
+    ['recompute mode', { arch: [7, 6, 2], D: 16, layers: 2, recompute: true }],
+    ['chunked recompute mode', { arch: [6, 5, 4, 3], D: 12, layers: 2, recompute: true, chunkRows: 9 }],
+  ];
+  it.each(MODES)('%s, at every instruction-set level', (_name, opts) => {
+    const P = mlp(opts.arch as number[]).numParams;
+    const B = 3;
+    const rng = new Rng(7);
+    const xt = Float32Array.from({ length: B * P }, () => 0.4 * rng.normal());
+    const outs = (training: boolean) => {
+      const f = VectorField.create({ ...opts, seed: 4, device: 'cpu' });
+      try {
+        return Float32Array.from(f.forward(xt, 0.35, { training }));
+      } finally {
+        f.dispose();
+      }
+    };
+    for (const level of cpuIsaLevels()) {
+      const [inference, trained] = withCpuIsa(level, 2, () => [outs(false), outs(true)]);
+      expect(inference.length).toBe(B * P);
+      expect(sameBits(inference, trained!), level).toBe(true);
+    }
+  });
+});

@@ -148,6 +148,34 @@ describe('recompute mode', () => {
     }
   });
 
+  it('the engine predicts its inference memory exactly (inferenceGraphBytes = what an inference forward adds)', () => {
+    // On the CPU an inference forward holds no pair-MLP intermediates (the fused op keeps them in block scratch).
+    const cases: [VectorFieldOptions, number][] = [
+      [{ arch: [6, 5, 4, 3], D: 8, layers: 3, heads: 2 }, 3],
+      [{ arch: [5, 4, 3], D: 8, layers: 4, graph: 'dense', timeInput: true }, 2],
+      [{ arch: [6, 5, 4, 3], D: 12, layers: 2, graph: 'hybrid', auxInput: true, recompute: true }, 2],
+      [{ arch: [20, 10, 10], D: 32, layers: 5, hiddenIdentity: true, recompute: true, chunkRows: 50 }, 2],
+    ];
+    for (const [opts, B] of cases) {
+      const f = VectorField.create({ ...opts, device: 'cpu' });
+      try {
+        const base = f.bytesHeld;
+        const P = mlp(opts.arch as number[]).numParams;
+        const aux = opts.auxInput === true ? { aux: new Float32Array(B * P) } : {};
+        f.forward(new Float32Array(B * P), 0.5, aux);
+        const native = (f as unknown as { native: { inferenceGraphBytes(): number } }).native;
+        expect(base + native.inferenceGraphBytes(), JSON.stringify(opts)).toBe(f.bytesHeld);
+        // and less than a training forward of the same batch holds (unless that runs in chunks)
+        if (opts.chunkRows === undefined) {
+          f.forward(new Float32Array(B * P), 0.5, { training: true, ...aux });
+          expect(base + native.inferenceGraphBytes()).toBeLessThan(f.bytesHeld);
+        }
+      } finally {
+        f.dispose();
+      }
+    }
+  });
+
   it("'auto' (the default) turns recompute on when the step would need more than 60 % of the free memory", () => {
     const arch = mlp([20, 10, 10]);
     const xt = new Rng(3).fillNormal(new Float32Array(2 * arch.numParams), 0, 0.3);
