@@ -491,7 +491,7 @@ class RtEngine {
     add(M * din), add(N * din);
     for (int i = 0; i < 3; ++i) {
       if (ck) add(C * D);
-      else if (!rc) add(M * D);
+      else if (!rc && training) add(M * D);
       add(N * D);
     }
     add(M * H), add(N * H);
@@ -572,9 +572,10 @@ class RtEngine {
     if (ck) chunks_ = plan_chunks(cfg_.chunk_rows, &C);
     const int64_t Ch = std::min(Eo, C);
     const int64_t Mc = ck ? C : M, Ec = ck ? Ch : Eo;
+    // Inference: the pair input MLP's hidden activations are not kept; all three share one scratch (below).
     for (int i = 0; i < 3; ++i) {
       if (ck) WSF_RETURN_IF_ERROR(alloc_act(&eh_[i], C * D));
-      else if (!rc) WSF_RETURN_IF_ERROR(alloc_act(&eh_[i], M * D));
+      else if (!rc && training) WSF_RETURN_IF_ERROR(alloc_act(&eh_[i], M * D));
       WSF_RETURN_IF_ERROR(alloc_act(&nh_[i], N * D));
     }
     WSF_RETURN_IF_ERROR(alloc_act(&e0_, M * H));
@@ -644,6 +645,8 @@ class RtEngine {
     WSF_RETURN_IF_ERROR(alloc_act(&mD_[1], Mc * D));
     WSF_RETURN_IF_ERROR(alloc_act(&mD_[2], Mc * D));
     WSF_RETURN_IF_ERROR(alloc_act(&mH_, Mc * H));
+    // (input_mlp_fwd writes each hidden layer after the previous one is spent, into neither its out nor its tmp)
+    if (!training) eh_[0] = eh_[1] = eh_[2] = mD_[2];
     WSF_RETURN_IF_ERROR(alloc_act(&nD_[0], N * D));
     WSF_RETURN_IF_ERROR(alloc_act(&nD_[1], N * D));
     WSF_RETURN_IF_ERROR(alloc_act(&nD_[2], N * D));

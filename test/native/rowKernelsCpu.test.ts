@@ -98,5 +98,18 @@ describe('an inference forward (activations not kept) against a training-mode fo
       expect(inference.length).toBe(B * P);
       expect(sameBits(inference, trained!), level).toBe(true);
     }
+    // One field switching between the two kinds of buffers: inference, training (with a backward), inference.
+    const f = VectorField.create({ ...opts, seed: 4, device: 'cpu' });
+    try {
+      const first = Float32Array.from(f.forward(xt, 0.35));
+      const trained = Float32Array.from(f.forward(xt, 0.35, { training: true }));
+      f.zeroGrad();
+      f.backward(Float32Array.from({ length: B * P }, () => rng.normal()));
+      const again = Float32Array.from(f.forward(xt, 0.35));
+      expect(sameBits(first, trained)).toBe(true);
+      expect(sameBits(again, trained)).toBe(true);
+    } finally {
+      f.dispose();
+    }
   });
 });
