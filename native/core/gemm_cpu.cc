@@ -494,24 +494,27 @@ __attribute__((target("avx2,fma"))) void rows_block(int64_t i0, int64_t i1, int6
   const int64_t K = pb.K;
   const Panels& pn = pb.pn;
   const bool wide = active_isa() >= static_cast<int>(GemmIsa::Avx512);
-  for (int64_t pc = 0; pc < K; pc += KC) {
-    const int64_t kc = std::min(KC, K - pc);
-    const bool add = accumulate || pc > 0;
-    for (int64_t ic = i0; ic < i1; ic += MC) {
-      const int64_t ie = std::min(i1, ic + MC);
+  // Row block by row block, each through every K chunk and then its 1–2 tail columns, so the block's rows of A are
+  // still in cache for the tail (a tail after all blocks streamed A from memory a second time). Every entry of C
+  // gets the same sums in the same order as with any other block order.
+  for (int64_t ic = i0; ic < i1; ic += MC) {
+    const int64_t ie = std::min(i1, ic + MC);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const bool add = accumulate || pc > 0;
       panel_rows(wide, ic, ie, pn, pn.w, add, kc, A + pc * sap, sai, sap, pb.panels + pc * 16, K * 16,
                  pb.panels + pn.nfull * K * 16 + pc * pn.tw, C, ldc);
     }
-  }
-  if (pb.tail == Tail::Dot) {
-    float* c = C + pn.nfull * 16;
-    for (int64_t i = i0; i < i1; i += MR) {
-      const int R = static_cast<int>(std::min<int64_t>(MR, i1 - i));
-      if (pn.w == 1) dot_tail_r<1>(R, K, A + i * sai, sai, pb.bt, pb.ldt, c + i * ldc, ldc, accumulate);
-      else dot_tail_r<2>(R, K, A + i * sai, sai, pb.bt, pb.ldt, c + i * ldc, ldc, accumulate);
+    if (pb.tail == Tail::Dot) {
+      float* c = C + pn.nfull * 16;
+      for (int64_t i = ic; i < ie; i += MR) {
+        const int R = static_cast<int>(std::min<int64_t>(MR, ie - i));
+        if (pn.w == 1) dot_tail_r<1>(R, K, A + i * sai, sai, pb.bt, pb.ldt, c + i * ldc, ldc, accumulate);
+        else dot_tail_r<2>(R, K, A + i * sai, sai, pb.bt, pb.ldt, c + i * ldc, ldc, accumulate);
+      }
+    } else if (pb.tail == Tail::Axpy) {
+      axpy_tail(ic, ie, static_cast<int>(pn.w), K, A, sap, B + pn.nfull * 16, ldb, C + pn.nfull * 16, ldc, accumulate);
     }
-  } else if (pb.tail == Tail::Axpy) {
-    axpy_tail(i0, i1, static_cast<int>(pn.w), K, A, sap, B + pn.nfull * 16, ldb, C + pn.nfull * 16, ldc, accumulate);
   }
 }
 
