@@ -192,13 +192,16 @@ else if (peerNames.length && !argv.includes('--no-peer')) {
       console.log(`  round ${i + 1}: ` + names.map((n) => `${n} engine ${engineMs[n]} ms, peer ${peerMs[n]} ms → ${(peerMs[n] / engineMs[n]).toFixed(2)}×`).join('; '));
     }
     peerLive.rounds = perRound;
+    // Medians proper (the mean of the middle two for an even count); the ratio summary is the median of the
+    // rounds' own ratios, each from figures taken minutes apart.
+    const median = (a) => { const x = [...a].sort((p, q) => p - q), h = x.length >> 1; return x.length % 2 ? x[h] : (x[h - 1] + x[h]) / 2; };
     peerLive.summary = Object.fromEntries(names.map((n) => {
-      const eMs = med(perRound.map((r) => r.engineMs[n])), pMs = med(perRound.map((r) => r.peerMs[n]));
       const ratios = perRound.map((r) => +(r.peerMs[n] / r.engineMs[n]).toFixed(2));
-      return [n, { engine_ms_median: eMs, peer_ms_median: pMs, ratio_of_medians: +(pMs / eMs).toFixed(2), ratios }];
+      return [n, { engine_ms_median: +median(perRound.map((r) => r.engineMs[n])).toFixed(1),
+        peer_ms_median: +median(perRound.map((r) => r.peerMs[n])).toFixed(1), ratio_median: +median(ratios).toFixed(2), ratios }];
     }));
     for (const [n, v] of Object.entries(peerLive.summary)) {
-      console.log(`  ${n.padEnd(14)} over ${rounds} rounds: engine ${v.engine_ms_median} ms, peer ${v.peer_ms_median} ms → ${v.ratio_of_medians}× (per round ${v.ratios.join(', ')})`);
+      console.log(`  ${n.padEnd(14)} over ${rounds} rounds: engine ${v.engine_ms_median} ms, peer ${v.peer_ms_median} ms; ratio ${v.ratio_median}× (median of per-round ${v.ratios.join(', ')})`);
     }
   }
 }
