@@ -110,13 +110,14 @@ function run(c) {
   s.forward(sx, st, so, false);
   const ft = [];
   for (let i = 0; i < Math.max(2, Math.min(repeats, 3)); i++) { const t0 = performance.now(); s.forward(sx, st, so, false); ft.push(performance.now() - t0); }
+  const sampleHeld = s.bytesHeld();
   s.dispose();
   const fwdMs = med(ft);
   return {
     config: c.name, widths: c.widths, D: c.D, B: c.B, mode: c.mode, recompute: c.recompute === true, chunkRows: c.chunkRows ?? 0, graph: gi,
     train_ms_median: +med(times).toFixed(1), train_ms_min: +Math.min(...times).toFixed(1), repeats,
     engine_mib: +(held / 2 ** 20).toFixed(1),
-    sample_forward_ms_batch: +fwdMs.toFixed(1), sample_batch: SB, nets_per_s_64_steps: +((SB / (fwdMs * 64)) * 1000).toFixed(2),
+    sample_forward_ms_batch: +fwdMs.toFixed(1), sample_batch: SB, sample_engine_mib: +(sampleHeld / 2 ** 20).toFixed(1), nets_per_s_64_steps: +((SB / (fwdMs * 64)) * 1000).toFixed(2),
     profile_ms: Object.fromEntries(Object.entries(prof).map(([k, v]) => [k, +(v.seconds * 1e3).toFixed(1)])),
     gemm_gflop_per_step: +gflop.toFixed(2), gemm_gflops: +(gflop / (med(times) / 1000)).toFixed(1),
     percent_of_fma_peak: peak > 0 ? +((100 * gflop) / (med(times) / 1000) / peak).toFixed(1) : null,
@@ -144,7 +145,7 @@ for (const c of CONFIGS.flatMap(variants)) {
   const r = run(c);
   rows.push(r);
   console.log(`${r.config.padEnd(14)} train ${String(r.train_ms_median).padStart(8)} ms (min ${r.train_ms_min})  ${r.gemm_gflop_per_step} GFLOP → ${r.gemm_gflops} GFLOP/s` +
-    (r.percent_of_fma_peak !== null ? ` (${r.percent_of_fma_peak}% of peak; floor ${r.floor_ms_at_peak} ms)` : '') + `  engine ${r.engine_mib} MiB  sampling ${r.nets_per_s_64_steps} nets/s` +
+    (r.percent_of_fma_peak !== null ? ` (${r.percent_of_fma_peak}% of peak; floor ${r.floor_ms_at_peak} ms)` : '') + `  engine ${r.engine_mib} MiB  sampling ${r.nets_per_s_64_steps} nets/s (${r.sample_engine_mib} MiB at batch ${r.sample_batch})` +
     (r.peer_cpu_ms_recorded ? `  | peer ${r.peer_cpu_ms_recorded} ms → ${r.speedup_vs_peer}×` : ''));
 }
 // The peer, live: the first python3 (PATH, then the system one) that imports torch runs bench/peer/sparse_rt_torch.py
