@@ -17,16 +17,24 @@
 // per version. Error: normwise relative, max_ij |C - C_ref| / Σ_p |A(i,p)·B(p,j)| against a double reference,
 // on sampled rows (all rows for the weight gradients). FLOP = 2·M·N·K.
 //
-// Results, 2-vCPU "AMD EPYC" (family 23 model 1) VM, 1 thread, rows = 51,200, GF/s/core by CPU time, old = 766ea63
-// (unpacked 6×16, memset + load of C), new = this version; the machine was shared with another job
-// (both versions measured alternately under the same load):
+// Results. On a 2-vCPU "AMD EPYC" (family 23 model 1, AVX2 only) VM, the packed rewrite against 766ea63 (unpacked
+// 6×16, memset + load of C): there one ymm FMA per cycle (≈ 2.5 GHz → 40 GF/s/core with 12 independent FMA chains)
+// and the 6×16 kernel on L1-resident packed data ran at 38–39, at the ceiling; the rest was memory traffic and
+// small-K/N overheads (C tile epilogues, column tails). That table was not kept.
 //
-//   <filled in below by the measured table>
+// 2026-12-06, a 2-vCPU AMD EPYC with AVX-512 (the 12×32 kernel; ≈ 115 GF/s/core FMA ceiling), 1 thread, rows =
+// 51,200, old = ee5969c, new = the tails computed per row block while its rows of A are in cache, and the kernels
+// requesting the next row tile's A ahead (`--D 32,64 --reps 3`, shared machine, versions alternated):
 //
-// What limits it: one ymm FMA per cycle on this CPU (≈ 2.5 GHz → 40 GF/s/core measured with 12 independent
-// FMA chains; the 6×16 kernel on L1-resident packed data runs at 38–39), so the kernel is at the ceiling; the
-// remainder is memory traffic (≈ 9 GB/s read, ≈ 7 GB/s write per core: an N = 256 output of 51,200 rows is 52 MB)
-// and small-K/N overheads (C tile epilogues, column tails).
+//   shape                               D=32: old → new GF/s/core      D=64: old → new
+//   dx  qkv_edge  K=4D N=H                40.6 →  82.7 (2.04×)          62.5 → 97.8 (1.56×)
+//   dx  lin0_e    K=D N=H ldw=2H          87.8 →  87.6                  61.7 → 77.1 (1.25×)
+//   fwd qkv_edge  K=H N=4D                63.1 →  68.6                  77.8 → 82.6
+//   fused fwd / dx (96-row blocks)        65.8–85.2 → 81.9–91.7         64.4–77.2 → 70.1–85.0
+//   dW (tall reductions)                  unchanged within noise (0.86–1.20× over repeated runs)
+//   all shapes                            68.8 → 77.1 GF/s (both D)
+//
+// The weight gradients' tall reductions and the short-K forward products are now the slowest (58–75 GF/s/core).
 #include <algorithm>
 #include <array>
 #include <chrono>
