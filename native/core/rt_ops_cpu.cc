@@ -1,7 +1,9 @@
 // CPU reference for the relational-transformer ops (see rt_ops.h for the contract of each op). Every op is a
 // plain loop with one comment per step; parallel loops split rows or nodes across the thread pool (parallel.h).
 // Reductions over rows (bias, LayerNorm affine and embedding gradients) sum fixed-size row blocks and then the
-// blocks in order, so results do not depend on the thread count.
+// blocks in order, so results do not depend on the thread count. In float, with the GEMM's AVX2 level or higher,
+// the activations, the LayerNorm rows and the attention rows run 8-wide kernels instead (act_*_f32_avx2, namespace
+// v8), which the plain loops (double, and float at `setCpuIsa('portable')`) stay the reference for.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
