@@ -91,6 +91,19 @@ __attribute__((target("avx2,fma"))) inline __m256 fast_erff8(__m256 x) {
   q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-1.42647390514189e-02f));
   return _mm256_div_ps(p, q);
 }
+
+// Small AVX2 helpers shared by the GEMM (gemm_cpu.cc) and the row kernels (rt_ops_cpu.cc).
+// Lanes [0, n) set, n in [0, 8].
+__attribute__((target("avx2,fma"))) inline __m256i lanes_below8(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+// Sum of the 8 lanes in a fixed order: (lanes 0–3 + 4–7), then pairs.
+__attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
 #endif
 
 }  // namespace wsf

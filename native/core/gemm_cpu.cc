@@ -27,6 +27,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/fastmath_cpu.h"
 #include "core/parallel.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -126,11 +127,6 @@ struct Panels {
   }
   int64_t width() const { return nfull * 16 + tw; }   // packed floats per k step
 };
-
-__attribute__((target("avx2,fma"))) inline __m256i tail_mask(int64_t n) {  // lanes [0, n) set, n in [0, 8]
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lanes);
-}
 
 // Packs rows [0, kc) of B(p, j) = B[p·sbp + j·sbj] into panels: panel q at out + q·kc·16 (row p at +16p), the
 // last panel (width tw) at out + nfull·kc·16, zero-padded beyond N.
@@ -234,7 +230,7 @@ __attribute__((target("avx2,fma"))) inline void kern_r(int R, int64_t kc, const 
 __attribute__((target("avx2,fma"))) void tile(int R, int NV, int64_t cols, bool add, int64_t kc, const float* a,
                                               int64_t sai, int64_t sap, const float* bp, float* c, int64_t ldc) {
   const bool masked = cols < 8 * NV;
-  const __m256i mask = masked ? tail_mask(cols - 8 * (NV - 1)) : _mm256_setzero_si256();
+  const __m256i mask = masked ? lanes_below8(cols - 8 * (NV - 1)) : _mm256_setzero_si256();
   if (NV == 2) {
     if (add) {
       if (masked) kern_r<2, true, true>(R, kc, a, sai, sap, bp, c, ldc, mask);
@@ -252,13 +248,6 @@ __attribute__((target("avx2,fma"))) void tile(int R, int NV, int64_t cols, bool 
       else kern_r<1, false, false>(R, kc, a, sai, sap, bp, c, ldc, mask);
     }
   }
-}
-
-__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // Column tail by dot products (A rows contiguous, sap == 1): C[r][j] (+)= Σ_p a[r·sai + p]·bt[j·ldt + p] for
@@ -279,7 +268,7 @@ __attribute__((target("avx2,fma"))) void dot_tail(int64_t K, const float* a, int
     }
   }
   if (p < K) {
-    const __m256i m = tail_mask(K - p);
+    const __m256i m = lanes_below8(K - p);
     __m256 bv[W];
     for (int j = 0; j < W; ++j) bv[j] = _mm256_maskload_ps(bt + j * ldt + p, m);
     for (int r = 0; r < R; ++r) {
@@ -289,7 +278,7 @@ __attribute__((target("avx2,fma"))) void dot_tail(int64_t K, const float* a, int
   }
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < W; ++j) {
-      const float s = hsum(acc[r][j]);
+      const float s = hsum8(acc[r][j]);
       float& d = c[r * ldc + j];
       d = add ? d + s : s;
     }
@@ -317,7 +306,7 @@ __attribute__((target("avx2,fma"))) void axpy_tail(int64_t i0, int64_t i1, int W
   for (int64_t i = i0; i < i1; i += 32) {
     const int64_t rows = std::min<int64_t>(32, i1 - i);
     const int nv = static_cast<int>((rows + 7) / 8);
-    const __m256i mlast = tail_mask(rows - 8 * (nv - 1));
+    const __m256i mlast = lanes_below8(rows - 8 * (nv - 1));
     const __m256i full = _mm256_set1_epi32(-1);
     for (int j0 = 0; j0 < W; j0 += 2) {
       const int wj = std::min(2, W - j0);

@@ -198,27 +198,17 @@ void act_bwd_f32(float* dx, const float* dy, const float* x, int64_t n, Act a, b
 #if defined(__x86_64__)
 #define WSF_AVX2 __attribute__((target("avx2,fma")))
 namespace v8 {
-WSF_AVX2 inline __m256i lanes_below(int n) {  // lanes [0, n) set, n in [0, 8]
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 // Loads 8 floats, or the first n of them (the rest read as 0) when n < 8.
 WSF_AVX2 inline __m256 load(const float* p, int n) {
-  return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_below(n));
+  return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_below8(n));
 }
 WSF_AVX2 inline void store(float* p, __m256 v, int n) {
   if (n >= 8) {
     _mm256_storeu_ps(p, v);
   } else {
-    _mm256_maskstore_ps(p, lanes_below(n), v);
+    _mm256_maskstore_ps(p, lanes_below8(n), v);
   }
 }
-WSF_AVX2 inline float hsum(__m256 v) {  // fixed order: (lanes 0–3 + 4–7), then pairs
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // ln_rows for float.
 WSF_AVX2 void ln_rows_f32(float* y, float* xhat, float* rstd, const float* x, const float* g, const float* b, int64_t R,
                           int C) {
@@ -226,16 +216,16 @@ WSF_AVX2 void ln_rows_f32(float* y, float* xhat, float* rstd, const float* x, co
     const float* xr = x + r * C;
     __m256 acc = _mm256_setzero_ps();
     for (int c = 0; c < C; c += 8) acc = _mm256_add_ps(acc, load(xr + c, C - c));
-    const float mean = hsum(acc) / static_cast<float>(C);
+    const float mean = hsum8(acc) / static_cast<float>(C);
     const __m256 vm = _mm256_set1_ps(mean);
     acc = _mm256_setzero_ps();
     for (int c = 0; c < C; c += 8) {
       const int n = C - c;
       __m256 d = _mm256_sub_ps(load(xr + c, n), vm);
-      if (n < 8) d = _mm256_and_ps(d, _mm256_castsi256_ps(lanes_below(n)));
+      if (n < 8) d = _mm256_and_ps(d, _mm256_castsi256_ps(lanes_below8(n)));
       acc = _mm256_fmadd_ps(d, d, acc);
     }
-    const float rs = 1.f / std::sqrt(hsum(acc) / static_cast<float>(C) + 1e-5f);
+    const float rs = 1.f / std::sqrt(hsum8(acc) / static_cast<float>(C) + 1e-5f);
     rstd[r] = rs;
     const __m256 vr = _mm256_set1_ps(rs);
     for (int c = 0; c < C; c += 8) {
@@ -263,8 +253,8 @@ WSF_AVX2 void ln_bwd_rows_f32(float* dx, float* dg, float* db, const float* dy, 
       store(dg + c, _mm256_fmadd_ps(vdy, vh, load(dg + c, n)), n);
       store(db + c, _mm256_add_ps(load(db + c, n), vdy), n);
     }
-    const __m256 m1 = _mm256_set1_ps(hsum(a1) / static_cast<float>(C));
-    const __m256 m2 = _mm256_set1_ps(hsum(a2) / static_cast<float>(C));
+    const __m256 m1 = _mm256_set1_ps(hsum8(a1) / static_cast<float>(C));
+    const __m256 m2 = _mm256_set1_ps(hsum8(a2) / static_cast<float>(C));
     const __m256 vr = _mm256_set1_ps(rstd[r]);
     for (int c = 0; c < C; c += 8) {
       const int n = C - c;
@@ -297,7 +287,7 @@ WSF_AVX2 void attention_fwd_rows_f32(float* o, float* alpha, const float* Pn, co
           const __m256 key = _mm256_add_ps(load(kn + c, n), load(pe + Dh + c, n));
           acc = _mm256_fmadd_ps(q, key, acc);
         }
-        s[k - k0] = hsum(acc) * inv_sqrt_d;
+        s[k - k0] = hsum8(acc) * inv_sqrt_d;
         smax = std::max(smax, s[k - k0]);
       }
       float den = 0;
@@ -346,7 +336,7 @@ WSF_AVX2 void attention_bwd_rows_f32(float* dPn, float* dPe, float* colbuf, floa
           const __m256 val = _mm256_fmadd_ps(load(vn + c, n), load(pe + 3 * Dh + c, n), load(pe + 2 * Dh + c, n));
           acc = _mm256_fmadd_ps(load(dou + c, n), val, acc);
         }
-        const float d = hsum(acc);
+        const float d = hsum8(acc);
         da[k - k0] = d;
         sum += alpha[static_cast<int64_t>(k) * heads + h] * d;
       }
