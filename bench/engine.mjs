@@ -62,6 +62,7 @@ const CONFIGS = [
 ];
 
 const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+const rnd = (k) => Float32Array.from({ length: k }, () => Math.random() - 0.5);
 
 function engineConfig(c) {
   const L = c.widths.length - 1;
@@ -70,17 +71,23 @@ function engineConfig(c) {
     ...(c.chunkRows ? { chunkRows: c.chunkRows } : {}) };
 }
 
+/** A fresh engine on configuration c with random inputs: `step()` runs one training step; `times(n)` times n of them. */
+function trainer(c) {
+  const e = new b.NativeEngine(engineConfig(c), 1, 'cpu', 'f32');
+  e.setGraph(Array.from({ length: c.B }, () => c.widths));
+  const gi = e.graphInfo();
+  const xt = rnd(gi.P), tgt = rnd(gi.P), out = new Float32Array(gi.P), t = new Float32Array(c.B).fill(0.5);
+  const step = () => { e.forward(xt, t, out, true); e.zeroGrad(); e.mse(tgt, true); e.adamStep(1e-3, 0.9, 0.999, 1e-8, 0, 0); };
+  const times = (n) => Array.from({ length: n }, () => { const t0 = performance.now(); step(); return performance.now() - t0; });
+  return { e, gi, step, times };
+}
+
 /** Wall times (ms) of `n` training steps of configuration c after one warm-up step (a fresh engine). */
 function trainTimes(c, n) {
-  const e = new b.NativeEngine(engineConfig(c), 1, 'cpu', 'f32');
+  const { e, step, times } = trainer(c);
   try {
-    e.setGraph(Array.from({ length: c.B }, () => c.widths));
-    const gi = e.graphInfo();
-    const rnd = (k) => Float32Array.from({ length: k }, () => Math.random() - 0.5);
-    const xt = rnd(gi.P), tgt = rnd(gi.P), out = new Float32Array(gi.P), t = new Float32Array(c.B).fill(0.5);
-    const step = () => { e.forward(xt, t, out, true); e.zeroGrad(); e.mse(tgt, true); e.adamStep(1e-3, 0.9, 0.999, 1e-8, 0, 0); };
     step();
-    return Array.from({ length: n }, () => { const t0 = performance.now(); step(); return performance.now() - t0; });
+    return times(n);
   } finally {
     e.dispose();
   }
@@ -88,15 +95,9 @@ function trainTimes(c, n) {
 
 function run(c) {
   const cfg = engineConfig(c);
-  const e = new b.NativeEngine(cfg, 1, 'cpu', 'f32');
-  e.setGraph(Array.from({ length: c.B }, () => c.widths));
-  const gi = e.graphInfo();
-  const rnd = (n) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
-  const xt = rnd(gi.P), tgt = rnd(gi.P), out = new Float32Array(gi.P), t = new Float32Array(c.B).fill(0.5);
-  const step = () => { e.forward(xt, t, out, true); e.zeroGrad(); e.mse(tgt, true); e.adamStep(1e-3, 0.9, 0.999, 1e-8, 0, 0); };
+  const { e, gi, step, times: timeSteps } = trainer(c);
   step(); // warm-up (allocation)
-  const times = [];
-  for (let i = 0; i < repeats; i++) { const t0 = performance.now(); step(); times.push(performance.now() - t0); }
+  const times = timeSteps(repeats);
   e.setProfiling(true); step(); const prof = e.profile(); e.setProfiling(false);
   const held = e.bytesHeld();
   const gflop = stepGflop(c, gi);
