@@ -501,14 +501,16 @@ class RtEngine {
         add(N * H), add(M * H);
         continue;
       }
-      add(N * 3 * D), add(Mc * 4 * D), add(M * heads), add(N * D), add(N * H), add(N * H), add(N), add(N * H);
+      add(N * 3 * D);
+      if (training || Ops::device != Device::Cpu) add(Mc * 4 * D);
+      add(M * heads), add(N * D), add(N * H), add(N * H), add(N), add(N * H);
       add(N * D), add(N * H), add(N), add(N * H);
       if (ck) {
         add(M * 2 * D), add(C * H), add(C * H), add(C * D), add(C * H);
       } else if (rc) {
         add(M * (2 * D + 3 * H));
       } else if (!training && Ops::device == Device::Cpu) {
-        add(M * D);
+        // (nothing: see ensure_acts)
       } else {
         add(M * D), add(M * H), add(M * H), add(M * D), add(M * H);
       }
@@ -591,7 +593,8 @@ class RtEngine {
         continue;
       }
       WSF_RETURN_IF_ERROR(alloc_act(&a.Pn, N * 3 * D));
-      WSF_RETURN_IF_ERROR(alloc_act(&a.Pe, Mc * 4 * D));
+      // (CPU inference: the pair projections live in attention_proj_fwd's block scratch.)
+      if (training || Ops::device != Device::Cpu) WSF_RETURN_IF_ERROR(alloc_act(&a.Pe, Mc * 4 * D));
       WSF_RETURN_IF_ERROR(alloc_act(&a.alpha, M * heads));
       WSF_RETURN_IF_ERROR(alloc_act(&a.o, N * D));
       WSF_RETURN_IF_ERROR(alloc_act(&a.attn, N * H));
@@ -619,8 +622,8 @@ class RtEngine {
         a.exh3 = a.eh3 + M * D;
         for (int k = 0; k < 3; ++k) eh_[k] = a.z + k * M * D;
       } else if (!training && Ops::device == Device::Cpu) {
-        // CPU inference: the fused pair MLP keeps ē, h3, x̂2, x̂3 and 1/σ in its block scratch (edge_mlp_fwd_rows).
-        WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * D));
+        // CPU inference: the fused pair update and MLP keep z, ē, h3, x̂2, x̂3 and 1/σ in their block scratch
+        // (edge_update_fwd_rows): nothing pair-sized.
       } else {
         WSF_RETURN_IF_ERROR(alloc_act(&a.z, M * D));
         WSF_RETURN_IF_ERROR(alloc_act(&a.exh2, M * H));
@@ -873,20 +876,33 @@ class RtEngine {
     const int64_t N = graph_.N, M = graph_.M;
     const int D = cfg_.D, H = cfg_.H();
     // Attention sub-layer (chunked mode: the pair projections per row chunk, used at once).
+    // On the CPU the pair projections are computed in cache-sized blocks of rows and attended at once
+    // (attention_proj_fwd), kept for a backward only.
+    constexpr bool cpu = Ops::device == Device::Cpu;
     if (!ck_) {
       region("fwd.qkv", [&] {
         lin(a.Pn, n_in, p.qkv_node, N);
-        lin(a.Pe, e_in, p.qkv_edge, M);
+        if constexpr (!cpu) lin(a.Pe, e_in, p.qkv_edge, M);
       });
       region("fwd.attention", [&] {
-        ops_.attention_fwd(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, static_cast<int32_t>(N), D, cfg_.heads);
+        if constexpr (cpu) {
+          ops_.attention_proj_fwd(a.o, a.alpha, keep_acts_ ? a.Pe : nullptr, a.Pn, e_in, W(p.qkv_edge), d_row_ptr_,
+                                  d_edge_col_, 0, static_cast<int32_t>(N), 0, D, H, cfg_.heads);
+        } else {
+          ops_.attention_fwd(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, static_cast<int32_t>(N), D, cfg_.heads);
+        }
       });
     } else {
       region("fwd.attention", [&] {
         lin(a.Pn, n_in, p.qkv_node, N);
         for_pair_chunks([&](int32_t r0, int32_t r1, int64_t k0, int64_t rows) {
-          lin(a.Pe, e_in + k0 * H, p.qkv_edge, rows);
-          ops_.attention_fwd_rows(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, r0, r1, k0, D, cfg_.heads);
+          if constexpr (cpu) {
+            ops_.attention_proj_fwd(a.o, a.alpha, a.Pe, a.Pn, e_in, W(p.qkv_edge), d_row_ptr_, d_edge_col_, r0, r1, k0, D,
+                                    H, cfg_.heads);
+          } else {
+            lin(a.Pe, e_in + k0 * H, p.qkv_edge, rows);
+            ops_.attention_fwd_rows(a.o, a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, r0, r1, k0, D, cfg_.heads);
+          }
         });
       });
     }
@@ -902,20 +918,40 @@ class RtEngine {
       lin(nD_[0], n_out, p.lin0_s, N);
       lin(nD_[1], n_out, p.lin0_t, N);
     });
-    // Pair update: z = Lin_e([e_uv; e_vu]) + Lin_s(n'_u) + Lin_t(n'_v): e·W_e1 straight into z, e·W_e2 in scratch
-    // (chunked mode: the work set's second pair block), combined in place.
-    region("fwd.edge_z", [&] {
-      T* y1 = a.z;
-      T* y2 = ck_ ? a.z + M * D : mD_[1];
-      ops_.linear_fwd(y1, e_in, W(p.lin0_e), nullptr, M, H, D, 2 * H, false);
-      ops_.linear_fwd(y2, e_in, W(p.lin0_e) + H, nullptr, M, H, D, 2 * H, false);
-      ops_.edge_combine_fwd(a.z, y1, y2, nD_[0], nD_[1], Bp(p.lin0_e), d_edge_row_, d_edge_col_, d_edge_rev_, M, D);
-    });
+    // Pair update: z = Lin_e([e_uv; e_vu]) + Lin_s(n'_u) + Lin_t(n'_v). On the CPU it is computed block by block
+    // inside the fused pair MLP (edge_update_fwd: the same products and sums; z is kept only for a backward).
+    // Elsewhere e·W_e1 goes straight into z, e·W_e2 into scratch (chunked mode: the work set's second pair block),
+    // combined in place.
+    if constexpr (Ops::device != Device::Cpu) {
+      region("fwd.edge_z", [&] {
+        T* y1 = a.z;
+        T* y2 = ck_ ? a.z + M * D : mD_[1];
+        ops_.linear_fwd(y1, e_in, W(p.lin0_e), nullptr, M, H, D, 2 * H, false);
+        ops_.linear_fwd(y2, e_in, W(p.lin0_e) + H, nullptr, M, H, D, 2 * H, false);
+        ops_.edge_combine_fwd(a.z, y1, y2, nD_[0], nD_[1], Bp(p.lin0_e), d_edge_row_, d_edge_col_, d_edge_rev_, M, D);
+      });
+    }
     region("fwd.edge_mlp", [&] {
       for_pair_chunks([&](int32_t, int32_t, int64_t k0, int64_t rows) {
-        edge_mlp_fwd_rows(p, a, e_out + k0 * H, a.z + k0 * D, e_in + k0 * H, rows);
+        if constexpr (Ops::device == Device::Cpu) {
+          edge_update_fwd_rows(p, a, e_out + k0 * H, e_in, k0, rows);
+        } else {
+          edge_mlp_fwd_rows(p, a, e_out + k0 * H, a.z + k0 * D, e_in + k0 * H, rows);
+        }
       });
     });
+  }
+
+  // CPU: the pair update and the pair MLP over pairs [k0, k0 + rows) in one pass of cache-sized blocks (z kept in
+  // the work set's z for a backward, else only in block scratch).
+  void edge_update_fwd_rows(const LayerOff& p, LayerActs& a, T* e_out, const T* e_in, int64_t k0, int64_t rows) {
+    const int D = cfg_.D, H = cfg_.H();
+    const bool keep = keep_acts_;
+    ops_.edge_update_fwd(keep ? a.z + k0 * D : nullptr, keep ? a.ebar : nullptr, keep ? a.exh2 : nullptr,
+                         keep ? a.ers2 : nullptr, keep ? a.eh3 : nullptr, keep ? a.exh3 : nullptr, keep ? a.ers3 : nullptr,
+                         e_out, e_in, W(p.lin0_e), Bp(p.lin0_e), nD_[0], nD_[1], d_edge_row_, d_edge_col_, d_edge_rev_, k0,
+                         W(p.lin1), Bp(p.lin1), params_ + p.eln0.g, params_ + p.eln0.b, W(p.edge_mlp0), W(p.edge_mlp2),
+                         Bp(p.edge_mlp2), params_ + p.eln1.g, params_ + p.eln1.b, rows, D, H);
   }
 
   // The pair MLP over `rows` pairs: ē = LN2(e + Lin1(GELU(z))), e' = LN3(ē + Lin(GELU(Lin(ē)))); its saved

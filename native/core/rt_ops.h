@@ -142,6 +142,14 @@ struct CpuOps {
                                const T* Pe, const int32_t* row_ptr, const int32_t* col, const int32_t* rev, int32_t N,
                                int D, int heads);
 
+  // ---- fused attention projections (CPU only; the engine runs linear_fwd + attention_fwd_rows elsewhere) ----
+  // Pe = e·W_Eᵀ (W_E: 4D × H, no bias) for the pairs of rows [r0, r1), computed in blocks of rows whose pairs stay in
+  // cache and attended at once (attention_fwd_rows' results bit for bit). e_all: all pairs' states (global pair
+  // index). Pe: where the projections are kept, pair k at Pe + (k − k_base)·4D (training: the backward reads them), or
+  // null (an inference forward: block scratch only).
+  void attention_proj_fwd(T* o, T* alpha, T* Pe, const T* Pn, const T* e_all, const T* WE, const int32_t* row_ptr,
+                          const int32_t* col, int32_t r0, int32_t r1, int64_t k_base, int D, int H, int heads);
+
   // ---- fused pair MLP (CPU only; the engine uses the op sequence above on other backends) ----
   // Forward of ē = LN2(e + Lin1(GELU(z))), h3 = Lin_m0(ē), e' = LN3(ē + Lin_m2(GELU(h3))) in row blocks that stay
   // in cache; writes the same saved tensors as the op sequence (ē, x̂2, 1/σ2, h3, x̂3, 1/σ3, e'), or with all six
@@ -149,6 +157,16 @@ struct CpuOps {
   void edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* z, const T* e_in, const T* W1,
                     const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2, const T* bm2, const T* g3,
                     const T* be3, int64_t M, int D, int H);
+  // The pair update and the pair MLP together, for pairs [k0, k0 + M) of a graph with pair states e_all (all pairs:
+  // the reverse pairs' rows are read): z = e·W_e1ᵀ + (e·W_e2ᵀ)[rev] + S[row] + T[col] + b_e — the op sequence
+  // linear_fwd, linear_fwd, edge_combine_fwd bit for bit, W_e (D × 2H) = [W_e1 | W_e2] — computed per row block while
+  // the block's rows are in cache, then edge_mlp_fwd's block. z: where z is kept (k0-relative; training, where its
+  // backward reads it), or null (an inference forward: z in block scratch). e_out and the saved pointers as
+  // edge_mlp_fwd's, k0-relative.
+  void edge_update_fwd(T* z, T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* e_all, const T* We,
+                       const T* be, const T* S, const T* Tn, const int32_t* row, const int32_t* col, const int32_t* rev,
+                       int64_t k0, const T* W1, const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2,
+                       const T* bm2, const T* g3, const T* be3, int64_t M, int D, int H);
   // Its backward from ∂L/∂e': writes ∂L/∂e (residual path) and ∂L/∂z, accumulates every parameter gradient
   // (per-partition partials summed in a fixed order: deterministic for any thread count). With param_grads
   // false (input-only backward) the parameter gradients are neither computed nor touched.

@@ -651,50 +651,100 @@ void CpuOps<T>::attention_fwd(T* o, T* alpha, const T* Pn, const T* Pe, const in
   attention_fwd_rows(o, alpha, Pn, Pe, row_ptr, col, 0, N, 0, D, heads);
 }
 
+namespace {
+// Attention forward of rows [u0, u1) on the calling thread (CpuOps::attention_fwd_rows for the formulas): pair k's
+// projections at Pe + (k − k_base)·4D; s is scratch.
+template <typename T>
+void attention_fwd_rows_serial(T* o, T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col,
+                               int64_t u0, int64_t u1, int64_t k_base, int D, int heads, std::vector<T>& s) {
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (rows_avx2()) return v8::attention_fwd_rows_f32(o, alpha, Pn, Pe, row_ptr, col, u0, u1, k_base, D, heads, s);
+  }
+#endif
+  const int Dh = D / heads;
+  const T inv_sqrt_d = T(1) / std::sqrt(T(D));
+  for (int64_t u = u0; u < u1; ++u) {
+    const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
+    s.resize(static_cast<size_t>(k1 - k0));
+    for (int h = 0; h < heads; ++h) {
+      const T* qn = Pn + u * 3 * D + h * 3 * Dh;  // q̃_u (this head)
+      // logits s_k = ⟨q̃_u + a_k, k̃_v + b_k⟩/√D, and their maximum
+      T smax = -INFINITY;
+      for (int32_t k = k0; k < k1; ++k) {
+        const T* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
+        const T* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
+        T dot = 0;
+        for (int c = 0; c < Dh; ++c) dot += (qn[c] + pe[c]) * (kn[c] + pe[Dh + c]);
+        s[k - k0] = dot * inv_sqrt_d;
+        smax = std::max(smax, s[k - k0]);
+      }
+      // softmax over the row
+      T den = 0;
+      for (int32_t k = k0; k < k1; ++k) {
+        s[k - k0] = std::exp(s[k - k0] - smax);
+        den += s[k - k0];
+      }
+      // o_u = Σ α_k (ṽ_v ⊙ g_k + c_k)
+      T* ou = o + u * D + h * Dh;
+      for (int c = 0; c < Dh; ++c) ou[c] = 0;
+      for (int32_t k = k0; k < k1; ++k) {
+        const T a = s[k - k0] / den;
+        alpha[static_cast<int64_t>(k) * heads + h] = a;
+        const T* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
+        const T* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
+        for (int c = 0; c < Dh; ++c) ou[c] += a * (vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c]);
+      }
+    }
+  }
+}
+
+// Pairs per block of attention_proj_fwd: a block's projections (pairs × 4D) stay in L2 while its rows are attended.
+constexpr int64_t kProjPairs = 192;
+}  // namespace
+
 template <typename T>
 void CpuOps<T>::attention_fwd_rows(T* o, T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr,
                                    const int32_t* col, int32_t r0, int32_t r1, int64_t k_base, int D, int heads) {
-  const int Dh = D / heads;
-  const T inv_sqrt_d = T(1) / std::sqrt(T(D));
   parallel_for(r1 - r0, 8, [&](int64_t i0, int64_t i1) {
     std::vector<T> s;
-#if defined(__x86_64__)
-    if constexpr (std::is_same_v<T, float>) {
-      if (rows_avx2()) return v8::attention_fwd_rows_f32(o, alpha, Pn, Pe, row_ptr, col, r0 + i0, r0 + i1, k_base, D, heads, s);
-    }
-#endif
-    for (int64_t u = r0 + i0; u < r0 + i1; ++u) {
-      const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
-      s.resize(static_cast<size_t>(k1 - k0));
-      for (int h = 0; h < heads; ++h) {
-        const T* qn = Pn + u * 3 * D + h * 3 * Dh;  // q̃_u (this head)
-        // logits s_k = ⟨q̃_u + a_k, k̃_v + b_k⟩/√D, and their maximum
-        T smax = -INFINITY;
-        for (int32_t k = k0; k < k1; ++k) {
-          const T* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
-          const T* kn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + Dh;
-          T dot = 0;
-          for (int c = 0; c < Dh; ++c) dot += (qn[c] + pe[c]) * (kn[c] + pe[Dh + c]);
-          s[k - k0] = dot * inv_sqrt_d;
-          smax = std::max(smax, s[k - k0]);
-        }
-        // softmax over the row
-        T den = 0;
-        for (int32_t k = k0; k < k1; ++k) {
-          s[k - k0] = std::exp(s[k - k0] - smax);
-          den += s[k - k0];
-        }
-        // o_u = Σ α_k (ṽ_v ⊙ g_k + c_k)
-        T* ou = o + u * D + h * Dh;
-        for (int c = 0; c < Dh; ++c) ou[c] = 0;
-        for (int32_t k = k0; k < k1; ++k) {
-          const T a = s[k - k0] / den;
-          alpha[static_cast<int64_t>(k) * heads + h] = a;
-          const T* pe = Pe + (k - k_base) * 4 * D + h * 4 * Dh;
-          const T* vn = Pn + static_cast<int64_t>(col[k]) * 3 * D + h * 3 * Dh + 2 * Dh;
-          for (int c = 0; c < Dh; ++c) ou[c] += a * (vn[c] * pe[3 * Dh + c] + pe[2 * Dh + c]);
-        }
+    attention_fwd_rows_serial(o, alpha, Pn, Pe, row_ptr, col, r0 + i0, r0 + i1, k_base, D, heads, s);
+  });
+}
+
+template <typename T>
+void CpuOps<T>::attention_proj_fwd(T* o, T* alpha, T* Pe, const T* Pn, const T* e_all, const T* WE,
+                                   const int32_t* row_ptr, const int32_t* col, int32_t r0, int32_t r1, int64_t k_base,
+                                   int D, int H, int heads) {
+  // Blocks of consecutive rows with at most kProjPairs pairs (a longer row alone).
+  std::vector<int32_t> starts;
+  for (int32_t u = r0; u < r1;) {
+    starts.push_back(u);
+    int32_t v = u + 1;
+    while (v < r1 && row_ptr[v + 1] - row_ptr[u] <= kProjPairs) ++v;
+    u = v;
+  }
+  starts.push_back(r1);
+  // W_Eᵀ (H × 4D), packed as linear_fwd packs it.
+  const int N4 = 4 * D;
+  std::vector<T> WEt(static_cast<size_t>(H) * N4);
+  for (int c = 0; c < N4; ++c)
+    for (int k = 0; k < H; ++k) WEt[static_cast<size_t>(k) * N4 + c] = WE[static_cast<size_t>(c) * H + k];
+  const int64_t nblocks = static_cast<int64_t>(starts.size()) - 1;
+  parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<T> s, pe;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int32_t u0 = starts[static_cast<size_t>(b)], u1 = starts[static_cast<size_t>(b) + 1];
+      const int64_t kb = row_ptr[u0], R = static_cast<int64_t>(row_ptr[u1]) - kb;
+      T* dst = Pe;
+      int64_t base = k_base;
+      if (Pe == nullptr) {
+        pe.resize(static_cast<size_t>(std::max<int64_t>(R, 1)) * N4);
+        dst = pe.data();
+        base = kb;
       }
+      gemm_serial(R, N4, H, e_all + kb * H, H, 1, WEt.data(), N4, dst + (kb - base) * N4, N4, false);
+      attention_fwd_rows_serial(o, alpha, Pn, dst, row_ptr, col, u0, u1, base, D, heads, s);
     }
   });
 }
@@ -1032,10 +1082,25 @@ void ln_bwd_rows(T* dx, T* dg, T* db, const T* dy, const T* xhat, const T* rstd,
 
 }  // namespace
 
+namespace {
+
+// The pair update of a fused pair MLP block (edge_update_fwd): z for pairs [k0, k0 + M) from the pair states.
 template <typename T>
-void CpuOps<T>::edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* z, const T* e_in,
-                             const T* W1, const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2,
-                             const T* bm2, const T* g3, const T* be3, int64_t M, int D, int H) {
+struct PairUpdate {
+  const T* e_all;                      // all pairs' states (M_all × H)
+  std::vector<T> We1t, We2t;           // W_e1ᵀ, W_e2ᵀ (H × D), packed as linear_fwd packs them
+  const T *be, *S, *Tn;                // bias; node terms Lin_s(n'), Lin_t(n') (N × D)
+  const int32_t *row, *col, *rev;      // graph arrays (global pair indices)
+  int64_t k0;                          // first pair of the range
+  T* z;                                // z kept here (k0-relative), or null: block scratch
+};
+
+// ē = LN2(e + Lin1(GELU(z))), h3 = Lin_m0(ē), e' = LN3(ē + Lin_m2(GELU(h3))) in blocks of kFuseRows rows; with `pu`,
+// each block's z is computed first (see edge_update_fwd), else read from z.
+template <typename T>
+void pair_mlp_fwd_blocks(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* z, const T* e_in,
+                         const T* W1, const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2, const T* bm2,
+                         const T* g3, const T* be3, int64_t M, int D, int H, const PairUpdate<T>* pu) {
   const std::vector<T> W1t = transpose(W1, H, D), Wm0t = transpose(Wm0, D, H), Wm2t = transpose(Wm2, H, D);
   const int64_t blocks = (M + kFuseRows - 1) / kFuseRows;
   const bool keep = xh2 != nullptr;  // else an inference forward: ē, h3, x̂ and 1/σ in block scratch
@@ -1043,8 +1108,30 @@ void CpuOps<T>::edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* 
     std::vector<T> tD(static_cast<size_t>(kFuseRows) * D), tH(static_cast<size_t>(kFuseRows) * H);
     std::vector<T> sH(keep ? 0 : static_cast<size_t>(kFuseRows) * 3 * H), sD(keep ? 0 : static_cast<size_t>(kFuseRows) * D),
         sR(keep ? 0 : static_cast<size_t>(kFuseRows) * 2);
+    // The pair update's block scratch: z (when not kept), e·W_e2ᵀ of the reverse pairs, and their states.
+    std::vector<T> zS(pu != nullptr && pu->z == nullptr ? static_cast<size_t>(kFuseRows) * D : 0),
+        y2S(pu != nullptr ? static_cast<size_t>(kFuseRows) * D : 0), erS(pu != nullptr ? static_cast<size_t>(kFuseRows) * H : 0);
     for (int64_t blk = b0; blk < b1_; ++blk) {
       const int64_t r0 = blk * kFuseRows, R = std::min<int64_t>(kFuseRows, M - r0);
+      const T* zb = z != nullptr ? z + r0 * D : nullptr;
+      if (pu != nullptr) {
+        // z = e·W_e1ᵀ + (e·W_e2ᵀ)[rev] + S[row] + T[col] + b, each product row as linear_fwd computes it.
+        T* zo = pu->z != nullptr ? pu->z + r0 * D : zS.data();
+        const int64_t g0 = pu->k0 + r0;  // first global pair of the block
+        gemm_serial(R, D, H, pu->e_all + g0 * H, H, 1, pu->We1t.data(), D, zo, D, false);
+        for (int64_t r = 0; r < R; ++r)
+          std::memcpy(erS.data() + r * H, pu->e_all + static_cast<int64_t>(pu->rev[g0 + r]) * H, sizeof(T) * H);
+        gemm_serial(R, D, H, erS.data(), H, 1, pu->We2t.data(), D, y2S.data(), D, false);
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t k = g0 + r;
+          const T* y2 = y2S.data() + r * D;
+          const T* sr = pu->S + static_cast<int64_t>(pu->row[k]) * D;
+          const T* tc = pu->Tn + static_cast<int64_t>(pu->col[k]) * D;
+          T* zk = zo + r * D;
+          for (int c = 0; c < D; ++c) zk[c] = zk[c] + y2[c] + sr[c] + tc[c] + pu->be[c];
+        }
+        zb = zo;
+      }
       // This block's rows of the saved activations, or the scratch standing in for them.
       T* const eb = keep ? ebar + r0 * H : sH.data();
       T* const x2 = keep ? xh2 + r0 * H : sH.data() + kFuseRows * H;
@@ -1053,7 +1140,7 @@ void CpuOps<T>::edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* 
       T* const s2 = keep ? rs2 + r0 : sR.data();
       T* const s3 = keep ? rs3 + r0 : sR.data() + kFuseRows;
       // y2 = e + GELU(z)·W1ᵀ + b1 → ē = LN2(y2)
-      act_rows(tD.data(), z + r0 * D, R * D, Act::Gelu);
+      act_rows(tD.data(), zb, R * D, Act::Gelu);
       gemm_serial(R, H, D, tD.data(), D, 1, W1t.data(), H, tH.data(), H, false);
       for (int64_t r = 0; r < R; ++r)
         for (int c = 0; c < H; ++c) tH[r * H + c] += b1[c] + e_in[(r0 + r) * H + c];
@@ -1067,6 +1154,33 @@ void CpuOps<T>::edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* 
       ln_rows(e_out + r0 * H, x3, s3, tH.data(), g3, be3, R, H);
     }
   });
+}
+
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* z, const T* e_in,
+                             const T* W1, const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2,
+                             const T* bm2, const T* g3, const T* be3, int64_t M, int D, int H) {
+  pair_mlp_fwd_blocks<T>(ebar, xh2, rs2, h3, xh3, rs3, e_out, z, e_in, W1, b1, g2, be2, Wm0, Wm2, bm2, g3, be3, M, D, H,
+                         nullptr);
+}
+
+template <typename T>
+void CpuOps<T>::edge_update_fwd(T* z, T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* e_all,
+                                const T* We, const T* be, const T* S, const T* Tn, const int32_t* row, const int32_t* col,
+                                const int32_t* rev, int64_t k0, const T* W1, const T* b1, const T* g2, const T* be2,
+                                const T* Wm0, const T* Wm2, const T* bm2, const T* g3, const T* be3, int64_t M, int D,
+                                int H) {
+  PairUpdate<T> pu{e_all, std::vector<T>(static_cast<size_t>(H) * D), std::vector<T>(static_cast<size_t>(H) * D), be, S, Tn,
+                   row, col, rev, k0, z};
+  for (int o = 0; o < D; ++o)
+    for (int k = 0; k < H; ++k) {
+      pu.We1t[static_cast<size_t>(k) * D + o] = We[static_cast<size_t>(o) * 2 * H + k];
+      pu.We2t[static_cast<size_t>(k) * D + o] = We[static_cast<size_t>(o) * 2 * H + H + k];
+    }
+  pair_mlp_fwd_blocks<T>(ebar, xh2, rs2, h3, xh3, rs3, e_out, nullptr, e_all + k0 * H, W1, b1, g2, be2, Wm0, Wm2, bm2,
+                         g3, be3, M, D, H, &pu);
 }
 
 template <typename T>

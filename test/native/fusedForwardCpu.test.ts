@@ -1,0 +1,115 @@
+// The CPU engine's fused forward ops (native/core/rt_ops_cpu.cc) against the op sequences they replace, which the
+// CUDA engine still runs and which the parity suites check op by op: they must agree bit for bit, at every CPU
+// instruction-set level, on 1 and 2 threads, over a real weight graph (pairs in CSR order, the reverse index).
+//   attention_proj_fwd  = linear_fwd (Pe = e·W_Eᵀ) + attention_fwd_rows, over a row range with its first pair
+//                         as k_base (chunked mode) or the whole graph; Pe kept (training) or in block scratch;
+//   edge_update_fwd     = linear_fwd (e·W_e1ᵀ), linear_fwd (e·W_e2ᵀ), edge_combine_fwd, edge_mlp_fwd, over a pair
+//                         range [k0, k0 + M); z and the saved activations kept (training) or in block scratch.
+// MNIST-like rows of 301 pairs (longer than a projection block) and short ones (a block of many rows) both occur.
+import { describe, expect, it } from 'vitest';
+import { type OpCase, runOp } from '../../lib/internal/backendParity.js';
+import { binding } from '../../lib/native/binding.js';
+import type { NativeEngineConfig } from '../../lib/native/types.js';
+import { Rng } from '../../lib/util/rng.js';
+import { cpuIsaLevels, withCpuIsa } from '../helpers/native.js';
+
+interface Graph { N: number; M: number; rowPtr: Int32Array; row: Int32Array; col: Int32Array; rev: Int32Array }
+
+/** The sparse weight graph of a batch of MLPs, from the engine's debug buffers. */
+function graphOf(archs: number[][]): Graph {
+  const widest = (i: (a: number[]) => number): number => Math.max(...archs.map(i));
+  const cfg: NativeEngineConfig = {
+    D: 4, layers: 1, heads: 1, inputSlots: widest((a) => a[0]!), hiddenSlots: widest((a) => a.length - 2), outputSlots: widest((a) => a[a.length - 1]!),
+    mode: 'sparse', timeRule: 'all', dirEmbed: true, reverseValue: true, inFeatures: 1,
+  };
+  const e = new (binding().NativeEngine)(cfg, 1, 'cpu', 'f32');
+  try {
+    e.setGraph(archs);
+    const { M, N } = e.graphInfo() as { M: number; N: number };
+    const i32 = (name: string): Int32Array => Int32Array.from(e.debugBuffer(name));
+    return { N, M, rowPtr: i32('row_ptr'), row: i32('edge_row'), col: i32('edge_col'), rev: i32('edge_rev') };
+  } finally {
+    e.dispose();
+  }
+}
+
+const rng = new Rng(17);
+const randn = (n: number, s = 1): Float32Array => Float32Array.from({ length: n }, () => s * rng.normal());
+const cpu = (c: Omit<OpCase, 'name' | 'tol'>): Record<string, Float32Array> => {
+  const r = runOp(binding(), 'cpu', { ...c, name: c.op, tol: { atol: 0, rtol: 0, nmse: 0 } });
+  expect(r.problems).toEqual([]);
+  return r.outputs;
+};
+function expectSameBits(name: string, a: Float32Array, b: Float32Array): void {
+  expect(a.length, name).toBe(b.length);
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  let bad = -1;
+  for (let i = 0; i < x.length && bad < 0; i++) if (x[i] !== y[i]) bad = i;
+  expect(bad, `${name}: first differing element ${bad} (${a[bad]} vs ${b[bad]})`).toBe(-1);
+  expect(a.every(Number.isFinite), `${name} finite`).toBe(true);
+}
+
+const settings = cpuIsaLevels().flatMap((isa) => [1, 2].map((threads) => [isa, threads] as const));
+const g = graphOf([[300, 5, 3], [7, 6, 6, 2], [12, 4, 3]]);
+
+describe.each([
+  { D: 8, heads: 1 },
+  { D: 12, heads: 2 },
+])('fused CPU forward ops = the op sequences (D=$D, heads=$heads)', ({ D, heads }) => {
+  const H = D + 1;
+  const e = randn(g.M * H, 0.7);
+
+  it.each(settings)('attention_proj_fwd = linear_fwd + attention_fwd_rows (%s, %i threads)', (isa, threads) => {
+    withCpuIsa(isa, threads, () => {
+      const Pn = randn(g.N * 3 * D, 0.5), WE = randn(4 * D * H, 0.3);
+      // Whole graph (k_base 0), and a middle row range as a chunk (k_base = its first pair, Pe chunk-sized).
+      for (const [r0, r1] of [[0, g.N], [3, g.N - 5]] as const) {
+        const k0 = g.rowPtr[r0]!, rows = g.rowPtr[r1]! - k0;
+        const Pe = cpu({ op: 'linear_fwd', inputs: { x: e.subarray(k0 * H, (k0 + rows) * H), W: WE }, outputs: { y: { len: rows * 4 * D } }, scalars: { b: null, rows, K: H, N: 4 * D, ldw: H, acc: false } }).y!;
+        const common = { Pn, row_ptr: g.rowPtr, col: g.col };
+        // o and alpha start from the same values outside the range (the ops write rows [r0, r1) only).
+        const init = { o: { len: g.N * D, init: randn(g.N * D) }, alpha: { len: g.M * heads, init: randn(g.M * heads) } };
+        const ref = cpu({ op: 'attention_fwd_rows', inputs: { ...common, Pe }, outputs: init, scalars: { r0, r1, k_base: k0, D, heads } });
+        const scalars = { r0, r1, k_base: k0, D, H, heads };
+        const kept = cpu({ op: 'attention_proj_fwd', inputs: { ...common, e_all: e, WE }, outputs: { ...init, Pe: { len: rows * 4 * D } }, scalars });
+        const scratch = cpu({ op: 'attention_proj_fwd', inputs: { ...common, e_all: e, WE }, outputs: init, scalars: { ...scalars, Pe: null } });
+        for (const [name, got] of [['kept', kept], ['scratch', scratch]] as const) {
+          expectSameBits(`${name} o [${r0}, ${r1})`, got.o!, ref.o!);
+          expectSameBits(`${name} alpha [${r0}, ${r1})`, got.alpha!, ref.alpha!);
+        }
+        expectSameBits('kept Pe', kept.Pe!, Pe);
+      }
+    });
+  });
+
+  it.each(settings)('edge_update_fwd = linear_fwd ×2 + edge_combine_fwd + edge_mlp_fwd (%s, %i threads)', (isa, threads) => {
+    withCpuIsa(isa, threads, () => {
+      const w = {
+        We: randn(D * 2 * H, 0.3), be: randn(D, 0.1), S: randn(g.N * D, 0.5), Tn: randn(g.N * D, 0.5),
+        W1: randn(H * D, 0.3), b1: randn(H, 0.1), g2: randn(H, 0.2).map((x) => 1 + x), be2: randn(H, 0.1),
+        Wm0: randn(D * H, 0.3), Wm2: randn(H * D, 0.3), bm2: randn(H, 0.1), g3: randn(H, 0.2).map((x) => 1 + x), be3: randn(H, 0.1),
+      };
+      // All pairs, and a middle range [k0, k0 + M) (a chunk: its reverse pairs lie outside it).
+      for (const [k0, M] of [[0, g.M], [101, g.M - 250]] as const) {
+        const lin = (x: Float32Array, W: Float32Array, rows: number): Float32Array =>
+          cpu({ op: 'linear_fwd', inputs: { x, W }, outputs: { y: { len: rows * D } }, scalars: { b: null, rows, K: H, N: D, ldw: 2 * H, acc: false } }).y!;
+        // The op sequence over all pairs (e·W_e2ᵀ of the reverse pairs is needed), then the range.
+        const Y1 = lin(e, w.We, g.M), Y2 = lin(e, w.We.subarray(H), g.M);
+        const zAll = cpu({ op: 'edge_combine_fwd', inputs: { Y1, Y2, S: w.S, Tn: w.Tn, bias: w.be, row: g.row, col: g.col, rev: g.rev }, outputs: { z: { len: g.M * D } }, scalars: { M: g.M, D } }).z!;
+        const z = zAll.slice(k0 * D, (k0 + M) * D);
+        const mlpW = { W1: w.W1, b1: w.b1, g2: w.g2, be2: w.be2, Wm0: w.Wm0, Wm2: w.Wm2, bm2: w.bm2, g3: w.g3, be3: w.be3 };
+        const saved = { ebar: { len: M * H }, xh2: { len: M * H }, rs2: { len: M }, h3: { len: M * D }, xh3: { len: M * H }, rs3: { len: M } };
+        const ref = cpu({ op: 'edge_mlp_fwd', inputs: { ...mlpW, z, e_in: e.slice(k0 * H, (k0 + M) * H) }, outputs: { ...saved, e_out: { len: M * H } }, scalars: { M, D, H } });
+        const inputs = { ...mlpW, e_all: e, We: w.We, be: w.be, S: w.S, Tn: w.Tn, row: g.row, col: g.col, rev: g.rev };
+        const kept = cpu({ op: 'edge_update_fwd', inputs, outputs: { ...saved, z: { len: M * D }, e_out: { len: M * H } }, scalars: { k0, M, D, H } });
+        const nulls = { z: null, ebar: null, xh2: null, rs2: null, h3: null, xh3: null, rs3: null };
+        const scratch = cpu({ op: 'edge_update_fwd', inputs, outputs: { e_out: { len: M * H } }, scalars: { ...nulls, k0, M, D, H } });
+        expectSameBits(`z [${k0}, +${M})`, kept.z!, z);
+        for (const k of Object.keys(saved)) expectSameBits(`${k} [${k0}, +${M})`, kept[k]!, ref[k]!);
+        expectSameBits(`kept e_out [${k0}, +${M})`, kept.e_out!, ref.e_out!);
+        expectSameBits(`scratch e_out [${k0}, +${M})`, scratch.e_out!, ref.e_out!);
+      }
+    });
+  });
+});
+
