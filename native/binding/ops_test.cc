@@ -164,12 +164,16 @@ class OpRunner {
     } else if (op == "edge_combine_fwd") {
       ops_.edge_combine_fwd(F("z"), F("Y1"), F("Y2"), F("S"), F("Tn"), F("bias"), I("row"), I("col"), I("rev"), L("M"),
                             Int("D"));
-    } else if (op == "attention_proj_fwd" || op == "edge_update_fwd" || op == "edge_mlp_fwd") {
+    } else if (op == "attention_proj_fwd" || op == "attention_proj_bwd" || op == "edge_update_fwd" || op == "edge_mlp_fwd") {
       // The CPU's fused forms (rt_ops.h "CPU only"), compared in tests with the op sequences they replace.
       if constexpr (Ops::device == Device::Cpu) {
         if (op == "attention_proj_fwd") {
           ops_.attention_proj_fwd(F("o"), F("alpha"), F("Pe"), F("Pn"), F("e_all"), F("WE"), I("row_ptr"), I("col"),
                                   Int("r0"), Int("r1"), L("k_base"), Int("D"), Int("H"), Int("heads"));
+        } else if (op == "attention_proj_bwd") {
+          ops_.attention_proj_bwd(F("dPn"), F("dE"), F("dWE"), F("kcol"), F("vcol"), F("dout"), F("alpha"), F("Pn"), F("Pe"),
+                                  F("e_all"), F("WE"), I("row_ptr"), I("col"), I("rev"), Int("N"), Int("D"), Int("H"),
+                                  Int("heads"));
         } else if (op == "edge_update_fwd") {
           ops_.edge_update_fwd(F("z"), F("ebar"), F("xh2"), F("rs2"), F("h3"), F("xh3"), F("rs3"), F("e_out"), F("e_all"),
                                F("We"), F("be"), F("S"), F("Tn"), I("row"), I("col"), I("rev"), L("k0"), F("W1"), F("b1"),

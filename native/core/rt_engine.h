@@ -524,7 +524,7 @@ class RtEngine {
     if (training) {
       add(M * H), add(M * H), add(Mc * H);
       if (ck) add(C * 4 * D);
-      else if (!rc) add(M * 4 * D);
+      else if (!rc && Ops::device != Device::Cpu) add(M * 4 * D);
       add(N * H), add(N * H), add(N * H), add(N * 3 * D);
       add(Eo), add(No * H), add(No * D), add(No * D), add(No);  // the pair head's other gradients use the scratch
       add(M * din), add(N * din), add(P);
@@ -669,7 +669,7 @@ class RtEngine {
       WSF_RETURN_IF_ERROR(alloc_act(&dEbar_, Mc * H));
       if (ck) WSF_RETURN_IF_ERROR(alloc_act(&dPe_, C * 4 * D));
       else if (rc) dPe_ = acts_[0].z;  // the work set's pair-MLP block (see above)
-      else WSF_RETURN_IF_ERROR(alloc_act(&dPe_, M * 4 * D));
+      else if (Ops::device != Device::Cpu) WSF_RETURN_IF_ERROR(alloc_act(&dPe_, M * 4 * D));  // (CPU: block scratch)
       WSF_RETURN_IF_ERROR(alloc_act(&dN_[0], N * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dN_[1], N * H));
       WSF_RETURN_IF_ERROR(alloc_act(&dNbar_, N * H));
@@ -1096,13 +1096,19 @@ class RtEngine {
       lin_bwd(nD_[2], nH_, a.o, p.attn_out, N, false);                // nD2 = ∂L/∂o
     });
     if (!ck_) {
+      if constexpr (Ops::device == Device::Cpu) {
+        // The attention backward and the pair projections' backward in blocks of rows (∂L/∂Pe never whole); the
+        // pair scratch is free here (∂L/∂z and ∂L/∂Y2 are spent).
+        region("bwd.attention", [&] {
+          ops_.attention_proj_bwd(dPn_, dE_in, param_grads_ ? dW(p.qkv_edge) : nullptr, mD_[0], mD_[1], nD_[2], a.alpha,
+                                  a.Pn, a.Pe, e_in, W(p.qkv_edge), d_row_ptr_, d_edge_col_, d_edge_rev_,
+                                  static_cast<int32_t>(N), D, H, cfg_.heads);
+        });
+        region("bwd.qkv", [&] { lin_bwd(dN_in, dPn_, n_in, p.qkv_node, N, true); });
+        return;
+      }
       region("bwd.attention", [&] {
-        if constexpr (Ops::device == Device::Cpu) {  // the pair scratch is free here (∂L/∂z and ∂L/∂Y2 are spent)
-          ops_.attention_bwd_scattered(dPn_, dPe_, mD_[0], mD_[1], nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_,
-                                       d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
-        } else {
-          ops_.attention_bwd(dPn_, dPe_, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
-        }
+        ops_.attention_bwd(dPn_, dPe_, nD_[2], a.alpha, a.Pn, a.Pe, d_row_ptr_, d_edge_col_, d_edge_rev_, static_cast<int32_t>(N), D, cfg_.heads);
       });
       region("bwd.qkv", [&] {
         lin_bwd(dE_in, dPe_, e_in, p.qkv_edge, M, true);

@@ -150,6 +150,15 @@ struct CpuOps {
   void attention_proj_fwd(T* o, T* alpha, T* Pe, const T* Pn, const T* e_all, const T* WE, const int32_t* row_ptr,
                           const int32_t* col, int32_t r0, int32_t r1, int64_t k_base, int D, int H, int heads);
 
+  // Its backward together with the attention backward (CPU only; elsewhere attention_bwd + linear_bwd_*): per block
+  // of rows ∂L/∂Pe in block scratch (attention_bwd_scattered's row pass, bit for bit), used at once for
+  // ∂L/∂e += ∂L/∂Pe·W_E (as linear_bwd_data computes it) and, unless dWE is null, ∂L/∂W_E += ∂L/∂Peᵀ·e — summed in
+  // fixed partitions of the blocks, added in order: deterministic for any thread count, rounded differently from
+  // linear_bwd_weight —; then the column pass into dPn. kcol, vcol: pair scratch (M × D each).
+  void attention_proj_bwd(T* dPn, T* dE, T* dWE, T* kcol, T* vcol, const T* dout, const T* alpha, const T* Pn,
+                          const T* Pe, const T* e_all, const T* WE, const int32_t* row_ptr, const int32_t* col,
+                          const int32_t* rev, int32_t N, int D, int H, int heads);
+
   // ---- fused pair MLP (CPU only; the engine uses the op sequence above on other backends) ----
   // Forward of ē = LN2(e + Lin1(GELU(z))), h3 = Lin_m0(ē), e' = LN3(ē + Lin_m2(GELU(h3))) in row blocks that stay
   // in cache; writes the same saved tensors as the op sequence (ē, x̂2, 1/σ2, h3, x̂3, 1/σ3, e'), or with all six

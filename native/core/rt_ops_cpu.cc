@@ -699,8 +699,24 @@ void attention_fwd_rows_serial(T* o, T* alpha, const T* Pn, const T* Pe, const i
   }
 }
 
-// Pairs per block of attention_proj_fwd: a block's projections (pairs × 4D) stay in L2 while its rows are attended.
+// Pairs per block of attention_proj_fwd/_bwd: a block's projections (pairs × 4D) stay in L2 while its rows are
+// attended.
 constexpr int64_t kProjPairs = 192;
+constexpr int64_t kProjParts = 16;  // attention_proj_bwd: fixed partitions of ∂L/∂W_E (deterministic reduction)
+
+// Rows [r0, r1) cut into blocks of consecutive rows with at most kProjPairs pairs (a longer row alone): block b is
+// rows [starts[b], starts[b + 1]).
+std::vector<int32_t> proj_blocks(const int32_t* row_ptr, int32_t r0, int32_t r1) {
+  std::vector<int32_t> starts;
+  for (int32_t u = r0; u < r1;) {
+    starts.push_back(u);
+    int32_t v = u + 1;
+    while (v < r1 && row_ptr[v + 1] - row_ptr[u] <= kProjPairs) ++v;
+    u = v;
+  }
+  starts.push_back(r1);
+  return starts;
+}
 }  // namespace
 
 template <typename T>
@@ -716,15 +732,7 @@ template <typename T>
 void CpuOps<T>::attention_proj_fwd(T* o, T* alpha, T* Pe, const T* Pn, const T* e_all, const T* WE,
                                    const int32_t* row_ptr, const int32_t* col, int32_t r0, int32_t r1, int64_t k_base,
                                    int D, int H, int heads) {
-  // Blocks of consecutive rows with at most kProjPairs pairs (a longer row alone).
-  std::vector<int32_t> starts;
-  for (int32_t u = r0; u < r1;) {
-    starts.push_back(u);
-    int32_t v = u + 1;
-    while (v < r1 && row_ptr[v + 1] - row_ptr[u] <= kProjPairs) ++v;
-    u = v;
-  }
-  starts.push_back(r1);
+  const std::vector<int32_t> starts = proj_blocks(row_ptr, r0, r1);
   // W_Eᵀ (H × 4D), packed as linear_fwd packs it.
   const int N4 = 4 * D;
   std::vector<T> WEt(static_cast<size_t>(H) * N4);
@@ -761,24 +769,24 @@ namespace {
 // Pass 1 of the attention backward over rows [r0, r1) (CpuOps::attention_bwd_rows), also writing the column pass's
 // operands per pair k and head: at colbuf + k·2D ([dkey | dval ⊙ g]) unless colbuf is null, and scattered to the
 // reverse pair, kcol/vcol + rev_k·D (dkey / dval ⊙ g), unless kcol is null.
+// The same over rows [u0, u1) on the calling thread; da is scratch.
 template <typename T>
-void attention_bwd_rows_impl(T* dPn, T* dPe, T* colbuf, T* kcol, T* vcol, const int32_t* rev, const T* dout,
-                             const T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col,
-                             int32_t r0, int32_t r1, int64_t k_base, int D, int heads) {
+void attention_bwd_rows_serial(T* dPn, T* dPe, T* colbuf, T* kcol, T* vcol, const int32_t* rev, const T* dout,
+                               const T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col,
+                               int64_t u0, int64_t u1, int64_t k_base, int D, int heads, std::vector<T>& da) {
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (rows_avx2()) {
+      return v8::attention_bwd_rows_f32(dPn, dPe, colbuf, kcol, vcol, rev, dout, alpha, Pn, Pe, row_ptr, col, u0, u1,
+                                        k_base, D, heads, da);
+    }
+  }
+#endif
   const int Dh = D / heads;
   const T inv_sqrt_d = T(1) / std::sqrt(T(D));
   // Per row u: pair gradients [da|db|dc|dg] and the query gradient dq̃_u (a row sum).
-  parallel_for(r1 - r0, 8, [&](int64_t i0, int64_t i1) {
-    std::vector<T> da;
-#if defined(__x86_64__)
-    if constexpr (std::is_same_v<T, float>) {
-      if (rows_avx2()) {
-        return v8::attention_bwd_rows_f32(dPn, dPe, colbuf, kcol, vcol, rev, dout, alpha, Pn, Pe, row_ptr, col, r0 + i0,
-                                          r0 + i1, k_base, D, heads, da);
-      }
-    }
-#endif
-    for (int64_t u = r0 + i0; u < r0 + i1; ++u) {
+  {
+    for (int64_t u = u0; u < u1; ++u) {
       const int32_t k0 = row_ptr[u], k1 = row_ptr[u + 1];
       da.resize(static_cast<size_t>(k1 - k0));
       for (int h = 0; h < heads; ++h) {
@@ -826,6 +834,17 @@ void attention_bwd_rows_impl(T* dPn, T* dPe, T* colbuf, T* kcol, T* vcol, const 
         }
       }
     }
+  }
+}
+
+template <typename T>
+void attention_bwd_rows_impl(T* dPn, T* dPe, T* colbuf, T* kcol, T* vcol, const int32_t* rev, const T* dout,
+                             const T* alpha, const T* Pn, const T* Pe, const int32_t* row_ptr, const int32_t* col,
+                             int32_t r0, int32_t r1, int64_t k_base, int D, int heads) {
+  parallel_for(r1 - r0, 8, [&](int64_t i0, int64_t i1) {
+    std::vector<T> da;
+    attention_bwd_rows_serial(dPn, dPe, colbuf, kcol, vcol, rev, dout, alpha, Pn, Pe, row_ptr, col, r0 + i0, r0 + i1,
+                              k_base, D, heads, da);
   });
 }
 
@@ -868,6 +887,41 @@ void CpuOps<T>::attention_bwd_scattered(T* dPn, T* dPe, T* kcol, T* vcol, const 
                                         const T* Pe, const int32_t* row_ptr, const int32_t* col, const int32_t* rev,
                                         int32_t N, int D, int heads) {
   attention_bwd_rows_impl<T>(dPn, dPe, nullptr, kcol, vcol, rev, dout, alpha, Pn, Pe, row_ptr, col, 0, N, 0, D, heads);
+  attention_col_pass_seq(dPn, kcol, vcol, row_ptr, N, D, heads);
+}
+
+template <typename T>
+void CpuOps<T>::attention_proj_bwd(T* dPn, T* dE, T* dWE, T* kcol, T* vcol, const T* dout, const T* alpha, const T* Pn,
+                                   const T* Pe, const T* e_all, const T* WE, const int32_t* row_ptr, const int32_t* col,
+                                   const int32_t* rev, int32_t N, int D, int H, int heads) {
+  const std::vector<int32_t> starts = proj_blocks(row_ptr, 0, N);
+  const int64_t nblocks = static_cast<int64_t>(starts.size()) - 1;
+  const int N4 = 4 * D;
+  const int64_t WN = static_cast<int64_t>(N4) * H;
+  // ∂L/∂W_E in fixed partitions of the blocks (whatever the thread count), summed in partition order below.
+  const int64_t parts = dWE != nullptr ? std::min<int64_t>(kProjParts, std::max<int64_t>(nblocks, 1)) : 0;
+  std::vector<T> partial(static_cast<size_t>(parts * WN), T(0));
+  parallel_for(std::max<int64_t>(parts, 1), 1, [&](int64_t p0, int64_t p1) {
+    std::vector<T> da, dpe;
+    for (int64_t part = p0; part < p1; ++part) {
+      const int64_t pc = std::max<int64_t>(parts, 1);
+      for (int64_t b = nblocks * part / pc; b < nblocks * (part + 1) / pc; ++b) {
+        const int32_t u0 = starts[static_cast<size_t>(b)], u1 = starts[static_cast<size_t>(b) + 1];
+        const int64_t kb = row_ptr[u0], R = static_cast<int64_t>(row_ptr[u1]) - kb;
+        dpe.resize(static_cast<size_t>(std::max<int64_t>(R, 1)) * N4);
+        // Pass 1 over the block's rows: ∂L/∂Pe into block scratch (its pair k at (k − kb)·4D, Pe read alike).
+        attention_bwd_rows_serial(dPn, dpe.data(), static_cast<T*>(nullptr), kcol, vcol, rev, dout, alpha, Pn,
+                                  Pe + kb * N4, row_ptr, col, u0, u1, kb, D, heads, da);
+        // ∂L/∂e += ∂L/∂Pe·W_E (each row as linear_bwd_data computes it), ∂L/∂W_E += ∂L/∂Peᵀ·e.
+        gemm_serial(R, H, N4, dpe.data(), N4, 1, WE, H, dE + kb * H, H, true);
+        if (dWE != nullptr) gemm_serial(N4, H, R, dpe.data(), 1, N4, e_all + kb * H, H, partial.data() + part * WN, H, true);
+      }
+    }
+  });
+  for (int64_t part = 0; part < parts; ++part) {
+    const T* src = partial.data() + part * WN;
+    for (int64_t i = 0; i < WN; ++i) dWE[i] += src[i];
+  }
   attention_col_pass_seq(dPn, kcol, vcol, row_ptr, N, D, heads);
 }
 

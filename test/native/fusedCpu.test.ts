@@ -1,8 +1,11 @@
-// The CPU engine's fused forward ops (native/core/rt_ops_cpu.cc) against the op sequences they replace, which the
-// CUDA engine still runs and which the parity suites check op by op: they must agree bit for bit, at every CPU
+// The CPU engine's fused ops (native/core/rt_ops_cpu.cc) against the op sequences they replace, which the CUDA
+// engine still runs and which the parity suites check op by op: they must agree bit for bit, at every CPU
 // instruction-set level, on 1 and 2 threads, over a real weight graph (pairs in CSR order, the reverse index).
 //   attention_proj_fwd  = linear_fwd (Pe = e·W_Eᵀ) + attention_fwd_rows, over a row range with its first pair
 //                         as k_base (chunked mode) or the whole graph; Pe kept (training) or in block scratch;
+//   attention_proj_bwd  = attention_bwd + linear_bwd_data + linear_bwd_weight for the pair projections: ∂L/∂n and
+//                         ∂L/∂e bit for bit; ∂L/∂W_E summed in fixed partitions (to rounding, and the same bits on
+//                         1 and 2 threads);
 //   edge_update_fwd     = linear_fwd (e·W_e1ᵀ), linear_fwd (e·W_e2ᵀ), edge_combine_fwd, edge_mlp_fwd, over a pair
 //                         range [k0, k0 + M); z and the saved activations kept (training) or in block scratch.
 // MNIST-like rows of 301 pairs (longer than a projection block) and short ones (a block of many rows) both occur.
@@ -55,7 +58,7 @@ const g = graphOf([[300, 5, 3], [7, 6, 6, 2], [12, 4, 3]]);
 describe.each([
   { D: 8, heads: 1 },
   { D: 12, heads: 2 },
-])('fused CPU forward ops = the op sequences (D=$D, heads=$heads)', ({ D, heads }) => {
+])('fused CPU ops = the op sequences (D=$D, heads=$heads)', ({ D, heads }) => {
   const H = D + 1;
   const e = randn(g.M * H, 0.7);
 
@@ -80,6 +83,40 @@ describe.each([
         expectSameBits('kept Pe', kept.Pe!, Pe);
       }
     });
+  });
+
+  it.each(cpuIsaLevels())('attention_proj_bwd = attention_bwd + linear_bwd_data + linear_bwd_weight (%s)', (isa) => {
+    const Pn = randn(g.N * 3 * D, 0.5), WE = randn(4 * D * H, 0.3), Pe = randn(g.M * 4 * D, 0.5), dout = randn(g.N * D);
+    const alpha = Float32Array.from({ length: g.M * heads }, () => Math.random());
+    const dE0 = randn(g.M * H), dW0 = randn(4 * D * H);
+    const graph = { row_ptr: g.rowPtr, col: g.col, rev: g.rev };
+    const runs = [1, 2].map((threads) =>
+      withCpuIsa(isa, threads, () => {
+        const ref = cpu({ op: 'attention_bwd', inputs: { ...graph, dout, alpha, Pn, Pe }, outputs: { dPn: { len: g.N * 3 * D }, dPe: { len: g.M * 4 * D } }, scalars: { N: g.N, D, heads } });
+        const dE = cpu({ op: 'linear_bwd_data', inputs: { dy: ref.dPe!, W: WE }, outputs: { dx: { len: g.M * H, init: dE0 } }, scalars: { rows: g.M, K: H, N: 4 * D, ldw: H, acc: true } }).dx!;
+        const dW = cpu({ op: 'linear_bwd_weight', inputs: { dy: ref.dPe!, x: e }, outputs: { dW: { len: 4 * D * H, init: dW0 } }, scalars: { db: null, rows: g.M, K: H, N: 4 * D, ldw: H } }).dW!;
+        const fused = cpu({
+          op: 'attention_proj_bwd', inputs: { ...graph, dout, alpha, Pn, Pe, e_all: e, WE },
+          outputs: { dPn: { len: g.N * 3 * D }, dE: { len: g.M * H, init: dE0 }, dWE: { len: 4 * D * H, init: dW0 }, kcol: { len: g.M * D }, vcol: { len: g.M * D } },
+          scalars: { N: g.N, D, H, heads },
+        });
+        // An input-only backward: no weight gradient, the same data gradients.
+        const inputOnly = cpu({
+          op: 'attention_proj_bwd', inputs: { ...graph, dout, alpha, Pn, Pe, e_all: e, WE },
+          outputs: { dPn: { len: g.N * 3 * D }, dE: { len: g.M * H, init: dE0 }, kcol: { len: g.M * D }, vcol: { len: g.M * D } },
+          scalars: { dWE: null, N: g.N, D, H, heads },
+        });
+        expectSameBits('dPn', fused.dPn!, ref.dPn!);
+        expectSameBits('dE', fused.dE!, dE);
+        expectSameBits('input-only dPn', inputOnly.dPn!, ref.dPn!);
+        expectSameBits('input-only dE', inputOnly.dE!, dE);
+        const scale = Math.max(...dW.map(Math.abs));
+        const worst = Math.max(...fused.dWE!.map((v, i) => Math.abs(v - dW[i]!)));
+        expect(worst / scale, 'dW_E against linear_bwd_weight').toBeLessThan(2e-6);
+        return fused.dWE!;
+      }),
+    );
+    expectSameBits('dW_E on 1 and 2 threads', runs[0]!, runs[1]!);
   });
 
   it.each(settings)('edge_update_fwd = linear_fwd ×2 + edge_combine_fwd + edge_mlp_fwd (%s, %i threads)', (isa, threads) => {
