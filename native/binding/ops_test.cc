@@ -164,7 +164,8 @@ class OpRunner {
     } else if (op == "edge_combine_fwd") {
       ops_.edge_combine_fwd(F("z"), F("Y1"), F("Y2"), F("S"), F("Tn"), F("bias"), I("row"), I("col"), I("rev"), L("M"),
                             Int("D"));
-    } else if (op == "attention_proj_fwd" || op == "attention_proj_bwd" || op == "edge_update_fwd" || op == "edge_mlp_fwd") {
+    } else if (op == "attention_proj_fwd" || op == "attention_proj_bwd" || op == "edge_update_fwd" || op == "edge_update_bwd" ||
+               op == "edge_mlp_fwd") {
       // The CPU's fused forms (rt_ops.h "CPU only"), compared in tests with the op sequences they replace.
       if constexpr (Ops::device == Device::Cpu) {
         if (op == "attention_proj_fwd") {
@@ -174,6 +175,9 @@ class OpRunner {
           ops_.attention_proj_bwd(F("dPn"), F("dE"), F("dWE"), F("kcol"), F("vcol"), F("dout"), F("alpha"), F("Pn"), F("Pe"),
                                   F("e_all"), F("WE"), I("row_ptr"), I("col"), I("rev"), Int("N"), Int("D"), Int("H"),
                                   Int("heads"));
+        } else if (op == "edge_update_bwd") {
+          ops_.edge_update_bwd(F("dE"), F("dWe"), F("dS"), F("dT"), F("dbias"), F("dz"), F("e_all"), F("We"), I("row_ptr"),
+                               I("rev"), Int("N"), Int("D"), Int("H"));
         } else if (op == "edge_update_fwd") {
           ops_.edge_update_fwd(F("z"), F("ebar"), F("xh2"), F("rs2"), F("h3"), F("xh3"), F("rs3"), F("e_out"), F("e_all"),
                                F("We"), F("be"), F("S"), F("Tn"), I("row"), I("col"), I("rev"), L("k0"), F("W1"), F("b1"),

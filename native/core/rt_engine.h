@@ -1069,6 +1069,13 @@ class RtEngine {
       });
     });
     region("bwd.edge_z", [&] {
+      if constexpr (Ops::device == Device::Cpu) {
+        if (!ck_) {  // in blocks of rows, ∂L/∂(e·We2ᵀ) never whole
+          ops_.edge_update_bwd(dE_in, param_grads_ ? dW(p.lin0_e) : nullptr, nD_[0], nD_[1], dB(p.lin0_e), dz, e_in,
+                               W(p.lin0_e), d_row_ptr_, d_edge_rev_, static_cast<int32_t>(N), D, H);
+          return;
+        }
+      }
       // z = e·We1ᵀ + (e·We2ᵀ)[rev] + S[row] + T[col] + b (chunked mode: ∂L/∂(e·We2ᵀ) where z was, now dead)
       T* dY2 = ck_ ? a.z : mD_[0];
       ops_.edge_combine_bwd(dY2, nD_[0], nD_[1], dB(p.lin0_e), dz, d_row_ptr_, d_edge_rev_, static_cast<int32_t>(N), M, D);

@@ -159,6 +159,13 @@ struct CpuOps {
                           const T* Pe, const T* e_all, const T* WE, const int32_t* row_ptr, const int32_t* col,
                           const int32_t* rev, int32_t N, int D, int H, int heads);
 
+  // The pair update's backward (CPU only; elsewhere edge_combine_bwd + linear_bwd_*) in blocks of rows: ∂L/∂Y2 =
+  // ∂L/∂z at the reverse pairs in block scratch, the node terms' row sums dS, dT and ∂L/∂b_e, ∂L/∂e += ∂L/∂z·W_e1 +
+  // ∂L/∂Y2·W_e2 — all bit for bit as the op sequence — and, unless dWe is null, ∂L/∂W_e += [∂L/∂zᵀ·e | ∂L/∂Y2ᵀ·e] in
+  // fixed partitions of the blocks (deterministic for any thread count, rounded differently from linear_bwd_weight).
+  void edge_update_bwd(T* dE, T* dWe, T* dS, T* dT, T* dbias, const T* dz, const T* e_all, const T* We,
+                       const int32_t* row_ptr, const int32_t* rev, int32_t N, int D, int H);
+
   // ---- fused pair MLP (CPU only; the engine uses the op sequence above on other backends) ----
   // Forward of ē = LN2(e + Lin1(GELU(z))), h3 = Lin_m0(ē), e' = LN3(ē + Lin_m2(GELU(h3))) in row blocks that stay
   // in cache; writes the same saved tensors as the op sequence (ē, x̂2, 1/σ2, h3, x̂3, 1/σ3, e'), or with all six

@@ -702,7 +702,7 @@ void attention_fwd_rows_serial(T* o, T* alpha, const T* Pn, const T* Pe, const i
 // Pairs per block of attention_proj_fwd/_bwd: a block's projections (pairs × 4D) stay in L2 while its rows are
 // attended.
 constexpr int64_t kProjPairs = 192;
-constexpr int64_t kProjParts = 16;  // attention_proj_bwd: fixed partitions of ∂L/∂W_E (deterministic reduction)
+constexpr int64_t kProjParts = 16;  // fixed partitions of the blocked backwards' weight gradients (deterministic sums)
 
 // Rows [r0, r1) cut into blocks of consecutive rows with at most kProjPairs pairs (a longer row alone): block b is
 // rows [starts[b], starts[b + 1]).
@@ -969,6 +969,60 @@ void CpuOps<T>::edge_combine_bwd(T* dY2, T* dS, T* dT, T* dbias, const T* dz, co
     }
   });
   // Σ_k dz_k = Σ_u dS_u (in node order: deterministic)
+  for (int32_t u = 0; u < N; ++u)
+    for (int c = 0; c < D; ++c) dbias[c] += dS[static_cast<int64_t>(u) * D + c];
+}
+
+template <typename T>
+void CpuOps<T>::edge_update_bwd(T* dE, T* dWe, T* dS, T* dT, T* dbias, const T* dz, const T* e_all, const T* We,
+                                const int32_t* row_ptr, const int32_t* rev, int32_t N, int D, int H) {
+  const std::vector<int32_t> starts = proj_blocks(row_ptr, 0, N);
+  const int64_t nblocks = static_cast<int64_t>(starts.size()) - 1;
+  const int64_t WN = static_cast<int64_t>(D) * 2 * H;
+  // ∂L/∂W_e in fixed partitions of the blocks (whatever the thread count), summed in partition order below.
+  const int64_t parts = dWe != nullptr ? std::min<int64_t>(kProjParts, std::max<int64_t>(nblocks, 1)) : 0;
+  std::vector<T> partial(static_cast<size_t>(parts * WN), T(0));
+  const int64_t pc = std::max<int64_t>(parts, 1);
+  parallel_for(pc, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<T> dy2;
+    for (int64_t part = p0; part < p1; ++part) {
+      for (int64_t b = nblocks * part / pc; b < nblocks * (part + 1) / pc; ++b) {
+        const int32_t u0 = starts[static_cast<size_t>(b)], u1 = starts[static_cast<size_t>(b) + 1];
+        const int64_t kb = row_ptr[u0], R = static_cast<int64_t>(row_ptr[u1]) - kb;
+        // ∂L/∂(e·W_e2ᵀ) of the block's pairs: ∂L/∂z at their reverse pairs (edge_combine_bwd's dY2 rows).
+        dy2.resize(static_cast<size_t>(std::max<int64_t>(R, 1)) * D);
+        for (int64_t r = 0; r < R; ++r)
+          std::memcpy(dy2.data() + r * D, dz + static_cast<int64_t>(rev[kb + r]) * D, sizeof(T) * D);
+        // Node terms: row sums of ∂L/∂z and of its reverse, pairs in order (as edge_combine_bwd).
+        for (int32_t u = u0; u < u1; ++u) {
+          T* ds = dS + static_cast<int64_t>(u) * D;
+          T* dt = dT + static_cast<int64_t>(u) * D;
+          for (int c = 0; c < D; ++c) ds[c] = dt[c] = 0;
+          for (int32_t k = row_ptr[u]; k < row_ptr[u + 1]; ++k) {
+            const T* g = dz + static_cast<int64_t>(k) * D;
+            const T* gr = dy2.data() + (k - kb) * D;
+            for (int c = 0; c < D; ++c) {
+              ds[c] += g[c];
+              dt[c] += gr[c];
+            }
+          }
+        }
+        // ∂L/∂e += ∂L/∂z·W_e1 + ∂L/∂Y2·W_e2 (in that order, as the two linear_bwd_data calls), ∂L/∂W_e += ….
+        gemm_serial(R, H, D, dz + kb * D, D, 1, We, 2 * H, dE + kb * H, H, true);
+        gemm_serial(R, H, D, dy2.data(), D, 1, We + H, 2 * H, dE + kb * H, H, true);
+        if (dWe != nullptr) {
+          T* P_ = partial.data() + part * WN;
+          gemm_serial(D, H, R, dz + kb * D, 1, D, e_all + kb * H, H, P_, 2 * H, true);
+          gemm_serial(D, H, R, dy2.data(), 1, D, e_all + kb * H, H, P_ + H, 2 * H, true);
+        }
+      }
+    }
+  });
+  for (int64_t part = 0; part < parts; ++part) {
+    const T* src = partial.data() + part * WN;
+    for (int64_t i = 0; i < WN; ++i) dWe[i] += src[i];
+  }
+  // Σ_k ∂L/∂z_k = Σ_u dS_u (in node order, as edge_combine_bwd)
   for (int32_t u = 0; u < N; ++u)
     for (int c = 0; c < D; ++c) dbias[c] += dS[static_cast<int64_t>(u) * D + c];
 }

@@ -7,7 +7,9 @@
 //                         ∂L/∂e bit for bit; ∂L/∂W_E summed in fixed partitions (to rounding, and the same bits on
 //                         1 and 2 threads);
 //   edge_update_fwd     = linear_fwd (e·W_e1ᵀ), linear_fwd (e·W_e2ᵀ), edge_combine_fwd, edge_mlp_fwd, over a pair
-//                         range [k0, k0 + M); z and the saved activations kept (training) or in block scratch.
+//                         range [k0, k0 + M); z and the saved activations kept (training) or in block scratch;
+//   edge_update_bwd     = edge_combine_bwd + linear_bwd_data ×2 + linear_bwd_weight ×2: ∂L/∂e, the node terms and
+//                         ∂L/∂b_e bit for bit, ∂L/∂W_e to rounding (the same bits on 1 and 2 threads).
 // MNIST-like rows of 301 pairs (longer than a projection block) and short ones (a block of many rows) both occur.
 import { describe, expect, it } from 'vitest';
 import { type OpCase, runOp } from '../../lib/internal/backendParity.js';
@@ -117,6 +119,47 @@ describe.each([
       }),
     );
     expectSameBits('dW_E on 1 and 2 threads', runs[0]!, runs[1]!);
+  });
+
+  it.each(cpuIsaLevels())('edge_update_bwd = edge_combine_bwd + linear_bwd_data ×2 + linear_bwd_weight ×2 (%s)', (isa) => {
+    const dz = randn(g.M * D), We = randn(D * 2 * H, 0.3), dE0 = randn(g.M * H), dW0 = randn(D * 2 * H), db0 = randn(D);
+    const runs = [1, 2].map((threads) =>
+      withCpuIsa(isa, threads, () => {
+        const comb = cpu({ op: 'edge_combine_bwd', inputs: { dz, row_ptr: g.rowPtr, rev: g.rev }, outputs: { dY2: { len: g.M * D }, dS: { len: g.N * D }, dT: { len: g.N * D }, dbias: { len: D, init: db0 } }, scalars: { N: g.N, M: g.M, D } });
+        const data = (dx: Float32Array, dy: Float32Array, W: Float32Array): Float32Array =>
+          cpu({ op: 'linear_bwd_data', inputs: { dy, W }, outputs: { dx: { len: g.M * H, init: dx } }, scalars: { rows: g.M, K: H, N: D, ldw: 2 * H, acc: true } }).dx!;
+        const dE = data(data(dE0, dz, We), comb.dY2!, We.subarray(H));
+        const weight = (dW: Float32Array, dy: Float32Array, half: number): Float32Array => {
+          // linear_bwd_weight into one half of W_e's gradient (D × 2H): the other half carried through unchanged.
+          const out = cpu({ op: 'linear_bwd_weight', inputs: { dy, x: e }, outputs: { dW: { len: D * 2 * H - half, init: dW.subarray(half) } }, scalars: { db: null, rows: g.M, K: H, N: D, ldw: 2 * H } }).dW!;
+          const r = Float32Array.from(dW);
+          r.set(out, half);
+          return r;
+        };
+        const dW = weight(weight(dW0, dz, 0), comb.dY2!, H);
+        const fused = cpu({
+          op: 'edge_update_bwd', inputs: { dz, e_all: e, We, row_ptr: g.rowPtr, rev: g.rev },
+          outputs: { dE: { len: g.M * H, init: dE0 }, dWe: { len: D * 2 * H, init: dW0 }, dS: { len: g.N * D }, dT: { len: g.N * D }, dbias: { len: D, init: db0 } },
+          scalars: { N: g.N, D, H },
+        });
+        const inputOnly = cpu({
+          op: 'edge_update_bwd', inputs: { dz, e_all: e, We, row_ptr: g.rowPtr, rev: g.rev },
+          outputs: { dE: { len: g.M * H, init: dE0 }, dS: { len: g.N * D }, dT: { len: g.N * D }, dbias: { len: D, init: db0 } },
+          scalars: { dWe: null, N: g.N, D, H },
+        });
+        for (const [name, got] of [['fused', fused], ['input-only', inputOnly]] as const) {
+          expectSameBits(`${name} dE`, got.dE!, dE);
+          expectSameBits(`${name} dS`, got.dS!, comb.dS!);
+          expectSameBits(`${name} dT`, got.dT!, comb.dT!);
+          expectSameBits(`${name} dbias`, got.dbias!, comb.dbias!);
+        }
+        const scale = Math.max(...dW.map(Math.abs));
+        const worst = Math.max(...fused.dWe!.map((v, i) => Math.abs(v - dW[i]!)));
+        expect(worst / scale, 'dW_e against linear_bwd_weight').toBeLessThan(2e-6);
+        return fused.dWe!;
+      }),
+    );
+    expectSameBits('dW_e on 1 and 2 threads', runs[0]!, runs[1]!);
   });
 
   it.each(settings)('edge_update_fwd = linear_fwd ×2 + edge_combine_fwd + edge_mlp_fwd (%s, %i threads)', (isa, threads) => {

@@ -19,10 +19,10 @@ function target(n: number, seed: number): Float32Array {
   return out;
 }
 
-async function pathRatio(coupling: 'independent' | 'ot'): Promise<number> {
+async function pathRatio(coupling: 'independent' | 'ot', seed = 4): Promise<number> {
   // Beta(1,2) times, as the thesis trains OT flows: with logit-normal times (the corrected default since 2026-12-04)
   // this budget gave 1.038 for OT vs 1.024 independent — fewer draws near t = 0, where OT pairs shape the path.
-  const fm = FlowMatcher.create({ arch, geometry: 'euclidean', coupling, time: 'beta', field: { D: 16, layers: 2 }, prior: { kind: 'gaussian', std: 1 }, seed: 4, device: 'cpu', sigma: 0 });
+  const fm = FlowMatcher.create({ arch, geometry: 'euclidean', coupling, time: 'beta', field: { D: 16, layers: 2 }, prior: { kind: 'gaussian', std: 1 }, seed, device: 'cpu', sigma: 0 });
   await fm.fit({ weights: target(512, 1) }, { steps: 400, batchSize: 64, lr: 3e-3 });
   // Trajectory length / end-to-end distance, averaged over samples.
   const prev = new Map<number, Float32Array>();
@@ -63,13 +63,20 @@ async function pathRatio(coupling: 'independent' | 'ot'): Promise<number> {
 }
 
 describe('mini-batch OT coupling', () => {
-  it('gives straighter sampling paths than independent coupling (path length / distance)', async () => {
-    const indep = await pathRatio('independent');
-    const ot = await pathRatio('ot');
+  it('gives straighter sampling paths than independent coupling (path length / distance)', { timeout: 120_000 }, async () => {
+    // Averaged over four training seeds: one 400-step run moves with the engine's rounding (seed 4 alone gave
+    // 1.0037 vs 1.0147 and 1.0077 vs 1.0135 under two summation orders of the same weight gradients).
+    const seeds = [4, 5, 6, 7];
+    let indep = 0, ot = 0;
+    for (const s of seeds) {
+      indep += (await pathRatio('independent', s)) / seeds.length;
+      ot += (await pathRatio('ot', s)) / seeds.length;
+    }
     console.log(`path-length ratio (1 = straight): independent ${indep.toFixed(4)}, OT ${ot.toFixed(4)}`);
     expect(ot).toBeLessThan(indep);
     // (A ratio ≥ 1 holds for any path: the triangle inequality.) What OT should do is remove most of the excess
-    // length: measured 1.0071 vs 1.0244 (29 % of the independent excess) with these seeds; require under half.
+    // length: measured 1.0080 vs 1.0256 (31 % of the independent excess; 26 % under the earlier weight-gradient
+    // summation order); require under half.
     expect(ot - 1).toBeLessThan(0.5 * (indep - 1));
   });
 });
