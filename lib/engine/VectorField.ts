@@ -404,7 +404,8 @@ export class VectorField {
     this.prepareBatch(arch, B);
     const n = this.n;
     const { M, N } = n.graphInfo();
-    const bytes = (r: boolean, c: number): number => n.trainingBytes(r, c);
+    // Counted for the planned device's engine layout (a CPU field can plan for a GPU: wsflow info --memory).
+    const bytes = (r: boolean, c: number): number => n.trainingBytes(r, c, device);
     const chunked = autoChunkSizes(M).map((c) => ({ chunkRows: c, bytes: bytes(true, c) }));
     const freeBytes = freeMemoryProbe(device);
     const pick = pickMemoryMode(bytes, M, this.autoCap(freeBytes), this.recomputeMode, this.chunkMode);
@@ -414,7 +415,7 @@ export class VectorField {
       pairs: M,
       nodes: N,
       training: { default: bytes(false, 0), recompute: bytes(true, 0), chunked },
-      inferencePerNetwork: n.inferenceGraphBytes() / B,
+      inferencePerNetwork: n.inferenceGraphBytes(device) / B,
       auto: { device, freeBytes, ...pick, bytes: need, fits: need <= freeBytes + n.bytesHeld() },
     };
   }

@@ -125,12 +125,15 @@ export interface NativeEngineInstance {
   graphInfo(): { G: number; N: number; M: number; P: number };
   numParams(): number;
   bytesHeld(): number;
-  /** bytesHeld after a training-mode forward on the current graph with recompute mode on or off. @internal */
-  trainingBytes(recompute: boolean, chunkRows?: number): number;
+  /**
+   * bytesHeld after a training-mode forward on the current graph with recompute mode on or off, by an engine on
+   * `device` (default: this one's; the CPU's fused ops keep some pair-sized arrays in block scratch). @internal
+   */
+  trainingBytes(recompute: boolean, chunkRows?: number, device?: 'cpu' | 'cuda'): number;
   /** Chunked recompute mode's pairs per chunk (0: none) between training passes. @internal */
   setChunkRows(n: number): void;
-  /** The current graph's index arrays plus its inference activations, in bytes. @internal */
-  inferenceGraphBytes(): number;
+  /** The current graph's index arrays plus its inference activations, in bytes (on `device`, as trainingBytes). @internal */
+  inferenceGraphBytes(device?: 'cpu' | 'cuda'): number;
   /** Recompute mode between training passes (activations reallocated on the next forward). @internal */
   setRecompute(on: boolean): void;
   setProfiling(on: boolean): void;

@@ -21,11 +21,13 @@
 //   .paramTable(): {name, shape, offset, size}[]
 //   .graphInfo(): {G, N, M, P}
 //   .numParams(): number;  .bytesHeld(): number;  .dispose(): void
-//   .trainingBytes(recompute: boolean, chunkRows?: number): number — bytesHeld after a training forward on the
-//     current graph in that mode (chunkRows: the configured one when omitted)
+//   .trainingBytes(recompute: boolean, chunkRows?: number, device?: 'cpu'|'cuda'): number — bytesHeld after a
+//     training forward on the current graph in that mode (chunkRows: the configured one when omitted) by an engine on
+//     `device` (default: this engine's; the CPU keeps some pair-sized arrays in block scratch)
 //   .setRecompute(on: boolean): void — recompute mode between training passes (activations reallocated)
 //   .setChunkRows(n: number): void — chunked recompute mode's pairs per chunk (0: none), likewise
-//   .inferenceGraphBytes(): number — the current graph's index arrays plus its inference activations
+//   .inferenceGraphBytes(device?: 'cpu'|'cuda'): number — the current graph's index arrays plus its inference
+//     activations (on `device`, as trainingBytes)
 //   .setProfiling(on: boolean): void (also resets)  .profile(): {[region]: {seconds, calls}} — per-region wall time
 //     with backend synchronisation (WSF_PROFILE=1 turns it on at construction)
 //   The device-resident flow step (core/flow_step.h; f32 engines only):
@@ -85,6 +87,7 @@ int64_t mlp_params(const std::vector<int32_t>& widths) {
 struct EngineHandle {
   virtual ~EngineHandle() = default;
   virtual bool f64() const = 0;
+  virtual Device device() const = 0;
   virtual Status init(uint64_t seed) = 0;
   virtual Status set_graph(const std::vector<std::vector<int32_t>>& widths) = 0;
   virtual Status forward(const void* xt, const void* t, void* out, bool training, const void* aux) = 0;
@@ -103,8 +106,8 @@ struct EngineHandle {
   virtual const RtGraph& graph() const = 0;
   virtual const RtConfig& config() const = 0;
   virtual int64_t bytes_held() const = 0;
-  virtual int64_t training_bytes(bool recompute, int64_t chunk_rows) const = 0;
-  virtual int64_t inference_graph_bytes() const = 0;
+  virtual int64_t training_bytes(bool recompute, int64_t chunk_rows, Device target) const = 0;
+  virtual int64_t inference_graph_bytes(Device target) const = 0;
   virtual void set_recompute(bool on) = 0;
   virtual Status set_chunk_rows(int64_t n) = 0;
   virtual RtProfile& profile() = 0;
@@ -135,6 +138,7 @@ struct EngineImpl final : EngineHandle {
   explicit EngineImpl(const RtConfig& cfg) : e(cfg) {}
   RtEngine<Ops> e;
   bool f64() const override { return std::is_same_v<HT, double>; }
+  Device device() const override { return Ops::device; }
   Status init(uint64_t seed) override { return e.init(seed); }
   Status set_graph(const std::vector<std::vector<int32_t>>& w) override { return e.set_graph(w); }
   Status forward(const void* xt, const void* t, void* out, bool training, const void* aux) override {
@@ -158,8 +162,10 @@ struct EngineImpl final : EngineHandle {
   const RtGraph& graph() const override { return e.graph(); }
   const RtConfig& config() const override { return e.config(); }
   int64_t bytes_held() const override { return e.bytes_held(); }
-  int64_t training_bytes(bool recompute, int64_t chunk_rows) const override { return e.training_bytes(recompute, chunk_rows); }
-  int64_t inference_graph_bytes() const override { return e.inference_graph_bytes(); }
+  int64_t training_bytes(bool recompute, int64_t chunk_rows, Device target) const override {
+    return e.training_bytes(recompute, chunk_rows, target);
+  }
+  int64_t inference_graph_bytes(Device target) const override { return e.inference_graph_bytes(target); }
   void set_recompute(bool on) override { e.set_recompute(on); }
   Status set_chunk_rows(int64_t n) override { return e.set_chunk_rows(n); }
   RtProfile& profile() override { return e.profile(); }
@@ -659,12 +665,21 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     EngineHandle& e = E(info);
     if (e.graph().G == 0) throw_error(info.Env(), Code::Invalid, "trainingBytes: call setGraph first");
     const int64_t chunk_rows = info.Length() > 1 && !info[1].IsUndefined() ? chunk_rows_arg(info, 1) : -1;
-    return Napi::Number::New(info.Env(), static_cast<double>(e.training_bytes(arg_bool(info, 0, "recompute"), chunk_rows)));
+    return Napi::Number::New(info.Env(), static_cast<double>(e.training_bytes(arg_bool(info, 0, "recompute"), chunk_rows,
+                                                                              target_device(info, 2, e))));
   }
   Napi::Value InferenceGraphBytes(const Napi::CallbackInfo& info) {
     EngineHandle& e = E(info);
     if (e.graph().G == 0) throw_error(info.Env(), Code::Invalid, "inferenceGraphBytes: call setGraph first");
-    return Napi::Number::New(info.Env(), static_cast<double>(e.inference_graph_bytes()));
+    return Napi::Number::New(info.Env(), static_cast<double>(e.inference_graph_bytes(target_device(info, 0, e))));
+  }
+  // The optional device argument of the memory counts ('cpu' | 'cuda'; default: the engine's own).
+  static Device target_device(const Napi::CallbackInfo& info, size_t i, const EngineHandle& e) {
+    if (info.Length() <= i || info[i].IsUndefined()) return e.device();
+    const std::string d = arg_string(info, i, "device");
+    if (d == "cpu") return Device::Cpu;
+    if (d == "cuda") return Device::Cuda;
+    throw_error(info.Env(), Code::Invalid, "device must be 'cpu' or 'cuda', got '" + d + "'");
   }
   Napi::Value SetRecompute(const Napi::CallbackInfo& info) {
     E(info).set_recompute(arg_bool(info, 0, "on"));

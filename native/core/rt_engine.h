@@ -319,19 +319,21 @@ class RtEngine {
   // What bytes_held() would be after a training-mode forward on the current graph with `recompute` on or off
   // (parameters, gradients and Adam state, the graph's index arrays, and the activations ensure_acts allocates —
   // the same sizes, computed without allocating). Needs set_graph.
-  // chunk_rows < 0: the configured chunk size (chunks apply with recompute only).
-  int64_t training_bytes(bool recompute, int64_t chunk_rows = -1) const {
+  // chunk_rows < 0: the configured chunk size (chunks apply with recompute only). `target`: the device whose engine
+  // layout to count (the CPU's fused ops keep some pair-sized arrays in block scratch that CUDA allocates), so a CPU
+  // engine can plan for a GPU.
+  int64_t training_bytes(bool recompute, int64_t chunk_rows = -1, Device target = Ops::device) const {
     if (!graph_ready_) return 0;
     const int64_t base = static_cast<int64_t>(sizeof(T)) * layout_.total * (junk_grads_ != nullptr ? 5 : 4);
     const int64_t ck = chunk_rows < 0 ? cfg_.chunk_rows : chunk_rows;
-    return base + graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(true, recompute, ck);
+    return base + graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(true, recompute, ck, target);
   }
 
   // Bytes an inference forward on the current graph adds to the parameters and optimiser state: the graph's index
-  // arrays and the inference activations (linear in the number of networks). Needs set_graph.
-  int64_t inference_graph_bytes() const {
+  // arrays and the inference activations (linear in the number of networks). Needs set_graph. `target` as above.
+  int64_t inference_graph_bytes(Device target = Ops::device) const {
     if (!graph_ready_) return 0;
-    return graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(false, false, 0);
+    return graph_bytes_ + static_cast<int64_t>(sizeof(T)) * activation_elems(false, false, 0, target);
   }
 
   // Switches recompute mode (RtConfig::recompute) between training passes; activations are reallocated on the next
@@ -471,7 +473,8 @@ class RtEngine {
   // Activation buffers for the current graph. Training mode keeps one set per layer; inference mode one set.
   // Elements ensure_acts(training) allocates with recompute mode `recompute` (each allocation at least 1, as
   // alloc_act does). Kept in step with ensure_acts by a test (bytes_held() after a forward = training_bytes()).
-  int64_t activation_elems(bool training, bool recompute, int64_t chunk_rows) const {
+  int64_t activation_elems(bool training, bool recompute, int64_t chunk_rows, Device target = Ops::device) const {
+    const bool cpu = target == Device::Cpu;  // the CPU engine's layout (see ensure_acts)
     const int64_t N = graph_.N, M = graph_.M, P = graph_.P, G = graph_.G;
     const int64_t D = cfg_.D, H = cfg_.H(), din = cfg_.din(), heads = cfg_.heads;
     const int64_t Eo = static_cast<int64_t>(graph_.out_edge.size()), No = static_cast<int64_t>(graph_.out_node.size());
@@ -502,19 +505,19 @@ class RtEngine {
         continue;
       }
       add(N * 3 * D);
-      if (training || Ops::device != Device::Cpu) add(Mc * 4 * D);
+      if (training || !cpu) add(Mc * 4 * D);
       add(M * heads), add(N * D), add(N * H), add(N * H), add(N), add(N * H);
       add(N * D), add(N * H), add(N), add(N * H);
       if (ck) {
         add(M * 2 * D), add(C * H), add(C * H), add(C * D), add(C * H);
       } else if (rc) {
         add(M * (2 * D + 3 * H));
-      } else if (!training && Ops::device == Device::Cpu) {
+      } else if (!training && cpu) {
         // (nothing: see ensure_acts)
       } else {
         add(M * D), add(M * H), add(M * H), add(M * D), add(M * H);
       }
-      if (training || Ops::device != Device::Cpu) add(Mc), add(Mc);
+      if (training || !cpu) add(Mc), add(Mc);
       add(M * H);
     }
     if (!training) add(N * H), add(M * H);
@@ -524,7 +527,7 @@ class RtEngine {
     if (training) {
       add(M * H), add(M * H), add(Mc * H);
       if (ck) add(C * 4 * D);
-      else if (!rc && Ops::device != Device::Cpu) add(M * 4 * D);
+      else if (!rc && !cpu) add(M * 4 * D);
       add(N * H), add(N * H), add(N * H), add(N * 3 * D);
       add(Eo), add(No * H), add(No * D), add(No * D), add(No);  // the pair head's other gradients use the scratch
       add(M * din), add(N * din), add(P);

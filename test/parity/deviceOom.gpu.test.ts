@@ -8,6 +8,7 @@ import { mlp } from '../../lib/arch/Architecture.js';
 import { setFreeMemoryProbe, VectorField } from '../../lib/engine/VectorField.js';
 import { FlowMatcher } from '../../lib/flow/FlowMatcher.js';
 import { binding } from '../../lib/native/binding.js';
+import type { NativeEngineConfig } from '../../lib/native/types.js';
 import { Rng } from '../../lib/util/rng.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
 import { hasCuda } from '../helpers/native.js';
@@ -133,5 +134,49 @@ describe.skipIf(!emu)('a full device (emulated capacity)', () => {
       again.dispose();
     }
     expect(binding().deviceMemory().live).toBe(live0);
+  }, timeout);
+});
+
+describe.skipIf(!hasCuda())('memory counts across devices', () => {
+  // The CPU engine keeps some pair-sized arrays in its fused ops' block scratch, so its own counts are smaller than a
+  // CUDA engine's; asked for the CUDA layout (what `wsflow info --memory --device cuda` plans with) it must give the
+  // CUDA engine's bytes exactly, in every memory mode and for an inference forward.
+  it('a CPU engine counts what a CUDA engine holds, when asked for the CUDA layout', () => {
+    const b = binding();
+    const cfg: NativeEngineConfig = { D: 8, layers: 2, heads: 1, inputSlots: 6, hiddenSlots: 2, outputSlots: 3, mode: 'sparse', timeRule: 'all', dirEmbed: true, reverseValue: true, inFeatures: 1 };
+    const archs = [[6, 5, 4, 3], [6, 4, 4, 3]];
+    const cpu = new b.NativeEngine(cfg, 1, 'cpu', 'f32');
+    try {
+      cpu.setGraph(archs);
+      const { P, G } = cpu.graphInfo();
+      const x = new Rng(2).fillNormal(new Float32Array(P), 0, 0.3), t = new Float32Array(G).fill(0.4), out = new Float32Array(P);
+      for (const [recompute, chunkRows] of [[false, 0], [true, 0], [true, 24]] as const) {
+        const gpu = new b.NativeEngine({ ...cfg, recompute, chunkRows }, 1, 'cuda', 'f32');
+        try {
+          gpu.setGraph(archs);
+          gpu.forward(x, t, out, true);
+          expect(cpu.trainingBytes(recompute, chunkRows, 'cuda'), `training, recompute ${recompute}, chunks ${chunkRows}`).toBe(gpu.bytesHeld());
+          expect(gpu.trainingBytes(recompute, chunkRows)).toBe(gpu.bytesHeld());
+        } finally {
+          gpu.dispose();
+        }
+      }
+      // Default mode: the CPU layout is smaller (no ∂L/∂Pe).
+      expect(cpu.trainingBytes(false, 0)).toBeLessThan(cpu.trainingBytes(false, 0, 'cuda'));
+      const gpu = new b.NativeEngine(cfg, 1, 'cuda', 'f32');
+      try {
+        const base = gpu.bytesHeld(); // parameters and optimiser state: no graph yet
+        gpu.setGraph(archs);
+        gpu.forward(x, t, out, false);
+        expect(base + gpu.inferenceGraphBytes()).toBe(gpu.bytesHeld());
+        expect(cpu.inferenceGraphBytes('cuda')).toBe(gpu.inferenceGraphBytes());
+        expect(cpu.inferenceGraphBytes()).toBeLessThan(cpu.inferenceGraphBytes('cuda'));
+      } finally {
+        gpu.dispose();
+      }
+      expect(() => cpu.inferenceGraphBytes('tpu' as 'cuda')).toThrow(/device must be 'cpu' or 'cuda'/);
+    } finally {
+      cpu.dispose();
+    }
   }, timeout);
 });

@@ -141,8 +141,13 @@ describe('recompute mode', () => {
           const P = mlp(opts.arch as number[]).numParams;
           const aux = opts.auxInput === true ? { aux: new Float32Array(B * P) } : {};
           f.forward(new Float32Array(B * P), 0.5, { training: true, ...aux });
-          const native = (f as unknown as { native: { trainingBytes(r: boolean): number } }).native;
+          const native = (f as unknown as { native: { trainingBytes(r: boolean, c?: number, d?: string): number } }).native;
           expect(native.trainingBytes(recompute), `${JSON.stringify(opts)} recompute ${recompute}`).toBe(f.bytesHeld);
+          expect(native.trainingBytes(recompute, undefined, 'cpu')).toBe(f.bytesHeld);
+          // The CUDA layout (planned from the CPU: wsflow info --memory --device cuda; checked against a CUDA engine
+          // in test/parity/deviceOom.gpu.test.ts) holds ∂L/∂Pe, which the CPU's default-mode backward does not.
+          if (!recompute && (opts.layers ?? 5) > 0) expect(native.trainingBytes(false, undefined, 'cuda')).toBeGreaterThan(f.bytesHeld);
+          expect(() => native.trainingBytes(recompute, undefined, 'gpu')).toThrow(/device must be 'cpu' or 'cuda', got 'gpu'/);
         } finally {
           f.dispose();
         }
