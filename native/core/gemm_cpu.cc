@@ -557,6 +557,40 @@ __attribute__((target("avx2,fma"))) void tall_part(int64_t M, int64_t N, int64_t
   }
 }
 
+// pack_whole_b into an owned buffer (gemm_pack).
+void pack_owned(GemmPacked* out, int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap) {
+  const Tail tail = choose_tail(N, sai, sap);
+  const Panels pn(N, tail == Tail::Dot || tail == Tail::Axpy);
+  const int64_t ldt = (K + 7) / 8 * 8;
+  const int64_t np = pn.width() * K;
+  const int64_t nt = tail == Tail::Dot ? pn.w * ldt : 0;
+  const size_t bytes = (static_cast<size_t>(np + nt + 16) * sizeof(float) + 63) / 64 * 64;
+  out->buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+  float* buf = out->buf.get();
+  pack_b(B, ldb, 1, K, N, pn, buf);
+  out->tail_at = -1;
+  if (nt > 0) {
+    float* bt = buf + np;
+    for (int64_t j = 0; j < pn.w; ++j) {
+      const float* src = B + pn.nfull * 16 + j;
+      for (int64_t p = 0; p < K; ++p) bt[j * ldt + p] = src[p * ldb];
+      for (int64_t p = K; p < ldt; ++p) bt[j * ldt + p] = 0.f;
+    }
+    out->tail_at = np;
+  }
+  out->tail = static_cast<int>(tail);
+  out->ldt = ldt;
+  out->packed = true;
+}
+
+// gemm_f32 (not threaded) with B packed by pack_owned.
+void gemm_f32_packed(int64_t M, const float* A, const GemmPacked& g, float* C, int64_t ldc, bool accumulate) {
+  const Tail tail = static_cast<Tail>(g.tail);
+  const PackedB pb{Panels(g.N, tail == Tail::Dot || tail == Tail::Axpy), tail, g.K, g.ldt, g.buf.get(),
+                   g.tail_at >= 0 ? g.buf.get() + g.tail_at : nullptr};
+  rows_block(0, M, g.N, A, g.sai, g.sap, static_cast<const float*>(g.B), g.ldb, pb, C, ldc, accumulate);
+}
+
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B,
               int64_t ldb, float* C, int64_t ldc, bool accumulate, bool threaded) {
   if (K <= 0) {
@@ -734,6 +768,45 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, 
                  int64_t ldb, double* C, int64_t ldc, bool accumulate) {
   gemm_dispatch<double>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, false);
 }
+void GemmPacked::Free::operator()(float* p) const { std::free(p); }
+
+namespace {
+template <typename T>
+void pack_common(GemmPacked* pb, int64_t N, int64_t K, const T* B, int64_t ldb, int64_t sai, int64_t sap) {
+  pb->N = N;
+  pb->K = K;
+  pb->B = B;
+  pb->ldb = ldb;
+  pb->sai = sai;
+  pb->sap = sap;
+  pb->packed = false;
+  pb->buf.reset();
+}
+}  // namespace
+
+void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap) {
+  pack_common(pb, N, K, B, ldb, sai, sap);
+#ifdef WSF_X86
+  // As gemm_f32 packs for a serial product: only with the AVX2 kernels and a product to do (K > 0, N > 0).
+  if (use_avx2() && K > 0 && N > 0) avx2::pack_owned(pb, N, K, B, ldb, sai, sap);
+#endif
+}
+void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const double* B, int64_t ldb, int64_t sai, int64_t sap) {
+  pack_common(pb, N, K, B, ldb, sai, sap);
+}
+void gemm_serial_packed(int64_t M, const float* A, const GemmPacked& pb, float* C, int64_t ldc, bool accumulate) {
+#ifdef WSF_X86
+  if (pb.packed && use_avx2()) {
+    if (M > 0) avx2::gemm_f32_packed(M, A, pb, C, ldc, accumulate);
+    return;
+  }
+#endif
+  gemm_serial(M, pb.N, pb.K, A, pb.sai, pb.sap, static_cast<const float*>(pb.B), pb.ldb, C, ldc, accumulate);
+}
+void gemm_serial_packed(int64_t M, const double* A, const GemmPacked& pb, double* C, int64_t ldc, bool accumulate) {
+  gemm_serial(M, pb.N, pb.K, A, pb.sai, pb.sap, static_cast<const double*>(pb.B), pb.ldb, C, ldc, accumulate);
+}
+
 bool gemm_uses_avx2() { return use_avx2(); }
 GemmIsa gemm_isa() { return static_cast<GemmIsa>(active_isa()); }
 GemmIsa gemm_isa_detected() { return static_cast<GemmIsa>(detected_isa()); }

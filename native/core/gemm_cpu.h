@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 namespace wsf {
 
@@ -24,6 +25,26 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, i
                  float* C, int64_t ldc, bool accumulate);
 void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B,
                  int64_t ldb, double* C, int64_t ldc, bool accumulate);
+
+// A right-hand operand B (K × N, leading dimension ldb) packed once for many serial products that share it — row
+// blocks of A, all with the strides sai/sap given here: gemm_serial_packed(M, A, pb, C, ldc, acc) gives the bits of
+// gemm_serial(M, N, K, A, sai, sap, B, ldb, C, ldc, acc). Saves re-packing B for every block (the fused CPU ops run
+// products of ~100 rows against the same weights). B must stay alive and unchanged while the packing is used (narrow
+// column tails are read from it in place). Without the AVX2 kernels (or for double) nothing is packed and the products
+// are gemm_serial's.
+struct GemmPacked {
+  int64_t N = 0, K = 0, ldb = 0, sai = 0, sap = 0;
+  const void* B = nullptr;
+  bool packed = false;
+  int tail = 0;
+  int64_t ldt = 0, tail_at = -1;  // dot-tail rows (transposed tail columns) at buf + tail_at, or none
+  struct Free { void operator()(float* p) const; };
+  std::unique_ptr<float, Free> buf;  // 64-byte aligned panels
+};
+void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap);
+void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const double* B, int64_t ldb, int64_t sai, int64_t sap);
+void gemm_serial_packed(int64_t M, const float* A, const GemmPacked& pb, float* C, int64_t ldc, bool accumulate);
+void gemm_serial_packed(int64_t M, const double* A, const GemmPacked& pb, double* C, int64_t ldc, bool accumulate);
 
 // True when the AVX2+FMA kernels are in use (also under AVX-512, which adds a wider kernel for full panels).
 bool gemm_uses_avx2();

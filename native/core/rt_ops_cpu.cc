@@ -738,6 +738,8 @@ void CpuOps<T>::attention_proj_fwd(T* o, T* alpha, T* Pe, const T* Pn, const T* 
   std::vector<T> WEt(static_cast<size_t>(H) * N4);
   for (int c = 0; c < N4; ++c)
     for (int k = 0; k < H; ++k) WEt[static_cast<size_t>(k) * N4 + c] = WE[static_cast<size_t>(c) * H + k];
+  GemmPacked pWE;  // packed once for every block's product
+  gemm_pack(&pWE, N4, H, WEt.data(), N4, H, 1);
   const int64_t nblocks = static_cast<int64_t>(starts.size()) - 1;
   parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
     std::vector<T> s, pe;
@@ -751,7 +753,7 @@ void CpuOps<T>::attention_proj_fwd(T* o, T* alpha, T* Pe, const T* Pn, const T* 
         dst = pe.data();
         base = kb;
       }
-      gemm_serial(R, N4, H, e_all + kb * H, H, 1, WEt.data(), N4, dst + (kb - base) * N4, N4, false);
+      gemm_serial_packed(R, e_all + kb * H, pWE, dst + (kb - base) * N4, N4, false);
       attention_fwd_rows_serial(o, alpha, Pn, dst, row_ptr, col, u0, u1, base, D, heads, s);
     }
   });
@@ -901,6 +903,8 @@ void CpuOps<T>::attention_proj_bwd(T* dPn, T* dE, T* dWE, T* kcol, T* vcol, cons
   // ∂L/∂W_E in fixed partitions of the blocks (whatever the thread count), summed in partition order below.
   const int64_t parts = dWE != nullptr ? std::min<int64_t>(kProjParts, std::max<int64_t>(nblocks, 1)) : 0;
   std::vector<T> partial(static_cast<size_t>(parts * WN), T(0));
+  GemmPacked pWE;  // W_E for ∂L/∂e, packed once
+  gemm_pack(&pWE, H, N4, WE, H, N4, 1);
   parallel_for(std::max<int64_t>(parts, 1), 1, [&](int64_t p0, int64_t p1) {
     std::vector<T> da, dpe;
     for (int64_t part = p0; part < p1; ++part) {
@@ -913,7 +917,7 @@ void CpuOps<T>::attention_proj_bwd(T* dPn, T* dE, T* dWE, T* kcol, T* vcol, cons
         attention_bwd_rows_serial(dPn, dpe.data(), static_cast<T*>(nullptr), kcol, vcol, rev, dout, alpha, Pn,
                                   Pe + kb * N4, row_ptr, col, u0, u1, kb, D, heads, da);
         // ∂L/∂e += ∂L/∂Pe·W_E (each row as linear_bwd_data computes it), ∂L/∂W_E += ∂L/∂Peᵀ·e.
-        gemm_serial(R, H, N4, dpe.data(), N4, 1, WE, H, dE + kb * H, H, true);
+        gemm_serial_packed(R, dpe.data(), pWE, dE + kb * H, H, true);
         if (dWE != nullptr) gemm_serial(N4, H, R, dpe.data(), 1, N4, e_all + kb * H, H, partial.data() + part * WN, H, true);
       }
     }
@@ -983,6 +987,9 @@ void CpuOps<T>::edge_update_bwd(T* dE, T* dWe, T* dS, T* dT, T* dbias, const T* 
   const int64_t parts = dWe != nullptr ? std::min<int64_t>(kProjParts, std::max<int64_t>(nblocks, 1)) : 0;
   std::vector<T> partial(static_cast<size_t>(parts * WN), T(0));
   const int64_t pc = std::max<int64_t>(parts, 1);
+  GemmPacked pW1, pW2;  // W_e1, W_e2 for ∂L/∂e, packed once
+  gemm_pack(&pW1, H, D, We, 2 * H, D, 1);
+  gemm_pack(&pW2, H, D, We + H, 2 * H, D, 1);
   parallel_for(pc, 1, [&](int64_t p0, int64_t p1) {
     std::vector<T> dy2;
     for (int64_t part = p0; part < p1; ++part) {
@@ -1008,8 +1015,8 @@ void CpuOps<T>::edge_update_bwd(T* dE, T* dWe, T* dS, T* dT, T* dbias, const T* 
           }
         }
         // ∂L/∂e += ∂L/∂z·W_e1 + ∂L/∂Y2·W_e2 (in that order, as the two linear_bwd_data calls), ∂L/∂W_e += ….
-        gemm_serial(R, H, D, dz + kb * D, D, 1, We, 2 * H, dE + kb * H, H, true);
-        gemm_serial(R, H, D, dy2.data(), D, 1, We + H, 2 * H, dE + kb * H, H, true);
+        gemm_serial_packed(R, dz + kb * D, pW1, dE + kb * H, H, true);
+        gemm_serial_packed(R, dy2.data(), pW2, dE + kb * H, H, true);
         if (dWe != nullptr) {
           T* P_ = partial.data() + part * WN;
           gemm_serial(D, H, R, dz + kb * D, 1, D, e_all + kb * H, H, P_, 2 * H, true);
@@ -1210,6 +1217,15 @@ void pair_mlp_fwd_blocks(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_ou
                          const T* W1, const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2, const T* bm2,
                          const T* g3, const T* be3, int64_t M, int D, int H, const PairUpdate<T>* pu) {
   const std::vector<T> W1t = transpose(W1, H, D), Wm0t = transpose(Wm0, D, H), Wm2t = transpose(Wm2, H, D);
+  // The weights packed once for every block's products.
+  GemmPacked pW1, pM0, pM2, pE1, pE2;
+  gemm_pack(&pW1, H, D, W1t.data(), H, D, 1);
+  gemm_pack(&pM0, D, H, Wm0t.data(), D, H, 1);
+  gemm_pack(&pM2, H, D, Wm2t.data(), H, D, 1);
+  if (pu != nullptr) {
+    gemm_pack(&pE1, D, H, pu->We1t.data(), D, H, 1);
+    gemm_pack(&pE2, D, H, pu->We2t.data(), D, H, 1);
+  }
   const int64_t blocks = (M + kFuseRows - 1) / kFuseRows;
   const bool keep = xh2 != nullptr;  // else an inference forward: ē, h3, x̂ and 1/σ in block scratch
   parallel_for(blocks, 1, [&](int64_t b0, int64_t b1_) {
@@ -1226,10 +1242,10 @@ void pair_mlp_fwd_blocks(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_ou
         // z = e·W_e1ᵀ + (e·W_e2ᵀ)[rev] + S[row] + T[col] + b, each product row as linear_fwd computes it.
         T* zo = pu->z != nullptr ? pu->z + r0 * D : zS.data();
         const int64_t g0 = pu->k0 + r0;  // first global pair of the block
-        gemm_serial(R, D, H, pu->e_all + g0 * H, H, 1, pu->We1t.data(), D, zo, D, false);
+        gemm_serial_packed(R, pu->e_all + g0 * H, pE1, zo, D, false);
         for (int64_t r = 0; r < R; ++r)
           std::memcpy(erS.data() + r * H, pu->e_all + static_cast<int64_t>(pu->rev[g0 + r]) * H, sizeof(T) * H);
-        gemm_serial(R, D, H, erS.data(), H, 1, pu->We2t.data(), D, y2S.data(), D, false);
+        gemm_serial_packed(R, erS.data(), pE2, y2S.data(), D, false);
         for (int64_t r = 0; r < R; ++r) {
           const int64_t k = g0 + r;
           const T* y2 = y2S.data() + r * D;
@@ -1249,14 +1265,14 @@ void pair_mlp_fwd_blocks(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_ou
       T* const s3 = keep ? rs3 + r0 : sR.data() + kFuseRows;
       // y2 = e + GELU(z)·W1ᵀ + b1 → ē = LN2(y2)
       act_rows(tD.data(), zb, R * D, Act::Gelu);
-      gemm_serial(R, H, D, tD.data(), D, 1, W1t.data(), H, tH.data(), H, false);
+      gemm_serial_packed(R, tD.data(), pW1, tH.data(), H, false);
       for (int64_t r = 0; r < R; ++r)
         for (int c = 0; c < H; ++c) tH[r * H + c] += b1[c] + e_in[(r0 + r) * H + c];
       ln_rows(eb, x2, s2, tH.data(), g2, be2, R, H);
       // h3 = ē·Wm0ᵀ; y3 = ē + GELU(h3)·Wm2ᵀ + bm2 → e' = LN3(y3)
-      gemm_serial(R, D, H, eb, H, 1, Wm0t.data(), D, hb, D, false);
+      gemm_serial_packed(R, eb, pM0, hb, D, false);
       act_rows(tD.data(), hb, R * D, Act::Gelu);
-      gemm_serial(R, H, D, tD.data(), D, 1, Wm2t.data(), H, tH.data(), H, false);
+      gemm_serial_packed(R, tD.data(), pM2, tH.data(), H, false);
       for (int64_t r = 0; r < R; ++r)
         for (int c = 0; c < H; ++c) tH[r * H + c] += bm2[c] + eb[r * H + c];
       ln_rows(e_out + r0 * H, x3, s3, tH.data(), g3, be3, R, H);
@@ -1302,6 +1318,11 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
   const int64_t HD = static_cast<int64_t>(H) * D;
   const int64_t stride = 3 * HD + 6 * H;
   std::vector<T> partial(static_cast<size_t>(parts * stride), T(0));
+  // The weights of the data gradients, packed once for every block's products.
+  GemmPacked qM2, qM0, qW1;
+  gemm_pack(&qM2, D, H, Wm2, D, H, 1);
+  gemm_pack(&qM0, H, D, Wm0, H, D, 1);
+  gemm_pack(&qW1, D, H, W1, D, H, 1);
   parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
     std::vector<T> tH(static_cast<size_t>(kFuseRows) * H), tD1(static_cast<size_t>(kFuseRows) * D),
         tD2(static_cast<size_t>(kFuseRows) * D), tG(static_cast<size_t>(kFuseRows) * D);
@@ -1337,11 +1358,11 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
             for (int c = 0; c < H; ++c) pbm2[c] += tH[r * H + c];
         }
         // dh3 = (dy3·Wm2) ⊙ GELU'(h3)
-        gemm_serial(R, D, H, tH.data(), H, 1, Wm2, D, tD2.data(), D, false);
+        gemm_serial_packed(R, tH.data(), qM2, tD2.data(), D, false);
         gelu_grad_times(tD2.data(), h3 + r0 * D, R * D);
         // dWm0 += dh3ᵀ·ē; dē = dy3 + dh3·Wm0
         if (param_grads) gemm_serial(D, H, R, tD2.data(), 1, D, ebar + r0 * H, H, pWm0, H, true);
-        gemm_serial(R, H, D, tD2.data(), D, 1, Wm0, H, tH.data(), H, true);
+        gemm_serial_packed(R, tD2.data(), qM0, tH.data(), H, true);
         // dy2 = LN2'(dē) → ∂L/∂e (the residual path; the caller adds the other contributions)
         ln_bwd_rows(dE_in + r0 * H, pg2, pbe2, tH.data(), xh2 + r0 * H, rs2 + r0, g2, R, H);
         // dW1 += dy2ᵀ·GELU(z); db1 += Σ dy2; dz = (dy2·W1) ⊙ GELU'(z)
@@ -1351,7 +1372,7 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
           for (int64_t r = 0; r < R; ++r)
             for (int c = 0; c < H; ++c) pb1[c] += dE_in[(r0 + r) * H + c];
         }
-        gemm_serial(R, D, H, dE_in + r0 * H, H, 1, W1, D, dz + r0 * D, D, false);
+        gemm_serial_packed(R, dE_in + r0 * H, qW1, dz + r0 * D, D, false);
         gelu_grad_times(dz + r0 * D, z + r0 * D, R * D);
       }
     }

@@ -4,7 +4,8 @@
 //   attention_proj_fwd  = linear_fwd (Pe = e·W_Eᵀ) + attention_fwd_rows, over a row range with its first pair
 //                         as k_base (chunked mode) or the whole graph; Pe kept (training) or in block scratch;
 //   attention_proj_bwd  = attention_bwd + linear_bwd_data + linear_bwd_weight for the pair projections: ∂L/∂n and
-//                         ∂L/∂e bit for bit; ∂L/∂W_E summed in fixed partitions (to rounding, and the same bits on
+//                         ∂L/∂e bit for bit; ∂L/∂W_E summed in fixed partitions (to rounding — within 1e-5 of its
+//                         largest entry, sums of thousands of f32 terms in another order —, and the same bits on
 //                         1 and 2 threads);
 //   edge_update_fwd     = linear_fwd (e·W_e1ᵀ), linear_fwd (e·W_e2ᵀ), edge_combine_fwd, edge_mlp_fwd, over a pair
 //                         range [k0, k0 + M); z and the saved activations kept (training) or in block scratch;
@@ -57,9 +58,12 @@ function expectSameBits(name: string, a: Float32Array, b: Float32Array): void {
 const settings = cpuIsaLevels().flatMap((isa) => [1, 2].map((threads) => [isa, threads] as const));
 const g = graphOf([[300, 5, 3], [7, 6, 6, 2], [12, 4, 3]]);
 
+// Widths reach every column-tail path of the products (their weights are packed once per op): H = D + 1 = 9, 13 (an
+// 8- or 16-wide masked panel) and 17 (one dot/axpy tail column after a full panel).
 describe.each([
   { D: 8, heads: 1 },
   { D: 12, heads: 2 },
+  { D: 16, heads: 2 },
 ])('fused CPU ops = the op sequences (D=$D, heads=$heads)', ({ D, heads }) => {
   const H = D + 1;
   const e = randn(g.M * H, 0.7);
@@ -89,7 +93,7 @@ describe.each([
 
   it.each(cpuIsaLevels())('attention_proj_bwd = attention_bwd + linear_bwd_data + linear_bwd_weight (%s)', (isa) => {
     const Pn = randn(g.N * 3 * D, 0.5), WE = randn(4 * D * H, 0.3), Pe = randn(g.M * 4 * D, 0.5), dout = randn(g.N * D);
-    const alpha = Float32Array.from({ length: g.M * heads }, () => Math.random());
+    const alpha = Float32Array.from({ length: g.M * heads }, () => rng.uniform());
     const dE0 = randn(g.M * H), dW0 = randn(4 * D * H);
     const graph = { row_ptr: g.rowPtr, col: g.col, rev: g.rev };
     const runs = [1, 2].map((threads) =>
@@ -114,7 +118,7 @@ describe.each([
         expectSameBits('input-only dE', inputOnly.dE!, dE);
         const scale = Math.max(...dW.map(Math.abs));
         const worst = Math.max(...fused.dWE!.map((v, i) => Math.abs(v - dW[i]!)));
-        expect(worst / scale, 'dW_E against linear_bwd_weight').toBeLessThan(2e-6);
+        expect(worst / scale, 'dW_E against linear_bwd_weight').toBeLessThan(1e-5);
         return fused.dWE!;
       }),
     );
@@ -155,7 +159,7 @@ describe.each([
         }
         const scale = Math.max(...dW.map(Math.abs));
         const worst = Math.max(...fused.dWe!.map((v, i) => Math.abs(v - dW[i]!)));
-        expect(worst / scale, 'dW_e against linear_bwd_weight').toBeLessThan(2e-6);
+        expect(worst / scale, 'dW_e against linear_bwd_weight').toBeLessThan(1e-5);
         return fused.dWe!;
       }),
     );
