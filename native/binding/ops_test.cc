@@ -165,7 +165,7 @@ class OpRunner {
       ops_.edge_combine_fwd(F("z"), F("Y1"), F("Y2"), F("S"), F("Tn"), F("bias"), I("row"), I("col"), I("rev"), L("M"),
                             Int("D"));
     } else if (op == "attention_proj_fwd" || op == "attention_proj_bwd" || op == "edge_update_fwd" || op == "edge_update_bwd" ||
-               op == "edge_mlp_fwd") {
+               op == "edge_mlp_fwd" || op == "in_mlp_fwd" || op == "in_mlp_bwd") {
       // The CPU's fused forms (rt_ops.h "CPU only"), compared in tests with the op sequences they replace.
       if constexpr (Ops::device == Device::Cpu) {
         if (op == "attention_proj_fwd") {
@@ -178,6 +178,13 @@ class OpRunner {
         } else if (op == "edge_update_bwd") {
           ops_.edge_update_bwd(F("dE"), F("dWe"), F("dS"), F("dT"), F("dbias"), F("dz"), F("e_all"), F("We"), I("row_ptr"),
                                I("rev"), Int("N"), Int("D"), Int("H"));
+        } else if (op == "in_mlp_fwd") {
+          ops_.in_mlp_fwd(F("out"), F("h0"), F("h1"), F("h2"), F("f"), F("W0"), F("b0"), F("W1"), F("b1"), F("W2"), F("b2"),
+                          F("Wp"), F("bp"), L("rows"), Int("din"), Int("D"));
+        } else if (op == "in_mlp_bwd") {
+          float* const grads[8] = {F("dW0"), F("db0"), F("dW1"), F("db1"), F("dW2"), F("db2"), F("dWp"), F("dbp")};
+          ops_.in_mlp_bwd(F("df"), grads[0] != nullptr ? grads : nullptr, F("dout"), F("f"), F("h0"), F("h1"), F("h2"),
+                          F("W0"), F("W1"), F("W2"), F("Wp"), L("rows"), Int("din"), Int("D"));
         } else if (op == "edge_update_fwd") {
           ops_.edge_update_fwd(F("z"), F("ebar"), F("xh2"), F("rs2"), F("h3"), F("xh3"), F("rs3"), F("e_out"), F("e_all"),
                                F("We"), F("be"), F("S"), F("Tn"), I("row"), I("col"), I("rev"), L("k0"), F("W1"), F("b1"),

@@ -732,6 +732,13 @@ class RtEngine {
 
   // Input MLP: h0 = L0(f); h1 = L2(silu h0); h2 = L4(silu h1); out = Lproj(h2). h[] saved, tmp scratch.
   void input_mlp_fwd(T* out, const T* f, T* const* h, T* tmp, const LinOff* L3, const LinOff& proj, int64_t rows) {
+    if constexpr (Ops::device == Device::Cpu) {
+      // In cache-sized blocks; the hidden layers kept unless they share one scratch (an inference forward).
+      const bool keep = h[0] != h[1];
+      ops_.in_mlp_fwd(out, keep ? h[0] : nullptr, keep ? h[1] : nullptr, keep ? h[2] : nullptr, f, W(L3[0]), Bp(L3[0]),
+                      W(L3[1]), Bp(L3[1]), W(L3[2]), Bp(L3[2]), W(proj), Bp(proj), rows, L3[0].in, cfg_.D);
+      return;
+    }
     const int64_t n = rows * cfg_.D;
     lin(h[0], f, L3[0], rows);
     ops_.act_fwd(tmp, h[0], n, Act::Silu);
@@ -744,6 +751,12 @@ class RtEngine {
   // overwritten) receives ∂L/∂f unless null.
   void input_mlp_bwd(T* dout, const T* f, T* const* h, T* s1, T* s2, const LinOff* L3, const LinOff& proj,
                      int64_t rows, T* df) {
+    if constexpr (Ops::device == Device::Cpu) {
+      T* const grads[8] = {dW(L3[0]), dB(L3[0]), dW(L3[1]), dB(L3[1]), dW(L3[2]), dB(L3[2]), dW(proj), dB(proj)};
+      ops_.in_mlp_bwd(df, param_grads_ ? grads : nullptr, dout, f, h[0], h[1], h[2], W(L3[0]), W(L3[1]), W(L3[2]),
+                      W(proj), rows, L3[0].in, cfg_.D);
+      return;
+    }
     const int64_t n = rows * cfg_.D;
     lin_bwd(s1, dout, h[2], proj, rows, false);       // s1 = ∂L/∂h2
     ops_.act_fwd(s2, h[1], n, Act::Silu);             // recompute silu(h1)

@@ -166,6 +166,19 @@ struct CpuOps {
   void edge_update_bwd(T* dE, T* dWe, T* dS, T* dT, T* dbias, const T* dz, const T* e_all, const T* We,
                        const int32_t* row_ptr, const int32_t* rev, int32_t N, int D, int H);
 
+  // ---- fused input MLP (CPU only; elsewhere linear_fwd/act_fwd/linear_bwd_* in sequence) ----
+  // out = Lp(h2), h2 = L2(SiLU(h1)), h1 = L1(SiLU(h0)), h0 = L0(f) over `rows` rows (f: rows × din; the rest rows × D;
+  // W_i as PyTorch, out × in, all with bias) in cache-sized blocks, the op sequence's results bit for bit. h0, h1, h2:
+  // kept for a backward, or all null (block scratch).
+  void in_mlp_fwd(T* out, T* h0, T* h1, T* h2, const T* f, const T* W0, const T* b0, const T* W1, const T* b1,
+                  const T* W2, const T* b2, const T* Wp, const T* bp, int64_t rows, int din, int D);
+  // Its backward from ∂L/∂out (dout, read only): ∂L/∂f into df unless null, and unless `grads` is null the weight and
+  // bias gradients accumulated into grads[0..7] = dW0, db0, dW1, db1, dW2, db2, dWp, dbp — summed in fixed partitions
+  // of the blocks (deterministic for any thread count; rounded differently from linear_bwd_weight). The data
+  // gradient is bit for bit the op sequence's.
+  void in_mlp_bwd(T* df, T* const* grads, const T* dout, const T* f, const T* h0, const T* h1, const T* h2, const T* W0,
+                  const T* W1, const T* W2, const T* Wp, int64_t rows, int din, int D);
+
   // ---- fused pair MLP (CPU only; the engine uses the op sequence above on other backends) ----
   // Forward of ē = LN2(e + Lin1(GELU(z))), h3 = Lin_m0(ē), e' = LN3(ē + Lin_m2(GELU(h3))) in row blocks that stay
   // in cache; writes the same saved tensors as the op sequence (ē, x̂2, 1/σ2, h3, x̂3, 1/σ3, e'), or with all six

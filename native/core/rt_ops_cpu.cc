@@ -1283,6 +1283,101 @@ void pair_mlp_fwd_blocks(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_ou
 }  // namespace
 
 template <typename T>
+void CpuOps<T>::in_mlp_fwd(T* out, T* h0, T* h1, T* h2, const T* f, const T* W0, const T* b0, const T* W1, const T* b1,
+                           const T* W2, const T* b2, const T* Wp, const T* bp, int64_t rows, int din, int D) {
+  // Wᵀ of each layer packed once (as linear_fwd packs it).
+  const std::vector<T> W0t = transpose(W0, D, din), W1t = transpose(W1, D, D), W2t = transpose(W2, D, D),
+                       Wpt = transpose(Wp, D, D);
+  GemmPacked p0, p1, p2, pp;
+  gemm_pack(&p0, D, din, W0t.data(), D, din, 1);
+  gemm_pack(&p1, D, D, W1t.data(), D, D, 1);
+  gemm_pack(&p2, D, D, W2t.data(), D, D, 1);
+  gemm_pack(&pp, D, D, Wpt.data(), D, D, 1);
+  const bool keep = h0 != nullptr;
+  const int64_t blocks = (rows + kFuseRows - 1) / kFuseRows;
+  parallel_for(blocks, 1, [&](int64_t b0_, int64_t b1_) {
+    std::vector<T> t(static_cast<size_t>(kFuseRows) * D), s(keep ? 0 : static_cast<size_t>(kFuseRows) * 3 * D);
+    // y = b + x·Wᵀ: the bias first, then the product accumulated (linear_fwd's order).
+    auto lin = [&](T* y, const T* x, const GemmPacked& pw, const T* b, int64_t R) {
+      for (int64_t r = 0; r < R; ++r) std::memcpy(y + r * D, b, sizeof(T) * D);
+      gemm_serial_packed(R, x, pw, y, D, true);
+    };
+    for (int64_t blk = b0_; blk < b1_; ++blk) {
+      const int64_t r0 = blk * kFuseRows, R = std::min<int64_t>(kFuseRows, rows - r0);
+      T* const a0 = keep ? h0 + r0 * D : s.data();
+      T* const a1 = keep ? h1 + r0 * D : s.data() + kFuseRows * D;
+      T* const a2 = keep ? h2 + r0 * D : s.data() + 2 * kFuseRows * D;
+      lin(a0, f + r0 * din, p0, b0, R);
+      act_rows(t.data(), a0, R * D, Act::Silu);
+      lin(a1, t.data(), p1, b1, R);
+      act_rows(t.data(), a1, R * D, Act::Silu);
+      lin(a2, t.data(), p2, b2, R);
+      lin(out + r0 * D, a2, pp, bp, R);
+    }
+  });
+}
+
+template <typename T>
+void CpuOps<T>::in_mlp_bwd(T* df, T* const* grads, const T* dout, const T* f, const T* h0, const T* h1, const T* h2,
+                           const T* W0, const T* W1, const T* W2, const T* Wp, int64_t rows, int din, int D) {
+  // The data-gradient products' weights packed once (as linear_bwd_data uses them: dx = dy·W).
+  GemmPacked q0, q1, q2, qp;
+  gemm_pack(&q0, din, D, W0, din, D, 1);
+  gemm_pack(&q1, D, D, W1, D, D, 1);
+  gemm_pack(&q2, D, D, W2, D, D, 1);
+  gemm_pack(&qp, D, D, Wp, D, D, 1);
+  const int64_t blocks = (rows + kFuseRows - 1) / kFuseRows;
+  const int64_t DD = static_cast<int64_t>(D) * D, D0 = static_cast<int64_t>(D) * din;
+  // Per partition: dW0, db0, dW1, db1, dW2, db2, dWp, dbp (the order of `grads`).
+  const int64_t sizes[8] = {D0, D, DD, D, DD, D, DD, D};
+  int64_t offs[8], stride = 0;
+  for (int i = 0; i < 8; ++i) offs[i] = stride, stride += sizes[i];
+  const int64_t parts = grads != nullptr ? std::min<int64_t>(kProjParts, std::max<int64_t>(blocks, 1)) : 0;
+  const int64_t pc = std::max<int64_t>(parts, 1);
+  std::vector<T> partial(static_cast<size_t>(parts * stride), T(0));
+  parallel_for(pc, 1, [&](int64_t p0_, int64_t p1_) {
+    std::vector<T> g(static_cast<size_t>(kFuseRows) * D), s1(static_cast<size_t>(kFuseRows) * D),
+        s2(static_cast<size_t>(kFuseRows) * D);
+    for (int64_t part = p0_; part < p1_; ++part) {
+      T* P_ = partial.data() + part * stride;
+      // dW += dyᵀ·x, db += Σ dy (rows in order) for a layer of `in` inputs, partial slot i.
+      auto weight = [&](int i, const T* dy, const T* x, int in, int64_t R) {
+        if (grads == nullptr) return;
+        gemm_serial(D, in, R, dy, 1, D, x, in, P_ + offs[i], in, true);
+        T* db = P_ + offs[i + 1];
+        for (int64_t r = 0; r < R; ++r)
+          for (int c = 0; c < D; ++c) db[c] += dy[r * D + c];
+      };
+      for (int64_t blk = blocks * part / pc; blk < blocks * (part + 1) / pc; ++blk) {
+        const int64_t r0 = blk * kFuseRows, R = std::min<int64_t>(kFuseRows, rows - r0);
+        const T* dy = dout + r0 * D;
+        // out = Lp(h2): ∂L/∂h2 = dout·Wp
+        weight(6, dy, h2 + r0 * D, D, R);
+        gemm_serial_packed(R, dy, qp, s1.data(), D, false);
+        // h2 = L2(SiLU(h1)): ∂L/∂SiLU(h1) = ∂L/∂h2·W2, then ⊙ SiLU'(h1)
+        act_rows(s2.data(), h1 + r0 * D, R * D, Act::Silu);
+        weight(4, s1.data(), s2.data(), D, R);
+        gemm_serial_packed(R, s1.data(), q2, g.data(), D, false);
+        act_grad_rows(s1.data(), g.data(), h1 + r0 * D, R * D, Act::Silu);
+        // h1 = L1(SiLU(h0))
+        act_rows(s2.data(), h0 + r0 * D, R * D, Act::Silu);
+        weight(2, s1.data(), s2.data(), D, R);
+        gemm_serial_packed(R, s1.data(), q1, g.data(), D, false);
+        act_grad_rows(s1.data(), g.data(), h0 + r0 * D, R * D, Act::Silu);
+        // h0 = L0(f)
+        weight(0, s1.data(), f + r0 * din, din, R);
+        if (df != nullptr) gemm_serial_packed(R, s1.data(), q0, df + r0 * din, din, false);
+      }
+    }
+  });
+  for (int64_t part = 0; part < parts; ++part) {
+    const T* src = partial.data() + part * stride;
+    for (int i = 0; i < 8; ++i)
+      for (int64_t j = 0; j < sizes[i]; ++j) grads[i][j] += src[offs[i] + j];
+  }
+}
+
+template <typename T>
 void CpuOps<T>::edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* z, const T* e_in,
                              const T* W1, const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2,
                              const T* bm2, const T* g3, const T* be3, int64_t M, int D, int H) {

@@ -10,7 +10,9 @@
 //   edge_update_fwd     = linear_fwd (e·W_e1ᵀ), linear_fwd (e·W_e2ᵀ), edge_combine_fwd, edge_mlp_fwd, over a pair
 //                         range [k0, k0 + M); z and the saved activations kept (training) or in block scratch;
 //   edge_update_bwd     = edge_combine_bwd + linear_bwd_data ×2 + linear_bwd_weight ×2: ∂L/∂e, the node terms and
-//                         ∂L/∂b_e bit for bit, ∂L/∂W_e to rounding (the same bits on 1 and 2 threads).
+//                         ∂L/∂b_e bit for bit, ∂L/∂W_e to rounding (the same bits on 1 and 2 threads);
+//   in_mlp_fwd / _bwd   = the input MLP as linear_fwd/act_fwd (h0, h1, h2 kept or in scratch) and its backward as
+//                         linear_bwd_*/act_*: outputs and ∂L/∂f bit for bit, weight and bias gradients to rounding.
 // MNIST-like rows of 301 pairs (longer than a projection block) and short ones (a block of many rows) both occur.
 import { describe, expect, it } from 'vitest';
 import { type OpCase, runOp } from '../../lib/internal/backendParity.js';
@@ -164,6 +166,54 @@ describe.each([
       }),
     );
     expectSameBits('dW_e on 1 and 2 threads', runs[0]!, runs[1]!);
+  });
+
+  it.each(cpuIsaLevels())('in_mlp_fwd / in_mlp_bwd = the input MLP op sequence (%s)', (isa) => {
+    const din = 2, rows = 203; // two 96-row blocks and a tail
+    const f = randn(rows * din), W0 = randn(D * din, 0.5), W = [0, 1, 2].map(() => randn(D * D, 0.4)), bs = [0, 1, 2, 3].map(() => randn(D, 0.1));
+    const dout = randn(rows * D), g0 = [D * din, D, D * D, D, D * D, D, D * D, D].map((n) => randn(n));
+    const names = ['dW0', 'db0', 'dW1', 'db1', 'dW2', 'db2', 'dWp', 'dbp'];
+    const runs = [1, 2].map((threads) =>
+      withCpuIsa(isa, threads, () => {
+        // The op sequence (VectorField's engine on other devices).
+        const lin = (x: Float32Array, Wl: Float32Array, b: Float32Array, K: number): Float32Array =>
+          cpu({ op: 'linear_fwd', inputs: { x, W: Wl, b }, outputs: { y: { len: rows * D } }, scalars: { rows, K, N: D, ldw: K, acc: false } }).y!;
+        const silu = (x: Float32Array): Float32Array => cpu({ op: 'act_fwd', inputs: { x }, outputs: { y: { len: x.length } }, scalars: { n: x.length, act: 1 } }).y!;
+        const h0 = lin(f, W0, bs[0]!, din), h1 = lin(silu(h0), W[0]!, bs[1]!, D), h2 = lin(silu(h1), W[1]!, bs[2]!, D), out = lin(h2, W[2]!, bs[3]!, D);
+        const kept = cpu({ op: 'in_mlp_fwd', inputs: { f, W0, b0: bs[0]!, W1: W[0]!, b1: bs[1]!, W2: W[1]!, b2: bs[2]!, Wp: W[2]!, bp: bs[3]! }, outputs: { out: { len: rows * D }, h0: { len: rows * D }, h1: { len: rows * D }, h2: { len: rows * D } }, scalars: { rows, din, D } });
+        const scratch = cpu({ op: 'in_mlp_fwd', inputs: { f, W0, b0: bs[0]!, W1: W[0]!, b1: bs[1]!, W2: W[1]!, b2: bs[2]!, Wp: W[2]!, bp: bs[3]! }, outputs: { out: { len: rows * D } }, scalars: { h0: null, h1: null, h2: null, rows, din, D } });
+        expectSameBits('out', kept.out!, out);
+        expectSameBits('out (scratch)', scratch.out!, out);
+        expectSameBits('h0', kept.h0!, h0);
+        expectSameBits('h1', kept.h1!, h1);
+        expectSameBits('h2', kept.h2!, h2);
+        // Backward: each layer's (dW, db) += (dyᵀ·x, Σ dy), dx = dy·W, SiLU' between.
+        const grads: Float32Array[] = g0.map((a) => Float32Array.from(a));
+        const layer = (slot: number, dy: Float32Array, x: Float32Array, Wl: Float32Array, K: number): Float32Array => {
+          const r = cpu({ op: 'linear_bwd_weight', inputs: { dy, x }, outputs: { dW: { len: D * K, init: grads[slot]! }, db: { len: D, init: grads[slot + 1]! } }, scalars: { rows, K, N: D, ldw: K } });
+          grads[slot] = r.dW!;
+          grads[slot + 1] = r.db!;
+          return cpu({ op: 'linear_bwd_data', inputs: { dy, W: Wl }, outputs: { dx: { len: rows * K } }, scalars: { rows, K, N: D, ldw: K, acc: false } }).dx!;
+        };
+        const dsilu = (dy: Float32Array, x: Float32Array): Float32Array => cpu({ op: 'act_bwd', inputs: { dy, x }, outputs: { dx: { len: x.length } }, scalars: { n: x.length, act: 1, acc: false } }).dx!;
+        const dh2 = layer(6, dout, h2, W[2]!, D);
+        const dh1 = dsilu(layer(4, dh2, silu(h1), W[1]!, D), h1);
+        const dh0 = dsilu(layer(2, dh1, silu(h0), W[0]!, D), h0);
+        const df = layer(0, dh0, f, W0, din);
+        const bwdIn = { dout, f, h0, h1, h2, W0, W1: W[0]!, W2: W[1]!, Wp: W[2]! };
+        const fused = cpu({ op: 'in_mlp_bwd', inputs: bwdIn, outputs: { df: { len: rows * din }, ...Object.fromEntries(names.map((n, i) => [n, { len: g0[i]!.length, init: g0[i]! }])) }, scalars: { rows, din, D } });
+        const inputOnly = cpu({ op: 'in_mlp_bwd', inputs: bwdIn, outputs: { df: { len: rows * din } }, scalars: { ...Object.fromEntries(names.map((n) => [n, null])), rows, din, D } });
+        expectSameBits('df', fused.df!, df);
+        expectSameBits('df (input only)', inputOnly.df!, df);
+        names.forEach((n, i) => {
+          const ref = grads[i]!, got = fused[n]!;
+          const scale = Math.max(...ref.map(Math.abs));
+          expect(Math.max(...got.map((v, j) => Math.abs(v - ref[j]!))) / scale, n).toBeLessThan(1e-5);
+        });
+        return names.map((n) => fused[n]!);
+      }),
+    );
+    runs[0]!.forEach((a, i) => expectSameBits(`${names[i]} on 1 and 2 threads`, a, runs[1]![i]!));
   });
 
   it.each(settings)('edge_update_fwd = linear_fwd ×2 + edge_combine_fwd + edge_mlp_fwd (%s, %i threads)', (isa, threads) => {
