@@ -209,53 +209,79 @@ WSF_AVX2 inline void store(float* p, __m256 v, int n) {
     _mm256_maskstore_ps(p, lanes_below8(n), v);
   }
 }
-// ln_rows for float.
-WSF_AVX2 void ln_rows_f32(float* y, float* xhat, float* rstd, const float* x, const float* g, const float* b, int64_t R,
-                          int C) {
-  for (int64_t r = 0; r < R; ++r) {
-    const float* xr = x + r * C;
-    __m256 acc = _mm256_setzero_ps();
-    for (int c = 0; c < C; c += 8) acc = _mm256_add_ps(acc, load(xr + c, C - c));
-    const float mean = hsum8(acc) / static_cast<float>(C);
-    const __m256 vm = _mm256_set1_ps(mean);
-    acc = _mm256_setzero_ps();
-    for (int c = 0; c < C; c += 8) {
-      const int n = C - c;
-      __m256 d = _mm256_sub_ps(load(xr + c, n), vm);
+// ln_rows for float, G rows at once (r0 … r0 + G − 1): each row's operations are exactly the one-row loop's, in the
+// same order — interleaving only lets the rows' dependency chains (sums, the reciprocal square root) overlap.
+template <int G>
+WSF_AVX2 inline void ln_rows_g(float* y, float* xhat, float* rstd, const float* x, const float* g, const float* b,
+                               int64_t r0, int C) {
+  const float* xr[G];
+  __m256 acc[G], vm[G], vr[G];
+  for (int i = 0; i < G; ++i) xr[i] = x + (r0 + i) * C, acc[i] = _mm256_setzero_ps();
+  for (int c = 0; c < C; c += 8)
+    for (int i = 0; i < G; ++i) acc[i] = _mm256_add_ps(acc[i], load(xr[i] + c, C - c));
+  for (int i = 0; i < G; ++i) {
+    vm[i] = _mm256_set1_ps(hsum8(acc[i]) / static_cast<float>(C));
+    acc[i] = _mm256_setzero_ps();
+  }
+  for (int c = 0; c < C; c += 8) {
+    const int n = C - c;
+    for (int i = 0; i < G; ++i) {
+      __m256 d = _mm256_sub_ps(load(xr[i] + c, n), vm[i]);
       if (n < 8) d = _mm256_and_ps(d, _mm256_castsi256_ps(lanes_below8(n)));
-      acc = _mm256_fmadd_ps(d, d, acc);
+      acc[i] = _mm256_fmadd_ps(d, d, acc[i]);
     }
-    const float rs = 1.f / std::sqrt(hsum8(acc) / static_cast<float>(C) + 1e-5f);
-    rstd[r] = rs;
-    const __m256 vr = _mm256_set1_ps(rs);
-    for (int c = 0; c < C; c += 8) {
-      const int n = C - c;
-      const __m256 h = _mm256_mul_ps(_mm256_sub_ps(load(xr + c, n), vm), vr);
-      store(xhat + r * C + c, h, n);
-      store(y + r * C + c, _mm256_fmadd_ps(h, load(g + c, n), load(b + c, n)), n);
+  }
+  for (int i = 0; i < G; ++i) {
+    const float rs = 1.f / std::sqrt(hsum8(acc[i]) / static_cast<float>(C) + 1e-5f);
+    rstd[r0 + i] = rs;
+    vr[i] = _mm256_set1_ps(rs);
+  }
+  for (int c = 0; c < C; c += 8) {
+    const int n = C - c;
+    const __m256 gv = load(g + c, n), bv = load(b + c, n);
+    for (int i = 0; i < G; ++i) {
+      const __m256 h = _mm256_mul_ps(_mm256_sub_ps(load(xr[i] + c, n), vm[i]), vr[i]);
+      store(xhat + (r0 + i) * C + c, h, n);
+      store(y + (r0 + i) * C + c, _mm256_fmadd_ps(h, gv, bv), n);
     }
   }
 }
+WSF_AVX2 void ln_rows_f32(float* y, float* xhat, float* rstd, const float* x, const float* g, const float* b, int64_t R,
+                          int C) {
+  int64_t r = 0;
+  for (; r + 4 <= R; r += 4) ln_rows_g<4>(y, xhat, rstd, x, g, b, r, C);
+  for (; r < R; ++r) ln_rows_g<1>(y, xhat, rstd, x, g, b, r, C);
+}
 
-// ln_bwd_rows for float: dx = LN'(dy); dg += Σ dy·x̂, db += Σ dy.
-WSF_AVX2 void ln_bwd_rows_f32(float* dx, float* dg, float* db, const float* dy, const float* xhat, const float* rstd,
-                              const float* g, int64_t R, int C) {
-  for (int64_t r = 0; r < R; ++r) {
+// ln_bwd_rows for float: dx = LN'(dy); dg += Σ dy·x̂, db += Σ dy — G rows at once as ln_rows_g (dg and db still take
+// the rows' terms in row order, so every sum is the one-row loop's).
+template <int G>
+WSF_AVX2 inline void ln_bwd_rows_g(float* dx, float* dg, float* db, const float* dy, const float* xhat,
+                                   const float* rstd, const float* g, int64_t r0, int C) {
+  __m256 a1[G], a2[G];
+  for (int i = 0; i < G; ++i) a1[i] = a2[i] = _mm256_setzero_ps();
+  for (int c = 0; c < C; c += 8) {
+    const int n = C - c;
+    const __m256 gv = load(g + c, n);
+    __m256 dgv = load(dg + c, n), dbv = load(db + c, n);
+    for (int i = 0; i < G; ++i) {
+      const __m256 vdy = load(dy + (r0 + i) * C + c, n), vh = load(xhat + (r0 + i) * C + c, n);
+      const __m256 d = _mm256_mul_ps(vdy, gv);
+      a1[i] = _mm256_add_ps(a1[i], d);
+      a2[i] = _mm256_fmadd_ps(d, vh, a2[i]);
+      dgv = _mm256_fmadd_ps(vdy, vh, dgv);
+      dbv = _mm256_add_ps(dbv, vdy);
+    }
+    store(dg + c, dgv, n);
+    store(db + c, dbv, n);
+  }
+  for (int i = 0; i < G; ++i) {
+    const int64_t r = r0 + i;
+    const __m256 m1 = _mm256_set1_ps(hsum8(a1[i]) / static_cast<float>(C));
+    const __m256 m2 = _mm256_set1_ps(hsum8(a2[i]) / static_cast<float>(C));
+    const __m256 vr = _mm256_set1_ps(rstd[r]);
     const float* dyr = dy + r * C;
     const float* h = xhat + r * C;
-    __m256 a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps();
-    for (int c = 0; c < C; c += 8) {
-      const int n = C - c;
-      const __m256 vdy = load(dyr + c, n), vh = load(h + c, n);
-      const __m256 d = _mm256_mul_ps(vdy, load(g + c, n));
-      a1 = _mm256_add_ps(a1, d);
-      a2 = _mm256_fmadd_ps(d, vh, a2);
-      store(dg + c, _mm256_fmadd_ps(vdy, vh, load(dg + c, n)), n);
-      store(db + c, _mm256_add_ps(load(db + c, n), vdy), n);
-    }
-    const __m256 m1 = _mm256_set1_ps(hsum8(a1) / static_cast<float>(C));
-    const __m256 m2 = _mm256_set1_ps(hsum8(a2) / static_cast<float>(C));
-    const __m256 vr = _mm256_set1_ps(rstd[r]);
     for (int c = 0; c < C; c += 8) {
       const int n = C - c;
       const __m256 d = _mm256_mul_ps(load(dyr + c, n), load(g + c, n));
@@ -263,6 +289,12 @@ WSF_AVX2 void ln_bwd_rows_f32(float* dx, float* dg, float* db, const float* dy, 
       store(dx + r * C + c, v, n);
     }
   }
+}
+WSF_AVX2 void ln_bwd_rows_f32(float* dx, float* dg, float* db, const float* dy, const float* xhat, const float* rstd,
+                              const float* g, int64_t R, int C) {
+  int64_t r = 0;
+  for (; r + 4 <= R; r += 4) ln_bwd_rows_g<4>(dx, dg, db, dy, xhat, rstd, g, r, C);
+  for (; r < R; ++r) ln_bwd_rows_g<1>(dx, dg, db, dy, xhat, rstd, g, r, C);
 }
 
 // attention_fwd_rows for float, rows [u0, u1) (see CpuOps::attention_fwd_rows for the formulas); s is scratch.
