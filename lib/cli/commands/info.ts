@@ -18,7 +18,8 @@ WSF_DEVICE_PRIOR), CPU threads and the TF.js backend.
 
 With --memory ARCH: what training a vector field on batches of ARCH networks would hold — in the default mode, in
 recompute mode and in chunked recompute mode per chunk size — and what sampling adds per network, counted by the
-engine without allocating (the same counts on the CPU and on CUDA; a GPU adds its kernels' scratch, tens of MiB),
+engine without allocating (for the device planned for: the CPU keeps some pair-sized arrays in its fused ops' block
+scratch, so its default mode and sampling hold less; a GPU adds its kernels' scratch, tens of MiB),
 with the memory free on the device and the mode that 'auto' (wsflow train's default) would pick there.`,
   options: {
     json: { type: 'boolean', description: 'print one JSON object instead of a table' },
