@@ -359,23 +359,38 @@ struct PackedB {
   const float* bt;
 };
 
-PackedB pack_whole_b(int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap) {
+// The packed layout of a K × N B for an A with strides sai/sap (tail kind, panels, dot-tail rows), its buffer not yet
+// bound; *floats: the buffer's size.
+PackedB pack_layout(int64_t N, int64_t K, int64_t sai, int64_t sap, size_t* floats) {
   const Tail tail = choose_tail(N, sai, sap);
   PackedB pb{Panels(N, tail == Tail::Dot || tail == Tail::Axpy), tail, K, (K + 7) / 8 * 8, nullptr, nullptr};
-  const int64_t np = pb.pn.width() * K;
   const int64_t nt = tail == Tail::Dot ? pb.pn.w * pb.ldt : 0;
-  float* buf = tl_pack.get(static_cast<size_t>(np + nt + 16));
-  pack_b(B, ldb, 1, K, N, pb.pn, buf);
-  if (nt > 0) {
-    float* bt = buf + np;
+  *floats = static_cast<size_t>(pb.pn.width() * K + nt + 16);
+  return pb;
+}
+// Points pb at a buffer of its layout: the panels, then (dot tail) the tail columns' rows.
+void bind_packed(PackedB& pb, const float* buf) {
+  pb.panels = buf;
+  if (pb.tail == Tail::Dot) pb.bt = buf + pb.pn.width() * pb.K;
+}
+// Packs B (leading dimension ldb) into buf in pb's layout and binds pb to it.
+void pack_into(PackedB& pb, int64_t N, const float* B, int64_t ldb, float* buf) {
+  pack_b(B, ldb, 1, pb.K, N, pb.pn, buf);
+  if (pb.tail == Tail::Dot) {
+    float* bt = buf + pb.pn.width() * pb.K;
     for (int64_t j = 0; j < pb.pn.w; ++j) {
       const float* src = B + pb.pn.nfull * 16 + j;
-      for (int64_t p = 0; p < K; ++p) bt[j * pb.ldt + p] = src[p * ldb];
-      for (int64_t p = K; p < pb.ldt; ++p) bt[j * pb.ldt + p] = 0.f;
+      for (int64_t p = 0; p < pb.K; ++p) bt[j * pb.ldt + p] = src[p * ldb];
+      for (int64_t p = pb.K; p < pb.ldt; ++p) bt[j * pb.ldt + p] = 0.f;
     }
-    pb.bt = bt;
   }
-  pb.panels = buf;
+  bind_packed(pb, buf);
+}
+
+PackedB pack_whole_b(int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap) {
+  size_t floats = 0;
+  PackedB pb = pack_layout(N, K, sai, sap, &floats);
+  pack_into(pb, N, B, ldb, tl_pack.get(floats));
   return pb;
 }
 
@@ -559,35 +574,18 @@ __attribute__((target("avx2,fma"))) void tall_part(int64_t M, int64_t N, int64_t
 
 // pack_whole_b into an owned buffer (gemm_pack).
 void pack_owned(GemmPacked* out, int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap) {
-  const Tail tail = choose_tail(N, sai, sap);
-  const Panels pn(N, tail == Tail::Dot || tail == Tail::Axpy);
-  const int64_t ldt = (K + 7) / 8 * 8;
-  const int64_t np = pn.width() * K;
-  const int64_t nt = tail == Tail::Dot ? pn.w * ldt : 0;
-  const size_t bytes = (static_cast<size_t>(np + nt + 16) * sizeof(float) + 63) / 64 * 64;
-  out->buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-  float* buf = out->buf.get();
-  pack_b(B, ldb, 1, K, N, pn, buf);
-  out->tail_at = -1;
-  if (nt > 0) {
-    float* bt = buf + np;
-    for (int64_t j = 0; j < pn.w; ++j) {
-      const float* src = B + pn.nfull * 16 + j;
-      for (int64_t p = 0; p < K; ++p) bt[j * ldt + p] = src[p * ldb];
-      for (int64_t p = K; p < ldt; ++p) bt[j * ldt + p] = 0.f;
-    }
-    out->tail_at = np;
-  }
-  out->tail = static_cast<int>(tail);
-  out->ldt = ldt;
+  size_t floats = 0;
+  PackedB pb = pack_layout(N, K, sai, sap, &floats);
+  out->buf.reset(static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64)));
+  pack_into(pb, N, B, ldb, out->buf.get());
   out->packed = true;
 }
 
-// gemm_f32 (not threaded) with B packed by pack_owned.
+// gemm_f32 (not threaded) with B packed by pack_owned (the layout recomputed from the operands' shapes).
 void gemm_f32_packed(int64_t M, const float* A, const GemmPacked& g, float* C, int64_t ldc, bool accumulate) {
-  const Tail tail = static_cast<Tail>(g.tail);
-  const PackedB pb{Panels(g.N, tail == Tail::Dot || tail == Tail::Axpy), tail, g.K, g.ldt, g.buf.get(),
-                   g.tail_at >= 0 ? g.buf.get() + g.tail_at : nullptr};
+  size_t floats = 0;
+  PackedB pb = pack_layout(g.N, g.K, g.sai, g.sap, &floats);
+  bind_packed(pb, g.buf.get());
   rows_block(0, M, g.N, A, g.sai, g.sap, static_cast<const float*>(g.B), g.ldb, pb, C, ldc, accumulate);
 }
 

@@ -36,8 +36,6 @@ struct GemmPacked {
   int64_t N = 0, K = 0, ldb = 0, sai = 0, sap = 0;
   const void* B = nullptr;
   bool packed = false;
-  int tail = 0;
-  int64_t ldt = 0, tail_at = -1;  // dot-tail rows (transposed tail columns) at buf + tail_at, or none
   struct Free { void operator()(float* p) const; };
   std::unique_ptr<float, Free> buf;  // 64-byte aligned panels
 };

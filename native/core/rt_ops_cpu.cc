@@ -734,7 +734,33 @@ void attention_fwd_rows_serial(T* o, T* alpha, const T* Pn, const T* Pe, const i
 // Pairs per block of attention_proj_fwd/_bwd: a block's projections (pairs × 4D) stay in L2 while its rows are
 // attended.
 constexpr int64_t kProjPairs = 192;
-constexpr int64_t kProjParts = 16;  // fixed partitions of the blocked backwards' weight gradients (deterministic sums)
+constexpr int64_t kGradParts = 16;  // fixed partitions of the blocked backwards' weight gradients (deterministic sums)
+
+// The blocked backwards' weight gradients in fixed partitions: `nblocks` blocks cut into min(kGradParts, nblocks)
+// partitions of consecutive blocks, whatever the thread count. run(b0, b1, P) handles one partition's blocks [b0, b1)
+// with its own zeroed partial sums P (`stride` elements; null when stride is 0), partitions in parallel; then add(P)
+// for each partition in partition order — a deterministic sum. (The data gradients, per block, run in parallel too.)
+template <typename T, typename Run, typename Add>
+void in_grad_partitions(int64_t nblocks, int64_t stride, Run&& run, Add&& add) {
+  const int64_t parts = std::min<int64_t>(kGradParts, std::max<int64_t>(nblocks, 1));
+  std::vector<T> partial(static_cast<size_t>(parts * stride), T(0));
+  auto slot = [&](int64_t part) { return stride > 0 ? partial.data() + part * stride : nullptr; };
+  parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t part = p0; part < p1; ++part) run(nblocks * part / parts, nblocks * (part + 1) / parts, slot(part));
+  });
+  if (stride > 0)
+    for (int64_t part = 0; part < parts; ++part) add(static_cast<const T*>(slot(part)));
+}
+
+// W (out × in, row-major, leading dimension ldw; ldw 0: in) → Wᵀ (in × out), as linear_fwd packs it.
+template <typename T>
+std::vector<T> transpose(const T* W, int out, int in, int ldw = 0) {
+  if (ldw == 0) ldw = in;
+  std::vector<T> t(static_cast<size_t>(out) * in);
+  for (int o = 0; o < out; ++o)
+    for (int i = 0; i < in; ++i) t[static_cast<size_t>(i) * out + o] = W[static_cast<size_t>(o) * ldw + i];
+  return t;
+}
 
 // Rows [r0, r1) cut into blocks of consecutive rows with at most kProjPairs pairs (a longer row alone): block b is
 // rows [starts[b], starts[b + 1]).
@@ -765,11 +791,8 @@ void CpuOps<T>::attention_proj_fwd(T* o, T* alpha, T* Pe, const T* Pn, const T* 
                                    const int32_t* row_ptr, const int32_t* col, int32_t r0, int32_t r1, int64_t k_base,
                                    int D, int H, int heads) {
   const std::vector<int32_t> starts = proj_blocks(row_ptr, r0, r1);
-  // W_Eᵀ (H × 4D), packed as linear_fwd packs it.
   const int N4 = 4 * D;
-  std::vector<T> WEt(static_cast<size_t>(H) * N4);
-  for (int c = 0; c < N4; ++c)
-    for (int k = 0; k < H; ++k) WEt[static_cast<size_t>(k) * N4 + c] = WE[static_cast<size_t>(c) * H + k];
+  const std::vector<T> WEt = transpose(WE, N4, H);  // W_Eᵀ (H × 4D)
   GemmPacked pWE;  // packed once for every block's product
   gemm_pack(&pWE, N4, H, WEt.data(), N4, H, 1);
   const int64_t nblocks = static_cast<int64_t>(starts.size()) - 1;
@@ -932,32 +955,27 @@ void CpuOps<T>::attention_proj_bwd(T* dPn, T* dE, T* dWE, T* kcol, T* vcol, cons
   const int64_t nblocks = static_cast<int64_t>(starts.size()) - 1;
   const int N4 = 4 * D;
   const int64_t WN = static_cast<int64_t>(N4) * H;
-  // ∂L/∂W_E in fixed partitions of the blocks (whatever the thread count), summed in partition order below.
-  const int64_t parts = dWE != nullptr ? std::min<int64_t>(kProjParts, std::max<int64_t>(nblocks, 1)) : 0;
-  std::vector<T> partial(static_cast<size_t>(parts * WN), T(0));
   GemmPacked pWE;  // W_E for ∂L/∂e, packed once
   gemm_pack(&pWE, H, N4, WE, H, N4, 1);
-  parallel_for(std::max<int64_t>(parts, 1), 1, [&](int64_t p0, int64_t p1) {
-    std::vector<T> da, dpe;
-    for (int64_t part = p0; part < p1; ++part) {
-      const int64_t pc = std::max<int64_t>(parts, 1);
-      for (int64_t b = nblocks * part / pc; b < nblocks * (part + 1) / pc; ++b) {
-        const int32_t u0 = starts[static_cast<size_t>(b)], u1 = starts[static_cast<size_t>(b) + 1];
-        const int64_t kb = row_ptr[u0], R = static_cast<int64_t>(row_ptr[u1]) - kb;
-        dpe.resize(static_cast<size_t>(std::max<int64_t>(R, 1)) * N4);
-        // Pass 1 over the block's rows: ∂L/∂Pe into block scratch (its pair k at (k − kb)·4D, Pe read alike).
-        attention_bwd_rows_serial(dPn, dpe.data(), static_cast<T*>(nullptr), kcol, vcol, rev, dout, alpha, Pn,
-                                  Pe + kb * N4, row_ptr, col, u0, u1, kb, D, heads, da);
-        // ∂L/∂e += ∂L/∂Pe·W_E (each row as linear_bwd_data computes it), ∂L/∂W_E += ∂L/∂Peᵀ·e.
-        gemm_serial_packed(R, dpe.data(), pWE, dE + kb * H, H, true);
-        if (dWE != nullptr) gemm_serial(N4, H, R, dpe.data(), 1, N4, e_all + kb * H, H, partial.data() + part * WN, H, true);
-      }
-    }
-  });
-  for (int64_t part = 0; part < parts; ++part) {
-    const T* src = partial.data() + part * WN;
-    for (int64_t i = 0; i < WN; ++i) dWE[i] += src[i];
-  }
+  in_grad_partitions<T>(
+      nblocks, dWE != nullptr ? WN : 0,
+      [&](int64_t b0, int64_t b1, T* P) {
+        std::vector<T> da, dpe;
+        for (int64_t b = b0; b < b1; ++b) {
+          const int32_t u0 = starts[static_cast<size_t>(b)], u1 = starts[static_cast<size_t>(b) + 1];
+          const int64_t kb = row_ptr[u0], R = static_cast<int64_t>(row_ptr[u1]) - kb;
+          dpe.resize(static_cast<size_t>(std::max<int64_t>(R, 1)) * N4);
+          // Pass 1 over the block's rows: ∂L/∂Pe into block scratch (its pair k at (k − kb)·4D, Pe read alike).
+          attention_bwd_rows_serial(dPn, dpe.data(), static_cast<T*>(nullptr), kcol, vcol, rev, dout, alpha, Pn,
+                                    Pe + kb * N4, row_ptr, col, u0, u1, kb, D, heads, da);
+          // ∂L/∂e += ∂L/∂Pe·W_E (each row as linear_bwd_data computes it), ∂L/∂W_E += ∂L/∂Peᵀ·e.
+          gemm_serial_packed(R, dpe.data(), pWE, dE + kb * H, H, true);
+          if (P != nullptr) gemm_serial(N4, H, R, dpe.data(), 1, N4, e_all + kb * H, H, P, H, true);
+        }
+      },
+      [&](const T* P) {
+        for (int64_t i = 0; i < WN; ++i) dWE[i] += P[i];
+      });
   attention_col_pass_seq(dPn, kcol, vcol, row_ptr, N, D, heads);
 }
 
@@ -1015,52 +1033,46 @@ void CpuOps<T>::edge_update_bwd(T* dE, T* dWe, T* dS, T* dT, T* dbias, const T* 
   const std::vector<int32_t> starts = proj_blocks(row_ptr, 0, N);
   const int64_t nblocks = static_cast<int64_t>(starts.size()) - 1;
   const int64_t WN = static_cast<int64_t>(D) * 2 * H;
-  // ∂L/∂W_e in fixed partitions of the blocks (whatever the thread count), summed in partition order below.
-  const int64_t parts = dWe != nullptr ? std::min<int64_t>(kProjParts, std::max<int64_t>(nblocks, 1)) : 0;
-  std::vector<T> partial(static_cast<size_t>(parts * WN), T(0));
-  const int64_t pc = std::max<int64_t>(parts, 1);
   GemmPacked pW1, pW2;  // W_e1, W_e2 for ∂L/∂e, packed once
   gemm_pack(&pW1, H, D, We, 2 * H, D, 1);
   gemm_pack(&pW2, H, D, We + H, 2 * H, D, 1);
-  parallel_for(pc, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<T> dy2;
-    for (int64_t part = p0; part < p1; ++part) {
-      for (int64_t b = nblocks * part / pc; b < nblocks * (part + 1) / pc; ++b) {
-        const int32_t u0 = starts[static_cast<size_t>(b)], u1 = starts[static_cast<size_t>(b) + 1];
-        const int64_t kb = row_ptr[u0], R = static_cast<int64_t>(row_ptr[u1]) - kb;
-        // ∂L/∂(e·W_e2ᵀ) of the block's pairs: ∂L/∂z at their reverse pairs (edge_combine_bwd's dY2 rows).
-        dy2.resize(static_cast<size_t>(std::max<int64_t>(R, 1)) * D);
-        for (int64_t r = 0; r < R; ++r)
-          std::memcpy(dy2.data() + r * D, dz + static_cast<int64_t>(rev[kb + r]) * D, sizeof(T) * D);
-        // Node terms: row sums of ∂L/∂z and of its reverse, pairs in order (as edge_combine_bwd).
-        for (int32_t u = u0; u < u1; ++u) {
-          T* ds = dS + static_cast<int64_t>(u) * D;
-          T* dt = dT + static_cast<int64_t>(u) * D;
-          for (int c = 0; c < D; ++c) ds[c] = dt[c] = 0;
-          for (int32_t k = row_ptr[u]; k < row_ptr[u + 1]; ++k) {
-            const T* g = dz + static_cast<int64_t>(k) * D;
-            const T* gr = dy2.data() + (k - kb) * D;
-            for (int c = 0; c < D; ++c) {
-              ds[c] += g[c];
-              dt[c] += gr[c];
+  in_grad_partitions<T>(
+      nblocks, dWe != nullptr ? WN : 0,
+      [&](int64_t b0, int64_t b1, T* P) {
+        std::vector<T> dy2;
+        for (int64_t b = b0; b < b1; ++b) {
+          const int32_t u0 = starts[static_cast<size_t>(b)], u1 = starts[static_cast<size_t>(b) + 1];
+          const int64_t kb = row_ptr[u0], R = static_cast<int64_t>(row_ptr[u1]) - kb;
+          // ∂L/∂(e·W_e2ᵀ) of the block's pairs: ∂L/∂z at their reverse pairs (edge_combine_bwd's dY2 rows).
+          dy2.resize(static_cast<size_t>(std::max<int64_t>(R, 1)) * D);
+          for (int64_t r = 0; r < R; ++r)
+            std::memcpy(dy2.data() + r * D, dz + static_cast<int64_t>(rev[kb + r]) * D, sizeof(T) * D);
+          // Node terms: row sums of ∂L/∂z and of its reverse, pairs in order (as edge_combine_bwd).
+          for (int32_t u = u0; u < u1; ++u) {
+            T* ds = dS + static_cast<int64_t>(u) * D;
+            T* dt = dT + static_cast<int64_t>(u) * D;
+            for (int c = 0; c < D; ++c) ds[c] = dt[c] = 0;
+            for (int32_t k = row_ptr[u]; k < row_ptr[u + 1]; ++k) {
+              const T* g = dz + static_cast<int64_t>(k) * D;
+              const T* gr = dy2.data() + (k - kb) * D;
+              for (int c = 0; c < D; ++c) {
+                ds[c] += g[c];
+                dt[c] += gr[c];
+              }
             }
           }
+          // ∂L/∂e += ∂L/∂z·W_e1 + ∂L/∂Y2·W_e2 (in that order, as the two linear_bwd_data calls), ∂L/∂W_e += ….
+          gemm_serial_packed(R, dz + kb * D, pW1, dE + kb * H, H, true);
+          gemm_serial_packed(R, dy2.data(), pW2, dE + kb * H, H, true);
+          if (P != nullptr) {
+            gemm_serial(D, H, R, dz + kb * D, 1, D, e_all + kb * H, H, P, 2 * H, true);
+            gemm_serial(D, H, R, dy2.data(), 1, D, e_all + kb * H, H, P + H, 2 * H, true);
+          }
         }
-        // ∂L/∂e += ∂L/∂z·W_e1 + ∂L/∂Y2·W_e2 (in that order, as the two linear_bwd_data calls), ∂L/∂W_e += ….
-        gemm_serial_packed(R, dz + kb * D, pW1, dE + kb * H, H, true);
-        gemm_serial_packed(R, dy2.data(), pW2, dE + kb * H, H, true);
-        if (dWe != nullptr) {
-          T* P_ = partial.data() + part * WN;
-          gemm_serial(D, H, R, dz + kb * D, 1, D, e_all + kb * H, H, P_, 2 * H, true);
-          gemm_serial(D, H, R, dy2.data(), 1, D, e_all + kb * H, H, P_ + H, 2 * H, true);
-        }
-      }
-    }
-  });
-  for (int64_t part = 0; part < parts; ++part) {
-    const T* src = partial.data() + part * WN;
-    for (int64_t i = 0; i < WN; ++i) dWe[i] += src[i];
-  }
+      },
+      [&](const T* P) {
+        for (int64_t i = 0; i < WN; ++i) dWe[i] += P[i];
+      });
   // Σ_k ∂L/∂z_k = Σ_u dS_u (in node order, as edge_combine_bwd)
   for (int32_t u = 0; u < N; ++u)
     for (int c = 0; c < D; ++c) dbias[c] += dS[static_cast<int64_t>(u) * D + c];
@@ -1192,16 +1204,7 @@ void CpuOps<T>::gather_flat(T* v, const T* flat, const int32_t* param, int64_t n
 namespace {
 
 constexpr int64_t kFuseRows = 96;   // rows per block: R×H and R×D scratch stay in L1/L2
-constexpr int64_t kFuseParts = 16;  // fixed partitions for the gradient partials (deterministic reduction)
 
-// W (out × in, row-major) → Wᵀ (in × out).
-template <typename T>
-std::vector<T> transpose(const T* W, int out, int in) {
-  std::vector<T> t(static_cast<size_t>(out) * in);
-  for (int o = 0; o < out; ++o)
-    for (int i = 0; i < in; ++i) t[static_cast<size_t>(i) * out + o] = W[static_cast<size_t>(o) * in + i];
-  return t;
-}
 // LayerNorm backward of R rows: dx = LN'(dy); dg += Σ dy·x̂, db += Σ dy.
 template <typename T>
 void ln_bwd_rows(T* dx, T* dg, T* db, const T* dy, const T* xhat, const T* rstd, const T* g, int64_t R, int C) {
@@ -1364,49 +1367,44 @@ void CpuOps<T>::in_mlp_bwd(T* df, T* const* grads, const T* dout, const T* f, co
   const int64_t sizes[8] = {D0, D, DD, D, DD, D, DD, D};
   int64_t offs[8], stride = 0;
   for (int i = 0; i < 8; ++i) offs[i] = stride, stride += sizes[i];
-  const int64_t parts = grads != nullptr ? std::min<int64_t>(kProjParts, std::max<int64_t>(blocks, 1)) : 0;
-  const int64_t pc = std::max<int64_t>(parts, 1);
-  std::vector<T> partial(static_cast<size_t>(parts * stride), T(0));
-  parallel_for(pc, 1, [&](int64_t p0_, int64_t p1_) {
-    std::vector<T> g(static_cast<size_t>(kFuseRows) * D), s1(static_cast<size_t>(kFuseRows) * D),
-        s2(static_cast<size_t>(kFuseRows) * D);
-    for (int64_t part = p0_; part < p1_; ++part) {
-      T* P_ = partial.data() + part * stride;
-      // dW += dyᵀ·x, db += Σ dy (rows in order) for a layer of `in` inputs, partial slot i.
-      auto weight = [&](int i, const T* dy, const T* x, int in, int64_t R) {
-        if (grads == nullptr) return;
-        gemm_serial(D, in, R, dy, 1, D, x, in, P_ + offs[i], in, true);
-        T* db = P_ + offs[i + 1];
-        for (int64_t r = 0; r < R; ++r)
-          for (int c = 0; c < D; ++c) db[c] += dy[r * D + c];
-      };
-      for (int64_t blk = blocks * part / pc; blk < blocks * (part + 1) / pc; ++blk) {
-        const int64_t r0 = blk * kFuseRows, R = std::min<int64_t>(kFuseRows, rows - r0);
-        const T* dy = dout + r0 * D;
-        // out = Lp(h2): ∂L/∂h2 = dout·Wp
-        weight(6, dy, h2 + r0 * D, D, R);
-        gemm_serial_packed(R, dy, qp, s1.data(), D, false);
-        // h2 = L2(SiLU(h1)): ∂L/∂SiLU(h1) = ∂L/∂h2·W2, then ⊙ SiLU'(h1)
-        act_rows(s2.data(), h1 + r0 * D, R * D, Act::Silu);
-        weight(4, s1.data(), s2.data(), D, R);
-        gemm_serial_packed(R, s1.data(), q2, g.data(), D, false);
-        act_grad_rows(s1.data(), g.data(), h1 + r0 * D, R * D, Act::Silu);
-        // h1 = L1(SiLU(h0))
-        act_rows(s2.data(), h0 + r0 * D, R * D, Act::Silu);
-        weight(2, s1.data(), s2.data(), D, R);
-        gemm_serial_packed(R, s1.data(), q1, g.data(), D, false);
-        act_grad_rows(s1.data(), g.data(), h0 + r0 * D, R * D, Act::Silu);
-        // h0 = L0(f)
-        weight(0, s1.data(), f + r0 * din, din, R);
-        if (df != nullptr) gemm_serial_packed(R, s1.data(), q0, df + r0 * din, din, false);
-      }
-    }
-  });
-  for (int64_t part = 0; part < parts; ++part) {
-    const T* src = partial.data() + part * stride;
-    for (int i = 0; i < 8; ++i)
-      for (int64_t j = 0; j < sizes[i]; ++j) grads[i][j] += src[offs[i] + j];
-  }
+  in_grad_partitions<T>(
+      blocks, grads != nullptr ? stride : 0,
+      [&](int64_t b0_, int64_t b1_, T* P_) {
+        std::vector<T> g(static_cast<size_t>(kFuseRows) * D), s1(static_cast<size_t>(kFuseRows) * D),
+            s2(static_cast<size_t>(kFuseRows) * D);
+        // dW += dyᵀ·x, db += Σ dy (rows in order) for a layer of `in` inputs, partial slot i.
+        auto weight = [&](int i, const T* dy, const T* x, int in, int64_t R) {
+          if (P_ == nullptr) return;
+          gemm_serial(D, in, R, dy, 1, D, x, in, P_ + offs[i], in, true);
+          T* db = P_ + offs[i + 1];
+          for (int64_t r = 0; r < R; ++r)
+            for (int c = 0; c < D; ++c) db[c] += dy[r * D + c];
+        };
+        for (int64_t blk = b0_; blk < b1_; ++blk) {
+          const int64_t r0 = blk * kFuseRows, R = std::min<int64_t>(kFuseRows, rows - r0);
+          const T* dy = dout + r0 * D;
+          // out = Lp(h2): ∂L/∂h2 = dout·Wp
+          weight(6, dy, h2 + r0 * D, D, R);
+          gemm_serial_packed(R, dy, qp, s1.data(), D, false);
+          // h2 = L2(SiLU(h1)): ∂L/∂SiLU(h1) = ∂L/∂h2·W2, then ⊙ SiLU'(h1)
+          act_rows(s2.data(), h1 + r0 * D, R * D, Act::Silu);
+          weight(4, s1.data(), s2.data(), D, R);
+          gemm_serial_packed(R, s1.data(), q2, g.data(), D, false);
+          act_grad_rows(s1.data(), g.data(), h1 + r0 * D, R * D, Act::Silu);
+          // h1 = L1(SiLU(h0))
+          act_rows(s2.data(), h0 + r0 * D, R * D, Act::Silu);
+          weight(2, s1.data(), s2.data(), D, R);
+          gemm_serial_packed(R, s1.data(), q1, g.data(), D, false);
+          act_grad_rows(s1.data(), g.data(), h0 + r0 * D, R * D, Act::Silu);
+          // h0 = L0(f)
+          weight(0, s1.data(), f + r0 * din, din, R);
+          if (df != nullptr) gemm_serial_packed(R, s1.data(), q0, df + r0 * din, din, false);
+        }
+      },
+      [&](const T* src) {
+        for (int i = 0; i < 8; ++i)
+          for (int64_t j = 0; j < sizes[i]; ++j) grads[i][j] += src[offs[i] + j];
+      });
 }
 
 template <typename T>
@@ -1423,13 +1421,7 @@ void CpuOps<T>::edge_update_fwd(T* z, T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T*
                                 const int32_t* rev, int64_t k0, const T* W1, const T* b1, const T* g2, const T* be2,
                                 const T* Wm0, const T* Wm2, const T* bm2, const T* g3, const T* be3, int64_t M, int D,
                                 int H) {
-  PairUpdate<T> pu{e_all, std::vector<T>(static_cast<size_t>(H) * D), std::vector<T>(static_cast<size_t>(H) * D), be, S, Tn,
-                   row, col, rev, k0, z};
-  for (int o = 0; o < D; ++o)
-    for (int k = 0; k < H; ++k) {
-      pu.We1t[static_cast<size_t>(k) * D + o] = We[static_cast<size_t>(o) * 2 * H + k];
-      pu.We2t[static_cast<size_t>(k) * D + o] = We[static_cast<size_t>(o) * 2 * H + H + k];
-    }
+  PairUpdate<T> pu{e_all, transpose(We, D, H, 2 * H), transpose(We + H, D, H, 2 * H), be, S, Tn, row, col, rev, k0, z};
   pair_mlp_fwd_blocks<T>(ebar, xh2, rs2, h3, xh3, rs3, e_out, nullptr, e_all + k0 * H, W1, b1, g2, be2, Wm0, Wm2, bm2,
                          g3, be3, M, D, H, &pu);
 }
@@ -1440,17 +1432,16 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
                              const T* ebar, const T* Wm2, const T* Wm0, const T* xh2, const T* rs2, const T* g2,
                              const T* z, const T* W1, int64_t M, int D, int H, bool param_grads) {
   const int64_t blocks = (M + kFuseRows - 1) / kFuseRows;
-  const int64_t parts = std::min<int64_t>(kFuseParts, std::max<int64_t>(blocks, 1));
   // Per partition: dWm2 (H×D), dWm0 (D×H), dW1 (H×D), then vectors dbm2, db1, dg3, dbe3, dg2, dbe2 (H each).
   const int64_t HD = static_cast<int64_t>(H) * D;
   const int64_t stride = 3 * HD + 6 * H;
-  std::vector<T> partial(static_cast<size_t>(parts * stride), T(0));
   // The weights of the data gradients, packed once for every block's products.
   GemmPacked qM2, qM0, qW1;
   gemm_pack(&qM2, D, H, Wm2, D, H, 1);
   gemm_pack(&qM0, H, D, Wm0, H, D, 1);
   gemm_pack(&qW1, D, H, W1, D, H, 1);
-  parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
+  // (The LayerNorms' partial sums are taken even for an input-only backward; only their reduction is skipped.)
+  in_grad_partitions<T>(blocks, stride, [&](int64_t bstart, int64_t bend, T* P_) {
     std::vector<T> tH(static_cast<size_t>(kFuseRows) * H), tD1(static_cast<size_t>(kFuseRows) * D),
         tD2(static_cast<size_t>(kFuseRows) * D), tG(static_cast<size_t>(kFuseRows) * D);
     // GELU(x) for a weight gradient and GELU'(x) for the data gradient of the same x: from one erf when the float
@@ -1468,11 +1459,9 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
       if (!fused_gelu) return act_grad_rows(d, d, x, n, Act::Gelu);
       for (int64_t i = 0; i < n; ++i) d[i] *= tG[i];
     };
-    for (int64_t part = p0; part < p1; ++part) {
-      T* P_ = partial.data() + part * stride;
+    {
       T *pWm2 = P_, *pWm0 = P_ + HD, *pW1 = P_ + 2 * HD, *pbm2 = P_ + 3 * HD, *pb1 = pbm2 + H, *pg3 = pb1 + H,
         *pbe3 = pg3 + H, *pg2 = pbe3 + H, *pbe2 = pg2 + H;
-      const int64_t bstart = blocks * part / parts, bend = blocks * (part + 1) / parts;
       for (int64_t blk = bstart; blk < bend; ++blk) {
         const int64_t r0 = blk * kFuseRows, R = std::min<int64_t>(kFuseRows, M - r0);
         // dy3 = LN3'(∂L/∂e')
@@ -1503,11 +1492,8 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
         gelu_grad_times(dz + r0 * D, z + r0 * D, R * D);
       }
     }
-  });
-  // Fixed-order reduction of the partitions into the gradients.
-  if (!param_grads) return;
-  for (int64_t part = 0; part < parts; ++part) {
-    const T* P_ = partial.data() + part * stride;
+  }, [&](const T* P_) {  // fixed-order reduction of the partitions into the gradients
+    if (!param_grads) return;
     for (int64_t i = 0; i < HD; ++i) {
       dWm2[i] += P_[i];
       dWm0[i] += P_[HD + i];
@@ -1522,7 +1508,7 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
       dg2[c] += v[4 * H + c];
       dbe2[c] += v[5 * H + c];
     }
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
