@@ -16,7 +16,8 @@
 //     depend on the thread count, and neither does anything else: results are identical for any thread count.
 //     When it saves work (a partial is private, so its layout is free) the part computes Cᵀ = Bᵀ·Aᵀ instead, so an
 //     odd output width becomes a cheap row tail.
-// double and CPUs without AVX2: plain loops (gradient checks, portability).
+// float without AVX2 (arm64, old x86): register tiles of the compilers' generic 4-lane vectors (NEON / SSE2), K in
+// chunks of 256 as above. double: plain loops (the reference for gradient checks).
 #include "core/gemm_cpu.h"
 
 #include <algorithm>
@@ -87,6 +88,142 @@ void gemm_portable(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int
   const int64_t grain = std::max<int64_t>(1, 1 + 30000 / std::max<int64_t>(1, N * K));
   parallel_for(M, grain, [&](int64_t b, int64_t e) { gemm_block_portable(b, e, N, int64_t(0), K, A, sai, sap, B, ldb, C, ldc); });
 }
+
+// Portable float kernels (no AVX2: other architectures — arm64 laptops and servers — and old x86): register tiles
+// written with the compilers' generic 4-lane vectors, which become NEON on arm64 (with fused multiply-adds) and SSE2
+// on x86-64. The plain loop above streams a row of C through memory for every k and, for a tall reduction, reads all
+// of B once per row of C; here a tile of C stays in registers for a chunk of KCP k steps (blocked summation, as in
+// the AVX2 path: accumulators start at zero per chunk and are added to C after it), B is read in place, and only a
+// column tail narrower than the tile is copied, zero-padded. Double keeps the plain loop (the reference).
+namespace vec {
+
+typedef float v4f __attribute__((vector_size(16)));
+inline v4f load4(const float* p) {
+  v4f v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store4(float* p, v4f v) { std::memcpy(p, &v, sizeof v); }
+
+// Tile shape: rows × 8 columns. arm64 has 32 vector registers (8 × 2 accumulators + B + broadcasts fit); x86-64
+// without AVX has 16, so 4 rows there.
+#if defined(__aarch64__)
+constexpr int MRP = 8;
+#else
+constexpr int MRP = 4;
+#endif
+constexpr int NVP = 2;                // 4-lane vectors per tile row
+constexpr int64_t NRP = 4 * NVP;      // tile columns
+constexpr int64_t KCP = 256;          // k steps per chunk
+constexpr int64_t MCP = 64;           // rows per block (its A chunk stays in cache across the column tiles)
+
+// C[0,R)×[0,ncols) (+)= Σ_{p<kc} A(r,p)·B[p][0,NRP); B rows ldb apart, NRP readable columns each.
+template <int R>
+void tile(int64_t kc, const float* a, int64_t sai, int64_t sap, const float* b, int64_t ldb, float* c, int64_t ldc,
+          int64_t ncols, bool add) {
+  v4f acc[R][NVP];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NVP; ++j) acc[r][j] = v4f{0.f, 0.f, 0.f, 0.f};
+  for (int64_t p = 0; p < kc; ++p, a += sap, b += ldb) {
+    v4f bv[NVP];
+    for (int j = 0; j < NVP; ++j) bv[j] = load4(b + 4 * j);
+    for (int r = 0; r < R; ++r) {
+      const float x = a[r * sai];
+      for (int j = 0; j < NVP; ++j) acc[r][j] += x * bv[j];
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* d = c + r * ldc;
+    if (ncols == NRP) {
+      for (int j = 0; j < NVP; ++j) store4(d + 4 * j, add ? acc[r][j] + load4(d + 4 * j) : acc[r][j]);
+    } else {
+      alignas(16) float t[NRP];
+      for (int j = 0; j < NVP; ++j) store4(t + 4 * j, acc[r][j]);
+      for (int64_t q = 0; q < ncols; ++q) d[q] = add ? t[q] + d[q] : t[q];
+    }
+  }
+}
+
+void tile_r(int R, int64_t kc, const float* a, int64_t sai, int64_t sap, const float* b, int64_t ldb, float* c,
+            int64_t ldc, int64_t ncols, bool add) {
+  switch (R) {
+#define WSF_PT(n) \
+  case n: tile<n>(kc, a, sai, sap, b, ldb, c, ldc, ncols, add); break;
+    WSF_PT(1) WSF_PT(2) WSF_PT(3) WSF_PT(4)
+#if defined(__aarch64__)
+    WSF_PT(5) WSF_PT(6) WSF_PT(7) WSF_PT(8)
+#endif
+#undef WSF_PT
+    default: break;
+  }
+}
+
+// Rows [i0, i1) × all N columns of C (+)= A·B over k in [p0, p1), serial. `add` for the first chunk: accumulate.
+void block(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t p1, const float* A, int64_t sai, int64_t sap,
+           const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  const int64_t nfull = N / NRP * NRP, tail = N - nfull;
+  std::vector<float> bt(tail > 0 ? static_cast<size_t>(KCP * NRP) : 0);
+  for (int64_t pc = p0; pc < p1; pc += KCP) {
+    const int64_t kc = std::min(KCP, p1 - pc);
+    const bool add = accumulate || pc > p0;
+    if (tail > 0) {  // the column tail, zero-padded to a full tile width
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t q = 0; q < NRP; ++q) bt[p * NRP + q] = q < tail ? B[(pc + p) * ldb + nfull + q] : 0.f;
+    }
+    for (int64_t ic = i0; ic < i1; ic += MCP) {
+      const int64_t ie = std::min(i1, ic + MCP);
+      for (int64_t j = 0; j <= nfull; j += NRP) {
+        if (j == nfull && tail == 0) break;
+        const bool full = j < nfull;
+        const float* b = full ? B + pc * ldb + j : bt.data();
+        const int64_t lb = full ? ldb : NRP;
+        for (int64_t i = ic; i < ie; i += MRP) {
+          const int R = static_cast<int>(std::min<int64_t>(MRP, ie - i));
+          tile_r(R, kc, A + i * sai + pc * sap, sai, sap, b, lb, C + i * ldc + j, ldc, full ? NRP : tail, add);
+        }
+      }
+    }
+  }
+}
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
+              float* C, int64_t ldc, bool accumulate, bool threaded) {
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(float) * N);
+    return;
+  }
+  if (threaded && is_tall(M, K)) {
+    // Fixed parts with private partials summed in order (independent of the thread count), as everywhere.
+    const int64_t psz = M * N;
+    std::vector<float> partial(static_cast<size_t>(kTallParts * psz));
+    parallel_for(kTallParts, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t)
+        block(0, M, N, K * t / kTallParts, K * (t + 1) / kTallParts, A, sai, sap, B, ldb, partial.data() + t * psz, N,
+              false);
+    });
+    for (int64_t i = 0; i < M; ++i) {
+      float* c = C + i * ldc;
+      for (int64_t t = 0; t < kTallParts; ++t) {
+        const float* s = partial.data() + t * psz + i * N;
+        const bool first = t == 0 && !accumulate;
+        for (int64_t j = 0; j < N; ++j) c[j] = first ? s[j] : c[j] + s[j];
+      }
+    }
+    return;
+  }
+  if (!threaded) {
+    block(0, M, N, 0, K, A, sai, sap, B, ldb, C, ldc, accumulate);
+    return;
+  }
+  const int64_t tiles = (M + MRP - 1) / MRP;
+  const int64_t grain = 1 + 30000 / std::max<int64_t>(1, N * K * MRP);
+  parallel_for(tiles, grain, [&](int64_t b, int64_t e) {
+    block(b * MRP, std::min(M, e * MRP), N, 0, K, A, sai, sap, B, ldb, C, ldc, accumulate);
+  });
+}
+
+}  // namespace vec
 
 // Instruction set of the float kernels: fixed at first use from the CPU (and WSF_NO_AVX2 / WSF_NO_AVX512), capped
 // at run time by set_gemm_isa (tests compare the paths in one process; benchmarks time them side by side).
@@ -669,7 +806,8 @@ void gemm_dispatch(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int
     }
   }
 #endif
-  gemm_portable<T>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, threaded);
+  if constexpr (std::is_same_v<T, float>) vec::gemm_f32(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, threaded);
+  else gemm_portable<T>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, threaded);
 }
 
 #ifdef WSF_X86

@@ -5,9 +5,9 @@
 // A is addressed with two strides, A(i,p) = A[i·sai + p·sap], so one routine serves x·Wᵀ (packed), dy·W and
 // dyᵀ·x. B is row-major with leading dimension ldb, C row-major with ldc. `accumulate` adds into C instead of
 // overwriting it. The float version dispatches at run time to an AVX2+FMA micro-kernel (6×16 register tile) when
-// the CPU has it (plus a 12×32 AVX-512F kernel for full 16-column panels when available), else to a portable loop;
-// nothing is compiled with -march=native. The double version is a plain
-// reference loop (gradient checks only). Both are multi-threaded over i (and over p for tall reductions).
+// the CPU has it (plus a 12×32 AVX-512F kernel for full 16-column panels when available), else to portable register
+// tiles of generic 4-lane vectors (NEON on arm64, SSE2 on other x86); nothing is compiled with -march=native. The
+// double version is a plain reference loop (gradient checks only). Both are multi-threaded over i (and over p for tall reductions).
 #pragma once
 
 #include <cstdint>
