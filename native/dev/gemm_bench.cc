@@ -11,6 +11,8 @@
 //       /tmp/gemm_old.o /tmp/parallel_old.o -lpthread -o /tmp/gemm_bench
 // Run: /tmp/gemm_bench [--threads N] [--rows R] [--reps N] [--only fwd|dx|dW|fused] [--D 16,32,64] [--check]
 //   --check: correctness sweep (odd sizes, strides, accumulate, tall reductions, thread-count independence) only.
+//   --check-quick: every 8th case of the sweep and smaller thread-count shapes (the arm64 check under qemu in
+//   test/native/arm64Cross.test.ts; the full sweep takes minutes there).
 //
 // Timing: CPU time (std::clock(), all threads of the process), so a second process on the machine does not
 // inflate it; "GF/s/core" = FLOP / CPU-second. Each shape runs old and new alternately, best of --reps (default 3)
@@ -187,13 +189,15 @@ std::vector<Case> engine_cases(int64_t rows, const std::vector<int>& Ds) {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Correctness sweep.
-int check_sweep() {
+int check_sweep(bool quick) {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd;
   std::uniform_int_distribution<int> u(0, 1 << 30);
   int fails = 0, n = 0;
   double worst = 0;
+  int64_t seq = 0;
   auto run = [&](int64_t M, int64_t N, int64_t K, int mode, bool acc, bool serial, int64_t extra) {
+    if (quick && seq++ % 8 != 0) return;
     int64_t sai, sap;  // 0: rows contiguous; 1: columns contiguous; 2: neither
     if (mode == 0) {
       sai = K + extra;
@@ -253,7 +257,9 @@ int check_sweep() {
   // Results must not depend on the thread count (bitwise).
   const std::array<int64_t, 4> shapes[] = {{51200, 65, 256, 0}, {256, 65, 51200, 1}, {64, 65, 20000, 1},
                                            {5000, 17, 33, 0},   {65, 64, 9000, 1},   {33, 33, 6432, 1}};
-  for (const auto& sh : shapes) {
+  const std::array<int64_t, 4> quick_shapes[] = {{4000, 65, 256, 0}, {64, 65, 8192, 1}, {33, 33, 6432, 1}};
+  for (const auto& sh : quick ? std::vector<std::array<int64_t, 4>>(std::begin(quick_shapes), std::end(quick_shapes))
+                              : std::vector<std::array<int64_t, 4>>(std::begin(shapes), std::end(shapes))) {
     const int64_t M = sh[0], N = sh[1], K = sh[2];
     const int64_t sai = sh[3] ? 1 : K, sap = sh[3] ? M : 1;
     std::vector<float> A(M * K), B(K * N);
@@ -297,8 +303,8 @@ int main(int argc, char** argv) {
         Ds.push_back(std::atoi(s.substr(p, q - p).c_str()));
         p = q == std::string::npos ? s.size() : q + 1;
       }
-    } else if (a == "--check") {
-      return check_sweep();
+    } else if (a == "--check" || a == "--check-quick") {
+      return check_sweep(a == "--check-quick");
     }
   }
   wsf::set_num_threads(threads);
