@@ -5,7 +5,7 @@
 import * as os from 'node:os';
 import { resolveDevice, type Device } from './device.js';
 import { binding } from './native/binding.js';
-import type { NativeBuildInfo, NativeCudaInfo } from './native/types.js';
+import type { CpuIsaName, NativeBuildInfo, NativeCudaInfo } from './native/types.js';
 import { version } from './version.js';
 
 /** What `wsflow info --json` prints. */
@@ -19,6 +19,11 @@ export interface RuntimeInfo {
   cuda: NativeCudaInfo;
   backend: Device;
   threads: number;
+  /**
+   * The CPU engine's float kernels: `active` (AVX-512, AVX2, or the portable vector kernels — NEON on arm64, SSE2 on
+   * x86 without AVX2) and what this CPU allows (`detected`; WSF_NO_AVX2 / WSF_NO_AVX512 lower it).
+   */
+  cpuKernels: { active: CpuIsaName; detected: CpuIsaName };
   /**
    * How flows train and sample here: `fused` — one native call per training step and per sampled batch, with the
    * training set and EMA on the engine's device (WSF_FUSED_STEP=0: host-orchestrated); `devicePrior` — prior draws
@@ -41,6 +46,7 @@ export async function runtimeInfo(opts: { tfjs?: boolean } = {}): Promise<Runtim
     cuda: b.cudaInfo(),
     backend: resolveDevice(),
     threads: b.numThreads(),
+    cpuKernels: b.cpuIsa(),
     flowStep: { fused: false, devicePrior: false },
   };
   const fused = process.env.WSF_FUSED_STEP !== '0';

@@ -20,6 +20,7 @@ import { buildZoo } from '../../lib/zoo/buildZoo.js';
 import { setFreeMemoryProbe, VectorField } from '../../lib/engine/VectorField.js';
 import { loadTask } from '../../lib/index.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
+import { binding } from '../../lib/native/binding.js';
 import { forwardF64, lossAccF64 } from '../helpers/mlpRef.js';
 import { fromTfModel, loadTf } from '../../lib/index.js';
 import { loadTfModelFiles } from '../../lib/interop/tfjsFiles.js';
@@ -96,6 +97,23 @@ describe('wsflow info', () => {
       expect(info.cuda.kernels).toBeUndefined();
       expect(t.out).not.toMatch(/cuda kernels/);
     }
+  });
+
+  it('names the CPU kernels in use, and what the CPU allows when they are capped lower', async () => {
+    const isa = binding().cpuIsa();
+    const info = JSON.parse((await cli('info', '--json')).out) as { cpuKernels: { active: string; detected: string }; platform: string };
+    expect(info.cpuKernels).toEqual(isa);
+    const t = await cli('info');
+    expect(t.out).toMatch(new RegExp(`\\ncpu +.*, \\d+ worker threads, ${isa.active === 'portable' ? 'portable kernels' : `${isa.active} kernels`}`));
+    const arm = info.platform.endsWith('arm64');
+    let capped: Awaited<ReturnType<typeof cli>>;
+    try {
+      expect(binding().setCpuIsa('portable')).toBe('portable');
+      capped = await cli('info');
+    } finally {
+      binding().setCpuIsa(isa.active);
+    }
+    expect(capped.out).toContain(`worker threads, portable kernels (${arm ? 'NEON' : 'generic vectors'})${isa.detected === 'portable' ? '\n' : `; this CPU allows ${isa.detected}\n`}`);
   });
 
   it('says how flow steps run: fused by default (prior on the device on CUDA), host-orchestrated with WSF_FUSED_STEP=0', async () => {

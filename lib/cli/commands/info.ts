@@ -3,7 +3,7 @@ import { mlp } from '../../arch/Architecture.js';
 import { resolveDevice } from '../../device.js';
 import { VectorField, type MemoryPlan } from '../../engine/VectorField.js';
 import { WsfError } from '../../errors.js';
-import { runtimeInfo } from '../../info.js';
+import { runtimeInfo, type RuntimeInfo } from '../../info.js';
 import type { NativeCudaInfo } from '../../native/types.js';
 import { type CommandSpec, parseCommand } from '../args.js';
 import type { CliCommand } from './types.js';
@@ -14,7 +14,7 @@ const spec = {
   usage: ['wsflow info [--json]', 'wsflow info --memory ARCH [--batch N] [--d N] [--layers N] [--heads N] [--graph sparse|dense|hybrid] [--device auto|cpu|cuda] [--json]'],
   description: `Prints the wsflow and Node versions, the loaded native binary and its build flags (CUDA on/off, architectures),
 the CUDA device (or why there is none), the backend that 'auto' selects, how flow steps run (WSF_FUSED_STEP,
-WSF_DEVICE_PRIOR), CPU threads and the TF.js backend.
+WSF_DEVICE_PRIOR), CPU threads and kernels (AVX-512, AVX2 or portable) and the TF.js backend.
 
 With --memory ARCH: what training a vector field on batches of ARCH networks would hold — in the default mode, in
 recompute mode and in chunked recompute mode per chunk size — and what sampling adds per network, counted by the
@@ -46,6 +46,12 @@ function kernelsRow(k: NonNullable<NativeCudaInfo['kernels']>): string {
   return `GEMM ${k.gemm}, ≥ ${k.splitkRows} rows per weight-gradient split, ${k.attentionWarps} attention warps, flow step ${k.flowStep}${ignored.length > 0 ? ` (${ignored.join('; ')})` : ''}`;
 }
 
+/** The CPU engine's float kernels in words, e.g. 'avx512 kernels' or 'portable kernels (NEON)'. */
+function cpuKernelsText(k: RuntimeInfo['cpuKernels'], platform: string): string {
+  const what = k.active === 'portable' ? `portable kernels (${platform.endsWith('arm64') ? 'NEON' : 'generic vectors'})` : `${k.active} kernels`;
+  return k.active === k.detected ? what : `${what}; this CPU allows ${k.detected}`;
+}
+
 export const infoCommand: CliCommand = {
   spec,
   async run(ctx, argv) {
@@ -72,7 +78,7 @@ export const infoCommand: CliCommand = {
           ? `one native call per training step and sampled batch (training set and EMA on the device; prior drawn on the ${info.flowStep.devicePrior ? 'device' : 'host'})`
           : 'host-orchestrated (WSF_FUSED_STEP=0)',
       ],
-      ['cpu', `${info.cpus.model} × ${info.cpus.count}, ${info.threads} worker threads`],
+      ['cpu', `${info.cpus.model} × ${info.cpus.count}, ${info.threads} worker threads, ${cpuKernelsText(info.cpuKernels, info.platform)}`],
       ['tfjs', info.tfjs ?? 'not loaded'],
     ];
     const w = Math.max(...rows.map((r) => r[0].length));
