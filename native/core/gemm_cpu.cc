@@ -162,7 +162,8 @@ void tile_r(int R, int64_t kc, const float* a, int64_t sai, int64_t sap, const f
 void block(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t p1, const float* A, int64_t sai, int64_t sap,
            const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate) {
   const int64_t nfull = N / NRP * NRP, tail = N - nfull;
-  std::vector<float> bt(tail > 0 ? static_cast<size_t>(KCP * NRP) : 0);
+  thread_local std::vector<float> bt;  // the zero-padded column tail of one chunk (kept: blocks run thousands of times)
+  if (tail > 0 && bt.size() < static_cast<size_t>(KCP * NRP)) bt.resize(static_cast<size_t>(KCP * NRP));
   for (int64_t pc = p0; pc < p1; pc += KCP) {
     const int64_t kc = std::min(KCP, p1 - pc);
     const bool add = accumulate || pc > p0;
