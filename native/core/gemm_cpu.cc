@@ -164,15 +164,17 @@ void block(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t p1, const floa
   const int64_t nfull = N / NRP * NRP, tail = N - nfull;
   thread_local std::vector<float> bt;  // the zero-padded column tail of one chunk (kept: blocks run thousands of times)
   if (tail > 0 && bt.size() < static_cast<size_t>(KCP * NRP)) bt.resize(static_cast<size_t>(KCP * NRP));
-  for (int64_t pc = p0; pc < p1; pc += KCP) {
-    const int64_t kc = std::min(KCP, p1 - pc);
-    const bool add = accumulate || pc > p0;
-    if (tail > 0) {  // the column tail, zero-padded to a full tile width
-      for (int64_t p = 0; p < kc; ++p)
-        for (int64_t q = 0; q < NRP; ++q) bt[p * NRP + q] = q < tail ? B[(pc + p) * ldb + nfull + q] : 0.f;
-    }
-    for (int64_t ic = i0; ic < i1; ic += MCP) {
-      const int64_t ie = std::min(i1, ic + MCP);
+  // Row block by row block, each through every K chunk, so that the block's rows of C stay in cache across the
+  // chunks (the same sums per entry in the same order as any other loop order).
+  for (int64_t ic = i0; ic < i1; ic += MCP) {
+    const int64_t ie = std::min(i1, ic + MCP);
+    for (int64_t pc = p0; pc < p1; pc += KCP) {
+      const int64_t kc = std::min(KCP, p1 - pc);
+      const bool add = accumulate || pc > p0;
+      if (tail > 0) {  // the column tail, zero-padded to a full tile width
+        for (int64_t p = 0; p < kc; ++p)
+          for (int64_t q = 0; q < NRP; ++q) bt[p * NRP + q] = q < tail ? B[(pc + p) * ldb + nfull + q] : 0.f;
+      }
       for (int64_t j = 0; j <= nfull; j += NRP) {
         if (j == nfull && tail == 0) break;
         const bool full = j < nfull;
