@@ -1,6 +1,7 @@
 // The CPU engine off x86: every native source compiles for arm64 (Linux/aarch64 — the architecture of Apple-silicon
-// laptops and Graviton-type servers) with the shipped flags and no warnings, and on arm64 the portable float matrix
-// products (NEON register tiles, core/gemm_cpu.cc) and the fast exp/erf agree with double precision, run under qemu.
+// laptops and Graviton-type servers) with the shipped flags and no warnings, and on arm64, run under qemu, the
+// portable float matrix products (NEON register tiles, core/gemm_cpu.cc), the fast exp/erf and the whole float
+// engine (forward and backward, sparse/dense/hybrid graphs, chunked recompute) agree with double precision.
 // Needs the cross compiler and qemu (Debian: g++-aarch64-linux-gnu qemu-user; .ci/run installs them when it can);
 // without them the tests skip, and WSF_REQUIRE_ARM64=1 makes that a failure. Nothing here times arm64: qemu says
 // nothing about speed.
@@ -28,20 +29,42 @@ function run(cmd: string, args: string[], timeoutMs: number) {
   return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}`, error: r.error };
 }
 
+const include = [
+  `-I${path.join(packageRoot, 'node_modules', 'node-api-headers', 'include')}`,
+  `-I${path.join(packageRoot, 'node_modules', 'node-addon-api')}`,
+  '-DNAPI_VERSION=8',
+  '-DNAPI_CPP_EXCEPTIONS',
+  '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+  '-fPIC',
+];
+const object = (src: string) => path.join(work, `${path.basename(src)}.o`);
+const objects = new Map<string, ReturnType<typeof run>>();
+/** Compiles one source for aarch64 (once per file), returning the compiler's result; the object is work/<name>.o. */
+function compile(src: string) {
+  let r = objects.get(src);
+  if (r === undefined) {
+    r = run(cxx, [...flags, ...include, '-c', src, '-o', object(src)], 240_000);
+    objects.set(src, r);
+  }
+  return r;
+}
+/** Links the given sources' objects (compiled as needed) into a static aarch64 executable. */
+function link(exe: string, sources: string[]) {
+  for (const src of sources) {
+    const r = compile(src);
+    expect(r.status, `${src}\n${r.out}`).toBe(0);
+  }
+  const r = run(cxx, ['-static', ...sources.map(object), '-lpthread', '-o', exe], 120_000);
+  expect(r.status, r.out).toBe(0);
+}
+const core = (f: string) => path.join(native, 'core', f);
+
 describe.skipIf(!available)('arm64 (cross-compiled; kernels run under qemu)', () => {
   afterAll(() => {
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
   it('every CPU and binding source compiles for aarch64 with the shipped flags, without a warning', () => {
-    const include = [
-      `-I${path.join(packageRoot, 'node_modules', 'node-api-headers', 'include')}`,
-      `-I${path.join(packageRoot, 'node_modules', 'node-addon-api')}`,
-      '-DNAPI_VERSION=8',
-      '-DNAPI_CPP_EXCEPTIONS',
-      '-DNODE_ADDON_API_DISABLE_DEPRECATED',
-      '-fPIC',
-    ];
     const sources = ['core', 'binding'].flatMap((d) =>
       fs
         .readdirSync(path.join(native, d))
@@ -50,7 +73,7 @@ describe.skipIf(!available)('arm64 (cross-compiled; kernels run under qemu)', ()
     );
     expect(sources.length).toBeGreaterThan(10);
     for (const src of sources) {
-      const r = run(cxx, [...flags, ...include, '-c', src, '-o', path.join(work, `${path.basename(src)}.o`)], 240_000);
+      const r = compile(src);
       expect(r.error, src).toBeUndefined();
       expect(r.status, `${src}\n${r.out}`).toBe(0);
       expect(r.out, `${src}: the compiler had something to say`).toBe('');
@@ -59,13 +82,7 @@ describe.skipIf(!available)('arm64 (cross-compiled; kernels run under qemu)', ()
 
   it('the portable float GEMM (NEON tiles) agrees with double precision and with itself on 1, 2, 3 and 5 threads', () => {
     const exe = path.join(work, 'gemm_check');
-    const b = run(
-      cxx,
-      [...flags, '-static', path.join(native, 'dev', 'gemm_bench.cc'), path.join(native, 'core', 'gemm_cpu.cc'),
-        path.join(native, 'core', 'parallel.cc'), '-lpthread', '-o', exe],
-      240_000,
-    );
-    expect(b.status, b.out).toBe(0);
+    link(exe, [path.join(native, 'dev', 'gemm_bench.cc'), core('gemm_cpu.cc'), core('parallel.cc')]);
     const r = run(qemu, [exe, '--check-quick'], 300_000);
     expect(r.status, r.out).toBe(0);
     const sweep = /sweep: (\d+) cases, (\d+) failures/.exec(r.out);
@@ -77,8 +94,7 @@ describe.skipIf(!available)('arm64 (cross-compiled; kernels run under qemu)', ()
 
   it('the fast exp and erf of the activation kernels keep their accuracy on arm64 (fused multiply-adds)', () => {
     const exe = path.join(work, 'fastmath_check');
-    const b = run(cxx, [...flags, '-static', path.join(native, 'dev', 'fastmath_check.cc'), '-o', exe], 120_000);
-    expect(b.status, b.out).toBe(0);
+    link(exe, [path.join(native, 'dev', 'fastmath_check.cc')]);
     const r = run(qemu, [exe], 120_000);
     expect(r.status, r.out).toBe(0);
     const m = /erf max abs err ([\d.e+-]+); exp max rel err ([\d.e+-]+)/.exec(r.out);
@@ -86,4 +102,16 @@ describe.skipIf(!available)('arm64 (cross-compiled; kernels run under qemu)', ()
     expect(Number(m![1])).toBeLessThan(1e-6);
     expect(Number(m![2])).toBeLessThan(1e-6);
   }, 300_000);
+
+  it('the whole float engine (forward and backward; sparse, dense, hybrid, chunked recompute) agrees with double and with itself on 1 and 3 threads', () => {
+    const exe = path.join(work, 'engine_check');
+    link(exe, [path.join(native, 'dev', 'engine_check.cc'), ...['rt_ops_cpu.cc', 'rt_graph.cc', 'rt_model.cc', 'gemm_cpu.cc', 'parallel.cc', 'device_cuda_stub.cc'].map(core)]);
+    const r = run(qemu, [exe], 300_000);
+    expect(r.status, r.out).toBe(0);
+    const m = /engine check: (\d+) cases, (\d+) failures/.exec(r.out);
+    expect(m, r.out).not.toBeNull();
+    expect(Number(m![1])).toBe(4);
+    expect(Number(m![2])).toBe(0);
+    expect(r.out.match(/bitwise identical/g)?.length, r.out).toBe(4);
+  }, 600_000);
 });
