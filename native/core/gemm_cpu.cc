@@ -57,36 +57,55 @@ void gemm_block_portable(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t 
   }
 }
 
-// Reference/portable path (double always; float without AVX2): C zeroed unless accumulating, rows split over
-// threads, tall reductions split over a fixed number of K parts.
-template <typename T>
-void gemm_portable(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t sap, const T* B, int64_t ldb,
-                   T* C, int64_t ldc, bool accumulate, bool threaded) {
-  if (!accumulate) {
-    for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(T) * N);
+// The portable paths' split of one product C (+)= A·B: rows over threads in units of `unit` rows, tall reductions
+// over a fixed kTallParts parts of K with private partials summed in a fixed order (results independent of the thread
+// count). `block(i0, i1, p0, p1, C, ldc, accumulate)` computes rows [i0, i1) of C over k in [p0, p1), serially,
+// overwriting them unless `accumulate`.
+template <typename T, class Block>
+void gemm_split(int64_t M, int64_t N, int64_t K, T* C, int64_t ldc, bool accumulate, bool threaded, int64_t unit,
+                const Block& block) {
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(T) * N);
+    return;
   }
-  if (K <= 0) return;
   if (threaded && is_tall(M, K)) {
-    std::vector<std::vector<T>> partial(kTallParts, std::vector<T>(static_cast<size_t>(M * N), T(0)));
+    const int64_t psz = M * N;
+    std::vector<T> partial(static_cast<size_t>(kTallParts * psz));
     parallel_for(kTallParts, 1, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t p0 = K * t / kTallParts, p1 = K * (t + 1) / kTallParts;
-        gemm_block_portable(int64_t(0), M, N, p0, p1, A, sai, sap, B, ldb, partial[t].data(), N);
-      }
+      for (int64_t t = b; t < e; ++t)
+        block(int64_t(0), M, K * t / kTallParts, K * (t + 1) / kTallParts, partial.data() + t * psz, N, false);
     });
-    for (int64_t t = 0; t < kTallParts; ++t) {
-      const T* src = partial[t].data();
-      for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) C[i * ldc + j] += src[i * N + j];
+    for (int64_t i = 0; i < M; ++i) {
+      T* c = C + i * ldc;
+      for (int64_t t = 0; t < kTallParts; ++t) {
+        const T* s = partial.data() + t * psz + i * N;
+        const bool first = t == 0 && !accumulate;
+        for (int64_t j = 0; j < N; ++j) c[j] = first ? s[j] : c[j] + s[j];
+      }
     }
     return;
   }
   if (!threaded) {
-    gemm_block_portable(int64_t(0), M, N, int64_t(0), K, A, sai, sap, B, ldb, C, ldc);
+    block(int64_t(0), M, int64_t(0), K, C, ldc, accumulate);
     return;
   }
-  const int64_t grain = std::max<int64_t>(1, 1 + 30000 / std::max<int64_t>(1, N * K));
-  parallel_for(M, grain, [&](int64_t b, int64_t e) { gemm_block_portable(b, e, N, int64_t(0), K, A, sai, sap, B, ldb, C, ldc); });
+  const int64_t grain = 1 + 30000 / std::max<int64_t>(1, N * K * unit);
+  parallel_for((M + unit - 1) / unit, grain, [&](int64_t b, int64_t e) {
+    block(b * unit, std::min(M, e * unit), int64_t(0), K, C, ldc, accumulate);
+  });
+}
+
+// Reference path (double): the plain loop, rows one at a time.
+template <typename T>
+void gemm_portable(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t sap, const T* B, int64_t ldb,
+                   T* C, int64_t ldc, bool accumulate, bool threaded) {
+  gemm_split<T>(M, N, K, C, ldc, accumulate, threaded, 1,
+                [&](int64_t i0, int64_t i1, int64_t p0, int64_t p1, T* Cb, int64_t ld, bool acc) {
+                  if (!acc)
+                    for (int64_t i = i0; i < i1; ++i) std::memset(Cb + i * ld, 0, sizeof(T) * N);
+                  gemm_block_portable(i0, i1, N, p0, p1, A, sai, sap, B, ldb, Cb, ld);
+                });
 }
 
 // Portable float kernels (no AVX2: other architectures — arm64 laptops and servers — and old x86): register tiles
@@ -175,8 +194,7 @@ void block(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t p1, const floa
         for (int64_t p = 0; p < kc; ++p)
           for (int64_t q = 0; q < NRP; ++q) bt[p * NRP + q] = q < tail ? B[(pc + p) * ldb + nfull + q] : 0.f;
       }
-      for (int64_t j = 0; j <= nfull; j += NRP) {
-        if (j == nfull && tail == 0) break;
+      for (int64_t j = 0; j < N; j += NRP) {  // full tiles, then the tail tile
         const bool full = j < nfull;
         const float* b = full ? B + pc * ldb + j : bt.data();
         const int64_t lb = full ? ldb : NRP;
@@ -191,39 +209,10 @@ void block(int64_t i0, int64_t i1, int64_t N, int64_t p0, int64_t p1, const floa
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
               float* C, int64_t ldc, bool accumulate, bool threaded) {
-  if (K <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(float) * N);
-    return;
-  }
-  if (threaded && is_tall(M, K)) {
-    // Fixed parts with private partials summed in order (independent of the thread count), as everywhere.
-    const int64_t psz = M * N;
-    std::vector<float> partial(static_cast<size_t>(kTallParts * psz));
-    parallel_for(kTallParts, 1, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t)
-        block(0, M, N, K * t / kTallParts, K * (t + 1) / kTallParts, A, sai, sap, B, ldb, partial.data() + t * psz, N,
-              false);
-    });
-    for (int64_t i = 0; i < M; ++i) {
-      float* c = C + i * ldc;
-      for (int64_t t = 0; t < kTallParts; ++t) {
-        const float* s = partial.data() + t * psz + i * N;
-        const bool first = t == 0 && !accumulate;
-        for (int64_t j = 0; j < N; ++j) c[j] = first ? s[j] : c[j] + s[j];
-      }
-    }
-    return;
-  }
-  if (!threaded) {
-    block(0, M, N, 0, K, A, sai, sap, B, ldb, C, ldc, accumulate);
-    return;
-  }
-  const int64_t tiles = (M + MRP - 1) / MRP;
-  const int64_t grain = 1 + 30000 / std::max<int64_t>(1, N * K * MRP);
-  parallel_for(tiles, grain, [&](int64_t b, int64_t e) {
-    block(b * MRP, std::min(M, e * MRP), N, 0, K, A, sai, sap, B, ldb, C, ldc, accumulate);
-  });
+  gemm_split<float>(M, N, K, C, ldc, accumulate, threaded, MRP,
+                    [&](int64_t i0, int64_t i1, int64_t p0, int64_t p1, float* Cb, int64_t ld, bool acc) {
+                      block(i0, i1, N, p0, p1, A, sai, sap, B, ldb, Cb, ld, acc);
+                    });
 }
 
 }  // namespace vec
