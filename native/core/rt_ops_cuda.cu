@@ -542,25 +542,45 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm2_kernel(GemmArg
   const int64_t p_begin = static_cast<int64_t>(blockIdx.z) * g.k_chunk;
   const int64_t p_end = p_begin + g.k_chunk < g.K ? p_begin + g.k_chunk : g.K;
 
+  // Each thread's share of a stage is fixed for the whole kernel: element e = tid + l·NT of a tile has, because NT is
+  // a multiple of BK, BM and BN, one index fixed by tid and the other advancing by NT/BK (NT/BM, NT/BN) per l. So a
+  // thread's loads of one operand are base + l·step from a single pointer that moves by BK along p each stage, with
+  // a count of valid l instead of a bounds test per element: few live registers (the kernel spilled 288-476 bytes
+  // per thread when every element's 64-bit address was computed on its own), the same elements in the same places.
+  static_assert(NT % BK == 0 && NT % BM == 0 && NT % BN == 0, "staging assumes NT is a multiple of BK, BM and BN");
+  constexpr int SA = A_P_FAST ? NT / BK : NT / BM;  // step of the moving index (rows i, or p) per l
+  constexpr int SB = B_J_FAST ? NT / BN : NT / BK;  // step of the moving index (p, or columns j) per l
+  // A: fixed index and the moving one's first value; A_P_FAST: p fixed (tid % BK), rows move; else i fixed.
+  const int a_fix = A_P_FAST ? tid % BK : tid % BM;
+  const int a_mov = A_P_FAST ? tid / BK : tid / BM;
+  const int64_t a_i = i0 + (A_P_FAST ? a_mov : a_fix);  // row of l = 0
+  const int a_p = A_P_FAST ? a_fix : a_mov;             // p offset within a stage of l = 0
+  const int64_t a_step = A_P_FAST ? SA * g.sai : SA * g.sap;
+  const float* a_ptr = g.A + (a_i < g.M ? a_i : 0) * g.sai + (p_begin + a_p) * g.sap;
+  // B: B_J_FAST: p moves (tid / BN), j fixed (tid % BN); else p fixed (tid % BK), columns move.
+  const int b_fix = B_J_FAST ? tid % BN : tid % BK;
+  const int b_mov = B_J_FAST ? tid / BN : tid / BK;
+  const int b_j = j0 + (B_J_FAST ? b_fix : b_mov);  // column of l = 0
+  const int b_p = B_J_FAST ? b_mov : b_fix;
+  const int64_t b_step = B_J_FAST ? SB * g.sbp : SB * g.sbj;
+  const float* b_ptr = g.B + (p_begin + b_p) * g.sbp + static_cast<int64_t>(b_j < g.N ? b_j : 0) * g.sbj;
+  // Valid l of the index that does not depend on the stage: rows for A_P_FAST, columns for !B_J_FAST.
+  const int64_t a_rows = a_i < g.M ? (g.M - a_i + SA - 1) / SA : 0;
+  const int a_rows_ok = A_P_FAST ? (a_rows < LA ? static_cast<int>(a_rows) : LA) : (a_i < g.M ? LA : 0);
+  const int b_cols = b_j < g.N ? (g.N - b_j + SB - 1) / SB : 0;
+  const int b_cols_ok = B_J_FAST ? (b_j < g.N ? LB : 0) : (b_cols < LB ? b_cols : LB);
+
   float ra[LA], rb[LB];
-  // Stage loads into registers (out-of-range elements as 0), coalesced as in gemm_kernel.
-#define WSF_GEMM2_LOAD(P0)                                                                              \
-  do {                                                                                                  \
-    _Pragma("unroll") for (int l = 0; l < LA; ++l) {                                                    \
-      const int e = tid + l * NT;                                                                       \
-      const int pp = A_P_FAST ? e % BK : e / BM;                                                        \
-      const int ii = A_P_FAST ? e / BK : e % BM;                                                        \
-      const int64_t i = i0 + ii, p = (P0) + pp;                                                         \
-      ra[l] = (i < g.M && p < p_end) ? g.A[i * g.sai + p * g.sap] : 0.0f;                               \
-    }                                                                                                   \
-    _Pragma("unroll") for (int l = 0; l < LB; ++l) {                                                    \
-      const int e = tid + l * NT;                                                                       \
-      const int pp = B_J_FAST ? e / BN : e % BK;                                                        \
-      const int jj = B_J_FAST ? e % BN : e / BK;                                                        \
-      const int64_t p = (P0) + pp;                                                                      \
-      const int j = j0 + jj;                                                                            \
-      rb[l] = (j < g.N && p < p_end) ? g.B[p * g.sbp + static_cast<int64_t>(j) * g.sbj] : 0.0f;         \
-    }                                                                                                   \
+  // Stage loads into registers (out-of-range elements as 0), coalesced as in gemm_kernel. P0: the stage's first p.
+#define WSF_GEMM2_LOAD(P0)                                                                                      \
+  do {                                                                                                          \
+    const int64_t left = p_end - (P0);                                                                          \
+    const int a_pn = a_p < left ? static_cast<int>((left - a_p + SA - 1) / SA) : 0; /* valid l along p */        \
+    const int b_pn = b_p < left ? static_cast<int>((left - b_p + SB - 1) / SB) : 0;                             \
+    const int a_ok = A_P_FAST ? (a_pn > 0 ? a_rows_ok : 0) : (a_pn < a_rows_ok ? a_pn : a_rows_ok);            \
+    const int b_ok = B_J_FAST ? (b_pn < b_cols_ok ? b_pn : b_cols_ok) : (b_pn > 0 ? b_cols_ok : 0);             \
+    _Pragma("unroll") for (int l = 0; l < LA; ++l) ra[l] = l < a_ok ? a_ptr[l * a_step] : 0.0f;                \
+    _Pragma("unroll") for (int l = 0; l < LB; ++l) rb[l] = l < b_ok ? b_ptr[l * b_step] : 0.0f;                \
   } while (0)
 
   float acc[TM][TN];
@@ -582,7 +602,11 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm2_kernel(GemmArg
       Bs[B_J_FAST ? e / BN : e % BK][B_J_FAST ? e % BN : e / BK] = rb[l];
     }
     __syncthreads();
-    if (p0 + BK < p_end) WSF_GEMM2_LOAD(p0 + BK);  // in flight while this stage is multiplied out
+    if (p0 + BK < p_end) {  // in flight while this stage is multiplied out
+      a_ptr += BK * g.sap;
+      b_ptr += BK * g.sbp;
+      WSF_GEMM2_LOAD(p0 + BK);
+    }
     // As gemm_kernel: the zero-padded tail of a split's last stage is skipped (uniform across the block).
     const int kmax = p_end - p0 < BK ? static_cast<int>(p_end - p0) : BK;
 #pragma unroll
