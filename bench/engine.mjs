@@ -4,7 +4,7 @@
 // 2-core CPU kind (DESIGN.md) are included so the ratio is printed; when a python3 with torch is found (PEER_PYTHON,
 // python3, /usr/bin/python3), the peer also runs in the same benchmark (bench/peer/sparse_rt_torch.py, PEER_DEVICE=cpu).
 //
-//   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N] [--isa avx2] [--no-peer]
+//   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N] [--isa avx512|avx2|portable] [--no-peer]
 //                         [--recompute] [--chunk-rows N] [--rounds N]
 // --recompute adds a row per configuration in recompute mode (layer activations recomputed in the backward pass:
 // less memory, more time), named <config>-recompute, right after the default one; --chunk-rows N (implies
@@ -18,16 +18,20 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from './util/args.mjs';
 
+const args = benchArgs(import.meta.url, {
+  values: { '--repeats': 'int', '--only': 'list', '--threads': 'int', '--isa': ['avx512', 'avx2', 'portable'], '--chunk-rows': 'int', '--rounds': 'int' },
+  flags: ['--no-write', '--no-peer', '--recompute'],
+});
+const get = args.get;
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { binding } = require(path.join(root, 'dist', 'native', 'binding.js'));
 const b = binding();
-const argv = process.argv.slice(2);
-const get = (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : d; };
-const repeats = Number(get('--repeats', '5'));
-const only = get('--only')?.split(',');
-if (get('--threads')) b.setNumThreads(Number(get('--threads')));
+const repeats = get('--repeats', 5);
+const only = get('--only');
+if (get('--threads')) b.setNumThreads(get('--threads'));
 // --isa avx2|portable caps the CPU kernels' instruction set (all levels give bit-identical products), so a machine
 // with AVX-512 can time the AVX2 path it ships to other CPUs.
 if (get('--isa')) b.setCpuIsa(get('--isa'));
@@ -134,8 +138,8 @@ try { sha = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore'
 const peak = typeof b.cpuFmaPeak === 'function' ? b.cpuFmaPeak(1.0) : 0;
 console.log(`FMA peak (measured, ${b.numThreads()} threads, ${isa.active} kernels; CPU allows ${isa.detected}): ${peak.toFixed(1)} GFLOP/s`);
 const rows = [];
-const chunkRows = Number(get('--chunk-rows', '0'));
-const withRecompute = argv.includes('--recompute') || chunkRows > 0;
+const chunkRows = get('--chunk-rows', 0);
+const withRecompute = args.has('--recompute') || chunkRows > 0;
 const variants = (x) => [
   x,
   ...(withRecompute ? [{ ...x, name: `${x.name}-recompute`, recompute: true }] : []),
@@ -157,7 +161,7 @@ const py = [process.env.PEER_PYTHON, 'python3', '/usr/bin/python3'].filter(Boole
   .find((exe) => spawnSync(exe, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
 const peerNames = rows.map((r) => r.config).filter((n) => n in PEER_CPU_MS);
 if (!py) console.log('\n(no PyTorch here: the peer comparison uses its recorded CPU figures from DESIGN.md)');
-else if (peerNames.length && !argv.includes('--no-peer')) {
+else if (peerNames.length && !args.has('--no-peer')) {
   const threads = String(b.numThreads());
   const env = { ...process.env, PEER_DEVICE: 'cpu', PEER_CONFIGS: peerNames.join(','), PEER_ITERS: String(Math.max(3, repeats)),
     PEER_WARM: '1', PEER_SAMPLE_STEPS: '2', OMP_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads, MKL_NUM_THREADS: threads };
@@ -182,7 +186,7 @@ else if (peerNames.length && !argv.includes('--no-peer')) {
   }
   // --rounds N: on a shared machine whose speed drifts, N more rounds alternating the engine's training steps and
   // the peer's, each round's ratio from figures taken minutes apart; the summary is the median over rounds.
-  const rounds = Number(get('--rounds', '0'));
+  const rounds = get('--rounds', 0);
   if (rounds > 0) {
     const names = peerRows.filter((pr) => !pr.error).map((pr) => pr.config);
     const perRound = [];
@@ -212,7 +216,7 @@ const result = {
   machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version, fma_peak_gflops: +peak.toFixed(1), cpu_isa: isa.active, cpu_isa_detected: isa.detected },
   build: b.buildInfo(), rows, peerLive,
 };
-if (!argv.includes('--no-write')) {
+if (!args.has('--no-write')) {
   const dir = path.join(root, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${result.date.slice(0, 10)}-${sha}-cpu${isa.active === isa.detected ? '' : `-${isa.active}`}-engine.json`);

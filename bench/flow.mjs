@@ -22,19 +22,23 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gitCommit } from './quality/common.mjs';
+import { benchArgs } from './util/args.mjs';
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { FlowMatcher } = require(path.join(root, 'dist', 'flow', 'FlowMatcher.js'));
 const w = require(path.join(root, 'dist', 'index.js'));
-const argv = process.argv.slice(2);
-const get = (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : d; };
+const args = benchArgs(import.meta.url, {
+  values: { '--device': ['cpu', 'cuda'], '--steps': 'int', '--only': 'list', '--sample-n': 'int', '--sample-steps': 'int', '--step': 'list', '--prior': ['gaussian', 'mixture'], '--out': 'string' },
+  flags: ['--no-write'],
+});
+const get = args.get;
 const device = get('--device', 'cpu');
-const steps = Number(get('--steps', '6'));
-const only = get('--only')?.split(',');
-const sampleN = get('--sample-n') === undefined ? undefined : Number(get('--sample-n'));
-const sampleSteps = Number(get('--sample-steps', '64'));
-const stepKinds = get('--step', 'host,fused,fused-prior').split(',');
+const steps = get('--steps', 6);
+const only = get('--only');
+const sampleN = get('--sample-n');
+const sampleSteps = get('--sample-steps', 64);
+const stepKinds = get('--step', ['host', 'fused', 'fused-prior']);
 const priorKind = get('--prior', 'gaussian');
 const STEP_ENV = { host: { WSF_FUSED_STEP: '0' }, fused: { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '0' }, 'fused-prior': { WSF_FUSED_STEP: '1', WSF_DEVICE_PRIOR: '1' } };
 for (const k of stepKinds) if (!(k in STEP_ENV)) { console.error(`unknown --step ${k} (host, fused, fused-prior)`); process.exit(2); }
@@ -83,7 +87,7 @@ for (const c of CONFIGS) {
 const sha = gitCommit();
 const result = { kind: 'wsflow-flow-bench', date: new Date().toISOString(), commit: sha, device,
   machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, loadavg: os.loadavg() }, rows };
-if (!argv.includes('--no-write')) {
+if (!args.has('--no-write')) {
   const dir = get('--out', path.join(root, 'bench', 'results'));
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${result.date.slice(0, 10)}-${sha}-${device}-flow${priorKind === 'mixture' ? '-mixture' : ''}.json`);

@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { benchArgs, benchUsageError } from './util/args.mjs';
 import { canonicalize, canonicalizeBackward, cudaAvailable, geometry, mlp } from '../dist/index.js';
 import { binding } from '../dist/native/binding.js';
 import { createPlan } from '../dist/geometry/plan.js';
@@ -198,15 +199,9 @@ export function machine(device) {
 }
 
 function parseArgs(argv) {
-  const a = { seconds: 0.5, device: 'all', write: true };
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--seconds') a.seconds = Number(argv[++i]);
-    else if (argv[i] === '--device') a.device = argv[++i];
-    else if (argv[i] === '--no-write') a.write = false;
-    else throw new Error(`unknown argument ${argv[i]} (expected --seconds S, --device cpu|cuda|all, --no-write)`);
-  }
-  if (!(a.seconds > 0)) throw new Error('--seconds must be > 0');
-  return a;
+  const o = benchArgs(import.meta.url, { values: { '--seconds': 'number', '--device': ['cpu', 'cuda', 'all'] }, flags: ['--no-write'] }, argv);
+  if (!(o.get('--seconds', 0.5) > 0)) benchUsageError(import.meta.url, '--seconds must be > 0');
+  return { seconds: o.get('--seconds', 0.5), device: o.get('--device', 'all'), write: !o.has('--no-write') };
 }
 
 async function main() {

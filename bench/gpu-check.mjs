@@ -19,6 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gitCommit } from './quality/common.mjs';
+import { benchArgs, benchUsageError } from './util/args.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const selftest = process.env.WSF_GPU_CHECK_SELFTEST === '1';
@@ -28,23 +29,27 @@ process.env.WSF_QUIET ??= '1';
 // --parity-only run one half of the engine section; --workloads=a,b times only those training workloads there
 // (bench/gpu/engine.mjs).
 
-function parseArgs(argv) {
-  const a = { dir: undefined, seconds: 0.5, only: undefined, cpuBench: true, quick: false };
-  for (let i = 0; i < argv.length; i++) {
-    const v = argv[i];
-    if (v === '--seconds') a.seconds = Number(argv[++i]);
-    else if (v === '--only') a.only = argv[++i].split(',');
-    else if (v.startsWith('--only=')) a.only = v.slice(7).split(',');
-    else if (v === '--skip-cpu-bench') a.cpuBench = false;
-    else if (v === '--quick') a.quick = true;
-    else if (v.startsWith('--peer=')) continue; // read by the engine section from ctx.args
-    else if (v === '--bench-only' || v === '--parity-only' || v.startsWith('--workloads=')) continue; // read by the engine section
-    else if (!v.startsWith('--') && a.dir === undefined) a.dir = v;
-    else throw new Error(`unknown argument ${v}`);
-  }
-  if (a.dir === undefined) throw new Error('usage: node bench/gpu-check.mjs <resultsDir> [--seconds S] [--only a,b] [--skip-cpu-bench]');
-  if (!(a.seconds > 0)) throw new Error('--seconds must be > 0');
-  return a;
+export function parseArgs(argv) {
+  const o = benchArgs(import.meta.url, {
+    values: { '--seconds': 'number', '--only': 'list', '--peer': 'string', '--workloads': 'list' },
+    flags: ['--skip-cpu-bench', '--quick', '--bench-only', '--parity-only'],
+    positionals: 1,
+  }, argv);
+  if (o.positionals.length === 0) benchUsageError(import.meta.url, 'expected a results directory as the first argument');
+  if (!(o.get('--seconds', 0.5) > 0)) benchUsageError(import.meta.url, '--seconds must be > 0');
+  return {
+    dir: o.positionals[0],
+    seconds: o.get('--seconds', 0.5),
+    only: o.get('--only'),
+    cpuBench: !o.has('--skip-cpu-bench'),
+    quick: o.has('--quick'),
+    // What the sections read from ctx.args, in the --name=value form whichever form was given.
+    sectionArgs: [
+      ...['--bench-only', '--parity-only'].filter((f) => o.has(f)),
+      ...(o.has('--peer') ? [`--peer=${o.get('--peer')}`] : []),
+      ...(o.has('--workloads') ? [`--workloads=${o.get('--workloads').join(',')}`] : []),
+    ],
+  };
 }
 
 function pad(rows) {
@@ -106,7 +111,7 @@ async function main() {
       root,
       outdir: args.dir,
       quick: args.quick,
-      args: process.argv.slice(2),
+      args: args.sectionArgs,
       selftest,
       minSeconds: args.seconds,
       cpuBench: args.cpuBench,
@@ -147,7 +152,9 @@ async function main() {
   process.exit(failed === 0 ? 0 : 1);
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

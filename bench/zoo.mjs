@@ -4,16 +4,20 @@
 // Needs the compiled package (`npx tsc -p tsconfig.build.json`). Usage:
 //   node bench/zoo.mjs wdbc [--runs N] [--epochs N] [--chunk N] [--out runs/wdbc.zoo.safetensors]
 //   node bench/zoo.mjs mnist --runs 5            # a few runs, to extrapolate
+// --json: progress as JSON lines. --no-write is accepted (for `npm run bench -- --no-write`) and changes nothing:
+// this script writes the zoo file, not a bench/results file.
 import { createRequire } from 'node:module';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './util/args.mjs';
+
+const args = benchArgs(import.meta.url, {
+  values: { '--runs': 'int', '--epochs': 'int', '--chunk': 'int', '--out': 'string' },
+  flags: ['--json', '--no-write'],
+  positionals: 1,
+});
+const values = { runs: args.get('--runs'), epochs: args.get('--epochs'), chunk: args.get('--chunk'), out: args.get('--out'), json: args.has('--json') };
 const require = createRequire(import.meta.url);
 const { buildZoo } = require('../dist/index.js');
-
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { runs: { type: 'string' }, epochs: { type: 'string' }, chunk: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } },
-});
-const task = positionals[0] ?? 'wdbc';
+const task = args.positionals[0] ?? 'wdbc';
 const out = values.out ?? `runs/${task}${values.runs ? `-r${values.runs}` : ''}.zoo.safetensors`;
 const ac = new AbortController();
 process.once('SIGINT', () => ac.abort());

@@ -1,0 +1,72 @@
+// The benchmark scripts (bench/*.mjs, what `wsflow bench <script>` runs) check their options before any work, as the
+// CLI's commands do: --help prints the script's usage and exits 0; an unknown option, a missing or malformed value
+// exits 2 with one line naming the script and the option. gpu-check — run once per rare GPU session — hands its
+// sections the options in one form whichever form was typed.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../lib/native/loadBinding.js';
+
+const bench = path.join(packageRoot, 'bench');
+const scripts = fs.readdirSync(bench).filter((f) => f.endsWith('.mjs')).sort();
+
+function run(script: string, ...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(bench, script), ...args], { encoding: 'utf8', cwd: packageRoot, timeout: 30_000, env: { ...process.env, WSF_QUIET: '1' } });
+  return { code: r.status, out: r.stdout ?? '', err: r.stderr ?? '' };
+}
+
+describe('bench scripts: options checked before any work', () => {
+  it('lists the scripts it checks', () => {
+    expect(scripts).toEqual(expect.arrayContaining(['engine.mjs', 'flow.mjs', 'geometry.mjs', 'gpu-check.mjs', 'run.mjs', 'zoo.mjs']));
+  });
+
+  for (const s of scripts) {
+    it(`${s}: --help prints its usage, an unknown option exits 2 with one line`, () => {
+      const first = fs.readFileSync(path.join(bench, s), 'utf8').split('\n').find((l) => l.startsWith('// '))!.slice(3);
+      let r = run(s, '--help');
+      expect(r.code, r.err).toBe(0);
+      expect(r.out.split('\n')[0]).toBe(first);
+      r = run(s, '--no-such-option');
+      expect(r.code).toBe(2);
+      expect(r.err.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.err).toMatch(new RegExp(`^bench/${s.replace('.', '\\.')}: unknown option --no-such-option; expected `));
+      expect(r.out).toBe('');
+    });
+  }
+
+  it('malformed values and missing arguments exit 2 naming the option', () => {
+    let r = run('engine.mjs', '--repeats', 'five');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--repeats expects an integer but received 'five'/);
+    r = run('engine.mjs', '--isa', 'sse4');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--isa expects one of avx512, avx2, portable but received 'sse4'/);
+    r = run('flow.mjs', '--steps');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--steps expects a value/);
+    r = run('geometry.mjs', '--seconds', '0');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--seconds must be > 0/);
+    r = run('gpu-check.mjs', '--quick');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/expected a results directory/);
+    r = run('zoo.mjs', 'wdbc', 'mnist');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unexpected argument 'mnist'/);
+  });
+
+  it("gpu-check passes its sections --peer and --workloads as --name=value whichever form was given", () => {
+    const parse = (args: string[]) => {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+        `const m = await import(${JSON.stringify(path.join(bench, 'gpu-check.mjs'))}); console.log(JSON.stringify(m.parseArgs(${JSON.stringify(args)})));`],
+      { encoding: 'utf8', cwd: packageRoot, timeout: 30_000 });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { dir: string; seconds: number; only?: string[]; cpuBench: boolean; quick: boolean; sectionArgs: string[] };
+    };
+    const a = parse(['out', '--peer', 'none', '--workloads', 'wdbc,mnist', '--bench-only', '--seconds', '0.2', '--only', 'engine']);
+    const b = parse(['out', '--peer=none', '--workloads=wdbc,mnist', '--bench-only', '--seconds=0.2', '--only=engine']);
+    expect(a).toEqual(b);
+    expect(a).toEqual({ dir: 'out', seconds: 0.2, only: ['engine'], cpuBench: true, quick: false, sectionArgs: ['--bench-only', '--peer=none', '--workloads=wdbc,mnist'] });
+  });
+});
