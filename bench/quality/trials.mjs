@@ -98,6 +98,16 @@ const trainedInSpace = async () => {
   return trainedCanonical;
 };
 
+// Trajectory coupling pairs each network with the initialisation of its own run, permuted as that network was
+// aligned (one initialisation per network: with --align-by checkpoint, checkpoints of a run get different
+// permutations).
+function trajectoryData() {
+  if (!zoo.init) { console.error('coupling trajectory needs a zoo with the runs\' initial weights (init)'); process.exit(2); }
+  const per = new Float32Array(zoo.n * P);
+  for (let i = 0; i < zoo.n; i++) per.set(zoo.init.subarray(zoo.run[i] * P, (zoo.run[i] + 1) * P), i * P);
+  return { init: w.permuteNetworks(arch, per, al.perms), run: Int32Array.from({ length: zoo.n }, (_, i) => i) };
+}
+
 for (const t of trials) {
   const cfg = { geometry: 'geometric', D: 16, layers: 3, heads: 1, graph: 'sparse', hiddenIdentity: false, velocity: 'riemannian', steps: 1000, batch: 32, lr: 1e-3, schedule: 'constant', warmup: 0, ema: 0,
     coupling: 'independent', precondition: false, layerScaling: false, priorStd: 0.1, prior: 'gaussian', solverSteps: 64, solver: 'euler', grid: 'uniform', seed: 1, time: 'beta', ...t };
@@ -120,7 +130,7 @@ for (const t of trials) {
     const lossLog = [];
     const signal = maxSeconds === undefined ? undefined : globalThis.AbortSignal.timeout(maxSeconds * 1000);
     try {
-      await fm.fit({ weights: al.aligned, run: zoo.run, init: zoo.init }, { steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr, schedule: cfg.schedule, warmup: cfg.warmup, ema: cfg.ema, logEvery: 100, signal, onLog: (l) => { lossTail = l.loss; lossLog.push([l.step, +l.loss.toFixed(5)]); if (l.step % 1000 === 0) console.log(`  step ${l.step} loss ${l.loss.toFixed(4)} (${l.stepsPerS.toFixed(1)} steps/s)`); } });
+      await fm.fit({ weights: al.aligned, ...(cfg.coupling === 'trajectory' ? trajectoryData() : { run: zoo.run, init: zoo.init }) }, { steps: cfg.steps, batchSize: cfg.batch, lr: cfg.lr, schedule: cfg.schedule, warmup: cfg.warmup, ema: cfg.ema, logEvery: 100, signal, onLog: (l) => { lossTail = l.loss; lossLog.push([l.step, +l.loss.toFixed(5)]); if (l.step % 1000 === 0) console.log(`  step ${l.step} loss ${l.loss.toFixed(4)} (${l.stepsPerS.toFixed(1)} steps/s)`); } });
     } catch (e) {
       if (e?.code !== 'ERR_INTERRUPTED') throw e;
       console.log(`  time budget of ${maxSeconds} s reached at step ${fm.field.stepCount}`);
