@@ -147,7 +147,12 @@ export interface WeightDataset {
   weights: Float32Array;
   /** Run id of each network (trajectory coupling). */
   run?: Int32Array;
-  /** Initial weights of each run, runs × P (trajectory coupling). */
+  /**
+   * Initial weights of each run, runs × P (trajectory coupling), in the same hidden-neuron order as the networks
+   * paired with them. After `alignNetworks`, permute them as the networks were: give each network its own row,
+   * `permuteNetworks(arch, init of run[i] for each i, aligned.perms)`, with `run` = 0 … n−1 (checkpoints of one run
+   * may get different permutations); an unpermuted init pairs networks with a scrambled start.
+   */
   init?: Float32Array;
 }
 
