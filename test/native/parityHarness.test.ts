@@ -2,7 +2,7 @@
 // on every machine: CPU against CPU must pass every op and engine check, and the harness must catch an
 // out-of-bounds write, an unwritten output and a wrong value.
 import { describe, expect, it } from 'vitest';
-import { ENGINE_CASES, buildOpCases, checkEngineCase, checkOpCase, compareTol, runOp, type OpCase } from '../../lib/internal/backendParity.js';
+import { ENGINE_CASES, TOL_GELU, buildOpCases, checkEngineCase, checkOpCase, compareTol, runOp, type OpCase } from '../../lib/internal/backendParity.js';
 import { binding } from '../../lib/native/binding.js';
 
 describe('backend parity harness (CPU against itself)', () => {
@@ -36,6 +36,24 @@ describe('backend parity harness (CPU against itself)', () => {
     expect(off.worst).toBe(2);
     expect(compareTol('x', [1, 2, 3.001], [1, 2, 3], { atol: 1, rtol: 0, nmse: 1e-9 }).pass).toBe(false); // NMSE bound
     expect(compareTol('x', [1, NaN], [1, 2], { atol: 1, rtol: 1, nmse: 1 }).pass).toBe(false);
+  });
+
+  it('judges the NMSE of outputs near zero absolutely (floor (atol/rtol)² per element), and still catches O(1) drift', () => {
+    // One GELU output at x = −3 (≈ −0.00405): an absolute error of 5e-7 — the CPU erf's documented size, within
+    // TOL_GELU's atol — is 1.2e-4 relative. The plain NMSE (1.5e-8) broke the 1e-10 bound; floored at (2e-6/1e-5)²
+    // = 0.04 it is 6.3e-12.
+    const e = -0.0040496;
+    const r = compareTol('gelu n=1', [e + 5e-7], [e], TOL_GELU);
+    expect(r.pass, r.detail).toBe(true);
+    // The floor leaves the aggregate of O(1) values alone: a systematic 1e-5 relative error on 1,000 values of size
+    // ~1 gives NMSE 1e-10 plain and floored alike, so it fails a 1e-11 bound either way.
+    const ref = Array.from({ length: 1000 }, (_, i) => 1 + (i % 7) / 7);
+    const drift = ref.map((v) => v * (1 + 1e-5));
+    const d = compareTol('drift', drift, ref, { atol: 1e-4, rtol: 1e-4, nmse: 1e-11 });
+    expect(d.pass).toBe(false);
+    expect(d.detail).toMatch(/NMSE 1\.0\d*e-10 exceeds/);
+    // Near zero, an error far beyond atol still fails (elementwise), floor or not.
+    expect(compareTol('x', [1e-3], [0], TOL_GELU).pass).toBe(false);
   });
 
   it.each(ENGINE_CASES.map((c) => [c.name, c] as const))('engine case runs CPU vs CPU: %s', (_name, c) => {
