@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { usageOf } from '../util/args.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const requireDist = (rel) => {
@@ -38,8 +39,15 @@ function warnIfDistStale() {
   }
 }
 
-/** `--key value` options: get(key, default); all(key) for repeated keys. */
+/**
+ * `--key value` options: get(key, default); all(key) for repeated keys. `-h`/`--help` on the command line prints the
+ * running script's usage (its header comment) and exits 0.
+ */
 export function cliArgs(argv = process.argv.slice(2)) {
+  if ((argv.includes('--help') || argv.includes('-h')) && process.argv[1]) {
+    process.stdout.write(`${usageOf(path.resolve(process.argv[1]))}\n`);
+    process.exit(0);
+  }
   return {
     get: (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : d; },
     all: (k) => argv.flatMap((a, i) => (a === k && i + 1 < argv.length ? [argv[i + 1]] : [])),

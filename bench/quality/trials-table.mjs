@@ -7,9 +7,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from '../util/args.mjs';
 
+const args = benchArgs(import.meta.url, { positionals: 1 });
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const dir = process.argv[2] ?? path.join(root, 'results', 'trials');
+const dir = args.positionals[0] ?? path.join(root, 'results', 'trials');
 const DEFAULTS = { heads: 1, graph: 'sparse', velocity: 'riemannian', schedule: 'constant', warmup: 0, coupling: 'independent', priorStd: 0.1, prior: 'gaussian', solver: 'euler', grid: 'uniform', seed: 1, time: 'beta', hiddenIdentity: false, layerScaling: false };
 const SHOWN = new Set(['geometry', 'D', 'layers', 'steps', 'batch', 'lr', 'ema', 'precondition', 'lossCurve', 'savedTo', 'loadedFrom', 'stepsDone']);
 const pm = (s, d = 3) => (s === undefined ? '—' : `${s.mean.toFixed(d)} ± ${s.std.toFixed(d)}`);

@@ -35,6 +35,17 @@ describe('bench scripts: options checked before any work', () => {
     });
   }
 
+  it('the research scripts of bench/quality print their usage on --help (and do nothing else)', () => {
+    const quality = fs.readdirSync(path.join(bench, 'quality')).filter((f) => f.endsWith('.mjs') && f !== 'common.mjs').sort();
+    expect(quality.length).toBeGreaterThan(10);
+    for (const s of quality) {
+      const first = fs.readFileSync(path.join(bench, 'quality', s), 'utf8').split('\n').find((l) => l.startsWith('// '))!.slice(3);
+      const r = run(path.join('quality', s), '--help');
+      expect(r.code, `${s}: ${r.err}`).toBe(0);
+      expect(r.out.split('\n')[0], s).toBe(first);
+    }
+  }, 60_000);
+
   it('malformed values and missing arguments exit 2 naming the option', () => {
     let r = run('engine.mjs', '--repeats', 'five');
     expect(r.code).toBe(2);
