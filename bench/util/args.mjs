@@ -30,7 +30,8 @@ function fail(script, message) {
   process.exit(2);
 }
 
-const scriptName = (file) => `bench/${path.relative(path.join(path.dirname(fileURLToPath(import.meta.url)), '..'), file)}`;
+// The script as named from the repository root (bench/engine.mjs, native/dev/ptxas-report.mjs).
+const scriptName = (file) => path.relative(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..'), file);
 
 /** A usage error found after parsing (a missing positional, a value out of range): one line, exit 2. */
 export function benchUsageError(scriptUrl, message) {

@@ -1,8 +1,8 @@
 // Register spills of the CUDA kernels, as ptxas reports them for the shipped architectures (sm_80, sm_90): needs
 // nvcc, not a GPU, so CI checks it on every run. A spill is a local-memory store and load per thread, inside the
-// main loop for the GEMMs — the default GEMM (gemm2_kernel) spilled 288–412 bytes per thread at its 128×64 tiles
+// main loop for the GEMMs — the default GEMM (gemm2_kernel) spilled 288–476 bytes per thread at its 128-row tiles
 // until 2026-12-07 and would fail here. Budgets: the matrix-product kernels 8 bytes (one sm_90 instantiation keeps
-// a 4-byte spill outside its inner loop), every other kernel 64 bytes (the attention backward's 16/32-channel-per-lane
+// a 4-byte spill; ptxas does not say where), every other kernel 64 bytes (the attention backward's 16/32-channel-per-lane
 // versions, for heads wider than 256, spill 8–44). Skips without nvcc on PATH.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
