@@ -15,8 +15,8 @@ import type { NativeEngineConfig, NativeEngineInstance, NativeFlowPrior, NativeF
 import { checkChoice, checkFiniteTensors, checkInt, checkNumber } from '../util/validate.js';
 import { version } from '../version.js';
 
-/** Graph density: real edges only (default) or all N² pairs (the published model). */
-export type GraphMode = 'sparse' | 'dense' | 'hybrid';
+/** The weight graph the field attends over: see {@link VectorFieldOptions.graph}. */
+export type GraphMode = 'sparse' | 'dense' | 'hybrid' | 'virtual';
 
 /** Options of {@link VectorField.create}. */
 export interface VectorFieldOptions {
@@ -31,7 +31,10 @@ export interface VectorFieldOptions {
   /**
    * 'sparse' (default): the real weight pairs both ways plus self loops. 'dense': all N² pairs (the published
    * model). 'hybrid': the sparse pairs plus all pairs among the non-input neurons, so hidden and output neurons
-   * exchange messages directly in every layer (400 extra pairs per 784-10-10 network).
+   * exchange messages directly in every layer (180 extra pairs per 784-10-10 network). 'virtual': the sparse
+   * pairs plus one virtual node per network joined to every neuron both ways, so every neuron reads a summary of
+   * the whole network in every layer (2N + 1 extra pairs: 1,609 per 784-10-10 network; the node has its own
+   * positional embedding and no output).
    */
   graph?: GraphMode;
   /**
@@ -270,7 +273,7 @@ export class VectorField {
    */
   static create(opts: VectorFieldOptions): VectorField {
     const arch = opts.arch instanceof Architecture ? opts.arch : mlp(opts.arch);
-    const graph = checkChoice('graph', opts.graph ?? 'sparse', ['sparse', 'dense', 'hybrid'] as const);
+    const graph = checkChoice('graph', opts.graph ?? 'sparse', ['sparse', 'dense', 'hybrid', 'virtual'] as const);
     const semantics = checkChoice('semantics', opts.semantics ?? 'corrected', ['corrected', 'reference'] as const);
     if (semantics === 'reference' && graph !== 'dense') {
       throw new WsfError("semantics 'reference' (the published time rule) needs graph 'dense': on sparse graphs it would give real edges no time input", 'ERR_INVALID');

@@ -26,7 +26,7 @@ import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
 import type { DeviceRequest } from '../device.js';
 import { WsfError } from '../errors.js';
 import { taskGradient, type MiniBatch } from '../eval/gradient.js';
-import { VectorField, type FlowSampleOptions, type VectorFieldOptions } from '../engine/VectorField.js';
+import { VectorField, type FlowSampleOptions, type GraphMode, type VectorFieldOptions } from '../engine/VectorField.js';
 import type { NativeFlowPrior } from '../native/types.js';
 import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry.js';
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
@@ -1797,7 +1797,7 @@ export class FlowMatcher {
     const f = readSafetensors(file);
     if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow file (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
     const o = JSON.parse(f.metadata.flow ?? '{}') as ResolvedOptions;
-    const cfg = JSON.parse(f.metadata.config ?? '{}') as { D: number; layers: number; heads: number; mode: 'sparse' | 'dense' | 'hybrid'; timeRule: string; inFeatures: number; auxFeatures?: number; dirEmbed: boolean; reverseValue: boolean; inputSlots: number; hiddenSlots: number; outputSlots: number; hiddenWidthSlots?: number };
+    const cfg = JSON.parse(f.metadata.config ?? '{}') as { D: number; layers: number; heads: number; mode: GraphMode; timeRule: string; inFeatures: number; auxFeatures?: number; dirEmbed: boolean; reverseValue: boolean; inputSlots: number; hiddenSlots: number; outputSlots: number; hiddenWidthSlots?: number };
     const fm = FlowMatcher.create({
       arch: mlp(f.metadata.arch ?? ''),
       ...o,

@@ -711,7 +711,7 @@ function cfg(c: Partial<NativeEngineConfig> & Pick<NativeEngineConfig, 'D' | 'in
 }
 
 /**
- * The engine parity matrix: sparse, dense and hybrid graphs; odd sizes; mixed architectures in one batch; heads 1, 2, 3;
+ * The engine parity matrix: sparse, dense, hybrid and virtual-node graphs; odd sizes; mixed architectures in one batch; heads 1, 2, 3;
  * inFeatures 1 and 2, with and without the aux column; direction embedding on and off; the reference time rule;
  * the MNIST input layer (B = 2).
  * @internal
@@ -746,6 +746,11 @@ export const ENGINE_CASES: EngineCase[] = [
   {
     name: 'hybrid mixed [7,5,4,3]+[7,2,3] D=12 inFeatures=2 heads=2',
     config: cfg({ D: 12, heads: 2, inFeatures: 2, mode: 'hybrid', inputSlots: 7, hiddenSlots: 2, outputSlots: 3 }),
+    widths: [[7, 5, 4, 3], [7, 2, 3]],
+  },
+  {
+    name: 'virtual node mixed [7,5,4,3]+[7,2,3] D=12 heads=2 auxFeatures=2',
+    config: cfg({ D: 12, heads: 2, auxFeatures: 2, mode: 'virtual', inputSlots: 7, hiddenSlots: 2, outputSlots: 3 }),
     widths: [[7, 5, 4, 3], [7, 2, 3]],
   },
   {

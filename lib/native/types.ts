@@ -78,7 +78,7 @@ export interface NativeEngineConfig {
   outputSlots: number;
   /** 0 (or absent): one positional slot per hidden layer (published); > 0: one per hidden neuron, up to this width. */
   hiddenWidthSlots?: number;
-  mode: 'sparse' | 'dense' | 'hybrid';
+  mode: 'sparse' | 'dense' | 'hybrid' | 'virtual';
   timeRule: 'all' | 'reference';
   dirEmbed: boolean;
   reverseValue: boolean;

@@ -1,6 +1,6 @@
 // The vector-field engine as a JS class (node-addon-api glue only; the math is in core/rt_*.h).
 //
-//   new NativeEngine(config: {D, layers, heads, inputSlots, hiddenSlots, outputSlots, mode: 'sparse'|'dense'|'hybrid',
+//   new NativeEngine(config: {D, layers, heads, inputSlots, hiddenSlots, outputSlots, mode: 'sparse'|'dense'|'hybrid'|'virtual',
 //                     timeRule: 'all'|'reference', dirEmbed, reverseValue, inFeatures, auxFeatures, recompute,
 //                     chunkRows},
 //                     seed: number,
@@ -458,10 +458,13 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.slots.output_slots = get_int(env, c, "outputSlots", 0, 1, 1 << 24);
     cfg.slots.hidden_width = get_int(env, c, "hiddenWidthSlots", 0, 0, 1 << 20);
     const std::string mode = get_str(env, c, "mode", "sparse");
-    if (mode != "sparse" && mode != "dense" && mode != "hybrid") {
-      throw_error(env, Code::Invalid, "config.mode must be 'sparse', 'dense' or 'hybrid', got '" + mode + "'");
+    if (mode != "sparse" && mode != "dense" && mode != "hybrid" && mode != "virtual") {
+      throw_error(env, Code::Invalid, "config.mode must be 'sparse', 'dense', 'hybrid' or 'virtual', got '" + mode + "'");
     }
-    cfg.mode = mode == "dense" ? GraphMode::Dense : mode == "hybrid" ? GraphMode::Hybrid : GraphMode::Sparse;
+    cfg.mode = mode == "dense"    ? GraphMode::Dense
+               : mode == "hybrid" ? GraphMode::Hybrid
+               : mode == "virtual" ? GraphMode::Virtual
+                                  : GraphMode::Sparse;
     const std::string tr = get_str(env, c, "timeRule", "all");
     if (tr != "all" && tr != "reference") throw_error(env, Code::Invalid, "config.timeRule must be 'all' or 'reference', got '" + tr + "'");
     cfg.time_rule = tr == "reference" ? TimeRule::Reference : TimeRule::All;

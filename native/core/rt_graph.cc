@@ -51,9 +51,11 @@ Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& wid
     // sparse pairs that touch an input neuron (first-layer weights both ways, the inputs' self loops).
     const int64_t upper = nodes - w[0];
     const int64_t first = static_cast<int64_t>(w[0]) * w[1];
-    const int64_t pairs = mode == GraphMode::Dense    ? nodes * nodes
-                          : mode == GraphMode::Hybrid ? upper * upper + 2 * first + w[0]
-                                                      : 2 * weights + nodes;
+    const int64_t pairs = mode == GraphMode::Dense     ? nodes * nodes
+                          : mode == GraphMode::Hybrid  ? upper * upper + 2 * first + w[0]
+                          : mode == GraphMode::Virtual ? 2 * weights + nodes + 2 * nodes + 1
+                                                       : 2 * weights + nodes;
+    if (mode == GraphMode::Virtual) nodes += 1;
     total_nodes += nodes;
     total_pairs += pairs;
     total_params += weights + biases;
@@ -97,7 +99,8 @@ Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& wid
       boff[l] = b;
       b += w[l];
     }
-    const int32_t Nn = loff[L + 1];
+    const int32_t Nn = loff[L + 1];  // neurons (the virtual node, if any, is local node Nn)
+    const bool virt = mode == GraphMode::Virtual;
     auto layer_of = [&](int32_t u) {
       int l = 0;
       while (u >= loff[l + 1]) ++l;
@@ -118,6 +121,13 @@ Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& wid
           g.node_slot[u] = slots.input_slots + slots.hidden_rows() + j;
         }
       }
+    }
+    if (virt) {
+      const int32_t u = nbase + Nn;
+      g.node_graph[u] = n;
+      g.node_is_input[u] = 0;
+      g.node_param[u] = -1;
+      g.node_slot[u] = slots.rows();
     }
     // Pairs, row by row (local indices first, then shifted).
     int64_t k = g.edge_offset_g[n];
@@ -157,7 +167,26 @@ Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& wid
         if (lu < L) {  // upper layer: forward pairs
           for (int32_t j = 0; j < w[lu + 1]; ++j) emit(loff[lu + 1] + j, 0, pbase + woff[lu + 1] + (ul - loff[lu]) * w[lu + 1] + j);
         }
+        if (virt) emit(Nn, 3, -1);  // the virtual node has the largest local index: columns stay sorted
       }
+    }
+    if (virt) {  // the virtual node's row: every neuron, then itself
+      const int32_t u = nbase + Nn;
+      g.row_ptr[u] = static_cast<int32_t>(k);
+      for (int32_t vl = 0; vl < Nn; ++vl) {
+        g.edge_row[k] = u;
+        g.edge_col[k] = nbase + vl;
+        g.edge_dir[k] = 4;
+        g.edge_param[k] = -1;
+        g.edge_graph[k] = n;
+        ++k;
+      }
+      g.edge_row[k] = u;
+      g.edge_col[k] = u;
+      g.edge_dir[k] = 2;
+      g.edge_param[k] = -1;
+      g.edge_graph[k] = n;
+      ++k;
     }
   }
   g.row_ptr[g.N] = static_cast<int32_t>(g.M);
@@ -178,7 +207,7 @@ Status build_rt_graph(RtGraph* out, const std::vector<std::vector<int32_t>>& wid
             [&](int32_t a, int32_t b) { return g.edge_param[a] < g.edge_param[b]; });
   for (int32_t k : g.out_edge) g.out_edge_param.push_back(g.edge_param[k]);
   for (int32_t u = 0; u < g.N; ++u) {
-    if (!g.node_is_input[u]) {
+    if (g.node_param[u] >= 0) {
       g.out_node.push_back(u);
       g.out_node_param.push_back(g.node_param[u]);
     }

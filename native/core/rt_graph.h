@@ -7,8 +7,13 @@
 //     reverses dir 1, the diagonal dir 2, every other pair dir 3.
 //   Hybrid mode: the sparse pairs plus every other ordered pair among the non-input neurons (dir 3, no value), so
 //     hidden and output neurons exchange messages directly in every layer (all layers see each other), at the cost
-//     of (N − n_0)² extra pairs per network instead of the dense graph's N²: 400 more for 784-10-10 (16,694 → 17,034
+//     of (N − n_0)² extra pairs per network instead of the dense graph's N²: 180 more for 784-10-10 (16,684 → 16,864
 //     against the dense 646,416).
+//   Virtual mode: the sparse pairs plus one virtual node per network (after its output neurons), paired with every
+//     neuron of its network both ways — (u, virtual) dir 3, (virtual, u) dir 4 — and with itself (dir 2). Every
+//     neuron then reads a summary of the whole network in every layer (two hops between any two neurons) for 2N + 1
+//     extra pairs: 784-10-10 has 16,684 → 18,293. The virtual node has no value and no output; its positional slot
+//     is the row after all the others (SlotConfig::rows()), so its embedding is its only identity.
 //
 // Pairs are stored in CSR order by their *row* node u: the edges of row u are [row_ptr[u], row_ptr[u+1]),
 // sorted by column v. In attention, node u (row) attends over the columns v of its row (query from u, key and
@@ -20,7 +25,8 @@
 // index points at its bias, −1 for input neurons.
 //
 // Positional slots (one learned embedding per slot): input neuron i → i; hidden layer l (1…L−1) →
-// input_slots + l − 1; output neuron j → input_slots + hidden_slots + j (METHOD.md §1.5). With hidden_width > 0
+// input_slots + l − 1; output neuron j → input_slots + hidden_slots + j (METHOD.md §1.5); a virtual node →
+// rows() (so a virtual-mode model has rows() + 1 positional rows). With hidden_width > 0
 // (an option for aligned data, not in the published model) hidden neuron k of layer l gets its own slot
 // input_slots + (l − 1)·hidden_width + k instead: the field then tells hidden neurons apart, which breaks its
 // permutation equivariance on purpose (alignment has fixed an order of the hidden neurons).
@@ -33,7 +39,7 @@
 
 namespace wsf {
 
-enum class GraphMode : int { Sparse = 0, Dense = 1, Hybrid = 2 };
+enum class GraphMode : int { Sparse = 0, Dense = 1, Hybrid = 2, Virtual = 3 };
 
 struct SlotConfig {
   int input_slots = 0;   // max input width n_0 supported
@@ -55,7 +61,7 @@ struct RtGraph {
   std::vector<int32_t> row_ptr;                                              // N+1
   std::vector<int32_t> edge_row, edge_col, edge_rev, edge_dir, edge_param, edge_graph;  // per pair
   std::vector<int32_t> out_edge, out_edge_param;  // dir-0 pairs in flat order and their flat weight index
-  std::vector<int32_t> out_node, out_node_param;  // non-input nodes and their flat bias index
+  std::vector<int32_t> out_node, out_node_param;  // nodes with a bias (hidden and output neurons) and its flat index
 };
 
 // Builds the graph of a batch of networks. `widths[g]` are network g's layer widths.

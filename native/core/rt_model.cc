@@ -70,10 +70,11 @@ RtLayout make_layout(const RtConfig& cfg) {
   L.node_in[1] = b.linear("node_in.2", D, D, true, TD, TD);
   L.node_in[2] = b.linear("node_in.4", D, D, true, TD, TD);
   L.node_in_proj = b.linear("node_in_proj", D, D, true, TD, TD);
-  L.pos_rows = cfg.slots.rows();
+  L.pos_rows = cfg.slots.rows() + (cfg.mode == GraphMode::Virtual ? 1 : 0);  // the virtual node's own row last
   b.tensor("pos_embed", {L.pos_rows, D}, Init::Normal, D, D, &L.pos);
   if (cfg.dir_embed) {
-    L.dir_rows = cfg.mode == GraphMode::Sparse ? 3 : 4;  // dense and hybrid graphs have non-edges (dir 3)
+    // dense and hybrid graphs have non-edges (dir 3); virtual graphs neuron→virtual (3) and virtual→neuron (4) pairs
+    L.dir_rows = cfg.mode == GraphMode::Sparse ? 3 : cfg.mode == GraphMode::Virtual ? 5 : 4;
     b.tensor("dir_embed", {L.dir_rows, D}, Init::Normal, D, D, &L.dir);
   }
   for (int i = 0; i < cfg.layers; ++i) {

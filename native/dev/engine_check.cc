@@ -86,6 +86,7 @@ int main() {
        {{30, 16, 16, 2}, {30, 9, 16, 2}}, 16, 2, 1, true, 700},
       {"dense 6-5-3 ×3 D=16", wsf::GraphMode::Dense, {{6, 5, 3}, {6, 5, 3}, {6, 5, 3}}, 16, 2, 1, false, 0},
       {"hybrid 12-7-4 ×2 D=24", wsf::GraphMode::Hybrid, {{12, 7, 4}, {12, 7, 4}}, 24, 2, 3, false, 0},
+      {"virtual node mixed 30-16-16-2 + 30-9-16-2 D=16", wsf::GraphMode::Virtual, {{30, 16, 16, 2}, {30, 9, 16, 2}}, 16, 2, 2, false, 0},
   };
   int n = 0, fails = 0;
   std::mt19937 rng(11);

@@ -1,6 +1,7 @@
-// The three weight-graph layouts (native/core/rt_graph.cc), read back through the engine's debug buffers: the hybrid
-// graph is the sparse one plus every other ordered pair among the non-input neurons, with the pair counts, the
-// direction codes, the weight indices and the reverse index each layout promises.
+// The four weight-graph layouts (native/core/rt_graph.cc), read back through the engine's debug buffers: the hybrid
+// graph is the sparse one plus every other ordered pair among the non-input neurons, the virtual graph the sparse one
+// plus a node joined to every neuron, with the pair counts, the direction codes, the weight indices and the reverse
+// index each layout promises.
 import { describe, expect, it } from 'vitest';
 import { binding } from '../../lib/native/binding.js';
 import type { NativeEngineConfig } from '../../lib/native/types.js';
@@ -11,11 +12,11 @@ const cfg = (mode: NativeEngineConfig['mode']): NativeEngineConfig => ({
 });
 
 interface Pair { dir: number; param: number }
-function pairsOf(mode: NativeEngineConfig['mode']): { M: number; P: number; pairs: Map<string, Pair>; rev: ArrayLike<number>; row: ArrayLike<number>; col: ArrayLike<number> } {
+function pairsOf(mode: NativeEngineConfig['mode'], batch: number[][] = [widths]): { M: number; N: number; P: number; pairs: Map<string, Pair>; rev: ArrayLike<number>; row: ArrayLike<number>; col: ArrayLike<number>; outNodeParam: ArrayLike<number> } {
   const e = new (binding().NativeEngine)(cfg(mode), 1, 'cpu', 'f32');
   try {
-    e.setGraph([widths]);
-    const { M, P } = e.graphInfo();
+    e.setGraph(batch);
+    const { M, N, P } = e.graphInfo();
     const row = e.debugBuffer('edge_row'), col = e.debugBuffer('edge_col'), dir = e.debugBuffer('edge_dir'), param = e.debugBuffer('edge_param');
     const pairs = new Map<string, Pair>();
     for (let k = 0; k < M; k++) {
@@ -23,7 +24,7 @@ function pairsOf(mode: NativeEngineConfig['mode']): { M: number; P: number; pair
       expect(pairs.has(key), `pair ${key} twice`).toBe(false);
       pairs.set(key, { dir: dir[k]!, param: param[k]! });
     }
-    return { M, P, pairs, rev: e.debugBuffer('edge_rev'), row, col };
+    return { M, N, P, pairs, rev: e.debugBuffer('edge_rev'), row, col, outNodeParam: e.debugBuffer('out_node_param') };
   } finally {
     e.dispose();
   }
@@ -61,7 +62,54 @@ describe('weight-graph layouts', () => {
     }
   });
 
+  it('virtual = sparse pairs + one node per network joined to each of its neurons both ways and to itself', () => {
+    const other = [2, 3, 2];
+    const sparse = pairsOf('sparse', [widths, other]);
+    const virt = pairsOf('virtual', [widths, other]);
+    const n0 = widths.reduce((a, b) => a + b, 0), n1 = other.reduce((a, b) => a + b, 0);
+    expect(virt.N).toBe(sparse.N + 2);
+    expect(virt.M).toBe(sparse.M + 2 * n0 + 1 + 2 * n1 + 1);
+    expect(virt.P).toBe(sparse.P);
+    // Node numbering: network 0's neurons, its virtual node, network 1's neurons, its virtual node.
+    const shift = (u: number): number => (u < n0 ? u : u + 1);
+    for (const [key, p] of sparse.pairs) {
+      const [u, v] = key.split(',').map(Number) as [number, number];
+      expect(virt.pairs.get(`${shift(u)},${shift(v)}`), key).toEqual(p);
+    }
+    const hubs = [{ hub: n0, first: 0, count: n0 }, { hub: n0 + 1 + n1, first: n0 + 1, count: n1 }];
+    for (const { hub, first, count } of hubs) {
+      expect(virt.pairs.get(`${hub},${hub}`)).toEqual({ dir: 2, param: -1 });
+      for (let u = first; u < first + count; u++) {
+        expect(virt.pairs.get(`${u},${hub}`), `${u}→hub`).toEqual({ dir: 3, param: -1 });
+        expect(virt.pairs.get(`${hub},${u}`), `hub→${u}`).toEqual({ dir: 4, param: -1 });
+      }
+    }
+    // No pair joins one network's virtual node to another network's neurons.
+    let hubPairs = 0;
+    for (let k = 0; k < virt.M; k++) if (virt.row[k] === n0 || virt.col[k] === n0) hubPairs++;
+    expect(hubPairs).toBe(2 * n0 + 1);
+    for (let k = 0; k < virt.M; k++) {
+      const r = virt.rev[k]!;
+      expect(virt.rev[r]).toBe(k);
+      expect([virt.row[r], virt.col[r]]).toEqual([virt.col[k], virt.row[k]]);
+    }
+    // The outputs are the same biases in the same order (the virtual nodes have none).
+    expect(Array.from(virt.outNodeParam)).toEqual(Array.from(sparse.outNodeParam));
+  });
+
+  it('a virtual-node model has one more positional row and two more direction rows than a sparse one', () => {
+    const count = (mode: NativeEngineConfig['mode']): number => {
+      const e = new (binding().NativeEngine)({ ...cfg(mode), D: 8 }, 1, 'cpu', 'f32');
+      try {
+        return e.numParams();
+      } finally {
+        e.dispose();
+      }
+    };
+    expect(count('virtual') - count('sparse')).toBe((1 + 2) * 8);
+  });
+
   it('rejects an unknown layout with a typed error', () => {
-    expect(() => new (binding().NativeEngine)(cfg('star' as never), 1, 'cpu', 'f32')).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/hybrid/) }));
+    expect(() => new (binding().NativeEngine)(cfg('star' as never), 1, 'cpu', 'f32')).toThrow(expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(/virtual/) }));
   });
 });

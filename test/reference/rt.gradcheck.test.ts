@@ -1,6 +1,6 @@
 // Finite-difference gradient checks of the whole relational transformer in f64 (the CPU reference templated on
 // double): every parameter's analytic gradient from the hand-written backward against central differences of a
-// random linear functional of x̂1. Configurations cover the three graph modes, multi-head attention, the
+// random linear functional of x̂1. Configurations cover the four graph modes, multi-head attention, the
 // direction embedding, reverse-pair values, time and an aux column as input features, and a batch mixing architectures.
 import { describe, expect, it } from 'vitest';
 import { binding } from '../../lib/native/binding.js';
@@ -20,6 +20,7 @@ const cases: Case[] = [
   { name: 'sparse, t and an aux column as inputs', cfg: { mode: 'sparse', heads: 1, dirEmbed: true, reverseValue: true, inFeatures: 2, auxFeatures: 1 }, widths: [[3, 4, 2]] },
   { name: 'sparse, three aux columns as inputs', cfg: { mode: 'sparse', heads: 1, dirEmbed: true, reverseValue: true, inFeatures: 1, auxFeatures: 3 }, widths: [[3, 4, 2]] },
   { name: 'hybrid (sparse + all pairs among non-input neurons), two hidden layers, mixed batch', cfg: { mode: 'hybrid', heads: 2, dirEmbed: true, reverseValue: true, inFeatures: 2, hiddenSlots: 2 }, widths: [[3, 2, 3, 2], [2, 3, 2]] },
+  { name: 'virtual node (sparse + one node joined to every neuron), 2 heads, two hidden layers, mixed batch', cfg: { mode: 'virtual', heads: 2, dirEmbed: true, reverseValue: true, inFeatures: 2, hiddenSlots: 2 }, widths: [[3, 2, 3, 2], [2, 3, 2]] },
   { name: 'sparse, no hidden layer, no RT layers', cfg: { mode: 'sparse', layers: 0, heads: 1, dirEmbed: true, reverseValue: true, inFeatures: 1 }, widths: [[3, 2]] },
 ];
 

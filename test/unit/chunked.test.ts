@@ -77,6 +77,7 @@ const CASES: [string, Opts, number, number][] = [
   ['sparse 6-5-4-3, 3 layers, 2 heads, 7 pairs per chunk', { arch: [6, 5, 4, 3], D: 8, layers: 3, heads: 2 }, 3, 7],
   ['dense, time input, 4 layers, 5 pairs', { arch: [5, 4, 3], D: 8, layers: 4, graph: 'dense', timeInput: true }, 2, 5],
   ['hybrid, aux input, 1 pair', { arch: [6, 5, 4, 3], D: 12, layers: 2, graph: 'hybrid', auxInput: true }, 2, 1],
+  ['virtual node, 2 heads, 3 pairs (the virtual row spans chunks)', { arch: [6, 5, 4, 3], D: 8, layers: 2, heads: 2, graph: 'virtual' }, 2, 3],
   ['one layer, 30 pairs', { arch: [6, 5, 3], D: 8, layers: 1 }, 2, 30],
   ['no layers, 11 pairs', { arch: [6, 5, 3], D: 8, layers: 0 }, 2, 11],
   ['hidden identity, D=32, 50 pairs', { arch: [20, 10, 10], D: 32, layers: 5, hiddenIdentity: true }, 2, 50],

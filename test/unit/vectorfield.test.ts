@@ -43,7 +43,7 @@ describe('VectorField', () => {
   it('is permutation-equivariant: permuting hidden neurons of the inputs permutes the output', () => {
     const arch = mlp([6, 5, 4, 3]);
     const rng = new Rng(3);
-    for (const graph of ['sparse', 'dense', 'hybrid'] as const) {
+    for (const graph of ['sparse', 'dense', 'hybrid', 'virtual'] as const) {
       const vf = VectorField.create({ arch, D: 8, layers: 2, graph, seed: 1, device: 'cpu' });
       const xt = rng.fillNormal(new Float32Array(2 * arch.numParams));
       const t = Float32Array.from([0.2, 0.7]);

@@ -1,7 +1,7 @@
 /** `wsflow info`: backend, device, build flags and versions. */
 import { mlp } from '../../arch/Architecture.js';
 import { resolveDevice } from '../../device.js';
-import { VectorField, type MemoryPlan } from '../../engine/VectorField.js';
+import { VectorField, type GraphMode, type MemoryPlan } from '../../engine/VectorField.js';
 import { WsfError } from '../../errors.js';
 import { runtimeInfo, type RuntimeInfo } from '../../info.js';
 import type { NativeCudaInfo } from '../../native/types.js';
@@ -11,7 +11,7 @@ import type { CliCommand } from './types.js';
 const spec = {
   name: 'info',
   summary: 'backend, device, build flags and versions',
-  usage: ['wsflow info [--json]', 'wsflow info --memory ARCH [--batch N] [--d N] [--layers N] [--heads N] [--graph sparse|dense|hybrid] [--device auto|cpu|cuda] [--json]'],
+  usage: ['wsflow info [--json]', 'wsflow info --memory ARCH [--batch N] [--d N] [--layers N] [--heads N] [--graph sparse|dense|hybrid|virtual] [--device auto|cpu|cuda] [--json]'],
   description: `Prints the wsflow and Node versions, the loaded native binary and its build flags (CUDA on/off, architectures),
 the CUDA device (or why there is none), the backend that 'auto' selects, how flow steps run (WSF_FUSED_STEP,
 WSF_DEVICE_PRIOR), CPU threads and kernels (AVX-512, AVX2 or portable) and the TF.js backend.
@@ -28,7 +28,7 @@ with the memory free on the device and the mode that 'auto' (wsflow train's defa
     d: { type: 'int', min: 1, max: 4096, default: 32, metavar: 'N', description: 'with --memory: embedding width D of the vector field' },
     layers: { type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'with --memory: relational-transformer layers' },
     heads: { type: 'int', min: 1, max: 4096, default: 1, metavar: 'N', description: 'with --memory: attention heads (must divide D)' },
-    graph: { type: 'string', choices: ['sparse', 'dense', 'hybrid'], default: 'sparse', description: 'with --memory: weight graph of the field' },
+    graph: { type: 'string', choices: ['sparse', 'dense', 'hybrid', 'virtual'], default: 'sparse', description: 'with --memory: weight graph of the field' },
     device: { type: 'string', choices: ['auto', 'cpu', 'cuda'], description: "with --memory: whose free memory to plan against (default: WSF_DEVICE, else auto)" },
   },
   examples: ['wsflow info', 'WSF_DEVICE=cpu wsflow info --json', 'wsflow info --memory 784-128-128-10 --batch 8', 'wsflow info --memory 784-10-10 --graph dense --batch 8 --json'],
@@ -101,7 +101,7 @@ function memoryPlanCommand(
   if (v.d % v.heads !== 0) throw new WsfError(`--heads ${v.heads} must divide --d ${v.d}`, 'ERR_INVALID');
   const device = resolveDevice(v.device as 'auto' | 'cpu' | 'cuda' | undefined);
   // The counts do not depend on the device (both store f32): a CPU field counts, the device's free memory decides.
-  const field = VectorField.create({ arch, D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as 'sparse' | 'dense' | 'hybrid', device: 'cpu' });
+  const field = VectorField.create({ arch, D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as GraphMode, device: 'cpu' });
   let plan: MemoryPlan;
   try {
     plan = field.memoryPlan(v.batch, { device });
