@@ -254,7 +254,7 @@ export interface SampleOptions {
    * ρ^(32·(t'−t))), so the amount of fresh noise does not depend on the number of steps; 1 gives the Euler sampler's
    * path (to rounding). With an exact field the state keeps the interpolant's marginals (exactly for Gaussian
    * coordinates, closely on the spheres); with a learned one, the field's errors along the path are partly forgotten: on official MNIST with the thesis' prior,
-   * ρ = 0.6 lifts single samples of a D=32 × 5 field from 0.670 to 0.748 (README, results/trials/mnist-full-sgd.jsonl). x1-prediction,
+   * ρ = 0.6 lifts single samples of a D=32 × 5 field from 0.670 to 0.748 (results/FINDINGS.md, results/trials/mnist-full-sgd.jsonl). x1-prediction,
    * corrected semantics and a zero-mean prior ('gaussian' or 'init') only; not with guidance, `noise`, `velocity` or a
    * solver other than Euler. Default: off.
    */
