@@ -1,7 +1,7 @@
 // Kernel lab: the whole CPU engine (RtEngine<CpuOps<float>>: input MLPs, attention rows, LayerNorms, the fused pair
 // blocks, heads, backward) against the same engine in double precision, without Node — so that it can run where
 // Node cannot, e.g. an arm64 build under qemu (test/native/arm64Cross.test.ts). For each graph mode (sparse, dense,
-// hybrid) and both a default and a chunked-recompute configuration: the same parameters (the f32 engine's, widened),
+// hybrid, virtual node) and both a default and a chunked-recompute configuration: the same parameters (the f32 engine's, widened),
 // the same x_t and t; the float outputs, input gradient and every parameter gradient of the MSE loss must agree with
 // double to a normwise relative error below 1e-5 (f32 rounding through the layers gives ~1e-6), and the float run must give the
 // same bits on 1 and 3 threads.
