@@ -93,7 +93,7 @@ function range(o: OptSpec): string {
   return lo !== '' && hi !== '' ? ` in [${o.min ?? o.above}, ${o.max}]` : lo !== '' ? ` ${lo}` : hi !== '' ? ` ${hi}` : '';
 }
 
-function convert(name: string, o: OptSpec, raw: string | boolean): unknown {
+function convert(name: string, o: OptSpec, raw: string | boolean, checkPaths: boolean): unknown {
   if (o.type === 'boolean') return raw === true;
   const s = String(raw);
   switch (o.type) {
@@ -110,7 +110,7 @@ function convert(name: string, o: OptSpec, raw: string | boolean): unknown {
     default: {
       if (o.choices !== undefined && !o.choices.includes(s)) throw new UsageError(`${flag(name)}: expected one of ${o.choices.join(', ')}, got '${s}'`);
       if (s === '') throw new UsageError(`${flag(name)}: expected a value, got an empty string`);
-      if (o.exists !== undefined) checkExists(flag(name), s, o.exists);
+      if (o.exists !== undefined && checkPaths) checkExists(flag(name), s, o.exists);
       return s;
     }
   }
@@ -129,7 +129,12 @@ export function checkExists(label: string, p: string, kind: 'file' | 'dir' | 'an
 }
 
 /** Parses a command line against a spec; `help` is true when -h/--help was given (nothing else is validated then). */
-export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly string[]): { values: Values<S['options']>; positionals: string[]; help: boolean } {
+/**
+ * Parses a command line against a command's options: unknown options, values of the wrong type or outside their
+ * range or choices, extra or missing positionals throw a UsageError. `checkPaths: false` skips the checks that
+ * options naming files make of the filesystem (for checking documented command lines).
+ */
+export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly string[], opts: { checkPaths?: boolean } = {}): { values: Values<S['options']>; positionals: string[]; help: boolean } {
   if (argv.includes('--help') || argv.includes('-h')) return { values: {} as Values<S['options']>, positionals: [], help: true };
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [name, o] of Object.entries(spec.options)) options[name] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.short !== undefined ? { short: o.short } : {}) };
@@ -159,7 +164,7 @@ export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly stri
       if (o.default !== undefined) values[name] = Array.isArray(o.default) ? [...(o.default as number[])] : o.default;
       continue;
     }
-    values[name] = convert(name, o, raw);
+    values[name] = convert(name, o, raw, opts.checkPaths ?? true);
   }
   const max = spec.positionals?.length ?? 0;
   if (parsed.positionals.length > max) throw new UsageError(`unexpected argument '${parsed.positionals[max]}' (see 'wsflow ${spec.name} --help')`);
