@@ -292,6 +292,36 @@ describe('VectorField', () => {
     back.dispose();
   });
 
+  it('a virtual-node field keeps its graph through save/load and runs other architectures of the same depth', () => {
+    const arch = mlp([5, 4, 3]);
+    const rng = new Rng(12);
+    const vf = VectorField.create({ arch, D: 8, layers: 2, graph: 'virtual', seed: 4, device: 'cpu' });
+    const xt = rng.fillNormal(new Float32Array(2 * arch.numParams));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsf-vf-'));
+    const file = path.join(dir, 'virtual.safetensors');
+    vf.save(file);
+    const back = VectorField.load(file, { device: 'cpu' });
+    expect(back.config.mode).toBe('virtual');
+    expect(back.forward(xt, 0.4)).toAllClose(vf.forward(xt, 0.4), { atol: 0, rtol: 0 });
+    // The virtual node is part of the message passing: the same parameters on the sparse graph give other outputs.
+    const sparse = VectorField.create({ arch, D: 8, layers: 2, graph: 'sparse', seed: 4, device: 'cpu' });
+    const shared = new Map(sparse.paramTable().map((t) => [t.name, t]));
+    const ps = sparse.getParams();
+    const pv = vf.getParams();
+    for (const t of vf.paramTable()) {
+      const u = shared.get(t.name)!;
+      ps.set(pv.subarray(t.offset, t.offset + Math.min(t.size, u.size)), u.offset);
+    }
+    sparse.setParams(ps);
+    const a = sparse.forward(xt, 0.4), b = vf.forward(xt, 0.4);
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    expect(diff).toBeGreaterThan(1e-3);
+    const wide = mlp([5, 7, 3]);
+    expect(back.forward(rng.fillNormal(new Float32Array(wide.numParams)), 0.4, { arch: wide }).length).toBe(wide.numParams);
+    for (const v of [vf, back, sparse]) v.dispose();
+  });
+
   it('rejects bad input with typed errors and survives; disposed fields throw ERR_DISPOSED', () => {
     const arch = mlp([4, 3, 2]);
     const vf = VectorField.create({ arch, D: 4, layers: 1, device: 'cpu' });
