@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { alignedZoo, cliArgs, cpuDevice, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
-const { get } = cliArgs();
+const { get } = cliArgs(undefined, ['--zoo', '--pairs', '--split', '--align-by']);
 const zooFile = get('--zoo');
 if (!zooFile) { console.error('usage: --zoo <file> [--pairs N] [--split test|val|train]'); process.exit(2); }
 const pairs = Number(get('--pairs', '256'));

@@ -40,13 +40,38 @@ function warnIfDistStale() {
 }
 
 /**
+ * The first problem with `argv` given the script's options (`known`, e.g. ['--zoo', '--steps']; flags listed in
+ * `flags` take no value): an unknown option — a typo would otherwise run silently with the default — or an option
+ * without its value. Undefined when there is none.
+ */
+export function unknownOptions(argv, known, flags = ['--skip-own']) {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) continue;
+    const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+    if (!known.includes(name)) return `unknown option ${name}; this script takes ${known.join(' ')}`;
+    if (a.includes('=')) return `write ${name} VALUE, not ${name}=VALUE`;
+    if (!flags.includes(name) && (i + 1 >= argv.length || argv[i + 1].startsWith('--'))) return `${name} needs a value`;
+    if (!flags.includes(name)) i++;
+  }
+  return undefined;
+}
+
+/**
  * `--key value` options: get(key, default); all(key) for repeated keys. `-h`/`--help` on the command line prints the
  * running script's usage (its header comment) and exits 0.
  */
-export function cliArgs(argv = process.argv.slice(2)) {
+export function cliArgs(argv = process.argv.slice(2), known = undefined) {
   if ((argv.includes('--help') || argv.includes('-h')) && process.argv[1]) {
     process.stdout.write(`${usageOf(path.resolve(process.argv[1]))}\n`);
     process.exit(0);
+  }
+  if (known !== undefined) {
+    const bad = unknownOptions(argv, known);
+    if (bad !== undefined) {
+      console.error(`${path.basename(process.argv[1] ?? 'script')}: ${bad} (see --help)`);
+      process.exit(2);
+    }
   }
   return {
     get: (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : d; },
@@ -58,8 +83,8 @@ export function cliArgs(argv = process.argv.slice(2)) {
  * The options of the scripts that probe saved flows against a zoo: `--zoo <file> --flow <file> [--flow …]
  * [--samples N] [--steps N] [--out file]`; prints the usage and exits 2 without a zoo or a flow.
  */
-export function zooFlowArgs(defaultSamples) {
-  const { get, all } = cliArgs();
+export function zooFlowArgs(defaultSamples, extra = []) {
+  const { get, all } = cliArgs(undefined, ['--zoo', '--flow', '--samples', '--steps', '--out', '--align-by', ...extra]);
   const zooFile = get('--zoo');
   const flows = all('--flow');
   if (!zooFile || flows.length === 0) { console.error('usage: --zoo <file> --flow <file> [--flow <file> ...] [--samples N] [--steps N] [--out file]'); process.exit(2); }

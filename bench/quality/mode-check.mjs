@@ -11,7 +11,7 @@ import { alignedZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows,
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
-const { get } = cliArgs();
+const { get } = cliArgs(undefined, ['--zoo', '--flow', '--samples', '--steps', '--out', '--align-by']);
 const flowFile = get('--flow'), zooFile = get('--zoo');
 if (!flowFile || !zooFile) { console.error('usage: --flow <file> --zoo <file> [--samples N] [--steps N] [--out file]'); process.exit(2); }
 const n = Number(get('--samples', '64')), steps = Number(get('--steps', '32'));

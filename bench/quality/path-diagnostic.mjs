@@ -15,7 +15,7 @@ const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
 const { samplePrior } = requireDist('flow/prior.js');
 const { Rng } = requireDist('util/rng.js');
-const { get } = cliArgs();
+const { get } = cliArgs(undefined, ['--flow', '--n', '--out', '--steps', '--task', '--zoo', '--align-by']);
 const flowFile = get('--flow');
 if (!flowFile) { console.error('usage: --flow <flow.safetensors> [--task T] [--n N] [--steps S]'); process.exit(2); }
 const fm = FlowMatcher.load(flowFile, { device: 'cpu' });

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { alignedZoo, cliArgs, deviceLabel, gitCommit, requireDist } from './common.mjs';
 
 const w = requireDist('index.js');
-const { get } = cliArgs();
+const { get } = cliArgs(undefined, ['--components', '--out', '--samples', '--scales', '--zoo', '--align-by']);
 const zooFile = get('--zoo');
 if (!zooFile) { console.error('usage: --zoo <file> [--scales a,b,...] [--samples N] [--out file]'); process.exit(2); }
 const scales = get('--scales', '0,0.25,0.5,0.75,1').split(',').map(Number);

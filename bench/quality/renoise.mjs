@@ -18,7 +18,7 @@ import { appendJsonRun, cliArgs, evalWithBma, gitCommit, requireDist, root } fro
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
-const { get } = cliArgs();
+const { get } = cliArgs(undefined, ['--bma', '--flow', '--n', '--out', '--rho', '--seed', '--steps', '--task']);
 const flowFile = get('--flow');
 if (!flowFile) { console.error('usage: --flow <flow.safetensors> [--task T] [--n N] [--steps S] [--rho list]'); process.exit(2); }
 const fm = FlowMatcher.load(flowFile, { device: 'cpu' });

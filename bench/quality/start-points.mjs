@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { appendJsonRun, cliArgs, deviceLabel, gitCommit, requireDist } from './common.mjs';
 
-const args = cliArgs();
+const args = cliArgs(undefined, ['--flow', '--jitter', '--n', '--out', '--steps', '--zoo']);
 const w = requireDist('index.js');
 const zooFile = args.get('--zoo');
 const flowFile = args.get('--flow');

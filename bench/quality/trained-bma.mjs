@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist } from './common.mjs';
 
 const w = requireDist('index.js');
-const { get, all } = cliArgs();
+const { get, all } = cliArgs(undefined, ['--ns', '--out', '--repeats', '--zoo']);
 const zoos = all('--zoo');
 if (zoos.length === 0) { console.error('usage: --zoo <file> [--zoo ...] [--ns 1,4,16,64] [--repeats 10] [--out file]'); process.exit(2); }
 const ns = get('--ns', '1,4,16,64').split(',').map(Number);

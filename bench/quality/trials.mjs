@@ -16,7 +16,7 @@
 // gradient budget (one gradient per network and step) at each `sgdLr` and at λ·dt (the guidance term alone); guided
 // quality is reported beside, never instead of, the unguided samples.
 //
-// A trial config: { geometry, D, layers, heads, graph, steps, batch, lr, schedule, warmup, ema, coupling,
+// A trial config: { geometry, D, layers, heads, graph, hiddenIdentity, steps, batch, lr, schedule, warmup, ema, coupling,
 //                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), priorBy (mixture: 'kmeans'|'run'), componentInput (mixture: the field sees the start component's mean), gradFeatures (probe rows; 0: off), probeFeatures (probe inputs; 0: off), solverSteps, solver, seed, time,
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine', renoise (ρ: the renoising sampler),
 //                   sampleSeed (start points and sampler draws; default 7 and the sampler's default; `seed` is the training seed) }.
@@ -27,10 +27,21 @@ import { alignedZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows,
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
 
-const { get, all } = cliArgs();
+const { get, all } = cliArgs(undefined, ['--bma', '--device', '--guidance', '--load-flow', '--max-seconds', '--out', '--samples', '--save-flow', '--trial', '--zoo', '--align-by']);
 const zooFile = get('--zoo');
 if (!zooFile) { console.error('usage: --zoo <file> [--trial json]...'); process.exit(2); }
-const trials = all('--trial').map((j) => JSON.parse(j));
+// Every key a trial config may set (the list above); a misspelt key would otherwise leave the default in force silently.
+const TRIAL_KEYS = new Set(['geometry', 'D', 'layers', 'heads', 'graph', 'hiddenIdentity', 'velocity', 'steps', 'batch', 'lr', 'schedule', 'warmup', 'ema',
+  'coupling', 'precondition', 'layerScaling', 'priorStd', 'prior', 'otPool', 'priorMembers', 'priorScale', 'priorComponents', 'priorMixStd', 'priorBy',
+  'componentInput', 'gradFeatures', 'probeFeatures', 'solverSteps', 'solver', 'grid', 'seed', 'time', 'renoise', 'sampleSeed']);
+const trials = all('--trial').map((j) => {
+  let t;
+  try { t = JSON.parse(j); } catch (e) { console.error(`trials: --trial is not JSON (${e.message}): ${j}`); process.exit(2); }
+  if (t === null || typeof t !== 'object' || Array.isArray(t)) { console.error(`trials: --trial must be a JSON object, got ${j}`); process.exit(2); }
+  const bad = Object.keys(t).filter((k) => !TRIAL_KEYS.has(k));
+  if (bad.length > 0) { console.error(`trials: unknown trial key${bad.length > 1 ? 's' : ''} ${bad.join(', ')}; known: ${[...TRIAL_KEYS].join(', ')}`); process.exit(2); }
+  return t;
+});
 if (trials.length === 0) trials.push({});
 const nSamples = Number(get('--samples', '256'));
 const bmaNs = get('--bma', '') === '' ? [] : get('--bma').split(',').map(Number);

@@ -46,6 +46,40 @@ describe('bench scripts: options checked before any work', () => {
     }
   }, 60_000);
 
+  it('the research scripts of bench/quality reject an unknown option (a misspelt one would run with the default) before any work', () => {
+    const quality = fs.readdirSync(path.join(bench, 'quality')).filter((f) => f.endsWith('.mjs') && !['common.mjs', 'trials-table.mjs'].includes(f)).sort();
+    for (const s of quality) {
+      const r = run(path.join('quality', s), '--no-such-option', '3');
+      expect(r.code, `${s}: ${r.err}`).toBe(2);
+      expect(r.err, s).toMatch(new RegExp(`^${s.replace('.', '\\.')}: unknown option --no-such-option; this script takes --`));
+      expect(r.out, s).toBe('');
+    }
+  }, 120_000);
+
+  it('bench/quality/trials.mjs rejects a trial key it does not know, and a --trial that is not a JSON object', () => {
+    let r = run('quality/trials.mjs', '--zoo', 'missing.safetensors', '--trial', '{"solver":"rk4","solverStep":8}');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown trial key solverStep; known: geometry, D, /);
+    r = run('quality/trials.mjs', '--zoo', 'missing.safetensors', '--trial', '[1]');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--trial must be a JSON object/);
+    r = run('quality/trials.mjs', '--zoo', 'missing.safetensors', '--trial', '{solver: rk4}');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--trial is not JSON/);
+  });
+
+  it('unknownOptions: names the unknown option, a missing value and the --name=value form; flags take no value', async () => {
+    const { unknownOptions } = (await import(path.join(bench, 'quality', 'common.mjs'))) as { unknownOptions: (argv: string[], known: string[], flags?: string[]) => string | undefined };
+    const known = ['--zoo', '--steps', '--skip-own'];
+    expect(unknownOptions(['--zoo', 'z', '--steps', '8'], known)).toBeUndefined();
+    expect(unknownOptions(['--zoo', 'z', '--skip-own', '--steps', '8'], known)).toBeUndefined();
+    expect(unknownOptions(['--zoo', 'z', '--step', '8'], known)).toMatch(/unknown option --step; this script takes --zoo --steps --skip-own/);
+    expect(unknownOptions(['--zoo'], known)).toBe('--zoo needs a value');
+    expect(unknownOptions(['--zoo', '--steps', '8'], known)).toBe('--zoo needs a value');
+    expect(unknownOptions(['--steps=8'], known)).toMatch(/write --steps VALUE/);
+    expect(unknownOptions(['--steps', '-1'], known)).toBeUndefined();
+  });
+
   it('malformed values and missing arguments exit 2 naming the option', () => {
     let r = run('engine.mjs', '--repeats', 'five');
     expect(r.code).toBe(2);
