@@ -16,7 +16,7 @@
 import { type Architecture, checkBatch } from '../arch/Architecture.js';
 import { type Summary, summarize } from '../eval/stats.js';
 import { Rng } from '../util/rng.js';
-import { checkInt, invalidArgument } from '../util/validate.js';
+import { checkInt, checkOptionKeys, invalidArgument, optionKeys } from '../util/validate.js';
 import { solveAssignment } from './assignment.js';
 import { hiddenOffsets, identityPermutations, numHidden, permuteNetworks } from './permutation.js';
 
@@ -110,6 +110,8 @@ function sqDist(a: Float32Array, ao: number, b: Float32Array, bo: number, n: num
   return s;
 }
 
+const ALIGN_KEYS = optionKeys<AlignOptions>()(['reference', 'maxIterations', 'seed', 'groups'] as const);
+
 /**
  * Aligns every network of a batch to one reference by weight matching (see the module doc). Exactly
  * function-preserving; deterministic for a given seed.
@@ -123,6 +125,7 @@ function sqDist(a: Float32Array, ao: number, b: Float32Array, bo: number, n: num
  * @throws WsfError ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC for bad `weights` or reference, ERR_INVALID for bad options
  */
 export function alignNetworks(arch: Architecture, weights: Float32Array, opts: AlignOptions = {}): AlignResult {
+  checkOptionKeys('alignNetworks', opts, ALIGN_KEYS);
   const t0 = performance.now();
   const B = checkBatch(arch, 'weights', weights);
   const P = arch.numParams;

@@ -12,11 +12,14 @@ import { DisposedError, WsfError } from '../errors.js';
 import { readSafetensors, writeSafetensors, f32, type SafeTensor } from '../io/safetensors.js';
 import { binding } from '../native/binding.js';
 import type { NativeEngineConfig, NativeEngineInstance, NativeFlowPrior, NativeFlowStepConfig, NativeParamInfo } from '../native/types.js';
-import { checkChoice, checkFiniteTensors, checkInt, checkNumber } from '../util/validate.js';
+import { checkChoice, checkFiniteTensors, checkInt, checkNumber, checkOptionKeys, optionKeys } from '../util/validate.js';
 import { version } from '../version.js';
 
 /** The weight graph the field attends over: see {@link VectorFieldOptions.graph}. */
 export type GraphMode = 'sparse' | 'dense' | 'hybrid' | 'virtual';
+
+/** Every key of {@link VectorFieldOptions} (checked complete at compile time). */
+export const VECTOR_FIELD_KEYS = optionKeys<VectorFieldOptions>()(['arch', 'D', 'layers', 'heads', 'graph', 'semantics', 'timeInput', 'auxInput', 'auxInputs', 'dirEmbed', 'reverseValue', 'seed', 'device', 'slots', 'hiddenIdentity', 'recompute', 'chunkRows', 'dtype'] as const);
 
 /** Options of {@link VectorField.create}. */
 export interface VectorFieldOptions {
@@ -272,6 +275,7 @@ export class VectorField {
    * @throws WsfError ERR_INVALID for a bad option, ERR_NO_CUDA when 'cuda' is unavailable
    */
   static create(opts: VectorFieldOptions): VectorField {
+    checkOptionKeys('VectorField.create', opts, VECTOR_FIELD_KEYS);
     const arch = opts.arch instanceof Architecture ? opts.arch : mlp(opts.arch);
     const graph = checkChoice('graph', opts.graph ?? 'sparse', ['sparse', 'dense', 'hybrid', 'virtual'] as const);
     const semantics = checkChoice('semantics', opts.semantics ?? 'corrected', ['corrected', 'reference'] as const);

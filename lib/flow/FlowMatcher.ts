@@ -32,7 +32,7 @@ import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
 import { fillNormalFast } from '../util/fastNormal.js';
 import { Rng } from '../util/rng.js';
-import { checkChoice, checkFiniteTensors, checkInt, checkNumber, invalidArgument } from '../util/validate.js';
+import { checkChoice, checkFiniteTensors, checkInt, checkNumber, checkOptionKeys, invalidArgument, optionKeys } from '../util/validate.js';
 import { loadTask } from '../tasks/loadTask.js';
 import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
@@ -140,6 +140,13 @@ export interface FlowOptions {
   /** 'auto' (default), 'cpu', 'cuda'. */
   device?: DeviceRequest;
 }
+
+const FLOW_KEYS = optionKeys<FlowOptions>()(['arch', 'geometry', 'semantics', 'field', 'prior', 'priorPool', 'gradientFeatures', 'probeFeatures', 'componentInput', 'time', 'sigma', 'coupling', 'otCost', 'otPool', 'prediction', 'precondition', 'layerScaling', 'lastLayerNorm', 'seed', 'device'] as const);
+const FIELD_KEYS = optionKeys<NonNullable<FlowOptions['field']>>()(['D', 'layers', 'heads', 'graph', 'semantics', 'timeInput', 'auxInput', 'auxInputs', 'dirEmbed', 'reverseValue', 'slots', 'hiddenIdentity', 'recompute', 'chunkRows', 'dtype'] as const);
+const TRAIN_KEYS = optionKeys<TrainOptions>()(['steps', 'batchSize', 'lr', 'schedule', 'warmup', 'weightDecay', 'clipNorm', 'ema', 'checkpoint', 'checkpointMetadata', 'checkpointEvery', 'onLog', 'logEvery', 'signal', 'onStart'] as const);
+const SAMPLE_KEYS = optionKeys<SampleOptions>()(['n', 'steps', 'grid', 'solver', 'batchSize', 'seed', 'x0', 'noise', 'renoise', 'guidance', 'useEma', 'velocity', 'onProgress', 'onStep', 'arch'] as const);
+const GUIDANCE_KEYS = optionKeys<SampleGuidance>()(['grad', 'lambda', 'from', 'to', 'at'] as const);
+const LIKELIHOOD_KEYS = optionKeys<LikelihoodOptions>()(['steps', 'solver', 'exact', 'probes', 'probe', 'seed', 'batchSize', 'useEma', 'onProgress'] as const);
 
 /** A set of networks to learn from (flat layout). */
 export interface WeightDataset {
@@ -498,6 +505,8 @@ export class FlowMatcher {
    * @throws WsfError ERR_INVALID naming the bad option; ERR_NO_CUDA for an unavailable 'cuda'
    */
   static create(opts: FlowOptions): FlowMatcher {
+    checkOptionKeys('FlowMatcher.create', opts, FLOW_KEYS);
+    checkOptionKeys('FlowMatcher.create: field', opts.field, FIELD_KEYS);
     const arch = opts.arch instanceof Architecture ? opts.arch : mlp(opts.arch);
     const o: ResolvedOptions = {
       geometry: checkChoice('geometry', opts.geometry ?? 'geometric', ['euclidean', 'normalized', 'geometric'] as const),
@@ -1081,6 +1090,7 @@ export class FlowMatcher {
    *   ERR_INTERRUPTED when `signal` aborts (after writing a checkpoint)
    */
   async fit(data: WeightDataset, opts: TrainOptions): Promise<{ step: number; loss: number; seconds: number }> {
+    checkOptionKeys('FlowMatcher.fit', opts, TRAIN_KEYS);
     const n = this.checkData(data);
     const steps = checkInt('steps', opts.steps, 0);
     const B = checkInt('batchSize', opts.batchSize ?? 32, 1, 1 << 20);
@@ -1425,6 +1435,8 @@ export class FlowMatcher {
    * request whose end states the driver ({@link sample}, {@link sampleAsync}) sends back. Returns all networks.
    */
   private *sampling(opts: SampleOptions): Generator<{ x: Float32Array; grid: Float64Array } & FlowSampleOptions, Float32Array, Float32Array> {
+    checkOptionKeys('FlowMatcher.sample', opts, SAMPLE_KEYS);
+    checkOptionKeys('FlowMatcher.sample: guidance', opts.guidance, GUIDANCE_KEYS);
     const tg = this.target(opts.arch);
     const P = tg.arch.numParams;
     const n = checkInt('n', opts.n, 1);
@@ -1544,6 +1556,7 @@ export class FlowMatcher {
    *   becomes non-finite
    */
   logLikelihood(x1: Float32Array, opts: LikelihoodOptions = {}): LikelihoodResult {
+    checkOptionKeys('FlowMatcher.logLikelihood', opts, LIKELIHOOD_KEYS);
     const o = this.options;
     const why = this.likelihoodUnsupported();
     if (why !== undefined) throw new WsfError(why, 'ERR_INVALID');

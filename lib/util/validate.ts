@@ -99,3 +99,47 @@ export function checkChoice<T extends string>(name: string, v: unknown, choices:
   }
   return v as T;
 }
+
+/**
+ * The complete list of an options type's keys, checked at compile time: `optionKeys<Opts>()(['a', 'b'] as const)`
+ * fails to type-check when a key of Opts is missing from the list (the error names it), so the runtime check of
+ * {@link checkOptionKeys} cannot drift from the interface.
+ */
+export function optionKeys<T>() {
+  return <const K extends readonly (keyof T & string)[]>(keys: K & ([Exclude<keyof T & string, K[number]>] extends [never] ? unknown : { missingKeys: Exclude<keyof T & string, K[number]> })): readonly string[] => keys;
+}
+
+/** Levenshtein distance, for "did you mean" hints. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return d[b.length]!;
+}
+
+/**
+ * Rejects an options object with a key its function does not take (a misspelt option would otherwise be ignored and
+ * its default used without a word): ERR_INVALID naming the key, the nearest known one and the list.
+ * @param where the function, e.g. 'FlowMatcher.fit'
+ */
+export function checkOptionKeys(where: string, opts: unknown, keys: readonly string[]): void {
+  if (opts === undefined || opts === null || typeof opts !== 'object') return;
+  for (const k of Object.keys(opts)) {
+    if (keys.includes(k)) continue;
+    let near = '';
+    let best = Infinity;
+    for (const c of keys) {
+      const dist = editDistance(k, c);
+      if (dist < best) [best, near] = [dist, c];
+    }
+    const hint = best <= Math.max(2, Math.floor(k.length / 3)) ? ` (did you mean \`${near}\`?)` : '';
+    throw new WsfError(`${where}: unknown option \`${k}\`${hint}; it takes ${keys.join(', ')}`, 'ERR_INVALID');
+  }
+}

@@ -33,7 +33,7 @@ import { type LoadTaskOptions, TASK_NAMES, type TaskName, loadTask } from '../ta
 import type { Task, TaskSpec } from '../tasks/Task.js';
 import { type Progress, type ProgressOptions, createProgress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
-import { checkChoice, checkInt, checkNumber, describe } from '../util/validate.js';
+import { checkChoice, checkInt, checkNumber, checkOptionKeys, describe, optionKeys } from '../util/validate.js';
 import { version } from '../version.js';
 import { BatchedMlp, type FirstLayerMode, FlatOptimizer, type OptimizerSpec, autoFirstLayer } from './BatchedMlp.js';
 import { ZOO_PRESETS, type ZooInitOptions, type ZooOptimizerOptions, type ZooPresetName, type ZooSchedule } from './presets.js';
@@ -500,6 +500,8 @@ async function trainChunk(ctx: TrainContext, firstRun: number, R: number): Promi
   return out;
 }
 
+const BUILD_ZOO_KEYS = optionKeys<BuildZooOptions>()(['task', 'taskOptions', 'out', 'preset', 'arch', 'runs', 'epochs', 'batchSize', 'optimizer', 'init', 'schedule', 'seed', 'chunkSize', 'resume', 'overwrite', 'signal', 'onProgress', 'progress', 'created', 'firstLayer'] as const);
+
 /**
  * Trains `runs` base MLPs on a task with TF.js and writes their checkpoints as one zoo file (see the module doc
  * for the exact training and checkpoint semantics, and `Zoo.ts` for the file format).
@@ -514,6 +516,7 @@ async function trainChunk(ctx: TrainContext, firstRun: number, R: number): Promi
  *   ERR_NUMERIC (a run diverged), ERR_INTERRUPTED (aborted; finished chunks are kept for resumption)
  */
 export async function buildZoo(opts: BuildZooOptions): Promise<BuildZooResult> {
+  checkOptionKeys('buildZoo', opts, BUILD_ZOO_KEYS);
   const t0 = performance.now();
   const cfg = resolveConfig(opts);
   if (typeof opts.out !== 'string' || opts.out === '') throw new WsfError(`Expected \`out\` to be a file path but received ${describe(opts.out)}`, 'ERR_INVALID');

@@ -1,7 +1,7 @@
 // The CPU engine off x86: every native source compiles for arm64 (Linux/aarch64 — the architecture of Apple-silicon
 // laptops and Graviton-type servers) with the shipped flags and no warnings, and on arm64, run under qemu, the
 // portable float matrix products (NEON register tiles, core/gemm_cpu.cc), the fast exp/erf and the whole float
-// engine (forward and backward, sparse/dense/hybrid graphs, chunked recompute) agree with double precision.
+// engine (forward and backward, sparse/dense/hybrid/virtual graphs, chunked recompute) agree with double precision.
 // Needs the cross compiler and qemu (Debian: g++-aarch64-linux-gnu qemu-user; .ci/run installs them when it can);
 // without them the tests skip, and WSF_REQUIRE_ARM64=1 makes that a failure. Nothing here times arm64: qemu says
 // nothing about speed.
@@ -103,15 +103,16 @@ describe.skipIf(!available)('arm64 (cross-compiled; kernels run under qemu)', ()
     expect(Number(m![2])).toBeLessThan(1e-6);
   }, 300_000);
 
-  it('the whole float engine (forward and backward; sparse, dense, hybrid, chunked recompute) agrees with double and with itself on 1 and 3 threads', () => {
+  it('the whole float engine (forward and backward; sparse, dense, hybrid, virtual node, chunked recompute) agrees with double and with itself on 1 and 3 threads', () => {
     const exe = path.join(work, 'engine_check');
     link(exe, [path.join(native, 'dev', 'engine_check.cc'), ...['rt_ops_cpu.cc', 'rt_graph.cc', 'rt_model.cc', 'gemm_cpu.cc', 'parallel.cc', 'device_cuda_stub.cc'].map(core)]);
     const r = run(qemu, [exe], 300_000);
     expect(r.status, r.out).toBe(0);
     const m = /engine check: (\d+) cases, (\d+) failures/.exec(r.out);
     expect(m, r.out).not.toBeNull();
-    expect(Number(m![1])).toBe(4);
+    expect(Number(m![1])).toBe(5);
     expect(Number(m![2])).toBe(0);
-    expect(r.out.match(/bitwise identical/g)?.length, r.out).toBe(4);
+    expect(r.out.match(/bitwise identical/g)?.length, r.out).toBe(5);
+    expect(r.out).toMatch(/^ok +virtual node /m);
   }, 600_000);
 });
