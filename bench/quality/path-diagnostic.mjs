@@ -13,7 +13,6 @@ import { alignedZoo, cliArgs, cpuDevice, gitCommit, requireDist, root } from './
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
-const { samplePrior } = requireDist('flow/prior.js');
 const { Rng } = requireDist('util/rng.js');
 const { get } = cliArgs(undefined, ['--flow', '--n', '--out', '--steps', '--task', '--zoo', '--align-by']);
 const flowFile = get('--flow');
@@ -23,7 +22,9 @@ const arch = fm.arch, P = arch.numParams;
 const taskName = get('--task', 'mnist');
 const task = w.loadTask(taskName);
 const n = Number(get('--n', '64')), steps = Number(get('--steps', '32'));
-const x0 = samplePrior(arch, fm.options.prior, new Rng(7), new Float32Array(n * P));
+// Through the flow, which holds a fitted prior's statistics (zoo, mixture: the default); for the thesis' priors the
+// same draws as samplePrior with that seed.
+const x0 = fm.drawPriorSamples(n, 7);
 const at = new Set([0, steps / 8, steps / 4, steps / 2, (3 * steps) / 4, (7 * steps) / 8, steps - 1].map(Math.round));
 const states = [];
 let k = 0;

@@ -11,18 +11,18 @@ import { cliArgs, cpuDevice, gitCommit, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
-const { samplePrior } = requireDist('flow/prior.js');
-const { Rng } = requireDist('util/rng.js');
 const { get } = cliArgs(undefined, ['--flow', '--lrs', '--n', '--rows', '--steps', '--task']);
 const flowFile = get('--flow');
 if (!flowFile) { console.error('usage: --flow <flow.safetensors> [--task T] [--n N] [--steps S] [--rows R] [--lrs a,b,...]'); process.exit(2); }
 const fm = FlowMatcher.load(flowFile, { device: 'cpu' });
-const arch = fm.arch, P = arch.numParams;
+const arch = fm.arch;
 const taskName = get('--task', 'mnist');
 const task = w.loadTask(taskName);
 const n = Number(get('--n', '128')), steps = Number(get('--steps', '32')), rows = Number(get('--rows', '64'));
 const lrs = get('--lrs', '0.03,0.1,0.3,0.5,1,2,4').split(',').map(Number);
-const x0 = samplePrior(arch, fm.options.prior, new Rng(7), new Float32Array(n * P));
+// Through the flow, which holds a fitted prior's statistics (zoo, mixture: the default); for the thesis' priors the
+// same draws as samplePrior with that seed.
+const x0 = fm.drawPriorSamples(n, 7);
 const out = [];
 for (const lr of lrs) {
   try {

@@ -98,7 +98,9 @@ const line = (label, e, s) => console.log(`${label}: acc ${e.acc.mean.toFixed(4)
 const results = [];
 for (const arch of archs) {
   // One prior draw set per architecture, shared by both samplers (raw: the sampler canonicalises its start points).
-  const x0 = samplePrior(arch, fm.options.prior, new w.Rng(seed + arch.numParams), new Float32Array(n * arch.numParams));
+  // (on the flow's own architecture through the flow, which holds a fitted prior's statistics — zoo, mixture — and
+  // draws the thesis' priors exactly as samplePrior with that seed)
+  const x0 = arch.key === fm.arch.key ? fm.drawPriorSamples(n, seed + arch.numParams) : samplePrior(arch, fm.options.prior, new w.Rng(seed + arch.numParams), new Float32Array(n * arch.numParams));
   const row = { arch: arch.key, own: arch.key === fm.arch.key, prior: await evalOf(arch, x0) };
   line(`${arch.key} prior draws`, row.prior);
   let t = performance.now();
