@@ -4,14 +4,14 @@
 // can be compared with the best-tuned SGD, not one learning rate.
 //
 //   node bench/quality/sgd-sweep.mjs --flow <flow.safetensors> [--task mnist] [--n 128] [--steps 32] [--rows 64]
-//        [--lrs 0.03,0.1,0.3,0.5,1,2,4]
+//        [--lrs 0.03,0.1,0.3,0.5,1,2,4] [--out results/trials/<task>-sgd-lr-sweep.json]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cliArgs, cpuDevice, gitCommit, requireDist, root } from './common.mjs';
 
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
-const { get } = cliArgs(undefined, ['--flow', '--lrs', '--n', '--rows', '--steps', '--task']);
+const { get } = cliArgs(undefined, ['--flow', '--lrs', '--n', '--rows', '--steps', '--task', '--out']);
 const flowFile = get('--flow');
 if (!flowFile) { console.error('usage: --flow <flow.safetensors> [--task T] [--n N] [--steps S] [--rows R] [--lrs a,b,...]'); process.exit(2); }
 const fm = FlowMatcher.load(flowFile, { device: 'cpu' });
@@ -35,7 +35,7 @@ for (const lr of lrs) {
     out.push({ lr, error: err.code ?? String(err) });
   }
 }
-const file = path.join(root, 'results', 'trials', `${taskName}-sgd-lr-sweep.json`);
+const file = get('--out', path.join(root, 'results', 'trials', `${taskName}-sgd-lr-sweep.json`));
 const result = { date: new Date().toISOString(), commit: gitCommit(), device: cpuDevice(), flow: path.basename(flowFile), prior: fm.options.prior, networks: n, steps, rows, seed: 11, results: out };
 fs.writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
 console.log(`wrote ${path.relative(root, file)}`);
