@@ -9,7 +9,7 @@ import { type Architecture, checkBatch } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
 import type { Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
-import { checkInt } from '../util/validate.js';
+import { checkInt, checkOptionKeys, optionKeys } from '../util/validate.js';
 import { lossAndCorrect, resolveEvalOptions, type SplitEvalOptions } from './evaluate.js';
 import { prepareSplit } from './forward.js';
 import { distinctPairs, type Summary, summarize } from './stats.js';
@@ -44,6 +44,8 @@ export interface BarrierResult extends Summary {
   readonly ms: number;
 }
 
+const BARRIER_KEYS = optionKeys<BarrierOptions>()(['split', 'logitScale', 'networksPerPass', 'batchSize', 'pairs', 'relative', 'seed', 'transformMidpoints'] as const);
+
 /**
  * Mean ± std of the midpoint loss barrier over random pairs of networks.
  * @param task the task
@@ -54,6 +56,7 @@ export interface BarrierResult extends Summary {
  *   ERR_SHAPE when `transformMidpoints` returns the wrong length
  */
 export async function lossBarriers(task: Task, arch: Architecture, weights: Float32Array, opts: BarrierOptions = {}): Promise<BarrierResult> {
+  checkOptionKeys('lossBarriers', opts, BARRIER_KEYS);
   const t0 = performance.now();
   const B = checkBatch(arch, 'weights', weights);
   checkInt('number of networks', B, 2);

@@ -8,7 +8,7 @@ import { type Architecture, checkBatch } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
 import type { Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
-import { checkChoice, checkInt, invalidArgument } from '../util/validate.js';
+import { checkChoice, checkInt, checkOptionKeys, invalidArgument, optionKeys } from '../util/validate.js';
 import { resolveEvalOptions, type SplitEvalOptions } from './evaluate.js';
 import { forEachLogits, prepareSplit } from './forward.js';
 import { type Summary, summarize } from './stats.js';
@@ -42,6 +42,8 @@ export interface BmaResult {
   readonly ms: number;
 }
 
+const BMA_KEYS = optionKeys<BmaOptions>()(['split', 'logitScale', 'networksPerPass', 'batchSize', 'ns', 'repeats', 'mode', 'seed'] as const);
+
 /**
  * Accuracy and loss of averaged ensembles of `samples` as a function of the ensemble size.
  * Memory: the per-network log-probabilities (or logits) of the networks used, U·n_split·C floats (U ≤ B).
@@ -53,6 +55,7 @@ export interface BmaResult {
  * @throws WsfError ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC for bad samples, ERR_INVALID for an ensemble size above B
  */
 export async function bmaCurve(task: Task, arch: Architecture, samples: Float32Array, opts: BmaOptions = {}): Promise<BmaResult> {
+  checkOptionKeys('bmaCurve', opts, BMA_KEYS);
   const t0 = performance.now();
   const B = checkBatch(arch, 'samples', samples);
   const o = resolveEvalOptions(opts);

@@ -27,7 +27,7 @@
 import { type Architecture, checkBatch } from '../arch/Architecture.js';
 import type { Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
-import { checkInt } from '../util/validate.js';
+import { checkInt, checkOptionKeys, optionKeys } from '../util/validate.js';
 import { rangeIndex, resolveEvalOptions, type SplitEvalOptions } from './evaluate.js';
 import { forEachLogits, prepareInputs, yieldToLoop } from './forward.js';
 import { distinctPairs, type Summary, summarize } from './stats.js';
@@ -60,6 +60,8 @@ export interface DiversityResult {
   readonly ms: number;
 }
 
+const DIVERSITY_KEYS = optionKeys<DiversityOptions>()(['split', 'logitScale', 'networksPerPass', 'batchSize', 'numInputs', 'maxPairs', 'seed'] as const);
+
 /**
  * Average pairwise JSD of the networks' predictive distributions (see the module doc for the exact, reconstructed
  * definition).
@@ -70,6 +72,7 @@ export interface DiversityResult {
  * @throws WsfError ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC for bad weights, ERR_INVALID for N < 2 or bad options
  */
 export async function functionalDiversity(task: Task, arch: Architecture, weights: Float32Array, opts: DiversityOptions = {}): Promise<DiversityResult> {
+  checkOptionKeys('functionalDiversity', opts, DIVERSITY_KEYS);
   const t0 = performance.now();
   const N = checkBatch(arch, 'weights', weights);
   checkInt('number of networks', N, 2);

@@ -7,7 +7,7 @@
  */
 import { type Architecture, checkBatch } from '../arch/Architecture.js';
 import type { Task } from '../tasks/Task.js';
-import { checkInt, checkNumber } from '../util/validate.js';
+import { checkInt, checkNumber, checkOptionKeys, optionKeys } from '../util/validate.js';
 import { forEachLogits, prepareSplit } from './forward.js';
 import { type Summary, summarize } from './stats.js';
 import { resolveSplit, type SplitName } from './taskData.js';
@@ -60,6 +60,8 @@ export function rangeIndex(B: number): Int32Array {
   return a;
 }
 
+const EVAL_KEYS = optionKeys<SplitEvalOptions>()(['split', 'logitScale', 'networksPerPass', 'batchSize'] as const);
+
 /**
  * Accuracy and mean cross-entropy of every network of a batch on one split of a task.
  * @param task the task (features must be standardised as the networks expect)
@@ -70,6 +72,7 @@ export function rangeIndex(B: number): Int32Array {
  * @throws WsfError ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC for bad weights or task data, ERR_INVALID for bad options
  */
 export async function evaluateNetworks(task: Task, arch: Architecture, weights: Float32Array, opts: SplitEvalOptions = {}): Promise<EvalResult> {
+  checkOptionKeys('evaluateNetworks', opts, EVAL_KEYS);
   const t0 = performance.now();
   const B = checkBatch(arch, 'weights', weights);
   const o = resolveEvalOptions(opts);

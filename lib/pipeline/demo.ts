@@ -33,6 +33,7 @@ import { DEMO_PRESETS, type DemoPreset, type DemoScale } from './presets.js';
 import { demoReportHtml } from './report.js';
 import { sampleFlow, writeSamples } from './sample.js';
 import { trainFlow } from './train.js';
+import { checkOptionKeys, optionKeys } from '../util/validate.js';
 
 /** Options of {@link runDemo}; unset sizes come from the preset. */
 export interface DemoOptions {
@@ -136,7 +137,10 @@ function demoPrior(p: DemoPreset): PriorSpec {
   return p.prior === 'zoo' ? { kind: 'zoo' } : { kind: 'gaussian', std: 0.1 };
 }
 
+const DEMO_KEYS = optionKeys<DemoOptions>()(['scale', 'out', 'geometries', 'overrides', 'seed', 'device', 'signal', 'progress', 'log', 'command'] as const);
+
 export async function runDemo(opts: DemoOptions = {}): Promise<{ summary: DemoSummary; details: DemoDetails }> {
+  checkOptionKeys('runDemo', opts, DEMO_KEYS);
   const t0 = performance.now();
   const date = new Date().toISOString();
   const loadStart = os.loadavg().map((x) => Math.round(x * 100) / 100);

@@ -1,6 +1,6 @@
 /** Built-in tasks by name. */
 import { WsfError } from '../errors.js';
-import { describe } from '../util/validate.js';
+import { checkOptionKeys, describe, optionKeys } from '../util/validate.js';
 import type { SplitFractions } from './customTask.js';
 import { loadFashionMnist, loadMnist, loadMnistFull } from './mnist.js';
 import type { StandardizeMode, Task } from './Task.js';
@@ -23,6 +23,8 @@ export interface LoadTaskOptions {
   readonly dataDir?: string;
 }
 
+const LOAD_TASK_KEYS = optionKeys<LoadTaskOptions>()(['seed', 'split', 'standardize', 'dataDir'] as const);
+
 /**
  * Loads a built-in task, offline:
  * - `'wdbc'`: Breast Cancer Wisconsin (Diagnostic), 455/57/57, standardised on train, arch [30, 16, 16, 2];
@@ -36,6 +38,7 @@ export interface LoadTaskOptions {
  * @throws WsfError ERR_INVALID (unknown name or bad options), ERR_IO (data missing or malformed)
  */
 export function loadTask(name: TaskName | string, opts: LoadTaskOptions = {}): Task {
+  checkOptionKeys('loadTask', opts, LOAD_TASK_KEYS);
   switch (name) {
     case 'wdbc':
       return loadWdbc(opts);

@@ -133,13 +133,24 @@ export function checkOptionKeys(where: string, opts: unknown, keys: readonly str
   if (opts === undefined || opts === null || typeof opts !== 'object') return;
   for (const k of Object.keys(opts)) {
     if (keys.includes(k)) continue;
+    // The nearest key by edit distance, or failing a close one, the key sharing the longest prefix (≥ 5 letters:
+    // geometry → geometries).
     let near = '';
     let best = Infinity;
     for (const c of keys) {
       const dist = editDistance(k, c);
       if (dist < best) [best, near] = [dist, c];
     }
-    const hint = best <= Math.max(2, Math.floor(k.length / 3)) ? ` (did you mean \`${near}\`?)` : '';
+    if (best > Math.max(2, Math.floor(k.length / 3))) {
+      const prefix = (c: string): number => {
+        let i = 0;
+        while (i < k.length && i < c.length && k[i]!.toLowerCase() === c[i]!.toLowerCase()) i++;
+        return i;
+      };
+      near = keys.reduce((a, c) => (prefix(c) > prefix(a) ? c : a), keys[0] ?? '');
+      if (prefix(near) < 5) near = '';
+    }
+    const hint = near !== '' ? ` (did you mean \`${near}\`?)` : '';
     throw new WsfError(`${where}: unknown option \`${k}\`${hint}; it takes ${keys.join(', ')}`, 'ERR_INVALID');
   }
 }

@@ -21,7 +21,7 @@ import { loadTf } from '../interop/tf.js';
 import { checkTaskArch } from '../tasks/customTask.js';
 import type { Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
-import { checkChoice, checkInt, checkNumber, describe } from '../util/validate.js';
+import { checkChoice, checkInt, checkNumber, checkOptionKeys, describe, optionKeys } from '../util/validate.js';
 import { BatchedMlp, FlatOptimizer, type OptimizerSpec } from './BatchedMlp.js';
 import { deriveSeed, gatherBatch } from './buildZoo.js';
 import type { ZooOptimizerOptions } from './presets.js';
@@ -79,6 +79,8 @@ function resolveOptimizer(o: ZooOptimizerOptions | undefined): OptimizerSpec {
   return { name, lr, momentum: checkNumber('optimizer.momentum', v.momentum ?? 0, 0, 0.999999999), weightDecay };
 }
 
+const TRAIN_FROM_WEIGHTS_KEYS = optionKeys<TrainFromWeightsOptions>()(['steps', 'optimizer', 'batchSize', 'seed', 'evalAt', 'split', 'signal', 'onStep'] as const);
+
 /**
  * Trains R base MLPs of `arch` on `task` from the given initial weights (see the module doc for the semantics).
  * @param task the task (n_0 = numFeatures, n_L = numClasses)
@@ -89,6 +91,7 @@ function resolveOptimizer(o: ZooOptimizerOptions | undefined): OptimizerSpec {
  *   or an arch that does not fit the task, ERR_NUMERIC when a run diverges, ERR_INTERRUPTED when `signal` aborts
  */
 export async function trainFromWeights(task: Task, arch: Architecture, init: Float32Array, opts: TrainFromWeightsOptions): Promise<TrainFromWeightsResult> {
+  checkOptionKeys('trainFromWeights', opts, TRAIN_FROM_WEIGHTS_KEYS);
   const t0 = performance.now();
   checkTaskArch('arch', arch.widths, task.numFeatures, task.numClasses);
   const R = checkBatch(arch, 'init', init);

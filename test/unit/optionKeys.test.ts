@@ -8,6 +8,7 @@ import { VectorField } from '../../lib/engine/VectorField.js';
 import { FlowMatcher } from '../../lib/flow/FlowMatcher.js';
 import { checkOptionKeys } from '../../lib/util/validate.js';
 import { buildZoo } from '../../lib/zoo/buildZoo.js';
+import { bmaCurve, evaluateNetworks, functionalDiversity, loadTask, lossBarriers, runDemo, trainFromWeights } from '../../lib/index.js';
 import { Rng } from '../../lib/util/rng.js';
 
 const invalid = (re: RegExp) => expect.objectContaining({ code: 'ERR_INVALID', message: expect.stringMatching(re) });
@@ -21,7 +22,7 @@ describe('unknown option keys', () => {
     expect(() => checkOptionKeys('f', { temperature: 1 }, ['steps', 'lr'])).toThrow(invalid(/^f: unknown option `temperature`; it takes steps, lr$/));
   });
 
-  it('VectorField.create, FlowMatcher.create (and its field), fit, sample, logLikelihood, alignNetworks and buildZoo check their keys', async () => {
+  it('VectorField.create, FlowMatcher.create (and its field), fit, sample, logLikelihood, alignNetworks, buildZoo, evaluation, loadTask, trainFromWeights and runDemo check their keys', async () => {
     const arch = mlp([3, 2, 2]);
     expect(() => VectorField.create({ arch, D: 4, layer: 2 } as never)).toThrow(invalid(/^VectorField\.create: unknown option `layer` \(did you mean `layers`\?\)/));
     expect(() => FlowMatcher.create({ arch, geometri: 'euclidean' } as never)).toThrow(invalid(/^FlowMatcher\.create: unknown option `geometri` \(did you mean `geometry`\?\)/));
@@ -40,6 +41,18 @@ describe('unknown option keys', () => {
       expect(() => fm.logLikelihood(weights.subarray(0, arch.numParams), { step: 4 } as never)).toThrow(invalid(/^FlowMatcher\.logLikelihood: unknown option `step`/));
       expect(() => alignNetworks(arch, weights, { iterations: 3 } as never)).toThrow(invalid(/^alignNetworks: unknown option `iterations`/));
       await expect(buildZoo({ task: 'wdbc', out: '/tmp/never-written.safetensors', epoch: 3 } as never)).rejects.toThrow(invalid(/^buildZoo: unknown option `epoch` \(did you mean `epochs`\?\)/));
+      // evaluation, tasks, re-training and the demo
+      const task = loadTask('wdbc');
+      const wdbc = mlp([30, 16, 16, 2]);
+      const nets = new Rng(2).fillNormal(new Float32Array(2 * wdbc.numParams), 0, 0.1);
+      expect((await evaluateNetworks(task, wdbc, nets, { split: 'test' })).accuracy.length).toBe(2);
+      await expect(evaluateNetworks(task, wdbc, nets, { splt: 'test' } as never)).rejects.toThrow(invalid(/^evaluateNetworks: unknown option `splt` \(did you mean `split`\?\)/));
+      await expect(bmaCurve(task, wdbc, nets, { n: [1, 2] } as never)).rejects.toThrow(invalid(/^bmaCurve: unknown option `n` \(did you mean `ns`\?\)/));
+      await expect(functionalDiversity(task, wdbc, nets, { inputs: 8 } as never)).rejects.toThrow(invalid(/^functionalDiversity: unknown option `inputs`/));
+      await expect(lossBarriers(task, wdbc, nets, { pair: 1 } as never)).rejects.toThrow(invalid(/^lossBarriers: unknown option `pair` \(did you mean `pairs`\?\)/));
+      await expect(trainFromWeights(task, wdbc, nets, { steps: 1, optimiser: 'sgd' } as never)).rejects.toThrow(invalid(/^trainFromWeights: unknown option `optimiser` \(did you mean `optimizer`\?\)/));
+      expect(() => loadTask('wdbc', { standardise: true } as never)).toThrow(invalid(/^loadTask: unknown option `standardise` \(did you mean `standardize`\?\)/));
+      await expect(runDemo({ scale: 'quick', geometry: 'euclidean' } as never)).rejects.toThrow(invalid(/^runDemo: unknown option `geometry` \(did you mean `geometries`\?\)/));
     } finally {
       fm.dispose();
     }
