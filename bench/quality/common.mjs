@@ -44,7 +44,7 @@ function warnIfDistStale() {
  * `flags` take no value): an unknown option — a typo would otherwise run silently with the default — or an option
  * without its value. Undefined when there is none.
  */
-export function unknownOptions(argv, known, flags = ['--skip-own']) {
+export function unknownOptions(argv, known, flags = []) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) continue;
@@ -59,15 +59,16 @@ export function unknownOptions(argv, known, flags = ['--skip-own']) {
 
 /**
  * `--key value` options: get(key, default); all(key) for repeated keys. `-h`/`--help` on the command line prints the
- * running script's usage (its header comment) and exits 0.
+ * running script's usage (its header comment) and exits 0. With `known` (the script's options; `flags`, those of them
+ * that take no value) anything else exits 2 before any work (see unknownOptions).
  */
-export function cliArgs(argv = process.argv.slice(2), known = undefined) {
+export function cliArgs(argv = process.argv.slice(2), known = undefined, flags = []) {
   if ((argv.includes('--help') || argv.includes('-h')) && process.argv[1]) {
     process.stdout.write(`${usageOf(path.resolve(process.argv[1]))}\n`);
     process.exit(0);
   }
   if (known !== undefined) {
-    const bad = unknownOptions(argv, known);
+    const bad = unknownOptions(argv, known, flags);
     if (bad !== undefined) {
       console.error(`${path.basename(process.argv[1] ?? 'script')}: ${bad} (see --help)`);
       process.exit(2);

@@ -31,7 +31,7 @@ import { appendJsonRun, cliArgs, cpuDevice, evalWithBma, gitCommit, lastCheckpoi
 const w = requireDist('index.js');
 const { FlowMatcher } = requireDist('flow/FlowMatcher.js');
 const { samplePrior } = requireDist('flow/prior.js');
-const { get, all } = cliArgs(undefined, ['--arch', '--bma', '--flow', '--guidance', '--guidance-at', '--guidance-from', '--guide-task', '--logit-scale', '--n', '--out', '--ref', '--rho', '--rows', '--samplers', '--seed', '--sgd-lr', '--steps', '--task', '--velocity', '--zoo', '--skip-own']);
+const { get, all } = cliArgs(undefined, ['--arch', '--bma', '--flow', '--guidance', '--guidance-at', '--guidance-from', '--guide-task', '--logit-scale', '--n', '--out', '--ref', '--rho', '--rows', '--samplers', '--seed', '--sgd-lr', '--steps', '--task', '--velocity', '--zoo', '--skip-own'], ['--skip-own']);
 const flowFile = get('--flow');
 if (!flowFile) {
   console.error('usage: --flow <flow.safetensors> [--task T] [--arch W,W] [--n N] [--steps S] [--rho ρ] [--ref ARCH=zoo.safetensors]');

@@ -128,11 +128,11 @@ export function checkExists(label: string, p: string, kind: 'file' | 'dir' | 'an
   if (kind === 'dir' && !st.isDirectory()) throw new UsageError(`${label}: ${p} is not a folder`);
 }
 
-/** Parses a command line against a spec; `help` is true when -h/--help was given (nothing else is validated then). */
 /**
  * Parses a command line against a command's options: unknown options, values of the wrong type or outside their
- * range or choices, extra or missing positionals throw a UsageError. `checkPaths: false` skips the checks that
- * options naming files make of the filesystem (for checking documented command lines).
+ * range or choices, extra or missing positionals throw a UsageError; `help` is true when -h/--help was given (nothing
+ * else is validated then). `checkPaths: false` skips the checks that options naming files make of the filesystem
+ * (for checking documented command lines).
  */
 export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly string[], opts: { checkPaths?: boolean } = {}): { values: Values<S['options']>; positionals: string[]; help: boolean } {
   if (argv.includes('--help') || argv.includes('-h')) return { values: {} as Values<S['options']>, positionals: [], help: true };

@@ -15,8 +15,10 @@ import type { NativeEngineConfig, NativeEngineInstance, NativeFlowPrior, NativeF
 import { checkChoice, checkFiniteTensors, checkInt, checkNumber, checkOptionKeys, optionKeys } from '../util/validate.js';
 import { version } from '../version.js';
 
-/** The weight graph the field attends over: see {@link VectorFieldOptions.graph}. */
-export type GraphMode = 'sparse' | 'dense' | 'hybrid' | 'virtual';
+/** The weight graphs the field can attend over: see {@link VectorFieldOptions.graph}. */
+export const GRAPH_MODES = ['sparse', 'dense', 'hybrid', 'virtual'] as const;
+/** One of {@link GRAPH_MODES}. */
+export type GraphMode = (typeof GRAPH_MODES)[number];
 
 /** Every key of {@link VectorFieldOptions} (checked complete at compile time). */
 export const VECTOR_FIELD_KEYS = optionKeys<VectorFieldOptions>()(['arch', 'D', 'layers', 'heads', 'graph', 'semantics', 'timeInput', 'auxInput', 'auxInputs', 'dirEmbed', 'reverseValue', 'seed', 'device', 'slots', 'hiddenIdentity', 'recompute', 'chunkRows', 'dtype'] as const);
@@ -277,7 +279,7 @@ export class VectorField {
   static create(opts: VectorFieldOptions): VectorField {
     checkOptionKeys('VectorField.create', opts, VECTOR_FIELD_KEYS);
     const arch = opts.arch instanceof Architecture ? opts.arch : mlp(opts.arch);
-    const graph = checkChoice('graph', opts.graph ?? 'sparse', ['sparse', 'dense', 'hybrid', 'virtual'] as const);
+    const graph = checkChoice('graph', opts.graph ?? 'sparse', GRAPH_MODES);
     const semantics = checkChoice('semantics', opts.semantics ?? 'corrected', ['corrected', 'reference'] as const);
     if (semantics === 'reference' && graph !== 'dense') {
       throw new WsfError("semantics 'reference' (the published time rule) needs graph 'dense': on sparse graphs it would give real edges no time input", 'ERR_INVALID');

@@ -10,7 +10,7 @@ import { WsfError } from '../errors.js';
 import type { Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
 import { checkInt, checkOptionKeys, optionKeys } from '../util/validate.js';
-import { lossAndCorrect, resolveEvalOptions, type SplitEvalOptions } from './evaluate.js';
+import { lossAndCorrect, resolveEvalOptions, SPLIT_EVAL_KEYS, type SplitEvalOptions } from './evaluate.js';
 import { prepareSplit } from './forward.js';
 import { distinctPairs, type Summary, summarize } from './stats.js';
 import { resolveSplit } from './taskData.js';
@@ -44,7 +44,7 @@ export interface BarrierResult extends Summary {
   readonly ms: number;
 }
 
-const BARRIER_KEYS = optionKeys<BarrierOptions>()(['split', 'logitScale', 'networksPerPass', 'batchSize', 'pairs', 'relative', 'seed', 'transformMidpoints'] as const);
+const BARRIER_KEYS = optionKeys<BarrierOptions>()([...SPLIT_EVAL_KEYS, 'pairs', 'relative', 'seed', 'transformMidpoints'] as const);
 
 /**
  * Mean ± std of the midpoint loss barrier over random pairs of networks.

@@ -9,7 +9,7 @@ import { WsfError } from '../errors.js';
 import type { Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
 import { checkChoice, checkInt, checkOptionKeys, invalidArgument, optionKeys } from '../util/validate.js';
-import { resolveEvalOptions, type SplitEvalOptions } from './evaluate.js';
+import { resolveEvalOptions, SPLIT_EVAL_KEYS, type SplitEvalOptions } from './evaluate.js';
 import { forEachLogits, prepareSplit } from './forward.js';
 import { type Summary, summarize } from './stats.js';
 import { resolveSplit } from './taskData.js';
@@ -42,7 +42,7 @@ export interface BmaResult {
   readonly ms: number;
 }
 
-const BMA_KEYS = optionKeys<BmaOptions>()(['split', 'logitScale', 'networksPerPass', 'batchSize', 'ns', 'repeats', 'mode', 'seed'] as const);
+const BMA_KEYS = optionKeys<BmaOptions>()([...SPLIT_EVAL_KEYS, 'ns', 'repeats', 'mode', 'seed'] as const);
 
 /**
  * Accuracy and loss of averaged ensembles of `samples` as a function of the ensemble size.

@@ -28,7 +28,7 @@ import { type Architecture, checkBatch } from '../arch/Architecture.js';
 import type { Task } from '../tasks/Task.js';
 import { Rng } from '../util/rng.js';
 import { checkInt, checkOptionKeys, optionKeys } from '../util/validate.js';
-import { rangeIndex, resolveEvalOptions, type SplitEvalOptions } from './evaluate.js';
+import { rangeIndex, resolveEvalOptions, SPLIT_EVAL_KEYS, type SplitEvalOptions } from './evaluate.js';
 import { forEachLogits, prepareInputs, yieldToLoop } from './forward.js';
 import { distinctPairs, type Summary, summarize } from './stats.js';
 import { resolveSplit } from './taskData.js';
@@ -60,7 +60,7 @@ export interface DiversityResult {
   readonly ms: number;
 }
 
-const DIVERSITY_KEYS = optionKeys<DiversityOptions>()(['split', 'logitScale', 'networksPerPass', 'batchSize', 'numInputs', 'maxPairs', 'seed'] as const);
+const DIVERSITY_KEYS = optionKeys<DiversityOptions>()([...SPLIT_EVAL_KEYS, 'numInputs', 'maxPairs', 'seed'] as const);
 
 /**
  * Average pairwise JSD of the networks' predictive distributions (see the module doc for the exact, reconstructed

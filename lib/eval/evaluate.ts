@@ -60,7 +60,9 @@ export function rangeIndex(B: number): Int32Array {
   return a;
 }
 
-const EVAL_KEYS = optionKeys<SplitEvalOptions>()(['split', 'logitScale', 'networksPerPass', 'batchSize'] as const);
+/** The keys of {@link SplitEvalOptions}, for the option checks of the functions whose options extend it. */
+export const SPLIT_EVAL_KEYS = ['split', 'logitScale', 'networksPerPass', 'batchSize'] as const;
+const EVAL_KEYS = optionKeys<SplitEvalOptions>()(SPLIT_EVAL_KEYS);
 
 /**
  * Accuracy and mean cross-entropy of every network of a batch on one split of a task.

@@ -26,7 +26,7 @@ import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
 import type { DeviceRequest } from '../device.js';
 import { WsfError } from '../errors.js';
 import { taskGradient, type MiniBatch } from '../eval/gradient.js';
-import { VectorField, type FlowSampleOptions, type GraphMode, type VectorFieldOptions } from '../engine/VectorField.js';
+import { VECTOR_FIELD_KEYS, VectorField, type FlowSampleOptions, type GraphMode, type VectorFieldOptions } from '../engine/VectorField.js';
 import type { NativeFlowPrior } from '../native/types.js';
 import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry.js';
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
@@ -142,7 +142,8 @@ export interface FlowOptions {
 }
 
 const FLOW_KEYS = optionKeys<FlowOptions>()(['arch', 'geometry', 'semantics', 'field', 'prior', 'priorPool', 'gradientFeatures', 'probeFeatures', 'componentInput', 'time', 'sigma', 'coupling', 'otCost', 'otPool', 'prediction', 'precondition', 'layerScaling', 'lastLayerNorm', 'seed', 'device'] as const);
-const FIELD_KEYS = optionKeys<NonNullable<FlowOptions['field']>>()(['D', 'layers', 'heads', 'graph', 'semantics', 'timeInput', 'auxInput', 'auxInputs', 'dirEmbed', 'reverseValue', 'slots', 'hiddenIdentity', 'recompute', 'chunkRows', 'dtype'] as const);
+// FlowOptions.field is VectorFieldOptions without arch, device and seed, which the flow itself takes.
+const FIELD_KEYS = VECTOR_FIELD_KEYS.filter((k) => k !== 'arch' && k !== 'device' && k !== 'seed');
 const TRAIN_KEYS = optionKeys<TrainOptions>()(['steps', 'batchSize', 'lr', 'schedule', 'warmup', 'weightDecay', 'clipNorm', 'ema', 'checkpoint', 'checkpointMetadata', 'checkpointEvery', 'onLog', 'logEvery', 'signal', 'onStart'] as const);
 const SAMPLE_KEYS = optionKeys<SampleOptions>()(['n', 'steps', 'grid', 'solver', 'batchSize', 'seed', 'x0', 'noise', 'renoise', 'guidance', 'useEma', 'velocity', 'onProgress', 'onStep', 'arch'] as const);
 const GUIDANCE_KEYS = optionKeys<SampleGuidance>()(['grad', 'lambda', 'from', 'to', 'at'] as const);

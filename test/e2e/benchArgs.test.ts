@@ -73,7 +73,8 @@ describe('bench scripts: options checked before any work', () => {
     const { unknownOptions } = (await import(path.join(bench, 'quality', 'common.mjs'))) as { unknownOptions: (argv: string[], known: string[], flags?: string[]) => string | undefined };
     const known = ['--zoo', '--steps', '--skip-own'];
     expect(unknownOptions(['--zoo', 'z', '--steps', '8'], known)).toBeUndefined();
-    expect(unknownOptions(['--zoo', 'z', '--skip-own', '--steps', '8'], known)).toBeUndefined();
+    expect(unknownOptions(['--zoo', 'z', '--skip-own', '--steps', '8'], known, ['--skip-own'])).toBeUndefined();
+    expect(unknownOptions(['--zoo', 'z', '--skip-own', '--steps', '8'], known)).toBe('--skip-own needs a value');
     expect(unknownOptions(['--zoo', 'z', '--step', '8'], known)).toMatch(/unknown option --step; this script takes --zoo --steps --skip-own/);
     expect(unknownOptions(['--zoo'], known)).toBe('--zoo needs a value');
     expect(unknownOptions(['--zoo', '--steps', '8'], known)).toBe('--zoo needs a value');

@@ -1,7 +1,7 @@
 /** `wsflow info`: backend, device, build flags and versions. */
 import { mlp } from '../../arch/Architecture.js';
 import { resolveDevice } from '../../device.js';
-import { VectorField, type GraphMode, type MemoryPlan } from '../../engine/VectorField.js';
+import { GRAPH_MODES, VectorField, type GraphMode, type MemoryPlan } from '../../engine/VectorField.js';
 import { WsfError } from '../../errors.js';
 import { runtimeInfo, type RuntimeInfo } from '../../info.js';
 import type { NativeCudaInfo } from '../../native/types.js';
@@ -28,7 +28,7 @@ with the memory free on the device and the mode that 'auto' (wsflow train's defa
     d: { type: 'int', min: 1, max: 4096, default: 32, metavar: 'N', description: 'with --memory: embedding width D of the vector field' },
     layers: { type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'with --memory: relational-transformer layers' },
     heads: { type: 'int', min: 1, max: 4096, default: 1, metavar: 'N', description: 'with --memory: attention heads (must divide D)' },
-    graph: { type: 'string', choices: ['sparse', 'dense', 'hybrid', 'virtual'], default: 'sparse', description: 'with --memory: weight graph of the field' },
+    graph: { type: 'string', choices: GRAPH_MODES, default: 'sparse', description: 'with --memory: weight graph of the field' },
     device: { type: 'string', choices: ['auto', 'cpu', 'cuda'], description: "with --memory: whose free memory to plan against (default: WSF_DEVICE, else auto)" },
   },
   examples: ['wsflow info', 'WSF_DEVICE=cpu wsflow info --json', 'wsflow info --memory 784-128-128-10 --batch 8', 'wsflow info --memory 784-10-10 --graph dense --batch 8 --json'],

@@ -1,7 +1,7 @@
 /** `wsflow train`: trains a flow on a zoo into a flow folder; resumes from the folder's checkpoint. */
 import * as fs from 'node:fs';
 import type { FlowOptions } from '../../flow/FlowMatcher.js';
-import type { GraphMode } from '../../engine/VectorField.js';
+import { GRAPH_MODES, type GraphMode } from '../../engine/VectorField.js';
 import { TIME_DISTRIBUTIONS, type TimeDistribution } from '../../flow/time.js';
 import { CHECKPOINT_FILE, FLOW_FILE, TRAIN_LOG_FILE } from '../../pipeline/layout.js';
 import { trainFlow } from '../../pipeline/train.js';
@@ -34,7 +34,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     layers: { type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'relational-transformer layers' },
     heads: { type: 'int', min: 1, max: 4096, default: 1, metavar: 'N', description: 'attention heads (must divide D)' },
     'hidden-identity': { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: "one positional embedding per hidden neuron instead of per hidden layer ('auto': on for an aligned zoo with --semantics corrected); not equivariant, cannot sample wider networks" },
-    graph: { type: 'string', choices: ['sparse', 'dense', 'hybrid', 'virtual'], default: 'sparse', description: "weight graph: real edges ('sparse'), all pairs ('dense', the published model), real edges plus all pairs among hidden and output neurons ('hybrid'), or real edges plus one virtual node joined to every neuron ('virtual')" },
+    graph: { type: 'string', choices: GRAPH_MODES, default: 'sparse', description: "weight graph: real edges ('sparse'), all pairs ('dense', the published model), real edges plus all pairs among hidden and output neurons ('hybrid'), or real edges plus one virtual node joined to every neuron ('virtual')" },
     recompute: { type: 'boolean', description: "save memory: keep only each layer's output states and recompute the rest in the backward pass (the same results bit for bit; on the 2-core CPU 19–27 % more time per step, and MNIST 784-10-10 at D=32, batch 8 holds 422 MiB instead of 1,164). Without it, on automatically when a step would need more than 60 % of the free memory" },
     'chunk-rows': { type: 'int', min: 0, max: 2 ** 30, default: 0, metavar: 'N', description: "with recompute mode: run each layer's per-pair work in chunks of N pairs, keeping only full-size pair states (implies --recompute; gradients agree to rounding, not bit for bit; MLP 784-128-128-10 at D=32, batch 8: 2,698 MiB instead of 5,690). 0: automatic, chunks only when a recompute step would still need more than 60 % of the free memory" },
     steps: { type: 'int', min: 0, max: 1e9, default: 20000, metavar: 'N', description: 'total optimiser steps (including resumed ones)' },
