@@ -5,10 +5,12 @@
 // python3, /usr/bin/python3), the peer also runs in the same benchmark (bench/peer/sparse_rt_torch.py, PEER_DEVICE=cpu).
 //
 //   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N] [--isa avx512|avx2|portable] [--no-peer]
-//                         [--recompute] [--chunk-rows N] [--rounds N]
+//                         [--recompute] [--chunk-rows N] [--rounds N] [--bf16]
 // --recompute adds a row per configuration in recompute mode (layer activations recomputed in the backward pass:
 // less memory, more time), named <config>-recompute, right after the default one; --chunk-rows N (implies
 // --recompute) a third row, <config>-chunked, in chunked recompute mode with N pairs per chunk.
+// --bf16 adds a row per configuration with bf16 weight products (VectorField `matmul: 'bf16'`; CPUs with AVX-512
+// BF16), named <config>-bf16, right after the default one, and reports the two rows' ratio.
 // --rounds N (with the live peer): N further rounds alternating the engine's training steps and the peer's, for a
 // ratio that machine-speed drift between the two runs does not bias (median over rounds, each round's ratio kept).
 // Needs build/Release/wsflow.node and dist/ (npx tsc -p tsconfig.build.json).
@@ -22,7 +24,7 @@ import { benchArgs } from './util/args.mjs';
 
 const args = benchArgs(import.meta.url, {
   values: { '--repeats': 'int', '--only': 'list', '--threads': 'int', '--isa': ['avx512', 'avx2', 'portable'], '--chunk-rows': 'int', '--rounds': 'int' },
-  flags: ['--no-write', '--no-peer', '--recompute'],
+  flags: ['--no-write', '--no-peer', '--recompute', '--bf16'],
 });
 const get = args.get;
 const require = createRequire(import.meta.url);
@@ -36,6 +38,10 @@ if (get('--threads')) b.setNumThreads(get('--threads'));
 // with AVX-512 can time the AVX2 path it ships to other CPUs.
 if (get('--isa')) b.setCpuIsa(get('--isa'));
 const isa = b.cpuIsa();
+if (args.has('--bf16') && !isa.bf16) {
+  console.error(`engine.mjs: --bf16 needs a CPU with AVX-512 BF16 at the active level (kernels: ${isa.active}, detected ${isa.detected})`);
+  process.exit(2);
+}
 
 // GEMM FLOPs of one training step (forward + data gradients + weight gradients = 3 × the forward's 2·MACs), from
 // the layer shapes of native/core/rt_model.cc: per pair and layer qkv_edge H·4D, lin0_e 2·H·D, lin1, edge_mlp.0,
@@ -78,6 +84,7 @@ function engineConfig(c) {
 /** A fresh engine on configuration c with random inputs: `step()` runs one training step; `times(n)` times n of them. */
 function trainer(c) {
   const e = new b.NativeEngine(engineConfig(c), 1, 'cpu', 'f32');
+  if (c.matmul) e.setMatmul(c.matmul);
   e.setGraph(Array.from({ length: c.B }, () => c.widths));
   const gi = e.graphInfo();
   const xt = rnd(gi.P), tgt = rnd(gi.P), out = new Float32Array(gi.P), t = new Float32Array(c.B).fill(0.5);
@@ -109,6 +116,7 @@ function run(c) {
   // Sampling: inference-mode forward passes at batch 64 (or B when smaller graphs would not fit time).
   const SB = c.name.startsWith('mnist-wide') || (c.mode === 'dense' && c.widths[0] > 100) ? 8 : 64;
   const s = new b.NativeEngine(cfg, 1, 'cpu', 'f32');
+  if (c.matmul) s.setMatmul(c.matmul);
   s.setGraph(Array.from({ length: SB }, () => c.widths));
   const sp = s.graphInfo().P;
   const sx = rnd(sp), so = new Float32Array(sp), st = new Float32Array(SB).fill(0.3);
@@ -119,7 +127,7 @@ function run(c) {
   s.dispose();
   const fwdMs = med(ft);
   return {
-    config: c.name, widths: c.widths, D: c.D, B: c.B, mode: c.mode, recompute: c.recompute === true, chunkRows: c.chunkRows ?? 0, graph: gi,
+    config: c.name, widths: c.widths, D: c.D, B: c.B, mode: c.mode, matmul: c.matmul ?? 'f32', recompute: c.recompute === true, chunkRows: c.chunkRows ?? 0, graph: gi,
     train_ms_median: +med(times).toFixed(1), train_ms_min: +Math.min(...times).toFixed(1), repeats,
     engine_mib: +(held / 2 ** 20).toFixed(1),
     sample_forward_ms_batch: +fwdMs.toFixed(1), sample_batch: SB, sample_engine_mib: +(sampleHeld / 2 ** 20).toFixed(1), nets_per_s_64_steps: +((SB / (fwdMs * 64)) * 1000).toFixed(2),
@@ -144,14 +152,21 @@ const variants = (x) => [
   x,
   ...(withRecompute ? [{ ...x, name: `${x.name}-recompute`, recompute: true }] : []),
   ...(chunkRows > 0 ? [{ ...x, name: `${x.name}-chunked`, recompute: true, chunkRows }] : []),
+  ...(args.has('--bf16') ? [{ ...x, name: `${x.name}-bf16`, matmul: 'bf16' }] : []),
 ];
 for (const c of CONFIGS.flatMap(variants)) {
-  if (only && !only.includes(c.name.replace(/-(recompute|chunked)$/, ''))) continue;
+  if (only && !only.includes(c.name.replace(/-(recompute|chunked|bf16)$/, ''))) continue;
   const r = run(c);
+  const base = c.matmul ? rows.find((x) => x.config === c.name.replace(/-bf16$/, '')) : undefined;
+  if (base) {
+    r.speedup_vs_f32 = +(base.train_ms_median / r.train_ms_median).toFixed(2);
+    r.sampling_speedup_vs_f32 = +(r.nets_per_s_64_steps / base.nets_per_s_64_steps).toFixed(2);
+  }
   rows.push(r);
   console.log(`${r.config.padEnd(14)} train ${String(r.train_ms_median).padStart(8)} ms (min ${r.train_ms_min})  ${r.gemm_gflop_per_step} GFLOP → ${r.gemm_gflops} GFLOP/s` +
     (r.percent_of_fma_peak !== null ? ` (${r.percent_of_fma_peak}% of peak; floor ${r.floor_ms_at_peak} ms)` : '') + `  engine ${r.engine_mib} MiB  sampling ${r.nets_per_s_64_steps} nets/s (${r.sample_engine_mib} MiB at batch ${r.sample_batch})` +
-    (r.peer_cpu_ms_recorded ? `  | peer ${r.peer_cpu_ms_recorded} ms → ${r.speedup_vs_peer}×` : ''));
+    (r.peer_cpu_ms_recorded ? `  | peer ${r.peer_cpu_ms_recorded} ms → ${r.speedup_vs_peer}×` : '') +
+    (r.speedup_vs_f32 !== undefined ? `  | vs f32: training ${r.speedup_vs_f32}×, sampling ${r.sampling_speedup_vs_f32}×` : ''));
 }
 // The peer, live: the first python3 (PATH, then the system one) that imports torch runs bench/peer/sparse_rt_torch.py
 // on the CPU with as many threads as the engine used, right after the engine rows, on the same configurations.
@@ -213,7 +228,7 @@ else if (peerNames.length && !args.has('--no-peer')) {
 }
 const result = {
   kind: 'wsflow-engine-cpu', date: new Date().toISOString(), commit: sha,
-  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version, fma_peak_gflops: +peak.toFixed(1), cpu_isa: isa.active, cpu_isa_detected: isa.detected },
+  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version, fma_peak_gflops: +peak.toFixed(1), cpu_isa: isa.active, cpu_isa_detected: isa.detected, cpu_bf16: isa.bf16 },
   build: b.buildInfo(), rows, peerLive,
 };
 if (!args.has('--no-write')) {

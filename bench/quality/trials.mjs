@@ -19,7 +19,8 @@
 // A trial config: { geometry, D, layers, heads, graph, hiddenIdentity, steps, batch, lr, schedule, warmup, ema, coupling,
 //                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), priorBy (mixture: 'kmeans'|'run'), componentInput (mixture: the field sees the start component's mean), gradFeatures (probe rows; 0: off), probeFeatures (probe inputs; 0: off), solverSteps, solver, seed, time,
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine', renoise (ρ: the renoising sampler),
-//                   sampleSeed (start points and sampler draws; default 7 and the sampler's default; `seed` is the training seed) }.
+//                   sampleSeed (start points and sampler draws; default 7 and the sampler's default; `seed` is the training seed),
+//                   matmul: 'f32'|'bf16' (the CPU engine's weight-product precision, training and sampling) }.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { alignedZoo, cliArgs, deviceLabel, gitCommit, lastCheckpoints, pickRows, requireDist, root } from './common.mjs';
@@ -33,7 +34,7 @@ if (!zooFile) { console.error('usage: --zoo <file> [--trial json]...'); process.
 // Every key a trial config may set (the list above); a misspelt key would otherwise leave the default in force silently.
 const TRIAL_KEYS = new Set(['geometry', 'D', 'layers', 'heads', 'graph', 'hiddenIdentity', 'velocity', 'steps', 'batch', 'lr', 'schedule', 'warmup', 'ema',
   'coupling', 'precondition', 'layerScaling', 'priorStd', 'prior', 'otPool', 'priorMembers', 'priorScale', 'priorComponents', 'priorMixStd', 'priorBy',
-  'componentInput', 'gradFeatures', 'probeFeatures', 'solverSteps', 'solver', 'grid', 'seed', 'time', 'renoise', 'sampleSeed']);
+  'componentInput', 'gradFeatures', 'probeFeatures', 'solverSteps', 'solver', 'grid', 'seed', 'time', 'renoise', 'sampleSeed', 'matmul']);
 const trials = all('--trial').map((j) => {
   let t;
   try { t = JSON.parse(j); } catch (e) { console.error(`trials: --trial is not JSON (${e.message}): ${j}`); process.exit(2); }
@@ -126,11 +127,11 @@ for (const t of trials) {
   let fm;
   let lossTail = NaN;
   if (loadFlow !== undefined) {
-    fm = FlowMatcher.load(loadFlow, { device });
+    fm = FlowMatcher.load(loadFlow, { device, ...(cfg.matmul ? { matmul: cfg.matmul } : {}) });
     cfg.loadedFrom = loadFlow;
   } else {
     fm = FlowMatcher.create({
-      arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph, hiddenIdentity: cfg.hiddenIdentity }, seed: cfg.seed, device,
+      arch, geometry: cfg.geometry, field: { D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.graph, hiddenIdentity: cfg.hiddenIdentity, ...(cfg.matmul ? { matmul: cfg.matmul } : {}) }, seed: cfg.seed, device,
       coupling: cfg.coupling, precondition: cfg.precondition, layerScaling: cfg.layerScaling, time: cfg.time,
       ...(cfg.otPool !== undefined ? { otPool: cfg.otPool } : {}),
       ...(cfg.gradFeatures > 0 ? { gradientFeatures: { task: zoo.task, rows: cfg.gradFeatures } } : {}),

@@ -21,7 +21,7 @@ export const GRAPH_MODES = ['sparse', 'dense', 'hybrid', 'virtual'] as const;
 export type GraphMode = (typeof GRAPH_MODES)[number];
 
 /** Every key of {@link VectorFieldOptions} (checked complete at compile time). */
-export const VECTOR_FIELD_KEYS = optionKeys<VectorFieldOptions>()(['arch', 'D', 'layers', 'heads', 'graph', 'semantics', 'timeInput', 'auxInput', 'auxInputs', 'dirEmbed', 'reverseValue', 'seed', 'device', 'slots', 'hiddenIdentity', 'recompute', 'chunkRows', 'dtype'] as const);
+export const VECTOR_FIELD_KEYS = optionKeys<VectorFieldOptions>()(['arch', 'D', 'layers', 'heads', 'graph', 'semantics', 'timeInput', 'auxInput', 'auxInputs', 'dirEmbed', 'reverseValue', 'seed', 'device', 'slots', 'hiddenIdentity', 'recompute', 'chunkRows', 'matmul', 'dtype'] as const);
 
 /** Options of {@link VectorField.create}. */
 export interface VectorFieldOptions {
@@ -102,9 +102,24 @@ export interface VectorFieldOptions {
    * free memory — then the largest power of two from 2^20 down to 4,096 pairs that fits (4,096 when none does).
    */
   chunkRows?: number | 'auto';
+  /**
+   * Precision of the CPU engine's matrix products against its weights — the pair MLP, the attention's pair and node
+   * projections' packed products and the input MLPs' hidden layers, forward and data gradients: 'f32' (default) or
+   * 'bf16', which rounds both operands of those products to bfloat16 (8 significant bits) and sums in float, on CPUs
+   * with AVX-512 BF16 (`wsflow info` says whether this one has it; elsewhere, on CUDA and for the f64 reference it
+   * throws ERR_INVALID). Weight gradients, layer norms, attention scores and the optimiser stay float. Faster, less
+   * exact; see the README's CPU speed section for what it was measured to change. Not saved with the field
+   * ({@link setMatmul} sets it on a loaded one).
+   */
+  matmul?: MatmulPrecision;
   /** @internal 'f64' selects the CPU double-precision reference (gradient checks). */
   dtype?: 'f32' | 'f64';
 }
+
+/** Precision of the CPU engine's weight products (VectorFieldOptions.matmul). */
+export type MatmulPrecision = 'f32' | 'bf16';
+/** The values of {@link MatmulPrecision}. */
+export const MATMUL_PRECISIONS: readonly MatmulPrecision[] = ['f32', 'bf16'];
 
 /** A rejection from a pool thread as a WsfError with its code and the stack captured when the call was queued. */
 function withStack(e: unknown, trace: Error): WsfError {
@@ -322,6 +337,14 @@ export class VectorField {
     if (rc !== true && rc !== false && rc !== 'auto') throw new WsfError(`Expected \`recompute\` true, false or 'auto' but received ${JSON.stringify(rc)}`, 'ERR_INVALID');
     field.recomputeMode = chunkGiven > 0 ? true : rc;
     field.chunkMode = chunkOpt === 'auto' ? 'auto' : chunkGiven;
+    if (opts.matmul !== undefined) {
+      try {
+        field.setMatmul(opts.matmul);
+      } catch (e) {
+        field.dispose();
+        throw e;
+      }
+    }
     return field;
   }
 
@@ -351,6 +374,22 @@ export class VectorField {
    */
   setProfiling(on: boolean): void {
     this.n.setProfiling(on);
+  }
+
+  /**
+   * Sets the precision of the CPU engine's weight products (see {@link VectorFieldOptions.matmul}); takes effect from
+   * the next call. 'bf16' throws ERR_INVALID on CUDA, for the f64 reference and on CPUs without AVX-512 BF16.
+   */
+  setMatmul(precision: MatmulPrecision): void {
+    if (!MATMUL_PRECISIONS.includes(precision)) {
+      throw new WsfError(`Expected \`matmul\` ${MATMUL_PRECISIONS.map((m) => `'${m}'`).join(' or ')} but received ${JSON.stringify(precision)}`, 'ERR_INVALID');
+    }
+    this.n.setMatmul(precision);
+  }
+
+  /** The precision of the CPU engine's weight products now in effect ('f32' unless set). */
+  get matmul(): MatmulPrecision {
+    return this.n.matmul();
   }
 
   /** Seconds and call counts per engine region ('fwd.attention', 'bwd.qkv', 'adam', …) since profiling started. */
@@ -815,10 +854,10 @@ export class VectorField {
   }
 
   /**
-   * Loads a field saved with {@link save}, on any device.
+   * Loads a field saved with {@link save}, on any device (`matmul`: as {@link VectorFieldOptions.matmul}).
    * @throws WsfError ERR_IO for a missing, corrupt or foreign file
    */
-  static load(file: string, opts: { device?: DeviceRequest } = {}): VectorField {
+  static load(file: string, opts: { device?: DeviceRequest; matmul?: MatmulPrecision } = {}): VectorField {
     const f = readSafetensors(file);
     if (f.metadata.format !== FORMAT) {
       throw new WsfError(`${file}: not a wsflow vector-field file (format '${f.metadata.format ?? 'missing'}', expected '${FORMAT}')`, 'ERR_IO');
@@ -846,6 +885,7 @@ export class VectorField {
       reverseValue: cfg.reverseValue,
       slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },
       ...(opts.device !== undefined ? { device: opts.device } : {}),
+      ...(opts.matmul !== undefined ? { matmul: opts.matmul } : {}),
     });
     vf.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));
     return vf;

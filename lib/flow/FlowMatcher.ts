@@ -26,7 +26,7 @@ import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
 import type { DeviceRequest } from '../device.js';
 import { WsfError } from '../errors.js';
 import { taskGradient, type MiniBatch } from '../eval/gradient.js';
-import { VECTOR_FIELD_KEYS, VectorField, type FlowSampleOptions, type GraphMode, type VectorFieldOptions } from '../engine/VectorField.js';
+import { VECTOR_FIELD_KEYS, VectorField, type FlowSampleOptions, type GraphMode, type MatmulPrecision, type VectorFieldOptions } from '../engine/VectorField.js';
 import type { NativeFlowPrior } from '../native/types.js';
 import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry.js';
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
@@ -1804,10 +1804,11 @@ export class FlowMatcher {
   }
 
   /**
-   * Loads a flow written by {@link save} or a training checkpoint.
+   * Loads a flow written by {@link save} or a training checkpoint (`matmul`: the CPU engine's weight-product
+   * precision, VectorFieldOptions.matmul; not stored in the file).
    * @throws WsfError ERR_IO for a missing, foreign or damaged file (a non-finite parameter, EMA or prior tensor included)
    */
-  static load(file: string, opts: { device?: DeviceRequest } = {}): FlowMatcher {
+  static load(file: string, opts: { device?: DeviceRequest; matmul?: MatmulPrecision } = {}): FlowMatcher {
     const f = readSafetensors(file);
     if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow file (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
     const o = JSON.parse(f.metadata.flow ?? '{}') as ResolvedOptions;
@@ -1819,6 +1820,7 @@ export class FlowMatcher {
         D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.mode, semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
         timeInput: cfg.inFeatures === 2, auxInputs: cfg.auxFeatures ?? 0, dirEmbed: cfg.dirEmbed, reverseValue: cfg.reverseValue,
         slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },
+        ...(opts.matmul !== undefined ? { matmul: opts.matmul } : {}),
       },
       ...(opts.device !== undefined ? { device: opts.device } : {}),
     });

@@ -52,8 +52,9 @@ export interface NativeDeviceOps {
   setNumThreads(n: number): void;
   /** Measured float FMA throughput (GFLOP/s) of all CPU pool threads at once; 0 without AVX2+FMA. For benchmarks. */
   cpuFmaPeak(seconds?: number): number;
-  /** Instruction set of the CPU float kernels: the one in use and the best this CPU (and WSF_NO_AVX2/512) allows. */
-  cpuIsa(): { active: CpuIsaName; detected: CpuIsaName };
+  /** Instruction set of the CPU float kernels: the one in use and the best this CPU (and WSF_NO_AVX2/512) allows; `bf16`:
+   *  whether bf16 products (VectorField `matmul: 'bf16'`) are available (AVX-512 BF16 at the active level, no WSF_NO_BF16). */
+  cpuIsa(): { active: CpuIsaName; detected: CpuIsaName; bf16: boolean };
   /** Caps the CPU kernels' instruction set (tests, side-by-side benchmarks); returns the level now in use. All levels
    *  give bit-identical products. */
   setCpuIsa(cap: CpuIsaName): CpuIsaName;
@@ -138,6 +139,9 @@ export interface NativeEngineInstance {
   setRecompute(on: boolean): void;
   setProfiling(on: boolean): void;
   profile(): Record<string, { seconds: number; calls: number }>;
+  /** Precision of the CPU float engine's products against packed weights (ERR_INVALID for 'bf16' where unavailable). */
+  setMatmul(precision: 'f32' | 'bf16'): void;
+  matmul(): 'f32' | 'bf16';
   /** Development diagnostics: a copy of an internal array by name (native/core/rt_engine.h debug_get). @internal */
   debugBuffer(name: string): Float64Array;
   /** The device-resident flow step (native/core/flow_step.h), f32 engines only. @internal */

@@ -75,6 +75,8 @@ interface LogFile {
   command: string | null;
   zoo: { file: string; task: string; arch: readonly number[]; networks: number; aligned: boolean; fingerprint: string | null };
   device: string;
+  /** Precision of the CPU engine's weight products in this run (VectorFieldOptions.matmul). */
+  matmul: string;
   flow: unknown;
   field: unknown;
   train: unknown;
@@ -162,6 +164,7 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     command: o.command ?? null,
     zoo: zooRecord,
     device: fm.field.device,
+    matmul: fm.field.matmul,
     flow: fm.options,
     field: fm.field.config,
     train: { ...o.train, maxNetworks: o.maxNetworks ?? null },

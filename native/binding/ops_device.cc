@@ -4,7 +4,8 @@
 //   buildInfo(): {cuda: boolean, archs: string, compiler: string, napiVersion: number, buildType: string}
 //   numThreads(): number;  setNumThreads(n: number): void
 //   cpuFmaPeak(seconds: number): number — measured float FMA GFLOP/s of all pool threads at once (0 without AVX2)
-//   cpuIsa(): {active, detected} — instruction set of the CPU float kernels ('avx512' | 'avx2' | 'portable')
+//   cpuIsa(): {active, detected, bf16} — instruction set of the CPU float kernels ('avx512' | 'avx2' | 'portable'), and
+//     whether bf16 products are available (AVX-512 BF16 at the active level; VectorField matmul: 'bf16')
 //   setCpuIsa(cap: 'avx512' | 'avx2' | 'portable'): string — caps it (tests, side-by-side benchmarks); returns the
 //     level now in use (never above the detected one)
 //   fillNormal(out: Float32Array, seedHi: number, seedLo: number, mean: number, std: number): void — counter-based
@@ -132,6 +133,7 @@ Napi::Value CpuIsa(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("active", gemm_isa_name(gemm_isa()));
   o.Set("detected", gemm_isa_name(gemm_isa_detected()));
+  o.Set("bf16", gemm_bf16_available());
   return o;
 }
 

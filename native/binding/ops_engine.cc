@@ -28,6 +28,9 @@
 //   .setChunkRows(n: number): void — chunked recompute mode's pairs per chunk (0: none), likewise
 //   .inferenceGraphBytes(device?: 'cpu'|'cuda'): number — the current graph's index arrays plus its inference
 //     activations (on `device`, as trainingBytes)
+//   .setMatmul('f32' | 'bf16'): void — precision of the CPU float engine's products against packed weights (bf16:
+//     operands rounded to bf16, sums in float; CPUs with AVX-512 BF16 only: ERR_INVALID elsewhere, and on CUDA or
+//     f64 engines); .matmul(): 'f32' | 'bf16'
 //   .setProfiling(on: boolean): void (also resets)  .profile(): {[region]: {seconds, calls}} — per-region wall time
 //     with backend synchronisation (WSF_PROFILE=1 turns it on at construction)
 //   The device-resident flow step (core/flow_step.h; f32 engines only):
@@ -112,6 +115,8 @@ struct EngineHandle {
   virtual Status set_chunk_rows(int64_t n) = 0;
   virtual RtProfile& profile() = 0;
   virtual void set_profiling(bool on) = 0;
+  virtual Status set_matmul(bool bf16) = 0;  // CPU float engines on CPUs with AVX-512 BF16 (gemm_bf16_available)
+  virtual bool matmul_bf16() const = 0;
   virtual Status debug_get(const std::string& name, std::vector<double>* out) = 0;
   // The device-resident flow step (f32 engines; the f64 reference answers Code::Invalid).
   virtual Status flow_configure(const FlowStepConfig& c, const float* scale) = 0;
@@ -170,6 +175,24 @@ struct EngineImpl final : EngineHandle {
   Status set_chunk_rows(int64_t n) override { return e.set_chunk_rows(n); }
   RtProfile& profile() override { return e.profile(); }
   void set_profiling(bool on) override { e.set_profiling(on); }
+  Status set_matmul(bool bf16) override {
+    if constexpr (std::is_same_v<Ops, CpuOps<float>>) {
+      if (bf16 && !gemm_bf16_available())
+        return Status(Code::Invalid, std::string("bf16 products need a CPU with AVX-512 BF16 (this one: ") +
+                                         gemm_isa_name(gemm_isa()) + " kernels, no BF16" +
+                                         (std::getenv("WSF_NO_BF16") != nullptr ? ", WSF_NO_BF16 set" : "") + ")");
+      e.ops().matmul = bf16 ? GemmPrecision::Bf16 : GemmPrecision::F32;
+      return Status::ok();
+    } else {
+      if (bf16) return Status(Code::Invalid, Ops::device == Device::Cuda ? "bf16 products are a CPU engine option (the CUDA engine runs float)"
+                                                                          : "bf16 products are a float-engine option (this engine is the f64 reference)");
+      return Status::ok();
+    }
+  }
+  bool matmul_bf16() const override {
+    if constexpr (std::is_same_v<Ops, CpuOps<float>>) return e.ops().matmul == GemmPrecision::Bf16;
+    else return false;
+  }
   Status debug_get(const std::string& name, std::vector<double>* out) override { return e.debug_get(name, out); }
 
   static constexpr bool kFlow = std::is_same_v<typename Ops::Scalar, float>;
@@ -427,6 +450,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                            InstanceMethod("setRecompute", &NativeEngine::SetRecompute),
                            InstanceMethod("dispose", &NativeEngine::Dispose),
                            InstanceMethod("setProfiling", &NativeEngine::SetProfiling),
+                           InstanceMethod("setMatmul", &NativeEngine::SetMatmul),
+                           InstanceMethod("matmul", &NativeEngine::Matmul),
                            InstanceMethod("profile", &NativeEngine::Profile),
                            InstanceMethod("debugBuffer", &NativeEngine::DebugBuffer),
                            InstanceMethod("flowConfigure", &NativeEngine::FlowConfigure),
@@ -698,6 +723,15 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value SetChunkRows(const Napi::CallbackInfo& info) {
     throw_if_error(info.Env(), E(info).set_chunk_rows(chunk_rows_arg(info, 0)));
     return info.Env().Undefined();
+  }
+  Napi::Value SetMatmul(const Napi::CallbackInfo& info) {
+    const std::string m = arg_string(info, 0, "precision");
+    if (m != "f32" && m != "bf16") throw_error(info.Env(), Code::Invalid, "setMatmul: expected 'f32' or 'bf16', got '" + m + "'");
+    throw_if_error(info.Env(), E(info).set_matmul(m == "bf16"));
+    return info.Env().Undefined();
+  }
+  Napi::Value Matmul(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), E(info).matmul_bf16() ? "bf16" : "f32");
   }
   Napi::Value SetProfiling(const Napi::CallbackInfo& info) {
     EngineHandle& e = E(info);

@@ -11,7 +11,7 @@
 //   untouched and that outputs (pre-filled with NaN) were fully written.
 // - A string argument aliases another array argument (e.g. {dx: buf, dy: 'dx'} runs act_bwd in place).
 // - Numbers are sizes/scalars by the op's parameter names (rows, K, N, ldw, C, n, D, heads, M, din, ...);
-//   booleans are flags (acc, reverse_value); null is a null pointer.
+//   booleans are flags (acc, reverse_value; matmul_bf16: the CPU ops' weight products in bf16); null is a null pointer.
 // - Returns the op's result for mse/sum_squares, else NaN. Backend errors (check()) are thrown as WsfError.
 // The binding is glue only: the math is the backend's.
 #include <cmath>
@@ -59,6 +59,8 @@ class OpRunner {
       arr.mem = nullptr;
     }
   }
+
+  Ops& ops() { return ops_; }
 
   double run(const std::string& op) {
     for (auto& [name, arr] : a_.arrays) {
@@ -164,6 +166,16 @@ class OpRunner {
     } else if (op == "edge_combine_fwd") {
       ops_.edge_combine_fwd(F("z"), F("Y1"), F("Y2"), F("S"), F("Tn"), F("bias"), I("row"), I("col"), I("rev"), L("M"),
                             Int("D"));
+    } else if (op == "gemm_packed") {
+      // C (+)= A·B through gemm_pack + gemm_serial_packed (the blocked ops' weight products), in the runner's matmul
+      // precision: A M × K (rows lda apart), B K × N (ldb), C M × N (ldc).
+      if constexpr (Ops::device == Device::Cpu) {
+        GemmPacked pb;
+        gemm_pack(&pb, L("N"), L("K"), F("B"), L("ldb"), L("lda"), 1, ops_.matmul);
+        gemm_serial_packed(L("M"), F("A"), pb, F("C"), L("ldc"), B("acc"));
+      } else {
+        throw_error(env_, Code::Invalid, "opsTestRun: gemm_packed is a CPU op");
+      }
     } else if (op == "attention_proj_fwd" || op == "attention_proj_bwd" || op == "edge_update_fwd" || op == "edge_update_bwd" ||
                op == "edge_mlp_fwd" || op == "in_mlp_fwd" || op == "in_mlp_bwd") {
       // The CPU's fused forms (rt_ops.h "CPU only"), compared in tests with the op sequences they replace.
@@ -322,6 +334,11 @@ Napi::Value OpsTestRun(const Napi::CallbackInfo& info) {
   double r = NAN;
   if (dev == Device::Cpu) {
     OpRunner<CpuOps<float>> runner(env, a);
+    // matmul_bf16: the CPU ops' weight products in bf16 (CpuOps::matmul), where this CPU has them.
+    if (a.flags.count("matmul_bf16") && a.flags["matmul_bf16"]) {
+      if (!gemm_bf16_available()) throw_error(env, Code::Invalid, "opsTestRun: bf16 products are not available on this CPU");
+      runner.ops().matmul = GemmPrecision::Bf16;
+    }
     r = runner.run(op);
   } else {
 #ifdef WSF_CUDA_OPS_TEST

@@ -232,21 +232,22 @@ constexpr int64_t MC = 96;     // rows per cache block (an MC×KC block of A sta
 constexpr int kDotMax = 2;     // column tails up to this width use the dot/axpy kernels
 
 // 64-byte aligned scratch, grown on demand, one per thread.
+template <typename T>
 struct Scratch {
-  float* p = nullptr;
+  T* p = nullptr;
   size_t cap = 0;
-  float* get(size_t n) {
+  T* get(size_t n) {
     if (n > cap) {
       std::free(p);
       cap = std::max<size_t>(n, 2 * cap);
-      p = static_cast<float*>(std::aligned_alloc(64, (cap * sizeof(float) + 63) / 64 * 64));
+      p = static_cast<T*>(std::aligned_alloc(64, (cap * sizeof(T) + 63) / 64 * 64));
     }
     return p;
   }
   ~Scratch() { std::free(p); }
 };
-thread_local Scratch tl_pack;     // packed B of the calling thread (shared read-only with the workers it starts)
-thread_local Scratch tl_chunk;    // per-part packing of a K chunk (tall reductions)
+thread_local Scratch<float> tl_pack;     // packed B of the calling thread (shared read-only with the workers it starts)
+thread_local Scratch<float> tl_chunk;    // per-part packing of a K chunk (tall reductions)
 
 // Panel layout for N columns: nfull panels of 16, then a last panel of width tw ∈ {0, 8, 16}.
 struct Panels {
@@ -572,17 +573,23 @@ __attribute__((target("avx512f"))) void kern512(int64_t kc, const float* a, int6
   }
 }
 
-template <int NP, bool ADD>
-__attribute__((target("avx512f"))) void kern512_r(int R, int64_t kc, const float* a, int64_t sai, int64_t sap,
-                                                  const float* bp, int64_t pstride, float* c, int64_t ldc) {
+// f(std::integral_constant<int, R>{}) for a row count R in [1, 12] (the 12-row micro-kernels' instantiations).
+template <class F>
+inline void with_rows12(int R, F&& f) {
   switch (R) {
-#define WSF_K512(n) \
-  case n: kern512<n, NP, ADD>(kc, a, sai, sap, bp, pstride, c, ldc); break;
-    WSF_K512(12) WSF_K512(11) WSF_K512(10) WSF_K512(9) WSF_K512(8) WSF_K512(7)
-    WSF_K512(6) WSF_K512(5) WSF_K512(4) WSF_K512(3) WSF_K512(2) WSF_K512(1)
-#undef WSF_K512
+#define WSF_R12(n) \
+  case n: f(std::integral_constant<int, n>{}); break;
+    WSF_R12(12) WSF_R12(11) WSF_R12(10) WSF_R12(9) WSF_R12(8) WSF_R12(7)
+    WSF_R12(6) WSF_R12(5) WSF_R12(4) WSF_R12(3) WSF_R12(2) WSF_R12(1)
+#undef WSF_R12
     default: break;
   }
+}
+
+template <int NP, bool ADD>
+void kern512_r(int R, int64_t kc, const float* a, int64_t sai, int64_t sap, const float* bp, int64_t pstride, float* c,
+               int64_t ldc) {
+  with_rows12(R, [&](auto r) { kern512<decltype(r)::value, NP, ADD>(kc, a, sai, sap, bp, pstride, c, ldc); });
 }
 
 // Rows [i0, i1) × the full panels [0, nfull) of one K chunk with the AVX-512 kernel: pairs of panels, then an odd
@@ -767,6 +774,158 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int6
 
 }  // namespace avx2
 
+// bf16 products (opt-in, CPUs with AVX-512 BF16): B packed once into bf16 pairs along K, A rounded to bf16 row block
+// by row block, products summed in float by `vdpbf16ps` (each instruction adds two products per lane). Only for
+// packed products (gemm_pack with GemmPrecision::Bf16) whose A rows run along K (sap == 1): the engine's forward and
+// data-gradient products against its weights. The operands are rounded to nearest-even bf16 (8 significant bits),
+// the sums are float, so a product's error is about 2⁻⁸·Σ|A(i,p)·B(p,j)| instead of float's 2⁻²⁴·√K·….
+namespace bf16 {
+
+constexpr int MRB = 12;        // micro-tile rows (12 × 2 panels: 24 accumulators)
+constexpr int64_t MCB = 96;    // rows of A rounded per block (its bf16 copy stays in L1/L2 across the panels)
+
+// Packed layout of a K × N B: panels(N) panels, each KP = ceil(K/2) lines of 64 bytes (16 columns × a pair of
+// k steps, the pair's first k in the low half), zero beyond N and K; panel q at q·KP·32 uint16s. A tail of 1–2
+// columns beyond the last full panel (the state width H = D + 1 is odd) is not padded to a panel of 16 — that
+// would triple its cost — but summed in float by the AVX2 dot-product kernel, its columns stored transposed
+// (float, K rounded up to 8) after the panels.
+int64_t pairs(int64_t K) { return (K + 1) / 2; }
+int64_t dot_cols(int64_t N) { return N % 16 <= avx2::kDotMax ? N % 16 : 0; }
+int64_t panels(int64_t N) { return (N - dot_cols(N) + 15) / 16; }
+int64_t dot_ld(int64_t K) { return (K + 7) / 8 * 8; }
+size_t tail_offset_u16(int64_t N, int64_t K) { return static_cast<size_t>(panels(N) * pairs(K) * 32); }
+size_t packed_u16(int64_t N, int64_t K) {
+  return tail_offset_u16(N, K) + static_cast<size_t>(2 * dot_cols(N) * dot_ld(K));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_b(const float* B, int64_t ldb, int64_t N, int64_t K,
+                                                                  uint16_t* out) {
+  const int64_t KP = pairs(K);
+  // cvtne2ps_pbh(hi, lo) gives [lo 0..15 | hi 0..15]; interleave to (lo j, hi j) pairs per column j.
+  alignas(64) uint16_t idx[32];
+  for (int j = 0; j < 16; ++j) {
+    idx[2 * j] = static_cast<uint16_t>(j);
+    idx[2 * j + 1] = static_cast<uint16_t>(16 + j);
+  }
+  const __m512i perm = _mm512_load_si512(idx);
+  const int64_t Np = N - dot_cols(N);  // columns in panels
+  for (int64_t q = 0; q < panels(N); ++q) {
+    const int64_t w = std::min<int64_t>(16, Np - 16 * q);
+    const __mmask16 m = static_cast<__mmask16>(w >= 16 ? 0xFFFF : (1u << w) - 1);
+    for (int64_t kp = 0; kp < KP; ++kp) {
+      const float* r0 = B + (2 * kp) * ldb + 16 * q;
+      const __m512 lo = _mm512_maskz_loadu_ps(m, r0);
+      const __m512 hi = 2 * kp + 1 < K ? _mm512_maskz_loadu_ps(m, r0 + ldb) : _mm512_setzero_ps();
+      const __m512i v = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+      _mm512_store_si512(out + (q * KP + kp) * 32, _mm512_permutexvar_epi16(perm, v));
+    }
+  }
+  float* bt = reinterpret_cast<float*>(out + tail_offset_u16(N, K));  // 64-byte aligned: panels are 64-byte lines
+  for (int64_t j = 0; j < dot_cols(N); ++j)
+    for (int64_t p = 0; p < dot_ld(K); ++p) bt[j * dot_ld(K) + p] = p < K ? B[p * ldb + Np + j] : 0.f;
+}
+
+// Rows [0, R) of A (rows sai apart, K contiguous floats each) rounded to bf16 into out (row r at r·lda uint32s,
+// lda ≥ KP rounded up to 16; pairs beyond K zero).
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void round_rows(int64_t R, int64_t K, const float* A, int64_t sai,
+                                                                      uint32_t* out, int64_t lda) {
+  for (int64_t r = 0; r < R; ++r) {
+    const float* a = A + r * sai;
+    uint16_t* o = reinterpret_cast<uint16_t*>(out + r * lda);
+    for (int64_t p = 0; p < K; p += 32) {
+      const int64_t n0 = std::min<int64_t>(16, K - p), n1 = std::min<int64_t>(16, std::max<int64_t>(0, K - p - 16));
+      const __mmask16 m0 = static_cast<__mmask16>(n0 >= 16 ? 0xFFFF : (1u << n0) - 1);
+      const __mmask16 m1 = static_cast<__mmask16>(n1 >= 16 ? 0xFFFF : (1u << n1) - 1);
+      const __m512 lo = _mm512_maskz_loadu_ps(m0, a + p);
+      const __m512 hi = _mm512_maskz_loadu_ps(m1, a + p + 16);
+      _mm512_storeu_si512(o + p, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+    }
+  }
+}
+
+// C[0,R)×[0,16·NP) (+)= Σ_kp A pairs · B pairs; panel j at bp + j·pstride; the last panel's store under `mlast`.
+template <int R, int NP, bool ADD>
+__attribute__((target("avx512f,avx512bf16"))) void kern(int64_t KP, const uint32_t* a, int64_t lda, const uint16_t* bp,
+                                                        int64_t pstride, float* c, int64_t ldc, __mmask16 mlast) {
+  __m512 acc[R][NP];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j) acc[r][j] = _mm512_setzero_ps();
+  }
+  for (int64_t kp = 0; kp < KP; ++kp) {
+    const __m512bh b0 = reinterpret_cast<__m512bh>(_mm512_load_si512(bp + kp * 32));
+    const __m512bh b1 = NP > 1 ? reinterpret_cast<__m512bh>(_mm512_load_si512(bp + pstride + kp * 32)) : b0;
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) {
+      const __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[r * lda + kp])));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
+      if constexpr (NP > 1) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j) {
+      float* d = c + r * ldc + 16 * j;
+      const __mmask16 m = j == NP - 1 ? mlast : static_cast<__mmask16>(0xFFFF);
+      __m512 v = acc[r][j];
+      if constexpr (ADD) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, d));
+      _mm512_mask_storeu_ps(d, m, v);
+    }
+  }
+}
+
+template <int NP, bool ADD>
+void kern_r(int R, int64_t KP, const uint32_t* a, int64_t lda, const uint16_t* bp, int64_t pstride, float* c,
+            int64_t ldc, __mmask16 mlast) {
+  avx2::with_rows12(R, [&](auto r) { kern<decltype(r)::value, NP, ADD>(KP, a, lda, bp, pstride, c, ldc, mlast); });
+}
+
+thread_local avx2::Scratch<uint32_t> tl_rows;  // A's rows rounded to bf16, per thread
+
+// C (+)= A·B for M rows of A (rows sai apart, K contiguous floats each) against B packed by pack_b. Serial.
+void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, const uint16_t* bp, float* C,
+                 int64_t ldc, bool accumulate) {
+  const int64_t KP = pairs(K), np = panels(N), pstride = KP * 32, nd = dot_cols(N), Np = N - nd;
+  const int64_t lda = (KP + 15) / 16 * 16;
+  const float* bt = reinterpret_cast<const float*>(bp + tail_offset_u16(N, K));
+  uint32_t* ar = tl_rows.get(static_cast<size_t>(MCB * lda));
+  for (int64_t ic = 0; ic < M; ic += MCB) {
+    const int64_t rows = std::min(MCB, M - ic);
+    if (nd > 0) {  // the float column tail, from A in place while the block's rows are in cache
+      for (int64_t i = ic; i < ic + rows; i += avx2::MR) {
+        const int R = static_cast<int>(std::min<int64_t>(avx2::MR, ic + rows - i));
+        float* c = C + i * ldc + Np;
+        if (nd == 1) avx2::dot_tail_r<1>(R, K, A + i * sai, sai, bt, dot_ld(K), c, ldc, accumulate);
+        else avx2::dot_tail_r<2>(R, K, A + i * sai, sai, bt, dot_ld(K), c, ldc, accumulate);
+      }
+    }
+    if (np == 0) continue;
+    round_rows(rows, K, A + ic * sai, sai, ar, lda);
+    for (int64_t q = 0; q < np; q += 2) {
+      const bool two = q + 1 < np;
+      const int64_t last = std::min<int64_t>(16, Np - 16 * (two ? q + 1 : q));
+      const __mmask16 mlast = static_cast<__mmask16>(last >= 16 ? 0xFFFF : (1u << last) - 1);
+      for (int64_t i = 0; i < rows; i += MRB) {
+        const int R = static_cast<int>(std::min<int64_t>(MRB, rows - i));
+        const uint32_t* a = ar + i * lda;
+        const uint16_t* b = bp + q * pstride;
+        float* c = C + (ic + i) * ldc + 16 * q;
+        if (two) {
+          if (accumulate) kern_r<2, true>(R, KP, a, lda, b, pstride, c, ldc, mlast);
+          else kern_r<2, false>(R, KP, a, lda, b, pstride, c, ldc, mlast);
+        } else {
+          if (accumulate) kern_r<1, true>(R, KP, a, lda, b, pstride, c, ldc, mlast);
+          else kern_r<1, false>(R, KP, a, lda, b, pstride, c, ldc, mlast);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace bf16
+
 #endif
 
 int detected_isa() {
@@ -785,6 +944,21 @@ int detected_isa() {
 }
 
 bool use_avx2() { return active_isa() >= static_cast<int>(GemmIsa::Avx2); }
+
+// bf16 products: AVX-512 BF16 and BW on the CPU (WSF_NO_BF16 turns them off), and the AVX-512 level in use.
+bool bf16_detected() {
+#ifdef WSF_X86
+  static const bool v = [] {
+    __builtin_cpu_init();
+    return detected_isa() >= static_cast<int>(GemmIsa::Avx512) && __builtin_cpu_supports("avx512bf16") &&
+           __builtin_cpu_supports("avx512bw") && std::getenv("WSF_NO_BF16") == nullptr;
+  }();
+  return v;
+#else
+  return false;
+#endif
+}
+bool use_bf16() { return bf16_detected() && active_isa() >= static_cast<int>(GemmIsa::Avx512); }
 
 template <typename T>
 void gemm_dispatch(int64_t M, int64_t N, int64_t K, const T* A, int64_t sai, int64_t sap, const T* B, int64_t ldb,
@@ -908,22 +1082,37 @@ void pack_common(GemmPacked* pb, int64_t N, int64_t K, const T* B, int64_t ldb, 
   pb->sai = sai;
   pb->sap = sap;
   pb->packed = false;
+  pb->bf16 = false;
   pb->buf.reset();
 }
 }  // namespace
 
-void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap) {
+void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap,
+               GemmPrecision precision) {
   pack_common(pb, N, K, B, ldb, sai, sap);
 #ifdef WSF_X86
+  if (precision == GemmPrecision::Bf16 && sap == 1 && use_bf16() && K > 0 && N > 0) {
+    const size_t bytes = bf16::packed_u16(N, K) * sizeof(uint16_t);
+    pb->buf.reset(static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+    bf16::pack_b(B, ldb, N, K, reinterpret_cast<uint16_t*>(pb->buf.get()));
+    pb->packed = pb->bf16 = true;
+    return;
+  }
   // As gemm_f32 packs for a serial product: only with the AVX2 kernels and a product to do (K > 0, N > 0).
   if (use_avx2() && K > 0 && N > 0) avx2::pack_owned(pb, N, K, B, ldb, sai, sap);
 #endif
 }
-void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const double* B, int64_t ldb, int64_t sai, int64_t sap) {
+void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const double* B, int64_t ldb, int64_t sai, int64_t sap,
+               GemmPrecision) {
   pack_common(pb, N, K, B, ldb, sai, sap);
 }
 void gemm_serial_packed(int64_t M, const float* A, const GemmPacked& pb, float* C, int64_t ldc, bool accumulate) {
 #ifdef WSF_X86
+  if (pb.bf16) {  // packed for bf16 only where use_bf16() held; a later cap below AVX-512 still runs them
+    if (M > 0) bf16::gemm_packed(M, pb.N, pb.K, A, pb.sai, reinterpret_cast<const uint16_t*>(pb.buf.get()), C, ldc,
+                                 accumulate);
+    return;
+  }
   if (pb.packed && use_avx2()) {
     if (M > 0) avx2::gemm_f32_packed(M, A, pb, C, ldc, accumulate);
     return;
@@ -936,6 +1125,7 @@ void gemm_serial_packed(int64_t M, const double* A, const GemmPacked& pb, double
 }
 
 bool gemm_uses_avx2() { return use_avx2(); }
+bool gemm_bf16_available() { return use_bf16(); }
 GemmIsa gemm_isa() { return static_cast<GemmIsa>(active_isa()); }
 GemmIsa gemm_isa_detected() { return static_cast<GemmIsa>(detected_isa()); }
 GemmIsa set_gemm_isa(GemmIsa cap) {

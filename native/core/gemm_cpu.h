@@ -32,20 +32,31 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, 
 // products of ~100 rows against the same weights). B must stay alive and unchanged while the packing is used (narrow
 // column tails are read from it in place). Without the AVX2 kernels (or for double) nothing is packed and the products
 // are gemm_serial's.
+//
+// GemmPrecision::Bf16 (float, CPUs with AVX-512 BF16, A's rows along K: sap == 1) packs B rounded to bf16 and rounds
+// each block of A to bf16 in gemm_serial_packed; the products are summed in float (vdpbf16ps). Elsewhere — no
+// BF16 instructions, WSF_NO_BF16 set, the float kernels capped below AVX-512, sap != 1 — it packs for float as
+// usual (`bf16` false). Error of an entry: about 2⁻⁸ of Σ_p |A(i,p)·B(p,j)| (the operands' rounding).
+enum class GemmPrecision : int { F32 = 0, Bf16 = 1 };
 struct GemmPacked {
   int64_t N = 0, K = 0, ldb = 0, sai = 0, sap = 0;
   const void* B = nullptr;
   bool packed = false;
+  bool bf16 = false;  // buf holds bf16 pairs (GemmPrecision::Bf16 granted)
   struct Free { void operator()(float* p) const; };
   std::unique_ptr<float, Free> buf;  // 64-byte aligned panels
 };
-void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap);
-void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const double* B, int64_t ldb, int64_t sai, int64_t sap);
+void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const float* B, int64_t ldb, int64_t sai, int64_t sap,
+               GemmPrecision precision = GemmPrecision::F32);
+void gemm_pack(GemmPacked* pb, int64_t N, int64_t K, const double* B, int64_t ldb, int64_t sai, int64_t sap,
+               GemmPrecision precision = GemmPrecision::F32);  // double: always the plain loops
 void gemm_serial_packed(int64_t M, const float* A, const GemmPacked& pb, float* C, int64_t ldc, bool accumulate);
 void gemm_serial_packed(int64_t M, const double* A, const GemmPacked& pb, double* C, int64_t ldc, bool accumulate);
 
 // True when the AVX2+FMA kernels are in use (also under AVX-512, which adds a wider kernel for full panels).
 bool gemm_uses_avx2();
+// True when gemm_pack would grant GemmPrecision::Bf16 (AVX-512 BF16 present, not turned off, AVX-512 level in use).
+bool gemm_bf16_available();
 
 // Instruction set of the float kernels. The detected one is fixed at first use (CPU features; WSF_NO_AVX2 and
 // WSF_NO_AVX512 lower it); set_gemm_isa caps it at run time (tests, side-by-side benchmarks) and returns the level

@@ -71,6 +71,7 @@ class RtEngine {
   const RtLayout& layout() const { return layout_; }
   const RtGraph& graph() const { return graph_; }
   Ops& ops() { return ops_; }
+  const Ops& ops() const { return ops_; }
   int64_t num_params() const { return layout_.total; }
   int64_t step_count() const { return step_; }
   void set_step_count(int64_t s) { step_ = s; }

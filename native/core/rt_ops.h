@@ -18,6 +18,8 @@
 
 #include "core/common.h"
 
+#include "core/gemm_cpu.h"
+
 namespace wsf {
 
 enum class Act : int { Gelu = 0, Silu = 1, Relu = 2 };
@@ -36,6 +38,11 @@ template <typename T>
 struct CpuOps {
   using Scalar = T;
   static constexpr Device device = Device::Cpu;
+
+  // Precision of the blocked ops' products against packed weights (the pair MLP, pair and attention projections,
+  // input MLPs — forward and data gradients; weight gradients stay float): GemmPrecision::Bf16 rounds both operands
+  // to bf16 and sums in float where the CPU has AVX-512 BF16 (gemm_cpu.h). Float engines only; double ignores it.
+  GemmPrecision matmul = GemmPrecision::F32;
 
   // ---- memory ----
   Status alloc(T** p, int64_t n);

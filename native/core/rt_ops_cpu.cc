@@ -803,7 +803,7 @@ void CpuOps<T>::attention_proj_fwd(T* o, T* alpha, T* Pe, const T* Pn, const T* 
   const int N4 = 4 * D;
   const std::vector<T> WEt = transpose(WE, N4, H);  // W_Eᵀ (H × 4D)
   GemmPacked pWE;  // packed once for every block's product
-  gemm_pack(&pWE, N4, H, WEt.data(), N4, H, 1);
+  gemm_pack(&pWE, N4, H, WEt.data(), N4, H, 1, matmul);
   const int64_t nblocks = static_cast<int64_t>(starts.size()) - 1;
   parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
     std::vector<T> s, pe;
@@ -965,7 +965,7 @@ void CpuOps<T>::attention_proj_bwd(T* dPn, T* dE, T* dWE, T* kcol, T* vcol, cons
   const int N4 = 4 * D;
   const int64_t WN = static_cast<int64_t>(N4) * H;
   GemmPacked pWE;  // W_E for ∂L/∂e, packed once
-  gemm_pack(&pWE, H, N4, WE, H, N4, 1);
+  gemm_pack(&pWE, H, N4, WE, H, N4, 1, matmul);
   in_grad_partitions<T>(
       nblocks, dWE != nullptr ? WN : 0,
       [&](int64_t b0, int64_t b1, T* P) {
@@ -1043,8 +1043,8 @@ void CpuOps<T>::edge_update_bwd(T* dE, T* dWe, T* dS, T* dT, T* dbias, const T* 
   const int64_t nblocks = static_cast<int64_t>(starts.size()) - 1;
   const int64_t WN = static_cast<int64_t>(D) * 2 * H;
   GemmPacked pW1, pW2;  // W_e1, W_e2 for ∂L/∂e, packed once
-  gemm_pack(&pW1, H, D, We, 2 * H, D, 1);
-  gemm_pack(&pW2, H, D, We + H, 2 * H, D, 1);
+  gemm_pack(&pW1, H, D, We, 2 * H, D, 1, matmul);
+  gemm_pack(&pW2, H, D, We + H, 2 * H, D, 1, matmul);
   in_grad_partitions<T>(
       nblocks, dWe != nullptr ? WN : 0,
       [&](int64_t b0, int64_t b1, T* P) {
@@ -1265,16 +1265,17 @@ struct PairUpdate {
 template <typename T>
 void pair_mlp_fwd_blocks(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* e_out, const T* z, const T* e_in,
                          const T* W1, const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2, const T* bm2,
-                         const T* g3, const T* be3, int64_t M, int D, int H, const PairUpdate<T>* pu) {
+                         const T* g3, const T* be3, int64_t M, int D, int H, const PairUpdate<T>* pu,
+                         GemmPrecision matmul) {
   const std::vector<T> W1t = transpose(W1, H, D), Wm0t = transpose(Wm0, D, H), Wm2t = transpose(Wm2, H, D);
   // The weights packed once for every block's products.
   GemmPacked pW1, pM0, pM2, pE1, pE2;
-  gemm_pack(&pW1, H, D, W1t.data(), H, D, 1);
-  gemm_pack(&pM0, D, H, Wm0t.data(), D, H, 1);
-  gemm_pack(&pM2, H, D, Wm2t.data(), H, D, 1);
+  gemm_pack(&pW1, H, D, W1t.data(), H, D, 1, matmul);
+  gemm_pack(&pM0, D, H, Wm0t.data(), D, H, 1, matmul);
+  gemm_pack(&pM2, H, D, Wm2t.data(), H, D, 1, matmul);
   if (pu != nullptr) {
-    gemm_pack(&pE1, D, H, pu->We1t.data(), D, H, 1);
-    gemm_pack(&pE2, D, H, pu->We2t.data(), D, H, 1);
+    gemm_pack(&pE1, D, H, pu->We1t.data(), D, H, 1, matmul);
+    gemm_pack(&pE2, D, H, pu->We2t.data(), D, H, 1, matmul);
   }
   const int64_t blocks = (M + kFuseRows - 1) / kFuseRows;
   const bool keep = xh2 != nullptr;  // else an inference forward: ē, h3, x̂ and 1/σ in block scratch
@@ -1339,10 +1340,10 @@ void CpuOps<T>::in_mlp_fwd(T* out, T* h0, T* h1, T* h2, const T* f, const T* W0,
   const std::vector<T> W0t = transpose(W0, D, din), W1t = transpose(W1, D, D), W2t = transpose(W2, D, D),
                        Wpt = transpose(Wp, D, D);
   GemmPacked p0, p1, p2, pp;
-  gemm_pack(&p0, D, din, W0t.data(), D, din, 1);
-  gemm_pack(&p1, D, D, W1t.data(), D, D, 1);
-  gemm_pack(&p2, D, D, W2t.data(), D, D, 1);
-  gemm_pack(&pp, D, D, Wpt.data(), D, D, 1);
+  gemm_pack(&p0, D, din, W0t.data(), D, din, 1);  // K = the input features: kept float (the weight values themselves)
+  gemm_pack(&p1, D, D, W1t.data(), D, D, 1, matmul);
+  gemm_pack(&p2, D, D, W2t.data(), D, D, 1, matmul);
+  gemm_pack(&pp, D, D, Wpt.data(), D, D, 1, matmul);
   const bool keep = h0 != nullptr;
   const int64_t blocks = (rows + kFuseRows - 1) / kFuseRows;
   parallel_for(blocks, 1, [&](int64_t b0_, int64_t b1_) {
@@ -1373,9 +1374,9 @@ void CpuOps<T>::in_mlp_bwd(T* df, T* const* grads, const T* dout, const T* f, co
   // The data-gradient products' weights packed once (as linear_bwd_data uses them: dx = dy·W).
   GemmPacked q0, q1, q2, qp;
   gemm_pack(&q0, din, D, W0, din, D, 1);
-  gemm_pack(&q1, D, D, W1, D, D, 1);
-  gemm_pack(&q2, D, D, W2, D, D, 1);
-  gemm_pack(&qp, D, D, Wp, D, D, 1);
+  gemm_pack(&q1, D, D, W1, D, D, 1, matmul);
+  gemm_pack(&q2, D, D, W2, D, D, 1, matmul);
+  gemm_pack(&qp, D, D, Wp, D, D, 1, matmul);
   const int64_t blocks = (rows + kFuseRows - 1) / kFuseRows;
   const int64_t DD = static_cast<int64_t>(D) * D, D0 = static_cast<int64_t>(D) * din;
   // Per partition: dW0, db0, dW1, db1, dW2, db2, dWp, dbp (the order of `grads`).
@@ -1427,7 +1428,7 @@ void CpuOps<T>::edge_mlp_fwd(T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T* rs3, T* 
                              const T* W1, const T* b1, const T* g2, const T* be2, const T* Wm0, const T* Wm2,
                              const T* bm2, const T* g3, const T* be3, int64_t M, int D, int H) {
   pair_mlp_fwd_blocks<T>(ebar, xh2, rs2, h3, xh3, rs3, e_out, z, e_in, W1, b1, g2, be2, Wm0, Wm2, bm2, g3, be3, M, D, H,
-                         nullptr);
+                         nullptr, matmul);
 }
 
 template <typename T>
@@ -1438,7 +1439,7 @@ void CpuOps<T>::edge_update_fwd(T* z, T* ebar, T* xh2, T* rs2, T* h3, T* xh3, T*
                                 int H) {
   PairUpdate<T> pu{e_all, transpose(We, D, H, 2 * H), transpose(We + H, D, H, 2 * H), be, S, Tn, row, col, rev, k0, z};
   pair_mlp_fwd_blocks<T>(ebar, xh2, rs2, h3, xh3, rs3, e_out, nullptr, e_all + k0 * H, W1, b1, g2, be2, Wm0, Wm2, bm2,
-                         g3, be3, M, D, H, &pu);
+                         g3, be3, M, D, H, &pu, matmul);
 }
 
 template <typename T>
@@ -1452,9 +1453,9 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
   const int64_t stride = 3 * HD + 6 * H;
   // The weights of the data gradients, packed once for every block's products.
   GemmPacked qM2, qM0, qW1;
-  gemm_pack(&qM2, D, H, Wm2, D, H, 1);
-  gemm_pack(&qM0, H, D, Wm0, H, D, 1);
-  gemm_pack(&qW1, D, H, W1, D, H, 1);
+  gemm_pack(&qM2, D, H, Wm2, D, H, 1, matmul);
+  gemm_pack(&qM0, H, D, Wm0, H, D, 1, matmul);
+  gemm_pack(&qW1, D, H, W1, D, H, 1, matmul);
   // (The LayerNorms' partial sums are taken even for an input-only backward; only their reduction is skipped.)
   in_grad_partitions<T>(blocks, stride, [&](int64_t bstart, int64_t bend, T* P_) {
     std::vector<T> tH(static_cast<size_t>(kFuseRows) * H), tD1(static_cast<size_t>(kFuseRows) * D),

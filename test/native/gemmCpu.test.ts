@@ -147,7 +147,7 @@ describe('CPU GEMM instruction-set levels', () => {
     expect(() => b.setCpuIsa('sse' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID' }));
     expect(b.setCpuIsa('avx512')).toBe(isa.detected);
     expect(b.setCpuIsa('portable')).toBe('portable');
-    expect(b.cpuIsa()).toEqual({ active: 'portable', detected: isa.detected });
+    expect(b.cpuIsa()).toEqual({ active: 'portable', detected: isa.detected, bf16: false });
     b.setCpuIsa(isa.active);
   });
 

@@ -8,7 +8,7 @@ import { TASK_NAMES } from '../../tasks/loadTask.js';
 import { readZoo, readZooMetadata } from '../../zoo/Zoo.js';
 import { sampleFlow, trainedLogitScale, writeSamples } from '../../pipeline/sample.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { checkHeldNetworks, checkWritableFile, checked, duration, flowFor, pm, taskFor } from '../common.js';
+import { MATMUL_OPTION, checkHeldNetworks, checkMatmul, checkWritableFile, checked, duration, flowFor, pm, taskFor } from '../common.js';
 import { CHECKPOINT_FILE, FLOW_FILE } from '../../pipeline/layout.js';
 import type { CliCommand } from './types.js';
 
@@ -69,6 +69,7 @@ between batches and writes the finished networks to FILE with '.partial' before 
     },
     arch: { type: 'string', metavar: 'WIDTHS', description: "generate this architecture, e.g. 784-32-10 (same input, output and depth as the flow's; default: the flow's)" },
     evaluate: { type: 'boolean', description: "also print the samples' test accuracy and loss on the flow's task" },
+    matmul: MATMUL_OPTION,
     ...COMMON,
   },
   examples: [
@@ -102,7 +103,8 @@ export const sampleCommand: CliCommand = {
     if (v.renoise !== undefined && v.velocity === 'x0-anchored') throw new UsageError("--velocity x0-anchored: the renoising sampler extrapolates through the Riemannian velocity; drop --velocity or --renoise");
     const logitScaleArg = v['guidance-logit-scale'] === undefined ? 'default' : parseLogitScale(v['guidance-logit-scale']);
     const device = ctx.setup(v);
-    const { file, flow } = flowFor('--flow', v.flow, device);
+    const matmul = checkMatmul(v.matmul, device);
+    const { file, flow } = flowFor('--flow', v.flow, device, matmul);
     try {
       const fmeta = checked('--flow', () => readZooMetadata(file));
       const flowTask = fmeta.task !== undefined && fmeta.task !== '' ? fmeta.task : undefined;

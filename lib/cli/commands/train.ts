@@ -6,7 +6,7 @@ import { TIME_DISTRIBUTIONS, type TimeDistribution } from '../../flow/time.js';
 import { CHECKPOINT_FILE, FLOW_FILE, TRAIN_LOG_FILE } from '../../pipeline/layout.js';
 import { trainFlow } from '../../pipeline/train.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { duration, zooFor } from '../common.js';
+import { MATMUL_OPTION, checkMatmul, duration, zooFor } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -37,6 +37,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
     graph: { type: 'string', choices: GRAPH_MODES, default: 'sparse', description: "weight graph: real edges ('sparse'), all pairs ('dense', the published model), real edges plus all pairs among hidden and output neurons ('hybrid'), or real edges plus one virtual node joined to every neuron ('virtual')" },
     recompute: { type: 'boolean', description: "save memory: keep only each layer's output states and recompute the rest in the backward pass (the same results bit for bit; on the 2-core CPU 19–27 % more time per step, and MNIST 784-10-10 at D=32, batch 8 holds 422 MiB instead of 1,164). Without it, on automatically when a step would need more than 60 % of the free memory" },
     'chunk-rows': { type: 'int', min: 0, max: 2 ** 30, default: 0, metavar: 'N', description: "with recompute mode: run each layer's per-pair work in chunks of N pairs, keeping only full-size pair states (implies --recompute; gradients agree to rounding, not bit for bit; MLP 784-128-128-10 at D=32, batch 8: 2,698 MiB instead of 5,690). 0: automatic, chunks only when a recompute step would still need more than 60 % of the free memory" },
+    matmul: MATMUL_OPTION,
     steps: { type: 'int', min: 0, max: 1e9, default: 20000, metavar: 'N', description: 'total optimiser steps (including resumed ones)' },
     batch: { type: 'int', min: 1, max: 1 << 20, default: 32, metavar: 'N', description: 'networks per step' },
     lr: { type: 'number', min: 0, default: 1e-3, metavar: 'X', description: 'peak learning rate (Adam)' },
@@ -88,6 +89,7 @@ export const trainCommand: CliCommand = {
     const scaleOpt = v['prior-scale'] === 'auto' ? undefined : Number(v['prior-scale']);
     if (scaleOpt !== undefined && !(Number.isFinite(scaleOpt) && scaleOpt >= 0)) throw new UsageError(`--prior-scale: expected a number ≥ 0 or 'auto', got '${v['prior-scale']}'`);
     const device = ctx.setup(v);
+    const matmul = checkMatmul(v.matmul, device);
     if (v.coupling === 'component-ot' && v.prior !== 'auto' && v.prior !== 'mixture') throw new UsageError(`--coupling component-ot: pairs start points and networks within the components of a mixture prior, but the prior is '${v.prior}'; use --prior mixture, or --coupling ot`);
     const { loc, zoo } = zooFor('--zoo', v.zoo, v.data as 'auto' | 'aligned' | 'raw');
     if (v.coupling === 'trajectory' && zoo.init === null) throw new UsageError(`--coupling trajectory: ${loc.file} has no initial weights (tensor \`init\`)`);
@@ -128,7 +130,7 @@ export const trainCommand: CliCommand = {
       ...(v['grad-features'] > 0 ? { gradientFeatures: { task: zoo.task, rows: v['grad-features'] } } : {}),
       ...(v['probe-features'] > 0 ? { probeFeatures: { task: zoo.task, probes: v['probe-features'] } } : {}),
       ...(v['component-input'] === true ? { componentInput: true } : {}),
-      field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as GraphMode, hiddenIdentity, ...(v.recompute === true ? { recompute: true } : {}), ...(v['chunk-rows'] > 0 ? { chunkRows: v['chunk-rows'] } : {}) },
+      field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as GraphMode, hiddenIdentity, ...(v.recompute === true ? { recompute: true } : {}), ...(v['chunk-rows'] > 0 ? { chunkRows: v['chunk-rows'] } : {}), ...(matmul === 'bf16' ? { matmul } : {}) },
     };
     const bar = ctx.progress({ label: 'train', total: v.steps, unit: 'steps' });
     const r = await trainFlow({
