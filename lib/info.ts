@@ -23,7 +23,9 @@ export interface RuntimeInfo {
    * The CPU engine's float kernels: `active` (AVX-512, AVX2, or the portable vector kernels — NEON on arm64, SSE2 on
    * x86 without AVX2) and what this CPU allows (`detected`; WSF_NO_AVX2 / WSF_NO_AVX512 lower it).
    */
-  cpuKernels: { active: CpuIsaName; detected: CpuIsaName };
+  /** The CPU float kernels in use, the best this CPU allows, and whether bf16 weight products (VectorField `matmul:
+   *  'bf16'`, AVX-512 BF16) are available. */
+  cpuKernels: { active: CpuIsaName; detected: CpuIsaName; bf16: boolean };
   /**
    * How flows train and sample here: `fused` — one native call per training step and per sampled batch, with the
    * training set and EMA on the engine's device (WSF_FUSED_STEP=0: host-orchestrated); `devicePrior` — prior draws

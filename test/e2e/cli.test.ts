@@ -240,6 +240,7 @@ describe('option validation', () => {
     [['reproduce', '--list', 'wdbc'], /--list: lists every experiment; drop 'wdbc', or drop --list to run it/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '1e308'], /--guidance: expected a number in \[-1000000, 1000000\], got 1e308/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--noise', '1e308'], /--noise: expected a number in \[0, 1000\], got 1e308/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--matmul', 'fp8'], /--matmul: expected one of f32, bf16/],
     [['demo', '--scale', 'paper', '--device', 'cpu'], /--scale paper: trains a D=64, 5-layer flow for 250,000 steps, days on a CPU/],
     [['reproduce', 'nope'], /<experiment>: unknown experiment 'nope'/],
     [['reproduce', 'gaussian', 'extra'], /unexpected argument 'extra'/],
@@ -378,6 +379,29 @@ describe('the pipeline through the CLI', () => {
     expect(wf.arch.key).toBe('30-16-16-2');
     expect(wf.metadata).toMatchObject({ format: 'wsflow-samples', geometry: 'geometric', semantics: 'corrected', canonical: 'true', steps: '3', solver: 'euler', seed: '5', task: 'wdbc', zoo_aligned: 'true' });
     expect(wf.metadata.wsflow_version).toMatch(/^\d+\.\d+\.\d+/);
+
+    // --matmul bf16: the same draws through bf16 weight products where the CPU has them (close to the float samples,
+    // not equal); refused before any work where it does not (here: the kernels capped below AVX-512).
+    if (binding().cpuIsa().bf16) {
+      const sb = path.join(tmp, 's-bf16.safetensors');
+      r = await cli('sample', '--flow', flow, '--n', '8', '--steps', '3', '--out', sb, '--seed', '5', '--matmul', 'bf16', '--device', 'cpu');
+      expect(r.code, r.err).toBe(0);
+      const wb = readWeightsFile(sb).weights;
+      let num = 0, den = 0;
+      for (let i = 0; i < wb.length; i++) { num += (wb[i]! - wf.weights[i]!) ** 2; den += wf.weights[i]! ** 2; }
+      expect(Math.sqrt(num / den)).toBeGreaterThan(0);
+      expect(Math.sqrt(num / den)).toBeLessThan(0.05);
+    }
+    const level0 = binding().cpuIsa().active;
+    binding().setCpuIsa('portable');
+    try {
+      r = await cli('sample', '--flow', flow, '--n', '8', '--steps', '3', '--out', path.join(tmp, 'never.safetensors'), '--matmul', 'bf16', '--device', 'cpu');
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^wsflow sample: --matmul bf16: needs a CPU with AVX-512 BF16; this one runs portable kernels without it\n$/);
+      expect(fs.existsSync(path.join(tmp, 'never.safetensors'))).toBe(false);
+    } finally {
+      binding().setCpuIsa(level0);
+    }
 
     // Guidance at the trained networks' logit scale: 'auto' reads the flow's zoo and takes its last epoch's networks.
     r = await cli('sample', '--flow', flow, '--n', '2', '--steps', '2', '--guidance', '0.1', '--task', 'wdbc', '--guidance-logit-scale', 'auto', '--out', path.join(tmp, 'g.safetensors'));

@@ -14,7 +14,8 @@ const spec = {
   usage: ['wsflow info [--json]', 'wsflow info --memory ARCH [--batch N] [--d N] [--layers N] [--heads N] [--graph sparse|dense|hybrid|virtual] [--device auto|cpu|cuda] [--json]'],
   description: `Prints the wsflow and Node versions, the loaded native binary and its build flags (CUDA on/off, architectures),
 the CUDA device (or why there is none), the backend that 'auto' selects, how flow steps run (WSF_FUSED_STEP,
-WSF_DEVICE_PRIOR), CPU threads and kernels (AVX-512, AVX2 or portable) and the TF.js backend.
+WSF_DEVICE_PRIOR), CPU threads and kernels (AVX-512, AVX2 or portable; whether bf16 products, --matmul bf16, are
+available) and the TF.js backend.
 
 With --memory ARCH: what training a vector field on batches of ARCH networks would hold — in the default mode, in
 recompute mode and in chunked recompute mode per chunk size — and what sampling adds per network, counted by the
@@ -49,7 +50,8 @@ function kernelsRow(k: NonNullable<NativeCudaInfo['kernels']>): string {
 /** The CPU engine's float kernels in words, e.g. 'avx512 kernels' or 'portable kernels (NEON)'. */
 function cpuKernelsText(k: RuntimeInfo['cpuKernels'], platform: string): string {
   const what = k.active === 'portable' ? `portable kernels (${platform.endsWith('arm64') ? 'NEON' : 'generic vectors'})` : `${k.active} kernels`;
-  return k.active === k.detected ? what : `${what}; this CPU allows ${k.detected}`;
+  const bf16 = k.bf16 ? ', bf16 products available (--matmul bf16)' : '';
+  return (k.active === k.detected ? what : `${what}; this CPU allows ${k.detected}`) + bf16;
 }
 
 export const infoCommand: CliCommand = {
