@@ -5,12 +5,14 @@
 // python3, /usr/bin/python3), the peer also runs in the same benchmark (bench/peer/sparse_rt_torch.py, PEER_DEVICE=cpu).
 //
 //   node bench/engine.mjs [--repeats N] [--only wdbc,mnist,...] [--no-write] [--threads N] [--isa avx512|avx2|portable] [--no-peer]
-//                         [--recompute] [--chunk-rows N] [--rounds N] [--bf16]
+//                         [--recompute] [--chunk-rows N] [--rounds N] [--bf16 [--bf16-rounds N]]
 // --recompute adds a row per configuration in recompute mode (layer activations recomputed in the backward pass:
 // less memory, more time), named <config>-recompute, right after the default one; --chunk-rows N (implies
 // --recompute) a third row, <config>-chunked, in chunked recompute mode with N pairs per chunk.
 // --bf16 adds a row per configuration with bf16 weight products (VectorField `matmul: 'bf16'`; CPUs with AVX-512
-// BF16), named <config>-bf16, right after the default one, and reports the two rows' ratio.
+// BF16), named <config>-bf16, right after the default one, and reports the two rows' ratio; then --bf16-rounds N
+// (default 4) rounds alternating float and bf16 training steps of each such configuration, for a ratio that the
+// machine's drift biases neither way (median of the rounds' own ratios).
 // --rounds N (with the live peer): N further rounds alternating the engine's training steps and the peer's, for a
 // ratio that machine-speed drift between the two runs does not bias (median over rounds, each round's ratio kept).
 // Needs build/Release/wsflow.node and dist/ (npx tsc -p tsconfig.build.json).
@@ -23,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { benchArgs } from './util/args.mjs';
 
 const args = benchArgs(import.meta.url, {
-  values: { '--repeats': 'int', '--only': 'list', '--threads': 'int', '--isa': ['avx512', 'avx2', 'portable'], '--chunk-rows': 'int', '--rounds': 'int' },
+  values: { '--repeats': 'int', '--only': 'list', '--threads': 'int', '--isa': ['avx512', 'avx2', 'portable'], '--chunk-rows': 'int', '--rounds': 'int', '--bf16-rounds': 'int' },
   flags: ['--no-write', '--no-peer', '--recompute', '--bf16'],
 });
 const get = args.get;
@@ -226,10 +228,27 @@ else if (peerNames.length && !args.has('--no-peer')) {
     }
   }
 }
+// --bf16: rounds alternating float and bf16 training steps per configuration (median of the per-round ratios).
+let bf16Rounds = null;
+if (args.has('--bf16') && get('--bf16-rounds', 4) > 0) {
+  const n = get('--bf16-rounds', 4);
+  const median = (a) => { const x = [...a].sort((p, q) => p - q), h = x.length >> 1; return x.length % 2 ? x[h] : (x[h - 1] + x[h]) / 2; };
+  bf16Rounds = {};
+  for (const r of rows.filter((x) => x.matmul === 'bf16')) {
+    const base = CONFIGS.find((c) => c.name === r.config.replace(/-bf16$/, ''));
+    const perRound = [];
+    for (let i = 0; i < n; i++) {
+      const f32 = +med(trainTimes(base, repeats)).toFixed(1), bf16 = +med(trainTimes({ ...base, matmul: 'bf16' }, repeats)).toFixed(1);
+      perRound.push({ f32, bf16, ratio: +(f32 / bf16).toFixed(3) });
+    }
+    bf16Rounds[base.name] = { rounds: perRound, f32_ms_median: median(perRound.map((x) => x.f32)), bf16_ms_median: median(perRound.map((x) => x.bf16)), ratio_median: +median(perRound.map((x) => x.ratio)).toFixed(2) };
+    console.log(`${base.name.padEnd(14)} float vs bf16 over ${n} alternating rounds: ${perRound.map((x) => `${x.f32}/${x.bf16} ms`).join(', ')} → ${bf16Rounds[base.name].ratio_median}× (median of per-round ratios)`);
+  }
+}
 const result = {
   kind: 'wsflow-engine-cpu', date: new Date().toISOString(), commit: sha,
   machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: b.numThreads(), loadavg: os.loadavg(), node: process.version, fma_peak_gflops: +peak.toFixed(1), cpu_isa: isa.active, cpu_isa_detected: isa.detected, cpu_bf16: isa.bf16 },
-  build: b.buildInfo(), rows, peerLive,
+  build: b.buildInfo(), rows, peerLive, ...(bf16Rounds !== null ? { bf16Rounds } : {}),
 };
 if (!args.has('--no-write')) {
   const dir = path.join(root, 'bench', 'results');

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { binding } from '../../lib/native/binding.js';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../lib/native/loadBinding.js';
 
@@ -22,6 +23,13 @@ describe('benchmark scripts at their smallest setting', () => {
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/FMA peak \(measured/);
     expect(r.out).toMatch(/^wdbc +train +[\d.]+ ms .*sampling [\d.]+ nets\/s .*peer 1274 ms → [\d.]+×/m);
+  }, 240_000);
+
+  it.skipIf(!binding().cpuIsa().bf16)('engine.mjs --bf16: the bf16 row and the alternating rounds (CPUs with AVX-512 BF16)', () => {
+    const r = run('engine.mjs', ['--only', 'wdbc', '--repeats', '1', '--no-write', '--no-peer', '--bf16', '--bf16-rounds', '1']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^wdbc-bf16 +train +[\d.]+ ms .*vs f32: training [\d.]+×, sampling [\d.]+×/m);
+    expect(r.out).toMatch(/^wdbc +float vs bf16 over 1 alternating rounds: [\d.]+\/[\d.]+ ms → [\d.]+×/m);
   }, 240_000);
 
   it('flow.mjs: two fused training steps and sampling per geometry on WDBC', () => {
