@@ -35,8 +35,9 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, 
 //
 // GemmPrecision::Bf16 (float, CPUs with AVX-512 BF16, A's rows along K: sap == 1) packs B rounded to bf16 and rounds
 // each block of A to bf16 in gemm_serial_packed; the products are summed in float (vdpbf16ps). Elsewhere — no
-// BF16 instructions, WSF_NO_BF16 set, the float kernels capped below AVX-512, sap != 1 — it packs for float as
-// usual (`bf16` false). Error of an entry: about 2⁻⁸ of Σ_p |A(i,p)·B(p,j)| (the operands' rounding).
+// BF16 instructions, WSF_NO_BF16 set, the float kernels capped below AVX-512, sap != 1, K < 2, or fewer than two
+// 16-column panels (N ≤ 18: too small to gain) — it packs for float as usual (`bf16` false). Error of an entry: about
+// 2⁻⁸ of Σ_p |A(i,p)·B(p,j)| (the operands' rounding); a 1–2-column tail beyond the panels is summed in float.
 enum class GemmPrecision : int { F32 = 0, Bf16 = 1 };
 struct GemmPacked {
   int64_t N = 0, K = 0, ldb = 0, sai = 0, sap = 0;
