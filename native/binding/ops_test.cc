@@ -176,6 +176,15 @@ class OpRunner {
       } else {
         throw_error(env_, Code::Invalid, "opsTestRun: gemm_packed is a CPU op");
       }
+    } else if (op == "gemm_serial") {
+      // C (+)= A·B through gemm_serial in the runner's matmul precision (the blocked ops' weight gradients), A(i,p) at
+      // A[i·sai + p·sap], B K × N (ldb), C M × N (ldc).
+      if constexpr (Ops::device == Device::Cpu) {
+        gemm_serial(L("M"), L("N"), L("K"), F("A"), L("sai"), L("sap"), F("B"), L("ldb"), F("C"), L("ldc"), B("acc"),
+                    ops_.matmul);
+      } else {
+        throw_error(env_, Code::Invalid, "opsTestRun: gemm_serial is a CPU op");
+      }
     } else if (op == "attention_proj_fwd" || op == "attention_proj_bwd" || op == "edge_update_fwd" || op == "edge_update_bwd" ||
                op == "edge_mlp_fwd" || op == "in_mlp_fwd" || op == "in_mlp_bwd") {
       // The CPU's fused forms (rt_ops.h "CPU only"), compared in tests with the op sequences they replace.

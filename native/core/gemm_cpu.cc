@@ -798,9 +798,11 @@ size_t packed_u16(int64_t N, int64_t K) {
   return tail_offset_u16(N, K) + static_cast<size_t>(2 * dot_cols(N) * dot_ld(K));
 }
 
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_b(const float* B, int64_t ldb, int64_t N, int64_t K,
-                                                                  uint16_t* out) {
-  const int64_t KP = pairs(K);
+// Columns [0, ncols) of a K × ncols float matrix (rows ld apart) as bf16 pairs along K, 16 columns per 64-byte line:
+// the line of columns [16q, 16q + 16) and pair kp at out + q·qs + kp·ks (uint16 units), column j's pair (rows 2kp,
+// 2kp + 1; the first in the low half) at lane j − 16q; zero beyond ncols and K.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_pairs(const float* X, int64_t ld, int64_t ncols,
+                                                                      int64_t K, uint16_t* out, int64_t qs, int64_t ks) {
   // cvtne2ps_pbh(hi, lo) gives [lo 0..15 | hi 0..15]; interleave to (lo j, hi j) pairs per column j.
   alignas(64) uint16_t idx[32];
   for (int j = 0; j < 16; ++j) {
@@ -808,18 +810,23 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_b(const float* 
     idx[2 * j + 1] = static_cast<uint16_t>(16 + j);
   }
   const __m512i perm = _mm512_load_si512(idx);
-  const int64_t Np = N - dot_cols(N);  // columns in panels
-  for (int64_t q = 0; q < panels(N); ++q) {
-    const int64_t w = std::min<int64_t>(16, Np - 16 * q);
+  for (int64_t q = 0; q < (ncols + 15) / 16; ++q) {
+    const int64_t w = std::min<int64_t>(16, ncols - 16 * q);
     const __mmask16 m = static_cast<__mmask16>(w >= 16 ? 0xFFFF : (1u << w) - 1);
-    for (int64_t kp = 0; kp < KP; ++kp) {
-      const float* r0 = B + (2 * kp) * ldb + 16 * q;
+    for (int64_t kp = 0; kp < pairs(K); ++kp) {
+      const float* r0 = X + (2 * kp) * ld + 16 * q;
       const __m512 lo = _mm512_maskz_loadu_ps(m, r0);
-      const __m512 hi = 2 * kp + 1 < K ? _mm512_maskz_loadu_ps(m, r0 + ldb) : _mm512_setzero_ps();
+      const __m512 hi = 2 * kp + 1 < K ? _mm512_maskz_loadu_ps(m, r0 + ld) : _mm512_setzero_ps();
       const __m512i v = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-      _mm512_store_si512(out + (q * KP + kp) * 32, _mm512_permutexvar_epi16(perm, v));
+      _mm512_store_si512(out + q * qs + kp * ks, _mm512_permutexvar_epi16(perm, v));
     }
   }
+}
+
+// B (K × N, rows ldb apart) in the packed layout above: panel-major lines, then the float tail columns.
+void pack_b(const float* B, int64_t ldb, int64_t N, int64_t K, uint16_t* out) {
+  const int64_t Np = N - dot_cols(N);  // columns in panels
+  pack_pairs(B, ldb, Np, K, out, pairs(K) * 32, 32);
   float* bt = reinterpret_cast<float*>(out + tail_offset_u16(N, K));  // 64-byte aligned: panels are 64-byte lines
   for (int64_t j = 0; j < dot_cols(N); ++j)
     for (int64_t p = 0; p < dot_ld(K); ++p) bt[j * dot_ld(K) + p] = p < K ? B[p * ldb + Np + j] : 0.f;
@@ -844,9 +851,11 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void round_rows(int64_t R
 }
 
 // C[0,R)×[0,16·NP) (+)= Σ_kp A pairs · B pairs; panel j at bp + j·pstride; the last panel's store under `mlast`.
+// A's pair kp of row r at a[r·ra + kp·ka] (rounded rows: ra = the row stride, ka = 1; pairs packed k-major: ra = 1).
 template <int R, int NP, bool ADD>
-__attribute__((target("avx512f,avx512bf16"))) void kern(int64_t KP, const uint32_t* a, int64_t lda, const uint16_t* bp,
-                                                        int64_t pstride, float* c, int64_t ldc, __mmask16 mlast) {
+__attribute__((target("avx512f,avx512bf16"))) void kern(int64_t KP, const uint32_t* a, int64_t ra, int64_t ka,
+                                                        const uint16_t* bp, int64_t pstride, float* c, int64_t ldc,
+                                                        __mmask16 mlast) {
   __m512 acc[R][NP];
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
@@ -858,7 +867,7 @@ __attribute__((target("avx512f,avx512bf16"))) void kern(int64_t KP, const uint32
     const __m512bh b1 = NP > 1 ? reinterpret_cast<__m512bh>(_mm512_load_si512(bp + pstride + kp * 32)) : b0;
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
-      const __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[r * lda + kp])));
+      const __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[r * ra + kp * ka])));
       acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
       if constexpr (NP > 1) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
     }
@@ -877,9 +886,34 @@ __attribute__((target("avx512f,avx512bf16"))) void kern(int64_t KP, const uint32
 }
 
 template <int NP, bool ADD>
-void kern_r(int R, int64_t KP, const uint32_t* a, int64_t lda, const uint16_t* bp, int64_t pstride, float* c,
+void kern_r(int R, int64_t KP, const uint32_t* a, int64_t ra, int64_t ka, const uint16_t* bp, int64_t pstride, float* c,
             int64_t ldc, __mmask16 mlast) {
-  avx2::with_rows12(R, [&](auto r) { kern<decltype(r)::value, NP, ADD>(KP, a, lda, bp, pstride, c, ldc, mlast); });
+  avx2::with_rows12(R, [&](auto r) { kern<decltype(r)::value, NP, ADD>(KP, a, ra, ka, bp, pstride, c, ldc, mlast); });
+}
+
+// Rows [0, rows) × the panels of C (+)= A pairs · packed B: pairs of panels, then an odd last one (columns beyond Np
+// masked). A's pair kp of row r at a[r·ra + kp·ka].
+void panels_bf16(int64_t rows, int64_t KP, const uint32_t* a, int64_t ra, int64_t ka, const uint16_t* bp, int64_t np,
+                 int64_t Np, float* C, int64_t ldc, bool accumulate) {
+  const int64_t pstride = KP * 32;
+  for (int64_t q = 0; q < np; q += 2) {
+    const bool two = q + 1 < np;
+    const int64_t last = std::min<int64_t>(16, Np - 16 * (two ? q + 1 : q));
+    const __mmask16 mlast = static_cast<__mmask16>(last >= 16 ? 0xFFFF : (1u << last) - 1);
+    for (int64_t i = 0; i < rows; i += MRB) {
+      const int R = static_cast<int>(std::min<int64_t>(MRB, rows - i));
+      const uint32_t* ai = a + i * ra;
+      const uint16_t* b = bp + q * pstride;
+      float* c = C + i * ldc + 16 * q;
+      if (two) {
+        if (accumulate) kern_r<2, true>(R, KP, ai, ra, ka, b, pstride, c, ldc, mlast);
+        else kern_r<2, false>(R, KP, ai, ra, ka, b, pstride, c, ldc, mlast);
+      } else {
+        if (accumulate) kern_r<1, true>(R, KP, ai, ra, ka, b, pstride, c, ldc, mlast);
+        else kern_r<1, false>(R, KP, ai, ra, ka, b, pstride, c, ldc, mlast);
+      }
+    }
+  }
 }
 
 thread_local avx2::Scratch<uint32_t> tl_rows;  // A's rows rounded to bf16, per thread
@@ -887,7 +921,7 @@ thread_local avx2::Scratch<uint32_t> tl_rows;  // A's rows rounded to bf16, per 
 // C (+)= A·B for M rows of A (rows sai apart, K contiguous floats each) against B packed by pack_b. Serial.
 void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, const uint16_t* bp, float* C,
                  int64_t ldc, bool accumulate) {
-  const int64_t KP = pairs(K), np = panels(N), pstride = KP * 32, nd = dot_cols(N), Np = N - nd;
+  const int64_t KP = pairs(K), np = panels(N), nd = dot_cols(N), Np = N - nd;
   const int64_t lda = (KP + 15) / 16 * 16;
   const float* bt = reinterpret_cast<const float*>(bp + tail_offset_u16(N, K));
   uint32_t* ar = tl_rows.get(static_cast<size_t>(MCB * lda));
@@ -903,25 +937,25 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, c
     }
     if (np == 0) continue;
     round_rows(rows, K, A + ic * sai, sai, ar, lda);
-    for (int64_t q = 0; q < np; q += 2) {
-      const bool two = q + 1 < np;
-      const int64_t last = std::min<int64_t>(16, Np - 16 * (two ? q + 1 : q));
-      const __mmask16 mlast = static_cast<__mmask16>(last >= 16 ? 0xFFFF : (1u << last) - 1);
-      for (int64_t i = 0; i < rows; i += MRB) {
-        const int R = static_cast<int>(std::min<int64_t>(MRB, rows - i));
-        const uint32_t* a = ar + i * lda;
-        const uint16_t* b = bp + q * pstride;
-        float* c = C + (ic + i) * ldc + 16 * q;
-        if (two) {
-          if (accumulate) kern_r<2, true>(R, KP, a, lda, b, pstride, c, ldc, mlast);
-          else kern_r<2, false>(R, KP, a, lda, b, pstride, c, ldc, mlast);
-        } else {
-          if (accumulate) kern_r<1, true>(R, KP, a, lda, b, pstride, c, ldc, mlast);
-          else kern_r<1, false>(R, KP, a, lda, b, pstride, c, ldc, mlast);
-        }
-      }
-    }
+    panels_bf16(rows, KP, ar, lda, 1, bp, np, Np, C + ic * ldc, ldc, accumulate);
   }
+}
+
+thread_local avx2::Scratch<uint16_t> tl_bpairs;  // B packed per call (weight gradients), per thread
+
+// Weight gradients: C (+)= Σ_p A(i,p)·B[p][j] with A(i,p) = A[i + p·sap] — A's columns run along the product's rows
+// (sai == 1: dyᵀ·x over a block of rows) — both operands packed here as bf16 pairs along K (A k-major: pair kp of row
+// i at kp·lda + i). A 1–2-column tail in float by the AVX2 axpy kernel. Serial.
+void gemm_wgrad(int64_t M, int64_t N, int64_t K, const float* A, int64_t sap, const float* B, int64_t ldb, float* C,
+                int64_t ldc, bool accumulate) {
+  const int64_t KP = pairs(K), np = panels(N), nd = dot_cols(N), Np = N - nd;
+  const int64_t lda = (M + 15) / 16 * 16;
+  uint16_t* bp = tl_bpairs.get(packed_u16(N, K));
+  pack_pairs(B, ldb, Np, K, bp, KP * 32, 32);
+  uint32_t* ap = tl_rows.get(static_cast<size_t>(KP * lda));
+  pack_pairs(A, sap, M, K, reinterpret_cast<uint16_t*>(ap), 32, 2 * lda);
+  panels_bf16(M, KP, ap, 1, lda, bp, np, Np, C, ldc, accumulate);
+  if (nd > 0) avx2::axpy_tail(0, M, static_cast<int>(nd), K, A, sap, B + Np, ldb, C + Np, ldc, accumulate);
 }
 
 }  // namespace bf16
@@ -1074,6 +1108,20 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, i
 void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B,
                  int64_t ldb, double* C, int64_t ldc, bool accumulate) {
   gemm_dispatch<double>(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate, false);
+}
+void gemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
+                 float* C, int64_t ldc, bool accumulate, GemmPrecision precision) {
+#ifdef WSF_X86
+  if (precision == GemmPrecision::Bf16 && sai == 1 && K >= 2 && M > 0 && bf16::panels(N) >= 2 && use_bf16()) {
+    bf16::gemm_wgrad(M, N, K, A, sap, B, ldb, C, ldc, accumulate);
+    return;
+  }
+#endif
+  gemm_serial(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate);
+}
+void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B,
+                 int64_t ldb, double* C, int64_t ldc, bool accumulate, GemmPrecision) {
+  gemm_serial(M, N, K, A, sai, sap, B, ldb, C, ldc, accumulate);
 }
 void GemmPacked::Free::operator()(float* p) const { std::free(p); }
 

@@ -15,6 +15,10 @@
 
 namespace wsf {
 
+// Precision of a float product: F32, or Bf16 (operands rounded to bfloat16, sums in float; see gemm_pack and the
+// gemm_serial overload below for where it applies).
+enum class GemmPrecision : int { F32 = 0, Bf16 = 1 };
+
 void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
           float* C, int64_t ldc, bool accumulate);
 void gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B, int64_t ldb,
@@ -25,6 +29,14 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, i
                  float* C, int64_t ldc, bool accumulate);
 void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B,
                  int64_t ldb, double* C, int64_t ldc, bool accumulate);
+
+// gemm_serial in `precision`. GemmPrecision::Bf16 — where gemm_bf16_available(), for the weight-gradient shape (A's
+// columns contiguous, sai == 1, e.g. dyᵀ over a block of rows), K ≥ 2 and at least two 16-column panels — packs both
+// operands as bf16 pairs along K and sums in float (a 1–2-column tail in float); otherwise exactly gemm_serial.
+void gemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sap, const float* B, int64_t ldb,
+                 float* C, int64_t ldc, bool accumulate, GemmPrecision precision);
+void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, int64_t sap, const double* B,
+                 int64_t ldb, double* C, int64_t ldc, bool accumulate, GemmPrecision precision);
 
 // A right-hand operand B (K × N, leading dimension ldb) packed once for many serial products that share it — row
 // blocks of A, all with the strides sai/sap given here: gemm_serial_packed(M, A, pb, C, ldc, acc) gives the bits of
@@ -38,7 +50,6 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, const double* A, int64_t sai, 
 // BF16 instructions, WSF_NO_BF16 set, the float kernels capped below AVX-512, sap != 1, K < 2, or fewer than two
 // 16-column panels (N ≤ 18: too small to gain) — it packs for float as usual (`bf16` false). Error of an entry: about
 // 2⁻⁸ of Σ_p |A(i,p)·B(p,j)| (the operands' rounding); a 1–2-column tail beyond the panels is summed in float.
-enum class GemmPrecision : int { F32 = 0, Bf16 = 1 };
 struct GemmPacked {
   int64_t N = 0, K = 0, ldb = 0, sai = 0, sap = 0;
   const void* B = nullptr;

@@ -979,7 +979,7 @@ void CpuOps<T>::attention_proj_bwd(T* dPn, T* dE, T* dWE, T* kcol, T* vcol, cons
                                     Pe + kb * N4, row_ptr, col, u0, u1, kb, D, heads, da);
           // ∂L/∂e += ∂L/∂Pe·W_E (each row as linear_bwd_data computes it), ∂L/∂W_E += ∂L/∂Peᵀ·e.
           gemm_serial_packed(R, dpe.data(), pWE, dE + kb * H, H, true);
-          if (P != nullptr) gemm_serial(N4, H, R, dpe.data(), 1, N4, e_all + kb * H, H, P, H, true);
+          if (P != nullptr) gemm_serial(N4, H, R, dpe.data(), 1, N4, e_all + kb * H, H, P, H, true, matmul);
         }
       },
       [&](const T* P) {
@@ -1074,8 +1074,8 @@ void CpuOps<T>::edge_update_bwd(T* dE, T* dWe, T* dS, T* dT, T* dbias, const T* 
           gemm_serial_packed(R, dz + kb * D, pW1, dE + kb * H, H, true);
           gemm_serial_packed(R, dy2.data(), pW2, dE + kb * H, H, true);
           if (P != nullptr) {
-            gemm_serial(D, H, R, dz + kb * D, 1, D, e_all + kb * H, H, P, 2 * H, true);
-            gemm_serial(D, H, R, dy2.data(), 1, D, e_all + kb * H, H, P + H, 2 * H, true);
+            gemm_serial(D, H, R, dz + kb * D, 1, D, e_all + kb * H, H, P, 2 * H, true, matmul);
+            gemm_serial(D, H, R, dy2.data(), 1, D, e_all + kb * H, H, P + H, 2 * H, true, matmul);
           }
         }
       },
@@ -1391,7 +1391,7 @@ void CpuOps<T>::in_mlp_bwd(T* df, T* const* grads, const T* dout, const T* f, co
         // dW += dyᵀ·x, db += Σ dy (rows in order) for a layer of `in` inputs, partial slot i.
         auto weight = [&](int i, const T* dy, const T* x, int in, int64_t R) {
           if (P_ == nullptr) return;
-          gemm_serial(D, in, R, dy, 1, D, x, in, P_ + offs[i], in, true);
+          gemm_serial(D, in, R, dy, 1, D, x, in, P_ + offs[i], in, true, matmul);
           T* db = P_ + offs[i + 1];
           for (int64_t r = 0; r < R; ++r)
             for (int c = 0; c < D; ++c) db[c] += dy[r * D + c];
@@ -1485,7 +1485,7 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
         // dWm2 += dy3ᵀ·GELU(h3); dbm2 += Σ dy3
         if (param_grads) {
           gelu_value(h3 + r0 * D, R * D);
-          gemm_serial(H, D, R, tH.data(), 1, H, tD1.data(), D, pWm2, D, true);
+          gemm_serial(H, D, R, tH.data(), 1, H, tD1.data(), D, pWm2, D, true, matmul);
           for (int64_t r = 0; r < R; ++r)
             for (int c = 0; c < H; ++c) pbm2[c] += tH[r * H + c];
         }
@@ -1493,14 +1493,14 @@ void CpuOps<T>::edge_mlp_bwd(T* dE_in, T* dz, T* dg3, T* dbe3, T* dWm2, T* dbm2,
         gemm_serial_packed(R, tH.data(), qM2, tD2.data(), D, false);
         gelu_grad_times(tD2.data(), h3 + r0 * D, R * D);
         // dWm0 += dh3ᵀ·ē; dē = dy3 + dh3·Wm0
-        if (param_grads) gemm_serial(D, H, R, tD2.data(), 1, D, ebar + r0 * H, H, pWm0, H, true);
+        if (param_grads) gemm_serial(D, H, R, tD2.data(), 1, D, ebar + r0 * H, H, pWm0, H, true, matmul);
         gemm_serial_packed(R, tD2.data(), qM0, tH.data(), H, true);
         // dy2 = LN2'(dē) → ∂L/∂e (the residual path; the caller adds the other contributions)
         ln_bwd_rows(dE_in + r0 * H, pg2, pbe2, tH.data(), xh2 + r0 * H, rs2 + r0, g2, R, H);
         // dW1 += dy2ᵀ·GELU(z); db1 += Σ dy2; dz = (dy2·W1) ⊙ GELU'(z)
         if (param_grads) {
           gelu_value(z + r0 * D, R * D);
-          gemm_serial(H, D, R, dE_in + r0 * H, 1, H, tD1.data(), D, pW1, D, true);
+          gemm_serial(H, D, R, dE_in + r0 * H, 1, H, tD1.data(), D, pW1, D, true, matmul);
           for (int64_t r = 0; r < R; ++r)
             for (int c = 0; c < H; ++c) pb1[c] += dE_in[(r0 + r) * H + c];
         }

@@ -84,6 +84,44 @@ describe.skipIf(!isa.bf16)('bf16 weight products (this CPU has AVX-512 BF16)', (
     expect(differs).toBeGreaterThan(0.5 * s.M * (s.N - tail));
   });
 
+  // Weight gradients: C (+)= Σ_p A(i,p)·B[p][j] with A(i,p) = A[i + p·sap] (dyᵀ over a block of rows), both operands
+  // packed as bf16 pairs per call; a 1–2-column tail in float; one panel or K = 1: the float product bit for bit.
+  const WGRAD: [number, number, number, number][] = [[64, 65, 96, 64], [32, 33, 96, 40], [33, 32, 95, 33], [16, 64, 7, 16], [65, 130, 1, 65], [12, 17, 50, 12], [100, 48, 33, 101], [5, 34, 3, 5], [13, 19, 2, 13]];
+  it.each(WGRAD.map((w) => [`${w[0]}×${w[1]} over K=${w[2]} (sap ${w[3]})`, w] as const))('weight gradient %s: the sums of bf16-rounded operands', (_n, [M, N, K, sap]) => {
+    const A = normal(K * sap), B = normal(K * N), C0 = normal(M * N);
+    const run = (bf: boolean): Float32Array => {
+      const r = runOp(b, 'cpu', {
+        name: 'gemm_serial', op: 'gemm_serial', inputs: { A, B }, outputs: { C: { len: M * N, init: C0 } },
+        scalars: { M, N, K, sai: 1, sap, ldb: N, ldc: N, acc: true, matmul_bf16: bf }, tol: { atol: 0, rtol: 0, nmse: 0 },
+      });
+      expect(r.problems).toEqual([]);
+      return r.outputs.C!;
+    };
+    const got = run(true), f32 = run(false);
+    const tail = N % 16 <= 2 ? N % 16 : 0;
+    if (!(Math.ceil((N - tail) / 16) >= 2 && K >= 2)) {
+      expect(got).toEqual(f32);
+      return;
+    }
+    let worst = 0, differs = 0;
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        const floatCol = j >= N - tail;
+        let ref = C0[i * N + j]!, mag = Math.abs(ref);
+        for (let p = 0; p < K; p++) {
+          const a = A[i + p * sap]!, w = B[p * N + j]!;
+          const t = floatCol ? a * w : bf16(a) * bf16(w);
+          ref += t;
+          mag += Math.abs(t);
+        }
+        worst = Math.max(worst, Math.abs(got[i * N + j]! - ref) / (mag * 6e-8 * (2 + Math.sqrt(K)) + 1e-30));
+        if (got[i * N + j] !== f32[i * N + j]) differs++;
+      }
+    }
+    expect(worst).toBeLessThan(8);
+    expect(differs).toBeGreaterThan(0.5 * M * (N - tail));
+  });
+
   it('the fused pair MLP in bf16 agrees with float to bf16 precision', () => {
     // A small sparse VectorField forward on random parameters, float vs bf16 products: relative error of the
     // output about bf16's 2⁻⁹ per rounding, far above float's, far below the output's size.
