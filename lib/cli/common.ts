@@ -90,7 +90,7 @@ export const MATMUL_OPTION = {
   choices: MATMUL_PRECISIONS,
   default: 'f32',
   description:
-    "precision of the CPU engine's products against its weights: 'f32', or 'bf16' (operands rounded to bfloat16, sums in float; CPUs with AVX-512 BF16 — `wsflow info` says — on a 2-core AMD EPYC 1.15× faster WDBC training at D=64 and 1.3–1.4× faster sampling, MNIST at D=32 1.07× / 1.2×, nothing at D ≤ 16; WDBC and MNIST samples as good)",
+    "precision of the CPU engine's products against its weights: 'f32', or 'bf16' (operands rounded to bfloat16, sums in float; CPUs with AVX-512 BF16 — `wsflow info` says — on a 2-core AMD EPYC 1.24× faster WDBC training at D=64 and 1.3× faster sampling, MNIST at D=32 1.08× / 1.1×, nothing at D ≤ 16; WDBC and MNIST samples as good)",
 } as const;
 
 /**

@@ -103,13 +103,14 @@ export interface VectorFieldOptions {
    */
   chunkRows?: number | 'auto';
   /**
-   * Precision of the CPU engine's matrix products against its weights — the pair MLP, the attention's pair and node
-   * projections' packed products and the input MLPs' hidden layers, forward and data gradients: 'f32' (default) or
-   * 'bf16', which rounds both operands of those products to bfloat16 (8 significant bits) and sums in float, on CPUs
-   * with AVX-512 BF16 (`wsflow info` says whether this one has it; elsewhere, on CUDA and for the f64 reference it
-   * throws ERR_INVALID). Weight gradients, layer norms, attention scores and the optimiser stay float. Faster, less
-   * exact; see the README's CPU speed section for what it was measured to change. Not saved with the field
-   * ({@link setMatmul} sets it on a loaded one).
+   * Precision of the CPU engine's matrix products in its per-pair work — the pair MLP and pair update, the
+   * attention's pair projections and the input MLPs' hidden layers; forward, data and weight gradients: 'f32'
+   * (default) or 'bf16', which rounds both operands of those products to bfloat16 (8 significant bits) and sums in
+   * float, on CPUs with AVX-512 BF16 (`wsflow info` says whether this one has it; elsewhere, on CUDA and for the f64
+   * reference it throws ERR_INVALID). Products too small to gain (a single 16-column panel: most of a D ≤ 16 field's),
+   * the per-node products, layer norms, attention scores and the optimiser stay float. Faster, less exact; see the
+   * README's CPU speed section for what it was measured to change. Not saved with the field ({@link setMatmul} sets
+   * it on a loaded one).
    */
   matmul?: MatmulPrecision;
   /** @internal 'f64' selects the CPU double-precision reference (gradient checks). */

@@ -774,11 +774,12 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int6
 
 }  // namespace avx2
 
-// bf16 products (opt-in, CPUs with AVX-512 BF16): B packed once into bf16 pairs along K, A rounded to bf16 row block
-// by row block, products summed in float by `vdpbf16ps` (each instruction adds two products per lane). Only for
-// packed products (gemm_pack with GemmPrecision::Bf16) whose A rows run along K (sap == 1): the engine's forward and
-// data-gradient products against its weights. The operands are rounded to nearest-even bf16 (8 significant bits),
-// the sums are float, so a product's error is about 2⁻⁸·Σ|A(i,p)·B(p,j)| instead of float's 2⁻²⁴·√K·….
+// bf16 products (opt-in, CPUs with AVX-512 BF16), summed in float by `vdpbf16ps` (each instruction adds two products
+// per lane). Two entry points: packed products (gemm_pack with GemmPrecision::Bf16, A's rows along K: the engine's
+// forward and data-gradient products against its weights) — B packed once into bf16 pairs along K, A rounded to bf16
+// row block by row block; and weight gradients (gemm_serial with a precision, A's columns contiguous: dyᵀ over a
+// block of rows) — both operands packed per call. The operands are rounded to nearest-even bf16 (8 significant
+// bits), the sums are float, so a product's error is about 2⁻⁸·Σ|A(i,p)·B(p,j)| instead of float's 2⁻²⁴·√K·….
 namespace bf16 {
 
 constexpr int MRB = 12;        // micro-tile rows (12 × 2 panels: 24 accumulators)

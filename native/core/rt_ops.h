@@ -39,9 +39,10 @@ struct CpuOps {
   using Scalar = T;
   static constexpr Device device = Device::Cpu;
 
-  // Precision of the blocked ops' products against packed weights (the pair MLP, pair and attention projections,
-  // input MLPs — forward and data gradients; weight gradients stay float): GemmPrecision::Bf16 rounds both operands
-  // to bf16 and sums in float where the CPU has AVX-512 BF16 (gemm_cpu.h). Float engines only; double ignores it.
+  // Precision of the blocked ops' products (the pair MLP and pair update, the attention's pair projections, the input
+  // MLPs' hidden layers — forward, data and weight gradients): GemmPrecision::Bf16 rounds both operands to bf16 and
+  // sums in float where the CPU has AVX-512 BF16 and the product is large enough to gain (gemm_cpu.h). Float engines
+  // only; double ignores it.
   GemmPrecision matmul = GemmPrecision::F32;
 
   // ---- memory ----
