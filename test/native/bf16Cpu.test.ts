@@ -147,6 +147,26 @@ describe.skipIf(!isa.bf16)('bf16 weight products (this CPU has AVX-512 BF16)', (
     }
   });
 
+  it('bf16 training steps are bit for bit the same on 1 and 2 threads', () => {
+    const arch = [30, 16, 16, 2];
+    const P = 30 * 16 + 16 + 16 * 16 + 16 + 16 * 2 + 2;
+    const r = new Rng(3);
+    const xt = r.fillNormal(new Float32Array(6 * P)).map((v) => 0.3 * v), target = r.fillNormal(new Float32Array(6 * P)).map((v) => 0.3 * v);
+    const run = (threads: number): { losses: number[]; params: Float32Array } =>
+      withCpuIsa('avx512', threads, () => {
+        const f = VectorField.create({ arch, D: 32, layers: 2, device: 'cpu', seed: 4, matmul: 'bf16' });
+        try {
+          const losses = Array.from({ length: 3 }, () => f.trainStepMse(xt, 0.3, target, { lr: 1e-3 }));
+          return { losses, params: f.getParams() };
+        } finally {
+          f.dispose();
+        }
+      });
+    const one = run(1), two = run(2);
+    expect(two.losses).toEqual(one.losses);
+    expect(two.params).toEqual(one.params);
+  });
+
   it('training with bf16 products overfits a fixed batch as float does', () => {
     // As the float test in vectorfield.test.ts: the loss on one fixed batch falls by orders of magnitude. bf16's
     // rounding puts a floor under it (measured: 0.25 → ~1e-5 in 600 steps, float → ~1e-13), so the check is
