@@ -74,6 +74,8 @@ const CONFIGS = [
 ];
 
 const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+// The median proper (the mean of the middle two for an even count): the summaries over alternating rounds.
+const median = (a) => { const x = [...a].sort((p, q) => p - q), h = x.length >> 1; return x.length % 2 ? x[h] : (x[h - 1] + x[h]) / 2; };
 const rnd = (k) => Float32Array.from({ length: k }, () => Math.random() - 0.5);
 
 function engineConfig(c) {
@@ -215,9 +217,7 @@ else if (peerNames.length && !args.has('--no-peer')) {
       console.log(`  round ${i + 1}: ` + names.map((n) => `${n} engine ${engineMs[n]} ms, peer ${peerMs[n]} ms → ${(peerMs[n] / engineMs[n]).toFixed(2)}×`).join('; '));
     }
     peerLive.rounds = perRound;
-    // Medians proper (the mean of the middle two for an even count); the ratio summary is the median of the
-    // rounds' own ratios, each from figures taken minutes apart.
-    const median = (a) => { const x = [...a].sort((p, q) => p - q), h = x.length >> 1; return x.length % 2 ? x[h] : (x[h - 1] + x[h]) / 2; };
+    // The ratio summary is the median of the rounds' own ratios, each from figures taken minutes apart.
     peerLive.summary = Object.fromEntries(names.map((n) => {
       const ratios = perRound.map((r) => +(r.peerMs[n] / r.engineMs[n]).toFixed(2));
       return [n, { engine_ms_median: +median(perRound.map((r) => r.engineMs[n])).toFixed(1),
@@ -232,7 +232,6 @@ else if (peerNames.length && !args.has('--no-peer')) {
 let bf16Rounds = null;
 if (args.has('--bf16') && get('--bf16-rounds', 4) > 0) {
   const n = get('--bf16-rounds', 4);
-  const median = (a) => { const x = [...a].sort((p, q) => p - q), h = x.length >> 1; return x.length % 2 ? x[h] : (x[h - 1] + x[h]) / 2; };
   bf16Rounds = {};
   for (const r of rows.filter((x) => x.matmul === 'bf16')) {
     const base = CONFIGS.find((c) => c.name === r.config.replace(/-bf16$/, ''));
