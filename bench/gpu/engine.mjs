@@ -13,7 +13,12 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
-// Recorded H200 figures (docs/GPU_CHECKS.md, reference-h200.json, peer-sparse-torch-h200.json).
+// Recorded H200 figures (docs/GPU_CHECKS.md, reference-h200.json, peer-sparse-torch-h200.json). They are compared
+// with this run's timings only when this run's card is an H200 too; on another card (an H100, say) the ratio column
+// uses the peer timed in this run, or stays empty.
+const RECORDED_CARD = 'H200';
+/** Whether the recorded figures came from the same kind of card as `name` (cudaInfo().name, e.g. "NVIDIA H200"). */
+export const sameCardAsRecorded = (name) => typeof name === 'string' && name.toUpperCase().includes(RECORDED_CARD);
 const PUBLISHED = {
   wdbc: { train_ms: 40.47, peak_mib: 3297.4, nets_per_s: 31.43, note: 'published dense code, Euclidean, D=64, B=32' },
   mnist: { train_ms: 625.24, peak_mib: 63671.8, nets_per_s: 0.35, note: 'published dense code, Euclidean, D=32, B=8' },
@@ -238,6 +243,34 @@ function runPeer(ctx, modes) {
 const fmt = (x, d = 2) =>
   x === undefined || x === null || Number.isNaN(x) ? '—' : typeof x === 'number' ? (Math.abs(x) < 1 && x !== 0 ? x.toPrecision(2) : x.toFixed(d)) : String(x);
 
+
+/**
+ * The training-step table: one header and one row per workload of `train` (results.train), with this run's peer
+ * (`peerRow(config, mode)`: eager or reduce-overhead) and the recorded figures. The "vs peer compiled" ratio uses the
+ * compiled peer of this run, else the recorded one when `sameCard` (this card is the kind they were recorded on);
+ * "vs peer eager" only this run's eager peer. Recorded figures are for the full sizes only (`quick` runs tiny
+ * stand-ins under the same names).
+ */
+export function trainTable(train, peerRow, { quick, sameCard }) {
+  const rows = ['train step (ms, median)   cuda      peak MiB   cpu       peer eager*  peer compiled*  peer compiled (rec.)  published (rec.)  vs peer compiled  vs peer eager*'];
+  for (const [name, r] of Object.entries(train)) {
+    const pe = peerRow(name, 'eager');
+    const pc = peerRow(name, 'reduce-overhead');
+    const rec = quick ? undefined : PEER_RECORDED[name];
+    const pub = quick ? undefined : PUBLISHED[name === 'mnist-dense' ? 'mnist' : name]; // the published code is dense
+    const ref = pc?.train_ms_median ?? (sameCard ? rec?.compiled_ms : undefined);
+    const ms = r.cuda.train_ms_median;
+    const speed = ms && ref ? `${fmt(ref / ms, 1)}×${pc ? '' : ' (rec.)'}` : '—';
+    const speedEager = ms && pe?.train_ms_median ? `${fmt(pe.train_ms_median / ms, 1)}×` : '—';
+    rows.push(
+      `${`${name} D=${r.D} B=${r.B}`.padEnd(26)} ${(r.cuda.error ? 'ERR ' + (r.cuda.code ?? '') : fmt(ms, 3)).padEnd(9)} ${fmt(r.cuda.peak_mib, 0).padEnd(10)} ` +
+        `${(r.cpu.skipped ? 'n/a' : r.cpu.error ? 'ERR' : fmt(r.cpu.train_ms_median, 1)).padEnd(9)} ${fmt(pe?.train_ms_median).padEnd(12)} ${fmt(pc?.train_ms_median).padEnd(15)} ` +
+        `${fmt(rec?.compiled_ms).padEnd(21)} ${fmt(pub?.train_ms).padEnd(17)} ${speed.padEnd(17)} ${speedEager}`,
+    );
+  }
+  return rows;
+}
+
 export async function run(ctx) {
   const { binding, parity, quick, log } = ctx;
   const res = { section: 'engine', ok: true, parity: [], results: {}, table: [] };
@@ -356,24 +389,12 @@ export async function run(ctx) {
   res.results.peer = modes.length === 0 ? { skipped: '--peer=none' } : runPeer(ctx, modes);
   if (res.results.peer.skipped) log(`peer: skipped (${res.results.peer.skipped})`);
   const peerRow = (config, mode) => res.results.peer.rows?.find((r) => r.config === config && r.compile === mode && !r.error);
-  res.results.recorded = { published: PUBLISHED, peer: PEER_RECORDED };
+  const card = (ctx.deviceInfo ?? {}).name ?? '';
+  const sameCard = sameCardAsRecorded(card);
+  res.results.recorded = { card: `NVIDIA ${RECORDED_CARD}`, thisCard: card, comparable: sameCard, published: PUBLISHED, peer: PEER_RECORDED };
 
   // ---- table ----
-  res.table.push('train step (ms, median)   cuda      peak MiB   cpu       peer eager*  peer compiled*  peer compiled (rec.)  published (rec.)  vs peer compiled');
-  for (const [name, r] of Object.entries(res.results.train)) {
-    const pe = peerRow(name, 'eager');
-    const pc = peerRow(name, 'reduce-overhead');
-    // Recorded figures are for the full sizes only (quick mode runs tiny stand-ins under the same names).
-    const rec = quick ? undefined : PEER_RECORDED[name];
-    const pub = quick ? undefined : PUBLISHED[name === 'mnist-dense' ? 'mnist' : name]; // the published code is dense
-    const ref = pc?.train_ms_median ?? rec?.compiled_ms;
-    const speed = r.cuda.train_ms_median && ref ? `${fmt(ref / r.cuda.train_ms_median, 1)}×${pc ? '' : ' (rec.)'}` : '—';
-    res.table.push(
-      `${`${name} D=${r.D} B=${r.B}`.padEnd(26)} ${(r.cuda.error ? 'ERR ' + (r.cuda.code ?? '') : fmt(r.cuda.train_ms_median, 3)).padEnd(9)} ${fmt(r.cuda.peak_mib, 0).padEnd(10)} ` +
-        `${(r.cpu.skipped ? 'n/a' : r.cpu.error ? 'ERR' : fmt(r.cpu.train_ms_median, 1)).padEnd(9)} ${fmt(pe?.train_ms_median).padEnd(12)} ${fmt(pc?.train_ms_median).padEnd(15)} ` +
-        `${fmt(rec?.compiled_ms).padEnd(21)} ${fmt(pub?.train_ms).padEnd(17)} ${speed}`,
-    );
-  }
+  res.table.push(...trainTable(res.results.train, peerRow, { quick, sameCard }));
   res.table.push('sampling (64 steps)       cuda nets/s  cpu nets/s  peer compiled* (B=8)  peer rec. (B=8)  published (rec.)');
   for (const [key, r] of Object.entries(res.results.sample)) {
     const pc = peerRow('mnist', 'reduce-overhead');
@@ -387,7 +408,10 @@ export async function run(ctx) {
     res.table.push(`${name}: per-op GPU time per training step (${fmt(r.ms_per_step, 3)} ms; top 8)`);
     for (const o of r.ops.slice(0, 8)) res.table.push(`  ${o.op.padEnd(44)} ${fmt(o.ms_per_step, 3).padStart(9)} ms  ${(100 * o.share).toFixed(1).padStart(5)} %  ${fmt(o.calls_per_step, 0)} calls`);
   }
-  res.table.push(`* this run${res.results.peer.skipped ? ` — peer skipped: ${res.results.peer.skipped}` : ` (${(res.results.peer.rows ?? []).length} peer rows, ${fmt(res.results.peer.seconds, 0)} s)`}; rec. = recorded on an H200 (docs/GPU_CHECKS.md)`);
+  res.table.push(`* this run${res.results.peer.skipped ? ` — peer skipped: ${res.results.peer.skipped}` : ` (${(res.results.peer.rows ?? []).length} peer rows, ${fmt(res.results.peer.seconds, 0)} s)`}; rec. = recorded on an ${RECORDED_CARD} (docs/GPU_CHECKS.md)`);
+  if (!sameCard && !card.startsWith('cuda_emu') && !ctx.selftest) {
+    res.table.push(`this card is ${card || 'unknown'}, not an ${RECORDED_CARD}: the recorded figures are shown for reference only and enter no ratio`);
+  }
   if ((ctx.deviceInfo ?? ctx.device).name?.startsWith('cuda_emu')) res.table.push('EMULATOR BUILD: the timings above are CPU emulation, not GPU figures.');
   return res;
 }

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../lib/native/loadBinding.js';
 
@@ -115,5 +116,24 @@ describe('bench scripts: options checked before any work', () => {
     const b = parse(['out', '--peer=none', '--workloads=wdbc,mnist', '--bench-only', '--seconds=0.2', '--only=engine']);
     expect(a).toEqual(b);
     expect(a).toEqual({ dir: 'out', seconds: 0.2, only: ['engine'], cpuBench: true, quick: false, sectionArgs: ['--bench-only', '--peer=none', '--workloads=wdbc,mnist'] });
+  });
+  it("the GPU check's training table compares with the recorded H200 figures only on an H200", async () => {
+    type Table = (train: object, peerRow: (c: string, m: string) => object | undefined, o: { quick: boolean; sameCard: boolean }) => string[];
+    const m = (await import(pathToFileURL(path.join(bench, 'gpu', 'engine.mjs')).href)) as { trainTable: Table; sameCardAsRecorded: (n: unknown) => boolean };
+    expect(m.sameCardAsRecorded('NVIDIA H200')).toBe(true);
+    expect(m.sameCardAsRecorded('NVIDIA H100 80GB HBM3')).toBe(false);
+    expect(m.sameCardAsRecorded(undefined)).toBe(false);
+    // 20 ms per MNIST step; the recorded compiled peer is 11.868 ms (0.6×).
+    const train = { mnist: { D: 32, B: 8, cuda: { train_ms_median: 20, peak_mib: 1000 }, cpu: { skipped: 'x' } } };
+    const ratios = (rows: string[]) => rows[1]!.trim().split(/\s{2,}/).slice(-2);
+    const none = () => undefined;
+    expect(ratios(m.trainTable(train, none, { quick: false, sameCard: true }))).toEqual(['0.59× (rec.)', '—']);
+    const other = m.trainTable(train, none, { quick: false, sameCard: false });
+    expect(ratios(other)).toEqual(['—', '—']);
+    expect(other[1]).toMatch(/11\.87/); // the recorded figure is still shown
+    expect(other[1]).not.toMatch(/×/);
+    // A peer timed in this run gives both ratios whatever the card.
+    const live = (c: string, mode: string) => (mode === 'eager' ? { train_ms_median: 40 } : { train_ms_median: 10 });
+    expect(ratios(m.trainTable(train, live, { quick: false, sameCard: false }))).toEqual(['0.50×', '2.0×']);
   });
 });
