@@ -29,15 +29,31 @@ export class WsfError extends Error {
   }
 }
 
-/** Thrown when no native binary can be loaded; `tried` lists every candidate with the reason it failed. */
+/**
+ * Thrown when no native binary can be loaded; `tried` lists every candidate with the reason it failed, `fix` what
+ * builds one here.
+ */
 export class NoBinaryFoundError extends WsfError {
   readonly tried: readonly string[];
+  readonly fix: string;
 
-  constructor(message: string, tried: readonly string[]) {
+  constructor(message: string, tried: readonly string[], fix = '') {
     super(message, 'ERR_NO_BINARY');
     this.name = 'NoBinaryFoundError';
     this.tried = tried;
+    this.fix = fix;
   }
+}
+
+/**
+ * An error's message on one line (the CLI prints one): the first line of the message, except for a
+ * {@link NoBinaryFoundError}, whose candidates and fix are what the reader needs, folded into the line.
+ */
+export function messageLine(e: Error): string {
+  if (e instanceof NoBinaryFoundError) {
+    return `could not load the native addon (tried ${e.tried.join('; ')})${e.fix !== '' ? `. ${e.fix}` : ''}`;
+  }
+  return e.message.split('\n')[0] ?? String(e);
 }
 
 /**

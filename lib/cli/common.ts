@@ -21,7 +21,8 @@ export function checked<T>(label: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (isWsfError(e) || e instanceof UsageError) throw new UsageError(`${label}: ${e.message.split('\n')[0]}`);
+    // (An addon that does not load is no fault of the option: it goes on as it is.)
+    if ((isWsfError(e) && e.code !== 'ERR_NO_BINARY') || e instanceof UsageError) throw new UsageError(`${label}: ${e.message.split('\n')[0]}`);
     throw e;
   }
 }

@@ -58,7 +58,7 @@ export class CliContext {
     try {
       return resolveDevice(req);
     } catch (e) {
-      if (isWsfError(e)) throw new UsageError(req !== undefined ? `--device ${req}: ${e.message}` : `WSF_DEVICE=${process.env.WSF_DEVICE ?? ''}: ${e.message}`);
+      if (isWsfError(e) && e.code !== 'ERR_NO_BINARY') throw new UsageError(req !== undefined ? `--device ${req}: ${e.message}` : `WSF_DEVICE=${process.env.WSF_DEVICE ?? ''}: ${e.message}`);
       throw e;
     }
   }

@@ -7,7 +7,7 @@
  * Exit codes: 0 success, 1 failure during work, 2 bad command line or input files, 130 interrupted.
  */
 import type { Writable } from 'node:stream';
-import { isWsfError } from '../errors.js';
+import { isWsfError, messageLine } from '../errors.js';
 import { version } from '../version.js';
 import { UsageError, helpText } from './args.js';
 import { alignCommand } from './commands/align.js';
@@ -143,7 +143,7 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
   } catch (e) {
     const code = exitCode(e);
     if (code === undefined) throw e;
-    const msg = isSystemError(e) ? systemErrorLine(e) : e instanceof RangeError ? `out of memory: ${e.message} (ask for less: fewer networks, a smaller batch)` : (e as Error).message.split('\n')[0];
+    const msg = isSystemError(e) ? systemErrorLine(e) : e instanceof RangeError ? `out of memory: ${e.message} (ask for less: fewer networks, a smaller batch)` : messageLine(e as Error);
     io.stderr.write(`wsflow ${name}: ${msg}\n`);
     return code;
   } finally {

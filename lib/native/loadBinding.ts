@@ -31,8 +31,10 @@ export function bindingCandidates(explicit?: string): string[] {
 export function loadBinding(explicit?: string): NativeBinding {
   const tried: string[] = [];
   const candidates = bindingCandidates(explicit);
+  // Which override comes first (bindingCandidates: a path given, else WSF_BINDING), if any.
+  const override = explicit !== undefined && explicit !== '' ? 'The path given' : (process.env.WSF_BINDING ?? '') !== '' ? 'WSF_BINDING' : undefined;
   for (const [i, p] of candidates.entries()) {
-    const isExplicit = i === 0 && (explicit !== undefined || (process.env.WSF_BINDING ?? '') !== '');
+    const isExplicit = i === 0 && override !== undefined;
     if (!fs.existsSync(p)) {
       tried.push(`${p}: not found`);
       if (isExplicit) break; // an explicit override that does not exist is an error, not a fall-through
@@ -48,7 +50,25 @@ export function loadBinding(explicit?: string): NativeBinding {
     }
   }
   const fix =
-    'Build it with `npm run build:native` (needs cmake, a C++17 compiler; nvcc optional) or reinstall with `npm install wsflow`. ' +
-    'Set WSF_BINDING=/path/to/wsflow.node to use a specific binary.';
-  throw new NoBinaryFoundError(`wsflow: could not load the native addon. Tried:\n  ${tried.join('\n  ')}\n${fix}`, tried);
+    override !== undefined
+      ? `${override} names no addon that loads; point it at a built wsflow.node${override === 'WSF_BINDING' ? ", or unset it to use the package's own build" : ''}.`
+      : bindingFix(packageRoot);
+  throw new NoBinaryFoundError(`wsflow: could not load the native addon. Tried:\n  ${tried.join('\n  ')}\n${fix}`, tried, fix);
+}
+
+/**
+ * What builds the addon for a package at `root`: inside a node_modules folder wsflow is a dependency whose install
+ * step did not run or failed (`--ignore-scripts`, npm's allowScripts approvals, pnpm's build approvals), which
+ * `npm rebuild wsflow` in the user's project repeats; in a checkout, the package's own build script.
+ */
+export function bindingFix(root: string): string {
+  const tail = 'Set WSF_BINDING=/path/to/wsflow.node to use a specific binary.';
+  if (root.split(path.sep).includes('node_modules')) {
+    return (
+      'wsflow compiles it when it is installed (cmake, a C++17 compiler; nvcc optional); that step did not run or failed. ' +
+      'Run `npm rebuild wsflow` in your project (where npm asks to approve install scripts first: ' +
+      '`npm install-scripts approve wsflow`; pnpm: `pnpm approve-builds`). ' + tail
+    );
+  }
+  return 'Build it with `npm run build:native` (needs cmake, a C++17 compiler; nvcc optional), or `npm install`. ' + tail;
 }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bindingCandidates, loadBinding, packageRoot } from '../../lib/native/loadBinding.js';
+import { bindingCandidates, bindingFix, loadBinding, packageRoot } from '../../lib/native/loadBinding.js';
 import { binding } from '../../lib/native/binding.js';
 import { resolveDevice, WsfError } from '../../lib/index.js';
 
@@ -30,7 +30,29 @@ describe('native loader', () => {
     }
     expect(err?.code).toBe('ERR_NO_BINARY');
     expect(err?.tried?.[0]).toMatch(/nonexistent.*not found/);
-    expect(err?.message).toMatch(/npm run build:native/);
+    expect(err?.message).toMatch(/The path given names no addon that loads/);
+  });
+
+  it('says what builds the addon: the build script in a checkout, `npm rebuild wsflow` for an installed package', () => {
+    expect(bindingFix('/home/me/wsflow')).toMatch(/npm run build:native/);
+    const installed = bindingFix(path.join('/home/me/app', 'node_modules', 'wsflow'));
+    expect(installed).toMatch(/npm rebuild wsflow/);
+    expect(installed).not.toMatch(/build:native/); // not a script of the user's project
+  });
+
+  it('the CLI prints the failure on one line with what was tried and the fix, exit 1, blaming no option', () => {
+    for (const cmd of [['info'], ['demo', '--json']]) {
+      const r = spawnSync(process.execPath, [path.join(packageRoot, 'bin', 'wsflow.js'), ...cmd], {
+        encoding: 'utf8',
+        cwd: packageRoot,
+        env: { ...process.env, WSF_BINDING: '/nonexistent/wsflow.node', WSF_DEVICE: '' },
+      });
+      expect(r.status, r.stderr).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^wsflow ${cmd[0]}: could not load the native addon \\(tried /nonexistent/wsflow\\.node: not found\\)\\. WSF_BINDING names no addon that loads`));
+      expect(lines[0]).not.toMatch(/WSF_DEVICE/);
+    }
   });
 
   it('loads the local build and reports build flags', () => {
