@@ -37,4 +37,12 @@ try {
 }
 console.log('wsflow: compiling the native addon (cmake-js; set WSF_CUDA=OFF to skip the CUDA kernels)');
 const r = spawnSync(process.execPath, [cmakeJs, 'compile'], { cwd: root, stdio: 'inherit' });
+if (r.status !== 0) {
+  // cmake-js's own lines above say what failed; this one says what the build needs and how to retry.
+  console.error(
+    'wsflow: the native addon did not compile (see above). It needs cmake >= 3.18 and a C++17 compiler (g++ or clang++); ' +
+      'nvcc is optional (WSF_CUDA=OFF skips the CUDA kernels). Once they are installed: `npm rebuild wsflow` ' +
+      '(in a checkout: `npm run build:native`).',
+  );
+}
 process.exit(r.status === null ? 1 : r.status);

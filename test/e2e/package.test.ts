@@ -4,9 +4,10 @@
 // development tree (tests, benchmarks, results, the kernel lab), and every package the shipped code loads must be a
 // Node builtin or a (optional) dependency — a devDependency loaded at run time works in the repository and breaks
 // for every user. Needs dist/ (npx tsc -p tsconfig.build.json), as the CLI tests do.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -89,6 +90,30 @@ describe('the npm package (npm pack --dry-run)', () => {
       if (ref.startsWith('native/dev')) continue; // only with -DWSF_CUDA_EMU=ON / -DWSF_BUILD_DEV=ON (source checkout)
       const dir = ref.includes('*') ? path.posix.dirname(ref) : ref;
       expect([...packed].some((f) => f === dir || f.startsWith(`${dir}/`)), `CMakeLists.txt uses ${ref}`).toBe(true);
+    }
+  });
+
+  it('the install step, when the addon does not compile, ends with what the build needs and how to retry', () => {
+    // A copy of the install script in a folder with nothing to build, no binary, and a PATH without cmake or a
+    // compiler (cmake-js found through NODE_PATH): the compile fails as on a machine without the tools.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-install-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'scripts'));
+      fs.copyFileSync(path.join(ROOT, 'scripts', 'install.js'), path.join(dir, 'scripts', 'install.js'));
+      const emptyPath = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-nopath-'));
+      const r = spawnSync(process.execPath, [path.join(dir, 'scripts', 'install.js')], {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { HOME: dir, PATH: emptyPath, NODE_PATH: path.join(ROOT, 'node_modules') },
+      });
+      fs.rmSync(emptyPath, { recursive: true, force: true });
+      expect(r.status, r.stdout + r.stderr).not.toBe(0);
+      const last = r.stderr.trim().split('\n').at(-1) ?? '';
+      expect(last).toMatch(/^wsflow: the native addon did not compile \(see above\)\. It needs cmake >= 3\.18 and a C\+\+17 compiler/);
+      expect(last).toMatch(/npm rebuild wsflow/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
