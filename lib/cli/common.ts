@@ -146,6 +146,34 @@ export function checkWritableFile(label: string, file: string): void {
 }
 
 /**
+ * Checks before any work that files can be written in folder `dir` (an output folder option): it is a folder or can
+ * be made, and a file can be created in it (a probe file, removed at once). Folders made for the probe are removed
+ * again, so a refused command leaves nothing behind.
+ * @throws UsageError naming the option and the reason
+ */
+export function checkWritableDir(label: string, dir: string): void {
+  const abs = path.resolve(dir);
+  if (fs.existsSync(abs) && !fs.statSync(abs).isDirectory()) throw new UsageError(`${label}: ${dir} exists and is not a folder`);
+  let firstMade: string | undefined; // the outermost folder the probe makes
+  for (let d = abs; !fs.existsSync(d) && path.dirname(d) !== d; d = path.dirname(d)) firstMade = d;
+  try {
+    makeDirs(abs);
+    const probe = path.join(abs, `.wsflow-write-probe-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe, { force: true });
+  } catch (e) {
+    const why = isWsfError(e) ? e.message : `cannot create files in ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    throw new UsageError(`${label}: ${why}`);
+  } finally {
+    try {
+      if (firstMade !== undefined && fs.existsSync(firstMade)) fs.rmSync(firstMade, { recursive: true, force: true });
+    } catch {
+      // (a folder the probe made and cannot remove: left empty, harmless)
+    }
+  }
+}
+
+/**
  * Checks that `count` networks of `P` weights fit in memory as one Float32Array (the samples of one command are
  * held whole): at most 2³¹ values and half the machine's memory.
  * @throws UsageError naming the option, the size and the limit

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS, main } from '../../lib/cli/main.js';
+import { checkWritableDir } from '../../lib/cli/common.js';
 import { runDemo } from '../../lib/pipeline/demo.js';
 import { naturalLogitScale, readWeightsFile } from '../../lib/pipeline/sample.js';
 import { readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
@@ -258,6 +259,30 @@ describe('option validation', () => {
       expect(r.out).toBe('');
     });
   }
+
+  it('an output folder that cannot be made is refused before any work, and the check leaves no folder behind', async () => {
+    fs.writeFileSync(path.join(tmp, 'blocker'), 'x');
+    const bad = path.join(tmp, 'blocker', 'sub');
+    const runs: string[][] = [
+      ['zoo', '--task', 'wdbc', '--runs', '2', '--epochs', '1', '--out', bad],
+      ['train', '--zoo', tmp, '--out', bad],
+      ['demo', '--out', bad],
+      ['reproduce', 'gaussian', '--out', bad],
+      ['export', '--weights', path.join(tmp, 'blocker'), '--out', bad],
+    ];
+    for (const args of runs) {
+      const r = await cli(...args, '--json');
+      expect(r.code, args[0]).toBe(2);
+      expect(r.err.trimEnd().split('\n'), args[0]).toHaveLength(1); // no progress line: nothing ran
+      expect(r.err).toMatch(new RegExp(`^wsflow ${args[0]}: --out: cannot create the folder .*blocker`));
+      expect(r.out).toBe('');
+    }
+    // A folder that can be made passes, and is not left behind by the check (the command makes it when it writes).
+    const fresh = path.join(tmp, 'fresh-out');
+    checkWritableDir('--out', path.join(fresh, 'a', 'b'));
+    expect(fs.existsSync(fresh)).toBe(false);
+    expect(() => checkWritableDir('--out', path.join(tmp, 'blocker'))).toThrow(/--out: .*blocker exists and is not a folder/);
+  });
 
   it('an unknown command exits 2', async () => {
     const r = await cli('frobnicate');

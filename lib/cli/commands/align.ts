@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { alignZooFile } from '../../pipeline/align.js';
 import { ALIGNED_FILE, ZOO_FILE } from '../../pipeline/layout.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { duration, zooFor } from '../common.js';
+import { checkWritableFile, duration, zooFor } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -43,6 +43,7 @@ export const alignCommand: CliCommand = {
     if (v.reference !== undefined && v.reference >= zoo.n) throw new UsageError(`--reference: expected an index below the zoo's ${zoo.n} networks, got ${v.reference}`);
     const out = v.out ?? path.join(loc.dir, ALIGNED_FILE);
     if (path.resolve(out) === path.resolve(loc.file)) throw new UsageError(`--out: ${out} is the input zoo; choose another file`);
+    checkWritableFile('--out', out);
     const bar = ctx.progress({ label: 'align', total: zoo.n, unit: 'networks' });
     let r;
     try {

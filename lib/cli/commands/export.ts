@@ -1,5 +1,4 @@
 /** `wsflow export`: networks of a samples or zoo file as TF.js LayersModel files (model.json + weights.bin). */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { mlp } from '../../arch/Architecture.js';
 import { WsfError } from '../../errors.js';
@@ -9,7 +8,7 @@ import { saveTfModelFiles } from '../../interop/tfjsFiles.js';
 import { readWeightsFile } from '../../pipeline/sample.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
 import { firstNonFinite } from '../../util/validate.js';
-import { checkWritableFile, checked, duration } from '../common.js';
+import { checked, checkWritableDir, duration } from '../common.js';
 import { parseLogitScale, zooLogitScale } from './sample.js';
 import type { CliCommand } from './types.js';
 
@@ -43,8 +42,7 @@ export const exportCommand: CliCommand = {
     ctx.json = v.json === true;
     if (v.weights === undefined) throw new UsageError('--weights: expected a samples or zoo file (e.g. --weights s.safetensors)');
     if (v.out === undefined) throw new UsageError('--out: expected the folder to write (e.g. --out model)');
-    if (fs.existsSync(v.out) && !fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} exists and is not a folder`);
-    checkWritableFile('--out', path.join(v.out, 'model.json'));
+    checkWritableDir('--out', v.out);
     const scaleArg = v['logit-scale'] === undefined ? 1 : parseLogitScale(v['logit-scale'], '--logit-scale');
     const archOverride = v.arch !== undefined ? checked('--arch', () => mlp(v.arch!)) : undefined;
     const wf = checked('--weights', () => readWeightsFile(v.weights!, archOverride));

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { EXPERIMENTS } from '../../reproduce/experiments.js';
 import { runExperiment, type Scale } from '../../reproduce/harness.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { duration } from '../common.js';
+import { checkWritableDir, duration } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const names = Object.keys(EXPERIMENTS);
@@ -56,7 +56,7 @@ export const reproduceCommand: CliCommand = {
     for (const flag of ['dense', 'reference'] as const) {
       if (v[flag] === true && exp.flags?.[flag] === undefined) throw new UsageError(`--${flag}: applies to the ${Object.values(EXPERIMENTS).filter((e) => e.flags?.[flag] !== undefined).map((e) => e.name).join(' and ')} experiments only`);
     }
-    if (fs.existsSync(v.out) && !fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} exists and is not a folder`);
+    checkWritableDir('--out', v.out);
     const device = ctx.setup(v);
     const why = exp.unavailable(scale, device);
     if (why !== null) throw new UsageError(`${name} at ${scale} scale cannot run here: ${why}`);

@@ -1,12 +1,11 @@
 /** `wsflow train`: trains a flow on a zoo into a flow folder; resumes from the folder's checkpoint. */
-import * as fs from 'node:fs';
 import type { FlowOptions } from '../../flow/FlowMatcher.js';
 import { GRAPH_MODES, type GraphMode } from '../../engine/VectorField.js';
 import { TIME_DISTRIBUTIONS, type TimeDistribution } from '../../flow/time.js';
 import { CHECKPOINT_FILE, FLOW_FILE, TRAIN_LOG_FILE } from '../../pipeline/layout.js';
 import { trainFlow } from '../../pipeline/train.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { MATMUL_OPTION, checkMatmul, duration, zooFor } from '../common.js';
+import { checkMatmul, checkWritableDir, duration, MATMUL_OPTION, zooFor } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -80,7 +79,7 @@ export const trainCommand: CliCommand = {
     ctx.json = v.json === true;
     if (v.zoo === undefined) throw new UsageError('--zoo: expected the zoo folder to learn from (e.g. --zoo zoos/wdbc)');
     if (v.out === undefined) throw new UsageError('--out: expected the flow folder to write (e.g. --out flows/wdbc-geo)');
-    if (fs.existsSync(v.out) && !fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} exists and is not a folder`);
+    checkWritableDir('--out', v.out);
     if (v.d % v.heads !== 0) throw new UsageError(`--heads: expected a divisor of --d (${v.d}), got ${v.heads}`);
     if (v.semantics === 'reference' && v.graph !== 'dense') ctx.note("note: --semantics reference on a sparse graph keeps the corrected time rule (the published one needs --graph dense)");
     if (v.prediction === 'velocity' && v.precondition === 'on') throw new UsageError('--precondition: applies to --prediction x1 only');

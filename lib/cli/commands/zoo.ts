@@ -8,7 +8,7 @@ import { TASK_NAMES } from '../../tasks/loadTask.js';
 import { buildZoo } from '../../zoo/buildZoo.js';
 import { ZOO_PRESETS, type ZooPresetName } from '../../zoo/presets.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { archFor, duration, pm, taskFor } from '../common.js';
+import { archFor, checkWritableDir, duration, pm, taskFor } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -56,7 +56,7 @@ export const zooCommand: CliCommand = {
     const { values: v } = parseCommand(spec, argv);
     ctx.json = v.json === true;
     if (v.out === undefined) throw new UsageError('--out: expected the zoo folder to write (e.g. --out zoos/wdbc)');
-    if (fs.existsSync(v.out) && !fs.statSync(v.out).isDirectory()) throw new UsageError(`--out: ${v.out} exists and is not a folder`);
+    checkWritableDir('--out', v.out);
     const task = taskFor('--task', v.task);
     const arch = archFor('--arch', v.arch, task);
     const preset = ZOO_PRESETS[(v.task in ZOO_PRESETS ? v.task : 'generic') as ZooPresetName];
