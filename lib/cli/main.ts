@@ -2,9 +2,9 @@
  * The `wsflow` command line. Subcommands follow the pipeline (zoo → align → train → sample → eval → export), plus the demo,
  * benchmarks and the thesis experiments. Each validates every option before any work and exits with code 2 and one
  * line on stderr on bad input; long work shows progress on stderr (a bar on a TTY, JSON lines with --json) and
- * stops cleanly on Ctrl-C (exit code 130), leaving resumable state where the step supports it.
+ * stops cleanly on Ctrl-C (exit code 130) or SIGTERM (143), leaving resumable state where the step supports it.
  *
- * Exit codes: 0 success, 1 failure during work, 2 bad command line or input files, 130 interrupted.
+ * Exit codes: 0 success, 1 failure during work, 2 bad command line or input files, 130 interrupted, 143 terminated.
  */
 import type { Writable } from 'node:stream';
 import { isWsfError, messageLine } from '../errors.js';
@@ -51,7 +51,8 @@ function help(): string {
     'or all of it at once, with a report: wsflow demo',
     '',
     "Run 'wsflow <command> --help' for a command's options and examples.",
-    'Exit codes: 0 success, 1 failure, 2 bad command line or input, 130 interrupted (Ctrl-C).',
+    'Exit codes: 0 success, 1 failure, 2 bad command line or input, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM:',
+    '  stopped as by Ctrl-C, state saved).',
   );
   return lines.join('\n');
 }
@@ -96,7 +97,7 @@ export interface MainOptions {
   readonly io?: CliIo;
   /** Aborts long work like Ctrl-C does. */
   readonly signal?: AbortSignal;
-  /** Install a SIGINT handler that aborts the work (default true). */
+  /** Install SIGINT and SIGTERM handlers that abort the work (default true). */
   readonly handleSigint?: boolean;
 }
 
@@ -125,29 +126,45 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
   const onExternal = (): void => ac.abort();
   opts.signal?.addEventListener('abort', onExternal, { once: true });
   if (opts.signal?.aborted === true) ac.abort();
-  let sigints = 0;
-  const onSigint = (): void => {
-    sigints++;
-    if (sigints > 1) {
+  // Ctrl-C (SIGINT) and SIGTERM (`timeout`, a scheduler, `docker stop`) stop the work the same way: state is saved
+  // and the exit code is 130 or 143; a second signal exits at once.
+  let signals = 0;
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
       io.stderr.write('\nwsflow: interrupted again; exiting without cleaning up\n');
-      process.exit(130);
+      process.exit(sig === 'SIGTERM' ? 143 : 130);
     }
-    io.stderr.write(`\nwsflow ${name}: interrupting (saving state; Ctrl-C again to quit at once)…\n`);
+    stoppedBy = sig;
+    io.stderr.write(
+      sig === 'SIGTERM'
+        ? `\nwsflow ${name}: terminated (SIGTERM); saving state…\n`
+        : `\nwsflow ${name}: interrupting (saving state; Ctrl-C again to quit at once)…\n`,
+    );
     ac.abort();
   };
   const handle = opts.handleSigint !== false;
-  if (handle) process.on('SIGINT', onSigint);
+  if (handle) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  // An interrupted command's exit code (130) says which signal stopped it.
+  const interrupted = (code: number): number => (code === 130 && stoppedBy === 'SIGTERM' ? 143 : code);
   const ctx = new CliContext(io, name, ac.signal, ['wsflow', ...argv].join(' '));
   try {
-    return await cmd.run(ctx, rest);
+    return interrupted(await cmd.run(ctx, rest));
   } catch (e) {
     const code = exitCode(e);
     if (code === undefined) throw e;
     const msg = isSystemError(e) ? systemErrorLine(e) : e instanceof RangeError ? `out of memory: ${e.message} (ask for less: fewer networks, a smaller batch)` : messageLine(e as Error);
     io.stderr.write(`wsflow ${name}: ${msg}\n`);
-    return code;
+    return interrupted(code);
   } finally {
-    if (handle) process.off('SIGINT', onSigint);
+    if (handle) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     opts.signal?.removeEventListener('abort', onExternal);
   }
 }

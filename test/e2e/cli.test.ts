@@ -822,7 +822,7 @@ describe('reproduce', () => {
   });
 });
 
-describe('Ctrl-C during train (child process)', () => {
+describe('Ctrl-C and SIGTERM during train (child process)', () => {
   const bin = path.join(ROOT, 'bin', 'wsflow.js');
   beforeAll(() => {
     // The child runs the compiled CLI: build dist/ when it is missing or older than the sources.
@@ -887,6 +887,32 @@ describe('Ctrl-C during train (child process)', () => {
     const bad = await cli('train', '--zoo', zoo, '--out', flow, '--d', '16', '--layers', '1', '--steps', String(k + 4), '--device', 'cpu');
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/written with other options .*--restart/);
+  });
+  it('SIGTERM (timeout, a scheduler) stops training as Ctrl-C does: a checkpoint, exit 143', async () => {
+    const zoo = path.join(tmp, 'zoos', 'term');
+    expect((await cli('zoo', '--runs', '2', '--epochs', '11', '--out', zoo)).code).toBe(0);
+    const flow = path.join(tmp, 'flows', 'term');
+    const args = [bin, 'train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '1000000', '--checkpoint-every', '1000000', '--log-every', '1', '--device', 'cpu', '--json'];
+    const child: ChildProcess = spawn(process.execPath, args, { env: { ...process.env, WSF_QUIET: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const started = new Promise<void>((resolve) => {
+      child.stderr!.on('data', (d: Buffer) => {
+        err += String(d);
+        if (err.includes('"event":"start"')) resolve();
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    await started;
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGTERM');
+    const code = await exited;
+    expect(code, err).toBe(143);
+    expect(err).toMatch(/terminated \(SIGTERM\); saving state/);
+    expect(err).toMatch(/training interrupted at step \d+; checkpoint written/);
+    expect(fs.existsSync(path.join(flow, 'checkpoint.safetensors'))).toBe(true);
+    const log = JSON.parse(fs.readFileSync(path.join(flow, 'train-log.json'), 'utf8')) as { result: { status: string; step: number } };
+    expect(log.result.status).toBe('interrupted');
+    expect(log.result.step).toBeGreaterThan(0);
   });
 });
 

@@ -18,7 +18,7 @@ the relational-transformer vector field of the native engine, and writes to the 
   ${CHECKPOINT_FILE}  resumable state, every --checkpoint-every steps, at the end and on Ctrl-C
   ${TRAIN_LOG_FILE}          configuration, loss records, result
 If the checkpoint exists, training resumes from it (same options and zoo; --steps is the total); --restart
-discards it. Ctrl-C writes the checkpoint and exits with code 130.`,
+discards it. Ctrl-C writes the checkpoint and exits with code 130 (SIGTERM, e.g. from \`timeout\`: the same, 143).`,
   options: {
     zoo: { type: 'string', metavar: 'DIR|FILE', exists: 'any', required: true, description: 'zoo folder or zoo file' },
     out: { type: 'string', metavar: 'DIR', required: true, description: 'flow folder' },
