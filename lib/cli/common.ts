@@ -173,6 +173,64 @@ export function checkWritableDir(label: string, dir: string): void {
   }
 }
 
+/** The lock file a long command holds in its output folder while it writes there. */
+export const LOCK_FILE = '.wsflow-lock';
+
+/**
+ * Runs `work` holding folder `dir` (made if missing) for this process: a lock file there names the process and its
+ * command, and a second wsflow process that asks for the same folder is refused (exit 2) instead of writing the same
+ * checkpoints and chunks at the same time. A lock whose process is gone on this host (a crash, `kill -9`) is taken
+ * over; one from another host is refused, with the file's path to remove when nothing runs there.
+ * @throws UsageError naming the option, the process and its command
+ */
+export async function withFolderLock<T>(label: string, dir: string, commandLine: string, work: () => Promise<T>): Promise<T> {
+  makeDirs(dir);
+  const file = path.join(dir, LOCK_FILE);
+  const mine = JSON.stringify({ pid: process.pid, host: os.hostname(), command: commandLine, since: new Date().toISOString() });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.writeFileSync(file, mine, { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+    }
+    let held: { pid?: unknown; host?: unknown; command?: unknown; since?: unknown } = {};
+    try {
+      held = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof held;
+    } catch {
+      // unreadable: a lock whose writer died mid-write; taken over below
+    }
+    const pid = typeof held.pid === 'number' ? held.pid : undefined;
+    const who = `pid ${pid ?? '?'}${typeof held.command === 'string' ? `, '${held.command}'` : ''}${typeof held.since === 'string' ? `, since ${held.since}` : ''}`;
+    if (typeof held.host === 'string' && held.host !== os.hostname()) {
+      throw new UsageError(`${label}: ${dir} is in use by wsflow on ${held.host} (${who}); wait for it, choose another ${label}, or remove ${file} if nothing runs there`);
+    }
+    if (pid !== undefined && pid !== process.pid && processAlive(pid)) {
+      throw new UsageError(`${label}: ${dir} is in use by another wsflow (${who}); wait for it to finish or choose another ${label}`);
+    }
+    fs.rmSync(file, { force: true }); // stale: its process is gone
+  }
+  try {
+    return await work();
+  } finally {
+    try {
+      if (fs.readFileSync(file, 'utf8') === mine) fs.rmSync(file, { force: true });
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Whether a process with this id runs on this host (signal 0: a permission error still means it exists). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Checks that `count` networks of `P` weights fit in memory as one Float32Array (the samples of one command are
  * held whole): at most 2³¹ values and half the machine's memory.

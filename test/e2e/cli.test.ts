@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS, main } from '../../lib/cli/main.js';
-import { checkWritableDir } from '../../lib/cli/common.js';
+import { LOCK_FILE, checkWritableDir } from '../../lib/cli/common.js';
 import { runDemo } from '../../lib/pipeline/demo.js';
 import { naturalLogitScale, readWeightsFile } from '../../lib/pipeline/sample.js';
 import { readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
@@ -888,6 +888,40 @@ describe('Ctrl-C and SIGTERM during train (child process)', () => {
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/written with other options .*--restart/);
   });
+  it('a folder another live wsflow writes is refused; a lock left by a dead process is taken over and released', async () => {
+    const zoo = path.join(tmp, 'zoos', 'lock');
+    expect((await cli('zoo', '--runs', '2', '--epochs', '11', '--out', zoo)).code).toBe(0);
+    expect(fs.existsSync(path.join(zoo, LOCK_FILE))).toBe(false); // released after the build
+    const flow = path.join(tmp, 'flows', 'lock');
+    fs.mkdirSync(flow, { recursive: true });
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      const lock = { pid: holder.pid, host: os.hostname(), command: 'wsflow train --out elsewhere', since: '2026-12-07T00:00:00.000Z' };
+      fs.writeFileSync(path.join(flow, LOCK_FILE), JSON.stringify(lock));
+      const train = ['train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '2', '--device', 'cpu'];
+      let r = await cli(...train);
+      expect(r.code).toBe(2);
+      expect(r.err.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.err).toMatch(new RegExp(`--out: .*lock is in use by another wsflow \\(pid ${holder.pid}, 'wsflow train --out elsewhere', since 2026-12-07T00:00:00.000Z\\); wait for it to finish or choose another --out`));
+      expect(fs.existsSync(path.join(flow, 'checkpoint.safetensors'))).toBe(false); // nothing ran
+      // Another host's lock is refused too, naming the file to remove.
+      fs.writeFileSync(path.join(flow, LOCK_FILE), JSON.stringify({ ...lock, host: 'elsewhere.example' }));
+      r = await cli(...train);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/in use by wsflow on elsewhere\.example .*remove .*\.wsflow-lock if nothing runs there/);
+      // The holder gone (its lock left behind, as after kill -9): the next run takes the folder over.
+      fs.writeFileSync(path.join(flow, LOCK_FILE), JSON.stringify(lock));
+      holder.kill('SIGKILL');
+      await new Promise<void>((resolve) => holder.once('exit', () => resolve()));
+      r = await cli(...train);
+      expect(r.code, r.err).toBe(0);
+      expect(fs.existsSync(path.join(flow, 'flow.safetensors'))).toBe(true);
+      expect(fs.existsSync(path.join(flow, LOCK_FILE))).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
   it('SIGTERM (timeout, a scheduler) stops training as Ctrl-C does: a checkpoint, exit 143', async () => {
     const zoo = path.join(tmp, 'zoos', 'term');
     expect((await cli('zoo', '--runs', '2', '--epochs', '11', '--out', zoo)).code).toBe(0);

@@ -4,7 +4,7 @@ import type { GeometryKind } from '../../geometry/Geometry.js';
 import { type DemoSummary, runDemo } from '../../pipeline/demo.js';
 import { DEMO_PRESETS, type DemoPreset } from '../../pipeline/presets.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { checkWritableDir, duration, pm, table } from '../common.js';
+import { checkWritableDir, duration, pm, table, withFolderLock } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const q = DEMO_PRESETS.quick;
@@ -99,7 +99,7 @@ export const demoCommand: CliCommand = {
     };
     const geometries: GeometryKind[] = v.all === true ? ['geometric', 'euclidean', 'normalized'] : [(v.geometry ?? 'geometric') as GeometryKind];
     checkWritableDir('--out', v.out);
-    const { summary } = await runDemo({
+    const { summary } = await withFolderLock('--out', v.out, ctx.commandLine, () => runDemo({
       scale: v.scale as 'quick' | 'paper',
       out: v.out,
       geometries,
@@ -110,7 +110,7 @@ export const demoCommand: CliCommand = {
       progress: { stream: ctx.io.stderr, ...(ctx.json ? { json: true } : {}) },
       log: (m) => ctx.note(m),
       command: ctx.commandLine,
-    });
+    }));
     ctx.result(summary, () => text(summary));
     return 0;
   },

@@ -5,7 +5,7 @@ import { TIME_DISTRIBUTIONS, type TimeDistribution } from '../../flow/time.js';
 import { CHECKPOINT_FILE, FLOW_FILE, TRAIN_LOG_FILE } from '../../pipeline/layout.js';
 import { trainFlow } from '../../pipeline/train.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { checkMatmul, checkWritableDir, duration, MATMUL_OPTION, zooFor } from '../common.js';
+import { checkMatmul, checkWritableDir, duration, MATMUL_OPTION, withFolderLock, zooFor } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -131,11 +131,11 @@ export const trainCommand: CliCommand = {
       ...(v['component-input'] === true ? { componentInput: true } : {}),
       field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as GraphMode, hiddenIdentity, ...(v.recompute === true ? { recompute: true } : {}), ...(v['chunk-rows'] > 0 ? { chunkRows: v['chunk-rows'] } : {}), ...(matmul === 'bf16' ? { matmul } : {}) },
     };
-    const bar = ctx.progress({ label: 'train', total: v.steps, unit: 'steps' });
-    const r = await trainFlow({
+    const outDir = v.out;
+    const r = await withFolderLock('--out', outDir, ctx.commandLine, () => trainFlow({
       zoo,
       zooFile: loc.file,
-      out: v.out,
+      out: outDir,
       flow,
       device,
       train: {
@@ -153,9 +153,9 @@ export const trainCommand: CliCommand = {
       ...(v['max-networks'] !== undefined ? { maxNetworks: v['max-networks'] } : {}),
       restart: v.restart === true,
       signal: ctx.signal,
-      progress: bar,
+      progress: ctx.progress({ label: 'train', total: v.steps, unit: 'steps' }), // (made once the folder is held)
       command: ctx.commandLine,
-    });
+    }));
     r.flow.dispose();
     const res = {
       flow: r.flowFile,

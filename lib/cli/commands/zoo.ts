@@ -8,7 +8,7 @@ import { TASK_NAMES } from '../../tasks/loadTask.js';
 import { buildZoo } from '../../zoo/buildZoo.js';
 import { ZOO_PRESETS, type ZooPresetName } from '../../zoo/presets.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { archFor, checkWritableDir, duration, pm, taskFor } from '../common.js';
+import { archFor, checkWritableDir, duration, pm, taskFor, withFolderLock } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -69,7 +69,7 @@ export const zooCommand: CliCommand = {
     const t0 = performance.now();
     let res;
     try {
-      res = await buildZoo({
+      res = await withFolderLock('--out', v.out, ctx.commandLine, () => buildZoo({
         task,
         out: file,
         arch: arch.widths,
@@ -84,7 +84,7 @@ export const zooCommand: CliCommand = {
         ...(v.chunk !== undefined ? { chunkSize: v.chunk } : {}),
         ...(v.overwrite === true ? { overwrite: true } : {}),
         ...(v.fresh === true ? { resume: false } : {}),
-      });
+      }));
     } catch (e) {
       if (isWsfError(e) && e.code === 'ERR_INTERRUPTED') {
         e.message = `interrupted: finished chunks are kept in ${file}.partial/; rerun the same command to resume`;
