@@ -15,6 +15,9 @@ let loaded: Promise<{ tf: TF; backend: string }> | undefined;
 
 async function load(): Promise<{ tf: TF; backend: string }> {
   const force = process.env.WSF_TF_BACKEND;
+  if (force !== undefined && force !== '' && !['node', 'wasm', 'cpu'].includes(force)) {
+    throw new WsfError(`Expected 'node', 'wasm' or 'cpu' for WSF_TF_BACKEND but received '${force}'`, 'ERR_INVALID');
+  }
   if (force === undefined || force === '' || force === 'node') {
     try {
       const tfn = req('@tensorflow/tfjs-node') as TF;

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bindingCandidates, bindingFix, loadBinding, packageRoot } from '../../lib/native/loadBinding.js';
@@ -38,6 +39,27 @@ describe('native loader', () => {
     const installed = bindingFix(path.join('/home/me/app', 'node_modules', 'wsflow'));
     expect(installed).toMatch(/npm rebuild wsflow/);
     expect(installed).not.toMatch(/build:native/); // not a script of the user's project
+  });
+
+  it('environment variables the addon or TF.js would ignore are refused with one line, not a silent default', () => {
+    const wsflow = (args: string[], env: Record<string, string>) =>
+      spawnSync(process.execPath, [path.join(packageRoot, 'bin', 'wsflow.js'), ...args], { encoding: 'utf8', cwd: packageRoot, env: { ...process.env, WSF_QUIET: '1', ...env } });
+    for (const bad of ['abc', '0', '-2', '2.5', '1e3', '4096']) {
+      const r = wsflow(['info'], { WSF_NUM_THREADS: bad });
+      expect(r.status, bad).toBe(2);
+      expect(r.stderr.trim()).toBe(`wsflow info: Expected a whole number in [1, 1024] for WSF_NUM_THREADS but received '${bad}'`);
+    }
+    const ok = wsflow(['info', '--json'], { WSF_NUM_THREADS: '3' });
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/"threads": 3\b/);
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-tfenv-'));
+    try {
+      const r = wsflow(['zoo', '--runs', '2', '--epochs', '1', '--out', path.join(out, 'z')], { WSF_TF_BACKEND: 'gpu' });
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim()).toBe("wsflow zoo: Expected 'node', 'wasm' or 'cpu' for WSF_TF_BACKEND but received 'gpu'");
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('the CLI prints the failure on one line with what was tried and the fix, exit 1, blaming no option', () => {
