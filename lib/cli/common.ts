@@ -128,32 +128,27 @@ export function duration(s: number): string {
 
 /**
  * Checks before any work that `file` can be written: its folder exists or can be made, and a file can be created in
- * it (a probe file, removed at once), and `file` itself is not a folder.
+ * it (see {@link checkWritableDir}), and `file` itself is not a folder.
  * @throws UsageError naming the option and the reason
  */
 export function checkWritableFile(label: string, file: string): void {
   if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new UsageError(`${label}: ${file} is a folder; expected a file name`);
-  const dir = path.dirname(path.resolve(file));
-  try {
-    makeDirs(dir);
-    const probe = path.join(dir, `.wsflow-write-probe-${process.pid}`);
-    fs.writeFileSync(probe, '');
-    fs.rmSync(probe, { force: true });
-  } catch (e) {
-    const why = isWsfError(e) ? e.message : `cannot create files in ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-    throw new UsageError(`${label}: ${why}`);
-  }
+  probeWritable(label, path.dirname(path.resolve(file)));
 }
 
 /**
  * Checks before any work that files can be written in folder `dir` (an output folder option): it is a folder or can
  * be made, and a file can be created in it (a probe file, removed at once). Folders made for the probe are removed
- * again, so a refused command leaves nothing behind.
+ * again, so a refused command leaves nothing behind (the command makes them when it writes).
  * @throws UsageError naming the option and the reason
  */
 export function checkWritableDir(label: string, dir: string): void {
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UsageError(`${label}: ${dir} exists and is not a folder`);
+  probeWritable(label, dir);
+}
+
+function probeWritable(label: string, dir: string): void {
   const abs = path.resolve(dir);
-  if (fs.existsSync(abs) && !fs.statSync(abs).isDirectory()) throw new UsageError(`${label}: ${dir} exists and is not a folder`);
   let firstMade: string | undefined; // the outermost folder the probe makes
   for (let d = abs; !fs.existsSync(d) && path.dirname(d) !== d; d = path.dirname(d)) firstMade = d;
   try {

@@ -834,10 +834,14 @@ describe('Ctrl-C and SIGTERM during train (child process)', () => {
     }
   }, 120_000);
 
-  it('leaves a checkpoint and exits 130; a re-run resumes from it', async () => {
-    const zoo = path.join(tmp, 'zoos', 'sig');
+  /**
+   * `wsflow train` (a tiny field, a million steps) on a fresh 2-run zoo in a child process, stopped by `signal` after
+   * `ms` of training: its exit code, stderr, and the zoo and flow folders.
+   */
+  async function trainStoppedBy(name: string, signal: NodeJS.Signals, ms: number): Promise<{ code: number | null; err: string; zoo: string; flow: string }> {
+    const zoo = path.join(tmp, 'zoos', name);
     expect((await cli('zoo', '--runs', '2', '--epochs', '11', '--out', zoo)).code).toBe(0);
-    const flow = path.join(tmp, 'flows', 'sig');
+    const flow = path.join(tmp, 'flows', name);
     const args = [bin, 'train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '1000000', '--checkpoint-every', '1000000', '--log-every', '1', '--device', 'cpu', '--json'];
     const child: ChildProcess = spawn(process.execPath, args, { env: { ...process.env, WSF_QUIET: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
@@ -849,9 +853,14 @@ describe('Ctrl-C and SIGTERM during train (child process)', () => {
     });
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     await started;
-    await new Promise((r) => setTimeout(r, 1500)); // some training steps
-    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, ms)); // some training steps
+    child.kill(signal);
     const code = await exited;
+    return { code, err, zoo, flow };
+  }
+
+  it('leaves a checkpoint and exits 130; a re-run resumes from it', async () => {
+    const { code, err, zoo, flow } = await trainStoppedBy('sig', 'SIGINT', 1500);
     expect(code, err).toBe(130);
     expect(err).toMatch(/training interrupted at step \d+; checkpoint written/);
     expect(fs.existsSync(path.join(flow, 'checkpoint.safetensors'))).toBe(true);
@@ -923,23 +932,7 @@ describe('Ctrl-C and SIGTERM during train (child process)', () => {
   });
 
   it('SIGTERM (timeout, a scheduler) stops training as Ctrl-C does: a checkpoint, exit 143', async () => {
-    const zoo = path.join(tmp, 'zoos', 'term');
-    expect((await cli('zoo', '--runs', '2', '--epochs', '11', '--out', zoo)).code).toBe(0);
-    const flow = path.join(tmp, 'flows', 'term');
-    const args = [bin, 'train', '--zoo', zoo, '--out', flow, '--d', '8', '--layers', '1', '--steps', '1000000', '--checkpoint-every', '1000000', '--log-every', '1', '--device', 'cpu', '--json'];
-    const child: ChildProcess = spawn(process.execPath, args, { env: { ...process.env, WSF_QUIET: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    const started = new Promise<void>((resolve) => {
-      child.stderr!.on('data', (d: Buffer) => {
-        err += String(d);
-        if (err.includes('"event":"start"')) resolve();
-      });
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    await started;
-    await new Promise((r) => setTimeout(r, 1000));
-    child.kill('SIGTERM');
-    const code = await exited;
+    const { code, err, flow } = await trainStoppedBy('term', 'SIGTERM', 1000);
     expect(code, err).toBe(143);
     expect(err).toMatch(/terminated \(SIGTERM\); saving state/);
     expect(err).toMatch(/training interrupted at step \d+; checkpoint written/);
