@@ -1,9 +1,10 @@
 /** `wsflow reproduce`: runs a thesis experiment and writes its results beside the thesis' numbers. */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { EXPERIMENTS } from '../../reproduce/experiments.js';
 import { runExperiment, type Scale } from '../../reproduce/harness.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { checkWritableDir, duration } from '../common.js';
+import { checkWritableDir, duration, withFolderLock } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const names = Object.keys(EXPERIMENTS);
@@ -60,7 +61,8 @@ export const reproduceCommand: CliCommand = {
     const device = ctx.setup(v);
     const why = exp.unavailable(scale, device);
     if (why !== null) throw new UsageError(`${name} at ${scale} scale cannot run here: ${why}`);
-    const rec = await runExperiment(exp, {
+    // The experiment's own folder (results/<experiment>/<scale>, as the harness writes it) is held while it runs.
+    const rec = await withFolderLock('--out', path.join(v.out, exp.name, scale), ctx.commandLine, () => runExperiment(exp, {
       scale,
       out: v.out,
       device,
@@ -71,7 +73,7 @@ export const reproduceCommand: CliCommand = {
       progress: { stream: ctx.io.stderr, ...(ctx.json ? { json: true } : {}) },
       log: (m) => ctx.note(m),
       command: ctx.commandLine,
-    });
+    }));
     ctx.result(rec, () => `${fs.readFileSync(rec.files.table, 'utf8').trimEnd()}\n\nwrote ${rec.files.result} and ${rec.files.table}${rec.files.plots.length > 0 ? ` (+ ${rec.files.plots.length} plot(s))` : ''}; ${duration(rec.seconds)}`);
     return 0;
   },
