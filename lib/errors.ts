@@ -46,6 +46,14 @@ export class NoBinaryFoundError extends WsfError {
 }
 
 /**
+ * Whether `e` is a WsfError that a bad option or input can cause — every code but ERR_NO_BINARY (an addon that does
+ * not load is the installation's fault, not the option's): what the CLI reports as an option's error.
+ */
+export function isInputError(e: unknown): e is WsfError {
+  return isWsfError(e) && e.code !== 'ERR_NO_BINARY';
+}
+
+/**
  * An error's message on one line (the CLI prints one): the first line of the message, except for a
  * {@link NoBinaryFoundError}, whose candidates and fix are what the reader needs, folded into the line.
  */

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Architecture, mlp } from '../arch/Architecture.js';
-import { isWsfError } from '../errors.js';
+import { isInputError, isWsfError } from '../errors.js';
 import { makeDirs } from '../io/safetensors.js';
 import { firstNonFinite } from '../util/validate.js';
 import { FlowMatcher } from '../flow/FlowMatcher.js';
@@ -21,8 +21,7 @@ export function checked<T>(label: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    // (An addon that does not load is no fault of the option: it goes on as it is.)
-    if ((isWsfError(e) && e.code !== 'ERR_NO_BINARY') || e instanceof UsageError) throw new UsageError(`${label}: ${e.message.split('\n')[0]}`);
+    if (isInputError(e) || e instanceof UsageError) throw new UsageError(`${label}: ${e.message.split('\n')[0]}`);
     throw e;
   }
 }
@@ -157,8 +156,7 @@ function probeWritable(label: string, dir: string): void {
     fs.writeFileSync(probe, '');
     fs.rmSync(probe, { force: true });
   } catch (e) {
-    const why = isWsfError(e) ? e.message : `cannot create files in ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-    throw new UsageError(`${label}: ${why}`);
+    throw unwritable(label, dir, e);
   } finally {
     try {
       if (firstMade !== undefined && fs.existsSync(firstMade)) fs.rmSync(firstMade, { recursive: true, force: true });
@@ -168,6 +166,12 @@ function probeWritable(label: string, dir: string): void {
   }
 }
 
+/** The option error for folder `dir` that cannot be made or written in (`e`: what making it or a file in it threw). */
+function unwritable(label: string, dir: string, e: unknown): UsageError {
+  const why = isWsfError(e) ? e.message : `cannot create files in ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  return new UsageError(`${label}: ${why}`);
+}
+
 /** The lock file a long command holds in its output folder while it writes there. */
 export const LOCK_FILE = '.wsflow-lock';
 
@@ -175,36 +179,30 @@ export const LOCK_FILE = '.wsflow-lock';
  * Runs `work` holding folder `dir` (made if missing) for this process: a lock file there names the process and its
  * command, and a second wsflow process that asks for the same folder is refused (exit 2) instead of writing the same
  * checkpoints and chunks at the same time. A lock whose process is gone on this host (a crash, `kill -9`) is taken
- * over; one from another host is refused, with the file's path to remove when nothing runs there.
- * @throws UsageError naming the option, the process and its command
+ * over; one from another host is refused, with the file's path to remove when nothing runs there. A folder that
+ * cannot be made or written in is refused as {@link checkWritableDir} refuses it.
+ * @throws UsageError naming the option, and the process and its command where one holds the folder
  */
 export async function withFolderLock<T>(label: string, dir: string, commandLine: string, work: () => Promise<T>): Promise<T> {
-  makeDirs(dir);
   const file = path.join(dir, LOCK_FILE);
   const mine = JSON.stringify({ pid: process.pid, host: os.hostname(), command: commandLine, since: new Date().toISOString() });
-  for (let attempt = 0; ; attempt++) {
+  try {
+    makeDirs(dir);
+  } catch (e) {
+    throw unwritable(label, dir, e);
+  }
+  let taken = false;
+  for (let attempt = 0; attempt < 3 && !taken; attempt++) {
     try {
       fs.writeFileSync(file, mine, { flag: 'wx' });
-      break;
+      taken = true;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(label, dir, e);
+      refuseIfHeld(label, dir, file);
+      fs.rmSync(file, { force: true }); // stale: its process is gone (another process may take it first: try again)
     }
-    let held: { pid?: unknown; host?: unknown; command?: unknown; since?: unknown } = {};
-    try {
-      held = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof held;
-    } catch {
-      // unreadable: a lock whose writer died mid-write; taken over below
-    }
-    const pid = typeof held.pid === 'number' ? held.pid : undefined;
-    const who = `pid ${pid ?? '?'}${typeof held.command === 'string' ? `, '${held.command}'` : ''}${typeof held.since === 'string' ? `, since ${held.since}` : ''}`;
-    if (typeof held.host === 'string' && held.host !== os.hostname()) {
-      throw new UsageError(`${label}: ${dir} is in use by wsflow on ${held.host} (${who}); wait for it, choose another ${label}, or remove ${file} if nothing runs there`);
-    }
-    if (pid !== undefined && pid !== process.pid && processAlive(pid)) {
-      throw new UsageError(`${label}: ${dir} is in use by another wsflow (${who}); wait for it to finish or choose another ${label}`);
-    }
-    fs.rmSync(file, { force: true }); // stale: its process is gone
   }
+  if (!taken) throw new UsageError(`${label}: ${dir} is in use by another wsflow (its lock kept changing hands); try again`);
   try {
     return await work();
   } finally {
@@ -213,6 +211,24 @@ export async function withFolderLock<T>(label: string, dir: string, commandLine:
     } catch {
       // already gone
     }
+  }
+}
+
+/** Throws when lock `file` of `dir` is held by a live process on this host or by any process on another host. */
+function refuseIfHeld(label: string, dir: string, file: string): void {
+  let held: { pid?: unknown; host?: unknown; command?: unknown; since?: unknown } = {};
+  try {
+    held = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof held;
+  } catch {
+    return; // unreadable: a lock whose writer died mid-write (or just removed): not held
+  }
+  const pid = typeof held.pid === 'number' ? held.pid : undefined;
+  const who = `pid ${pid ?? '?'}${typeof held.command === 'string' ? `, '${held.command}'` : ''}${typeof held.since === 'string' ? `, since ${held.since}` : ''}`;
+  if (typeof held.host === 'string' && held.host !== os.hostname()) {
+    throw new UsageError(`${label}: ${dir} is in use by wsflow on ${held.host} (${who}); wait for it, choose another ${label}, or remove ${file} if nothing runs there`);
+  }
+  if (pid !== undefined && pid !== process.pid && processAlive(pid)) {
+    throw new UsageError(`${label}: ${dir} is in use by another wsflow (${who}); wait for it to finish or choose another ${label}`);
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import type { Writable } from 'node:stream';
 import { resolveDevice, type Device, type DeviceRequest } from '../device.js';
-import { isWsfError } from '../errors.js';
+import { isInputError } from '../errors.js';
 import { binding } from '../native/binding.js';
 import { createProgress, type Progress, type ProgressOptions } from '../util/progress.js';
 import { UsageError } from './args.js';
@@ -58,7 +58,7 @@ export class CliContext {
     try {
       return resolveDevice(req);
     } catch (e) {
-      if (isWsfError(e) && e.code !== 'ERR_NO_BINARY') throw new UsageError(req !== undefined ? `--device ${req}: ${e.message}` : `WSF_DEVICE=${process.env.WSF_DEVICE ?? ''}: ${e.message}`);
+      if (isInputError(e)) throw new UsageError(req !== undefined ? `--device ${req}: ${e.message}` : `WSF_DEVICE=${process.env.WSF_DEVICE ?? ''}: ${e.message}`);
       throw e;
     }
   }

@@ -4,7 +4,7 @@ import type { GeometryKind } from '../../geometry/Geometry.js';
 import { type DemoSummary, runDemo } from '../../pipeline/demo.js';
 import { DEMO_PRESETS, type DemoPreset } from '../../pipeline/presets.js';
 import { COMMON, type CommandSpec, UsageError, parseCommand } from '../args.js';
-import { checkWritableDir, duration, pm, table, withFolderLock } from '../common.js';
+import { duration, pm, table, withFolderLock } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const q = DEMO_PRESETS.quick;
@@ -98,7 +98,7 @@ export const demoCommand: CliCommand = {
       ...(v['sample-steps'] !== undefined ? { sampleSteps: v['sample-steps'] } : {}),
     };
     const geometries: GeometryKind[] = v.all === true ? ['geometric', 'euclidean', 'normalized'] : [(v.geometry ?? 'geometric') as GeometryKind];
-    checkWritableDir('--out', v.out);
+    // (withFolderLock refuses a folder that cannot be made or written in, before any work)
     const { summary } = await withFolderLock('--out', v.out, ctx.commandLine, () => runDemo({
       scale: v.scale as 'quick' | 'paper',
       out: v.out,
