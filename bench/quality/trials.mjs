@@ -17,7 +17,7 @@
 // quality is reported beside, never instead of, the unguided samples.
 //
 // A trial config: { geometry, D, layers, heads, graph, hiddenIdentity, steps, batch, lr, schedule, warmup, ema, coupling,
-//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), priorBy (mixture: 'kmeans'|'run'), componentInput (mixture: the field sees the start component's mean), gradFeatures (probe rows; 0: off), probeFeatures (probe inputs; 0: off), solverSteps, solver, seed, time,
+//                   precondition, layerScaling, priorStd, prior: 'gaussian'|'init'|'zoo'|'mixture', otPool (OT over K batches), priorMembers, priorScale, priorComponents (mixture), priorMixStd (mixture: isotropic components), priorBy (mixture: 'kmeans'|'run'), componentInput (mixture: the field sees the start component's mean), selfCondition (the field sees its previous prediction), gradFeatures (probe rows; 0: off), probeFeatures (probe inputs; 0: off), solverSteps, solver, seed, time,
 //                   velocity: 'riemannian'|'x0-anchored', grid: 'uniform'|'early'|'cosine', renoise (ρ: the renoising sampler),
 //                   sampleSeed (start points and sampler draws; default 7 and the sampler's default; `seed` is the training seed),
 //                   matmul: 'f32'|'bf16' (the CPU engine's weight-product precision, training and sampling) }.
@@ -34,7 +34,7 @@ if (!zooFile) { console.error('usage: --zoo <file> [--trial json]...'); process.
 // Every key a trial config may set (the list above); a misspelt key would otherwise leave the default in force silently.
 const TRIAL_KEYS = new Set(['geometry', 'D', 'layers', 'heads', 'graph', 'hiddenIdentity', 'velocity', 'steps', 'batch', 'lr', 'schedule', 'warmup', 'ema',
   'coupling', 'precondition', 'layerScaling', 'priorStd', 'prior', 'otPool', 'priorMembers', 'priorScale', 'priorComponents', 'priorMixStd', 'priorBy',
-  'componentInput', 'gradFeatures', 'probeFeatures', 'solverSteps', 'solver', 'grid', 'seed', 'time', 'renoise', 'sampleSeed', 'matmul']);
+  'componentInput', 'selfCondition', 'gradFeatures', 'probeFeatures', 'solverSteps', 'solver', 'grid', 'seed', 'time', 'renoise', 'sampleSeed', 'matmul']);
 const trials = all('--trial').map((j) => {
   let t;
   try { t = JSON.parse(j); } catch (e) { console.error(`trials: --trial is not JSON (${e.message}): ${j}`); process.exit(2); }
@@ -137,6 +137,7 @@ for (const t of trials) {
       ...(cfg.gradFeatures > 0 ? { gradientFeatures: { task: zoo.task, rows: cfg.gradFeatures } } : {}),
       ...(cfg.probeFeatures > 0 ? { probeFeatures: { task: zoo.task, probes: cfg.probeFeatures } } : {}),
       ...(cfg.componentInput ? { componentInput: true } : {}),
+      ...(cfg.selfCondition ? { selfCondition: true } : {}),
       prior: cfg.prior === 'init' ? { kind: 'init', scheme: 'normal', std: cfg.priorStd } : cfg.prior === 'zoo' ? { kind: 'zoo', members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1 } : cfg.prior === 'mixture' ? { kind: 'mixture', components: cfg.priorComponents ?? 8, members: cfg.priorMembers ?? 256, scale: cfg.priorScale ?? 1, ...(cfg.priorMixStd ? { std: cfg.priorMixStd } : {}), ...(cfg.priorBy ? { by: cfg.priorBy } : {}) } : { kind: 'gaussian', std: cfg.priorStd },
     });
     const lossLog = [];

@@ -512,6 +512,18 @@ describe('the pipeline through the CLI', () => {
     expect(metaP.config).toMatch(/"auxFeatures":3/);
     r = await cli('sample', '--flow', flowP, '--n', '2', '--steps', '2', '--out', path.join(tmp, 'probe-samples.safetensors'), '--json');
     expect(r.code, r.err).toBe(0);
+    // --self-condition: one more input column after the probe features; sampling feeds it the previous prediction.
+    const flowS = path.join(tmp, 'flow-self-condition');
+    r = await cli('train', '--zoo', zoo, '--out', flowS, '--d', '8', '--layers', '1', '--steps', '2', '--probe-features', '2', '--self-condition', '--device', 'cpu', '--json');
+    expect(r.code, r.err).toBe(0);
+    const metaS = readSafetensors(path.join(flowS, 'flow.safetensors')).metadata;
+    expect(metaS.flow).toMatch(/"selfCondition":true/);
+    expect(metaS.config).toMatch(/"auxFeatures":3/);
+    r = await cli('sample', '--flow', flowS, '--n', '2', '--steps', '2', '--out', path.join(tmp, 'self-condition-samples.safetensors'), '--json');
+    expect(r.code, r.err).toBe(0);
+    r = await cli('train', '--zoo', zoo, '--out', path.join(tmp, 'flow-sv'), '--steps', '2', '--self-condition', '--prediction', 'velocity', '--device', 'cpu');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--self-condition: .* needs --prediction x1/);
     r = await cli('train', '--zoo', zoo, '--out', path.join(tmp, 'flow-pg'), '--steps', '2', '--probe-features', '2', '--grad-features', '4', '--device', 'cpu');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--grad-features and --probe-features: choose one/);

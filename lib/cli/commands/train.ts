@@ -53,6 +53,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130 (SIGTERM, e.g.
     'grad-features': { type: 'int', min: 0, default: 0, metavar: 'N', description: "give the field each network's task-loss gradient on N fixed training examples of the zoo's task as an input feature (0: off; a learned-optimiser view of the task)" },
     'probe-features': { type: 'int', min: 0, max: 64, default: 0, metavar: 'K', description: "give the field each neuron's activations on K fixed training inputs of the zoo's task (and each weight its source neuron's) as input features (0: off; what the network computes, without labels)" },
     'component-input': { type: 'boolean', description: "give the field the mean of the mixture component each trajectory starts in (needs the mixture prior; not with --grad-features or --probe-features). With --layer-scaling on and --time uniform it learns the official-MNIST zoo's distribution (MMD² −81 %) at 0.2 points of sample accuracy" },
+    'self-condition': { type: 'boolean', description: "give the field its own previous prediction of x1 as an input (self-conditioning: trained on half of the steps with its first-pass prediction; the sampler passes each call's prediction to the next). --prediction x1 only; combines with the feature inputs" },
     time: { type: 'string', choices: ['auto', ...TIME_DISTRIBUTIONS], default: 'auto', description: 'training-time distribution (auto: logit-normal, or beta in reference semantics; beta: Beta(1,2), the thesis; logit-normal: σ(N(0,1)), peaked at t = 0.5)' },
     sigma: { type: 'number', min: 0, default: 1e-4, metavar: 'X', description: 'interpolant noise (Euclidean/Normalized)' },
     precondition: { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: "x̂1 = x_t + (1−t)·F instead of x̂1 = F ('auto': on with --semantics corrected and x1-prediction for the normalized and geometric flows, and for the euclidean flow from the zoo or mixture prior)" },
@@ -107,6 +108,8 @@ export const trainCommand: CliCommand = {
     if (v['component-input'] === true && priorKind !== 'mixture') throw new UsageError(`--component-input: needs the mixture prior, but the prior here is '${priorKind}' (use an aligned zoo of several runs, or --prior mixture)`);
     const auxFlags = [v['component-input'] === true ? '--component-input' : '', v['grad-features'] > 0 ? '--grad-features' : '', v['probe-features'] > 0 ? '--probe-features' : ''].filter((x) => x !== '');
     if (auxFlags.length > 1) throw new UsageError(`${auxFlags.join(' and ')}: choose one (they all feed the field's auxiliary inputs)`);
+    if (v['self-condition'] === true && v.prediction !== 'x1') throw new UsageError("--self-condition: feeds the field its previous prediction of x1, so it needs --prediction x1");
+    if (v['self-condition'] === true && v['probe-features'] > 63) throw new UsageError(`--self-condition: takes one of the field's 64 input columns, so --probe-features must be at most 63 with it (got ${v['probe-features']})`);
 
     // Halving the mixture's spread: MNIST 0.891 ± 0.036 vs 0.873 ± 0.064 (averaged over 64: 0.925 vs 0.923), WDBC
     // 0.983 / loss 0.041 vs 0.983 / 0.044 (results/trials); the samples are then the narrower prior's draws.
@@ -129,6 +132,7 @@ export const trainCommand: CliCommand = {
       ...(v['grad-features'] > 0 ? { gradientFeatures: { task: zoo.task, rows: v['grad-features'] } } : {}),
       ...(v['probe-features'] > 0 ? { probeFeatures: { task: zoo.task, probes: v['probe-features'] } } : {}),
       ...(v['component-input'] === true ? { componentInput: true } : {}),
+      ...(v['self-condition'] === true ? { selfCondition: true } : {}),
       field: { D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as GraphMode, hiddenIdentity, ...(v.recompute === true ? { recompute: true } : {}), ...(v['chunk-rows'] > 0 ? { chunkRows: v['chunk-rows'] } : {}), ...(matmul === 'bf16' ? { matmul } : {}) },
     };
     const outDir = v.out;
