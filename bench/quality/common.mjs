@@ -92,10 +92,15 @@ export function zooFlowArgs(defaultSamples, extra = []) {
   return { get, zooFile, flows, n: Number(get('--samples', String(defaultSamples))), steps: Number(get('--steps', '32')) };
 }
 
-/** The commit: WSF_COMMIT when set (a copied tree on the GPU host has no .git), else git's. */
+/** The commit: WSF_COMMIT when set (a copied tree on the GPU host has no .git), else git's, '-dirty' with uncommitted code. */
 export function gitCommit() {
   if (process.env.WSF_COMMIT) return process.env.WSF_COMMIT;
-  try { return execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; }
+  const git = (args) => execSync(`git ${args}`, { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  try {
+    // '-dirty' when the code that runs differs from the commit (results files being appended do not count).
+    const dirty = git('status --porcelain --untracked-files=no -- lib native bench bin scripts CMakeLists.txt package.json') !== '';
+    return git('rev-parse --short HEAD') + (dirty ? '-dirty' : '');
+  } catch { return 'unknown'; }
 }
 
 export const cpuDevice = () => `cpu (${os.cpus()[0]?.model}, ${os.cpus().length} cores)`;
