@@ -90,13 +90,15 @@ export interface FlowOptions {
    */
   componentInput?: boolean;
   /**
-   * Self-conditioning (beyond the thesis; Chen et al. 2022, "Analog Bits"): the field also sees its own previous
-   * prediction of x1 as one more input column per weight and bias. In training, half of the steps first predict x̂1
-   * with that column at zero (no gradient) and then train with it as the input; the other half train with zeros. The
-   * sampler feeds each field call the prediction of the call before it (zeros at the first), so the field can refine
-   * its estimate along the path at no extra cost per step. x1-prediction only; combines with the other feature inputs
-   * (its column comes last). Training costs one more forward pass on half of the steps, on the host-orchestrated step.
-   * Default false.
+   * Self-conditioning (beyond the thesis; after Chen et al. 2022, "Analog Bits"): the field also sees where its own
+   * previous prediction x̂1 points from the state it is given — x̂1 − x_t, divided by its RMS over each network's
+   * layer block as the other feature inputs are — as one more input column per weight and bias. In training, half of
+   * the steps first predict x̂1 with that column at zero (no gradient) and then train with it; the other half train
+   * with zeros. The sampler gives each field call the prediction of the call before it (zeros at the first), so the
+   * field can refine its estimate along the path at no extra cost per step. (The raw prediction as the column slowed
+   * training: WDBC loss after 600 steps 0.466 against 0.446 without self-conditioning; the normalised displacement
+   * 0.444.) x1-prediction only; combines with the other feature inputs (its column comes last). Training costs one
+   * more forward pass on half of the steps, on the host-orchestrated step. Default false.
    */
   selfCondition?: boolean;
   /**
@@ -489,8 +491,8 @@ export class FlowMatcher {
   private componentMeans: MixturePriorStats | undefined;
   private startAux: Float32Array | undefined;
   /**
-   * selfCondition, while sampling: the field's input-space copy of the previous prediction of the batch in flight
-   * (undefined: zeros, the first call); `selfConditioning` is true while a sampler keeps it.
+   * selfCondition, while sampling: the previous prediction x̂1 of the batch in flight, in flow space (undefined: the
+   * first call, whose column is zero); `selfConditioning` is true while a sampler keeps it.
    */
   private prevPrediction: Float32Array | undefined;
   private selfConditioning = false;
@@ -781,19 +783,25 @@ export class FlowMatcher {
   }
 
   /**
-   * The field's aux input for networks x: {@link auxFor}'s columns, then (selfCondition) one column with the previous
-   * prediction `prev` in the field's input space (B×P; zeros when undefined).
+   * The field's aux input for networks x (flow space): {@link auxFor}'s columns, then (selfCondition) one column with
+   * the previous prediction's displacement prev − x, divided by its RMS over each network's layer blocks (zeros when
+   * `prev` is undefined).
    */
   private fieldAux(x: Float32Array, tg: Target, prev: Float32Array | undefined): Float32Array | undefined {
     const base = this.auxFor(x, tg);
     if (!this.options.selfCondition) return base;
     const n = x.length;
-    if (base === undefined) return prev ?? new Float32Array(n);
+    const col = new Float32Array(n);
+    if (prev !== undefined) {
+      for (let i = 0; i < n; i++) col[i] = prev[i]! - x[i]!;
+      normaliseBlocks(col, tg.arch, 1);
+    }
+    if (base === undefined) return col;
     const K = base.length / n; // the other sources' columns per entry
     const out = new Float32Array(n * (K + 1));
     for (let i = 0; i < n; i++) {
       out.set(base.subarray(i * K, (i + 1) * K), i * (K + 1));
-      if (prev !== undefined) out[i * (K + 1) + K] = prev[i]!;
+      out[i * (K + 1) + K] = col[i]!;
     }
     return out;
   }
@@ -1086,7 +1094,7 @@ export class FlowMatcher {
     if (o.selfCondition && this.rng.uniform() < 0.5) {
       // The field's own prediction with the self-conditioning column at zero, as its input (no gradient through it).
       const first = this.toX1(this.field.forward(this.modelInput(xt), t, { aux: this.fieldAux(xt, this.own, undefined)! }), xt, t);
-      prev = this.modelInput(this.canonical ? this.geom.canonicalize(first) : first);
+      prev = this.canonical ? this.geom.canonicalize(first) : first;
     }
     const aux = this.fieldAux(xt, this.own, prev);
     const F = this.field.forward(this.modelInput(xt), t, { training: true, ...(aux !== undefined ? { aux } : {}) });
@@ -1330,7 +1338,7 @@ export class FlowMatcher {
     const tt = new Float32Array(B).fill(t);
     const xhat = this.toX1(this.fieldOutput(x, tt, tg), x, tt, tg);
     const out = this.canonical ? tg.geom.canonicalize(xhat) : xhat;
-    if (this.selfConditioning) this.prevPrediction = this.modelInput(out, tg);
+    if (this.selfConditioning) this.prevPrediction = out.slice(); // callers may change what they are given
     return out;
   }
 
