@@ -1325,7 +1325,8 @@ export class FlowMatcher {
   // sampling
 
   /**
-   * x̂1 prediction at (x, t) for a batch, canonicalised for Normalized/Geometric (x1-prediction only).
+   * x̂1 prediction at (x, t) for a batch, canonicalised for Normalized/Geometric (x1-prediction only). A
+   * self-conditioned flow ({@link FlowOptions.selfCondition}) is given a zero column here, as at a sampler's first call.
    * @param x B·P states of the flow's architecture, or of `opts.arch` (see {@link SampleOptions.arch})
    * @throws WsfError ERR_SHAPE for an architecture the flow cannot run or a length that is not a multiple of P
    */
