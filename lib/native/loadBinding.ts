@@ -16,25 +16,30 @@ const requireNative = createRequire(__filename);
 /** The package root (lib/native/ under vitest, dist/native/ when compiled: both two levels down). */
 export const packageRoot: string = path.resolve(__dirname, '..', '..');
 
+/** The override in force, if any: a path given, else a non-empty WSF_BINDING; with the label errors name it by. */
+function override(explicit?: string): { label: 'The path given' | 'WSF_BINDING'; path: string } | undefined {
+  if (explicit !== undefined && explicit !== '') return { label: 'The path given', path: path.resolve(explicit) };
+  const env = process.env.WSF_BINDING;
+  return env !== undefined && env !== '' ? { label: 'WSF_BINDING', path: path.resolve(env) } : undefined;
+}
+
 /** Candidate binary paths in resolution order. */
 export function bindingCandidates(explicit?: string): string[] {
-  const out: string[] = [];
-  const env = process.env.WSF_BINDING;
-  if (explicit !== undefined && explicit !== '') out.push(path.resolve(explicit));
-  else if (env !== undefined && env !== '') out.push(path.resolve(env));
-  out.push(path.join(packageRoot, 'build', 'Release', 'wsflow.node'));
-  out.push(path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'wsflow.node'));
-  return out;
+  const first = override(explicit);
+  return [
+    ...(first !== undefined ? [first.path] : []),
+    path.join(packageRoot, 'build', 'Release', 'wsflow.node'),
+    path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'wsflow.node'),
+  ];
 }
 
 /** Loads the first candidate that exists and loads. */
 export function loadBinding(explicit?: string): NativeBinding {
   const tried: string[] = [];
   const candidates = bindingCandidates(explicit);
-  // Which override comes first (bindingCandidates: a path given, else WSF_BINDING), if any.
-  const override = explicit !== undefined && explicit !== '' ? 'The path given' : (process.env.WSF_BINDING ?? '') !== '' ? 'WSF_BINDING' : undefined;
+  const over = override(explicit)?.label;
   for (const [i, p] of candidates.entries()) {
-    const isExplicit = i === 0 && override !== undefined;
+    const isExplicit = i === 0 && over !== undefined;
     if (!fs.existsSync(p)) {
       tried.push(`${p}: not found`);
       if (isExplicit) break; // an explicit override that does not exist is an error, not a fall-through
@@ -50,8 +55,8 @@ export function loadBinding(explicit?: string): NativeBinding {
     }
   }
   const fix =
-    override !== undefined
-      ? `${override} names no addon that loads; point it at a built wsflow.node${override === 'WSF_BINDING' ? ", or unset it to use the package's own build" : ''}.`
+    over !== undefined
+      ? `${over} names no addon that loads; point it at a built wsflow.node${over === 'WSF_BINDING' ? ", or unset it to use the package's own build" : ''}.`
       : bindingFix(packageRoot);
   throw new NoBinaryFoundError(`wsflow: could not load the native addon. Tried:\n  ${tried.join('\n  ')}\n${fix}`, tried, fix);
 }
