@@ -491,8 +491,8 @@ export class FlowMatcher {
   private componentMeans: MixturePriorStats | undefined;
   private startAux: Float32Array | undefined;
   /**
-   * selfCondition, while sampling: the previous prediction x̂1 of the batch in flight, in flow space (undefined: the
-   * first call, whose column is zero); `selfConditioning` is true while a sampler keeps it.
+   * selfCondition, while sampling: the previous prediction x̂1 of the batch in flight, in flow space (undefined outside
+   * a sampler and at a batch's first call, whose column is zero); `selfConditioning` is true while a sampler keeps it.
    */
   private prevPrediction: Float32Array | undefined;
   private selfConditioning = false;
@@ -783,12 +783,11 @@ export class FlowMatcher {
   }
 
   /**
-   * The field's aux input for networks x (flow space): {@link auxFor}'s columns, then (selfCondition) one column with
-   * the previous prediction's displacement prev − x, divided by its RMS over each network's layer blocks (zeros when
-   * `prev` is undefined).
+   * The field's aux input for networks x (flow space): `base` ({@link auxFor}'s columns for x), then (selfCondition)
+   * one column with the previous prediction's displacement prev − x, divided by its RMS over each network's layer
+   * blocks (zeros when `prev` is undefined).
    */
-  private fieldAux(x: Float32Array, tg: Target, prev: Float32Array | undefined): Float32Array | undefined {
-    const base = this.auxFor(x, tg);
+  private fieldAux(base: Float32Array | undefined, x: Float32Array, tg: Target, prev: Float32Array | undefined): Float32Array | undefined {
     if (!this.options.selfCondition) return base;
     const n = x.length;
     const col = new Float32Array(n);
@@ -868,7 +867,7 @@ export class FlowMatcher {
 
   /** The field's raw output F at (x, t) on the target's graph. */
   private fieldOutput(x: Float32Array, t: Float32Array, tg: Target): Float32Array {
-    const aux = this.fieldAux(x, tg, this.selfConditioning ? this.prevPrediction : undefined);
+    const aux = this.fieldAux(this.auxFor(x, tg), x, tg, this.prevPrediction);
     const input = this.modelInput(x, tg);
     const P = tg.arch.numParams;
     const B = x.length / P;
@@ -1090,14 +1089,16 @@ export class FlowMatcher {
         xt[i] = (1 - tb) * x0[i]! + tb * x1[i]! + xt[i]!;
       }
     }
+    const input = this.modelInput(xt);
+    const base = this.auxFor(xt, this.own);
     let prev: Float32Array | undefined;
     if (o.selfCondition && this.rng.uniform() < 0.5) {
       // The field's own prediction with the self-conditioning column at zero, as its input (no gradient through it).
-      const first = this.toX1(this.field.forward(this.modelInput(xt), t, { aux: this.fieldAux(xt, this.own, undefined)! }), xt, t);
+      const first = this.toX1(this.field.forward(input, t, { aux: this.fieldAux(base, xt, this.own, undefined)! }), xt, t);
       prev = this.canonical ? this.geom.canonicalize(first) : first;
     }
-    const aux = this.fieldAux(xt, this.own, prev);
-    const F = this.field.forward(this.modelInput(xt), t, { training: true, ...(aux !== undefined ? { aux } : {}) });
+    const aux = this.fieldAux(base, xt, this.own, prev);
+    const F = this.field.forward(input, t, { training: true, ...(aux !== undefined ? { aux } : {}) });
     let grad: Float32Array;
     let loss: number;
     if (o.prediction === 'x1') {
