@@ -74,7 +74,7 @@ export { lossBarriers } from './eval/barriers.js';
 export type { BarrierOptions, BarrierResult } from './eval/barriers.js';
 export { nearestNeighbourDistances, noiseBaseline, averageBaseline, gaussianBaseline, mixtureBaseline } from './eval/baselines.js';
 export type { BatchTransform, NearestNeighbourResult, NeighbourStats, NoiseBaselineResult } from './eval/baselines.js';
-export { taskGradient, BatchStream, plainSgd } from './eval/gradient.js';
+export { taskGradient, BatchStream, plainSgd, publishedGradientLayout } from './eval/gradient.js';
 export type { MiniBatch, TaskGradient, BatchStreamState } from './eval/gradient.js';
 export { runDemo } from './pipeline/demo.js';
 export type { DemoOptions, DemoSummary, DemoFlowResult, DemoDetails } from './pipeline/demo.js';

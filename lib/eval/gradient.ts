@@ -331,6 +331,33 @@ export interface BatchStreamState {
 }
 
 /**
+ * A gradient in the flat layout rewritten as the published code added it to its flow (METHOD.md §6.5, §12 item 3):
+ * each layer's weight gradient flattened in PyTorch's (out, in) order and laid over the flow's (in, out)
+ * coordinates, so element p of layer l's weight block (n_{l−1}·n_l values) receives the gradient of W_l[⌊p/n_{l−1}⌋,
+ * p mod n_{l−1}] — flat index (p mod n_{l−1})·n_l + ⌊p/n_{l−1}⌋ — instead of its own; biases are unchanged. The
+ * weight part is a fixed permutation of the true gradient (a transpose for square layers). What `reference`
+ * semantics guides with by default ({@link SampleGuidance.layout}), so the thesis' guided runs can be replayed.
+ * @param arch the networks' architecture
+ * @param grad Float32Array B×P in the flat layout
+ * @returns a new Float32Array B×P
+ * @throws WsfError ERR_DTYPE / ERR_SHAPE when `grad` is not B×P
+ */
+export function publishedGradientLayout(arch: Architecture, grad: Float32Array): Float32Array {
+  const B = checkBatch(arch, 'grad', grad, { finite: false });
+  const P = arch.numParams;
+  const out = grad.slice();
+  for (let b = 0; b < B; b++) {
+    for (let l = 1; l <= arch.numLayers; l++) {
+      const nin = arch.widths[l - 1]!;
+      const nout = arch.widths[l]!;
+      const off = b * P + arch.weightOffset(l);
+      for (let p = 0; p < nin * nout; p++) out[off + p] = grad[off + (p % nin) * nout + Math.floor(p / nin)]!;
+    }
+  }
+  return out;
+}
+
+/**
  * A persistent shuffled stream of example indices over one split: every example is drawn once per epoch, the order
  * is reshuffled (seeded) at each epoch boundary, and a mini-batch may straddle two epochs. Replaces building a new
  * shuffled loader iterator per guidance step (METHOD.md §12.C item 5). Copies rows into fresh arrays per call.

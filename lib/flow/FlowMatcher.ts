@@ -25,7 +25,7 @@ import * as fs from 'node:fs';
 import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
 import type { DeviceRequest } from '../device.js';
 import { WsfError } from '../errors.js';
-import { taskGradient, type MiniBatch } from '../eval/gradient.js';
+import { publishedGradientLayout, taskGradient, type MiniBatch } from '../eval/gradient.js';
 import { VECTOR_FIELD_KEYS, VectorField, type FlowSampleOptions, type GraphMode, type MatmulPrecision, type VectorFieldOptions } from '../engine/VectorField.js';
 import type { NativeFlowPrior } from '../native/types.js';
 import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry.js';
@@ -158,7 +158,7 @@ const FLOW_KEYS = optionKeys<FlowOptions>()(['arch', 'geometry', 'semantics', 'f
 const FIELD_KEYS = VECTOR_FIELD_KEYS.filter((k) => k !== 'arch' && k !== 'device' && k !== 'seed');
 const TRAIN_KEYS = optionKeys<TrainOptions>()(['steps', 'batchSize', 'lr', 'schedule', 'warmup', 'weightDecay', 'clipNorm', 'ema', 'checkpoint', 'checkpointMetadata', 'checkpointEvery', 'onLog', 'logEvery', 'signal', 'onStart'] as const);
 const SAMPLE_KEYS = optionKeys<SampleOptions>()(['n', 'steps', 'grid', 'solver', 'batchSize', 'seed', 'x0', 'noise', 'renoise', 'guidance', 'useEma', 'velocity', 'onProgress', 'onStep', 'arch'] as const);
-const GUIDANCE_KEYS = optionKeys<SampleGuidance>()(['grad', 'lambda', 'from', 'to', 'at'] as const);
+const GUIDANCE_KEYS = optionKeys<SampleGuidance>()(['grad', 'lambda', 'from', 'to', 'at', 'layout'] as const);
 const LIKELIHOOD_KEYS = optionKeys<LikelihoodOptions>()(['steps', 'solver', 'exact', 'probes', 'probe', 'seed', 'batchSize', 'useEma', 'onProgress'] as const);
 
 /** A set of networks to learn from (flat layout). */
@@ -243,6 +243,14 @@ export interface SampleGuidance {
    * with the renoising sampler.
    */
   at?: 'state' | 'prediction';
+  /**
+   * The layout the gradient is applied in. 'flat' (the default in corrected semantics): ∇L in the flat layout, every
+   * weight's gradient on that weight. 'published' (the default in reference semantics): as the published code did
+   * (METHOD.md §12 item 3) — each layer's weight gradient flattened in PyTorch's (out, in) order and laid over the
+   * flow's (in, out) coordinates, a fixed permutation of the weight part ({@link publishedGradientLayout}); biases as
+   * in 'flat'. For replaying the thesis' guided runs; it is not a descent direction for the weights.
+   */
+  layout?: 'flat' | 'published';
 }
 
 /** Options of {@link FlowMatcher.sample}. */
@@ -1507,11 +1515,17 @@ export class FlowMatcher {
     const sem = this.options.semantics;
     const vmode = checkChoice('velocity', opts.velocity ?? (sem === 'reference' ? 'x0-anchored' : 'riemannian'), ['riemannian', 'x0-anchored'] as const);
     if (opts.x0 !== undefined && opts.x0.length !== n * P) throw new WsfError(`Expected \`x0\` of length n·P = ${n * P} but received length ${opts.x0.length}`, 'ERR_SHAPE');
-    if (opts.guidance !== undefined) {
-      checkNumber('guidance.lambda', opts.guidance.lambda);
-      const at = checkChoice('guidance.at', opts.guidance.at ?? 'state', ['state', 'prediction'] as const);
+    let guidance = opts.guidance;
+    if (guidance !== undefined) {
+      checkNumber('guidance.lambda', guidance.lambda);
+      const at = checkChoice('guidance.at', guidance.at ?? 'state', ['state', 'prediction'] as const);
       const why = at === 'prediction' ? this.guidanceAtPredictionUnsupported() : undefined;
       if (why !== undefined) throw new WsfError(why, 'ERR_INVALID');
+      const layout = checkChoice('guidance.layout', guidance.layout ?? (sem === 'reference' ? 'published' : 'flat'), ['flat', 'published'] as const);
+      if (layout === 'published') {
+        const g = guidance;
+        guidance = { ...g, grad: (x, t) => publishedGradientLayout(tg.arch, guidanceGradient(g, x, t)) };
+      }
     }
     if (opts.noise !== undefined) checkNumber('noise.scale', opts.noise.scale, 0);
     const renoise = opts.renoise === undefined ? undefined : this.checkRenoise(opts);
@@ -1521,7 +1535,7 @@ export class FlowMatcher {
     const grid = timeGrid(steps, sem, gridKind);
     // The sampler (Euler, midpoint or RK4) runs on the field's device in one call per batch when nothing needs the
     // host between steps (no guidance, noise or per-step callback; the flow's own architecture).
-    const onDevice = this.fusedEligible() && opts.guidance === undefined && !(opts.noise !== undefined && opts.noise.scale > 0) && renoise === undefined && opts.onStep === undefined && tg.arch === this.arch;
+    const onDevice = this.fusedEligible() && guidance === undefined && !(opts.noise !== undefined && opts.noise.scale > 0) && renoise === undefined && opts.onStep === undefined && tg.arch === this.arch;
     const configureHere = onDevice && !this.fused; // during fit() the training step's configuration serves
     if (configureHere) this.configureFused();
     this.syncEma();
@@ -1548,7 +1562,7 @@ export class FlowMatcher {
           continue;
         }
         if (renoise !== undefined) {
-          x = this.renoisePath(x, grid, renoise, rng, tg, (y, t) => opts.onStep?.(y, t, start), opts.guidance);
+          x = this.renoisePath(x, grid, renoise, rng, tg, (y, t) => opts.onStep?.(y, t, start), guidance);
           out.set(x, start * P);
           opts.onProgress?.(start + B, n);
           continue;
@@ -1556,7 +1570,7 @@ export class FlowMatcher {
         const x0 = x.slice();
         if (this.options.componentInput) this.startAux = this.componentAux(x0);
         const vel = (y: Float32Array, t: number): Float32Array => {
-          const g = opts.guidance;
+          const g = guidance;
           let v = this.velocity(y, t, x0, vmode, tg, this.predictionGuide(g, t, tg));
           if (g !== undefined && g.at !== 'prediction' && t >= (g.from ?? 0) && t <= (g.to ?? 1)) {
             const grad = guidanceGradient(g, y, t);

@@ -50,9 +50,10 @@ export interface SampleFlowOptions {
    * and its gradient never settles; at the trained networks' own logit scale (see {@link naturalLogitScale}) it does.
    * `at` 'prediction' instead takes one SGD step of rate λ from the field's prediction x̂1 (FlowMatcher's
    * SampleGuidance.at) — on the network with its last layer at scale `logitScale`, so λ is a learning rate as for the
-   * trained networks.
+   * trained networks. `layout` (FlowMatcher's SampleGuidance.layout): 'flat' (corrected semantics' default) or the
+   * published code's permuted weight layout 'published' (reference semantics' default).
    */
-  readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number; logitScale?: number; at?: SampleGuidance['at'] };
+  readonly guidance?: { lambda: number; task: Task; rows?: number; from?: number; to?: number; logitScale?: number; at?: SampleGuidance['at']; layout?: SampleGuidance['layout'] };
   /**
    * Generate this architecture instead of the flow's (architecture transfer; same input width, output width and
    * depth, any hidden widths — see FlowMatcher's SampleOptions.arch). Default: the flow's architecture.
@@ -120,6 +121,7 @@ export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise
       ...(g.from !== undefined ? { from: g.from } : {}),
       ...(g.to !== undefined ? { to: g.to } : {}),
       ...(g.at !== undefined ? { at: g.at } : {}),
+      ...(g.layout !== undefined ? { layout: g.layout } : {}),
     };
   }
   const out = new Float32Array(n * P);

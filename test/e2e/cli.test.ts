@@ -222,6 +222,8 @@ describe('option validation', () => {
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--task', 'wdbc', '--guidance-at', 'endpoint'], /--guidance-at/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance-at', 'prediction'], /--guidance-at: needs --guidance λ/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance-from', '0.5'], /--guidance-from: needs --guidance λ/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance-layout', 'published'], /--guidance-layout: needs --guidance λ/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--guidance-layout', 'pytorch'], /--guidance-layout: expected one of flat, published/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--renoise', '2'], /--renoise: expected a number in \[0, 1\], got 2/],
     [['sample', '--flow', '.', '--out', 's.safetensors', '--guidance', '0.1', '--task', 'wdbc', '--guidance-logit-scale', '0'], /--guidance-logit-scale: expected a positive number or 'auto', got '0'/],
     [['sample', '--flow', '/nonexistent/flow', '--out', 's.safetensors'], /--flow: \/nonexistent\/flow does not exist/],
@@ -471,6 +473,12 @@ describe('the pipeline through the CLI', () => {
     r = await cli('train', '--zoo', zoo, '--out', flowEu, '--geometry', 'euclidean', '--d', '8', '--layers', '1', '--steps', '2', '--device', 'cpu');
     expect(r.code, r.err).toBe(0);
     expect(await guidanceOf(flowEu)).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64 });
+    // --guidance-layout published: the published code's permuted weight gradients — recorded, and other networks
+    // than the flat layout's from the same draws.
+    const guidedWeights = (): Float32Array => readWeightsFile(path.join(tmp, 'g-default.safetensors')).weights;
+    const flatGuided = guidedWeights();
+    expect(await guidanceOf(flowEu, '--guidance-layout', 'published')).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64, layout: 'published' });
+    expect(guidedWeights().some((v, i) => v !== flatGuided[i])).toBe(true);
 
     // Architecture transfer. Trained on an aligned zoo, the flow's field has one embedding per hidden neuron
     // (--hidden-identity auto) and its prior is a mixture of Gaussians fitted to the zoo, one per run (--prior auto), so wider hidden layers and other

@@ -15,7 +15,7 @@ import type { CliCommand } from './types.js';
 const spec = {
   name: 'sample',
   summary: 'generate networks from a trained flow',
-  usage: ['wsflow sample --flow DIR --n N --out FILE [--steps 64] [--solver euler|midpoint|rk4] [--grid uniform|early|cosine] [--renoise ρ] [--guidance λ --task T [--guidance-at state|prediction]] [--arch WIDTHS]'],
+  usage: ['wsflow sample --flow DIR --n N --out FILE [--steps 64] [--solver euler|midpoint|rk4] [--grid uniform|early|cosine] [--renoise ρ] [--guidance λ --task T [--guidance-at state|prediction] [--guidance-layout flat|published]] [--arch WIDTHS]'],
   description: `Integrates the flow from prior draws with an ODE solver on the flow's geometry and writes FILE (safetensors):
 \`weights\` F32 [n, P] in the flat layout, with metadata (flow file, geometry, semantics, canonical, steps, solver,
 seed, renoise, arch, task, guidance, wsflow version). Normalized and Geometric flows produce canonicalised networks (same
@@ -60,6 +60,12 @@ between batches and writes the finished networks to FILE with '.partial' before 
         "where the guidance gradient acts: 'state' (the default; the thesis' v ← v − λ∇L(x_t)) or 'prediction' (one SGD step of rate λ from the field's prediction x̂1, taken at x̂1, at the --guidance-logit-scale; x1-prediction flows in corrected semantics; also with --renoise; official MNIST: λ 0.01)",
     },
     'guidance-from': { type: 'number', min: 0, max: 1, metavar: 'T', description: 'guide only for t ≥ T (default 0: the whole path)' },
+    'guidance-layout': {
+      type: 'string',
+      choices: ['flat', 'published'],
+      description:
+        "the layout the gradient is applied in: 'flat' (each weight's gradient on that weight; the default in corrected semantics) or 'published' (as the published code did: each layer's weight gradient flattened (out, in) and laid over the (in, out) weights, a fixed permutation; the default for --semantics reference flows, to replay the thesis' guided runs)",
+    },
     'guidance-rows': { type: 'int', min: 1, default: 64, metavar: 'N', description: 'training examples per network and guidance step' },
     'guidance-logit-scale': {
       type: 'string',
@@ -93,7 +99,7 @@ export const sampleCommand: CliCommand = {
     if (v.flow === undefined) throw new UsageError('--flow: expected a flow folder (e.g. --flow flows/wdbc-geo)');
     if (v.out === undefined) throw new UsageError('--out: expected the samples file to write (e.g. --out s.safetensors)');
     checkWritableFile('--out', v.out);
-    for (const k of ['guidance-at', 'guidance-from'] as const) {
+    for (const k of ['guidance-at', 'guidance-from', 'guidance-layout'] as const) {
       if (v[k] !== undefined && v.guidance === 0) throw new UsageError(`--${k}: needs --guidance λ`);
     }
     const atPrediction = v['guidance-at'] === 'prediction';
@@ -147,7 +153,12 @@ export const sampleCommand: CliCommand = {
       if (gTask !== undefined && flowTask !== undefined && gTask.name !== flowTask) {
         ctx.note(`note: guiding towards ${gTask.name}, not the flow's own task (${flowTask}): measured from official MNIST towards Fashion-MNIST, guided samples stayed below plain SGD with the same gradients (README, "Fashion-MNIST from an MNIST flow, guided")`);
       }
-      const guideWhere = { ...(atPrediction ? { at: 'prediction' as const } : {}), ...(v['guidance-from'] !== undefined && v['guidance-from'] > 0 ? { from: v['guidance-from'] } : {}) };
+      const layout = (v['guidance-layout'] ?? (o.semantics === 'reference' ? 'published' : 'flat')) as 'flat' | 'published';
+      const guideWhere = {
+        ...(atPrediction ? { at: 'prediction' as const } : {}),
+        ...(v['guidance-from'] !== undefined && v['guidance-from'] > 0 ? { from: v['guidance-from'] } : {}),
+        ...(layout !== 'flat' ? { layout } : {}),
+      };
       const bar = ctx.progress({ label: 'sample', total: v.n, unit: 'networks' });
       const r = await sampleFlow(flow, {
         n: v.n,
