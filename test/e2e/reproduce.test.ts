@@ -204,9 +204,9 @@ describe('reproduce, transfer experiments at smoke size', () => {
     expect(result.zoo.alignmentByRun).toBeNull();
     expect(result.target).toEqual([784, 32, 10]);
     expect(result.transfer.map((r: { key: string }) => r.key)).toEqual([
-      'euclidean', 'euclidean+guidance', 'euclidean+sgd',
-      'geometric', 'geometric+guidance', 'geometric+guidance-scaled', 'geometric+sgd',
-      'normalized', 'normalized+guidance', 'normalized+guidance-scaled', 'normalized+sgd',
+      'euclidean', 'euclidean+guidance', 'euclidean+guidance-published', 'euclidean+sgd',
+      'geometric', 'geometric+guidance', 'geometric+guidance-published', 'geometric+guidance-scaled', 'geometric+sgd',
+      'normalized', 'normalized+guidance', 'normalized+guidance-published', 'normalized+guidance-scaled', 'normalized+sgd',
     ]);
     for (const r of [...result.transfer, ...result.own, ...result.baselines]) expect(finiteStats(r.set), r.key).toBe(true);
     // The logit scale of guided canonical samples: the trained 784-10-10 networks' (the checkpoints of the zoo's last epoch).
@@ -227,13 +227,14 @@ describe('reproduce, transfer experiments at smoke size', () => {
     expect(result.guidanceLr).toBeCloseTo(0.05, 12);
     expect(table).toMatch(/\| Euclidean \| 784-32-10 \| [\d.]+ ± [\d.]+ \| 0\.826 ± 0\.076 \|/);
     expect(table).toMatch(/Geometric \(w\/ guidance\) \| 784-32-10 .*0\.886 ± 0\.033/);
+    expect(table).toMatch(/Geometric \(w\/ guidance as published: x0-anchored velocity, \(out, in\) gradient layout\) \| 784-32-10 \| [\d.]+ ± [\d.]+ \| 0\.886 ± 0\.033/);
     expect(table).toMatch(/plain SGD from the prior draws: 2 steps × 8 examples, lr 0\.1/);
     expect(table).toMatch(/Euclidean, its own 784-10-10 samples \| 784-10-10 .*0\.737 ± 0\.085/);
   }, 120_000);
 
   it.skipIf(!fashionMnistAvailable())('fmnist-guidance: guided and unguided MNIST flows, Adam F-MNIST networks and plain SGD at the same budget', async () => {
     const { result, table } = await run('fmnist-guidance', { flows, guidance: { lambda: 0.1, steps: 2, rows: 8 }, adam: { runs: 1, epochs: 1, lr: 1e-3, batch: 256 }, sgdLr: 0.1 });
-    expect(result.rows.map((r: { key: string }) => r.key)).toEqual(['euclidean', 'euclidean+guidance', 'euclidean+guidance-anchored', 'normalized', 'normalized+guidance', 'normalized+guidance-anchored', 'geometric', 'geometric+guidance', 'geometric+guidance-anchored']);
+    expect(result.rows.map((r: { key: string }) => r.key)).toEqual(['euclidean', 'euclidean+guidance', 'euclidean+guidance-anchored', 'euclidean+guidance-published', 'normalized', 'normalized+guidance', 'normalized+guidance-anchored', 'normalized+guidance-published', 'geometric', 'geometric+guidance', 'geometric+guidance-anchored', 'geometric+guidance-published']);
     expect(result.baselines.map((r: { key: string }) => r.key)).toEqual(['adam', 'prior', 'sgd', 'sgd-guidance-lr']);
     for (const r of [...result.rows, ...result.baselines]) expect(finiteStats(r.fmnist) && finiteStats(r.mnist), r.key).toBe(true);
     expect(result.guidance.gradientEvals).toBe(2);
@@ -246,6 +247,13 @@ describe('reproduce, transfer experiments at smoke size', () => {
     // The anchored rows are another sampler from the same start points: not the Riemannian guided samples.
     const acc = (k: string): number => result.rows.find((r: { key: string }) => r.key === k).fmnist.accuracy.mean;
     expect(acc('geometric+guidance-anchored') !== acc('geometric+guidance') || acc('euclidean+guidance-anchored') !== acc('euclidean+guidance')).toBe(true);
+    // … and the rows guided as published differ from the anchored ones only in the gradient's layout: other networks.
+    const loss = (k: string): number => result.rows.find((r: { key: string }) => r.key === k).fmnist.loss.mean;
+    expect(['euclidean', 'normalized', 'geometric'].some((g) => loss(`${g}+guidance-published`) !== loss(`${g}+guidance-anchored`))).toBe(true);
+    expect(table).toMatch(/Geometric \+ guidance as published: x0-anchored velocity, \(out, in\) gradient layout \| [\d.]+ ± [\d.]+ \| 0\.730 ± 0\.067 \|( [\d.]+ ± [\d.]+ \|){2} [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \|/);
+    // The note set beside the thesis' guided rows: its own MNIST rows, from thesis.ts.
+    expect(table).toMatch(/Geometric 0\.730 ± 0\.067, loss 1\.470 ± 0\.043 against MNIST \(aligned\) 0\.737 ± 0\.070, loss 1\.457 ± 0\.040/);
+    expect(table).toMatch(/Euclidean 0\.754 ± 0\.082, loss 0\.764 ± 0\.252 against MNIST \(aligned \+ OT\) 0\.757 ± 0\.077, loss 0\.753 ± 0\.245/);
     expect(table).toMatch(/Euclidean, no guidance .*0\.080 ± 0\.030/);
     expect(table).toMatch(/plain SGD from the prior draws: 2 steps × 8 F-MNIST examples, lr 0\.1/);
   }, 120_000);
