@@ -265,7 +265,7 @@ export function thesisGuidedMatchesMnist(): string {
   const ng = FMNIST_GUIDANCE_TABLE['no-guidance'];
   return (
     `The thesis' own tables point to the data its guided rows were measured on: each guided 'Fashion-MNIST' row (§11.3) equals, within its spread, a row of its MNIST table (§11.2) for the same geometry — ${pairs.join('; ')} — loss spreads and the canonical networks' MNIST loss level (≈ 1.5) included` +
-    (ng !== undefined ? `, while its unguided row (${ng.accuracy[0].toFixed(3)}, loss ${ng.loss[0].toFixed(1)}) is a Fashion-MNIST figure (wsflow's unguided samples score the same)` : '') +
+    (ng !== undefined ? `, while its unguided row (${ng.accuracy[0].toFixed(3)}, loss ${ng.loss[0].toFixed(1)}) is a Fashion-MNIST figure (a thesis-size MNIST field here scores 0.080 unguided too: results/FINDINGS.md)` : '') +
     ". The published loaders default to MNIST (METHOD.md §12 item 20), and guidance at λ 0.1 changes MNIST samples little (§11.2, figure 'mnist_steps'): the guided rows were most likely MNIST accuracies of MNIST samples, not a transfer to Fashion-MNIST."
   );
 }
@@ -392,7 +392,7 @@ export const fmnistGuidanceExperiment: Experiment = {
       notes: [
         flowNote(ctx.scale, cfg.flows, trainSteps, z.summary),
         ...measured,
-        "The thesis' 'No guidance' row (one number, geometry not stated) is shown beside each unguided flow, and its guided figure beside both guided rows: the thesis sampled with the x0-anchored velocity v = x̂1 − x0 (METHOD.md §12 item 1), wsflow's corrected default is the Riemannian (x̂1 − x)/(1 − t), whose pull towards MNIST networks grows near t = 1 and undoes guidance (results/FINDINGS.md, 'Fashion-MNIST from an MNIST flow, guided': from a 12,593-step official-MNIST field, guided at λ 1, a 16-network pilot scored 0.241 with the Riemannian velocity and 0.482 with the x0-anchored one).",
+        "The thesis' 'No guidance' row (one number, geometry not stated) is shown beside each unguided flow, and its guided figure beside every guided row: the thesis sampled with the x0-anchored velocity v = x̂1 − x0 (METHOD.md §12 item 1), wsflow's corrected default is the Riemannian (x̂1 − x)/(1 − t), whose pull towards MNIST networks grows near t = 1 and undoes guidance (results/FINDINGS.md, 'Fashion-MNIST from an MNIST flow, guided': from a 12,593-step official-MNIST field, guided at λ 1, a 16-network pilot scored 0.241 with the Riemannian velocity and 0.482 with the x0-anchored one).",
         `All flow rows and both SGD rows start from the same ${n} prior draws (seed ${ctx.seed + 101}); SGD takes as many steps as the guided sampler took gradient evaluations per network, with the same ${cfg.guidance.rows}-example batches (plain SGD: no momentum, no weight decay; its learning rates are in the row labels).`,
         "Normalized and Geometric samples are canonicalised, so their logits are scaled down and their losses are not comparable with raw networks' losses (the thesis' numbers for them are in the same space); accuracy is unaffected.",
         "Corrected semantics (guidance gradients in the flat layout, tangent-projected on the spheres), except the rows 'as published', which guide as the published code did: the x0-anchored velocity and each layer's weight gradient flattened in PyTorch's (out, in) order over the flow's (in, out) coordinates, untangented (SampleGuidance.layout 'published', `wsflow sample --guidance-layout published`; METHOD.md §12 item 3).",
