@@ -83,11 +83,17 @@ export class ExperimentUnavailable extends WsfError {
 /** The package root (dist/reproduce → ../..; lib/reproduce in tests → ../..). */
 const ROOT = path.resolve(__dirname, '..', '..');
 
-/** `git rev-parse HEAD` of the package's checkout (+ '-dirty' with uncommitted changes), or null. */
+/** The checkout's paths whose uncommitted changes make a run '-dirty': the code that runs, not the results it writes. */
+export const CODE_PATHS = ['lib', 'native', 'bench', 'bin', 'scripts', 'CMakeLists.txt', 'package.json'] as const;
+
+/**
+ * `git rev-parse HEAD` of the package's checkout (+ '-dirty' when the code that runs, {@link CODE_PATHS}, has
+ * uncommitted changes; results files written by earlier runs do not count), or null.
+ */
 export function gitCommit(cwd = ROOT): string | null {
   try {
     const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', ...CODE_PATHS], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
     return sha + (dirty ? '-dirty' : '');
   } catch {
     return null;
