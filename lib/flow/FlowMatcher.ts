@@ -9,8 +9,9 @@
  * The vector field predicts x̂1 (default) or a velocity. Sampling integrates dx/dt = v(x, t) with Euler,
  * midpoint or RK4 steps; in corrected semantics v = Log_x(x̂1)/(1−t) (Euclidean: (x̂1 − x)/(1−t)) and each step
  * is an exact exponential map followed by re-projection; reference semantics reproduces the published sampler
- * (v = x̂1 − x0, the non-tangent exponential step, noise only for t > 0.8, `steps − 1` steps). Every difference
- * between the two is a named option (see {@link FlowOptions}).
+ * (v = x̂1 − x0, the non-tangent exponential step, noise only for t > 0.8, `steps − 1` steps, guidance gradients in
+ * its (out, in) weight layout). Every difference between the two is a named option (see {@link FlowOptions},
+ * {@link SampleOptions}, {@link SampleGuidance.layout}).
  *
  * **Architecture transfer.** One vector field serves any MLP with the same input width, output width and depth
  * (hidden widths are free), so {@link FlowMatcher.sample} can generate another architecture than the one the flow
