@@ -25,6 +25,16 @@ OUT=${1:?usage: gpu-session.sh OUT [BUDGET_S]}
 BUDGET=${2:-560}
 start=$(date +%s)
 left() { echo $((BUDGET - ($(date +%s) - start))); }
+# A stage's time limit: its own (the first argument) or what is left of the budget less 5 s, whichever is smaller; 0
+# when under 15 s are left (the stage is skipped, so the whole script stays inside BUDGET and every file lands).
+cap() { local l=$(($(left) - 5)); if ((l < 15)); then echo 0; elif (($1 < l)); then echo "$1"; else echo "$l"; fi; }
+# run_capped WANT_S CMD...: runs CMD under `timeout $(cap WANT_S)`, or says it was skipped.
+run_capped() {
+  local t
+  t=$(cap "$1"); shift
+  if ((t == 0)); then echo "skipped (budget spent): $*"; return 124; fi
+  timeout "$t" "$@"
+}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/session.log") 2>&1
 
@@ -39,7 +49,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 echo "== 1. GPU check ($(left) s left)"
 # The geometry section (parity passed on the H200 on 2026-12-04, 316 cases) only with GEOMETRY=1: the budget goes
 # to the engine (parity, timings incl. recompute mode) and the fused flow step.
-timeout "${CHECK_S:-280}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --peer=eager --only "engine,flow${GEOMETRY:+,geometry}"
+run_capped "${CHECK_S:-280}" /tmp/node bench/gpu-check.mjs "$OUT" --seconds 0.2 --peer=eager --only "engine,flow${GEOMETRY:+,geometry}"
 echo "gpu-check exit $?"
 
 echo "== 1b. engine timings with the other GEMM kernels, side by side ($(left) s left)"
@@ -50,17 +60,17 @@ passes=("v1:WSF_GEMM=v1" "tc:WSF_GEMM=tc" "tf32:WSF_GEMM=tf32" "v2-rows128:WSF_S
 for p in "${passes[@]}"; do
   name=${p%%:*}
   # shellcheck disable=SC2086
-  env ${p#*:} timeout "${GEMM_S:-40}" /tmp/node bench/gpu-check.mjs "$OUT/gemm-$name" --only engine --bench-only \
+  run_capped "${GEMM_S:-40}" env ${p#*:} /tmp/node bench/gpu-check.mjs "$OUT/gemm-$name" --only engine --bench-only \
     --skip-cpu-bench --peer=none --workloads=wdbc,mnist,mnist-b64,mnist-wide
   echo "pass $name (${p#*:}) exit $?"
 done
 
 echo "== 1c. parity with the tensor-core GEMM, WSF_GEMM=tc ($(left) s left)"
-WSF_GEMM=tc timeout "${TC_PARITY_S:-90}" /tmp/node bench/gpu-check.mjs "$OUT/gemm-tc-parity" --only engine --parity-only --peer=none
+run_capped "${TC_PARITY_S:-90}" env WSF_GEMM=tc /tmp/node bench/gpu-check.mjs "$OUT/gemm-tc-parity" --only engine --parity-only --peer=none
 echo "gemm tc parity exit $?"
 
 echo "== 2. flow benchmark ($(left) s left)"
-timeout "${FLOW_S:-90}" /tmp/node bench/flow.mjs --device cuda --steps 30 --sample-steps 16 --prior mixture --out "$OUT"
+run_capped "${FLOW_S:-90}" /tmp/node bench/flow.mjs --device cuda --steps 30 --sample-steps 16 --prior mixture --out "$OUT"
 echo "flow bench exit $?"
 
 shopt -s nullglob
