@@ -264,7 +264,7 @@ export function thesisGuidedMatchesMnist(): string {
   }
   const ng = FMNIST_GUIDANCE_TABLE['no-guidance'];
   return (
-    `The thesis' own tables point to the data its guided rows were measured on: each guided 'Fashion-MNIST' row (§11.3) equals, within its spread, a row of its MNIST table (§11.2) for the same geometry — ${pairs.join('; ')} — loss spreads and the canonical networks' MNIST loss level (≈ 1.5) included` +
+    `The thesis' own tables point to the data its guided rows were measured on: each guided 'Fashion-MNIST' row (§11.3) equals, within its spread, a row of its MNIST table (§11.2) for the same geometry — ${pairs.join('; ')} — both spreads included` +
     (ng !== undefined ? `, while its unguided row (${ng.accuracy[0].toFixed(3)}, loss ${ng.loss[0].toFixed(1)}) is a Fashion-MNIST figure (a thesis-size MNIST field here scores 0.080 unguided too: results/FINDINGS.md)` : '') +
     ". The published loaders default to MNIST (METHOD.md §12 item 20), and guidance at λ 0.1 changes MNIST samples little (§11.2, figure 'mnist_steps'): the guided rows were most likely MNIST accuracies of MNIST samples, not a transfer to Fashion-MNIST."
   );
