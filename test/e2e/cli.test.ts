@@ -479,6 +479,14 @@ describe('the pipeline through the CLI', () => {
     const flatGuided = guidedWeights();
     expect(await guidanceOf(flowEu, '--guidance-layout', 'published')).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64, layout: 'published' });
     expect(guidedWeights().some((v, i) => v !== flatGuided[i])).toBe(true);
+    // A reference-semantics flow guides in the published layout unless told otherwise, and records the layout either way.
+    const flowRef = path.join(tmp, 'flow-reference');
+    r = await cli('train', '--zoo', zoo, '--out', flowRef, '--geometry', 'euclidean', '--semantics', 'reference', '--d', '8', '--layers', '1', '--steps', '2', '--device', 'cpu');
+    expect(r.code, r.err).toBe(0);
+    expect(await guidanceOf(flowRef)).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64, layout: 'published' });
+    const refPublished = guidedWeights();
+    expect(await guidanceOf(flowRef, '--guidance-layout', 'flat')).toEqual({ lambda: 0.1, task: 'wdbc', rows: 64, layout: 'flat' });
+    expect(guidedWeights().some((v, i) => v !== refPublished[i])).toBe(true);
 
     // Architecture transfer. Trained on an aligned zoo, the flow's field has one embedding per hidden neuron
     // (--hidden-identity auto) and its prior is a mixture of Gaussians fitted to the zoo, one per run (--prior auto), so wider hidden layers and other

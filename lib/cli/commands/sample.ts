@@ -157,7 +157,7 @@ export const sampleCommand: CliCommand = {
       const guideWhere = {
         ...(atPrediction ? { at: 'prediction' as const } : {}),
         ...(v['guidance-from'] !== undefined && v['guidance-from'] > 0 ? { from: v['guidance-from'] } : {}),
-        ...(layout !== 'flat' ? { layout } : {}),
+        ...(layout !== 'flat' || o.semantics === 'reference' ? { layout } : {}),
       };
       const bar = ctx.progress({ label: 'sample', total: v.n, unit: 'networks' });
       const r = await sampleFlow(flow, {
@@ -170,7 +170,7 @@ export const sampleCommand: CliCommand = {
         ...(v.noise > 0 ? { noise: { scale: v.noise, from: v['noise-from'] } } : {}),
         ...(v.renoise !== undefined ? { renoise: v.renoise } : {}),
         ...(v.velocity !== undefined ? { velocity: v.velocity as 'riemannian' | 'x0-anchored' } : {}),
-        ...(gTask !== undefined ? { guidance: { lambda: v.guidance, task: gTask, rows: v['guidance-rows'], logitScale, ...guideWhere } } : {}),
+        ...(gTask !== undefined ? { guidance: { lambda: v.guidance, task: gTask, rows: v['guidance-rows'], logitScale, ...guideWhere, layout } } : {}),
         ...(transfer ? { arch } : {}),
         signal: ctx.signal,
         progress: bar,
