@@ -7,7 +7,8 @@ import { gaussianExperiment } from './gaussian.js';
 import { archTransferExperiment, fmnistGuidanceExperiment, learnedInitExperiment } from './transfer.js';
 import { type Experiment, type Scale, fmtStat, mdTable, needsGpu } from './harness.js';
 import { MNIST_BMA, MNIST_TABLE, SCALING, UCI_TABLE, type ThesisRow } from './thesis.js';
-import { type DiversityEntry, type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, needsGpuAndMnistFull, RENOISE_RHO, type VariantResult, type VariantSpec, runFlowVariants } from './variants.js';
+import { mnistStepsExperiment, wdbcStepsExperiment } from './steps.js';
+import { type DiversityEntry, type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, needsGpuAndMnistFull, RENOISE_RHO, type VariantResult, type VariantSpec, runFlowVariants, WDBC_FLOWS } from './variants.js';
 
 const NAME = GEOMETRY_NAME;
 
@@ -71,12 +72,8 @@ const GRAPH_FLAGS = Object.freeze({
   reference: 'also train the Geometric (aligned) flow in reference semantics (the published training and sampling rules); with dense, also the exact published model',
 });
 
-// Both scales use the published code's split (task wdbc-reference: scikit-learn's train_test_split with random_state 42,
-// scaler fitted on all rows), so the samples are scored on the thesis' own 57 test examples.
-const WDBC: Record<Scale, FlowExperimentConfig> = {
-  quick: { task: 'wdbc-reference', zoo: { runs: 20, epochs: 50 }, field: { d: 16, layers: 3, heads: 1 }, train: { steps: 400, batch: 32, lr: 2e-3, ema: 0.98 }, sample: { n: 64, steps: 32 } },
-  paper: { task: 'wdbc-reference', zoo: { runs: 100, epochs: 50 }, field: { d: 64, layers: 5, heads: 1 }, train: { steps: 250_000, batch: 32, lr: 1e-3 }, sample: { n: 256, steps: 64 } },
-};
+// The thesis' split at both scales (variants.ts, WDBC_FLOWS).
+const WDBC = WDBC_FLOWS;
 
 /** wsflow's defaults beyond the thesis, beside its variants: Geometric, aligned by run, mixture prior, hiddenIdentity, logit-normal times. */
 const OURS: VariantSpec = { key: 'geometric/aligned+mixture', label: 'Geometric (aligned by run), wsflow defaults: mixture prior, hidden-neuron identity, logit-normal times', geometry: 'geometric', aligned: true, coupling: 'independent', ours: true };
@@ -292,7 +289,9 @@ const scalingExperiment: Experiment = {
 export const EXPERIMENTS: Readonly<Record<string, Experiment>> = Object.freeze({
   gaussian: gaussianExperiment,
   wdbc: wdbcExperiment,
+  'wdbc-steps': wdbcStepsExperiment,
   mnist: mnistExperiment,
+  'mnist-steps': mnistStepsExperiment,
   'mnist-bma': mnistBmaExperiment,
   'fmnist-guidance': fmnistGuidanceExperiment,
   'arch-transfer': archTransferExperiment,

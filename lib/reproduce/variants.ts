@@ -105,6 +105,16 @@ export const MNIST_FLOWS: Readonly<Record<'quick' | 'paper', FlowExperimentConfi
   paper: { task: 'mnist-full', zoo: { runs: 50, epochs: 25 }, field: { d: 32, layers: 5, heads: 1 }, train: { steps: 100_000, batch: 8, lr: 1e-3 }, maxNetworks: 15_000, sample: { n: 256, steps: 64 } },
 });
 
+/**
+ * The WDBC flow sizes shared by wdbc and wdbc-steps. Both scales use the published code's split (task wdbc-reference:
+ * scikit-learn's train_test_split with random_state 42, scaler fitted on all rows), so the samples are scored on the
+ * thesis' own 57 test examples.
+ */
+export const WDBC_FLOWS: Readonly<Record<'quick' | 'paper', FlowExperimentConfig>> = Object.freeze({
+  quick: { task: 'wdbc-reference', zoo: { runs: 20, epochs: 50 }, field: { d: 16, layers: 3, heads: 1 }, train: { steps: 400, batch: 32, lr: 2e-3, ema: 0.98 }, sample: { n: 64, steps: 32 } },
+  paper: { task: 'wdbc-reference', zoo: { runs: 100, epochs: 50 }, field: { d: 64, layers: 5, heads: 1 }, train: { steps: 250_000, batch: 32, lr: 1e-3 }, sample: { n: 256, steps: 64 } },
+});
+
 /** What one variant measured. */
 export interface VariantResult {
   readonly key: string;

@@ -809,7 +809,7 @@ describe('reproduce', () => {
     const r = await cli('reproduce', '--list', '--json', '--device', 'cpu');
     expect(r.code, r.err).toBe(0);
     const rows = JSON.parse(r.out) as { name: string; runnable: { quick: string; paper: string } }[];
-    expect(rows.map((x) => x.name)).toEqual(['gaussian', 'wdbc', 'mnist', 'mnist-bma', 'fmnist-guidance', 'arch-transfer', 'learned-init', 'scaling']);
+    expect(rows.map((x) => x.name)).toEqual(['gaussian', 'wdbc', 'wdbc-steps', 'mnist', 'mnist-steps', 'mnist-bma', 'fmnist-guidance', 'arch-transfer', 'learned-init', 'scaling']);
     expect(rows.find((x) => x.name === 'wdbc')!.runnable.quick).toBe('yes');
     expect(rows.find((x) => x.name === 'wdbc')!.runnable.paper).toMatch(/CUDA GPU/);
     for (const name of ['arch-transfer', 'learned-init']) expect(rows.find((x) => x.name === name)!.runnable.quick).toBe('yes');

