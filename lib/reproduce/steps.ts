@@ -120,7 +120,12 @@ async function runSteps(ctx: ExperimentContext, figure: StepsFigure): Promise<{ 
       });
     }
   }
+  // As the other quick flow experiments say it: flows that have not learned their task yet show the samplers and
+  // guidance acting on near-prior networks, not the thesis' curves.
+  const chance = 1 / task.numClasses;
+  const unguidedBest = Math.max(...curves.filter((c) => c.lambda === 0).flatMap((c) => c.points.map((p) => p.accuracy.mean)));
   const notes = [
+    ...(unguidedBest < chance + 0.05 ? [`Measured at this size: the unguided samples are at chance (best ${unguidedBest.toFixed(3)}) — these flows have not learned ${task.name} networks yet, so the rows show the samplers and guidance acting on near-prior networks; compare them with each other, not with the thesis' curves.`] : []),
     `Flows: ${GEOMETRIES.map((g) => `${GEOMETRY_NAME[g]} ${flowTrain[g]!.steps} steps (loss ${flowTrain[g]!.finalLoss.toFixed(4)})`).join(', ')}; D=${cfg.flows.field.d}, ${cfg.flows.field.layers} layers, batch ${cfg.flows.train.batch}, the thesis' prior N(0, 0.1²), zoo aligned checkpoint by checkpoint, independent coupling.`,
     "Samplers: 'wsflow sampler' is the corrected one (velocity (x̂1 − x)/(1 − t) on the flow's geometry, guidance gradient in the flat layout, tangent-projected on the spheres); 'as published' integrates the published velocity x̂1 − x0 and adds the guidance gradient in the published (out, in) layout, untangented — on the same flows, with the same step counts (the published code counts grid points, one more than steps). Guidance gradients at logit scale 1, as the thesis took them.",
     `Thesis (figure '${figure.figure}', read off the figure; METHOD.md ${figure.section}): ${figure.text}`,
