@@ -7,6 +7,7 @@
  * Guidance gradients are taken at the sampled networks as they are (logit scale 1), as the thesis did.
  */
 import { type Architecture } from '../arch/Architecture.js';
+import { WsfError } from '../errors.js';
 import { evaluateNetworks } from '../eval/evaluate.js';
 import type { GeometryKind } from '../geometry/Geometry.js';
 import type { MeanStd } from '../pipeline/evaluate.js';
@@ -79,7 +80,7 @@ async function runSteps(ctx: ExperimentContext, figure: StepsFigure): Promise<{ 
               ...(lambda > 0 ? { guidance: { lambda, task, rows: cfg.guidance.rows, layout: sampler === 'published' ? ('published' as const) : ('flat' as const) } } : {}),
               ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
             });
-            if (!r.complete) throw new ExperimentUnavailable('interrupted');
+            if (!r.complete || ctx.signal?.aborted === true) throw new WsfError('interrupted; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
             points.push({ steps, ...(await evalSet(task, arch, r.weights)) });
           }
           curves.push({ key, geometry: g, sampler, lambda, points });
