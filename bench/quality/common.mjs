@@ -97,8 +97,9 @@ export function gitCommit() {
   if (process.env.WSF_COMMIT) return process.env.WSF_COMMIT;
   const git = (args) => execSync(`git ${args}`, { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
   try {
-    // '-dirty' when the code that runs differs from the commit (results files being appended do not count).
-    const dirty = git('status --porcelain --untracked-files=no -- lib native bench bin scripts CMakeLists.txt package.json') !== '';
+    // '-dirty' when the code that runs differs from the commit (results files being appended do not count): the paths
+    // the reproduce records check too.
+    const dirty = git(`status --porcelain --untracked-files=no -- ${requireDist('reproduce/harness.js').CODE_PATHS.join(' ')}`) !== '';
     return git('rev-parse --short HEAD') + (dirty ? '-dirty' : '');
   } catch { return 'unknown'; }
 }

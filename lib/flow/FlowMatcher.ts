@@ -470,6 +470,11 @@ function readMixture(t: Record<string, SafeTensor>): MixturePriorStats | undefin
   return { components, ...(std instanceof Float64Array ? { std: std[0]! } : {}), ...(runs instanceof Int32Array ? { runs } : {}) };
 }
 
+/** {@link SampleGuidance.layout}'s default: the published code's layout in reference semantics, the flat one otherwise. */
+export function defaultGuidanceLayout(semantics: 'corrected' | 'reference'): 'flat' | 'published' {
+  return semantics === 'reference' ? 'published' : 'flat';
+}
+
 /** The guidance gradient at the B·P networks `x`, checked to have their length. */
 function guidanceGradient(g: SampleGuidance, x: Float32Array, t: number): Float32Array {
   const grad = g.grad(x, t);
@@ -1522,7 +1527,7 @@ export class FlowMatcher {
       const at = checkChoice('guidance.at', guidance.at ?? 'state', ['state', 'prediction'] as const);
       const why = at === 'prediction' ? this.guidanceAtPredictionUnsupported() : undefined;
       if (why !== undefined) throw new WsfError(why, 'ERR_INVALID');
-      const layout = checkChoice('guidance.layout', guidance.layout ?? (sem === 'reference' ? 'published' : 'flat'), ['flat', 'published'] as const);
+      const layout = checkChoice('guidance.layout', guidance.layout ?? defaultGuidanceLayout(sem), ['flat', 'published'] as const);
       if (layout === 'published') {
         const g = guidance;
         guidance = { ...g, grad: (x, t) => publishedGradientLayout(tg.arch, guidanceGradient(g, x, t)) };

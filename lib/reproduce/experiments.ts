@@ -72,9 +72,6 @@ const GRAPH_FLAGS = Object.freeze({
   reference: 'also train the Geometric (aligned) flow in reference semantics (the published training and sampling rules); with dense, also the exact published model',
 });
 
-// The thesis' split at both scales (variants.ts, WDBC_FLOWS).
-const WDBC = WDBC_FLOWS;
-
 /** wsflow's defaults beyond the thesis, beside its variants: Geometric, aligned by run, mixture prior, hiddenIdentity, logit-normal times. */
 const OURS: VariantSpec = { key: 'geometric/aligned+mixture', label: 'Geometric (aligned by run), wsflow defaults: mixture prior, hidden-neuron identity, logit-normal times', geometry: 'geometric', aligned: true, coupling: 'independent', ours: true };
 
@@ -117,7 +114,7 @@ const wdbcExperiment: Experiment = {
   title: 'UCI breast cancer (WDBC), 30-16-16-2: the nine flow variants, and wsflow\'s defaults',
   section: '§11.1 (setup §9)',
   description: 'Euclidean, Normalized and Geometric flows, each trained on the unaligned zoo, the aligned zoo, and the aligned zoo with OT couplings; test accuracy and loss of the samples against the thesis table, the trained networks and the noise baseline; plus a Geometric flow with wsflow\'s defaults beyond the thesis (mixture prior, hidden-neuron identity, logit-normal times).',
-  config: WDBC,
+  config: WDBC_FLOWS,
   thesis: UCI_TABLE,
   flags: GRAPH_FLAGS,
   unavailable: needsGpu('trains nine D=64, 5-layer flows for 250,000 steps each'),

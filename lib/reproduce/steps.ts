@@ -6,17 +6,15 @@
  * sampled (x0-anchored velocity, guidance gradients in its (out, in) layout; METHOD.md §6.1, §12 items 1 and 3).
  * Guidance gradients are taken at the sampled networks as they are (logit scale 1), as the thesis did.
  */
-import { type Architecture } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
-import { evaluateNetworks } from '../eval/evaluate.js';
 import type { GeometryKind } from '../geometry/Geometry.js';
 import type { MeanStd } from '../pipeline/evaluate.js';
 import { sampleFlow } from '../pipeline/sample.js';
 import { PALETTE, lineChart } from '../pipeline/svg.js';
 import { loadTask } from '../tasks/loadTask.js';
-import type { Task } from '../tasks/Task.js';
 import { type Experiment, ExperimentUnavailable, type ExperimentContext, type Scale, fmtStat, mdTable, needsGpu } from './harness.js';
 import { MNIST_STEPS, UCI_STEPS, type StepsFigure } from './thesis.js';
+import { evalSet } from './transfer.js';
 import { type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, WDBC_FLOWS, needsGpuAndMnistFull, prepareZoo, trainVariant } from './variants.js';
 
 /** Configuration of a steps experiment. */
@@ -37,13 +35,6 @@ export interface StepsCurve {
   readonly sampler: Sampler;
   readonly lambda: number;
   readonly points: readonly { readonly steps: number; readonly accuracy: MeanStd; readonly loss: MeanStd }[];
-}
-
-const ms = (s: { mean: number; std: number }): MeanStd => ({ mean: s.mean, std: s.std });
-
-async function evalSet(task: Task, arch: Architecture, w: Float32Array): Promise<{ accuracy: MeanStd; loss: MeanStd }> {
-  const ev = await evaluateNetworks(task, arch, w);
-  return { accuracy: ms(ev.accuracySummary), loss: ms(ev.lossSummary) };
 }
 
 const SAMPLER_LABEL: Readonly<Record<Sampler, string>> = { corrected: 'wsflow sampler', published: 'as published' };
@@ -81,7 +72,8 @@ async function runSteps(ctx: ExperimentContext, figure: StepsFigure): Promise<{ 
               ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
             });
             if (!r.complete || ctx.signal?.aborted === true) throw new WsfError('interrupted; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
-            points.push({ steps, ...(await evalSet(task, arch, r.weights)) });
+            const { accuracy, loss } = await evalSet(task, arch, r.weights);
+            points.push({ steps, accuracy, loss });
           }
           curves.push({ key, geometry: g, sampler, lambda, points });
           ctx.log(`${GEOMETRY_NAME[g]}, ${SAMPLER_LABEL[sampler]}, λ ${lambda}: accuracy ${points.map((p) => `${p.steps}: ${p.accuracy.mean.toFixed(4)}`).join(', ')}`);

@@ -36,7 +36,7 @@ import { ARCH_TRANSFER_TABLE, FMNIST_GUIDANCE_TABLE, LEARNED_INIT, MNIST_TABLE, 
 import { type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, needsGpuAndMnistFull, type ZooSummary, prepareZoo, trainVariant } from './variants.js';
 
 /** Accuracy and loss of a set of networks on one task's test split. */
-interface SetStats {
+export interface SetStats {
   readonly n: number;
   readonly accuracy: MeanStd;
   readonly loss: MeanStd;
@@ -44,7 +44,8 @@ interface SetStats {
 
 const ms = (s: { mean: number; std: number }): MeanStd => ({ mean: s.mean, std: s.std });
 
-async function evalSet(task: Task, arch: Architecture, w: Float32Array): Promise<SetStats> {
+/** {@link SetStats} of the networks `w` on `task`'s test split. */
+export async function evalSet(task: Task, arch: Architecture, w: Float32Array): Promise<SetStats> {
   const ev = await evaluateNetworks(task, arch, w);
   return { n: ev.accuracy.length, accuracy: ms(ev.accuracySummary), loss: ms(ev.lossSummary) };
 }
@@ -254,10 +255,11 @@ export function thesisGuidedMatchesMnist(): string {
   for (const g of GEOMETRIES) {
     const f = FMNIST_GUIDANCE_TABLE[`${g}+guidance`];
     if (f === undefined) continue;
+    const gap = (r: ThesisRow): number => Math.abs(r.accuracy[0] - f.accuracy[0]) + Math.abs(r.loss[0] - f.loss[0]);
     const near = (['aligned', 'aligned+ot'] as const)
       .map((c) => ({ c, r: MNIST_TABLE[`${g}/${c}`] }))
       .filter((x): x is { c: 'aligned' | 'aligned+ot'; r: ThesisRow } => x.r !== undefined)
-      .sort((a, b) => Math.abs(a.r.accuracy[0] - f.accuracy[0]) + Math.abs(a.r.loss[0] - f.loss[0]) - (Math.abs(b.r.accuracy[0] - f.accuracy[0]) + Math.abs(b.r.loss[0] - f.loss[0])))[0];
+      .sort((a, b) => gap(a.r) - gap(b.r))[0];
     if (near === undefined) continue;
     const st = (v: readonly [number, number]): string => `${v[0].toFixed(3)} ± ${v[1].toFixed(3)}`;
     pairs.push(`${GEOMETRY_NAME[g]} ${st(f.accuracy)}, loss ${st(f.loss)} against MNIST (${near.c === 'aligned' ? 'aligned' : 'aligned + OT'}) ${st(near.r.accuracy)}, loss ${st(near.r.loss)}`);

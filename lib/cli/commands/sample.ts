@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { WsfError } from '../../errors.js';
 import { evaluateNetworks } from '../../eval/evaluate.js';
 import { canonicalize } from '../../geometry/canonicalize.js';
+import { defaultGuidanceLayout } from '../../flow/FlowMatcher.js';
 import { TASK_NAMES } from '../../tasks/loadTask.js';
 import { readZoo, readZooMetadata } from '../../zoo/Zoo.js';
 import { sampleFlow, trainedLogitScale, writeSamples } from '../../pipeline/sample.js';
@@ -153,12 +154,8 @@ export const sampleCommand: CliCommand = {
       if (gTask !== undefined && flowTask !== undefined && gTask.name !== flowTask) {
         ctx.note(`note: guiding towards ${gTask.name}, not the flow's own task (${flowTask}): measured from official MNIST towards Fashion-MNIST, guided samples stayed below plain SGD with the same gradients (README, "Fashion-MNIST from an MNIST flow, guided")`);
       }
-      const layout = (v['guidance-layout'] ?? (o.semantics === 'reference' ? 'published' : 'flat')) as 'flat' | 'published';
-      const guideWhere = {
-        ...(atPrediction ? { at: 'prediction' as const } : {}),
-        ...(v['guidance-from'] !== undefined && v['guidance-from'] > 0 ? { from: v['guidance-from'] } : {}),
-        ...(layout !== 'flat' || o.semantics === 'reference' ? { layout } : {}),
-      };
+      const layout = (v['guidance-layout'] as 'flat' | 'published' | undefined) ?? defaultGuidanceLayout(o.semantics);
+      const guideWhere = { ...(atPrediction ? { at: 'prediction' as const } : {}), ...(v['guidance-from'] !== undefined && v['guidance-from'] > 0 ? { from: v['guidance-from'] } : {}) };
       const bar = ctx.progress({ label: 'sample', total: v.n, unit: 'networks' });
       const r = await sampleFlow(flow, {
         n: v.n,
@@ -190,7 +187,7 @@ export const sampleCommand: CliCommand = {
         batch: String(v.batch),
         noise: v.noise > 0 ? JSON.stringify({ scale: v.noise, from: v['noise-from'] }) : 'none',
         renoise: v.renoise !== undefined ? String(v.renoise) : 'none',
-        guidance: gTask !== undefined ? JSON.stringify({ lambda: v.guidance, task: gTask.name, rows: v['guidance-rows'], ...(logitScale !== 1 ? { logitScale } : {}), ...guideWhere }) : 'none',
+        guidance: gTask !== undefined ? JSON.stringify({ lambda: v.guidance, task: gTask.name, rows: v['guidance-rows'], ...(logitScale !== 1 ? { logitScale } : {}), ...guideWhere, ...(layout !== 'flat' || o.semantics === 'reference' ? { layout } : {}) }) : 'none',
         zoo_file: fmeta.zoo_file ?? '',
         zoo_aligned: fmeta.zoo_aligned ?? '',
         device,
