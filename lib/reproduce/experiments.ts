@@ -2,6 +2,7 @@
  * The registry of `wsflow reproduce` experiments: configuration per scale, the thesis' numbers (thesis.ts) and
  * the function that runs each one, or the reason it cannot run here (the transfer experiments are in transfer.ts).
  */
+import type { BmaEntry } from '../pipeline/evaluate.js';
 import { histogram, lineChart } from '../pipeline/svg.js';
 import { gaussianExperiment } from './gaussian.js';
 import { archTransferExperiment, fmnistGuidanceExperiment, learnedInitExperiment } from './transfer.js';
@@ -228,9 +229,19 @@ const mnistBmaExperiment: Experiment = {
     const cfg = ctx.config as FlowExperimentConfig;
     const r = await runFlowVariants(ctx, cfg, mnistVariants());
     const ns = cfg.bma!;
-    const rows = r.variants.map((v) => {
+    const acc = (bma: readonly BmaEntry[] | undefined, n: number): string => bma?.find((p) => p.n === n)?.accuracy.mean.toFixed(3) ?? '—';
+    // Each variant's row, then (flows from the thesis' prior) the same flow with the renoising sampler, guided at the
+    // prediction, and plain SGD at the guided rows' gradient budget: ours only, the thesis has no such curves.
+    const rows = r.variants.flatMap((v) => {
       const curve = MNIST_BMA.curves[`${v.geometry}/${v.coupling === 'ot' ? 'ot' : 'independent'}`];
-      return [v.label, ...ns.map((n) => `${v.bma?.find((p) => p.n === n)?.accuracy.mean.toFixed(3) ?? '—'} (${thesisAt(curve, n)})`)];
+      const extra: string[][] = [];
+      if (v.renoised?.bma !== undefined) extra.push([`${v.label}, renoising sampler ρ ${v.renoised.rho}`, ...ns.map((n) => acc(v.renoised!.bma, n))]);
+      if (v.guided?.bma !== undefined) {
+        const g = v.guided;
+        extra.push([`${v.label}, renoised + guided at the prediction (${g.gradients} gradient${g.gradients === 1 ? '' : 's'} × ${g.rows} examples)`, ...ns.map((n) => acc(g.bma, n))]);
+        if (g.sgd.bma !== undefined) extra.push([`${v.label}, renoised + plain SGD, same gradients (lr ${g.sgd.lr})`, ...ns.map((n) => acc(g.sgd.bma, n))]);
+      }
+      return [[v.label, ...ns.map((n) => `${acc(v.bma, n)} (${thesisAt(curve, n)})`)], ...extra];
     });
     const t = r.variants[0];
     if (t?.trainedBma !== undefined) rows.push(['Target (trained)', ...ns.map((n) => `${t.trainedBma!.find((p) => p.n === n)?.accuracy.mean.toFixed(3) ?? '—'} (${thesisAt(MNIST_BMA.curves['target/independent'], n)})`)]);

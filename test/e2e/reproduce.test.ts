@@ -172,7 +172,8 @@ describe('reproduce, the other experiments at smoke size', () => {
   }, 120_000);
 
   it('mnist-bma: averaged accuracy by ensemble size for every variant and the trained networks, thesis values by n', async () => {
-    const { result, table } = await run('mnist-bma', { ...flows, sample: { n: 8, steps: 2 }, bma: [1, 8] });
+    const guided = { lambda: 0.01, from: 0.5, rows: 8, sgdLr: 0.1 };
+    const { result, table } = await run('mnist-bma', { ...flows, sample: { n: 8, steps: 2 }, bma: [1, 8], guided });
     expect(result.variants).toHaveLength(7);
     for (const v of result.variants) {
       expect(v.bma.map((p: { n: number }) => p.n), v.key).toEqual([1, 8]);
@@ -183,6 +184,16 @@ describe('reproduce, the other experiments at smoke size', () => {
     // The thesis' values are taken at the same n (its curves are indexed 1, 4, 8, 16, 32, 64: n = 8 is the third point).
     expect(table).toMatch(/\| Euclidean \(aligned\) \| [\d.]+ \(0\.750\) \| [\d.]+ \(0\.907\) \|/);
     expect(table).toMatch(/\| Target \(trained\) \| [\d.]+ \(0\.932\) \| [\d.]+ \(0\.957\) \|/);
+    // The thesis-prior flows' renoised, guided and SGD curves (result.json had them; the table now shows them), each
+    // row reading the figures of its own curve; none for the mixture-prior variant.
+    const cell = (bma: { n: number; accuracy: { mean: number } }[], n: number): string => bma.find((p) => p.n === n)!.accuracy.mean.toFixed(3);
+    for (const v of result.variants.slice(0, 6)) {
+      const label = v.label.replace(/[()+]/g, (c: string) => `\\${c}`);
+      expect(table).toMatch(new RegExp(`\\| ${label}, renoising sampler ρ 0\\.6 \\| ${cell(v.renoised.bma, 1)} \\| ${cell(v.renoised.bma, 8)} \\|`));
+      expect(table).toMatch(new RegExp(`\\| ${label}, renoised \\+ guided at the prediction \\(1 gradient × 8 examples\\) \\| ${cell(v.guided.bma, 1)} \\| ${cell(v.guided.bma, 8)} \\|`));
+      expect(table).toMatch(new RegExp(`\\| ${label}, renoised \\+ plain SGD, same gradients \\(lr 0\\.1\\) \\| ${cell(v.guided.sgd.bma, 1)} \\| ${cell(v.guided.sgd.bma, 8)} \\|`));
+    }
+    expect(table.match(/, renoising sampler ρ/g)).toHaveLength(6);
   }, 180_000);
 
   it('scaling: the three flows at each width d_E, the thesis figure beside the widths it has', async () => {
@@ -302,5 +313,22 @@ describe('reproduce, transfer experiments at smoke size', () => {
     expect(table).toMatch(/\| 0 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| .*flow ≈ 0\.73/);
     expect(table).toMatch(/\| 10 \| .*flow ≈ 0\.95, Gaussian ≈ 0\.94/);
     for (const f of ['accuracy.svg', 'loss.svg']) expect(fs.readFileSync(path.join(dir, f), 'utf8')).toMatch(/^<svg [\s\S]*flow init[\s\S]*<\/svg>\s*$/);
+    if (fashionMnistAvailable()) {
+      // The same arms on MNIST, the flow's own task (where METHOD.md §12 item 20 suspects the thesis figure was measured).
+      expect(result.ownTask.task).toBe('mnist');
+      for (const arm of ['flow', 'gaussian']) {
+        const c = result.ownTask.curves[arm];
+        expect(c.steps).toEqual([0, 5, 10]);
+        expect(c.loss[2].mean).toBeLessThan(c.loss[0].mean);
+        // A different task: the curves are not Fashion-MNIST's copied over.
+        expect(c.final.accuracy).not.toEqual(result.curves[arm].final.accuracy);
+      }
+      // Run r of each arm starts from the same networks on both tasks: the flow init's step-0 loss is its MNIST
+      // evaluation, the figure in result.flow.samplesOnFlowTask.
+      expect(result.ownTask.curves.flow.accuracy[0].mean).toBeCloseTo(result.flow.samplesOnFlowTask.accuracy.mean, 10);
+      expect(table).toMatch(/on Fashion-MNIST \(\d+ test images\)[\s\S]*on MNIST, the flow's own task \(\d+ test images\)/);
+      expect(table.match(/flow ≈ 0\.95, Gaussian ≈ 0\.94/g)).toHaveLength(2);
+      for (const f of ['accuracy-mnist.svg', 'loss-mnist.svg']) expect(fs.readFileSync(path.join(dir, f), 'utf8')).toMatch(/^<svg [\s\S]*Adam on MNIST[\s\S]*<\/svg>\s*$/);
+    } else expect(result.ownTask).toBeUndefined();
   }, 120_000);
 });
