@@ -1,4 +1,4 @@
-// `npm run bench`: runs every CPU benchmark script in turn with its defaults (each writes its JSON to bench/results/,
+// `node bench/run.mjs`: runs every CPU benchmark script in turn with its defaults (each writes its JSON to bench/results/,
 // except zoo.mjs, which prints its figures and writes the zoo under runs/). The GPU check is separate:
 // `node bench/gpu-check.mjs <outdir>` on a GPU host (see bench/README.md). Options of one script: run it alone
 // (`node bench/<script>.mjs --help`).

@@ -4,7 +4,7 @@
 // Needs the compiled package (`npx tsc -p tsconfig.build.json`). Usage:
 //   node bench/zoo.mjs wdbc [--runs N] [--epochs N] [--chunk N] [--out runs/wdbc.zoo.safetensors]
 //   node bench/zoo.mjs mnist --runs 5            # a few runs, to extrapolate
-// --json: progress as JSON lines. --no-write is accepted (for `npm run bench -- --no-write`) and changes nothing:
+// --json: progress as JSON lines. --no-write is accepted (for `node bench/run.mjs --no-write`) and changes nothing:
 // this script writes the zoo file, not a bench/results file.
 import { createRequire } from 'node:module';
 import { benchArgs } from './util/args.mjs';

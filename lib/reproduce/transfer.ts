@@ -527,7 +527,7 @@ export const learnedInitExperiment: Experiment = {
       const c = t.curves;
       return `on ${t.task.name} the flow init starts at ${c.flow.accuracy[0]!.mean.toFixed(3)} test accuracy (N(0, 0.1²) init: ${c.gaussian.accuracy[0]!.mean.toFixed(3)}) and ends at ${fmtStat(c.flow.accuracy[K]!.mean, c.flow.accuracy[K]!.std)} after ${cfg.evalAt[K]} steps (N(0, 0.1²): ${fmtStat(c.gaussian.accuracy[K]!.mean, c.gaussian.accuracy[K]!.std)})`;
     };
-    const measured = `Measured: the flow's samples score ${fmtStat(onFlowTask.accuracy.mean, onFlowTask.accuracy.std)} on ${flowTask.name} test (the task the flow learned; its zoo's networks: ${fmtStat(z.summary.testAccuracy.mean, z.summary.testAccuracy.std)}). ${byTask.map(endpoints).join('; ')}; over ${cfg.runs} runs each.`;
+    const measured = `Measured: the flow's samples score ${fmtStat(onFlowTask.accuracy.mean, onFlowTask.accuracy.std)} on ${flowTask.name} test (the task the flow learned; its zoo's networks: ${fmtStat(z.summary.testAccuracy.mean, z.summary.testAccuracy.std)}). ${byTask.map(endpoints).join('; ').replace(/^on/, 'On')}; over ${cfg.runs} runs each.`;
     const color = { flow: '#0072B2', gaussian: '#D55E00' };
     const plot = (t: (typeof byTask)[number], m: 'accuracy' | 'loss'): string =>
       lineChart({

@@ -76,7 +76,7 @@ beforeAll(() => {
 describe('the npm package (npm pack --dry-run)', () => {
   it('ships the install step and every source the addon build compiles', () => {
     expect(pkg.scripts.install).toBe('node scripts/install.js');
-    for (const f of ['package.json', 'README.md', 'CMakeLists.txt', 'scripts/install.js', 'data/README.md']) expect(packed.has(f), f).toBe(true);
+    for (const f of ['package.json', 'README.md', 'CMakeLists.txt', 'scripts/install.js', 'data/README.md', 'docs/METHOD.md']) expect(packed.has(f), f).toBe(true);
     // CMakeLists.txt globs native/core/*.{cc,cu} and native/binding/*.cc; their headers come along.
     const native = [...tracked('native/core'), ...tracked('native/binding')];
     expect(native.length).toBeGreaterThan(20);
