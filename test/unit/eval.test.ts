@@ -108,6 +108,7 @@ describe('bmaCurve', () => {
     const single = await evaluateNetworks(task, arch, one);
     for (const mode of ['prob', 'logit'] as const) {
       const res = await bmaCurve(task, arch, w, { ns: [1, 3, 8], repeats: 3, mode });
+      expect(res.points.map((p) => p.n)).toEqual([1, 3, 8]);
       for (const p of res.points) {
         expect(p.accuracy.mean).toBe(single.accuracy[0]);
         expect(p.loss.mean).toAllClose(single.loss[0]!, { atol: 1e-6, rtol: 1e-6 }); // probabilities stored as f32

@@ -223,10 +223,21 @@ describe('FlowMatcher', () => {
     await expect(
       a.fit({ weights: data }, { steps: 30, batchSize: 8, ema: 0.9, checkpoint: ck, checkpointEvery: 5, signal: ac.signal, logEvery: 1, onLog: () => { if (++seen === 12) ac.abort(); } }),
     ).rejects.toMatchObject({ code: 'ERR_INTERRUPTED' });
+    const stoppedAt = a.field.stepCount;
+    expect(stoppedAt).toBeGreaterThanOrEqual(10);
+    expect(stoppedAt).toBeLessThan(30);
     const b = FlowMatcher.create(opts);
-    await b.fit({ weights: data }, { steps: 30, batchSize: 8, ema: 0.9, checkpoint: ck, checkpointEvery: 5 });
+    // It must resume where the interrupted run stopped (a restart from step 0 with the same seed would end with the
+    // same parameters): the start step and the number of steps run say which.
+    let start = -1;
+    let ran = 0;
+    await b.fit({ weights: data }, { steps: 30, batchSize: 8, ema: 0.9, checkpoint: ck, checkpointEvery: 5, logEvery: 1, onStart: (s) => (start = s), onLog: () => ran++ });
+    expect(start).toBe(stoppedAt);
+    expect(ran).toBe(30 - stoppedAt);
     expect(b.field.stepCount).toBe(30);
     expect(b.field.getParams()).toAllClose(full.field.getParams(), { atol: 0, rtol: 0 });
+    // The EMA weights (which sampling uses) resumed too.
+    expect(b.sample({ n: 3, steps: 4, seed: 2 })).toAllClose(full.sample({ n: 3, steps: 4, seed: 2 }), { atol: 0, rtol: 0 });
     // Saved flows load for sampling and give the same samples.
     const file = path.join(dir, 'flow.safetensors');
     full.save(file);

@@ -258,12 +258,12 @@ describe('device sampler (CPU) against the host sampler', () => {
   });
 
   it('sampling inside fit() (a log callback) leaves training unchanged', async () => {
-    const run = async (fused: boolean): Promise<{ params: Float32Array; samples: Float32Array[] }> => {
+    const run = async (fused: boolean, sampling = true): Promise<{ params: Float32Array; samples: Float32Array[] }> => {
       process.env.WSF_FUSED_STEP = fused ? '1' : '0';
       const fm = FlowMatcher.create({ arch, geometry: 'geometric', field: { D: 8, layers: 2 }, seed: 2, device: 'cpu' });
       const samples: Float32Array[] = [];
       try {
-        await fm.fit({ weights: data }, { steps: 9, batchSize: 4, ema: 0.9, logEvery: 3, onLog: () => samples.push(fm.sample({ n: 3, steps: 4, seed: 1 })) });
+        await fm.fit({ weights: data }, { steps: 9, batchSize: 4, ema: 0.9, ...(sampling ? { logEvery: 3, onLog: () => samples.push(fm.sample({ n: 3, steps: 4, seed: 1 })) } : {}) });
         return { params: fm.field.getParams(), samples };
       } finally {
         fm.dispose();
@@ -272,6 +272,9 @@ describe('device sampler (CPU) against the host sampler', () => {
     const f = await run(true);
     const h = await run(false);
     expect(f.samples.length).toBe(3);
+    // Against the same training without any sampling, on each path (a fault both paths shared would pass f vs h).
+    expect(countDiffering(f.params, (await run(true, false)).params)).toBe(0);
+    expect(countDiffering(h.params, (await run(false, false)).params)).toBe(0);
     expect(countDiffering(f.params, h.params)).toBe(0);
     f.samples.forEach((x, i) => expect(countDiffering(x, h.samples[i]!), `samples at log ${i}`).toBe(0));
   });

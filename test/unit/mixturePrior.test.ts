@@ -213,8 +213,13 @@ describe('mixture prior', () => {
     const b = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', components: 2 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
     await b.fit({ weights: x }, { steps: 2, batchSize: 4 });
     b.saveCheckpoint(ck);
+    // It resumes at step 2 (a restart from step 0 with the same seed would end with the same parameters, so the start
+    // step is what tells them apart).
     const c = FlowMatcher.create({ arch, geometry: 'euclidean', prior: { kind: 'mixture', components: 2 }, field: { D: 8, layers: 1 }, seed: 3, device: 'cpu' });
-    await c.fit({ weights: x }, { steps: 4, batchSize: 4, checkpoint: ck });
+    let start = -1;
+    await c.fit({ weights: x }, { steps: 4, batchSize: 4, checkpoint: ck, onStart: (s) => (start = s) });
+    expect(start).toBe(2);
+    expect(c.drawPriorSamples(5, 9)).toAllClose(b.drawPriorSamples(5, 9), { atol: 0, rtol: 0 });
     expect(c.field.getParams()).toAllClose(a.field.getParams(), { atol: 0, rtol: 0 });
     for (const f of [fm, loaded, a, b, c]) f.dispose();
   });

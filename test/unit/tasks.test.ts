@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -154,10 +155,14 @@ describe('mnist', () => {
     for (const s of [t.train, t.val, t.test]) for (const v of s.x) [mn, mx] = [Math.min(mn, v), Math.max(mx, v)];
     expect(mn).toBeCloseTo((0 - 0.1307) / 0.3081, 5);
     expect(mx).toBeCloseTo((1 - 0.1307) / 0.3081, 5);
-    // Class counts from TOOLCHAIN.md §9 (the package's files), summed over the three splits.
+    // Class counts, summed over the three splits, against the package's own files (784 values per digit in
+    // src/digits/<class>.json): 1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978.
     const counts = new Array<number>(10).fill(0);
     for (const s of [t.train, t.val, t.test]) for (const v of s.y) counts[v]!++;
-    expect(counts).toEqual([1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]);
+    const req = createRequire(__filename);
+    const fileCounts = Array.from({ length: 10 }, (_, d) => (JSON.parse(fs.readFileSync(req.resolve(`mnist/src/digits/${d}.json`), 'utf8')) as { data: number[] }).data.length / 784);
+    expect(counts).toEqual(fileCounts);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(10_000);
     expect(t.spec?.normalization).toBe('(x - 0.1307) / 0.3081');
   });
 
