@@ -198,7 +198,7 @@ export function readWeightsFile(file: string, arch?: Architecture): WeightsFile 
 }
 
 /** Multiplies the last layer (weights and biases) of every network in `x` (B × P, flat layout) by `s`, in place. */
-function scaleLastLayer(arch: Architecture, x: Float32Array, s: number): Float32Array {
+export function scaleLastLayer(arch: Architecture, x: Float32Array, s: number): Float32Array {
   const P = arch.numParams;
   const L = arch.numLayers;
   const w0 = arch.weightOffset(L);

@@ -9,7 +9,7 @@ import { archTransferExperiment, fmnistGuidanceExperiment, learnedInitExperiment
 import { type Experiment, type Scale, fmtStat, mdTable, needsGpu } from './harness.js';
 import { MNIST_BMA, MNIST_TABLE, SCALING, UCI_TABLE, type ThesisRow } from './thesis.js';
 import { mnistStepsExperiment, wdbcStepsExperiment } from './steps.js';
-import { type DiversityEntry, type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, needsGpuAndMnistFull, RENOISE_RHO, type VariantResult, type VariantSpec, runFlowVariants, WDBC_FLOWS } from './variants.js';
+import { type DiversityEntry, type FlowExperimentConfig, GEOMETRIES, GEOMETRY_NAME, MNIST_FLOWS, needsGpuAndMnistFull, OURS, RENOISE_RHO, type VariantResult, type VariantSpec, runFlowVariants, WDBC_FLOWS } from './variants.js';
 
 const NAME = GEOMETRY_NAME;
 
@@ -72,9 +72,6 @@ const GRAPH_FLAGS = Object.freeze({
   dense: 'also train the Geometric (aligned) flow on the dense graph (all ordered pairs, as the published model) at equal steps',
   reference: 'also train the Geometric (aligned) flow in reference semantics (the published training and sampling rules); with dense, also the exact published model',
 });
-
-/** wsflow's defaults beyond the thesis, beside its variants: Geometric, aligned by run, mixture prior, hiddenIdentity, logit-normal times. */
-const OURS: VariantSpec = { key: 'geometric/aligned+mixture', label: 'Geometric (aligned by run), wsflow defaults: mixture prior, hidden-neuron identity, logit-normal times', geometry: 'geometric', aligned: true, coupling: 'independent', ours: true };
 
 /**
  * The graph and semantics variants beside the thesis' table (flags `dense` and `reference`): the Geometric (aligned)

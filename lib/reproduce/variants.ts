@@ -160,6 +160,9 @@ export interface VariantResult {
   readonly thesis?: ThesisRow;
 }
 
+/** wsflow's defaults beyond the thesis, beside its variants: Geometric, aligned by run, mixture prior, hiddenIdentity, logit-normal times. */
+export const OURS: VariantSpec = { key: 'geometric/aligned+mixture', label: 'Geometric (aligned by run), wsflow defaults: mixture prior, hidden-neuron identity, logit-normal times', geometry: 'geometric', aligned: true, coupling: 'independent', ours: true };
+
 /** ρ of the renoising sampler beside the Euler samples of thesis-prior flows (README: 0.6 measured best on MNIST). */
 export const RENOISE_RHO = 0.6;
 

@@ -13,7 +13,7 @@ import { readSafetensors } from '../../lib/io/safetensors.js';
 import { readZoo } from '../../lib/zoo/Zoo.js';
 import { functionalDiversity } from '../../lib/eval/diversity.js';
 import { loadTask } from '../../lib/tasks/loadTask.js';
-import { naturalLogitScale } from '../../lib/pipeline/sample.js';
+import { naturalLogitScale, trainedLogitScale } from '../../lib/pipeline/sample.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-repro-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -303,7 +303,9 @@ describe('reproduce, transfer experiments at smoke size', () => {
     const { result, table, dir } = await run('learned-init', { flows, runs: 2, steps: 10, lr: 1e-3, batch: 32, evalAt: [0, 5, 10], tableAt: [0, 10] });
     expect(result.task).toBe(fashionMnistAvailable() ? 'fashion-mnist' : 'mnist');
     expect(finiteStats(result.flow.samplesOnFlowTask)).toBe(true); // the init networks on MNIST, the flow's own task
-    for (const arm of ['flow', 'gaussian']) {
+    expect(finiteStats(result.ours.samplesOnFlowTask)).toBe(true);
+    expect(result.ours.logitScale).toBeCloseTo(trainedLogitScale(readZoo(path.join(dir, 'work', 'zoo', 'zoo.safetensors'))), 12);
+    for (const arm of ['flow', 'ours', 'gaussian']) {
       const c = result.curves[arm];
       expect(c.steps).toEqual([0, 5, 10]);
       expect(c.accuracy).toHaveLength(3);
@@ -316,7 +318,7 @@ describe('reproduce, transfer experiments at smoke size', () => {
     if (fashionMnistAvailable()) {
       // The same arms on MNIST, the flow's own task (where METHOD.md §12 item 20 suspects the thesis figure was measured).
       expect(result.ownTask.task).toBe('mnist');
-      for (const arm of ['flow', 'gaussian']) {
+      for (const arm of ['flow', 'ours', 'gaussian']) {
         const c = result.ownTask.curves[arm];
         expect(c.steps).toEqual([0, 5, 10]);
         expect(c.loss[2].mean).toBeLessThan(c.loss[0].mean);
@@ -326,6 +328,8 @@ describe('reproduce, transfer experiments at smoke size', () => {
       // Run r of each arm starts from the same networks on both tasks: the flow init's step-0 loss is its MNIST
       // evaluation, the figure in result.flow.samplesOnFlowTask.
       expect(result.ownTask.curves.flow.accuracy[0].mean).toBeCloseTo(result.flow.samplesOnFlowTask.accuracy.mean, 10);
+      expect(result.ownTask.curves.ours.accuracy[0].mean).toBeCloseTo(result.ours.samplesOnFlowTask.accuracy.mean, 10);
+      expect(result.ownTask.curves.ours.loss[0].mean).toBeCloseTo(result.ours.samplesOnFlowTask.loss.mean, 8);
       expect(table).toMatch(/on Fashion-MNIST \(\d+ test images\)[\s\S]*on MNIST, the flow's own task \(\d+ test images\)/);
       expect(table.match(/flow ≈ 0\.95, Gaussian ≈ 0\.94/g)).toHaveLength(2);
       for (const f of ['accuracy-mnist.svg', 'loss-mnist.svg']) expect(fs.readFileSync(path.join(dir, f), 'utf8')).toMatch(/^<svg [\s\S]*Adam on MNIST[\s\S]*<\/svg>\s*$/);
