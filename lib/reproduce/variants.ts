@@ -16,7 +16,7 @@ import { alignZoo } from '../pipeline/align.js';
 import { type BmaEntry, type MeanStd, evaluateSamples } from '../pipeline/evaluate.js';
 import { ALIGNED_BY_RUN_FILE, ALIGNED_FILE, ZOO_FILE } from '../pipeline/layout.js';
 import { plainSgd } from '../eval/gradient.js';
-import { sampleFlow, trainedLogitScale } from '../pipeline/sample.js';
+import { sampleFlow, trainedLogitScale, writeSamples } from '../pipeline/sample.js';
 import { trainFlow, type TrainFlowOptions, type TrainFlowResult } from '../pipeline/train.js';
 import { type TaskName, loadTask } from '../tasks/loadTask.js';
 import type { Task } from '../tasks/Task.js';
@@ -318,6 +318,11 @@ export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentCo
   return { tr, zoo, graph, d };
 }
 
+/** Where {@link runFlowVariants} keeps a variant's (unguided, Euler) samples: work/samples/<key>.safetensors. */
+export function samplesFile(ctx: Pick<ExperimentContext, 'work'>, v: Pick<VariantSpec, 'key'>): string {
+  return path.join(ctx.work, 'samples', `${v.key.replace(/[^a-z0-9.+-]+/gi, '_')}.safetensors`);
+}
+
 /** Trains, samples and evaluates every variant. */
 export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimentConfig, variants: readonly VariantSpec[]): Promise<{ zoo: ZooSummary; variants: VariantResult[]; trainedDiversity?: DiversityEntry }> {
   const task = loadTask(cfg.task);
@@ -335,6 +340,9 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
     try {
       const sr = await sampleFlow(fm, { n: cfg.sample.n, steps: cfg.sample.steps, seed: ctx.seed + 1, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}), progress: ctx.progress(`sample ${v.key}`, cfg.sample.n, 'networks') });
       if (!sr.complete) throw new WsfError('interrupted while sampling; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
+      // The samples the table's row describes, kept for a second look (wsflow eval, or an independent check).
+      fs.mkdirSync(path.dirname(samplesFile(ctx, v)), { recursive: true });
+      writeSamples(samplesFile(ctx, v), zoo.arch, sr.weights, { variant: v.key, geometry: v.geometry, canonical: String(v.geometry !== 'euclidean'), task: cfg.task, steps: String(cfg.sample.steps), seed: String(ctx.seed + 1) });
       const ev = await evaluateSamples({
         task,
         arch: zoo.arch,

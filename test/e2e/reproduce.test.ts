@@ -7,13 +7,14 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { runExperiment } from '../../lib/reproduce/harness.js';
-import { type FlowExperimentConfig, MNIST_FLOWS, needsGpuAndMnistFull } from '../../lib/reproduce/variants.js';
+import { type FlowExperimentConfig, MNIST_FLOWS, needsGpuAndMnistFull, samplesFile } from '../../lib/reproduce/variants.js';
+import { lossAccF64 } from '../helpers/mlpRef.js';
 import { fashionMnistAvailable, mnistFullAvailable } from '../../lib/tasks/mnist.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
 import { readZoo } from '../../lib/zoo/Zoo.js';
 import { functionalDiversity } from '../../lib/eval/diversity.js';
 import { loadTask } from '../../lib/tasks/loadTask.js';
-import { naturalLogitScale, trainedLogitScale } from '../../lib/pipeline/sample.js';
+import { naturalLogitScale, readWeightsFile, trainedLogitScale } from '../../lib/pipeline/sample.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-repro-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -63,6 +64,17 @@ describe('reproduce, flow experiments at smoke size', () => {
       'geometric/aligned+mixture',
     ]);
     for (const v of result.variants) expect(finiteStats(v.samples), v.key).toBe(true);
+    // Each row's accuracy and loss against the f64 reference on the samples the experiment kept (canonical weights for
+    // the sphere flows, judged as they are, as the table says).
+    const test = loadTask('mnist').test;
+    for (const v of result.variants) {
+      const wf = readWeightsFile(samplesFile({ work: path.join(dir, 'work') }, v));
+      expect(wf.n, v.key).toBe(2);
+      expect(wf.metadata).toMatchObject({ variant: v.key, canonical: String(v.geometry !== 'euclidean') });
+      const refs = [0, 1].map((k) => lossAccF64(wf.arch, wf.weights, test.x, test.y, test.n, k));
+      expect(v.samples.accuracy.mean, v.key).toBeCloseTo((refs[0]!.acc + refs[1]!.acc) / 2, 12);
+      expect(v.samples.loss.mean, v.key).toBeCloseTo((refs[0]!.loss + refs[1]!.loss) / 2, 6);
+    }
     const ours = result.variants.at(-1);
     expect(ours.mixture).toMatchObject({ components: 2 }); // one component per zoo run
     expect(finiteStats(ours.mixture)).toBe(true);
