@@ -131,6 +131,29 @@ function sameBits(a: Float32Array | Int32Array, b: Float32Array | Int32Array): b
   return true;
 }
 
+/** 8-byte values as the Float32Array an op case passes (their bytes; the binding reads them as doubles). @internal */
+export function wideF64(values: ArrayLike<number>): Float32Array {
+  return new Float32Array(Float64Array.from(values).buffer);
+}
+
+/** Adam hyper-parameters, as {@link adamConstants} takes them. @internal */
+export interface AdamHyperArgs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+/**
+ * The native adam_constants (rt_ops.h) in JS: the floats the Adam kernels use for step `step` (1-based), each held
+ * in a double, then the clipping norm. @internal
+ */
+export function adamConstants(h: AdamHyperArgs, step: number, clip: number): number[] {
+  const f = Math.fround;
+  return [f(h.beta1), f(h.beta2), f(h.lr), f(h.eps), f(h.weightDecay), f(1 / (1 - h.beta1 ** step)), f(1 / Math.sqrt(1 - h.beta2 ** step)), clip];
+}
+
 /** Runs one op case on one backend and reports guard and input-integrity problems. @internal */
 export function runOp(b: NativeBinding, device: 'cpu' | 'cuda', c: OpCase): OpRun {
   const args: Record<string, NativeOpArg> = {};
@@ -623,6 +646,41 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
         scalars: { n, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd, step, grad_scale: gs },
         tol: TOL_ELEMENTWISE,
       });
+    }
+  }
+
+  // ---- the CUDA flow step's sync-free ops (device-side scalars): Σg² into device memory, the step gate, Adam and
+  // the EMA gated by it, draws with the seed read from device memory ----
+  for (const n of [1, 2049, 100000, 0]) {
+    cases.push({ name: `sum_squares_dev n=${n}`, op: 'sum_squares_dev', inputs: { x: normal(n) }, outputs: {}, scalars: { n }, tol: { atol: 1e-12, rtol: 1e-9, nmse: 1e-18 }, result: true });
+    for (const [step, wd, clip, gate] of [[1, 0, 0, [1, 1]], [7, 0.01, 1, [0.3, 1]], [7, 0.01, 1, [0.3, 0]]] as [number, number, number, number[]][]) {
+      const v0 = normal(n).map((x) => x * x * 1e-3);
+      const g = { consts: wideF64(adamConstants({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: wd }, step, clip)), gate: Float32Array.from(gate) };
+      cases.push({
+        name: `adam_gated n=${n} step=${step} wd=${wd} gate=${gate.join(',')}`,
+        op: 'adam_gated',
+        inputs: { g: normal(n, 1e-2), ...g },
+        outputs: { p: { len: n, init: normal(n) }, m: { len: n, init: normal(n, 1e-2) }, v: { len: n, init: v0 } },
+        scalars: { n },
+        tol: TOL_ELEMENTWISE,
+      });
+      cases.push({ name: `ema_update_gated n=${n} gate=${gate.join(',')}`, op: 'ema_update_gated', inputs: { p: normal(n), gate: g.gate }, outputs: { ema: { len: n, init: normal(n) } }, scalars: { n, decay: 0.999 }, tol: TOL_EXACT });
+    }
+  }
+  for (const n of [1, 2, 1001, 0]) {
+    const seed = (0x9e3779b9n << 32n) | BigInt(777 + n);
+    cases.push({ name: `fill_normal_dev n=${n}`, op: 'fill_normal_dev', inputs: { seed: new Float32Array(new BigUint64Array([seed]).buffer) }, outputs: { out: { len: n } }, scalars: { n, mean: -0.5, stddev: 0.75 }, tol: TOL_ELEMENTWISE });
+  }
+  // The gate over finite, overflowing and non-finite sums and losses, with and without clipping: bit for bit.
+  for (const sumsq of [0, 0.25, 4, 1e30, Infinity, NaN]) {
+    for (const loss of [1.5, Infinity, NaN]) {
+      for (const clip of [0, 1]) {
+        cases.push({
+          name: `step_gate sumsq=${sumsq} loss=${loss} clip=${clip}`, op: 'step_gate',
+          inputs: { sumsq: wideF64([sumsq]), loss: Float32Array.of(loss), consts: wideF64(adamConstants({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, 3, clip)) },
+          outputs: { gate: { len: 2 } }, scalars: {}, tol: TOL_EXACT,
+        });
+      }
     }
   }
 

@@ -15,6 +15,7 @@
 // - Returns the op's result for mse/sum_squares, else NaN. Backend errors (check()) are thrown as WsfError.
 // The binding is glue only: the math is the backend's.
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -114,6 +115,12 @@ class OpRunner {
     return it->second;
   }
   int64_t L(const std::string& name) { return static_cast<int64_t>(D(name)); }
+  // A Float32Array argument holding 8-byte values (a Float64Array's or BigUint64Array's bytes; the guards are an even
+  // number of floats, so the payload stays 8-byte aligned), as the device-side scalars of the flow step.
+  template <class V>
+  V* Wide(const std::string& name) {
+    return reinterpret_cast<V*>(F(name));
+  }
   int Int(const std::string& name) { return static_cast<int>(D(name)); }
   bool B(const std::string& name) {
     auto it = a_.flags.find(name);
@@ -251,6 +258,27 @@ class OpRunner {
       *result = ops_.mse(F("d"), F("xhat"), F("target"), L("n"), D("scale"));
     } else if (op == "sum_squares") {
       *result = ops_.sum_squares(F("x"), L("n"));
+    } else if (op == "sum_squares_dev") {
+      // The sum lands in backend memory; read back here and returned.
+      float* out = nullptr;
+      ok(ops_.alloc(&out, 2));
+      ops_.sum_squares_dev(reinterpret_cast<double*>(out), F("x"), L("n"));
+      Status st = ops_.check();
+      float host[2] = {NAN, NAN};
+      if (st.is_ok()) st = ops_.download_raw(host, out, 2);
+      ops_.release(out);
+      ok(st);
+      double v = NAN;
+      std::memcpy(&v, host, sizeof v);
+      *result = v;
+    } else if (op == "step_gate") {
+      ops_.step_gate(F("gate"), Wide<const double>("sumsq"), F("loss"), Wide<const double>("consts"));
+    } else if (op == "adam_gated") {
+      ops_.adam_gated(F("p"), F("g"), F("m"), F("v"), L("n"), Wide<const double>("consts"), F("gate"));
+    } else if (op == "ema_update_gated") {
+      ops_.ema_update_gated(F("ema"), F("p"), L("n"), D("decay"), F("gate"));
+    } else if (op == "fill_normal_dev") {
+      ops_.fill_normal_dev(F("out"), L("n"), Wide<const uint64_t>("seed"), D("mean"), D("stddev"));
     } else if (op == "scale") {
       ops_.scale(F("x"), L("n"), D("s"));
     } else if (op == "adam") {

@@ -254,6 +254,20 @@ struct CpuOps {
   void gaussian_fit_draw(T* out, const T* eps, int64_t ld_eps, const int32_t* comp, const T* mean, const T* basis,
                          const int32_t* row0, int64_t B, int64_t P);
 
+  // ---- the CUDA flow step's sync-free ops (CudaOps, same signatures), their plain references for parity tests;
+  // here every pointer is host memory. ----
+  // *out = Σ x² (sum_squares, written where the device op writes it).
+  void sum_squares_dev(double* out, const T* x, int64_t n);
+  // RtEngine::adam_step's host rule: norm = √sumsq[0]; gate[1] = 1 when norm and loss[0] are finite, else 0; gate[0] =
+  // consts[7]/norm when consts[7] (the clipping norm) > 0 and norm > it, else 1 (rounded to T).
+  void step_gate(T* gate, const double* sumsq, const T* loss, const double* consts);
+  // adam with the constants of consts (adam_constants' layout) and gradient scale gate[0]; nothing when gate[1] == 0.
+  void adam_gated(T* p, const T* g, T* m, T* v, int64_t n, const double* consts, const T* gate);
+  // ema_update, nothing when gate[1] == 0.
+  void ema_update_gated(T* ema, const T* p, int64_t n, double decay, const T* gate);
+  // fill_normal with the seed *seed.
+  void fill_normal_dev(T* out, int64_t n, const uint64_t* seed, double mean, double stddev);
+
   std::vector<T> scratch_;  // packing space for linear_fwd (per engine, not shared across threads)
 };
 

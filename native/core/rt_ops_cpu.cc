@@ -1565,14 +1565,10 @@ void adam_constants(const AdamHyper& h, int64_t step, double clip_norm, double o
   out[7] = clip_norm;
 }
 
+namespace {
+// Adam/AdamW with its constants given (the float formula of CpuOps::adam and the CUDA kernel).
 template <typename T>
-void CpuOps<T>::adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamHyper& h, int64_t step, double grad_scale) {
-  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(step));
-  const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2);
-  const T lr = static_cast<T>(h.lr), eps = static_cast<T>(h.eps), wd = static_cast<T>(h.weight_decay);
-  const T gs = static_cast<T>(grad_scale);
-  const T ibc1 = static_cast<T>(1.0 / bc1), isbc2 = static_cast<T>(1.0 / std::sqrt(bc2));
+void adam_update(T* p, const T* g, T* m, T* v, int64_t n, T b1, T b2, T lr, T eps, T wd, T gs, T ibc1, T isbc2) {
   parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const T gi = g[i] * gs;
@@ -1583,6 +1579,46 @@ void CpuOps<T>::adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamHyper& h
       p[i] -= lr * (m[i] * ibc1) / (std::sqrt(v[i]) * isbc2 + eps);
     }
   });
+}
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::adam(T* p, const T* g, T* m, T* v, int64_t n, const AdamHyper& h, int64_t step, double grad_scale) {
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(step));
+  adam_update(p, g, m, v, n, static_cast<T>(h.beta1), static_cast<T>(h.beta2), static_cast<T>(h.lr), static_cast<T>(h.eps),
+              static_cast<T>(h.weight_decay), static_cast<T>(grad_scale), static_cast<T>(1.0 / bc1),
+              static_cast<T>(1.0 / std::sqrt(bc2)));
+}
+
+template <typename T>
+void CpuOps<T>::sum_squares_dev(double* out, const T* x, int64_t n) {
+  *out = n > 0 ? sum_squares(x, n) : 0.0;
+}
+
+template <typename T>
+void CpuOps<T>::step_gate(T* gate, const double* sumsq, const T* loss, const double* consts) {
+  const double norm = std::sqrt(sumsq[0]);
+  const double clip = consts[7];
+  gate[0] = static_cast<T>((clip > 0 && norm > clip) ? clip / norm : 1.0);
+  gate[1] = std::isfinite(norm) && std::isfinite(static_cast<double>(loss[0])) ? T(1) : T(0);
+}
+
+template <typename T>
+void CpuOps<T>::adam_gated(T* p, const T* g, T* m, T* v, int64_t n, const double* consts, const T* gate) {
+  if (gate[1] == T(0)) return;
+  const auto c = [consts](int k) { return static_cast<T>(consts[k]); };
+  adam_update(p, g, m, v, n, c(0), c(1), c(2), c(3), c(4), gate[0], c(5), c(6));
+}
+
+template <typename T>
+void CpuOps<T>::ema_update_gated(T* ema, const T* p, int64_t n, double decay, const T* gate) {
+  if (gate[1] != T(0)) ema_update(ema, p, n, decay);
+}
+
+template <typename T>
+void CpuOps<T>::fill_normal_dev(T* out, int64_t n, const uint64_t* seed, double mean, double stddev) {
+  fill_normal(out, n, *seed, mean, stddev);
 }
 
 // ---- flow-matching step ----
