@@ -419,6 +419,10 @@ export function buildOpCases(seed: number, big = false): OpCase[] {
     ['complete N=70', randomPairGraph(70, 1, rng, true), 128, 1],
     ['hub N=301', randomPairGraph(301, 0.002, rng, true, true), 16, 1],
     ['sparse N=40 D=12 heads=3', randomPairGraph(40, 0.3, rng, true), 12, 3],
+    // Wide heads: 16 and 32 channels per lane in the attention kernels (Dh ≤ 512, ≤ 1024), and D > 256, where the
+    // column pass with 8 or 16 warps falls back to the plain kernel.
+    ['sparse N=20 wide', randomPairGraph(20, 0.3, rng, true), 300, 1],
+    ['sparse N=12 wider', randomPairGraph(12, 0.4, rng, true), 520, 1],
     ...(big ? ([['complete N=804', randomPairGraph(804, 1, rng, true), 32, 1]] as [string, PairGraph, number, number][]) : []),
   ];
   for (const [gname, g, D, heads] of graphs) {

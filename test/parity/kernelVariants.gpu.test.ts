@@ -79,8 +79,15 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
     expect(r.worstNmse).toBeLessThan(1e-9);
   }, timeout);
 
-  it('finer weight-gradient splits (WSF_SPLITK_ROWS=16) pass the parity tolerances under v2 and tc', () => {
-    for (const v of ['v2', 'tc']) {
+  it('gemm_kernel (WSF_GEMM=v1) passes the FP32 parity tolerances against the CPU reference, guards and coverage included', () => {
+    const r = check('v1');
+    expect(r.kernels).toEqual({ gemm: 'v1', splitkRows: 512, attentionWarps: 4, flowStep: 'plain' });
+    expect(r.cases).toBeGreaterThan(10);
+    expect(r.failed).toEqual([]);
+  }, timeout);
+
+  it('finer weight-gradient splits (WSF_SPLITK_ROWS=16) pass the parity tolerances under v1, v2 and tc', () => {
+    for (const v of ['v1', 'v2', 'tc']) {
       const r = check(v, { WSF_SPLITK_ROWS: '16' });
       expect(r.kernels).toEqual({ gemm: v, splitkRows: 16, attentionWarps: 4, flowStep: 'plain' });
       expect(r.cases).toBeGreaterThan(10);
