@@ -26,8 +26,9 @@ const data = new Rng(3).fillNormal(new Float32Array(N * P), 0, 0.4);
 
 restoreEnvAfterEach(['WSF_FUSED_STEP', 'WSF_CUDA_GRAPH', 'WSF_DEVICE_PRIOR', 'WSF_PROFILE']);
 
-type Mode = 'plain' | 'sync' | 'graph';
-const ENV: Record<Mode, string> = { plain: '0', sync: 'sync', graph: '1' };
+// 'cpu': the same fused step on the CPU engine (the reference the CUDA modes are held to, within float tolerance).
+type Mode = 'plain' | 'sync' | 'graph' | 'cpu';
+const ENV: Record<Mode, string> = { plain: '0', sync: 'sync', graph: '1', cpu: '0' };
 
 interface Run {
   params: Float32Array;
@@ -45,7 +46,7 @@ async function train(mode: Mode, opts: Partial<FlowOptions>, fit: Partial<TrainO
   process.env.WSF_FUSED_STEP = '1';
   process.env.WSF_CUDA_GRAPH = ENV[mode];
   delete process.env.WSF_DEVICE_PRIOR;
-  const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: 'cuda', ...opts });
+  const fm = FlowMatcher.create({ arch, field: { D: 8, layers: 2 }, seed: 2, device: mode === 'cpu' ? 'cpu' : 'cuda', ...opts });
   const norms: number[] = [];
   const losses: number[] = [];
   const waits: number[] = [];
@@ -73,6 +74,12 @@ async function train(mode: Mode, opts: Partial<FlowOptions>, fit: Partial<TrainO
   }
 }
 
+function maxRel(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (Math.abs(b[i]!) + 1e-3));
+  return worst;
+}
+
 function expectSame(a: Run, b: Run): void {
   expect(a.error).toBe(b.error);
   expect(a.norms).toEqual(b.norms);
@@ -89,7 +96,7 @@ describe.skipIf(!cuda)('flow step without mid-step waits, and as a CUDA graph', 
     ['normalized, OT coupling (x0 and x1 from the host), no EMA', { geometry: 'normalized', coupling: 'ot' }, { ema: 0, clipNorm: 1 }],
     ['geometric, zoo prior, chunked recompute-mode field', { geometry: 'geometric', prior: { kind: 'zoo', members: 7 }, field: { D: 8, layers: 2, recompute: true, chunkRows: 11 } }, {}],
   ];
-  it.each(configs)('%s: sync-free and graph steps equal the plain step bit for bit', async (_name, opts, fit) => {
+  it.each(configs)('%s: sync-free and graph steps equal the plain step bit for bit, and the CPU engine to float tolerance', async (_name, opts, fit) => {
     const plain = await train('plain', opts, fit);
     const sync = await train('sync', opts, fit);
     const graph = await train('graph', opts, fit);
@@ -103,6 +110,13 @@ describe.skipIf(!cuda)('flow step without mid-step waits, and as a CUDA graph', 
     expect(graph.info.replays).toBeGreaterThanOrEqual(5);
     expectSame(sync, plain);
     expectSame(graph, plain);
+    // Not only CUDA against CUDA: the same steps on the CPU engine (flowStep.gpu.test.ts' bounds).
+    const cpu = await train('cpu', opts, fit);
+    expect(cpu.error).toBeUndefined();
+    expect(maxRel(graph.params, cpu.params)).toBeLessThan(1e-3);
+    expect(graph.losses).toHaveLength(cpu.losses.length);
+    graph.losses.forEach((l, i) => expect(Math.abs(l - cpu.losses[i]!), `loss at step ${i + 1}`).toBeLessThan(1e-4 * Math.abs(cpu.losses[i]!) + 1e-6));
+    if (graph.ema.length > 0) expect(maxRel(graph.ema, cpu.ema)).toBeLessThan(1e-3);
   }, timeout);
 
   it.skipIf(!emu)('the host waits once per sync-free or graph step (the loss and norm coming back), more often in a plain step (emulator count)', async () => {
