@@ -7,6 +7,8 @@
 // - the attention kernels with 8 or 16 warps per block (WSF_ATTN_WARPS) cut rows into other slices: they must pass
 //   the parity tolerances too.
 // - recompute mode (layer activations recomputed in the backward pass) must equal the default mode bit for bit.
+// - the whole engine (forward, loss, gradients, Adam state) must pass its CPU parity under tc, v1 and the other
+//   split and warp settings too, not only op by op.
 // Skips without a CUDA device (or the CPU emulator build, where CI runs it).
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -55,6 +57,17 @@ for (const c of bp.buildOpCases(20261205).filter((c) => c.op.startsWith(process.
   }
 }
 process.stdout.write(JSON.stringify({ cases, failed, worstNmse, kernels: b.cudaInfo().kernels }));
+`;
+// Runs in a child: whole-engine parity (forward, loss, every gradient, Adam state) of two engine cases against the CPU
+// engine, under the kernel settings of the environment; prints the failed checks and the settings read.
+const engineChild = `
+const bp = require(${JSON.stringify(path.join(root, 'dist', 'internal', 'backendParity.js'))});
+const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'native', 'binding.js'))});
+const b = binding();
+const failed = [];
+let checks = 0;
+for (const i of [2, 4]) for (const r of bp.checkEngineCase(b, 'cuda', bp.ENGINE_CASES[i], 7)) { checks++; if (!r.pass) failed.push(r.name + ': ' + r.detail); }
+process.stdout.write(JSON.stringify({ checks, failed, kernels: b.cudaInfo().kernels }));
 `;
 type Kernels = { gemm: string; splitkRows: number; attentionWarps: number };
 const check = (v: string, env: Record<string, string> = {}): { cases: number; failed: string[]; worstNmse: number; kernels: Kernels } =>
@@ -168,6 +181,16 @@ describe.skipIf(!cuda)('CUDA kernel variants', () => {
     expect(cmp.pass, cmp.report).toBe(true);
     expect(cmp.nmse).toBeLessThan(1e-10);
     expect(runs[1]!.held).toBeLessThan(runs[0]!.held);
+  }, timeout);
+
+  it('the whole engine passes its CPU parity under the tensor-core GEMM, 16-row splits with 16 attention warps, and v1 with 8 warps', () => {
+    // (Plain TF32 is left out: it is not FP32-exact, and the op-level test above bounds it.)
+    for (const env of [{ WSF_GEMM: 'tc' }, { WSF_SPLITK_ROWS: '16', WSF_ATTN_WARPS: '16' }, { WSF_GEMM: 'v1', WSF_ATTN_WARPS: '8' }]) {
+      const r = JSON.parse(execFileSync(process.execPath, ['-e', engineChild], { env: { ...process.env, WSF_QUIET: '1', ...env }, maxBuffer: 1 << 30 }).toString()) as { checks: number; failed: string[]; kernels: Kernels };
+      expect(r.kernels, JSON.stringify(env)).toMatchObject({ gemm: env.WSF_GEMM ?? 'v2', splitkRows: Number(env.WSF_SPLITK_ROWS ?? 512), attentionWarps: Number(env.WSF_ATTN_WARPS ?? 4) });
+      expect(r.checks, JSON.stringify(env)).toBeGreaterThanOrEqual(20);
+      expect(r.failed, JSON.stringify(env)).toEqual([]);
+    }
   }, timeout);
 
   it('unrecognised settings fall back to the defaults (and cudaInfo says so)', () => {
