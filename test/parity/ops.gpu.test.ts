@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildOpCases, checkOpCase } from '../../lib/internal/backendParity.js';
 import { binding } from '../../lib/native/binding.js';
-import { hasCuda } from '../helpers/native.js';
+import { hasCuda, withCpuIsa } from '../helpers/native.js';
 
 const cuda = hasCuda();
 // Under the CPU emulator (a -DWSF_CUDA_EMU=ON development build) kernels run ~10⁴× slower than on a GPU.
@@ -16,6 +16,17 @@ describe.skipIf(!cuda)('CUDA ops match the CPU reference (per op)', () => {
   it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     const failed = checkOpCase(binding(), 'cuda', c).filter((r) => !r.pass);
     expect(failed.map((r) => `${r.name}: ${r.detail}`)).toEqual([]);
+  }, timeout);
+
+  // The cases above compare with the CPU ops at this CPU's instruction set (AVX2/AVX-512 GEMM, activations, layer
+  // norms, attention rows); the SIMD kernels are tied to the plain loops only in their own tests. Here the ops that
+  // have SIMD forms are compared once more with the plain loops themselves.
+  it('the CUDA ops with SIMD CPU forms also match the portable CPU loops', () => {
+    const simd = /^(linear_|layernorm_|act_|attention_|edge_combine_)/;
+    const picked = cases.filter((c) => simd.test(c.op));
+    expect(picked.length).toBeGreaterThan(40);
+    const failed = withCpuIsa('portable', 2, () => picked.flatMap((c) => checkOpCase(binding(), 'cuda', c).filter((r) => !r.pass).map((r) => `${c.name}: ${r.name}: ${r.detail}`)));
+    expect(failed).toEqual([]);
   }, timeout);
 
   it('a repeated op gives bitwise identical results (deterministic reductions)', () => {
