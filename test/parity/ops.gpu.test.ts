@@ -29,6 +29,16 @@ describe.skipIf(!cuda)('CUDA ops match the CPU reference (per op)', () => {
     expect(failed).toEqual([]);
   }, timeout);
 
+  // The large shapes (a grid-stride loop's second pass, the reduction's block cap, the split-K partial-sum cap, an
+  // 804-node complete graph): on a GPU only — the emulator would take many minutes (bench/gpu-check.mjs runs them too).
+  it.skipIf(binding().buildInfo().archs === 'emu')('the large-shape cases match the CPU reference too', () => {
+    const small = new Set(cases.map((c) => c.name));
+    const large = buildOpCases(20261128, true).filter((c) => !small.has(c.name));
+    expect(large.length).toBeGreaterThanOrEqual(10);
+    const failed = large.flatMap((c) => checkOpCase(binding(), 'cuda', c).filter((r) => !r.pass).map((r) => `${c.name}: ${r.name}: ${r.detail}`));
+    expect(failed).toEqual([]);
+  }, 600_000);
+
   it('a repeated op gives bitwise identical results (deterministic reductions)', () => {
     const pick = cases.filter((c) => /^(linear_bwd_weight rows=3000|embed_bwd rows=10000|attention_bwd hub|layernorm_bwd rows=300 C=65$|edge_combine_bwd complete N=70|mse n=100000$)/.test(c.name));
     expect(pick.length).toBeGreaterThanOrEqual(6);
