@@ -270,8 +270,9 @@ export function alignmentsFor(variants: readonly VariantSpec[]): { checkpoint: b
 /** A trained variant (the caller disposes `tr.flow`). */
 export interface TrainedVariant {
   readonly tr: TrainFlowResult;
-  /** The zoo it learned from (aligned or raw). */
+  /** The zoo it learned from (aligned or raw), and its file. */
   readonly zoo: Zoo;
+  readonly zooFile: string;
   readonly graph: GraphMode;
   readonly d: number;
 }
@@ -315,7 +316,7 @@ export async function trainVariant(ctx: ExperimentContext, cfg: FlowExperimentCo
     ctx.log(`${v.label}: the stored checkpoint has other settings; training from scratch`);
     tr = await trainFlow({ ...opts, progress: ctx.progress(`train ${v.key}`, steps, 'steps'), restart: true });
   }
-  return { tr, zoo, graph, d };
+  return { tr, zoo, zooFile, graph, d };
 }
 
 /** Where {@link runFlowVariants} keeps a variant's (unguided, Euler) samples: work/samples/<key>.safetensors. */
@@ -335,14 +336,31 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
   }
   const logitScale = cfg.guided !== undefined ? trainedLogitScale(z.raw) : 1;
   for (const v of variants) {
-    const { tr, zoo, graph, d } = await trainVariant(ctx, cfg, z, v);
+    const { tr, zoo, zooFile, graph, d } = await trainVariant(ctx, cfg, z, v);
     const fm = tr.flow;
     try {
       const sr = await sampleFlow(fm, { n: cfg.sample.n, steps: cfg.sample.steps, seed: ctx.seed + 1, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}), progress: ctx.progress(`sample ${v.key}`, cfg.sample.n, 'networks') });
       if (!sr.complete) throw new WsfError('interrupted while sampling; finished flows are kept under work/ and a re-run resumes', 'ERR_INTERRUPTED');
-      // The samples the table's row describes, kept for a second look (wsflow eval, or an independent check).
+      // The samples the table's row describes, kept for a second look: `wsflow eval --weights <file> --zoo <zoo_file>
+      // --seed <the experiment's seed> --ref-count <samples>` gives the row's figures (the zoo it learned from, the
+      // mixture baseline from `prior`). `canonical` says how the row judged them (the sphere flows' networks in
+      // canonical space, reference semantics included).
       fs.mkdirSync(path.dirname(samplesFile(ctx, v)), { recursive: true });
-      writeSamples(samplesFile(ctx, v), zoo.arch, sr.weights, { variant: v.key, geometry: v.geometry, canonical: String(v.geometry !== 'euclidean'), task: cfg.task, steps: String(cfg.sample.steps), seed: String(ctx.seed + 1) });
+      writeSamples(samplesFile(ctx, v), zoo.arch, sr.weights, {
+        variant: v.key,
+        flow: tr.flowFile,
+        task: cfg.task,
+        geometry: v.geometry,
+        prior: JSON.stringify(fm.options.prior),
+        semantics: v.semantics ?? 'corrected',
+        canonical: String(v.geometry !== 'euclidean'),
+        steps: String(cfg.sample.steps),
+        solver: 'euler',
+        velocity: v.semantics === 'reference' ? 'x0-anchored' : 'riemannian',
+        seed: String(ctx.seed + 1),
+        zoo_file: zooFile,
+        zoo_aligned: String(v.aligned),
+      });
       const ev = await evaluateSamples({
         task,
         arch: zoo.arch,

@@ -118,7 +118,13 @@ class OpRunner {
   // A Float32Array argument holding 8-byte values (a Float64Array's or BigUint64Array's bytes; the guards are an even
   // number of floats, so the payload stays 8-byte aligned), as the device-side scalars of the flow step.
   template <class V>
-  V* Wide(const std::string& name) {
+  V* Wide(const std::string& name, int64_t count) {
+    if (a_.guard % 2 != 0) throw_error(env_, Code::Invalid, "opsTestRun: `" + name + "` holds 8-byte values; the guard must be even");
+    const ArgSet::Arr* arr = a_.nulls.count(name) ? nullptr : find(name);
+    if (arr == nullptr || arr->i32) missing(name, "Float32Array (8-byte values)");
+    if (arr->len - 2 * a_.guard < 2 * count) {
+      throw_error(env_, Code::Shape, "opsTestRun: `" + name + "` holds fewer than " + std::to_string(count) + " 8-byte values");
+    }
     return reinterpret_cast<V*>(F(name));
   }
   int Int(const std::string& name) { return static_cast<int>(D(name)); }
@@ -272,13 +278,13 @@ class OpRunner {
       std::memcpy(&v, host, sizeof v);
       *result = v;
     } else if (op == "step_gate") {
-      ops_.step_gate(F("gate"), Wide<const double>("sumsq"), F("loss"), Wide<const double>("consts"));
+      ops_.step_gate(F("gate"), Wide<const double>("sumsq", 1), F("loss"), Wide<const double>("consts", kAdamConsts));
     } else if (op == "adam_gated") {
-      ops_.adam_gated(F("p"), F("g"), F("m"), F("v"), L("n"), Wide<const double>("consts"), F("gate"));
+      ops_.adam_gated(F("p"), F("g"), F("m"), F("v"), L("n"), Wide<const double>("consts", kAdamConsts), F("gate"));
     } else if (op == "ema_update_gated") {
       ops_.ema_update_gated(F("ema"), F("p"), L("n"), D("decay"), F("gate"));
     } else if (op == "fill_normal_dev") {
-      ops_.fill_normal_dev(F("out"), L("n"), Wide<const uint64_t>("seed"), D("mean"), D("stddev"));
+      ops_.fill_normal_dev(F("out"), L("n"), Wide<const uint64_t>("seed", 1), D("mean"), D("stddev"));
     } else if (op == "scale") {
       ops_.scale(F("x"), L("n"), D("s"));
     } else if (op == "adam") {

@@ -4,7 +4,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../../lib/cli/main.js';
 import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { runExperiment } from '../../lib/reproduce/harness.js';
 import { type FlowExperimentConfig, MNIST_FLOWS, needsGpuAndMnistFull, samplesFile } from '../../lib/reproduce/variants.js';
@@ -15,6 +17,14 @@ import { readZoo } from '../../lib/zoo/Zoo.js';
 import { functionalDiversity } from '../../lib/eval/diversity.js';
 import { loadTask } from '../../lib/tasks/loadTask.js';
 import { naturalLogitScale, readWeightsFile, trainedLogitScale } from '../../lib/pipeline/sample.js';
+
+class Capture extends Writable {
+  text = '';
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.text += String(chunk);
+    cb();
+  }
+}
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsflow-repro-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -70,12 +80,35 @@ describe('reproduce, flow experiments at smoke size', () => {
     for (const v of result.variants) {
       const wf = readWeightsFile(samplesFile({ work: path.join(dir, 'work') }, v));
       expect(wf.n, v.key).toBe(2);
-      expect(wf.metadata).toMatchObject({ variant: v.key, canonical: String(v.geometry !== 'euclidean') });
+      const ours = v.key === 'geometric/aligned+mixture';
+      expect(wf.metadata, v.key).toMatchObject({
+        variant: v.key,
+        task: 'mnist',
+        geometry: v.key.split('/')[0],
+        canonical: v.key.startsWith('euclidean') ? 'false' : 'true',
+        semantics: 'corrected',
+        solver: 'euler',
+        zoo_aligned: 'true',
+        zoo_file: path.join(dir, 'work', 'zoo', ours ? 'aligned-by-run.safetensors' : 'aligned.safetensors'),
+        flow: path.join(dir, 'work', 'flows', v.key.replace('/', '_'), 'flow.safetensors'),
+      });
+      expect(JSON.parse(wf.metadata.prior!).kind, v.key).toBe(ours ? 'mixture' : 'gaussian');
       const refs = [0, 1].map((k) => lossAccF64(wf.arch, wf.weights, test.x, test.y, test.n, k));
       expect(v.samples.accuracy.mean, v.key).toBeCloseTo((refs[0]!.acc + refs[1]!.acc) / 2, 12);
       expect(v.samples.loss.mean, v.key).toBeCloseTo((refs[0]!.loss + refs[1]!.loss) / 2, 6);
     }
     const ours = result.variants.at(-1);
+    // `wsflow eval` on a kept samples file with its recorded zoo (and the experiment's seed and reference count) gives
+    // the row's figures, the mixture baseline included.
+    const out = new Capture();
+    const err = new Capture();
+    const code = await main(['eval', '--weights', samplesFile({ work: path.join(dir, 'work') }, ours), '--zoo', path.join(dir, 'work', 'zoo', 'aligned-by-run.safetensors'), '--seed', '1', '--ref-count', '2', '--json', '--device', 'cpu'], { io: { stdout: out, stderr: err }, handleSigint: false });
+    expect(code, err.text).toBe(0);
+    const ev = JSON.parse(out.text) as { samples: { accuracy: { mean: number }; loss: { mean: number } }; baselines: { mixture?: { components: number; accuracy: { mean: number } } } };
+    expect(ev.samples.accuracy.mean).toBeCloseTo(ours.samples.accuracy.mean, 12);
+    expect(ev.samples.loss.mean).toBeCloseTo(ours.samples.loss.mean, 9);
+    expect(ev.baselines.mixture).toMatchObject({ components: 2 });
+    expect(ev.baselines.mixture!.accuracy.mean).toBeCloseTo(ours.mixture.accuracy.mean, 12);
     expect(ours.mixture).toMatchObject({ components: 2 }); // one component per zoo run
     expect(finiteStats(ours.mixture)).toBe(true);
     expect(result.variants.slice(0, 6).every((v: { mixture?: unknown }) => v.mixture === undefined)).toBe(true);

@@ -15,7 +15,7 @@ const spec = {
   description: `Runs one experiment of the thesis and writes DIR/<experiment>/<scale>/result.json (everything measured, the
 configuration, the thesis' numbers, the command, git commit, device, machine and date), table.md (our numbers beside
 the thesis') and SVG plots where useful; intermediate zoos and flows stay in work/ there, so a re-run resumes
-(the flow experiments also keep each variant's samples in work/samples/, for wsflow eval).
+(wdbc, mnist, mnist-bma and scaling also keep each variant's samples in work/samples/, for wsflow eval).
 --scale quick runs small and fast (a smoke-scale version, not the thesis' numbers); --scale paper uses the thesis'
 sizes and needs a GPU for the flow experiments. Experiments that cannot run here say why and exit with code 2.
 Experiments: ${names.join(', ')}.
