@@ -277,6 +277,21 @@ class OpRunner {
       double v = NAN;
       std::memcpy(&v, host, sizeof v);
       *result = v;
+    } else if (op == "adam_constants") {
+      // The host function behind the device constants (CPU runner only: it writes host memory).
+      if constexpr (Ops::device == Device::Cpu) {
+        AdamHyper h;
+        h.lr = D("lr");
+        h.beta1 = D("beta1");
+        h.beta2 = D("beta2");
+        h.eps = D("eps");
+        h.weight_decay = D("weight_decay");
+        double c[kAdamConsts];
+        adam_constants(h, L("step"), D("clip"), c);
+        std::memcpy(Wide<double>("out", kAdamConsts), c, sizeof c);
+      } else {
+        throw_error(env_, Code::Invalid, "opsTestRun: adam_constants is a host function (device 'cpu')");
+      }
     } else if (op == "step_gate") {
       ops_.step_gate(F("gate"), Wide<const double>("sumsq", 1), F("loss"), Wide<const double>("consts", kAdamConsts));
     } else if (op == "adam_gated") {

@@ -17,6 +17,16 @@ const normal = (rng: Rng, n: number, sd = 1): Float32Array => rng.fillNormal(new
 const HYPER = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
 
 describe('the sync-free flow-step ops, CPU references', () => {
+  it('adamConstants (the op cases’ device constants, in JS) equals the native adam_constants bit for bit', () => {
+    for (const step of [1, 2, 3, 7, 250, 10_000, 123_457]) {
+      for (const [h, clip] of [[HYPER, 0], [{ lr: 3e-4, beta1: 0.95, beta2: 0.98, eps: 1e-6, weightDecay: 0 }, 2.5]] as const) {
+        const out = run({ name: 'consts', op: 'adam_constants', inputs: {}, outputs: { out: { len: 16 } }, scalars: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weight_decay: h.weightDecay, step, clip }, tol: { atol: 0, rtol: 0, nmse: 0 } }).outputs.out!;
+        const native = Array.from(new Float64Array(out.buffer.slice(out.byteOffset, out.byteOffset + 64)));
+        expect(adamConstants(h, step, clip), `step ${step}`).toEqual(native);
+      }
+    }
+  });
+
   it('step_gate is RtEngine::adam_step’s rule: apply when loss and √Σg² are finite, scale clip/norm above the clip', () => {
     for (const sumsq of [0, 0.25, 4, 1e30, 1e300 * 1e10, Infinity, NaN]) {
       for (const loss of [1.5, -2, Infinity, -Infinity, NaN]) {
