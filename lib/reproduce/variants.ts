@@ -345,8 +345,9 @@ export async function runFlowVariants(ctx: ExperimentContext, cfg: FlowExperimen
       // --seed <the experiment's seed> --ref-count <samples>` gives the row's figures (the zoo it learned from, the
       // mixture baseline from `prior`). `canonical` says how the row judged them (the sphere flows' networks in
       // canonical space, reference semantics included).
-      fs.mkdirSync(path.dirname(samplesFile(ctx, v)), { recursive: true });
-      writeSamples(samplesFile(ctx, v), zoo.arch, sr.weights, {
+      const kept = samplesFile(ctx, v);
+      fs.mkdirSync(path.dirname(kept), { recursive: true });
+      writeSamples(kept, zoo.arch, sr.weights, {
         variant: v.key,
         flow: tr.flowFile,
         task: cfg.task,

@@ -115,6 +115,16 @@ class OpRunner {
     return it->second;
   }
   int64_t L(const std::string& name) { return static_cast<int64_t>(D(name)); }
+  // Adam hyper-parameters from the numbers lr, beta1, beta2, eps, weight_decay.
+  AdamHyper hyper() {
+    AdamHyper h;
+    h.lr = D("lr");
+    h.beta1 = D("beta1");
+    h.beta2 = D("beta2");
+    h.eps = D("eps");
+    h.weight_decay = D("weight_decay");
+    return h;
+  }
   // A Float32Array argument holding 8-byte values (a Float64Array's or BigUint64Array's bytes; the guards are an even
   // number of floats, so the payload stays 8-byte aligned), as the device-side scalars of the flow step.
   template <class V>
@@ -280,14 +290,8 @@ class OpRunner {
     } else if (op == "adam_constants") {
       // The host function behind the device constants (CPU runner only: it writes host memory).
       if constexpr (Ops::device == Device::Cpu) {
-        AdamHyper h;
-        h.lr = D("lr");
-        h.beta1 = D("beta1");
-        h.beta2 = D("beta2");
-        h.eps = D("eps");
-        h.weight_decay = D("weight_decay");
         double c[kAdamConsts];
-        adam_constants(h, L("step"), D("clip"), c);
+        adam_constants(hyper(), L("step"), D("clip"), c);
         std::memcpy(Wide<double>("out", kAdamConsts), c, sizeof c);
       } else {
         throw_error(env_, Code::Invalid, "opsTestRun: adam_constants is a host function (device 'cpu')");
@@ -303,13 +307,7 @@ class OpRunner {
     } else if (op == "scale") {
       ops_.scale(F("x"), L("n"), D("s"));
     } else if (op == "adam") {
-      AdamHyper h;
-      h.lr = D("lr");
-      h.beta1 = D("beta1");
-      h.beta2 = D("beta2");
-      h.eps = D("eps");
-      h.weight_decay = D("weight_decay");
-      ops_.adam(F("p"), F("g"), F("m"), F("v"), L("n"), h, L("step"), D("grad_scale"));
+      ops_.adam(F("p"), F("g"), F("m"), F("v"), L("n"), hyper(), L("step"), D("grad_scale"));
     } else if (op == "flow_path") {
       ops_.flow_path(F("xt"), F("x0"), F("x1"), F("noise"), F("t"), L("B"), L("P"));
     } else if (op == "flow_input") {

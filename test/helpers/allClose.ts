@@ -34,3 +34,10 @@ declare module 'vitest' {
   // eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-explicit-any
   interface Matchers<T = any> extends CustomMatchers<T> {}
 }
+
+/** The largest |a − b| / (|b| + 1e-3) over the elements (the parity tests' relative bound, floored near zero). */
+export function maxRel(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (Math.abs(b[i]!) + 1e-3));
+  return worst;
+}

@@ -8,6 +8,7 @@ import { FlowMatcher, type FlowOptions } from '../../lib/flow/FlowMatcher.js';
 import { binding } from '../../lib/native/binding.js';
 import { Rng } from '../../lib/util/rng.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
+import { maxRel } from '../helpers/allClose.js';
 import { hasCuda } from '../helpers/native.js';
 
 const cuda = hasCuda();
@@ -35,12 +36,6 @@ async function train(opts: Partial<FlowOptions>, device: 'cpu' | 'cuda', fused: 
   } finally {
     fm.dispose();
   }
-}
-
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (Math.abs(b[i]!) + 1e-3));
-  return worst;
 }
 
 describe.skipIf(!cuda)('fused flow step on CUDA', () => {

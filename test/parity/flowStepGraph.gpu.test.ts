@@ -13,6 +13,7 @@ import { FlowMatcher, type FlowOptions, type TrainOptions } from '../../lib/flow
 import { binding } from '../../lib/native/binding.js';
 import { Rng } from '../../lib/util/rng.js';
 import { restoreEnvAfterEach } from '../helpers/env.js';
+import { maxRel } from '../helpers/allClose.js';
 import { hasCuda } from '../helpers/native.js';
 
 const cuda = hasCuda();
@@ -72,12 +73,6 @@ async function train(mode: Mode, opts: Partial<FlowOptions>, fit: Partial<TrainO
   } finally {
     fm.dispose();
   }
-}
-
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (Math.abs(b[i]!) + 1e-3));
-  return worst;
 }
 
 function expectSame(a: Run, b: Run): void {
