@@ -84,6 +84,18 @@ export class OutputConflictError extends WsfError {
   }
 }
 
+/**
+ * An error raised while building an object from a file's contents, recast as the file's fault: ERR_SHAPE, ERR_DTYPE,
+ * ERR_INVALID, ERR_NUMERIC and errors that are not wsflow's (a TypeError from a malformed entry) become ERR_IO naming
+ * the file, with the original as `cause`; device, memory, busy and other errors pass through unchanged.
+ */
+export function asFileError(file: string, e: unknown): unknown {
+  const code = isWsfError(e) ? e.code : undefined;
+  if (code !== undefined && !['ERR_SHAPE', 'ERR_DTYPE', 'ERR_INVALID', 'ERR_NUMERIC'].includes(code)) return e;
+  const msg = e instanceof Error ? messageLine(e) : String(e);
+  return new WsfError(msg.startsWith(`${file}:`) ? msg : `${file}: damaged or foreign file (${msg})`, 'ERR_IO', { cause: e });
+}
+
 /** Thrown when a disposed handle is used. */
 export class DisposedError extends WsfError {
   constructor(what: string) {

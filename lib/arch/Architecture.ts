@@ -195,6 +195,17 @@ export function parseWidths(s: string): number[] {
 }
 
 /**
+ * An architecture argument: an {@link Architecture}, or its widths (an array like [30, 16, 16, 2] or a string like
+ * '30-16-16-2', read by {@link mlp}).
+ * @throws WsfError ERR_INVALID naming `name` for anything else
+ */
+export function toArchitecture(name: string, v: unknown): Architecture {
+  if (v instanceof Architecture) return v;
+  if (typeof v === 'string' || (Array.isArray(v) && v.every((w) => typeof w === 'number'))) return mlp(v as readonly number[] | string);
+  throw new WsfError(`Expected an Architecture (mlp([30, 16, 16, 2])) or its widths for \`${name}\` but received ${v === null ? 'null' : Array.isArray(v) ? 'an Array of non-numbers' : typeof v}`, 'ERR_INVALID');
+}
+
+/**
  * Checks a batch of flat networks: a Float32Array of length B·P with finite values. Returns B.
  * @throws WsfError ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC naming `name`.
  */

@@ -6,13 +6,13 @@
  * flow trained on 784-10-10 runs on 784-32-10.
  */
 import * as os from 'node:os';
-import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
+import { Architecture, checkBatch, mlp, toArchitecture } from '../arch/Architecture.js';
 import { resolveDevice, type Device, type DeviceRequest } from '../device.js';
-import { DisposedError, WsfError } from '../errors.js';
+import { asFileError, DisposedError, WsfError } from '../errors.js';
 import { readSafetensors, writeSafetensors, f32, type SafeTensor } from '../io/safetensors.js';
 import { binding } from '../native/binding.js';
 import type { NativeEngineConfig, NativeEngineInstance, NativeFlowPrior, NativeFlowStepConfig, NativeParamInfo } from '../native/types.js';
-import { checkChoice, checkFiniteTensors, checkInt, checkNumber, checkOptionKeys, optionKeys } from '../util/validate.js';
+import { checkChoice, checkFinite, checkFiniteTensors, checkInt, checkNumber, checkOptionKeys, describe, optionKeys } from '../util/validate.js';
 import { version } from '../version.js';
 
 /** The weight graphs the field can attend over: see {@link VectorFieldOptions.graph}. */
@@ -249,6 +249,19 @@ export interface BatchOptions {
 
 const FORMAT = 'wsflow.vectorfield/1';
 
+/**
+ * Checks a batch of flat states is finite, naming the network and parameter of the first offending value (P: the
+ * networks' parameter count; 0 for a batch of mixed architectures, where the element is named).
+ */
+function checkFiniteBatch(name: string, x: Float32Array | Float64Array, P: number): void {
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v - v !== 0) {
+      throw new WsfError(`Expected finite values in \`${name}\` but ${P > 0 ? `network ${Math.floor(i / P)}, parameter ${i % P}` : `element ${i}`} is ${v}`, 'ERR_NUMERIC');
+    }
+  }
+}
+
 /** The relational-transformer vector field. */
 export class VectorField {
   /** The resolved native configuration. */
@@ -332,10 +345,10 @@ export class VectorField {
     const dtype = opts.dtype ?? 'f32';
     const device = dtype === 'f64' ? 'cpu' : resolveDevice(opts.device);
     const seed = checkInt('seed', opts.seed ?? 0, 0, 2 ** 53);
-    const native = new (binding().NativeEngine)(config, seed, device, dtype);
-    const field = new VectorField(native, config, arch, device, dtype);
     const rc = opts.recompute ?? 'auto';
     if (rc !== true && rc !== false && rc !== 'auto') throw new WsfError(`Expected \`recompute\` true, false or 'auto' but received ${JSON.stringify(rc)}`, 'ERR_INVALID');
+    const native = new (binding().NativeEngine)(config, seed, device, dtype);
+    const field = new VectorField(native, config, arch, device, dtype);
     field.recomputeMode = chunkGiven > 0 ? true : rc;
     field.chunkMode = chunkOpt === 'auto' ? 'auto' : chunkGiven;
     if (opts.matmul !== undefined) {
@@ -492,13 +505,13 @@ export class VectorField {
     let archs: Architecture[];
     if (opts.archs !== undefined) {
       if (opts.archs.length === 0) throw new WsfError('Expected at least one architecture in `archs`', 'ERR_INVALID');
-      archs = [...opts.archs];
+      archs = opts.archs.map((a, i) => toArchitecture(`archs[${i}]`, a));
       const total = archs.reduce((s, a) => s + a.numParams, 0);
       if (xt.length !== total) {
         throw new WsfError(`Expected \`xt\` of length ${total} (the ${archs.length} networks' parameters) but received length ${xt.length}`, 'ERR_SHAPE');
       }
     } else {
-      const arch = opts.arch ?? this.arch;
+      const arch = opts.arch === undefined ? this.arch : toArchitecture('arch', opts.arch);
       if (!(xt instanceof Float32Array) && this.dtype === 'f32') checkBatch(arch, 'xt', xt);
       const P = arch.numParams;
       if (xt.length === 0 || xt.length % P !== 0) {
@@ -531,7 +544,14 @@ export class VectorField {
       checkNumber('t', t, 0, 1);
       return new Arr(B).fill(t);
     }
+    if (!(t instanceof Float32Array || t instanceof Float64Array)) {
+      throw new WsfError(`Expected \`t\` as a number in [0, 1] or a Float32Array of B = ${B} times but received ${describe(t)}`, 'ERR_DTYPE');
+    }
     if (t.length !== B) throw new WsfError(`Expected \`t\` of length B = ${B} but received length ${t.length}`, 'ERR_SHAPE');
+    for (let i = 0; i < B; i++) {
+      const v = t[i]!;
+      if (!(v >= 0 && v <= 1)) throw new WsfError(`Expected times in [0, 1] in \`t\` but t[${i}] is ${v}`, Number.isFinite(v) ? 'ERR_INVALID' : 'ERR_NUMERIC');
+    }
     return t;
   }
 
@@ -547,9 +567,11 @@ export class VectorField {
    * @param t per-network times in [0, 1] (length B) or one number for all
    * @param opts `training: true` keeps activations for {@link backward}; `out` receives the result
    * @returns x̂1, B·P, flat layout
-   * @throws WsfError ERR_SHAPE / ERR_DTYPE for bad arrays, ERR_DISPOSED after dispose()
+   * @throws WsfError ERR_SHAPE / ERR_DTYPE for bad arrays, ERR_NUMERIC for a non-finite value in `xt`, `t` or `aux`,
+   *   ERR_INVALID for a time outside [0, 1], ERR_DISPOSED after dispose()
    */
   forward<A extends Float32Array | Float64Array>(xt: A, t: Float32Array | Float64Array | number, opts: BatchOptions & { training?: boolean; out?: A } = {}): A {
+    checkOptionKeys('VectorField.forward', opts, ['arch', 'archs', 'aux', 'training', 'out']);
     const B = this.prepare(xt, opts);
     this.checkKind('xt', xt, xt.length);
     const out = opts.out ?? (new (xt.constructor as { new (n: number): A })(xt.length));
@@ -559,8 +581,11 @@ export class VectorField {
       throw new WsfError(A > 0 ? `This field has ${A} aux input${A > 1 ? 's' : ''} (auxInputs): pass \`aux\`, ${A} value${A > 1 ? 's' : ''} per weight and bias (${A} × the length of \`xt\`)` : '`aux` given to a field without an aux input (create it with auxInput: true or auxInputs: A)', 'ERR_INVALID');
     }
     if (opts.aux !== undefined) this.checkKind('aux', opts.aux, xt.length * A);
+    const times = this.times(t, B);
+    checkFiniteBatch('xt', xt, opts.archs === undefined ? xt.length / B : 0);
+    if (opts.aux !== undefined) checkFinite('aux', opts.aux);
     if (opts.training === true) this.decideRecompute();
-    this.withOomHint(opts.training === true, () => this.n.forward(xt, this.times(t, B), out, opts.training ?? false, opts.aux ?? null));
+    this.withOomHint(opts.training === true, () => this.n.forward(xt, times, out, opts.training ?? false, opts.aux ?? null));
     return out;
   }
 
@@ -624,7 +649,8 @@ export class VectorField {
   /** zeroGrad + MSE forward/backward + Adam step; returns the loss. */
   trainStepMse(xt: Float32Array, t: Float32Array | number, target: Float32Array, opts: BatchOptions & AdamOptions = {}): number {
     this.zeroGrad();
-    const loss = this.lossAndGradMse(xt, t, target, opts);
+    const batch: BatchOptions = { ...(opts.arch !== undefined ? { arch: opts.arch } : {}), ...(opts.archs !== undefined ? { archs: opts.archs } : {}), ...(opts.aux !== undefined ? { aux: opts.aux } : {}) };
+    const loss = this.lossAndGradMse(xt, t, target, batch);
     this.step(opts);
     return loss;
   }
@@ -795,6 +821,7 @@ export class VectorField {
     const Arr = this.dtype === 'f64' ? Float64Array : Float32Array;
     const v = p instanceof Arr ? p : Arr.from(p);
     this.checkKind('params', v, this.numParams);
+    checkFinite('params', v);
     this.n.setParams(v);
   }
 
@@ -841,8 +868,23 @@ export class VectorField {
     this.setParams(params);
     const m = tensors['__adam_m'];
     const v = tensors['__adam_v'];
-    if (m !== undefined && v !== undefined && this.dtype === 'f32') this.n.setAdam(m.data as Float32Array, v.data as Float32Array);
-    if (step !== undefined) this.n.setStepCount(step);
+    if ((m === undefined) !== (v === undefined)) throw new WsfError(`${source}: holds one of the Adam moments \`__adam_m\`, \`__adam_v\` without the other`, 'ERR_IO');
+    if (m !== undefined && v !== undefined) {
+      for (const [name, t] of [['__adam_m', m], ['__adam_v', v]] as const) {
+        if (t.dtype !== 'F32' || t.data.length !== this.numParams) {
+          throw new WsfError(`${source}: Adam moment \`${name}\` has ${t.data.length} ${t.dtype} values; expected ${this.numParams} F32`, 'ERR_IO');
+        }
+      }
+      const vd = v.data as Float32Array;
+      for (let i = 0; i < vd.length; i++) {
+        if (!(vd[i]! >= 0)) throw new WsfError(`${source}: Adam second moment \`__adam_v\` is negative (${vd[i]} at element ${i}); the file is damaged`, 'ERR_IO');
+      }
+      if (this.dtype === 'f32') this.n.setAdam(m.data as Float32Array, vd);
+    }
+    if (step !== undefined) {
+      if (!Number.isSafeInteger(step) || step < 0) throw new WsfError(`${source}: expected a step count (a whole number ≥ 0) in the metadata but found ${step}`, 'ERR_IO');
+      this.n.setStepCount(step);
+    }
   }
 
   /**
@@ -870,25 +912,42 @@ export class VectorField {
     } catch {
       throw new WsfError(`${file}: unreadable config metadata`, 'ERR_IO');
     }
-    const arch = mlp(f.metadata.arch ?? '');
-    const vf = VectorField.create({
-      arch,
-      D: cfg.D,
-      layers: cfg.layers,
-      heads: cfg.heads,
-      graph: cfg.mode,
-      semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
-      timeInput: cfg.inFeatures === 2,
-      auxInputs: cfg.auxFeatures ?? 0,
-      ...(cfg.recompute === true ? { recompute: true } : {}),
-      ...(cfg.chunkRows !== undefined && cfg.chunkRows > 0 ? { chunkRows: cfg.chunkRows } : {}),
-      dirEmbed: cfg.dirEmbed,
-      reverseValue: cfg.reverseValue,
-      slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },
-      ...(opts.device !== undefined ? { device: opts.device } : {}),
-      ...(opts.matmul !== undefined ? { matmul: opts.matmul } : {}),
-    });
-    vf.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));
+    if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) throw new WsfError(`${file}: the config metadata is not an object`, 'ERR_IO');
+    let vf: VectorField;
+    try {
+      vf = VectorField.create({
+        arch: mlp(f.metadata.arch ?? ''),
+        D: cfg.D,
+        layers: cfg.layers,
+        heads: cfg.heads,
+        graph: cfg.mode,
+        semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
+        timeInput: cfg.inFeatures === 2,
+        auxInputs: cfg.auxFeatures ?? 0,
+        ...(cfg.recompute === true ? { recompute: true } : {}),
+        ...(cfg.chunkRows !== undefined && cfg.chunkRows > 0 ? { chunkRows: cfg.chunkRows } : {}),
+        dirEmbed: cfg.dirEmbed,
+        reverseValue: cfg.reverseValue,
+        slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },
+        ...(opts.device !== undefined ? { device: opts.device } : {}),
+      });
+    } catch (e) {
+      throw asFileError(file, e);
+    }
+    try {
+      vf.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));
+    } catch (e) {
+      vf.dispose();
+      throw asFileError(file, e);
+    }
+    if (opts.matmul !== undefined) {
+      try {
+        vf.setMatmul(opts.matmul);
+      } catch (e) {
+        vf.dispose();
+        throw e;
+      }
+    }
     return vf;
   }
 

@@ -5,7 +5,7 @@
  * averaged per-batch means instead (METHOD.md §8.1, §12 item 18), which over-weights the last, smaller batch
  * slightly; the two agree when the split size is a multiple of the batch size.
  */
-import { type Architecture, checkBatch } from '../arch/Architecture.js';
+import { type Architecture, checkBatch, toArchitecture } from '../arch/Architecture.js';
 import type { Task } from '../tasks/Task.js';
 import { checkInt, checkNumber, checkOptionKeys, optionKeys } from '../util/validate.js';
 import { forEachLogits, prepareSplit } from './forward.js';
@@ -67,13 +67,14 @@ const EVAL_KEYS = optionKeys<SplitEvalOptions>()(SPLIT_EVAL_KEYS);
 /**
  * Accuracy and mean cross-entropy of every network of a batch on one split of a task.
  * @param task the task (features must be standardised as the networks expect)
- * @param arch the base MLP; n_0 must equal `task.numFeatures` and n_L `task.numClasses`
+ * @param archOrWidths the base MLP (an Architecture or its widths); n_0 must equal `task.numFeatures` and n_L `task.numClasses`
  * @param weights Float32Array B×P (flat layout)
  * @param opts see {@link SplitEvalOptions}
  * @returns per-network accuracy and loss and their mean ± std
  * @throws WsfError ERR_DTYPE / ERR_SHAPE / ERR_NUMERIC for bad weights or task data, ERR_INVALID for bad options
  */
-export async function evaluateNetworks(task: Task, arch: Architecture, weights: Float32Array, opts: SplitEvalOptions = {}): Promise<EvalResult> {
+export async function evaluateNetworks(task: Task, archOrWidths: Architecture | readonly number[], weights: Float32Array, opts: SplitEvalOptions = {}): Promise<EvalResult> {
+  const arch = toArchitecture('arch', archOrWidths);
   checkOptionKeys('evaluateNetworks', opts, EVAL_KEYS);
   const t0 = performance.now();
   const B = checkBatch(arch, 'weights', weights);

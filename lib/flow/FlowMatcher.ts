@@ -25,7 +25,7 @@
 import * as fs from 'node:fs';
 import { Architecture, checkBatch, mlp } from '../arch/Architecture.js';
 import type { DeviceRequest } from '../device.js';
-import { WsfError } from '../errors.js';
+import { asFileError, DisposedError, WsfError } from '../errors.js';
 import { publishedGradientLayout, taskGradient, type MiniBatch } from '../eval/gradient.js';
 import { VECTOR_FIELD_KEYS, VectorField, type FlowSampleOptions, type GraphMode, type MatmulPrecision, type VectorFieldOptions } from '../engine/VectorField.js';
 import type { NativeFlowPrior } from '../native/types.js';
@@ -33,7 +33,7 @@ import { geometry, type Geometry, type GeometryKind } from '../geometry/Geometry
 import { f32, i32, readSafetensors, writeSafetensors, type SafeTensor } from '../io/safetensors.js';
 import { fillNormalFast } from '../util/fastNormal.js';
 import { Rng } from '../util/rng.js';
-import { checkChoice, checkFiniteTensors, checkInt, checkNumber, checkOptionKeys, invalidArgument, optionKeys } from '../util/validate.js';
+import { checkChoice, checkFiniteTensors, checkInt, checkNumber, checkObject, checkOptionKeys, describe, firstNonFinite, invalidArgument, optionKeys } from '../util/validate.js';
 import { loadTask } from '../tasks/loadTask.js';
 import type { Task } from '../tasks/Task.js';
 import { version } from '../version.js';
@@ -477,9 +477,49 @@ export function defaultGuidanceLayout(semantics: 'corrected' | 'reference'): 'fl
 
 /** The guidance gradient at the B·P networks `x`, checked to have their length. */
 function guidanceGradient(g: SampleGuidance, x: Float32Array, t: number): Float32Array {
-  const grad = g.grad(x, t);
+  const grad: unknown = g.grad(x, t);
+  if (!(grad instanceof Float32Array)) throw new WsfError(`Expected the guidance gradient (guidance.grad's return value) as a Float32Array of length ${x.length} but received ${describe(grad)}`, 'ERR_DTYPE');
   if (grad.length !== x.length) throw new WsfError(`guidance gradient has length ${grad.length}; expected ${x.length}`, 'ERR_SHAPE');
+  const i = firstNonFinite(grad);
+  if (i >= 0) throw new WsfError(`the guidance gradient (guidance.grad's return value) at t = ${t} is ${grad[i]} at element ${i}; expected finite values`, 'ERR_NUMERIC');
   return grad;
+}
+
+/**
+ * A fingerprint of a dataset (every weight's bits, and the run ids): fit() recomputes what it derives from its data
+ * (the layer scaling, the mixture components' members) when it is given other data.
+ */
+function dataFingerprint(data: WeightDataset): string {
+  const w = data.weights;
+  const bits = new Int32Array(w.buffer, w.byteOffset, w.length);
+  let h1 = 0x811c9dc5;
+  let h2 = 0x9e3779b9;
+  for (let i = 0; i < bits.length; i++) {
+    const x = bits[i]!;
+    h1 = Math.imul(h1 ^ x, 16777619);
+    h2 = Math.imul((h2 + x) | 0, 0x85ebca6b) ^ (h2 >>> 13);
+  }
+  let h3 = 0x27d4eb2f;
+  for (const r of data.run ?? []) h3 = Math.imul(h3 ^ r, 16777619);
+  return `${w.length}:${h1 >>> 0}:${h2 >>> 0}:${data.run === undefined ? '-' : h3 >>> 0}`;
+}
+
+/** A JSON metadata entry of a flow file (`fallback` when absent); ERR_IO naming the file when it does not parse. */
+function metadataJson(file: string, metadata: Readonly<Record<string, string>>, key: string, fallback: unknown): unknown {
+  const text = metadata[key];
+  if (text === undefined) return fallback;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new WsfError(`${file}: the metadata entry \`${key}\` is not valid JSON; the file is damaged`, 'ERR_IO');
+  }
+}
+
+/** A JSON-object metadata entry of a flow file ({} when absent). */
+function metadataObject<T>(file: string, metadata: Readonly<Record<string, string>>, key: string): T {
+  const v = metadataJson(file, metadata, key, {});
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new WsfError(`${file}: the metadata entry \`${key}\` is not an object; the file is damaged`, 'ERR_IO');
+  return v as T;
 }
 
 /** A flow-matching model over the weights of one architecture. */
@@ -513,6 +553,9 @@ export class FlowMatcher {
   private order: Int32Array | undefined;
   private cursor = 0;
   private dataKey = '';
+  /** The async call in progress (fit or sampleAsync): another is refused before it changes any state. */
+  private activeCall: 'fit' | 'sampleAsync' | undefined;
+  private disposed = false;
   /** During fit(): steps run as one native call on the field's device (see {@link FlowMatcher.fusedStep}). */
   private fused = false;
   /** During fit(): the fused step's training set is resident on the device (x1 gathered there by index). */
@@ -1162,7 +1205,11 @@ export class FlowMatcher {
    *   ERR_INTERRUPTED when `signal` aborts (after writing a checkpoint)
    */
   async fit(data: WeightDataset, opts: TrainOptions): Promise<{ step: number; loss: number; seconds: number }> {
+    this.checkIdle('fit');
+    checkObject('data', data, 'holding `weights` (a Float32Array of n·P)');
+    checkObject('opts', opts, 'of training options holding at least `steps`');
     checkOptionKeys('FlowMatcher.fit', opts, TRAIN_KEYS);
+    checkOptionKeys('FlowMatcher.fit: data', data, ['weights', 'run', 'init']);
     const n = this.checkData(data);
     const steps = checkInt('steps', opts.steps, 0);
     const B = checkInt('batchSize', opts.batchSize ?? 32, 1, 1 << 20);
@@ -1173,8 +1220,35 @@ export class FlowMatcher {
     const every = checkInt('checkpointEvery', opts.checkpointEvery ?? 1000, 1);
     const logEvery = checkInt('logEvery', opts.logEvery ?? 50, 1);
     const adam = { lr, weightDecay: checkNumber('weightDecay', opts.weightDecay ?? 0, 0), clipNorm: checkNumber('clipNorm', opts.clipNorm ?? 0, 0) };
-    // Canonicalise the data once (Normalized/Geometric); cache per dataset.
-    const key = `${n}:${data.weights.length}:${data.weights[0]}:${data.weights[data.weights.length - 1]}`;
+    this.activeCall = 'fit';
+    try {
+      return await this.fitChecked(data, n, steps, B, adam, { lr, schedule, warmup, emaDecay, every, logEvery }, opts);
+    } finally {
+      this.activeCall = undefined;
+    }
+  }
+
+  /** Refuses a call while fit() or sampleAsync() is in progress, before it changes any state; or after dispose(). */
+  private checkIdle(what: string): void {
+    if (this.disposed) throw new DisposedError('FlowMatcher');
+    if (this.activeCall !== undefined) {
+      throw new WsfError(`FlowMatcher.${what}: the flow is busy with ${this.activeCall}(); await it first`, 'ERR_CONTEXT_BUSY');
+    }
+  }
+
+  /** fit() after its options were checked. */
+  private async fitChecked(
+    data: WeightDataset,
+    n: number,
+    steps: number,
+    B: number,
+    adam: { lr: number; weightDecay: number; clipNorm: number },
+    c: { lr: number; schedule: 'constant' | 'cosine'; warmup: number; emaDecay: number; every: number; logEvery: number },
+    opts: TrainOptions,
+  ): Promise<{ step: number; loss: number; seconds: number }> {
+    const emaDecay = c.emaDecay;
+    // Canonicalise the data once (Normalized/Geometric); cache per dataset (every value and run id, fingerprinted).
+    const key = dataFingerprint(data);
     let prepared = data;
     if (this.canonical) {
       prepared = { ...data, weights: this.geom.canonicalize(data.weights) };
@@ -1198,7 +1272,7 @@ export class FlowMatcher {
     this.beginFused(prepared.weights, emaDecay);
     try {
       opts.onStart?.(this.field.stepCount);
-      return await this.fitLoop(prepared, n, steps, B, adam, { lr, schedule, warmup, emaDecay, every, logEvery }, opts);
+      return await this.fitLoop(prepared, n, steps, B, adam, c, opts);
     } finally {
       this.endFused();
     }
@@ -1346,11 +1420,13 @@ export class FlowMatcher {
    * @throws WsfError ERR_SHAPE for an architecture the flow cannot run or a length that is not a multiple of P
    */
   predictX1(x: Float32Array, t: number, opts: { arch?: Architecture | readonly number[] } = {}): Float32Array {
+    if (this.disposed) throw new DisposedError('FlowMatcher');
     return this.predictOn(x, t, this.target(opts.arch));
   }
 
   private predictOn(x: Float32Array, t: number, tg: Target): Float32Array {
     const B = checkBatch(tg.arch, 'x', x);
+    checkNumber('t', t, 0, 1);
     const tt = new Float32Array(B).fill(t);
     const xhat = this.toX1(this.fieldOutput(x, tt, tg), x, tt, tg);
     const out = this.canonical ? tg.geom.canonicalize(xhat) : xhat;
@@ -1476,6 +1552,7 @@ export class FlowMatcher {
    *   width, output width or depth differ from the flow's
    */
   sample(opts: SampleOptions): Float32Array {
+    if (this.disposed || this.activeCall === 'sampleAsync') this.checkIdle('sample');
     const gen = this.sampling(opts);
     try {
       let r = gen.next();
@@ -1494,7 +1571,9 @@ export class FlowMatcher {
    * @returns the same networks as {@link sample} with the same options
    */
   async sampleAsync(opts: SampleOptions): Promise<Float32Array> {
+    this.checkIdle('sampleAsync');
     const gen = this.sampling(opts);
+    this.activeCall = 'sampleAsync';
     try {
       let r = gen.next();
       while (r.done !== true) r = gen.next(await this.field.flowSampleAsync(r.value.x, r.value.grid, r.value));
@@ -1502,6 +1581,8 @@ export class FlowMatcher {
     } catch (e) {
       gen.return(new Float32Array(0));
       throw e;
+    } finally {
+      this.activeCall = undefined;
     }
   }
 
@@ -1510,6 +1591,7 @@ export class FlowMatcher {
    * request whose end states the driver ({@link sample}, {@link sampleAsync}) sends back. Returns all networks.
    */
   private *sampling(opts: SampleOptions): Generator<{ x: Float32Array; grid: Float64Array } & FlowSampleOptions, Float32Array, Float32Array> {
+    checkObject('opts', opts, 'of sampling options holding at least `n`');
     checkOptionKeys('FlowMatcher.sample', opts, SAMPLE_KEYS);
     checkOptionKeys('FlowMatcher.sample: guidance', opts.guidance, GUIDANCE_KEYS);
     const tg = this.target(opts.arch);
@@ -1520,7 +1602,10 @@ export class FlowMatcher {
     const bs = checkInt('batchSize', opts.batchSize ?? Math.min(n, 256), 1);
     const sem = this.options.semantics;
     const vmode = checkChoice('velocity', opts.velocity ?? (sem === 'reference' ? 'x0-anchored' : 'riemannian'), ['riemannian', 'x0-anchored'] as const);
-    if (opts.x0 !== undefined && opts.x0.length !== n * P) throw new WsfError(`Expected \`x0\` of length n·P = ${n * P} but received length ${opts.x0.length}`, 'ERR_SHAPE');
+    if (opts.x0 !== undefined) {
+      if (opts.x0 instanceof Float32Array && opts.x0.length !== n * P) throw new WsfError(`Expected \`x0\` of length n·P = ${n * P} but received length ${opts.x0.length}`, 'ERR_SHAPE');
+      checkBatch(tg.arch, 'x0', opts.x0);
+    }
     let guidance = opts.guidance;
     if (guidance !== undefined) {
       checkNumber('guidance.lambda', guidance.lambda);
@@ -1535,7 +1620,7 @@ export class FlowMatcher {
     }
     if (opts.noise !== undefined) checkNumber('noise.scale', opts.noise.scale, 0);
     const renoise = opts.renoise === undefined ? undefined : this.checkRenoise(opts);
-    const rng = new Rng((opts.seed ?? 1) * 104729 + 3);
+    const rng = new Rng(checkInt('seed', opts.seed ?? 1, 0, 2 ** 31) * 104729 + 3);
     const gridKind = checkChoice('grid', opts.grid ?? 'uniform', ['uniform', 'early', 'cosine'] as const);
     if (gridKind !== 'uniform' && sem === 'reference') throw new WsfError(`grid '${gridKind}' needs corrected semantics (the published sampler's grid is uniform)`, 'ERR_INVALID');
     const grid = timeGrid(steps, sem, gridKind);
@@ -1587,6 +1672,7 @@ export class FlowMatcher {
           return v;
         };
         x = integrate(x, grid, solver, {
+          singularAtOne: this.options.prediction === 'x1' && !this.options.precondition && vmode !== 'x0-anchored',
           velocity: vel,
           move: (y, v, dt) => this.move(y, v, dt, tg),
           beforeStep: (y: Float32Array, t: number, dt: number) => {
@@ -1725,6 +1811,15 @@ export class FlowMatcher {
    *   uᵀ∂v/∂x = ((1 − t)/c)·g/s (precondition: the identity terms cancel), (g/s − u)/c (plain x1), g/s (velocity).
    * @internal exposed to tests through logLikelihood and {@link likelihoodVelocity}
    */
+  /**
+   * True when {@link logLikelihood} depends on the time grid without a limit: a plain x1-prediction field (no
+   * preconditioning), whose velocity (x̂1 − x)/(1 − t) contracts onto x̂1's image as t → 1, so the density of networks
+   * off the flow's paths falls without bound as the grid is refined. Compare such figures at equal steps and solver.
+   */
+  likelihoodGridDependent(): boolean {
+    return this.options.prediction === 'x1' && !this.options.precondition;
+  }
+
   private divergenceProblem(): DivergenceProblem {
     const P = this.arch.numParams;
     const scale = this.scale;
@@ -1734,6 +1829,7 @@ export class FlowMatcher {
     const f64 = field.dtype === 'f64';
     return {
       dim: P,
+      singularAtOne: x1pred && !pre,
       at: (x: Float64Array, t: number) => {
         const B = x.length / P;
         const xin = f64 ? new Float64Array(x.length) : new Float32Array(x.length);
@@ -1864,11 +1960,26 @@ export class FlowMatcher {
     if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow checkpoint (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
     checkFiniteTensors(file, f.tensors);
     // Options added after a file was written take the value that reproduces its behaviour (gradientFeatures: none).
-    const saved = { ...this.options, gradientFeatures: null, probeFeatures: null, selfCondition: false, ...(JSON.parse(f.metadata.flow ?? '{}') as Partial<ResolvedOptions>) };
+    const saved = { ...this.options, gradientFeatures: null, probeFeatures: null, selfCondition: false, ...metadataObject<Partial<ResolvedOptions>>(file, f.metadata, 'flow') };
     if (JSON.stringify(saved) !== JSON.stringify(this.options)) {
       throw new WsfError(`${file}: the checkpoint was written by a flow with different options; resume with the same options or remove the file`, 'ERR_INVALID');
     }
-    this.field.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));
+    // Everything is checked before any state changes, so a damaged file leaves the flow as it was.
+    const P = this.arch.numParams;
+    const rng = metadataJson(file, f.metadata, 'rng', [1, 2, 3, 4]);
+    if (!Array.isArray(rng) || rng.length !== 4 || !rng.every((v) => Number.isInteger(v))) throw new WsfError(`${file}: the metadata entry \`rng\` is not a generator state (4 integers)`, 'ERR_IO');
+    const cursor = Number(f.metadata.cursor ?? '0');
+    if (!Number.isSafeInteger(cursor) || cursor < 0) throw new WsfError(`${file}: expected a data cursor (a whole number ≥ 0) in the metadata but found '${f.metadata.cursor}'`, 'ERR_IO');
+    // (the EMA averages the field's parameters; the scale has one value per network parameter)
+    for (const [name, length] of [['__ema', this.field.numParams], ['__scale', P]] as const) {
+      const t = f.tensors[name];
+      if (t !== undefined && (t.dtype !== 'F32' || t.data.length !== length)) throw new WsfError(`${file}: tensor \`${name}\` has ${t.data.length} ${t.dtype} values; expected ${length} F32`, 'ERR_IO');
+    }
+    try {
+      this.field.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));
+    } catch (e) {
+      throw asFileError(file, e);
+    }
     this.ema = f.tensors['__ema']?.data as Float32Array | undefined;
     const sc = f.tensors['__scale']?.data as Float32Array | undefined;
     if (sc !== undefined) this.scale = sc;
@@ -1879,8 +1990,8 @@ export class FlowMatcher {
     this.priorStats = pm !== undefined && pb !== undefined ? { mean: pm, basis: pb } : readMixture(f.tensors);
     this.priorLabels = undefined;
     this.componentMeans = undefined;
-    this.rng.setState(JSON.parse(f.metadata.rng ?? '[1,2,3,4]') as number[]);
-    this.cursor = Number(f.metadata.cursor ?? '0');
+    this.rng.setState(rng as number[]);
+    this.cursor = cursor;
   }
 
   /** Saves a trained flow for sampling (same file format as checkpoints). */
@@ -1896,26 +2007,37 @@ export class FlowMatcher {
   static load(file: string, opts: { device?: DeviceRequest; matmul?: MatmulPrecision } = {}): FlowMatcher {
     const f = readSafetensors(file);
     if (f.metadata.format !== FORMAT) throw new WsfError(`${file}: not a wsflow flow file (format '${f.metadata.format ?? 'missing'}')`, 'ERR_IO');
-    const o = JSON.parse(f.metadata.flow ?? '{}') as ResolvedOptions;
-    const cfg = JSON.parse(f.metadata.config ?? '{}') as { D: number; layers: number; heads: number; mode: GraphMode; timeRule: string; inFeatures: number; auxFeatures?: number; dirEmbed: boolean; reverseValue: boolean; inputSlots: number; hiddenSlots: number; outputSlots: number; hiddenWidthSlots?: number };
-    const fm = FlowMatcher.create({
-      arch: mlp(f.metadata.arch ?? ''),
-      ...o,
-      field: {
-        D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.mode, semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
-        timeInput: cfg.inFeatures === 2, auxInputs: cfg.auxFeatures ?? 0, dirEmbed: cfg.dirEmbed, reverseValue: cfg.reverseValue,
-        slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },
-        ...(opts.matmul !== undefined ? { matmul: opts.matmul } : {}),
-      },
-      ...(opts.device !== undefined ? { device: opts.device } : {}),
-    });
-    fm.loadCheckpoint(file);
+    const o = metadataObject<ResolvedOptions>(file, f.metadata, 'flow');
+    const cfg = metadataObject<{ D: number; layers: number; heads: number; mode: GraphMode; timeRule: string; inFeatures: number; auxFeatures?: number; dirEmbed: boolean; reverseValue: boolean; inputSlots: number; hiddenSlots: number; outputSlots: number; hiddenWidthSlots?: number }>(file, f.metadata, 'config');
+    let fm: FlowMatcher;
+    try {
+      fm = FlowMatcher.create({
+        arch: mlp(f.metadata.arch ?? ''),
+        ...o,
+        field: {
+          D: cfg.D, layers: cfg.layers, heads: cfg.heads, graph: cfg.mode, semantics: cfg.timeRule === 'reference' ? 'reference' : 'corrected',
+          timeInput: cfg.inFeatures === 2, auxInputs: cfg.auxFeatures ?? 0, dirEmbed: cfg.dirEmbed, reverseValue: cfg.reverseValue,
+          slots: { input: cfg.inputSlots, hidden: cfg.hiddenSlots, output: cfg.outputSlots, hiddenWidth: cfg.hiddenWidthSlots ?? 0 },
+        },
+        ...(opts.device !== undefined ? { device: opts.device } : {}),
+      });
+    } catch (e) {
+      throw asFileError(file, e);
+    }
+    try {
+      fm.loadCheckpoint(file);
+      if (opts.matmul !== undefined) fm.field.setMatmul(opts.matmul);
+    } catch (e) {
+      fm.dispose();
+      throw e;
+    }
     return fm;
   }
 
-  /** Frees the native field and geometry. */
+  /** Frees the native field and geometry. Further calls throw ERR_DISPOSED. Idempotent. */
   dispose(): void {
-    this.field.dispose();
+    this.field.dispose(); // throws ERR_CONTEXT_BUSY (and frees nothing) while a call is in flight
+    this.disposed = true;
     this.geom.dispose();
     for (const g of this.transferGeoms.values()) g.dispose();
     this.transferGeoms.clear();

@@ -38,6 +38,13 @@ export interface DivergenceProblem {
   at(x: Float64Array, t: number): VelocityVjp;
   /** Largest time at which the velocity is evaluated (the sampler's clamp). Default 1 − 1e-4. */
   tMax?: number;
+  /**
+   * The velocity is singular at t = 1 ((x̂1 − x)/(1 − t) of a plain x1-prediction field): evaluated there at a point
+   * off the flow's paths (a data point), the model's error is divided by 1 − tMax. With it, the midpoint and RK4
+   * integrators take the step that ends at t = 1 by Euler's rule, evaluated at its left time, as Euler does for every
+   * step: no evaluation lies after the last step's left time.
+   */
+  singularAtOne?: boolean;
 }
 
 /** How the trace is computed. */
@@ -167,7 +174,9 @@ export function integrateDivergence(x1: Float64Array, problem: DivergenceProblem
     const t = grid[s]!;
     const h = grid[s - 1]! - t; // negative: backwards in time
     // ℓ = ∫₀¹ tr dt = Σ over steps of |h|·(stage-weighted trace), i.e. −h·(…)
-    if (solver === 'euler') {
+    if (solver === 'euler' || (s === grid.length - 1 && problem.singularAtOne === true)) {
+      // (a field singular at t = 1 takes this rule for the step that ends there whatever the solver: see
+      // DivergenceProblem.singularAtOne; the inverse of its sampler step near t = 1 is too ill-conditioned to iterate)
       // The reverse of the sampler's explicit Euler step x_s = x_{s−1} + dt·v(x_{s−1}, t_{s−1}): evaluate at the
       // step's left time t_{s−1} (same order; never at t = 1, where x1-prediction's (x̂1 − x)/(1 − t) is singular).
       const k1 = f(y, grid[s - 1]!);

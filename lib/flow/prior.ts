@@ -21,7 +21,7 @@ import type { Architecture } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
 import { fillNormalFast } from '../util/fastNormal.js';
 import type { Rng } from '../util/rng.js';
-import { checkInt, checkNumber } from '../util/validate.js';
+import { checkInt, checkNumber, checkOptionKeys } from '../util/validate.js';
 
 /** Prior specification. */
 export type PriorSpec =
@@ -58,8 +58,19 @@ export function isMixture(stats: PriorStats): stats is MixturePriorStats {
   return 'components' in stats;
 }
 
+/** The fields of each kind of {@link PriorSpec}. */
+const PRIOR_KEYS: Readonly<Record<PriorSpec['kind'], readonly string[]>> = {
+  gaussian: ['kind', 'std', 'mean'],
+  init: ['kind', 'scheme', 'std', 'gain'],
+  zoo: ['kind', 'members', 'scale'],
+  mixture: ['kind', 'components', 'members', 'scale', 'std', 'by'],
+};
+
 /** Checks a prior specification's fields. @throws WsfError ERR_INVALID naming the bad field */
 export function checkPriorSpec(spec: PriorSpec): void {
+  // A misspelt field would otherwise leave its default in place without a word (and be saved with the flow).
+  const keys = PRIOR_KEYS[spec.kind];
+  if (keys !== undefined) checkOptionKeys(`prior (kind '${spec.kind}')`, spec, keys);
   if (spec.kind === 'gaussian') {
     checkNumber('prior.std', spec.std ?? 0.1, Number.MIN_VALUE);
     checkNumber('prior.mean', spec.mean ?? 0);
@@ -211,7 +222,9 @@ export function fitMixturePrior(arch: Architecture, spec: Extract<PriorSpec, { k
     const index = new Map(Array.from(runIds, (r, k) => [r, k] as const));
     labels = Int32Array.from(runs, (r) => index.get(r)!);
   } else {
-    labels = kmeans(P, weights, checkInt('prior.components', spec.components ?? 8, 1, 4096), rng).labels;
+    const K = checkInt('prior.components', spec.components ?? 8, 1, 4096);
+    if (K > T) throw new WsfError(`prior.components is ${K}${spec.components === undefined ? ' (the default)' : ''}, more clusters than the ${T} training network${T === 1 ? '' : 's'}: give at most ${T}, or prior.by 'run'`, 'ERR_INVALID');
+    labels = kmeans(P, weights, K, rng).labels;
   }
   const components: MixtureComponent[] = [];
   for (const rows of membersOf(labels, runIds?.length ?? (spec.components ?? 8))) {

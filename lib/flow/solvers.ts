@@ -6,7 +6,8 @@
  * - `rk4`: classical stages, each evaluated at x moved along the previous stage's velocity; the weighted
  *   combination is applied from x with one `move` (order 4 in Euclidean space; on the spheres the combination
  *   is an ambient average projected at x).
- * The last stage of `rk4` is evaluated at min(t + dt, tMax) so fields singular at t = 1 stay finite.
+ * The last stage of `rk4` is evaluated at min(t + dt, tMax) so fields singular at t = 1 stay finite; for such a field
+ * ({@link OdeProblem.singularAtOne}) the step reaching past tMax takes the midpoint rule instead.
  */
 import { WsfError } from '../errors.js';
 
@@ -23,6 +24,12 @@ export interface OdeProblem {
   beforeStep?(x: Float32Array, t: number, dt: number): Float32Array;
   /** Largest time at which the velocity is evaluated (default 1 − 1e-4). */
   tMax?: number;
+  /**
+   * The velocity is singular at t = 1 ((x̂1 − x)/(1 − t) of a plain x1-prediction field): RK4's step whose last stage
+   * would lie past tMax takes the midpoint rule (stages at t and t + dt/2), since at tMax the field's error at the
+   * stage point is divided by 1 − tMax = 1e-4 (samples far off the Euler and midpoint ones, measured 2026-12-07).
+   */
+  singularAtOne?: boolean;
 }
 
 function euclideanMove(x: Float32Array, v: Float32Array, dt: number): Float32Array {
@@ -50,7 +57,8 @@ export function integrate(x: Float32Array, grid: ArrayLike<number>, solver: Solv
     if (p.beforeStep !== undefined) y = p.beforeStep(y, t, dt);
     if (solver === 'euler') {
       y = move(y, p.velocity(y, t), dt);
-    } else if (solver === 'midpoint') {
+    } else if (solver === 'midpoint' || (p.singularAtOne === true && t + dt > tMax)) {
+      // (RK4's step reaching past tMax on a field singular at t = 1 takes the midpoint rule: see OdeProblem.singularAtOne)
       const ym = move(y, p.velocity(y, t), dt / 2);
       y = move(y, p.velocity(ym, Math.min(t + dt / 2, tMax)), dt);
     } else {

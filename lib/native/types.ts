@@ -226,13 +226,14 @@ export interface NativeEngineOps {
 }
 
 /** An argument of {@link NativeTestOps.opsTestRun}: an array (payload between two guards), the name of another
- * array argument (an alias), a size or scalar, a flag, or null (a null pointer). @internal */
+ * array argument (an alias), a size or scalar, a flag, or null (a null pointer). For wsflow's own tests. */
 export type NativeOpArg = Float32Array | Int32Array | string | number | boolean | null;
 
 /**
  * Internal test entry point (native/binding/ops_test.cc): runs one relational-transformer op on the chosen
  * backend and copies every Float32Array back in full (guards included). Returns the result of mse/sum_squares,
- * else NaN. @internal
+ * else NaN. For wsflow's own tests, not a stable interface (declared, not hidden: {@link NativeBinding} extends it, and
+ * a declaration file naming a stripped type fails to compile with skipLibCheck off).
  */
 export interface NativeTestOps {
   opsTestRun(device: 'cpu' | 'cuda', op: string, args: Record<string, NativeOpArg>, guard: number): number;

@@ -19,7 +19,11 @@ import { WsfError } from '../errors.js';
 import { i32 } from '../io/safetensors.js';
 import { summarize } from '../eval/stats.js';
 import type { Progress } from '../util/progress.js';
+import { checkObject, checkOptionKeys, optionKeys } from '../util/validate.js';
 import { type Zoo, type ZooInput, writeZoo } from '../zoo/Zoo.js';
+
+/** The keys of {@link AlignZooOptions}. */
+const ALIGN_ZOO_KEYS = optionKeys<AlignZooOptions>()(['reference', 'maxIterations', 'seed', 'by', 'chunk', 'signal', 'progress', 'source']);
 
 /** Options of {@link alignZoo}. */
 export interface AlignZooOptions {
@@ -60,6 +64,8 @@ export interface AlignZooResult {
  * @throws WsfError ERR_INTERRUPTED when `signal` aborts (nothing is written), ERR_INVALID for a bad reference
  */
 export async function alignZoo(zoo: Zoo, opts: AlignZooOptions = {}): Promise<AlignZooResult> {
+  checkObject('zoo', zoo, '(a Zoo, from loadZoo or buildZoo)');
+  checkOptionKeys('alignZoo', opts, ALIGN_ZOO_KEYS);
   const t0 = performance.now();
   const { arch, n } = zoo;
   const P = arch.numParams;

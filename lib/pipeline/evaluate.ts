@@ -15,7 +15,8 @@
  * networks and the baselines are canonicalised too, as the thesis' "Target" rows were. Accuracy does not depend
  * on the space; the loss does (canonicalisation scales the logits).
  */
-import type { Architecture } from '../arch/Architecture.js';
+import { checkObject, checkOptionKeys, optionKeys } from '../util/validate.js';
+import { type Architecture, toArchitecture } from '../arch/Architecture.js';
 import { averageBaseline, gaussianBaseline, mixtureBaseline, nearestNeighbourDistances, noiseBaseline } from '../eval/baselines.js';
 import { bmaCurve } from '../eval/bma.js';
 import { evaluateNetworks } from '../eval/evaluate.js';
@@ -122,13 +123,19 @@ function rows(x: Float32Array, P: number, idx: Int32Array): Float32Array {
   return out;
 }
 
+const EVALUATE_SAMPLES_KEYS = optionKeys<EvaluateSamplesOptions>()(['task', 'arch', 'samples', 'canonical', 'bma', 'bmaRepeats', 'zoo', 'refCount', 'averageK', 'mixture', 'seed', 'device', 'onStage']);
+
 /**
  * Evaluates generated networks on the task's test split, and against the zoo when given (see the module doc).
  * @throws WsfError for bad arrays or options (the eval functions' checks), e.g. an ensemble size above the sample count
  */
 export async function evaluateSamples(o: EvaluateSamplesOptions): Promise<SampleEvaluation> {
+  checkObject('options', o, 'holding `task`, `arch`, `samples` and `canonical`');
+  checkOptionKeys('evaluateSamples', o, EVALUATE_SAMPLES_KEYS);
+  checkObject('task', o.task, '(a Task, from loadTask)');
   const t0 = performance.now();
-  const { task, arch } = o;
+  const task = o.task;
+  const arch = toArchitecture('arch', o.arch);
   const P = arch.numParams;
   const seed = o.seed ?? 0;
   const dev = o.device !== undefined ? { device: o.device } : {};

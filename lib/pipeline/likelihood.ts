@@ -12,7 +12,7 @@ import type { Progress } from '../util/progress.js';
 export interface NetworkLikelihoodOptions extends Pick<LikelihoodOptions, 'steps' | 'solver' | 'exact' | 'probes' | 'probe'> {
   /** Base seed of the probes (chunk c uses a seed derived from it). Default 1. */
   seed?: number;
-  /** Networks per chunk (one batch of the engine). Default 64. */
+  /** Networks per chunk (one synchronous integration: the unit of interruption). Default 16. */
   batch?: number;
   /** Stops between chunks with ERR_INTERRUPTED. */
   signal?: AbortSignal;
@@ -44,7 +44,8 @@ export async function likelihoodOfNetworks(fm: FlowMatcher, weights: Float32Arra
   const n = weights.length / P;
   const why = fm.likelihoodUnsupported();
   if (why !== undefined) throw new WsfError(why, 'ERR_INVALID');
-  const batch = Math.max(1, Math.min(n, o.batch ?? 64));
+  // Batches are the unit of interruption (each is one synchronous integration): 16 keeps Ctrl-C within seconds.
+  const batch = Math.max(1, Math.min(n, o.batch ?? 16));
   const r: NetworkLikelihood = {
     logLikelihood: new Float64Array(n),
     stderr: new Float64Array(n),

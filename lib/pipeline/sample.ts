@@ -9,9 +9,9 @@
  * `zoo_aligned`, `created`, `wsflow_version`, `flow_arch` (the architecture the flow was trained on, when the samples
  * are of another one: architecture transfer), and `partial` ('k of n') when sampling was interrupted.
  */
-import { type Architecture, mlp } from '../arch/Architecture.js';
+import { type Architecture, mlp, toArchitecture } from '../arch/Architecture.js';
 import { WsfError } from '../errors.js';
-import { checkNumber } from '../util/validate.js';
+import { checkInt, checkNumber, checkObject } from '../util/validate.js';
 import { taskGradient, BatchStream } from '../eval/gradient.js';
 import type { FlowMatcher, SampleGuidance } from '../flow/FlowMatcher.js';
 import type { TimeGridKind } from '../flow/time.js';
@@ -91,9 +91,12 @@ function chunkSeed(seed: number, c: number): number {
  */
 export async function sampleFlow(fm: FlowMatcher, o: SampleFlowOptions): Promise<SampleFlowResult> {
   const t0 = performance.now();
-  const arch = o.arch ?? fm.arch;
+  checkObject('options', o, 'of sampling options holding at least `n`');
+  const arch = o.arch === undefined ? fm.arch : toArchitecture('arch', o.arch);
   const P = arch.numParams;
-  const n = o.n;
+  const n = checkInt('n', o.n, 1);
+  if (o.batch !== undefined) checkInt('batch', o.batch, 1);
+  if (o.seed !== undefined) checkInt('seed', o.seed, 0, 2 ** 31);
   if (o.x0 !== undefined && o.x0.length !== n * P) throw new WsfError(`Expected \`x0\` of length n·P = ${n}·${P} = ${n * P} (${arch.key}) but received length ${o.x0.length}`, 'ERR_SHAPE');
   let evals = 0;
   let firstChunk = true;

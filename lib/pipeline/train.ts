@@ -12,6 +12,7 @@ import { FlowMatcher, type FlowOptions, type TrainLog, type TrainOptions } from 
 import { makeDirs, writeFileAtomic } from '../io/safetensors.js';
 import type { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
+import { checkObject, checkOptionKeys, describe, optionKeys } from '../util/validate.js';
 import { version } from '../version.js';
 import { type Zoo, readZooMetadata } from '../zoo/Zoo.js';
 import { CHECKPOINT_FILE, FLOW_FILE, TRAIN_LOG_FILE } from './layout.js';
@@ -39,6 +40,8 @@ export interface TrainFlowOptions {
   /** Recorded in the log (e.g. the command line). */
   readonly command?: string;
 }
+
+const TRAIN_FLOW_KEYS = optionKeys<TrainFlowOptions>()(['zoo', 'zooFile', 'out', 'flow', 'train', 'device', 'maxNetworks', 'restart', 'signal', 'progress', 'onLog', 'command']);
 
 /** Result of {@link trainFlow}. */
 export interface TrainFlowResult {
@@ -116,13 +119,24 @@ function subset(zoo: Zoo, max: number | undefined, seed: number): { weights: Flo
  *   ERR_INTERRUPTED on abort (after writing the checkpoint and the log), ERR_NUMERIC when training diverges
  */
 export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
-  makeDirs(o.out);
+  checkObject('options', o, 'holding `zoo`, `zooFile`, `out` and `train`');
+  checkOptionKeys('trainFlow', o, TRAIN_FLOW_KEYS);
+  checkObject('zoo', o.zoo, '(a Zoo, from loadZoo or buildZoo)');
+  checkObject('train', o.train, 'of training options holding at least `steps`');
+  if (typeof o.out !== 'string' || o.out === '') throw new WsfError(`Expected a folder path for \`out\` but received ${describe(o.out)}`, 'ERR_INVALID');
   const flowFile = path.join(o.out, FLOW_FILE);
   const checkpointFile = path.join(o.out, CHECKPOINT_FILE);
   const logFile = path.join(o.out, TRAIN_LOG_FILE);
   const seed = o.flow?.seed ?? 0;
   const data = subset(o.zoo, o.maxNetworks, seed);
+  // The flow's options are checked (by create) before the folder is made.
   const fm = FlowMatcher.create({ ...(o.flow ?? {}), arch: o.zoo.arch, ...(o.device !== undefined ? { device: o.device } : {}) });
+  try {
+    makeDirs(o.out);
+  } catch (e) {
+    fm.dispose();
+    throw e;
+  }
   const zooRecord = { file: o.zooFile, task: o.zoo.task, arch: o.zoo.arch.widths, networks: data.n, aligned: o.zoo.metadata.aligned_to !== undefined, fingerprint: o.zoo.metadata.fingerprint ?? null };
   let previous: LogFile | undefined;
   let resumedFrom = 0;

@@ -12,6 +12,7 @@ import { WsfError } from '../errors.js';
 import { makeDirs, writeFileAtomic } from '../io/safetensors.js';
 import { binding } from '../native/binding.js';
 import { createProgress, type Progress, type ProgressOptions } from '../util/progress.js';
+import { checkChoice, checkObject, checkOptionKeys, optionKeys } from '../util/validate.js';
 import { version } from '../version.js';
 
 /** The scales every experiment knows. */
@@ -100,6 +101,8 @@ export function gitCommit(cwd = ROOT): string | null {
   }
 }
 
+const RUN_EXPERIMENT_KEYS = optionKeys<RunExperimentOptions>()(['scale', 'out', 'device', 'seed', 'steps', 'config', 'flags', 'signal', 'progress', 'log', 'command']);
+
 /** Options of {@link runExperiment}. */
 export interface RunExperimentOptions {
   readonly scale: Scale;
@@ -144,6 +147,10 @@ export interface ExperimentRecord {
  * @throws ExperimentUnavailable when it cannot run here; the experiment's own errors
  */
 export async function runExperiment(exp: Experiment, o: RunExperimentOptions): Promise<ExperimentRecord> {
+  checkObject('exp', exp, '(an experiment, e.g. EXPERIMENTS.wdbc)');
+  checkObject('options', o, "holding `scale` ('quick' or 'paper') and `device`");
+  checkOptionKeys('runExperiment', o, RUN_EXPERIMENT_KEYS);
+  checkChoice('scale', o.scale, ['quick', 'paper'] as const);
   const why = exp.unavailable(o.scale, o.device);
   if (why !== null) throw new ExperimentUnavailable(`${exp.name} at ${o.scale} scale cannot run here: ${why}`);
   const t0 = performance.now();

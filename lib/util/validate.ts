@@ -18,6 +18,13 @@ export function describe(v: unknown): string {
   return typeof v;
 }
 
+/** Checks `v` is a plain object (an options or data argument), naming what it should hold. */
+export function checkObject(name: string, v: unknown, holds: string): void {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v)) {
+    throw new WsfError(`Expected an object ${holds} for \`${name}\` but received ${describe(v)}`, 'ERR_INVALID');
+  }
+}
+
 /** Builds the standard invalid-argument error. */
 export function invalidArgument(
   name: string,

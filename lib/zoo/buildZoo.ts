@@ -59,7 +59,7 @@ export interface BuildZooOptions {
   readonly batchSize?: number;
   readonly optimizer?: ZooOptimizerOptions;
   readonly init?: ZooInitOptions;
-  /** Checkpoint schedule; unset fields from the preset. */
+  /** Checkpoint schedule; unset fields from the preset (skipEpochs at most `epochs` − 1, so shorter runs keep their last epoch). */
   readonly schedule?: Partial<ZooSchedule>;
   /** Base seed (integer in [0, 2³²)). Default 0. */
   readonly seed?: number;
@@ -253,7 +253,8 @@ function resolveConfig(opts: BuildZooOptions): ZooConfig {
   const epochs = checkInt('epochs', opts.epochs ?? preset.epochs, 1, 1_000_000);
   const batchSize = checkInt('batchSize', opts.batchSize ?? preset.batchSize, 1, 1_000_000);
   const schedule: ZooSchedule = {
-    skipEpochs: checkInt('schedule.skipEpochs', opts.schedule?.skipEpochs ?? preset.schedule.skipEpochs, 0, epochs - 1),
+    // Unset, the preset's first kept epoch, moved to the last epoch for shorter runs (as the CLI does).
+    skipEpochs: checkInt('schedule.skipEpochs', opts.schedule?.skipEpochs ?? Math.min(preset.schedule.skipEpochs, epochs - 1), 0, epochs - 1),
     everyIters: checkInt('schedule.everyIters', opts.schedule?.everyIters ?? preset.schedule.everyIters, 1, 1_000_000),
   };
   const seed = checkInt('seed', opts.seed ?? 0, 0, 2 ** 32 - 1);

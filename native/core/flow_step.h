@@ -294,7 +294,10 @@ class FlowStep {
   //   euler     x ← move(x, v(x, t), dt)
   //   midpoint  x ← move(x, v(move(x, v(x, t), dt/2), min(t + dt/2, tMax)), dt)
   //   rk4       k1..k4 at t, t + dt/2 (twice), t + dt (each capped at tMax = 1 − 1e-4), each from x moved along the
-  //             previous stage; x ← move(x, (k1 + 2·k2 + 2·k3 + k4)/6, dt)
+  //             previous stage; x ← move(x, (k1 + 2·k2 + 2·k3 + k4)/6, dt) — except, for a field singular at t = 1
+  //             (rk4_midpoint_last: the velocity (x̂1 − x)/(1 − t) of a plain x1 field, neither preconditioned nor
+  //             anchored), the step reaching past tMax, which takes the midpoint rule: k4 there would divide the
+  //             field's error at its stage by 1e-4
   // The end state is canonicalised when `canonical_end`, then copied to `out` (host, B·P). The host sampler's
   // operations, so the same networks.
   enum class Solver { Euler = 0, Midpoint = 1, Rk4 = 2 };
@@ -323,7 +326,8 @@ class FlowStep {
     // Every field evaluation's time, in the order the solver asks for them (the stage times of solvers.ts), is sent
     // up in chunks of kTimeChunk evaluations × B rows: one host wait per chunk instead of one per evaluation, so the
     // host enqueues the next evaluations while the device runs (the loop has no other wait).
-    const std::vector<double> times = eval_times(grid, G, solver);
+    const bool singular = !anchored && !cfg_.precondition;
+    const std::vector<double> times = eval_times(grid, G, solver, singular);
     if (times_ == nullptr) {
       WSF_RETURN_IF_ERROR(batch_alloc(&times_, kTimeChunk * B));
       recount();
@@ -382,7 +386,7 @@ class FlowStep {
       if (solver == Solver::Euler) {
         WSF_RETURN_IF_ERROR(velocity(x, v));
         WSF_RETURN_IF_ERROR(move(next, x, v, dt));
-      } else if (solver == Solver::Midpoint) {
+      } else if (solver == Solver::Midpoint || rk4_midpoint_last(grid[k], dt, solver, singular)) {
         float* ym = stage_[4];
         WSF_RETURN_IF_ERROR(velocity(x, v));
         WSF_RETURN_IF_ERROR(move(ym, x, v, dt / 2));
@@ -417,20 +421,27 @@ class FlowStep {
 
   // The times at which sample() evaluates the field, in its order: per grid step from t to t + dt, euler: t;
   // midpoint: t, min(t + dt/2, tMax); rk4: t, then t + dt/2 twice and t + dt, each capped at tMax = 1 − 1e-4.
-  static std::vector<double> eval_times(const double* grid, int64_t G, Solver solver) {
+  static std::vector<double> eval_times(const double* grid, int64_t G, Solver solver, bool singular) {
     const double t_max = 1.0 - 1e-4;
     std::vector<double> out;
     for (int64_t k = 0; k + 1 < G; ++k) {
       const double t = grid[k], dt = grid[k + 1] - t;
       out.push_back(t);
-      if (solver == Solver::Midpoint) out.push_back(std::min(t + dt / 2, t_max));
-      if (solver == Solver::Rk4) {
+      if (solver == Solver::Midpoint || rk4_midpoint_last(t, dt, solver, singular)) {
+        out.push_back(std::min(t + dt / 2, t_max));
+      } else if (solver == Solver::Rk4) {
         out.push_back(std::min(t + dt / 2, t_max));
         out.push_back(std::min(t + dt / 2, t_max));
         out.push_back(std::min(t + dt, t_max));
       }
     }
     return out;
+  }
+
+  // RK4's step from t over dt takes the midpoint rule instead when the field is singular at t = 1 and the step's last
+  // stage would lie past tMax (solvers.ts: the same rule).
+  static bool rk4_midpoint_last(double t, double dt, Solver solver, bool singular) {
+    return solver == Solver::Rk4 && singular && t + dt > 1.0 - 1e-4;
   }
 
   static uint64_t seed_of(const int32_t* w) {

@@ -52,7 +52,7 @@ the ambient divergence is not a density. The networks must be in the flow's raw 
     probes: { type: 'int', min: 1, max: 65536, metavar: 'K', description: 'with --log-likelihood: Hutchinson probes per network (default 25)' },
     probe: { type: 'string', choices: ['rademacher', 'gaussian'], description: 'with --log-likelihood: probe distribution (default rademacher)' },
     exact: { type: 'boolean', description: 'with --log-likelihood: exact trace (P backward passes per evaluation)' },
-    batch: { type: 'int', min: 1, max: 1e6, metavar: 'N', description: 'with --log-likelihood: networks integrated at once (default 64)' },
+    batch: { type: 'int', min: 1, max: 1e6, metavar: 'N', description: 'with --log-likelihood: networks integrated at once (default 16; Ctrl-C stops between batches)' },
     ...COMMON,
   },
   examples: [
@@ -158,12 +158,14 @@ async function runLikelihood(ctx: Parameters<CliCommand['run']>[0], v: EvalValue
       logLikelihoods: Array.from(r.logLikelihood),
       stderrs: Array.from(r.stderr),
       seconds: r.seconds,
+      ...(flow.likelihoodGridDependent() ? { note: GRID_NOTE } : {}),
     };
     ctx.result(res, () =>
       [
         `${v.weights} under the Euclidean flow ${file} (${wf.n} networks of ${wf.arch.key}, P = ${wf.arch.numParams}; ambient density):`,
         `log-likelihood ${pm(res.logLikelihood, 3)} nats per network (mean ± std over networks), ${pm(res.bitsPerDim, 4)} bits/dim`,
         `trace: ${trace}${v.exact === true ? '' : `, mean standard error ${res.meanStderr.toPrecision(3)} nats`}; ${steps} ${solver} steps (${duration(r.seconds)})`,
+        ...(res.note !== undefined ? [`note: ${res.note}`] : []),
       ].join('\n'),
     );
     return 0;
@@ -171,6 +173,10 @@ async function runLikelihood(ctx: Parameters<CliCommand['run']>[0], v: EvalValue
     flow.dispose();
   }
 }
+
+/** Said with the log-likelihoods of a plain x1-prediction flow (FlowMatcher.likelihoodGridDependent). */
+const GRID_NOTE =
+  'the flow predicts x1 without preconditioning: its velocity (x̂1 − x)/(1 − t) contracts onto x̂1 near t = 1, so for networks off its paths the log-likelihood falls without bound as the grid is refined (--steps); compare figures at equal --steps and --solver only, or train with --precondition on for a grid-independent density';
 
 export const evalCommand: CliCommand = {
   spec,
