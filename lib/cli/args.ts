@@ -90,7 +90,7 @@ function convertNumber(name: string, o: OptSpec, raw: string, integer: boolean):
 function range(o: OptSpec): string {
   const lo = o.above !== undefined ? `> ${o.above}` : o.min !== undefined ? `≥ ${o.min}` : '';
   const hi = o.max !== undefined ? `≤ ${o.max}` : '';
-  return lo !== '' && hi !== '' ? ` in [${o.min ?? o.above}, ${o.max}]` : lo !== '' ? ` ${lo}` : hi !== '' ? ` ${hi}` : '';
+  return lo !== '' && hi !== '' ? ` in ${o.above !== undefined ? '(' : '['}${o.min ?? o.above}, ${o.max}]` : lo !== '' ? ` ${lo}` : hi !== '' ? ` ${hi}` : '';
 }
 
 function convert(name: string, o: OptSpec, raw: string | boolean, checkPaths: boolean): unknown {

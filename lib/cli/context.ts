@@ -40,9 +40,9 @@ export class CliContext {
     else this.io.stderr.write(`${message}\n`);
   }
 
-  /** Prints the command's result: `value` as JSON with --json, else `text()`. */
+  /** Prints the command's result: `value` as one line of JSON with --json (JSON lines), else `text()`. */
   result(value: unknown, text: () => string): void {
-    const s = this.json ? JSON.stringify(value, null, 2) : text();
+    const s = this.json ? JSON.stringify(value) : text();
     this.io.stdout.write(s.endsWith('\n') ? s : s + '\n');
   }
 
@@ -58,7 +58,12 @@ export class CliContext {
     try {
       return resolveDevice(req);
     } catch (e) {
-      if (isInputError(e)) throw new UsageError(req !== undefined ? `--device ${req}: ${e.message}` : `WSF_DEVICE=${process.env.WSF_DEVICE ?? ''}: ${e.message}`);
+      // (without --device the error may come from WSF_DEVICE or from another variable read on the way, e.g.
+      // WSF_NUM_THREADS, which its message names)
+      if (isInputError(e)) {
+        const env = process.env.WSF_DEVICE;
+        throw new UsageError(req !== undefined ? `--device ${req}: ${e.message}` : env !== undefined && env !== '' && !/WSF_NUM_THREADS/.test(e.message) ? `WSF_DEVICE=${env}: ${e.message}` : e.message);
+      }
       throw e;
     }
   }

@@ -105,9 +105,11 @@ export interface MainOptions {
 export async function main(argv: readonly string[], opts: MainOptions = {}): Promise<number> {
   const io: CliIo = opts.io ?? { stdout: process.stdout as Writable, stderr: process.stderr as Writable };
   const [name, ...rest] = argv;
+  if (name === 'help' && rest[0] !== undefined && COMMANDS[rest[0]] !== undefined) return main([rest[0], '--help'], opts);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    // (no command at all is a bad command line: exit code 2, as the exit-code table says)
     io.stdout.write(help() + '\n');
-    return name === undefined ? 1 : 0;
+    return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-v') {
     io.stdout.write(version + '\n');
@@ -118,7 +120,9 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
     io.stderr.write(`wsflow: unknown command '${name}'. Commands: ${Object.keys(COMMANDS).join(', ')}\n`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  // (arguments after `--` belong to a bench script: `wsflow bench zoo -- --help` is the script's help)
+  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (own.includes('--help') || own.includes('-h')) {
     io.stdout.write(`wsflow ${name} — ${cmd.spec.summary}\n\n${helpText(cmd.spec)}\n`);
     return 0;
   }

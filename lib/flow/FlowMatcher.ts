@@ -515,8 +515,9 @@ function metadataJson(file: string, metadata: Readonly<Record<string, string>>, 
   }
 }
 
-/** A JSON-object metadata entry of a flow file ({} when absent). */
+/** A JSON-object metadata entry of a flow file (ERR_IO when absent: defaults would load another flow silently). */
 function metadataObject<T>(file: string, metadata: Readonly<Record<string, string>>, key: string): T {
+  if (metadata[key] === undefined) throw new WsfError(`${file}: the metadata entry \`${key}\` is missing; the file is damaged or not a wsflow flow`, 'ERR_IO');
   const v = metadataJson(file, metadata, key, {});
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new WsfError(`${file}: the metadata entry \`${key}\` is not an object; the file is damaged`, 'ERR_IO');
   return v as T;

@@ -211,6 +211,8 @@ describe('option validation', () => {
     [['zoo', '--task', 'cifar', '--out', 'x'], /--task: expected one of wdbc, wdbc-reference, mnist, mnist-full, fashion-mnist/],
     [['zoo', '--task', 'wdbc', '--arch', '31-16-2', '--out', 'x'], /--arch: 31-16-2 does not fit task 'wdbc'/],
     [['zoo', '--out'], /--out: expected a value/],
+    [['zoo', '--lr', '0', '--out', 'x'], /--lr: expected a number in \(0, /],
+    [['train', '--zoo', '.', '--out', 'f', '--steps', '0'], /--steps: expected an integer in \[1, /],
     [['train', '--bogus'], /unknown option '--bogus'/],
     [['train', '--zoo', '/nonexistent/zoo', '--out', 'f'], /--zoo: \/nonexistent\/zoo does not exist/],
     [['train', '--zoo', '.', '--out', 'f', '--geometry', 'hyperbolic'], /--geometry: expected one of euclidean, normalized, geometric/],
@@ -237,7 +239,7 @@ describe('option validation', () => {
     [['eval', '--weights', 'package.json', '--log-likelihood', '--flow', '.', '--solver', 'heun'], /--solver: expected one of euler, midpoint, rk4/],
     [['demo', '--scale', 'huge'], /--scale: expected one of quick, paper/],
     [['demo', '--steps', '1.5'], /--steps: expected an integer/],
-    [['zoo', '--lr', '1e308', '--out', 'x'], /--lr: expected a number in \[0, 1000000\], got 1e308/],
+    [['zoo', '--lr', '1e308', '--out', 'x'], /--lr: expected a number in \(0, 1000000\], got 1e308/],
     [['train', '--zoo', '.', '--out', 'f', '--coupling', 'component-ot', '--prior', 'gaussian'], /--coupling component-ot: pairs start points and networks within the components of a mixture prior, but the prior is 'gaussian'; use --prior mixture, or --coupling ot/],
     [['demo', '--all', '--geometry', 'euclidean'], /--geometry: --all trains all three flows; drop one of them/],
     [['reproduce', '--list', 'wdbc'], /--list: lists every experiment; drop 'wdbc', or drop --list to run it/],
@@ -286,10 +288,16 @@ describe('option validation', () => {
     expect(() => checkWritableDir('--out', path.join(tmp, 'blocker'))).toThrow(/--out: .*blocker exists and is not a folder/);
   });
 
-  it('an unknown command exits 2', async () => {
-    const r = await cli('frobnicate');
+  it('an unknown command exits 2, as does no command; `help <command>` is the help of that command', async () => {
+    let r = await cli('frobnicate');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/unknown command 'frobnicate'/);
+    r = await cli();
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/wsflow <command>/);
+    r = await cli('help', 'train');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^wsflow train — /);
   });
 
   it('bench lists the scripts of bench/, also as JSON', async () => {
@@ -688,6 +696,13 @@ describe('the pipeline through the CLI', () => {
     r = await cli('export', '--weights', samples, '--index', '6', '--count', '3', '--out', exDir);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--count: networks 6 … 8 asked for; .* holds 8/);
+    // --logit-scale auto rescales canonical networks only: raw ones already have their logit scale.
+    const rawFile = path.join(tmp, 'raw-samples.safetensors');
+    writeSafetensors(rawFile, { weights: { dtype: 'F32', shape: [8, P8], data: sw.weights.slice(0, 8 * P8) } }, { ...sw.metadata, canonical: 'false' });
+    r = await cli('export', '--weights', rawFile, '--logit-scale', 'auto', '--out', path.join(tmp, 'raw-export'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--logit-scale auto: .* holds raw networks/);
+    expect(fs.existsSync(path.join(tmp, 'raw-export'))).toBe(false);
     // A non-finite network refuses the whole export before anything is written.
     const nanFile = path.join(tmp, 'nan-samples.safetensors');
     const nanW = sw.weights.slice(0, 4 * P8);

@@ -222,6 +222,7 @@ describe('FlowMatcher.load of a damaged file: ERR_IO naming the file, and nothin
   });
   const cases: [string, (t: Record<string, SafeTensor>, m: Record<string, string>) => void, RegExp][] = [
     ['flow options that are not JSON', (_t, m) => (m.flow = '{bad'), /`flow` is not valid JSON/],
+    ['no flow options (they would default to another flow)', (_t, m) => delete m.flow, /`flow` is missing/],
     ['config that is not JSON', (_t, m) => (m.config = '{bad'), /`config` is not valid JSON/],
     ['an rng state that is not JSON', (_t, m) => (m.rng = '[1,'), /`rng` is not valid JSON/],
     ['an rng state of the wrong form', (_t, m) => (m.rng = '[1,2]'), /not a generator state/],

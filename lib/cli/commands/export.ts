@@ -48,6 +48,11 @@ export const exportCommand: CliCommand = {
     const wf = checked('--weights', () => readWeightsFile(v.weights!, archOverride));
     if (v.index >= wf.n) throw new UsageError(`--index: ${v.index} is past the last network of ${v.weights} (it holds ${wf.n})`);
     if (v.index + v.count > wf.n) throw new UsageError(`--count: networks ${v.index} … ${v.index + v.count - 1} asked for; ${v.weights} holds ${wf.n}`);
+    // 'auto' gives canonical networks (unit-norm last layer) back the trained networks' logit scale; raw networks
+    // (Euclidean flows, zoo files) already have theirs.
+    if (scaleArg === 'auto' && wf.metadata.canonical !== 'true') {
+      throw new UsageError(`--logit-scale auto: ${v.weights} holds raw networks (not canonicalised), whose logits are already at their scale; leave the option out, or give a number`);
+    }
     const scale = scaleArg === 'auto' ? zooLogitScale(wf.metadata.zoo_file, '--logit-scale') : scaleArg;
     const arch = wf.arch;
     const P = arch.numParams;

@@ -37,7 +37,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130 (SIGTERM, e.g.
     recompute: { type: 'boolean', description: "save memory: keep only each layer's output states and recompute the rest in the backward pass (the same results bit for bit; on the 2-core CPU 19–27 % more time per step, and MNIST 784-10-10 at D=32, batch 8 holds 422 MiB instead of 1,164). Without it, on automatically when a step would need more than 60 % of the free memory" },
     'chunk-rows': { type: 'int', min: 0, max: 2 ** 30, default: 0, metavar: 'N', description: "with recompute mode: run each layer's per-pair work in chunks of N pairs, keeping only full-size pair states (implies --recompute; gradients agree to rounding, not bit for bit; MLP 784-128-128-10 at D=32, batch 8: 2,698 MiB instead of 5,690). 0: automatic, chunks only when a recompute step would still need more than 60 % of the free memory" },
     matmul: MATMUL_OPTION,
-    steps: { type: 'int', min: 0, max: 1e9, default: 20000, metavar: 'N', description: 'total optimiser steps (including resumed ones)' },
+    steps: { type: 'int', min: 1, max: 1e9, default: 20000, metavar: 'N', description: 'total optimiser steps (including resumed ones)' },
     batch: { type: 'int', min: 1, max: 1 << 20, default: 32, metavar: 'N', description: 'networks per step' },
     lr: { type: 'number', min: 0, default: 1e-3, metavar: 'X', description: 'peak learning rate (Adam)' },
     schedule: { type: 'string', choices: ['constant', 'cosine'], default: 'constant', description: 'learning-rate schedule after warm-up' },
