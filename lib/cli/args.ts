@@ -40,6 +40,11 @@ export interface OptSpec {
   readonly metavar?: string;
   /** Shown in the help only (the command checks it, e.g. required unless another option is given). */
   readonly required?: boolean;
+  /**
+   * Takes effect only with this other option given (or given one of `values`, its default counting when absent): alone
+   * it is refused, since it would be ignored without a word.
+   */
+  readonly needs?: string | { readonly option: string; readonly values: readonly string[] };
 }
 
 /** A command's declarative description. */
@@ -78,7 +83,8 @@ function flag(name: string): string {
 
 function convertNumber(name: string, o: OptSpec, raw: string, integer: boolean): number {
   const t = raw.trim();
-  const v = t === '' ? NaN : Number(t);
+  // (Number() would also read hexadecimal, octal and binary literals: '0x10' as 16)
+  const v = t === '' || /^[+-]?0[xob]/i.test(t) ? NaN : Number(t);
   const kind = integer ? 'an integer' : 'a number';
   if (!Number.isFinite(v) || (integer && !Number.isInteger(v))) throw new UsageError(`${flag(name)}: expected ${kind}${range(o)}, got '${raw}'`);
   if ((o.min !== undefined && v < o.min) || (o.max !== undefined && v > o.max) || (o.above !== undefined && v <= o.above)) {
@@ -156,6 +162,25 @@ export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly stri
     parsed = parseArgs({ args, options, strict: true, allowPositionals }) as typeof parsed;
   } catch (e) {
     throw translateParseError(spec, e as Error & { code?: string });
+  }
+  // An option given twice would silently take its last value.
+  const seen = new Set<string>();
+  for (const a of args) {
+    const m = /^--([^=]+)/.exec(a);
+    if (m === null || spec.options[m[1]!] === undefined) continue;
+    if (seen.has(m[1]!)) throw new UsageError(`--${m[1]}: given more than once`);
+    seen.add(m[1]!);
+  }
+  for (const [name, o] of Object.entries(spec.options)) {
+    if (o.needs === undefined || parsed.values[name] === undefined) continue;
+    if (typeof o.needs === 'string') {
+      const parent = parsed.values[o.needs];
+      if (parent === undefined || parent === false) throw new UsageError(`--${name}: applies with --${o.needs} only`);
+    } else {
+      const { option, values: allowed } = o.needs;
+      const parent = String(parsed.values[option] ?? spec.options[option]?.default ?? '');
+      if (!allowed.includes(parent)) throw new UsageError(`--${name}: applies with --${option} ${allowed.join(' or ')} only (here --${option} is ${parent})`);
+    }
   }
   const values: Record<string, unknown> = {};
   for (const [name, o] of Object.entries(spec.options)) {

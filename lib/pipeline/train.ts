@@ -187,7 +187,8 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
   };
   // The task and zoo a flow learned from, recorded in the flow file and in every checkpoint (so a checkpoint can be
   // sampled and evaluated as the finished flow: `wsflow sample --flow checkpoint.safetensors --evaluate`).
-  const provenance = { task: o.zoo.task, zoo_file: o.zooFile, zoo_aligned: String(zooRecord.aligned), train: JSON.stringify(log.train) };
+  // (the zoo's absolute path: a relative one would be read against whatever folder a later command runs in)
+  const provenance = { task: o.zoo.task, zoo_file: path.resolve(o.zooFile), zoo_aligned: String(zooRecord.aligned), train: JSON.stringify(log.train) };
   const writeLog = (): void => writeFileAtomic(logFile, JSON.stringify(log, null, 1) + '\n');
   const bar = o.progress;
   bar?.setTotal(steps);

@@ -213,6 +213,14 @@ describe('option validation', () => {
     [['zoo', '--out'], /--out: expected a value/],
     [['zoo', '--lr', '0', '--out', 'x'], /--lr: expected a number in \(0, /],
     [['train', '--zoo', '.', '--out', 'f', '--steps', '0'], /--steps: expected an integer in \[1, /],
+    [['train', '--zoo', '.', '--out', 'f', '--steps', '0x10'], /--steps: expected an integer/],
+    [['train', '--zoo', '.', '--out', 'f', '--steps', '5', '--steps', '7'], /--steps: given more than once/],
+    [['train', '--zoo', '.', '--out', 'f', '--ot-cost', 'geodesic'], /--ot-cost: applies with --coupling ot or component-ot only \(here --coupling is independent\)/],
+    [['train', '--zoo', '.', '--out', 'f', '--geometry', 'euclidean', '--last-layer-norm', '2'], /--last-layer-norm: applies with --geometry normalized or geometric only/],
+    [['info', '--batch', '8'], /--batch: applies with --memory only/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--noise-from', '0.5'], /--noise-from: applies with --noise only/],
+    [['sample', '--flow', '.', '--out', 's.safetensors', '--task', 'mnist'], /--task: applies with --guidance only/],
+    [['eval', '--weights', 'package.json', '--diversity-inputs', '5'], /--diversity-inputs: applies with --diversity only/],
     [['train', '--bogus'], /unknown option '--bogus'/],
     [['train', '--zoo', '/nonexistent/zoo', '--out', 'f'], /--zoo: \/nonexistent\/zoo does not exist/],
     [['train', '--zoo', '.', '--out', 'f', '--geometry', 'hyperbolic'], /--geometry: expected one of euclidean, normalized, geometric/],
@@ -1070,6 +1078,17 @@ describe('stale, interrupted, corrupt and diverged state', () => {
     expect(r.code, r.err).toBe(0);
     return { zoo, flow, train };
   };
+
+  it('--steps below a finished checkpoint trains nothing and says so', async () => {
+    const { train } = await finishedFlow('past-steps');
+    let r = await cli(...train('--steps', '2'));
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/note: the checkpoint in .* was already at step 3, past --steps 2: nothing was trained/);
+    r = await cli(...train('--steps', '2', '--json'));
+    expect(r.code, r.err).toBe(0);
+    expect(r.out.trimEnd().split('\n')).toHaveLength(1);
+    expect(JSON.parse(r.out)).toMatchObject({ note: expect.stringMatching(/already at step 3/) });
+  });
 
   it('a diverging run says which checkpoint is on disk: none yet, or the last good one', async () => {
     const zoo = path.join(tmp, 'zoos', 'diverge');

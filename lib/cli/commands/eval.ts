@@ -42,7 +42,7 @@ the ambient divergence is not a density. The networks must be in the flow's raw 
     'ref-count': { type: 'int', min: 1, metavar: 'N', description: 'trained and baseline networks to evaluate (default: max(samples, 256), at most the zoo)' },
     mixture: { type: 'string', default: 'auto', metavar: 'K|run|auto|off', description: "with --zoo: also draw from the mixture prior's fit of the zoo, with K k-means clusters or one per run (auto: when the samples come from a flow with a mixture prior, its clusters)" },
     diversity: { type: 'int', min: 2, metavar: 'N', description: "also the functional diversity of the first N networks: mean pairwise Jensen–Shannon divergence of their predictive distributions on the test inputs (lib/eval/diversity.ts; at most 256 pairs; about 0.1 s per pair with 1,000 inputs)" },
-    'diversity-inputs': { type: 'int', min: 1, default: 1000, metavar: 'K', description: 'with --diversity: test examples the predictive distributions are taken on' },
+    'diversity-inputs': { needs: 'diversity', type: 'int', min: 1, default: 1000, metavar: 'K', description: 'with --diversity: test examples the predictive distributions are taken on' },
     'average-k': { type: 'int', min: 1, default: 2, metavar: 'K', description: 'trained networks per average in the averaging baseline' },
     space: { type: 'string', choices: ['auto', 'raw', 'canonical'], default: 'auto', description: "comparison space ('auto': canonical when the samples are canonicalised)" },
     'log-likelihood': { type: 'boolean', description: 'log-likelihoods of the networks under --flow (Euclidean flows) instead of task metrics' },
@@ -59,7 +59,8 @@ the ambient divergence is not a density. The networks must be in the flow's raw 
     'wsflow eval --weights s.safetensors --task wdbc --bma 1,4,16,64',
     'wsflow eval --weights s.safetensors --zoo zoos/wdbc --json',
     'wsflow eval --weights zoos/wdbc/zoo.safetensors --task wdbc',
-    'wsflow eval --weights zoos/wdbc/aligned.safetensors --flow flows/wdbc-euc --log-likelihood --solver rk4 --steps 16',
+    // (flows/wdbc-euc-ot: the Euclidean flow of train's examples, on the raw zoo with the Gaussian prior)
+    'wsflow eval --weights zoos/wdbc/zoo.safetensors --flow flows/wdbc-euc-ot --log-likelihood --solver rk4 --steps 16',
   ],
 } as const satisfies CommandSpec;
 

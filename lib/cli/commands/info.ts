@@ -19,18 +19,19 @@ available) and the TF.js backend.
 
 With --memory ARCH: what training a vector field on batches of ARCH networks would hold — in the default mode, in
 recompute mode and in chunked recompute mode per chunk size — and what sampling adds per network, counted by the
-engine without allocating (for the device planned for: the CPU keeps some pair-sized arrays in its fused ops' block
+engine without allocating activations (it does build the batch's weight graph on the host: 6.8 GB for --batch 65536
+of 30-16-16-2 networks, measured; for the device planned for: the CPU keeps some pair-sized arrays in its fused ops' block
 scratch, so its default mode and sampling hold less; a GPU adds its kernels' scratch, tens of MiB),
 with the memory free on the device and the mode that 'auto' (wsflow train's default) would pick there.`,
   options: {
     json: { type: 'boolean', description: 'print one JSON object instead of a table' },
     memory: { type: 'string', metavar: 'ARCH', description: "plan the memory of training on networks of this architecture, e.g. 784-128-128-10" },
-    batch: { type: 'int', min: 1, max: 1 << 20, default: 32, metavar: 'N', description: 'with --memory: networks per training step' },
-    d: { type: 'int', min: 1, max: 4096, default: 32, metavar: 'N', description: 'with --memory: embedding width D of the vector field' },
-    layers: { type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'with --memory: relational-transformer layers' },
-    heads: { type: 'int', min: 1, max: 4096, default: 1, metavar: 'N', description: 'with --memory: attention heads (must divide D)' },
-    graph: { type: 'string', choices: GRAPH_MODES, default: 'sparse', description: 'with --memory: weight graph of the field' },
-    device: { type: 'string', choices: ['auto', 'cpu', 'cuda'], description: "with --memory: whose free memory to plan against (default: WSF_DEVICE, else auto)" },
+    batch: { needs: 'memory', type: 'int', min: 1, max: 1 << 20, default: 32, metavar: 'N', description: 'with --memory: networks per training step' },
+    d: { needs: 'memory', type: 'int', min: 1, max: 4096, default: 32, metavar: 'N', description: 'with --memory: embedding width D of the vector field' },
+    layers: { needs: 'memory', type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'with --memory: relational-transformer layers' },
+    heads: { needs: 'memory', type: 'int', min: 1, max: 4096, default: 1, metavar: 'N', description: 'with --memory: attention heads (must divide D)' },
+    graph: { needs: 'memory', type: 'string', choices: GRAPH_MODES, default: 'sparse', description: 'with --memory: weight graph of the field' },
+    device: { needs: 'memory', type: 'string', choices: ['auto', 'cpu', 'cuda'], description: "with --memory: whose free memory to plan against (default: WSF_DEVICE, else auto)" },
   },
   examples: ['wsflow info', 'WSF_DEVICE=cpu wsflow info --json', 'wsflow info --memory 784-128-128-10 --batch 8', 'wsflow info --memory 784-10-10 --graph dense --batch 8 --json'],
 } as const satisfies CommandSpec;

@@ -43,7 +43,7 @@ between batches and writes the finished networks to FILE with '.partial' before 
     grid: { type: 'string', choices: ['uniform', 'early', 'cosine'], default: 'uniform', description: "time grid spacing: uniform, early (denser near t = 0) or cosine (denser at both ends)" },
     batch: { type: 'int', min: 1, max: 1e6, default: 256, metavar: 'N', description: 'networks integrated at once (memory; results depend on it through the seeds)' },
     noise: { type: 'number', min: 0, max: 1000, default: 0, metavar: 'X', description: 'stochastic sampling: noise scale·√dt per step (0: deterministic)' },
-    'noise-from': { type: 'number', min: 0, max: 1, default: 0, metavar: 'T', description: 'add noise only for t ≥ T' },
+    'noise-from': { needs: 'noise', type: 'number', min: 0, max: 1, default: 0, metavar: 'T', description: 'add noise only for t ≥ T' },
     renoise: {
       type: 'number',
       min: 0,
@@ -53,7 +53,7 @@ between batches and writes the finished networks to FILE with '.partial' before 
         "renoising sampler: at each step keep the share ρ (per 1/32 of the path) of the start point extrapolated through the field's prediction and renew the rest from the prior (1: the Euler path). Thesis-prior flows only (--prior gaussian|init); Euler, guidance only with --guidance-at prediction. Official MNIST, thesis prior, ρ 0.6: 0.748 vs 0.670 single, 0.918 vs 0.929 averaged over 64; WDBC Geometric loss 0.0133 vs 0.0156",
     },
     guidance: { type: 'number', min: -1e6, max: 1e6, default: 0, metavar: 'λ', description: "task-loss guidance strength (guides towards --task, by default the flow's own task)" },
-    task: { type: 'string', choices: TASK_NAMES, description: "guidance task (default: the flow's task)" },
+    task: { needs: 'guidance', type: 'string', choices: TASK_NAMES, description: "guidance task (default: the flow's task)" },
     'guidance-at': {
       type: 'string',
       choices: ['state', 'prediction'],
@@ -83,7 +83,7 @@ between batches and writes the finished networks to FILE with '.partial' before 
     'wsflow sample --flow flows/wdbc-geo --n 256 --steps 64 --out s.safetensors',
     'wsflow sample --flow flows/wdbc-geo --n 64 --solver rk4 --steps 16 --out s-rk4.safetensors --evaluate',
     'wsflow sample --flow flows/mnist-geo --n 128 --guidance 0.1 --task fashion-mnist --steps 512 --out s-fmnist.safetensors',
-    'wsflow sample --flow flows/mnist-geo --n 64 --arch 784-32-10 --evaluate --out s-wide.safetensors   # architecture transfer',
+    'wsflow sample --flow flows/mnist-geo --n 64 --arch 784-32-10 --evaluate --out s-wide.safetensors   # architecture transfer (a flow trained with --hidden-identity off)',
   ],
 } as const satisfies CommandSpec;
 

@@ -26,8 +26,8 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130 (SIGTERM, e.g.
     geometry: { type: 'string', choices: ['euclidean', 'normalized', 'geometric'], default: 'geometric', description: 'the flow' },
     semantics: { type: 'string', choices: ['corrected', 'reference'], default: 'corrected', description: "'reference' reproduces the published code's behaviour" },
     coupling: { type: 'string', choices: ['independent', 'ot', 'trajectory', 'component-ot'], default: 'independent', description: 'pairing of prior draws and networks (trajectory: each checkpoint with its run\'s init; component-ot: OT within each component of the mixture prior, over --ot-pool × --batch networks of it)' },
-    'ot-cost': { type: 'string', choices: ['euclidean', 'geodesic'], default: 'euclidean', description: 'cost of the OT coupling' },
-    'ot-pool': { type: 'int', min: 1, max: 64, default: 1, metavar: 'K', description: 'solve the OT coupling over K batches of prior draws and networks and train on B of the pairs (1: within each batch, as published)' },
+    'ot-cost': { needs: { option: 'coupling', values: ['ot', 'component-ot'] }, type: 'string', choices: ['euclidean', 'geodesic'], default: 'euclidean', description: 'cost of the OT coupling' },
+    'ot-pool': { needs: { option: 'coupling', values: ['ot', 'component-ot'] }, type: 'int', min: 1, max: 64, default: 1, metavar: 'K', description: 'solve the OT coupling over K batches of prior draws and networks and train on B of the pairs (1: within each batch, as published)' },
     prediction: { type: 'string', choices: ['x1', 'velocity'], default: 'x1', description: 'what the vector field predicts' },
     d: { type: 'int', min: 1, max: 4096, default: 32, metavar: 'N', description: 'embedding width D of the vector field' },
     layers: { type: 'int', min: 0, max: 64, default: 5, metavar: 'N', description: 'relational-transformer layers' },
@@ -58,7 +58,7 @@ discards it. Ctrl-C writes the checkpoint and exits with code 130 (SIGTERM, e.g.
     sigma: { type: 'number', min: 0, default: 1e-4, metavar: 'X', description: 'interpolant noise (Euclidean/Normalized)' },
     precondition: { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: "x̂1 = x_t + (1−t)·F instead of x̂1 = F ('auto': on with --semantics corrected and x1-prediction for the normalized and geometric flows, and for the euclidean flow from the zoo or mixture prior)" },
     'layer-scaling': { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: "scale each layer to unit RMS on the way in and back on the way out ('auto': on for the euclidean flow with --semantics corrected)" },
-    'last-layer-norm': { type: 'number', above: 0, default: 1, metavar: 'X', description: 'Frobenius norm of the canonicalised last layer (1: the published code)' },
+    'last-layer-norm': { needs: { option: 'geometry', values: ['normalized', 'geometric'] }, type: 'number', above: 0, default: 1, metavar: 'X', description: 'Frobenius norm of the canonicalised last layer (1: the published code)' },
     'checkpoint-every': { type: 'int', min: 1, default: 1000, metavar: 'N', description: 'steps between checkpoints' },
     'log-every': { type: 'int', min: 1, default: 50, metavar: 'N', description: 'steps between loss records' },
     'max-networks': { type: 'int', min: 1, metavar: 'N', description: 'train on a seeded random subset of at most N networks' },
@@ -178,10 +178,12 @@ export const trainCommand: CliCommand = {
       fieldMiB: +(r.fieldBytes / 2 ** 20).toFixed(1),
       recompute: r.recompute,
       chunkRows: r.chunkRows,
+      ...(r.step > v.steps ? { note: `the checkpoint was already at step ${r.step}, past --steps ${v.steps}: nothing was trained` } : {}),
     };
     ctx.result(res, () =>
       [
         `wrote ${r.flowFile}: ${v.geometry} flow, ${r.step} steps${r.resumedFrom > 0 ? ` (resumed from step ${r.resumedFrom})` : ''}, final loss ${r.loss.toPrecision(4)}`,
+        ...(r.step > v.steps ? [`note: the checkpoint in ${v.out} was already at step ${r.step}, past --steps ${v.steps}: nothing was trained (--restart starts over)`] : []),
         `trained on ${r.networks} networks of ${loc.file} on ${device}; ${duration(r.seconds)} (${r.stepsPerS.toFixed(2)} steps/s); field memory ${res.fieldMiB} MiB${r.recompute ? ` (recompute mode${r.chunkRows > 0 ? `, chunks of ${r.chunkRows} pairs` : ''})` : ''}; log ${r.logFile}`,
       ].join('\n'),
     );
