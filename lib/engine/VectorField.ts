@@ -138,6 +138,18 @@ export const RECOMPUTE_AUTO_SHARE = 0.6;
 const AUTO_CHUNK_MAX = 2 ** 20;
 const AUTO_CHUNK_MIN = 4096;
 
+/** Batches above this many parameters in all have their graph's host memory checked before it is built. */
+const GRAPH_CHECK_PARAMS = 1 << 22;
+/**
+ * Host bytes per pair of a batch's weight graph, an upper estimate: 43–62 measured (wsflow info --memory, 4,096 and
+ * 16,384 networks of 30-16-16-2, sparse and dense graphs).
+ */
+const GRAPH_BYTES_PER_PAIR = 64;
+
+function gib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+}
+
 let freeMemoryProbe = (device: Device): number => (device === 'cuda' ? binding().cudaInfo().freeMem : os.freemem());
 
 /**
@@ -434,10 +446,39 @@ export class VectorField {
    * With recompute 'auto': at the first training pass on a batch graph, recompute mode when the default mode's
    * training memory (the engine's own count, trainingBytes) exceeds RECOMPUTE_AUTO_SHARE of the free memory.
    */
+  /**
+   * Refuses a batch whose weight graph would not fit in the host's free memory (the process would be killed by the
+   * system instead of failing): its pairs counted from one network of each architecture, at GRAPH_BYTES_PER_PAIR.
+   */
+  private checkGraphFits(archs: Architecture[]): void {
+    const perArch = new Map<string, number>();
+    for (const a of archs) {
+      if (perArch.has(a.key)) continue;
+      this.n.setGraph([[...a.widths]]);
+      this.graphKey = '';
+      perArch.set(a.key, this.n.graphInfo().M);
+    }
+    const pairs = archs.reduce((s, a) => s + perArch.get(a.key)!, 0);
+    const need = GRAPH_BYTES_PER_PAIR * pairs;
+    const free = freeMemoryProbe('cpu');
+    if (need > free) {
+      throw new WsfError(`the weight graph of this batch (${archs.length} networks, ${pairs.toLocaleString('en-US')} pairs) needs about ${gib(need)} of host memory and ${gib(free)} is free: use a smaller batch`, 'ERR_OOM');
+    }
+  }
+
   private decideRecompute(): void {
     if ((this.recomputeMode !== 'auto' && this.chunkMode !== 'auto') || this.recomputeKey === this.graphKey) return;
     this.recomputeKey = this.graphKey;
-    const pick = pickMemoryMode((r, c) => this.n.trainingBytes(r, c), this.n.graphInfo().M, this.autoCap(freeMemoryProbe(this.device)), this.recomputeMode, this.chunkMode);
+    const free = freeMemoryProbe(this.device);
+    const pick = pickMemoryMode((r, c) => this.n.trainingBytes(r, c), this.n.graphInfo().M, this.autoCap(free), this.recomputeMode, this.chunkMode);
+    // On the CPU an allocation past the free memory is not an error but the system's out-of-memory kill: refuse a
+    // batch whose step cannot fit even in the mode picked (a device allocation fails with ERR_OOM by itself). The
+    // counts are upper bounds there (the CPU's fused ops hold less), so only a step over twice the free memory.
+    const need = this.n.trainingBytes(pick.recompute, pick.chunkRows);
+    if (this.device === 'cpu' && need - this.n.bytesHeld() > 2 * free) {
+      this.recomputeKey = '';
+      throw new WsfError(`a training step on this batch needs about ${gib(need)} of memory${pick.recompute ? ` even in recompute mode${pick.chunkRows > 0 ? ` with chunks of ${pick.chunkRows} pairs` : ''}` : ''} and ${gib(free)} is free: use a smaller batch`, 'ERR_OOM');
+    }
     if (this.recomputeMode === 'auto') {
       this.autoRecompute = pick.recompute;
       this.n.setRecompute(pick.recompute);
@@ -530,6 +571,7 @@ export class VectorField {
   private setArchs(archs: Architecture[], total: number): number {
     const key = archs.map((a) => a.key).join('|');
     if (key !== this.graphKey) {
+      if (total > GRAPH_CHECK_PARAMS) this.checkGraphFits(archs);
       this.n.setGraph(archs.map((a) => [...a.widths]));
       this.graphKey = key;
       this.batchArchs = archs;

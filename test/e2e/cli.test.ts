@@ -619,6 +619,19 @@ describe('the pipeline through the CLI', () => {
 
     r = await cli('eval', '--weights', samples, '--bma', '1,4', '--zoo', zoo, '--json');
     expect(r.code, r.err).toBe(0);
+    expect(r.err).not.toMatch(/different neuron orders/);
+    {
+      // The raw zoo file beside samples of a flow trained on the aligned zoo: said (a note, so not under WSF_QUIET),
+      // not refused.
+      const quiet = process.env.WSF_QUIET;
+      process.env.WSF_QUIET = '0';
+      const raw = await cli('eval', '--weights', samples, '--zoo', path.join(zoo, 'zoo.safetensors'), '--json').finally(() => {
+        if (quiet === undefined) delete process.env.WSF_QUIET;
+        else process.env.WSF_QUIET = quiet;
+      });
+      expect(raw.code, raw.err).toBe(0);
+      expect(raw.err).toMatch(/trained on an aligned zoo, but .*zoo\.safetensors is raw: the distances below compare networks in different neuron orders/);
+    }
     const e = JSON.parse(r.out) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(e.task).toBe('wdbc');
     expect(e.space).toBe('canonical');

@@ -294,3 +294,21 @@ describe('pipeline functions: typed errors for missing or misspelt options', () 
     await expect(evaluateNetworks(task, { widths: [1] } as never, w)).rejects.toThrow(code('ERR_INVALID', /Architecture/));
   });
 });
+
+describe('host memory: a batch that cannot fit is refused, not killed', () => {
+  it("a batch whose weight graph exceeds the host's free memory is ERR_OOM before the graph is built", async () => {
+    const { setFreeMemoryProbe } = await import('../../lib/engine/VectorField.js');
+    const big = mlp([784, 32, 10]);
+    const vf = VectorField.create({ arch: big, D: 8, layers: 1, seed: 1, device: 'cpu' });
+    const prev = setFreeMemoryProbe(() => 64 * 2 ** 20);
+    try {
+      // 256 networks of 784-32-10: 6.5 M parameters, some 13 M pairs: about 0.8 GiB of graph against 64 MiB free.
+      expect(() => vf.memoryPlan(256)).toThrow(code('ERR_OOM', /weight graph of this batch \(256 networks, .* pairs\) needs about \d+ MiB of host memory and 64 MiB is free: use a smaller batch/));
+      setFreeMemoryProbe(() => 1e15);
+      expect(vf.memoryPlan(256).networks).toBe(256);
+    } finally {
+      setFreeMemoryProbe(prev);
+      vf.dispose();
+    }
+  });
+});

@@ -153,7 +153,15 @@ describe('chunked recompute mode', () => {
       expect([roomy.recomputing, roomy.chunkRows]).toEqual([false, 0]);
       const full = roomy.bytesHeld;
       roomy.dispose();
-      probe(1000); // nothing fits: recompute, and the smallest chunk size tried (4,096 pairs)
+      // Nothing fits in auto's 60 % share: recompute, and the smallest chunk size tried (4,096 pairs). (With the
+      // free memory the smallest chunked step's own size; far less is refused, recompute.test.ts.)
+      const planner = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu' });
+      const smallest = (planner as unknown as { native: { trainingBytes(r: boolean, c?: number): number; setGraph(w: number[][]): void } }).native;
+      smallest.setGraph([[...arch.widths], [...arch.widths]]);
+      const need4k = smallest.trainingBytes(true, 4096);
+      expect(need4k).toBeGreaterThan(0.6 * (need4k + planner.bytesHeld));
+      planner.dispose();
+      probe(need4k);
       const tight = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu' });
       tight.forward(xt, 0.5, { training: true });
       const M = (tight as unknown as { native: { graphInfo(): { M: number } } }).native.graphInfo().M;

@@ -186,7 +186,15 @@ describe('recompute mode', () => {
   it("'auto' (the default) turns recompute on when the step would need more than 60 % of the free memory", () => {
     const arch = mlp([20, 10, 10]);
     const xt = new Rng(3).fillNormal(new Float32Array(2 * arch.numParams), 0, 0.3);
-    const prev = setFreeMemoryProbe(() => 1000); // almost nothing free
+    // The free memory set between the two modes: the default step fits in it but not in auto's 60 % share of it.
+    const planner = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu' });
+    const plan = planner.memoryPlan(2).training;
+    const held = planner.bytesHeld;
+    planner.dispose();
+    const free = plan.default - held / 2;
+    expect(plan.default).toBeGreaterThan(0.6 * (free + held));
+    expect(plan.recompute).toBeLessThanOrEqual(0.6 * (free + held));
+    const prev = setFreeMemoryProbe(() => free);
     try {
       const tight = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu' });
       const roomy = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu', recompute: false });
@@ -199,6 +207,15 @@ describe('recompute mode', () => {
       } finally {
         tight.dispose();
         roomy.dispose();
+      }
+      // Almost nothing free: a CPU step that cannot fit in any mode is refused (the system would kill the process).
+      setFreeMemoryProbe(() => 1000);
+      const none = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu' });
+      try {
+        expect(() => none.forward(xt, 0.5, { training: true })).toThrow(expect.objectContaining({ code: 'ERR_OOM', message: expect.stringMatching(/training step on this batch needs about 3 MiB of memory even in recompute mode with chunks of 4096 pairs and 0 MiB is free: use a smaller batch/) }));
+        expect(none.forward(xt, 0.5).length).toBe(xt.length); // inference is not refused
+      } finally {
+        none.dispose();
       }
       setFreeMemoryProbe(() => 1e15); // plenty
       const f = VectorField.create({ arch, D: 16, layers: 3, device: 'cpu' });

@@ -37,7 +37,7 @@ the ambient divergence is not a density. The networks must be in the flow's raw 
     task: { type: 'string', choices: TASK_NAMES, description: "task to evaluate on (default: the file's task)" },
     arch: { type: 'string', metavar: 'WIDTHS', description: "architecture when the file does not record one (default: the file's)" },
     bma: { type: 'ints', min: 1, metavar: 'LIST', description: 'model-averaging ensemble sizes, e.g. 1,4,16,64 (each ≤ the number of networks)' },
-    'bma-repeats': { type: 'int', min: 1, default: 10, metavar: 'N', description: 'random ensembles per size' },
+    'bma-repeats': { type: 'int', min: 1, max: 10000, default: 10, metavar: 'N', description: 'random ensembles per size' },
     zoo: { type: 'string', metavar: 'DIR|FILE', exists: 'any', description: 'the zoo the flow learned from, for trained-network metrics, baselines and memorisation' },
     'ref-count': { type: 'int', min: 1, metavar: 'N', description: 'trained and baseline networks to evaluate (default: max(samples, 256), at most the zoo)' },
     mixture: { type: 'string', default: 'auto', metavar: 'K|run|auto|off', description: "with --zoo: also draw from the mixture prior's fit of the zoo, with K k-means clusters or one per run (auto: when the samples come from a flow with a mixture prior, its clusters)" },
@@ -219,6 +219,12 @@ export const evalCommand: CliCommand = {
       checkZooTask('--zoo', z.loc.file, z.zoo, task);
       if (v['average-k'] > z.zoo.n) throw new UsageError(`--average-k: ${v['average-k']} trained networks per average, but ${z.loc.file} holds ${z.zoo.n}`);
       if (typeof mixtureOpt === 'number' && mixtureOpt > z.zoo.n) throw new UsageError(`--mixture: ${mixtureOpt} clusters asked for, but ${z.loc.file} holds ${z.zoo.n} networks`);
+      // Distances to the zoo are meaningful in the space the flow learned: aligned samples against a raw zoo (or the
+      // reverse) measure the permutations, not memorisation.
+      const zooAligned = z.zoo.metadata.aligned_to !== undefined;
+      if ((wf.metadata.zoo_aligned === 'true' || wf.metadata.zoo_aligned === 'false') && (wf.metadata.zoo_aligned === 'true') !== zooAligned) {
+        ctx.note(`note: ${v.weights} comes from a flow trained on ${wf.metadata.zoo_aligned === 'true' ? 'an aligned' : 'a raw'} zoo, but ${z.loc.file} is ${zooAligned ? 'aligned' : 'raw'}: the distances below compare networks in different neuron orders (pass the zoo folder, or its ${wf.metadata.zoo_aligned === 'true' ? 'aligned.safetensors' : 'zoo.safetensors'})`);
+      }
       zoo = z.zoo.weights;
       zooFile = z.loc.file;
       mixture = mixtureClusters(mixtureOpt, wf.metadata.prior, z.zoo.run);
