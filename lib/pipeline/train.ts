@@ -147,6 +147,10 @@ export async function trainFlow(o: TrainFlowOptions): Promise<TrainFlowResult> {
     }
     if (fs.existsSync(checkpointFile)) {
       const md = readZooMetadata(checkpointFile);
+      // Another architecture first: its slots would otherwise be reported as the options that differ.
+      if (md.arch !== undefined && md.arch !== o.zoo.arch.key) {
+        throw new WsfError(`${checkpointFile} was trained on networks of ${md.arch}; ${o.zooFile} holds ${o.zoo.arch.key}: use that zoo to resume, or pass --restart to start over`, 'ERR_INVALID');
+      }
       const flowNow = JSON.stringify(fm.options);
       const cfgNow = JSON.stringify(fm.field.config);
       if (md.flow !== flowNow || md.config !== cfgNow) {

@@ -1092,6 +1092,15 @@ describe('stale, interrupted, corrupt and diverged state', () => {
     return { zoo, flow, train };
   };
 
+  it('resuming on a zoo of another architecture names both architectures', async () => {
+    const { flow } = await finishedFlow('other-arch');
+    const zoo2 = path.join(tmp, 'zoos', 'narrow');
+    expect((await cli('zoo', '--runs', '2', '--epochs', '2', '--arch', '30-8-2', '--out', zoo2)).code).toBe(0);
+    const r = await cli(...trainArgs(zoo2, flow, '--prior', 'mixture', '--steps', '3'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/was trained on networks of 30-16-16-2; .* holds 30-8-2: use that zoo to resume, or pass --restart/);
+  });
+
   it('--steps below a finished checkpoint trains nothing and says so', async () => {
     const { train } = await finishedFlow('past-steps');
     let r = await cli(...train('--steps', '2'));

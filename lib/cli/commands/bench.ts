@@ -30,8 +30,21 @@ function scripts(): { name: string; about: string }[] {
     .sort()
     .map((f) => {
       const text = fs.readFileSync(path.join(BENCH, f), 'utf8').split('\n');
-      const first = text.find((l) => l.startsWith('//') && !l.includes('global') && !l.startsWith('#!')) ?? '';
-      return { name: f.slice(0, -4), about: first.replace(/^\/\/\s*/, '') };
+      // The first sentence of the opening comment (it may run over several lines).
+      const start = text.findIndex((l) => l.startsWith('//') && !l.includes('global') && !l.startsWith('#!'));
+      let about = '';
+      for (let i = start; i >= 0 && i < text.length && text[i]!.startsWith('//'); i++) {
+        about = `${about} ${text[i]!.replace(/^\/\/\s*/, '')}`.trim();
+        const end = /\.(\s|$)/.exec(about);
+        if (end !== null) {
+          about = about.slice(0, end.index + 1);
+          break;
+        }
+      }
+      // A long sentence that opens with a heading (30 characters or more before its colon): the heading.
+      const colon = about.indexOf(': ');
+      if (about.length > 160 && colon >= 30) about = `${about.slice(0, colon)}.`;
+      return { name: f.slice(0, -4), about };
     });
 }
 
