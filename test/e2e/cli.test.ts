@@ -632,6 +632,9 @@ describe('the pipeline through the CLI', () => {
       expect(raw.code, raw.err).toBe(0);
       expect(raw.err).toMatch(/trained on an aligned zoo, but .*zoo\.safetensors is raw: the distances below compare networks in different neuron orders/);
     }
+    const wrongTask = await cli('eval', '--weights', samples, '--task', 'mnist');
+    expect(wrongTask.code).toBe(2);
+    expect(wrongTask.err).toMatch(/--task: 'mnist' \(784 inputs, 10 classes\) does not fit the networks of .* \(30-16-16-2\)/);
     const e = JSON.parse(r.out) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(e.task).toBe('wdbc');
     expect(e.space).toBe('canonical');

@@ -204,6 +204,10 @@ export const evalCommand: CliCommand = {
     const taskName = v.task ?? (wf.metadata.task !== undefined && wf.metadata.task !== '' ? wf.metadata.task : undefined);
     if (taskName === undefined) throw new UsageError(`--task: ${v.weights} does not record its task; pass --task`);
     const task = taskFor('--task', taskName);
+    // (a --task given on the command line is the one that does not fit the file's networks)
+    if (v.task !== undefined && (wf.arch.widths[0] !== task.numFeatures || wf.arch.widths[wf.arch.numLayers] !== task.numClasses)) {
+      throw new UsageError(`--task: '${task.name}' (${task.numFeatures} inputs, ${task.numClasses} classes) does not fit the networks of ${v.weights} (${wf.arch.key})`);
+    }
     archFor('--weights', wf.arch.key, task);
     for (const n of v.bma ?? []) if (n > wf.n) throw new UsageError(`--bma: ensemble size ${n} exceeds the ${wf.n} networks in ${v.weights}`);
     if (v.diversity !== undefined && v.diversity > wf.n) throw new UsageError(`--diversity: ${v.diversity} networks asked for; ${v.weights} holds ${wf.n}`);
