@@ -28,7 +28,13 @@ export function checked<T>(label: string, f: () => T): T {
 
 /** Loads a built-in task for an option. */
 export function taskFor(label: string, name: string, opts: LoadTaskOptions = {}): Task {
-  return checked(label, () => loadTask(name, opts));
+  try {
+    return checked(label, () => loadTask(name, opts));
+  } catch (e) {
+    // (the library's pointer to customTask() is no help on the command line, which runs the built-in tasks only)
+    if (e instanceof UsageError) throw new UsageError(e.message.replace('; use customTask() for your own data', ''));
+    throw e;
+  }
 }
 
 /**

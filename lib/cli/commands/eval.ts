@@ -203,7 +203,7 @@ export const evalCommand: CliCommand = {
     checkFiniteNetworks('--weights', v.weights, wf.weights, wf.arch.numParams);
     const taskName = v.task ?? (wf.metadata.task !== undefined && wf.metadata.task !== '' ? wf.metadata.task : undefined);
     if (taskName === undefined) throw new UsageError(`--task: ${v.weights} does not record its task; pass --task`);
-    const task = taskFor('--task', taskName);
+    const task = taskFor(v.task !== undefined ? '--task' : `${v.weights} (its recorded task; --task names another)`, taskName);
     // (a --task given on the command line is the one that does not fit the file's networks)
     if (v.task !== undefined && (wf.arch.widths[0] !== task.numFeatures || wf.arch.widths[wf.arch.numLayers] !== task.numClasses)) {
       throw new UsageError(`--task: '${task.name}' (${task.numFeatures} inputs, ${task.numClasses} classes) does not fit the networks of ${v.weights} (${wf.arch.key})`);

@@ -118,7 +118,7 @@ export const sampleCommand: CliCommand = {
       if (v.guidance !== 0 && v.task === undefined && flowTask === undefined) {
         throw new UsageError(`--guidance: ${file} does not record its task; give --task (the task whose training loss guides the samples)`);
       }
-      const gTask = v.guidance !== 0 ? taskFor('--task', v.task ?? flowTask!) : undefined;
+      const gTask = v.guidance !== 0 ? taskFor(v.task !== undefined ? '--task' : `${file} (its recorded task; --task names another)`, v.task ?? flowTask!) : undefined;
       const evalTask = v.evaluate === true && flowTask !== undefined ? taskFor('--flow', flowTask) : undefined;
       if (v.evaluate === true && evalTask === undefined) throw new UsageError(`--evaluate: ${file} does not record its task; use 'wsflow eval --task T' instead`);
       const arch = v.arch !== undefined ? checked('--arch', () => flow.transferArch(v.arch!)) : flow.arch;
