@@ -11,7 +11,7 @@ import { COMMANDS, main } from '../../lib/cli/main.js';
 import { LOCK_FILE, checkWritableDir } from '../../lib/cli/common.js';
 import { runDemo } from '../../lib/pipeline/demo.js';
 import { naturalLogitScale, readWeightsFile } from '../../lib/pipeline/sample.js';
-import { readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
+import { readSafetensors, writeSafetensors, type SafeTensor } from '../../lib/io/safetensors.js';
 import { EXPERIMENTS } from '../../lib/reproduce/experiments.js';
 import { type Experiment, runExperiment } from '../../lib/reproduce/harness.js';
 import { geometry } from '../../lib/geometry/Geometry.js';
@@ -635,6 +635,16 @@ describe('the pipeline through the CLI', () => {
     const wrongTask = await cli('eval', '--weights', samples, '--task', 'mnist');
     expect(wrongTask.code).toBe(2);
     expect(wrongTask.err).toMatch(/--task: 'mnist' \(784 inputs, 10 classes\) does not fit the networks of .* \(30-16-16-2\)/);
+    {
+      // A task recorded in the file that is not built in: the file is blamed, and no library advice is given.
+      const f = readSafetensors(samples);
+      const bogus = path.join(tmp, 'bogus-task.safetensors');
+      writeSafetensors(bogus, f.tensors as Record<string, SafeTensor>, { ...f.metadata, task: 'bogus' });
+      const b = await cli('eval', '--weights', bogus);
+      expect(b.code).toBe(2);
+      expect(b.err).toMatch(/bogus-task\.safetensors \(its recorded task; --task names another\): Expected a task name, one of .* but received string 'bogus'/);
+      expect(b.err).not.toMatch(/customTask/);
+    }
     const e = JSON.parse(r.out) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(e.task).toBe('wdbc');
     expect(e.space).toBe('canonical');
