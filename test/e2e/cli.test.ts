@@ -181,6 +181,12 @@ describe('wsflow info --memory', () => {
     r = await cli('info', '--memory', '30-16-2', '--d', '32', '--heads', '3');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--heads 3 must divide --d 32/);
+    // A device that cannot be used is blamed on --device (where CUDA works, planning against it is fine).
+    if (binding().cudaInfo().deviceCount === 0) {
+      r = await cli('info', '--memory', '30-16-2', '--device', 'cuda');
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^wsflow info: --device cuda: /);
+    }
   });
 });
 

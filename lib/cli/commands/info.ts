@@ -6,6 +6,7 @@ import { WsfError } from '../../errors.js';
 import { runtimeInfo, type RuntimeInfo } from '../../info.js';
 import type { NativeCudaInfo } from '../../native/types.js';
 import { type CommandSpec, parseCommand } from '../args.js';
+import { checked } from '../common.js';
 import type { CliCommand } from './types.js';
 
 const spec = {
@@ -102,7 +103,7 @@ function memoryPlanCommand(
     throw new WsfError(`--memory: expected an architecture such as 784-128-128-10, got '${v.memory}' (${(e as Error).message})`, 'ERR_INVALID');
   }
   if (v.d % v.heads !== 0) throw new WsfError(`--heads ${v.heads} must divide --d ${v.d}`, 'ERR_INVALID');
-  const device = resolveDevice(v.device as 'auto' | 'cpu' | 'cuda' | undefined);
+  const device = v.device !== undefined ? checked(`--device ${v.device}`, () => resolveDevice(v.device as 'auto' | 'cpu' | 'cuda')) : resolveDevice(undefined);
   // The counts do not depend on the device (both store f32): a CPU field counts, the device's free memory decides.
   const field = VectorField.create({ arch, D: v.d, layers: v.layers, heads: v.heads, graph: v.graph as GraphMode, device: 'cpu' });
   let plan: MemoryPlan;
