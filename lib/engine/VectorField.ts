@@ -12,7 +12,7 @@ import { asFileError, DisposedError, WsfError } from '../errors.js';
 import { readSafetensors, writeSafetensors, f32, type SafeTensor } from '../io/safetensors.js';
 import { binding } from '../native/binding.js';
 import type { NativeEngineConfig, NativeEngineInstance, NativeFlowPrior, NativeFlowStepConfig, NativeParamInfo } from '../native/types.js';
-import { checkChoice, checkFinite, checkFiniteTensors, checkInt, checkNumber, checkOptionKeys, describe, optionKeys } from '../util/validate.js';
+import { checkChoice, checkFinite, checkFiniteTensors, checkInt, checkNumber, checkOptionKeys, describe, firstNonFinite, optionKeys } from '../util/validate.js';
 import { version } from '../version.js';
 
 /** The weight graphs the field can attend over: see {@link VectorFieldOptions.graph}. */
@@ -266,12 +266,8 @@ const FORMAT = 'wsflow.vectorfield/1';
  * networks' parameter count; 0 for a batch of mixed architectures, where the element is named).
  */
 function checkFiniteBatch(name: string, x: Float32Array | Float64Array, P: number): void {
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]!;
-    if (v - v !== 0) {
-      throw new WsfError(`Expected finite values in \`${name}\` but ${P > 0 ? `network ${Math.floor(i / P)}, parameter ${i % P}` : `element ${i}`} is ${v}`, 'ERR_NUMERIC');
-    }
-  }
+  const i = firstNonFinite(x);
+  if (i >= 0) throw new WsfError(`Expected finite values in \`${name}\` but ${P > 0 ? `network ${Math.floor(i / P)}, parameter ${i % P}` : `element ${i}`} is ${x[i]}`, 'ERR_NUMERIC');
 }
 
 /** The relational-transformer vector field. */
@@ -977,18 +973,15 @@ export class VectorField {
       throw asFileError(file, e);
     }
     try {
-      vf.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));
+      try {
+        vf.loadStateTensors(f.tensors, file, Number(f.metadata.step ?? '0'));
+      } catch (e) {
+        throw asFileError(file, e);
+      }
+      if (opts.matmul !== undefined) vf.setMatmul(opts.matmul); // (an option's error, not the file's)
     } catch (e) {
       vf.dispose();
-      throw asFileError(file, e);
-    }
-    if (opts.matmul !== undefined) {
-      try {
-        vf.setMatmul(opts.matmul);
-      } catch (e) {
-        vf.dispose();
-        throw e;
-      }
+      throw e;
     }
     return vf;
   }

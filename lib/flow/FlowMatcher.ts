@@ -523,6 +523,11 @@ function metadataObject<T>(file: string, metadata: Readonly<Record<string, strin
   return v as T;
 }
 
+/** fit()'s checked Adam settings (lr is the schedule's current rate). */
+type AdamSettings = { lr: number; weightDecay: number; clipNorm: number };
+/** fit()'s checked schedule, EMA, checkpoint and log settings. */
+type FitSchedule = { lr: number; schedule: 'constant' | 'cosine'; warmup: number; emaDecay: number; every: number; logEvery: number };
+
 /** A flow-matching model over the weights of one architecture. */
 export class FlowMatcher {
   readonly arch: Architecture;
@@ -971,7 +976,7 @@ export class FlowMatcher {
   // training
 
   /** One training step on a batch; returns the loss and gradient norm. */
-  private trainStep(data: WeightDataset, n: number, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): StepResult | Promise<StepResult> {
+  private trainStep(data: WeightDataset, n: number, B: number, adam: AdamSettings): StepResult | Promise<StepResult> {
     const P = this.arch.numParams;
     const o = this.options;
     if (o.coupling === 'component-ot') {
@@ -1035,7 +1040,7 @@ export class FlowMatcher {
     idx: Int32Array | undefined,
     x1: Float32Array | undefined,
     B: number,
-    adam: { lr: number; weightDecay: number; clipNorm: number },
+    adam: AdamSettings,
     prior?: { seeds: Int32Array; components?: Int32Array },
   ): Promise<StepResult> {
     const o = this.options;
@@ -1121,7 +1126,7 @@ export class FlowMatcher {
   }
 
   /** The rest of a training step once the pairs (x0, x1) are drawn: times, interpolant, field, loss, Adam. */
-  private trainOnPairs(x0: Float32Array, x1: Float32Array, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): StepResult | Promise<StepResult> {
+  private trainOnPairs(x0: Float32Array, x1: Float32Array, B: number, adam: AdamSettings): StepResult | Promise<StepResult> {
     if (this.fused) return this.fusedStep(x0, false, undefined, x1, B, adam);
     if (!this.options.componentInput) return this.trainOnPairsWith(x0, x1, B, adam);
     this.startAux = this.componentAux(x0); // the field's input for these trajectories
@@ -1132,7 +1137,7 @@ export class FlowMatcher {
     }
   }
 
-  private trainOnPairsWith(x0: Float32Array, x1: Float32Array, B: number, adam: { lr: number; weightDecay: number; clipNorm: number }): { loss: number; gradNorm: number } {
+  private trainOnPairsWith(x0: Float32Array, x1: Float32Array, B: number, adam: AdamSettings): { loss: number; gradNorm: number } {
     const P = this.arch.numParams;
     const o = this.options;
     const t = sampleTimes(this.rng, o.time, new Float32Array(B));
@@ -1243,8 +1248,8 @@ export class FlowMatcher {
     n: number,
     steps: number,
     B: number,
-    adam: { lr: number; weightDecay: number; clipNorm: number },
-    c: { lr: number; schedule: 'constant' | 'cosine'; warmup: number; emaDecay: number; every: number; logEvery: number },
+    adam: AdamSettings,
+    c: FitSchedule,
     opts: TrainOptions,
   ): Promise<{ step: number; loss: number; seconds: number }> {
     const emaDecay = c.emaDecay;
@@ -1354,8 +1359,8 @@ export class FlowMatcher {
     n: number,
     steps: number,
     B: number,
-    adam: { lr: number; weightDecay: number; clipNorm: number },
-    c: { lr: number; schedule: 'constant' | 'cosine'; warmup: number; emaDecay: number; every: number; logEvery: number },
+    adam: AdamSettings,
+    c: FitSchedule,
     opts: TrainOptions,
   ): Promise<{ step: number; loss: number; seconds: number }> {
     const { lr, schedule, warmup, emaDecay, every, logEvery } = c;

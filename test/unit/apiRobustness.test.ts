@@ -41,6 +41,23 @@ function rewrite(src: string, dst: string, edit: (t: Record<string, SafeTensor>,
   return dst;
 }
 
+/**
+ * Runs `failingLoads` and checks that every object `cls.create` built on the way was disposed (a load failing after
+ * create used to keep the native engine).
+ */
+function expectFreedOnFailure(cls: typeof VectorField | typeof FlowMatcher, failingLoads: () => void): void {
+  const disposed = vi.spyOn(cls.prototype, 'dispose');
+  const created = vi.spyOn(cls as { create: (...a: never[]) => unknown }, 'create');
+  try {
+    failingLoads();
+    const built = created.mock.results.filter((r) => r.type === 'return').length;
+    expect(disposed.mock.calls.length).toBe(built);
+  } finally {
+    disposed.mockRestore();
+    created.mockRestore();
+  }
+}
+
 describe('VectorField: non-finite and out-of-range input', () => {
   it('forward refuses NaN or Inf in xt (a Float32Array too), aux and t, naming where', () => {
     const vf = field();
@@ -103,17 +120,7 @@ describe('VectorField.load of a damaged file: ERR_IO naming the file, and nothin
   for (const [what, edit, message] of cases) {
     it(what, () => {
       const bad = rewrite(good, path.join(dir, 'field.safetensors-bad'), edit);
-      const disposed = vi.spyOn(VectorField.prototype, 'dispose');
-      const created = vi.spyOn(VectorField, 'create');
-      try {
-        expect(() => VectorField.load(bad, { device: 'cpu' })).toThrow(code('ERR_IO', message));
-        // Every field built on the way was freed (a load failing after create used to keep the native engine).
-        const built = created.mock.results.filter((r) => r.type === 'return').length;
-        expect(disposed.mock.calls.length).toBe(built);
-      } finally {
-        disposed.mockRestore();
-        created.mockRestore();
-      }
+      expectFreedOnFailure(VectorField, () => expect(() => VectorField.load(bad, { device: 'cpu' })).toThrow(code('ERR_IO', message)));
     });
   }
   it('the undamaged file loads, Adam state and step included', () => {
@@ -234,17 +241,10 @@ describe('FlowMatcher.load of a damaged file: ERR_IO naming the file, and nothin
   for (const [what, edit, message] of cases) {
     it(what, () => {
       const bad = rewrite(good, path.join(dir, 'flow-bad.safetensors'), edit);
-      const disposed = vi.spyOn(FlowMatcher.prototype, 'dispose');
-      const created = vi.spyOn(FlowMatcher, 'create');
-      try {
+      expectFreedOnFailure(FlowMatcher, () => {
         expect(() => FlowMatcher.load(bad, { device: 'cpu' })).toThrow(code('ERR_IO', /flow-bad\.safetensors/));
         expect(() => FlowMatcher.load(bad, { device: 'cpu' })).toThrow(code('ERR_IO', message));
-        const built = created.mock.results.filter((r) => r.type === 'return').length;
-        expect(disposed.mock.calls.length).toBe(built);
-      } finally {
-        disposed.mockRestore();
-        created.mockRestore();
-      }
+      });
     });
   }
 });

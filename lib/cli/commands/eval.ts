@@ -205,10 +205,7 @@ export const evalCommand: CliCommand = {
     if (taskName === undefined) throw new UsageError(`--task: ${v.weights} does not record its task; pass --task`);
     const task = taskFor(v.task !== undefined ? '--task' : `${v.weights} (its recorded task; --task names another)`, taskName);
     // (a --task given on the command line is the one that does not fit the file's networks)
-    if (v.task !== undefined && (wf.arch.widths[0] !== task.numFeatures || wf.arch.widths[wf.arch.numLayers] !== task.numClasses)) {
-      throw new UsageError(`--task: '${task.name}' (${task.numFeatures} inputs, ${task.numClasses} classes) does not fit the networks of ${v.weights} (${wf.arch.key})`);
-    }
-    archFor('--weights', wf.arch.key, task);
+    archFor(v.task !== undefined ? '--task' : '--weights', wf.arch.key, task);
     for (const n of v.bma ?? []) if (n > wf.n) throw new UsageError(`--bma: ensemble size ${n} exceeds the ${wf.n} networks in ${v.weights}`);
     if (v.diversity !== undefined && v.diversity > wf.n) throw new UsageError(`--diversity: ${v.diversity} networks asked for; ${v.weights} holds ${wf.n}`);
     const canonical = v.space === 'canonical' || (v.space === 'auto' && wf.metadata.canonical === 'true');
